@@ -1,0 +1,33 @@
+# The two commands that matter on a fresh clone: `make serve` and `make test`.
+# Each creates the virtual environment on first use; nothing needs installing by hand.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
+REDIS_URL ?= redis://127.0.0.1:6379
+
+.PHONY: serve test test-postgres schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/kabinet serve
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+# The same suite on PostgreSQL (a fresh database per run) with Redis as the broker.
+test-postgres: $(STAMP)
+	KABINET_TEST_DATABASE_URL=$(POSTGRES_URL) KABINET_TEST_BROKER_URL=$(REDIS_URL) $(VENV)/bin/python -m pytest
+
+schema: $(STAMP)
+	$(VENV)/bin/kabinet export-schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,91 @@
+"""`kabinet`: serve the API, migrate the database, seed the demo data, print the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from kabinet.settings import Settings
+
+
+@click.group(help="kabinet: the GraphQL API of the client cabinet. Configured by KABINET_* variables or .env.")
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command(help="Serve the API (with nothing configured: SQLite, in-process broker and workers, demo data).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="API processes (needs PostgreSQL and Redis beyond 1).")
+def serve(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    settings = Settings()
+    if workers > 1 and settings.is_sqlite:
+        raise click.UsageError("Several processes need a shared database and broker: set KABINET_DATABASE_URL and KABINET_BROKER_URL.")
+    if workers > 1 and settings.should_migrate_on_start:
+        raise click.UsageError("Run `kabinet migrate` once instead of migrating in each of several processes.")
+    click.echo(f"kabinet: GraphiQL at http://{host}:{port}/graphql")
+    uvicorn.run(
+        "kabinet.app:create_app", factory=True, host=host, port=port, workers=workers,
+        timeout_graceful_shutdown=5, log_level="info", proxy_headers=True,
+    )
+
+
+@main.command(help="Apply database migrations (idempotent).")
+def migrate() -> None:
+    from kabinet.db import apply_migrations
+
+    settings = Settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(apply_migrations(settings.resolved_database_url))
+    click.echo("kabinet: database is up to date")
+
+
+@main.command(help="Create the demo data set in an empty database.")
+@click.option("--demo", is_flag=True, required=True, help="The demo data set of the contract README.")
+def seed(demo: bool) -> None:
+    from kabinet import db
+    from kabinet.demo import seed_demo
+
+    async def run() -> bool:
+        settings = Settings()
+        await db.connect(settings)
+        try:
+            return await seed_demo()
+        finally:
+            await db.disconnect()
+
+    click.echo("kabinet: demo data created" if asyncio.run(run()) else "kabinet: database already has data; nothing done")
+
+
+@main.command("export-schema", help="Print the served schema in SDL.")
+def export_schema() -> None:
+    from schema.build import build_schema
+
+    sys.stdout.write(build_schema(Settings()).as_str() + "\n")
+
+
+@main.command(help="Write a new migration from model changes (for developers).")
+@click.option("--name", default=None, help="Name of the migration file.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when the models have changes no migration holds.")
+def makemigrations(name: str | None, check: bool) -> None:
+    from tortoise.cli.cli import run_cli_async
+
+    if check:
+        from kabinet.db import pending_migration_operations
+
+        pending = asyncio.run(pending_migration_operations())
+        for operation in pending:
+            click.echo(f"pending: {operation}")
+        sys.exit(1 if pending else 0)
+    argv = ["-c", "kabinet.db.CLI_CONFIG", "makemigrations"] + (["--name", name] if name else [])
+    sys.exit(asyncio.run(run_cli_async(argv)))
+
+
+if __name__ == "__main__":
+    main()

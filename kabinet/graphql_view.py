@@ -1,0 +1,66 @@
+"""The GraphQL endpoint: HTTP and WebSocket, auth from the header or the first message, error shaping."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
+
+from kabinet.auth import bearer_token, decode_access_token
+from kabinet.context import RequestContext, Viewer
+from kabinet.errors import shape_error
+from kabinet.settings import Settings
+
+log = logging.getLogger("kabinet.graphql")
+GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
+
+
+class KabinetGraphQL(GraphQL):
+    def __init__(self, schema: Any, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+        self.settings = settings
+
+    def viewer_from_token(self, token: str | None) -> Viewer | None:
+        claims = decode_access_token(self.settings, token) if token else None
+        return Viewer(claims.user_id, claims.login_id) if claims else None
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        viewer = None
+        if isinstance(request, Request):
+            viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
+        client = request.client.host if request.client else None
+        return RequestContext(self.settings, viewer, request_id, client, request)
+
+    async def on_ws_connect(self, context: RequestContext) -> Any:
+        """The first message's payload carries `{"authorization": "Bearer …"}`; no valid token, no socket."""
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        header = next((v for k, v in params.items() if isinstance(k, str) and k.lower() == "authorization"), None)
+        viewer = self.viewer_from_token(bearer_token(header) if isinstance(header, str) else None)
+        if viewer is None:
+            raise ConnectionRejectionError({"message": "A valid access token is required."})
+        context.viewer = viewer
+        return None
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if result.errors:
+            request_id = getattr(request.state, "request_id", "-")
+            result.errors = [shape_error(e, request_id, log) for e in result.errors]
+        return process_result(result)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(GRAPHIQL_PAGE.read_text())

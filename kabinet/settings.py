@@ -1,0 +1,89 @@
+"""Settings from `KABINET_*` environment variables (and a `.env` file).
+
+With nothing set, kabinet runs on the embedded default: a SQLite file in the data folder, the
+in-process `memory://` broker, in-process workers, the demo data set seeded on first start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything that differs between a laptop, CI and production."""
+
+    model_config = SettingsConfigDict(env_prefix="KABINET_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the embedded default keeps its files.")
+    database_url: str | None = Field(
+        None, description="sqlite:///abs/path.sqlite3 or postgres://user@host:port/db."
+    )
+    broker_url: str = Field("memory://", description="memory://, redis://… or postgres://…")
+    secret_key: str | None = Field(
+        None, description="Signs tokens and download URLs; generated once into data_dir if unset."
+    )
+    mail_url: str | None = Field(None, description="smtp://…, file:///dir or console://.")
+    public_url: str = Field("", description="Public base URL; download and invite links use it.")
+    seed_demo: bool | None = Field(
+        None, description="Seed the demo data set on first start (default: on for SQLite)."
+    )
+    migrate_on_start: bool | None = Field(
+        None, description="Apply migrations when the API starts (default: on for SQLite; run `kabinet migrate` otherwise)."
+    )
+    run_workers: bool = Field(True, description="Run the background workers inside the API process.")
+    cluster_churn: float = Field(1.0, description="Simulated cluster activity; 0 keeps sessions still.")
+
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    jwt_issuer: str = "kabinet"
+    jwt_audience: str = "kabinet-api"
+    download_url_seconds: int = 300
+    login_max_failures: int = 5
+    login_lock_minutes: int = 10
+
+    max_page_size: int = 100
+    max_query_depth: int = 15
+    max_aliases: int = 50
+    max_body_bytes: int = 1024 * 1024
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kabinet.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_seed_demo(self) -> bool:
+        return self.is_sqlite if self.seed_demo is None else self.seed_demo
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated on first use and kept in the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.data_dir / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key

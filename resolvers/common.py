@@ -1,0 +1,53 @@
+"""Helpers every domain's resolvers share: paging arguments, permission gates, loading by id."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from graphql import GraphQLError
+from tortoise.models import Model
+
+from kabinet.context import RequestContext
+from kabinet.errors import forbidden
+from kabinet.permissions import Permission
+from resolvers.pagination import PageRequest
+
+M = TypeVar("M", bound=Model)
+SELECTED = "__selected__"  # set by the schema's batch planner: fields selected on the result
+
+
+def page_request(ctx: RequestContext, args: dict[str, Any]) -> PageRequest:
+    return PageRequest.from_args(args, ctx.settings.max_page_size)
+
+
+def wants_total(args: dict[str, Any]) -> bool:
+    return "totalCount" in args.get(SELECTED, ())
+
+
+async def by_ids(model: type[M], ids: Iterable[Any]) -> dict[Any, M]:
+    """Rows of `model` by primary key, in one query (none for no ids)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {row.pk: row for row in await model.filter(id__in=list(wanted))}
+
+
+async def related_one(model: type[M], parents: Sequence[Any], attribute: str) -> list[M | None]:
+    """For each parent, the `model` row its `attribute` (a foreign key id) points to."""
+    rows = await by_ids(model, (getattr(p, attribute) for p in parents))
+    return [rows.get(getattr(p, attribute)) for p in parents]
+
+
+def split_by_permission(
+    ctx: RequestContext, organization_ids: Sequence[uuid.UUID], permission: Permission, what: str
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, GraphQLError]]:
+    """(organizations where the viewer may, FORBIDDEN errors for the others)."""
+    allowed, refused = [], {}
+    for org_id in organization_ids:
+        if ctx.may(org_id, permission):
+            allowed.append(org_id)
+        else:
+            refused[org_id] = forbidden(what)
+    return allowed, refused

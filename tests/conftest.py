@@ -1,0 +1,153 @@
+"""Fixtures: one real database per test session (SQLite, or PostgreSQL when asked), the app on it.
+
+`KABINET_TEST_DATABASE_URL=postgres://root@127.0.0.1:5432/test` runs the suite on a fresh
+PostgreSQL database made for this run (and dropped after it); `KABINET_TEST_BROKER_URL` picks the
+broker. Without them: a SQLite file in a temporary folder and the in-process broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from kabinet.app import create_app
+from kabinet.settings import Settings
+
+DEMO_PASSWORD = "kabinet-demo"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    admin_url = os.environ.get("KABINET_TEST_DATABASE_URL")
+    if not admin_url:
+        return f"sqlite://{tmp_path_factory.mktemp('db') / 'kabinet.sqlite3'}"
+    return _fresh_postgres_database(admin_url)
+
+
+def _fresh_postgres_database(admin_url: str) -> str:
+    """Create `kabinet_test_<random>` beside the admin database; dropped at exit."""
+    import asyncio
+    import atexit
+
+    name = f"kabinet_test_{uuid.uuid4().hex[:12]}"
+    parts = urlsplit(admin_url)
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(admin_url.replace("postgres://", "postgresql://", 1))
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    atexit.register(lambda: asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        broker_url=os.environ.get("KABINET_TEST_BROKER_URL", "memory://"),
+        data_dir=tmp_path_factory.mktemp("data"),
+        secret_key="test-secret-key-that-is-long-enough-for-hs256",
+        mail_url=f"file://{tmp_path_factory.mktemp('mail')}",
+        seed_demo=True,
+        migrate_on_start=True,
+        run_workers=False,
+        cluster_churn=0,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kabinet.test") as http_client:
+        yield http_client
+
+
+class GraphQLClient:
+    """Posts GraphQL to the app as a given demo user; remembers each user's access token."""
+
+    def __init__(self, http_client: httpx.AsyncClient) -> None:
+        self.http = http_client
+        self.tokens: dict[str, str] = {}
+
+    async def token_for(self, email: str) -> str:
+        if email not in self.tokens:
+            await self.token_for_password(email, DEMO_PASSWORD)
+        return self.tokens[email]
+
+    async def token_for_password(self, email: str, password: str) -> str:
+        body = await self.execute(
+            "mutation($l: String!, $p: String!) { login(input: {login: $l, password: $p}) "
+            "{ accessToken userErrors { code message } } }",
+            {"l": email, "p": password},
+        )
+        assert body["data"]["login"]["userErrors"] == [], body
+        self.tokens[email] = body["data"]["login"]["accessToken"]
+        return self.tokens[email]
+
+    async def execute(self, query: str, variables: dict | None = None, *, as_user: str | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {await self.token_for(as_user)}"} if as_user else {}
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        assert response.headers["content-type"].startswith("application/"), response.text
+        return response.json()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+class SQLCounter(logging.Handler):
+    """Counts the SQL statements Tortoise sends while it is attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if not message.startswith(("Created connection pool", "Closed connection pool")):
+            self.statements.append(message)
+
+
+@contextmanager
+def count_sql():
+    logger = logging.getLogger("tortoise.db_client")
+    counter, previous = SQLCounter(), logger.level
+    logger.addHandler(counter)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(previous)
+
+
+@pytest.fixture
+def sql_counter():
+    return count_sql
+
+
+ROOT = Path(__file__).resolve().parent.parent
