@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class RequestContext:
     _memberships: dict[uuid.UUID, Membership] | None = field(default=None, repr=False)
     _grants: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict, repr=False)
     _memberships_loading: asyncio.Future | None = field(default=None, repr=False)
+    _after_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list, repr=False)
 
     def require_viewer(self) -> Viewer:
         if self.viewer is None:
@@ -76,3 +78,15 @@ class RequestContext:
         """Drop the cache (a long-lived WebSocket re-reads it per operation)."""
         self._memberships = None
         self._grants = {}
+
+    def after_commit(self, action: Callable[[], Awaitable[Any]]) -> None:
+        """Run `action` once the mutation's transaction has committed (e.g. publish an event)."""
+        self._after_commit.append(action)
+
+    async def run_after_commit(self) -> None:
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            await action()
+
+    def discard_after_commit(self) -> None:
+        self._after_commit = []

@@ -37,13 +37,17 @@ def bad_user_input(message: str) -> GraphQLError:
 
 
 class UserFacingError(Exception):
-    """A business-rule refusal of a mutation; turned into one `userErrors` entry."""
+    """A business-rule refusal of a mutation; turned into one `userErrors` entry.
 
-    def __init__(self, code: ErrorCode, message: str, field: list[str] | None = None):
+    The mutation's changes are rolled back, unless `keep_changes`: a refusal that must leave a
+    trace (a wrong password counted towards the lockout, a reused token's login revoked)."""
+
+    def __init__(self, code: ErrorCode, message: str, field: list[str] | None = None, *, keep_changes: bool = False):
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.keep_changes = keep_changes
 
 
 _CLIENT_MISTAKES = (

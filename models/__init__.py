@@ -8,6 +8,7 @@ MODEL_MODULES = [
     "models.cloud",
     "models.updates",
     "models.audit",
+    "models.outbox",
 ]
 
 # Model docstrings become SQL table comments: Tortoise's SQLite migrator splits statements on

@@ -74,6 +74,11 @@ class Session(Entity):
     started_at = fields.DatetimeField()
     ended_at = fields.DatetimeField(null=True)
     status = fields.CharEnumField(SessionStatus, max_length=12, default=SessionStatus.ACTIVE)
+    cluster_session_id = fields.CharField(max_length=100, null=True)  # the id the 1C cluster knows it by
+    termination_requested_by = fields.ForeignKeyField(
+        "models.User", related_name="terminations_requested", null=True, on_delete=fields.SET_NULL
+    )
+    termination_requested_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "session"

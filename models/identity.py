@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -14,6 +16,9 @@ class User(Entity):
     full_name = fields.CharField(max_length=200)
     password_hash = fields.CharField(max_length=200)
     is_staff = fields.BooleanField(default=False, db_default=False)
+    email_verified = fields.BooleanField(default=False, db_default=False)
+    phone_verified = fields.BooleanField(default=False, db_default=False)
+    is_active = fields.BooleanField(default=True, db_default=True)  # False until a sign-up is confirmed
 
     class Meta:
         table = "user"
@@ -42,3 +47,27 @@ class LoginThrottle(Model):
 
     class Meta:
         table = "login_throttle"
+
+
+class CodePurpose(str, Enum):
+    SIGN_UP = "SIGN_UP"
+    PASSWORD_RESET = "PASSWORD_RESET"
+    EMAIL_CHANGE = "EMAIL_CHANGE"
+    MEMBER_REMOVAL = "MEMBER_REMOVAL"
+
+
+class VerificationCode(Entity):
+    """A short code sent by e-mail or SMS to confirm an action: stored hashed, expiring, attempts limited."""
+
+    purpose = fields.CharEnumField(CodePurpose, max_length=20)
+    user = fields.ForeignKeyField("models.User", related_name="verification_codes", null=True, on_delete=fields.CASCADE)
+    target = fields.CharField(max_length=254)  # where the code was sent: an e-mail or a phone
+    code_hash = fields.CharField(max_length=64)
+    expires_at = fields.DatetimeField()
+    attempts = fields.IntField(default=0, db_default=0)
+    used_at = fields.DatetimeField(null=True)
+    payload = fields.JSONField(default=dict)  # what the confirmed action needs (e.g. the membership to remove)
+
+    class Meta:
+        table = "verification_code"
+        indexes = (("purpose", "target", "created_at"),)

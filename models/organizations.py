@@ -41,6 +41,7 @@ class Organization(Entity):
     kind = fields.CharEnumField(OrganizationKind, max_length=20)
     moderation_status = fields.CharEnumField(ModerationStatus, max_length=10, default=ModerationStatus.PENDING)
     code = fields.CharField(max_length=20, unique=True)
+    moderation_note = fields.CharField(max_length=500, null=True)  # why it was rejected
 
     class Meta:
         table = "organization"
@@ -94,3 +95,36 @@ class InviteDatabase(Entity):
     class Meta:
         table = "invite_database"
         unique_together = (("invite", "database"),)
+
+
+class JoinRequestStatus(str, Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class JoinRequest(Entity):
+    """A user asks to join an organization that already exists (they added its INN), an admin decides."""
+
+    organization = fields.ForeignKeyField("models.Organization", related_name="join_requests", on_delete=fields.CASCADE)
+    user = fields.ForeignKeyField("models.User", related_name="join_requests", on_delete=fields.CASCADE)
+    position = fields.CharField(max_length=200, null=True)
+    status = fields.CharEnumField(JoinRequestStatus, max_length=10, default=JoinRequestStatus.PENDING)
+    decided_by = fields.ForeignKeyField("models.User", related_name="join_decisions", null=True, on_delete=fields.SET_NULL)
+    decided_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "join_request"
+        indexes = (("organization_id", "status", "created_at"),)
+
+
+class KnownContact(Entity):
+    """A phone the provider knows as a contact of a taxpayer (from its own records): a user whose
+    verified phone is one of these may add that organization without manual moderation."""
+
+    inn = fields.CharField(max_length=12)
+    phone = fields.CharField(max_length=16)
+
+    class Meta:
+        table = "known_contact"
+        unique_together = (("inn", "phone"),)

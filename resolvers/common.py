@@ -10,8 +10,9 @@ from graphql import GraphQLError
 from tortoise.models import Model
 
 from kabinet.context import RequestContext
-from kabinet.errors import forbidden
+from kabinet.errors import ErrorCode, UserFacingError, forbidden
 from kabinet.permissions import Permission
+from resolvers.ids import pk_of
 from resolvers.pagination import PageRequest
 
 M = TypeVar("M", bound=Model)
@@ -51,3 +52,22 @@ def split_by_permission(
         else:
             refused[org_id] = forbidden(what)
     return allowed, refused
+
+
+async def member_organization(ctx: RequestContext, organization_global_id: str, field: list[str]) -> uuid.UUID:
+    """The id of an organization the viewer belongs to; NOT_FOUND for any other (nothing revealed)."""
+    memberships = await ctx.memberships()
+    pk = pk_of(organization_global_id, "Organization")
+    if pk is None or pk not in memberships:
+        raise not_found(field, "organization")
+    return pk
+
+
+def require(ctx: RequestContext, organization_id: uuid.UUID, permission: Permission, message: str) -> None:
+    """FORBIDDEN unless the viewer's role in the organization allows it (memberships loaded)."""
+    if not ctx.may(organization_id, permission):
+        raise UserFacingError(ErrorCode.FORBIDDEN, message)
+
+
+def not_found(field: list[str] | None, what: str) -> UserFacingError:
+    return UserFacingError(ErrorCode.NOT_FOUND, f"No such {what}.", field)

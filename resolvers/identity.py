@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from kabinet.auth import (
     AccessToken,
@@ -69,14 +68,15 @@ async def login(ctx: RequestContext, login_name: str, password: str) -> SignedIn
             await LoginThrottle.filter(login=key).update(
                 failures=0, locked_until=now + timedelta(minutes=settings.login_lock_minutes)
             )
-        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"])
+        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"], keep_changes=True)
     await LoginThrottle.filter(login=key).update(failures=0, locked_until=None)
     return await _sign_in(ctx, user, uuid.uuid4())
 
 
 def _locked() -> UserFacingError:
     return UserFacingError(
-        ErrorCode.RATE_LIMITED, "Too many wrong passwords: this login is locked for a while. Try again later."
+        ErrorCode.RATE_LIMITED, "Too many wrong passwords: this login is locked for a while. Try again later.",
+        keep_changes=True,
     )
 
 
@@ -95,28 +95,25 @@ async def sign_in_user(ctx: RequestContext, user: User) -> SignedIn:
 
 
 async def refresh(ctx: RequestContext, refresh_token: str) -> SignedIn:
-    """Exchange a refresh token for new tokens; a token used twice revokes its whole login."""
+    """Exchange a refresh token for new tokens; a token used twice revokes its whole login.
+
+    Runs inside the mutation's transaction; the conditional UPDATE that claims the token is what
+    makes two concurrent uses of one token end as one success and one revoked login.
+    """
     now = utcnow()
-    async with in_transaction():
-        row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
-        if row is None or row.revoked_at is not None:
-            raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid; sign in again.", ["refreshToken"])
-        if row.expires_at <= now:
-            raise UserFacingError(ErrorCode.EXPIRED, "This refresh token has expired; sign in again.", ["refreshToken"])
-        claimed = await RefreshToken.filter(id=row.id, used_at=None, revoked_at=None).update(used_at=now)
-        if not claimed:
-            reused = True
-        else:
-            reused = False
-            user = await User.get(id=row.user_id)
-            signed_in = await _sign_in(ctx, user, row.login_id)
-    if reused:
+    row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
+    if row is None or row.revoked_at is not None:
+        raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid; sign in again.", ["refreshToken"])
+    if row.expires_at <= now:
+        raise UserFacingError(ErrorCode.EXPIRED, "This refresh token has expired; sign in again.", ["refreshToken"])
+    claimed = await RefreshToken.filter(id=row.id, used_at=None, revoked_at=None).update(used_at=now)
+    if not claimed:
         await revoke_login(row.login_id)
         raise UserFacingError(
             ErrorCode.INVALID, "This refresh token was already used; the login is revoked, sign in again.",
-            ["refreshToken"],
+            ["refreshToken"], keep_changes=True,
         )
-    return signed_in
+    return await _sign_in(ctx, await User.get(id=row.user_id), row.login_id)
 
 
 async def revoke_login(login_id: uuid.UUID) -> int:

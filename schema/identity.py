@@ -9,8 +9,10 @@ import strawberry
 
 from models.identity import User as UserModel
 from resolvers import organizations as org_resolvers
+from resolvers import identity as identity_resolvers
+from resolvers.identity import SignedIn
 from schema.batching import batched, loaded
-from schema.errors import UserError
+from schema.errors import UserError, transactional
 from schema.relay import Node, list_of, to_global_id
 
 if TYPE_CHECKING:
@@ -71,3 +73,31 @@ class AuthPayload:
 class LogoutPayload:
     ok: bool = strawberry.field(default=False, description="True when the login was signed out.")
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+def auth_payload(signed_in: SignedIn) -> AuthPayload:
+    return AuthPayload(
+        access_token=signed_in.access.token,
+        refresh_token=signed_in.refresh_token,
+        access_token_expires_at=signed_in.access.expires_at,
+        user=User.from_model(signed_in.user),
+    )
+
+
+@strawberry.type(description="Signing in and out.")
+class IdentityMutations:
+    @strawberry.mutation(description="Sign in with an e-mail or phone and a password. Five wrong passwords lock the login for 10 minutes.")
+    @transactional(AuthPayload)
+    async def login(self, info: strawberry.Info, input: LoginInput) -> AuthPayload:
+        return auth_payload(await identity_resolvers.login(info.context, input.login, input.password))
+
+    @strawberry.mutation(description="Exchange a refresh token for new tokens. Each refresh token works once; reuse revokes the login.")
+    @transactional(AuthPayload)
+    async def refresh_token(self, info: strawberry.Info, refresh_token: str) -> AuthPayload:
+        return auth_payload(await identity_resolvers.refresh(info.context, refresh_token))
+
+    @strawberry.mutation(description="Sign out: revokes the login the refresh token belongs to.")
+    @transactional(LogoutPayload)
+    async def logout(self, info: strawberry.Info, refresh_token: str) -> LogoutPayload:
+        await identity_resolvers.logout(info.context, refresh_token)
+        return LogoutPayload(ok=True)

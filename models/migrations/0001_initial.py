@@ -2,7 +2,9 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 from models.billing import ChargeKind, DocumentKind, TransactionKind
 from models.cloud import ClientKind, SessionStatus
-from models.organizations import InviteStatus, ModerationStatus, OrganizationKind, Role
+from models.identity import CodePurpose
+from models.organizations import InviteStatus, JoinRequestStatus, ModerationStatus, OrganizationKind, Role
+from models.outbox import Channel, DeliveryStatus
 from models.products import ContractKind, ProductCategory
 from models.updates import UpdateMode, UpdateRunStatus
 from orjson import loads
@@ -16,6 +18,17 @@ class Migration(migrations.Migration):
     initial = True
 
     operations = [
+        ops.CreateModel(
+            name='KnownContact',
+            fields=[
+                ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('inn', fields.CharField(max_length=12)),
+                ('phone', fields.CharField(max_length=16)),
+            ],
+            options={'table': 'known_contact', 'app': 'models', 'unique_together': (('inn', 'phone'),), 'pk_attr': 'id', 'table_description': 'A phone the provider knows as a contact of a taxpayer (from its own records): a user whose'},
+            bases=['Entity'],
+        ),
         ops.CreateModel(
             name='LoginThrottle',
             fields=[
@@ -36,6 +49,7 @@ class Migration(migrations.Migration):
                 ('kind', fields.CharEnumField(description='LEGAL_ENTITY: LEGAL_ENTITY\nSOLE_PROPRIETOR: SOLE_PROPRIETOR\nINDIVIDUAL: INDIVIDUAL', enum_type=OrganizationKind, max_length=20)),
                 ('moderation_status', fields.CharEnumField(default=ModerationStatus.PENDING, description='PENDING: PENDING\nAPPROVED: APPROVED\nREJECTED: REJECTED', enum_type=ModerationStatus, max_length=10)),
                 ('code', fields.CharField(unique=True, max_length=20)),
+                ('moderation_note', fields.CharField(null=True, max_length=500)),
             ],
             options={'table': 'organization', 'app': 'models', 'pk_attr': 'id'},
             bases=['Entity'],
@@ -150,6 +164,26 @@ class Migration(migrations.Migration):
             bases=['Entity'],
         ),
         ops.CreateModel(
+            name='OutboxMessage',
+            fields=[
+                ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('channel', fields.CharEnumField(description='EMAIL: EMAIL\nSMS: SMS', enum_type=Channel, max_length=5)),
+                ('recipient', fields.CharField(max_length=254)),
+                ('subject', fields.CharField(default='', max_length=300)),
+                ('body', fields.TextField(unique=False)),
+                ('status', fields.CharEnumField(default=DeliveryStatus.PENDING, description='PENDING: PENDING\nSENT: SENT\nFAILED: FAILED', enum_type=DeliveryStatus, max_length=8)),
+                ('attempts', fields.IntField(default=0)),
+                ('next_attempt_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('last_error', fields.CharField(null=True, max_length=1000)),
+                ('lease_owner', fields.CharField(null=True, max_length=100)),
+                ('lease_expires_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'outbox_message', 'app': 'models', 'indexes': [Index(fields=['status', 'next_attempt_at'])], 'pk_attr': 'id'},
+            bases=['Entity'],
+        ),
+        ops.CreateModel(
             name='PrepaidService',
             fields=[
                 ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
@@ -257,6 +291,9 @@ class Migration(migrations.Migration):
                 ('full_name', fields.CharField(max_length=200)),
                 ('password_hash', fields.CharField(max_length=200)),
                 ('is_staff', fields.BooleanField(default=False, db_default=False)),
+                ('email_verified', fields.BooleanField(default=False, db_default=False)),
+                ('phone_verified', fields.BooleanField(default=False, db_default=False)),
+                ('is_active', fields.BooleanField(default=True, db_default=True)),
             ],
             options={'table': 'user', 'app': 'models', 'pk_attr': 'id'},
             bases=['Entity'],
@@ -304,6 +341,21 @@ class Migration(migrations.Migration):
                 ('database', fields.ForeignKeyField('models.Database', source_field='database_id', db_constraint=True, to_field='id', related_name='invite_databases', on_delete=OnDelete.CASCADE)),
             ],
             options={'table': 'invite_database', 'app': 'models', 'unique_together': (('invite', 'database'),), 'pk_attr': 'id', 'table_description': 'A database the invitee will be granted on accepting.'},
+            bases=['Entity'],
+        ),
+        ops.CreateModel(
+            name='JoinRequest',
+            fields=[
+                ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('organization', fields.ForeignKeyField('models.Organization', source_field='organization_id', db_constraint=True, to_field='id', related_name='join_requests', on_delete=OnDelete.CASCADE)),
+                ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_constraint=True, to_field='id', related_name='join_requests', on_delete=OnDelete.CASCADE)),
+                ('position', fields.CharField(null=True, max_length=200)),
+                ('status', fields.CharEnumField(default=JoinRequestStatus.PENDING, description='PENDING: PENDING\nAPPROVED: APPROVED\nREJECTED: REJECTED', enum_type=JoinRequestStatus, max_length=10)),
+                ('decided_by', fields.ForeignKeyField('models.User', source_field='decided_by_id', null=True, db_constraint=True, to_field='id', related_name='join_decisions', on_delete=OnDelete.SET_NULL)),
+                ('decided_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'join_request', 'app': 'models', 'indexes': [Index(fields=['organization_id', 'status', 'created_at'])], 'pk_attr': 'id', 'table_description': 'A user asks to join an organization that already exists (they added its INN), an admin decides.'},
             bases=['Entity'],
         ),
         ops.CreateModel(
@@ -359,8 +411,28 @@ class Migration(migrations.Migration):
                 ('started_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('status', fields.CharEnumField(default=SessionStatus.ACTIVE, description='ACTIVE: ACTIVE\nTERMINATING: TERMINATING\nENDED: ENDED\nTERMINATED: TERMINATED', enum_type=SessionStatus, max_length=12)),
+                ('cluster_session_id', fields.CharField(null=True, max_length=100)),
+                ('termination_requested_by', fields.ForeignKeyField('models.User', source_field='termination_requested_by_id', null=True, db_constraint=True, to_field='id', related_name='terminations_requested', on_delete=OnDelete.SET_NULL)),
+                ('termination_requested_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'session', 'app': 'models', 'indexes': [Index(fields=['organization_id', 'status', 'started_at']), Index(fields=['database_id', 'status', 'started_at'])], 'pk_attr': 'id'},
+            bases=['Entity'],
+        ),
+        ops.CreateModel(
+            name='VerificationCode',
+            fields=[
+                ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('purpose', fields.CharEnumField(description='SIGN_UP: SIGN_UP\nPASSWORD_RESET: PASSWORD_RESET\nEMAIL_CHANGE: EMAIL_CHANGE\nMEMBER_REMOVAL: MEMBER_REMOVAL', enum_type=CodePurpose, max_length=20)),
+                ('user', fields.ForeignKeyField('models.User', source_field='user_id', null=True, db_constraint=True, to_field='id', related_name='verification_codes', on_delete=OnDelete.CASCADE)),
+                ('target', fields.CharField(max_length=254)),
+                ('code_hash', fields.CharField(max_length=64)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('attempts', fields.IntField(default=0, db_default=0)),
+                ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('payload', fields.JSONField(default=dict, encoder=JSON_DUMPS, decoder=loads)),
+            ],
+            options={'table': 'verification_code', 'app': 'models', 'indexes': [Index(fields=['purpose', 'target', 'created_at'])], 'pk_attr': 'id', 'table_description': 'A short code sent by e-mail or SMS to confirm an action: stored hashed, expiring, attempts limited.'},
             bases=['Entity'],
         ),
     ]
