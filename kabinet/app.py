@@ -13,11 +13,13 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from kabinet import db, http
+from kabinet.events import EventHub
 from kabinet.graphql_view import KabinetGraphQL
 from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
 from kabinet.pubsub import create_broadcast
 from kabinet.settings import Settings
 from schema.build import build_schema
+from workers.runner import Workers
 
 log = logging.getLogger("kabinet")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -27,15 +29,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     graphql = KabinetGraphQL(build_schema(settings), settings)
     broadcast = create_broadcast(settings.broker_url)
+    event_hub = EventHub(broadcast)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.prepare(settings)
         await broadcast.connect()
+        await event_hub.start()
+        workers = Workers(settings, broadcast)
+        if settings.run_workers:
+            workers.start()
         log.info("kabinet is serving %s", "the embedded default" if settings.is_sqlite else "its configured database")
         try:
             yield
         finally:
+            await workers.stop()
+            await event_hub.stop()
             await broadcast.disconnect()
             await db.disconnect()
 
@@ -57,4 +66,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.broadcast = broadcast
+    app.state.event_hub = event_hub
     return app

@@ -35,6 +35,34 @@ def serve(host: str, port: int, workers: int) -> None:
     )
 
 
+@main.command(help="Run the background workers alone (session cluster, update runs, documents, mail).")
+def worker() -> None:
+    import signal
+
+    from kabinet import db
+    from kabinet.pubsub import create_broadcast
+    from workers.runner import Workers
+
+    async def run() -> None:
+        settings = Settings()
+        await db.connect(settings)
+        broadcast = create_broadcast(settings.broker_url)
+        await broadcast.connect()
+        workers = Workers(settings, broadcast)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        workers.start()
+        await stopping.wait()
+        click.echo("kabinet: stopping workers (finishing or releasing their jobs)")
+        await workers.stop()
+        await broadcast.disconnect()
+        await db.disconnect()
+
+    asyncio.run(run())
+
+
 @main.command(help="Apply database migrations (idempotent).")
 def migrate() -> None:
     from kabinet.db import apply_migrations

@@ -6,9 +6,11 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kabinet.errors import unauthenticated
+from kabinet.events import PendingAnnouncements
 from kabinet.permissions import Permission, role_may
 from kabinet.settings import Settings
 from models.organizations import DatabaseGrant, Membership, Role
@@ -20,6 +22,7 @@ class Viewer:
 
     user_id: uuid.UUID
     login_id: uuid.UUID
+    expires_at: datetime | None = None  # of the access token: a subscription ends then
 
 
 @dataclass
@@ -30,11 +33,14 @@ class RequestContext:
     client_address: str | None = None
     request: Any = None
     connection_params: Any = None  # a WebSocket's first-message payload
+    broadcast: Any = None  # the broker, to announce events after a commit
+    event_hub: Any = None  # this process's EventHub, for subscriptions
     # Loaded once per request, on first need.
     _memberships: dict[uuid.UUID, Membership] | None = field(default=None, repr=False)
     _grants: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict, repr=False)
     _memberships_loading: asyncio.Future | None = field(default=None, repr=False)
     _after_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list, repr=False)
+    _announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements, repr=False)
 
     def require_viewer(self) -> Viewer:
         if self.viewer is None:
@@ -90,3 +96,10 @@ class RequestContext:
 
     def discard_after_commit(self) -> None:
         self._after_commit = []
+        self._announcements = PendingAnnouncements()
+
+    async def record_event(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
+        """Log an event in the mutation's transaction; it is announced once the transaction commits."""
+        if not self._announcements.latest:
+            self.after_commit(lambda: self._announcements.announce(self.broadcast))
+        return await self._announcements.record(organization_id, topic, kind, payload)

@@ -75,6 +75,7 @@ VASILEK_SESSIONS = (
     ("accounting", "owner@vasilek.example", None, ClientKind.WEB_CLIENT, "NB-VASILEV", 140),
     ("accounting", None, "Продавец", ClientKind.THIN_CLIENT, "PC-MAGAZIN-01", 35),
 )
+LONGEST_SESSION_MINUTES = max(spec[-1] for spec in ROMASHKA_SESSIONS + VASILEK_SESSIONS)
 # Connection history: (days ago, database key, member e-mail or None, user name, client, host, how it ended)
 ROMASHKA_HISTORY = (
     (1, "accounting", "buh@romashka.example", None, ClientKind.THIN_CLIENT, "PC-BUH-01", SessionStatus.ENDED),
@@ -137,9 +138,16 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), UTC)
 
 
-def session_clock(today: date) -> datetime:
-    """The moment active sessions count back from: now, but no later than 17:30 Moscow time of `today`."""
-    return min(datetime.now(UTC), at(today, 14, 30))
+def session_start(today: date, minutes_ago: int) -> datetime:
+    """When an active session began: `minutes_ago` before now, or before 17:30 Moscow time of `today`
+    if that is earlier; in the small hours the offsets shrink so that every session is still of `today`."""
+    midnight = at(today, 0)
+    end = min(datetime.now(UTC), at(today, 14, 30))
+    if end <= midnight:  # `today` lies ahead of the clock: take its working day as it is
+        end = at(today, 14, 30)
+    offset = timedelta(minutes=minutes_ago)
+    room = (end - midnight) / timedelta(minutes=LONGEST_SESSION_MINUTES + 1)
+    return end - offset * min(1.0, room)
 
 
 def money(value: Decimal | str | int) -> Decimal:
@@ -271,14 +279,14 @@ async def add_database(
 
 
 async def add_sessions(
-    organization: Organization, specs: tuple, databases: dict[str, Database], users: dict[str, User], now: datetime,
+    organization: Organization, specs: tuple, databases: dict[str, Database], users: dict[str, User], today: date,
 ) -> None:
     for database_key, email, user_name, client_kind, host, minutes_ago in specs:
         user = users[email] if email else None
         await Session.create(
             organization=organization, database=databases[database_key], user=user,
             user_name=user.full_name if user else user_name, client_kind=client_kind, host=host,
-            started_at=now - timedelta(minutes=minutes_ago), status=SessionStatus.ACTIVE,
+            started_at=session_start(today, minutes_ago), status=SessionStatus.ACTIVE,
         )
 
 
@@ -292,13 +300,13 @@ async def add_past_sessions(
     organization: Organization, specs: tuple, databases: dict[str, Database], users: dict[str, User], today: date,
 ) -> None:
     """The connection history: sessions of the last days, logged off (ENDED) or cut off (TERMINATED)."""
-    for days_ago, database_key, email, user_name, client_kind, host, status in specs:
+    for index, (days_ago, database_key, email, user_name, client_kind, host, status) in enumerate(specs):
         user = users[email] if email else None
         day = today - timedelta(days=days_ago)
         await Session.create(
             organization=organization, database=databases[database_key], user=user,
             user_name=user.full_name if user else user_name, client_kind=client_kind, host=host,
-            started_at=at(day, 6, 5 + 7 * days_ago),
+            started_at=at(day, 6, 5 + 7 * index),
             ended_at=at(day, 11 if status == SessionStatus.TERMINATED else 14, 48), status=status,
         )
 
@@ -386,7 +394,7 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
         scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),
         progress=100, attempts=1, message=f"Конфигурация обновлена до версии {INSTALLED_VERSION}",
     )
-    await add_sessions(org, ROMASHKA_SESSIONS, databases, users, session_clock(today))
+    await add_sessions(org, ROMASHKA_SESSIONS, databases, users, today)
     await add_past_sessions(org, ROMASHKA_HISTORY, databases, users, today)
 
     months = billing_months(today)
@@ -469,7 +477,7 @@ async def seed_vasilek(today: date, password_hash: str) -> None:
         starts_on=month.first_day, ends_on=month.last_day,
     )
     databases = {"accounting": await add_database(org, "Бухгалтерия ИП", ACCOUNTING, INSTALLED_VERSION, True, 1340)}
-    await add_sessions(org, VASILEK_SESSIONS, databases, users, session_clock(today))
+    await add_sessions(org, VASILEK_SESSIONS, databases, users, today)
 
     months = billing_months(today)
     invoices = {}

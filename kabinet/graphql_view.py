@@ -32,7 +32,7 @@ class KabinetGraphQL(GraphQL):
 
     def viewer_from_token(self, token: str | None) -> Viewer | None:
         claims = decode_access_token(self.settings, token) if token else None
-        return Viewer(claims.user_id, claims.login_id) if claims else None
+        return Viewer(claims.user_id, claims.login_id, claims.expires_at) if claims else None
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -41,7 +41,10 @@ class KabinetGraphQL(GraphQL):
         if isinstance(request, Request):
             viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
         client = request.client.host if request.client else None
-        return RequestContext(self.settings, viewer, request_id, client, request)
+        state = request.app.state
+        return RequestContext(
+            self.settings, viewer, request_id, client, request, broadcast=state.broadcast, event_hub=state.event_hub
+        )
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
         """The first message's payload carries `{"authorization": "Bearer …"}`; no valid token, no socket."""

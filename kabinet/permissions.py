@@ -19,6 +19,7 @@ class Permission(Enum):
     MANAGE_UPDATES = auto()  # change update schedules, skip a run
     EXTEND_SUBSCRIPTION = auto()
     SEE_AUDIT_LOG = auto()
+    TRANSFER_OWNERSHIP = auto()  # hand the organization to another member (the owner becomes an admin)
 
 
 P = Permission
@@ -27,7 +28,7 @@ _STAFF = frozenset({
     P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG,
 })
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION},
+    Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
     Role.ADMIN: _STAFF,
     Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS}),
     Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES}),

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_aliases: int = 50
     max_body_bytes: int = 1024 * 1024
 
+    update_capacity_per_slot: int = Field(
+        20, description="ON_RELEASE updates planned for one moment at most (runs are spread over the 7 days after a release)."
+    )
+
     @field_validator("public_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:

@@ -9,6 +9,7 @@ MODEL_MODULES = [
     "models.updates",
     "models.audit",
     "models.outbox",
+    "models.events",
 ]
 
 # Model docstrings become SQL table comments: Tortoise's SQLite migrator splits statements on

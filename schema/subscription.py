@@ -1,18 +1,48 @@
-"""The Subscription root: live session lists, session events and update-run progress."""
+"""The Subscription root: live session lists, session events and update-run progress.
+
+Each subscription first joins this process's event hub, then reads its snapshot with the event
+number it stands at, and streams the events after that number: nothing committed after the
+first message is missed, nothing is seen twice. It ends when the access token expires, when
+the viewer's membership is revoked, or when the subscriber falls too far behind.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
+from kabinet.auth import utcnow
 from kabinet.errors import graphql_error
-from schema.cloud import SessionEvent, SessionListUpdate
+from kabinet.events import ACCESS, SESSIONS, UPDATES, EventStream, SubscriberTooSlow, run_from_payload, session_from_payload
+from models.events import OrganizationEvent
+from resolvers import live
+from schema.batching import expand
+from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
 from schema.updates import UpdateRun
 
 
-def _not_yet() -> Exception:
-    return graphql_error("NOT_IMPLEMENTED", "Live subscriptions are not served yet by this version of kabinet.")
+async def _events(stream: EventStream, ctx, organization_id: uuid.UUID) -> AsyncIterator[OrganizationEvent]:
+    """The stream's events until the token expires or the viewer's access to the organization ends."""
+    viewer = ctx.require_viewer()
+    events = aiter(stream)
+    while True:
+        timeout = (viewer.expires_at - utcnow()).total_seconds() if viewer.expires_at else None
+        if timeout is not None and timeout <= 0:
+            raise graphql_error("UNAUTHENTICATED", "The access token has expired: subscribe again with a fresh one.")
+        try:
+            event = await asyncio.wait_for(anext(events), timeout=timeout)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            continue
+        except SubscriberTooSlow:
+            raise graphql_error("SLOW_CONSUMER", "You fell too far behind the stream; subscribe again to resync.") from None
+        if event.topic == ACCESS and event.payload.get("user_id") == str(viewer.user_id):
+            raise graphql_error("FORBIDDEN", "Your access to this organization has ended.")
+        yield event
 
 
 @strawberry.type(description="Live views over WebSocket (graphql-transport-ws or graphql-ws).")
@@ -25,19 +55,64 @@ class Subscription:
     async def sessions(
         self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
     ) -> AsyncGenerator[SessionListUpdate, None]:
-        raise _not_yet()
-        yield  # pragma: no cover
+        ctx = info.context
+        org_id = await live.watched_organization(ctx, organization_id)
+        session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
+            stream.after(seq)
+            current = {s.id: s for s in sessions}
+            yield await expand(info, _session_list(current, None))
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != SESSIONS:
+                    continue
+                model = session_from_payload(org_id, event.payload)
+                if not session_filter.admits(model):
+                    continue
+                if model.status.value in ("ACTIVE", "TERMINATING"):
+                    current[model.id] = model
+                else:
+                    current.pop(model.id, None)
+                yield await expand(info, _session_list(current, _session_event(event, model)))
 
     @strawberry.subscription(description="Every session change in the organization, one event each, in order.")
     async def session_events(
         self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
     ) -> AsyncGenerator[SessionEvent, None]:
-        raise _not_yet()
-        yield  # pragma: no cover
+        ctx = info.context
+        org_id = await live.watched_organization(ctx, organization_id)
+        session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != SESSIONS:
+                    continue
+                model = session_from_payload(org_id, event.payload)
+                if session_filter.admits(model):
+                    yield await expand(info, _session_event(event, model))
 
     @strawberry.subscription(description="Every change of an update run in the organization: status and progress.")
     async def update_runs(
         self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
     ) -> AsyncGenerator[UpdateRun, None]:
-        raise _not_yet()
-        yield  # pragma: no cover
+        ctx = info.context
+        org_id = await live.watched_organization(ctx, organization_id)
+        run_filter = live.RunFilter(ctx, org_id, live.watched_database(database_id))
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != UPDATES:
+                    continue
+                model = run_from_payload(org_id, event.payload)
+                if run_filter.admits(model):
+                    yield await expand(info, UpdateRun.from_model(model))
+
+
+def _session_list(current: dict, event: SessionEvent | None) -> SessionListUpdate:
+    ordered = sorted(current.values(), key=lambda s: (s.started_at, str(s.id)), reverse=True)
+    return SessionListUpdate(sessions=[Session.from_model(s) for s in ordered], event=event)
+
+
+def _session_event(event: OrganizationEvent, model) -> SessionEvent:
+    return SessionEvent(kind=SessionEventKind[event.kind], session=Session.from_model(model), at=event.created_at)
+
+
+

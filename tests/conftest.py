@@ -151,3 +151,23 @@ def sql_counter():
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest_asyncio.fixture(scope="session")
+async def live_server(app: Any) -> AsyncIterator[str]:
+    """The app on a real socket (127.0.0.1, a free port), for WebSocket clients: its base URL."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=10)

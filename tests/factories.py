@@ -11,7 +11,7 @@ import uuid
 from kabinet.auth import hash_password
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
-from models.organizations import Membership, ModerationStatus, Organization, OrganizationKind, Role
+from models.organizations import Membership, ModerationStatus, Organization, OrganizationKind, Role  # noqa: F401 (Role re-exported for tests)
 from models.updates import UpdateMode, UpdateSchedule
 
 PASSWORD = "factory-password"

@@ -164,6 +164,29 @@ class Migration(migrations.Migration):
             bases=['Entity'],
         ),
         ops.CreateModel(
+            name='EventCounter',
+            fields=[
+                ('organization', fields.OneToOneField('models.Organization', source_field='organization_id', primary_key=True, db_index=True, db_constraint=True, to_field='id', related_name='event_counter', on_delete=OnDelete.CASCADE)),
+                ('last_seq', fields.BigIntField(default=0)),
+            ],
+            options={'table': 'event_counter', 'app': 'models', 'pk_attr': 'organization_id', 'table_description': 'The last event number of an organization: the row lock that orders its writers.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='OrganizationEvent',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('organization', fields.ForeignKeyField('models.Organization', source_field='organization_id', db_constraint=True, to_field='id', related_name='events', on_delete=OnDelete.CASCADE)),
+                ('seq', fields.BigIntField()),
+                ('topic', fields.CharField(max_length=20)),
+                ('kind', fields.CharField(max_length=20)),
+                ('payload', fields.JSONField(encoder=JSON_DUMPS, decoder=loads)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'organization_event', 'app': 'models', 'unique_together': (('organization', 'seq'),), 'indexes': [Index(fields=['created_at'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='OutboxMessage',
             fields=[
                 ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),

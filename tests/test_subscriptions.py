@@ -1,0 +1,96 @@
+"""Live session lists over real WebSockets, with both sub-protocols."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
+from models.cloud import SessionStatus
+from tests import factories
+from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
+from workers.cluster import SimulatedCluster, carry_out_terminations
+
+SESSIONS_SUBSCRIPTION = """subscription($org: ID!) { sessions(organizationId: $org) {
+  sessions { id userName status } event { kind at session { id status userName } } } }"""
+
+
+async def organization_id(gql, email: str) -> str:
+    body = await gql.execute("{ organizations { edges { node { id } } } }", as_user=email)
+    return body["data"]["organizations"]["edges"][0]["node"]["id"]
+
+
+async def start_session(app, database, user_name: str):
+    """A session the cluster reports, committed and announced as the cluster worker does."""
+    announcements = PendingAnnouncements()
+    session = await factories.create_session(database, user_name=user_name)
+    await announcements.record(database.organization_id, SESSIONS, "STARTED", session_payload(session))
+    await announcements.announce(app.state.broadcast)
+    return session
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_owner_watches_the_live_session_list_change(gql, app, live_server, protocol):
+    org, users = await factories.create_team()
+    database = await factories.create_database(org)
+    await factories.create_session(database, user_name="Бухгалтер")
+    email = users[factories.Role.OWNER].email
+    token = await gql.token_for_password(email, factories.PASSWORD)
+    socket = GraphQLSocket(live_server, protocol)
+    try:
+        assert (await socket.connect(token))["type"] == "connection_ack"
+        from resolvers.ids import to_global_id
+
+        await socket.subscribe(SESSIONS_SUBSCRIPTION, {"org": to_global_id("Organization", org.id)})
+        first = (await socket.next_data())["data"]["sessions"]
+        assert first["event"] is None and [s["userName"] for s in first["sessions"]] == ["Бухгалтер"]
+
+        started = await start_session(app, database, "Кладовщик")
+        update = (await socket.next_data())["data"]["sessions"]
+        assert update["event"]["kind"] == "STARTED" and update["event"]["session"]["userName"] == "Кладовщик"
+        assert {s["userName"] for s in update["sessions"]} == {"Бухгалтер", "Кладовщик"}
+
+        await started.__class__.filter(id=started.id).update(status=SessionStatus.TERMINATING)
+        assert await carry_out_terminations(SimulatedCluster(step_seconds=0), app.state.broadcast) >= 1
+        done = (await socket.next_data())["data"]["sessions"]
+        assert done["event"]["kind"] == "TERMINATED" and done["event"]["session"]["status"] == "TERMINATED"
+        assert [s["userName"] for s in done["sessions"]] == ["Бухгалтер"]
+    finally:
+        await socket.close()
+
+
+async def test_a_socket_without_a_valid_token_is_closed_with_4403(live_server):
+    socket = GraphQLSocket(live_server, TRANSPORT_WS)
+    import websockets
+
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await socket.connect("not-a-token")
+        await socket.receive(timeout=5)
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_legacy_clients_get_connection_error_for_a_bad_token(live_server):
+    socket = GraphQLSocket(live_server, LEGACY_WS)
+    try:
+        message = await socket.connect(None)
+        assert message["type"] == "connection_error"
+    finally:
+        await socket.close()
+
+
+async def test_an_accountant_may_not_watch_sessions(gql, live_server):
+    org, users = await factories.create_team(factories.Role.ACCOUNTANT)
+    token = await gql.token_for_password(users[factories.Role.ACCOUNTANT].email, factories.PASSWORD)
+    socket = GraphQLSocket(live_server, TRANSPORT_WS)
+    try:
+        await socket.connect(token)
+        from resolvers.ids import to_global_id
+
+        await socket.subscribe(SESSIONS_SUBSCRIPTION, {"org": to_global_id("Organization", org.id)})
+        message = await socket.receive()
+        errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
+        assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    finally:
+        await socket.close()
+    await asyncio.sleep(0)
