@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 
 import click
@@ -29,16 +30,22 @@ def serve(host: str, port: int, workers: int) -> None:
     if workers > 1 and settings.should_migrate_on_start:
         raise click.UsageError("Run `kabinet migrate` once instead of migrating in each of several processes.")
     click.echo(f"kabinet: GraphiQL at http://{host}:{port}/graphql")
+    # uvicorn shuts down gracefully on SIGTERM (WebSockets closed with 1001 first: kabinet.app
+    # GracefulShutdown), then raises the signal again with the handler it found: this one, so that
+    # a requested stop is a clean exit (status 0) rather than death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "kabinet.app:create_app", factory=True, host=host, port=port, workers=workers,
         timeout_graceful_shutdown=5, log_level="info", proxy_headers=True,
     )
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 @main.command(help="Run the background workers alone (session cluster, update runs, documents, mail).")
 def worker() -> None:
-    import signal
-
     from kabinet import db
     from kabinet.pubsub import create_broadcast
     from workers.runner import Workers
@@ -61,6 +68,25 @@ def worker() -> None:
         await db.disconnect()
 
     asyncio.run(run())
+
+
+@main.group(help="The 1C cluster agent: it reports sessions and carries out terminations over /cluster/….")
+def agent() -> None:
+    pass
+
+
+@agent.command("token", help="Make a new agent token: give the token to the agent, add the hash to KABINET_CLUSTER_AGENT_TOKENS.")
+def agent_token() -> None:
+    from kabinet.auth import new_opaque_token
+
+    token, token_hash = new_opaque_token()
+    click.echo(f"token:  {token}")
+    click.echo(f"sha256: {token_hash}")
+    click.echo(
+        "Give the token to the cluster agent (Authorization: Bearer <token>); add the sha256 to "
+        "KABINET_CLUSTER_AGENT_TOKENS (comma-separated, one per agent). kabinet keeps only the hash.",
+        err=True,
+    )
 
 
 @main.command(help="Apply database migrations (idempotent).")

@@ -310,6 +310,7 @@ async def add_past_sessions(
             ended_at=at(day, 11 if status == SessionStatus.TERMINATED else 14, 48), status=status,
         )
 
+
 # ---------------------------------------------------------------------------------------- the data set
 
 
@@ -320,11 +321,13 @@ async def seed_demo(today: date | None = None) -> bool:
         if await Organization.exists():
             return False
         password_hash = await asyncio.to_thread(hash_password, DEMO_PASSWORD)
-        old_release = await Release.create(
-            configuration=ACCOUNTING, version=INSTALLED_VERSION, published_at=at(today - timedelta(days=40), 9),
+        # Releases belong to no organization: a release watcher may have recorded these already.
+        old_release, _ = await Release.get_or_create(
+            configuration=ACCOUNTING, version=INSTALLED_VERSION,
+            defaults={"published_at": at(today - timedelta(days=40), 9)},
         )
-        await Release.create(
-            configuration=ACCOUNTING, version=NEWER_VERSION, published_at=at(today - timedelta(days=3), 9),
+        await Release.get_or_create(
+            configuration=ACCOUNTING, version=NEWER_VERSION, defaults={"published_at": at(today - timedelta(days=3), 9)},
         )
         await seed_romashka(today, password_hash, old_release)
         await seed_vasilek(today, password_hash)

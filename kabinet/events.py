@@ -42,12 +42,12 @@ async def record_event(organization_id: uuid.UUID, topic: str, kind: str, payloa
     """Append an event to the organization's log inside the current transaction; its number."""
     db = OrganizationEvent._meta.db
     placeholder = "?" if db.capabilities.dialect == "sqlite" else "$1"
-    _, rows = await db.execute_query(
+    rows = await db.execute_query_dict(
         f"INSERT INTO event_counter (organization_id, last_seq) VALUES ({placeholder}, 1) "
         "ON CONFLICT (organization_id) DO UPDATE SET last_seq = event_counter.last_seq + 1 RETURNING last_seq",
-        [str(organization_id)],
+        [organization_id if placeholder == "$1" else str(organization_id)],
     )
-    seq = int(dict(rows[0])["last_seq"])
+    seq = int(rows[0]["last_seq"])
     await OrganizationEvent.create(organization_id=organization_id, seq=seq, topic=topic, kind=kind, payload=payload)
     return seq
 
@@ -154,9 +154,12 @@ class _OrganizationFeed:
 class EventHub:
     """One per process: reads each watched organization's log once and fans it out locally."""
 
-    def __init__(self, broadcast: Broadcast, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self, broadcast: Broadcast, poll_seconds: float = POLL_SECONDS, queue_size: int = SUBSCRIBER_QUEUE_SIZE
+    ) -> None:
         self.broadcast = broadcast
         self.poll_seconds = poll_seconds
+        self.queue_size = queue_size  # events a subscriber may fall behind by before it is cut off
         self.feeds: dict[uuid.UUID, _OrganizationFeed] = {}
         self.subscribers: dict[int, _Subscriber] = {}
         self.listener: asyncio.Task | None = None
@@ -190,7 +193,7 @@ class EventHub:
     @asynccontextmanager
     async def subscribe(self, organization_id: uuid.UUID) -> AsyncIterator[EventStream]:
         """A stream of the organization's events committed from (at the latest) now on, in order."""
-        subscriber = _Subscriber(asyncio.Queue(SUBSCRIBER_QUEUE_SIZE))
+        subscriber = _Subscriber(asyncio.Queue(self.queue_size))
         key = id(subscriber)
         async with self.lock:
             feed = self.feeds.get(organization_id)

@@ -1,7 +1,9 @@
-"""The GraphQL endpoint: HTTP and WebSocket, auth from the header or the first message, error shaping."""
+"""The GraphQL endpoint: HTTP and WebSocket, auth from the header or the first message, error shaping;
+it keeps its open WebSockets, so that a stopping process can close them with 1001 (going away)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from pathlib import Path
@@ -10,11 +12,12 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from kabinet.auth import bearer_token, decode_access_token
 from kabinet.context import RequestContext, Viewer
@@ -23,12 +26,43 @@ from kabinet.settings import Settings
 
 log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
+GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
 
 
 class KabinetGraphQL(GraphQL):
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
         self.settings = settings
+        self.open_sockets: set[WebSocket] = set()
+        self.closing = False
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if not isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        if self.closing:
+            await request.close(GOING_AWAY, "The server is shutting down.")
+            return request
+        self.open_sockets.add(request)
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            self.open_sockets.discard(request)
+
+    async def close_sockets(self, reason: str = "The server is shutting down; reconnect.", timeout: float = 2.0) -> int:
+        """Close every open WebSocket with 1001 (going away), and refuse new ones; how many were open."""
+        self.closing = True
+        sockets = [s for s in self.open_sockets if s.application_state == WebSocketState.CONNECTED]
+
+        async def close(socket: WebSocket) -> None:
+            try:
+                await socket.close(GOING_AWAY, reason)
+            except Exception:  # noqa: BLE001 — already closing or gone
+                pass
+
+        if sockets:
+            await asyncio.wait([asyncio.ensure_future(close(s)) for s in sockets], timeout=timeout)
+            log.info("closed %d WebSocket(s) with 1001 (going away)", len(sockets))
+        return len(sockets)
 
     def viewer_from_token(self, token: str | None) -> Viewer | None:
         claims = decode_access_token(self.settings, token) if token else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,8 +52,36 @@ class Settings(BaseSettings):
     max_aliases: int = 50
     max_body_bytes: int = 1024 * 1024
 
+    subscriber_queue_size: int = Field(
+        1000, ge=1, description="Events a live subscription may fall behind by before it ends with SLOW_CONSUMER."
+    )
+    cluster: Literal["simulated", "agent"] | None = Field(
+        None,
+        description="Who ends sessions: the in-process simulated cluster, or a real cluster agent over /cluster/… "
+        "(default: agent when KABINET_CLUSTER_AGENT_TOKENS is set, else simulated).",
+    )
+    cluster_agent_tokens: str = Field(
+        "", description="Comma-separated sha256 hashes of the bearer tokens cluster agents use (`kabinet agent token`)."
+    )
+
     update_capacity_per_slot: int = Field(
         20, description="ON_RELEASE updates planned for one moment at most (runs are spread over the 7 days after a release)."
+    )
+    update_lease_seconds: float = Field(
+        30.0, description="How long a worker holds a claimed update run; renewed every third of it while the run goes "
+        "on. A run whose worker died is taken over by another worker once its lease has run out."
+    )
+    update_max_attempts: int = Field(
+        3, description="Tries of one update run (a failure or a lost worker each count) before it is FAILED."
+    )
+    update_retry_seconds: float = Field(300.0, description="Pause before a failed update run is tried again.")
+    update_parallel_runs: int = Field(4, description="Update runs one worker process carries out at the same time.")
+    update_step_seconds: float = Field(
+        0.6, description="Simulated cluster: pause before each of an update's 5 progress steps (and to end a session)."
+    )
+    update_journal: Path | None = Field(
+        None, description="If set, one JSON line is appended to this file for every database update the workers ask "
+        "the cluster for: an audit of executions (used by the scale-out test)."
     )
 
     @field_validator("public_url")
@@ -77,6 +106,17 @@ class Settings(BaseSettings):
     @property
     def should_migrate_on_start(self) -> bool:
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def agent_token_hashes(self) -> list[str]:
+        return [h.strip().lower() for h in self.cluster_agent_tokens.split(",") if h.strip()]
+
+    @property
+    def cluster_mode(self) -> str:
+        """simulated: this deployment's workers end TERMINATING sessions; agent: a cluster agent does."""
+        if self.cluster is not None:
+            return self.cluster
+        return "agent" if self.agent_token_hashes else "simulated"
 
     @cached_property
     def resolved_secret_key(self) -> str:

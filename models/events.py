@@ -14,7 +14,8 @@ from tortoise.models import Model
 class EventCounter(Model):
     """The last event number of an organization: the row lock that orders its writers."""
 
-    organization = fields.OneToOneField("models.Organization", related_name="event_counter", primary_key=True, on_delete=fields.CASCADE)
+    # A plain key, not a relation: Tortoise's migrator keeps re-detecting a one-to-one primary key.
+    organization_id = fields.UUIDField(primary_key=True)
     last_seq = fields.BigIntField(default=0)
 
     class Meta:

@@ -17,11 +17,15 @@ async def record(
     object_type: str,
     object_id: Any = None,
     details: dict[str, Any] | None = None,
+    actor_id: uuid.UUID | None = None,
 ) -> AuditEntry:
-    """Append one entry, in the caller's transaction (so it exists exactly when the change does)."""
+    """Append one entry, in the caller's transaction (so it exists exactly when the change does).
+
+    The actor is the signed-in viewer, or `actor_id` for a change made before anyone is signed in
+    (an invitee accepting)."""
     return await AuditEntry.create(
         organization_id=organization_id,
-        actor_id=ctx.viewer.user_id if ctx.viewer else None,
+        actor_id=actor_id or (ctx.viewer.user_id if ctx.viewer else None),
         action=action,
         object_type=object_type,
         object_id=str(object_id) if object_id is not None else None,

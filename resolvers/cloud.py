@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLError
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from kabinet.auth import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden
+from kabinet.events import SESSIONS, session_payload
 from kabinet.permissions import Permission
 from models.cloud import CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
 from models.identity import User
@@ -195,7 +197,7 @@ async def terminate_session(ctx: RequestContext, session_global_id: str) -> Sess
         ctx, "session.terminate", organization_id=session.organization_id, object_type="Session",
         object_id=session.id, details={"userName": session.user_name, "databaseId": str(session.database_id)},
     )
-    # events: issue 4 — a TERMINATING event for this session is published here.
+    await ctx.record_event(session.organization_id, SESSIONS, "TERMINATING", session_payload(session))
     return session
 
 
@@ -245,7 +247,7 @@ async def terminate_all_sessions(
                 "scope": "database" if database_global_id is not None else "organization",
             },
         )
-    # events: issue 4 — one TERMINATING event per session in `sessions` is published here.
+        await ctx.record_event(org_id, SESSIONS, "TERMINATING", session_payload(session))
     return sessions
 
 
@@ -259,18 +261,22 @@ async def extend_subscription(ctx: RequestContext, organization_global_id: str) 
     now = utcnow()
     if subscription.ends_on < now.date():
         raise invalid(["organizationId"], "The subscription period has ended: renew the subscription first.")
-    if await SubscriptionExtension.exists(subscription_id=subscription.id, period_starts_on=subscription.starts_on):
-        raise UserFacingError(
-            ErrorCode.LIMIT_EXCEEDED,
-            "The subscription has already been extended in this period: one extension per period. "
-            "For longer, ask your provider for more sessions or databases, or another tariff.",
-            ["organizationId"],
-        )
-    extension = await SubscriptionExtension.create(
-        subscription=subscription, period_starts_on=subscription.starts_on,
-        extra_sessions=SUBSCRIPTION_EXTENSION_SESSIONS, extra_databases=SUBSCRIPTION_EXTENSION_DATABASES,
-        starts_at=now, ends_at=now + dt.timedelta(days=SUBSCRIPTION_EXTENSION_DAYS),
+    already = UserFacingError(
+        ErrorCode.LIMIT_EXCEEDED,
+        "The subscription has already been extended in this period: one extension per period. "
+        "For longer, ask your provider for more sessions or databases, or another tariff.",
+        ["organizationId"],
     )
+    if await SubscriptionExtension.exists(subscription_id=subscription.id, period_starts_on=subscription.starts_on):
+        raise already
+    try:
+        extension = await SubscriptionExtension.create(
+            subscription=subscription, period_starts_on=subscription.starts_on,
+            extra_sessions=SUBSCRIPTION_EXTENSION_SESSIONS, extra_databases=SUBSCRIPTION_EXTENSION_DATABASES,
+            starts_at=now, ends_at=now + dt.timedelta(days=SUBSCRIPTION_EXTENSION_DAYS),
+        )
+    except IntegrityError:  # the unique (subscription, period) row, should the row lock not have serialized us
+        raise already from None
     await audit.record(
         ctx, "subscription.extend", organization_id=org_id, object_type="CloudSubscription", object_id=subscription.id,
         details={

@@ -61,7 +61,8 @@ async def login(ctx: RequestContext, login_name: str, password: str) -> SignedIn
     if throttle.locked_until is not None and throttle.locked_until > now:
         raise _locked()
     user = await find_user_by_login(key)
-    if not verify_password(user.password_hash if user else None, password):
+    # An unconfirmed sign-up (is_active False) answers exactly like a wrong password.
+    if not verify_password(user.password_hash if user and user.is_active else None, password):
         await LoginThrottle.filter(login=key).update(failures=F("failures") + 1)
         await throttle.refresh_from_db()
         if throttle.failures >= settings.login_max_failures:

@@ -9,13 +9,15 @@ from graphql import GraphQLError
 
 from kabinet.context import RequestContext
 from kabinet.permissions import Permission
+from models.audit import AuditEntry
 from models.billing import BalanceTransaction, Charge, Document
 from models.cloud import CloudSubscription, Database, Session
 from models.identity import User
 from models.organizations import Invite, Membership, Organization
 from models.products import Contract, Product
-from models.updates import UpdateRun
+from models.updates import Release, UpdateRun
 from resolvers.billing import today
+from resolvers.registration import join_request_by_id
 from resolvers.cloud import database_scope, session_scope, subscription_of
 
 # Objects any member sees, and those that need a permission in their organization.
@@ -27,6 +29,7 @@ _BY_PERMISSION: dict[str, tuple[type, Permission]] = {
     "BalanceTransaction": (BalanceTransaction, Permission.SEE_FINANCE),
     "Charge": (Charge, Permission.SEE_FINANCE),
     "Document": (Document, Permission.SEE_FINANCE),
+    "AuditEntry": (AuditEntry, Permission.SEE_AUDIT_LOG),
 }
 
 
@@ -66,6 +69,10 @@ async def node_by_id(ctx: RequestContext, type_name: str, pk: uuid.UUID) -> Any 
         if row is None or not await _database_visible(ctx, row.organization_id, database_id):
             return None
         return row
+    if type_name == "JoinRequest":
+        return await join_request_by_id(ctx, pk)
+    if type_name == "Release":  # what the provider published is no secret to a signed-in user
+        return await Release.get_or_none(id=pk)
     if type_name == "Session":
         row = await Session.get_or_none(id=pk)
         if row is None:

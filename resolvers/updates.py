@@ -13,6 +13,7 @@ from kabinet.auth import utcnow
 from kabinet.context import RequestContext
 from kabinet.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from kabinet.errors import ErrorCode, UserFacingError
+from kabinet.events import UPDATES, run_payload
 from kabinet.permissions import Permission
 from models.cloud import Database
 from models.identity import User
@@ -152,14 +153,25 @@ async def _schedule_for_update(database: Database) -> UpdateSchedule:
     return schedule
 
 
-async def _cancel_planned(database_id: Any, message: str, statuses=PLANNED_RUN_STATUSES) -> list[Any]:
-    """Cancel the database's planned runs; the ids of those cancelled."""
+async def record_run_events(ctx: RequestContext, runs: list[UpdateRun]) -> None:
+    """One updateRuns event per run, with the run as it is now, in the run's organization."""
+    for run in runs:
+        await ctx.record_event(run.organization_id, UPDATES, "CHANGED", run_payload(run))
+
+
+async def _runs_now(ids: list[Any]) -> list[UpdateRun]:
+    """The runs as they are after a bulk change (for their events)."""
+    return list(await UpdateRun.filter(id__in=list(ids)).order_by("scheduled_for", "id")) if ids else []
+
+
+async def _cancel_planned(database_id: Any, message: str, statuses=PLANNED_RUN_STATUSES) -> list[UpdateRun]:
+    """Cancel the database's planned runs; those cancelled, as they are now."""
     ids = await UpdateRun.filter(database_id=database_id, status__in=list(statuses)).values_list("id", flat=True)
     if ids:
         await UpdateRun.filter(id__in=list(ids), status__in=list(statuses)).update(
-            status=UpdateRunStatus.CANCELLED, message=message, finished_at=utcnow()
+            status=UpdateRunStatus.CANCELLED, message=message
         )
-    return list(ids)
+    return await _runs_now(list(ids))
 
 
 async def _plan_run(database: Database, scheduled_for: dt.datetime) -> UpdateRun:
@@ -244,20 +256,25 @@ async def schedule_update(
         setattr(schedule, name, value)
     await schedule.save()
 
-    if timing_changed:
-        if old_mode == UpdateMode.ON_RELEASE and mode == UpdateMode.ON_RELEASE:
-            # Same mode, another time of day: each release's run moves to the new time.
-            for run in await UpdateRun.filter(database_id=database.id, status=UpdateRunStatus.SCHEDULED, release_id__isnull=False):
-                await plan_quarantined_run(run, schedule, ctx.settings.update_capacity_per_slot, now=now)
+    changed_runs: list[UpdateRun] = []
+    if timing_changed and old_mode == UpdateMode.ON_RELEASE and mode == UpdateMode.ON_RELEASE:
+        # Same mode, another time of day: each release's scheduled run moves to the new time.
+        for run in await UpdateRun.filter(database_id=database.id, status=UpdateRunStatus.SCHEDULED, release_id__isnull=False):
+            if await plan_quarantined_run(run, schedule, ctx.settings.update_capacity_per_slot, now=now):
+                changed_runs.append(run)
+    elif timing_changed:
+        changed_runs += await _cancel_planned(database.id, f"Отменено: расписание обновлений изменено ({_MODE_NAMES[mode]}).")
+    if mode in (UpdateMode.ONCE, UpdateMode.MONTHLY) and not await UpdateRun.filter(
+        database_id=database.id, status__in=list(PLANNED_RUN_STATUSES)
+    ).exists():
+        # The next run of the new times (or of unchanged times that had none planned yet).
+        if mode == UpdateMode.ONCE:
+            changed_runs.append(await _plan_run(database, wanted["run_at"]))
         else:
-            await _cancel_planned(
-                database.id, f"Отменено: расписание обновлений изменено ({_MODE_NAMES[mode]})."
-            )
-            if mode == UpdateMode.ONCE:
-                await _plan_run(database, wanted["run_at"])
-            elif mode == UpdateMode.MONTHLY:
-                await _plan_run(database, next_monthly_run(day_of_month, wanted["time_of_day"], wanted["timezone"], now))
-        # events: issue 4 — an updateRuns event for each run cancelled or planned above.
+            changed_runs.append(await _plan_run(
+                database, next_monthly_run(wanted["day_of_month"], wanted["time_of_day"], wanted["timezone"], now)
+            ))
+    await record_run_events(ctx, changed_runs)
     await audit.record(
         ctx, "update_schedule.change", organization_id=database.organization_id, object_type="Database",
         object_id=database.id,
@@ -287,12 +304,13 @@ async def skip_update_run(ctx: RequestContext, run_global_id: str) -> UpdateRun:
     database = await Database.filter(id=run.database_id).select_for_update().first()
     now = utcnow()
     changed = await UpdateRun.filter(id=run.id, status__in=list(PLANNED_RUN_STATUSES)).update(
-        status=UpdateRunStatus.SKIPPED, message="Пропущено по запросу пользователя.", finished_at=now
+        status=UpdateRunStatus.SKIPPED, message="Пропущено по запросу пользователя."
     )
     if not changed:
         await run.refresh_from_db()
         raise invalid(field, f"Only a planned run (in quarantine or scheduled) can be skipped; this one is {run.status.value}.")
     await run.refresh_from_db()
+    changed_runs = [run]
     schedule = await _schedule_for_update(database)
     if schedule.mode == UpdateMode.MONTHLY and schedule.day_of_month and schedule.time_of_day:
         later = await UpdateRun.filter(
@@ -300,7 +318,9 @@ async def skip_update_run(ctx: RequestContext, run_global_id: str) -> UpdateRun:
         ).exists()
         if not later:
             after = max(run.scheduled_for, now)
-            await _plan_run(database, next_monthly_run(schedule.day_of_month, schedule.time_of_day, schedule.timezone, after))
+            changed_runs.append(await _plan_run(
+                database, next_monthly_run(schedule.day_of_month, schedule.time_of_day, schedule.timezone, after)
+            ))
     elif schedule.mode == UpdateMode.ONCE and not await UpdateRun.filter(
         database_id=database.id, status__in=list(PLANNED_RUN_STATUSES)
     ).exists():
@@ -310,7 +330,7 @@ async def skip_update_run(ctx: RequestContext, run_global_id: str) -> UpdateRun:
         ctx, "update_run.skip", organization_id=run.organization_id, object_type="UpdateRun", object_id=run.id,
         details={"databaseId": str(database.id), "scheduledFor": run.scheduled_for.isoformat(), "targetVersion": run.target_version},
     )
-    # events: issue 4 — an updateRuns event for the skipped run (and the one planned after it).
+    await record_run_events(ctx, changed_runs)
     return run
 
 
@@ -356,7 +376,7 @@ async def publish_release(ctx: RequestContext, configuration: str, version: str)
         ))
     if superseded:
         await UpdateRun.filter(id__in=superseded, status__in=list(PLANNED_RUN_STATUSES)).update(
-            status=UpdateRunStatus.CANCELLED, message=f"Заменено обновлением до релиза {version}.", finished_at=now
+            status=UpdateRunStatus.CANCELLED, message=f"Заменено обновлением до релиза {version}."
         )
     if new_runs:
         await UpdateRun.bulk_create(new_runs)
@@ -364,7 +384,7 @@ async def publish_release(ctx: RequestContext, configuration: str, version: str)
         ctx, "release.publish", organization_id=None, object_type="Release", object_id=release.id,
         details={"configuration": configuration, "version": version, "plannedRuns": len(new_runs), "supersededRuns": len(superseded)},
     )
-    # events: issue 4 — an updateRuns event for each run planned or superseded above.
+    await record_run_events(ctx, await _runs_now(superseded) + new_runs)
     return release
 
 
@@ -384,7 +404,7 @@ async def recall_release(ctx: RequestContext, release_global_id: str) -> Release
     cancelled = await UpdateRun.filter(release_id=release.id, status__in=list(PLANNED_RUN_STATUSES)).values_list("id", flat=True)
     if cancelled:
         await UpdateRun.filter(id__in=list(cancelled), status__in=list(PLANNED_RUN_STATUSES)).update(
-            status=UpdateRunStatus.CANCELLED, message=f"Отменено: релиз {release.version} отозван.", finished_at=now
+            status=UpdateRunStatus.CANCELLED, message=f"Отменено: релиз {release.version} отозван."
         )
     retargeted = await UpdateRun.filter(
         status__in=list(PLANNED_RUN_STATUSES), target_version=release.version,
@@ -395,11 +415,11 @@ async def recall_release(ctx: RequestContext, release_global_id: str) -> Release
         for run in retargeted:
             run.target_version = newest_version(run.database.version, newest.version if newest else None)
             await run.save(update_fields=["target_version"])
+    await record_run_events(ctx, await _runs_now(list(cancelled)) + list(retargeted))
     await audit.record(
         ctx, "release.recall", organization_id=None, object_type="Release", object_id=release.id,
         details={"configuration": release.configuration, "version": release.version, "cancelledRuns": len(cancelled)},
     )
-    # events: issue 4 — an updateRuns event for each run cancelled or re-targeted above.
     return release
 
 
@@ -444,5 +464,4 @@ async def plan_quarantined_run(
     if not changed:
         return None
     run.status, run.scheduled_for = UpdateRunStatus.SCHEDULED, chosen
-    # events: issue 4 — an updateRuns event for the run now SCHEDULED.
-    return run
+    return run  # the caller records its updateRuns event (a mutation via ctx, the worker after its commit)

@@ -71,9 +71,12 @@ def loaded(obj: Any, info: Any) -> Any:
 
 
 async def _load_now(obj: Any, info: GraphQLResolveInfo) -> Any:
-    env = _Env.from_info(info)
+    """A batched field the planner did not reach (e.g. under a mutation payload): load it for this
+    one parent, and what is selected below it for all its children, as the planner would."""
     key = info.path.key
-    await env.expand_object_fields(info.parent_type, [obj], info.field_nodes, only_key=key)
+    field_def = info.parent_type.fields[info.field_name]
+    batch, _ = _field_plan(info.parent_type.name, info.field_name, field_def)
+    await _Env.from_info(info).load_field([obj], key, list(info.field_nodes), field_def, batch)
     value = obj.__dict__["_loaded"][key]
     if isinstance(value, GraphQLError):
         raise value

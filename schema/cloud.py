@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
@@ -11,7 +12,8 @@ from models.cloud import ClientKind, Database as DatabaseModel, Session as Sessi
 from resolvers import cloud as resolvers
 from resolvers import updates as update_resolvers
 from resolvers.cloud import SubscriptionView
-from schema.batching import batched, loaded
+from schema.batching import batched, expand, loaded
+from schema.errors import UserError, transactional
 from schema.identity import User
 from schema.relay import Connection, Node, connection_of, to_global_id
 from schema.updates import UpdateRun, UpdateSchedule
@@ -140,3 +142,66 @@ class SessionEvent:
 class SessionListUpdate:
     sessions: list[Session] = strawberry.field(description="Every ACTIVE and TERMINATING session in scope.")
     event: SessionEvent | None = strawberry.field(description="The change; null on the first message.")
+
+
+@strawberry.type(description="The result of `terminateSession`.")
+class TerminateSessionPayload:
+    session: Session | None = strawberry.field(default=None, description="The session, now TERMINATING.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `terminateAllSessions`.")
+class TerminateAllSessionsPayload:
+    sessions: list[Session] = strawberry.field(default_factory=list, description="Sessions that were asked to end.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `extendSubscription`.")
+class ExtendSubscriptionPayload:
+    cloud_subscription: CloudSubscription | None = strawberry.field(
+        default=None, description="The subscription with the extension in force."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="Ending cloud sessions and extending the cloud subscription.")
+class CloudMutations:
+    @strawberry.mutation(
+        description="Ask the cluster to end a session: ACTIVE → TERMINATING at once, TERMINATED when the cluster "
+        "confirms. OWNER and ADMIN: any session of the organization; USER: only their own."
+    )
+    @transactional(TerminateSessionPayload)
+    async def terminate_session(
+        self, info: strawberry.Info,
+        session_id: Annotated[strawberry.ID, strawberry.argument(description="The session to end.")],
+    ) -> TerminateSessionPayload:
+        session = await resolvers.terminate_session(info.context, session_id)
+        return await expand(info, TerminateSessionPayload(session=Session.from_model(session)))
+
+    @strawberry.mutation(
+        description="End every ACTIVE session of the organization, or of one database. OWNER and ADMIN: everyone's; "
+        "USER: all of their own."
+    )
+    @transactional(TerminateAllSessionsPayload)
+    async def terminate_all_sessions(
+        self,
+        info: strawberry.Info,
+        organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
+        database_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only the sessions of this database; all when omitted.")
+        ] = None,
+    ) -> TerminateAllSessionsPayload:
+        sessions = await resolvers.terminate_all_sessions(info.context, organization_id, database_id)
+        return await expand(info, TerminateAllSessionsPayload(sessions=[Session.from_model(s) for s in sessions]))
+
+    @strawberry.mutation(
+        description="Activate the temporary extension: +2 sessions and +8 databases for 7 days, once per "
+        "subscription period. Owner only."
+    )
+    @transactional(ExtendSubscriptionPayload)
+    async def extend_subscription(
+        self, info: strawberry.Info,
+        organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
+    ) -> ExtendSubscriptionPayload:
+        view = await resolvers.extend_subscription(info.context, organization_id)
+        return await expand(info, ExtendSubscriptionPayload(cloud_subscription=CloudSubscription.from_view(view)))

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.cloud import CloudMutations
 from schema.identity import IdentityMutations
+from schema.organizations import OrganizationMutations
+from schema.registration import RegistrationMutations
+from schema.updates import UpdatesMutations
 
 
 @strawberry.type(description="Everything a cabinet user can change.")
-class Mutation(IdentityMutations):
+class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations):
     pass

@@ -15,10 +15,11 @@ from schema.batching import expand, selected
 from schema.billing import BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session
 from schema.identity import User
-from schema.organizations import Invite, Membership, Organization
+from schema.organizations import AuditEntry, Invite, Membership, Organization
 from schema.products import Contract, Product
+from schema.registration import JoinRequest, RegistrationQueries
 from schema.relay import Connection, Node, connection_of
-from schema.updates import UpdateRun
+from schema.updates import Release, UpdateRun
 
 NODE_TYPES: dict[str, Callable[[Any], Node]] = {
     "Organization": Organization.from_model,
@@ -34,11 +35,14 @@ NODE_TYPES: dict[str, Callable[[Any], Node]] = {
     "Database": Database.from_model,
     "Session": Session.from_model,
     "UpdateRun": UpdateRun.from_model,
+    "Release": Release.from_model,
+    "AuditEntry": AuditEntry.from_model,
+    "JoinRequest": JoinRequest.from_model,
 }
 
 
 @strawberry.type(description="Everything a cabinet user can read.")
-class Query:
+class Query(RegistrationQueries):
     @strawberry.field(description="Any object by its global id; null when it does not exist or is not yours to see.")
     async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
         ctx = info.context

@@ -100,8 +100,18 @@ async def simulate_churn(broadcast: Broadcast, rng: random.Random) -> None:
     await announcements.announce(broadcast)
 
 
-async def run_cluster_worker(broadcast: Broadcast, stop: asyncio.Event, *, churn: float, cluster: Cluster | None = None) -> None:
-    """Terminations every half second; with churn > 0, a login or logoff every ~8/churn seconds."""
+async def run_cluster_worker(
+    broadcast: Broadcast, stop: asyncio.Event, *, churn: float, cluster: Cluster | None = None, mode: str = "simulated"
+) -> None:
+    """Terminations every half second; with churn > 0, a login or logoff every ~8/churn seconds.
+
+    In `agent` mode (KABINET_CLUSTER=agent, or agent tokens configured) a real cluster agent reports
+    sessions and carries out terminations over /cluster/… (kabinet/agent_api.py): this loop does nothing.
+    """
+    if mode == "agent":
+        log.info("cluster mode 'agent': sessions and terminations come from the cluster agent")
+        await stop.wait()
+        return
     cluster = cluster or SimulatedCluster()
     rng = random.Random()
     next_churn = utcnow()

@@ -19,6 +19,15 @@ class Migration(migrations.Migration):
 
     operations = [
         ops.CreateModel(
+            name='EventCounter',
+            fields=[
+                ('organization_id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('last_seq', fields.BigIntField(default=0)),
+            ],
+            options={'table': 'event_counter', 'app': 'models', 'pk_attr': 'organization_id', 'table_description': 'The last event number of an organization: the row lock that orders its writers.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='KnownContact',
             fields=[
                 ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
@@ -162,15 +171,6 @@ class Migration(migrations.Migration):
             ],
             options={'table': 'document_file', 'app': 'models', 'pk_attr': 'id', 'table_description': 'The stored file of a document, apart so that listing documents never reads the bytes.'},
             bases=['Entity'],
-        ),
-        ops.CreateModel(
-            name='EventCounter',
-            fields=[
-                ('organization', fields.OneToOneField('models.Organization', source_field='organization_id', primary_key=True, db_index=True, db_constraint=True, to_field='id', related_name='event_counter', on_delete=OnDelete.CASCADE)),
-                ('last_seq', fields.BigIntField(default=0)),
-            ],
-            options={'table': 'event_counter', 'app': 'models', 'pk_attr': 'organization_id', 'table_description': 'The last event number of an organization: the row lock that orders its writers.'},
-            bases=['Model'],
         ),
         ops.CreateModel(
             name='OrganizationEvent',

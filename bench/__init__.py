@@ -1,0 +1,1 @@
+"""The benchmark of kabinet against PostGraphile: `make bench` (see bench/README.md)."""

@@ -1,0 +1,144 @@
+"""The bench's data set, made with the project's own models and kabinet/bulk_data.py.
+
+One user per workload, each the OWNER of its organizations (all bulk users share one password):
+W1 sees 50 organizations of 20 products/contracts/documents each; W2's organization is one of
+20 rows; W3's has a 100,000-row ledger; W4's has 20 active sessions; W5's has many ACTIVE sessions
+to terminate (one per request) and 20 databases to schedule. "Small" twins of W1–W3 serve the
+SQL-statement counts at a tenth of the size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+
+from kabinet.bulk_data import seed_many_organizations
+from models.billing import BalanceTransaction, TransactionKind
+from models.cloud import ClientKind, Database, Session, SessionStatus
+from models.organizations import Membership
+from resolvers.ids import to_global_id
+
+PASSWORD = "bench-password-1"
+
+
+@dataclass(frozen=True)
+class Scale:
+    w1_organizations: int = 50
+    w1_rows: int = 20
+    w2_rows: int = 20
+    ledger_rows: int = 100_000
+    w4_rows: int = 20  # active sessions of the watched organization
+    w5_rows: int = 100  # → 20 databases
+    w5_sessions: int = 20_000  # ACTIVE sessions that terminateSession ends, one per request
+    small_w1_organizations: int = 5
+    small_w1_rows: int = 2
+    small_rows: int = 2
+    small_ledger_rows: int = 1_000
+
+
+SMOKE = Scale(w1_organizations=4, w1_rows=3, w2_rows=4, ledger_rows=1_000, w4_rows=3, w5_rows=10, w5_sessions=500,
+              small_w1_organizations=2, small_w1_rows=2, small_rows=2, small_ledger_rows=300)
+
+
+@dataclass
+class Tenant:
+    email: str
+    organization_ids: list[str] = field(default_factory=list)  # global ids
+    database_ids: list[str] = field(default_factory=list)  # global ids, of the first organization
+
+    @property
+    def organization_id(self) -> str:
+        return self.organization_ids[0]
+
+
+@dataclass
+class Dataset:
+    password: str
+    w1: Tenant
+    w2: Tenant
+    w3: Tenant
+    w4: Tenant
+    w5: Tenant
+    w1_small: Tenant
+    w2_small: Tenant
+    w3_small: Tenant
+    w5_session_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("w5_session_ids")
+        return d
+
+
+async def _tenant(name: str, *, organizations: int, rows: int, seed: int) -> tuple[Tenant, list[uuid.UUID]]:
+    email = f"{name}-{uuid.uuid4().hex[:6]}@bench.example.com"
+    user = await seed_many_organizations(email, PASSWORD, organizations=organizations, rows=rows, seed=seed)
+    org_pks = [m["organization_id"] for m in await Membership.filter(user_id=user.id).order_by("created_at").values("organization_id")]
+    databases = await Database.filter(organization_id=org_pks[0]).order_by("name").values_list("id", flat=True)
+    tenant = Tenant(
+        email, [to_global_id("Organization", pk) for pk in org_pks], [to_global_id("Database", pk) for pk in databases]
+    )
+    return tenant, org_pks
+
+
+async def add_ledger(organization_id: uuid.UUID, total: int, batch: int = 5_000) -> None:
+    """Grow the organization's ledger to `total` entries, oldest first, in bulk batches."""
+    rng = random.Random(7)
+    last = await BalanceTransaction.filter(organization_id=organization_id).order_by("-seq").first()
+    seq = last.seq if last else 0
+    balance = last.balance_after if last else Decimal("0.00")
+    now = dt.datetime.now(dt.timezone.utc)
+    start = last.occurred_at if last else now - dt.timedelta(days=365)
+    step = (now - start) / (total - seq + 1)  # the added entries follow the existing ones, up to now
+    first_new = seq
+    while seq < total:
+        entries = []
+        for _ in range(min(batch, total - seq)):
+            seq += 1
+            amount = Decimal(rng.randrange(-50000, 90000)) / 100
+            balance += amount
+            entries.append(BalanceTransaction(
+                organization_id=organization_id, seq=seq, kind=TransactionKind.TOP_UP if amount > 0 else TransactionKind.CHARGE,
+                amount=amount, balance_after=balance, description=f"Операция {seq}",
+                occurred_at=start + step * (seq - first_new),
+            ))
+        await BalanceTransaction.bulk_create(entries)
+
+
+async def add_sessions(organization_id: uuid.UUID, count: int, batch: int = 5_000) -> list[str]:
+    """`count` ACTIVE sessions spread over the organization's databases: their global ids."""
+    databases = await Database.filter(organization_id=organization_id).values_list("id", flat=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    ids: list[str] = []
+    for start in range(0, count, batch):
+        sessions = [
+            Session(id=uuid.uuid4(), organization_id=organization_id, database_id=databases[i % len(databases)],
+                    user_name=f"Бенч {i}", client_kind=ClientKind.RDP, host="PC-BENCH",
+                    started_at=now - dt.timedelta(seconds=i + 60), status=SessionStatus.ACTIVE)
+            for i in range(start, min(count, start + batch))
+        ]
+        await Session.bulk_create(sessions)
+        ids.extend(to_global_id("Session", s.id) for s in sessions)
+    return ids
+
+
+async def seed(scale: Scale, log) -> Dataset:
+    """Every workload's data in the connected database (Tortoise already initialised)."""
+    w1, _ = await _tenant("w1", organizations=scale.w1_organizations, rows=scale.w1_rows, seed=1)
+    log(f"  W1: {scale.w1_organizations} organizations × {scale.w1_rows} products, contracts, documents")
+    w2, _ = await _tenant("w2", organizations=1, rows=scale.w2_rows, seed=2)
+    w3, (w3_org,) = await _tenant("w3", organizations=1, rows=scale.w2_rows, seed=3)
+    await add_ledger(w3_org, scale.ledger_rows)
+    log(f"  W3: a ledger of {scale.ledger_rows:,} entries")
+    w4, _ = await _tenant("w4", organizations=1, rows=scale.w4_rows, seed=4)
+    w5, (w5_org,) = await _tenant("w5", organizations=1, rows=scale.w5_rows, seed=5)
+    w5_sessions = await add_sessions(w5_org, scale.w5_sessions)
+    log(f"  W5: {scale.w5_sessions:,} active sessions to terminate, {len(w5.database_ids)} databases")
+    w1_small, _ = await _tenant("w1s", organizations=scale.small_w1_organizations, rows=scale.small_w1_rows, seed=11)
+    w2_small, _ = await _tenant("w2s", organizations=1, rows=scale.small_rows, seed=12)
+    w3_small, (w3s_org,) = await _tenant("w3s", organizations=1, rows=scale.small_rows, seed=13)
+    await add_ledger(w3s_org, scale.small_ledger_rows)
+    return Dataset(PASSWORD, w1, w2, w3, w4, w5, w1_small, w2_small, w3_small, w5_sessions)

@@ -1,0 +1,459 @@
+"""Inviting people into an organization, as the manuals tell it: the letter, the link, accepting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from kabinet.auth import hash_opaque_token
+from models.audit import AuditEntry
+from models.identity import User
+from models.organizations import DatabaseGrant, Invite, InviteStatus, Membership, Role
+from models.outbox import Channel, OutboxMessage
+from resolvers.ids import to_global_id
+from tests import factories
+from tests.factories import PASSWORD
+
+INVITE = """mutation($input: InviteMemberInput!) { inviteMember(input: $input) {
+  invite { id email phone role status expiresAt invitedBy { email } databases { name } }
+  userErrors { code field message } } }"""
+RESEND = """mutation($id: ID!) { resendInvite(inviteId: $id) { invite { id status expiresAt } userErrors { code field } } }"""
+REVOKE = """mutation($id: ID!) { revokeInvite(inviteId: $id) { invite { id status } userErrors { code field } } }"""
+ACCEPT = """mutation($input: AcceptInviteInput!) { acceptInvite(input: $input) {
+  accessToken refreshToken user { email fullName phone } userErrors { code field message } } }"""
+DEFAULT_LINK = "http://127.0.0.1:8000/invite?token="
+
+
+async def signed_in(gql, user: User) -> str:
+    await gql.token_for_password(user.email, PASSWORD)
+    return user.email
+
+
+def org_id(organization) -> str:
+    return to_global_id("Organization", organization.id)
+
+
+async def invite(gql, inviter: User, organization, **fields) -> dict:
+    variables = {"input": {"organizationId": org_id(organization), "role": "USER", **fields}}
+    body = await gql.execute(INVITE, variables, as_user=await signed_in(gql, inviter))
+    assert "errors" not in body, body
+    return body["data"]["inviteMember"]
+
+
+async def sent_invite(gql, inviter: User, organization, **fields) -> tuple[dict, str]:
+    """(the invite, the token from its letter or SMS)."""
+    payload = await invite(gql, inviter, organization, **fields)
+    assert payload["userErrors"] == [], payload
+    return payload["invite"], token_sent_to(await last_message(fields.get("email") or fields.get("phone")))
+
+
+async def last_message(recipient: str, channel: Channel | None = None) -> OutboxMessage:
+    query = OutboxMessage.filter(recipient=recipient)
+    if channel is not None:
+        query = query.filter(channel=channel)
+    message = await query.order_by("-created_at").first()
+    assert message is not None, f"nothing was sent to {recipient}"
+    return message
+
+
+def token_sent_to(message: OutboxMessage) -> str:
+    return re.search(r"/invite\?token=([\w\-]+)", message.body).group(1)
+
+
+async def accept(gql, token: str, **fields) -> dict:
+    body = await gql.execute(ACCEPT, {"input": {"token": token, **fields}})
+    assert "errors" not in body, body
+    return body["data"]["acceptInvite"]
+
+
+def errors(payload: dict) -> list[tuple[str, list[str] | None]]:
+    return [(e["code"], e["field"]) for e in payload["userErrors"]]
+
+
+# ---------------------------------------------------------------------------------------- inviting
+
+
+async def test_an_owner_invites_an_accountant_by_email_and_the_letter_names_everything(gql):
+    organization, team = await factories.create_team()
+    email = factories.unique_email("buh")
+    payload = await invite(gql, team[Role.OWNER], organization, email=email, role="ACCOUNTANT")
+    assert payload["userErrors"] == []
+    created = payload["invite"]
+    assert (created["email"], created["role"], created["status"]) == (email, "ACCOUNTANT", "PENDING")
+    assert created["invitedBy"]["email"] == team[Role.OWNER].email
+    expires = dt.datetime.fromisoformat(created["expiresAt"])
+    assert dt.timedelta(days=6, hours=23) < expires - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(days=7)
+    letter = await last_message(email)
+    assert letter.channel == Channel.EMAIL and letter.subject == "Подтверждение приглашения в сервис"
+    assert organization.name in letter.body and organization.code in letter.body
+    assert "Бухгалтер абонента" in letter.body
+    assert DEFAULT_LINK in letter.body
+
+
+async def test_the_invite_token_is_stored_only_as_its_hash(gql):
+    organization, team = await factories.create_team()
+    created, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    row = await Invite.get(email=created["email"])
+    assert row.token_hash == hash_opaque_token(token) and token not in row.token_hash
+
+
+async def test_an_admin_invites_a_user_to_two_databases_and_the_letter_lists_them(gql):
+    organization, team = await factories.create_team(Role.ADMIN)
+    buh = await factories.create_database(organization, name="Бухгалтерия")
+    zup = await factories.create_database(organization, name="Зарплата")
+    email = factories.unique_email()
+    payload = await invite(
+        gql, team[Role.ADMIN], organization, email=email,
+        databaseIds=[to_global_id("Database", buh.id), to_global_id("Database", zup.id)],
+    )
+    assert payload["userErrors"] == []
+    assert sorted(d["name"] for d in payload["invite"]["databases"]) == ["Бухгалтерия", "Зарплата"]
+    body = (await last_message(email)).body
+    assert "Бухгалтерия" in body and "Зарплата" in body and "Пользователь абонента" in body
+
+
+async def test_an_address_that_already_has_an_account_gets_added_to_the_subscriber_letter(gql):
+    organization, team = await factories.create_team()
+    someone = await factories.create_user()
+    await invite(gql, team[Role.OWNER], organization, email=someone.email.upper())
+    letter = await last_message(someone.email)
+    assert letter.subject == "Добавление к абоненту"
+    assert organization.name in letter.body and DEFAULT_LINK in letter.body
+
+
+async def test_an_invite_with_a_phone_also_sends_an_sms_with_the_link(gql):
+    organization, team = await factories.create_team()
+    phone = factories.unique_phone()
+    payload = await invite(gql, team[Role.OWNER], organization, email=factories.unique_email(), phone=phone)
+    assert payload["userErrors"] == [] and payload["invite"]["phone"] == phone
+    sms = await last_message(phone, Channel.SMS)
+    assert DEFAULT_LINK in sms.body and organization.code in sms.body
+
+
+async def test_an_invite_by_phone_alone_is_fine(gql):
+    organization, team = await factories.create_team()
+    phone = factories.unique_phone()
+    payload = await invite(gql, team[Role.OWNER], organization, phone=phone)
+    assert payload["userErrors"] == [] and payload["invite"]["email"] is None
+    assert not await OutboxMessage.filter(recipient=phone, channel=Channel.EMAIL).exists()
+
+
+async def test_an_invite_without_email_or_phone_is_invalid(gql):
+    organization, team = await factories.create_team()
+    assert errors(await invite(gql, team[Role.OWNER], organization)) == [("INVALID", ["input", "email"])]
+
+
+async def test_a_malformed_email_or_phone_is_invalid_on_its_field(gql):
+    organization, team = await factories.create_team()
+    owner = team[Role.OWNER]
+    assert errors(await invite(gql, owner, organization, email="not-an-email")) == [("INVALID", ["input", "email"])]
+    assert errors(await invite(gql, owner, organization, phone="12345")) == [("INVALID", ["input", "phone"])]
+
+
+async def test_nobody_is_invited_as_the_owner(gql):
+    organization, team = await factories.create_team()
+    payload = await invite(gql, team[Role.OWNER], organization, email=factories.unique_email(), role="OWNER")
+    assert errors(payload) == [("INVALID", ["input", "role"])]
+
+
+async def test_a_database_of_another_organization_is_not_found(gql):
+    organization, team = await factories.create_team()
+    other, _ = await factories.create_team()
+    foreign = await factories.create_database(other)
+    payload = await invite(
+        gql, team[Role.OWNER], organization, email=factories.unique_email(),
+        databaseIds=[to_global_id("Database", foreign.id)],
+    )
+    assert errors(payload) == [("NOT_FOUND", ["input", "databaseIds"])]
+    assert not await Invite.filter(organization_id=organization.id).exists(), "nothing was changed"
+
+
+async def test_inviting_someone_who_is_already_a_member_is_a_conflict(gql):
+    organization, team = await factories.create_team(Role.ACCOUNTANT)
+    payload = await invite(gql, team[Role.OWNER], organization, email=team[Role.ACCOUNTANT].email)
+    assert errors(payload) == [("CONFLICT", ["input", "email"])]
+
+
+async def test_an_email_and_a_phone_of_two_different_accounts_are_refused(gql):
+    organization, team = await factories.create_team()
+    first = await factories.create_user()
+    second = await factories.create_user(phone=factories.unique_phone())
+    payload = await invite(gql, team[Role.OWNER], organization, email=first.email, phone=second.phone)
+    assert errors(payload) == [("INVALID", ["input", "phone"])]
+
+
+async def test_inviting_the_same_address_again_replaces_the_pending_invite(gql):
+    organization, team = await factories.create_team()
+    email = factories.unique_email()
+    first, old_token = await sent_invite(gql, team[Role.OWNER], organization, email=email)
+    second, new_token = await sent_invite(gql, team[Role.OWNER], organization, email=email, role="ACCOUNTANT")
+    assert (await Invite.get(email=email, status=InviteStatus.REVOKED)).role == Role.USER
+    assert await Invite.filter(email=email, status=InviteStatus.PENDING).count() == 1
+    assert errors(await accept(gql, old_token, fullName="Иван", password="long-password")) == [("INVALID", ["input", "token"])]
+    assert (await accept(gql, new_token, fullName="Иван", password="long-password"))["userErrors"] == []
+
+
+async def test_an_accountant_may_not_invite(gql):
+    organization, team = await factories.create_team(Role.ACCOUNTANT)
+    payload = await invite(gql, team[Role.ACCOUNTANT], organization, email=factories.unique_email())
+    assert errors(payload) == [("FORBIDDEN", None)]
+
+
+async def test_a_user_may_not_invite(gql):
+    organization, team = await factories.create_team(Role.USER)
+    payload = await invite(gql, team[Role.USER], organization, email=factories.unique_email())
+    assert errors(payload) == [("FORBIDDEN", None)]
+
+
+async def test_an_owner_of_another_organization_cannot_invite_into_this_one(gql):
+    organization, _ = await factories.create_team()
+    _, stranger = await factories.create_team()
+    payload = await invite(gql, stranger[Role.OWNER], organization, email=factories.unique_email())
+    assert errors(payload) == [("NOT_FOUND", ["input", "organizationId"])]
+
+
+async def test_inviting_needs_a_signed_in_caller(gql):
+    organization, _ = await factories.create_team()
+    body = await gql.execute(INVITE, {"input": {"organizationId": org_id(organization), "role": "USER", "email": "x@y.ru"}})
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_an_invite_is_audited(gql):
+    organization, team = await factories.create_team()
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    entry = await AuditEntry.get(organization_id=organization.id, action="invite.create")
+    assert entry.actor_id == team[Role.OWNER].id and entry.details["email"] == created["email"]
+    assert entry.details["role"] == "USER"
+
+
+# ---------------------------------------------------------------------------------------- resending
+
+
+async def test_resending_an_invite_sends_a_new_link_and_the_old_one_stops_working(gql):
+    organization, team = await factories.create_team()
+    email = factories.unique_email()
+    created, old_token = await sent_invite(gql, team[Role.OWNER], organization, email=email)
+    await Invite.filter(email=email).update(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    body = await gql.execute(RESEND, {"id": created["id"]}, as_user=team[Role.OWNER].email)
+    payload = body["data"]["resendInvite"]
+    assert payload["userErrors"] == [] and payload["invite"]["status"] == "PENDING"
+    assert dt.datetime.fromisoformat(payload["invite"]["expiresAt"]) > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=6)
+    new_token = token_sent_to(await last_message(email))
+    assert new_token != old_token
+    assert errors(await accept(gql, old_token, fullName="Иван", password="long-password")) == [("INVALID", ["input", "token"])]
+    assert (await accept(gql, new_token, fullName="Иван", password="long-password"))["userErrors"] == []
+
+
+async def test_a_revoked_invite_is_not_resent(gql):
+    organization, team = await factories.create_team()
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    await gql.execute(REVOKE, {"id": created["id"]}, as_user=team[Role.OWNER].email)
+    body = await gql.execute(RESEND, {"id": created["id"]}, as_user=team[Role.OWNER].email)
+    assert errors(body["data"]["resendInvite"]) == [("INVALID", ["inviteId"])]
+
+
+async def test_an_accountant_may_not_resend_an_invite(gql):
+    organization, team = await factories.create_team(Role.ACCOUNTANT)
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    body = await gql.execute(RESEND, {"id": created["id"]}, as_user=await signed_in(gql, team[Role.ACCOUNTANT]))
+    assert errors(body["data"]["resendInvite"]) == [("FORBIDDEN", None)]
+
+
+async def test_an_invite_of_another_organization_is_not_found_for_resending(gql):
+    organization, team = await factories.create_team()
+    _, stranger = await factories.create_team()
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    body = await gql.execute(RESEND, {"id": created["id"]}, as_user=await signed_in(gql, stranger[Role.OWNER]))
+    assert errors(body["data"]["resendInvite"]) == [("NOT_FOUND", ["inviteId"])]
+
+
+# ---------------------------------------------------------------------------------------- revoking
+
+
+async def test_an_admin_revokes_a_pending_invite_and_its_link_stops_working(gql):
+    organization, team = await factories.create_team(Role.ADMIN)
+    created, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    body = await gql.execute(REVOKE, {"id": created["id"]}, as_user=await signed_in(gql, team[Role.ADMIN]))
+    assert body["data"]["revokeInvite"] == {"invite": {"id": created["id"], "status": "REVOKED"}, "userErrors": []}
+    assert errors(await accept(gql, token, fullName="Иван", password="long-password")) == [("INVALID", ["input", "token"])]
+    assert await AuditEntry.exists(organization_id=organization.id, action="invite.revoke", actor_id=team[Role.ADMIN].id)
+
+
+async def test_an_accepted_invite_cannot_be_revoked(gql):
+    organization, team = await factories.create_team()
+    created, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    await accept(gql, token, fullName="Иван", password="long-password")
+    body = await gql.execute(REVOKE, {"id": created["id"]}, as_user=team[Role.OWNER].email)
+    assert errors(body["data"]["revokeInvite"]) == [("INVALID", ["inviteId"])]
+
+
+async def test_an_expired_invite_cannot_be_revoked(gql):
+    organization, team = await factories.create_team()
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=(email := factories.unique_email()))
+    await Invite.filter(email=email).update(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+    body = await gql.execute(REVOKE, {"id": created["id"]}, as_user=team[Role.OWNER].email)
+    assert errors(body["data"]["revokeInvite"]) == [("INVALID", ["inviteId"])]
+
+
+async def test_an_accountant_may_not_revoke_an_invite(gql):
+    organization, team = await factories.create_team(Role.ACCOUNTANT)
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    body = await gql.execute(REVOKE, {"id": created["id"]}, as_user=await signed_in(gql, team[Role.ACCOUNTANT]))
+    assert errors(body["data"]["revokeInvite"]) == [("FORBIDDEN", None)]
+
+
+async def test_a_user_may_not_revoke_an_invite(gql):
+    organization, team = await factories.create_team(Role.USER)
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    body = await gql.execute(REVOKE, {"id": created["id"]}, as_user=await signed_in(gql, team[Role.USER]))
+    assert errors(body["data"]["revokeInvite"]) == [("FORBIDDEN", None)]
+
+
+async def test_an_invite_of_another_organization_is_not_found_for_revoking(gql):
+    organization, team = await factories.create_team()
+    _, stranger = await factories.create_team()
+    created, _ = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    body = await gql.execute(REVOKE, {"id": created["id"]}, as_user=await signed_in(gql, stranger[Role.OWNER]))
+    assert errors(body["data"]["revokeInvite"]) == [("NOT_FOUND", ["inviteId"])]
+    assert (await Invite.get(email=created["email"])).status == InviteStatus.PENDING
+
+
+# ---------------------------------------------------------------------------------------- accepting
+
+
+async def test_a_new_person_accepts_sets_name_and_password_and_is_signed_in_at_once(gql, client):
+    organization, team = await factories.create_team()
+    database = await factories.create_database(organization, name="Торговля")
+    email = factories.unique_email("new")
+    _, token = await sent_invite(
+        gql, team[Role.OWNER], organization, email=email, databaseIds=[to_global_id("Database", database.id)]
+    )
+    payload = await accept(gql, token, fullName="Иванов Иван Иванович", password="a-good-password")
+    assert payload["userErrors"] == [] and payload["accessToken"] and payload["refreshToken"]
+    assert payload["user"] == {"email": email, "fullName": "Иванов Иван Иванович", "phone": None}
+    response = await client.post(
+        "/graphql", json={"query": "{ me { memberships { role organization { name databases { edges { node { name } } } } } } }"},
+        headers={"Authorization": f"Bearer {payload['accessToken']}"},
+    )
+    (membership,) = response.json()["data"]["me"]["memberships"]
+    assert membership["role"] == "USER" and membership["organization"]["name"] == organization.name
+    assert [e["node"]["name"] for e in membership["organization"]["databases"]["edges"]] == ["Торговля"]
+    user = await User.get(email=email)
+    assert user.email_verified and user.is_active
+    assert (await Invite.get(email=email)).status == InviteStatus.ACCEPTED
+    await gql.token_for_password(email, "a-good-password")
+
+
+async def test_a_new_person_may_give_a_phone_when_accepting(gql):
+    organization, team = await factories.create_team()
+    email, phone = factories.unique_email(), factories.unique_phone()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=email)
+    payload = await accept(gql, token, fullName="Пётр", password="a-good-password", phone=phone)
+    assert payload["userErrors"] == [] and payload["user"]["phone"] == phone
+
+
+async def test_a_phone_that_belongs_to_another_account_is_a_conflict_when_accepting(gql):
+    organization, team = await factories.create_team()
+    taken = await factories.create_user(phone=factories.unique_phone())
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    payload = await accept(gql, token, fullName="Пётр", password="a-good-password", phone=taken.phone)
+    assert errors(payload) == [("CONFLICT", ["input", "phone"])]
+
+
+async def test_a_new_person_must_give_a_full_name(gql):
+    organization, team = await factories.create_team()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    assert errors(await accept(gql, token, password="a-good-password")) == [("INVALID", ["input", "fullName"])]
+
+
+async def test_a_new_person_must_give_a_long_enough_password(gql):
+    organization, team = await factories.create_team()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    assert errors(await accept(gql, token, fullName="Иван", password="short")) == [("INVALID", ["input", "password"])]
+    assert (await accept(gql, token, fullName="Иван", password="long-enough"))["userErrors"] == [], "the token survived"
+
+
+async def test_an_existing_user_accepting_joins_a_second_organization_and_keeps_their_password(gql, client):
+    first, _ = await factories.create_team()
+    someone = await factories.create_user()
+    await factories.add_member(first, someone, Role.USER)
+    organization, team = await factories.create_team()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=someone.email, role="ADMIN")
+    payload = await accept(gql, token, fullName="Ignored", password="ignored-password")
+    assert payload["userErrors"] == [] and payload["accessToken"]
+    assert payload["user"]["fullName"] == someone.full_name
+    roles = {m.organization_id: m.role for m in await Membership.filter(user_id=someone.id)}
+    assert roles == {first.id: Role.USER, organization.id: Role.ADMIN}
+    await gql.token_for_password(someone.email, PASSWORD)
+
+
+async def test_an_invite_by_phone_is_accepted_by_the_account_with_that_phone(gql):
+    organization, team = await factories.create_team()
+    someone = await factories.create_user(phone=factories.unique_phone())
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, phone=someone.phone)
+    payload = await accept(gql, token)
+    assert payload["userErrors"] == [] and payload["user"]["email"] == someone.email
+
+
+async def test_an_unknown_token_is_invalid(gql):
+    assert errors(await accept(gql, "no-such-token", fullName="Иван", password="long-password")) == [("INVALID", ["input", "token"])]
+
+
+async def test_a_used_token_is_invalid(gql):
+    organization, team = await factories.create_team()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    assert (await accept(gql, token, fullName="Иван", password="long-password"))["userErrors"] == []
+    assert errors(await accept(gql, token, fullName="Иван", password="long-password")) == [("INVALID", ["input", "token"])]
+
+
+async def test_an_expired_token_is_expired(gql):
+    organization, team = await factories.create_team()
+    email = factories.unique_email()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=email)
+    await Invite.filter(email=email).update(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+    assert errors(await accept(gql, token, fullName="Иван", password="long-password")) == [("EXPIRED", ["input", "token"])]
+    assert not await User.exists(email=email)
+
+
+async def test_accepting_when_already_a_member_meanwhile_is_a_conflict(gql):
+    organization, team = await factories.create_team()
+    someone = await factories.create_user()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=someone.email)
+    await factories.add_member(organization, someone, Role.ACCOUNTANT)
+    assert errors(await accept(gql, token)) == [("CONFLICT", ["input", "token"])]
+    assert (await Invite.get(email=someone.email)).status == InviteStatus.PENDING, "nothing was changed"
+
+
+async def test_accepting_grants_the_invites_databases(gql):
+    organization, team = await factories.create_team()
+    database = await factories.create_database(organization)
+    email = factories.unique_email()
+    _, token = await sent_invite(
+        gql, team[Role.OWNER], organization, email=email, databaseIds=[to_global_id("Database", database.id)]
+    )
+    await accept(gql, token, fullName="Иван", password="long-password")
+    membership = await Membership.get(user__email=email, organization_id=organization.id)
+    assert await DatabaseGrant.filter(membership_id=membership.id).values_list("database_id", flat=True) == [database.id]
+
+
+async def test_accepting_is_audited_with_the_newcomer_as_the_actor(gql):
+    organization, team = await factories.create_team()
+    email = factories.unique_email()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=email)
+    await accept(gql, token, fullName="Иван", password="long-password")
+    entry = await AuditEntry.get(organization_id=organization.id, action="invite.accept")
+    assert entry.actor_id == (await User.get(email=email)).id
+
+
+async def test_an_unfinished_sign_up_at_the_address_is_taken_over_by_the_invitee(gql):
+    organization, team = await factories.create_team()
+    squatter = await factories.create_user()
+    squatter.is_active = False
+    await squatter.save()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=squatter.email)
+    assert (await last_message(squatter.email)).subject == "Подтверждение приглашения в сервис"
+    payload = await accept(gql, token, fullName="Настоящий Владелец Адреса", password="the-real-password")
+    assert payload["userErrors"] == [] and payload["user"]["fullName"] == "Настоящий Владелец Адреса"
+    user = await User.get(id=squatter.id)
+    assert user.is_active and user.email_verified
+    await gql.token_for_password(squatter.email, "the-real-password")
