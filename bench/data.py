@@ -46,6 +46,8 @@ SMOKE = Scale(w1_organizations=4, w1_rows=3, w2_rows=4, ledger_rows=1_000, w4_ro
 @dataclass
 class Tenant:
     email: str
+    user_pk: str = ""
+    organization_pks: list[str] = field(default_factory=list)  # PostGraphile's rowId
     organization_ids: list[str] = field(default_factory=list)  # global ids
     database_ids: list[str] = field(default_factory=list)  # global ids, of the first organization
 
@@ -79,7 +81,7 @@ async def _tenant(name: str, *, organizations: int, rows: int, seed: int) -> tup
     org_pks = [m["organization_id"] for m in await Membership.filter(user_id=user.id).order_by("created_at").values("organization_id")]
     databases = await Database.filter(organization_id=org_pks[0]).order_by("name").values_list("id", flat=True)
     tenant = Tenant(
-        email, [to_global_id("Organization", pk) for pk in org_pks], [to_global_id("Database", pk) for pk in databases]
+        email, str(user.id), [str(pk) for pk in org_pks], [to_global_id("Organization", pk) for pk in org_pks], [to_global_id("Database", pk) for pk in databases]
     )
     return tenant, org_pks
 

@@ -79,6 +79,13 @@ class Processes:
 
     started: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    adopted: set[int] = field(default_factory=set)  # process groups started by asyncio (load, subscribers)
+
+    def adopt(self, pid: int) -> None:
+        self.adopted.add(pid)
+
+    def release(self, pid: int) -> None:
+        self.adopted.discard(pid)
 
     def start(self, argv: list[str], *, env: dict | None = None, cwd: Path | None = None, log: Path | None = None,
               stdin: int | None = None, stdout: int | None = None) -> subprocess.Popen:
@@ -110,6 +117,14 @@ class Processes:
             self.started.remove(proc)
 
     def stop_all(self) -> None:
+        for pid in list(self.adopted):
+            for signum in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(pid, signum)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.5)
+            self.adopted.discard(pid)
         for proc in reversed(list(self.started)):
             self.stop(proc)
 

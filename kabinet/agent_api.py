@@ -12,6 +12,7 @@ once committed, exactly as the simulated cluster does (workers/cluster.py).
     POST /cluster/sessions/started            a session began          → Session ACTIVE + STARTED
     POST /cluster/sessions/ended              a session ended          → ENDED (TERMINATED if asked to end)
     GET  /cluster/terminations                sessions asked to end (TERMINATING), oldest request first
+                                              (?limit=1…500, default 100; ?organizationCode= to narrow)
     POST /cluster/terminations/{id}/done      the cluster ended it     → TERMINATED
 """
 
@@ -248,7 +249,11 @@ async def terminations(request: Request) -> tuple[int, dict[str, Any]]:
         raise _invalid("limit", "`limit` must be a whole number.") from None
     if not 1 <= limit <= MAX_TERMINATIONS:
         raise _invalid("limit", f"`limit` must be between 1 and {MAX_TERMINATIONS}.")
-    pending = await Session.filter(status=SessionStatus.TERMINATING).order_by("termination_requested_at", "id").limit(limit)
+    query = Session.filter(status=SessionStatus.TERMINATING)
+    code = request.query_params.get("organizationCode")
+    if code:  # an agent that serves some organizations only
+        query = query.filter(organization__code=code)
+    pending = await query.order_by("termination_requested_at", "id").limit(limit)
     codes = dict(
         await Organization.filter(id__in={s.organization_id for s in pending}).values_list("id", "code")
     ) if pending else {}

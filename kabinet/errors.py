@@ -57,12 +57,12 @@ _CLIENT_MISTAKES = (
 )
 
 
-def shape_error(error: GraphQLError, request_id: str, log) -> GraphQLError:
+def shape_error(error: GraphQLError, request_id: str, log, logged: bool = False) -> GraphQLError:
     """Give every error an `extensions.code`; hide what an unexpected exception would reveal."""
     original = error.original_error
     code = (error.extensions or {}).get("code")
     if original is not None and not isinstance(original, GraphQLError):
-        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=original)
+        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=None if logged else original)
         return GraphQLError(
             "Internal server error; quote the request id when you report it.",
             path=error.path,

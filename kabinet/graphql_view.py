@@ -26,6 +26,7 @@ from kabinet.settings import Settings
 
 log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
 GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
 
 
@@ -37,16 +38,28 @@ class KabinetGraphQL(GraphQL):
         self.closing = False
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if not isinstance(request, WebSocket):
-            return await super().run(request, context, root_value)
+        if isinstance(request, WebSocket):
+            return await self._run_websocket(request, context, root_value)
+        # GraphQL over HTTP: a client accepting application/graphql-response+json gets that type,
+        # and a 400 for a request that could not be executed.
+        response = await super().run(request, context, root_value)
+        if isinstance(request, Request) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
+            if response.headers.get("content-type", "").startswith("application/json"):
+                response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+                if getattr(request.state, "request_error", False):
+                    response.status_code = 400
+        return response
+
+    async def _run_websocket(self, socket: WebSocket, context: Any, root_value: Any) -> Any:
+        """Serve one WebSocket, known to `close_sockets` while it is open."""
         if self.closing:
-            await request.close(GOING_AWAY, "The server is shutting down.")
-            return request
-        self.open_sockets.add(request)
+            await socket.close(GOING_AWAY, "The server is shutting down.")
+            return socket
+        self.open_sockets.add(socket)
         try:
-            return await super().run(request, context, root_value)
+            return await super().run(socket, context, root_value)
         finally:
-            self.open_sockets.discard(request)
+            self.open_sockets.discard(socket)
 
     async def close_sockets(self, reason: str = "The server is shutting down; reconnect.", timeout: float = 2.0) -> int:
         """Close every open WebSocket with 1001 (going away), and refuse new ones; how many were open."""
@@ -93,7 +106,9 @@ class KabinetGraphQL(GraphQL):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:
             request_id = getattr(request.state, "request_id", "-")
-            result.errors = [shape_error(e, request_id, log) for e in result.errors]
+            result.errors = [shape_error(e, request_id, log, logged=True) for e in result.errors]
+            # A request error (parse, validation, variables): nothing was executed.
+            request.state.request_error = result.data is None and all(e.path is None for e in result.errors)
         return process_result(result)
 
     def encode_json(self, data: object) -> bytes:

@@ -17,7 +17,7 @@ from kabinet.auth import (
     utcnow,
     verify_password,
 )
-from kabinet.context import RequestContext
+from kabinet.context import RequestContext, Viewer
 from kabinet.errors import ErrorCode, UserFacingError, unauthenticated
 from models.identity import LoginThrottle, RefreshToken, User
 
@@ -82,12 +82,17 @@ def _locked() -> UserFacingError:
 
 
 async def _sign_in(ctx: RequestContext, user: User, login_id: uuid.UUID) -> SignedIn:
+    """Issue tokens for a login; the rest of this request (the payload's fields, audit entries)
+    then runs as that user, as if they had sent the new access token."""
     token, token_hash = new_opaque_token()
     await RefreshToken.create(
         user=user, login_id=login_id, token_hash=token_hash,
         expires_at=utcnow() + timedelta(days=ctx.settings.refresh_token_days),
     )
-    return SignedIn(user, issue_access_token(ctx.settings, user.id, login_id), token)
+    access = issue_access_token(ctx.settings, user.id, login_id)
+    ctx.viewer = Viewer(user.id, login_id, access.expires_at)
+    ctx.forget_memberships()
+    return SignedIn(user, access, token)
 
 
 async def sign_in_user(ctx: RequestContext, user: User) -> SignedIn:

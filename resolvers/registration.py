@@ -1,10 +1,10 @@
 """Joining the cabinet: sign-up with a confirmation code, password recovery, e-mail change, adding an
 organization by INN (or asking to join the one that is already there) and the provider's moderation.
 
-Confirmation codes (sign-up, recovery, e-mail change) share one set of rules, `_issue_code` and
-`_check_code`: 6 digits, stored as an HMAC (never the code itself), valid 15 minutes (EXPIRED),
-single use (INVALID once used or replaced by a newer one), 5 wrong answers kill the code
-(RATE_LIMITED afterwards), at most one code a minute and 5 an hour per address.
+Confirmation codes (sign-up, recovery, e-mail change) follow resolvers/codes.py: 6 digits, stored
+as an HMAC (never the code itself), valid 15 minutes (EXPIRED), single use (INVALID once used or
+replaced by a newer one: only the latest code of an address or user counts), 5 wrong answers kill
+the code (RATE_LIMITED afterwards), at most one code a minute and 5 an hour per address.
 
 A User with `is_active=False` is a sign-up waiting for its code and nothing else: it cannot sign
 in, and whoever registers (or takes the address) later replaces it (`release_pending_sign_ups`).
@@ -12,22 +12,19 @@ in, and whoever registers (or takes the address) later replaces it (`release_pen
 
 from __future__ import annotations
 
-import hmac
-import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
-from hashlib import sha256
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import decode_access_token, derived_key, hash_password, utcnow
-from kabinet.context import RequestContext, Viewer
+from kabinet.auth import hash_password, utcnow
+from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden, graphql_error
 from kabinet.permissions import Permission
 from models.identity import CodePurpose, LoginThrottle, RefreshToken, User, VerificationCode
@@ -43,17 +40,11 @@ from models.organizations import (
     OrganizationKind,
     Role,
 )
-from resolvers import audit, outbox, validation
+from resolvers import audit, codes, outbox, validation
 from resolvers.common import member_organization, not_found, page_request, related_one, require, wants_total
 from resolvers.identity import SignedIn, normalize_login, sign_in_user, viewer_user
 from resolvers.ids import pk_of
 from resolvers.pagination import Ordering, Page, load_pages
-
-CODE_LIFETIME = timedelta(minutes=15)
-CODE_ATTEMPTS = 5  # wrong answers a code survives; the next attempt is RATE_LIMITED
-RESEND_AFTER = timedelta(seconds=60)  # at most one code a minute per address
-CODES_PER_HOUR = 5  # and at most this many an hour
-CODE_PATTERN = re.compile(r"^\d{6}$")
 
 JOIN_REQUEST_ORDER = Ordering(("created_at",))
 MY_JOIN_REQUEST_ORDER = Ordering(("-created_at",))
@@ -87,89 +78,30 @@ class AddedOrganization:
 # ---------------------------------------------------------------- confirmation codes
 
 
-def _code_hash(ctx: RequestContext, code_id: uuid.UUID, code: str) -> str:
-    """Keyed, and bound to the row: a leaked table does not give the 6 digits away by brute force."""
-    return hmac.new(derived_key(ctx.settings, "verification-code"), f"{code_id}:{code}".encode(), sha256).hexdigest()
+SIGN_UP_CODE = codes.CodeRules(CodePurpose.SIGN_UP)
+PASSWORD_RESET_CODE = codes.CodeRules(CodePurpose.PASSWORD_RESET)
+EMAIL_CHANGE_CODE = codes.CodeRules(CodePurpose.EMAIL_CHANGE)
 
 
-def mask(address: str) -> str:
-    """`+7 *** ***-**-67` or `o***@example.com`: enough to recognise one's own, not to learn another's."""
-    if "@" in address:
-        local, _, domain = address.partition("@")
-        return f"{local[:1]}***@{domain}"
-    return f"+7 *** ***-**-{address[-2:]}"
-
-
-async def _may_send(purpose: CodePurpose, target: str, now: datetime) -> bool:
-    """Not more than one code a minute and CODES_PER_HOUR an hour to one address, for one purpose."""
-    recent = await VerificationCode.filter(
-        purpose=purpose, target=target, created_at__gt=now - timedelta(hours=1)
-    ).order_by("-created_at").values_list("created_at", flat=True)
-    if len(recent) >= CODES_PER_HOUR:
-        return False
-    return not recent or recent[0] <= now - RESEND_AFTER
-
-
-def _too_many_codes() -> UserFacingError:
-    return UserFacingError(
-        ErrorCode.RATE_LIMITED, "A code was sent to this address a moment ago (or too many in the last hour): wait and try again.",
-    )
-
-
-async def _issue_code(
-    ctx: RequestContext, purpose: CodePurpose, target: str, *, user: User | None, what: str, deliver: bool = True
+async def _send_code(
+    ctx: RequestContext, rules: codes.CodeRules, target: str, *, user: User | None, what: str, deliver: bool = True
 ) -> VerificationCode:
-    """Store a new code (it supersedes the earlier ones) and queue the SMS or e-mail that carries it.
+    """Issue a new code (it supersedes the earlier ones) and queue the SMS or e-mail that carries it.
 
     `deliver=False` stores a code that goes nowhere: a recovery for an unknown login then leaves
     the same trace (attempts, expiry, lockout) as one for a real login.
     """
-    code = f"{secrets.randbelow(10**6):06d}"
-    code_id = uuid.uuid4()
-    row = await VerificationCode.create(
-        id=code_id, purpose=purpose, user=user, target=target, code_hash=_code_hash(ctx, code_id, code),
-        expires_at=utcnow() + CODE_LIFETIME,
-    )
+    row, code = await codes.issue(ctx, rules, target, user=user)
     if deliver:
-        minutes = int(CODE_LIFETIME.total_seconds() // 60)
         if "@" in target:
             await outbox.enqueue_email(
                 target, "Код подтверждения",
-                f"Код подтверждения: {code}\n\n{what}. Код действует {minutes} минут.\n"
+                f"Код подтверждения: {code}\n\n{what}. Код действует {rules.minutes} минут.\n"
                 "Если вы не запрашивали код, просто проигнорируйте это письмо.",
             )
         else:
-            await outbox.enqueue_sms(target, f"Код подтверждения: {code}. {what}, код действует {minutes} минут.")
+            await outbox.enqueue_sms(target, f"Код подтверждения: {code}. {what}, код действует {rules.minutes} минут.")
     return row
-
-
-async def _latest_code(purpose: CodePurpose, **where: Any) -> VerificationCode | None:
-    """The newest code of that purpose: only it counts (sending a new one replaces the old)."""
-    return await VerificationCode.filter(purpose=purpose, **where).order_by("-created_at", "-id").first()
-
-
-async def _check_code(ctx: RequestContext, row: VerificationCode | None, code: str, field: list[str]) -> None:
-    """Accept the code once, or say why not. A wrong answer is counted even though the mutation fails."""
-    now = utcnow()
-    code = code.strip()
-    wrong = UserFacingError(ErrorCode.INVALID, "This code is not right: check it, or request a new one.", field)
-    if row is None or row.used_at is not None:
-        raise wrong
-    if row.attempts >= CODE_ATTEMPTS:
-        raise UserFacingError(
-            ErrorCode.RATE_LIMITED, "Too many wrong codes: this one no longer works, request a new one.", field
-        )
-    if row.expires_at <= now:
-        raise UserFacingError(ErrorCode.EXPIRED, "This code has expired: request a new one.", field)
-    if not CODE_PATTERN.match(code):
-        raise UserFacingError(ErrorCode.INVALID, "A code is 6 digits.", field)
-    if not hmac.compare_digest(row.code_hash, _code_hash(ctx, row.id, code)):
-        await VerificationCode.filter(id=row.id).update(attempts=F("attempts") + 1)
-        raise UserFacingError(wrong.code, wrong.message, field, keep_changes=True)
-    # The conditional UPDATE makes two concurrent uses of one code end as one success.
-    claimed = await VerificationCode.filter(id=row.id, used_at=None, attempts__lt=CODE_ATTEMPTS).update(used_at=now)
-    if not claimed:
-        raise wrong
 
 
 async def release_pending_sign_ups(*, email: str | None = None, phone: str | None = None) -> None:
@@ -177,7 +109,7 @@ async def release_pending_sign_ups(*, email: str | None = None, phone: str | Non
 
     An address is only ever held for good by a confirmed (active) user; whoever proves it later
     takes it over. The codes sent to the removed sign-up stay, unlinked, so that the per-address
-    sending limits still count them. (acceptInvite should call this too before it creates a user.)
+    sending limits still count them. (acceptInvite calls this too, for a phone the invitee gives.)
     """
     where = [Q(email=email)] if email else []
     where += [Q(phone=phone)] if phone else []
@@ -219,14 +151,13 @@ async def register(
             ["input", "phone"],
         )
     target = phone if channel == ConfirmationChannel.SMS else email
-    if not await _may_send(CodePurpose.SIGN_UP, target, utcnow()):
-        raise _too_many_codes()
+    await codes.require_may_send(SIGN_UP_CODE, target)
     await release_pending_sign_ups(email=email, phone=phone)
     user = await User.create(
         email=email, phone=phone, full_name=full_name, password_hash=hash_password(password), is_active=False,
     )
-    row = await _issue_code(ctx, CodePurpose.SIGN_UP, target, user=user, what="Регистрация в личном кабинете")
-    return CodeSent(user, mask(target), row.expires_at)
+    row = await _send_code(ctx, SIGN_UP_CODE, target, user=user, what="Регистрация в личном кабинете")
+    return CodeSent(user, codes.mask(target), row.expires_at)
 
 
 async def _pending_sign_up(registration_id: str) -> User:
@@ -243,38 +174,26 @@ async def _pending_sign_up(registration_id: str) -> User:
 async def resend_registration_code(ctx: RequestContext, registration_id: str) -> CodeSent:
     """A new code to the same address (the previous one stops working)."""
     user = await _pending_sign_up(registration_id)
-    previous = await _latest_code(CodePurpose.SIGN_UP, user_id=user.id)
+    previous = await codes.latest(SIGN_UP_CODE, user_id=user.id)
     target = previous.target if previous else user.phone
-    if not await _may_send(CodePurpose.SIGN_UP, target, utcnow()):
-        raise _too_many_codes()
-    row = await _issue_code(ctx, CodePurpose.SIGN_UP, target, user=user, what="Регистрация в личном кабинете")
-    return CodeSent(user, mask(target), row.expires_at)
+    await codes.require_may_send(SIGN_UP_CODE, target)
+    row = await _send_code(ctx, SIGN_UP_CODE, target, user=user, what="Регистрация в личном кабинете")
+    return CodeSent(user, codes.mask(target), row.expires_at)
 
 
 async def confirm_registration(ctx: RequestContext, registration_id: str, code: str) -> SignedIn:
     """The right code activates the account, marks the address it went to as verified, signs in."""
     user = await _pending_sign_up(registration_id)
-    row = await _latest_code(CodePurpose.SIGN_UP, user_id=user.id)
-    await _check_code(ctx, row, code, ["code"])
+    row = await codes.latest(SIGN_UP_CODE, user_id=user.id)
+    await codes.check(ctx, SIGN_UP_CODE, row, code)
     user.is_active = True
     if row.target == user.phone:
         user.phone_verified = True
     if row.target == user.email:
         user.email_verified = True
     await user.save(update_fields=["is_active", "phone_verified", "email_verified"])
-    signed_in = await _sign_in_here(ctx, user)
-    await audit.record(ctx, "user.signed_up", organization_id=None, object_type="User", object_id=user.id)
-    return signed_in
-
-
-async def _sign_in_here(ctx: RequestContext, user: User) -> SignedIn:
-    """A new login for the user; the rest of this request (the payload's fields, the audit entry)
-    is theirs, as if they had sent the new access token."""
     signed_in = await sign_in_user(ctx, user)
-    claims = decode_access_token(ctx.settings, signed_in.access.token)
-    if claims is not None:
-        ctx.viewer = Viewer(user.id, claims.login_id, claims.expires_at)
-        ctx.forget_memberships()
+    await audit.record(ctx, "user.signed_up", organization_id=None, object_type="User", object_id=user.id)
     return signed_in
 
 
@@ -294,11 +213,11 @@ async def request_password_reset(ctx: RequestContext, login: str) -> None:
     (the previous code keeps working).
     """
     key = _login_key(login, ["login"])
-    if not await _may_send(CodePurpose.PASSWORD_RESET, key, utcnow()):
+    if not await codes.may_send(PASSWORD_RESET_CODE, key):
         return
     user = await User.get_or_none(Q(email=key) if "@" in key else Q(phone=key), is_active=True)
-    await _issue_code(
-        ctx, CodePurpose.PASSWORD_RESET, key, user=user, what="Восстановление пароля в личном кабинете",
+    await _send_code(
+        ctx, PASSWORD_RESET_CODE, key, user=user, what="Восстановление пароля в личном кабинете",
         deliver=user is not None,
     )
 
@@ -307,8 +226,8 @@ async def reset_password(ctx: RequestContext, login: str, code: str, new_passwor
     """The right code sets the new password, ends every login of the account, and signs in afresh."""
     key = _login_key(login, ["login"])
     new_password = validation.password(new_password, ["newPassword"])
-    row = await _latest_code(CodePurpose.PASSWORD_RESET, target=key)
-    await _check_code(ctx, row, code, ["code"])
+    row = await codes.latest(PASSWORD_RESET_CODE, target=key)
+    await codes.check(ctx, PASSWORD_RESET_CODE, row, code)
     user = await User.filter(id=row.user_id, is_active=True).select_for_update().first() if row.user_id else None
     if user is None or key not in (user.email, user.phone):
         raise UserFacingError(ErrorCode.INVALID, "This code is not right: check it, or request a new one.", ["code"])
@@ -321,7 +240,7 @@ async def reset_password(ctx: RequestContext, login: str, code: str, new_passwor
     await user.save(update_fields=["password_hash", "phone_verified", "email_verified"])
     revoked = await RefreshToken.filter(user_id=user.id, revoked_at=None).update(revoked_at=now)
     await LoginThrottle.filter(login__in=[v for v in (user.email, user.phone) if v]).delete()
-    signed_in = await _sign_in_here(ctx, user)
+    signed_in = await sign_in_user(ctx, user)
     await audit.record(
         ctx, "user.password_reset", organization_id=None, object_type="User", object_id=user.id,
         details={"via": "phone" if key == user.phone else "email", "revoked_refresh_tokens": revoked},
@@ -340,17 +259,16 @@ async def request_email_change(ctx: RequestContext, new_email: str) -> CodeSent:
         raise validation.invalid(["newEmail"], "This is already your e-mail.")
     if await _taken(email=new_email, exclude=user.id):
         raise UserFacingError(ErrorCode.CONFLICT, "This e-mail already belongs to another account.", ["newEmail"])
-    if not await _may_send(CodePurpose.EMAIL_CHANGE, new_email, utcnow()):
-        raise _too_many_codes()
-    row = await _issue_code(ctx, CodePurpose.EMAIL_CHANGE, new_email, user=user, what="Смена e-mail в личном кабинете")
-    return CodeSent(user, mask(new_email), row.expires_at)
+    await codes.require_may_send(EMAIL_CHANGE_CODE, new_email)
+    row = await _send_code(ctx, EMAIL_CHANGE_CODE, new_email, user=user, what="Смена e-mail в личном кабинете")
+    return CodeSent(user, codes.mask(new_email), row.expires_at)
 
 
 async def confirm_email_change(ctx: RequestContext, code: str) -> User:
     """Switch to the address the latest code went to; the old address is told about it."""
     user = await viewer_user(ctx)
-    row = await _latest_code(CodePurpose.EMAIL_CHANGE, user_id=user.id)
-    await _check_code(ctx, row, code, ["code"])
+    row = await codes.latest(EMAIL_CHANGE_CODE, user_id=user.id)
+    await codes.check(ctx, EMAIL_CHANGE_CODE, row, code)
     new_email = row.target
     if await _taken(email=new_email, exclude=user.id):
         raise UserFacingError(ErrorCode.CONFLICT, "This e-mail has meanwhile been taken by another account.", ["code"])

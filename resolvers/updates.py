@@ -174,7 +174,8 @@ async def _cancel_planned(database_id: Any, message: str, statuses=PLANNED_RUN_S
     return await _runs_now(list(ids))
 
 
-async def _plan_run(database: Database, scheduled_for: dt.datetime) -> UpdateRun:
+async def plan_run(database: Database, scheduled_for: dt.datetime) -> UpdateRun:
+    """A SCHEDULED run of the database at `scheduled_for`, to the newest version known now."""
     return await UpdateRun.create(
         organization_id=database.organization_id, database=database, status=UpdateRunStatus.SCHEDULED,
         scheduled_for=scheduled_for, target_version=await target_version_of(database),
@@ -269,9 +270,9 @@ async def schedule_update(
     ).exists():
         # The next run of the new times (or of unchanged times that had none planned yet).
         if mode == UpdateMode.ONCE:
-            changed_runs.append(await _plan_run(database, wanted["run_at"]))
+            changed_runs.append(await plan_run(database, wanted["run_at"]))
         else:
-            changed_runs.append(await _plan_run(
+            changed_runs.append(await plan_run(
                 database, next_monthly_run(wanted["day_of_month"], wanted["time_of_day"], wanted["timezone"], now)
             ))
     await record_run_events(ctx, changed_runs)
@@ -318,7 +319,7 @@ async def skip_update_run(ctx: RequestContext, run_global_id: str) -> UpdateRun:
         ).exists()
         if not later:
             after = max(run.scheduled_for, now)
-            changed_runs.append(await _plan_run(
+            changed_runs.append(await plan_run(
                 database, next_monthly_run(schedule.day_of_month, schedule.time_of_day, schedule.timezone, after)
             ))
     elif schedule.mode == UpdateMode.ONCE and not await UpdateRun.filter(
@@ -465,3 +466,70 @@ async def plan_quarantined_run(
         return None
     run.status, run.scheduled_for = UpdateRunStatus.SCHEDULED, chosen
     return run  # the caller records its updateRuns event (a mutation via ctx, the worker after its commit)
+
+
+# ---------------------------------------------------------------------------------------- what the update worker asks
+
+
+async def execution_target(run: UpdateRun, database: Database) -> tuple[str | None, Release | None]:
+    """What a run installs when it starts, and the release that is: the newest release of the database's
+    configuration that is not recalled, or the run's own target when that is newer (a version no release
+    names, e.g. set by the provider by hand). A recalled version is never a target. None: nothing known."""
+    newest = (await newest_releases({database.configuration})).get(database.configuration)
+    own = run.target_version
+    if own and await Release.exists(configuration=database.configuration, version=own, recalled_at__isnull=False):
+        own = None
+    target = newest_version(own, newest.version if newest else None)
+    if newest is not None and target == newest.version:
+        return target, newest
+    release = await Release.get_or_none(configuration=database.configuration, version=target) if target else None
+    return target, release
+
+
+async def follow_up_schedule(run: UpdateRun, now: dt.datetime) -> list[UpdateRun]:
+    """After a run has ended (SUCCEEDED or FAILED): a ONCE schedule falls back to DISABLED, a MONTHLY one
+    gets the next month's run planned, unless another run is planned already. The runs planned (for their
+    events). Locks the database row, as the mutations do."""
+    database = await Database.filter(id=run.database_id).select_for_update().first()
+    if database is None:
+        return []
+    schedule = await UpdateSchedule.filter(database_id=database.id).select_for_update().first()
+    if schedule is None or await UpdateRun.filter(database_id=database.id, status__in=list(PLANNED_RUN_STATUSES)).exists():
+        return []
+    if schedule.mode == UpdateMode.ONCE:
+        schedule.mode, schedule.run_at = UpdateMode.DISABLED, None
+        await schedule.save()
+    elif schedule.mode == UpdateMode.MONTHLY and schedule.day_of_month and schedule.time_of_day and database.is_typical:
+        after = max(run.scheduled_for, now)
+        return [await plan_run(database, next_monthly_run(schedule.day_of_month, schedule.time_of_day, schedule.timezone, after))]
+    return []
+
+
+async def databases_missing_a_monthly_run(database_ids: list[Any] | None = None) -> list[Any]:
+    """Typical databases updated MONTHLY with no run planned or running (e.g. seeded that way, or after a
+    run was cancelled by hand): the worker plans their next run. Two queries."""
+    query = UpdateSchedule.filter(mode=UpdateMode.MONTHLY, database__is_typical=True)
+    if database_ids is not None:
+        query = query.filter(database_id__in=list(database_ids))
+    monthly = set(await query.values_list("database_id", flat=True))
+    if not monthly:
+        return []
+    busy = set(await UpdateRun.filter(
+        database_id__in=list(monthly), status__in=[*PLANNED_RUN_STATUSES, UpdateRunStatus.RUNNING]
+    ).values_list("database_id", flat=True))
+    return sorted(monthly - busy, key=str)
+
+
+async def plan_missing_monthly_run(database_id: Any, now: dt.datetime) -> UpdateRun | None:
+    """Plan the next run of a MONTHLY database that has none (checked again under the database's lock)."""
+    database = await Database.filter(id=database_id).select_for_update().first()
+    schedule = await UpdateSchedule.filter(database_id=database_id).first() if database else None
+    if (
+        schedule is None or schedule.mode != UpdateMode.MONTHLY or not database.is_typical
+        or not schedule.day_of_month or not schedule.time_of_day
+        or await UpdateRun.filter(
+            database_id=database_id, status__in=[*PLANNED_RUN_STATUSES, UpdateRunStatus.RUNNING]
+        ).exists()
+    ):
+        return None
+    return await plan_run(database, next_monthly_run(schedule.day_of_month, schedule.time_of_day, schedule.timezone, now))

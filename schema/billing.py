@@ -18,7 +18,8 @@ from resolvers import cloud as cloud_resolvers
 from resolvers.billing import BalanceView
 from schema.batching import batched, loaded
 from schema.cloud import Database
-from schema.relay import Node, to_global_id
+from resolvers.ids import to_global_id
+from schema.relay import Node
 
 strawberry.enum(TransactionKind, description="Why the deposit changed: top-up, charge, refund or adjustment.")
 strawberry.enum(ChargeKind, description="What a charge is for: cloud rental or support services.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
@@ -15,6 +16,8 @@ from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_OVERRIDES
 from schema.subscription import Subscription
+
+log = logging.getLogger("kabinet.graphql")
 
 
 class _CodedContext:
@@ -42,6 +45,14 @@ def coded_rule(rule: type[ASTValidationRule], code: str) -> type[ASTValidationRu
     return Coded
 
 
+class KabinetSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log only what went wrong on our side; a client's mistake or a refusal is not an incident."""
+        for error in errors:
+            if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
+                log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Rules are made once: rule classes made per request would defeat the validation cache.
     limits = [
@@ -55,7 +66,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         def __init__(self) -> None:
             super().__init__(limits)
 
-    return strawberry.Schema(
+    return KabinetSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

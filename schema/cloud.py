@@ -15,7 +15,8 @@ from resolvers.cloud import SubscriptionView
 from schema.batching import batched, expand, loaded
 from schema.errors import UserError, transactional
 from schema.identity import User
-from schema.relay import Connection, Node, connection_of, to_global_id
+from resolvers.ids import to_global_id
+from schema.relay import Connection, Node, connection_of
 from schema.updates import UpdateRun, UpdateSchedule
 
 strawberry.enum(SessionStatus, description="ACTIVE, TERMINATING (asked to end), ENDED (logged off) or TERMINATED.")

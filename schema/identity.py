@@ -13,7 +13,8 @@ from resolvers import identity as identity_resolvers
 from resolvers.identity import SignedIn
 from schema.batching import batched, loaded
 from schema.errors import UserError, transactional
-from schema.relay import Node, list_of, to_global_id
+from resolvers.ids import to_global_id
+from schema.relay import Node, list_of
 
 if TYPE_CHECKING:
     from schema.organizations import Membership

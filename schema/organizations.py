@@ -30,7 +30,8 @@ from schema.cloud import CloudSubscription, Database, Session
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.products import Contract, Product
-from schema.relay import Connection, Node, connection_of, list_of, to_global_id
+from resolvers.ids import to_global_id
+from schema.relay import Connection, Node, connection_of, list_of
 
 strawberry.enum(Role, description="A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.")
 strawberry.enum(OrganizationKind, description="Legal entity (10-digit INN), sole proprietor or individual (12 digits).")

@@ -13,7 +13,8 @@ from models.products import ContractKind, Product as ProductModel, ProductCatego
 from resolvers import organizations as org_resolvers
 from resolvers import products as resolvers
 from schema.batching import batched, loaded
-from schema.relay import Node, to_global_id
+from resolvers.ids import to_global_id
+from schema.relay import Node
 
 if TYPE_CHECKING:
     from schema.organizations import Organization

@@ -18,7 +18,8 @@ from schema.batching import batched, expand, loaded, selected
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.organizations import Membership, Organization
-from schema.relay import Connection, Node, connection_of, to_global_id
+from resolvers.ids import to_global_id
+from schema.relay import Connection, Node, connection_of
 
 strawberry.enum(ConfirmationChannel, description="Where a sign-up's confirmation code is sent: SMS to the phone, or the e-mail.")
 strawberry.enum(JoinRequestStatus, description="PENDING until the organization's owner or an administrator decides.")

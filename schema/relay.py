@@ -7,7 +7,6 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 
-from resolvers.ids import from_global_id, pk_of, to_global_id  # noqa: F401  (re-exported)
 from resolvers.pagination import Page
 
 T = TypeVar("T")

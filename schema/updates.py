@@ -13,7 +13,8 @@ from resolvers import updates as resolvers
 from resolvers.updates import ScheduleView
 from schema.batching import batched, expand, loaded
 from schema.errors import UserError, transactional
-from schema.relay import Node, to_global_id
+from resolvers.ids import to_global_id
+from schema.relay import Node
 
 if TYPE_CHECKING:
     from schema.cloud import Database

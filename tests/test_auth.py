@@ -109,3 +109,12 @@ async def test_tampered_expired_foreign_and_alg_none_tokens_are_unauthenticated(
     for token in (tampered, expired, wrong_audience, other_key, alg_none, "garbage"):
         body = await me_with(client, token)
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", token
+
+
+async def test_the_login_payload_answers_nested_fields_too(gql):
+    body = await gql.execute(
+        "mutation { login(input: {login: \"buh@romashka.example\", password: \"kabinet-demo\"}) "
+        "{ user { fullName memberships { role organization { name } } } } }"
+    )
+    memberships = body["data"]["login"]["user"]["memberships"]
+    assert [(m["role"], m["organization"]["name"]) for m in memberships] == [("ACCOUNTANT", "ООО «Ромашка»")]

@@ -82,3 +82,18 @@ async def test_graphiql_opens_from_a_browser_with_no_cdn(client):
     for asset in assets:
         assert asset.startswith("/static/"), asset
         assert (await client.get(asset)).status_code == 200
+
+
+async def test_a_client_accepting_graphql_response_json_gets_it_and_a_400_for_a_request_error(client):
+    accept = {"accept": "application/graphql-response+json"}
+    ok = await client.post("/graphql", json={"query": "{ __typename }"}, headers=accept)
+    assert ok.status_code == 200 and ok.headers["content-type"].startswith("application/graphql-response+json")
+    broken = await client.post("/graphql", json={"query": "{ me { "}, headers=accept)
+    assert broken.status_code == 400 and broken.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    refused = await client.post("/graphql", json={"query": "{ me { email } }"}, headers=accept)
+    assert refused.status_code == 200, "an executed request that failed in a field is still 200"
+
+
+async def test_a_body_that_is_not_json_is_400(client):
+    response = await client.post("/graphql", content=b"not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400

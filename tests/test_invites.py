@@ -360,6 +360,16 @@ async def test_a_phone_that_belongs_to_another_account_is_a_conflict_when_accept
     assert errors(payload) == [("CONFLICT", ["input", "phone"])]
 
 
+async def test_an_unconfirmed_sign_up_does_not_hold_back_the_phone_given_when_accepting(gql):
+    organization, team = await factories.create_team()
+    pending = await factories.create_user(phone=factories.unique_phone())
+    await User.filter(id=pending.id).update(is_active=False)
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    payload = await accept(gql, token, fullName="Пётр", password="a-good-password", phone=pending.phone)
+    assert payload["userErrors"] == [] and payload["user"]["phone"] == pending.phone
+    assert not await User.exists(id=pending.id)
+
+
 async def test_a_new_person_must_give_a_full_name(gql):
     organization, team = await factories.create_team()
     _, token = await sent_invite(gql, team[Role.OWNER], organization, email=factories.unique_email())

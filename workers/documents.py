@@ -1,13 +1,23 @@
-"""Accounting documents as real PDF files, and the day each one becomes visible.
+"""Accounting documents as real PDF files, the day each one becomes visible, and the monthly publisher.
 
 Clients download invoices, acts and contracts and open them in any viewer or pass them to their
 accountant, so the file must be a genuine PDF with readable Cyrillic. fpdf2 draws it with Roboto
 embedded from the `font_roboto` package: nothing depends on the fonts of the host.
+
+Publishing (`publish_month`): for each organization with charges in a month, an invoice and an act
+summing them, numbered `СЧ-YYYY-MM-<last 4 of the organization's code>` / `АКТ-…` like the demo
+data, issued on the month's last day, visible from the 10th of the next month. Idempotent: a
+document that exists (same organization, kind and number) is left as it is, so running it twice,
+or in two worker processes at once, creates each document once. `run_document_publisher` makes
+sure, every hour, that the previous month is published from the 10th on.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+import asyncio
+import logging
+import re
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib.resources import files
@@ -15,15 +25,28 @@ from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from kabinet.auth import utcnow
+from kabinet.settings import Settings
+from models.billing import Charge, Document, DocumentFile, DocumentKind
+from models.organizations import Organization
+
+log = logging.getLogger("kabinet.documents")
 
 FONT = "Roboto"
 PUBLICATION_DAY = 10  # invoices and acts of month M appear on this day of month M+1
+PUBLISHER_CHECK_SECONDS = 3600.0
 MONTHLY_KINDS = frozenset({"INVOICE", "ACT"})
 TITLES = {
     "INVOICE": "Счёт на оплату",
     "ACT": "Акт оказанных услуг",
     "CONTRACT": "Договор",
 }
+NUMBER_PREFIXES = {"INVOICE": "СЧ", "ACT": "АКТ"}
+FILE_PREFIXES = {"INVOICE": "invoice", "ACT": "act", "CONTRACT": "contract"}
+PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MONTH_NAMES = (
     "январь", "февраль", "март", "апрель", "май", "июнь",
     "июль", "август", "сентябрь", "октябрь", "ноябрь", "декабрь",
@@ -136,3 +159,114 @@ def _quantity(value: Decimal) -> str:
 def _font_files() -> tuple[Path, Path]:
     folder = files("font_roboto") / "files"
     return Path(str(folder / "Roboto-Regular.ttf")), Path(str(folder / "Roboto-Bold.ttf"))
+
+
+# ---------------------------------------------------------------------------------------- publishing
+
+
+def document_number(kind: str, period: str, organization_code: str) -> str:
+    """ "СЧ-2026-10-3893": the kind's prefix, the month, the last 4 characters of the organization's code."""
+    return f"{NUMBER_PREFIXES[_kind_code(kind)]}-{period}-{organization_code[-4:]}"
+
+
+def document_filename(kind: str, number: str) -> str:
+    return f"{FILE_PREFIXES[_kind_code(kind)]}-{number}.pdf"
+
+
+def last_day_of(period: str) -> date:
+    match = PERIOD_PATTERN.match(period)
+    if not match:
+        raise ValueError(f"a period is YYYY-MM, not {period!r}")
+    year, month = int(match.group(1)), int(match.group(2))
+    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    return following - timedelta(days=1)
+
+
+def period_before(day: date, months: int = 1) -> str:
+    """The month `months` before the month of `day`, as "YYYY-MM"."""
+    index = day.year * 12 + day.month - 1 - months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+async def publish_month(period: str, today: date) -> list[Document]:
+    """Create the month's missing invoices and acts, one of each per organization with charges in it.
+
+    Each sums the organization's charges of the month (one line per charge) and gets its PDF. A month
+    that is not over on `today` is left alone (its charges are not final). Returns the documents
+    created: none when everything is published already (the check is two queries).
+    """
+    issued_on = last_day_of(period)
+    if today <= issued_on:
+        return []
+    with_charges = set(await Charge.filter(period=period).distinct().values_list("organization_id", flat=True))
+    if not with_charges:
+        return []
+    existing = await Document.filter(
+        period=period, kind__in=[DocumentKind.INVOICE, DocumentKind.ACT], organization_id__in=list(with_charges)
+    ).values_list("organization_id", "kind")
+    have = {(organization_id, DocumentKind(kind)) for organization_id, kind in existing}
+    created = []
+    for organization_id in sorted(with_charges, key=str):
+        kinds = [k for k in (DocumentKind.INVOICE, DocumentKind.ACT) if (organization_id, k) not in have]
+        if not kinds:
+            continue
+        try:
+            created += await _publish_organization(organization_id, period, issued_on, kinds)
+        except Exception:  # noqa: BLE001 — one organization's trouble does not hold up the others
+            log.exception("could not publish the documents of %s for %s", organization_id, period)
+    if created:
+        log.info("published %s documents for %s", len(created), period)
+    return created
+
+
+async def _publish_organization(organization_id, period: str, issued_on: date, kinds: list[DocumentKind]) -> list[Document]:
+    organization = await Organization.get(id=organization_id)
+    charges = await Charge.filter(organization_id=organization_id, period=period).order_by("created_at", "kind", "description")
+    total = sum((Decimal(c.amount) for c in charges), Decimal("0")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    lines = [(c.description, Decimal(c.quantity), Decimal(c.unit_price)) for c in charges]
+    created = []
+    for kind in kinds:
+        number = document_number(kind, period, organization.code)
+        if await Document.exists(organization_id=organization_id, kind=kind, number=number):
+            continue
+        content = await asyncio.to_thread(
+            render_document_pdf, kind=kind.value, number=number, organization_name=organization.name,
+            inn=organization.inn, issued_on=issued_on, period=period, lines=lines, total=total,
+        )
+        try:
+            async with in_transaction():
+                document = await Document.create(
+                    organization_id=organization_id, kind=kind, number=number, issued_on=issued_on, period=period,
+                    amount=total, currency="RUB", visible_from=document_visible_from(kind, period, issued_on),
+                )
+                await DocumentFile.create(
+                    document=document, filename=document_filename(kind, number), content_type="application/pdf",
+                    content=content,
+                )
+        except IntegrityError:
+            continue  # another publisher made it a moment ago
+        created.append(document)
+    return created
+
+
+async def publish_due(today: date) -> list[Document]:
+    """What is due on `today`: from the 10th on the previous month, and always the month before it (in
+    case the publisher was down from one 10th to the end of that month)."""
+    periods = [period_before(today, 2)] + ([period_before(today, 1)] if today.day >= PUBLICATION_DAY else [])
+    created = []
+    for period in periods:
+        created += await publish_month(period, today)
+    return created
+
+
+async def run_document_publisher(settings: Settings, stop: asyncio.Event) -> None:
+    """Every hour (and at start), make sure the months due are published; until `stop`."""
+    while not stop.is_set():
+        try:
+            await publish_due(utcnow().date())
+        except Exception:  # noqa: BLE001 — a worker loop outlives one bad pass
+            log.exception("document publishing failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=PUBLISHER_CHECK_SECONDS)
+        except asyncio.TimeoutError:
+            pass

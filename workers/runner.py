@@ -11,6 +11,8 @@ from broadcaster import Broadcast
 
 from kabinet.settings import Settings
 from workers.cluster import run_cluster_worker
+from workers.documents import run_document_publisher
+from workers.updates import run_update_worker
 
 log = logging.getLogger("kabinet.workers")
 
@@ -26,6 +28,8 @@ class Workers:
         stop, broadcast, settings = self.stop_event, self.broadcast, self.settings
         return {
             "cluster": lambda: run_cluster_worker(broadcast, stop, churn=settings.cluster_churn),
+            "updates": lambda: run_update_worker(settings, broadcast, stop),
+            "documents": lambda: run_document_publisher(settings, stop),
         }
 
     def start(self) -> None:

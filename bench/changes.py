@@ -1,0 +1,52 @@
+"""Session changes made the way the cluster worker makes them (workers/cluster.py): the row and its
+event in one transaction, then the notice through the broker. The commit time is read right after
+the transaction commits, by the wall clock the subscriber processes also read."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from tortoise.transactions import in_transaction
+
+from kabinet.auth import utcnow
+from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
+from models.cloud import ClientKind, Database, Session, SessionStatus
+from resolvers.ids import to_global_id
+
+
+class SessionChanges:
+    """Alternately starts a session and ends the one it started: the list keeps its size."""
+
+    def __init__(self, broadcast, organization_pk: uuid.UUID) -> None:
+        self.broadcast = broadcast
+        self.organization_pk = organization_pk
+        self.open: list[Session] = []
+        self.database_pk: uuid.UUID | None = None
+
+    async def next(self) -> tuple[str, float]:
+        """Make one change: (its key "KIND:session global id", wall-clock commit time)."""
+        if self.database_pk is None:
+            self.database_pk = (await Database.filter(organization_id=self.organization_pk).order_by("name").first()).id
+        announcements = PendingAnnouncements()
+        if self.open:
+            session = self.open.pop()
+            async with in_transaction():
+                now = utcnow()
+                await Session.filter(id=session.id).update(status=SessionStatus.ENDED, ended_at=now)
+                session.status, session.ended_at = SessionStatus.ENDED, now
+                await announcements.record(self.organization_pk, SESSIONS, "ENDED", session_payload(session))
+            kind = "ENDED"
+        else:
+            async with in_transaction():
+                session = await Session.create(
+                    id=uuid.uuid4(), organization_id=self.organization_pk, database_id=self.database_pk,
+                    user_name="Бенч-сеанс", client_kind=ClientKind.WEB_CLIENT, host="PC-BENCH", started_at=utcnow(),
+                    status=SessionStatus.ACTIVE,
+                )
+                await announcements.record(self.organization_pk, SESSIONS, "STARTED", session_payload(session))
+            self.open.append(session)
+            kind = "STARTED"
+        committed = time.time()
+        await announcements.announce(self.broadcast)
+        return f"{kind}:{to_global_id('Session', session.id)}", committed
