@@ -39,7 +39,7 @@ class Scale:
     small_ledger_rows: int = 1_000
 
 
-SMOKE = Scale(w1_organizations=4, w1_rows=3, w2_rows=4, ledger_rows=1_000, w4_rows=3, w5_rows=10, w5_sessions=500,
+SMOKE = Scale(w1_organizations=4, w1_rows=3, w2_rows=4, ledger_rows=1_000, w4_rows=3, w5_rows=10, w5_sessions=3_000,
               small_w1_organizations=2, small_w1_rows=2, small_rows=2, small_ledger_rows=300)
 
 

@@ -66,7 +66,7 @@ class Bench:
         self.state = state
         self.smoke = args.smoke
         self.scale = data.SMOKE if args.smoke else data.Scale()
-        self.results: dict = {"workloads": {}, "targets": [], "problems": []}
+        self.results: dict = {"workloads": {}, "targets": [], "problems": [], "notes": []}
         self.log_dir = infra.BENCH_DIR / "results" / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.use_autocannon = False
@@ -78,6 +78,10 @@ class Bench:
         if self.use_autocannon:
             return await run_autocannon(spec, self.procs.adopt, self.procs.release)
         return await python_load(spec)
+
+    def note(self, text: str) -> None:
+        log(f"note: {text}")
+        self.results["notes"].append(text)
 
     def problem(self, text: str) -> None:
         log(f"PROBLEM: {text}")
@@ -151,7 +155,7 @@ class Bench:
                 log(f"kabinet serving at {self.base} (pid {self.kabinet.pid})")
                 self.pg_base = None
                 if with_postgraphile and ("W1" in workloads or "W2" in workloads):
-                    _, self.pg_base = infra.start_postgraphile(self.procs, url, self.log_dir)
+                    self.pg_proc, self.pg_base = infra.start_postgraphile(self.procs, url, self.log_dir)
                     log(f"PostGraphile serving at {self.pg_base}")
                 for w, method in (("W1", self.w1), ("W2", self.w2), ("W3", self.w3), ("W5", self.w5)):
                     if w in workloads:
@@ -218,10 +222,17 @@ class Bench:
         if p_spec:
             await self.load(LoadSpec(p_spec.url, p_spec.bodies, args.concurrency, warm))
         runs: dict[str, list[dict]] = {"kabinet": [], "postgraphile": []}
+
+        async def measured(spec: LoadSpec, pid: int) -> dict:
+            cpu = infra.cpu_seconds(pid)
+            figures = await self.load(spec)
+            figures["server_cpu_ms_per_request"] = (infra.cpu_seconds(pid) - cpu) * 1000 / max(1, figures["requests"])
+            return figures
+
         for run in range(args.runs):  # interleaved, so that a noisy minute hits both
-            runs["kabinet"].append(await self.load(k_spec))
+            runs["kabinet"].append(await measured(k_spec, self.kabinet.pid))
             if p_spec:
-                runs["postgraphile"].append(await self.load(p_spec))
+                runs["postgraphile"].append(await measured(p_spec, self.pg_proc.pid))
             log(f"  run {run + 1}: kabinet {runs['kabinet'][-1]['rps']:.0f} req/s p99 {runs['kabinet'][-1]['latency_ms']['p99']:.1f} ms"
                 + (f"; PostGraphile {runs['postgraphile'][-1]['rps']:.0f} req/s p99 {runs['postgraphile'][-1]['latency_ms']['p99']:.1f} ms" if p_spec else ""))
         for server, server_runs in runs.items():
@@ -231,6 +242,7 @@ class Bench:
                 "rps": spread([r["rps"] for r in server_runs]),
                 "p50_ms": spread([r["latency_ms"]["p50"] for r in server_runs]),
                 "p99_ms": spread([r["latency_ms"]["p99"] for r in server_runs]),
+                "server_cpu_ms_per_request": spread([r["server_cpu_ms_per_request"] for r in server_runs]),
                 "non2xx": sum(r["non2xx"] for r in server_runs), "errors": sum(r["errors"] for r in server_runs),
                 "driver": server_runs[0]["driver"], "raw": server_runs,
             })
@@ -312,13 +324,15 @@ class Bench:
     # ------------------------------------------------------------ subscriber processes
 
     async def start_subscribers(self, base: str, token: str, query: str, variables: dict, field: str, count: int,
-                                processes: int, *, snapshot: bool, record_times: bool) -> list:
+                                processes: int, *, snapshot: bool, record_times: bool, deflate: bool | None = None,
+                                quiet: bool = False) -> list:
         ws_url = base.replace("http://", "ws://") + "/graphql"
         per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
         clients = []
         for i, n in enumerate(per):
             spec = {"url": ws_url, "token": token, "query": query, "variables": variables, "field": field, "count": n,
-                    "snapshot": snapshot, "record_times": record_times, "compression": not self.args.no_deflate,
+                    "snapshot": snapshot, "record_times": record_times,
+                    "compression": (not self.args.no_deflate) if deflate is None else deflate,
                     "connect_concurrency": 50}
             with open(self.log_dir / f"wsclients-{i}.log", "wb") as err:
                 proc = await asyncio.create_subprocess_exec(
@@ -336,7 +350,8 @@ class Bench:
         if failed:
             await self.stop_subscribers(clients)
             raise BenchError(f"{failed} of {count} subscribers could not subscribe: {[r['errors'] for r in ready]}")
-        log(f"  {count} subscribers live in {max(r['connect_s'] for r in ready):.1f} s ({processes} client processes)")
+        if not quiet:
+            log(f"  {count} subscribers live in {max(r['connect_s'] for r in ready):.1f} s ({processes} client processes)")
         return clients
 
     async def _line(self, proc, timeout: float) -> dict:
@@ -372,115 +387,191 @@ class Bench:
                 await c.wait()
             self.procs.release(c.pid)
 
-    async def collect(self, clients, expected: dict[str, int], deadline_s: float, record_times: bool):
-        """Poll the subscriber processes until every key has arrived `expected[key]` times (or the deadline)."""
+    async def collect(self, clients, expected: dict[str, int], *, stall_s: float, cap_s: float, record_times: bool,
+                      prefix: str | None = None, total: int | None = None):
+        """Poll the subscriber processes until every key has arrived `expected[key]` times (or, with
+        `prefix`, until `total` messages whose key starts with it have arrived); give up when nothing
+        new has arrived for `stall_s` seconds, or after `cap_s`. (counts, times, errors, error count)."""
         counts: dict[str, int] = {k: 0 for k in expected}
         times: dict[str, list[float]] = {k: [] for k in expected}
         errors: list[str] = []
         error_count = 0
-        deadline = time.monotonic() + deadline_s
+        started = last_progress = time.monotonic()
+
+        def done() -> bool:
+            if prefix is not None:
+                return sum(n for k, n in counts.items() if k.startswith(prefix)) >= (total or 0)
+            return all(counts.get(k, 0) >= n for k, n in expected.items())
+
         while True:
+            progress = False
             for report in await self.report(clients):
                 for key, n in report["counts"].items():
                     counts[key] = counts.get(key, 0) + n
+                    progress = progress or n > 0
                 if record_times:
                     for key, ts in report["times"].items():
                         times.setdefault(key, []).extend(ts)
                 errors += report["errors"]
                 error_count += report["error_count"]
-            if all(counts.get(k, 0) >= n for k, n in expected.items()) or time.monotonic() > deadline:
+            now = time.monotonic()
+            if progress:
+                last_progress = now
+            if done() or now - last_progress > stall_s or now - started > cap_s:
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
         return counts, times, errors, error_count
 
     # ------------------------------------------------------------ W4
 
     async def w4(self) -> None:
+        """Fan-out: N subscribers of one organization's `sessions`, then session changes one at a time
+        (each once the previous one reached every subscriber, at most one per `--change-interval`)."""
         ds = self.dataset
-        levels = [20] if self.smoke else [int(x) for x in self.args.subscribers.split(",")]
-        changes_n = 3 if self.smoke else self.args.changes
-        interval = 0.2 if self.smoke else self.args.change_interval
-        org_pk = pk_of(ds.w4.organization_id, "Organization")
-        changes = SessionChanges(self.broadcast, org_pk)
+        args = self.args
+        levels = [20] if self.smoke else [int(x) for x in args.subscribers.split(",")]
+        changes_n = 3 if self.smoke else args.changes
+        interval = 0.2 if self.smoke else args.change_interval
+        budget = 30 if self.smoke else args.w4_budget
+        changes = SessionChanges(self.broadcast, pk_of(ds.w4.organization_id, "Organization"))
         variables = {"org": ds.w4.organization_id}
-        out: dict = {"changes_per_run": changes_n, "change_interval_s": interval, "levels": {},
-                     "deflate": not self.args.no_deflate}
-        for n in levels:
+        out: dict = {"changes_per_run": changes_n, "min_change_interval_s": interval, "budget_s": budget,
+                     "deflate": not args.no_deflate, "levels": {}}
+        for level_index, n in enumerate(levels):
             log(f"  -- {n} subscribers (a fresh kabinet process)")
-            server, base = infra.start_kabinet(self.procs, self.env, self.log_dir)
-            clients: list = []
             try:
-                token = await self.login(base, ds.w4.email)
-                # warm the process up: a few subscribers, one change, gone
-                warm = await self.start_subscribers(base, token, Q.W4_SUBSCRIPTION, variables, "sessions", 10, 1,
-                                                    snapshot=True, record_times=False)
-                key, _ = await changes.next()
-                await self.collect(warm, {key: 10}, 20, False)
-                await self.stop_subscribers(warm)
-                await asyncio.sleep(0.5 if self.smoke else 2)
-                rss_before = infra.rss_kb(server.pid)
-                processes = self.args.client_processes or max(1, min(4, math.ceil(n / 2500)))
-                connect_started = time.monotonic()
-                clients = await self.start_subscribers(base, token, Q.W4_SUBSCRIPTION, variables, "sessions", n, processes,
-                                                       snapshot=True, record_times=True)
-                connect_s = time.monotonic() - connect_started
-                await asyncio.sleep(0.5 if self.smoke else 3)
-                rss_idle = infra.rss_kb(server.pid)
-                per_connection_kb = (rss_idle - rss_before) / n
-                log(f"  server RSS {rss_before / 1024:.0f} MiB → {rss_idle / 1024:.0f} MiB: {per_connection_kb:.1f} KB per idle subscriber")
-                await self.report(clients)  # forget anything before the runs
-                runs = []
-                for run in range(self.args.runs):
-                    commits: dict[str, float] = {}
-                    for _ in range(changes_n):
-                        key, committed = await changes.next()
-                        commits[key] = committed
-                        await asyncio.sleep(interval)
-                    counts, times, errors, error_count = await self.collect(
-                        clients, {k: n for k in commits}, deadline_s=60 if not self.smoke else 15, record_times=True
-                    )
-                    last_latency = [(max(times[k]) - commits[k]) * 1000 for k in commits if times.get(k)]
-                    all_latency = [(t - commits[k]) * 1000 for k in commits for t in times.get(k, [])]
-                    expected = n * changes_n
-                    received = sum(min(counts.get(k, 0), n) for k in commits)
-                    duplicates = sum(max(0, counts.get(k, 0) - n) for k in commits)
-                    runs.append({
-                        "last_subscriber_p50_ms": percentile(last_latency, 0.5), "last_subscriber_p99_ms": percentile(last_latency, 0.99),
-                        "last_subscriber_max_ms": max(last_latency, default=None),
-                        "all_deliveries_p50_ms": percentile(all_latency, 0.5), "all_deliveries_p99_ms": percentile(all_latency, 0.99),
-                        "expected": expected, "received": received, "lost": expected - received, "duplicates": duplicates,
-                        "subscriber_errors": error_count, "error_samples": errors[:3],
-                        "messages_per_s": received / max(1e-9, max(max(ts) for ts in times.values() if ts) - min(commits.values()))
-                        if received else 0,
-                    })
-                    r = runs[-1]
-                    log(f"  run {run + 1}: last subscriber p50 {r['last_subscriber_p50_ms']:.0f} ms p99 {r['last_subscriber_p99_ms']:.0f} ms; "
-                        f"all deliveries p50 {r['all_deliveries_p50_ms']:.0f} ms; lost {r['lost']}; errors {error_count}")
-                    if r["lost"] or error_count:
-                        self.problem(f"W4 {n} subscribers run {run + 1}: {r['lost']} messages lost, {error_count} subscriber errors {errors[:2]}")
-                rss_end = infra.rss_kb(server.pid)
-                out["levels"][str(n)] = {
-                    "subscribers": n, "client_processes": processes, "connect_s": connect_s,
-                    "rss_before_kb": rss_before, "rss_idle_kb": rss_idle, "rss_after_runs_kb": rss_end,
-                    "rss_per_idle_subscriber_kb": per_connection_kb,
-                    "last_subscriber_p50_ms": spread([r["last_subscriber_p50_ms"] for r in runs]),
-                    "last_subscriber_p99_ms": spread([r["last_subscriber_p99_ms"] for r in runs]),
-                    "all_deliveries_p50_ms": spread([r["all_deliveries_p50_ms"] for r in runs]),
-                    "all_deliveries_p99_ms": spread([r["all_deliveries_p99_ms"] for r in runs]),
-                    "lost": sum(r["lost"] for r in runs), "duplicates": sum(r["duplicates"] for r in runs),
-                    "subscriber_errors": sum(r["subscriber_errors"] for r in runs), "runs": runs,
-                }
+                out["levels"][str(n)] = await self._w4_level(n, changes, variables, changes_n, interval, budget)
             except BenchError as error:
                 self.problem(f"W4 {n} subscribers: {error}")
                 out["levels"][str(n)] = {"subscribers": n, "error": str(error)}
-            finally:
-                await self.stop_subscribers(clients)
-                self.procs.stop(server)
+            if level_index == 0 and not self.smoke and not args.no_deflate:
+                # the same idle subscribers without permessage-deflate: how much of the memory is zlib's
+                try:
+                    out["levels"][str(n)]["rss_per_idle_subscriber_kb_without_deflate"] = await self._w4_idle_rss(n, variables)
+                except BenchError as error:
+                    self.problem(f"W4 {n} subscribers without deflate: {error}")
         self.results["workloads"]["W4"] = out
+
+    async def _fresh_server_with_warm_hub(self, variables: dict) -> tuple:
+        server, base = infra.start_kabinet(self.procs, self.env, self.log_dir)
+        token = await self.login(base, self.dataset.w4.email)
+        warm = await self.start_subscribers(base, token, Q.W4_SUBSCRIPTION, variables, "sessions", 10, 1,
+                                            snapshot=True, record_times=False, quiet=True)
+        await self.stop_subscribers(warm)
+        await asyncio.sleep(0.5 if self.smoke else 2)
+        return server, base, token
+
+    async def _w4_idle_rss(self, n: int, variables: dict) -> float:
+        server, base, token = await self._fresh_server_with_warm_hub(variables)
+        clients: list = []
+        try:
+            before = infra.rss_kb(server.pid)
+            processes = self.args.client_processes or max(1, min(4, math.ceil(n / 2500)))
+            clients = await self.start_subscribers(base, token, Q.W4_SUBSCRIPTION, variables, "sessions", n, processes,
+                                                   snapshot=True, record_times=False, deflate=False)
+            await asyncio.sleep(3)
+            per = (infra.rss_kb(server.pid) - before) / n
+            log(f"  without permessage-deflate: {per:.1f} KB per idle subscriber")
+            return per
+        finally:
+            await self.stop_subscribers(clients)
+            self.procs.stop(server)
+
+    async def _w4_level(self, n: int, changes: SessionChanges, variables: dict, changes_n: int, interval: float,
+                        budget: float) -> dict:
+        server, base, token = await self._fresh_server_with_warm_hub(variables)
+        clients: list = []
+        try:
+            rss_before = infra.rss_kb(server.pid)
+            processes = self.args.client_processes or max(1, min(4, math.ceil(n / 2500)))
+            connect_started = time.monotonic()
+            cpu_before = infra.cpu_seconds(server.pid)
+            clients = await self.start_subscribers(base, token, Q.W4_SUBSCRIPTION, variables, "sessions", n, processes,
+                                                   snapshot=True, record_times=True)
+            connect_s = time.monotonic() - connect_started
+            subscribe_cpu_ms = (infra.cpu_seconds(server.pid) - cpu_before) * 1000 / n
+            await asyncio.sleep(0.5 if self.smoke else 3)
+            rss_idle = infra.rss_kb(server.pid)
+            per_connection_kb = (rss_idle - rss_before) / n
+            log(f"  server RSS {rss_before / 1024:.0f} MiB → {rss_idle / 1024:.0f} MiB: {per_connection_kb:.1f} KB per idle "
+                f"subscriber; {subscribe_cpu_ms:.1f} ms server CPU per subscribe")
+            await self.report(clients)  # forget anything before the runs
+
+            stall = 15 if self.smoke else 30
+            samples: list[dict] = []  # one per change
+            runs_planned, per_run = self.args.runs, changes_n
+            measuring_started = time.monotonic()
+            run = 0
+            while run < runs_planned:
+                run_samples = []
+                for i in range(per_run):
+                    cpu_before = infra.cpu_seconds(server.pid)
+                    key, committed = await changes.next()
+                    counts, times, errors, error_count = await self.collect(
+                        clients, {key: n}, stall_s=stall, cap_s=max(60.0, budget), record_times=True)
+                    cpu_ms = (infra.cpu_seconds(server.pid) - cpu_before) * 1000
+                    got = times.get(key, [])
+                    sample = {
+                        "key": key, "received": min(counts.get(key, 0), n), "lost": n - min(counts.get(key, 0), n),
+                        "duplicates": max(0, counts.get(key, 0) - n), "errors": error_count, "error_samples": errors[:3],
+                        "last_ms": (max(got) - committed) * 1000 if got else None,
+                        "first_ms": (min(got) - committed) * 1000 if got else None,
+                        "all_ms": [(t - committed) * 1000 for t in got], "server_cpu_ms": cpu_ms,
+                    }
+                    run_samples.append(sample)
+                    if sample["lost"] or error_count:
+                        self.problem(f"W4 {n} subscribers, change {i + 1}: {sample['lost']} lost, {error_count} subscriber errors "
+                                     f"{errors[:2]}")
+                    if run == 0 and i == 0 and not self.smoke:  # fit the runs into the budget
+                        each = max(interval, (sample["last_ms"] or stall * 1000) / 1000 + 0.6)
+                        possible = int(budget // each)
+                        if possible < runs_planned * per_run:
+                            runs_planned = max(1, min(runs_planned, possible // per_run))
+                            if runs_planned == 1:
+                                per_run = max(3, min(per_run, possible))
+                            log(f"  one change takes {each:.1f} s to reach all {n}: {runs_planned} run(s) of {per_run} changes "
+                                f"fit the {budget:.0f}-s budget")
+                    wait = interval - (time.time() - committed)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                samples += run_samples
+                lasts = [s["last_ms"] for s in run_samples if s["last_ms"] is not None]
+                log(f"  run {run + 1}: {len(run_samples)} changes; commit → last subscriber p50 {percentile(lasts, 0.5):.0f} ms, "
+                    f"p99 {percentile(lasts, 0.99):.0f} ms; lost {sum(s['lost'] for s in run_samples)}; "
+                    f"server CPU {statistics.median(s['server_cpu_ms'] for s in run_samples):.0f} ms per change")
+                run += 1
+            measuring_s = time.monotonic() - measuring_started
+            rss_end = infra.rss_kb(server.pid)
+        finally:
+            await self.stop_subscribers(clients)
+            self.procs.stop(server)
+        per_run_lists = [samples[i:i + per_run] for i in range(0, len(samples), per_run)]
+        lasts = [s["last_ms"] for s in samples if s["last_ms"] is not None]
+        alls = [t for s in samples for t in s["all_ms"]]
+        cpu = [s["server_cpu_ms"] for s in samples]
+        for s in samples:
+            s.pop("all_ms")
+        return {
+            "subscribers": n, "client_processes": processes, "connect_s": connect_s, "subscribe_server_cpu_ms": subscribe_cpu_ms,
+            "rss_before_kb": rss_before, "rss_idle_kb": rss_idle, "rss_after_runs_kb": rss_end,
+            "rss_per_idle_subscriber_kb": per_connection_kb, "runs": len(per_run_lists), "changes_per_run": per_run,
+            "changes": len(samples), "measuring_s": measuring_s,
+            "last_subscriber_p50_ms": spread([percentile([s["last_ms"] for s in r if s["last_ms"] is not None], 0.5) for r in per_run_lists]),
+            "last_subscriber_p99_ms": spread([percentile([s["last_ms"] for s in r if s["last_ms"] is not None], 0.99) for r in per_run_lists]),
+            "last_subscriber_all_changes": {"p50": percentile(lasts, 0.5), "p99": percentile(lasts, 0.99), "max": max(lasts, default=None)},
+            "all_deliveries": {"p50": percentile(alls, 0.5), "p99": percentile(alls, 0.99)},
+            "server_cpu_ms_per_change": statistics.median(cpu) if cpu else None,
+            "server_cpu_ms_per_message": statistics.median(cpu) / n if cpu else None,
+            "lost": sum(s["lost"] for s in samples), "duplicates": sum(s["duplicates"] for s in samples),
+            "subscriber_errors": sum(s["errors"] for s in samples), "samples": samples,
+        }
 
     # ------------------------------------------------------------ W5
 
     async def w5(self) -> None:
+        """Writes: terminateSession (each request ends another ACTIVE session) and scheduleUpdate
+        (a new day of month each time), first with no subscriber, then with `--w5-subscribers`
+        `sessionEvents` subscribers of the organization attached (every termination reaches each)."""
         from models.cloud import Session, SessionStatus
 
         ds = self.dataset
@@ -488,77 +579,92 @@ class Bench:
         token = await self.login(self.base, ds.w5.email)
         org_pk = pk_of(ds.w5.organization_id, "Organization")
         subscribers = 5 if self.smoke else args.w5_subscribers
-        duration = args.duration
+        headers = {"authorization": f"Bearer {token}"}
+        ids = ds.w5_session_ids[:-10]  # the last ten are the SQL count's
+        chunk = len(ids) // (2 * args.runs)
+        slices = iter(ids[i * chunk:(i + 1) * chunk] for i in range(2 * args.runs))
+        schedule_bodies = [self.body(Q.W5_SCHEDULE, {"db": db, "day": day}) for db in ds.w5.database_ids for day in range(1, 29)]
+        random.Random(5).shuffle(schedule_bodies)
+        await self.gql(self.base, Q.W5_SCHEDULE, {"db": ds.w5.database_ids[0], "day": 3}, token)
+        await self.gql(self.base, Q.W5_TERMINATE, {"id": ds.w5_session_ids[-10]}, token)
+        pid = self.kabinet.pid
+
+        async def terminate(clients: list | None) -> dict:
+            mine = next(slices)
+            before = await Session.filter(organization_id=org_pk, status=SessionStatus.TERMINATING).count()
+            cpu = infra.cpu_seconds(pid)
+            result = await self.load(LoadSpec(f"{self.base}/graphql", [self.body(Q.W5_TERMINATE, {"id": i}) for i in mine],
+                                              args.concurrency, args.duration, headers))
+            terminated = await Session.filter(organization_id=org_pk, status=SessionStatus.TERMINATING).count() - before
+            run = {
+                "requests_per_s": result["rps"], "terminations": terminated, "per_s": terminated / result["duration_s"],
+                "exhausted": terminated >= len(mine), "p50_ms": result["latency_ms"]["p50"], "p99_ms": result["latency_ms"]["p99"],
+                "non2xx": result["non2xx"], "errors": result["errors"],
+            }
+            if clients:  # every termination must reach every subscriber
+                expected = terminated * subscribers
+                counts, _, errors, error_count = await self.collect(
+                    clients, {}, stall_s=20, cap_s=300, record_times=False, prefix="TERMINATING:", total=expected)
+                received = sum(n for k, n in counts.items() if k.startswith("TERMINATING:"))
+                run.update(events_expected=expected, events_received=received, lost=expected - received,
+                           subscriber_errors=error_count, delivered_s=None)
+                if received != expected or error_count:
+                    self.problem(f"W5: {expected - received} of {expected:,} events lost, {error_count} subscriber errors {errors[:2]}")
+            run["server_cpu_ms_per_request"] = (infra.cpu_seconds(pid) - cpu) * 1000 / max(1, result["requests"])
+            if run["exhausted"]:
+                self.note(f"W5: all {len(mine)} sessions were terminated before the time was up: the rate is a lower bound")
+            if run["non2xx"] or run["errors"]:
+                self.problem(f"W5 terminateSession: {run['non2xx']} non-2xx, {run['errors']} errors")
+            return run
+
+        async def schedule() -> dict:
+            cpu = infra.cpu_seconds(pid)
+            result = await self.load(LoadSpec(f"{self.base}/graphql", schedule_bodies, args.concurrency, args.duration, headers))
+            return {"per_s": result["rps"], "p50_ms": result["latency_ms"]["p50"], "p99_ms": result["latency_ms"]["p99"],
+                    "non2xx": result["non2xx"], "errors": result["errors"],
+                    "server_cpu_ms_per_request": (infra.cpu_seconds(pid) - cpu) * 1000 / max(1, result["requests"])}
+
+        def summary(runs: list[dict]) -> dict:
+            return {"per_s": spread([r["per_s"] for r in runs]), "p99_ms": spread([r["p99_ms"] for r in runs]),
+                    "server_cpu_ms_per_request": spread([r["server_cpu_ms_per_request"] for r in runs]), "runs": runs}
+
+        out: dict = {"subscribers": subscribers, "concurrency": args.concurrency}
+        bare_t, bare_s = [], []
+        for run in range(args.runs):
+            bare_t.append(await terminate(None))
+            bare_s.append(await schedule())
+            log(f"  run {run + 1}, no subscribers: terminateSession {bare_t[-1]['per_s']:.0f}/s (p99 {bare_t[-1]['p99_ms']:.0f} ms), "
+                f"scheduleUpdate {bare_s[-1]['per_s']:.0f}/s (p99 {bare_s[-1]['p99_ms']:.0f} ms)")
+        out["terminateSession_without_subscribers"] = summary(bare_t)
+        out["scheduleUpdate_without_subscribers"] = summary(bare_s)
+
         clients = await self.start_subscribers(self.base, token, Q.W5_SUBSCRIPTION, {"org": ds.w5.organization_id},
                                                "sessionEvents", subscribers, 1, snapshot=False, record_times=False)
-        out: dict = {"subscribers": subscribers, "concurrency": args.concurrency}
         try:
             # probe changes until every subscriber has one: then all are live (sessionEvents sends nothing first)
             probe = SessionChanges(self.broadcast, org_pk)
-            for attempt in range(20):
+            for _ in range(20):
                 key, _ = await probe.next()
-                counts, *_ = await self.collect(clients, {key: subscribers}, 5, False)
+                counts, *_ = await self.collect(clients, {key: subscribers}, stall_s=5, cap_s=10, record_times=False)
                 if counts.get(key, 0) >= subscribers:
                     break
             else:
                 raise BenchError(f"only {counts.get(key, 0)} of {subscribers} subscribers got a probe event")
             if probe.open:
                 key, _ = await probe.next()  # end the probe session again
-                await self.collect(clients, {key: subscribers}, 10, False)
+                await self.collect(clients, {key: subscribers}, stall_s=5, cap_s=10, record_times=False)
+            await asyncio.sleep(0.5)
             await self.report(clients)
-
-            ids = ds.w5_session_ids[:-10]  # the last ten are the SQL count's
-            chunk = len(ids) // args.runs
-            headers = {"authorization": f"Bearer {token}"}
-            schedule_bodies = [self.body(Q.W5_SCHEDULE, {"db": db, "day": day}) for db in ds.w5.database_ids for day in range(1, 29)]
-            random.Random(5).shuffle(schedule_bodies)
-            _, _ = await self.gql(self.base, Q.W5_SCHEDULE, {"db": ds.w5.database_ids[0], "day": 3}, token)
-            terminate_runs, schedule_runs = [], []
+            sub_t, sub_s = [], []
             for run in range(args.runs):
-                mine = ids[run * chunk:(run + 1) * chunk]
-                before = await Session.filter(organization_id=org_pk, status=SessionStatus.TERMINATING).count()
-                result = await self.load(LoadSpec(f"{self.base}/graphql", [self.body(Q.W5_TERMINATE, {"id": i}) for i in mine],
-                                                  args.concurrency, duration, headers))
-                after = await Session.filter(organization_id=org_pk, status=SessionStatus.TERMINATING).count()
-                terminated = after - before
-                counts, _, errors, error_count = await self.collect(clients, {}, 0, False)
-                received = sum(counts.values())
-                deadline = time.monotonic() + 60
-                while received < terminated * subscribers and time.monotonic() < deadline:
-                    counts, _, more_errors, more_count = await self.collect(clients, {}, 0, False)
-                    received += sum(counts.values())
-                    errors += more_errors
-                    error_count += more_count
-                    await asyncio.sleep(0.5)
-                lost = terminated * subscribers - received
-                terminate_runs.append({
-                    "requests_per_s": result["rps"], "terminations": terminated, "terminations_per_s": terminated / result["duration_s"],
-                    "exhausted": terminated >= len(mine), "p50_ms": result["latency_ms"]["p50"], "p99_ms": result["latency_ms"]["p99"],
-                    "events_expected": terminated * subscribers, "events_received": received, "lost": lost,
-                    "subscriber_errors": error_count, "non2xx": result["non2xx"], "errors": result["errors"],
-                })
-                r = terminate_runs[-1]
-                log(f"  run {run + 1}: terminateSession {r['terminations_per_s']:.0f}/s (p99 {r['p99_ms']:.0f} ms), "
-                    f"{received:,} events delivered, lost {lost}")
-                if lost or error_count or r["non2xx"] or r["errors"]:
-                    self.problem(f"W5 run {run + 1}: {lost} events lost, {error_count} subscriber errors {errors[:2]}, "
-                                 f"{r['non2xx']} non-2xx, {r['errors']} errors")
-                if r["exhausted"]:
-                    self.problem(f"W5 run {run + 1}: all {len(mine)} sessions were terminated before the time was up: a lower bound")
-                result = await self.load(LoadSpec(f"{self.base}/graphql", schedule_bodies, args.concurrency, duration, headers))
-                schedule_runs.append({"requests_per_s": result["rps"], "p50_ms": result["latency_ms"]["p50"],
-                                      "p99_ms": result["latency_ms"]["p99"], "non2xx": result["non2xx"], "errors": result["errors"]})
-                log(f"  run {run + 1}: scheduleUpdate {result['rps']:.0f}/s (p99 {result['latency_ms']['p99']:.0f} ms)")
+                sub_t.append(await terminate(clients))
+                sub_s.append(await schedule())
                 await self.report(clients)
-            out["terminateSession"] = {
-                "per_s": spread([r["terminations_per_s"] for r in terminate_runs]),
-                "p99_ms": spread([r["p99_ms"] for r in terminate_runs]),
-                "lost": sum(r["lost"] for r in terminate_runs), "runs": terminate_runs,
-            }
-            out["scheduleUpdate"] = {
-                "per_s": spread([r["requests_per_s"] for r in schedule_runs]),
-                "p99_ms": spread([r["p99_ms"] for r in schedule_runs]), "runs": schedule_runs,
-            }
+                log(f"  run {run + 1}, {subscribers} subscribers: terminateSession {sub_t[-1]['per_s']:.0f}/s "
+                    f"(p99 {sub_t[-1]['p99_ms']:.0f} ms), {sub_t[-1]['events_received']:,} events delivered, "
+                    f"lost {sub_t[-1]['lost']}; scheduleUpdate {sub_s[-1]['per_s']:.0f}/s (p99 {sub_s[-1]['p99_ms']:.0f} ms)")
+            out["terminateSession"] = summary(sub_t) | {"lost": sum(r["lost"] for r in sub_t)}
+            out["scheduleUpdate"] = summary(sub_s)
         finally:
             await self.stop_subscribers(clients)
         self.results["workloads"]["W5"] = out
@@ -642,6 +748,8 @@ def table(results: dict) -> str:
         lines.append(f"| | p50 ms | {_fmt(k['p50_ms'], '', 1)} | {_fmt(p.get('p50_ms'), '', 1)} | |")
         lines.append(f"| | p99 ms | {_fmt(k['p99_ms'], '', 1)} | {_fmt(p.get('p99_ms'), '', 1)} | "
                      + (f"{r['ratio_p99']:.2f}× |" if "ratio_p99" in r else "|"))
+        lines.append(f"| | server CPU ms per request | {_fmt(k['server_cpu_ms_per_request'], '', 1)} | "
+                     f"{_fmt(p.get('server_cpu_ms_per_request'), '', 1)} | |")
         lines.append(f"| | response bytes | {k['response_bytes']:,} | "
                      + (f"{p['response_bytes']:,}" if p.get("response_bytes") else "—") + " | |")
     r = w.get("W3")
@@ -657,22 +765,34 @@ def table(results: dict) -> str:
             if "error" in level:
                 lines.append(f"| W4 {int(n):,} `sessions` subscribers | error | {level['error'][:100]} | | |")
                 continue
-            lines.append(f"| W4 {int(n):,} `sessions` subscribers, {r['changes_per_run']} changes | "
+            lines.append(f"| W4 {int(n):,} `sessions` subscribers, {level['runs']} run(s) × {level['changes_per_run']} changes | "
                          f"commit → last subscriber p50 / p99 ms | {_fmt(level['last_subscriber_p50_ms'])} / "
                          f"{_fmt(level['last_subscriber_p99_ms'])} | | |")
-            lines.append(f"| | commit → any subscriber p50 / p99 ms | {_fmt(level['all_deliveries_p50_ms'])} / "
-                         f"{_fmt(level['all_deliveries_p99_ms'])} | | |")
+            lines.append(f"| | commit → each subscriber p50 / p99 ms | {level['all_deliveries']['p50']:,.0f} / "
+                         f"{level['all_deliveries']['p99']:,.0f} | | |")
             lines.append(f"| | messages lost (duplicates) | {level['lost']} ({level['duplicates']}) | | |")
+            lines.append(f"| | server CPU per change; per delivered message | {level['server_cpu_ms_per_change']:,.0f} ms; "
+                         f"{level['server_cpu_ms_per_message']:.2f} ms | | |")
+            extra = level.get("rss_per_idle_subscriber_kb_without_deflate")
             lines.append(f"| | server RSS per idle subscriber | {level['rss_per_idle_subscriber_kb']:.1f} KB "
-                         f"({level['rss_before_kb'] / 1024:.0f} → {level['rss_idle_kb'] / 1024:.0f} MiB) | | |")
-            lines.append(f"| | time to connect and subscribe all | {level['connect_s']:.1f} s | | |")
+                         f"({level['rss_before_kb'] / 1024:.0f} → {level['rss_idle_kb'] / 1024:.0f} MiB)"
+                         + (f"; {extra:.1f} KB without permessage-deflate" if extra is not None else "") + " | | |")
+            lines.append(f"| | connect + subscribe all; server CPU per subscribe | {level['connect_s']:.1f} s; "
+                         f"{level['subscribe_server_cpu_ms']:.1f} ms | | |")
     r = w.get("W5")
+    if r and "terminateSession_without_subscribers" in r:
+        t0, s0 = r["terminateSession_without_subscribers"], r["scheduleUpdate_without_subscribers"]
+        lines.append(f"| W5 writes, no subscribers | terminateSession per s (p99 ms; server CPU ms per request) | "
+                     f"{_fmt(t0['per_s'])} ({_fmt(t0['p99_ms'])}; {_fmt(t0['server_cpu_ms_per_request'], '', 1)}) | | |")
+        lines.append(f"| | scheduleUpdate per s (p99 ms; server CPU ms per request) | {_fmt(s0['per_s'])} "
+                     f"({_fmt(s0['p99_ms'])}; {_fmt(s0['server_cpu_ms_per_request'], '', 1)}) | | |")
     if r and "terminateSession" in r:
-        lines.append(f"| W5 writes, {r['subscribers']} `sessionEvents` subscribers | terminateSession per s (p99 ms) | "
-                     f"{_fmt(r['terminateSession']['per_s'])} ({_fmt(r['terminateSession']['p99_ms'])}) | | |")
-        lines.append(f"| | events lost | {r['terminateSession']['lost']} | | |")
-        lines.append(f"| | scheduleUpdate per s (p99 ms) | {_fmt(r['scheduleUpdate']['per_s'])} "
-                     f"({_fmt(r['scheduleUpdate']['p99_ms'])}) | | |")
+        t1, s1 = r["terminateSession"], r["scheduleUpdate"]
+        lines.append(f"| W5 writes, {r['subscribers']} `sessionEvents` subscribers | terminateSession per s (p99 ms; server CPU ms "
+                     f"per request) | {_fmt(t1['per_s'])} ({_fmt(t1['p99_ms'])}; {_fmt(t1['server_cpu_ms_per_request'], '', 1)}) | | |")
+        lines.append(f"| | events lost | {t1['lost']} | | |")
+        lines.append(f"| | scheduleUpdate per s (p99 ms; server CPU ms per request) | {_fmt(s1['per_s'])} "
+                     f"({_fmt(s1['p99_ms'])}; {_fmt(s1['server_cpu_ms_per_request'], '', 1)}) | | |")
     sql = w.get("SQL")
     if sql and not sql.get("error"):
         lines += ["", "| SQL statements per request | small data | large data | constant |", "|---|---|---|---|"]
@@ -687,6 +807,8 @@ def table(results: dict) -> str:
             lines.append(f"| {t['target']} | {t['value']} | {met} |")
     if results["problems"]:
         lines += ["", "Problems:"] + [f"- {p}" for p in results["problems"]]
+    if results.get("notes"):
+        lines += ["", "Notes:"] + [f"- {p}" for p in results["notes"]]
     return "\n".join(lines)
 
 
@@ -718,7 +840,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=10, help="connections of the HTTP load (default 10)")
     parser.add_argument("--subscribers", default="1000,5000", help="W4 subscriber counts (default 1000,5000)")
     parser.add_argument("--changes", type=int, default=20, help="W4 session changes per run (default 20)")
-    parser.add_argument("--change-interval", type=float, default=1.0, help="W4 seconds between changes (default 1)")
+    parser.add_argument("--change-interval", type=float, default=0.5,
+                        help="W4: at most one change per this many seconds (default 0.5); each waits for the previous one's delivery")
+    parser.add_argument("--w4-budget", type=float, default=150,
+                        help="W4 seconds of changes per subscriber count; fewer runs/changes when one change is slow (default 150)")
     parser.add_argument("--client-processes", type=int, default=0, help="W4 subscriber processes (default 1 per 2,500, ≤ 4)")
     parser.add_argument("--w5-subscribers", type=int, default=100, help="W5 sessionEvents subscribers (default 100)")
     parser.add_argument("--no-deflate", action="store_true", help="W4/W5 clients do not offer permessage-deflate")

@@ -15,6 +15,7 @@ from kabinet.settings import Settings
 @click.group(help="kabinet: the GraphQL API of the client cabinet. Configured by KABINET_* variables or .env.")
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding the PDF font is not news
 
 
 @main.command(help="Serve the API (with nothing configured: SQLite, in-process broker and workers, demo data).")

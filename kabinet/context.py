@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from kabinet.errors import unauthenticated
@@ -43,9 +43,12 @@ class RequestContext:
     _announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements, repr=False)
 
     def require_viewer(self) -> Viewer:
-        if self.viewer is None:
+        """The signed-in viewer; UNAUTHENTICATED without one, or once the token has expired (a
+        WebSocket outlives the token it was opened with)."""
+        viewer = self.viewer
+        if viewer is None or (viewer.expires_at is not None and viewer.expires_at <= datetime.now(timezone.utc)):
             raise unauthenticated()
-        return self.viewer
+        return viewer
 
     async def memberships(self) -> dict[uuid.UUID, Membership]:
         """The viewer's memberships by organization id: loaded once, even by concurrent root fields."""

@@ -117,7 +117,8 @@ class ReconnectingRedisBackend(_Reconnecting):
         try:
             await self.redis.publish(channel, message)
         except (RedisConnectionError, RedisTimeoutError, OSError):
-            await asyncio.wait_for(self.connected.wait(), timeout=5)
+            # Briefly, for a reconnection under way; past that the event hubs' polling delivers.
+            await asyncio.wait_for(self.connected.wait(), timeout=0.5)
             await self.redis.publish(channel, message)
 
 

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     update_step_seconds: float = Field(
         0.6, description="Simulated cluster: pause before each of an update's 5 progress steps (and to end a session)."
     )
+    update_sessions_timeout_seconds: float = Field(
+        300.0, description="Agent mode: how long an update waits for the cluster agent to end the database's sessions "
+        "before the attempt fails (and is retried)."
+    )
     update_journal: Path | None = Field(
         None, description="If set, one JSON line is appended to this file for every database update the workers ask "
         "the cluster for: an audit of executions (used by the scale-out test)."

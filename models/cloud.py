@@ -74,7 +74,7 @@ class Session(Entity):
     started_at = fields.DatetimeField()
     ended_at = fields.DatetimeField(null=True)
     status = fields.CharEnumField(SessionStatus, max_length=12, default=SessionStatus.ACTIVE)
-    cluster_session_id = fields.CharField(max_length=100, null=True)  # the id the 1C cluster knows it by
+    cluster_session_id = fields.CharField(max_length=100, null=True, db_index=True)  # the id the 1C cluster knows it by
     termination_requested_by = fields.ForeignKeyField(
         "models.User", related_name="terminations_requested", null=True, on_delete=fields.SET_NULL
     )

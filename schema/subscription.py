@@ -30,14 +30,14 @@ async def _events(stream: EventStream, ctx, organization_id: uuid.UUID) -> Async
     events = aiter(stream)
     while True:
         timeout = (viewer.expires_at - utcnow()).total_seconds() if viewer.expires_at else None
-        if timeout is not None and timeout <= 0:
-            raise graphql_error("UNAUTHENTICATED", "The access token has expired: subscribe again with a fresh one.")
         try:
+            if timeout is not None and timeout <= 0:
+                raise asyncio.TimeoutError
             event = await asyncio.wait_for(anext(events), timeout=timeout)
         except StopAsyncIteration:
             return
-        except asyncio.TimeoutError:
-            continue
+        except asyncio.TimeoutError:  # the only timeout here is the token's expiry
+            raise graphql_error("UNAUTHENTICATED", "The access token has expired: subscribe again with a fresh one.") from None
         except SubscriberTooSlow:
             raise graphql_error("SLOW_CONSUMER", "You fell too far behind the stream; subscribe again to resync.") from None
         if event.topic == ACCESS and event.payload.get("user_id") == str(viewer.user_id):

@@ -414,6 +414,25 @@ async def test_a_subscription_ends_when_its_access_token_expires(gql, live_serve
         await sock.close()
 
 
+async def test_a_socket_whose_token_has_expired_gets_no_new_snapshot(gql, live_server, settings):
+    org, users = await factories.create_team()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    claims = {
+        "sub": str(users[Role.OWNER].id), "sid": str(uuid.uuid4()), "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience, "iat": now, "exp": now + dt.timedelta(seconds=1),
+    }
+    token = jwt.encode(claims, derived_key(settings, "jwt"), algorithm=JWT_ALGORITHM)
+    sock = GraphQLSocket(live_server, TRANSPORT_WS)
+    try:
+        assert (await sock.connect(token))["type"] == "connection_ack"
+        await asyncio.sleep(2.1)
+        await sock.subscribe(SESSIONS_LIVE, {"org": gid("Organization", org.id)})
+        error = await next_error(sock, timeout=5)
+        assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    finally:
+        await sock.close()
+
+
 @BOTH
 async def test_a_member_who_leaves_the_organization_stops_receiving_its_sessions(gql, live_server, protocol):
     org, users = await factories.create_team(Role.USER)

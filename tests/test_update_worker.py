@@ -13,7 +13,7 @@ import uuid
 import pytest
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.auth import new_opaque_token, utcnow
 from kabinet.events import UPDATES
 from models.audit import AuditEntry
 from models.cloud import Database, Session, SessionStatus
@@ -244,6 +244,54 @@ async def test_a_monthly_schedule_without_a_planned_run_gets_one(app, settings):
     assert await worker.plan_missing_monthly_runs() == 1
     assert await worker.plan_missing_monthly_runs() == 0
     assert await UpdateRun.filter(database_id=database.id, status=UpdateRunStatus.SCHEDULED).count() == 1
+
+
+AGENT_TOKEN, AGENT_TOKEN_HASH = new_opaque_token()
+AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+
+
+async def test_in_agent_mode_an_update_waits_for_the_cluster_agent_to_end_the_sessions(app, client, settings, monkeypatch):
+    monkeypatch.setattr(settings, "cluster_agent_tokens", AGENT_TOKEN_HASH)  # a real agent is in charge of sessions
+    org, _ = await factories.create_team()
+    database = await updatable_database(org)
+    session = await factories.create_session(database)
+    run = await due_run(database)
+    cluster = WatchingCluster()
+    worker = worker_for(app, settings, database, cluster=cluster)
+    step = asyncio.create_task(worker.step())
+    try:
+        listed = []
+        for _ in range(50):
+            response = await client.get("/cluster/terminations", params={"organizationCode": org.code}, headers=AGENT)
+            if listed := response.json()["terminations"]:
+                break
+            await asyncio.sleep(0.1)
+        assert [t["sessionId"] for t in listed] == [to_global_id("Session", session.id)]
+        await asyncio.sleep(0.6)
+        assert not step.done() and (await UpdateRun.get(id=run.id)).progress == 0, "the update waits for the agent"
+        done = await client.post(f"/cluster/terminations/{listed[0]['sessionId']}/done", json={}, headers=AGENT)
+        assert done.status_code == 200
+        await asyncio.wait_for(step, timeout=10)
+    finally:
+        step.cancel()
+    await run.refresh_from_db()
+    assert run.status == UpdateRunStatus.SUCCEEDED and cluster.seen == [(True, 0)]
+    assert cluster.ended == [], "the agent ended the session, not the worker"
+    assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATED
+
+
+async def test_in_agent_mode_sessions_left_open_fail_the_attempt(app, settings):
+    org, _ = await factories.create_team()
+    database = await updatable_database(org)
+    session = await factories.create_session(database)
+    run = await due_run(database)
+    worker = worker_for(app, settings, database, cluster_agent_tokens=AGENT_TOKEN_HASH, update_sessions_timeout_seconds=0.3)
+    await worker.step()
+    await run.refresh_from_db()
+    await database.refresh_from_db()
+    assert run.status == UpdateRunStatus.SCHEDULED and "сеансы базы не завершились" in run.message
+    assert not database.locked_for_update and database.version == "3.0.150.20"
+    assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING, "still asked to end"
 
 
 # ---------------------------------------------------------------------------------------- failures and retries

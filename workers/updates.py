@@ -14,11 +14,17 @@ One pass (`UpdateWorker.step`, about once a second in `run_update_worker`):
    and one database never has two runs at once; every claim is also a conditional UPDATE (status and
    lease re-checked), which is what protects SQLite (one process) as well.
 4. Execution (up to `update_parallel_runs` at once per worker): lock the database against new
-   sessions, end its sessions (ACTIVE → TERMINATING → TERMINATED, each a sessions event, done here
-   through the cluster interface rather than left to the cluster worker, so an update never waits
-   for another loop), ask the cluster to update, report progress, then SUCCEEDED with the database's
-   new `version`, or, on an error, SCHEDULED again `update_retry_seconds` later until
-   `update_max_attempts`, then FAILED with the reason. The database is unlocked either way.
+   sessions (`locked_for_update`), end its sessions, ask the cluster to update, report progress,
+   then SUCCEEDED with the database's new `version`, or, on an error, SCHEDULED again
+   `update_retry_seconds` later until `update_max_attempts`, then FAILED with the reason. The
+   database is unlocked either way. Ending the sessions (each change a sessions event, each
+   request audited as `session.terminate` with reason "update"):
+   - simulated cluster (the default): ACTIVE → TERMINATING, then this worker ends them through the
+     Cluster interface and marks them TERMINATED itself, so an update never waits for another loop;
+   - agent mode (`KABINET_CLUSTER=agent` or agent tokens set): ACTIVE → TERMINATING, and the real
+     cluster agent ends them (GET /cluster/terminations, kabinet/agent_api.py); the update waits
+     until the database has no session left, at most `update_sessions_timeout_seconds`, or the
+     attempt fails. A session reported meanwhile is asked to end too.
 
 Leases and fencing: while a run goes on, a heartbeat renews its lease every third of
 `update_lease_seconds`. Every write of an execution is conditional on (status RUNNING, lease_owner,
@@ -71,6 +77,7 @@ TICK_SECONDS = 1.0
 MONTHLY_CHECK_SECONDS = 300.0  # how often MONTHLY schedules without a planned run are looked for
 QUARANTINE_PLANNING_LOCK = 0x6B616275  # pg_advisory_xact_lock key: one slot planner at a time
 MESSAGE_LENGTH = 500
+AGENT_POLL_SECONDS = 0.5  # agent mode: how often an update looks whether the agent has ended the sessions
 
 
 class LeaseLost(Exception):
@@ -168,6 +175,8 @@ class UpdateWorker:
         self.lease = dt.timedelta(seconds=settings.update_lease_seconds)
         self.max_attempts = max(1, settings.update_max_attempts)
         self.retry_delay = dt.timedelta(seconds=settings.update_retry_seconds)
+        # Agent mode: a real cluster agent ends sessions (kabinet/agent_api.py); the update waits for it.
+        self.agent_ends_sessions = settings.cluster_mode == "agent"
 
     def _scoped(self, query):
         return query.filter(database_id__in=self.database_ids) if self.database_ids is not None else query
@@ -361,9 +370,11 @@ class UpdateWorker:
                 lease, UpdateRunStatus.SUCCEEDED, f"Обновлять нечего: база уже на версии {database.version}.", None
             )
 
-        sessions = await self._lock_and_end_sessions(lease, database, target, release)
+        await self._lock(lease, database, target, release)
         try:
-            if sessions:
+            if self.agent_ends_sessions:
+                await lease.guard(self._wait_for_the_agent(lease, database, target))
+            elif sessions := await self._request_terminations(lease, database, target):
                 await lease.guard(asyncio.gather(*(self.cluster.end_session(s) for s in sessions)))
                 await self._sessions_ended(lease, sessions)
             self._journal(run, database, target)
@@ -377,10 +388,8 @@ class UpdateWorker:
             lease, UpdateRunStatus.SUCCEEDED, f"Конфигурация обновлена до версии {target}.", target
         )
 
-    async def _lock_and_end_sessions(
-        self, lease: _Lease, database: Database, target: str, release: Any
-    ) -> list[Session]:
-        """Lock the database against new sessions and ask every session of it to end (TERMINATING)."""
+    async def _lock(self, lease: _Lease, database: Database, target: str, release: Any) -> None:
+        """Lock the database against new sessions; the run's target is what is installed now."""
         announcements = PendingAnnouncements()
         async with in_transaction():
             await Database.filter(id=database.id).select_for_update().first()
@@ -390,6 +399,17 @@ class UpdateWorker:
             ):
                 raise LeaseLost
             await Database.filter(id=database.id).update(locked_for_update=True)
+            if lease.run.target_version != target:
+                await self._record_run(announcements, lease.run.id)
+        await announcements.announce(self.broadcast)
+
+    async def _request_terminations(self, lease: _Lease, database: Database, target: str) -> list[Session]:
+        """Ask every ACTIVE session of the database to end (TERMINATING, audited); the sessions asked to
+        end (by this run or earlier by someone), still to be ended."""
+        announcements = PendingAnnouncements()
+        async with in_transaction():
+            if not await lease.fenced().exists():
+                raise LeaseLost
             now = utcnow()
             active = await Session.filter(database_id=database.id, status=SessionStatus.ACTIVE).values_list("id", flat=True)
             if active:
@@ -406,10 +426,20 @@ class UpdateWorker:
                         details={"userName": session.user_name, "databaseId": str(database.id),
                                  "reason": "update", "updateRunId": str(lease.run.id), "targetVersion": target},
                     )
-            if lease.run.target_version != target:
-                await self._record_run(announcements, lease.run.id)
         await announcements.announce(self.broadcast)
         return sessions
+
+    async def _wait_for_the_agent(self, lease: _Lease, database: Database, target: str) -> None:
+        """Agent mode: the cluster agent ends TERMINATING sessions (GET /cluster/terminations); wait until the
+        database has none left, asking any session that appears meanwhile to end too. Too long: the attempt fails."""
+        deadline = utcnow() + dt.timedelta(seconds=self.settings.update_sessions_timeout_seconds)
+        while await self._request_terminations(lease, database, target):
+            if utcnow() >= deadline:
+                raise TimeoutError(
+                    f"сеансы базы не завершились за {self.settings.update_sessions_timeout_seconds:g} с "
+                    "(агент кластера их не завершил)"
+                )
+            await asyncio.sleep(AGENT_POLL_SECONDS)
 
     async def _sessions_ended(self, lease: _Lease, sessions: list[Session]) -> None:
         announcements = PendingAnnouncements()

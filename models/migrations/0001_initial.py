@@ -434,7 +434,7 @@ class Migration(migrations.Migration):
                 ('started_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('status', fields.CharEnumField(default=SessionStatus.ACTIVE, description='ACTIVE: ACTIVE\nTERMINATING: TERMINATING\nENDED: ENDED\nTERMINATED: TERMINATED', enum_type=SessionStatus, max_length=12)),
-                ('cluster_session_id', fields.CharField(null=True, max_length=100)),
+                ('cluster_session_id', fields.CharField(null=True, db_index=True, max_length=100)),
                 ('termination_requested_by', fields.ForeignKeyField('models.User', source_field='termination_requested_by_id', null=True, db_constraint=True, to_field='id', related_name='terminations_requested', on_delete=OnDelete.SET_NULL)),
                 ('termination_requested_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
