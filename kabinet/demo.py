@@ -31,7 +31,7 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from workers.documents import document_visible_from, period_label, render_document_pdf
+from workers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -44,8 +44,6 @@ INSTALLED_VERSION = "3.0.150.20"
 NEWER_VERSION = "3.0.152.15"
 WORKPLACE_PRICE = Decimal("1650.00")
 CONSULTING_HOUR_PRICE = Decimal("1800.00")
-FILE_PREFIXES = {DocumentKind.INVOICE: "invoice", DocumentKind.ACT: "act", DocumentKind.CONTRACT: "contract"}
-NUMBER_PREFIXES = {DocumentKind.INVOICE: "СЧ", DocumentKind.ACT: "АКТ"}
 
 # (e-mail, full name, phone, role, position)
 ROMASHKA_PEOPLE = (
@@ -236,7 +234,7 @@ async def add_document(
         issued_on=issued_on, period=period, lines=lines, total=total, currency=CURRENCY,
     )
     await DocumentFile.create(
-        document=document, filename=f"{FILE_PREFIXES[kind]}-{number}.pdf", content_type="application/pdf",
+        document=document, filename=document_filename(kind.value, number), content_type="application/pdf",
         content=content,
     )
     return document
@@ -255,10 +253,9 @@ async def bill_month(organization: Organization, month: Month, lines: list[Charg
     await Charge.bulk_create(charges)
     total = money(sum((charge.amount for charge in charges), Decimal("0")))
     document_lines = [(charge.description, charge.quantity, charge.unit_price) for charge in charges]
-    suffix = organization.code[-4:]
     documents = {
         kind: await add_document(
-            organization, kind, f"{NUMBER_PREFIXES[kind]}-{month.period}-{suffix}", month.last_day, month.period,
+            organization, kind, document_number(kind.value, month.period, organization.code), month.last_day, month.period,
             document_lines, total,
         )
         for kind in (DocumentKind.INVOICE, DocumentKind.ACT)

@@ -106,6 +106,10 @@ class ReconnectingRedisBackend(_Reconnecting):
 
     async def pump(self) -> None:
         while True:
+            if not self.channels:  # a publisher only (e.g. a worker process): just watch the connection
+                await self.redis.ping()
+                await asyncio.sleep(5.0)
+                continue
             message = await self.pubsub.get_message(timeout=5.0)
             if message is None:
                 await self.redis.ping()

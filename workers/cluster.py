@@ -74,7 +74,7 @@ async def carry_out_terminations(cluster: Cluster, broadcast: Broadcast, limit: 
 async def simulate_churn(broadcast: Broadcast, rng: random.Random) -> None:
     """One step of people logging in and off: a session starts or one ends, never leaving an
     organization with fewer than three active sessions."""
-    databases = await Database.all().values("id", "organization_id")
+    databases = await Database.filter(locked_for_update=False).values("id", "organization_id")  # an update holds the rest
     if not databases:
         return
     database = rng.choice(databases)
