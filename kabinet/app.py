@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     graphql = KabinetGraphQL(build_schema(settings), settings)
     broadcast = create_broadcast(settings.broker_url)
-    event_hub = EventHub(broadcast, queue_size=settings.subscriber_queue_size)
+    event_hub = EventHub(broadcast, poll_seconds=settings.event_poll_seconds, queue_size=settings.subscriber_queue_size)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

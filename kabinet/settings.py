@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     max_aliases: int = 50
     max_body_bytes: int = 1024 * 1024
 
+    event_poll_seconds: float = Field(
+        2.0, description="How often each process reads the event log even without a broker notice (lost notices)."
+    )
     subscriber_queue_size: int = Field(
         1000, ge=1, description="Events a live subscription may fall behind by before it ends with SLOW_CONSUMER."
     )

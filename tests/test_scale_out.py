@@ -50,7 +50,7 @@ def free_port() -> int:
 class Api:
     """One `kabinet serve` process."""
 
-    def __init__(self, settings, broker_url: str, log_dir: Path, name: str) -> None:
+    def __init__(self, settings, broker_url: str, log_dir: Path, name: str, **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"127.0.0.1:{self.port}"
         self.log = log_dir / f"{name}.log"
@@ -63,6 +63,7 @@ class Api:
             "KABINET_MIGRATE_ON_START": "false",
             "KABINET_SEED_DEMO": "false",
             "KABINET_DATA_DIR": str(log_dir / name),
+            **extra_env,
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kabinet.cli", "serve", "--port", str(self.port)],
@@ -186,7 +187,11 @@ async def terminate_through(api: Api, token: str, session) -> None:
 
 
 async def test_a_subscriber_of_one_process_sees_a_termination_made_through_another(app, settings, log_dir):
-    a, b = await started([Api(settings, BROKER, log_dir, "a"), Api(settings, BROKER, log_dir, "b")])
+    # B reads the event log only once a minute on its own: within the wait below, the change can
+    # only reach B's subscribers through the broker's notice.
+    a, b = await started([
+        Api(settings, BROKER, log_dir, "a"), Api(settings, BROKER, log_dir, "b", KABINET_EVENT_POLL_SECONDS="60"),
+    ])
     sockets: list[GraphQLSocket] = []
     try:
         org, users, sessions = await team_with_a_session()
@@ -194,15 +199,12 @@ async def test_a_subscriber_of_one_process_sees_a_termination_made_through_anoth
         owner_token = await b.login(users[Role.OWNER].email)
         sockets = [await watch(b, owner_token, protocol, org) for protocol in (TRANSPORT_WS, LEGACY_WS)]
 
-        started_at = time.monotonic()
         await terminate_through(a, admin_token, sessions[0])
         for sock in sockets:
             update = (await sock.next_data(timeout=5))["data"]["sessions"]
             assert update["event"] == {
                 "kind": "TERMINATING", "session": {"id": to_global_id("Session", sessions[0].id), "status": "TERMINATING"},
             }
-        # Under the hubs' 2-second poll: the notice came through Redis.
-        assert time.monotonic() - started_at < 1.5
     finally:
         for sock in sockets:
             await sock.close()

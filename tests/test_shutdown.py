@@ -94,11 +94,9 @@ async def test_on_sigterm_live_subscriptions_close_with_going_away_and_the_proce
         await sock.subscribe(SESSIONS_LIVE, {"org": org})
         assert (await sock.next_data())["data"]["sessions"]["sessions"]
 
-    sent_at = time.monotonic()
     process.send_signal(signal.SIGTERM)
     codes = await asyncio.gather(*(closing_code(sock, timeout=5) for sock in sockets))
-    assert codes == [1001, 1001]
-    assert time.monotonic() - sent_at < 2, "the sockets were not closed promptly"
+    assert codes == [1001, 1001], "going away (uvicorn alone would wait, then close with 1012)"
 
     exit_code = await asyncio.to_thread(process.wait, 15)
     output = log.read_text()
