@@ -12,6 +12,7 @@ from broadcaster import Broadcast
 from kabinet.settings import Settings
 from workers.cluster import run_cluster_worker
 from workers.documents import run_document_publisher
+from workers.mail import run_mail_worker
 from workers.updates import run_update_worker
 
 log = logging.getLogger("kabinet.workers")
@@ -30,6 +31,7 @@ class Workers:
             "cluster": lambda: run_cluster_worker(broadcast, stop, churn=settings.cluster_churn, mode=settings.cluster_mode),
             "updates": lambda: run_update_worker(settings, broadcast, stop),
             "documents": lambda: run_document_publisher(settings, stop),
+            "mail": lambda: run_mail_worker(settings, stop),
         }
 
     def start(self) -> None:
