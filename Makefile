@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: serve test test-postgres schema clean
+.PHONY: serve test test-postgres schema clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 # The same suite on PostgreSQL (a fresh database per run) with Redis as the broker.
 test-postgres: $(STAMP)
 	KABINET_TEST_DATABASE_URL=$(POSTGRES_URL) KABINET_TEST_BROKER_URL=$(REDIS_URL) $(VENV)/bin/python -m pytest
+
+# kabinet against PostGraphile on a throwaway PostgreSQL database (bench/README.md); needs PostgreSQL
+# and Redis on 127.0.0.1. `make bench ARGS=--smoke` is the short run CI does (no Node needed).
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.run $(ARGS)
 
 schema: $(STAMP)
 	$(VENV)/bin/kabinet export-schema > schema.graphql

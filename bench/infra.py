@@ -59,22 +59,31 @@ def _child_setup() -> None:
 
 # ------------------------------------------------------------------ database
 
-def _psql(sql: str, db: str = "postgres") -> None:
-    subprocess.run(
-        ["psql", f"{PG_ADMIN_URL}/{db}", "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
-        check=True, capture_output=True, text=True, timeout=120,
-    )
+def _sql(sql: str, db: str = "postgres") -> None:
+    """Run one statement as the admin user (asyncpg, so that no psql binary is needed)."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(f"{PG_ADMIN_URL.replace('postgres://', 'postgresql://', 1)}/{db}", timeout=10)
+        try:
+            await conn.execute(sql, timeout=300)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def create_database() -> tuple[str, str]:
     """A fresh database kabinet_bench_<random>: (name, URL)."""
     name = f"kabinet_bench_{secrets.token_hex(4)}"
-    _psql(f'CREATE DATABASE "{name}"')
+    _sql(f'CREATE DATABASE "{name}"')
     return name, f"{PG_ADMIN_URL}/{name}"
 
 
 def drop_database(name: str) -> None:
-    _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # ------------------------------------------------------------------ processes

@@ -122,7 +122,7 @@ class Bench:
         meta["load_driver"] = "autocannon 9.0.0" if self.use_autocannon else "python-httpx (a few hundred req/s at most)"
         with_postgraphile = self.use_autocannon and not self.smoke and not args.no_postgraphile
 
-        name, url = infra.create_database()
+        name, url = await asyncio.to_thread(infra.create_database)
         self.state["database"] = name
         self.url = url
         log(f"database {name}; migrating with `kabinet migrate`")
@@ -140,7 +140,7 @@ class Bench:
         seeding = time.monotonic()
         log("seeding with kabinet/bulk_data.py and bench/data.py")
         self.dataset = await data.seed(self.scale, log)
-        await asyncio.to_thread(infra._psql, "ANALYZE", name)
+        await asyncio.to_thread(infra._sql, "ANALYZE", name)
         meta["seed_s"] = round(time.monotonic() - seeding, 1)
         log(f"seeded in {meta['seed_s']} s")
         self.broadcast = create_broadcast(infra.REDIS_URL)

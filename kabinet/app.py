@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             workers.start()
         shutdown = GracefulShutdown(graphql, workers)
         shutdown.install()
+        gc.collect()
+        gc.freeze()  # what start-up built lives as long as the process: the collector need not walk it again
         log.info("kabinet is serving %s", "the embedded default" if settings.is_sqlite else "its configured database")
         try:
             yield

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any
 
 import strawberry
 
@@ -45,6 +47,52 @@ async def _events(stream: EventStream, ctx, organization_id: uuid.UUID) -> Async
         yield event
 
 
+class SharedResults:
+    """One expanded result per group of identical subscribers and event.
+
+    Subscribers of one organization that sent the same query text (the parser cache gives them the
+    same document), see with the same scope and hold the same state get the very same object for an
+    event: the batched loads below it (SQL) run once for the group, not once per subscriber.
+    """
+
+    _REBUILD = object()
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.results: OrderedDict[Hashable, asyncio.Future] = OrderedDict()
+
+    async def get(self, key: Hashable, build: Callable[[], Awaitable[Any]]) -> Any:
+        while True:
+            future = self.results.get(key)
+            if future is None:
+                break
+            value = await asyncio.shield(future)
+            if value is not self._REBUILD:
+                return value
+        future = asyncio.get_running_loop().create_future()
+        self.results[key] = future
+        while len(self.results) > self.size:
+            self.results.popitem(last=False)
+        try:
+            value = await build()
+        except BaseException:
+            self.results.pop(key, None)
+            future.set_result(self._REBUILD)  # whoever waits builds it themselves
+            raise
+        future.set_result(value)
+        return value
+
+
+shared_results = SharedResults()
+
+
+def _group(info: strawberry.Info, organization_id: uuid.UUID, *scope: Hashable) -> tuple:
+    """What makes two subscribers' results interchangeable: the same query (document node), the
+    same organization, role and scope."""
+    ctx = info.context
+    return (id(info._raw_info.field_nodes[0]), organization_id, ctx.role_in(organization_id), *scope)
+
+
 @strawberry.type(description="Live views over WebSocket (graphql-transport-ws or graphql-ws).")
 class Subscription:
     @strawberry.subscription(
@@ -58,6 +106,7 @@ class Subscription:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
         session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        group = _group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
         async with ctx.event_hub.subscribe(org_id) as stream:
             seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
             stream.after(seq)
@@ -73,7 +122,11 @@ class Subscription:
                     current[model.id] = model
                 else:
                     current.pop(model.id, None)
-                yield await expand(info, _session_list(current, _session_event(event, model)))
+                state = frozenset((s.id, s.status) for s in current.values())
+                yield await shared_results.get(
+                    (*group, event.seq, state),
+                    lambda: expand(info, _session_list(current, _session_event(event, model))),
+                )
 
     @strawberry.subscription(description="Every session change in the organization, one event each, in order.")
     async def session_events(
@@ -82,13 +135,14 @@ class Subscription:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
         session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        group = _group(info, org_id, session_filter.only_user, "events")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):
                 if event.topic != SESSIONS:
                     continue
                 model = session_from_payload(org_id, event.payload)
                 if session_filter.admits(model):
-                    yield await expand(info, _session_event(event, model))
+                    yield await shared_results.get((*group, event.seq), lambda: expand(info, _session_event(event, model)))
 
     @strawberry.subscription(description="Every change of an update run in the organization: status and progress.")
     async def update_runs(
@@ -97,13 +151,16 @@ class Subscription:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
         run_filter = live.RunFilter(ctx, org_id, live.watched_database(database_id))
+        group = _group(info, org_id, ctx.require_viewer().user_id if run_filter.granted is not None else None, "runs")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):
                 if event.topic != UPDATES:
                     continue
                 model = run_from_payload(org_id, event.payload)
                 if run_filter.admits(model):
-                    yield await expand(info, UpdateRun.from_model(model))
+                    yield await shared_results.get(
+                        (*group, event.seq), lambda: expand(info, UpdateRun.from_model(model))
+                    )
 
 
 def _session_list(current: dict, event: SessionEvent | None) -> SessionListUpdate:

@@ -94,3 +94,34 @@ async def test_an_accountant_may_not_watch_sessions(gql, live_server):
     finally:
         await socket.close()
     await asyncio.sleep(0)
+
+
+async def test_identical_subscribers_share_one_expanded_result_per_event():
+    from schema.subscription import SharedResults
+
+    shared, builds = SharedResults(size=8), []
+
+    async def build():
+        builds.append(1)
+        await asyncio.sleep(0.01)
+        return object()
+
+    results = await asyncio.gather(*(shared.get(("q", 1), build) for _ in range(50)))
+    assert len(builds) == 1 and len({id(r) for r in results}) == 1
+    assert await shared.get(("q", 2), build) is not results[0] and len(builds) == 2
+
+
+async def test_a_failed_shared_build_leaves_the_others_to_build_it_themselves():
+    from schema.subscription import SharedResults
+
+    shared, calls = SharedResults(), []
+
+    async def flaky():
+        calls.append(1)
+        await asyncio.sleep(0.01)
+        if len(calls) == 1:
+            raise RuntimeError("the first builder fails")
+        return "ok"
+
+    first, second = await asyncio.gather(shared.get("k", flaky), shared.get("k", flaky), return_exceptions=True)
+    assert isinstance(first, RuntimeError) and second == "ok"
