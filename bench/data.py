@@ -32,7 +32,7 @@ class Scale:
     ledger_rows: int = 100_000
     w4_rows: int = 20  # active sessions of the watched organization
     w5_rows: int = 100  # → 20 databases
-    w5_sessions: int = 20_000  # ACTIVE sessions that terminateSession ends, one per request
+    w5_sessions: int = 40_000  # ACTIVE sessions that terminateSession ends, one per request
     small_w1_organizations: int = 5
     small_w1_rows: int = 2
     small_rows: int = 2

@@ -199,6 +199,18 @@ def node_binary() -> str | None:
     return shutil.which("node")
 
 
+def node_major() -> int:
+    """Major version of the node that node_binary() gives (0 when there is none)."""
+    node = node_binary()
+    if node is None:
+        return 0
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=20).stdout
+        return int(out.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return 0
+
+
 def ensure_node_tools(log) -> bool:
     """autocannon and PostGraphile in bench/node_modules (npm install on first use): available?"""
     if (NODE_MODULES / "autocannon").exists() and (NODE_MODULES / "postgraphile").exists() and (NODE_MODULES / "node" / "bin" / "node").exists():

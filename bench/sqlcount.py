@@ -9,8 +9,6 @@ costs with few and with many subscribers attached (a real uvicorn socket, real W
 from __future__ import annotations
 
 import asyncio
-import logging
-from contextlib import contextmanager
 
 import httpx
 import orjson
@@ -22,32 +20,9 @@ from bench.changes import SessionChanges
 from bench.data import Dataset
 from bench.infra import free_port
 from kabinet.app import create_app
+from kabinet.db import count_sql
 from kabinet.settings import Settings
 from resolvers.ids import pk_of
-
-
-class _Counter(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.statements: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if not message.startswith(("Created connection pool", "Closed connection pool")):
-            self.statements.append(message)
-
-
-@contextmanager
-def count_sql():
-    logger = logging.getLogger("tortoise.db_client")
-    counter, previous = _Counter(), logger.level
-    logger.addHandler(counter)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield counter
-    finally:
-        logger.removeHandler(counter)
-        logger.setLevel(previous)
 
 
 async def _execute(client: httpx.AsyncClient, token: str | None, query: str, variables: dict | None = None) -> tuple[dict, list[str]]:

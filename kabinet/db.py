@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tortoise import Tortoise
@@ -71,3 +74,29 @@ async def pending_migration_operations() -> list:
     async with tortoise_cli_context(CLI_CONFIG) as ctx:
         writers = await MigrationAutodetector(ctx.apps, CLI_CONFIG["apps"]).changes()
     return [operation for writer in writers for operation in writer.operations]
+
+
+class _StatementLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if not message.startswith(("Created connection pool", "Closed connection pool")):
+            self.statements.append(message)
+
+
+@contextmanager
+def count_sql() -> Iterator[_StatementLog]:
+    """Collect the SQL statements Tortoise sends meanwhile (`.statements`): for the tests and the
+    benchmark that hold the number of statements per request constant."""
+    logger = logging.getLogger("tortoise.db_client")
+    counter, previous = _StatementLog(), logger.level
+    logger.addHandler(counter)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(previous)

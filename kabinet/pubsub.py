@@ -37,6 +37,7 @@ class _Reconnecting(BroadcastBackend):
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.listener: asyncio.Task | None = None
         self.connected = asyncio.Event()
+        self.channel_added = asyncio.Event()
 
     async def connect(self) -> None:
         await self.open()
@@ -49,6 +50,7 @@ class _Reconnecting(BroadcastBackend):
 
     async def subscribe(self, channel: str) -> None:
         self.channels.add(channel)
+        self.channel_added.set()
         if self.connected.is_set():
             await self.listen_to(channel)
 
@@ -108,7 +110,10 @@ class ReconnectingRedisBackend(_Reconnecting):
         while True:
             if not self.channels:  # a publisher only (e.g. a worker process): just watch the connection
                 await self.redis.ping()
-                await asyncio.sleep(5.0)
+                try:
+                    await asyncio.wait_for(self.channel_added.wait(), timeout=5.0)
+                except asyncio.TimeoutError:
+                    pass
                 continue
             message = await self.pubsub.get_message(timeout=5.0)
             if message is None:

@@ -111,7 +111,11 @@ class Ordering:
             equal = {f"{fields[j][0]}": values[j] for j in range(i)}
             equal[f"{name}__{'lt' if desc else 'gt'}"] = values[i]
             alternatives.append(Q(**equal))
-        return Q(*alternatives, join_type="OR")
+        # The same condition with a plain range on the first key in front: the index on it can then
+        # start the scan at the cursor, and page N costs what page 1 costs (the OR alone cannot).
+        first_name, first_desc = fields[0]
+        bound = Q(**{f"{first_name}__{'lte' if first_desc else 'gte'}": values[0]})
+        return bound & Q(*alternatives, join_type="OR")
 
 
 async def load_pages(

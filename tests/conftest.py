@@ -7,11 +7,9 @@ broker. Without them: a SQLite file in a temporary folder and the in-process bro
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from kabinet.app import create_app
+from kabinet.db import count_sql
 from kabinet.settings import Settings
 
 DEMO_PASSWORD = "kabinet-demo"
@@ -117,32 +116,6 @@ class GraphQLClient:
 @pytest_asyncio.fixture(scope="session")
 async def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
-
-
-class SQLCounter(logging.Handler):
-    """Counts the SQL statements Tortoise sends while it is attached."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.statements: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if not message.startswith(("Created connection pool", "Closed connection pool")):
-            self.statements.append(message)
-
-
-@contextmanager
-def count_sql():
-    logger = logging.getLogger("tortoise.db_client")
-    counter, previous = SQLCounter(), logger.level
-    logger.addHandler(counter)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield counter
-    finally:
-        logger.removeHandler(counter)
-        logger.setLevel(previous)
 
 
 @pytest.fixture
