@@ -22,7 +22,7 @@ from models.identity import User
 from models.organizations import Organization
 from resolvers import audit
 from resolvers.ids import NO_SUCH_ID, pk_of
-from resolvers.common import member_organization, not_found, page_request, related_one, require, wants_total
+from resolvers.common import member_organization, not_found, organization_row, page_request, related_one, require, wants_total
 from resolvers.validation import invalid
 from resolvers.pagination import Ordering, Page, load_pages
 
@@ -176,12 +176,8 @@ async def terminate_session(ctx: RequestContext, session_global_id: str) -> Sess
     OWNER and ADMIN: any session of their organization; USER: only their own; ACCOUNTANT: none.
     """
     viewer = ctx.require_viewer()
-    memberships = await ctx.memberships()
     field = ["sessionId"]
-    pk = pk_of(session_global_id, "Session")
-    session = await Session.get_or_none(id=pk) if pk else None
-    if session is None or session.organization_id not in memberships:
-        raise not_found(field, "session")
+    session = await organization_row(ctx, Session, session_global_id, field, "session")
     if not ctx.may(session.organization_id, Permission.SEE_ALL_SESSIONS):
         if not ctx.may(session.organization_id, Permission.SEE_OWN_SESSIONS):
             raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not terminate sessions.")

@@ -71,3 +71,17 @@ def require(ctx: RequestContext, organization_id: uuid.UUID, permission: Permiss
 
 def not_found(field: list[str] | None, what: str) -> UserFacingError:
     return UserFacingError(ErrorCode.NOT_FOUND, f"No such {what}.", field)
+
+
+async def organization_row(
+    ctx: RequestContext, model: type[M], global_id: str, field: list[str], what: str, *, lock: bool = False
+) -> M:
+    """The `model` row a global id (of the type named like the model) names, in one of the viewer's
+    organizations; NOT_FOUND for anything else, as if it did not exist. `lock`: FOR UPDATE."""
+    memberships = await ctx.memberships()
+    pk = pk_of(global_id, model.__name__)
+    query = model.filter(id=pk).select_for_update() if lock else model.filter(id=pk)
+    row = await query.first() if pk else None
+    if row is None or row.organization_id not in memberships:
+        raise not_found(field, what)
+    return row

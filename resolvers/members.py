@@ -39,7 +39,7 @@ from models.organizations import (
     Role,
 )
 from resolvers import audit, codes, outbox, validation
-from resolvers.common import member_organization, not_found, require
+from resolvers.common import member_organization, not_found, organization_row, require
 from resolvers.identity import SignedIn, sign_in_user
 from resolvers.ids import pk_of, to_global_id
 from resolvers.registration import release_pending_sign_ups
@@ -263,11 +263,7 @@ async def _account_for_invitee(
 
 async def _managed_invite(ctx: RequestContext, invite_global_id: str, field: list[str]) -> Invite:
     """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise)."""
-    memberships = await ctx.memberships()
-    pk = pk_of(invite_global_id, "Invite")
-    invite = await Invite.get_or_none(id=pk) if pk else None
-    if invite is None or invite.organization_id not in memberships:
-        raise not_found(field, "invitation")
+    invite = await organization_row(ctx, Invite, invite_global_id, field, "invitation")
     require(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
     return await Invite.filter(id=invite.id).select_for_update().get()
 
@@ -501,11 +497,7 @@ async def update_member_databases(
 
 async def _managed_membership(ctx: RequestContext, membership_global_id: str, field: list[str]) -> Membership:
     """A membership in an organization of the viewer's, who must manage members there; locked."""
-    memberships = await ctx.memberships()
-    pk = pk_of(membership_global_id, "Membership")
-    target = await Membership.get_or_none(id=pk) if pk else None
-    if target is None or target.organization_id not in memberships:
-        raise not_found(field, "member")
+    target = await organization_row(ctx, Membership, membership_global_id, field, "member")
     require(ctx, target.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage members.")
     await _lock_organization(target.organization_id)
     target = await Membership.get_or_none(id=target.id)

@@ -41,7 +41,7 @@ from models.organizations import (
     Role,
 )
 from resolvers import audit, codes, outbox, validation
-from resolvers.common import member_organization, not_found, page_request, related_one, require, wants_total
+from resolvers.common import member_organization, not_found, organization_row, page_request, related_one, require, wants_total
 from resolvers.identity import SignedIn, normalize_login, sign_in_user, viewer_user
 from resolvers.ids import pk_of
 from resolvers.pagination import Ordering, Page, load_pages
@@ -425,11 +425,7 @@ async def _notify_approvers(organization: Organization, requester: User, positio
 
 
 async def _join_request_to_decide(ctx: RequestContext, request_id: str) -> JoinRequest:
-    memberships = await ctx.memberships()
-    pk = pk_of(request_id, "JoinRequest")
-    row = await JoinRequest.filter(id=pk).select_for_update().first() if pk else None
-    if row is None or row.organization_id not in memberships:
-        raise not_found(["requestId"], "join request")
+    row = await organization_row(ctx, JoinRequest, request_id, ["requestId"], "join request", lock=True)
     require(ctx, row.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an administrator decides on join requests.")
     if row.status != JoinRequestStatus.PENDING:
         raise UserFacingError(ErrorCode.CONFLICT, "This request has already been decided.", ["requestId"])

@@ -19,7 +19,7 @@ from models.cloud import Database
 from models.identity import User
 from models.updates import PLANNED_RUN_STATUSES, Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers import audit, validation
-from resolvers.common import SELECTED, not_found, page_request, require, wants_total
+from resolvers.common import SELECTED, not_found, organization_row, page_request, require, wants_total
 from resolvers.ids import pk_of
 from resolvers.validation import invalid
 from resolvers.pagination import Ordering, load_pages
@@ -207,11 +207,7 @@ async def schedule_update(
     mode or its times cancels the runs the schedule had planned and plans the next one; saving the
     same mode and times (e.g. only new credentials) leaves the planned runs as they are.
     """
-    memberships = await ctx.memberships()
-    pk = pk_of(database_id, "Database")
-    database = await Database.filter(id=pk).select_for_update().first() if pk else None
-    if database is None or database.organization_id not in memberships:
-        raise not_found(["input", "databaseId"], "database")
+    database = await organization_row(ctx, Database, database_id, ["input", "databaseId"], "database", lock=True)
     _require_manage_updates(ctx, database.organization_id)
     if mode != UpdateMode.DISABLED and not database.is_typical:
         raise invalid(
@@ -295,12 +291,8 @@ async def skip_update_run(ctx: RequestContext, run_global_id: str) -> UpdateRun:
     MONTHLY: the following month's run is planned. ONCE: its one run is gone, so the schedule falls
     back to DISABLED, as after a run.
     """
-    memberships = await ctx.memberships()
     field = ["updateRunId"]
-    pk = pk_of(run_global_id, "UpdateRun")
-    run = await UpdateRun.get_or_none(id=pk) if pk else None
-    if run is None or run.organization_id not in memberships:
-        raise not_found(field, "update run")
+    run = await organization_row(ctx, UpdateRun, run_global_id, field, "update run")
     _require_manage_updates(ctx, run.organization_id)
     database = await Database.filter(id=run.database_id).select_for_update().first()
     now = utcnow()
