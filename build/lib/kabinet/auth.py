@@ -1,0 +1,135 @@
+"""Credentials: password hashes, access tokens (JWT), opaque refresh/invite tokens, signed URLs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from kabinet.settings import Settings
+
+JWT_ALGORITHM = "HS256"  # pinned: a token naming any other algorithm, `none` included, is refused
+
+_password_hasher = PasswordHasher()
+# Verifying against this when a login is unknown costs the same time as a real check.
+_DUMMY_HASH = _password_hasher.hash("kabinet-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _password_hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def derived_key(settings: Settings, purpose: str) -> bytes:
+    """A separate key per purpose, so a token of one kind can never pass as another."""
+    return hmac.new(settings.resolved_secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    expires_at: datetime
+
+
+def issue_access_token(settings: Settings, user_id: uuid.UUID, login_id: uuid.UUID) -> AccessToken:
+    now = utcnow().replace(microsecond=0)
+    expires_at = now + timedelta(minutes=settings.access_token_minutes)
+    claims = {
+        "sub": str(user_id),
+        "sid": str(login_id),
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": expires_at,
+    }
+    token = jwt.encode(claims, derived_key(settings, "jwt"), algorithm=JWT_ALGORITHM)
+    return AccessToken(token, expires_at)
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: uuid.UUID
+    login_id: uuid.UUID
+    expires_at: datetime
+
+
+def decode_access_token(settings: Settings, token: str) -> TokenClaims | None:
+    """The token's claims, or None when it is malformed, tampered, expired or not ours."""
+    try:
+        claims = jwt.decode(
+            token,
+            derived_key(settings, "jwt"),
+            algorithms=[JWT_ALGORITHM],
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "sid"]},
+        )
+        return TokenClaims(
+            uuid.UUID(claims["sub"]),
+            uuid.UUID(claims["sid"]),
+            datetime.fromtimestamp(claims["exp"], timezone.utc),
+        )
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return None
+
+
+def new_opaque_token() -> tuple[str, str]:
+    """A random token for the client and the hash we store instead of it."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_opaque_token(token)
+
+
+def hash_opaque_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sign_download(settings: Settings, document_id: uuid.UUID, now: float | None = None) -> str:
+    """`/files/<id>/<expires>/<signature>`: valid for this one document until it expires."""
+    expires = int((now or time.time()) + settings.download_url_seconds)
+    signature = _download_signature(settings, document_id, expires)
+    return f"{settings.public_url}/files/{document_id}/{expires}/{signature}"
+
+
+def verify_download(settings: Settings, document_id: str, expires: str, signature: str) -> uuid.UUID | None:
+    """The document id when the signature is ours and the link has not expired, else None."""
+    try:
+        doc_id = uuid.UUID(document_id)
+        expires_at = int(expires)
+    except ValueError:
+        return None
+    expected = _download_signature(settings, doc_id, expires_at)
+    if not hmac.compare_digest(expected, signature) or expires_at < time.time():
+        return None
+    return doc_id
+
+
+def _download_signature(settings: Settings, document_id: uuid.UUID, expires: int) -> str:
+    digest = hmac.new(derived_key(settings, "download"), f"{document_id}:{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def bearer_token(header_value: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

@@ -1,0 +1,146 @@
+"""`kabinet`: serve the API, migrate the database, seed the demo data, print the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from kabinet.settings import Settings
+
+
+@click.group(help="kabinet: the GraphQL API of the client cabinet. Configured by KABINET_* variables or .env.")
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding the PDF font is not news
+
+
+@main.command(help="Serve the API (with nothing configured: SQLite, in-process broker and workers, demo data).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="API processes (needs PostgreSQL and Redis beyond 1).")
+def serve(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    settings = Settings()
+    if workers > 1 and settings.is_sqlite:
+        raise click.UsageError("Several processes need a shared database and broker: set KABINET_DATABASE_URL and KABINET_BROKER_URL.")
+    if workers > 1 and settings.should_migrate_on_start:
+        raise click.UsageError("Run `kabinet migrate` once instead of migrating in each of several processes.")
+    click.echo(f"kabinet: GraphiQL at http://{host}:{port}/graphql")
+    # uvicorn shuts down gracefully on SIGTERM (WebSockets closed with 1001 first: kabinet.app
+    # GracefulShutdown), then raises the signal again with the handler it found: this one, so that
+    # a requested stop is a clean exit (status 0) rather than death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        "kabinet.app:create_app", factory=True, host=host, port=port, workers=workers,
+        timeout_graceful_shutdown=5, log_level="info", proxy_headers=True,
+    )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+@main.command(help="Run the background workers alone (session cluster, update runs, documents, mail).")
+def worker() -> None:
+    from kabinet import db
+    from kabinet.pubsub import create_broadcast
+    from workers.runner import Workers
+
+    async def run() -> None:
+        settings = Settings()
+        await db.connect(settings)
+        broadcast = create_broadcast(settings.broker_url)
+        await broadcast.connect()
+        workers = Workers(settings, broadcast)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        workers.start()
+        await stopping.wait()
+        click.echo("kabinet: stopping workers (finishing or releasing their jobs)")
+        await workers.stop()
+        await broadcast.disconnect()
+        await db.disconnect()
+
+    asyncio.run(run())
+
+
+@main.group(help="The 1C cluster agent: it reports sessions and carries out terminations over /cluster/….")
+def agent() -> None:
+    pass
+
+
+@agent.command("token", help="Make a new agent token: give the token to the agent, add the hash to KABINET_CLUSTER_AGENT_TOKENS.")
+def agent_token() -> None:
+    from kabinet.auth import new_opaque_token
+
+    token, token_hash = new_opaque_token()
+    click.echo(f"token:  {token}")
+    click.echo(f"sha256: {token_hash}")
+    click.echo(
+        "Give the token to the cluster agent (Authorization: Bearer <token>); add the sha256 to "
+        "KABINET_CLUSTER_AGENT_TOKENS (comma-separated, one per agent). kabinet keeps only the hash.",
+        err=True,
+    )
+
+
+@main.command(help="Apply database migrations (idempotent).")
+def migrate() -> None:
+    from kabinet.db import apply_migrations
+
+    settings = Settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(apply_migrations(settings.resolved_database_url))
+    click.echo("kabinet: database is up to date")
+
+
+@main.command(help="Create the demo data set in an empty database.")
+@click.option("--demo", is_flag=True, required=True, help="The demo data set of the contract README.")
+def seed(demo: bool) -> None:
+    from kabinet import db
+    from kabinet.demo import seed_demo
+
+    async def run() -> bool:
+        settings = Settings()
+        await db.connect(settings)
+        try:
+            return await seed_demo()
+        finally:
+            await db.disconnect()
+
+    click.echo("kabinet: demo data created" if asyncio.run(run()) else "kabinet: database already has data; nothing done")
+
+
+@main.command("export-schema", help="Print the served schema in SDL.")
+def export_schema() -> None:
+    from schema.build import build_schema
+
+    sys.stdout.write(build_schema(Settings()).as_str() + "\n")
+
+
+@main.command(help="Write a new migration from model changes (for developers).")
+@click.option("--name", default=None, help="Name of the migration file.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when the models have changes no migration holds.")
+def makemigrations(name: str | None, check: bool) -> None:
+    from tortoise.cli.cli import run_cli_async
+
+    if check:
+        from kabinet.db import pending_migration_operations
+
+        pending = asyncio.run(pending_migration_operations())
+        for operation in pending:
+            click.echo(f"pending: {operation}")
+        sys.exit(1 if pending else 0)
+    argv = ["-c", "kabinet.db.CLI_CONFIG", "makemigrations"] + (["--name", name] if name else [])
+    sys.exit(asyncio.run(run_cli_async(argv)))
+
+
+if __name__ == "__main__":
+    main()

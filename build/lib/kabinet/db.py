@@ -1,0 +1,102 @@
+"""Tortoise configuration and the database's life cycle (connect, migrate, close)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate
+
+from models import MODEL_MODULES
+
+from kabinet.settings import Settings
+
+
+def tortoise_config(database_url: str, connection_label: str = "default") -> dict[str, Any]:
+    """The one Tortoise config; tests give PostgreSQL its own `connection_label` (stack notes)."""
+    return {
+        "connections": {connection_label: database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": connection_label,
+                "migrations": "models.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def apply_migrations(database_url: str) -> None:
+    """Bring the database schema up to the latest migration (idempotent)."""
+    await migrate(config=tortoise_config(database_url))
+
+
+async def connect(settings: Settings) -> None:
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The global fallback lets requests, which run in other tasks than the lifespan, see the connection.
+    await Tortoise.init(config=tortoise_config(settings.resolved_database_url), _enable_global_fallback=True)
+
+
+async def prepare(settings: Settings) -> None:
+    """Connect; on the embedded default also migrate and seed the demo data set on first start."""
+    if settings.should_migrate_on_start:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await apply_migrations(settings.resolved_database_url)
+        await Tortoise.close_connections()
+    await connect(settings)
+    if settings.should_seed_demo:
+        from kabinet.demo import seed_demo
+
+        await seed_demo()
+
+
+async def disconnect() -> None:
+    await Tortoise.close_connections()
+
+
+# For `kabinet makemigrations`: Tortoise's CLI needs a config importable by name; the database
+# is only read for the migration history, so a throwaway SQLite file in memory serves.
+CLI_CONFIG = tortoise_config("sqlite://:memory:")
+
+
+async def pending_migration_operations() -> list:
+    """Operations `makemigrations` would write: empty when models and migrations agree."""
+    from tortoise.cli.cli import tortoise_cli_context
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    async with tortoise_cli_context(CLI_CONFIG) as ctx:
+        writers = await MigrationAutodetector(ctx.apps, CLI_CONFIG["apps"]).changes()
+    return [operation for writer in writers for operation in writer.operations]
+
+
+class _StatementLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if not message.startswith(("Created connection pool", "Closed connection pool")):
+            self.statements.append(message)
+
+
+@contextmanager
+def count_sql() -> Iterator[_StatementLog]:
+    """Collect the SQL statements Tortoise sends meanwhile (`.statements`): for the tests and the
+    benchmark that hold the number of statements per request constant."""
+    logger = logging.getLogger("tortoise.db_client")
+    counter, previous = _StatementLog(), logger.level
+    logger.addHandler(counter)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(previous)

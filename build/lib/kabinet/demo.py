@@ -1,0 +1,499 @@
+"""The demo data set that a fresh start and the tests share (`../shared/api/README.md`).
+
+Two organizations: ООО «Ромашка» with four members and a busy cloud, ИП Васильев with one owner.
+Every date is derived from `today`, so whatever day it is seeded the set looks the same: three
+published months of invoices and acts (and the next month's, not yet visible), a subscription
+for the current month, contracts that run for months yet, sessions of the working day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+from tortoise.transactions import in_transaction
+
+from kabinet.auth import hash_password
+from models.billing import (
+    BalanceTransaction,
+    Charge,
+    ChargeKind,
+    Document,
+    DocumentFile,
+    DocumentKind,
+    PrepaidService,
+    TransactionKind,
+)
+from models.cloud import ClientKind, CloudSubscription, Database, Session, SessionStatus
+from models.identity import User
+from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
+from models.products import Contract, ContractKind, Product, ProductCategory
+from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
+from workers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
+
+DEMO_PASSWORD = "kabinet-demo"
+UTC = timezone.utc
+CURRENCY = "RUB"
+MONEY = Decimal("0.01")
+PUBLISHED_MONTHS = 3
+ACCOUNTING = "Бухгалтерия предприятия"
+TRADE = "Управление торговлей"
+INSTALLED_VERSION = "3.0.150.20"
+NEWER_VERSION = "3.0.152.15"
+WORKPLACE_PRICE = Decimal("1650.00")
+CONSULTING_HOUR_PRICE = Decimal("1800.00")
+
+# (e-mail, full name, phone, role, position)
+ROMASHKA_PEOPLE = (
+    ("owner@romashka.example", "Смирнов Андрей Петрович", "+79161234501", Role.OWNER, "Генеральный директор"),
+    ("admin@romashka.example", "Кузнецов Дмитрий Сергеевич", "+79161234502", Role.ADMIN, "Системный администратор"),
+    ("buh@romashka.example", "Иванова Марина Александровна", "+79161234503", Role.ACCOUNTANT, "Главный бухгалтер"),
+    ("user@romashka.example", "Петрова Екатерина Игоревна", "+79161234504", Role.USER, "Менеджер по продажам"),
+)
+VASILEK_PEOPLE = (
+    ("owner@vasilek.example", "Васильев Игорь Николаевич", "+79031234505", Role.OWNER, "Индивидуальный предприниматель"),
+)
+
+# Active sessions: (database key, member e-mail or None for a cluster-only user, user name, client, host,
+# minutes before the moment of seeding)
+ROMASHKA_SESSIONS = (
+    ("accounting", "buh@romashka.example", None, ClientKind.THIN_CLIENT, "PC-BUH-01", 470),
+    ("accounting", None, "Бухгалтер-кассир", ClientKind.THIN_CLIENT, "PC-BUH-02", 455),
+    ("trade", None, "Оператор склада", ClientKind.THIN_CLIENT, "PC-SKLAD-01", 430),
+    ("trade", "admin@romashka.example", None, ClientKind.RDP, "PC-IT-01", 395),
+    ("trade", None, "Кладовщик", ClientKind.RDP, "PC-SKLAD-02", 320),
+    ("accounting", "owner@romashka.example", None, ClientKind.WEB_CLIENT, "NB-DIRECTOR", 240),
+    ("trade", None, "Менеджер по закупкам", ClientKind.WEB_CLIENT, "PC-ZAKUP-01", 185),
+    ("accounting", "user@romashka.example", None, ClientKind.WEB_CLIENT, "PC-SALES-02", 75),
+    ("accounting", None, "Кассир", ClientKind.THIN_CLIENT, "PC-KASSA-01", 20),
+)
+VASILEK_SESSIONS = (
+    ("accounting", "owner@vasilek.example", None, ClientKind.WEB_CLIENT, "NB-VASILEV", 140),
+    ("accounting", None, "Продавец", ClientKind.THIN_CLIENT, "PC-MAGAZIN-01", 35),
+)
+LONGEST_SESSION_MINUTES = max(spec[-1] for spec in ROMASHKA_SESSIONS + VASILEK_SESSIONS)
+# Connection history: (days ago, database key, member e-mail or None, user name, client, host, how it ended)
+ROMASHKA_HISTORY = (
+    (1, "accounting", "buh@romashka.example", None, ClientKind.THIN_CLIENT, "PC-BUH-01", SessionStatus.ENDED),
+    (1, "trade", None, "Оператор склада", ClientKind.THIN_CLIENT, "PC-SKLAD-01", SessionStatus.TERMINATED),
+    (2, "accounting", "user@romashka.example", None, ClientKind.WEB_CLIENT, "PC-SALES-02", SessionStatus.ENDED),
+    (3, "trade", "admin@romashka.example", None, ClientKind.RDP, "PC-IT-01", SessionStatus.ENDED),
+)
+
+
+# ---------------------------------------------------------------------------------------- time
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    """A calendar month: the unit of charges, invoices and acts."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def of(cls, day: date) -> Month:
+        return cls(day.year, day.month)
+
+    def shift(self, months: int) -> Month:
+        index = self.year * 12 + self.month - 1 + months
+        return Month(index // 12, index % 12 + 1)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def last_day(self) -> date:
+        return self.shift(1).first_day - timedelta(days=1)
+
+    @property
+    def period(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def label(self) -> str:
+        return period_label(self.period)
+
+    def is_published(self, today: date) -> bool:
+        return document_visible_from(DocumentKind.INVOICE, self.period, self.last_day) <= today
+
+
+def billing_months(today: date) -> list[Month]:
+    """The 3 most recent published months, oldest first, then the one whose documents wait for the 10th.
+
+    Before the 10th that last one is the previous month; from the 10th on it is the current one.
+    """
+    latest = Month.of(today).shift(-1)
+    if not latest.is_published(today):
+        latest = latest.shift(-1)
+    return [latest.shift(offset) for offset in range(1 - PUBLISHED_MONTHS, 2)]
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), UTC)
+
+
+def session_start(today: date, minutes_ago: int) -> datetime:
+    """When an active session began: `minutes_ago` before now, or before 17:30 Moscow time of `today`
+    if that is earlier; in the small hours the offsets shrink so that every session is still of `today`."""
+    midnight = at(today, 0)
+    end = min(datetime.now(UTC), at(today, 14, 30))
+    if end <= midnight:  # `today` lies ahead of the clock: take its working day as it is
+        end = at(today, 14, 30)
+    offset = timedelta(minutes=minutes_ago)
+    room = (end - midnight) / timedelta(minutes=LONGEST_SESSION_MINUTES + 1)
+    return end - offset * min(1.0, room)
+
+
+def money(value: Decimal | str | int) -> Decimal:
+    return Decimal(value).quantize(MONEY, ROUND_HALF_UP)
+
+
+# ---------------------------------------------------------------------------------------- ledger
+
+
+@dataclass
+class Ledger:
+    """Entries added in any order; `save` numbers them by time and keeps the running balance."""
+
+    entries: list[tuple[datetime, TransactionKind, Decimal, str, Document | None]] = field(default_factory=list)
+
+    def add(
+        self, occurred_at: datetime, kind: TransactionKind, amount: Decimal | str, description: str,
+        document: Document | None = None,
+    ) -> None:
+        self.entries.append((occurred_at, kind, money(amount), description, document))
+
+    def charge_invoices(self, invoices: dict[Month, Document], today: date) -> None:
+        """Each finished month is debited on its last evening; the entry names a published invoice."""
+        for month, invoice in invoices.items():
+            if month.last_day >= today:
+                continue
+            if invoice.visible_from <= today:
+                self.add(at(month.last_day, 20), TransactionKind.CHARGE, -invoice.amount,
+                         f"Списание за услуги за {month.label} по счёту № {invoice.number}", invoice)
+            else:
+                self.add(at(month.last_day, 20), TransactionKind.CHARGE, -invoice.amount,
+                         f"Списание за услуги за {month.label}")
+
+    async def save(self, organization: Organization) -> Decimal:
+        entries = sorted(self.entries, key=lambda entry: entry[0])
+        if len({entry[0] for entry in entries}) != len(entries):
+            raise ValueError("two ledger entries at one moment would make their order ambiguous")
+        balance = Decimal("0.00")
+        rows = []
+        for seq, (occurred_at, kind, amount, description, document) in enumerate(entries, start=1):
+            balance = money(balance + amount)
+            rows.append(BalanceTransaction(
+                organization=organization, seq=seq, kind=kind, amount=amount, balance_after=balance,
+                description=description, occurred_at=occurred_at, document=document,
+            ))
+        await BalanceTransaction.bulk_create(rows)
+        return balance
+
+
+# ---------------------------------------------------------------------------------------- building blocks
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    kind: ChargeKind
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    database: Database | None = None
+
+
+async def add_people(
+    organization: Organization, people: tuple, password_hash: str,
+) -> tuple[dict[str, User], dict[str, Membership]]:
+    users: dict[str, User] = {}
+    memberships: dict[str, Membership] = {}
+    for email, full_name, phone, role, position in people:
+        users[email] = await User.create(email=email, phone=phone, full_name=full_name, password_hash=password_hash)
+        memberships[email] = await Membership.create(
+            user=users[email], organization=organization, role=role, position=position,
+        )
+    return users, memberships
+
+
+async def add_document(
+    organization: Organization, kind: DocumentKind, number: str, issued_on: date, period: str | None,
+    lines: list[tuple[str, Decimal, Decimal]], total: Decimal,
+) -> Document:
+    """The document row and its PDF, visible from the day the publication rule says."""
+    document = await Document.create(
+        organization=organization, kind=kind, number=number, issued_on=issued_on, period=period,
+        amount=total, currency=CURRENCY, visible_from=document_visible_from(kind, period, issued_on),
+    )
+    content = render_document_pdf(
+        kind=kind.value, number=number, organization_name=organization.name, inn=organization.inn,
+        issued_on=issued_on, period=period, lines=lines, total=total, currency=CURRENCY,
+    )
+    await DocumentFile.create(
+        document=document, filename=document_filename(kind.value, number), content_type="application/pdf",
+        content=content,
+    )
+    return document
+
+
+async def bill_month(organization: Organization, month: Month, lines: list[ChargeLine]) -> Document:
+    """The month's charges, and the invoice and act that sum them; returns the invoice."""
+    charges = [
+        Charge(
+            organization=organization, kind=line.kind, period=month.period, description=line.description,
+            quantity=line.quantity, unit_price=line.unit_price, amount=money(line.quantity * line.unit_price),
+            database=line.database,
+        )
+        for line in lines
+    ]
+    await Charge.bulk_create(charges)
+    total = money(sum((charge.amount for charge in charges), Decimal("0")))
+    document_lines = [(charge.description, charge.quantity, charge.unit_price) for charge in charges]
+    documents = {
+        kind: await add_document(
+            organization, kind, document_number(kind.value, month.period, organization.code), month.last_day, month.period,
+            document_lines, total,
+        )
+        for kind in (DocumentKind.INVOICE, DocumentKind.ACT)
+    }
+    return documents[DocumentKind.INVOICE]
+
+
+async def add_database(
+    organization: Organization, name: str, configuration: str, version: str, is_typical: bool, size_mb: int,
+    schedule: dict | None = None,
+) -> Database:
+    database = await Database.create(
+        organization=organization, name=name, configuration=configuration, version=version,
+        is_typical=is_typical, size_mb=size_mb,
+    )
+    await UpdateSchedule.create(database=database, **(schedule or {"mode": UpdateMode.DISABLED}))
+    return database
+
+
+async def add_sessions(
+    organization: Organization, specs: tuple, databases: dict[str, Database], users: dict[str, User], today: date,
+) -> None:
+    for database_key, email, user_name, client_kind, host, minutes_ago in specs:
+        user = users[email] if email else None
+        await Session.create(
+            organization=organization, database=databases[database_key], user=user,
+            user_name=user.full_name if user else user_name, client_kind=client_kind, host=host,
+            started_at=session_start(today, minutes_ago), status=SessionStatus.ACTIVE,
+        )
+
+
+def next_day_of_month(after: date, day_of_month: int) -> date:
+    """The first `day_of_month` strictly after `after`."""
+    candidate = after.replace(day=day_of_month)
+    return candidate if candidate > after else Month.of(after).shift(1).first_day.replace(day=day_of_month)
+
+
+async def add_past_sessions(
+    organization: Organization, specs: tuple, databases: dict[str, Database], users: dict[str, User], today: date,
+) -> None:
+    """The connection history: sessions of the last days, logged off (ENDED) or cut off (TERMINATED)."""
+    for index, (days_ago, database_key, email, user_name, client_kind, host, status) in enumerate(specs):
+        user = users[email] if email else None
+        day = today - timedelta(days=days_ago)
+        await Session.create(
+            organization=organization, database=databases[database_key], user=user,
+            user_name=user.full_name if user else user_name, client_kind=client_kind, host=host,
+            started_at=at(day, 6, 5 + 7 * index),
+            ended_at=at(day, 11 if status == SessionStatus.TERMINATED else 14, 48), status=status,
+        )
+
+
+# ---------------------------------------------------------------------------------------- the data set
+
+
+async def seed_demo(today: date | None = None) -> bool:
+    """Seed the demo data set into an empty database; False (and nothing done) when any organization exists."""
+    today = today or datetime.now(UTC).date()
+    async with in_transaction(Organization._meta.default_connection):
+        if await Organization.exists():
+            return False
+        password_hash = await asyncio.to_thread(hash_password, DEMO_PASSWORD)
+        # Releases belong to no organization: a release watcher may have recorded these already.
+        old_release, _ = await Release.get_or_create(
+            configuration=ACCOUNTING, version=INSTALLED_VERSION,
+            defaults={"published_at": at(today - timedelta(days=40), 9)},
+        )
+        await Release.get_or_create(
+            configuration=ACCOUNTING, version=NEWER_VERSION, defaults={"published_at": at(today - timedelta(days=3), 9)},
+        )
+        await seed_romashka(today, password_hash, old_release)
+        await seed_vasilek(today, password_hash)
+    return True
+
+
+async def seed_romashka(today: date, password_hash: str, installed_release: Release) -> None:
+    org = await Organization.create(
+        name="ООО «Ромашка»", inn="7707083893", kind=OrganizationKind.LEGAL_ENTITY,
+        moderation_status=ModerationStatus.APPROVED, code="100501",
+    )
+    users, memberships = await add_people(org, ROMASHKA_PEOPLE, password_hash)
+
+    its_start = today - timedelta(days=150)
+    its = await Contract.create(
+        organization=org, kind=ContractKind.ITS, number=f"ИТС-{org.code}/{its_start:%y}",
+        starts_on=its_start, ends_on=its_start + timedelta(days=364),
+    )
+    cloud_start = Month.of(today).shift(-14).first_day
+    cloud = await Contract.create(
+        organization=org, kind=ContractKind.CLOUD_RENTAL, number=f"ОБЛ-{org.code}/{cloud_start:%y}",
+        starts_on=cloud_start, ends_on=None,
+    )
+    service_start = today - timedelta(days=200)
+    service = await Contract.create(
+        organization=org, kind=ContractKind.SERVICE, number=f"КО-{org.code}/{service_start:%y}",
+        starts_on=service_start, ends_on=service_start + timedelta(days=364),
+    )
+    for name, category, registration_number, workplaces, contract in (
+        ("1С:Бухгалтерия предприятия ПРОФ", ProductCategory.LOCAL_1C, "8101234567", 5, its),
+        ("1С:Зарплата и управление персоналом ПРОФ", ProductCategory.LOCAL_1C, "8101234568", 3, its),
+        ("1С:Предприятие в облаке, тариф «Облако 1С: Стандарт»", ProductCategory.CLOUD_RENTAL, None, 10, cloud),
+        ("Линия консультаций 1С", ProductCategory.SERVICE, None, None, service),
+        ("1С-Отчетность", ProductCategory.PARTNER_PRODUCT, None, None, None),
+    ):
+        await Product.create(
+            organization=org, name=name, category=category, registration_number=registration_number,
+            workplaces=workplaces, contract=contract,
+            updates_available_until=contract.ends_on if category == ProductCategory.LOCAL_1C else None,
+        )
+    await add_document(
+        org, DocumentKind.CONTRACT, cloud.number, cloud.starts_on, None,
+        [
+            ("Аренда 1С:Предприятие в облаке, рабочее место в месяц", Decimal("10"), WORKPLACE_PRICE),
+            ("Сопровождение доработанной конфигурации, в месяц", Decimal("1"), Decimal("4500.00")),
+        ],
+        money(10 * WORKPLACE_PRICE + Decimal("4500.00")),
+    )
+
+    month = Month.of(today)
+    await CloudSubscription.create(
+        organization=org, tariff="Облако 1С: Стандарт", sessions_limit=10, databases_limit=5,
+        starts_on=month.first_day, ends_on=month.last_day,
+    )
+    databases = {
+        "accounting": await add_database(
+            org, "Бухгалтерия", ACCOUNTING, INSTALLED_VERSION, True, 4820,
+            {"mode": UpdateMode.MONTHLY, "day_of_month": 15, "time_of_day": "03:00", "timezone": "Europe/Moscow"},
+        ),
+        "trade": await add_database(org, "Управление торговлей (доработанная)", TRADE, "11.5.18.30", False, 12650),
+    }
+    await DatabaseGrant.create(membership=memberships["user@romashka.example"], database=databases["accounting"])
+    update_day = next_day_of_month(installed_release.published_at.date(), 15)
+    await UpdateRun.create(
+        organization=org, database=databases["accounting"], release=installed_release,
+        target_version=INSTALLED_VERSION, status=UpdateRunStatus.SUCCEEDED,
+        scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),
+        progress=100, attempts=1, message=f"Конфигурация обновлена до версии {INSTALLED_VERSION}",
+    )
+    await add_sessions(org, ROMASHKA_SESSIONS, databases, users, today)
+    await add_past_sessions(org, ROMASHKA_HISTORY, databases, users, today)
+
+    months = billing_months(today)
+    invoices = {}
+    for index, billed in enumerate(months):
+        invoices[billed] = await bill_month(org, billed, [
+            ChargeLine(ChargeKind.CLOUD_RENTAL, "Аренда 1С в облаке: база «Бухгалтерия», рабочие места",
+                       Decimal((5, 5, 6, 6)[index]), WORKPLACE_PRICE, databases["accounting"]),
+            ChargeLine(ChargeKind.CLOUD_RENTAL,
+                       "Аренда 1С в облаке: база «Управление торговлей (доработанная)», рабочие места",
+                       Decimal((4, 4, 4, 5)[index]), WORKPLACE_PRICE, databases["trade"]),
+            ChargeLine(ChargeKind.CLOUD_RENTAL, "Дисковое пространство сверх тарифа, ГБ",
+                       Decimal((3, 4, 4, 5)[index]), Decimal("95.00"), databases["trade"]),
+            ChargeLine(ChargeKind.SUPPORT_SERVICE, "Сопровождение доработанной конфигурации «Управление торговлей»",
+                       Decimal("1"), Decimal("4500.00")),
+            ChargeLine(ChargeKind.SUPPORT_SERVICE, "Консультации по 1С сверх пакета, часы",
+                       Decimal(("1.5", "2", "0.5", "1")[index]), CONSULTING_HOUR_PRICE),
+        ])
+
+    first = months[0].first_day
+    consulting_bought = at(months[0].first_day + timedelta(days=6), 11, 40)
+    visits_bought = at(months[1].first_day + timedelta(days=8), 10, 5)
+    await PrepaidService.create(
+        organization=org, name="Консультации по 1С", unit="час", total=Decimal("10.00"), used=Decimal("3.50"),
+        valid_until=consulting_bought.date() + timedelta(days=365),
+    )
+    await PrepaidService.create(
+        organization=org, name="Выезд специалиста", unit="выезд", total=Decimal("4.00"), used=Decimal("1.00"),
+        valid_until=visits_bought.date() + timedelta(days=365),
+    )
+    ledger = Ledger()
+    ledger.add(at(first + timedelta(days=2), 10, 15), TransactionKind.TOP_UP, "100000.00",
+               f"Пополнение лицевого счёта: платёжное поручение № 318 от {first + timedelta(days=2):%d.%m.%Y}")
+    ledger.add(consulting_bought, TransactionKind.CHARGE, "-18000.00", "Покупка пакета «Консультации по 1С», 10 часов")
+    ledger.add(at(months[0].first_day + timedelta(days=18), 13, 20), TransactionKind.ADJUSTMENT, "-350.00",
+               "Корректировка по акту сверки взаиморасчётов")
+    ledger.add(visits_bought, TransactionKind.CHARGE, "-14000.00", "Покупка пакета «Выезд специалиста», 4 выезда")
+    ledger.add(at(months[1].first_day + timedelta(days=12), 9, 30), TransactionKind.REFUND, "1650.00",
+               f"Возврат: перерасчёт аренды за {months[0].label} (рабочее место отключено досрочно)")
+    ledger.add(at(months[1].first_day + timedelta(days=18), 15, 10), TransactionKind.CHARGE, "-6200.00",
+               "Подключение сервиса «1С-Отчетность» на 12 месяцев")
+    for number, billed, amount in ((407, months[1], "30000.00"), (455, months[2], "25000.00"), (512, months[3], "30000.00")):
+        paid_on = billed.first_day + timedelta(days=4)
+        ledger.add(at(paid_on, 8, 45), TransactionKind.TOP_UP, amount,
+                   f"Пополнение лицевого счёта: платёжное поручение № {number} от {paid_on:%d.%m.%Y}")
+    ledger.add(at(months[2].first_day + timedelta(days=16), 12, 0), TransactionKind.TOP_UP, "5000.00",
+               "Пополнение лицевого счёта через СБП")
+    ledger.charge_invoices(invoices, today)
+    await ledger.save(org)
+
+
+async def seed_vasilek(today: date, password_hash: str) -> None:
+    org = await Organization.create(
+        name="ИП Васильев", inn="771234567859", kind=OrganizationKind.SOLE_PROPRIETOR,
+        moderation_status=ModerationStatus.APPROVED, code="100502",
+    )
+    users, _ = await add_people(org, VASILEK_PEOPLE, password_hash)
+    its_start = today - timedelta(days=60)
+    its = await Contract.create(
+        organization=org, kind=ContractKind.ITS, number=f"ИТС-{org.code}/{its_start:%y}",
+        starts_on=its_start, ends_on=its_start + timedelta(days=364),
+    )
+    cloud_start = Month.of(today).shift(-8).first_day
+    cloud = await Contract.create(
+        organization=org, kind=ContractKind.CLOUD_RENTAL, number=f"ОБЛ-{org.code}/{cloud_start:%y}",
+        starts_on=cloud_start, ends_on=None,
+    )
+    await Product.create(
+        organization=org, name="1С:Бухгалтерия предприятия (базовая версия)", category=ProductCategory.LOCAL_1C,
+        registration_number="8102345671", workplaces=1, updates_available_until=its.ends_on, contract=its,
+    )
+    await Product.create(
+        organization=org, name="1С:Предприятие в облаке, тариф «Облако 1С: Старт»",
+        category=ProductCategory.CLOUD_RENTAL, workplaces=3, contract=cloud,
+    )
+
+    month = Month.of(today)
+    await CloudSubscription.create(
+        organization=org, tariff="Облако 1С: Старт", sessions_limit=3, databases_limit=1,
+        starts_on=month.first_day, ends_on=month.last_day,
+    )
+    databases = {"accounting": await add_database(org, "Бухгалтерия ИП", ACCOUNTING, INSTALLED_VERSION, True, 1340)}
+    await add_sessions(org, VASILEK_SESSIONS, databases, users, today)
+
+    months = billing_months(today)
+    invoices = {}
+    for index, billed in enumerate(months):
+        invoices[billed] = await bill_month(org, billed, [
+            ChargeLine(ChargeKind.CLOUD_RENTAL, "Аренда 1С в облаке: база «Бухгалтерия ИП», рабочие места",
+                       Decimal("2"), WORKPLACE_PRICE, databases["accounting"]),
+            ChargeLine(ChargeKind.SUPPORT_SERVICE, "Линия консультаций: консультации по 1С, часы",
+                       Decimal(("1", "0.5", "1.5", "1")[index]), CONSULTING_HOUR_PRICE),
+        ])
+    ledger = Ledger()
+    first_paid = months[0].first_day + timedelta(days=3)
+    second_paid = months[2].first_day + timedelta(days=5)
+    ledger.add(at(first_paid, 7, 30), TransactionKind.TOP_UP, "15000.00",
+               f"Пополнение лицевого счёта: платёжное поручение № 27 от {first_paid:%d.%m.%Y}")
+    ledger.add(at(second_paid, 7, 50), TransactionKind.TOP_UP, "10000.00",
+               f"Пополнение лицевого счёта: платёжное поручение № 41 от {second_paid:%d.%m.%Y}")
+    ledger.charge_invoices(invoices, today)
+    await ledger.save(org)

@@ -1,0 +1,118 @@
+"""The GraphQL endpoint: HTTP and WebSocket, auth from the header or the first message, error shaping;
+it keeps its open WebSockets, so that a stopping process can close them with 1001 (going away)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from kabinet.auth import bearer_token, decode_access_token
+from kabinet.context import RequestContext, Viewer
+from kabinet.errors import shape_error
+from kabinet.settings import Settings
+
+log = logging.getLogger("kabinet.graphql")
+GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
+
+
+class KabinetGraphQL(GraphQL):
+    def __init__(self, schema: Any, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+        self.settings = settings
+        self.open_sockets: set[WebSocket] = set()
+        self.closing = False
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if isinstance(request, WebSocket):
+            return await self._run_websocket(request, context, root_value)
+        # GraphQL over HTTP: a client accepting application/graphql-response+json gets that type,
+        # and a 400 for a request that could not be executed.
+        response = await super().run(request, context, root_value)
+        if isinstance(request, Request) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
+            if response.headers.get("content-type", "").startswith("application/json"):
+                response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+                if getattr(request.state, "request_error", False):
+                    response.status_code = 400
+        return response
+
+    async def _run_websocket(self, socket: WebSocket, context: Any, root_value: Any) -> Any:
+        """Serve one WebSocket, known to `close_sockets` while it is open."""
+        if self.closing:
+            await socket.close(GOING_AWAY, "The server is shutting down.")
+            return socket
+        self.open_sockets.add(socket)
+        try:
+            return await super().run(socket, context, root_value)
+        finally:
+            self.open_sockets.discard(socket)
+
+    async def close_sockets(self, reason: str = "The server is shutting down; reconnect.", timeout: float = 2.0) -> int:
+        """Close every open WebSocket with 1001 (going away), and refuse new ones; how many were open."""
+        self.closing = True
+        sockets = [s for s in self.open_sockets if s.application_state == WebSocketState.CONNECTED]
+
+        async def close(socket: WebSocket) -> None:
+            try:
+                await socket.close(GOING_AWAY, reason)
+            except Exception:  # noqa: BLE001 — already closing or gone
+                pass
+
+        if sockets:
+            await asyncio.wait([asyncio.ensure_future(close(s)) for s in sockets], timeout=timeout)
+            log.info("closed %d WebSocket(s) with 1001 (going away)", len(sockets))
+        return len(sockets)
+
+    def viewer_from_token(self, token: str | None) -> Viewer | None:
+        claims = decode_access_token(self.settings, token) if token else None
+        return Viewer(claims.user_id, claims.login_id, claims.expires_at) if claims else None
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        viewer = None
+        if isinstance(request, Request):
+            viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
+        client = request.client.host if request.client else None
+        state = request.app.state
+        return RequestContext(
+            self.settings, viewer, request_id, client, request, broadcast=state.broadcast, event_hub=state.event_hub
+        )
+
+    async def on_ws_connect(self, context: RequestContext) -> Any:
+        """The first message's payload carries `{"authorization": "Bearer …"}`; no valid token, no socket."""
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        header = next((v for k, v in params.items() if isinstance(k, str) and k.lower() == "authorization"), None)
+        viewer = self.viewer_from_token(bearer_token(header) if isinstance(header, str) else None)
+        if viewer is None:
+            raise ConnectionRejectionError({"message": "A valid access token is required."})
+        context.viewer = viewer
+        return None
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if result.errors:
+            request_id = getattr(request.state, "request_id", "-")
+            result.errors = [shape_error(e, request_id, log, logged=True) for e in result.errors]
+            # A request error (parse, validation, variables): nothing was executed.
+            request.state.request_error = result.data is None and all(e.path is None for e in result.errors)
+        return process_result(result)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(GRAPHIQL_PAGE.read_text())

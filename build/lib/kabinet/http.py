@@ -1,0 +1,64 @@
+"""Plain HTTP endpoints beside GraphQL: health, readiness, metrics, document downloads."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from tortoise import Tortoise
+
+from kabinet.auth import verify_download
+from kabinet.pubsub import broker_reachable
+from models.billing import DocumentFile
+
+HTTP_REQUESTS = Counter("kabinet_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+HTTP_SECONDS = Histogram("kabinet_http_request_seconds", "Time to answer an HTTP request", ["route"])
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    checks = {"database": await _database_reachable(), "broker": await broker_reachable(request.app.state.broadcast)}
+    return JSONResponse({"status": "ok" if all(checks.values()) else "unavailable", "checks": checks},
+                        status_code=200 if all(checks.values()) else 503)
+
+
+async def _database_reachable() -> bool:
+    try:
+        await Tortoise.get_connection("default").execute_query("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001 — any failure means "not ready"
+        return False
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _attachment(filename: str) -> str:
+    """An ASCII fallback name and the real (possibly Cyrillic) one, per RFC 6266 / 5987."""
+    fallback = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
+async def download_document(request: Request) -> Response:
+    """Stream a document's file for a signed, unexpired link; 403 for anything else."""
+    params = request.path_params
+    document_id = verify_download(request.app.state.settings, params["document_id"], params["expires"], params["signature"])
+    if document_id is None:
+        return PlainTextResponse("This download link is invalid or has expired.", status_code=403)
+    stored = await DocumentFile.get_or_none(document_id=document_id)
+    if stored is None:
+        return PlainTextResponse("The document has no file yet.", status_code=404)
+    return Response(
+        stored.content,
+        media_type=stored.content_type,
+        headers={
+            "Content-Disposition": _attachment(stored.filename),
+            "Cache-Control": "private, no-store",
+        },
+    )

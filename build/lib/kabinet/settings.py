@@ -1,0 +1,140 @@
+"""Settings from `KABINET_*` environment variables (and a `.env` file).
+
+With nothing set, kabinet runs on the embedded default: a SQLite file in the data folder, the
+in-process `memory://` broker, in-process workers, the demo data set seeded on first start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything that differs between a laptop, CI and production."""
+
+    model_config = SettingsConfigDict(env_prefix="KABINET_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the embedded default keeps its files.")
+    database_url: str | None = Field(
+        None, description="sqlite:///abs/path.sqlite3 or postgres://user@host:port/db."
+    )
+    broker_url: str = Field("memory://", description="memory://, redis://… or postgres://…")
+    secret_key: str | None = Field(
+        None, description="Signs tokens and download URLs; generated once into data_dir if unset."
+    )
+    mail_url: str | None = Field(None, description="smtp://…, file:///dir or console://.")
+    public_url: str = Field("", description="Public base URL; download and invite links use it.")
+    seed_demo: bool | None = Field(
+        None, description="Seed the demo data set on first start (default: on for SQLite)."
+    )
+    migrate_on_start: bool | None = Field(
+        None, description="Apply migrations when the API starts (default: on for SQLite; run `kabinet migrate` otherwise)."
+    )
+    run_workers: bool = Field(True, description="Run the background workers inside the API process.")
+    cluster_churn: float = Field(1.0, description="Simulated cluster activity; 0 keeps sessions still.")
+
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    jwt_issuer: str = "kabinet"
+    jwt_audience: str = "kabinet-api"
+    download_url_seconds: int = 300
+    login_max_failures: int = 5
+    login_lock_minutes: int = 10
+
+    max_page_size: int = 100
+    max_query_depth: int = 15
+    max_aliases: int = 50
+    max_body_bytes: int = 1024 * 1024
+
+    event_poll_seconds: float = Field(
+        2.0, description="How often each process reads the event log even without a broker notice (lost notices)."
+    )
+    subscriber_queue_size: int = Field(
+        1000, ge=1, description="Events a live subscription may fall behind by before it ends with SLOW_CONSUMER."
+    )
+    cluster: Literal["simulated", "agent"] | None = Field(
+        None,
+        description="Who ends sessions: the in-process simulated cluster, or a real cluster agent over /cluster/… "
+        "(default: agent when KABINET_CLUSTER_AGENT_TOKENS is set, else simulated).",
+    )
+    cluster_agent_tokens: str = Field(
+        "", description="Comma-separated sha256 hashes of the bearer tokens cluster agents use (`kabinet agent token`)."
+    )
+
+    update_capacity_per_slot: int = Field(
+        20, description="ON_RELEASE updates planned for one moment at most (runs are spread over the 7 days after a release)."
+    )
+    update_lease_seconds: float = Field(
+        30.0, description="How long a worker holds a claimed update run; renewed every third of it while the run goes "
+        "on. A run whose worker died is taken over by another worker once its lease has run out."
+    )
+    update_max_attempts: int = Field(
+        3, description="Tries of one update run (a failure or a lost worker each count) before it is FAILED."
+    )
+    update_retry_seconds: float = Field(300.0, description="Pause before a failed update run is tried again.")
+    update_parallel_runs: int = Field(4, description="Update runs one worker process carries out at the same time.")
+    update_step_seconds: float = Field(
+        0.6, description="Simulated cluster: pause before each of an update's 5 progress steps (and to end a session)."
+    )
+    update_sessions_timeout_seconds: float = Field(
+        300.0, description="Agent mode: how long an update waits for the cluster agent to end the database's sessions "
+        "before the attempt fails (and is retried)."
+    )
+    update_journal: Path | None = Field(
+        None, description="If set, one JSON line is appended to this file for every database update the workers ask "
+        "the cluster for: an audit of executions (used by the scale-out test)."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kabinet.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_seed_demo(self) -> bool:
+        return self.is_sqlite if self.seed_demo is None else self.seed_demo
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def agent_token_hashes(self) -> list[str]:
+        return [h.strip().lower() for h in self.cluster_agent_tokens.split(",") if h.strip()]
+
+    @property
+    def cluster_mode(self) -> str:
+        """simulated: this deployment's workers end TERMINATING sessions; agent: a cluster agent does."""
+        if self.cluster is not None:
+            return self.cluster
+        return "agent" if self.agent_token_hashes else "simulated"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated on first use and kept in the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.data_dir / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key

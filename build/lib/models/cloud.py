@@ -1,0 +1,85 @@
+"""Cloud rental: the subscription and its extension, databases and user sessions."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tortoise import fields
+
+from models.base import Entity
+
+
+class SessionStatus(str, Enum):
+    ACTIVE = "ACTIVE"
+    TERMINATING = "TERMINATING"
+    ENDED = "ENDED"
+    TERMINATED = "TERMINATED"
+
+
+class ClientKind(str, Enum):
+    RDP = "RDP"
+    THIN_CLIENT = "THIN_CLIENT"
+    WEB_CLIENT = "WEB_CLIENT"
+    MOBILE = "MOBILE"
+
+
+class CloudSubscription(Entity):
+    organization = fields.OneToOneField("models.Organization", related_name="cloud_subscription", on_delete=fields.CASCADE)
+    tariff = fields.CharField(max_length=100)
+    sessions_limit = fields.IntField()
+    databases_limit = fields.IntField()
+    starts_on = fields.DateField()
+    ends_on = fields.DateField()
+
+    class Meta:
+        table = "cloud_subscription"
+
+
+class SubscriptionExtension(Entity):
+    """The one temporary extension a subscription period allows."""
+
+    subscription = fields.ForeignKeyField("models.CloudSubscription", related_name="extensions", on_delete=fields.CASCADE)
+    period_starts_on = fields.DateField()
+    extra_sessions = fields.IntField()
+    extra_databases = fields.IntField()
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+
+    class Meta:
+        table = "subscription_extension"
+        unique_together = (("subscription", "period_starts_on"),)
+
+
+class Database(Entity):
+    organization = fields.ForeignKeyField("models.Organization", related_name="databases", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=200)
+    configuration = fields.CharField(max_length=200)
+    version = fields.CharField(max_length=50)
+    is_typical = fields.BooleanField()
+    size_mb = fields.IntField(default=0)
+    locked_for_update = fields.BooleanField(default=False, db_default=False)
+
+    class Meta:
+        table = "database"
+        indexes = (("organization_id", "name"),)
+
+
+class Session(Entity):
+    organization = fields.ForeignKeyField("models.Organization", related_name="sessions", on_delete=fields.CASCADE)
+    database = fields.ForeignKeyField("models.Database", related_name="sessions", null=True, on_delete=fields.SET_NULL)
+    user = fields.ForeignKeyField("models.User", related_name="sessions", null=True, on_delete=fields.SET_NULL)
+    user_name = fields.CharField(max_length=200)
+    client_kind = fields.CharEnumField(ClientKind, max_length=12)
+    host = fields.CharField(max_length=200, null=True)
+    started_at = fields.DatetimeField()
+    ended_at = fields.DatetimeField(null=True)
+    status = fields.CharEnumField(SessionStatus, max_length=12, default=SessionStatus.ACTIVE)
+    cluster_session_id = fields.CharField(max_length=100, null=True, db_index=True)  # the id the 1C cluster knows it by
+    termination_requested_by = fields.ForeignKeyField(
+        "models.User", related_name="terminations_requested", null=True, on_delete=fields.SET_NULL
+    )
+    termination_requested_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "session"
+        indexes = (("organization_id", "status", "started_at"), ("database_id", "status", "started_at"))

@@ -1,0 +1,130 @@
+"""Organizations (subscribers), who belongs to them, and invitations to join."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tortoise import fields
+
+from models.base import Entity
+
+
+class Role(str, Enum):
+    OWNER = "OWNER"
+    ADMIN = "ADMIN"
+    ACCOUNTANT = "ACCOUNTANT"
+    USER = "USER"
+
+
+class OrganizationKind(str, Enum):
+    LEGAL_ENTITY = "LEGAL_ENTITY"
+    SOLE_PROPRIETOR = "SOLE_PROPRIETOR"
+    INDIVIDUAL = "INDIVIDUAL"
+
+
+class ModerationStatus(str, Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class InviteStatus(str, Enum):
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+
+
+class Organization(Entity):
+    name = fields.CharField(max_length=300)
+    inn = fields.CharField(max_length=12, unique=True)
+    kind = fields.CharEnumField(OrganizationKind, max_length=20)
+    moderation_status = fields.CharEnumField(ModerationStatus, max_length=10, default=ModerationStatus.PENDING)
+    code = fields.CharField(max_length=20, unique=True)
+    moderation_note = fields.CharField(max_length=500, null=True)  # why it was rejected
+
+    class Meta:
+        table = "organization"
+
+
+class Membership(Entity):
+    user = fields.ForeignKeyField("models.User", related_name="memberships", on_delete=fields.CASCADE)
+    organization = fields.ForeignKeyField("models.Organization", related_name="memberships", on_delete=fields.CASCADE)
+    role = fields.CharEnumField(Role, max_length=12)
+    position = fields.CharField(max_length=200, null=True)
+
+    class Meta:
+        table = "membership"
+        unique_together = (("user", "organization"),)
+        indexes = (("organization_id", "created_at"),)
+
+
+class DatabaseGrant(Entity):
+    """A cloud database a USER member may open."""
+
+    membership = fields.ForeignKeyField("models.Membership", related_name="grants", on_delete=fields.CASCADE)
+    database = fields.ForeignKeyField("models.Database", related_name="grants", on_delete=fields.CASCADE)
+
+    class Meta:
+        table = "database_grant"
+        unique_together = (("membership", "database"),)
+
+
+class Invite(Entity):
+    organization = fields.ForeignKeyField("models.Organization", related_name="invites", on_delete=fields.CASCADE)
+    email = fields.CharField(max_length=254, null=True)
+    phone = fields.CharField(max_length=16, null=True)
+    role = fields.CharEnumField(Role, max_length=12)
+    status = fields.CharEnumField(InviteStatus, max_length=10, default=InviteStatus.PENDING)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField()
+    invited_by = fields.ForeignKeyField("models.User", related_name="invites_sent", null=True, on_delete=fields.SET_NULL)
+    accepted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "invite"
+        indexes = (("organization_id", "status", "created_at"),)
+
+
+class InviteDatabase(Entity):
+    """A database the invitee will be granted on accepting."""
+
+    invite = fields.ForeignKeyField("models.Invite", related_name="invite_databases", on_delete=fields.CASCADE)
+    database = fields.ForeignKeyField("models.Database", related_name="invite_databases", on_delete=fields.CASCADE)
+
+    class Meta:
+        table = "invite_database"
+        unique_together = (("invite", "database"),)
+
+
+class JoinRequestStatus(str, Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class JoinRequest(Entity):
+    """A user asks to join an organization that already exists (they added its INN), an admin decides."""
+
+    organization = fields.ForeignKeyField("models.Organization", related_name="join_requests", on_delete=fields.CASCADE)
+    user = fields.ForeignKeyField("models.User", related_name="join_requests", on_delete=fields.CASCADE)
+    position = fields.CharField(max_length=200, null=True)
+    status = fields.CharEnumField(JoinRequestStatus, max_length=10, default=JoinRequestStatus.PENDING)
+    decided_by = fields.ForeignKeyField("models.User", related_name="join_decisions", null=True, on_delete=fields.SET_NULL)
+    decided_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "join_request"
+        indexes = (("organization_id", "status", "created_at"),)
+
+
+class KnownContact(Entity):
+    """A phone the provider knows as a contact of a taxpayer (from its own records): a user whose
+    verified phone is one of these may add that organization without manual moderation."""
+
+    inn = fields.CharField(max_length=12)
+    phone = fields.CharField(max_length=16)
+
+    class Meta:
+        table = "known_contact"
+        unique_together = (("inn", "phone"),)

@@ -1,0 +1,75 @@
+"""Configuration releases, per-database update schedules and the runs they plan."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tortoise import fields
+
+from models.base import Entity
+
+
+class UpdateMode(str, Enum):
+    DISABLED = "DISABLED"
+    ONCE = "ONCE"
+    MONTHLY = "MONTHLY"
+    ON_RELEASE = "ON_RELEASE"
+
+
+class UpdateRunStatus(str, Enum):
+    QUARANTINE = "QUARANTINE"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+
+
+PLANNED_RUN_STATUSES = (UpdateRunStatus.QUARANTINE, UpdateRunStatus.SCHEDULED)
+
+
+class UpdateSchedule(Entity):
+    database = fields.OneToOneField("models.Database", related_name="update_schedule", on_delete=fields.CASCADE)
+    mode = fields.CharEnumField(UpdateMode, max_length=12, default=UpdateMode.DISABLED)
+    run_at = fields.DatetimeField(null=True)
+    day_of_month = fields.IntField(null=True)
+    time_of_day = fields.CharField(max_length=5, null=True)  # HH:MM
+    timezone = fields.CharField(max_length=64, default="Europe/Moscow")
+    credentials_encrypted = fields.BinaryField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "update_schedule"
+
+
+class Release(Entity):
+    configuration = fields.CharField(max_length=200)
+    version = fields.CharField(max_length=50)
+    published_at = fields.DatetimeField()
+    recalled_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "release"
+        unique_together = (("configuration", "version"),)
+        indexes = (("configuration", "published_at"),)
+
+
+class UpdateRun(Entity):
+    organization = fields.ForeignKeyField("models.Organization", related_name="update_runs", on_delete=fields.CASCADE)
+    database = fields.ForeignKeyField("models.Database", related_name="update_runs", on_delete=fields.CASCADE)
+    release = fields.ForeignKeyField("models.Release", related_name="update_runs", null=True, on_delete=fields.SET_NULL)
+    target_version = fields.CharField(max_length=50, null=True)
+    status = fields.CharEnumField(UpdateRunStatus, max_length=12)
+    scheduled_for = fields.DatetimeField()
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+    progress = fields.IntField(default=0)
+    message = fields.CharField(max_length=500, null=True)
+    attempts = fields.IntField(default=0, db_default=0)
+    lease_owner = fields.CharField(max_length=100, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "update_run"
+        indexes = (("database_id", "scheduled_for"), ("status", "scheduled_for"), ("organization_id", "scheduled_for"))

@@ -1,0 +1,87 @@
+"""Helpers every domain's resolvers share: paging arguments, permission gates, loading by id."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from graphql import GraphQLError
+from tortoise.models import Model
+
+from kabinet.context import RequestContext
+from kabinet.errors import ErrorCode, UserFacingError, forbidden
+from kabinet.permissions import Permission
+from resolvers.ids import pk_of
+from resolvers.pagination import PageRequest
+
+M = TypeVar("M", bound=Model)
+SELECTED = "__selected__"  # set by the schema's batch planner: fields selected on the result
+
+
+def page_request(ctx: RequestContext, args: dict[str, Any]) -> PageRequest:
+    return PageRequest.from_args(args, ctx.settings.max_page_size)
+
+
+def wants_total(args: dict[str, Any]) -> bool:
+    return "totalCount" in args.get(SELECTED, ())
+
+
+async def by_ids(model: type[M], ids: Iterable[Any]) -> dict[Any, M]:
+    """Rows of `model` by primary key, in one query (none for no ids)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {row.pk: row for row in await model.filter(id__in=list(wanted))}
+
+
+async def related_one(model: type[M], parents: Sequence[Any], attribute: str) -> list[M | None]:
+    """For each parent, the `model` row its `attribute` (a foreign key id) points to."""
+    rows = await by_ids(model, (getattr(p, attribute) for p in parents))
+    return [rows.get(getattr(p, attribute)) for p in parents]
+
+
+def split_by_permission(
+    ctx: RequestContext, organization_ids: Sequence[uuid.UUID], permission: Permission, what: str
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, GraphQLError]]:
+    """(organizations where the viewer may, FORBIDDEN errors for the others)."""
+    allowed, refused = [], {}
+    for org_id in organization_ids:
+        if ctx.may(org_id, permission):
+            allowed.append(org_id)
+        else:
+            refused[org_id] = forbidden(what)
+    return allowed, refused
+
+
+async def member_organization(ctx: RequestContext, organization_global_id: str, field: list[str]) -> uuid.UUID:
+    """The id of an organization the viewer belongs to; NOT_FOUND for any other (nothing revealed)."""
+    memberships = await ctx.memberships()
+    pk = pk_of(organization_global_id, "Organization")
+    if pk is None or pk not in memberships:
+        raise not_found(field, "organization")
+    return pk
+
+
+def require(ctx: RequestContext, organization_id: uuid.UUID, permission: Permission, message: str) -> None:
+    """FORBIDDEN unless the viewer's role in the organization allows it (memberships loaded)."""
+    if not ctx.may(organization_id, permission):
+        raise UserFacingError(ErrorCode.FORBIDDEN, message)
+
+
+def not_found(field: list[str] | None, what: str) -> UserFacingError:
+    return UserFacingError(ErrorCode.NOT_FOUND, f"No such {what}.", field)
+
+
+async def organization_row(
+    ctx: RequestContext, model: type[M], global_id: str, field: list[str], what: str, *, lock: bool = False
+) -> M:
+    """The `model` row a global id (of the type named like the model) names, in one of the viewer's
+    organizations; NOT_FOUND for anything else, as if it did not exist. `lock`: FOR UPDATE."""
+    memberships = await ctx.memberships()
+    pk = pk_of(global_id, model.__name__)
+    query = model.filter(id=pk).select_for_update() if lock else model.filter(id=pk)
+    row = await query.first() if pk else None
+    if row is None or row.organization_id not in memberships:
+        raise not_found(field, what)
+    return row

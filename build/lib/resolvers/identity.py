@@ -1,0 +1,141 @@
+"""Signing in and out: login with lockout, refresh-token rotation with reuse detection, logout."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.expressions import F
+
+from kabinet.auth import (
+    AccessToken,
+    hash_opaque_token,
+    issue_access_token,
+    new_opaque_token,
+    utcnow,
+    verify_password,
+)
+from kabinet.context import RequestContext, Viewer
+from kabinet.errors import ErrorCode, UserFacingError, unauthenticated
+from models.identity import LoginThrottle, RefreshToken, User
+
+PHONE_PATTERN = re.compile(r"^\+7\d{10}$")
+WRONG_CREDENTIALS = "Wrong login or password."
+
+
+@dataclass
+class SignedIn:
+    user: User
+    access: AccessToken
+    refresh_token: str
+
+
+def normalize_login(login: str) -> str:
+    """E-mails compare case-insensitively; phones are kept as +7XXXXXXXXXX."""
+    login = login.strip()
+    if "@" in login:
+        return login.lower()
+    digits = re.sub(r"[^\d+]", "", login)
+    if re.fullmatch(r"8\d{10}", digits):
+        digits = "+7" + digits[1:]
+    elif re.fullmatch(r"7\d{10}", digits):
+        digits = "+" + digits
+    return digits
+
+
+async def find_user_by_login(login: str) -> User | None:
+    if "@" in login:
+        return await User.get_or_none(email=login)
+    if PHONE_PATTERN.match(login):
+        return await User.get_or_none(phone=login)
+    return None
+
+
+async def login(ctx: RequestContext, login_name: str, password: str) -> SignedIn:
+    settings = ctx.settings
+    key = normalize_login(login_name)[:254]
+    now = utcnow()
+    throttle, _ = await LoginThrottle.get_or_create(login=key)
+    if throttle.locked_until is not None and throttle.locked_until > now:
+        raise _locked()
+    user = await find_user_by_login(key)
+    # An unconfirmed sign-up (is_active False) answers exactly like a wrong password.
+    if not verify_password(user.password_hash if user and user.is_active else None, password):
+        await LoginThrottle.filter(login=key).update(failures=F("failures") + 1)
+        await throttle.refresh_from_db()
+        if throttle.failures >= settings.login_max_failures:
+            await LoginThrottle.filter(login=key).update(
+                failures=0, locked_until=now + timedelta(minutes=settings.login_lock_minutes)
+            )
+        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"], keep_changes=True)
+    await LoginThrottle.filter(login=key).update(failures=0, locked_until=None)
+    return await _sign_in(ctx, user, uuid.uuid4())
+
+
+def _locked() -> UserFacingError:
+    return UserFacingError(
+        ErrorCode.RATE_LIMITED, "Too many wrong passwords: this login is locked for a while. Try again later.",
+        keep_changes=True,
+    )
+
+
+async def _sign_in(ctx: RequestContext, user: User, login_id: uuid.UUID) -> SignedIn:
+    """Issue tokens for a login; the rest of this request (the payload's fields, audit entries)
+    then runs as that user, as if they had sent the new access token."""
+    token, token_hash = new_opaque_token()
+    await RefreshToken.create(
+        user=user, login_id=login_id, token_hash=token_hash,
+        expires_at=utcnow() + timedelta(days=ctx.settings.refresh_token_days),
+    )
+    access = issue_access_token(ctx.settings, user.id, login_id)
+    ctx.viewer = Viewer(user.id, login_id, access.expires_at)
+    ctx.forget_memberships()
+    return SignedIn(user, access, token)
+
+
+async def sign_in_user(ctx: RequestContext, user: User) -> SignedIn:
+    """Start a new login for a user who just proved who they are (e.g. accepted an invite)."""
+    return await _sign_in(ctx, user, uuid.uuid4())
+
+
+async def refresh(ctx: RequestContext, refresh_token: str) -> SignedIn:
+    """Exchange a refresh token for new tokens; a token used twice revokes its whole login.
+
+    Runs inside the mutation's transaction; the conditional UPDATE that claims the token is what
+    makes two concurrent uses of one token end as one success and one revoked login.
+    """
+    now = utcnow()
+    row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
+    if row is None or row.revoked_at is not None:
+        raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid; sign in again.", ["refreshToken"])
+    if row.expires_at <= now:
+        raise UserFacingError(ErrorCode.EXPIRED, "This refresh token has expired; sign in again.", ["refreshToken"])
+    claimed = await RefreshToken.filter(id=row.id, used_at=None, revoked_at=None).update(used_at=now)
+    if not claimed:
+        await revoke_login(row.login_id)
+        raise UserFacingError(
+            ErrorCode.INVALID, "This refresh token was already used; the login is revoked, sign in again.",
+            ["refreshToken"], keep_changes=True,
+        )
+    return await _sign_in(ctx, await User.get(id=row.user_id), row.login_id)
+
+
+async def revoke_login(login_id: uuid.UUID) -> int:
+    return await RefreshToken.filter(login_id=login_id, revoked_at=None).update(revoked_at=utcnow())
+
+
+async def logout(ctx: RequestContext, refresh_token: str) -> None:
+    row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
+    if row is None:
+        raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid.", ["refreshToken"])
+    await revoke_login(row.login_id)
+
+
+async def viewer_user(ctx: RequestContext) -> User:
+    viewer = ctx.require_viewer()
+    user = await User.get_or_none(id=viewer.user_id)
+    if user is None:
+        raise unauthenticated()
+    return user

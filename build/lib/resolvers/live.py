@@ -1,0 +1,87 @@
+"""What live subscriptions read: a consistent snapshot and the event log position it stands at."""
+
+from __future__ import annotations
+
+import uuid
+
+from graphql import GraphQLError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from kabinet.context import RequestContext
+from kabinet.errors import graphql_error
+from kabinet.events import latest_seq
+from models.cloud import Session, SessionStatus
+from models.updates import UpdateRun
+from resolvers.cloud import database_scope, session_scope
+from resolvers.ids import pk_of
+
+LIVE_STATUSES = (SessionStatus.ACTIVE, SessionStatus.TERMINATING)
+
+
+async def watched_organization(ctx: RequestContext, organization_id: str) -> uuid.UUID:
+    """The organization a subscription may watch; as if absent (NOT_FOUND) when not the viewer's."""
+    ctx.require_viewer()
+    ctx.forget_memberships()  # a socket lives long: read the membership afresh
+    memberships = await ctx.memberships()
+    pk = pk_of(organization_id, "Organization")
+    if pk is None or pk not in memberships:
+        raise graphql_error("NOT_FOUND", "No such organization.")
+    return pk
+
+
+def watched_database(database_id: str | None) -> uuid.UUID | None:
+    if database_id is None:
+        return None
+    pk = pk_of(database_id, "Database")
+    if pk is None:
+        raise graphql_error("NOT_FOUND", "No such database.")
+    return pk
+
+
+class SessionFilter:
+    """Which sessions a subscriber may see: the role's scope, and the database asked for."""
+
+    def __init__(self, ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None) -> None:
+        scope = session_scope(ctx, organization_id)
+        if isinstance(scope, GraphQLError):
+            raise scope
+        self.only_user = ctx.require_viewer().user_id if scope is not None else None
+        self.database_id = database_id
+        self.query = Q(organization_id=organization_id)
+        if scope is not None:
+            self.query &= scope
+        if database_id is not None:
+            self.query &= Q(database_id=database_id)
+
+    def admits(self, session: Session) -> bool:
+        return (self.only_user is None or session.user_id == self.only_user) and (
+            self.database_id is None or session.database_id == self.database_id
+        )
+
+
+async def live_sessions_snapshot(organization_id: uuid.UUID, session_filter: SessionFilter) -> tuple[int, list[Session]]:
+    """(event number, the ACTIVE and TERMINATING sessions as of that number)."""
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        seq = await latest_seq(organization_id)
+        sessions = await Session.filter(session_filter.query, status__in=list(LIVE_STATUSES)).order_by("-started_at", "-id")
+    return seq, sessions
+
+
+class RunFilter:
+    """Which update runs a subscriber may see: databases its role sees, and the one asked for."""
+
+    def __init__(self, ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None) -> None:
+        scope = database_scope(ctx, organization_id)
+        if isinstance(scope, GraphQLError):
+            raise scope
+        self.granted = None if scope is None else ctx.granted_databases(organization_id)
+        self.database_id = database_id
+
+    def admits(self, run: UpdateRun) -> bool:
+        return (self.granted is None or run.database_id in self.granted) and (
+            self.database_id is None or run.database_id == self.database_id
+        )
+

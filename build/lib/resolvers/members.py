@@ -1,0 +1,630 @@
+"""Who belongs to an organization: invites, accepting them, roles, removal, leaving, ownership.
+
+Rules (contract README "Invites", "Roles"; seeds: 1cfresh «Подтверждение приглашения в сервис» /
+«Добавление к абоненту», scloud «Удаление пользователя … потребуется ввести код»):
+- the owner and admins manage members; an admin never touches the owner (FORBIDDEN); the owner
+  cannot be demoted, removed or leave (INVALID: transfer ownership first); nobody becomes OWNER
+  except by `transferOwnership`, so an organization always has exactly one owner;
+- a member who is removed or leaves loses access at once: the membership and its database grants
+  are deleted (the next request sees nothing), their ACTIVE cloud sessions in the organization go
+  TERMINATING (the cluster worker confirms them), and their live subscriptions are ended;
+- member-changing mutations lock the organization row first (PostgreSQL), so concurrent changes
+  of one organization's members run one after another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
+
+from kabinet import events
+from kabinet.auth import hash_opaque_token, hash_password, new_opaque_token, utcnow
+from kabinet.context import RequestContext
+from kabinet.errors import ErrorCode, UserFacingError
+from kabinet.permissions import Permission
+from models.cloud import Database, Session, SessionStatus
+from models.identity import CodePurpose, User, VerificationCode
+from models.organizations import (
+    DatabaseGrant,
+    Invite,
+    InviteDatabase,
+    InviteStatus,
+    Membership,
+    Organization,
+    Role,
+)
+from resolvers import audit, codes, outbox, validation
+from resolvers.common import member_organization, not_found, organization_row, require
+from resolvers.identity import SignedIn, sign_in_user
+from resolvers.ids import pk_of, to_global_id
+from resolvers.registration import release_pending_sign_ups
+
+INVITE_DAYS = 7
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+REMOVAL_REQUEST_TYPE = "MemberRemovalRequest"  # the global id type of a removal request
+MESSAGE_TIMEZONE = ZoneInfo("Europe/Moscow")
+# Removing a member is confirmed by a code sent to the one who asks (resolvers/codes.py): no sending
+# limits (only an owner/admin may ask, and the code goes to themselves); the request is addressed by
+# its id, so a used code is "already confirmed" on `requestId`.
+REMOVAL_CODE = codes.CodeRules(
+    CodePurpose.MEMBER_REMOVAL, renew="request the removal again for a new code",
+    spent_field=("requestId",), spent_message="This removal was already confirmed.", sending_limits=False,
+)
+
+SUBJECT_NEW_USER = "Подтверждение приглашения в сервис"
+SUBJECT_EXISTING_USER = "Добавление к абоненту"
+SUBJECT_REMOVAL_CODE = "Код подтверждения удаления пользователя"
+
+ROLE_NAMES = {
+    Role.OWNER: "Владелец абонента",
+    Role.ADMIN: "Администратор абонента",
+    Role.ACCOUNTANT: "Бухгалтер абонента",
+    Role.USER: "Пользователь абонента",
+}
+
+
+def _refuse(code: ErrorCode, message: str, field: list[str] | None = None) -> UserFacingError:
+    return UserFacingError(code, message, field)
+
+
+# ---------------------------------------------------------------------------------------- invites
+
+
+@dataclass
+class Address:
+    """Where an invitation goes: an e-mail, a phone, or both (validated, normalized)."""
+
+    email: str | None
+    phone: str | None
+
+    def matches(self) -> Q:
+        """Rows (invites, users) with this e-mail or this phone; never the NULLs of the other."""
+        condition = Q()
+        if self.email:
+            condition |= Q(email=self.email)
+        if self.phone:
+            condition |= Q(phone=self.phone)
+        return condition
+
+
+def _address(email: str | None, phone: str | None) -> Address:
+    email = email.strip() if email else None
+    phone = phone.strip() if phone else None
+    if not email and not phone:
+        raise validation.invalid(["input", "email"], "Give the invitee's e-mail, phone, or both.")
+    return Address(
+        email=validation.email(email, ["input", "email"]) if email else None,
+        phone=validation.phone(phone, ["input", "phone"]) if phone else None,
+    )
+
+
+async def invite_member(
+    ctx: RequestContext,
+    organization_global_id: str,
+    email: str | None,
+    phone: str | None,
+    role: Role,
+    database_global_ids: Sequence[str] | None,
+) -> Invite:
+    """Invite someone by e-mail and/or phone with a role (never OWNER) and the databases they may open.
+
+    A PENDING invite to the same address in this organization is replaced (revoked: its link dies).
+    """
+    org_id = await member_organization(ctx, organization_global_id, ["input", "organizationId"])
+    require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
+    address = _address(email, phone)
+    if role == Role.OWNER:
+        raise validation.invalid(
+            ["input", "role"], "Nobody is invited as the owner: invite them with another role and transfer ownership."
+        )
+    databases = await _databases_of(org_id, database_global_ids or [], ["input", "databaseIds"])
+    organization = await _lock_organization(org_id)
+    existing = await _user_at(address, ["input", "phone"])
+    if existing is not None and await Membership.exists(organization_id=org_id, user_id=existing.id):
+        field = ["input", "email"] if address.email and existing.email == address.email else ["input", "phone"]
+        raise _refuse(ErrorCode.CONFLICT, "This person is already a member of the organization.", field)
+    replaced = await _pending_invites(org_id, address).values_list("id", flat=True)
+    if replaced:
+        await Invite.filter(id__in=list(replaced)).update(status=InviteStatus.REVOKED)
+    token, token_hash = new_opaque_token()
+    invite = await Invite.create(
+        organization_id=org_id, email=address.email, phone=address.phone, role=role, status=InviteStatus.PENDING,
+        token_hash=token_hash, expires_at=utcnow() + dt.timedelta(days=INVITE_DAYS),
+        invited_by_id=ctx.require_viewer().user_id,
+    )
+    for database in databases:
+        await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
+    await _send_invite(ctx, organization, invite, token, databases, existing)
+    await audit.record(
+        ctx, "invite.create", organization_id=org_id, object_type="Invite", object_id=invite.id,
+        details={
+            "email": address.email, "phone": address.phone, "role": role.value,
+            "databaseIds": [str(d.id) for d in databases], "replacedInviteIds": [str(i) for i in replaced],
+        },
+    )
+    return invite
+
+
+async def resend_invite(ctx: RequestContext, invite_global_id: str) -> Invite:
+    """Send a PENDING (or expired) invitation again with a new link for another 7 days; the old link dies."""
+    invite = await _managed_invite(ctx, invite_global_id, ["inviteId"])
+    if invite.status != InviteStatus.PENDING:
+        raise validation.invalid(["inviteId"], f"This invitation is {invite.status.value.lower()}: send a new one.")
+    organization = await _lock_organization(invite.organization_id)
+    address = Address(invite.email, invite.phone)
+    existing = await _user_at(address, ["inviteId"])
+    if existing is not None and await Membership.exists(organization_id=invite.organization_id, user_id=existing.id):
+        raise _refuse(ErrorCode.CONFLICT, "This person is already a member of the organization.", ["inviteId"])
+    token, token_hash = new_opaque_token()
+    invite.token_hash = token_hash
+    invite.expires_at = utcnow() + dt.timedelta(days=INVITE_DAYS)
+    await invite.save(update_fields=["token_hash", "expires_at"])
+    databases = await _databases_of_invite(invite)
+    await _send_invite(ctx, organization, invite, token, databases, existing)
+    await audit.record(
+        ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
+        details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
+    )
+    return invite
+
+
+async def revoke_invite(ctx: RequestContext, invite_global_id: str) -> Invite:
+    """Withdraw a PENDING invitation: its link stops working."""
+    invite = await _managed_invite(ctx, invite_global_id, ["inviteId"])
+    if invite.status != InviteStatus.PENDING:
+        raise validation.invalid(["inviteId"], f"Only a pending invitation can be revoked; this one is {invite.status.value.lower()}.")
+    if invite.expires_at <= utcnow():
+        raise validation.invalid(["inviteId"], "This invitation has already expired; its link no longer works.")
+    # Conditional: of a revoke and an accept running together only one wins.
+    if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.REVOKED):
+        raise validation.invalid(["inviteId"], "This invitation is no longer pending.")
+    await invite.refresh_from_db()
+    await audit.record(
+        ctx, "invite.revoke", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
+        details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
+    )
+    return invite
+
+
+async def accept_invite(
+    ctx: RequestContext, token: str, full_name: str | None, password: str | None, phone: str | None
+) -> SignedIn:
+    """Join the organization by the link's token, and sign in at once.
+
+    No one needs to be signed in: the token proves the address. A new address becomes a user with
+    the full name and password given here (the phone is optional); an address that already belongs
+    to a user just gets the membership (the name and password given are ignored).
+    """
+    field = ["input", "token"]
+    invite = await Invite.get_or_none(token_hash=hash_opaque_token(token or ""))
+    if invite is None or invite.status != InviteStatus.PENDING:
+        raise validation.invalid(field, "This invitation link is not valid: it was used, revoked or replaced.")
+    now = utcnow()
+    if invite.expires_at <= now:
+        raise _refuse(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
+    await _lock_organization(invite.organization_id)
+    # Conditional: a token is used once, even by two requests at the same moment.
+    if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.ACCEPTED, accepted_at=now):
+        raise validation.invalid(field, "This invitation link has just been used.")
+    user = await _user_at(Address(invite.email, invite.phone), None)
+    if user is not None and user.is_active:
+        if await Membership.exists(organization_id=invite.organization_id, user_id=user.id):
+            raise _refuse(ErrorCode.CONFLICT, "You are already a member of this organization.", field)
+        if invite.email and user.email == invite.email and not user.email_verified:
+            user.email_verified = True
+            await user.save(update_fields=["email_verified"])
+    else:
+        user = await _account_for_invitee(invite, user, full_name, password, phone)
+    membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
+    databases = await _databases_of_invite(invite)
+    for database in databases:
+        await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)
+    await audit.record(
+        ctx, "invite.accept", actor_id=user.id, organization_id=invite.organization_id, object_type="Membership",
+        object_id=membership.id,
+        details={"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]},
+    )
+    return await sign_in_user(ctx, user)
+
+
+async def _account_for_invitee(
+    invite: Invite, unconfirmed: User | None, full_name: str | None, password: str | None, phone: str | None
+) -> User:
+    """A new account from the invitation; an unconfirmed sign-up at the same address is taken over
+    (the link proves the address, so whoever started that sign-up did not own it)."""
+    name = validation.non_empty(full_name, ["input", "fullName"], "Full name")
+    secret = validation.password(password or "", ["input", "password"])
+    user_phone = invite.phone
+    if user_phone is None and phone:
+        user_phone = validation.phone(phone, ["input", "phone"])
+        holder = await User.get_or_none(phone=user_phone)
+        if holder is not None and (unconfirmed is None or holder.id != unconfirmed.id):
+            if holder.is_active:
+                raise _refuse(ErrorCode.CONFLICT, "This phone already belongs to another account.", ["input", "phone"])
+            await release_pending_sign_ups(phone=user_phone)  # an unconfirmed sign-up holds no phone back
+    fields = {
+        "full_name": name, "password_hash": hash_password(secret), "phone": user_phone,
+        # The link went to the e-mail (and the phone); with no e-mail, the phone received it.
+        "email_verified": invite.email is not None, "phone_verified": invite.email is None and invite.phone is not None,
+        "is_active": True,
+    }
+    if unconfirmed is not None:
+        for name_, value in fields.items():
+            setattr(unconfirmed, name_, value)
+        await unconfirmed.save(update_fields=list(fields))
+        return unconfirmed
+    return await User.create(email=invite.email, **fields)
+
+
+async def _managed_invite(ctx: RequestContext, invite_global_id: str, field: list[str]) -> Invite:
+    """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise)."""
+    invite = await organization_row(ctx, Invite, invite_global_id, field, "invitation")
+    require(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
+    return await Invite.filter(id=invite.id).select_for_update().get()
+
+
+def _pending_invites(org_id: uuid.UUID, address: Address):
+    return Invite.filter(organization_id=org_id, status=InviteStatus.PENDING).filter(address.matches())
+
+
+async def _user_at(address: Address, conflict_field: list[str] | None) -> User | None:
+    """The account the address belongs to. An e-mail and a phone of two different accounts are
+    refused (INVALID on `conflict_field`); when accepting, the e-mail's account wins."""
+    by_email = await User.get_or_none(email=address.email) if address.email else None
+    by_phone = await User.get_or_none(phone=address.phone) if address.phone else None
+    if by_email and by_phone and by_email.id != by_phone.id and conflict_field is not None:
+        raise validation.invalid(
+            conflict_field, "This e-mail and this phone belong to two different accounts: invite by one of them."
+        )
+    return by_email or by_phone
+
+
+async def _databases_of(org_id: uuid.UUID, global_ids: Sequence[str], field: list[str]) -> list[Database]:
+    """The organization's databases by global id, in the order given; NOT_FOUND for any other id."""
+    wanted: list[uuid.UUID] = []
+    for global_id in global_ids:
+        pk = pk_of(global_id, "Database")
+        if pk is None:
+            raise not_found(field, "database")
+        if pk not in wanted:
+            wanted.append(pk)
+    if not wanted:
+        return []
+    found = {d.id: d for d in await Database.filter(id__in=wanted, organization_id=org_id)}
+    if len(found) != len(wanted):
+        raise not_found(field, "database")
+    return [found[pk] for pk in wanted]
+
+
+async def _databases_of_invite(invite: Invite) -> list[Database]:
+    ids = await InviteDatabase.filter(invite_id=invite.id).values_list("database_id", flat=True)
+    return list(await Database.filter(id__in=list(ids)).order_by("name", "id")) if ids else []
+
+
+def invite_link(ctx: RequestContext, token: str) -> str:
+    return f"{ctx.settings.public_url or DEFAULT_PUBLIC_URL}/invite?token={token}"
+
+
+async def _send_invite(
+    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database],
+    existing: User | None,
+) -> None:
+    link = invite_link(ctx, token)
+    inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
+    if invite.email:
+        has_account = existing is not None and existing.is_active  # an unconfirmed sign-up is not an account yet
+        subject, body = invite_email(organization, invite, databases, link, inviter, has_account)
+        await outbox.enqueue_email(invite.email, subject, body)
+    if invite.phone:
+        await outbox.enqueue_sms(invite.phone, invite_sms(organization, invite, link))
+
+
+# ---------------------------------------------------------------------------------------- members
+
+
+async def change_member_role(ctx: RequestContext, membership_global_id: str, role: Role) -> Membership:
+    """Give a member another role. Never OWNER (that is `transferOwnership`); never the owner's."""
+    target = await _managed_membership(ctx, membership_global_id, ["membershipId"])
+    if role == Role.OWNER:
+        raise validation.invalid(["role"], "Nobody becomes the owner by a role change: use transferOwnership.")
+    _guard_owner(ctx, target, "The owner cannot be demoted: transfer ownership to another member first.")
+    if target.role == role:
+        return target
+    previous = target.role
+    target.role = role
+    await target.save(update_fields=["role"])
+    await audit.record(
+        ctx, "member.role_change", organization_id=target.organization_id, object_type="Membership",
+        object_id=target.id, details={"userId": str(target.user_id), "from": previous.value, "to": role.value},
+    )
+    await _end_subscriptions(ctx, target)  # live lists were filtered by the old role
+    return target
+
+
+@dataclass
+class RemovalRequest:
+    code: VerificationCode
+    membership: Membership
+    sent_to: list[str]
+
+
+async def request_member_removal(ctx: RequestContext, membership_global_id: str) -> RemovalRequest:
+    """Step one of removing a member: a code goes to the acting owner/admin by e-mail (and SMS)."""
+    field = ["membershipId"]
+    target = await _managed_membership(ctx, membership_global_id, field)
+    viewer = ctx.require_viewer()
+    if target.user_id == viewer.user_id:
+        raise validation.invalid(field, "To leave the organization yourself, use leaveOrganization.")
+    _guard_owner(ctx, target, "The owner cannot be removed.")
+    actor = await User.get(id=viewer.user_id)
+    member = await User.get(id=target.user_id)
+    organization = await Organization.get(id=target.organization_id)
+    row, code = await codes.issue(
+        ctx, REMOVAL_CODE, actor.email or actor.phone, user=actor,
+        payload={"membership_id": str(target.id), "organization_id": str(target.organization_id)},
+    )
+    sent_to = []
+    if actor.email:
+        await outbox.enqueue_email(actor.email, SUBJECT_REMOVAL_CODE, removal_code_email(organization, member, code))
+        sent_to.append(codes.mask(actor.email))
+    if actor.phone:
+        await outbox.enqueue_sms(actor.phone, removal_code_sms(organization, member, code))
+        sent_to.append(codes.mask(actor.phone))
+    await audit.record(
+        ctx, "member.removal_request", organization_id=target.organization_id, object_type="Membership",
+        object_id=target.id, details={"userId": str(target.user_id), "role": target.role.value},
+    )
+    return RemovalRequest(row, target, sent_to)
+
+
+@dataclass
+class Removal:
+    membership_id: uuid.UUID
+    organization_id: uuid.UUID
+    terminated_sessions: list[Session]
+
+
+async def confirm_member_removal(ctx: RequestContext, request_global_id: str, code: str) -> Removal:
+    """Step two: the right code removes the member. Wrong: INVALID; 5 wrong: the code is dead
+    (RATE_LIMITED); older than 15 minutes: EXPIRED. Only the one who asked may confirm."""
+    viewer = ctx.require_viewer()
+    await ctx.memberships()
+    pk = pk_of(request_global_id, REMOVAL_REQUEST_TYPE)
+    row = (
+        await VerificationCode.filter(id=pk, purpose=CodePurpose.MEMBER_REMOVAL, user_id=viewer.user_id)
+        .select_for_update().first()
+        if pk else None
+    )
+    if row is None:
+        raise not_found(["requestId"], "removal request")
+    await codes.check(ctx, REMOVAL_CODE, row, code)
+    org_id = uuid.UUID(row.payload["organization_id"])
+    if org_id not in await ctx.memberships():
+        raise not_found(["requestId"], "removal request")
+    require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may remove members.")
+    await _lock_organization(org_id)
+    target = await Membership.get_or_none(id=uuid.UUID(row.payload["membership_id"]), organization_id=org_id)
+    if target is None:
+        raise not_found(["requestId"], "member (they are no longer in the organization)")
+    _guard_owner(ctx, target, "The owner cannot be removed.")
+    sessions = await _remove_membership(ctx, target, "member.remove")
+    return Removal(target.id, org_id, sessions)
+
+
+async def leave_organization(ctx: RequestContext, organization_global_id: str) -> Removal:
+    """Leave an organization yourself; the owner cannot (INVALID: transfer ownership first)."""
+    field = ["organizationId"]
+    org_id = await member_organization(ctx, organization_global_id, field)
+    await _lock_organization(org_id)
+    membership = await Membership.get_or_none(organization_id=org_id, user_id=ctx.require_viewer().user_id)
+    if membership is None:
+        raise not_found(field, "organization")
+    if membership.role == Role.OWNER:
+        raise validation.invalid(field, "The owner cannot leave: transfer ownership to another member first.")
+    sessions = await _remove_membership(ctx, membership, "member.leave")
+    return Removal(membership.id, org_id, sessions)
+
+
+async def transfer_ownership(
+    ctx: RequestContext, organization_global_id: str, membership_global_id: str
+) -> tuple[Membership, Membership]:
+    """The owner hands the organization to another member and becomes an admin: (new, previous owner)."""
+    org_id = await member_organization(ctx, organization_global_id, ["organizationId"])
+    require(ctx, org_id, Permission.TRANSFER_OWNERSHIP, "Only the owner may hand the organization over.")
+    await _lock_organization(org_id)
+    pk = pk_of(membership_global_id, "Membership")
+    target = await Membership.get_or_none(id=pk, organization_id=org_id) if pk else None
+    if target is None:
+        raise not_found(["membershipId"], "member")
+    if target.user_id == ctx.require_viewer().user_id:
+        raise validation.invalid(["membershipId"], "You already own this organization.")
+    previous = await Membership.get(organization_id=org_id, role=Role.OWNER)
+    if previous.user_id != ctx.require_viewer().user_id:  # ownership moved while this request waited
+        raise _refuse(ErrorCode.FORBIDDEN, "Only the owner may hand the organization over.")
+    target_role = target.role
+    previous.role, target.role = Role.ADMIN, Role.OWNER
+    await previous.save(update_fields=["role"])
+    await target.save(update_fields=["role"])
+    await audit.record(
+        ctx, "organization.transfer_ownership", organization_id=org_id, object_type="Membership", object_id=target.id,
+        details={
+            "fromUserId": str(previous.user_id), "toUserId": str(target.user_id), "toPreviousRole": target_role.value,
+        },
+    )
+    ctx.forget_memberships()  # the payload's fields see the caller as the admin they now are
+    for membership in (target, previous):
+        await _end_subscriptions(ctx, membership)
+    return target, previous
+
+
+async def update_member_databases(
+    ctx: RequestContext, membership_global_id: str, database_global_ids: Sequence[str]
+) -> Membership:
+    """Set the databases a USER may open; their sessions in databases taken away are terminated."""
+    target = await _managed_membership(ctx, membership_global_id, ["membershipId"])
+    if target.role != Role.USER:
+        raise validation.invalid(
+            ["membershipId"], f"Only a user's databases are chosen; {ROLE_NAMES[target.role].lower()} sees every database."
+        )
+    databases = await _databases_of(target.organization_id, database_global_ids, ["databaseIds"])
+    wanted = {d.id for d in databases}
+    current = set(await DatabaseGrant.filter(membership_id=target.id).values_list("database_id", flat=True))
+    added, removed = wanted - current, current - wanted
+    if removed:
+        await DatabaseGrant.filter(membership_id=target.id, database_id__in=list(removed)).delete()
+    for database_id in sorted(added, key=str):
+        await DatabaseGrant.create(membership_id=target.id, database_id=database_id)
+    sessions: list[Session] = []
+    if removed:
+        sessions = await _terminate_sessions(ctx, target, Q(database_id__in=list(removed)))
+        await _end_subscriptions(ctx, target)
+    if added or removed:
+        await audit.record(
+            ctx, "member.databases_change", organization_id=target.organization_id, object_type="Membership",
+            object_id=target.id,
+            details={
+                "userId": str(target.user_id), "added": sorted(map(str, added)), "removed": sorted(map(str, removed)),
+                "terminatedSessions": len(sessions),
+            },
+        )
+    return target
+
+
+async def _managed_membership(ctx: RequestContext, membership_global_id: str, field: list[str]) -> Membership:
+    """A membership in an organization of the viewer's, who must manage members there; locked."""
+    target = await organization_row(ctx, Membership, membership_global_id, field, "member")
+    require(ctx, target.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage members.")
+    await _lock_organization(target.organization_id)
+    target = await Membership.get_or_none(id=target.id)
+    if target is None:
+        raise not_found(field, "member")
+    return target
+
+
+def _guard_owner(ctx: RequestContext, target: Membership, message_for_owner: str) -> None:
+    """The owner's membership is out of anyone's reach: an admin is FORBIDDEN, the owner INVALID."""
+    if target.role != Role.OWNER:
+        return
+    if target.user_id == ctx.require_viewer().user_id:
+        raise validation.invalid(["membershipId"], message_for_owner)
+    raise _refuse(ErrorCode.FORBIDDEN, "An admin cannot change or remove the owner.")
+
+
+async def _remove_membership(ctx: RequestContext, membership: Membership, action: str) -> list[Session]:
+    """Access ends now: grants and membership deleted, ACTIVE sessions TERMINATING, subscriptions ended."""
+    sessions = await _terminate_sessions(ctx, membership, None)
+    await DatabaseGrant.filter(membership_id=membership.id).delete()
+    await Membership.filter(id=membership.id).delete()
+    await audit.record(
+        ctx, action, organization_id=membership.organization_id, object_type="Membership", object_id=membership.id,
+        details={"userId": str(membership.user_id), "role": membership.role.value, "terminatedSessions": len(sessions)},
+    )
+    await _end_subscriptions(ctx, membership)
+    ctx.forget_memberships()
+    return sessions
+
+
+async def _terminate_sessions(ctx: RequestContext, membership: Membership, scope: Q | None) -> list[Session]:
+    """The member's ACTIVE sessions in the organization (within `scope`) → TERMINATING, with events."""
+    query = Session.filter(organization_id=membership.organization_id, user_id=membership.user_id, status=SessionStatus.ACTIVE)
+    if scope is not None:
+        query = query.filter(scope)
+    ids = list(await query.select_for_update().values_list("id", flat=True))
+    if not ids:
+        return []
+    now = utcnow()
+    await Session.filter(id__in=ids, status=SessionStatus.ACTIVE).update(
+        status=SessionStatus.TERMINATING, termination_requested_by_id=ctx.require_viewer().user_id,
+        termination_requested_at=now,
+    )
+    sessions = list(await Session.filter(id__in=ids, status=SessionStatus.TERMINATING).order_by("-started_at", "id"))
+    for session in sessions:
+        await ctx.record_event(session.organization_id, events.SESSIONS, "TERMINATING", events.session_payload(session))
+    return sessions
+
+
+async def _end_subscriptions(ctx: RequestContext, membership: Membership) -> None:
+    """The member's live subscriptions of this organization end (they were opened with other rights)."""
+    await ctx.record_event(membership.organization_id, events.ACCESS, "REVOKED", {"user_id": str(membership.user_id)})
+
+
+async def _lock_organization(org_id: uuid.UUID) -> Organization:
+    """Serialize changes of one organization's members (a row lock on PostgreSQL)."""
+    return await Organization.filter(id=org_id).select_for_update().get()
+
+
+def removal_request_id(code: VerificationCode) -> str:
+    return to_global_id(REMOVAL_REQUEST_TYPE, code.id)
+
+
+# ---------------------------------------------------------------------------------------- messages
+
+
+def _moscow(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(MESSAGE_TIMEZONE):%d.%m.%Y %H:%M} (МСК)"
+
+
+def _databases_text(role: Role, databases: list[Database]) -> str:
+    if databases:
+        return "\n".join(f"  • {d.name} ({d.configuration})" for d in databases)
+    if role in (Role.OWNER, Role.ADMIN):
+        return "  все информационные базы абонента"
+    if role == Role.ACCOUNTANT:
+        return "  доступ к информационным базам этой ролью не предусмотрен"
+    return "  пока не назначены: их может открыть вам владелец или администратор абонента"
+
+
+def invite_email(
+    organization: Organization, invite: Invite, databases: list[Database], link: str, inviter: User | None,
+    existing_user: bool,
+) -> tuple[str, str]:
+    """(subject, body): «Подтверждение приглашения в сервис» for a new address, «Добавление к
+    абоненту» for an address that already has an account (seed 003, 1cfresh)."""
+    who = f"{inviter.full_name} приглашает" if inviter else "Вас приглашают"
+    if existing_user:
+        subject = SUBJECT_EXISTING_USER
+        opening = (
+            f"{who} вас стать пользователем абонента «{organization.name}» (код абонента {organization.code}).\n"
+            "Вы останетесь пользователем тех абонентов, с которыми работаете сейчас."
+        )
+        action = "Чтобы подтвердить добавление, перейдите по ссылке и войдите со своими логином и паролем:"
+    else:
+        subject = SUBJECT_NEW_USER
+        opening = f"{who} вас в сервис как пользователя абонента «{organization.name}» (код абонента {organization.code})."
+        action = "Чтобы завершить регистрацию (указать Ф.И.О. и пароль), перейдите по ссылке:"
+    body = (
+        "Здравствуйте!\n\n"
+        f"{opening}\n\n"
+        f"Абонент: {organization.name}\n"
+        f"Код абонента: {organization.code}\n"
+        f"Ваша роль: {ROLE_NAMES[invite.role]}\n"
+        f"Доступные вам информационные базы:\n{_databases_text(invite.role, databases)}\n\n"
+        f"{action}\n{link}\n\n"
+        f"Ссылка действует {INVITE_DAYS} дней, до {_moscow(invite.expires_at)}, и только один раз.\n"
+        "Если вы не ждали этого письма, просто не отвечайте на него.\n"
+    )
+    return subject, body
+
+
+def invite_sms(organization: Organization, invite: Invite, link: str) -> str:
+    return f"Приглашение в абонент «{organization.name}» (код {organization.code}), роль: {ROLE_NAMES[invite.role]}. {link}"
+
+
+def removal_code_email(organization: Organization, member: User, code: str) -> str:
+    return (
+        "Здравствуйте!\n\n"
+        f"Вы удаляете пользователя {member.full_name} ({member.email or member.phone}) "
+        f"из абонента «{organization.name}» (код абонента {organization.code}).\n\n"
+        f"Код подтверждения: {code}\n\n"
+        f"Код действует {REMOVAL_CODE.minutes} минут. Никому его не сообщайте.\n"
+        "Если вы не удаляли пользователя, смените пароль.\n"
+    )
+
+
+def removal_code_sms(organization: Organization, member: User, code: str) -> str:
+    return f"Код {code}: удаление пользователя {member.full_name} из абонента «{organization.name}». Никому не сообщайте."

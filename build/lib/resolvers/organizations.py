@@ -1,0 +1,156 @@
+"""Organizations the viewer belongs to, their members and invites, and their audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from tortoise.expressions import Q
+
+from kabinet.auth import utcnow
+from kabinet.context import RequestContext
+from kabinet.errors import bad_user_input, forbidden
+from kabinet.permissions import Permission
+from models.audit import AuditEntry
+from models.identity import User
+from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization
+from models.cloud import Database
+from resolvers.common import by_ids, page_request, related_one, split_by_permission, wants_total
+from resolvers.pagination import Ordering, Page, load_pages
+
+ORGANIZATION_ORDER = Ordering(("name",))
+MEMBER_ORDER = Ordering(("created_at",))
+INVITE_ORDER = Ordering(("-created_at",))
+AUDIT_ORDER = Ordering(("-created_at",))
+
+
+async def organizations_of_viewer(ctx: RequestContext, args: dict[str, Any]) -> Page[Organization]:
+    memberships = await ctx.memberships()
+    pages = await load_pages(
+        Organization, None, (), ORGANIZATION_ORDER, page_request(ctx, args),
+        filters=Q(id__in=list(memberships)), with_total=wants_total(args),
+    )
+    return pages[None]
+
+
+async def organization_by_id(ctx: RequestContext, organization_id: uuid.UUID | None) -> Organization | None:
+    """The organization, if the viewer belongs to it; otherwise None, as if it did not exist."""
+    memberships = await ctx.memberships()
+    if organization_id is None or organization_id not in memberships:
+        return None
+    return await Organization.get_or_none(id=organization_id)
+
+
+async def members_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+    allowed, refused = split_by_permission(ctx, [o.id for o in orgs], Permission.SEE_MEMBERS, "members")
+    pages = await load_pages(
+        Membership, "organization_id", allowed, MEMBER_ORDER, page_request(ctx, args), with_total=wants_total(args)
+    )
+    return [refused.get(o.id) or pages[o.id] for o in orgs]
+
+
+def invite_status_filter(status: InviteStatus | None) -> Q | None:
+    """EXPIRED is a PENDING invite past its time, so the filter looks at both columns."""
+    now = utcnow()
+    if status is None:
+        return None
+    if status == InviteStatus.PENDING:
+        return Q(status=InviteStatus.PENDING, expires_at__gt=now)
+    if status == InviteStatus.EXPIRED:
+        return Q(status=InviteStatus.EXPIRED) | Q(status=InviteStatus.PENDING, expires_at__lte=now)
+    return Q(status=status)
+
+
+async def invites_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+    allowed, refused = split_by_permission(ctx, [o.id for o in orgs], Permission.SEE_MEMBERS, "invites")
+    status = args.get("status")
+    pages = await load_pages(
+        Invite, "organization_id", allowed, INVITE_ORDER, page_request(ctx, args),
+        filters=invite_status_filter(InviteStatus(status) if status else None), with_total=wants_total(args),
+    )
+    return [refused.get(o.id) or pages[o.id] for o in orgs]
+
+
+async def user_of_membership(ctx: RequestContext, memberships: list[Membership], args: dict[str, Any]) -> list:
+    return await related_one(User, memberships, "user_id")
+
+
+async def organization_of(ctx: RequestContext, rows: list[Any], args: dict[str, Any]) -> list:
+    """The organization of rows that carry `organization_id` (visible, since the row was)."""
+    return await related_one(Organization, rows, "organization_id")
+
+
+async def memberships_of_user(ctx: RequestContext, users: list[User], args: dict[str, Any]) -> list:
+    """A user's memberships: all for the viewer; for others, only where the viewer sees members."""
+    viewer = ctx.require_viewer()
+    await ctx.memberships()
+    rows = await Membership.filter(user_id__in=[u.id for u in users]).order_by("created_at", "id")
+    result: dict[uuid.UUID, list[Membership]] = {u.id: [] for u in users}
+    for row in rows:
+        if row.user_id == viewer.user_id or ctx.may(row.organization_id, Permission.SEE_MEMBERS):
+            result[row.user_id].append(row)
+    return [result[u.id] for u in users]
+
+
+async def inviter_of(ctx: RequestContext, invites: list[Invite], args: dict[str, Any]) -> list:
+    return await related_one(User, invites, "invited_by_id")
+
+
+async def databases_of_invite(ctx: RequestContext, invites: list[Invite], args: dict[str, Any]) -> list:
+    links = await InviteDatabase.filter(invite_id__in=[i.id for i in invites]).order_by("created_at")
+    databases = await by_ids(Database, (link.database_id for link in links))
+    result: dict[uuid.UUID, list[Database]] = {i.id: [] for i in invites}
+    for link in links:
+        if link.database_id in databases:
+            result[link.invite_id].append(databases[link.database_id])
+    return [result[i.id] for i in invites]
+
+
+async def databases_of_membership(ctx: RequestContext, memberships: list[Membership], args: dict[str, Any]) -> list:
+    """The databases granted to each member (what a USER may open), by name. Visible to those who
+    see every database of the organization, and to the member themselves; FORBIDDEN otherwise."""
+    viewer = ctx.require_viewer()
+    await ctx.memberships()
+    visible = [
+        m.id for m in memberships
+        if m.user_id == viewer.user_id or ctx.may(m.organization_id, Permission.SEE_ALL_DATABASES)
+    ]
+    grants = await DatabaseGrant.filter(membership_id__in=visible) if visible else []
+    databases = await by_ids(Database, (g.database_id for g in grants))
+    result: dict[uuid.UUID, list[Database]] = {pk: [] for pk in visible}
+    for grant in grants:
+        if grant.database_id in databases:
+            result[grant.membership_id].append(databases[grant.database_id])
+    return [
+        sorted(result[m.id], key=lambda d: (d.name, str(d.id))) if m.id in result else forbidden("this member's databases")
+        for m in memberships
+    ]
+
+
+def audit_filters(action: str | None, start: dt.date | None, end: dt.date | None) -> Q | None:
+    """`action` is one action ("member.remove") or a group ("member": every "member.…");
+    `from`/`to` are inclusive UTC days."""
+    if start and end and start > end:
+        raise bad_user_input("`from` must not be after `to`.")
+    conditions = []
+    if action:
+        conditions.append(Q(action=action) | Q(action__startswith=f"{action}."))
+    if start:
+        conditions.append(Q(created_at__gte=dt.datetime.combine(start, dt.time(), dt.timezone.utc)))
+    if end:
+        conditions.append(Q(created_at__lt=dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc)))
+    return Q(*conditions) if conditions else None
+
+
+async def audit_log_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+    allowed, refused = split_by_permission(ctx, [o.id for o in orgs], Permission.SEE_AUDIT_LOG, "the audit log")
+    pages = await load_pages(
+        AuditEntry, "organization_id", allowed, AUDIT_ORDER, page_request(ctx, args),
+        filters=audit_filters(args.get("action"), args.get("from"), args.get("to")), with_total=wants_total(args),
+    )
+    return [refused.get(o.id) or pages[o.id] for o in orgs]
+
+
+async def actor_of(ctx: RequestContext, entries: list[AuditEntry], args: dict[str, Any]) -> list:
+    return await related_one(User, entries, "actor_id")

@@ -1,0 +1,189 @@
+"""Relay cursor pagination for many parents at once: one query per connection level.
+
+A connection is ordered by a fixed key ending in the primary key, so the order is stable and the
+cursor is the key of the last row seen (keyset pagination: page N costs what page 1 costs). For
+one parent the query is a plain `ORDER BY … LIMIT`; for many, a `ROW_NUMBER()` window keeps
+`first + 1` rows per parent in the same single statement.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import orjson
+from tortoise.expressions import Q
+from tortoise.functions import Count
+from tortoise.models import Model
+
+from kabinet.errors import bad_user_input
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass
+class Page(Generic[M]):
+    items: list[M] = field(default_factory=list)
+    cursors: list[str] = field(default_factory=list)
+    has_next_page: bool = False
+    has_previous_page: bool = False
+    total_count: int | None = None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """`first`/`after` as a client sent them, checked against the page size limit."""
+
+    first: int
+    after: tuple[Any, ...] | None
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any], max_page_size: int) -> PageRequest:
+        first = args.get("first")
+        if first is None:
+            first = max_page_size
+        if first < 0:
+            raise bad_user_input("`first` must not be negative.")
+        if first > max_page_size:
+            raise bad_user_input(f"`first` may be at most {max_page_size}.")
+        after = args.get("after")
+        return cls(first=first, after=decode_cursor(after) if after is not None else None)
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([_plain(v) for v in values])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, ...]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(values, list) or not values:
+            raise ValueError
+        return tuple(values)
+    except (ValueError, TypeError):
+        raise bad_user_input("`after` is not a cursor this API gave out.") from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "value"):  # enums
+        return value.value
+    return value
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Sort keys of a connection, e.g. `Ordering(("-seq",))`; the primary key is appended."""
+
+    keys: tuple[str, ...]
+
+    def fields(self) -> list[tuple[str, bool]]:
+        parsed = [(k.lstrip("-"), k.startswith("-")) for k in self.keys]
+        if parsed[-1][0] != "id":
+            parsed.append(("id", parsed[-1][1]))
+        return parsed
+
+    def order_by(self) -> list[str]:
+        return [("-" if desc else "") + name for name, desc in self.fields()]
+
+    def key_of(self, row: Model) -> list[Any]:
+        return [getattr(row, name) for name, _ in self.fields()]
+
+    def after_filter(self, model: type[Model], cursor: tuple[Any, ...]) -> Q:
+        """Rows strictly after the cursor in this order."""
+        fields = self.fields()
+        if len(cursor) != len(fields):
+            raise bad_user_input("`after` is not a cursor of this list.")
+        try:
+            values = [model._meta.fields_map[name].to_python_value(v) for (name, _), v in zip(fields, cursor)]
+        except (ValueError, TypeError, ArithmeticError):
+            raise bad_user_input("`after` is not a cursor of this list.") from None
+        alternatives = []
+        for i, (name, desc) in enumerate(fields):
+            equal = {f"{fields[j][0]}": values[j] for j in range(i)}
+            equal[f"{name}__{'lt' if desc else 'gt'}"] = values[i]
+            alternatives.append(Q(**equal))
+        # The same condition with a plain range on the first key in front: the index on it can then
+        # start the scan at the cursor, and page N costs what page 1 costs (the OR alone cannot).
+        first_name, first_desc = fields[0]
+        bound = Q(**{f"{first_name}__{'lte' if first_desc else 'gte'}": values[0]})
+        return bound & Q(*alternatives, join_type="OR")
+
+
+async def load_pages(
+    model: type[M],
+    parent_field: str | None,
+    parent_ids: Sequence[Any],
+    ordering: Ordering,
+    request: PageRequest,
+    *,
+    filters: Q | None = None,
+    with_total: bool = False,
+) -> dict[Any, Page[M]]:
+    """A page of `model` rows for every parent id: one query, plus one for the totals if asked.
+
+    `parent_field=None` pages the whole filtered table as one list, keyed by None.
+    """
+    if parent_field is None:
+        parent_ids = [None]
+    pages: dict[Any, Page[M]] = {pid: Page(has_previous_page=request.after is not None) for pid in parent_ids}
+    if not parent_ids:
+        return pages
+    base = model.all() if parent_field is None else model.filter(**{f"{parent_field}__in": list(parent_ids)})
+    if filters is not None:
+        base = base.filter(filters)
+    if with_total:
+        if parent_field is None:
+            pages[None].total_count = await base.count()
+        else:
+            for row in await base.group_by(parent_field).annotate(n=Count("id")).values(parent_field, "n"):
+                pages[row[parent_field]].total_count = row["n"]
+            for page in pages.values():
+                page.total_count = page.total_count or 0
+    if request.first == 0:
+        return pages
+    rows_q = base if request.after is None else base.filter(ordering.after_filter(model, request.after))
+    rows_q = rows_q.order_by(*ordering.order_by())
+    if len(parent_ids) == 1:
+        rows = await rows_q.limit(request.first + 1)
+    else:
+        rows = await _first_rows_per_parent(model, rows_q, parent_field, ordering, request.first + 1)
+    for row in rows:
+        page = pages[getattr(row, parent_field) if parent_field else None]
+        if len(page.items) == request.first:
+            page.has_next_page = True
+            continue
+        page.items.append(row)
+        page.cursors.append(encode_cursor(ordering.key_of(row)))
+    return pages
+
+
+async def _first_rows_per_parent(model, rows_q, parent_field: str, ordering: Ordering, limit: int) -> list:
+    """The first `limit` rows of each parent, in order, by a ROW_NUMBER() window in one statement."""
+    meta = model._meta
+    quote = _quote_for(meta.db)
+    partition = quote(meta.fields_db_projection[parent_field])
+    order = ", ".join(
+        f"{quote(meta.fields_db_projection[name])} {'DESC' if desc else 'ASC'}" for name, desc in ordering.fields()
+    )
+    rows_q._make_query()
+    inner, params = rows_q.query.get_parameterized_sql()
+    select_end = inner.index(" FROM ")
+    windowed = f"{inner[:select_end]},ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) AS _rn{inner[select_end:]}"
+    sql = f"SELECT * FROM ({windowed}) AS _w WHERE _rn<={int(limit)} ORDER BY {partition}, _rn"
+    _, rows = await meta.db.execute_query(sql, params)
+    return [model._init_from_db(**dict(row)) for row in rows]
+
+
+def _quote_for(connection) -> Any:
+    char = "`" if connection.capabilities.dialect == "mysql" else '"'
+    return lambda name: f"{char}{name}{char}"
+

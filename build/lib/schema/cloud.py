@@ -1,0 +1,208 @@
+"""Cloud rental: the subscription, databases and user sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+
+from models.cloud import ClientKind, Database as DatabaseModel, Session as SessionModel, SessionStatus
+from resolvers import cloud as resolvers
+from resolvers import updates as update_resolvers
+from resolvers.cloud import SubscriptionView
+from schema.batching import batched, expand, loaded
+from schema.errors import UserError, transactional
+from schema.identity import User
+from resolvers.ids import to_global_id
+from schema.relay import Connection, Node, connection_of
+from schema.updates import UpdateRun, UpdateSchedule
+
+strawberry.enum(SessionStatus, description="ACTIVE, TERMINATING (asked to end), ENDED (logged off) or TERMINATED.")
+strawberry.enum(ClientKind, description="How the user is connected: RDP, thin client, web client or mobile.")
+
+
+@strawberry.type(description="The temporary extension of a cloud subscription (+2 sessions, +8 databases for 7 days).")
+class SubscriptionExtension:
+    extra_sessions: int = strawberry.field(description="Sessions added to the limit.")
+    extra_databases: int = strawberry.field(description="Databases added to the limit.")
+    starts_at: dt.datetime = strawberry.field(description="When the extension began.")
+    ends_at: dt.datetime = strawberry.field(description="When it ends.")
+
+
+@strawberry.type(description="The organization's cloud rental: tariff, limits and period.")
+class CloudSubscription(Node):
+    tariff: str = strawberry.field(description="Tariff name.")
+    sessions_limit: int = strawberry.field(description="Concurrent sessions allowed, the extension included while it lasts.")
+    databases_limit: int = strawberry.field(description="Databases allowed, the extension included while it lasts.")
+    starts_on: dt.date = strawberry.field(description="First day of the current period.")
+    ends_on: dt.date = strawberry.field(description="Last day of the current period.")
+    extension: SubscriptionExtension | None = strawberry.field(description="The extension in force, if any.")
+    can_extend: bool = strawberry.field(
+        description="True when the caller may activate the one extension this subscription period allows."
+    )
+
+    @classmethod
+    def from_view(cls, view: SubscriptionView) -> CloudSubscription:
+        sub, ext = view.subscription, view.extension
+        return cls(
+            id=to_global_id("CloudSubscription", sub.id), tariff=sub.tariff, sessions_limit=view.sessions_limit,
+            databases_limit=view.databases_limit, starts_on=sub.starts_on, ends_on=sub.ends_on,
+            extension=SubscriptionExtension(
+                extra_sessions=ext.extra_sessions, extra_databases=ext.extra_databases,
+                starts_at=ext.starts_at, ends_at=ext.ends_at,
+            ) if ext else None,
+            can_extend=view.can_extend,
+        )
+
+
+@strawberry.type(description="A user's connection to a cloud database.")
+class Session(Node):
+    user_name: str = strawberry.field(description="Name of the 1C user as the cluster reports it.")
+    client_kind: ClientKind = strawberry.field(description="How the user is connected.")
+    host: str | None = strawberry.field(description="Computer the user connects from.")
+    started_at: dt.datetime = strawberry.field(description="When the session began.")
+    ended_at: dt.datetime | None = strawberry.field(description="When it ended (ENDED or TERMINATED).")
+    status: SessionStatus = strawberry.field(description="Where the session stands.")
+    model: strawberry.Private[SessionModel]
+
+    @classmethod
+    def from_model(cls, model: SessionModel) -> Session:
+        return cls(
+            id=to_global_id("Session", model.id), user_name=model.user_name, client_kind=model.client_kind,
+            host=model.host, started_at=model.started_at, ended_at=model.ended_at, status=model.status, model=model,
+        )
+
+    @strawberry.field(description="The database the session is in.")
+    @batched(resolvers.database_of, to=lambda m: Database.from_model(m))
+    def database(self, info: strawberry.Info) -> Database | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="The cabinet user behind the session, when the cluster user is linked to one.")
+    @batched(resolvers.user_of_session, to=User.from_model)
+    def user(self, info: strawberry.Info) -> User | None:
+        return loaded(self, info)
+
+
+@strawberry.type(description="A cloud 1C database of the organization.")
+class Database(Node):
+    name: str = strawberry.field(description="Database name.")
+    configuration: str = strawberry.field(description="1C configuration, e.g. «Бухгалтерия предприятия».")
+    version: str = strawberry.field(description="Configuration version installed now.")
+    is_typical: bool = strawberry.field(
+        description="A typical (unmodified) configuration; only these may be updated automatically."
+    )
+    size_mb: int = strawberry.field(description="Size in megabytes.")
+    model: strawberry.Private[DatabaseModel]
+
+    @classmethod
+    def from_model(cls, model: DatabaseModel) -> Database:
+        return cls(
+            id=to_global_id("Database", model.id), name=model.name, configuration=model.configuration,
+            version=model.version, is_typical=model.is_typical, size_mb=model.size_mb, model=model,
+        )
+
+    @strawberry.field(description="When the database gets updated.")
+    @batched(update_resolvers.schedule_of, to=UpdateSchedule.from_view)
+    def update_schedule(self, info: strawberry.Info) -> UpdateSchedule:
+        return loaded(self, info)
+
+    @strawberry.field(description="Update runs of the database, newest first.")
+    @batched(update_resolvers.runs_of, to=connection_of(UpdateRun.from_model))
+    def update_runs(self, info: strawberry.Info, first: int | None = None, after: str | None = None) -> Connection[UpdateRun]:
+        return loaded(self, info)
+
+    @strawberry.field(description="Sessions in this database, newest first. For a USER: only their own.")
+    @batched(resolvers.sessions_of_databases, to=connection_of(Session.from_model))
+    def sessions(
+        self, info: strawberry.Info, status: SessionStatus | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[Session]:
+        return loaded(self, info)
+
+
+@strawberry.enum(description="What happened to a session.")
+class SessionEventKind(str, Enum):
+    STARTED = strawberry.enum_value("STARTED", description="The session began.")
+    TERMINATING = strawberry.enum_value("TERMINATING", description="Someone asked to end it.")
+    ENDED = strawberry.enum_value("ENDED", description="The user logged off.")
+    TERMINATED = strawberry.enum_value("TERMINATED", description="The cluster ended it on request.")
+
+
+@strawberry.type(description="One change of a session.")
+class SessionEvent:
+    kind: SessionEventKind = strawberry.field(description="What happened.")
+    session: Session = strawberry.field(description="The session as it is after the change.")
+    at: dt.datetime = strawberry.field(description="When it happened.")
+
+
+@strawberry.type(
+    description="What a live session list receives: the whole current list, and the change that produced it "
+    "(null on the first message)."
+)
+class SessionListUpdate:
+    sessions: list[Session] = strawberry.field(description="Every ACTIVE and TERMINATING session in scope.")
+    event: SessionEvent | None = strawberry.field(description="The change; null on the first message.")
+
+
+@strawberry.type(description="The result of `terminateSession`.")
+class TerminateSessionPayload:
+    session: Session | None = strawberry.field(default=None, description="The session, now TERMINATING.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `terminateAllSessions`.")
+class TerminateAllSessionsPayload:
+    sessions: list[Session] = strawberry.field(default_factory=list, description="Sessions that were asked to end.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `extendSubscription`.")
+class ExtendSubscriptionPayload:
+    cloud_subscription: CloudSubscription | None = strawberry.field(
+        default=None, description="The subscription with the extension in force."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="Ending cloud sessions and extending the cloud subscription.")
+class CloudMutations:
+    @strawberry.mutation(
+        description="Ask the cluster to end a session: ACTIVE → TERMINATING at once, TERMINATED when the cluster "
+        "confirms. OWNER and ADMIN: any session of the organization; USER: only their own."
+    )
+    @transactional(TerminateSessionPayload)
+    async def terminate_session(
+        self, info: strawberry.Info,
+        session_id: Annotated[strawberry.ID, strawberry.argument(description="The session to end.")],
+    ) -> TerminateSessionPayload:
+        session = await resolvers.terminate_session(info.context, session_id)
+        return await expand(info, TerminateSessionPayload(session=Session.from_model(session)))
+
+    @strawberry.mutation(
+        description="End every ACTIVE session of the organization, or of one database. OWNER and ADMIN: everyone's; "
+        "USER: all of their own."
+    )
+    @transactional(TerminateAllSessionsPayload)
+    async def terminate_all_sessions(
+        self,
+        info: strawberry.Info,
+        organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
+        database_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only the sessions of this database; all when omitted.")
+        ] = None,
+    ) -> TerminateAllSessionsPayload:
+        sessions = await resolvers.terminate_all_sessions(info.context, organization_id, database_id)
+        return await expand(info, TerminateAllSessionsPayload(sessions=[Session.from_model(s) for s in sessions]))
+
+    @strawberry.mutation(
+        description="Activate the temporary extension: +2 sessions and +8 databases for 7 days, once per "
+        "subscription period. Owner only."
+    )
+    @transactional(ExtendSubscriptionPayload)
+    async def extend_subscription(
+        self, info: strawberry.Info,
+        organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
+    ) -> ExtendSubscriptionPayload:
+        view = await resolvers.extend_subscription(info.context, organization_id)
+        return await expand(info, ExtendSubscriptionPayload(cloud_subscription=CloudSubscription.from_view(view)))

@@ -1,0 +1,104 @@
+"""People: the User type and what login, token refresh and logout answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from models.identity import User as UserModel
+from resolvers import organizations as org_resolvers
+from resolvers import identity as identity_resolvers
+from resolvers.identity import SignedIn
+from schema.batching import batched, loaded
+from schema.errors import UserError, transactional
+from resolvers.ids import to_global_id
+from schema.relay import Node, list_of
+
+if TYPE_CHECKING:
+    from schema.organizations import Membership
+
+
+def _membership(model: Any) -> Any:
+    from schema.organizations import Membership
+
+    return Membership.from_model(model)
+
+
+@strawberry.type(description="A person who signs in to the cabinet; may belong to several organizations.")
+class User(Node):
+    full_name: str = strawberry.field(description="Full name as the person gave it.")
+    email: str | None = strawberry.field(description="E-mail address; also a login.")
+    phone: str | None = strawberry.field(description="Phone number, +7XXXXXXXXXX; also a login.")
+    model: strawberry.Private[UserModel]
+
+    @classmethod
+    def from_model(cls, model: UserModel) -> User:
+        return cls(
+            id=to_global_id("User", model.id), full_name=model.full_name, email=model.email, phone=model.phone,
+            model=model,
+        )
+
+    @strawberry.field(
+        description="The organizations this user belongs to and the role in each "
+        "(for another user: only those organizations where you may see members)."
+    )
+    @batched(org_resolvers.memberships_of_user, to=list_of(_membership))
+    def memberships(self, info: strawberry.Info) -> list[Annotated[Membership, strawberry.lazy("schema.organizations")]]:
+        return loaded(self, info)
+
+
+@strawberry.input(description="Credentials for `login`.")
+class LoginInput:
+    login: str = strawberry.field(description="E-mail or phone number (+7XXXXXXXXXX).")
+    password: str = strawberry.field(description="The password.")
+
+
+@strawberry.type(description="Tokens of a signed-in user, or why signing in failed.")
+class AuthPayload:
+    access_token: str | None = strawberry.field(
+        default=None, description="Short-lived JWT; send it as `Authorization: Bearer <token>`."
+    )
+    refresh_token: str | None = strawberry.field(
+        default=None, description="Opaque, single-use token that `refreshToken` exchanges for new tokens."
+    )
+    access_token_expires_at: dt.datetime | None = strawberry.field(
+        default=None, description="When the access token stops working."
+    )
+    user: User | None = strawberry.field(default=None, description="The signed-in user.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `logout`.")
+class LogoutPayload:
+    ok: bool = strawberry.field(default=False, description="True when the login was signed out.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+def auth_payload(signed_in: SignedIn) -> AuthPayload:
+    return AuthPayload(
+        access_token=signed_in.access.token,
+        refresh_token=signed_in.refresh_token,
+        access_token_expires_at=signed_in.access.expires_at,
+        user=User.from_model(signed_in.user),
+    )
+
+
+@strawberry.type(description="Signing in and out.")
+class IdentityMutations:
+    @strawberry.mutation(description="Sign in with an e-mail or phone and a password. Five wrong passwords lock the login for 10 minutes.")
+    @transactional(AuthPayload)
+    async def login(self, info: strawberry.Info, input: LoginInput) -> AuthPayload:
+        return auth_payload(await identity_resolvers.login(info.context, input.login, input.password))
+
+    @strawberry.mutation(description="Exchange a refresh token for new tokens. Each refresh token works once; reuse revokes the login.")
+    @transactional(AuthPayload)
+    async def refresh_token(self, info: strawberry.Info, refresh_token: str) -> AuthPayload:
+        return auth_payload(await identity_resolvers.refresh(info.context, refresh_token))
+
+    @strawberry.mutation(description="Sign out: revokes the login the refresh token belongs to.")
+    @transactional(LogoutPayload)
+    async def logout(self, info: strawberry.Info, refresh_token: str) -> LogoutPayload:
+        await identity_resolvers.logout(info.context, refresh_token)
+        return LogoutPayload(ok=True)

@@ -1,0 +1,20 @@
+"""The Mutation root: every domain's mutations in one type.
+
+Each domain's schema module defines its mutations as a class; a mutation's body is only its
+business action, run by `schema.errors.transactional` in one transaction.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema.cloud import CloudMutations
+from schema.identity import IdentityMutations
+from schema.organizations import OrganizationMutations
+from schema.registration import RegistrationMutations
+from schema.updates import UpdatesMutations
+
+
+@strawberry.type(description="Everything a cabinet user can change.")
+class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations):
+    pass

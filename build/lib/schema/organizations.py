@@ -1,0 +1,464 @@
+"""Organizations, their members and invites — every list an organization holds — and the
+mutations that change who belongs to an organization (invites, roles, removal, ownership)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+import orjson
+import strawberry
+
+from kabinet.auth import utcnow
+from models.audit import AuditEntry as AuditEntryModel
+from models.billing import ChargeKind, DocumentKind
+from models.cloud import SessionStatus
+from models.organizations import Invite as InviteModel
+from models.organizations import InviteStatus, Membership as MembershipModel, ModerationStatus
+from models.organizations import Organization as OrganizationModel
+from models.organizations import OrganizationKind, Role
+from models.products import ProductCategory
+from resolvers import billing as billing_resolvers
+from resolvers import cloud as cloud_resolvers
+from resolvers import members as member_resolvers
+from resolvers import organizations as resolvers
+from resolvers import products as product_resolvers
+from schema.batching import batched, expand, loaded
+from schema.billing import Balance, BalanceTransaction, Charge, Document
+from schema.cloud import CloudSubscription, Database, Session
+from schema.errors import UserError, transactional
+from schema.identity import AuthPayload, User, auth_payload
+from schema.products import Contract, Product
+from resolvers.ids import to_global_id
+from schema.relay import Connection, Node, connection_of, list_of
+
+strawberry.enum(Role, description="A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.")
+strawberry.enum(OrganizationKind, description="Legal entity (10-digit INN), sole proprietor or individual (12 digits).")
+strawberry.enum(ModerationStatus, description="A newly added organization is PENDING until the provider moderates it.")
+strawberry.enum(InviteStatus, description="PENDING until accepted, revoked or expired (7 days).")
+
+
+@strawberry.type(description="An invitation to join an organization with a role.")
+class Invite(Node):
+    email: str | None = strawberry.field(description="Address the invitation was sent to.")
+    phone: str | None = strawberry.field(description="Phone the invitation was sent to.")
+    role: Role = strawberry.field(description="Role the invitee gets on accepting.")
+    status: InviteStatus = strawberry.field(description="PENDING, ACCEPTED, REVOKED or EXPIRED.")
+    expires_at: dt.datetime = strawberry.field(description="When the invitation link stops working.")
+    model: strawberry.Private[InviteModel]
+
+    @classmethod
+    def from_model(cls, model: InviteModel) -> Invite:
+        status = model.status
+        if status == InviteStatus.PENDING and model.expires_at <= utcnow():
+            status = InviteStatus.EXPIRED
+        return cls(
+            id=to_global_id("Invite", model.id), email=model.email, phone=model.phone, role=model.role,
+            status=status, expires_at=model.expires_at, model=model,
+        )
+
+    @strawberry.field(description="Who sent the invitation.")
+    @batched(resolvers.inviter_of, to=User.from_model)
+    def invited_by(self, info: strawberry.Info) -> User | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="Cloud databases the invitee may open.")
+    @batched(resolvers.databases_of_invite, to=list_of(Database.from_model))
+    def databases(self, info: strawberry.Info) -> list[Database]:
+        return loaded(self, info)
+
+
+def _global_object_id(object_type: str, object_id: str | None) -> str | None:
+    """Entries keep the row's own id; clients know objects by global ids."""
+    if object_id is None:
+        return None
+    try:
+        return to_global_id(object_type, uuid.UUID(object_id))
+    except ValueError:
+        return object_id
+
+
+@strawberry.type(
+    description="One change of access, sessions, schedules or the subscription: who made it, what, when, from where. "
+    "The log is append-only: nothing edits or deletes an entry."
+)
+class AuditEntry(Node):
+    action: str = strawberry.field(description='What was done, e.g. "invite.create", "member.remove", "session.terminate".')
+    object_type: str = strawberry.field(description='The kind of object changed, e.g. "Invite", "Membership", "Session".')
+    object_id: strawberry.ID | None = strawberry.field(
+        description="The changed object's global id (as `node(id:)` takes it), when there is one."
+    )
+    details: str = strawberry.field(description="Particulars of the change, a JSON object as text.")
+    ip_address: str | None = strawberry.field(description="The address the request came from.")
+    created_at: dt.datetime = strawberry.field(description="When the change was made.")
+    model: strawberry.Private[AuditEntryModel]
+
+    @classmethod
+    def from_model(cls, model: AuditEntryModel) -> AuditEntry:
+        return cls(
+            id=to_global_id("AuditEntry", model.id), action=model.action, object_type=model.object_type,
+            object_id=_global_object_id(model.object_type, model.object_id),
+            details=orjson.dumps(model.details or {}).decode(),
+            ip_address=model.ip_address, created_at=model.created_at, model=model,
+        )
+
+    @strawberry.field(description="Who made the change; null for the system or a deleted account.")
+    @batched(resolvers.actor_of, to=User.from_model)
+    def actor(self, info: strawberry.Info) -> User | None:
+        return loaded(self, info)
+
+
+@strawberry.type(description="A subscriber of the provider: a company, sole proprietor or individual.")
+class Organization(Node):
+    name: str = strawberry.field(description="Name, e.g. ООО «Ромашка».")
+    inn: str = strawberry.field(description="Taxpayer number: 10 digits (legal entity) or 12.")
+    kind: OrganizationKind = strawberry.field(description="Legal form.")
+    moderation_status: ModerationStatus = strawberry.field(description="Moderation by the provider.")
+    code: str = strawberry.field(description="Subscriber code: the short number the provider knows this organization by.")
+    model: strawberry.Private[OrganizationModel]
+
+    @classmethod
+    def from_model(cls, model: OrganizationModel) -> Organization:
+        return cls(
+            id=to_global_id("Organization", model.id), name=model.name, inn=model.inn, kind=model.kind,
+            moderation_status=model.moderation_status, code=model.code, model=model,
+        )
+
+    @strawberry.field(description="The caller's role in this organization.")
+    def viewer_role(self, info: strawberry.Info) -> Role:
+        return info.context.role_in(self.model.id)
+
+    @strawberry.field(description="Products the organization uses, by name.")
+    @batched(product_resolvers.products_of, to=connection_of(Product.from_model))
+    def products(
+        self, info: strawberry.Info, category: ProductCategory | None = None, first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Product]:
+        return loaded(self, info)
+
+    @strawberry.field(description="Contracts of the organization, oldest first.")
+    @batched(product_resolvers.contracts_of, to=list_of(Contract.from_model))
+    def contracts(self, info: strawberry.Info) -> list[Contract]:
+        return loaded(self, info)
+
+    @strawberry.field(description="People in the organization and their roles. Not for USER (FORBIDDEN).")
+    @batched(resolvers.members_of, to=connection_of(lambda m: Membership.from_model(m)))
+    def members(self, info: strawberry.Info, first: int | None = None, after: str | None = None) -> Connection[Membership] | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="Invitations, newest first. Not for USER (FORBIDDEN).")
+    @batched(resolvers.invites_of, to=connection_of(Invite.from_model))
+    def invites(
+        self, info: strawberry.Info, status: InviteStatus | None = None, first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Invite] | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        name="auditLog",
+        description="Who changed access, sessions, schedules or the subscription, newest first. "
+        "Only OWNER and ADMIN (others: FORBIDDEN).",
+    )
+    @batched(resolvers.audit_log_of, to=connection_of(AuditEntry.from_model))
+    def audit_log(
+        self, info: strawberry.Info,
+        action: Annotated[str | None, strawberry.argument(
+            description='One action ("member.remove") or a group of them ("member": every "member.…").'
+        )] = None,
+        from_: Annotated[dt.date | None, strawberry.argument(name="from", description="First UTC day, inclusive.")] = None,
+        to: Annotated[dt.date | None, strawberry.argument(description="Last UTC day, inclusive.")] = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[AuditEntry] | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="Deposit balance and prepaid services. Not for USER (FORBIDDEN).")
+    @batched(billing_resolvers.balance_of, to=Balance.from_view)
+    def balance(self, info: strawberry.Info) -> Balance | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        name="balanceTransactions",
+        description="The deposit ledger, newest first; `from`/`to` are inclusive UTC days. Not for USER (FORBIDDEN).",
+    )
+    @batched(billing_resolvers.transactions_of, to=connection_of(BalanceTransaction.from_model))
+    def balance_transactions(
+        self, info: strawberry.Info,
+        from_: Annotated[dt.date | None, strawberry.argument(name="from", description="First day, inclusive.")] = None,
+        to: Annotated[dt.date | None, strawberry.argument(description="Last day, inclusive.")] = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[BalanceTransaction] | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="Charges, newest month first. period is a month, YYYY-MM. Not for USER (FORBIDDEN).")
+    @batched(billing_resolvers.charges_of, to=connection_of(Charge.from_model))
+    def charges(
+        self, info: strawberry.Info, period: str | None = None, kind: ChargeKind | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[Charge] | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        description="Published invoices, acts and contracts, newest first; `from`/`to` filter the date of issue. "
+        "Invoices and acts of a month appear on the 10th of the next month. Not for USER (FORBIDDEN)."
+    )
+    @batched(billing_resolvers.documents_of, to=connection_of(Document.from_model))
+    def documents(
+        self, info: strawberry.Info, kind: DocumentKind | None = None,
+        from_: Annotated[dt.date | None, strawberry.argument(name="from", description="First day, inclusive.")] = None,
+        to: Annotated[dt.date | None, strawberry.argument(description="Last day, inclusive.")] = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[Document] | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="The cloud rental subscription, if the organization has one.")
+    @batched(cloud_resolvers.subscription_of, to=CloudSubscription.from_view)
+    def cloud_subscription(self, info: strawberry.Info) -> CloudSubscription | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="For a USER: only the databases granted to them. Not for ACCOUNTANT (FORBIDDEN).")
+    @batched(cloud_resolvers.databases_of, to=connection_of(Database.from_model))
+    def databases(self, info: strawberry.Info, first: int | None = None, after: str | None = None) -> Connection[Database] | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="For a USER: only their own sessions. Newest first. Not for ACCOUNTANT (FORBIDDEN).")
+    @batched(cloud_resolvers.sessions_of_organizations, to=connection_of(Session.from_model))
+    def sessions(
+        self, info: strawberry.Info, database_id: strawberry.ID | None = None, status: SessionStatus | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[Session] | None:
+        return loaded(self, info)
+
+
+@strawberry.type(description="A person's place in an organization: their role and position.")
+class Membership(Node):
+    role: Role = strawberry.field(description="Role in the organization.")
+    position: str | None = strawberry.field(description="Job title, as the member gave it.")
+    created_at: dt.datetime = strawberry.field(description="When the person joined.")
+    model: strawberry.Private[MembershipModel]
+
+    @classmethod
+    def from_model(cls, model: MembershipModel) -> Membership:
+        return cls(
+            id=to_global_id("Membership", model.id), role=model.role, position=model.position,
+            created_at=model.created_at, model=model,
+        )
+
+    @strawberry.field(description="The member.")
+    @batched(resolvers.user_of_membership, to=User.from_model)
+    def user(self, info: strawberry.Info) -> User:
+        return loaded(self, info)
+
+    @strawberry.field(description="The organization.")
+    @batched(resolvers.organization_of, to=Organization.from_model)
+    def organization(self, info: strawberry.Info) -> Organization:
+        return loaded(self, info)
+
+    @strawberry.field(
+        description="Cloud databases granted to this member, by name: they limit what a USER sees "
+        "(other roles see every database). For OWNER, ADMIN and the member themselves; others: FORBIDDEN."
+    )
+    @batched(resolvers.databases_of_membership, to=list_of(Database.from_model))
+    def databases(self, info: strawberry.Info) -> list[Database] | None:
+        return loaded(self, info)
+
+
+# ---------------------------------------------------------------------------------------- mutations
+
+
+@strawberry.input(description="Who to invite, with which role and databases.")
+class InviteMemberInput:
+    organization_id: strawberry.ID = strawberry.field(description="The organization to invite into.")
+    email: str | None = strawberry.field(default=None, description="The invitee's e-mail (this and/or `phone`).")
+    phone: str | None = strawberry.field(default=None, description="The invitee's phone, +7XXXXXXXXXX; an SMS goes there too.")
+    role: Role = strawberry.field(description="Role on accepting: ADMIN, ACCOUNTANT or USER (never OWNER).")
+    database_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Cloud databases the invitee may open."
+    )
+
+
+@strawberry.type(description="The result of `inviteMember`.")
+class InviteMemberPayload:
+    invite: Invite | None = strawberry.field(default=None, description="The invitation sent.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `resendInvite`.")
+class ResendInvitePayload:
+    invite: Invite | None = strawberry.field(default=None, description="The invitation, with its new expiry.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `revokeInvite`.")
+class RevokeInvitePayload:
+    invite: Invite | None = strawberry.field(default=None, description="The invitation, now REVOKED.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.input(description="Accepting an invitation from its link.")
+class AcceptInviteInput:
+    token: str = strawberry.field(description="The `token` parameter of the invitation link.")
+    full_name: str | None = strawberry.field(
+        default=None,
+        description="Ignored when the invite's address already belongs to a user (they are added to the organization).",
+    )
+    password: str | None = strawberry.field(
+        default=None, description="The new account's password, 8 characters or more; ignored for an existing user."
+    )
+    phone: str | None = strawberry.field(
+        default=None, description="Optional phone of the new account, when the invitation did not name one."
+    )
+
+
+@strawberry.type(description="The result of `changeMemberRole`.")
+class ChangeMemberRolePayload:
+    membership: Membership | None = strawberry.field(default=None, description="The member with the new role.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `requestMemberRemoval`: a code went to you; confirm with it.")
+class RequestMemberRemovalPayload:
+    request_id: strawberry.ID | None = strawberry.field(default=None, description="Pass to `confirmMemberRemoval`.")
+    expires_at: dt.datetime | None = strawberry.field(default=None, description="When the code stops working (15 minutes).")
+    sent_to: list[str] | None = strawberry.field(default=None, description="Where the code went, partly hidden.")
+    membership: Membership | None = strawberry.field(default=None, description="The member to be removed.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `confirmMemberRemoval`.")
+class ConfirmMemberRemovalPayload:
+    removed_membership_id: strawberry.ID | None = strawberry.field(default=None, description="The membership that ended.")
+    terminated_sessions: list[Session] | None = strawberry.field(
+        default=None, description="The member's cloud sessions asked to end (now TERMINATING)."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `leaveOrganization`.")
+class LeaveOrganizationPayload:
+    ok: bool = strawberry.field(default=False, description="True when you are no longer a member.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `transferOwnership`.")
+class TransferOwnershipPayload:
+    owner: Membership | None = strawberry.field(default=None, description="The new owner.")
+    previous_owner: Membership | None = strawberry.field(default=None, description="You, now an ADMIN.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.type(description="The result of `updateMemberDatabases`.")
+class UpdateMemberDatabasesPayload:
+    membership: Membership | None = strawberry.field(default=None, description="The member; `databases` lists the grants now.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+MembershipArg = Annotated[strawberry.ID, strawberry.argument(description="The member (a Membership id).")]
+OrganizationArg = Annotated[strawberry.ID, strawberry.argument(description="The organization.")]
+InviteArg = Annotated[strawberry.ID, strawberry.argument(description="The invitation.")]
+
+
+@strawberry.type(description="Invites, members, roles and ownership.")
+class OrganizationMutations:
+    @strawberry.mutation(
+        description="Invite someone by e-mail and/or phone (OWNER, ADMIN). The link lasts 7 days and works once; "
+        "a pending invite to the same address is replaced."
+    )
+    @transactional(InviteMemberPayload)
+    async def invite_member(self, info: strawberry.Info, input: InviteMemberInput) -> InviteMemberPayload:
+        invite = await member_resolvers.invite_member(
+            info.context, input.organization_id, input.email, input.phone, input.role, input.database_ids
+        )
+        return await expand(info, InviteMemberPayload(invite=Invite.from_model(invite)))
+
+    @strawberry.mutation(description="Send a pending or expired invitation again: a new link for 7 more days; the old link stops working.")
+    @transactional(ResendInvitePayload)
+    async def resend_invite(self, info: strawberry.Info, invite_id: InviteArg) -> ResendInvitePayload:
+        invite = await member_resolvers.resend_invite(info.context, invite_id)
+        return await expand(info, ResendInvitePayload(invite=Invite.from_model(invite)))
+
+    @strawberry.mutation(description="Withdraw a pending invitation (OWNER, ADMIN): its link stops working.")
+    @transactional(RevokeInvitePayload)
+    async def revoke_invite(self, info: strawberry.Info, invite_id: InviteArg) -> RevokeInvitePayload:
+        invite = await member_resolvers.revoke_invite(info.context, invite_id)
+        return await expand(info, RevokeInvitePayload(invite=Invite.from_model(invite)))
+
+    @strawberry.mutation(
+        description="Join an organization by an invitation link (no sign-in needed) and get signed in. "
+        "A new address sets full name and password; an existing user is just added."
+    )
+    @transactional(AuthPayload)
+    async def accept_invite(self, info: strawberry.Info, input: AcceptInviteInput) -> AuthPayload:
+        signed_in = await member_resolvers.accept_invite(
+            info.context, input.token, input.full_name, input.password, input.phone
+        )
+        return await expand(info, auth_payload(signed_in))
+
+    @strawberry.mutation(
+        description="Give a member another role (OWNER, ADMIN). Never OWNER (see transferOwnership); "
+        "the owner's own role never changes."
+    )
+    @transactional(ChangeMemberRolePayload)
+    async def change_member_role(
+        self, info: strawberry.Info, membership_id: MembershipArg,
+        role: Annotated[Role, strawberry.argument(description="ADMIN, ACCOUNTANT or USER.")],
+    ) -> ChangeMemberRolePayload:
+        membership = await member_resolvers.change_member_role(info.context, membership_id, role)
+        return await expand(info, ChangeMemberRolePayload(membership=Membership.from_model(membership)))
+
+    @strawberry.mutation(
+        description="Step one of removing a member (OWNER, ADMIN): a code goes to your e-mail (and phone); "
+        "confirm with `confirmMemberRemoval` within 15 minutes."
+    )
+    @transactional(RequestMemberRemovalPayload)
+    async def request_member_removal(self, info: strawberry.Info, membership_id: MembershipArg) -> RequestMemberRemovalPayload:
+        request = await member_resolvers.request_member_removal(info.context, membership_id)
+        return await expand(info, RequestMemberRemovalPayload(
+            request_id=member_resolvers.removal_request_id(request.code), expires_at=request.code.expires_at,
+            sent_to=request.sent_to, membership=Membership.from_model(request.membership),
+        ))
+
+    @strawberry.mutation(
+        description="Step two: the code removes the member at once: their access ends and their cloud sessions are "
+        "terminated. 5 wrong codes kill the code."
+    )
+    @transactional(ConfirmMemberRemovalPayload)
+    async def confirm_member_removal(
+        self, info: strawberry.Info,
+        request_id: Annotated[strawberry.ID, strawberry.argument(description="From `requestMemberRemoval`.")],
+        code: Annotated[str, strawberry.argument(description="The code from the message.")],
+    ) -> ConfirmMemberRemovalPayload:
+        removal = await member_resolvers.confirm_member_removal(info.context, request_id, code)
+        return await expand(info, ConfirmMemberRemovalPayload(
+            removed_membership_id=to_global_id("Membership", removal.membership_id),
+            terminated_sessions=[Session.from_model(s) for s in removal.terminated_sessions],
+        ))
+
+    @strawberry.mutation(description="Leave an organization; your sessions in it are terminated. The owner cannot leave.")
+    @transactional(LeaveOrganizationPayload)
+    async def leave_organization(self, info: strawberry.Info, organization_id: OrganizationArg) -> LeaveOrganizationPayload:
+        await member_resolvers.leave_organization(info.context, organization_id)
+        return LeaveOrganizationPayload(ok=True)
+
+    @strawberry.mutation(description="Hand the organization to another member (OWNER only); you become an ADMIN.")
+    @transactional(TransferOwnershipPayload)
+    async def transfer_ownership(
+        self, info: strawberry.Info, organization_id: OrganizationArg,
+        membership_id: Annotated[strawberry.ID, strawberry.argument(description="The member who becomes the owner.")],
+    ) -> TransferOwnershipPayload:
+        owner, previous = await member_resolvers.transfer_ownership(info.context, organization_id, membership_id)
+        return await expand(
+            info, TransferOwnershipPayload(owner=Membership.from_model(owner), previous_owner=Membership.from_model(previous))
+        )
+
+    @strawberry.mutation(
+        description="Set the cloud databases a USER member may open (OWNER, ADMIN); "
+        "their sessions in databases taken away are terminated."
+    )
+    @transactional(UpdateMemberDatabasesPayload)
+    async def update_member_databases(
+        self, info: strawberry.Info, membership_id: MembershipArg,
+        database_ids: Annotated[list[strawberry.ID], strawberry.argument(description="All databases granted from now on.")],
+    ) -> UpdateMemberDatabasesPayload:
+        membership = await member_resolvers.update_member_databases(info.context, membership_id, database_ids)
+        return await expand(info, UpdateMemberDatabasesPayload(membership=Membership.from_model(membership)))

@@ -1,0 +1,75 @@
+"""The Query root: the signed-in user, their organizations, and any object by global id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+
+from resolvers import identity as identity_resolvers
+from resolvers import nodes as node_resolvers
+from resolvers import organizations as resolvers
+from resolvers.ids import from_global_id, pk_of
+from schema.batching import expand, selected
+from schema.billing import BalanceTransaction, Charge, Document
+from schema.cloud import CloudSubscription, Database, Session
+from schema.identity import User
+from schema.organizations import AuditEntry, Invite, Membership, Organization
+from schema.products import Contract, Product
+from schema.registration import JoinRequest, RegistrationQueries
+from schema.relay import Connection, Node, connection_of
+from schema.updates import Release, UpdateRun
+
+NODE_TYPES: dict[str, Callable[[Any], Node]] = {
+    "Organization": Organization.from_model,
+    "Membership": Membership.from_model,
+    "Invite": Invite.from_model,
+    "User": User.from_model,
+    "Product": Product.from_model,
+    "Contract": Contract.from_model,
+    "BalanceTransaction": BalanceTransaction.from_model,
+    "Charge": Charge.from_model,
+    "Document": Document.from_model,
+    "CloudSubscription": CloudSubscription.from_view,
+    "Database": Database.from_model,
+    "Session": Session.from_model,
+    "UpdateRun": UpdateRun.from_model,
+    "Release": Release.from_model,
+    "AuditEntry": AuditEntry.from_model,
+    "JoinRequest": JoinRequest.from_model,
+}
+
+
+@strawberry.type(description="Everything a cabinet user can read.")
+class Query(RegistrationQueries):
+    @strawberry.field(description="Any object by its global id; null when it does not exist or is not yours to see.")
+    async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
+        ctx = info.context
+        ctx.require_viewer()
+        decoded = from_global_id(id)
+        if decoded is None or decoded[0] not in NODE_TYPES:
+            return None
+        row = await node_resolvers.node_by_id(ctx, *decoded)
+        if row is None:
+            return None
+        return await expand(info, NODE_TYPES[decoded[0]](row))
+
+    @strawberry.field(description="The signed-in user.")
+    async def me(self, info: strawberry.Info) -> User:
+        await info.context.memberships()
+        return await expand(info, User.from_model(await identity_resolvers.viewer_user(info.context)))
+
+    @strawberry.field(description="Organizations the signed-in user belongs to, by name.")
+    async def organizations(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Organization]:
+        args = {"first": first, "after": after, **selected(info)}
+        page = await resolvers.organizations_of_viewer(info.context, args)
+        return await expand(info, connection_of(Organization.from_model)(page))
+
+    @strawberry.field(description="One organization of the signed-in user; null for any other id.")
+    async def organization(self, info: strawberry.Info, id: strawberry.ID) -> Organization | None:
+        row = await resolvers.organization_by_id(info.context, pk_of(id, "Organization"))
+        return await expand(info, Organization.from_model(row)) if row else None
+

@@ -1,0 +1,175 @@
+"""The Subscription root: live session lists, session events and update-run progress.
+
+Each subscription first joins this process's event hub, then reads its snapshot with the event
+number it stands at, and streams the events after that number: nothing committed after the
+first message is missed, nothing is seen twice. It ends when the access token expires, when
+the viewer's membership is revoked, or when the subscriber falls too far behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any
+
+import strawberry
+
+from kabinet.auth import utcnow
+from kabinet.errors import graphql_error
+from kabinet.events import ACCESS, SESSIONS, UPDATES, EventStream, SubscriberTooSlow, run_from_payload, session_from_payload
+from models.events import OrganizationEvent
+from resolvers import live
+from schema.batching import expand
+from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
+from schema.updates import UpdateRun
+
+
+async def _events(stream: EventStream, ctx, organization_id: uuid.UUID) -> AsyncIterator[OrganizationEvent]:
+    """The stream's events until the token expires or the viewer's access to the organization ends."""
+    viewer = ctx.require_viewer()
+    events = aiter(stream)
+    while True:
+        timeout = (viewer.expires_at - utcnow()).total_seconds() if viewer.expires_at else None
+        try:
+            if timeout is not None and timeout <= 0:
+                raise asyncio.TimeoutError
+            event = await asyncio.wait_for(anext(events), timeout=timeout)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:  # the only timeout here is the token's expiry
+            raise graphql_error("UNAUTHENTICATED", "The access token has expired: subscribe again with a fresh one.") from None
+        except SubscriberTooSlow:
+            raise graphql_error("SLOW_CONSUMER", "You fell too far behind the stream; subscribe again to resync.") from None
+        if event.topic == ACCESS and event.payload.get("user_id") == str(viewer.user_id):
+            raise graphql_error("FORBIDDEN", "Your access to this organization has ended.")
+        yield event
+
+
+class SharedResults:
+    """One expanded result per group of identical subscribers and event.
+
+    Subscribers of one organization that sent the same query text (the parser cache gives them the
+    same document), see with the same scope and hold the same state get the very same object for an
+    event: the batched loads below it (SQL) run once for the group, not once per subscriber.
+    """
+
+    _REBUILD = object()
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.results: OrderedDict[Hashable, asyncio.Future] = OrderedDict()
+
+    async def get(self, key: Hashable, build: Callable[[], Awaitable[Any]]) -> Any:
+        while True:
+            future = self.results.get(key)
+            if future is None:
+                break
+            value = await asyncio.shield(future)
+            if value is not self._REBUILD:
+                return value
+        future = asyncio.get_running_loop().create_future()
+        self.results[key] = future
+        while len(self.results) > self.size:
+            self.results.popitem(last=False)
+        try:
+            value = await build()
+        except BaseException:
+            self.results.pop(key, None)
+            future.set_result(self._REBUILD)  # whoever waits builds it themselves
+            raise
+        future.set_result(value)
+        return value
+
+
+shared_results = SharedResults()
+
+
+def _group(info: strawberry.Info, organization_id: uuid.UUID, *scope: Hashable) -> tuple:
+    """What makes two subscribers' results interchangeable: the same query (document node), the
+    same organization, role and scope."""
+    ctx = info.context
+    return (id(info._raw_info.field_nodes[0]), organization_id, ctx.role_in(organization_id), *scope)
+
+
+@strawberry.type(description="Live views over WebSocket (graphql-transport-ws or graphql-ws).")
+class Subscription:
+    @strawberry.subscription(
+        description="The organization's ACTIVE and TERMINATING sessions: the whole list first, then again after "
+        "every change. The first message is sent only once the subscription is live: every change committed "
+        "after it arrives."
+    )
+    async def sessions(
+        self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[SessionListUpdate, None]:
+        ctx = info.context
+        org_id = await live.watched_organization(ctx, organization_id)
+        session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        group = _group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
+            stream.after(seq)
+            current = {s.id: s for s in sessions}
+            yield await expand(info, _session_list(current, None))
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != SESSIONS:
+                    continue
+                model = session_from_payload(org_id, event.payload)
+                if not session_filter.admits(model):
+                    continue
+                if model.status.value in ("ACTIVE", "TERMINATING"):
+                    current[model.id] = model
+                else:
+                    current.pop(model.id, None)
+                state = frozenset((s.id, s.status) for s in current.values())
+                yield await shared_results.get(
+                    (*group, event.seq, state),
+                    lambda: expand(info, _session_list(current, _session_event(event, model))),
+                )
+
+    @strawberry.subscription(description="Every session change in the organization, one event each, in order.")
+    async def session_events(
+        self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[SessionEvent, None]:
+        ctx = info.context
+        org_id = await live.watched_organization(ctx, organization_id)
+        session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        group = _group(info, org_id, session_filter.only_user, "events")
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != SESSIONS:
+                    continue
+                model = session_from_payload(org_id, event.payload)
+                if session_filter.admits(model):
+                    yield await shared_results.get((*group, event.seq), lambda: expand(info, _session_event(event, model)))
+
+    @strawberry.subscription(description="Every change of an update run in the organization: status and progress.")
+    async def update_runs(
+        self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[UpdateRun, None]:
+        ctx = info.context
+        org_id = await live.watched_organization(ctx, organization_id)
+        run_filter = live.RunFilter(ctx, org_id, live.watched_database(database_id))
+        group = _group(info, org_id, ctx.require_viewer().user_id if run_filter.granted is not None else None, "runs")
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != UPDATES:
+                    continue
+                model = run_from_payload(org_id, event.payload)
+                if run_filter.admits(model):
+                    yield await shared_results.get(
+                        (*group, event.seq), lambda: expand(info, UpdateRun.from_model(model))
+                    )
+
+
+def _session_list(current: dict, event: SessionEvent | None) -> SessionListUpdate:
+    ordered = sorted(current.values(), key=lambda s: (s.started_at, str(s.id)), reverse=True)
+    return SessionListUpdate(sessions=[Session.from_model(s) for s in ordered], event=event)
+
+
+def _session_event(event: OrganizationEvent, model) -> SessionEvent:
+    return SessionEvent(kind=SessionEventKind[event.kind], session=Session.from_model(model), at=event.created_at)
+
+
+

@@ -1,0 +1,1 @@
+"""Background work: session cluster, update runs, document publishing, mail."""

@@ -1,0 +1,129 @@
+"""The 1C cluster: an interface, a simulated cluster for the embedded default, and the loop that
+carries out terminations and (when simulated) makes sessions come and go over the day."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from broadcaster import Broadcast
+from tortoise.transactions import in_transaction
+
+from kabinet.auth import utcnow
+from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
+from models.cloud import ClientKind, Database, Session, SessionStatus
+
+log = logging.getLogger("kabinet.cluster")
+
+MIN_ACTIVE_PER_ORGANIZATION = 3
+MAX_ACTIVE_PER_ORGANIZATION = 14
+SIMULATED_USERS = ("Кассир", "Оператор склада", "Менеджер", "Бухгалтер-кассир", "Кладовщик", "Экономист", "Юрист")
+SIMULATED_HOSTS = ("PC-01", "PC-02", "PC-SKLAD-03", "NB-MANAGER", "PC-KASSA-02", "PC-OFFICE-07")
+
+ProgressReport = Callable[[int], Awaitable[None]]
+
+
+class Cluster(Protocol):
+    """What kabinet asks of a 1C cluster."""
+
+    async def end_session(self, session: Session) -> None: ...
+
+    async def update_database(self, database: Database, target_version: str, report: ProgressReport) -> None: ...
+
+
+class SimulatedCluster:
+    """Ends sessions and updates databases after a believable pause; nothing real happens."""
+
+    def __init__(self, step_seconds: float = 0.3) -> None:
+        self.step_seconds = step_seconds
+
+    async def end_session(self, session: Session) -> None:
+        await asyncio.sleep(self.step_seconds)
+
+    async def update_database(self, database: Database, target_version: str, report: ProgressReport) -> None:
+        for progress in (10, 30, 55, 80, 95):
+            await asyncio.sleep(self.step_seconds)
+            await report(progress)
+
+
+async def carry_out_terminations(cluster: Cluster, broadcast: Broadcast, limit: int = 50) -> int:
+    """End every session asked to end (TERMINATING) and mark it TERMINATED: once, even with several workers."""
+    pending = await Session.filter(status=SessionStatus.TERMINATING).order_by("termination_requested_at").limit(limit)
+    done = 0
+    for session in pending:
+        await cluster.end_session(session)
+        announcements = PendingAnnouncements()
+        async with in_transaction():
+            now = utcnow()
+            claimed = await Session.filter(id=session.id, status=SessionStatus.TERMINATING).update(
+                status=SessionStatus.TERMINATED, ended_at=now
+            )
+            if claimed:
+                session.status, session.ended_at = SessionStatus.TERMINATED, now
+                await announcements.record(session.organization_id, SESSIONS, "TERMINATED", session_payload(session))
+        await announcements.announce(broadcast)
+        done += claimed
+    return done
+
+
+async def simulate_churn(broadcast: Broadcast, rng: random.Random) -> None:
+    """One step of people logging in and off: a session starts or one ends, never leaving an
+    organization with fewer than three active sessions."""
+    databases = await Database.filter(locked_for_update=False).values("id", "organization_id")  # an update holds the rest
+    if not databases:
+        return
+    database = rng.choice(databases)
+    org_id = database["organization_id"]
+    active = await Session.filter(organization_id=org_id, status=SessionStatus.ACTIVE).order_by("started_at")
+    starting = len(active) <= MIN_ACTIVE_PER_ORGANIZATION or (len(active) < MAX_ACTIVE_PER_ORGANIZATION and rng.random() < 0.5)
+    announcements = PendingAnnouncements()
+    async with in_transaction():
+        if starting:
+            session = await Session.create(
+                id=uuid.uuid4(), organization_id=org_id, database_id=database["id"], user_name=rng.choice(SIMULATED_USERS),
+                client_kind=rng.choice(list(ClientKind)), host=rng.choice(SIMULATED_HOSTS), started_at=utcnow(),
+                status=SessionStatus.ACTIVE,
+            )
+            await announcements.record(org_id, SESSIONS, "STARTED", session_payload(session))
+        else:
+            candidates = [s for s in active if s.user_id is None] or active
+            session = rng.choice(candidates)
+            now = utcnow()
+            if await Session.filter(id=session.id, status=SessionStatus.ACTIVE).update(status=SessionStatus.ENDED, ended_at=now):
+                session.status, session.ended_at = SessionStatus.ENDED, now
+                await announcements.record(org_id, SESSIONS, "ENDED", session_payload(session))
+    await announcements.announce(broadcast)
+
+
+async def run_cluster_worker(
+    broadcast: Broadcast, stop: asyncio.Event, *, churn: float, cluster: Cluster | None = None, mode: str = "simulated"
+) -> None:
+    """Terminations every half second; with churn > 0, a login or logoff every ~8/churn seconds.
+
+    In `agent` mode (KABINET_CLUSTER=agent, or agent tokens configured) a real cluster agent reports
+    sessions and carries out terminations over /cluster/… (kabinet/agent_api.py): this loop does nothing.
+    """
+    if mode == "agent":
+        log.info("cluster mode 'agent': sessions and terminations come from the cluster agent")
+        await stop.wait()
+        return
+    cluster = cluster or SimulatedCluster()
+    rng = random.Random()
+    next_churn = utcnow()
+    while not stop.is_set():
+        try:
+            await carry_out_terminations(cluster, broadcast)
+            if churn > 0 and utcnow() >= next_churn:
+                await simulate_churn(broadcast, rng)
+                next_churn = utcnow() + dt.timedelta(seconds=rng.expovariate(churn / 8.0))
+        except Exception:  # noqa: BLE001 — a worker loop outlives one bad step
+            log.exception("cluster step failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        except asyncio.TimeoutError:
+            pass

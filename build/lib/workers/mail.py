@@ -1,0 +1,260 @@
+"""Delivery of the outbox: e-mail and SMS written by mutations, sent here, with retries.
+
+A mutation writes an `OutboxMessage` in its own transaction (resolvers/outbox.py), so a message
+exists exactly when the change that caused it committed. This worker claims due messages with a
+lease, sends them, and marks them SENT; a failure is retried with exponential backoff and the
+message becomes FAILED after 8 attempts. Nothing is lost while the sender is down: the message
+stays PENDING. Delivery is at least once: a worker that dies after sending but before marking
+leaves the message to be sent again when its lease expires.
+
+Where messages go is `KABINET_MAIL_URL`:
+- `smtp://user:pass@host:port` (`smtps://` for implicit TLS, `?starttls=true` to upgrade;
+  `?from=` the sender address). SMTP cannot carry SMS: with no SMS gateway configured, an SMS
+  is logged (see `SmtpSender.send_sms`).
+- `file:///dir`: one RFC 5322 `.eml` file per e-mail and one `.sms.txt` per SMS, for a laptop
+  or a test to read. The embedded default when unset: `file://<data_dir>/outbox`.
+- `console://`: written to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import ssl
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from kabinet.auth import utcnow
+from kabinet.settings import Settings
+from models.outbox import Channel, DeliveryStatus, OutboxMessage
+
+log = logging.getLogger("kabinet.mail")
+
+MAX_ATTEMPTS = 8  # the 8th failure makes the message FAILED
+BACKOFF_FIRST = timedelta(seconds=30)  # then 1, 2, 4, … minutes
+BACKOFF_MAX = timedelta(hours=1)
+LEASE = timedelta(minutes=5)  # longer than any one send may take (SMTP timeout below)
+SMTP_TIMEOUT_SECONDS = 30
+POLL_SECONDS = 1.0
+DEFAULT_FROM = "Личный кабинет <noreply@kabinet.local>"
+
+
+class MailSender(Protocol):
+    """Sends one message or raises; `describe` names where messages go (for the log)."""
+
+    async def send_email(self, message: OutboxMessage) -> None: ...
+
+    async def send_sms(self, message: OutboxMessage) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def build_email(message: OutboxMessage, sender: str, transfer_encoding: str = "8bit") -> EmailMessage:
+    """An RFC 5322 message: UTF-8 text, the Cyrillic subject and sender name RFC 2047-encoded.
+
+    8bit keeps a file readable as it is; over SMTP base64 passes servers without 8BITMIME."""
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = message.recipient
+    email["Subject"] = message.subject
+    email["Date"] = format_datetime(message.created_at or utcnow())
+    email["Message-ID"] = make_msgid(idstring=str(message.id).replace("-", ""), domain="kabinet.local")
+    email.set_content(message.body, charset="utf-8", cte=transfer_encoding)
+    return email
+
+
+@dataclass
+class SmtpSender:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    implicit_tls: bool = False
+    starttls: bool = False
+    sender: str = DEFAULT_FROM
+
+    async def send_email(self, message: OutboxMessage) -> None:
+        email = build_email(message, self.sender, "base64")
+        await asyncio.to_thread(self._send_blocking, email)
+
+    def _send_blocking(self, email: EmailMessage) -> None:
+        context = ssl.create_default_context()
+        if self.implicit_tls:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS, context=context)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS)
+        with client:
+            if self.starttls:
+                client.starttls(context=context)
+            if self.username:
+                client.login(self.username, self.password or "")
+            client.send_message(email)
+
+    async def send_sms(self, message: OutboxMessage) -> None:
+        # No SMS gateway is configured with an SMTP mail URL: the text is logged so an operator can
+        # see it, and the message counts as handled. A gateway sender would slot in here.
+        log.warning("no SMS gateway configured; SMS to %s: %s", message.recipient, message.body)
+
+    def describe(self) -> str:
+        return f"smtp{'s' if self.implicit_tls else ''}://{self.host}:{self.port}"
+
+
+@dataclass
+class FileSender:
+    folder: Path
+    sender: str = DEFAULT_FROM
+
+    async def send_email(self, message: OutboxMessage) -> None:
+        data = build_email(message, self.sender).as_bytes()
+        await asyncio.to_thread(self._write, self._name(message, ".eml"), data)
+
+    async def send_sms(self, message: OutboxMessage) -> None:
+        text = f"To: {message.recipient}\n\n{message.body}\n"
+        await asyncio.to_thread(self._write, self._name(message, ".sms.txt"), text.encode("utf-8"))
+
+    def _name(self, message: OutboxMessage, suffix: str) -> str:
+        created = message.created_at or utcnow()
+        return f"{created:%Y%m%dT%H%M%S}-{message.id}{suffix}"
+
+    def _write(self, name: str, data: bytes) -> None:
+        """Whole files only: a reader never sees half a message."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / f".{name}.{uuid.uuid4().hex[:8]}.part"
+        partial.write_bytes(data)
+        partial.replace(self.folder / name)
+
+    def describe(self) -> str:
+        return f"file://{self.folder}"
+
+
+class ConsoleSender:
+    async def send_email(self, message: OutboxMessage) -> None:
+        log.info("e-mail to %s\nSubject: %s\n\n%s", message.recipient, message.subject, message.body)
+
+    async def send_sms(self, message: OutboxMessage) -> None:
+        log.info("SMS to %s: %s", message.recipient, message.body)
+
+    def describe(self) -> str:
+        return "console://"
+
+
+def sender_for(settings: Settings) -> MailSender:
+    """The sender `KABINET_MAIL_URL` names; files in `<data_dir>/outbox` when it is unset."""
+    url = settings.mail_url or f"file://{(settings.data_dir / 'outbox').resolve()}"
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    sender = query.get("from", DEFAULT_FROM)
+    scheme = parts.scheme.lower()
+    if scheme in ("smtp", "smtps"):
+        if not parts.hostname:
+            raise ValueError(f"KABINET_MAIL_URL names no SMTP host: {url!r}")
+        return SmtpSender(
+            host=parts.hostname,
+            port=parts.port or (465 if scheme == "smtps" else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=scheme == "smtps",
+            starttls=query.get("starttls", "").lower() in ("1", "true", "yes"),
+            sender=sender,
+        )
+    if scheme == "file":
+        return FileSender(Path(unquote(parts.netloc + parts.path)), sender=sender)
+    if scheme == "console":
+        return ConsoleSender()
+    raise ValueError(f"KABINET_MAIL_URL must be smtp://, smtps://, file:// or console://, not {url!r}")
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after `attempts` failures: 30 s, 1 min, 2 min, … at most an hour."""
+    return min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+async def _claim(worker_id: str, batch: int, now: datetime) -> tuple[str, list[OutboxMessage]]:
+    """Lease up to `batch` due PENDING messages to this call; other workers skip them until the lease ends."""
+    lease_owner = f"{worker_id}/{uuid.uuid4().hex[:12]}"[-100:]
+    free = Q(lease_expires_at=None) | Q(lease_expires_at__lt=now)
+    async with in_transaction():
+        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
+        # SQLite drops the lock clause; its single writer and the conditional UPDATE keep claims apart.
+        ids = list(
+            await OutboxMessage.filter(free, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id").limit(batch)
+            .select_for_update(skip_locked=True).values_list("id", flat=True)
+        )
+        if not ids:
+            return lease_owner, []
+        await OutboxMessage.filter(free, id__in=ids, status=DeliveryStatus.PENDING).update(
+            lease_owner=lease_owner, lease_expires_at=now + LEASE
+        )
+    claimed = await OutboxMessage.filter(id__in=ids, lease_owner=lease_owner).order_by("next_attempt_at", "id")
+    return lease_owner, list(claimed)
+
+
+async def deliver_due(settings: Settings, worker_id: str, batch: int = 20, *, sender: MailSender | None = None) -> int:
+    """Send the messages that are due, at most `batch`; how many were sent.
+
+    Each is marked SENT, or on failure keeps PENDING with `attempts` + 1, `last_error` and a later
+    `next_attempt_at` (FAILED after the 8th failure).
+    """
+    sender = sender or sender_for(settings)
+    lease_owner, messages = await _claim(worker_id, batch, utcnow())
+    sent = 0
+    for message in messages:
+        try:
+            if message.channel == Channel.SMS:
+                await sender.send_sms(message)
+            else:
+                await sender.send_email(message)
+        except Exception as error:  # noqa: BLE001 — any failure of the sender is retried later
+            await _failed(message, lease_owner, error)
+        else:
+            await OutboxMessage.filter(id=message.id, lease_owner=lease_owner).update(
+                status=DeliveryStatus.SENT, sent_at=utcnow(), attempts=message.attempts + 1, last_error=None,
+                lease_owner=None, lease_expires_at=None,
+            )
+            sent += 1
+    return sent
+
+
+async def _failed(message: OutboxMessage, lease_owner: str, error: Exception) -> None:
+    attempts = message.attempts + 1
+    gave_up = attempts >= MAX_ATTEMPTS
+    reason = f"{type(error).__name__}: {error}"[:1000]
+    log.log(
+        logging.ERROR if gave_up else logging.WARNING, "%s to %s failed (attempt %d of %d): %s",
+        message.channel.value, message.recipient, attempts, MAX_ATTEMPTS, reason,
+    )
+    await OutboxMessage.filter(id=message.id, lease_owner=lease_owner).update(
+        status=DeliveryStatus.FAILED if gave_up else DeliveryStatus.PENDING, attempts=attempts, last_error=reason,
+        next_attempt_at=utcnow() + backoff(attempts), lease_owner=None, lease_expires_at=None,
+    )
+
+
+async def run_mail_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Deliver due messages about every second until `stop` is set; a full batch goes on at once."""
+    sender = sender_for(settings)
+    worker_id = f"mail-{uuid.uuid4().hex[:8]}"
+    batch = 20
+    log.info("mail worker %s delivers to %s", worker_id, sender.describe())
+    while not stop.is_set():
+        try:
+            sent = await deliver_due(settings, worker_id, batch, sender=sender)
+        except Exception:  # noqa: BLE001 — the database may be away for a moment; try again
+            log.exception("mail delivery round failed")
+            sent = 0
+        if sent >= batch:
+            continue
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+        except asyncio.TimeoutError:
+            pass
