@@ -1,1 +1,0 @@
-"""kabinet: the composition root — settings, database, auth, pub/sub, the app factory and the CLI."""

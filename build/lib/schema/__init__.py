@@ -1,1 +1,0 @@
-"""The GraphQL schema: Strawberry types, one module per domain; `schema.build` assembles them."""

@@ -1,1 +1,0 @@
-"""Background work: session cluster, update runs, document publishing, mail."""
