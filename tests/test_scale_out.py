@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ import redis
 from resolvers.ids import to_global_id
 from tests import factories
 from tests.factories import Role
+from tests.processes import free_port, stop, wait_until_serving
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +38,6 @@ pytestmark = pytest.mark.skipif(
 SESSIONS_LIVE = """subscription($org: ID!) { sessions(organizationId: $org) {
   sessions { id status } event { kind session { id status } } } }"""
 TERMINATE = "mutation($id: ID!) { terminateSession(sessionId: $id) { session { status } userErrors { code } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Api:
@@ -71,17 +64,7 @@ class Api:
         )
 
     async def ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, f"the API process died:\n{self.log.read_text()}"
-                try:
-                    if (await client.get(f"http://{self.url}/healthz", timeout=1)).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"the API process did not start:\n{self.log.read_text()}")
+        await wait_until_serving(self.process, self.url, self.log, path="/healthz", timeout=timeout)
 
     async def post(self, query: str, variables: dict, token: str | None = None) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -103,14 +86,7 @@ class Api:
             return (await client.get(f"http://{self.url}/readyz", timeout=5)).json()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
+        stop(self.process)
 
 class PrivateRedis:
     """A throwaway redis-server on a free port, that the test may kill and start again."""

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,16 +15,11 @@ import pytest
 import websockets
 
 from tests.conftest import DEMO_PASSWORD
+from tests.processes import free_port, wait_until_serving
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS_LIVE = "subscription($org: ID!) { sessions(organizationId: $org) { sessions { id } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -44,20 +37,6 @@ def server(tmp_path: Path):
     if process.poll() is None:
         process.kill()
         process.wait()
-
-
-async def wait_until_serving(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if (await client.get(f"http://{url}/readyz", timeout=1)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"kabinet serve did not start:\n{log.read_text()}")
 
 
 async def owner_token_and_organization(url: str) -> tuple[str, str]:

@@ -25,6 +25,7 @@ import pytest
 from kabinet.auth import utcnow
 from models.cloud import Database
 from models.updates import UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
+from tests.processes import stop
 from tests import factories
 
 pytestmark = pytest.mark.skipif(
@@ -76,14 +77,7 @@ class WorkerProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
+        stop(self.process)
 
 def journal_lines(journal: Path) -> list[dict]:
     return [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
