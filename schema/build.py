@@ -12,6 +12,7 @@ from strawberry.extensions.max_aliases import create_validator as max_aliases_ru
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
 from kabinet.settings import Settings
+from schema.execution import KabinetExecutionContext
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_OVERRIDES
@@ -71,5 +72,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         scalar_overrides=SCALAR_OVERRIDES,
+        execution_context_class=KabinetExecutionContext,
         extensions=[QueryLimits, lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
     )
