@@ -179,10 +179,10 @@ def migrate(env: dict[str, str]) -> None:
     subprocess.run([kabinet_bin(), "migrate"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
 
 
-def start_kabinet(procs: Processes, env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_kabinet(procs: Processes, env: dict[str, str], log_dir: Path, name: str = "kabinet") -> tuple[subprocess.Popen, str]:
     """`kabinet serve` as production runs it (one process): (process, base URL)."""
     port = free_port()
-    log = log_dir / "kabinet.log"
+    log = log_dir / f"{name}.log"
     proc = procs.start([kabinet_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, log=log)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/healthz", proc, log=log)

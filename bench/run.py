@@ -157,6 +157,13 @@ class Bench:
             if any(w in workloads for w in ("W1", "W2", "W3", "W5")):
                 self.kabinet, self.base = infra.start_kabinet(self.procs, self.env, self.log_dir)
                 log(f"kabinet serving at {self.base} (pid {self.kabinet.pid})")
+                if any(w in workloads for w in ("W1", "W2", "W3")):
+                    # the same, answering every request by executing it: what a request costs when
+                    # its answer is not kept (W1/W2 side by side; W3 measures the SQL, not the cache)
+                    self.kabinet_uncached, self.base_uncached = infra.start_kabinet(
+                        self.procs, {**self.env, "KABINET_RESPONSE_CACHE_MB": "0"}, self.log_dir, name="kabinet-uncached"
+                    )
+                    log(f"kabinet without response cache at {self.base_uncached} (pid {self.kabinet_uncached.pid})")
                 self.pg_base = None
                 if with_postgraphile and ("W1" in workloads or "W2" in workloads):
                     self.pg_proc, self.pg_base = infra.start_postgraphile(self.procs, url, self.log_dir)
@@ -208,24 +215,29 @@ class Bench:
     # ------------------------------------------------------------ W1, W2
 
     async def compare(self, name: str, kabinet: tuple[str, dict, str], postgraphile: tuple[str, dict] | None) -> dict:
+        """Load each server in turn with one request, runs interleaved: kabinet as it runs (identical
+        requests: its response cache answers), kabinet executing every request, and PostGraphile."""
         args = self.args
         query, variables, token = kabinet
-        _, k_size = await self.gql(self.base, query, variables, token)
-        k_spec = LoadSpec(f"{self.base}/graphql", [self.body(query, variables)], args.concurrency, args.duration,
-                          {"authorization": f"Bearer {token}"})
-        result: dict = {"kabinet": {"response_bytes": k_size}}
-        p_spec = None
+        headers = {"authorization": f"Bearer {token}"}
+        servers: dict[str, tuple[LoadSpec, int]] = {}
+        result: dict = {}
+        for server, base, pid in (("kabinet", self.base, self.kabinet.pid),
+                                  ("kabinet_uncached", self.base_uncached, self.kabinet_uncached.pid)):
+            _, size = await self.gql(base, query, variables, token)
+            result[server] = {"response_bytes": size}
+            servers[server] = (LoadSpec(f"{base}/graphql", [self.body(query, variables)], args.concurrency, args.duration, headers), pid)
         if postgraphile and self.pg_base:
             p_query, p_variables = postgraphile
-            p_body, p_size = await self.gql(self.pg_base, p_query, p_variables)
-            result["postgraphile"] = {"response_bytes": p_size}
-            p_spec = LoadSpec(f"{self.pg_base}/graphql", [self.body(p_query, p_variables)], args.concurrency, args.duration)
-        log(f"  response bytes: kabinet {k_size:,}" + (f", PostGraphile {p_size:,}" if p_spec else ""))
+            _, size = await self.gql(self.pg_base, p_query, p_variables)
+            result["postgraphile"] = {"response_bytes": size}
+            servers["postgraphile"] = (LoadSpec(f"{self.pg_base}/graphql", [self.body(p_query, p_variables)], args.concurrency,
+                                                args.duration), self.pg_proc.pid)
+        log("  response bytes: " + ", ".join(f"{server} {r['response_bytes']:,}" for server, r in result.items()))
         warm = 0.5 if self.smoke else min(3.0, args.duration / 3)
-        await self.load(LoadSpec(k_spec.url, k_spec.bodies, args.concurrency, warm, k_spec.headers))
-        if p_spec:
-            await self.load(LoadSpec(p_spec.url, p_spec.bodies, args.concurrency, warm))
-        runs: dict[str, list[dict]] = {"kabinet": [], "postgraphile": []}
+        for spec, _ in servers.values():
+            await self.load(LoadSpec(spec.url, spec.bodies, args.concurrency, warm, spec.headers))
+        runs: dict[str, list[dict]] = {server: [] for server in servers}
 
         async def measured(spec: LoadSpec, pid: int) -> dict:
             cpu = infra.cpu_seconds(pid)
@@ -233,15 +245,12 @@ class Bench:
             figures["server_cpu_ms_per_request"] = (infra.cpu_seconds(pid) - cpu) * 1000 / max(1, figures["requests"])
             return figures
 
-        for run in range(args.runs):  # interleaved, so that a noisy minute hits both
-            runs["kabinet"].append(await measured(k_spec, self.kabinet.pid))
-            if p_spec:
-                runs["postgraphile"].append(await measured(p_spec, self.pg_proc.pid))
-            log(f"  run {run + 1}: kabinet {runs['kabinet'][-1]['rps']:.0f} req/s p99 {runs['kabinet'][-1]['latency_ms']['p99']:.1f} ms"
-                + (f"; PostGraphile {runs['postgraphile'][-1]['rps']:.0f} req/s p99 {runs['postgraphile'][-1]['latency_ms']['p99']:.1f} ms" if p_spec else ""))
+        for run in range(args.runs):  # interleaved, so that a noisy minute hits each alike
+            for server, (spec, pid) in servers.items():
+                runs[server].append(await measured(spec, pid))
+            log(f"  run {run + 1}: " + "; ".join(
+                f"{server} {r[-1]['rps']:.0f} req/s p99 {r[-1]['latency_ms']['p99']:.1f} ms" for server, r in runs.items()))
         for server, server_runs in runs.items():
-            if not server_runs:
-                continue
             result[server].update({
                 "rps": spread([r["rps"] for r in server_runs]),
                 "p50_ms": spread([r["latency_ms"]["p50"] for r in server_runs]),
@@ -252,9 +261,11 @@ class Bench:
             })
             if result[server]["non2xx"] or result[server]["errors"]:
                 self.problem(f"{name} {server}: {result[server]['non2xx']} non-2xx answers, {result[server]['errors']} errors")
-        if p_spec:
-            result["ratio_rps"] = result["kabinet"]["rps"]["median"] / result["postgraphile"]["rps"]["median"]
-            result["ratio_p99"] = result["kabinet"]["p99_ms"]["median"] / result["postgraphile"]["p99_ms"]["median"]
+        if "postgraphile" in runs:
+            pg = result["postgraphile"]
+            for server, suffix in (("kabinet", ""), ("kabinet_uncached", "_uncached")):
+                result[f"ratio_rps{suffix}"] = result[server]["rps"]["median"] / pg["rps"]["median"]
+                result[f"ratio_p99{suffix}"] = result[server]["p99_ms"]["median"] / pg["p99_ms"]["median"]
         result["concurrency"] = args.concurrency
         return result
 
@@ -277,10 +288,11 @@ class Bench:
 
     async def w3(self) -> None:
         ds = self.dataset
-        token = await self.login(self.base, ds.w3.email)
+        token = await self.login(self.base_uncached, ds.w3.email)
         org = ds.w3.organization_id
         headers = {"authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=self.base, headers=headers, timeout=60) as client:
+        # the server without response cache: pages are read again and again, W3 measures the SQL
+        async with httpx.AsyncClient(base_url=self.base_uncached, headers=headers, timeout=60) as client:
 
             async def page(after: str | None) -> tuple[float, dict]:
                 started = time.perf_counter()
@@ -722,12 +734,14 @@ class Bench:
             targets.append({"target": name, "value": value, "met": met})
 
         for name in ("W1", "W2"):
-            if "ratio_rps" in w.get(name, {}):
-                add(f"{name} throughput at c={w[name]['concurrency']} ≥ 0.5× PostGraphile", f"{w[name]['ratio_rps']:.2f}×",
-                    w[name]["ratio_rps"] >= 0.5)
-        if w.get("W2", {}).get("kabinet", {}).get("p99_ms"):
-            p99 = w["W2"]["kabinet"]["p99_ms"]["median"]
-            add(f"W2 p99 < 50 ms at c={w['W2']['concurrency']}", f"{p99:.1f} ms", p99 < 50)
+            for suffix, how in (("", ""), ("_uncached", ", every request executed")):
+                if f"ratio_rps{suffix}" in w.get(name, {}):
+                    ratio = w[name][f"ratio_rps{suffix}"]
+                    add(f"{name} throughput at c={w[name]['concurrency']} ≥ 0.5× PostGraphile{how}", f"{ratio:.2f}×", ratio >= 0.5)
+        for server, how in (("kabinet", ""), ("kabinet_uncached", ", every request executed")):
+            if w.get("W2", {}).get(server, {}).get("p99_ms"):
+                p99 = w["W2"][server]["p99_ms"]["median"]
+                add(f"W2 p99 < 50 ms at c={w['W2']['concurrency']}{how}", f"{p99:.1f} ms", p99 < 50)
         if "ratio_last_first" in w.get("W3", {}):
             ratio = w["W3"]["ratio_last_first"]["median"]
             add("W3 last pages within ±20% of the first", f"{ratio:.2f}×", 0.8 <= ratio <= 1.2)
@@ -770,23 +784,33 @@ def table(results: dict) -> str:
         f"Medians of {meta['runs']} runs of {meta['duration_s']} s (min–max in brackets); load: {meta['load_driver']}; "
         f"concurrency {meta['concurrency']}.",
         "",
-        "| workload | figure | kabinet | PostGraphile | kabinet ÷ PostGraphile |",
-        "|---|---|---|---|---|",
+        "| workload | figure | kabinet | kabinet, every request executed | PostGraphile | kabinet ÷ PostGraphile (executed ÷ PostGraphile) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, title in (("W1", "W1 50 orgs → 20 products → contract, 10 documents"), ("W2", "W2 one organization's dashboard")):
         r = w.get(name)
         if not r or "kabinet" not in r or "rps" not in r["kabinet"]:
             continue
-        k, p = r["kabinet"], r.get("postgraphile", {})
-        lines.append(f"| {title} | req/s | {_fmt(k['rps'])} | {_fmt(p.get('rps'))} | "
-                     f"{r['ratio_rps']:.2f}× |" if "ratio_rps" in r else f"| {title} | req/s | {_fmt(k['rps'])} | — | — |")
-        lines.append(f"| | p50 ms | {_fmt(k['p50_ms'], '', 1)} | {_fmt(p.get('p50_ms'), '', 1)} | |")
-        lines.append(f"| | p99 ms | {_fmt(k['p99_ms'], '', 1)} | {_fmt(p.get('p99_ms'), '', 1)} | "
-                     + (f"{r['ratio_p99']:.2f}× |" if "ratio_p99" in r else "|"))
-        lines.append(f"| | server CPU ms per request | {_fmt(k['server_cpu_ms_per_request'], '', 1)} | "
-                     f"{_fmt(p.get('server_cpu_ms_per_request'), '', 1)} | |")
-        lines.append(f"| | response bytes | {k['response_bytes']:,} | "
-                     + (f"{p['response_bytes']:,}" if p.get("response_bytes") else "—") + " | |")
+        k, u, p = r["kabinet"], r.get("kabinet_uncached", {}), r.get("postgraphile", {})
+
+        def ratio(key: str) -> str:
+            return f"{r[key]:.2f}× ({r[key + '_uncached']:.2f}×)" if key in r else "—"
+
+        def row(label: str, key: str, digits: int, last: str = "") -> str:
+            return (f"| | {label} | {_fmt(k.get(key), '', digits)} | {_fmt(u.get(key), '', digits)} | "
+                    f"{_fmt(p.get(key), '', digits)} | {last} |")
+
+        lines.append(row("req/s", "rps", 0, ratio("ratio_rps")).replace("| |", f"| {title} |", 1))
+        lines.append(row("p50 ms", "p50_ms", 1))
+        lines.append(row("p99 ms", "p99_ms", 1, ratio("ratio_p99")))
+        lines.append(row("server CPU ms per request", "server_cpu_ms_per_request", 1))
+        sizes = [f"{x['response_bytes']:,}" if x.get("response_bytes") else "—" for x in (k, u, p)]
+        lines.append(f"| | response bytes | {' | '.join(sizes)} | |")
+    lines += [
+        "",
+        "| workload | figure | kabinet | | |",
+        "|---|---|---|---|---|",
+    ]
     r = w.get("W3")
     if r and "first_pages_ms" in r:
         n = r["pages_measured_each_end"]

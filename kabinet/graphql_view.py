@@ -22,6 +22,7 @@ from strawberry.types.unset import UNSET
 from kabinet.auth import bearer_token, decode_access_token
 from kabinet.context import RequestContext, Viewer
 from kabinet.errors import shape_error
+from kabinet.response_cache import ResponseCache
 from kabinet.settings import Settings
 
 log = logging.getLogger("kabinet.graphql")
@@ -34,20 +35,40 @@ class KabinetGraphQL(GraphQL):
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
         self.settings = settings
+        self.response_cache = (
+            ResponseCache(settings.response_cache_mb * 1024 * 1024, settings.response_cache_seconds)
+            if settings.response_cache_mb > 0
+            else None
+        )
         self.open_sockets: set[WebSocket] = set()
         self.closing = False
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, WebSocket):
             return await self._run_websocket(request, context, root_value)
+        response = await self._answer(request, context, root_value)
         # GraphQL over HTTP: a client accepting application/graphql-response+json gets that type,
         # and a 400 for a request that could not be executed.
-        response = await super().run(request, context, root_value)
         if isinstance(request, Request) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
             if response.headers.get("content-type", "").startswith("application/json"):
                 response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
                 if getattr(request.state, "request_error", False):
                     response.status_code = 400
+        return response
+
+    async def _answer(self, request: Request, context: Any, root_value: Any) -> Response:
+        """Execute, or give the kept answer to the same query of the same user if nothing it read changed."""
+        viewer = None
+        if self.response_cache is not None and request.method == "POST":
+            viewer = request.state.viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
+        if viewer is None:
+            return await super().run(request, context, root_value)
+        kept, lookup = await self.response_cache.lookup(viewer.user_id, await request.body())
+        if kept is not None:
+            return Response(kept, media_type="application/json")
+        response = await super().run(request, context, root_value)
+        if lookup is not None and response.status_code == 200 and getattr(request.state, "answered_without_errors", False):
+            self.response_cache.keep(lookup, bytes(response.body))
         return response
 
     async def _run_websocket(self, socket: WebSocket, context: Any, root_value: Any) -> Any:
@@ -86,7 +107,9 @@ class KabinetGraphQL(GraphQL):
         request.state.request_id = request_id
         viewer = None
         if isinstance(request, Request):
-            viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
+            viewer = getattr(request.state, "viewer", None) or self.viewer_from_token(
+                bearer_token(request.headers.get("authorization"))
+            )
         client = request.client.host if request.client else None
         state = request.app.state
         return RequestContext(
@@ -104,6 +127,7 @@ class KabinetGraphQL(GraphQL):
         return None
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        request.state.answered_without_errors = not result.errors
         if result.errors:
             request_id = getattr(request.state, "request_id", "-")
             result.errors = [shape_error(e, request_id, log, logged=True) for e in result.errors]

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     login_lock_minutes: int = 10
 
     max_page_size: int = 100
+    response_cache_mb: int = Field(
+        64, description="Memory for answers kept per user until what they read changes (kabinet/response_cache.py); 0 turns it off."
+    )
+    response_cache_seconds: float = Field(
+        5.0, description="How long a kept answer may be given again at most (for what changes with time alone)."
+    )
     max_query_depth: int = 15
     max_aliases: int = 50
     max_body_bytes: int = 1024 * 1024

@@ -2,6 +2,7 @@
 
 MODEL_MODULES = [
     "models.identity",
+    "models.versions",
     "models.organizations",
     "models.products",
     "models.billing",

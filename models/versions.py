@@ -1,0 +1,107 @@
+"""Data versions: a counter per organization (and per user, and one for the whole catalogue) that
+every committed change of what can be read moves on.
+
+Triggers in the database move them, in the same transaction as the change, whatever wrote it (a
+mutation, a worker, the cluster agent, a hand-written UPDATE): the response cache
+(`kabinet/response_cache.py`) keeps an answer only while the versions it was computed under are
+the current ones, so no code path can forget to invalidate it. `SCOPE_OF_TABLE` is the one place
+that says which scope a table's rows belong to; `UNVERSIONED` lists what no query reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from tortoise import fields
+from tortoise.models import Model
+
+CATALOGUE = uuid.UUID(int=0)  # the scope of what every signed-in user reads alike (releases)
+
+_ORGANIZATION = "{row}.organization_id"
+
+# table -> SQL expressions of the scopes a row of it belongs to ({row} is NEW or OLD).
+SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
+    "organization": ("{row}.id",),
+    "membership": (_ORGANIZATION, "{row}.user_id"),
+    "invite": (_ORGANIZATION,),
+    "invite_database": ("(SELECT organization_id FROM invite WHERE id = {row}.invite_id)",),
+    "join_request": (_ORGANIZATION, "{row}.user_id"),
+    "audit_entry": (_ORGANIZATION,),
+    "product": (_ORGANIZATION,),
+    "contract": (_ORGANIZATION,),
+    "balance_transaction": (_ORGANIZATION,),
+    "prepaid_service": (_ORGANIZATION,),
+    "charge": (_ORGANIZATION,),
+    "document": (_ORGANIZATION,),
+    "document_file": ("(SELECT organization_id FROM document WHERE id = {row}.document_id)",),
+    "cloud_subscription": (_ORGANIZATION,),
+    "subscription_extension": ("(SELECT organization_id FROM cloud_subscription WHERE id = {row}.subscription_id)",),
+    "database": (_ORGANIZATION,),
+    "database_grant": ("(SELECT organization_id FROM database WHERE id = {row}.database_id)",),
+    "update_schedule": ("(SELECT organization_id FROM database WHERE id = {row}.database_id)",),
+    "update_run": (_ORGANIZATION,),
+    "session": (_ORGANIZATION,),
+    "user": ("{row}.id",),
+    "release": (f"'{CATALOGUE}'",),
+}
+
+# Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
+# the change it reports, which is versioned), and the versions themselves.
+UNVERSIONED = frozenset({
+    "data_version", "event_counter", "organization_event", "login_throttle", "refresh_token",
+    "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
+})
+
+
+class DataVersion(Model):
+    """How many committed changes an organization, a user or the catalogue has seen (moved by triggers)."""
+
+    scope = fields.UUIDField(primary_key=True)
+    version = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "data_version"
+
+
+def _upserts(scopes: tuple[str, ...], row: str, cast: str, version: str) -> str:
+    return "".join(
+        f" INSERT INTO data_version (scope, version) SELECT s, 1 FROM (SELECT {scope.format(row=row)}{cast} AS s) AS x"
+        f" WHERE s IS NOT NULL ON CONFLICT (scope) DO UPDATE SET version = {version} + 1;"
+        for scope in scopes
+    )
+
+
+def _trigger_statements(dialect: str, table: str, scopes: tuple[str, ...]) -> list[str]:
+    """A row trigger moving the row's scopes on; an UPDATE moves the old and the new row's (the
+    same scope twice is harmless, and a row that changed hands invalidates both owners)."""
+    name = f"data_version_{table}"
+    if dialect == "postgres":
+        new, old = (_upserts(scopes, row, "::uuid", "data_version.version") for row in ("NEW", "OLD"))
+        return [
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
+            f"  IF TG_OP <> 'DELETE' THEN{new} END IF;\n"
+            f"  IF TG_OP <> 'INSERT' THEN{old} END IF;\n"
+            f"  RETURN NULL;\nEND $$",
+            f'DROP TRIGGER IF EXISTS {name} ON "{table}"',
+            f'CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON "{table}" FOR EACH ROW EXECUTE FUNCTION {name}()',
+        ]
+    statements = []
+    for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("NEW", "OLD")), ("DELETE", ("OLD",))):
+        body = "".join(_upserts(scopes, row, "", "version") for row in rows)
+        trigger = f"{name}_{event.lower()}"
+        statements.append(f"DROP TRIGGER IF EXISTS {trigger}")
+        statements.append(f'CREATE TRIGGER {trigger} AFTER {event} ON "{table}" FOR EACH ROW BEGIN{body} END')
+    return statements
+
+
+def trigger_statements(dialect: str) -> list[str]:
+    """The statements that (re)create every table's version trigger, for "postgres" or "sqlite"."""
+    return [s for table, scopes in SCOPE_OF_TABLE.items() for s in _trigger_statements(dialect, table, scopes)]
+
+
+async def install_triggers(apps, schema_editor) -> None:  # noqa: ANN001 — Tortoise's RunPython signature
+    """RunPython step of the migration that brings the triggers in."""
+    client = schema_editor.client
+    dialect = "postgres" if client.capabilities.dialect == "postgres" else "sqlite"
+    for statement in trigger_statements(dialect):
+        await client.execute_script(statement)
