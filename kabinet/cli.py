@@ -38,6 +38,7 @@ def serve(host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "kabinet.app:create_app", factory=True, host=host, port=port, workers=workers,
         timeout_graceful_shutdown=5, log_level="info", proxy_headers=True,
+        ws_per_message_deflate=settings.ws_compression,
     )
 
 

@@ -79,6 +79,14 @@ def session_payload(session: Session) -> dict[str, Any]:
     }
 
 
+def session_of(event: OrganizationEvent) -> Session:
+    """The session a sessions event carries, read from its payload once for all its subscribers."""
+    session = event.__dict__.get("_session")
+    if session is None:
+        session = event.__dict__["_session"] = session_from_payload(event.organization_id, event.payload)
+    return session
+
+
 def session_from_payload(organization_id: uuid.UUID, payload: dict[str, Any]) -> Session:
     return Session(
         id=uuid.UUID(payload["id"]), organization_id=organization_id,
@@ -204,9 +212,11 @@ class EventHub:
             feed.subscribers.add(key)
             self.subscribers[key] = subscriber
             start = feed.last_read
+        stream = EventStream(subscriber, start)
         try:
-            yield EventStream(subscriber, start)
+            yield stream
         finally:
+            stream.close()
             async with self.lock:
                 feed.subscribers.discard(key)
                 self.subscribers.pop(key, None)
@@ -252,6 +262,13 @@ def _closed_queue() -> asyncio.Queue:
     return queue
 
 
+class StreamExpired(Exception):
+    """The time set with `EventStream.end_at` has come."""
+
+
+_EXPIRED = object()
+
+
 class EventStream:
     """What a subscription reads: events in order, each once; `after(seq)` skips what a snapshot holds."""
 
@@ -259,14 +276,36 @@ class EventStream:
         self._subscriber = subscriber
         self.start = start
         self._skip_to = start
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired = False
 
     def after(self, seq: int) -> None:
         """Deliver only events numbered above `seq` (those up to it are in the caller's snapshot)."""
         self._skip_to = max(self._skip_to, seq)
 
+    def end_at(self, when: dt.datetime) -> None:
+        """Raise StreamExpired at `when` (a token's expiry): one timer for the stream, not one per event."""
+        delay = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        try:
+            self._subscriber.queue.put_nowait(_EXPIRED)  # wakes a reader waiting on an empty queue
+        except asyncio.QueueFull:
+            pass  # a full queue's reader is not waiting: it sees the flag before its next event
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
     async def __aiter__(self) -> AsyncIterator[OrganizationEvent]:
         while True:
+            if self._expired:
+                raise StreamExpired
             event = await self._subscriber.queue.get()
+            if event is _EXPIRED:
+                continue
             if event is None:
                 if self._subscriber.overflowed:
                     raise SubscriberTooSlow

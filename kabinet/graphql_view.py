@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.websockets import WebSocket, WebSocketState
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
@@ -24,6 +25,7 @@ from kabinet.context import RequestContext, Viewer
 from kabinet.errors import shape_error
 from kabinet.response_cache import ResponseCache
 from kabinet.settings import Settings
+from schema.execution import SharedCompletion
 
 log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
@@ -31,7 +33,33 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
 
 
+def encode_message(message: dict) -> str:
+    """A WebSocket message as JSON text. The payload of a `next`/`data` message whose one root
+    field is a completion shared by a group of subscribers is spliced in as the bytes encoded once
+    for the whole group."""
+    payload = message.get("payload")
+    if isinstance(payload, dict) and len(payload) == 1 and isinstance(data := payload.get("data"), dict) and len(data) == 1:
+        ((root, value),) = data.items()
+        if type(value) is SharedCompletion:
+            head = orjson.dumps({k: v for k, v in message.items() if k != "payload"})
+            return b"".join((head[:-1], b',"payload":{"data":{', orjson.dumps(root), b":", value.json(), b"}}}")).decode()
+    return orjson.dumps(message).decode()
+
+
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """Messages go out as text frames: browsers' graphql-ws clients parse text only (a binary frame
+    reaches them as a Blob and ends the connection)."""
+
+    async def send_json(self, message: Any) -> None:
+        try:
+            await self.ws.send_text(encode_message(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class KabinetGraphQL(GraphQL):
+    websocket_adapter_class = TextWebSocketAdapter
+
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
         self.settings = settings

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     login_lock_minutes: int = 10
 
     max_page_size: int = 100
+    ws_compression: bool = Field(
+        False,
+        description="Offer permessage-deflate on WebSockets: smaller messages, but a compressor per socket "
+        "(~50 KB each) and every message compressed once per subscriber.",
+    )
     response_cache_mb: int = Field(
         64, description="Memory for answers kept per user until what they read changes (kabinet/response_cache.py); 0 turns it off."
     )

@@ -18,9 +18,11 @@ query both ways and compares.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from graphql import (
     GraphQLEnumType,
     GraphQLError,
@@ -77,19 +79,80 @@ def _leaf_serializer(gtype: Any) -> Callable[[Any], Any]:
     return checked
 
 
-# Field kinds of a plan, in the order the checks are cheapest.
+_serializers: dict[int, tuple[Any, Callable[[Any], Any]]] = {}
+
+
+def _serializer_of(gtype: Any) -> Callable[[Any], Any]:
+    kept = _serializers.get(id(gtype))
+    if kept is None:
+        kept = _serializers[id(gtype)] = (gtype, _leaf_serializer(gtype))  # holds the type: its id stays its own
+    return kept[1]
+
+
+# Field kinds of a plan.
 _ATTRIBUTE, _LOADED, _RESOLVER, _TYPENAME = range(4)
+
+Plan = Callable[[Any, Any, Path], dict]  # (executor, object, path) -> the completed object
 
 
 class _Field:
-    __slots__ = ("key", "kind", "attribute", "non_null", "leaf", "complete", "field_def", "nodes", "args", "parent")
+    __slots__ = ("key", "kind", "attribute", "non_null", "leaf", "context_free", "complete", "field_def", "nodes", "args", "parent")
 
     def __init__(self, key: str, kind: int) -> None:
         self.key, self.kind = key, kind
         self.attribute: str | None = None
         self.non_null = self.leaf = False
-        self.complete: Callable[[Any, Path], Any] | None = None
+        self.context_free = kind != _RESOLVER  # and, for an object field, its object's plan is
+        self.complete: Callable[[Any, Any, Path], Any] | None = None
         self.field_def = self.nodes = self.args = self.parent = None
+
+
+class _Plans:
+    """Plans by selection: the object type, the field nodes (by identity: the parser cache hands an
+    identical query text the same document) and the variables. A plan holds no executor, so every
+    request, and every event of a subscription, of the same query reuses it."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.plans: OrderedDict[tuple, tuple[tuple, Plan | None]] = OrderedDict()
+
+    def get(self, key: tuple) -> Plan | None | object:
+        kept = self.plans.get(key)
+        return _MISSING if kept is None else kept[1]
+
+    def put(self, key: tuple, nodes: tuple, plan: Plan | None) -> None:
+        self.plans[key] = (nodes, plan)  # the entry holds the nodes: no id in the key is reused while it lives
+        while len(self.plans) > self.size:
+            self.plans.popitem(last=False)
+
+
+_plans = _Plans()
+
+
+class SharedCompletion(dict):
+    """The completed value of an object many subscribers are sent (see `share_completions`): the
+    same dict for all of them, its JSON encoded once (`json`), not once per subscriber."""
+
+    __slots__ = ("_json",)
+
+    def json(self) -> bytes:
+        try:
+            return self._json
+        except AttributeError:
+            self._json = orjson.dumps(self)
+            return self._json
+
+
+_COMPLETIONS = "_shared_completions"
+
+
+def share_completions(obj: Any) -> Any:
+    """Mark an object that a whole group of subscribers receives as the same event: completing it
+    for a selection that reads nothing of the subscriber (no resolver sees the context) is done once
+    and the result reused, by selection and variables."""
+    if hasattr(obj, "__dict__"):
+        obj.__dict__[_COMPLETIONS] = {}
+    return obj
 
 
 class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -97,27 +160,49 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plans: dict[tuple[Any, int], Any] = {}
+        self._local_plans: dict[tuple[Any, int], Plan | None] = {}
+        self._variables_key: bytes | None = None
 
     def complete_object_value(self, return_type, field_details_list, info, path, result, position_context):  # noqa: ANN001, ANN201
+        shared = getattr(result, "__dict__", {}).get(_COMPLETIONS)
+        if shared is not None:
+            key = self._selection_key(return_type, field_details_list)
+            kept = shared.get(key)
+            if kept is not None:
+                return kept[1]
         plan = self._object_plan(return_type, field_details_list)
         if plan is not None:
             try:
-                return plan(result, path)
+                completed = plan(self, result, path)
             except Exception:  # noqa: BLE001 — _GiveUp, or an error graphql-core will report properly
                 pass
+            else:
+                if shared is not None and plan.context_free:
+                    completed = SharedCompletion(completed)
+                    shared[key] = (tuple(d.node for d in field_details_list), completed)
+                return completed
         return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
 
     # ------------------------------------------------------------ planning
 
-    def _object_plan(self, otype: GraphQLObjectType, field_details_list: Any) -> Callable[[Any, Path], dict] | None:
-        key = (otype, id(field_details_list))
-        plan = self._plans.get(key, _MISSING)
+    def _selection_key(self, otype: GraphQLObjectType, field_details_list: Any) -> tuple:
+        if self._variables_key is None:
+            self._variables_key = orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
+        return (otype, tuple(id(d.node) for d in field_details_list), self._variables_key)
+
+    def _object_plan(self, otype: GraphQLObjectType, field_details_list: Any) -> Plan | None:
+        local_key = (otype, id(field_details_list))
+        plan = self._local_plans.get(local_key, _MISSING)
         if plan is _MISSING:
-            plan = self._plans[key] = self._build_object_plan(otype, field_details_list)
+            key = self._selection_key(otype, field_details_list)
+            plan = _plans.get(key)
+            if plan is _MISSING:
+                plan = self._build_object_plan(otype, field_details_list)
+                _plans.put(key, tuple(d.node for d in field_details_list), plan)
+            self._local_plans[local_key] = plan
         return plan
 
-    def _build_object_plan(self, otype: GraphQLObjectType, field_details_list: Any) -> Callable[[Any, Path], dict] | None:
+    def _build_object_plan(self, otype: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         grouped, defer_usages, *_ = self.collect_subfields(otype, field_details_list)
         if defer_usages:
             return None
@@ -129,9 +214,8 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
             fields.append(field)
         is_type_of = otype.is_type_of
         type_name = otype.name
-        execute_sync_resolver = self._execute_sync_resolver
 
-        def complete(obj: Any, path: Path) -> dict:
+        def complete(executor: Any, obj: Any, path: Path) -> dict:
             if is_type_of is not None and not is_type_of(obj, None):
                 raise _GiveUp
             out: dict[str, Any] = {}
@@ -152,17 +236,18 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     out[field.key] = type_name
                     continue
                 else:
-                    value = execute_sync_resolver(field, obj, path)
+                    value = _execute_sync_resolver(executor, field, obj, path)
                 if value is None:
                     if field.non_null:
                         raise _GiveUp
                     out[field.key] = None
                 elif field.leaf:
-                    out[field.key] = field.complete(value, path)
+                    out[field.key] = field.complete(executor, value, path)
                 else:
-                    out[field.key] = field.complete(value, Path(path, field.key, type_name))
+                    out[field.key] = field.complete(executor, value, Path(path, field.key, type_name))
             return out
 
+        complete.context_free = all(field.context_free for field in fields)
         return complete
 
     def _field_plan(self, otype: GraphQLObjectType, key: str, details: Any) -> _Field | None:
@@ -202,28 +287,29 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 )
             except GraphQLError:
                 return None
-        complete = self._value_plan(field_def.type, details)
-        if complete is None:
+        value_plan = self._value_plan(field_def.type, details)
+        if value_plan is None:
             return None
-        field.non_null, field.complete = complete
+        field.non_null, field.complete, context_free = value_plan
+        field.context_free = field.context_free and context_free
         field.leaf = is_leaf_type(get_named_type(field_def.type))
         return field
 
-    def _value_plan(self, gtype: Any, details: Any) -> tuple[bool, Callable[[Any, Path], Any]] | None:
-        """(non-null?, how to complete a non-null value of `gtype`), or None if the plan can't."""
+    def _value_plan(self, gtype: Any, details: Any) -> tuple[bool, Callable[[Any, Any, Path], Any], bool] | None:
+        """(non-null?, how to complete a non-null value of `gtype`, context-free?), or None if the plan can't."""
         non_null = isinstance(gtype, GraphQLNonNull)
         if non_null:
             gtype = gtype.of_type
         if is_leaf_type(gtype):
-            serialize = _leaf_serializer(gtype)
-            return non_null, lambda value, path: serialize(value)
+            serialize = _serializer_of(gtype)
+            return non_null, lambda executor, value, path: serialize(value), True
         if isinstance(gtype, GraphQLList):
             item = self._value_plan(gtype.of_type, details)
             if item is None:
                 return None
-            item_non_null, complete_item = item
+            item_non_null, complete_item, context_free = item
 
-            def complete_list(values: Any, path: Path) -> list:
+            def complete_list(executor: Any, values: Any, path: Path) -> list:
                 if not isinstance(values, list | tuple):
                     raise _GiveUp
                 out = []
@@ -233,34 +319,27 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             raise _GiveUp
                         out.append(None)
                     else:
-                        out.append(complete_item(value, Path(path, index, None)))
+                        out.append(complete_item(executor, value, Path(path, index, None)))
                 return out
 
-            return non_null, complete_list
+            return non_null, complete_list, context_free
         if is_object_type(gtype):
-            plans = self._plans
-            key = (gtype, id(details))
-
-            def complete_object(value: Any, path: Path) -> dict:
-                plan = plans.get(key)
-                if plan is None:
-                    raise _GiveUp
-                return plan(value, path)
-
-            if self._object_plan(gtype, details) is None:
+            plan = self._object_plan(gtype, details)
+            if plan is None:
                 return None
-            return non_null, complete_object
+            return non_null, plan, plan.context_free
         return None  # interfaces and unions: graphql-core resolves the runtime type
 
-    def _execute_sync_resolver(self, field: _Field, obj: Any, path: Path) -> Any:
-        """Call a synchronous resolver as graphql-core would; anything but a plain value gives up."""
-        info = self.build_resolve_info(field.field_def, field.nodes, field.parent, Path(path, field.key, field.parent.name))
-        value = field.field_def.resolve(obj, info, **field.args)
-        if self.is_awaitable(value):
-            close = getattr(value, "close", None)
-            if close is not None:
-                close()
-            raise _GiveUp
-        if isinstance(value, Exception):
-            raise _GiveUp
-        return value
+
+def _execute_sync_resolver(executor: Any, field: _Field, obj: Any, path: Path) -> Any:
+    """Call a synchronous resolver as graphql-core would; anything but a plain value gives up."""
+    info = executor.build_resolve_info(field.field_def, field.nodes, field.parent, Path(path, field.key, field.parent.name))
+    value = field.field_def.resolve(obj, info, **field.args)
+    if executor.is_awaitable(value):
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()
+        raise _GiveUp
+    if isinstance(value, Exception):
+        raise _GiveUp
+    return value

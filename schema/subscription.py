@@ -16,12 +16,14 @@ from typing import Any
 
 import strawberry
 
-from kabinet.auth import utcnow
 from kabinet.errors import graphql_error
-from kabinet.events import ACCESS, SESSIONS, UPDATES, EventStream, SubscriberTooSlow, run_from_payload, session_from_payload
+from kabinet.events import (
+    ACCESS, SESSIONS, UPDATES, EventStream, StreamExpired, SubscriberTooSlow, run_from_payload, session_of,
+)
 from models.events import OrganizationEvent
 from resolvers import live
 from schema.batching import expand
+from schema.execution import share_completions
 from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
 from schema.updates import UpdateRun
 
@@ -29,22 +31,17 @@ from schema.updates import UpdateRun
 async def _events(stream: EventStream, ctx, organization_id: uuid.UUID) -> AsyncIterator[OrganizationEvent]:
     """The stream's events until the token expires or the viewer's access to the organization ends."""
     viewer = ctx.require_viewer()
-    events = aiter(stream)
-    while True:
-        timeout = (viewer.expires_at - utcnow()).total_seconds() if viewer.expires_at else None
-        try:
-            if timeout is not None and timeout <= 0:
-                raise asyncio.TimeoutError
-            event = await asyncio.wait_for(anext(events), timeout=timeout)
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:  # the only timeout here is the token's expiry
-            raise graphql_error("UNAUTHENTICATED", "The access token has expired: subscribe again with a fresh one.") from None
-        except SubscriberTooSlow:
-            raise graphql_error("SLOW_CONSUMER", "You fell too far behind the stream; subscribe again to resync.") from None
-        if event.topic == ACCESS and event.payload.get("user_id") == str(viewer.user_id):
-            raise graphql_error("FORBIDDEN", "Your access to this organization has ended.")
-        yield event
+    if viewer.expires_at is not None:
+        stream.end_at(viewer.expires_at)
+    try:
+        async for event in stream:
+            if event.topic == ACCESS and event.payload.get("user_id") == str(viewer.user_id):
+                raise graphql_error("FORBIDDEN", "Your access to this organization has ended.")
+            yield event
+    except StreamExpired:
+        raise graphql_error("UNAUTHENTICATED", "The access token has expired: subscribe again with a fresh one.") from None
+    except SubscriberTooSlow:
+        raise graphql_error("SLOW_CONSUMER", "You fell too far behind the stream; subscribe again to resync.") from None
 
 
 class SharedResults:
@@ -52,7 +49,8 @@ class SharedResults:
 
     Subscribers of one organization that sent the same query text (the parser cache gives them the
     same document), see with the same scope and hold the same state get the very same object for an
-    event: the batched loads below it (SQL) run once for the group, not once per subscriber.
+    event: the batched loads below it (SQL) run once for the group, not once per subscriber, and so
+    do its completion and its JSON (`schema.execution.share_completions`).
     """
 
     _REBUILD = object()
@@ -74,7 +72,7 @@ class SharedResults:
         while len(self.results) > self.size:
             self.results.popitem(last=False)
         try:
-            value = await build()
+            value = share_completions(await build())
         except BaseException:
             self.results.pop(key, None)
             future.set_result(self._REBUILD)  # whoever waits builds it themselves
@@ -115,7 +113,7 @@ class Subscription:
             async for event in _events(stream, ctx, org_id):
                 if event.topic != SESSIONS:
                     continue
-                model = session_from_payload(org_id, event.payload)
+                model = session_of(event)
                 if not session_filter.admits(model):
                     continue
                 if model.status.value in ("ACTIVE", "TERMINATING"):
@@ -140,7 +138,7 @@ class Subscription:
             async for event in _events(stream, ctx, org_id):
                 if event.topic != SESSIONS:
                     continue
-                model = session_from_payload(org_id, event.payload)
+                model = session_of(event)
                 if session_filter.admits(model):
                     yield await shared_results.get((*group, event.seq), lambda: expand(info, _session_event(event, model)))
 

@@ -32,7 +32,10 @@ class GraphQLSocket:
 
     async def receive(self, timeout: float = 10) -> dict:
         while True:
-            message = json.loads(await asyncio.wait_for(self.socket.recv(), timeout=timeout))
+            frame = await asyncio.wait_for(self.socket.recv(), timeout=timeout)
+            # browsers' graphql-ws clients JSON.parse text frames only (a binary one is a Blob to them)
+            assert isinstance(frame, str), f"a binary frame: {frame[:200]!r}"
+            message = json.loads(frame)
             if message.get("type") not in ("ka", "ping", "pong"):
                 return message
 

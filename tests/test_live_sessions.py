@@ -483,3 +483,52 @@ async def test_a_revoked_access_event_ends_that_members_subscription(gql, app, l
         assert error["extensions"]["code"] == "FORBIDDEN"
     finally:
         await sock.close()
+
+
+async def test_a_group_of_identical_subscribers_is_sent_one_encoding_of_each_change(gql, live_server, monkeypatch):
+    """Five owners' sockets with the same query (both sub-protocols): the change is completed and
+    encoded to JSON once for the group, and every socket gets exactly what it would have alone."""
+    from schema.execution import SharedCompletion
+
+    encodings = []
+    original = SharedCompletion.json
+
+    def counted(self):
+        if not hasattr(self, "_json"):
+            encodings.append(1)
+        return original(self)
+
+    monkeypatch.setattr(SharedCompletion, "json", counted)
+    org, users = await factories.create_team(Role.ADMIN)
+    database = await factories.create_database(org)
+    session = await factories.create_session(database, user_name="Бухгалтер")
+    variables = {"org": gid("Organization", org.id)}
+    socks = [
+        await watch(gql, live_server, protocol, users[Role.OWNER].email, SESSIONS_LIVE, variables)
+        for protocol in (TRANSPORT_WS, LEGACY_WS, TRANSPORT_WS, LEGACY_WS, TRANSPORT_WS)
+    ]
+    try:
+        for sock in socks:
+            await sock.next_data()
+        encodings.clear()
+        await terminate(gql, users[Role.ADMIN].email, session)
+        updates = [(await sock.next_data())["data"]["sessions"] for sock in socks]
+        assert all(u == updates[0] for u in updates)
+        assert updates[0]["event"]["session"] == {"id": gid("Session", session.id), "status": "TERMINATING", "userName": "Бухгалтер"}
+        assert len(encodings) == 1
+    finally:
+        for sock in socks:
+            await sock.close()
+
+
+def test_a_shared_completion_is_spliced_into_the_message_as_plain_json_would_be():
+    import orjson
+
+    from kabinet.graphql_view import encode_message
+    from schema.execution import SharedCompletion
+
+    value = {"sessions": [{"id": "U2Vzc2lvbjox", "userName": "Иванова «М»", "status": "ACTIVE"}], "event": None}
+    for message in ({"id": "7", "type": "next"}, {"type": "data", "id": "op-1"}):
+        shared = {**message, "payload": {"data": {"sessions": SharedCompletion(value)}}}
+        plain = {**message, "payload": {"data": {"sessions": value}}}
+        assert orjson.loads(encode_message(shared)) == orjson.loads(encode_message(plain)) == plain
