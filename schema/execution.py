@@ -5,8 +5,9 @@ already loaded everything below it: what is left is attribute reads, leaf serial
 dict building. graphql-core spends ~10 µs per field on that (a resolve info, a path, argument
 coercion, awaitable checks per field); a dashboard of 2,500 objects is 150 ms of it.
 
-`KabinetExecutionContext.complete_object_value` compiles, once per selection, a plan of the
-fields selected on an object type and runs it: plain attributes are read, `@batched` fields
+`KabinetExecutionContext.complete_object_value` compiles, once per selection (kept across requests
+and subscription events by field nodes and variables), a plan of the fields selected on an object
+type and runs it: plain attributes are read, `@batched` fields
 are taken from what the planner kept, other synchronous resolvers are called as graphql-core
 would call them. The plan is an optimistic shortcut and never a second set of rules: anything
 it does not handle the same way — an error or a refusal kept for a field, a field the planner did
