@@ -52,6 +52,7 @@ class _Entry:
     body: bytes
     versions: frozenset
     stored_at: float
+    size: int  # what it counts against max_bytes: the answer and its query text
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,12 @@ class ResponseCache:
             return
         previous = self._entries.pop(lookup.key, None)
         if previous is not None:
-            self._bytes -= len(previous.body) + len(lookup.key[1])
-        self._entries[lookup.key] = _Entry(body, lookup.versions, lookup.started_at)
+            self._bytes -= previous.size
+        self._entries[lookup.key] = _Entry(body, lookup.versions, lookup.started_at, size)
         self._bytes += size
         while self._bytes > self.max_bytes and self._entries:
-            old_key, old = self._entries.popitem(last=False)
-            self._bytes -= len(old.body) + len(old_key[1])
+            _, old = self._entries.popitem(last=False)
+            self._bytes -= old.size
 
     async def _versions(self, user_id: uuid.UUID) -> tuple[bool, frozenset]:
         connection = connections.get("default")
