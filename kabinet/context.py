@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tortoise.expressions import Q
+
 from kabinet.errors import unauthenticated
 from kabinet.events import PendingAnnouncements
 from kabinet.permissions import Permission, role_may
 from kabinet.settings import Settings
 from models.organizations import DatabaseGrant, Membership, Role
+from models.select import select
 
 
 @dataclass
@@ -63,11 +66,11 @@ class RequestContext:
 
     async def _load_memberships(self) -> None:
         viewer = self.require_viewer()
-        rows = await Membership.filter(user_id=viewer.user_id)
+        rows = await select(Membership, Q(user_id=viewer.user_id))
         grants: dict[uuid.UUID, set[uuid.UUID]] = {}
         user_memberships = {m.id: m.organization_id for m in rows if m.role == Role.USER}
         if user_memberships:
-            for grant in await DatabaseGrant.filter(membership_id__in=list(user_memberships)):
+            for grant in await select(DatabaseGrant, Q(membership_id__in=list(user_memberships))):
                 grants.setdefault(user_memberships[grant.membership_id], set()).add(grant.database_id)
         self._memberships, self._grants = {m.organization_id: m for m in rows}, grants
 

@@ -13,6 +13,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api.migrate import migrate
 
 from models import MODEL_MODULES
+from models.base import Entity, compile_row_builder
 
 from kabinet.settings import Settings
 
@@ -65,6 +66,10 @@ async def connect(settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The global fallback lets requests, which run in other tasks than the lifespan, see the connection.
     await Tortoise.init(config=tortoise_config(settings.resolved_database_url), _enable_global_fallback=True)
+    for app in Tortoise.apps.values():
+        for model in app.values():
+            if issubclass(model, Entity):
+                compile_row_builder(model)
 
 
 async def prepare(settings: Settings) -> None:

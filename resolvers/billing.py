@@ -16,12 +16,14 @@ from kabinet.errors import bad_user_input
 from kabinet.permissions import Permission
 from models.billing import BalanceTransaction, Charge, Document, PrepaidService
 from models.organizations import Organization
+from models.select import select
 from resolvers.common import SELECTED, by_ids, page_request, split_by_permission, wants_total
 from resolvers.pagination import Ordering, PageRequest, load_pages
 
 TRANSACTION_ORDER = Ordering(("-seq",))
 CHARGE_ORDER = Ordering(("-period", "created_at"))
 DOCUMENT_ORDER = Ordering(("-issued_on", "number"))
+PREPAID_ORDER = Ordering(("name",))
 PERIOD_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 CURRENCY = "RUB"
 
@@ -43,7 +45,7 @@ async def balance_of(ctx: RequestContext, orgs: list[Organization], args: dict[s
     last = await load_pages(BalanceTransaction, "organization_id", allowed, TRANSACTION_ORDER, PageRequest(1, None))
     prepaid: dict[Any, list[PrepaidService]] = {org_id: [] for org_id in allowed}
     if allowed and "prepaidServices" in args.get(SELECTED, ("prepaidServices",)):
-        for service in await PrepaidService.filter(organization_id__in=allowed).order_by("name", "id"):
+        for service in await select(PrepaidService, Q(organization_id__in=allowed), PREPAID_ORDER.fields()):
             prepaid[service.organization_id].append(service)
     return [
         refused.get(o.id)

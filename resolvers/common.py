@@ -7,11 +7,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from graphql import GraphQLError
+from tortoise.expressions import Q
 from tortoise.models import Model
 
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden
 from kabinet.permissions import Permission
+from models.select import select
 from resolvers.ids import pk_of
 from resolvers.pagination import PageRequest
 
@@ -32,7 +34,7 @@ async def by_ids(model: type[M], ids: Iterable[Any]) -> dict[Any, M]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return {row.pk: row for row in await model.filter(id__in=list(wanted))}
+    return {row.pk: row for row in await select(model, Q(id__in=list(wanted)))}
 
 
 async def related_one(model: type[M], parents: Sequence[Any], attribute: str) -> list[M | None]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import uuid
 
 
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def to_global_id(type_name: str, pk: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+    # base64.urlsafe_b64encode without its layers of calls: a dashboard writes thousands of ids
+    return binascii.b2a_base64(f"{type_name}:{pk}".encode(), newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
 
 
 def from_global_id(global_id: str) -> tuple[str, uuid.UUID] | None:

@@ -15,6 +15,7 @@ from kabinet.permissions import Permission
 from models.audit import AuditEntry
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization
+from models.select import select
 from models.cloud import Database
 from resolvers.common import by_ids, page_request, related_one, split_by_permission, wants_total
 from resolvers.pagination import Ordering, Page, load_pages
@@ -39,7 +40,8 @@ async def organization_by_id(ctx: RequestContext, organization_id: uuid.UUID | N
     memberships = await ctx.memberships()
     if organization_id is None or organization_id not in memberships:
         return None
-    return await Organization.get_or_none(id=organization_id)
+    rows = await select(Organization, Q(id=organization_id))
+    return rows[0] if rows else None
 
 
 async def members_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:

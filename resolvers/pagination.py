@@ -18,10 +18,10 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from tortoise.expressions import Q
-from tortoise.functions import Count
 from tortoise.models import Model
 
 from kabinet.errors import bad_user_input
+from models.select import count, count_per_parent, select, select_first_per_parent
 
 M = TypeVar("M", bound=Model)
 
@@ -29,10 +29,14 @@ M = TypeVar("M", bound=Model)
 @dataclass
 class Page(Generic[M]):
     items: list[M] = field(default_factory=list)
-    cursors: list[str] = field(default_factory=list)
+    ordering: Ordering | None = None
     has_next_page: bool = False
     has_previous_page: bool = False
     total_count: int | None = None
+
+    def cursor(self, index: int) -> str:
+        """The cursor of `items[index]`, encoded when a client asks for it (most queries never do)."""
+        return encode_cursor(self.ordering.key_of(self.items[index]))
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,6 @@ class Ordering:
             parsed.append(("id", parsed[-1][1]))
         return parsed
 
-    def order_by(self) -> list[str]:
-        return [("-" if desc else "") + name for name, desc in self.fields()]
-
     def key_of(self, row: Model) -> list[Any]:
         return [getattr(row, name) for name, _ in self.fields()]
 
@@ -134,56 +135,36 @@ async def load_pages(
     """
     if parent_field is None:
         parent_ids = [None]
-    pages: dict[Any, Page[M]] = {pid: Page(has_previous_page=request.after is not None) for pid in parent_ids}
+    pages: dict[Any, Page[M]] = {
+        pid: Page(ordering=ordering, has_previous_page=request.after is not None) for pid in parent_ids
+    }
     if not parent_ids:
         return pages
-    base = model.all() if parent_field is None else model.filter(**{f"{parent_field}__in": list(parent_ids)})
-    if filters is not None:
-        base = base.filter(filters)
+    where = filters if parent_field is None else _and(Q(**{f"{parent_field}__in": list(parent_ids)}), filters)
     if with_total:
         if parent_field is None:
-            pages[None].total_count = await base.count()
+            pages[None].total_count = await count(model, where)
         else:
-            for row in await base.group_by(parent_field).annotate(n=Count("id")).values(parent_field, "n"):
-                pages[row[parent_field]].total_count = row["n"]
-            for page in pages.values():
-                page.total_count = page.total_count or 0
+            totals = await count_per_parent(model, parent_field, where)
+            for pid, page in pages.items():
+                page.total_count = totals.get(pid, 0)
     if request.first == 0:
         return pages
-    rows_q = base if request.after is None else base.filter(ordering.after_filter(model, request.after))
-    rows_q = rows_q.order_by(*ordering.order_by())
+    if request.after is not None:
+        where = _and(where, ordering.after_filter(model, request.after))
+    order_by = ordering.fields()
     if len(parent_ids) == 1:
-        rows = await rows_q.limit(request.first + 1)
+        rows = await select(model, where, order_by, request.first + 1)
     else:
-        rows = await _first_rows_per_parent(model, rows_q, parent_field, ordering, request.first + 1)
+        rows = await select_first_per_parent(model, parent_field, where, order_by, request.first + 1)
     for row in rows:
         page = pages[getattr(row, parent_field) if parent_field else None]
         if len(page.items) == request.first:
             page.has_next_page = True
             continue
         page.items.append(row)
-        page.cursors.append(encode_cursor(ordering.key_of(row)))
     return pages
 
 
-async def _first_rows_per_parent(model, rows_q, parent_field: str, ordering: Ordering, limit: int) -> list:
-    """The first `limit` rows of each parent, in order, by a ROW_NUMBER() window in one statement."""
-    meta = model._meta
-    quote = _quote_for(meta.db)
-    partition = quote(meta.fields_db_projection[parent_field])
-    order = ", ".join(
-        f"{quote(meta.fields_db_projection[name])} {'DESC' if desc else 'ASC'}" for name, desc in ordering.fields()
-    )
-    rows_q._make_query()
-    inner, params = rows_q.query.get_parameterized_sql()
-    select_end = inner.index(" FROM ")
-    windowed = f"{inner[:select_end]},ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) AS _rn{inner[select_end:]}"
-    sql = f"SELECT * FROM ({windowed}) AS _w WHERE _rn<={int(limit)} ORDER BY {partition}, _rn"
-    _, rows = await meta.db.execute_query(sql, params)
-    return [model._init_from_db(**dict(row)) for row in rows]
-
-
-def _quote_for(connection) -> Any:
-    char = "`" if connection.capabilities.dialect == "mysql" else '"'
-    return lambda name: f"{char}{name}{char}"
-
+def _and(left: Q | None, right: Q | None) -> Q | None:
+    return left if right is None else right if left is None else left & right

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise.expressions import Q
+
 from kabinet.auth import utcnow
 from kabinet.context import RequestContext
 from kabinet.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
@@ -17,6 +19,7 @@ from kabinet.events import UPDATES, run_payload
 from kabinet.permissions import Permission
 from models.cloud import Database
 from models.identity import User
+from models.select import select
 from models.updates import PLANNED_RUN_STATUSES, Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers import audit, validation
 from resolvers.common import SELECTED, not_found, organization_row, page_request, require, wants_total
@@ -69,10 +72,10 @@ def next_run_of(schedule: UpdateSchedule, planned: list[UpdateRun], now: dt.date
 
 async def schedule_of(ctx: RequestContext, databases: list[Database], args: dict[str, Any]) -> list:
     ids = [d.id for d in databases]
-    schedules = {s.database_id: s for s in await UpdateSchedule.filter(database_id__in=ids)}
+    schedules = {s.database_id: s for s in await select(UpdateSchedule, Q(database_id__in=ids))}
     planned: dict[Any, list[UpdateRun]] = {i: [] for i in ids}
     if "nextRunAt" in args.get(SELECTED, ("nextRunAt",)):
-        for run in await UpdateRun.filter(database_id__in=ids, status__in=list(PLANNED_RUN_STATUSES)):
+        for run in await select(UpdateRun, Q(database_id__in=ids, status__in=list(PLANNED_RUN_STATUSES))):
             planned[run.database_id].append(run)
     now = utcnow()
     views = []

@@ -91,18 +91,22 @@ def _serializer_of(gtype: Any) -> Callable[[Any], Any]:
 
 
 # Field kinds of a plan.
-_ATTRIBUTE, _LOADED, _RESOLVER, _TYPENAME = range(4)
+_ATTRIBUTE, _LOADED, _RESOLVER, _TYPENAME, _METHOD = range(5)
 
 Plan = Callable[[Any, Any, Path], dict]  # (executor, object, path) -> the completed object
 
 
 class _Field:
-    __slots__ = ("key", "kind", "attribute", "non_null", "leaf", "context_free", "complete", "field_def", "nodes", "args", "parent")
+    __slots__ = (
+        "key", "kind", "attribute", "non_null", "leaf", "serialize", "context_free", "complete", "field_def", "nodes",
+        "args", "parent",
+    )
 
     def __init__(self, key: str, kind: int) -> None:
         self.key, self.kind = key, kind
         self.attribute: str | None = None
         self.non_null = self.leaf = False
+        self.serialize: Callable[[Any], Any] | None = None  # a scalar or enum field's, called directly
         self.context_free = kind != _RESOLVER  # and, for an object field, its object's plan is
         self.complete: Callable[[Any, Any, Path], Any] | None = None
         self.field_def = self.nodes = self.args = self.parent = None
@@ -215,10 +219,14 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
             fields.append(field)
         is_type_of = otype.is_type_of
         type_name = otype.name
+        # strawberry's is_type_of answers by the object's class (this schema casts no object)
+        classes_of_type: set[type] = set()
 
-        def complete(executor: Any, obj: Any, path: Path) -> dict:
-            if is_type_of is not None and not is_type_of(obj, None):
-                raise _GiveUp
+        def complete(executor: Any, obj: Any, path: Path | None) -> dict:
+            if is_type_of is not None and obj.__class__ not in classes_of_type:
+                if not is_type_of(obj, None):
+                    raise _GiveUp
+                classes_of_type.add(obj.__class__)
             out: dict[str, Any] = {}
             kept = None
             for field in fields:
@@ -233,6 +241,8 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     value = kept.get(field.key, _MISSING)
                     if value is _MISSING or isinstance(value, GraphQLError):
                         raise _GiveUp
+                elif kind == _METHOD:
+                    value = field.attribute(obj)
                 elif kind == _TYPENAME:
                     out[field.key] = type_name
                     continue
@@ -242,7 +252,9 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if field.non_null:
                         raise _GiveUp
                     out[field.key] = None
-                elif field.leaf:
+                elif field.serialize is not None:
+                    out[field.key] = field.serialize(value)
+                elif field.leaf or field.context_free:  # a path only matters to a resolver below
                     out[field.key] = field.complete(executor, value, path)
                 else:
                     out[field.key] = field.complete(executor, value, Path(path, field.key, type_name))
@@ -274,6 +286,9 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
             and getattr(resolver.wrapped_func, "__batch_load__", None) is not None
         ):
             field = _Field(key, _LOADED)
+        elif resolver is not None and not definition.extensions and _is_plain_method(resolver):
+            field = _Field(key, _METHOD)
+            field.attribute = resolver.wrapped_func
         else:
             field = _Field(key, _RESOLVER)
             field.field_def, field.parent = field_def, otype
@@ -294,6 +309,9 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
         field.non_null, field.complete, context_free = value_plan
         field.context_free = field.context_free and context_free
         field.leaf = is_leaf_type(get_named_type(field_def.type))
+        bare_type = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
+        if is_leaf_type(bare_type):
+            field.serialize = _serializer_of(bare_type)
         return field
 
     def _value_plan(self, gtype: Any, details: Any) -> tuple[bool, Callable[[Any, Any, Path], Any], bool] | None:
@@ -320,7 +338,7 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             raise _GiveUp
                         out.append(None)
                     else:
-                        out.append(complete_item(executor, value, Path(path, index, None)))
+                        out.append(complete_item(executor, value, None if context_free else Path(path, index, None)))
                 return out
 
             return non_null, complete_list, context_free
@@ -330,6 +348,19 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return None
             return non_null, plan, plan.context_free
         return None  # interfaces and unions: graphql-core resolves the runtime type
+
+
+def _is_plain_method(resolver: Any) -> bool:
+    """A synchronous method of the object that takes nothing else (no info, no arguments): what it
+    answers depends on the object alone, so the plan calls it directly, as strawberry would."""
+    return (
+        not resolver.is_async
+        and resolver.self_parameter is not None
+        and resolver.info_parameter is None
+        and resolver.root_parameter is None
+        and resolver.parent_parameter is None
+        and not resolver.arguments
+    )
 
 
 def _execute_sync_resolver(executor: Any, field: _Field, obj: Any, path: Path) -> Any:

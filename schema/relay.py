@@ -21,14 +21,26 @@ class Node:
 class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
     has_previous_page: bool = strawberry.field(description="Items precede this page (an `after` cursor was given).")
-    start_cursor: str | None = strawberry.field(description="Cursor of the first item of the page.")
-    end_cursor: str | None = strawberry.field(description="Cursor of the last item; pass it as `after` for the next page.")
+    page: strawberry.Private[Page]
+
+    @strawberry.field(description="Cursor of the first item of the page.")
+    def start_cursor(self) -> str | None:
+        return self.page.cursor(0) if self.page.items else None
+
+    @strawberry.field(description="Cursor of the last item; pass it as `after` for the next page.")
+    def end_cursor(self) -> str | None:
+        return self.page.cursor(len(self.page.items) - 1) if self.page.items else None
 
 
 @strawberry.type(description="One item of a list and its cursor.")
 class Edge(Generic[T]):
-    cursor: str = strawberry.field(description="Pass as `after` to get the items after this one.")
     node: T = strawberry.field(description="The item.")
+    page: strawberry.Private[Page]
+    index: strawberry.Private[int]
+
+    @strawberry.field(description="Pass as `after` to get the items after this one.")
+    def cursor(self) -> str:
+        return self.page.cursor(self.index)
 
 
 @strawberry.type(description="A page of a list: at most `first` items (100 at most) after the `after` cursor.")
@@ -42,15 +54,10 @@ def connection_of(node_type: Callable[[Any], T]) -> Callable[[Page], Connection[
     """A converter from a resolver's Page of models to a Connection of `node_type` objects."""
 
     def convert(page: Page) -> Connection[T]:
-        edges = [Edge(cursor=c, node=node_type(m)) for c, m in zip(page.cursors, page.items)]
+        edges = [Edge(node=node_type(m), page=page, index=i) for i, m in enumerate(page.items)]
         return Connection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=page.cursors[0] if page.cursors else None,
-                end_cursor=page.cursors[-1] if page.cursors else None,
-            ),
+            page_info=PageInfo(has_next_page=page.has_next_page, has_previous_page=page.has_previous_page, page=page),
             total_count=page.total_count if page.total_count is not None else -1,
         )
 
