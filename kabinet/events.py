@@ -146,8 +146,53 @@ class SubscriberTooSlow(Exception):
 
 @dataclass
 class _Subscriber:
-    queue: asyncio.Queue[OrganizationEvent | None]
+    queue: _Inbox
     overflowed: bool = False
+
+
+class _Inbox:
+    """A bounded first-in first-out queue with one reader: what asyncio.Queue does here, in about
+    200 bytes instead of 3 KB (a Queue holds three deques and an Event); thousands of idle
+    subscribers each hold one."""
+
+    __slots__ = ("items", "maxsize", "waiter")
+
+    def __init__(self, maxsize: int) -> None:
+        self.items: list[Any] = []
+        self.maxsize = maxsize
+        self.waiter: asyncio.Future | None = None
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+    def put_nowait(self, item: Any) -> None:
+        if len(self.items) >= self.maxsize:
+            raise asyncio.QueueFull
+        self.items.append(item)
+        self._wake()
+
+    def end(self) -> None:
+        """The reader gets None (the end) after what is queued, however full the queue is."""
+        self.items.append(None)
+        self._wake()
+
+    def close(self) -> None:
+        """Drop what is queued; the reader gets None (the end) next."""
+        self.items = [None]
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.items.pop(0)
 
 
 @dataclass
@@ -184,7 +229,7 @@ class EventHub:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for subscriber in self.subscribers.values():
-            subscriber.queue.put_nowait(None)
+            subscriber.queue.end()
 
     async def _listen(self, ready: asyncio.Event) -> None:
         async with self.broadcast.subscribe(EVENTS_CHANNEL) as notices:
@@ -201,7 +246,7 @@ class EventHub:
     @asynccontextmanager
     async def subscribe(self, organization_id: uuid.UUID) -> AsyncIterator[EventStream]:
         """A stream of the organization's events committed from (at the latest) now on, in order."""
-        subscriber = _Subscriber(asyncio.Queue(self.queue_size))
+        subscriber = _Subscriber(_Inbox(self.queue_size))
         key = id(subscriber)
         async with self.lock:
             feed = self.feeds.get(organization_id)
@@ -251,15 +296,9 @@ class EventHub:
                         subscriber.queue.put_nowait(event)
                     except asyncio.QueueFull:
                         subscriber.overflowed = True
-                        subscriber.queue = _closed_queue()
+                        subscriber.queue.close()
             if len(events) == 500:
                 feed.wake.set()
-
-
-def _closed_queue() -> asyncio.Queue:
-    queue: asyncio.Queue = asyncio.Queue(1)
-    queue.put_nowait(None)
-    return queue
 
 
 class StreamExpired(Exception):

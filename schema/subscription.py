@@ -106,10 +106,8 @@ class Subscription:
         session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
         group = _group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
         async with ctx.event_hub.subscribe(org_id) as stream:
-            seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
-            stream.after(seq)
-            current = {s.id: s for s in sessions}
-            yield await expand(info, _session_list(current, None))
+            current, first = await _session_snapshot(info, group, org_id, session_filter, stream)
+            yield first
             async for event in _events(stream, ctx, org_id):
                 if event.topic != SESSIONS:
                     continue
@@ -159,6 +157,22 @@ class Subscription:
                     yield await shared_results.get(
                         (*group, event.seq), lambda: expand(info, UpdateRun.from_model(model))
                     )
+
+
+async def _session_snapshot(
+    info: strawberry.Info, group: tuple, org_id: uuid.UUID, session_filter: live.SessionFilter, stream: EventStream
+) -> tuple[dict, SessionListUpdate]:
+    """(the subscriber's live list by session id, the first message). Subscribers of a group that
+    read the same event number and list get the same message, and their lists hold the same models:
+    an idle subscriber keeps one copy per group alive, not its own (graphql-core holds on to the
+    last message of every subscription)."""
+    seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
+    stream.after(seq)
+    state = frozenset((s.id, s.status) for s in sessions)
+    first = await shared_results.get(
+        (*group, "snapshot", seq, state), lambda: expand(info, _session_list({s.id: s for s in sessions}, None))
+    )
+    return {s.model.id: s.model for s in first.sessions}, first
 
 
 def _session_list(current: dict, event: SessionEvent | None) -> SessionListUpdate:
