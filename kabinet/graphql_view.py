@@ -20,10 +20,11 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from kabinet import db
 from kabinet.auth import bearer_token, decode_access_token
 from kabinet.context import RequestContext, Viewer
 from kabinet.errors import shape_error
-from kabinet.response_cache import ResponseCache
+from kabinet.response_cache import ResponseCache, plain_query
 from kabinet.settings import Settings
 from schema.execution import SharedCompletion
 
@@ -31,6 +32,11 @@ log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
+
+
+async def _is_query(request: Any) -> bool:
+    """A POST of one query operation: what may share one database connection from start to end."""
+    return isinstance(request, Request) and request.method == "POST" and plain_query(await request.body()) is not None
 
 
 def encode_message(message: dict) -> str:
@@ -74,7 +80,11 @@ class KabinetGraphQL(GraphQL):
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, WebSocket):
             return await self._run_websocket(request, context, root_value)
-        response = await self._answer(request, context, root_value)
+        if await _is_query(request):
+            async with db.one_connection():  # a query's statements share one pool connection
+                response = await self._answer(request, context, root_value)
+        else:
+            response = await self._answer(request, context, root_value)
         # GraphQL over HTTP: a client accepting application/graphql-response+json gets that type,
         # and a 400 for a request that could not be executed.
         if isinstance(request, Request) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):

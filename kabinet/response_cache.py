@@ -125,8 +125,9 @@ class ResponseCache:
         return staff, frozenset((str(row["scope"]), row["version"] or 0) for row in rows)
 
 
-def _key(user_id: uuid.UUID, body: bytes) -> tuple | None:
-    """(user, query, operation, variables) of a single JSON query request, or None."""
+def plain_query(body: bytes) -> tuple[str, str | None, dict | None] | None:
+    """(query, operation name, variables) of a request body that is one JSON query operation
+    (not a mutation, a subscription or a batch), or None."""
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -138,4 +139,13 @@ def _key(user_id: uuid.UUID, body: bytes) -> tuple | None:
         return None
     if operation_kind(query, operation) != "query":
         return None
+    return query, operation, variables
+
+
+def _key(user_id: uuid.UUID, body: bytes) -> tuple | None:
+    """(user, query, operation, variables) of a single JSON query request, or None."""
+    plain = plain_query(body)
+    if plain is None:
+        return None
+    query, operation, variables = plain
     return (user_id, query, operation, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))

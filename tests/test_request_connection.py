@@ -1,0 +1,44 @@
+"""A query's statements share one pool connection (kabinet.db.one_connection); mutations and
+queries in large numbers at once still all finish (a pinned connection never waits for another)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asyncpg.pool import Pool
+from tortoise import connections
+
+from kabinet.db import KabinetAsyncpgClient
+from tests.test_dashboard import DASHBOARD
+
+OWNER = "owner@romashka.example"
+RENAME_NOTHING = """mutation { logout(refreshToken: "not-a-token") { ok } }"""
+
+
+async def test_a_dashboard_takes_one_pool_connection(gql, monkeypatch) -> None:
+    client = connections.get("default")
+    if not isinstance(client, KabinetAsyncpgClient):
+        pytest.skip("SQLite has one connection; there is no pool")
+    await gql.token_for(OWNER)
+    acquired = []
+    original = Pool.acquire
+
+    def counted(pool, *args, **kwargs):
+        if pool is client._pool:
+            acquired.append(1)
+        return original(pool, *args, **kwargs)
+
+    monkeypatch.setattr(Pool, "acquire", counted)
+    body = await gql.execute(DASHBOARD, as_user=OWNER)
+    assert "errors" not in body and body["data"]["organizations"]["edges"]
+    assert len(acquired) == 1
+
+
+async def test_many_queries_and_mutations_at_once_all_finish(gql) -> None:
+    await gql.token_for(OWNER)
+    work = [gql.execute(DASHBOARD, as_user=OWNER) for _ in range(12)]
+    work += [gql.execute(RENAME_NOTHING, as_user=OWNER) for _ in range(12)]
+    bodies = await asyncio.wait_for(asyncio.gather(*work), timeout=60)
+    assert all("errors" not in b for b in bodies[:12])
+    assert all(b["data"]["logout"] is not None for b in bodies[12:])
