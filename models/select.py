@@ -107,23 +107,56 @@ async def select(
     model: type[M], where: Q | None, order_by: Sequence[tuple[str, bool]] = (), limit: int | None = None
 ) -> list[M]:
     """`model` rows matching `where`, in order, at most `limit`."""
+    rows, _ = await _select(model, where, order_by, limit, counted=False)
+    return rows
+
+
+async def select_counted(
+    model: type[M], where: Q | None, order_by: Sequence[tuple[str, bool]], limit: int
+) -> tuple[list[M], int]:
+    """(`select`, how many rows match `where` in all), in one statement: a page and its total."""
+    rows, total = await _select(model, where, order_by, limit, counted=True)
+    return rows, total if total is not None else await count(model, where)
+
+
+async def _select(
+    model: type[M], where: Q | None, order_by: Sequence[tuple[str, bool]], limit: int | None, counted: bool
+) -> tuple[list[M], int | None]:
     try:
         s = _Statement(model)
-        sql = f"SELECT {s.columns()} FROM {s.table()}{s.where(where)}"
+        total = f",(SELECT COUNT(*) FROM {s.table()}{s.where(where)}) AS _total" if counted else ""
+        sql = f"SELECT {s.columns()}{total} FROM {s.table()}{s.where(where)}"
         if order_by:
             sql += f" ORDER BY {s.order(order_by)}"
     except Unsupported:
         queryset = _queryset(model, where).order_by(*_order_names(order_by))
-        return await (queryset if limit is None else queryset.limit(limit))
+        return await (queryset if limit is None else queryset.limit(limit)), None
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [model.from_row(row) for row in await s.rows(sql)]
+    rows = await s.rows(sql)
+    # no row: nothing matches `where` at all (the total has no row to ride on)
+    return [model.from_row(row) for row in rows], (rows[0]["_total"] if rows else 0) if counted else None
 
 
 async def select_first_per_parent(
     model: type[M], parent_field: str, where: Q | None, order_by: Sequence[tuple[str, bool]], limit: int
 ) -> list[M]:
     """The first `limit` rows of each parent, in order, by a ROW_NUMBER() window in one statement."""
+    rows, _ = await _select_first_per_parent(model, parent_field, where, order_by, limit, counted=False)
+    return rows
+
+
+async def select_first_per_parent_counted(
+    model: type[M], parent_field: str, where: Q | None, order_by: Sequence[tuple[str, bool]], limit: int
+) -> tuple[list[M], dict[Any, int]]:
+    """(`select_first_per_parent`, {parent id: rows matching `where`} for the parents that have any),
+    in one statement: the window that numbers each parent's rows counts them as well."""
+    return await _select_first_per_parent(model, parent_field, where, order_by, limit, counted=True)
+
+
+async def _select_first_per_parent(
+    model: type[M], parent_field: str, where: Q | None, order_by: Sequence[tuple[str, bool]], limit: int, counted: bool
+) -> tuple[list[M], dict[Any, int]]:
     s = _Statement(model)
     partition = s.column(parent_field)
     try:
@@ -135,8 +168,16 @@ async def select_first_per_parent(
         s.params = list(params)
         inner = inner.replace(" FROM ", "%s FROM ", 1)
     window = f",ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {s.order(order_by)}) AS _rn"
+    if counted:
+        window += f",COUNT(*) OVER (PARTITION BY {partition}) AS _total"
     sql = f"SELECT * FROM ({inner % window}) AS _w WHERE _rn<={int(limit)} ORDER BY {partition},_rn"
-    return [model.from_row(row) for row in await s.rows(sql)]
+    models, totals = [], {}
+    for row in await s.rows(sql):
+        item = model.from_row(row)
+        models.append(item)
+        if counted:
+            totals[getattr(item, parent_field)] = row["_total"]
+    return models, totals
 
 
 async def count(model: type[Model], where: Q | None) -> int:

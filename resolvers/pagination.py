@@ -3,7 +3,8 @@
 A connection is ordered by a fixed key ending in the primary key, so the order is stable and the
 cursor is the key of the last row seen (keyset pagination: page N costs what page 1 costs). For
 one parent the query is a plain `ORDER BY … LIMIT`; for many, a `ROW_NUMBER()` window keeps
-`first + 1` rows per parent in the same single statement.
+`first + 1` rows per parent in the same single statement. `totalCount` rides along: a scalar
+subquery for one parent, a `COUNT(*)` over the same window for many.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 
 from kabinet.errors import bad_user_input
-from models.select import count, count_per_parent, select, select_first_per_parent
+from models.select import (
+    count, count_per_parent, select, select_counted, select_first_per_parent, select_first_per_parent_counted,
+)
 
 M = TypeVar("M", bound=Model)
 
@@ -129,7 +132,8 @@ async def load_pages(
     filters: Q | None = None,
     with_total: bool = False,
 ) -> dict[Any, Page[M]]:
-    """A page of `model` rows for every parent id: one query, plus one for the totals if asked.
+    """A page of `model` rows for every parent id, and the lists' totals if asked: one statement (two
+    for the totals of a page after a cursor).
 
     `parent_field=None` pages the whole filtered table as one list, keyed by None.
     """
@@ -141,22 +145,28 @@ async def load_pages(
     if not parent_ids:
         return pages
     where = filters if parent_field is None else _and(Q(**{f"{parent_field}__in": list(parent_ids)}), filters)
-    if with_total:
-        if parent_field is None:
-            pages[None].total_count = await count(model, where)
+    totals: dict[Any, int] | None = None
+    if with_total and (request.first == 0 or request.after is not None):
+        # the total is the whole list's, the rows come after the cursor: a statement each
+        totals = {None: await count(model, where)} if parent_field is None else await count_per_parent(model, parent_field, where)
+    rows: list[M] = []
+    if request.first > 0:
+        if request.after is not None:
+            where = _and(where, ordering.after_filter(model, request.after))
+        order_by, limit = ordering.fields(), request.first + 1
+        counted = with_total and totals is None  # the statement that reads the page counts the list too
+        if len(parent_ids) == 1 and counted:
+            rows, total = await select_counted(model, where, order_by, limit)
+            totals = {parent_ids[0]: total}
+        elif len(parent_ids) == 1:
+            rows = await select(model, where, order_by, limit)
+        elif counted:
+            rows, totals = await select_first_per_parent_counted(model, parent_field, where, order_by, limit)
         else:
-            totals = await count_per_parent(model, parent_field, where)
-            for pid, page in pages.items():
-                page.total_count = totals.get(pid, 0)
-    if request.first == 0:
-        return pages
-    if request.after is not None:
-        where = _and(where, ordering.after_filter(model, request.after))
-    order_by = ordering.fields()
-    if len(parent_ids) == 1:
-        rows = await select(model, where, order_by, request.first + 1)
-    else:
-        rows = await select_first_per_parent(model, parent_field, where, order_by, request.first + 1)
+            rows = await select_first_per_parent(model, parent_field, where, order_by, limit)
+    if totals is not None:
+        for pid, page in pages.items():
+            page.total_count = totals.get(pid, 0)
     for row in rows:
         page = pages[getattr(row, parent_field) if parent_field else None]
         if len(page.items) == request.first:

@@ -12,7 +12,9 @@ from tortoise.expressions import Q
 from models.billing import Document, PrepaidService
 from models.cloud import Session, SessionStatus
 from models.organizations import Membership, Organization, Role
-from models.select import count, count_per_parent, select, select_first_per_parent
+from models.select import (
+    count, count_per_parent, select, select_counted, select_first_per_parent, select_first_per_parent_counted,
+)
 
 CONDITIONS = [
     None,
@@ -41,6 +43,8 @@ async def test_rows_and_counts_match_the_queryset(app, condition) -> None:
     assert _ids(await select(Session, condition, [("started_at", True), ("id", True)])) == _ids(expected)
     assert _ids(await select(Session, condition, [("started_at", True), ("id", True)], limit=3)) == _ids(expected[:3])
     assert await count(Session, condition) == len(expected)
+    rows, total = await select_counted(Session, condition, [("started_at", True), ("id", True)], 2)
+    assert (_ids(rows), total) == (_ids(expected[:2]), len(expected))
 
 
 async def test_models_are_whole_and_typed(app) -> None:
@@ -61,6 +65,8 @@ async def test_first_rows_and_counts_per_parent(app) -> None:
     totals = await count_per_parent(Document, "organization_id", where)
     for org in organizations:
         assert totals.get(org, 0) == await Document.filter(where, organization_id=org).count()
+    counted_rows, counted_totals = await select_first_per_parent_counted(Document, "organization_id", where, order, 2)
+    assert _ids(counted_rows) == _ids(rows) and counted_totals == totals
 
 
 async def test_values_are_parameters_not_sql(app) -> None:
@@ -80,3 +86,7 @@ async def test_what_it_does_not_compile_a_queryset_renders(app) -> None:
     rows = await select_first_per_parent(Session, "organization_id", where, [("id", False)], 1)
     assert {r.organization_id for r in rows} == {s.organization_id for s in await Session.filter(where)}
     assert sum((await count_per_parent(Session, "organization_id", where)).values()) == await Session.filter(where).count()
+    _, totals = await select_first_per_parent_counted(Session, "organization_id", where, [("id", False)], 1)
+    assert totals == await count_per_parent(Session, "organization_id", where)
+    counted_rows, total = await select_counted(Session, starts, [("id", False)], 1)
+    assert total == await Session.filter(starts).count() and len(counted_rows) == min(1, total)
