@@ -9,6 +9,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 
 import jwt
@@ -74,21 +75,31 @@ class TokenClaims:
 
 def decode_access_token(settings: Settings, token: str) -> TokenClaims | None:
     """The token's claims, or None when it is malformed, tampered, expired or not ours."""
+    claims = _verified_claims(token, derived_key(settings, "jwt"), settings.jwt_issuer, settings.jwt_audience)
+    if claims is None or claims.expires_at <= datetime.now(timezone.utc):
+        return None
+    return claims
+
+
+@lru_cache(maxsize=10_000)
+def _verified_claims(token: str, key: bytes, issuer: str, audience: str) -> TokenClaims | None:
+    """Signature, issuer, audience and claims checked once per token text (a client sends the same
+    token with every request for 15 minutes); its expiry is checked by the caller every time."""
     try:
         claims = jwt.decode(
             token,
-            derived_key(settings, "jwt"),
+            key,
             algorithms=[JWT_ALGORITHM],
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            options={"require": ["exp", "iat", "iss", "aud", "sub", "sid"]},
+            issuer=issuer,
+            audience=audience,
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "sid"], "verify_exp": False},
         )
         return TokenClaims(
             uuid.UUID(claims["sub"]),
             uuid.UUID(claims["sid"]),
             datetime.fromtimestamp(claims["exp"], timezone.utc),
         )
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError):
         return None
 
 
