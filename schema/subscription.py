@@ -106,23 +106,20 @@ class Subscription:
         session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
         group = _group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
         async with ctx.event_hub.subscribe(org_id) as stream:
-            current, first = await _session_snapshot(info, group, org_id, session_filter, stream)
-            yield first
+            latest = await _session_snapshot(info, group, org_id, session_filter, stream)
+            yield latest
             async for event in _events(stream, ctx, org_id):
                 if event.topic != SESSIONS:
                     continue
                 model = session_of(event)
                 if not session_filter.admits(model):
                     continue
-                if model.status.value in ("ACTIVE", "TERMINATING"):
-                    current[model.id] = model
-                else:
-                    current.pop(model.id, None)
-                state = frozenset((s.id, s.status) for s in current.values())
-                yield await shared_results.get(
+                state, current = list_steps.after(latest, event, model)
+                latest = await shared_results.get(
                     (*group, event.seq, state),
                     lambda: expand(info, _session_list(current, _session_event(event, model))),
                 )
+                yield latest
 
     @strawberry.subscription(description="Every session change in the organization, one event each, in order.")
     async def session_events(
@@ -161,18 +158,49 @@ class Subscription:
 
 async def _session_snapshot(
     info: strawberry.Info, group: tuple, org_id: uuid.UUID, session_filter: live.SessionFilter, stream: EventStream
-) -> tuple[dict, SessionListUpdate]:
-    """(the subscriber's live list by session id, the first message). Subscribers of a group that
-    read the same event number and list get the same message, and their lists hold the same models:
-    an idle subscriber keeps one copy per group alive, not its own (graphql-core holds on to the
-    last message of every subscription)."""
+) -> SessionListUpdate:
+    """The first message. Subscribers of a group that read the same event number and list get the
+    same one: an idle subscriber keeps one copy per group alive, not its own (graphql-core holds on
+    to the last message of every subscription)."""
     seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
     stream.after(seq)
-    state = frozenset((s.id, s.status) for s in sessions)
-    first = await shared_results.get(
-        (*group, "snapshot", seq, state), lambda: expand(info, _session_list({s.id: s for s in sessions}, None))
+    return await shared_results.get(
+        (*group, "snapshot", seq, _list_state(sessions)),
+        lambda: expand(info, _session_list({s.id: s for s in sessions}, None)),
     )
-    return {s.model.id: s.model for s in first.sessions}, first
+
+
+def _list_state(sessions: Any) -> frozenset:
+    """What makes two live lists the same list: their sessions and statuses."""
+    return frozenset((s.id, s.status) for s in sessions)
+
+
+class ListSteps:
+    """What a live list becomes after an event: (its state, its sessions by id), worked out once
+    per message and event for all the subscribers holding that very message, not once each."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.steps: OrderedDict[tuple[int, int], tuple[SessionListUpdate, frozenset, dict]] = OrderedDict()
+
+    def after(self, latest: SessionListUpdate, event: OrganizationEvent, model: Any) -> tuple[frozenset, dict]:
+        key = (id(latest), event.seq)
+        kept = self.steps.get(key)
+        if kept is not None and kept[0] is latest:  # the entry holds `latest`: its id is not reused meanwhile
+            return kept[1], kept[2]
+        current = {s.model.id: s.model for s in latest.sessions}
+        if model.status.value in ("ACTIVE", "TERMINATING"):
+            current[model.id] = model
+        else:
+            current.pop(model.id, None)
+        state = _list_state(current.values())
+        self.steps[key] = (latest, state, current)
+        while len(self.steps) > self.size:
+            self.steps.popitem(last=False)
+        return state, current
+
+
+list_steps = ListSteps()
 
 
 def _session_list(current: dict, event: SessionEvent | None) -> SessionListUpdate:
