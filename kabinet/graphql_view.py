@@ -26,6 +26,7 @@ from kabinet.context import RequestContext, Viewer
 from kabinet.errors import shape_error
 from kabinet.response_cache import ResponseCache, plain_query
 from kabinet.settings import Settings
+from models.select import rows_remembered
 from schema.execution import SharedCompletion
 
 log = logging.getLogger("kabinet.graphql")
@@ -81,8 +82,10 @@ class KabinetGraphQL(GraphQL):
         if isinstance(request, WebSocket):
             return await self._run_websocket(request, context, root_value)
         if await _is_query(request):
-            async with db.one_connection():  # a query's statements share one pool connection
-                response = await self._answer(request, context, root_value)
+            # a query's statements share one pool connection, and it reads a row by id only once
+            async with db.one_connection():
+                with rows_remembered():
+                    response = await self._answer(request, context, root_value)
         else:
             response = await self._answer(request, context, root_value)
         # GraphQL over HTTP: a client accepting application/graphql-response+json gets that type,

@@ -13,7 +13,9 @@ models through the same builder a QuerySet uses. A condition with a lookup this 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from tortoise.expressions import Q
@@ -25,6 +27,51 @@ from tortoise.queryset import QuerySet
 M = TypeVar("M", bound=Model)
 
 _COMPARISONS = {operator.eq: "=", operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">="}
+
+
+# model -> (lists of rows read and not yet indexed, rows by primary key): indexed only once a lookup
+# by id asks for that model, so a list nobody looks into costs nothing
+_known_rows: ContextVar[dict[type, tuple[list[list[Any]], dict[Any, Any]]] | None] = ContextVar(
+    "kabinet_known_rows", default=None
+)
+
+
+@contextmanager
+def rows_remembered() -> Iterator[None]:
+    """Inside, rows read by this module are remembered by model and key, and `select_by_ids` reads
+    only those it has not seen: within one query a dashboard's sessions name the databases its
+    database list has just read. For reads only (a write between would make a remembered row stale)."""
+    token = _known_rows.set({})
+    try:
+        yield
+    finally:
+        _known_rows.reset(token)
+
+
+def _remember(models: list[Any]) -> list[Any]:
+    known = _known_rows.get()
+    if known is not None and models:
+        known.setdefault(type(models[0]), ([], {}))[0].append(models)
+    return models
+
+
+async def select_by_ids(model: type[M], ids: Iterable[Any]) -> dict[Any, M]:
+    """{primary key: row} of `model` for `ids` (None skipped), in one statement or none at all."""
+    wanted = {i for i in ids if i is not None}
+    found: dict[Any, M] = {}
+    known = _known_rows.get()
+    entry = known.get(model) if known is not None else None
+    if entry is not None:
+        pending, index = entry
+        for rows in pending:
+            index.update((row.pk, row) for row in rows)
+        pending.clear()
+        for pk in [pk for pk in wanted if pk in index]:
+            found[pk] = index[pk]
+            wanted.discard(pk)
+    if wanted:
+        found.update((row.pk, row) for row in await select(model, Q(id__in=list(wanted))))
+    return found
 
 
 class Unsupported(Exception):
@@ -130,12 +177,12 @@ async def _select(
             sql += f" ORDER BY {s.order(order_by)}"
     except Unsupported:
         queryset = _queryset(model, where).order_by(*_order_names(order_by))
-        return await (queryset if limit is None else queryset.limit(limit)), None
+        return _remember(await (queryset if limit is None else queryset.limit(limit))), None
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     rows = await s.rows(sql)
     # no row: nothing matches `where` at all (the total has no row to ride on)
-    return [model.from_row(row) for row in rows], (rows[0]["_total"] if rows else 0) if counted else None
+    return _remember([model.from_row(row) for row in rows]), (rows[0]["_total"] if rows else 0) if counted else None
 
 
 async def select_first_per_parent(
@@ -177,7 +224,7 @@ async def _select_first_per_parent(
         models.append(item)
         if counted:
             totals[getattr(item, parent_field)] = row["_total"]
-    return models, totals
+    return _remember(models), totals
 
 
 async def count(model: type[Model], where: Q | None) -> int:

@@ -7,13 +7,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from graphql import GraphQLError
-from tortoise.expressions import Q
 from tortoise.models import Model
 
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden
 from kabinet.permissions import Permission
-from models.select import select
+from models.select import select_by_ids
 from resolvers.ids import pk_of
 from resolvers.pagination import PageRequest
 
@@ -30,11 +29,9 @@ def wants_total(args: dict[str, Any]) -> bool:
 
 
 async def by_ids(model: type[M], ids: Iterable[Any]) -> dict[Any, M]:
-    """Rows of `model` by primary key, in one query (none for no ids)."""
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {row.pk: row for row in await select(model, Q(id__in=list(wanted)))}
+    """Rows of `model` by primary key, in one query (none when there are no ids, or the request
+    has read them all already)."""
+    return await select_by_ids(model, ids)
 
 
 async def related_one(model: type[M], parents: Sequence[Any], attribute: str) -> list[M | None]:

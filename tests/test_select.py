@@ -90,3 +90,24 @@ async def test_what_it_does_not_compile_a_queryset_renders(app) -> None:
     assert totals == await count_per_parent(Session, "organization_id", where)
     counted_rows, total = await select_counted(Session, starts, [("id", False)], 1)
     assert total == await Session.filter(starts).count() and len(counted_rows) == min(1, total)
+
+
+async def test_rows_read_in_a_block_are_not_read_again_by_id(app) -> None:
+    from kabinet.db import count_sql
+    from models.cloud import Database
+    from models.select import rows_remembered, select_by_ids
+
+    databases = await select(Database, None, [("name", False), ("id", False)], limit=3)
+    ids = [d.id for d in databases]
+    with count_sql() as outside:
+        assert set(await select_by_ids(Database, ids)) == set(ids)
+    with rows_remembered():
+        await select(Database, Q(id__in=ids[:2]))
+        with count_sql() as inside:
+            rows = await select_by_ids(Database, [*ids, None])
+        assert set(rows) == set(ids) and all(rows[i].id == i for i in ids)
+        with count_sql() as again:
+            await select_by_ids(Database, ids)
+    assert len(outside.statements) == 1
+    assert len(inside.statements) == 1 and "IN" in inside.statements[0]  # only the one not yet read
+    assert again.statements == []
