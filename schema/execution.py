@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 from graphql import (
+    ExecutionResult,
+    OperationType,
     GraphQLEnumType,
     GraphQLError,
     GraphQLID,
@@ -190,10 +192,35 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     # ------------------------------------------------------------ planning
 
-    def _selection_key(self, otype: GraphQLObjectType, field_details_list: Any) -> tuple:
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """A subscription event whose payload a group shares: the first member's execution answers
+        the others too (same operation, same variables), when its root fields were completed as
+        shared completions, i.e. read nothing of the subscriber."""
+        shared = getattr(self.root_value, "__dict__", {}).get(_COMPLETIONS)
+        if shared is None or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return super().execute_operation(serially)
+        key = ("operation", id(self.operation), self._variables())
+        kept = shared.get(key)
+        if kept is not None and kept[0] is self.operation:  # the entry holds the node: its id is its own
+            self.run_async_work_finished_hook()
+            return ExecutionResult(kept[1], None)
+        result = super().execute_operation(serially)
+        if (
+            isinstance(result, ExecutionResult)
+            and not result.errors
+            and result.data
+            and all(isinstance(value, SharedCompletion) for value in result.data.values())
+        ):
+            shared[key] = (self.operation, result.data)
+        return result
+
+    def _variables(self) -> bytes:
         if self._variables_key is None:
             self._variables_key = orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
-        return (otype, tuple(id(d.node) for d in field_details_list), self._variables_key)
+        return self._variables_key
+
+    def _selection_key(self, otype: GraphQLObjectType, field_details_list: Any) -> tuple:
+        return (otype, tuple(id(d.node) for d in field_details_list), self._variables())
 
     def _object_plan(self, otype: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         local_key = (otype, id(field_details_list))

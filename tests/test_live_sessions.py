@@ -487,8 +487,10 @@ async def test_a_revoked_access_event_ends_that_members_subscription(gql, app, l
 
 async def test_a_group_of_identical_subscribers_is_sent_one_encoding_of_each_change(gql, live_server, monkeypatch):
     """Five owners' sockets with the same query (both sub-protocols): the first list and the change
-    are completed and encoded to JSON once for the group, and every socket gets exactly what it
-    would have alone."""
+    are executed, completed and encoded to JSON once for the group, and every socket gets exactly
+    what it would have alone."""
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
     from schema.execution import SharedCompletion
 
     encodings = []
@@ -500,6 +502,15 @@ async def test_a_group_of_identical_subscribers_is_sent_one_encoding_of_each_cha
         return original(self)
 
     monkeypatch.setattr(SharedCompletion, "json", counted)
+    executed = []
+    original_execute = StrawberryGraphQLCoreExecutionContext.execute_operation
+
+    def counted_execution(self, *args, **kwargs):
+        if getattr(self.root_value, "__dict__", None) is not None:  # an event of a subscription
+            executed.append(1)
+        return original_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counted_execution)
     org, users = await factories.create_team(Role.ADMIN)
     database = await factories.create_database(org)
     session = await factories.create_session(database, user_name="Бухгалтер")
@@ -513,11 +524,13 @@ async def test_a_group_of_identical_subscribers_is_sent_one_encoding_of_each_cha
         assert all(f == firsts[0] for f in firsts) and firsts[0]["sessions"]
         assert len(encodings) == 1, "subscribers at the same event number share their first message too"
         encodings.clear()
+        executed.clear()
         await terminate(gql, users[Role.ADMIN].email, session)
         updates = [(await sock.next_data())["data"]["sessions"] for sock in socks]
         assert all(u == updates[0] for u in updates)
         assert updates[0]["event"]["session"] == {"id": gid("Session", session.id), "status": "TERMINATING", "userName": "Бухгалтер"}
         assert len(encodings) == 1
+        assert len(executed) == 1, "the group's first member executes the event; the others get its result"
     finally:
         for sock in socks:
             await sock.close()
