@@ -42,3 +42,25 @@ async def test_many_queries_and_mutations_at_once_all_finish(gql) -> None:
     bodies = await asyncio.wait_for(asyncio.gather(*work), timeout=60)
     assert all("errors" not in b for b in bodies[:12])
     assert all(b["data"]["logout"] is not None for b in bodies[12:])
+
+
+async def test_a_query_cancelled_midway_gives_its_connection_back(gql) -> None:
+    """A client that goes away mid-query (the request task is cancelled) leaves no connection
+    taken: the pool ends up as idle as it was."""
+    client = connections.get("default")
+    if not isinstance(client, KabinetAsyncpgClient):
+        pytest.skip("SQLite has one connection; there is no pool")
+    await gql.token_for(OWNER)
+    await gql.execute(DASHBOARD, as_user=OWNER)
+    idle_before = client._pool.get_idle_size()
+    for delay in (0, 0.002, 0.005, 0.01, 0.02):
+        task = asyncio.create_task(gql.execute(DASHBOARD, as_user=OWNER))
+        await asyncio.sleep(delay)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    for _ in range(100):
+        if client._pool.get_idle_size() >= idle_before:
+            break
+        await asyncio.sleep(0.05)
+    assert client._pool.get_idle_size() >= idle_before
+    assert "errors" not in await gql.execute(DASHBOARD, as_user=OWNER)
