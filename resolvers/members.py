@@ -242,9 +242,10 @@ async def _account_for_invitee(
     user_phone = invite.phone
     if user_phone is None and phone:
         user_phone = validation.phone(phone, ["input", "phone"])
+    if user_phone is not None:
         holder = await User.get_or_none(phone=user_phone)
         if holder is not None and (unconfirmed is None or holder.id != unconfirmed.id):
-            if holder.is_active:
+            if holder.is_active:  # only a phone the invitee gave: an invited phone's account joins instead
                 raise _refuse(ErrorCode.CONFLICT, "This phone already belongs to another account.", ["input", "phone"])
             await release_pending_sign_ups(phone=user_phone)  # an unconfirmed sign-up holds no phone back
     fields = {
@@ -274,14 +275,16 @@ def _pending_invites(org_id: uuid.UUID, address: Address):
 
 async def _user_at(address: Address, conflict_field: list[str] | None) -> User | None:
     """The account the address belongs to. An e-mail and a phone of two different accounts are
-    refused (INVALID on `conflict_field`); when accepting, the e-mail's account wins."""
+    refused (INVALID on `conflict_field`); when accepting, a confirmed account wins over an
+    unconfirmed sign-up, and then the e-mail's account over the phone's."""
     by_email = await User.get_or_none(email=address.email) if address.email else None
     by_phone = await User.get_or_none(phone=address.phone) if address.phone else None
     if by_email and by_phone and by_email.id != by_phone.id and conflict_field is not None:
         raise validation.invalid(
             conflict_field, "This e-mail and this phone belong to two different accounts: invite by one of them."
         )
-    return by_email or by_phone
+    confirmed = [user for user in (by_email, by_phone) if user is not None and user.is_active]
+    return confirmed[0] if confirmed else by_email or by_phone
 
 
 async def _databases_of(org_id: uuid.UUID, global_ids: Sequence[str], field: list[str]) -> list[Database]:

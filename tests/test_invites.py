@@ -467,3 +467,31 @@ async def test_an_unfinished_sign_up_at_the_address_is_taken_over_by_the_invitee
     user = await User.get(id=squatter.id)
     assert user.is_active and user.email_verified
     await gql.token_for_password(squatter.email, "the-real-password")
+
+
+async def test_an_invited_phone_held_by_an_unconfirmed_sign_up_goes_to_the_invitee(gql):
+    """Between the invite and its acceptance two sign-ups were started and never confirmed, one
+    with the invited e-mail, one with the invited phone: the link proves both, the invitee gets both."""
+    organization, team = await factories.create_team()
+    email, phone = factories.unique_email(), factories.unique_phone()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=email, phone=phone)
+    by_email = await factories.create_user(email)
+    by_phone = await factories.create_user(phone=phone)
+    await User.filter(id__in=[by_email.id, by_phone.id]).update(is_active=False)
+    payload = await accept(gql, token, fullName="Пётр", password="a-good-password")
+    assert payload["userErrors"] == [] and payload["user"] == {"email": email, "fullName": "Пётр", "phone": phone}
+    assert not await User.exists(id=by_phone.id)
+
+
+async def test_an_invited_phone_whose_account_was_confirmed_meanwhile_joins_that_account(gql):
+    """The invited e-mail has only an unconfirmed sign-up, the invited phone a confirmed account:
+    the confirmed account joins (it was not refused with a server error)."""
+    organization, team = await factories.create_team()
+    email, phone = factories.unique_email(), factories.unique_phone()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=email, phone=phone)
+    pending = await factories.create_user(email)
+    await User.filter(id=pending.id).update(is_active=False)
+    owner_of_phone = await factories.create_user(phone=phone)
+    payload = await accept(gql, token, fullName="Пётр", password="a-good-password")
+    assert payload["userErrors"] == [] and payload["user"]["email"] == owner_of_phone.email
+    assert await Membership.exists(organization_id=organization.id, user_id=owner_of_phone.id)
