@@ -18,12 +18,25 @@ from resolvers import cloud as cloud_resolvers
 from resolvers.billing import BalanceView
 from schema.batching import batched, loaded
 from schema.cloud import Database
+from schema.enums import described_enum
 from resolvers.ids import to_global_id
 from schema.relay import Node
 
-strawberry.enum(TransactionKind, description="Why the deposit changed: top-up, charge, refund or adjustment.")
-strawberry.enum(ChargeKind, description="What a charge is for: cloud rental or support services.")
-strawberry.enum(DocumentKind, description="Invoice, act of services rendered, or contract.")
+described_enum(TransactionKind, "Why the deposit changed: top-up, charge, refund or adjustment.", {
+    "TOP_UP": "Money paid in (a bank transfer or a card payment).",
+    "CHARGE": "Money taken for a service: cloud rental, support, a prepaid package.",
+    "REFUND": "Money given back.",
+    "ADJUSTMENT": "A correction made by the provider.",
+})
+described_enum(ChargeKind, "What a charge is for: cloud rental or support services.", {
+    "CLOUD_RENTAL": "Rent of the cloud: workplaces and databases for the period.",
+    "SUPPORT_SERVICE": "Support: consultations, updates by the provider, other services.",
+})
+described_enum(DocumentKind, "Invoice, act of services rendered, or contract.", {
+    "INVOICE": "An invoice to pay («счёт»).",
+    "ACT": "An act of services rendered («акт»), issued for a month after it ends.",
+    "CONTRACT": "A signed contract.",
+})
 
 
 @strawberry.type(description="A prepaid service package and how much of it is left.")

@@ -13,14 +13,25 @@ from resolvers import cloud as resolvers
 from resolvers import updates as update_resolvers
 from resolvers.cloud import SubscriptionView
 from schema.batching import batched, expand, loaded
+from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import User
 from resolvers.ids import to_global_id
-from schema.relay import Connection, Node, connection_of
+from schema.relay import After, Connection, First, Node, connection_of
 from schema.updates import UpdateRun, UpdateSchedule
 
-strawberry.enum(SessionStatus, description="ACTIVE, TERMINATING (asked to end), ENDED (logged off) or TERMINATED.")
-strawberry.enum(ClientKind, description="How the user is connected: RDP, thin client, web client or mobile.")
+described_enum(SessionStatus, "ACTIVE, TERMINATING (asked to end), ENDED (logged off) or TERMINATED.", {
+    "ACTIVE": "The user is working in the database.",
+    "TERMINATING": "Someone asked to end it; the cluster will end it in a moment.",
+    "ENDED": "The user logged off.",
+    "TERMINATED": "Ended by the cluster on request.",
+})
+described_enum(ClientKind, "How the user is connected: RDP, thin client, web client or mobile.", {
+    "RDP": "Through a remote desktop (RemoteApp).",
+    "THIN_CLIENT": "Through the 1C thin client.",
+    "WEB_CLIENT": "Through a web browser.",
+    "MOBILE": "Through the 1C mobile client.",
+})
 
 
 @strawberry.type(description="The temporary extension of a cloud subscription (+2 sessions, +8 databases for 7 days).")
@@ -110,23 +121,34 @@ class Database(Node):
 
     @strawberry.field(description="Update runs of the database, newest first.")
     @batched(update_resolvers.runs_of, to=connection_of(UpdateRun.from_model))
-    def update_runs(self, info: strawberry.Info, first: int | None = None, after: str | None = None) -> Connection[UpdateRun]:
+    def update_runs(self, info: strawberry.Info, first: First = None, after: After = None) -> Connection[UpdateRun]:
         return loaded(self, info)
 
     @strawberry.field(description="Sessions in this database, newest first. For a USER: only their own.")
     @batched(resolvers.sessions_of_databases, to=connection_of(Session.from_model))
     def sessions(
-        self, info: strawberry.Info, status: SessionStatus | None = None, first: int | None = None, after: str | None = None
+        self,
+        info: strawberry.Info,
+        status: Annotated[SessionStatus | None, strawberry.argument(description="Only sessions in this status.")] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[Session]:
         return loaded(self, info)
 
 
-@strawberry.enum(description="What happened to a session.")
 class SessionEventKind(str, Enum):
-    STARTED = strawberry.enum_value("STARTED", description="The session began.")
-    TERMINATING = strawberry.enum_value("TERMINATING", description="Someone asked to end it.")
-    ENDED = strawberry.enum_value("ENDED", description="The user logged off.")
-    TERMINATED = strawberry.enum_value("TERMINATED", description="The cluster ended it on request.")
+    STARTED = "STARTED"
+    TERMINATING = "TERMINATING"
+    ENDED = "ENDED"
+    TERMINATED = "TERMINATED"
+
+
+described_enum(SessionEventKind, "What happened to a session.", {
+    "STARTED": "The session began.",
+    "TERMINATING": "Someone asked to end it.",
+    "ENDED": "The user logged off.",
+    "TERMINATED": "The cluster ended it on request.",
+})
 
 
 @strawberry.type(description="One change of a session.")

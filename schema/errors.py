@@ -10,8 +10,18 @@ import strawberry
 from tortoise.transactions import in_transaction
 
 from kabinet.errors import ErrorCode, UserFacingError
+from schema.enums import described_enum
 
-strawberry.enum(ErrorCode, description="Why a mutation refused: see `UserError`.")
+described_enum(ErrorCode, "Why a mutation refused: see `UserError`.", {
+    "INVALID": "A value is malformed or breaks a rule; `field` names it. Correct it and retry.",
+    "NOT_FOUND": "No such object, or not one the caller may see.",
+    "FORBIDDEN": "The caller's role in the organization does not allow this.",
+    "CONFLICT": "The state does not allow it now (already a member, already used, taken by another account).",
+    "LIMIT_EXCEEDED": "A limit of the tariff or the deposit would be exceeded.",
+    "EXPIRED": "A link, code or token is too old: ask for a new one.",
+    "RATE_LIMITED": "Too many attempts: wait and try later.",
+    "UNAUTHENTICATED": "The credentials or the token are not valid: sign in again.",
+})
 
 P = TypeVar("P")
 

@@ -89,16 +89,23 @@ def auth_payload(signed_in: SignedIn) -> AuthPayload:
 class IdentityMutations:
     @strawberry.mutation(description="Sign in with an e-mail or phone and a password. Five wrong passwords lock the login for 10 minutes.")
     @transactional(AuthPayload)
-    async def login(self, info: strawberry.Info, input: LoginInput) -> AuthPayload:
+    async def login(
+        self, info: strawberry.Info, input: Annotated[LoginInput, strawberry.argument(description="The e-mail or phone, and the password.")]
+    ) -> AuthPayload:
         return auth_payload(await identity_resolvers.login(info.context, input.login, input.password))
 
     @strawberry.mutation(description="Exchange a refresh token for new tokens. Each refresh token works once; reuse revokes the login.")
     @transactional(AuthPayload)
-    async def refresh_token(self, info: strawberry.Info, refresh_token: str) -> AuthPayload:
+    async def refresh_token(
+        self, info: strawberry.Info,
+        refresh_token: Annotated[str, strawberry.argument(description="The refresh token from signing in or from the last refresh.")],
+    ) -> AuthPayload:
         return auth_payload(await identity_resolvers.refresh(info.context, refresh_token))
 
     @strawberry.mutation(description="Sign out: revokes the login the refresh token belongs to.")
     @transactional(LogoutPayload)
-    async def logout(self, info: strawberry.Info, refresh_token: str) -> LogoutPayload:
+    async def logout(
+        self, info: strawberry.Info, refresh_token: Annotated[str, strawberry.argument(description="A refresh token of the login to end.")]
+    ) -> LogoutPayload:
         await identity_resolvers.logout(info.context, refresh_token)
         return LogoutPayload(ok=True)

@@ -27,16 +27,35 @@ from resolvers import products as product_resolvers
 from schema.batching import batched, expand, loaded
 from schema.billing import Balance, BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session
+from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.products import Contract, Product
 from resolvers.ids import to_global_id
-from schema.relay import Connection, Node, connection_of, list_of
+from schema.relay import After, Connection, First, Node, connection_of, list_of
 
-strawberry.enum(Role, description="A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.")
-strawberry.enum(OrganizationKind, description="Legal entity (10-digit INN), sole proprietor or individual (12 digits).")
-strawberry.enum(ModerationStatus, description="A newly added organization is PENDING until the provider moderates it.")
-strawberry.enum(InviteStatus, description="PENDING until accepted, revoked or expired (7 days).")
+described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {
+    "OWNER": "Everything, extending the cloud subscription and handing over ownership included; one per organization.",
+    "ADMIN": "Members, invitations, databases, sessions, update schedules, finances and the audit log.",
+    "ACCOUNTANT": "Finances and documents (balance, charges, invoices, acts) and the member list; no databases or sessions.",
+    "USER": "The cloud databases granted to them and their own sessions; no finances, no members.",
+})
+described_enum(OrganizationKind, "Legal entity (10-digit INN), sole proprietor or individual (12 digits).", {
+    "LEGAL_ENTITY": "A company (ООО, АО…): a 10-digit INN.",
+    "SOLE_PROPRIETOR": "A sole proprietor (ИП): a 12-digit INN.",
+    "INDIVIDUAL": "A private person: a 12-digit INN.",
+})
+described_enum(ModerationStatus, "A newly added organization is PENDING until the provider moderates it.", {
+    "PENDING": "Waiting for the provider's check.",
+    "APPROVED": "Checked: the organization is served.",
+    "REJECTED": "Refused by the provider; the note says why.",
+})
+described_enum(InviteStatus, "PENDING until accepted, revoked or expired (7 days).", {
+    "PENDING": "Sent; the link works.",
+    "ACCEPTED": "The invitee joined.",
+    "REVOKED": "Withdrawn by an owner or an administrator, or replaced by a newer invitation.",
+    "EXPIRED": "Not accepted within 7 days.",
+})
 
 
 @strawberry.type(description="An invitation to join an organization with a role.")
@@ -132,8 +151,8 @@ class Organization(Node):
     @strawberry.field(description="Products the organization uses, by name.")
     @batched(product_resolvers.products_of, to=connection_of(Product.from_model))
     def products(
-        self, info: strawberry.Info, category: ProductCategory | None = None, first: int | None = None,
-        after: str | None = None,
+        self, info: strawberry.Info, category: Annotated[ProductCategory | None, strawberry.argument(description="Only products of this category.")] = None, first: First = None,
+        after: After = None,
     ) -> Connection[Product]:
         return loaded(self, info)
 
@@ -144,14 +163,14 @@ class Organization(Node):
 
     @strawberry.field(description="People in the organization and their roles. Not for USER (FORBIDDEN).")
     @batched(resolvers.members_of, to=connection_of(lambda m: Membership.from_model(m)))
-    def members(self, info: strawberry.Info, first: int | None = None, after: str | None = None) -> Connection[Membership] | None:
+    def members(self, info: strawberry.Info, first: First = None, after: After = None) -> Connection[Membership] | None:
         return loaded(self, info)
 
     @strawberry.field(description="Invitations, newest first. Not for USER (FORBIDDEN).")
     @batched(resolvers.invites_of, to=connection_of(Invite.from_model))
     def invites(
-        self, info: strawberry.Info, status: InviteStatus | None = None, first: int | None = None,
-        after: str | None = None,
+        self, info: strawberry.Info, status: Annotated[InviteStatus | None, strawberry.argument(description="Only invitations in this status.")] = None, first: First = None,
+        after: After = None,
     ) -> Connection[Invite] | None:
         return loaded(self, info)
 
@@ -168,7 +187,7 @@ class Organization(Node):
         )] = None,
         from_: Annotated[dt.date | None, strawberry.argument(name="from", description="First UTC day, inclusive.")] = None,
         to: Annotated[dt.date | None, strawberry.argument(description="Last UTC day, inclusive.")] = None,
-        first: int | None = None, after: str | None = None,
+        first: First = None, after: After = None,
     ) -> Connection[AuditEntry] | None:
         return loaded(self, info)
 
@@ -186,15 +205,17 @@ class Organization(Node):
         self, info: strawberry.Info,
         from_: Annotated[dt.date | None, strawberry.argument(name="from", description="First day, inclusive.")] = None,
         to: Annotated[dt.date | None, strawberry.argument(description="Last day, inclusive.")] = None,
-        first: int | None = None, after: str | None = None,
+        first: First = None, after: After = None,
     ) -> Connection[BalanceTransaction] | None:
         return loaded(self, info)
 
     @strawberry.field(description="Charges, newest month first. period is a month, YYYY-MM. Not for USER (FORBIDDEN).")
     @batched(billing_resolvers.charges_of, to=connection_of(Charge.from_model))
     def charges(
-        self, info: strawberry.Info, period: str | None = None, kind: ChargeKind | None = None,
-        first: int | None = None, after: str | None = None,
+        self, info: strawberry.Info,
+        period: Annotated[str | None, strawberry.argument(description="Only charges of this month: YYYY-MM.")] = None,
+        kind: Annotated[ChargeKind | None, strawberry.argument(description="Only charges of this kind.")] = None,
+        first: First = None, after: After = None,
     ) -> Connection[Charge] | None:
         return loaded(self, info)
 
@@ -204,10 +225,10 @@ class Organization(Node):
     )
     @batched(billing_resolvers.documents_of, to=connection_of(Document.from_model))
     def documents(
-        self, info: strawberry.Info, kind: DocumentKind | None = None,
+        self, info: strawberry.Info, kind: Annotated[DocumentKind | None, strawberry.argument(description="Only documents of this kind.")] = None,
         from_: Annotated[dt.date | None, strawberry.argument(name="from", description="First day, inclusive.")] = None,
         to: Annotated[dt.date | None, strawberry.argument(description="Last day, inclusive.")] = None,
-        first: int | None = None, after: str | None = None,
+        first: First = None, after: After = None,
     ) -> Connection[Document] | None:
         return loaded(self, info)
 
@@ -218,14 +239,16 @@ class Organization(Node):
 
     @strawberry.field(description="For a USER: only the databases granted to them. Not for ACCOUNTANT (FORBIDDEN).")
     @batched(cloud_resolvers.databases_of, to=connection_of(Database.from_model))
-    def databases(self, info: strawberry.Info, first: int | None = None, after: str | None = None) -> Connection[Database] | None:
+    def databases(self, info: strawberry.Info, first: First = None, after: After = None) -> Connection[Database] | None:
         return loaded(self, info)
 
     @strawberry.field(description="For a USER: only their own sessions. Newest first. Not for ACCOUNTANT (FORBIDDEN).")
     @batched(cloud_resolvers.sessions_of_organizations, to=connection_of(Session.from_model))
     def sessions(
-        self, info: strawberry.Info, database_id: strawberry.ID | None = None, status: SessionStatus | None = None,
-        first: int | None = None, after: str | None = None,
+        self, info: strawberry.Info,
+        database_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only sessions in this database.")] = None,
+        status: Annotated[SessionStatus | None, strawberry.argument(description="Only sessions in this status.")] = None,
+        first: First = None, after: After = None,
     ) -> Connection[Session] | None:
         return loaded(self, info)
 
@@ -365,7 +388,9 @@ class OrganizationMutations:
         "a pending invite to the same address is replaced."
     )
     @transactional(InviteMemberPayload)
-    async def invite_member(self, info: strawberry.Info, input: InviteMemberInput) -> InviteMemberPayload:
+    async def invite_member(
+        self, info: strawberry.Info, input: Annotated[InviteMemberInput, strawberry.argument(description="Who is invited (an e-mail and/or a phone), with which role and databases.")]
+    ) -> InviteMemberPayload:
         invite = await member_resolvers.invite_member(
             info.context, input.organization_id, input.email, input.phone, input.role, input.database_ids
         )
@@ -388,7 +413,9 @@ class OrganizationMutations:
         "A new address sets full name and password; an existing user is just added."
     )
     @transactional(AuthPayload)
-    async def accept_invite(self, info: strawberry.Info, input: AcceptInviteInput) -> AuthPayload:
+    async def accept_invite(
+        self, info: strawberry.Info, input: Annotated[AcceptInviteInput, strawberry.argument(description="The link's token; a new person's name, password and phone.")]
+    ) -> AuthPayload:
         signed_in = await member_resolvers.accept_invite(
             info.context, input.token, input.full_name, input.password, input.phone
         )

@@ -13,14 +13,27 @@ from models.products import ContractKind, Product as ProductModel, ProductCatego
 from resolvers import organizations as org_resolvers
 from resolvers import products as resolvers
 from schema.batching import batched, loaded
+from schema.enums import described_enum
 from resolvers.ids import to_global_id
 from schema.relay import Node
 
 if TYPE_CHECKING:
     from schema.organizations import Organization
 
-strawberry.enum(ProductCategory, description="What kind of product: local 1C, cloud rental, partner product, service, license or module.")
-strawberry.enum(ContractKind, description="ITS (support of 1C), PTS, cloud rental or service contract.")
+described_enum(ProductCategory, "What kind of product: local 1C, cloud rental, partner product, service, license or module.", {
+    "LOCAL_1C": "A 1C program installed at the customer's.",
+    "CLOUD_RENTAL": "1C in the provider's cloud.",
+    "PARTNER_PRODUCT": "A product of a 1C partner.",
+    "SERVICE": "A service (1C:ИТС services, reporting, EDI…).",
+    "LICENSE": "A license (client or server).",
+    "MODULE": "An extension or module of a configuration.",
+})
+described_enum(ContractKind, "ITS (support of 1C), PTS, cloud rental or service contract.", {
+    "ITS": "1C:ИТС: information and technology support of 1C programs, with updates.",
+    "PTS": "A prepaid support package («пакет технической поддержки»).",
+    "CLOUD_RENTAL": "Rent of the cloud.",
+    "SERVICE": "Another service contract.",
+})
 
 
 @strawberry.enum(description="Where a contract stands today.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -18,7 +18,7 @@ from schema.identity import User
 from schema.organizations import AuditEntry, Invite, Membership, Organization
 from schema.products import Contract, Product
 from schema.registration import JoinRequest, RegistrationQueries
-from schema.relay import Connection, Node, connection_of
+from schema.relay import After, Connection, First, Node, connection_of
 from schema.updates import Release, UpdateRun
 
 NODE_TYPES: dict[str, Callable[[Any], Node]] = {
@@ -44,7 +44,7 @@ NODE_TYPES: dict[str, Callable[[Any], Node]] = {
 @strawberry.type(description="Everything a cabinet user can read.")
 class Query(RegistrationQueries):
     @strawberry.field(description="Any object by its global id; null when it does not exist or is not yours to see.")
-    async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
+    async def node(self, info: strawberry.Info, id: Annotated[strawberry.ID, strawberry.argument(description="The global id of any object.")]) -> Node | None:
         ctx = info.context
         ctx.require_viewer()
         decoded = from_global_id(id)
@@ -62,14 +62,14 @@ class Query(RegistrationQueries):
 
     @strawberry.field(description="Organizations the signed-in user belongs to, by name.")
     async def organizations(
-        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+        self, info: strawberry.Info, first: First = None, after: After = None
     ) -> Connection[Organization]:
         args = {"first": first, "after": after, **selected(info)}
         page = await resolvers.organizations_of_viewer(info.context, args)
         return await expand(info, connection_of(Organization.from_model)(page))
 
     @strawberry.field(description="One organization of the signed-in user; null for any other id.")
-    async def organization(self, info: strawberry.Info, id: strawberry.ID) -> Organization | None:
+    async def organization(self, info: strawberry.Info, id: Annotated[strawberry.ID, strawberry.argument(description="The organization's global id.")]) -> Organization | None:
         row = await resolvers.organization_by_id(info.context, pk_of(id, "Organization"))
         return await expand(info, Organization.from_model(row)) if row else None
 

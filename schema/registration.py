@@ -15,14 +15,22 @@ from models.organizations import OrganizationKind, Role
 from resolvers import registration as resolvers
 from resolvers.registration import CodeSent, ConfirmationChannel
 from schema.batching import batched, expand, loaded, selected
+from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.organizations import Membership, Organization
 from resolvers.ids import to_global_id
-from schema.relay import Connection, Node, connection_of
+from schema.relay import Connection, First, Node, connection_of
 
-strawberry.enum(ConfirmationChannel, description="Where a sign-up's confirmation code is sent: SMS to the phone, or the e-mail.")
-strawberry.enum(JoinRequestStatus, description="PENDING until the organization's owner or an administrator decides.")
+described_enum(ConfirmationChannel, "Where a sign-up's confirmation code is sent: SMS to the phone, or the e-mail.", {
+    "SMS": "A text message to the phone.",
+    "EMAIL": "A letter to the e-mail address.",
+})
+described_enum(JoinRequestStatus, "PENDING until the organization's owner or an administrator decides.", {
+    "PENDING": "Waiting for the owner's or an administrator's decision.",
+    "APPROVED": "Accepted: the requester is a member.",
+    "REJECTED": "Declined.",
+})
 
 
 # ---------------------------------------------------------------- types
@@ -184,7 +192,10 @@ class RegistrationMutations:
         "the 6-digit code sent by SMS (or e-mail). An e-mail or phone of an existing account is CONFLICT."
     )
     @transactional(RegistrationPayload)
-    async def register(self, info: strawberry.Info, input: RegisterInput) -> RegistrationPayload:
+    async def register(
+        self, info: strawberry.Info,
+        input: Annotated[RegisterInput, strawberry.argument(description="The new user's name, phone, e-mail, password and where the code goes.")],
+    ) -> RegistrationPayload:
         sent = await resolvers.register(
             info.context, input.full_name, input.phone, input.email, input.password, input.confirm_by
         )
@@ -264,7 +275,10 @@ class RegistrationMutations:
         "cabinet: its owner and administrators are asked to let you in (a join request)."
     )
     @transactional(AddOrganizationPayload)
-    async def add_organization(self, info: strawberry.Info, input: AddOrganizationInput) -> AddOrganizationPayload:
+    async def add_organization(
+        self, info: strawberry.Info,
+        input: Annotated[AddOrganizationInput, strawberry.argument(description="The organization's INN, kind and name, and the caller's position in it.")],
+    ) -> AddOrganizationPayload:
         added = await resolvers.add_organization(info.context, input.inn, input.kind, input.name, input.position)
         return await expand(info, AddOrganizationPayload(
             organization=Organization.from_model(added.organization) if added.organization else None,
@@ -327,7 +341,7 @@ class RegistrationQueries:
         status: Annotated[
             JoinRequestStatus | None, strawberry.argument(description="Only these; PENDING unless given (null: all).")
         ] = JoinRequestStatus.PENDING,
-        first: Annotated[int | None, strawberry.argument(description="Page size, at most 100.")] = None,
+        first: First = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
     ) -> Connection[JoinRequest] | None:
         args = {"status": status.value if status else None, "first": first, "after": after, **selected(info)}
@@ -337,7 +351,7 @@ class RegistrationQueries:
     @strawberry.field(description="Your own requests to join organizations, newest first.")
     async def my_join_requests(
         self, info: strawberry.Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, at most 100.")] = None,
+        first: First = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
     ) -> Connection[JoinRequest]:
         args = {"first": first, "after": after, **selected(info)}
@@ -350,7 +364,7 @@ class RegistrationQueries:
         status: Annotated[
             ModerationStatus | None, strawberry.argument(description="Only these; PENDING unless given (null: all).")
         ] = ModerationStatus.PENDING,
-        first: Annotated[int | None, strawberry.argument(description="Page size, at most 100.")] = None,
+        first: First = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
     ) -> Connection[ModeratedOrganization]:
         args = {"first": first, "after": after, **selected(info)}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
 from resolvers.pagination import Page
 
 T = TypeVar("T")
+# the arguments of every connection field
+First = Annotated[int | None, strawberry.argument(description="Page size: at most 100 items; 100 when omitted.")]
+After = Annotated[str | None, strawberry.argument(description="An item's `cursor` (or `pageInfo.endCursor`): the page starts after it.")]
 
 
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -84,6 +84,10 @@ class SharedResults:
 shared_results = SharedResults()
 
 
+OrganizationToWatch = Annotated[strawberry.ID, strawberry.argument(description="The organization to watch.")]
+OnlyDatabase = Annotated[strawberry.ID | None, strawberry.argument(description="Only what happens in this database.")]
+
+
 def _group(info: strawberry.Info, organization_id: uuid.UUID, *scope: Hashable) -> tuple:
     """What makes two subscribers' results interchangeable: the same query (document node), the
     same organization, role and scope."""
@@ -99,7 +103,7 @@ class Subscription:
         "after it arrives."
     )
     async def sessions(
-        self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
+        self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[SessionListUpdate, None]:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
@@ -123,7 +127,7 @@ class Subscription:
 
     @strawberry.subscription(description="Every session change in the organization, one event each, in order.")
     async def session_events(
-        self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
+        self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[SessionEvent, None]:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
@@ -139,7 +143,7 @@ class Subscription:
 
     @strawberry.subscription(description="Every change of an update run in the organization: status and progress.")
     async def update_runs(
-        self, info: strawberry.Info, organization_id: strawberry.ID, database_id: strawberry.ID | None = None
+        self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[UpdateRun, None]:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)

@@ -12,6 +12,7 @@ from resolvers import cloud as cloud_resolvers
 from resolvers import updates as resolvers
 from resolvers.updates import ScheduleView
 from schema.batching import batched, expand, loaded
+from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from resolvers.ids import to_global_id
 from schema.relay import Node
@@ -19,11 +20,24 @@ from schema.relay import Node
 if TYPE_CHECKING:
     from schema.cloud import Database
 
-strawberry.enum(UpdateMode, description="How a database gets updated: never, once, monthly, or on each new release.")
-strawberry.enum(
+described_enum(UpdateMode, "How a database gets updated: never, once, monthly, or on each new release.", {
+    "DISABLED": "Never updated automatically.",
+    "ONCE": "Once, at `runAt`.",
+    "MONTHLY": "Every month on `dayOfMonth` at `timeOfDay` in `timezone`.",
+    "ON_RELEASE": "After each new release of its configuration, once the release's quarantine is over.",
+})
+described_enum(
     UpdateRunStatus,
-    description="QUARANTINE (24 h after a release), SCHEDULED, RUNNING, then SUCCEEDED or FAILED; "
-    "or CANCELLED / SKIPPED.",
+    "QUARANTINE (24 h after a release), SCHEDULED, RUNNING, then SUCCEEDED or FAILED; or CANCELLED / SKIPPED.",
+    {
+        "QUARANTINE": "Planned after a new release, held for its first 24 hours in case it is withdrawn.",
+        "SCHEDULED": "Planned for `scheduledFor`.",
+        "RUNNING": "Being updated now; `progress` moves.",
+        "SUCCEEDED": "Updated to the target version.",
+        "FAILED": "Not updated; `message` says why.",
+        "CANCELLED": "Called off before it started: the schedule changed, a newer release replaced it, or the release was recalled.",
+        "SKIPPED": "Skipped at a member's request (skipUpdateRun).",
+    },
 )
 
 

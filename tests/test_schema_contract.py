@@ -43,7 +43,7 @@ def test_the_contract_check_notices_a_missing_field_and_a_looser_type():
     ]
 
 
-def test_every_type_field_and_argument_is_described(served):
+def test_every_type_field_argument_and_enum_value_is_described(served):
     undescribed = []
     for name, named_type in served._schema.type_map.items():
         if name.startswith("__") or name in ("String", "Int", "Boolean", "ID", "Float"):
@@ -54,8 +54,11 @@ def test_every_type_field_and_argument_is_described(served):
             for field_name, field in named_type.fields.items():
                 if not field.description:
                     undescribed.append(f"{name}.{field_name}")
+                for arg_name, arg in getattr(field, "args", {}).items():
+                    if not arg.description:
+                        undescribed.append(f"{name}.{field_name}({arg_name})")
         if isinstance(named_type, GraphQLEnumType):
-            continue
+            undescribed += [f"{name}.{value}" for value, definition in named_type.values.items() if not definition.description]
     assert undescribed == []
 
 
