@@ -26,7 +26,7 @@ from kabinet.context import RequestContext, Viewer
 from kabinet.errors import shape_error
 from kabinet.response_cache import ResponseCache, plain_query
 from kabinet.settings import Settings
-from models.select import rows_remembered
+from models.select import read_only
 from schema.execution import SharedCompletion
 
 log = logging.getLogger("kabinet.graphql")
@@ -84,7 +84,7 @@ class KabinetGraphQL(GraphQL):
         if await _is_query(request):
             # a query's statements share one pool connection, and it reads a row by id only once
             async with db.one_connection():
-                with rows_remembered():
+                with read_only():
                     response = await self._answer(request, context, root_value)
         else:
             response = await self._answer(request, context, root_value)

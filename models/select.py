@@ -29,38 +29,57 @@ M = TypeVar("M", bound=Model)
 _COMPARISONS = {operator.eq: "=", operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">="}
 
 
-# model -> (lists of rows read and not yet indexed, rows by primary key): indexed only once a lookup
-# by id asks for that model, so a list nobody looks into costs nothing
-_known_rows: ContextVar[dict[type, tuple[list[list[Any]], dict[Any, Any]]] | None] = ContextVar(
-    "kabinet_known_rows", default=None
-)
+class _ReadOnly:
+    """What a block that only reads keeps: the rows it read (per model: lists not yet indexed, and
+    rows by primary key, indexed only once a lookup by id asks for that model, so a list nobody
+    looks into costs nothing) and each connection name's client (Tortoise looks it up anew for
+    every statement, ~8 µs; without a transaction in the block it cannot change)."""
+
+    __slots__ = ("rows", "clients")
+
+    def __init__(self) -> None:
+        self.rows: dict[type, tuple[list[list[Any]], dict[Any, Any]]] = {}
+        self.clients: dict[str, Any] = {}
+
+
+_read_only: ContextVar[_ReadOnly | None] = ContextVar("kabinet_read_only", default=None)
 
 
 @contextmanager
-def rows_remembered() -> Iterator[None]:
-    """Inside, rows read by this module are remembered by model and key, and `select_by_ids` reads
-    only those it has not seen: within one query a dashboard's sessions name the databases its
-    database list has just read. For reads only (a write between would make a remembered row stale)."""
-    token = _known_rows.set({})
+def read_only() -> Iterator[None]:
+    """A block that only reads and opens no transaction (a query). Inside, rows read by this module
+    are remembered by model and key, and `select_by_ids` reads only those it has not seen: within
+    one query a dashboard's sessions name the databases its database list has just read."""
+    token = _read_only.set(_ReadOnly())
     try:
         yield
     finally:
-        _known_rows.reset(token)
+        _read_only.reset(token)
 
 
 def _remember(models: list[Any]) -> list[Any]:
-    known = _known_rows.get()
-    if known is not None and models:
-        known.setdefault(type(models[0]), ([], {}))[0].append(models)
+    scope = _read_only.get()
+    if scope is not None and models:
+        scope.rows.setdefault(type(models[0]), ([], {}))[0].append(models)
     return models
+
+
+def _client_of(meta: Any) -> Any:
+    scope = _read_only.get()
+    if scope is None:
+        return meta.db
+    client = scope.clients.get(meta.default_connection)
+    if client is None:
+        client = scope.clients[meta.default_connection] = meta.db
+    return client
 
 
 async def select_by_ids(model: type[M], ids: Iterable[Any]) -> dict[Any, M]:
     """{primary key: row} of `model` for `ids` (None skipped), in one statement or none at all."""
     wanted = {i for i in ids if i is not None}
     found: dict[Any, M] = {}
-    known = _known_rows.get()
-    entry = known.get(model) if known is not None else None
+    scope = _read_only.get()
+    entry = scope.rows.get(model) if scope is not None else None
     if entry is not None:
         pending, index = entry
         for rows in pending:
@@ -84,7 +103,7 @@ class _Statement:
     def __init__(self, model: type[Model]) -> None:
         self.model = model
         self.meta = model._meta
-        self.client = self.meta.db  # the transaction's connection inside one, as a QuerySet's
+        self.client = _client_of(self.meta)  # the transaction's connection inside one, as a QuerySet's
         self.dialect = self.client.capabilities.dialect
         self.quote_char = "`" if self.dialect == "mysql" else '"'
         self.params: list[Any] = []

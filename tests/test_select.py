@@ -95,13 +95,13 @@ async def test_what_it_does_not_compile_a_queryset_renders(app) -> None:
 async def test_rows_read_in_a_block_are_not_read_again_by_id(app) -> None:
     from kabinet.db import count_sql
     from models.cloud import Database
-    from models.select import rows_remembered, select_by_ids
+    from models.select import read_only, select_by_ids
 
     databases = await select(Database, None, [("name", False), ("id", False)], limit=3)
     ids = [d.id for d in databases]
     with count_sql() as outside:
         assert set(await select_by_ids(Database, ids)) == set(ids)
-    with rows_remembered():
+    with read_only():
         await select(Database, Q(id__in=ids[:2]))
         with count_sql() as inside:
             rows = await select_by_ids(Database, [*ids, None])
