@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from functools import lru_cache
 
 
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 
+@lru_cache(maxsize=32_768)  # ~8 MB at most; a dashboard writes hundreds of ids, the same ones each refresh
 def to_global_id(type_name: str, pk: uuid.UUID) -> str:
-    # base64.urlsafe_b64encode without its layers of calls: a dashboard writes thousands of ids
+    # base64.urlsafe_b64encode without its layers of calls
     return binascii.b2a_base64(f"{type_name}:{pk}".encode(), newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
 
 
