@@ -24,7 +24,7 @@ from kabinet import db
 from kabinet.auth import bearer_token, decode_access_token
 from kabinet.context import RequestContext, Viewer
 from kabinet.errors import shape_error
-from kabinet.response_cache import ResponseCache, plain_query
+from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
 from kabinet.settings import Settings
 from models.select import read_only
 from schema.execution import SharedCompletion
@@ -33,11 +33,6 @@ log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
-
-
-async def _is_query(request: Any) -> bool:
-    """A POST of one query operation: what may share one database connection from start to end."""
-    return isinstance(request, Request) and request.method == "POST" and plain_query(await request.body()) is not None
 
 
 def encode_message(message: dict) -> str:
@@ -81,13 +76,15 @@ class KabinetGraphQL(GraphQL):
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, WebSocket):
             return await self._run_websocket(request, context, root_value)
-        if await _is_query(request):
-            # a query's statements share one pool connection, and it reads a row by id only once
+        # a POST of one query operation (None for anything else) only reads: its statements share
+        # one pool connection, it reads a row by id only once, and its answer may be kept
+        query = plain_query(await request.body()) if request.method == "POST" else None
+        if query is not None:
             async with db.one_connection():
                 with read_only():
-                    response = await self._answer(request, context, root_value)
+                    response = await self._answer(request, context, root_value, query)
         else:
-            response = await self._answer(request, context, root_value)
+            response = await self._answer(request, context, root_value, None)
         # GraphQL over HTTP: a client accepting application/graphql-response+json gets that type,
         # and a 400 for a request that could not be executed.
         if isinstance(request, Request) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
@@ -97,14 +94,14 @@ class KabinetGraphQL(GraphQL):
                     response.status_code = 400
         return response
 
-    async def _answer(self, request: Request, context: Any, root_value: Any) -> Response:
+    async def _answer(self, request: Request, context: Any, root_value: Any, query: PlainQuery | None) -> Response:
         """Execute, or give the kept answer to the same query of the same user if nothing it read changed."""
         viewer = None
         if self.response_cache is not None and request.method == "POST":
             viewer = request.state.viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
         if viewer is None:
             return await super().run(request, context, root_value)
-        kept, lookup = await self.response_cache.lookup(viewer.user_id, await request.body())
+        kept, lookup = await self.response_cache.lookup(viewer.user_id, query)
         if kept is not None:
             return Response(kept, media_type="application/json")
         response = await super().run(request, context, root_value)

@@ -20,7 +20,6 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse
@@ -83,12 +82,14 @@ class ResponseCache:
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
         self._bytes = 0
 
-    async def lookup(self, user_id: uuid.UUID, body: bytes) -> tuple[bytes | None, Lookup | None]:
+    async def lookup(self, user_id: uuid.UUID, query: PlainQuery | None) -> tuple[bytes | None, Lookup | None]:
         """(the kept answer, None) on a hit; (None, where to keep it) on a miss worth keeping;
-        (None, None) for a request that is not kept (not a plain query, staff, unreadable body)."""
-        key = _key(user_id, body)
-        if key is None:
+        (None, None) for a request that is not kept (not a plain query — `plain_query` gave None —
+        or the provider's staff)."""
+        if query is None:
             return None, None
+        text, operation, variables = query
+        key = (user_id, text, operation, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))
         started_at = time.monotonic()
         staff, versions = await self._versions(user_id)
         if staff:
@@ -125,7 +126,10 @@ class ResponseCache:
         return staff, frozenset((str(row["scope"]), row["version"] or 0) for row in rows)
 
 
-def plain_query(body: bytes) -> tuple[str, str | None, dict | None] | None:
+PlainQuery = tuple[str, str | None, dict | None]  # query text, operation name, variables
+
+
+def plain_query(body: bytes) -> PlainQuery | None:
     """(query, operation name, variables) of a request body that is one JSON query operation
     (not a mutation, a subscription or a batch), or None."""
     try:
@@ -140,12 +144,3 @@ def plain_query(body: bytes) -> tuple[str, str | None, dict | None] | None:
     if operation_kind(query, operation) != "query":
         return None
     return query, operation, variables
-
-
-def _key(user_id: uuid.UUID, body: bytes) -> tuple | None:
-    """(user, query, operation, variables) of a single JSON query request, or None."""
-    plain = plain_query(body)
-    if plain is None:
-        return None
-    query, operation, variables = plain
-    return (user_id, query, operation, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))

@@ -105,11 +105,11 @@ class _Statement:
         self.meta = model._meta
         self.client = _client_of(self.meta)  # the transaction's connection inside one, as a QuerySet's
         self.dialect = self.client.capabilities.dialect
-        self.quote_char = "`" if self.dialect == "mysql" else '"'
         self.params: list[Any] = []
 
-    def quote(self, name: str) -> str:
-        return f"{self.quote_char}{name}{self.quote_char}"
+    @staticmethod
+    def quote(name: str) -> str:
+        return f'"{name}"'  # SQLite and PostgreSQL
 
     def param(self, value: Any) -> str:
         self.params.append(value)

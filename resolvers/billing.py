@@ -16,8 +16,8 @@ from kabinet.errors import bad_user_input
 from kabinet.permissions import Permission
 from models.billing import BalanceTransaction, Charge, Document, PrepaidService
 from models.organizations import Organization
-from models.select import select
-from resolvers.common import SELECTED, by_ids, page_request, split_by_permission, wants_total
+from models.select import select, select_by_ids
+from resolvers.common import SELECTED, page_request, split_by_permission, wants_total
 from resolvers.pagination import Ordering, PageRequest, load_pages
 
 TRANSACTION_ORDER = Ordering(("-seq",))
@@ -120,7 +120,7 @@ async def documents_of(ctx: RequestContext, orgs: list[Organization], args: dict
 
 
 async def document_of_transaction(ctx: RequestContext, rows: list[BalanceTransaction], args: dict[str, Any]) -> list:
-    documents = await by_ids(Document, (r.document_id for r in rows))
+    documents = await select_by_ids(Document, (r.document_id for r in rows))
     limit = today()
     return [
         doc if (doc := documents.get(r.document_id)) is not None and doc.visible_from <= limit else None

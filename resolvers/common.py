@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from graphql import GraphQLError
@@ -28,15 +28,9 @@ def wants_total(args: dict[str, Any]) -> bool:
     return "totalCount" in args.get(SELECTED, ())
 
 
-async def by_ids(model: type[M], ids: Iterable[Any]) -> dict[Any, M]:
-    """Rows of `model` by primary key, in one query (none when there are no ids, or the request
-    has read them all already)."""
-    return await select_by_ids(model, ids)
-
-
 async def related_one(model: type[M], parents: Sequence[Any], attribute: str) -> list[M | None]:
     """For each parent, the `model` row its `attribute` (a foreign key id) points to."""
-    rows = await by_ids(model, (getattr(p, attribute) for p in parents))
+    rows = await select_by_ids(model, (getattr(p, attribute) for p in parents))
     return [rows.get(getattr(p, attribute)) for p in parents]
 
 

@@ -15,9 +15,9 @@ from kabinet.permissions import Permission
 from models.audit import AuditEntry
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization
-from models.select import select
+from models.select import select, select_by_ids
 from models.cloud import Database
-from resolvers.common import by_ids, page_request, related_one, split_by_permission, wants_total
+from resolvers.common import page_request, related_one, split_by_permission, wants_total
 from resolvers.pagination import Ordering, Page, load_pages
 
 ORGANIZATION_ORDER = Ordering(("name",))
@@ -101,7 +101,7 @@ async def inviter_of(ctx: RequestContext, invites: list[Invite], args: dict[str,
 
 async def databases_of_invite(ctx: RequestContext, invites: list[Invite], args: dict[str, Any]) -> list:
     links = await InviteDatabase.filter(invite_id__in=[i.id for i in invites]).order_by("created_at")
-    databases = await by_ids(Database, (link.database_id for link in links))
+    databases = await select_by_ids(Database, (link.database_id for link in links))
     result: dict[uuid.UUID, list[Database]] = {i.id: [] for i in invites}
     for link in links:
         if link.database_id in databases:
@@ -119,7 +119,7 @@ async def databases_of_membership(ctx: RequestContext, memberships: list[Members
         if m.user_id == viewer.user_id or ctx.may(m.organization_id, Permission.SEE_ALL_DATABASES)
     ]
     grants = await DatabaseGrant.filter(membership_id__in=visible) if visible else []
-    databases = await by_ids(Database, (g.database_id for g in grants))
+    databases = await select_by_ids(Database, (g.database_id for g in grants))
     result: dict[uuid.UUID, list[Database]] = {pk: [] for pk in visible}
     for grant in grants:
         if grant.database_id in databases:

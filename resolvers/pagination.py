@@ -31,8 +31,8 @@ M = TypeVar("M", bound=Model)
 
 @dataclass
 class Page(Generic[M]):
+    ordering: Ordering
     items: list[M] = field(default_factory=list)
-    ordering: Ordering | None = None
     has_next_page: bool = False
     has_previous_page: bool = False
     total_count: int | None = None

@@ -100,13 +100,14 @@ Plan = Callable[[Any, Any, Path], dict]  # (executor, object, path) -> the compl
 
 class _Field:
     __slots__ = (
-        "key", "kind", "attribute", "non_null", "leaf", "serialize", "context_free", "complete", "field_def", "nodes",
-        "args", "parent",
+        "key", "kind", "attribute", "method", "non_null", "leaf", "serialize", "context_free", "complete", "field_def",
+        "nodes", "args", "parent",
     )
 
     def __init__(self, key: str, kind: int) -> None:
         self.key, self.kind = key, kind
         self.attribute: str | None = None
+        self.method: Callable[[Any], Any] | None = None  # _METHOD: the resolver, called with the object
         self.non_null = self.leaf = False
         self.serialize: Callable[[Any], Any] | None = None  # a scalar or enum field's, called directly
         self.context_free = kind != _RESOLVER  # and, for an object field, its object's plan is
@@ -269,7 +270,7 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if value is _MISSING or isinstance(value, GraphQLError):
                         raise _GiveUp
                 elif kind == _METHOD:
-                    value = field.attribute(obj)
+                    value = field.method(obj)
                 elif kind == _TYPENAME:
                     out[field.key] = type_name
                     continue
@@ -315,7 +316,7 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
             field = _Field(key, _LOADED)
         elif resolver is not None and not definition.extensions and _is_plain_method(resolver):
             field = _Field(key, _METHOD)
-            field.attribute = resolver.wrapped_func
+            field.method = resolver.wrapped_func
         else:
             field = _Field(key, _RESOLVER)
             field.field_def, field.parent = field_def, otype

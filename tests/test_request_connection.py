@@ -13,7 +13,7 @@ from kabinet.db import KabinetAsyncpgClient
 from tests.test_dashboard import DASHBOARD
 
 OWNER = "owner@romashka.example"
-RENAME_NOTHING = """mutation { logout(refreshToken: "not-a-token") { ok } }"""
+LOGOUT_UNKNOWN_TOKEN = """mutation { logout(refreshToken: "not-a-token") { ok } }"""
 
 
 async def test_a_dashboard_takes_one_pool_connection(gql, monkeypatch) -> None:
@@ -38,7 +38,7 @@ async def test_a_dashboard_takes_one_pool_connection(gql, monkeypatch) -> None:
 async def test_many_queries_and_mutations_at_once_all_finish(gql) -> None:
     await gql.token_for(OWNER)
     work = [gql.execute(DASHBOARD, as_user=OWNER) for _ in range(12)]
-    work += [gql.execute(RENAME_NOTHING, as_user=OWNER) for _ in range(12)]
+    work += [gql.execute(LOGOUT_UNKNOWN_TOKEN, as_user=OWNER) for _ in range(12)]
     bodies = await asyncio.wait_for(asyncio.gather(*work), timeout=60)
     assert all("errors" not in b for b in bodies[:12])
     assert all(b["data"]["logout"] is not None for b in bodies[12:])
