@@ -37,10 +37,15 @@ async def test_a_row_missing_a_column_takes_tortoises_path(app) -> None:
     assert rows and rows[0]._partial is True and rows[0].name
 
 
-async def test_querysets_build_models_through_the_compiled_builder(app) -> None:
+async def test_querysets_build_models_through_the_compiled_builder(app, monkeypatch) -> None:
+    from models.base import compile_row_builder
     from models.organizations import Organization
 
+    build = compile_row_builder(Organization)
+    built = []
+    monkeypatch.setattr(Organization, "_row_builder", lambda row: built.append(row) or build(row))
     organization = await Organization.first()
+    assert built, "a QuerySet's rows go through the compiled builder"
     assert organization is not None and organization._saved_in_db and not organization._partial
     organization.name = organization.name  # a loaded model saves as before
     await organization.save(update_fields=["name"])

@@ -13,7 +13,8 @@ from models.billing import Document, PrepaidService
 from models.cloud import Session, SessionStatus
 from models.organizations import Membership, Organization, Role
 from models.select import (
-    count, count_per_parent, select, select_counted, select_first_per_parent, select_first_per_parent_counted,
+    Unsupported, _Statement, count, count_per_parent, select, select_counted, select_first_per_parent,
+    select_first_per_parent_counted,
 )
 
 CONDITIONS = [
@@ -38,6 +39,7 @@ def _ids(rows) -> list:
 
 @pytest.mark.parametrize("condition", CONDITIONS, ids=repr)
 async def test_rows_and_counts_match_the_queryset(app, condition) -> None:
+    _Statement(Session).where(condition)  # written by this module, not handed to a QuerySet
     queryset = Session.all() if condition is None else Session.filter(condition)
     expected = await queryset.order_by("-started_at", "-id")
     assert _ids(await select(Session, condition, [("started_at", True), ("id", True)])) == _ids(expected)
@@ -77,6 +79,8 @@ async def test_values_are_parameters_not_sql(app) -> None:
 
 async def test_what_it_does_not_compile_a_queryset_renders(app) -> None:
     starts = Q(user_name__startswith="И")
+    with pytest.raises(Unsupported):
+        _Statement(Session).where(starts)
     assert _ids(await select(Session, starts, [("id", False)])) == _ids(await Session.filter(starts).order_by("id"))
     assert await count(Session, starts) == await Session.filter(starts).count()
     joined = Q(user__email="owner@romashka.example")
