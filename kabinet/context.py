@@ -15,8 +15,12 @@ from kabinet.errors import unauthenticated
 from kabinet.events import PendingAnnouncements
 from kabinet.permissions import Permission, role_may
 from kabinet.settings import Settings
-from models.organizations import DatabaseGrant, Membership, Role
+from models.identity import User
+from models.organizations import DatabaseGrant, JoinRequest, Membership, Role
 from models.select import select
+
+
+NOBODY = uuid.UUID(int=0)  # the viewer of a narrowed context: matches no user
 
 
 @dataclass
@@ -44,6 +48,9 @@ class RequestContext:
     _memberships_loading: asyncio.Future | None = field(default=None, repr=False)
     _after_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list, repr=False)
     _announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements, repr=False)
+    # Facts some type rules need (kabinet.permissions), loaded for a batch of objects on first need.
+    _users_in_sight: dict[uuid.UUID, bool] = field(default_factory=dict, repr=False)
+    _is_staff: bool | None = field(default=None, repr=False)
 
     def require_viewer(self) -> Viewer:
         """The signed-in viewer; UNAUTHENTICATED without one, or once the token has expired (a
@@ -90,6 +97,70 @@ class RequestContext:
         """Drop the cache (a long-lived WebSocket re-reads it per operation)."""
         self._memberships = None
         self._grants = {}
+        self._users_in_sight = {}
+        self._is_staff = None
+
+    def narrowed_to(self, organization_id: uuid.UUID, *, as_viewer: bool) -> RequestContext:
+        """A context that knows only the viewer's membership in one organization (and, unless
+        `as_viewer`, not who the viewer is): what is worked out with it is the same for every viewer
+        with that role there, so a group of such subscribers may share it."""
+        assert self._memberships is not None, "await ctx.memberships() first"
+        viewer = self.viewer if as_viewer else Viewer(NOBODY, NOBODY, self.viewer.expires_at if self.viewer else None)
+        narrowed = RequestContext(
+            settings=self.settings, viewer=viewer, request_id=self.request_id, broadcast=self.broadcast,
+            event_hub=self.event_hub,
+        )
+        membership = self._memberships.get(organization_id)
+        narrowed._memberships = {organization_id: membership} if membership is not None else {}
+        if organization_id in self._grants:
+            narrowed._grants = {organization_id: self._grants[organization_id]}
+        narrowed._is_staff = False if not as_viewer else self._is_staff
+        return narrowed
+
+    async def prepare_users_in_sight(self, user_ids: set[uuid.UUID]) -> None:
+        """Find out which of these users the viewer may see (kabinet.permissions `_user`): one
+        statement for those not known yet in this request."""
+        unknown = {pk for pk in user_ids if pk not in self._users_in_sight}
+        if not unknown:
+            return
+        viewer = self.viewer
+        if viewer is not None and viewer.user_id in unknown:
+            self._users_in_sight[viewer.user_id] = True
+            unknown.discard(viewer.user_id)
+        if not unknown:
+            return
+        if viewer is None:
+            self._users_in_sight.update(dict.fromkeys(unknown, False))
+            return
+        await self.memberships()
+        if await self.prepare_staff_flag():
+            self._users_in_sight.update(dict.fromkeys(unknown, True))
+            return
+        seeing = [org for org in self._memberships if self.may(org, Permission.SEE_MEMBERS)]
+        deciding = [org for org in self._memberships if self.may(org, Permission.MANAGE_MEMBERS)]
+        seen: set[uuid.UUID] = set()
+        if seeing:
+            rows = await select(Membership, Q(user_id__in=list(unknown), organization_id__in=seeing))
+            seen.update(row.user_id for row in rows)
+        if deciding and unknown - seen:
+            rows = await select(JoinRequest, Q(user_id__in=list(unknown - seen), organization_id__in=deciding))
+            seen.update(row.user_id for row in rows)
+        for pk in unknown:
+            self._users_in_sight[pk] = pk in seen
+
+    def user_in_sight(self, user_id: uuid.UUID) -> bool:
+        return self._users_in_sight.get(user_id, False)
+
+    async def prepare_staff_flag(self) -> bool:
+        """Whether the viewer is the provider's staff (read once per request, only when needed)."""
+        if self._is_staff is None:
+            viewer = self.viewer
+            rows = await select(User, Q(id=viewer.user_id)) if viewer is not None else []
+            self._is_staff = bool(rows and rows[0].is_staff and rows[0].is_active)
+        return self._is_staff
+
+    def viewer_is_staff(self) -> bool:
+        return bool(self._is_staff)
 
     def after_commit(self, action: Callable[[], Awaitable[Any]]) -> None:
         """Run `action` once the mutation's transaction has committed (e.g. publish an event)."""

@@ -1,8 +1,29 @@
-"""The role table of the contract README, as data, and the one function that reads it."""
+"""The role table, as data: what each role may do, which objects of each GraphQL type a viewer sees,
+and which fields need more than seeing their object. The one source for every path to an object.
+
+Three tables, read by `schema.authorization` (the gate every loaded or returned object passes) and
+by the resolvers that narrow their SQL to what the viewer sees:
+
+- `ROLE_PERMISSIONS`: the contract README's role table (`../shared/api/README.md`, "Roles").
+- `TYPE_RULES`: for each object type, whether the viewer sees an object (SEE), is refused it
+  (FORBIDDEN: a member whose role may not see such objects, where a link from a visible object
+  leads to it) or does not know it exists (HIDDEN). Decided on the object, whatever path reached it.
+- `FIELD_RULES`: fields of a visible object that need a permission in its organization; a viewer
+  without it gets a FORBIDDEN error on that field and the rest of the query answers.
+
+`PERSONAL_FIELDS` are the fields whose answer depends on who the viewer is beyond their role in the
+object's organization (their own rows, their other organizations): shared work that reaches one is
+shared only by the same person.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum, auto
+from typing import Any
 
 from models.organizations import Role
 
@@ -11,7 +32,7 @@ class Permission(Enum):
     SEE_ORGANIZATION = auto()  # the organization, its products, contracts and cloud subscription
     SEE_FINANCE = auto()  # balance, transactions, charges, documents
     SEE_MEMBERS = auto()  # members and invites
-    MANAGE_MEMBERS = auto()  # invite, revoke invites, change roles, remove members
+    MANAGE_MEMBERS = auto()  # invite, revoke invites, change roles, remove members, decide join requests
     SEE_ALL_SESSIONS = auto()  # see and terminate any session, or all
     SEE_OWN_SESSIONS = auto()  # see and terminate one's own sessions only
     SEE_ALL_DATABASES = auto()
@@ -38,3 +59,151 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 def role_may(role: Role | None, permission: Permission) -> bool:
     """May a member with this role (None: not a member) do this?"""
     return role is not None and permission in ROLE_PERMISSIONS[role]
+
+
+class Sight(Enum):
+    SEE = auto()
+    HIDDEN = auto()  # as if it did not exist: null, or left out of a list
+    FORBIDDEN = auto()  # a FORBIDDEN error where a link leads to it
+
+
+# A rule reads the viewer's request context (memberships loaded; facts a type needs prepared, see
+# `schema.authorization`) and the object's row.
+Rule = Callable[[Any, Any], Sight]
+
+
+def in_organization(
+    everyone: set[Permission],
+    some: set[Permission] = frozenset(),
+    admits: Callable[[Any, Any], bool] | None = None,
+    organization: Callable[[Any], uuid.UUID] = lambda row: row.organization_id,
+) -> Rule:
+    """Members holding one of `everyone` in the row's organization see every such object; those
+    holding one of `some` see it when `admits(ctx, row)`; other members are refused it; everyone
+    else does not know it exists."""
+    everyone, some = frozenset(everyone), frozenset(some)
+
+    def rule(ctx: Any, row: Any) -> Sight:
+        role = ctx.role_in(organization(row))
+        if role is None:
+            return Sight.HIDDEN
+        granted = ROLE_PERMISSIONS[role]
+        if not everyone.isdisjoint(granted):
+            return Sight.SEE
+        if not some.isdisjoint(granted):
+            return Sight.SEE if admits(ctx, row) else Sight.HIDDEN
+        return Sight.FORBIDDEN
+
+    return rule
+
+
+def _own(ctx: Any, row: Any) -> bool:
+    return ctx.viewer is not None and row.user_id == ctx.viewer.user_id
+
+
+def _granted(attribute: str) -> Callable[[Any, Any], bool]:
+    return lambda ctx, row: getattr(row, attribute) in ctx.granted_databases(row.organization_id)
+
+
+_see_members = in_organization({P.SEE_MEMBERS})
+_see_finance = in_organization({P.SEE_FINANCE})
+
+
+def _membership(ctx: Any, row: Any) -> Sight:
+    return Sight.SEE if _own(ctx, row) else _see_members(ctx, row)
+
+
+def _document(ctx: Any, row: Any) -> Sight:
+    """Invoices and acts of month M are published on the 10th of M+1: nobody sees them before."""
+    if row.visible_from > dt.datetime.now(dt.timezone.utc).date():
+        return Sight.HIDDEN
+    return _see_finance(ctx, row)
+
+
+def _user(ctx: Any, row: Any) -> Sight:
+    """Oneself; members of an organization where one sees members; someone asking to join an
+    organization where one decides; anyone, for the provider's staff (`ctx.users_in_sight`)."""
+    return Sight.SEE if ctx.user_in_sight(row.id) else Sight.HIDDEN
+
+
+def _join_request(ctx: Any, row: Any) -> Sight:
+    if _own(ctx, row) or role_may(ctx.role_in(row.organization_id), P.MANAGE_MEMBERS):
+        return Sight.SEE
+    return Sight.HIDDEN
+
+
+def _signed_in(ctx: Any, row: Any) -> Sight:
+    """What the provider publishes (releases) is no secret to a signed-in user."""
+    return Sight.SEE if ctx.viewer is not None else Sight.HIDDEN
+
+
+def _staff_only(ctx: Any, row: Any) -> Sight:
+    return Sight.SEE if ctx.viewer_is_staff() else Sight.HIDDEN
+
+
+TYPE_RULES: dict[str, Rule] = {
+    "Organization": in_organization({P.SEE_ORGANIZATION}, organization=lambda row: row.id),
+    "Product": in_organization({P.SEE_ORGANIZATION}),
+    "Contract": in_organization({P.SEE_ORGANIZATION}),
+    "CloudSubscription": in_organization({P.SEE_ORGANIZATION}),
+    "BalanceTransaction": _see_finance,
+    "Charge": _see_finance,
+    "Document": _document,
+    "Invite": _see_members,
+    "Membership": _membership,
+    "User": _user,
+    "AuditEntry": in_organization({P.SEE_AUDIT_LOG}),
+    "Database": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, _granted("id")),
+    "UpdateRun": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, _granted("database_id")),
+    "Session": in_organization({P.SEE_ALL_SESSIONS}, {P.SEE_OWN_SESSIONS}, _own),
+    "JoinRequest": _join_request,
+    "Release": _signed_in,
+    "ModeratedOrganization": _staff_only,
+}
+# Types whose objects need facts beyond the viewer's memberships, loaded for a batch at once.
+NEEDS_USERS_IN_SIGHT = frozenset({"User"})
+NEEDS_STAFF_FLAG = frozenset({"ModeratedOrganization", "User"})
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """A field of a visible object that needs one of `permissions` in the object's organization
+    (or, with `own`, that is the viewer's own row)."""
+
+    permissions: frozenset[Permission]
+    what: str  # for the FORBIDDEN message: "Your role … may not see {what}."
+    own: bool = False
+
+    def allows(self, ctx: Any, organization_id: uuid.UUID, row: Any) -> bool:
+        role = ctx.role_in(organization_id)
+        if role is not None and not self.permissions.isdisjoint(ROLE_PERMISSIONS[role]):
+            return True
+        return self.own and _own(ctx, row)
+
+
+def _field(what: str, *permissions: Permission, own: bool = False) -> FieldRule:
+    return FieldRule(frozenset(permissions), what, own)
+
+
+_DATABASES = (P.SEE_ALL_DATABASES, P.SEE_GRANTED_DATABASES)
+_SESSIONS = (P.SEE_ALL_SESSIONS, P.SEE_OWN_SESSIONS)
+FIELD_RULES: dict[tuple[str, str], FieldRule] = {
+    ("Organization", "members"): _field("members", P.SEE_MEMBERS),
+    ("Organization", "invites"): _field("invites", P.SEE_MEMBERS),
+    ("Organization", "auditLog"): _field("the audit log", P.SEE_AUDIT_LOG),
+    ("Organization", "balance"): _field("the balance", P.SEE_FINANCE),
+    ("Organization", "balanceTransactions"): _field("balance transactions", P.SEE_FINANCE),
+    ("Organization", "charges"): _field("charges", P.SEE_FINANCE),
+    ("Organization", "documents"): _field("documents", P.SEE_FINANCE),
+    ("Organization", "databases"): _field("databases", *_DATABASES),
+    ("Organization", "sessions"): _field("sessions", *_SESSIONS),
+    ("Invite", "databases"): _field("databases", *_DATABASES),
+    ("Database", "sessions"): _field("sessions", *_SESSIONS),
+    ("Membership", "databases"): _field("this member's databases", P.SEE_ALL_DATABASES, own=True),
+}
+
+PERSONAL_FIELDS = frozenset({
+    ("User", "memberships"),  # the viewer's own memberships, in organizations other viewers are not in
+    ("Membership", "databases"),  # one's own grants
+    ("Query", "me"),
+})

@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from graphql import GraphQLError
 from tortoise.models import Model
 
 from kabinet.context import RequestContext
-from kabinet.errors import ErrorCode, UserFacingError, forbidden
+from kabinet.errors import ErrorCode, UserFacingError
 from kabinet.permissions import Permission
 from models.select import select_by_ids
 from resolvers.ids import pk_of
@@ -32,19 +31,6 @@ async def related_one(model: type[M], parents: Sequence[Any], attribute: str) ->
     """For each parent, the `model` row its `attribute` (a foreign key id) points to."""
     rows = await select_by_ids(model, (getattr(p, attribute) for p in parents))
     return [rows.get(getattr(p, attribute)) for p in parents]
-
-
-def split_by_permission(
-    ctx: RequestContext, organization_ids: Sequence[uuid.UUID], permission: Permission, what: str
-) -> tuple[list[uuid.UUID], dict[uuid.UUID, GraphQLError]]:
-    """(organizations where the viewer may, FORBIDDEN errors for the others)."""
-    allowed, refused = [], {}
-    for org_id in organization_ids:
-        if ctx.may(org_id, permission):
-            allowed.append(org_id)
-        else:
-            refused[org_id] = forbidden(what)
-    return allowed, refused
 
 
 async def member_organization(ctx: RequestContext, organization_global_id: str, field: list[str]) -> uuid.UUID:

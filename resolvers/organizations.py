@@ -10,14 +10,13 @@ from tortoise.expressions import Q
 
 from kabinet.auth import utcnow
 from kabinet.context import RequestContext
-from kabinet.errors import bad_user_input, forbidden
-from kabinet.permissions import Permission
+from kabinet.errors import bad_user_input
 from models.audit import AuditEntry
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization
 from models.select import select, select_by_ids
 from models.cloud import Database
-from resolvers.common import page_request, related_one, split_by_permission, wants_total
+from resolvers.common import page_request, related_one, wants_total
 from resolvers.pagination import Ordering, Page, load_pages
 
 ORGANIZATION_ORDER = Ordering(("name",))
@@ -45,11 +44,11 @@ async def organization_by_id(ctx: RequestContext, organization_id: uuid.UUID | N
 
 
 async def members_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
-    allowed, refused = split_by_permission(ctx, [o.id for o in orgs], Permission.SEE_MEMBERS, "members")
     pages = await load_pages(
-        Membership, "organization_id", allowed, MEMBER_ORDER, page_request(ctx, args), with_total=wants_total(args)
+        Membership, "organization_id", [o.id for o in orgs], MEMBER_ORDER, page_request(ctx, args),
+        with_total=wants_total(args),
     )
-    return [refused.get(o.id) or pages[o.id] for o in orgs]
+    return [pages[o.id] for o in orgs]
 
 
 def invite_status_filter(status: InviteStatus | None) -> Q | None:
@@ -65,13 +64,12 @@ def invite_status_filter(status: InviteStatus | None) -> Q | None:
 
 
 async def invites_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
-    allowed, refused = split_by_permission(ctx, [o.id for o in orgs], Permission.SEE_MEMBERS, "invites")
     status = args.get("status")
     pages = await load_pages(
-        Invite, "organization_id", allowed, INVITE_ORDER, page_request(ctx, args),
+        Invite, "organization_id", [o.id for o in orgs], INVITE_ORDER, page_request(ctx, args),
         filters=invite_status_filter(InviteStatus(status) if status else None), with_total=wants_total(args),
     )
-    return [refused.get(o.id) or pages[o.id] for o in orgs]
+    return [pages[o.id] for o in orgs]
 
 
 async def user_of_membership(ctx: RequestContext, memberships: list[Membership], args: dict[str, Any]) -> list:
@@ -84,14 +82,12 @@ async def organization_of(ctx: RequestContext, rows: list[Any], args: dict[str, 
 
 
 async def memberships_of_user(ctx: RequestContext, users: list[User], args: dict[str, Any]) -> list:
-    """A user's memberships: all for the viewer; for others, only where the viewer sees members."""
-    viewer = ctx.require_viewer()
-    await ctx.memberships()
+    """A user's memberships, oldest first (the viewer sees those the Membership rule lets them:
+    their own, and those of organizations where they see members)."""
     rows = await Membership.filter(user_id__in=[u.id for u in users]).order_by("created_at", "id")
     result: dict[uuid.UUID, list[Membership]] = {u.id: [] for u in users}
     for row in rows:
-        if row.user_id == viewer.user_id or ctx.may(row.organization_id, Permission.SEE_MEMBERS):
-            result[row.user_id].append(row)
+        result[row.user_id].append(row)
     return [result[u.id] for u in users]
 
 
@@ -110,24 +106,14 @@ async def databases_of_invite(ctx: RequestContext, invites: list[Invite], args: 
 
 
 async def databases_of_membership(ctx: RequestContext, memberships: list[Membership], args: dict[str, Any]) -> list:
-    """The databases granted to each member (what a USER may open), by name. Visible to those who
-    see every database of the organization, and to the member themselves; FORBIDDEN otherwise."""
-    viewer = ctx.require_viewer()
-    await ctx.memberships()
-    visible = [
-        m.id for m in memberships
-        if m.user_id == viewer.user_id or ctx.may(m.organization_id, Permission.SEE_ALL_DATABASES)
-    ]
-    grants = await DatabaseGrant.filter(membership_id__in=visible) if visible else []
+    """The databases granted to each member (what a USER may open), by name."""
+    grants = await DatabaseGrant.filter(membership_id__in=[m.id for m in memberships])
     databases = await select_by_ids(Database, (g.database_id for g in grants))
-    result: dict[uuid.UUID, list[Database]] = {pk: [] for pk in visible}
+    result: dict[uuid.UUID, list[Database]] = {m.id: [] for m in memberships}
     for grant in grants:
         if grant.database_id in databases:
             result[grant.membership_id].append(databases[grant.database_id])
-    return [
-        sorted(result[m.id], key=lambda d: (d.name, str(d.id))) if m.id in result else forbidden("this member's databases")
-        for m in memberships
-    ]
+    return [sorted(result[m.id], key=lambda d: (d.name, str(d.id))) for m in memberships]
 
 
 def audit_filters(action: str | None, start: dt.date | None, end: dt.date | None) -> Q | None:
@@ -146,12 +132,11 @@ def audit_filters(action: str | None, start: dt.date | None, end: dt.date | None
 
 
 async def audit_log_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
-    allowed, refused = split_by_permission(ctx, [o.id for o in orgs], Permission.SEE_AUDIT_LOG, "the audit log")
     pages = await load_pages(
-        AuditEntry, "organization_id", allowed, AUDIT_ORDER, page_request(ctx, args),
+        AuditEntry, "organization_id", [o.id for o in orgs], AUDIT_ORDER, page_request(ctx, args),
         filters=audit_filters(args.get("action"), args.get("from"), args.get("to")), with_total=wants_total(args),
     )
-    return [refused.get(o.id) or pages[o.id] for o in orgs]
+    return [pages[o.id] for o in orgs]
 
 
 async def actor_of(ctx: RequestContext, entries: list[AuditEntry], args: dict[str, Any]) -> list:

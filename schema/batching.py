@@ -32,6 +32,8 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from resolvers.common import SELECTED
+from schema.authorization import admit, field_refusals
+from schema.relay import Connection, Edge
 
 Load = Callable[[Any, list[Any], dict[str, Any]], Awaitable[list[Any]]]
 Convert = Callable[[Any], Any]
@@ -76,17 +78,21 @@ async def _load_now(obj: Any, info: GraphQLResolveInfo) -> Any:
     key = info.path.key
     field_def = info.parent_type.fields[info.field_name]
     batch, _ = _field_plan(info.parent_type.name, info.field_name, field_def)
-    await _Env.from_info(info).load_field([obj], key, list(info.field_nodes), field_def, batch)
+    await _Env.from_info(info).load_field(info.parent_type, [obj], key, list(info.field_nodes), field_def, batch)
     value = obj.__dict__["_loaded"][key]
     if isinstance(value, GraphQLError):
         raise value
     return value
 
 
-async def expand(info: Any, value: Any) -> Any:
-    """Load every batched field selected below `value`, the result of the field `info` is for."""
+async def expand(info: Any, value: Any, context: Any = None) -> Any:
+    """`value`, the result of the field `info` is for, as the viewer may have it (the role table's
+    gate, `schema.authorization`), with every batched field selected below it loaded.
+    `context`: whose rights decide, when not the request's own (a subscription group's)."""
     raw = info._raw_info
-    await _Env.from_info(raw).expand(raw.return_type, raw.field_nodes, [value])
+    env = _Env.from_info(raw, context)
+    [value] = await admit(env.context, [value])
+    await env.expand(raw.return_type, raw.field_nodes, [value])
     return value
 
 
@@ -94,6 +100,12 @@ def selected(info: Any) -> dict[str, frozenset[str]]:
     """For a root field's own loading: `{SELECTED: names of the fields selected on its result}`."""
     raw = info._raw_info
     return {SELECTED: _Env.from_info(raw).selected_names(raw.return_type, raw.field_nodes)}
+
+
+def selection_touches(info: Any, fields: frozenset[tuple[str, str]]) -> bool:
+    """Does the selection below the field `info` is for reach any of `fields` ((type, field) names)?"""
+    raw = info._raw_info
+    return _Env.from_info(raw).touches(raw.return_type, raw.field_nodes, fields, set())
 
 
 @dataclass
@@ -104,11 +116,11 @@ class _Env:
     variable_values: Any
 
     @classmethod
-    def from_info(cls, info: GraphQLResolveInfo) -> _Env:
+    def from_info(cls, info: GraphQLResolveInfo, context: Any = None) -> _Env:
         variables = info.variable_values
         if not isinstance(variables, VariableValues):  # strawberry's executor passes the coerced dict
             variables = VariableValues(sources={}, coerced=variables or {})
-        return cls(info.context, info.schema, info.fragments, variables)
+        return cls(info.context if context is None else context, info.schema, info.fragments, variables)
 
     async def expand(self, gtype: Any, field_nodes: list[FieldNode], values: list[Any]) -> None:
         while is_non_null_type(gtype):
@@ -142,22 +154,62 @@ class _Env:
             field_def = otype.fields[name]
             load, python_name = _field_plan(otype.name, name, field_def)
             if load is not None:
-                await self.load_field(objs, key, nodes, field_def, load)
+                await self.load_field(otype, objs, key, nodes, field_def, load)
             elif python_name is not None:
-                await self.expand(field_def.type, nodes, [getattr(o, python_name) for o in objs])
+                values = [getattr(o, python_name) for o in objs]
+                if not isinstance(objs[0], Connection | Edge):  # a connection's items were admitted with it
+                    admitted = await admit(self.context, values)
+                    if admitted is not values:
+                        for obj, value, kept in zip(objs, values, admitted, strict=True):
+                            if kept is not value:
+                                setattr(obj, python_name, kept)
+                        values = admitted
+                await self.expand(field_def.type, nodes, values)
 
-    async def load_field(self, objs: list[Any], key: str, nodes: list[FieldNode], field_def: Any, batch: _Batch) -> None:
+    async def load_field(
+        self, otype: GraphQLObjectType, objs: list[Any], key: str, nodes: list[FieldNode], field_def: Any, batch: _Batch
+    ) -> None:
+        refusals = await field_refusals(self.context, otype.name, nodes[0].name.value, objs)
+        allowed = objs if refusals is None else [o for o, refused in zip(objs, refusals) if refused is None]
         try:
-            args = get_argument_values(field_def, nodes[0], self.variable_values)
-            args[SELECTED] = self.selected_names(field_def.type, nodes)
-            results = await batch.load(self.context, [o.model for o in objs], args)
+            if allowed:
+                args = get_argument_values(field_def, nodes[0], self.variable_values)
+                args[SELECTED] = self.selected_names(field_def.type, nodes)
+                loaded_values = await batch.load(self.context, [o.model for o in allowed], args)
+            else:
+                loaded_values = []
         except GraphQLError as error:
-            results = [error] * len(objs)
+            loaded_values = [error] * len(allowed)
         if batch.convert is not None:
-            results = [r if r is None or isinstance(r, GraphQLError) else batch.convert(r) for r in results]
+            loaded_values = [r if r is None or isinstance(r, GraphQLError) else batch.convert(r) for r in loaded_values]
+        loaded_values = await admit(self.context, loaded_values)
+        if refusals is None:
+            results = loaded_values
+        else:
+            answers = iter(loaded_values)
+            results = [next(answers) if refused is None else refused for refused in refusals]
         for obj, result in zip(objs, results, strict=True):
             obj.__dict__.setdefault("_loaded", {})[key] = result
         await self.expand(field_def.type, nodes, results)
+
+    def touches(self, gtype: Any, nodes: list[FieldNode], fields: frozenset, seen: set) -> bool:
+        named = get_named_type(gtype)
+        if not is_composite_type(named):
+            return False
+        types = self.schema.get_possible_types(named) if is_abstract_type(named) else [named]
+        for otype in types:
+            for selections in self.collect(otype, nodes).values():
+                name = selections[0].name.value
+                if (otype.name, name) in fields:
+                    return True
+                field_def = otype.fields.get(name)
+                key = (otype.name, id(selections[0]))
+                if field_def is None or key in seen:
+                    continue
+                seen.add(key)
+                if self.touches(field_def.type, selections, fields, seen):
+                    return True
+        return False
 
     def selected_names(self, gtype: Any, nodes: list[FieldNode]) -> frozenset[str]:
         """Names of the fields selected directly on a field's (object) result type."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import strawberry
 
-from models.cloud import ClientKind, Database as DatabaseModel, Session as SessionModel, SessionStatus
+from models.cloud import ClientKind, CloudSubscription as CloudSubscriptionModel, Database as DatabaseModel, Session as SessionModel, SessionStatus
 from resolvers import cloud as resolvers
 from resolvers import updates as update_resolvers
 from resolvers.cloud import SubscriptionView
@@ -53,6 +53,7 @@ class CloudSubscription(Node):
     can_extend: bool = strawberry.field(
         description="True when the caller may activate the one extension this subscription period allows."
     )
+    model: strawberry.Private[CloudSubscriptionModel]
 
     @classmethod
     def from_view(cls, view: SubscriptionView) -> CloudSubscription:
@@ -64,7 +65,7 @@ class CloudSubscription(Node):
                 extra_sessions=ext.extra_sessions, extra_databases=ext.extra_databases,
                 starts_at=ext.starts_at, ends_at=ext.ends_at,
             ) if ext else None,
-            can_extend=view.can_extend,
+            can_extend=view.can_extend, model=sub,
         )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import strawberry
+from graphql import GraphQLError
 
 from resolvers import identity as identity_resolvers
 from resolvers import nodes as node_resolvers
@@ -53,7 +54,8 @@ class Query(RegistrationQueries):
         row = await node_resolvers.node_by_id(ctx, *decoded)
         if row is None:
             return None
-        return await expand(info, NODE_TYPES[decoded[0]](row))
+        value = await expand(info, NODE_TYPES[decoded[0]](row))
+        return None if isinstance(value, GraphQLError) else value  # refused is as absent as unknown
 
     @strawberry.field(description="The signed-in user.")
     async def me(self, info: strawberry.Info) -> User:

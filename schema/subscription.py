@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from typing import Annotated, Any
 
+import orjson
 import strawberry
 
 from kabinet.errors import graphql_error
@@ -22,7 +23,8 @@ from kabinet.events import (
 )
 from models.events import OrganizationEvent
 from resolvers import live
-from schema.batching import expand
+from kabinet.permissions import PERSONAL_FIELDS, Permission, role_may
+from schema.batching import expand, selection_touches
 from schema.execution import share_completions
 from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
 from schema.updates import UpdateRun
@@ -88,11 +90,48 @@ OrganizationToWatch = Annotated[strawberry.ID, strawberry.argument(description="
 OnlyDatabase = Annotated[strawberry.ID | None, strawberry.argument(description="Only what happens in this database.")]
 
 
-def _group(info: strawberry.Info, organization_id: uuid.UUID, *scope: Hashable) -> tuple:
-    """What makes two subscribers' results interchangeable: the same query (document node), the
-    same organization, role and scope."""
-    ctx = info.context
-    return (id(info._raw_info.field_nodes[0]), organization_id, ctx.role_in(organization_id), *scope)
+class _Same:
+    """A key part equal only to itself, holding its object: while a key names a parsed operation, no
+    other operation can come to live at its address (an `id()` alone could be reused after it is freed)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+class Group:
+    """What makes subscribers' results interchangeable, and whose rights work them out.
+
+    Shared only between equals: the same parsed operation and variables, the same organization,
+    and the same rights in it. The shared result is worked out with a context that knows nothing of
+    the viewer but their membership there (`RequestContext.narrowed_to`), so it cannot carry what
+    one member of the group may see and another may not. A selection that reaches what depends on
+    the person (`kabinet.permissions.PERSONAL_FIELDS`, e.g. `User.memberships` leading into their
+    other organizations) and a role that sees only some of the cloud (a USER: own sessions, granted
+    databases) make the group one person's.
+    """
+
+    def __init__(self, info: strawberry.Info, organization_id: uuid.UUID, *scope: Hashable) -> None:
+        ctx = info.context
+        raw = info._raw_info
+        role = ctx.role_in(organization_id)
+        personal = selection_touches(info, PERSONAL_FIELDS)
+        sees_all = role_may(role, Permission.SEE_ALL_SESSIONS) and role_may(role, Permission.SEE_ALL_DATABASES)
+        person = ctx.require_viewer().user_id if personal or not sees_all else None
+        variables = orjson.dumps(raw.variable_values or {}, option=orjson.OPT_SORT_KEYS, default=str)
+        self.key = (_Same(raw.operation), variables, organization_id, role, person, *scope)
+        self.context = ctx if personal else ctx.narrowed_to(organization_id, as_viewer=person is not None)
+        self.info = info
+
+    async def expand(self, value: Any) -> Any:
+        return await expand(self.info, value, self.context)
 
 
 @strawberry.type(description="Live views over WebSocket (graphql-transport-ws or graphql-ws).")
@@ -108,7 +147,7 @@ class Subscription:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
         session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
-        group = _group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
+        group = Group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
         async with ctx.event_hub.subscribe(org_id) as stream:
             latest = await _session_snapshot(info, group, org_id, session_filter, stream)
             yield latest
@@ -120,8 +159,8 @@ class Subscription:
                     continue
                 state, current = list_steps.after(latest, event, model)
                 latest = await shared_results.get(
-                    (*group, event.seq, state),
-                    lambda: expand(info, _session_list(current, _session_event(event, model))),
+                    (*group.key, event.seq, state),
+                    lambda: group.expand(_session_list(current, _session_event(event, model))),
                 )
                 yield latest
 
@@ -132,14 +171,16 @@ class Subscription:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
         session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
-        group = _group(info, org_id, session_filter.only_user, "events")
+        group = Group(info, org_id, session_filter.only_user, session_filter.database_id, "events")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):
                 if event.topic != SESSIONS:
                     continue
                 model = session_of(event)
                 if session_filter.admits(model):
-                    yield await shared_results.get((*group, event.seq), lambda: expand(info, _session_event(event, model)))
+                    yield await shared_results.get(
+                        (*group.key, event.seq), lambda: group.expand(_session_event(event, model))
+                    )
 
     @strawberry.subscription(description="Every change of an update run in the organization: status and progress.")
     async def update_runs(
@@ -148,7 +189,7 @@ class Subscription:
         ctx = info.context
         org_id = await live.watched_organization(ctx, organization_id)
         run_filter = live.RunFilter(ctx, org_id, live.watched_database(database_id))
-        group = _group(info, org_id, ctx.require_viewer().user_id if run_filter.granted is not None else None, "runs")
+        group = Group(info, org_id, run_filter.database_id, "runs")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):
                 if event.topic != UPDATES:
@@ -156,12 +197,12 @@ class Subscription:
                 model = run_from_payload(org_id, event.payload)
                 if run_filter.admits(model):
                     yield await shared_results.get(
-                        (*group, event.seq), lambda: expand(info, UpdateRun.from_model(model))
+                        (*group.key, event.seq), lambda: group.expand(UpdateRun.from_model(model))
                     )
 
 
 async def _session_snapshot(
-    info: strawberry.Info, group: tuple, org_id: uuid.UUID, session_filter: live.SessionFilter, stream: EventStream
+    info: strawberry.Info, group: Group, org_id: uuid.UUID, session_filter: live.SessionFilter, stream: EventStream
 ) -> SessionListUpdate:
     """The first message. Subscribers of a group that read the same event number and list get the
     same one: an idle subscriber keeps one copy per group alive, not its own (graphql-core holds on
@@ -169,8 +210,8 @@ async def _session_snapshot(
     seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
     stream.after(seq)
     return await shared_results.get(
-        (*group, "snapshot", seq, _list_state(sessions)),
-        lambda: expand(info, _session_list({s.id: s for s in sessions}, None)),
+        (*group.key, "snapshot", seq, _list_state(sessions)),
+        lambda: group.expand(_session_list({s.id: s for s in sessions}, None)),
     )
 
 
