@@ -6,8 +6,9 @@ by the resolvers that narrow their SQL to what the viewer sees:
 
 - `ROLE_PERMISSIONS`: the contract README's role table (`../shared/api/README.md`, "Roles").
 - `TYPE_RULES`: for each object type, whether the viewer sees an object (SEE), is refused it
-  (FORBIDDEN: a member whose role may not see such objects, where a link from a visible object
-  leads to it) or does not know it exists (HIDDEN). Decided on the object, whatever path reached it.
+  (FORBIDDEN: a member whose role may not see such objects; a link from a visible object to it
+  answers a FORBIDDEN error, a list leaves it out) or does not know it exists (HIDDEN: null, or
+  left out). Decided on the object, whatever path reached it.
 - `FIELD_RULES`: fields of a visible object that need a permission in its organization; a viewer
   without it gets a FORBIDDEN error on that field and the rest of the query answers.
 
@@ -197,7 +198,6 @@ FIELD_RULES: dict[tuple[str, str], FieldRule] = {
     ("Organization", "documents"): _field("documents", P.SEE_FINANCE),
     ("Organization", "databases"): _field("databases", *_DATABASES),
     ("Organization", "sessions"): _field("sessions", *_SESSIONS),
-    ("Invite", "databases"): _field("databases", *_DATABASES),
     ("Database", "sessions"): _field("sessions", *_SESSIONS),
     ("Membership", "databases"): _field("this member's databases", P.SEE_ALL_DATABASES, own=True),
 }

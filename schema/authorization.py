@@ -69,8 +69,9 @@ def sight(ctx: Any, obj: Any) -> Sight:
 
 
 async def admit(ctx: Any, values: list[Any]) -> list[Any]:
-    """Each of `values` as the viewer may have it: objects they may not see left out of lists and
-    connections, or null; a FORBIDDEN error for a field whose object their role is refused."""
+    """Each of `values` as the viewer may have it: objects they may not see are left out of lists
+    and connections; a single object is null, or a FORBIDDEN error where the viewer's role in its
+    organization is refused such objects (a link from a visible object: Charge.database)."""
     objs: list[Any] = []
     for value in values:
         _objects(value, objs)
@@ -81,14 +82,8 @@ async def admit(ctx: Any, values: list[Any]) -> list[Any]:
 
 
 def _admitted(ctx: Any, value: Any) -> Any:
-    if isinstance(value, list):
-        kept = []
-        for item in value:
-            item = _admitted(ctx, item)
-            if isinstance(item, GraphQLError):
-                return item
-            if item is not None:
-                kept.append(item)
+    if isinstance(value, list):  # a list holds what the viewer sees: refused items are left out too
+        kept = [item for item in value if type_name_of(item) not in TYPE_RULES or sight(ctx, item) is Sight.SEE]
         return kept if len(kept) != len(value) else value
     if isinstance(value, Connection):
         edges = [edge for edge in value.edges if sight(ctx, edge.node) is Sight.SEE]

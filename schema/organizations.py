@@ -82,7 +82,7 @@ class Invite(Node):
     def invited_by(self, info: strawberry.Info) -> User | None:
         return loaded(self, info)
 
-    @strawberry.field(description="Cloud databases the invitee may open.")
+    @strawberry.field(description="Cloud databases the invitee may open (those your role sees: none for an ACCOUNTANT).")
     @batched(resolvers.databases_of_invite, to=list_of(Database.from_model))
     def databases(self, info: strawberry.Info) -> list[Database]:
         return loaded(self, info)
