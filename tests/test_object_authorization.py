@@ -217,3 +217,21 @@ async def test_two_users_with_other_grants_see_each_their_own_sessions_and_datab
     two = await _first_message(gql, live_server, protocol, await as_factory_user(gql, other_user.email), query, variables)
     assert one["data"]["sessions"]["sessions"] == [{"userName": "Один", "database": {"name": "Первая"}}]
     assert two["data"]["sessions"]["sessions"] == [{"userName": "Два", "database": {"name": "Вторая"}}]
+
+
+async def test_kept_answers_are_not_handed_to_another_viewer_of_the_same_role(gql):
+    """The response cache keeps answers per user: a second admin asking the very same query right
+    after the first does not get the first admin's answer (which shows their other organization)."""
+    org, users = await factories.create_team(Role.ADMIN)
+    second_admin = await factories.create_user(factories.unique_email("admin2"))
+    await factories.add_member(org, second_admin, Role.ADMIN)
+    elsewhere = await factories.create_organization("ИП Ещё один")
+    await factories.add_member(elsewhere, users[Role.ADMIN], Role.OWNER)
+    query = """query($org: ID!) { organization(id: $org) { members(first: 10) { edges { node {
+                 user { email memberships { organization { name inn } } } } } } } }"""
+    variables = {"org": gid("Organization", org.id)}
+    first = await gql.execute(query, variables, as_user=await as_factory_user(gql, users[Role.ADMIN].email))
+    again = await gql.execute(query, variables, as_user=users[Role.ADMIN].email)
+    assert elsewhere.inn in str(first) and again == first
+    second = await gql.execute(query, variables, as_user=await as_factory_user(gql, second_admin.email))
+    assert elsewhere.inn not in str(second), second
