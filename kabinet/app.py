@@ -22,6 +22,7 @@ from kabinet.graphql_view import KabinetGraphQL
 from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
 from kabinet.pubsub import create_broadcast
 from kabinet.settings import Settings
+from kabinet.sign_ins import EndedLogins
 from schema.build import build_schema
 from workers.runner import Workers
 
@@ -32,7 +33,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
-    graphql = KabinetGraphQL(build_schema(settings), settings)
+    # an access token lives access_token_minutes: an ended login is remembered that long, and a minute more
+    ended_logins = EndedLogins(keep_seconds=settings.access_token_minutes * 60 + 60)
+    graphql = KabinetGraphQL(build_schema(settings), settings, ended_logins)
     broadcast = create_broadcast(settings.broker_url)
     event_hub = EventHub(broadcast, poll_seconds=settings.event_poll_seconds, queue_size=settings.subscriber_queue_size)
 
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await db.prepare(settings)
         await broadcast.connect()
         await event_hub.start()
+        await ended_logins.start(broadcast)
         workers = Workers(settings, broadcast)
         if settings.run_workers:
             workers.start()
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             shutdown.uninstall()
             await shutdown.stop_workers()
             await event_hub.stop()
+            await ended_logins.stop()
             await broadcast.disconnect()
             await db.disconnect()
 
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.broadcast = broadcast
     app.state.event_hub = event_hub
     app.state.graphql = graphql
+    app.state.ended_logins = ended_logins
     return app
 
 

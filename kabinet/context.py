@@ -11,10 +11,11 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from kabinet.errors import unauthenticated
+from kabinet.errors import signed_out, unauthenticated
 from kabinet.events import PendingAnnouncements
 from kabinet.permissions import Permission, role_may
 from kabinet.settings import Settings
+from kabinet.sign_ins import EndedLogins
 from models.identity import User
 from models.organizations import DatabaseGrant, JoinRequest, Membership, Role
 from models.select import select
@@ -42,6 +43,7 @@ class RequestContext:
     connection_params: Any = None  # a WebSocket's first-message payload
     broadcast: Any = None  # the broker, to announce events after a commit
     event_hub: Any = None  # this process's EventHub, for subscriptions
+    ended_logins: EndedLogins = field(default_factory=EndedLogins)  # this process's, for every request
     # Loaded once per request, on first need.
     _memberships: dict[uuid.UUID, Membership] | None = field(default=None, repr=False)
     _grants: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict, repr=False)
@@ -53,12 +55,22 @@ class RequestContext:
     _is_staff: bool | None = field(default=None, repr=False)
 
     def require_viewer(self) -> Viewer:
-        """The signed-in viewer; UNAUTHENTICATED without one, or once the token has expired (a
-        WebSocket outlives the token it was opened with)."""
+        """The signed-in viewer; UNAUTHENTICATED without one, once the token has expired or once its
+        sign-in has ended (a WebSocket outlives the token it was opened with)."""
         viewer = self.viewer
         if viewer is None or (viewer.expires_at is not None and viewer.expires_at <= datetime.now(timezone.utc)):
             raise unauthenticated()
+        if viewer.login_id in self.ended_logins:
+            raise signed_out()
         return viewer
+
+    def for_operation(self) -> RequestContext:
+        """A copy for one operation on a WebSocket, whose operations share its connection's context:
+        memberships read afresh (rights follow changes at once) and after-commit actions of its own."""
+        return RequestContext(
+            self.settings, self.viewer, self.request_id, self.client_address, self.request, self.connection_params,
+            self.broadcast, self.event_hub, self.ended_logins,
+        )
 
     async def memberships(self) -> dict[uuid.UUID, Membership]:
         """The viewer's memberships by organization id: loaded once, even by concurrent root fields."""
@@ -108,7 +120,7 @@ class RequestContext:
         viewer = self.viewer if as_viewer else Viewer(NOBODY, NOBODY, self.viewer.expires_at if self.viewer else None)
         narrowed = RequestContext(
             settings=self.settings, viewer=viewer, request_id=self.request_id, broadcast=self.broadcast,
-            event_hub=self.event_hub,
+            event_hub=self.event_hub, ended_logins=self.ended_logins,
         )
         membership = self._memberships.get(organization_id)
         narrowed._memberships = {organization_id: membership} if membership is not None else {}

@@ -28,6 +28,10 @@ def unauthenticated() -> GraphQLError:
     return graphql_error("UNAUTHENTICATED", "Sign in first: send a valid access token.")
 
 
+def signed_out() -> GraphQLError:
+    return graphql_error("UNAUTHENTICATED", "This sign-in has ended (signed out, password reset): sign in again.")
+
+
 def forbidden(what: str = "this field") -> GraphQLError:
     return graphql_error("FORBIDDEN", f"Your role in this organization may not see {what}.")
 

@@ -17,15 +17,17 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from kabinet import db
 from kabinet.auth import bearer_token, decode_access_token
 from kabinet.context import RequestContext, Viewer
-from kabinet.errors import shape_error
+from kabinet.errors import shape_error, signed_out
 from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
 from kabinet.settings import Settings
+from kabinet.sign_ins import EndedLogins
 from models.select import read_only
 from schema.execution import SharedCompletion
 
@@ -33,6 +35,9 @@ log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
+# What a socket whose sign-in has ended is closed with: the code graphql-transport-ws gives a
+# refused connection_init (what the same token would now get), so a client signs in again.
+SIGNED_OUT = 4403
 
 
 def encode_message(message: dict) -> str:
@@ -62,7 +67,7 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 class KabinetGraphQL(GraphQL):
     websocket_adapter_class = TextWebSocketAdapter
 
-    def __init__(self, schema: Any, settings: Settings) -> None:
+    def __init__(self, schema: Any, settings: Settings, ended_logins: EndedLogins | None = None) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
         self.settings = settings
         self.response_cache = (
@@ -72,6 +77,10 @@ class KabinetGraphQL(GraphQL):
         )
         self.open_sockets: set[WebSocket] = set()
         self.closing = False
+        self.ended_logins = ended_logins if ended_logins is not None else EndedLogins()
+        self.ended_logins.listeners.append(self._close_sockets_of)
+        self.sockets_by_login: dict[uuid.UUID, set[WebSocket]] = {}
+        self._closing_tasks: set[asyncio.Task] = set()
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, WebSocket):
@@ -119,6 +128,11 @@ class KabinetGraphQL(GraphQL):
             return await super().run(socket, context, root_value)
         finally:
             self.open_sockets.discard(socket)
+            login_id = getattr(socket.state, "login_id", None)
+            if login_id is not None and (sockets := self.sockets_by_login.get(login_id)) is not None:
+                sockets.discard(socket)
+                if not sockets:
+                    del self.sockets_by_login[login_id]
 
     async def close_sockets(self, reason: str = "The server is shutting down; reconnect.", timeout: float = 2.0) -> int:
         """Close every open WebSocket with 1001 (going away), and refuse new ones; how many were open."""
@@ -136,9 +150,29 @@ class KabinetGraphQL(GraphQL):
             log.info("closed %d WebSocket(s) with 1001 (going away)", len(sockets))
         return len(sockets)
 
+    def _close_sockets_of(self, login_id: uuid.UUID) -> None:
+        """A sign-in has ended: its open WebSockets are closed (the legacy protocol is told first)."""
+        for socket in self.sockets_by_login.pop(login_id, ()):
+            task = asyncio.ensure_future(self._close_signed_out(socket))
+            self._closing_tasks.add(task)
+            task.add_done_callback(self._closing_tasks.discard)
+
+    async def _close_signed_out(self, socket: WebSocket) -> None:
+        try:
+            if await self.pick_websocket_subprotocol(socket) == GRAPHQL_WS_PROTOCOL:
+                error = signed_out().formatted
+                await socket.send_text(orjson.dumps({"type": "connection_error", "payload": error}).decode())
+            await socket.close(SIGNED_OUT, "Forbidden: the sign-in has ended")
+        except Exception:  # noqa: BLE001 — already closing or gone
+            pass
+
     def viewer_from_token(self, token: str | None) -> Viewer | None:
+        """The token's viewer; None for a token that is not valid or whose sign-in has ended (checked
+        after the verified-token cache, in memory: see kabinet.sign_ins)."""
         claims = decode_access_token(self.settings, token) if token else None
-        return Viewer(claims.user_id, claims.login_id, claims.expires_at) if claims else None
+        if claims is None or claims.login_id in self.ended_logins:
+            return None
+        return Viewer(claims.user_id, claims.login_id, claims.expires_at)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -151,7 +185,8 @@ class KabinetGraphQL(GraphQL):
         client = request.client.host if request.client else None
         state = request.app.state
         return RequestContext(
-            self.settings, viewer, request_id, client, request, broadcast=state.broadcast, event_hub=state.event_hub
+            self.settings, viewer, request_id, client, request, broadcast=state.broadcast, event_hub=state.event_hub,
+            ended_logins=self.ended_logins,
         )
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
@@ -162,6 +197,9 @@ class KabinetGraphQL(GraphQL):
         if viewer is None:
             raise ConnectionRejectionError({"message": "A valid access token is required."})
         context.viewer = viewer
+        socket = context.request  # closed if this sign-in ends (kabinet.sign_ins)
+        socket.state.login_id = viewer.login_id
+        self.sockets_by_login.setdefault(viewer.login_id, set()).add(socket)
         return None
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -38,6 +39,9 @@ class _Reconnecting(BroadcastBackend):
         self.listener: asyncio.Task | None = None
         self.connected = asyncio.Event()
         self.channel_added = asyncio.Event()
+        # Called once a lost connection is back: notices published meanwhile are lost, so whoever
+        # must not miss one (ended sign-ins) reads the database again.
+        self.on_reconnect: list[Callable[[], Any]] = []
 
     async def connect(self) -> None:
         await self.open()
@@ -71,6 +75,8 @@ class _Reconnecting(BroadcastBackend):
                 self.connected.set()
                 if attempt:
                     log.info("broker connection restored")
+                    for callback in self.on_reconnect:
+                        callback()
                 attempt = 0
                 await self.pump()
             except asyncio.CancelledError:

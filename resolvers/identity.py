@@ -114,7 +114,7 @@ async def refresh(ctx: RequestContext, refresh_token: str) -> SignedIn:
         raise UserFacingError(ErrorCode.EXPIRED, "This refresh token has expired; sign in again.", ["refreshToken"])
     claimed = await RefreshToken.filter(id=row.id, used_at=None, revoked_at=None).update(used_at=now)
     if not claimed:
-        await revoke_login(row.login_id)
+        await revoke_login(ctx, row.login_id)
         raise UserFacingError(
             ErrorCode.INVALID, "This refresh token was already used; the login is revoked, sign in again.",
             ["refreshToken"], keep_changes=True,
@@ -122,15 +122,34 @@ async def refresh(ctx: RequestContext, refresh_token: str) -> SignedIn:
     return await _sign_in(ctx, await User.get(id=row.user_id), row.login_id)
 
 
-async def revoke_login(login_id: uuid.UUID) -> int:
-    return await RefreshToken.filter(login_id=login_id, revoked_at=None).update(revoked_at=utcnow())
+async def revoke_login(ctx: RequestContext, login_id: uuid.UUID) -> int:
+    """End a sign-in session: its refresh tokens revoked, its access tokens refused from the commit on."""
+    revoked = await RefreshToken.filter(login_id=login_id, revoked_at=None).update(revoked_at=utcnow())
+    _end_after_commit(ctx, [login_id])
+    return revoked
+
+
+async def revoke_user_logins(ctx: RequestContext, user_id: uuid.UUID) -> int:
+    """End every sign-in session of an account (a password reset, an account disabled)."""
+    live = RefreshToken.filter(user_id=user_id, revoked_at=None)
+    login_ids = list(set(await live.values_list("login_id", flat=True)))
+    revoked = await live.update(revoked_at=utcnow())
+    _end_after_commit(ctx, login_ids)
+    return revoked
+
+
+def _end_after_commit(ctx: RequestContext, login_ids: list[uuid.UUID]) -> None:
+    """Once the revocation has committed, every process refuses the logins' access tokens and closes
+    their WebSockets (`kabinet.sign_ins`); not before, so a rolled back revocation ends nothing."""
+    ended_logins = ctx.ended_logins
+    ctx.after_commit(lambda: ended_logins.end_everywhere(login_ids))
 
 
 async def logout(ctx: RequestContext, refresh_token: str) -> None:
     row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
     if row is None:
         raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid.", ["refreshToken"])
-    await revoke_login(row.login_id)
+    await revoke_login(ctx, row.login_id)
 
 
 async def viewer_user(ctx: RequestContext) -> User:

@@ -27,7 +27,7 @@ from kabinet.auth import hash_password, utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden, graphql_error
 from kabinet.permissions import Permission
-from models.identity import CodePurpose, LoginThrottle, RefreshToken, User, VerificationCode
+from models.identity import CodePurpose, LoginThrottle, User, VerificationCode
 from models.organizations import (
     Invite,
     InviteStatus,
@@ -42,7 +42,7 @@ from models.organizations import (
 )
 from resolvers import audit, codes, outbox, validation
 from resolvers.common import member_organization, not_found, organization_row, page_request, related_one, require, wants_total
-from resolvers.identity import SignedIn, normalize_login, sign_in_user, viewer_user
+from resolvers.identity import SignedIn, normalize_login, revoke_user_logins, sign_in_user, viewer_user
 from resolvers.ids import pk_of
 from resolvers.pagination import Ordering, Page, load_pages
 
@@ -231,14 +231,13 @@ async def reset_password(ctx: RequestContext, login: str, code: str, new_passwor
     user = await User.filter(id=row.user_id, is_active=True).select_for_update().first() if row.user_id else None
     if user is None or key not in (user.email, user.phone):
         raise UserFacingError(ErrorCode.INVALID, "This code is not right: check it, or request a new one.", ["code"])
-    now = utcnow()
     user.password_hash = hash_password(new_password)
     if key == user.phone:
         user.phone_verified = True
     else:
         user.email_verified = True
     await user.save(update_fields=["password_hash", "phone_verified", "email_verified"])
-    revoked = await RefreshToken.filter(user_id=user.id, revoked_at=None).update(revoked_at=now)
+    revoked = await revoke_user_logins(ctx, user.id)
     await LoginThrottle.filter(login__in=[v for v in (user.email, user.phone) if v]).delete()
     signed_in = await sign_in_user(ctx, user)
     await audit.record(

@@ -11,6 +11,7 @@ from strawberry.extensions import AddValidationRules, ParserCache, ValidationCac
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
+from kabinet.context import RequestContext
 from kabinet.settings import Settings
 from schema.execution import KabinetExecutionContext
 from schema.mutation import Mutation
@@ -47,6 +48,25 @@ def coded_rule(rule: type[ASTValidationRule], code: str) -> type[ASTValidationRu
 
 
 class KabinetSchema(strawberry.Schema):
+    async def stream(  # noqa: PLR0917
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Any = None,
+    ) -> Any:
+        """Each WebSocket operation (both sub-protocols come through here) runs with a context of its
+        own, not the connection's: memberships read afresh, so a mutation uses the current rights."""
+        if isinstance(context_value, RequestContext):
+            context_value = context_value.for_operation()
+        return await super().stream(
+            query, variable_values, context_value, root_value, operation_name, operation_extensions,
+            allowed_operation_types,
+        )
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what went wrong on our side; a client's mistake or a refusal is not an incident."""
         for error in errors:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import orjson
 import strawberry
 
-from kabinet.errors import graphql_error
+from kabinet.errors import graphql_error, signed_out
 from kabinet.events import (
     ACCESS, SESSIONS, UPDATES, EventStream, StreamExpired, SubscriberTooSlow, run_from_payload, session_of,
 )
@@ -38,7 +38,10 @@ async def _events(stream: EventStream, ctx, organization_id: uuid.UUID) -> Async
     try:
         async for event in stream:
             if event.topic == ACCESS and event.payload.get("user_id") == str(viewer.user_id):
-                raise graphql_error("FORBIDDEN", "Your access to this organization has ended.")
+                # removed, another role, fewer databases: what it shows was chosen by the old rights
+                raise graphql_error("FORBIDDEN", "Your access to this organization changed: subscribe again.")
+            if viewer.login_id in ctx.ended_logins:  # signed out: the socket is being closed, nothing more meanwhile
+                raise signed_out()
             yield event
     except StreamExpired:
         raise graphql_error("UNAUTHENTICATED", "The access token has expired: subscribe again with a fresh one.") from None
