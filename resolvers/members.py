@@ -42,12 +42,11 @@ from models.organizations import (
     InviteDatabase,
     InviteStatus,
     Membership,
-    ModerationStatus,
     Organization,
     Role,
 )
 from resolvers import audit, codes, outbox, validation
-from resolvers.common import member_organization, not_found, organization_row, require
+from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
 from resolvers.ids import pk_of, to_global_id
 from resolvers.registration import release_pending_sign_ups
@@ -128,7 +127,7 @@ async def invite_member(
     org_id = await member_organization(ctx, organization_global_id, ["input", "organizationId"])
     require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
     organization = await _lock_organization(org_id)
-    _require_approved(organization, ["input", "organizationId"], INVITES_ONCE_APPROVED)
+    require_approved(organization, ["input", "organizationId"], INVITES_ONCE_APPROVED)
     address = _address(email, phone)
     if role == Role.OWNER:
         raise validation.invalid(
@@ -164,7 +163,7 @@ async def resend_invite(ctx: RequestContext, invite_global_id: str) -> Invite:
     if invite.status != InviteStatus.PENDING:
         raise validation.invalid(["inviteId"], f"This invitation is {invite.status.value.lower()}: send a new one.")
     organization = await _lock_organization(invite.organization_id)
-    _require_approved(organization, ["inviteId"], INVITES_ONCE_APPROVED)
+    require_approved(organization, ["inviteId"], INVITES_ONCE_APPROVED)
     await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), ["inviteId"], ["inviteId"])
     token, token_hash = new_opaque_token()
     invite.token_hash = token_hash
@@ -226,7 +225,7 @@ async def accept_invite(
     if invite.expires_at <= now:
         raise _refuse(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
     organization = await _lock_organization(invite.organization_id)
-    _require_approved(organization, field, "its invitations can be accepted once it is approved")
+    require_approved(organization, field, "its invitations can be accepted once it is approved")
     account = await _invitee_account(invite, field)
     if account is not None:
         if not _signed_in_as(ctx, account.id):
@@ -262,17 +261,6 @@ async def accept_invite(
         ctx.forget_memberships()  # the payload's fields see the new membership
         return Accepted(user, None)
     return Accepted(user, await sign_in_user(ctx, user))
-
-
-def _require_approved(organization: Organization, field: list[str], then: str) -> None:
-    """INVALID unless the provider approved the organization: a PENDING (or REJECTED) one is an
-    unchecked claim to an INN that anybody may make, so it brings nobody in."""
-    if organization.moderation_status != ModerationStatus.APPROVED:
-        state = (
-            "is awaiting the provider's moderation" if organization.moderation_status == ModerationStatus.PENDING
-            else "was rejected by the provider"
-        )
-        raise validation.invalid(field, f"This organization {state}: {then}.")
 
 
 async def _refuse_members(org_id: uuid.UUID, address: Address, email_field: list[str], phone_field: list[str]) -> None:

@@ -50,7 +50,9 @@ from models.organizations import (
     Role,
 )
 from resolvers import audit, codes, outbox, validation
-from resolvers.common import member_organization, not_found, organization_row, page_request, related_one, require, wants_total
+from resolvers.common import (
+    member_organization, not_found, organization_row, page_request, related_one, require, require_approved, wants_total,
+)
 from resolvers.identity import SignedIn, normalize_login, sign_in_user, viewer_user
 from resolvers.ids import pk_of
 from resolvers.pagination import Ordering, Page, load_pages
@@ -498,6 +500,8 @@ async def approve_join_request(ctx: RequestContext, request_id: str, role: Role)
     if role == Role.OWNER:
         raise validation.invalid(["role"], "An organization has exactly one owner: choose another role.")
     row = await _join_request_to_decide(ctx, request_id)
+    organization = await Organization.get(id=row.organization_id)
+    require_approved(organization, ["requestId"], "let people in once it is approved (the request waits)")
     if await Membership.exists(organization_id=row.organization_id, user_id=row.user_id):
         raise UserFacingError(ErrorCode.CONFLICT, "This person is already a member: reject the request.", ["requestId"])
     membership = await Membership.create(
@@ -505,7 +509,6 @@ async def approve_join_request(ctx: RequestContext, request_id: str, role: Role)
     )
     row.status, row.decided_by_id, row.decided_at = JoinRequestStatus.APPROVED, viewer.user_id, utcnow()
     await row.save(update_fields=["status", "decided_by_id", "decided_at"])
-    organization = await Organization.get(id=row.organization_id)
     requester = await User.get(id=row.user_id)
     if requester.email:
         await outbox.enqueue_email(

@@ -289,7 +289,10 @@ class RegistrationMutations:
             join_request=JoinRequest.from_model(added.join_request) if added.join_request else None,
         ))
 
-    @strawberry.mutation(description="Let the requester in with a role (never OWNER). OWNER or ADMIN of the organization.")
+    @strawberry.mutation(
+        description="Let the requester in with a role (never OWNER). OWNER or ADMIN of the organization, once the "
+        "provider has approved it (INVALID while it awaits moderation or was rejected; the request waits)."
+    )
     @transactional(DecideJoinRequestPayload)
     async def approve_join_request(
         self, info: strawberry.Info,
