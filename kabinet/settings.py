@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     download_url_seconds: int = 300
     login_max_failures: int = 5
     login_lock_minutes: int = 10
+    code_resend_seconds: int = Field(
+        60, ge=0, description="Sign-up, password-reset and e-mail-change codes: the least time between two codes to one address."
+    )
+    codes_per_address_hour: int = Field(
+        5, ge=1, description="Sign-up, password-reset and e-mail-change codes one address receives in an hour at most."
+    )
+    codes_per_client_hour: int = Field(
+        20, ge=1, description="Sign-up, password-reset and e-mail-change codes requested from one client address "
+        "(IP) in an hour at most, whatever addresses they go to: no SMS pumping from one source.",
+    )
 
     max_page_size: int = 100
     ws_compression: bool = Field(

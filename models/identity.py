@@ -67,7 +67,8 @@ class VerificationCode(Entity):
     attempts = fields.IntField(default=0, db_default=0)
     used_at = fields.DatetimeField(null=True)
     payload = fields.JSONField(default=dict)  # what the confirmed action needs (e.g. the membership to remove)
+    client_address = fields.CharField(max_length=64, null=True)  # who asked for it: the per-client sending limit
 
     class Meta:
         table = "verification_code"
-        indexes = (("purpose", "target", "created_at"),)
+        indexes = (("purpose", "target", "created_at"), ("client_address", "created_at"))

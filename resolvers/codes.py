@@ -9,7 +9,12 @@ removing a member) is one `VerificationCode` row, and every flow follows the sam
   although the mutation fails); after `attempts` (5) wrong ones the code is dead: RATE_LIMITED,
   the right code included;
 - single use: claimed by a conditional UPDATE, so two concurrent uses end as one success;
-- where `sending_limits` apply: at most one code a minute and 5 an hour per address and purpose.
+- where `sending_limits` apply: at most one code a minute and 5 an hour per address and purpose,
+  and 20 an hour requested from one client address whatever the purpose and the address (so one
+  source cannot pump SMS to many numbers); RATE_LIMITED beyond. The figures are settings
+  (`code_resend_seconds`, `codes_per_address_hour`, `codes_per_client_hour`). Every code counts,
+  a code that went nowhere (recovery of an unknown login, a sign-up at a taken address) included,
+  so the limits answer the same whether or not an address has an account.
 
 What genuinely differs between flows is a `CodeRules` value: the purpose, the lifetime, the field
 path the errors name, how one gets a new code (for the messages), what a used code answers, and
@@ -34,8 +39,8 @@ from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError
 from models.identity import CodePurpose, User, VerificationCode
 
-RESEND_AFTER = timedelta(seconds=60)  # at most one code a minute per address
-CODES_PER_HOUR = 5  # and at most this many an hour
+# Purposes whose rules have sending limits (filled as the rules are made): the per-client count covers them all.
+LIMITED_PURPOSES: set[CodePurpose] = set()
 CODE_PATTERN = re.compile(r"^\d{6}$")
 WRONG_CODE = "This code is not right"
 
@@ -53,7 +58,11 @@ class CodeRules:
     # (where the flow finds "the latest code", a used one is no different from no code at all).
     spent_field: tuple[str, ...] | None = None
     spent_message: str | None = None
-    sending_limits: bool = True  # one code a minute and CODES_PER_HOUR an hour per address
+    sending_limits: bool = True  # the sending limits per address and per client address (settings)
+
+    def __post_init__(self) -> None:
+        if self.sending_limits:
+            LIMITED_PURPOSES.add(self.purpose)
 
     @property
     def minutes(self) -> int:
@@ -76,26 +85,44 @@ def mask(address: str) -> str:
 # ---------------------------------------------------------------- issuing
 
 
-async def may_send(rules: CodeRules, target: str) -> bool:
-    """Within the sending limits for this address and purpose (always, where none apply)."""
+async def require_may_send(ctx: RequestContext, rules: CodeRules, target: str) -> None:
+    """RATE_LIMITED when one more code for `target` would go beyond a sending limit (per address, per
+    client address). Call it first in the mutation, before any row lock and before the work a
+    refusal would waste: it serializes the requests it counts until the transaction ends."""
     if not rules.sending_limits:
-        return True
-    now = utcnow()
+        return
+    client = [f"codes-client:{ctx.client_address}"] if ctx.client_address else []
+    await _one_at_a_time([*client, f"codes-to:{target}"])
+    settings, now = ctx.settings, utcnow()
+    hour_ago = now - timedelta(hours=1)
     recent = await VerificationCode.filter(
-        purpose=rules.purpose, target=target, created_at__gt=now - timedelta(hours=1)
-    ).order_by("-created_at").values_list("created_at", flat=True)
-    if len(recent) >= CODES_PER_HOUR:
-        return False
-    return not recent or recent[0] <= now - RESEND_AFTER
-
-
-async def require_may_send(rules: CodeRules, target: str) -> None:
-    """RATE_LIMITED beyond the sending limits (call it before the work a refusal would waste)."""
-    if not await may_send(rules, target):
+        purpose=rules.purpose, target=target, created_at__gt=hour_ago
+    ).order_by("-created_at").limit(settings.codes_per_address_hour).values_list("created_at", flat=True)
+    if len(recent) >= settings.codes_per_address_hour or (
+        recent and recent[0] > now - timedelta(seconds=settings.code_resend_seconds)
+    ):
         raise UserFacingError(
             ErrorCode.RATE_LIMITED,
             "A code was sent to this address a moment ago (or too many in the last hour): wait and try again.",
         )
+    if ctx.client_address and await VerificationCode.filter(
+        client_address=ctx.client_address, purpose__in=sorted(LIMITED_PURPOSES), created_at__gt=hour_ago
+    ).count() >= settings.codes_per_client_hour:
+        raise UserFacingError(
+            ErrorCode.RATE_LIMITED, "Too many codes were asked for from your network in the last hour: try again later."
+        )
+
+
+async def _one_at_a_time(keys: list[str]) -> None:
+    """PostgreSQL: a transaction-scoped advisory lock per key, always taken in the same order (the
+    client address, then the address the code goes to), so concurrent requests are counted one
+    after another instead of all passing the same count. SQLite runs one write transaction at a time."""
+    db = VerificationCode._meta.db
+    if db.capabilities.dialect != "postgres":
+        return
+    for key in keys:
+        lock = int.from_bytes(sha256(key.encode()).digest()[:8], "big", signed=True)
+        await db.execute_query("SELECT pg_advisory_xact_lock($1)", [lock])
 
 
 async def issue(
@@ -110,7 +137,7 @@ async def issue(
     code_id = uuid.uuid4()
     row = await VerificationCode.create(
         id=code_id, purpose=rules.purpose, user=user, target=target, code_hash=code_hash(ctx, code_id, code),
-        expires_at=utcnow() + rules.lifetime, payload=payload or {},
+        expires_at=utcnow() + rules.lifetime, payload=payload or {}, client_address=ctx.client_address,
     )
     return row, code
 

@@ -11,6 +11,7 @@ from tortoise.models import Model
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError
 from kabinet.permissions import Permission
+from models.organizations import ModerationStatus, Organization
 from models.select import select_by_ids
 from resolvers.ids import pk_of
 from resolvers.pagination import PageRequest
@@ -46,6 +47,17 @@ def require(ctx: RequestContext, organization_id: uuid.UUID, permission: Permiss
     """FORBIDDEN unless the viewer's role in the organization allows it (memberships loaded)."""
     if not ctx.may(organization_id, permission):
         raise UserFacingError(ErrorCode.FORBIDDEN, message)
+
+
+def require_approved(organization: Organization, field: list[str], then: str) -> None:
+    """INVALID unless the provider approved the organization: a PENDING (or REJECTED) one is an
+    unchecked claim to an INN that anybody may make, so it brings nobody in (invites, join requests)."""
+    if organization.moderation_status != ModerationStatus.APPROVED:
+        state = (
+            "is awaiting the provider's moderation" if organization.moderation_status == ModerationStatus.PENDING
+            else "was rejected by the provider"
+        )
+        raise UserFacingError(ErrorCode.INVALID, f"This organization {state}: {then}.", field)
 
 
 def not_found(field: list[str] | None, what: str) -> UserFacingError:

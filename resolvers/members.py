@@ -9,7 +9,13 @@ Rules (contract README "Invites", "Roles"; seeds: 1cfresh «Подтвержде
   are deleted (the next request sees nothing), their ACTIVE cloud sessions in the organization go
   TERMINATING (the cluster worker confirms them), and their live subscriptions are ended;
 - member-changing mutations lock the organization row first (PostgreSQL), so concurrent changes
-  of one organization's members run one after another.
+  of one organization's members run one after another;
+- only an APPROVED organization invites (a PENDING one is anybody's claim to an INN until the
+  provider checks it), and nothing in inviting tells the inviter whether an address has an account;
+- an invitation link proves an address, never an account: an address that has an account joins
+  only with that account's own access token on the request (`acceptInvite` hands no tokens for
+  it), and an invitation whose e-mail and phone are not one account's (two accounts, or an account
+  and nobody) is refused when it is accepted.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from graphql import GraphQLError
 from tortoise.expressions import Q
 
 from kabinet import events
@@ -39,7 +46,7 @@ from models.organizations import (
     Role,
 )
 from resolvers import audit, codes, outbox, validation
-from resolvers.common import member_organization, not_found, organization_row, require
+from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
 from resolvers.ids import pk_of, to_global_id
 from resolvers.registration import release_pending_sign_ups
@@ -55,6 +62,8 @@ REMOVAL_CODE = codes.CodeRules(
     CodePurpose.MEMBER_REMOVAL, renew="request the removal again for a new code",
     spent_field=("requestId",), spent_message="This removal was already confirmed.", sending_limits=False,
 )
+
+INVITES_ONCE_APPROVED = "it may invite people once it is approved"
 
 SUBJECT_NEW_USER = "Подтверждение приглашения в сервис"
 SUBJECT_EXISTING_USER = "Добавление к абоненту"
@@ -117,17 +126,15 @@ async def invite_member(
     """
     org_id = await member_organization(ctx, organization_global_id, ["input", "organizationId"])
     require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
+    organization = await _lock_organization(org_id)
+    require_approved(organization, ["input", "organizationId"], INVITES_ONCE_APPROVED)
     address = _address(email, phone)
     if role == Role.OWNER:
         raise validation.invalid(
             ["input", "role"], "Nobody is invited as the owner: invite them with another role and transfer ownership."
         )
     databases = await _databases_of(org_id, database_global_ids or [], ["input", "databaseIds"])
-    organization = await _lock_organization(org_id)
-    existing = await _user_at(address, ["input", "phone"])
-    if existing is not None and await Membership.exists(organization_id=org_id, user_id=existing.id):
-        field = ["input", "email"] if address.email and existing.email == address.email else ["input", "phone"]
-        raise _refuse(ErrorCode.CONFLICT, "This person is already a member of the organization.", field)
+    await _refuse_members(org_id, address, ["input", "email"], ["input", "phone"])
     replaced = await _pending_invites(org_id, address).values_list("id", flat=True)
     if replaced:
         await Invite.filter(id__in=list(replaced)).update(status=InviteStatus.REVOKED)
@@ -139,7 +146,7 @@ async def invite_member(
     )
     for database in databases:
         await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
-    await _send_invite(ctx, organization, invite, token, databases, existing)
+    await _send_invite(ctx, organization, invite, token, databases)
     await audit.record(
         ctx, "invite.create", organization_id=org_id, object_type="Invite", object_id=invite.id,
         details={
@@ -156,16 +163,14 @@ async def resend_invite(ctx: RequestContext, invite_global_id: str) -> Invite:
     if invite.status != InviteStatus.PENDING:
         raise validation.invalid(["inviteId"], f"This invitation is {invite.status.value.lower()}: send a new one.")
     organization = await _lock_organization(invite.organization_id)
-    address = Address(invite.email, invite.phone)
-    existing = await _user_at(address, ["inviteId"])
-    if existing is not None and await Membership.exists(organization_id=invite.organization_id, user_id=existing.id):
-        raise _refuse(ErrorCode.CONFLICT, "This person is already a member of the organization.", ["inviteId"])
+    require_approved(organization, ["inviteId"], INVITES_ONCE_APPROVED)
+    await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), ["inviteId"], ["inviteId"])
     token, token_hash = new_opaque_token()
     invite.token_hash = token_hash
     invite.expires_at = utcnow() + dt.timedelta(days=INVITE_DAYS)
     await invite.save(update_fields=["token_hash", "expires_at"])
     databases = await _databases_of_invite(invite)
-    await _send_invite(ctx, organization, invite, token, databases, existing)
+    await _send_invite(ctx, organization, invite, token, databases)
     await audit.record(
         ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
         details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
@@ -191,14 +196,26 @@ async def revoke_invite(ctx: RequestContext, invite_global_id: str) -> Invite:
     return invite
 
 
+@dataclass
+class Accepted:
+    """Who joined by an invitation; `signed_in` only for a new account (an existing one came signed in)."""
+
+    user: User
+    signed_in: SignedIn | None
+
+
 async def accept_invite(
     ctx: RequestContext, token: str, full_name: str | None, password: str | None, phone: str | None
-) -> SignedIn:
-    """Join the organization by the link's token, and sign in at once.
+) -> Accepted:
+    """Join the organization by the link's token.
 
-    No one needs to be signed in: the token proves the address. A new address becomes a user with
-    the full name and password given here (the phone is optional); an address that already belongs
-    to a user just gets the membership (the name and password given are ignored).
+    The token proves an address, not an account. An address nobody has becomes a new account with
+    the full name and password given here (the phone is optional), signed in at once. An address
+    that belongs to an account joins that account only when the request carries its own access
+    token (FORBIDDEN otherwise: sign in first); no tokens are handed out for it. An invitation whose
+    e-mail and phone are not one account's (two accounts, or an account and nobody; decided now,
+    accounts may have appeared since it was sent) is INVALID: ask for a new one with one address.
+    Every refusal leaves the invitation PENDING: the claim comes after every check.
     """
     field = ["input", "token"]
     invite = await Invite.get_or_none(token_hash=hash_opaque_token(token or ""))
@@ -207,19 +224,30 @@ async def accept_invite(
     now = utcnow()
     if invite.expires_at <= now:
         raise _refuse(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
-    await _lock_organization(invite.organization_id)
+    organization = await _lock_organization(invite.organization_id)
+    require_approved(organization, field, "its invitations can be accepted once it is approved")
+    account = await _invitee_account(invite, field)
+    if account is not None:
+        if not _signed_in_as(ctx, account.id):
+            raise _refuse(
+                ErrorCode.FORBIDDEN,
+                "This invitation is for an existing account: sign in to that account, then accept it again.",
+            )
+        if await Membership.exists(organization_id=invite.organization_id, user_id=account.id):
+            raise _refuse(ErrorCode.CONFLICT, "You are already a member of this organization.", field)
+        newcomer = None
+    else:
+        newcomer = await _newcomer(invite, full_name, password, phone)
     # Conditional: a token is used once, even by two requests at the same moment.
     if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.ACCEPTED, accepted_at=now):
         raise validation.invalid(field, "This invitation link has just been used.")
-    user = await _user_at(Address(invite.email, invite.phone), None)
-    if user is not None and user.is_active:
-        if await Membership.exists(organization_id=invite.organization_id, user_id=user.id):
-            raise _refuse(ErrorCode.CONFLICT, "You are already a member of this organization.", field)
+    if account is not None:
+        user = account
         if invite.email and user.email == invite.email and not user.email_verified:
             user.email_verified = True
             await user.save(update_fields=["email_verified"])
     else:
-        user = await _account_for_invitee(invite, user, full_name, password, phone)
+        user = await _create_newcomer(invite, newcomer)
     membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
     databases = await _databases_of_invite(invite)
     for database in databases:
@@ -229,37 +257,70 @@ async def accept_invite(
         object_id=membership.id,
         details={"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]},
     )
-    return await sign_in_user(ctx, user)
+    if account is not None:
+        ctx.forget_memberships()  # the payload's fields see the new membership
+        return Accepted(user, None)
+    return Accepted(user, await sign_in_user(ctx, user))
 
 
-async def _account_for_invitee(
-    invite: Invite, unconfirmed: User | None, full_name: str | None, password: str | None, phone: str | None
-) -> User:
-    """A new account from the invitation; an unconfirmed sign-up at the same address is taken over
-    (the link proves the address, so whoever started that sign-up did not own it)."""
+async def _refuse_members(org_id: uuid.UUID, address: Address, email_field: list[str], phone_field: list[str]) -> None:
+    """CONFLICT when the e-mail or the phone is a member's (the inviter sees the members anyway)."""
+    for value, column, field in ((address.email, "email", email_field), (address.phone, "phone", phone_field)):
+        if value and await Membership.filter(organization_id=org_id, **{f"user__{column}": value}).exists():
+            raise _refuse(ErrorCode.CONFLICT, "This person is already a member of the organization.", field)
+
+
+def _signed_in_as(ctx: RequestContext, user_id: uuid.UUID) -> bool:
+    """The request carries this user's own valid access token."""
+    try:
+        return ctx.require_viewer().user_id == user_id
+    except GraphQLError:
+        return False
+
+
+async def _invitee_account(invite: Invite, field: list[str]) -> User | None:
+    """The account the invited addresses belong to, or None when they belong to nobody (an
+    unconfirmed sign-up is nobody: the link proves the address, the sign-up did not). INVALID when
+    the e-mail and the phone are not one account's; the message does not say which has one."""
+    by_email = await User.get_or_none(email=invite.email, is_active=True) if invite.email else None
+    by_phone = await User.get_or_none(phone=invite.phone, is_active=True) if invite.phone else None
+    if invite.email and invite.phone and (by_email and by_email.id) != (by_phone and by_phone.id):
+        raise validation.invalid(
+            field, "This invitation's e-mail and phone do not belong to the same person's account: "
+            "ask the organization for a new invitation with only one of them.",
+        )
+    return by_email or by_phone
+
+
+@dataclass
+class _Newcomer:
+    full_name: str
+    password: str
+    phone: str | None
+
+
+async def _newcomer(invite: Invite, full_name: str | None, password: str | None, phone: str | None) -> _Newcomer:
+    """Check what a new person gives (nothing is written yet)."""
     name = validation.non_empty(full_name, ["input", "fullName"], "Full name")
     secret = validation.password(password or "", ["input", "password"])
     user_phone = invite.phone
     if user_phone is None and phone:
         user_phone = validation.phone(phone, ["input", "phone"])
-    if user_phone is not None:
-        holder = await User.get_or_none(phone=user_phone)
-        if holder is not None and (unconfirmed is None or holder.id != unconfirmed.id):
-            if holder.is_active:  # only a phone the invitee gave: an invited phone's account joins instead
-                raise _refuse(ErrorCode.CONFLICT, "This phone already belongs to another account.", ["input", "phone"])
-            await release_pending_sign_ups(phone=user_phone)  # an unconfirmed sign-up holds no phone back
-    fields = {
-        "full_name": name, "password_hash": hash_password(secret), "phone": user_phone,
+        if await User.exists(phone=user_phone, is_active=True):
+            raise _refuse(ErrorCode.CONFLICT, "This phone already belongs to another account.", ["input", "phone"])
+    return _Newcomer(name, secret, user_phone)
+
+
+async def _create_newcomer(invite: Invite, newcomer: _Newcomer) -> User:
+    """A new account from the invitation. Unconfirmed sign-ups holding its addresses give them up:
+    the link proves the invited address, so whoever started such a sign-up did not own it."""
+    await release_pending_sign_ups(email=invite.email, phone=newcomer.phone)
+    return await User.create(
+        email=invite.email, phone=newcomer.phone, full_name=newcomer.full_name,
+        password_hash=hash_password(newcomer.password), is_active=True,
         # The link went to the e-mail (and the phone); with no e-mail, the phone received it.
-        "email_verified": invite.email is not None, "phone_verified": invite.email is None and invite.phone is not None,
-        "is_active": True,
-    }
-    if unconfirmed is not None:
-        for name_, value in fields.items():
-            setattr(unconfirmed, name_, value)
-        await unconfirmed.save(update_fields=list(fields))
-        return unconfirmed
-    return await User.create(email=invite.email, **fields)
+        email_verified=invite.email is not None, phone_verified=invite.email is None and invite.phone is not None,
+    )
 
 
 async def _managed_invite(ctx: RequestContext, invite_global_id: str, field: list[str]) -> Invite:
@@ -271,20 +332,6 @@ async def _managed_invite(ctx: RequestContext, invite_global_id: str, field: lis
 
 def _pending_invites(org_id: uuid.UUID, address: Address):
     return Invite.filter(organization_id=org_id, status=InviteStatus.PENDING).filter(address.matches())
-
-
-async def _user_at(address: Address, conflict_field: list[str] | None) -> User | None:
-    """The account the address belongs to. An e-mail and a phone of two different accounts are
-    refused (INVALID on `conflict_field`); when accepting, a confirmed account wins over an
-    unconfirmed sign-up, and then the e-mail's account over the phone's."""
-    by_email = await User.get_or_none(email=address.email) if address.email else None
-    by_phone = await User.get_or_none(phone=address.phone) if address.phone else None
-    if by_email and by_phone and by_email.id != by_phone.id and conflict_field is not None:
-        raise validation.invalid(
-            conflict_field, "This e-mail and this phone belong to two different accounts: invite by one of them."
-        )
-    confirmed = [user for user in (by_email, by_phone) if user is not None and user.is_active]
-    return confirmed[0] if confirmed else by_email or by_phone
 
 
 async def _databases_of(org_id: uuid.UUID, global_ids: Sequence[str], field: list[str]) -> list[Database]:
@@ -314,13 +361,15 @@ def invite_link(ctx: RequestContext, token: str) -> str:
 
 
 async def _send_invite(
-    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database],
-    existing: User | None,
+    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database]
 ) -> None:
+    """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
+    its reader learns it); nothing depends on the phone's account, and the inviter sees neither."""
     link = invite_link(ctx, token)
     inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
     if invite.email:
-        has_account = existing is not None and existing.is_active  # an unconfirmed sign-up is not an account yet
+        # An unconfirmed sign-up is not an account yet.
+        has_account = await User.exists(email=invite.email, is_active=True)
         subject, body = invite_email(organization, invite, databases, link, inviter, has_account)
         await outbox.enqueue_email(invite.email, subject, body)
     if invite.phone:

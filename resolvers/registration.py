@@ -4,10 +4,19 @@ organization by INN (or asking to join the one that is already there) and the pr
 Confirmation codes (sign-up, recovery, e-mail change) follow resolvers/codes.py: 6 digits, stored
 as an HMAC (never the code itself), valid 15 minutes (EXPIRED), single use (INVALID once used or
 replaced by a newer one: only the latest code of an address or user counts), 5 wrong answers kill
-the code (RATE_LIMITED afterwards), at most one code a minute and 5 an hour per address.
+the code (RATE_LIMITED afterwards), at most one code a minute and 5 an hour per address and 20
+an hour per client address (settings; RATE_LIMITED beyond).
+
+No answer tells whether an address has an account: signing up with a taken e-mail or phone, or
+recovering the password of an unknown login, or changing the e-mail to another account's, answers
+exactly as it would otherwise, stores a code that goes nowhere (so that attempts, expiry and the
+limits behave the same), and whoever reads the address the code would have gone to gets a notice
+instead. Only the one who holds an address learns about it.
 
 A User with `is_active=False` is a sign-up waiting for its code and nothing else: it cannot sign
 in, and whoever registers (or takes the address) later replaces it (`release_pending_sign_ups`).
+One that lacks its e-mail or phone is a stand-in for a sign-up at a taken address (`_is_stand_in`):
+it can never be confirmed.
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ from models.organizations import (
     Role,
 )
 from resolvers import audit, codes, outbox, validation
-from resolvers.common import member_organization, not_found, organization_row, page_request, related_one, require, wants_total
+from resolvers.common import (
+    member_organization, not_found, organization_row, page_request, related_one, require, require_approved, wants_total,
+)
 from resolvers.identity import SignedIn, normalize_login, revoke_user_logins, sign_in_user, viewer_user
 from resolvers.ids import pk_of
 from resolvers.pagination import Ordering, Page, load_pages
@@ -105,17 +116,22 @@ async def _send_code(
 
 
 async def release_pending_sign_ups(*, email: str | None = None, phone: str | None = None) -> None:
-    """Unconfirmed sign-ups holding this e-mail or phone give it up (they are deleted).
+    """Unconfirmed sign-ups holding this e-mail or phone, or waiting for a code sent to it (a
+    stand-in holds no taken address), give it up (they are deleted).
 
     An address is only ever held for good by a confirmed (active) user; whoever proves it later
     takes it over. The codes sent to the removed sign-up stay, unlinked, so that the per-address
-    sending limits still count them. (acceptInvite calls this too, for a phone the invitee gives.)
+    sending limits still count them. (acceptInvite calls this too, for a new account's addresses.)
     """
+    addresses = [a for a in (email, phone) if a]
+    if not addresses:
+        return
     where = [Q(email=email)] if email else []
     where += [Q(phone=phone)] if phone else []
-    if not where:
-        return
-    pending = await User.filter(Q(*where, join_type="OR"), is_active=False).values_list("id", flat=True)
+    pending = set(await User.filter(Q(*where, join_type="OR"), is_active=False).values_list("id", flat=True))
+    pending |= set(await VerificationCode.filter(
+        purpose=CodePurpose.SIGN_UP, target__in=addresses, user__is_active=False
+    ).values_list("user_id", flat=True))
     if pending:
         await VerificationCode.filter(user_id__in=list(pending)).update(user_id=None)
         await User.filter(id__in=list(pending)).delete()
@@ -135,34 +151,66 @@ async def register(
     ctx: RequestContext, full_name: str, phone: str, email: str, password: str,
     channel: ConfirmationChannel = ConfirmationChannel.SMS,
 ) -> CodeSent:
-    """An inactive account and a confirmation code (by SMS unless asked otherwise)."""
+    """An inactive account and a confirmation code (by SMS unless asked otherwise).
+
+    An e-mail or phone that already belongs to an account is answered like any other: the sign-up
+    is a stand-in holding only the free addresses, and its code goes nowhere (`_send_sign_up_code`).
+    """
     full_name = validation.non_empty(full_name, ["input", "fullName"], "Full name")
     phone = validation.phone(phone, ["input", "phone"])
     email = validation.email(email, ["input", "email"])
     password = validation.password(password, ["input", "password"])
-    if await _taken(email=email):
-        raise UserFacingError(
-            ErrorCode.CONFLICT, "This e-mail already belongs to an account: sign in, or recover the password.",
-            ["input", "email"],
-        )
-    if await _taken(phone=phone):
-        raise UserFacingError(
-            ErrorCode.CONFLICT, "This phone already belongs to an account: sign in, or recover the password.",
-            ["input", "phone"],
-        )
     target = phone if channel == ConfirmationChannel.SMS else email
-    await codes.require_may_send(SIGN_UP_CODE, target)
+    await codes.require_may_send(ctx, SIGN_UP_CODE, target)
     await release_pending_sign_ups(email=email, phone=phone)
+    email_taken, phone_taken = await _taken(email=email), await _taken(phone=phone)
     user = await User.create(
-        email=email, phone=phone, full_name=full_name, password_hash=hash_password(password), is_active=False,
+        email=None if email_taken else email, phone=None if phone_taken else phone, full_name=full_name,
+        password_hash=hash_password(password), is_active=False,
     )
-    row = await _send_code(ctx, SIGN_UP_CODE, target, user=user, what="Регистрация в личном кабинете")
+    row = await _send_sign_up_code(ctx, user, target)
     return CodeSent(user, codes.mask(target), row.expires_at)
 
 
-async def _pending_sign_up(registration_id: str) -> User:
+def _is_stand_in(user: User) -> bool:
+    """A sign-up that gave an address of an account: it lacks that address and is never confirmed
+    (a real sign-up always holds both its e-mail and its phone)."""
+    return not user.is_active and (user.email is None or user.phone is None)
+
+
+async def _send_sign_up_code(ctx: RequestContext, user: User, target: str) -> VerificationCode:
+    """The code to `target`; for a stand-in a code that goes nowhere and, to `target`, a notice:
+    this address has an account (sign in or recover the password), or the other address has one."""
+    what = "Регистрация в личном кабинете"
+    if not _is_stand_in(user):
+        return await _send_code(ctx, SIGN_UP_CODE, target, user=user, what=what)
+    row = await _send_code(ctx, SIGN_UP_CODE, target, user=user, what=what, deliver=False)
+    email = "@" in target
+    if target not in (user.email, user.phone):
+        notice = (
+            f"{'Этот адрес' if email else 'Этот номер'} уже привязан к учётной записи личного кабинета, поэтому "
+            "код регистрации не отправлен. Войдите со своим паролем или восстановите его."
+        )
+    else:
+        notice = (
+            f"{'Номер телефона' if email else 'Адрес электронной почты'}, указанный при регистрации, уже привязан "
+            "к другой учётной записи личного кабинета, поэтому код регистрации не отправлен. Войдите в неё "
+            "или зарегистрируйтесь с другим."
+        )
+    if email:
+        await outbox.enqueue_email(
+            target, "Регистрация в личном кабинете",
+            f"Здравствуйте!\n\n{notice}\n\nЕсли вы не регистрировались, просто проигнорируйте это письмо.\n",
+        )
+    else:
+        await outbox.enqueue_sms(target, notice)
+    return row
+
+
+async def _pending_sign_up(registration_id: str, *, lock: bool = True) -> User:
     pk = pk_of(registration_id, "Registration")
-    user = await User.filter(id=pk, is_active=False).select_for_update().first() if pk else None
+    query = User.filter(id=pk, is_active=False)
+    user = await (query.select_for_update() if lock else query).first() if pk else None
     if user is None:
         raise UserFacingError(
             ErrorCode.INVALID, "No sign-up waits for confirmation under this id (it was confirmed or replaced).",
@@ -173,11 +221,12 @@ async def _pending_sign_up(registration_id: str) -> User:
 
 async def resend_registration_code(ctx: RequestContext, registration_id: str) -> CodeSent:
     """A new code to the same address (the previous one stops working)."""
-    user = await _pending_sign_up(registration_id)
+    user = await _pending_sign_up(registration_id, lock=False)
     previous = await codes.latest(SIGN_UP_CODE, user_id=user.id)
     target = previous.target if previous else user.phone
-    await codes.require_may_send(SIGN_UP_CODE, target)
-    row = await _send_code(ctx, SIGN_UP_CODE, target, user=user, what="Регистрация в личном кабинете")
+    await codes.require_may_send(ctx, SIGN_UP_CODE, target)  # before the row lock (see codes.require_may_send)
+    user = await _pending_sign_up(registration_id)
+    row = await _send_sign_up_code(ctx, user, target)
     return CodeSent(user, codes.mask(target), row.expires_at)
 
 
@@ -186,6 +235,8 @@ async def confirm_registration(ctx: RequestContext, registration_id: str, code: 
     user = await _pending_sign_up(registration_id)
     row = await codes.latest(SIGN_UP_CODE, user_id=user.id)
     await codes.check(ctx, SIGN_UP_CODE, row, code)
+    if _is_stand_in(user):  # its code went nowhere: even a right guess makes no account
+        raise UserFacingError(ErrorCode.INVALID, f"{codes.WRONG_CODE}: check it, or {SIGN_UP_CODE.renew}.", ["code"])
     user.is_active = True
     if row.target == user.phone:
         user.phone_verified = True
@@ -208,13 +259,12 @@ def _login_key(login: str, field: list[str]) -> str:
 async def request_password_reset(ctx: RequestContext, login: str) -> None:
     """Send a code to the login (e-mail or phone) if it is an account's; answer the same either way.
 
-    For an unknown login a code that goes nowhere is stored, so that wrong answers, expiry and the
-    lockout behave exactly as for a real one. Requests beyond the sending limits are silently dropped
-    (the previous code keeps working).
+    For an unknown login a code that goes nowhere is stored, so that wrong answers, expiry, the
+    lockout and the sending limits (RATE_LIMITED; the previous code keeps working) behave exactly
+    as for a real one.
     """
     key = _login_key(login, ["login"])
-    if not await codes.may_send(PASSWORD_RESET_CODE, key):
-        return
+    await codes.require_may_send(ctx, PASSWORD_RESET_CODE, key)
     user = await User.get_or_none(Q(email=key) if "@" in key else Q(phone=key), is_active=True)
     await _send_code(
         ctx, PASSWORD_RESET_CODE, key, user=user, what="Восстановление пароля в личном кабинете",
@@ -251,15 +301,27 @@ async def reset_password(ctx: RequestContext, login: str, code: str, new_passwor
 
 
 async def request_email_change(ctx: RequestContext, new_email: str) -> CodeSent:
-    """A code to the NEW address; the address changes only when that code comes back."""
+    """A code to the NEW address; the address changes only when that code comes back.
+
+    An address of another account is answered the same (nothing tells that it has an account): its
+    code goes nowhere, and the address is told that someone tried to take it.
+    """
     user = await viewer_user(ctx)
     new_email = validation.email(new_email, ["newEmail"])
     if new_email == user.email:
         raise validation.invalid(["newEmail"], "This is already your e-mail.")
-    if await _taken(email=new_email, exclude=user.id):
-        raise UserFacingError(ErrorCode.CONFLICT, "This e-mail already belongs to another account.", ["newEmail"])
-    await codes.require_may_send(EMAIL_CHANGE_CODE, new_email)
-    row = await _send_code(ctx, EMAIL_CHANGE_CODE, new_email, user=user, what="Смена e-mail в личном кабинете")
+    await codes.require_may_send(ctx, EMAIL_CHANGE_CODE, new_email)
+    taken = await _taken(email=new_email, exclude=user.id)
+    row = await _send_code(
+        ctx, EMAIL_CHANGE_CODE, new_email, user=user, what="Смена e-mail в личном кабинете", deliver=not taken
+    )
+    if taken:
+        await outbox.enqueue_email(
+            new_email, "Смена адреса электронной почты",
+            "Здравствуйте!\n\nКто-то попытался указать этот адрес для другой учётной записи личного кабинета. "
+            "Адрес по-прежнему принадлежит вашей учётной записи, код не отправлялся.\n\n"
+            "Если это были вы, сначала смените адрес в той учётной записи, к которой он привязан.\n",
+        )
     return CodeSent(user, codes.mask(new_email), row.expires_at)
 
 
@@ -437,6 +499,8 @@ async def approve_join_request(ctx: RequestContext, request_id: str, role: Role)
     if role == Role.OWNER:
         raise validation.invalid(["role"], "An organization has exactly one owner: choose another role.")
     row = await _join_request_to_decide(ctx, request_id)
+    organization = await Organization.get(id=row.organization_id)
+    require_approved(organization, ["requestId"], "let people in once it is approved (the request waits)")
     if await Membership.exists(organization_id=row.organization_id, user_id=row.user_id):
         raise UserFacingError(ErrorCode.CONFLICT, "This person is already a member: reject the request.", ["requestId"])
     membership = await Membership.create(
@@ -444,7 +508,6 @@ async def approve_join_request(ctx: RequestContext, request_id: str, role: Role)
     )
     row.status, row.decided_by_id, row.decided_at = JoinRequestStatus.APPROVED, viewer.user_id, utcnow()
     await row.save(update_fields=["status", "decided_by_id", "decided_at"])
-    organization = await Organization.get(id=row.organization_id)
     requester = await User.get(id=row.user_id)
     if requester.email:
         await outbox.enqueue_email(

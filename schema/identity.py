@@ -58,15 +58,19 @@ class LoginInput:
 @strawberry.type(description="Tokens of a signed-in user, or why signing in failed.")
 class AuthPayload:
     access_token: str | None = strawberry.field(
-        default=None, description="Short-lived JWT; send it as `Authorization: Bearer <token>`."
+        default=None, description="Short-lived JWT; send it as `Authorization: Bearer <token>`. Null on a refusal, "
+        "and when `acceptInvite` added an existing account (it came signed in: no new login is started for it)."
     )
     refresh_token: str | None = strawberry.field(
-        default=None, description="Opaque, single-use token that `refreshToken` exchanges for new tokens."
+        default=None, description="Opaque, single-use token that `refreshToken` exchanges for new tokens; "
+        "null whenever `accessToken` is."
     )
     access_token_expires_at: dt.datetime | None = strawberry.field(
-        default=None, description="When the access token stops working."
+        default=None, description="When the access token stops working; null whenever `accessToken` is."
     )
-    user: User | None = strawberry.field(default=None, description="The signed-in user.")
+    user: User | None = strawberry.field(
+        default=None, description="The signed-in user (for `acceptInvite`, the account that joined)."
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
 
 

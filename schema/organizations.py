@@ -326,7 +326,8 @@ class AcceptInviteInput:
         description="Ignored when the invite's address already belongs to a user (they are added to the organization).",
     )
     password: str | None = strawberry.field(
-        default=None, description="The new account's password, 8 characters or more; ignored for an existing user."
+        default=None, description="The new account's password, 8 characters or more; ignored for an existing user "
+        "(who signs in first and sends their own access token)."
     )
     phone: str | None = strawberry.field(
         default=None, description="Optional phone of the new account, when the invitation did not name one."
@@ -384,8 +385,9 @@ InviteArg = Annotated[strawberry.ID, strawberry.argument(description="The invita
 @strawberry.type(description="Invites, members, roles and ownership.")
 class OrganizationMutations:
     @strawberry.mutation(
-        description="Invite someone by e-mail and/or phone (OWNER, ADMIN). The link lasts 7 days and works once; "
-        "a pending invite to the same address is replaced."
+        description="Invite someone by e-mail and/or phone (OWNER, ADMIN of an APPROVED organization; a pending "
+        "or rejected one: INVALID). The link lasts 7 days and works once; a pending invite to the same address is "
+        "replaced. Nothing in the answer tells whether an address has an account."
     )
     @transactional(InviteMemberPayload)
     async def invite_member(
@@ -396,7 +398,10 @@ class OrganizationMutations:
         )
         return await expand(info, InviteMemberPayload(invite=Invite.from_model(invite)))
 
-    @strawberry.mutation(description="Send a pending or expired invitation again: a new link for 7 more days; the old link stops working.")
+    @strawberry.mutation(
+        description="Send a pending or expired invitation again: a new link for 7 more days; the old link stops working. "
+        "Only an APPROVED organization (INVALID otherwise)."
+    )
     @transactional(ResendInvitePayload)
     async def resend_invite(self, info: strawberry.Info, invite_id: InviteArg) -> ResendInvitePayload:
         invite = await member_resolvers.resend_invite(info.context, invite_id)
@@ -409,17 +414,22 @@ class OrganizationMutations:
         return await expand(info, RevokeInvitePayload(invite=Invite.from_model(invite)))
 
     @strawberry.mutation(
-        description="Join an organization by an invitation link (no sign-in needed) and get signed in. "
-        "A new address sets full name and password; an existing user is just added."
+        description="Join an organization by an invitation link. An address nobody has: a new account with the "
+        "full name and password given, signed in at once (tokens in the answer). An address of an existing account: "
+        "send that account's own access token with the request (FORBIDDEN otherwise: sign in first); it is added, "
+        "and the answer carries no tokens. An invitation whose e-mail and phone are not one account's (two accounts, "
+        "or an account and nobody) is INVALID: ask for a new one with one address. A refused invitation stays usable."
     )
     @transactional(AuthPayload)
     async def accept_invite(
         self, info: strawberry.Info, input: Annotated[AcceptInviteInput, strawberry.argument(description="The link's token; a new person's name, password and phone.")]
     ) -> AuthPayload:
-        signed_in = await member_resolvers.accept_invite(
+        accepted = await member_resolvers.accept_invite(
             info.context, input.token, input.full_name, input.password, input.phone
         )
-        return await expand(info, auth_payload(signed_in))
+        if accepted.signed_in is None:
+            return await expand(info, AuthPayload(user=User.from_model(accepted.user)))
+        return await expand(info, auth_payload(accepted.signed_in))
 
     @strawberry.mutation(
         description="Give a member another role (OWNER, ADMIN). Never OWNER (see transferOwnership); "

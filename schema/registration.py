@@ -189,7 +189,9 @@ class ModerateOrganizationPayload:
 class RegistrationMutations:
     @strawberry.mutation(
         description="Sign up (no token needed). Creates an account that works once `confirmRegistration` gets "
-        "the 6-digit code sent by SMS (or e-mail). An e-mail or phone of an existing account is CONFLICT."
+        "the 6-digit code sent by SMS (or e-mail). The answer never tells whether an address already has an "
+        "account: then no code is sent, the address gets a notice instead (sign in or recover the password). "
+        "At most one code a minute and 5 an hour to an address, 20 an hour from one client address (RATE_LIMITED)."
     )
     @transactional(RegistrationPayload)
     async def register(
@@ -226,7 +228,8 @@ class RegistrationMutations:
 
     @strawberry.mutation(
         description="Forgot the password (no token needed): sends a code to the login (e-mail or phone) if it is "
-        "an account's. Answers ok either way, so nothing tells whether the login exists."
+        "an account's. Answers ok either way, so nothing tells whether the login exists. At most one code a "
+        "minute and 5 an hour to a login, 20 an hour from one client address (RATE_LIMITED, the same for any login)."
     )
     @transactional(RequestPasswordResetPayload)
     async def request_password_reset(
@@ -250,7 +253,8 @@ class RegistrationMutations:
         return await expand(info, auth_payload(await resolvers.reset_password(info.context, login, code, new_password)))
 
     @strawberry.mutation(
-        description="Start changing your e-mail: a code goes to the NEW address. CONFLICT if another account has it."
+        description="Start changing your e-mail: a code goes to the NEW address. The answer is the same when another "
+        "account has that address (nothing tells it): then no code goes, and the address is told someone tried."
     )
     @transactional(RequestEmailChangePayload)
     async def request_email_change(
@@ -285,7 +289,10 @@ class RegistrationMutations:
             join_request=JoinRequest.from_model(added.join_request) if added.join_request else None,
         ))
 
-    @strawberry.mutation(description="Let the requester in with a role (never OWNER). OWNER or ADMIN of the organization.")
+    @strawberry.mutation(
+        description="Let the requester in with a role (never OWNER). OWNER or ADMIN of the organization, once the "
+        "provider has approved it (INVALID while it awaits moderation or was rejected; the request waits)."
+    )
     @transactional(DecideJoinRequestPayload)
     async def approve_join_request(
         self, info: strawberry.Info,

@@ -269,6 +269,24 @@ async def test_the_owner_lets_the_requester_in_as_an_accountant(gql):
     assert await AuditEntry.exists(action="join_request.approved", organization_id=organization.id)
 
 
+async def test_an_organization_awaiting_moderation_lets_nobody_in_until_approved(gql):
+    """Like inviting: a PENDING organization is anybody's unchecked claim to an INN, so it brings nobody
+    in; the request waits and is decided once the provider approves the organization."""
+    claimant = await new_user(gql)
+    claimed = (await add(gql, claimant))["organization"]
+    assert claimed["moderationStatus"] == "PENDING"
+    organization = await Organization.get(inn=claimed["inn"])
+    who, request = await ask_to_join(gql, organization)
+    payload = (await gql.execute(APPROVE, {"id": request["id"], "role": "USER"}, as_user=claimant))["data"]["approveJoinRequest"]
+    assert errors(payload) == [("INVALID", ["requestId"])] and payload["membership"] is None
+    assert "moderation" in payload["userErrors"][0]["message"]
+    assert not await Membership.exists(organization_id=organization.id, user__email=who)
+    assert (await JoinRequest.get(organization_id=organization.id)).status.value == "PENDING"
+    await Organization.filter(id=organization.id).update(moderation_status=ModerationStatus.APPROVED)
+    payload = (await gql.execute(APPROVE, {"id": request["id"], "role": "USER"}, as_user=claimant))["data"]["approveJoinRequest"]
+    assert payload["userErrors"] == [] and payload["membership"]["user"] == {"email": who}
+
+
 async def test_an_admin_lets_the_requester_in_too(gql):
     organization, users = await existing_team(gql, Role.ADMIN)
     _, request = await ask_to_join(gql, organization)

@@ -8,7 +8,8 @@ import re
 from kabinet.auth import hash_opaque_token
 from models.audit import AuditEntry
 from models.identity import User
-from models.organizations import DatabaseGrant, Invite, InviteStatus, Membership, Role
+from models.identity import RefreshToken
+from models.organizations import DatabaseGrant, Invite, InviteStatus, Membership, ModerationStatus, Organization, Role
 from models.outbox import Channel, OutboxMessage
 from resolvers.ids import to_global_id
 from tests import factories
@@ -60,8 +61,9 @@ def token_sent_to(message: OutboxMessage) -> str:
     return re.search(r"/invite\?token=([\w\-]+)", message.body).group(1)
 
 
-async def accept(gql, token: str, **fields) -> dict:
-    body = await gql.execute(ACCEPT, {"input": {"token": token, **fields}})
+async def accept(gql, token: str, *, as_user: str | None = None, **fields) -> dict:
+    """acceptInvite with no Authorization header, or with the access token of `as_user` (an e-mail)."""
+    body = await gql.execute(ACCEPT, {"input": {"token": token, **fields}}, as_user=as_user)
     assert "errors" not in body, body
     return body["data"]["acceptInvite"]
 
@@ -174,12 +176,71 @@ async def test_inviting_someone_who_is_already_a_member_is_a_conflict(gql):
     assert errors(payload) == [("CONFLICT", ["input", "email"])]
 
 
-async def test_an_email_and_a_phone_of_two_different_accounts_are_refused(gql):
+async def test_an_email_and_a_phone_of_two_different_accounts_are_sent_an_invite_refused_on_accepting(gql):
+    """Inviting tells the inviter nothing about accounts; accepting decides, and refuses."""
     organization, team = await factories.create_team()
     first = await factories.create_user()
     second = await factories.create_user(phone=factories.unique_phone())
-    payload = await invite(gql, team[Role.OWNER], organization, email=first.email, phone=second.phone)
-    assert errors(payload) == [("INVALID", ["input", "phone"])]
+    created, token = await sent_invite(gql, team[Role.OWNER], organization, email=first.email, phone=second.phone)
+    assert created["status"] == "PENDING"
+    for who in (None, first.email, second.email):
+        if who:
+            await signed_in(gql, await User.get(email=who))
+        payload = await accept(gql, token, as_user=who)
+        assert errors(payload) == [("INVALID", ["input", "token"])] and payload["accessToken"] is None
+    assert "one of them" in payload["userErrors"][0]["message"]
+    assert not await Membership.filter(organization_id=organization.id, user_id__in=[first.id, second.id]).exists()
+    assert (await Invite.get(id=created_invite_pk(created))).status == InviteStatus.PENDING
+
+
+def created_invite_pk(created: dict):
+    from resolvers.ids import pk_of
+
+    return pk_of(created["id"], "Invite")
+
+
+async def test_the_letter_depends_only_on_the_e_mails_own_account_never_on_the_phones(gql):
+    """The inviter's own mailbox must not learn that the invited phone has an account."""
+    organization, team = await factories.create_team()
+    phone_owner = await factories.create_user(phone=factories.unique_phone())
+    email = factories.unique_email("inviter-own")
+    payload = await invite(gql, team[Role.OWNER], organization, email=email, phone=phone_owner.phone)
+    assert payload["userErrors"] == []
+    assert (await last_message(email)).subject == "Подтверждение приглашения в сервис"
+
+
+async def test_a_pending_organization_cannot_invite(gql):
+    organization, team = await factories.create_team(Role.ADMIN)
+    await Organization.filter(id=organization.id).update(moderation_status=ModerationStatus.PENDING)
+    email = factories.unique_email()
+    for inviter in (team[Role.OWNER], team[Role.ADMIN]):
+        payload = await invite(gql, inviter, organization, email=email)
+        assert errors(payload) == [("INVALID", ["input", "organizationId"])] and payload["invite"] is None
+        assert "moderation" in payload["userErrors"][0]["message"]
+    assert not await Invite.filter(organization_id=organization.id).exists()
+    assert not await OutboxMessage.exists(recipient=email)
+
+
+async def test_a_rejected_organization_cannot_invite(gql):
+    organization, team = await factories.create_team()
+    await Organization.filter(id=organization.id).update(moderation_status=ModerationStatus.REJECTED)
+    payload = await invite(gql, team[Role.OWNER], organization, email=factories.unique_email())
+    assert errors(payload) == [("INVALID", ["input", "organizationId"])]
+    assert not await Invite.filter(organization_id=organization.id).exists()
+
+
+async def test_a_pending_organization_cannot_resend_an_invite_or_have_one_accepted(gql):
+    """An invitation sent before the organization went back to moderation brings nobody in meanwhile."""
+    organization, team = await factories.create_team()
+    email = factories.unique_email()
+    created, token = await sent_invite(gql, team[Role.OWNER], organization, email=email)
+    await Organization.filter(id=organization.id).update(moderation_status=ModerationStatus.PENDING)
+    body = await gql.execute(RESEND, {"id": created["id"]}, as_user=team[Role.OWNER].email)
+    assert errors(body["data"]["resendInvite"]) == [("INVALID", ["inviteId"])]
+    assert errors(await accept(gql, token, fullName="Иван", password="long-password")) == [("INVALID", ["input", "token"])]
+    assert not await User.exists(email=email)
+    await Organization.filter(id=organization.id).update(moderation_status=ModerationStatus.APPROVED)
+    assert (await accept(gql, token, fullName="Иван", password="long-password"))["userErrors"] == [], "the link still works"
 
 
 async def test_inviting_the_same_address_again_replaces_the_pending_invite(gql):
@@ -383,26 +444,106 @@ async def test_a_new_person_must_give_a_long_enough_password(gql):
     assert (await accept(gql, token, fullName="Иван", password="long-enough"))["userErrors"] == [], "the token survived"
 
 
-async def test_an_existing_user_accepting_joins_a_second_organization_and_keeps_their_password(gql, client):
+async def test_an_existing_user_signed_in_accepts_joins_a_second_organization_and_gets_no_new_tokens(gql):
     first, _ = await factories.create_team()
     someone = await factories.create_user()
     await factories.add_member(first, someone, Role.USER)
     organization, team = await factories.create_team()
     _, token = await sent_invite(gql, team[Role.OWNER], organization, email=someone.email, role="ADMIN")
-    payload = await accept(gql, token, fullName="Ignored", password="ignored-password")
-    assert payload["userErrors"] == [] and payload["accessToken"]
+    who = await signed_in(gql, someone)
+    logins_before = await RefreshToken.filter(user_id=someone.id).count()
+    body = await gql.execute(
+        "mutation($input: AcceptInviteInput!) { acceptInvite(input: $input) { accessToken refreshToken "
+        "accessTokenExpiresAt user { fullName memberships { role organization { name } } } userErrors { code } } }",
+        {"input": {"token": token, "fullName": "Ignored", "password": "ignored-password"}}, as_user=who,
+    )
+    payload = body["data"]["acceptInvite"]
+    assert payload["userErrors"] == [] and (payload["accessToken"], payload["refreshToken"], payload["accessTokenExpiresAt"]) == (None, None, None)
     assert payload["user"]["fullName"] == someone.full_name
+    assert {"role": "ADMIN", "organization": {"name": organization.name}} in payload["user"]["memberships"]
     roles = {m.organization_id: m.role for m in await Membership.filter(user_id=someone.id)}
     assert roles == {first.id: Role.USER, organization.id: Role.ADMIN}
+    assert await RefreshToken.filter(user_id=someone.id).count() == logins_before, "no new login was started"
     await gql.token_for_password(someone.email, PASSWORD)
 
 
-async def test_an_invite_by_phone_is_accepted_by_the_account_with_that_phone(gql):
+async def test_an_invite_by_phone_is_accepted_by_the_account_with_that_phone_signed_in(gql):
     organization, team = await factories.create_team()
     someone = await factories.create_user(phone=factories.unique_phone())
     _, token = await sent_invite(gql, team[Role.OWNER], organization, phone=someone.phone)
-    payload = await accept(gql, token)
-    assert payload["userErrors"] == [] and payload["user"]["email"] == someone.email
+    payload = await accept(gql, token, as_user=await signed_in(gql, someone))
+    assert payload["userErrors"] == [] and payload["user"]["email"] == someone.email and payload["accessToken"] is None
+    assert await Membership.exists(organization_id=organization.id, user_id=someone.id)
+
+
+async def refused_takeover(gql, organization, token: str, victim: User, *, as_user: str | None = None) -> None:
+    """The invitation was refused without a token or a membership, and still works."""
+    payload = await accept(gql, token, as_user=as_user, fullName="Злоумышленник", password="attacker-password")
+    assert errors(payload) == [("FORBIDDEN", None)]
+    assert "sign in" in payload["userErrors"][0]["message"]
+    assert (payload["accessToken"], payload["refreshToken"], payload["user"]) == (None, None, None)
+    assert not await Membership.exists(organization_id=organization.id, user_id=victim.id)
+    assert (await Invite.get(token_hash=hash_opaque_token(token))).status == InviteStatus.PENDING
+    assert not await AuditEntry.exists(organization_id=organization.id, action="invite.accept")
+
+
+async def test_an_invite_to_an_existing_account_without_its_token_signs_nobody_in(gql):
+    organization, team = await factories.create_team()
+    victim = await factories.create_user(phone=factories.unique_phone())
+    logins_before = await RefreshToken.filter(user_id=victim.id).count()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, phone=victim.phone)
+    await refused_takeover(gql, organization, token, victim)
+    assert await RefreshToken.filter(user_id=victim.id).count() == logins_before
+    assert (await User.get(id=victim.id)).password_hash == victim.password_hash
+    payload = await accept(gql, token, as_user=await signed_in(gql, victim))
+    assert payload["userErrors"] == [], "the rightful person accepts the same link after signing in"
+
+
+async def test_an_invite_to_an_existing_account_accepted_as_another_user_is_refused(gql):
+    organization, team = await factories.create_team()
+    victim, intruder = await factories.create_user(), await factories.create_user()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=victim.email)
+    await refused_takeover(gql, organization, token, victim, as_user=await signed_in(gql, intruder))
+    assert not await Membership.exists(organization_id=organization.id, user_id=intruder.id)
+
+
+async def test_the_reported_takeover_of_a_demo_account_by_its_phone_fails(gql):
+    """Issue 10: owner@vasilek.example invites evil@attacker.example with user@romashka.example's phone,
+    and accepts with the link's token and no Authorization: no token, no membership, the link stays."""
+    vasilek = await Organization.get(inn="771234567859")
+    victim = await User.get(email="user@romashka.example")
+    assert victim.phone == "+79161234504"
+    body = await gql.execute(INVITE, {"input": {
+        "organizationId": org_id(vasilek), "role": "USER", "email": "evil@attacker.example", "phone": "+79161234504",
+    }}, as_user="owner@vasilek.example")  # a demo user: the demo password
+    created = body["data"]["inviteMember"]["invite"]
+    token = token_sent_to(await last_message("evil@attacker.example"))
+    try:
+        assert (await last_message("evil@attacker.example")).subject == "Подтверждение приглашения в сервис"
+        logins_before = await RefreshToken.filter(user_id=victim.id).count()
+        response = await gql.http.post("/graphql", json={"query": ACCEPT, "variables": {"input": {
+            "token": token, "fullName": "Evil", "password": "evil-password"}}})
+        payload = response.json()["data"]["acceptInvite"]
+        assert errors(payload) == [("INVALID", ["input", "token"])]
+        assert (payload["accessToken"], payload["refreshToken"], payload["user"]) == (None, None, None)
+        assert not await Membership.exists(organization_id=vasilek.id, user_id=victim.id)
+        assert await RefreshToken.filter(user_id=victim.id).count() == logins_before
+        assert not await User.exists(email="evil@attacker.example")
+        assert (await Invite.get(token_hash=hash_opaque_token(token))).status == InviteStatus.PENDING
+    finally:  # the demo data set stays as it was
+        await gql.execute(REVOKE, {"id": created["id"]}, as_user="owner@vasilek.example")
+
+
+async def test_an_invite_whose_phone_got_an_account_after_it_was_sent_is_refused(gql):
+    """Decided when accepting: a phone of nobody then, of an account now, with an e-mail of nobody."""
+    organization, team = await factories.create_team()
+    email, phone = factories.unique_email(), factories.unique_phone()
+    _, token = await sent_invite(gql, team[Role.OWNER], organization, email=email, phone=phone)
+    await factories.create_user(phone=phone)
+    payload = await accept(gql, token, fullName="Пётр", password="a-good-password")
+    assert errors(payload) == [("INVALID", ["input", "token"])] and payload["accessToken"] is None
+    assert not await User.exists(email=email)
+    assert (await Invite.get(email=email)).status == InviteStatus.PENDING
 
 
 async def test_an_unknown_token_is_invalid(gql):
@@ -430,7 +571,7 @@ async def test_accepting_when_already_a_member_meanwhile_is_a_conflict(gql):
     someone = await factories.create_user()
     _, token = await sent_invite(gql, team[Role.OWNER], organization, email=someone.email)
     await factories.add_member(organization, someone, Role.ACCOUNTANT)
-    assert errors(await accept(gql, token)) == [("CONFLICT", ["input", "token"])]
+    assert errors(await accept(gql, token, as_user=await signed_in(gql, someone))) == [("CONFLICT", ["input", "token"])]
     assert (await Invite.get(email=someone.email)).status == InviteStatus.PENDING, "nothing was changed"
 
 
@@ -464,8 +605,10 @@ async def test_an_unfinished_sign_up_at_the_address_is_taken_over_by_the_invitee
     assert (await last_message(squatter.email)).subject == "Подтверждение приглашения в сервис"
     payload = await accept(gql, token, fullName="Настоящий Владелец Адреса", password="the-real-password")
     assert payload["userErrors"] == [] and payload["user"]["fullName"] == "Настоящий Владелец Адреса"
-    user = await User.get(id=squatter.id)
-    assert user.is_active and user.email_verified
+    assert payload["accessToken"], "a new account is signed in at once"
+    assert not await User.exists(id=squatter.id), "the unconfirmed sign-up is gone"
+    user = await User.get(email=squatter.email)
+    assert user.is_active and user.email_verified and user.phone is None
     await gql.token_for_password(squatter.email, "the-real-password")
 
 
@@ -483,15 +626,17 @@ async def test_an_invited_phone_held_by_an_unconfirmed_sign_up_goes_to_the_invit
     assert not await User.exists(id=by_phone.id)
 
 
-async def test_an_invited_phone_whose_account_was_confirmed_meanwhile_joins_that_account(gql):
-    """The invited e-mail has only an unconfirmed sign-up, the invited phone a confirmed account:
-    the confirmed account joins (it was not refused with a server error)."""
+async def test_an_invited_phone_whose_account_was_confirmed_meanwhile_is_refused_even_to_that_account(gql):
+    """The invited e-mail has only an unconfirmed sign-up (nobody), the invited phone a confirmed
+    account: an account and nobody, refused whoever accepts (the link may have come by e-mail)."""
     organization, team = await factories.create_team()
     email, phone = factories.unique_email(), factories.unique_phone()
     _, token = await sent_invite(gql, team[Role.OWNER], organization, email=email, phone=phone)
     pending = await factories.create_user(email)
     await User.filter(id=pending.id).update(is_active=False)
     owner_of_phone = await factories.create_user(phone=phone)
-    payload = await accept(gql, token, fullName="Пётр", password="a-good-password")
-    assert payload["userErrors"] == [] and payload["user"]["email"] == owner_of_phone.email
-    assert await Membership.exists(organization_id=organization.id, user_id=owner_of_phone.id)
+    for who in (None, await signed_in(gql, owner_of_phone)):
+        payload = await accept(gql, token, as_user=who, fullName="Пётр", password="a-good-password")
+        assert errors(payload) == [("INVALID", ["input", "token"])]
+    assert not await Membership.exists(organization_id=organization.id, user_id=owner_of_phone.id)
+    assert await User.exists(id=pending.id, is_active=False), "nothing was changed"

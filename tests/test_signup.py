@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+import uuid
 
+import httpx
 import pytest
 
 from kabinet.auth import utcnow
@@ -101,18 +104,80 @@ async def test_each_field_of_the_form_is_checked(gql, field, value):
     assert not await User.exists(email=data["email"])
 
 
-async def test_an_e_mail_that_already_has_an_account_is_a_conflict_on_the_e_mail(gql):
+def shape(payload: dict) -> tuple:
+    """What a sign-up answer tells apart from the values themselves."""
+    return (
+        payload["userErrors"], payload["registrationId"] is not None, payload["codeSentTo"] is not None,
+        payload["codeExpiresAt"] is not None,
+    )
+
+
+async def test_an_e_mail_that_already_has_an_account_is_answered_like_any_other_and_its_phone_gets_a_notice(gql):
     existing = await factories.create_user()
-    data = form(email=existing.email.upper())
-    payload = (await gql.execute(REGISTER, {"input": data}))["data"]["register"]
-    assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [("CONFLICT", ["input", "email"])]
-    assert not await OutboxMessage.exists(recipient=data["phone"])
+    data, taken = await sign_up(gql, email=existing.email.upper())
+    _, free = await sign_up(gql)
+    assert shape(taken) == shape(free) and taken["codeSentTo"] == f"+7 *** ***-**-{data['phone'][-2:]}"
+    sms = await OutboxMessage.filter(recipient=data["phone"]).get()
+    assert "Код подтверждения" not in sms.body and "уже привязан к другой учётной записи" in sms.body
+    assert not await OutboxMessage.exists(recipient=existing.email), "the account's owner is not bothered"
+    answer = await confirm(gql, taken["registrationId"], "123456")
+    assert [(e["code"], e["field"]) for e in answer["userErrors"]] == [("INVALID", ["code"])]
+    assert await User.filter(email=existing.email).count() == 1
+    assert not await User.exists(phone=data["phone"], is_active=True)
 
 
-async def test_a_phone_that_already_has_an_account_is_a_conflict_on_the_phone(gql):
+async def test_a_phone_that_already_has_an_account_is_answered_like_any_other_and_gets_a_notice_not_a_code(gql):
     existing = await factories.create_user(phone=factories.unique_phone())
-    payload = (await gql.execute(REGISTER, {"input": form(phone=existing.phone)}))["data"]["register"]
-    assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [("CONFLICT", ["input", "phone"])]
+    data, payload = await sign_up(gql, phone=existing.phone)
+    assert payload["codeSentTo"] == f"+7 *** ***-**-{existing.phone[-2:]}"
+    sms = await OutboxMessage.filter(recipient=existing.phone).get()
+    assert "Код подтверждения" not in sms.body and "Этот номер уже привязан" in sms.body
+    assert (await User.get(id=existing.id)).email == existing.email
+    assert not await User.exists(email=data["email"], is_active=True)
+
+
+async def test_a_sign_up_at_a_taken_address_answers_every_step_exactly_like_one_at_a_free_address(gql):
+    """register, an early resend, wrong codes, a late resend, the lockout: the same answers."""
+    existing = await factories.create_user(phone=factories.unique_phone())
+    answers = {}
+    for label, changes in (("taken", {"phone": existing.phone}), ("free", {})):
+        data, payload = await sign_up(gql, **changes)
+        steps = [shape(payload)]
+        resent = (await gql.execute(RESEND, {"id": payload["registrationId"]}))["data"]["resendRegistrationCode"]
+        steps.append([(e["code"], e["message"]) for e in resent["userErrors"]])
+        await VerificationCode.filter(target=data["phone"]).update(created_at=utcnow() - dt.timedelta(minutes=2))
+        resent = (await gql.execute(RESEND, {"id": payload["registrationId"]}))["data"]["resendRegistrationCode"]
+        steps.append((resent["userErrors"], resent["registrationId"] == payload["registrationId"], resent["codeSentTo"]))
+        code = "000000" if label == "taken" else wrong(await last_code(data["phone"]))
+        for _ in range(6):
+            answer = await confirm(gql, payload["registrationId"], code)
+            steps.append([(e["code"], e["field"], e["message"]) for e in answer["userErrors"]])
+        answers[label] = steps
+    assert answers["taken"][:2] == answers["free"][:2] and answers["taken"][3:] == answers["free"][3:]
+    assert answers["taken"][2][:2] == answers["free"][2][:2] == ([], True)
+
+
+async def test_a_sign_up_at_a_taken_address_is_never_confirmed_even_with_the_right_code(gql, settings):
+    from resolvers import codes
+    from types import SimpleNamespace
+
+    existing = await factories.create_user()
+    data, payload = await sign_up(gql, email=existing.email)
+    row = await VerificationCode.get(target=data["phone"], purpose=CodePurpose.SIGN_UP)
+    await VerificationCode.filter(id=row.id).update(code_hash=codes.code_hash(SimpleNamespace(settings=settings), row.id, "123456"))
+    answer = await confirm(gql, payload["registrationId"], "123456")
+    assert [(e["code"], e["field"]) for e in answer["userErrors"]] == [("INVALID", ["code"])] and answer["accessToken"] is None
+    assert not await User.exists(phone=data["phone"], is_active=True)
+    assert (await VerificationCode.get(id=row.id)).used_at is None, "nothing was changed"
+
+
+async def test_signing_up_again_replaces_a_sign_up_at_a_taken_address_as_it_would_any_other(gql):
+    existing = await factories.create_user(phone=factories.unique_phone())
+    _, first = await sign_up(gql, phone=existing.phone)
+    await VerificationCode.filter(target=existing.phone).update(created_at=utcnow() - dt.timedelta(minutes=2))
+    await sign_up(gql, phone=existing.phone)
+    stale = await confirm(gql, first["registrationId"], "123456")
+    assert [(e["code"], e["field"]) for e in stale["userErrors"]] == [("INVALID", ["registrationId"])]
 
 
 async def test_a_sign_up_never_confirmed_does_not_hold_the_address_back(gql):
@@ -231,3 +296,73 @@ async def test_the_confirmation_answers_as_the_new_user_at_once(gql):
     )
     assert "errors" not in body, body["errors"]
     assert body["data"]["confirmRegistration"]["user"] == {"email": data["email"], "memberships": []}
+
+
+# ---------------------------------------------------------------- sending limits per client address
+
+
+@pytest.fixture
+async def from_address(app, settings, monkeypatch):
+    """post(query, variables, source=0): requests from client addresses of the test's own (one per
+    `source`), with at most 3 codes an hour from each."""
+    monkeypatch.setattr(settings, "codes_per_client_hour", 3)
+    addresses = [f"2001:db8::{uuid.uuid4().hex[:4]}:{n}" for n in range(2)]
+
+    async def post(query: str, variables: dict, source: int = 0) -> dict:
+        transport = httpx.ASGITransport(app=app, client=(addresses[source], 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://kabinet.test") as client:
+            response = await client.post("/graphql", json={"query": query, "variables": variables})
+        return response.json()["data"]
+
+    return post
+
+
+RESET = """mutation($l: String!) { requestPasswordReset(login: $l) { ok userErrors { code field message } } }"""
+
+
+async def test_one_client_address_gets_at_most_the_limit_of_codes_an_hour_whatever_the_phones(from_address):
+    """No SMS pumping: codes to many numbers from one source stop at the limit, recovery included."""
+    answers = [[e["code"] for e in (await from_address(REGISTER, {"input": form()}))["register"]["userErrors"]] for _ in range(3)]
+    assert answers == [[], [], []]
+    refused_form = form()
+    refused = (await from_address(REGISTER, {"input": refused_form}))["register"]
+    assert [e["code"] for e in refused["userErrors"]] == ["RATE_LIMITED"] and refused["registrationId"] is None
+    assert "network" in refused["userErrors"][0]["message"]
+    assert not await User.exists(email=refused_form["email"])
+    assert not await OutboxMessage.exists(recipient=refused_form["phone"])
+    known = await factories.create_user(phone=factories.unique_phone())
+    for login in (known.phone, factories.unique_phone()):  # the same answer for a login with or without an account
+        reset = (await from_address(RESET, {"l": login}))["requestPasswordReset"]
+        assert [e["code"] for e in reset["userErrors"]] == ["RATE_LIMITED"] and reset["ok"] is False
+    assert not await OutboxMessage.exists(recipient=known.phone)
+    other_source = (await from_address(REGISTER, {"input": form()}, source=1))["register"]
+    assert other_source["userErrors"] == [], "another client address is not held back"
+
+
+async def test_the_per_client_limit_counts_codes_that_went_nowhere_too(from_address):
+    """Sign-ups at taken addresses and recoveries of unknown logins count like any others."""
+    existing = await factories.create_user(phone=factories.unique_phone())
+    assert (await from_address(REGISTER, {"input": form(phone=existing.phone)}))["register"]["userErrors"] == []
+    assert (await from_address(RESET, {"l": factories.unique_phone()}))["requestPasswordReset"]["userErrors"] == []
+    assert (await from_address(REGISTER, {"input": form()}))["register"]["userErrors"] == []
+    answer = (await from_address(REGISTER, {"input": form()}))["register"]
+    assert [e["code"] for e in answer["userErrors"]] == ["RATE_LIMITED"]
+
+
+async def test_concurrent_requests_from_one_client_address_pass_the_limit_no_more_than_it_allows(from_address):
+    forms = [form() for _ in range(8)]
+    answers = await asyncio.gather(*(from_address(REGISTER, {"input": f}) for f in forms))
+    outcomes = sorted(tuple(e["code"] for e in a["register"]["userErrors"]) for a in answers)
+    assert outcomes == [()] * 3 + [("RATE_LIMITED",)] * 5
+    assert await OutboxMessage.filter(recipient__in=[f["phone"] for f in forms]).count() == 3
+
+
+async def test_the_limits_are_settings(gql, settings, monkeypatch):
+    monkeypatch.setattr(settings, "code_resend_seconds", 0)
+    data, payload = await sign_up(gql)
+    resent = (await gql.execute(RESEND, {"id": payload["registrationId"]}))["data"]["resendRegistrationCode"]
+    assert resent["userErrors"] == [], "no pause between two codes when the setting says so"
+    monkeypatch.setattr(settings, "codes_per_address_hour", 2)
+    resent = (await gql.execute(RESEND, {"id": payload["registrationId"]}))["data"]["resendRegistrationCode"]
+    assert [e["code"] for e in resent["userErrors"]] == ["RATE_LIMITED"]
+    assert await OutboxMessage.filter(recipient=data["phone"]).count() == 2
