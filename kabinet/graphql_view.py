@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -26,6 +26,7 @@ from kabinet.context import RequestContext, Viewer
 from kabinet.errors import shape_error
 from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
 from kabinet.settings import Settings
+from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter, TransportWSHandler
 from models.select import read_only
 from schema.execution import SharedCompletion
 
@@ -48,7 +49,7 @@ def encode_message(message: dict) -> str:
     return orjson.dumps(message).decode()
 
 
-class TextWebSocketAdapter(ASGIWebSocketAdapter):
+class TextWebSocketAdapter(LimitedWebSocketAdapter):
     """Messages go out as text frames: browsers' graphql-ws clients parse text only (a binary frame
     reaches them as a Blob and ends the connection)."""
 
@@ -59,8 +60,10 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
-class KabinetGraphQL(GraphQL):
+class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
     websocket_adapter_class = TextWebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
@@ -78,7 +81,7 @@ class KabinetGraphQL(GraphQL):
             return await self._run_websocket(request, context, root_value)
         # a POST of one query operation (None for anything else) only reads: its statements share
         # one pool connection, it reads a row by id only once, and its answer may be kept
-        query = plain_query(await request.body()) if request.method == "POST" else None
+        query = plain_query(await request.body(), self.settings.max_query_tokens) if request.method == "POST" else None
         if query is not None:
             async with db.one_connection():
                 with read_only():

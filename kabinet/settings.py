@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     max_query_depth: int = 15
     max_aliases: int = 50
     max_query_cost: int = Field(
-        50_000, description="Fields an answer may hold at most, estimated before it runs: a connection's `first` "
-        "(its maximum when not given) and a plain list (max_page_size) multiply what is below them."
+        250_000, description="Fields an answer may hold at most, estimated before it runs: a connection's `first` "
+        "(its maximum when not given) and a plain list (max_page_size) multiply what is below them (schema/limits.py)."
     )
     max_query_tokens: int = Field(5_000, description="Lexical tokens (and, apart, comments) a document may have.")
     max_body_bytes: int = 1024 * 1024

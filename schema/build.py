@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import AddValidationRules, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+from strawberry.types import ExecutionResult
 
+from kabinet.errors import shape_error
 from kabinet.settings import Settings
 from schema.execution import KabinetExecutionContext
+from schema.limits import cost_limit, limited_parser
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_OVERRIDES
@@ -47,11 +53,31 @@ def coded_rule(rule: type[ASTValidationRule], code: str) -> type[ASTValidationRu
 
 
 class KabinetSchema(strawberry.Schema):
+    async def stream(self, query: str | None, *args: Any, **kwargs: Any) -> Any:
+        """Results of WebSocket operations (and any streaming transport) with errors shaped as over
+        HTTP (`kabinet.errors.shape_error`): a code on each, no Python, driver or SQL text."""
+        results = await super().stream(query, *args, **kwargs)
+        context = kwargs.get("context_value", args[1] if len(args) > 1 else None)
+        return _shaped(results, getattr(context, "request_id", None) or "-")
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what went wrong on our side; a client's mistake or a refusal is not an incident."""
         for error in errors:
             if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+
+async def _shaped(results: AsyncGenerator, request_id: str) -> AsyncGenerator:
+    async with aclosing(results):
+        async for result in results:
+            if isinstance(result, ExecutionResult) and result.errors:
+                # a copy: a result may be shared by a group of subscribers
+                result = copy.copy(result)
+                result.errors = [
+                    e if isinstance(e, GraphQLSyntaxError) else shape_error(e, request_id, log, logged=True)
+                    for e in result.errors
+                ]
+            yield result
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -73,5 +99,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         scalar_overrides=SCALAR_OVERRIDES,
         execution_context_class=KabinetExecutionContext,
-        extensions=[QueryLimits, lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
+        extensions=[
+            limited_parser(settings),
+            QueryLimits,
+            lambda: ValidationCache(maxsize=1000),
+            cost_limit(settings),
+        ],
     )
