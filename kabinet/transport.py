@@ -85,8 +85,12 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
 
 
 def coded(message: dict) -> dict:
-    """The protocol handler's own errors (e.g. "Subscription limit reached") with a code."""
+    """The protocol handler's own errors (e.g. "Subscription limit reached", a refused legacy
+    connection) with a code."""
     payload = message.get("payload")
+    if message.get("type") == "connection_error" and isinstance(payload, dict):  # legacy: the socket was refused
+        payload.setdefault("extensions", {}).setdefault("code", "UNAUTHENTICATED")
+        return message
     if message.get("type") == "error":
         errors = payload if isinstance(payload, list) else [payload] if isinstance(payload, dict) else []
     elif message.get("type") in ("next", "data") and isinstance(payload, dict):

@@ -131,3 +131,13 @@ async def test_a_refused_subscription_over_websocket_keeps_its_code(gql, live_se
         assert errors[0]["extensions"]["code"] in ("NOT_FOUND", "FORBIDDEN", "BAD_USER_INPUT"), errors
     finally:
         await socket.close()
+
+
+async def test_a_refused_legacy_connection_says_why_with_a_code(live_server):
+    socket = GraphQLSocket(live_server, LEGACY_WS)
+    try:
+        message = await socket.connect("not-a-token")
+        assert message["type"] == "connection_error"
+        assert message["payload"]["extensions"]["code"] == "UNAUTHENTICATED"
+    finally:
+        await socket.close()
