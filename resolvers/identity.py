@@ -54,9 +54,7 @@ async def check_password(ctx: RequestContext, login_name: str, password: str) ->
     settings, address = ctx.settings, ctx.client_address
     key = normalize_login(login_name)[:254]
     if not await throttle.claim_address(settings, address):
-        raise UserFacingError(
-            ErrorCode.RATE_LIMITED, "Too many wrong passwords from your address. Try again later.", keep_changes=True
-        )
+        raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many wrong passwords from your address. Try again later.")
     if not await throttle.claim_login(settings, key):
         await throttle.give_back_address(address)
         raise _locked()
@@ -64,7 +62,7 @@ async def check_password(ctx: RequestContext, login_name: str, password: str) ->
     # An unconfirmed sign-up (is_active False) answers exactly like a wrong password.
     if not await passwords.verify(settings, user.password_hash if user and user.is_active else None, password):
         await throttle.login_failed(settings, key)
-        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"], keep_changes=True)
+        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"])
     await throttle.login_succeeded(key)
     await throttle.give_back_address(address)
     return user
@@ -72,8 +70,7 @@ async def check_password(ctx: RequestContext, login_name: str, password: str) ->
 
 def _locked() -> UserFacingError:
     return UserFacingError(
-        ErrorCode.RATE_LIMITED, "Too many wrong passwords: this login is locked for a while. Try again later.",
-        keep_changes=True,
+        ErrorCode.RATE_LIMITED, "Too many wrong passwords: this login is locked for a while. Try again later."
     )
 
 
