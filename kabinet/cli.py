@@ -39,6 +39,7 @@ def serve(host: str, port: int, workers: int) -> None:
         "kabinet.app:create_app", factory=True, host=host, port=port, workers=workers,
         timeout_graceful_shutdown=5, log_level="info", proxy_headers=True,
         ws_per_message_deflate=settings.ws_compression,
+        ws_max_size=settings.ws_max_message_bytes,  # a longer message closes the socket (1009) before it is buffered
     )
 
 

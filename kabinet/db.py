@@ -144,8 +144,12 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 async def apply_migrations(database_url: str) -> None:
-    """Bring the database schema up to the latest migration (idempotent)."""
-    await migrate(config=tortoise_config(database_url))
+    """Bring the database schema up to the latest migration (idempotent). Its connections are
+    closed after (an open SQLite connection's thread would keep `kabinet migrate` from exiting)."""
+    try:
+        await migrate(config=tortoise_config(database_url))
+    finally:
+        await Tortoise.close_connections()
 
 
 async def connect(settings: Settings) -> None:

@@ -44,7 +44,7 @@ class UserFacingError(Exception):
     """A business-rule refusal of a mutation; turned into one `userErrors` entry.
 
     The mutation's changes are rolled back, unless `keep_changes`: a refusal that must leave a
-    trace (a wrong password counted towards the lockout, a reused token's login revoked)."""
+    trace (a wrong code counted towards its attempts, a reused token's login revoked)."""
 
     def __init__(self, code: ErrorCode, message: str, field: list[str] | None = None, *, keep_changes: bool = False):
         super().__init__(message)

@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -28,6 +28,7 @@ from kabinet.errors import shape_error, signed_out
 from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
 from kabinet.settings import Settings
 from kabinet.sign_ins import EndedLogins
+from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter, TransportWSHandler
 from models.select import read_only
 from schema.execution import SharedCompletion
 
@@ -53,7 +54,7 @@ def encode_message(message: dict) -> str:
     return orjson.dumps(message).decode()
 
 
-class TextWebSocketAdapter(ASGIWebSocketAdapter):
+class TextWebSocketAdapter(LimitedWebSocketAdapter):
     """Messages go out as text frames: browsers' graphql-ws clients parse text only (a binary frame
     reaches them as a Blob and ends the connection)."""
 
@@ -64,8 +65,10 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
-class KabinetGraphQL(GraphQL):
+class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
     websocket_adapter_class = TextWebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: Any, settings: Settings, ended_logins: EndedLogins | None = None) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
@@ -87,7 +90,7 @@ class KabinetGraphQL(GraphQL):
             return await self._run_websocket(request, context, root_value)
         # a POST of one query operation (None for anything else) only reads: its statements share
         # one pool connection, it reads a row by id only once, and its answer may be kept
-        query = plain_query(await request.body()) if request.method == "POST" else None
+        query = plain_query(await request.body(), self.settings.max_query_tokens) if request.method == "POST" else None
         if query is not None:
             async with db.one_connection():
                 with read_only():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -11,6 +12,7 @@ from tortoise import Tortoise
 
 from kabinet.auth import verify_download
 from kabinet.pubsub import broker_reachable
+from models import migrations as migrations_package
 from models.billing import DocumentFile
 
 HTTP_REQUESTS = Counter("kabinet_http_requests_total", "HTTP requests served", ["method", "route", "status"])
@@ -22,9 +24,28 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    checks = {"database": await _database_reachable(), "broker": await broker_reachable(request.app.state.broadcast)}
+    """Ready when the database answers and holds every migration of this code, and the broker answers:
+    a database without the schema (never migrated, or behind) is not ready, whatever `SELECT 1` says."""
+    checks = {"database": await _database_ready(request), "broker": await broker_reachable(request.app.state.broadcast)}
     return JSONResponse({"status": "ok" if all(checks.values()) else "unavailable", "checks": checks},
                         status_code=200 if all(checks.values()) else 503)
+
+
+MIGRATIONS = frozenset(p.stem for p in Path(migrations_package.__file__).parent.glob("[0-9]*.py"))
+
+
+async def _database_ready(request: Request) -> bool:
+    state = request.app.state
+    if getattr(state, "schema_ready", False):  # once migrated, it stays so: only reachability is asked again
+        return await _database_reachable()
+    try:
+        _, rows = await Tortoise.get_connection("default").execute_query(
+            "SELECT name FROM tortoise_migrations WHERE app = 'models'"
+        )
+    except Exception:  # noqa: BLE001 — unreachable, or no migrations table: not ready
+        return False
+    state.schema_ready = MIGRATIONS <= {row["name"] for row in rows}
+    return state.schema_ready
 
 
 async def _database_reachable() -> bool:

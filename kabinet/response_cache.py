@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import GraphQLError, OperationDefinitionNode
 from prometheus_client import Counter
 from tortoise import connections
 
 from models.versions import CATALOGUE
+from schema.limits import parse_document
 
 LOOKUPS = Counter("kabinet_response_cache_lookups_total", "Response cache lookups", ["outcome"])
 
@@ -64,10 +65,11 @@ class Lookup:
 
 
 @lru_cache(maxsize=1000)
-def operation_kind(query: str, operation_name: str | None) -> str | None:
-    """"query", "mutation" or "subscription" for the operation a request runs; None if unclear."""
+def operation_kind(query: str, operation_name: str | None, max_tokens: int) -> str | None:
+    """"query", "mutation" or "subscription" for the operation a request runs; None if unclear.
+    The document is the one the schema's parser step takes (schema/limits.py)."""
     try:
-        document = parse(query)
+        document = parse_document(query, max_tokens)
     except GraphQLError:
         return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -129,7 +131,7 @@ class ResponseCache:
 PlainQuery = tuple[str, str | None, dict | None]  # query text, operation name, variables
 
 
-def plain_query(body: bytes) -> PlainQuery | None:
+def plain_query(body: bytes, max_tokens: int) -> PlainQuery | None:
     """(query, operation name, variables) of a request body that is one JSON query operation
     (not a mutation, a subscription or a batch), or None."""
     try:
@@ -141,6 +143,6 @@ def plain_query(body: bytes) -> PlainQuery | None:
     query, variables, operation = request.get("query"), request.get("variables"), request.get("operationName")
     if not isinstance(query, str) or not isinstance(variables, dict | None) or not isinstance(operation, str | None):
         return None
-    if operation_kind(query, operation) != "query":
+    if operation_kind(query, operation, max_tokens) != "query":
         return None
     return query, operation, variables

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         20, ge=1, description="Sign-up, password-reset and e-mail-change codes requested from one client address "
         "(IP) in an hour at most, whatever addresses they go to: no SMS pumping from one source.",
     )
+    login_address_max_failures: int = Field(
+        100, description="Wrong passwords one client address may send, whatever the logins, per window; then RATE_LIMITED."
+    )
+    login_address_window_minutes: int = Field(15, description="The window of login_address_max_failures.")
+    password_hash_threads: int = Field(
+        2, ge=1, description="Password hashes computed at once (each takes ~50 ms of CPU and 64 MiB), off the event loop."
+    )
 
     max_page_size: int = 100
     ws_compression: bool = Field(
@@ -71,7 +78,16 @@ class Settings(BaseSettings):
     )
     max_query_depth: int = 15
     max_aliases: int = 50
+    max_query_cost: int = Field(
+        250_000, description="Fields an answer may hold at most, estimated before it runs: a connection's `first` "
+        "(its maximum when not given) and a plain list (max_page_size) multiply what is below them (schema/limits.py)."
+    )
+    max_query_tokens: int = Field(5_000, description="Lexical tokens (and, apart, comments) a document may have.")
     max_body_bytes: int = 1024 * 1024
+    ws_max_message_bytes: int = Field(1024 * 1024, description="A WebSocket message beyond this closes the socket (1009).")
+    ws_connection_init_seconds: float = Field(
+        10.0, description="A WebSocket without `connection_init` this long after it opened is closed (4408), on both protocols."
+    )
 
     event_poll_seconds: float = Field(
         2.0, description="How often each process reads the event log even without a broker notice (lost notices)."

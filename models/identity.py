@@ -1,4 +1,4 @@
-"""People who sign in, their refresh tokens and the login lockout."""
+"""People who sign in, their refresh tokens and the login lockouts (per login, per client address)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ class LoginThrottle(Model):
 
     class Meta:
         table = "login_throttle"
+
+
+class ClientThrottle(Model):
+    """Wrong passwords from one client address in the current window, whatever the logins tried."""
+
+    address = fields.CharField(max_length=64, primary_key=True)
+    failures = fields.IntField(default=0)
+    window_ends = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "client_throttle"
 
 
 class CodePurpose(str, Enum):

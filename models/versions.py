@@ -48,7 +48,7 @@ SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
 # the change it reports, which is versioned), and the versions themselves.
 UNVERSIONED = frozenset({
-    "data_version", "event_counter", "organization_event", "login_throttle", "refresh_token",
+    "data_version", "event_counter", "organization_event", "login_throttle", "client_throttle", "refresh_token",
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
 })
 

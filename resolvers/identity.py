@@ -7,19 +7,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from tortoise.expressions import F
-
-from kabinet.auth import (
-    AccessToken,
-    hash_opaque_token,
-    issue_access_token,
-    new_opaque_token,
-    utcnow,
-    verify_password,
-)
+from kabinet import passwords
+from kabinet.auth import AccessToken, hash_opaque_token, issue_access_token, new_opaque_token, utcnow
 from kabinet.context import RequestContext, Viewer
 from kabinet.errors import ErrorCode, UserFacingError, unauthenticated
-from models.identity import LoginThrottle, RefreshToken, User
+from models.identity import RefreshToken, User
+from resolvers import throttle
 
 PHONE_PATTERN = re.compile(r"^\+7\d{10}$")
 WRONG_CREDENTIALS = "Wrong login or password."
@@ -53,31 +46,31 @@ async def find_user_by_login(login: str) -> User | None:
     return None
 
 
-async def login(ctx: RequestContext, login_name: str, password: str) -> SignedIn:
-    settings = ctx.settings
+async def check_password(ctx: RequestContext, login_name: str, password: str) -> User:
+    """The account a login and password open, or RATE_LIMITED (this login's or this client address's
+    attempts are used up) or INVALID. Called outside any transaction: the attempt is claimed and
+    counted by statements that commit at once, and the hash is checked off the event loop
+    (`resolvers/throttle.py`, `kabinet/passwords.py`); the caller signs in in a transaction after."""
+    settings, address = ctx.settings, ctx.client_address
     key = normalize_login(login_name)[:254]
-    now = utcnow()
-    throttle, _ = await LoginThrottle.get_or_create(login=key)
-    if throttle.locked_until is not None and throttle.locked_until > now:
+    if not await throttle.claim_address(settings, address):
+        raise UserFacingError(ErrorCode.RATE_LIMITED, "Too many wrong passwords from your address. Try again later.")
+    if not await throttle.claim_login(settings, key):
+        await throttle.give_back_address(address)
         raise _locked()
     user = await find_user_by_login(key)
     # An unconfirmed sign-up (is_active False) answers exactly like a wrong password.
-    if not verify_password(user.password_hash if user and user.is_active else None, password):
-        await LoginThrottle.filter(login=key).update(failures=F("failures") + 1)
-        await throttle.refresh_from_db()
-        if throttle.failures >= settings.login_max_failures:
-            await LoginThrottle.filter(login=key).update(
-                failures=0, locked_until=now + timedelta(minutes=settings.login_lock_minutes)
-            )
-        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"], keep_changes=True)
-    await LoginThrottle.filter(login=key).update(failures=0, locked_until=None)
-    return await _sign_in(ctx, user, uuid.uuid4())
+    if not await passwords.verify(settings, user.password_hash if user and user.is_active else None, password):
+        await throttle.login_failed(settings, key)
+        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"])
+    await throttle.login_succeeded(key)
+    await throttle.give_back_address(address)
+    return user
 
 
 def _locked() -> UserFacingError:
     return UserFacingError(
-        ErrorCode.RATE_LIMITED, "Too many wrong passwords: this login is locked for a while. Try again later.",
-        keep_changes=True,
+        ErrorCode.RATE_LIMITED, "Too many wrong passwords: this login is locked for a while. Try again later."
     )
 
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import AddValidationRules, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+from strawberry.types import ExecutionResult
 
 from kabinet.context import RequestContext
+from kabinet.errors import shape_error
 from kabinet.settings import Settings
 from schema.execution import KabinetExecutionContext
+from schema.limits import cost_limit, limited_parser
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_OVERRIDES
@@ -59,19 +65,35 @@ class KabinetSchema(strawberry.Schema):
         allowed_operation_types: Any = None,
     ) -> Any:
         """Each WebSocket operation (both sub-protocols come through here) runs with a context of its
-        own, not the connection's: memberships read afresh, so a mutation uses the current rights."""
+        own, not the connection's: memberships read afresh, so a mutation uses the current rights.
+        Its results carry errors shaped as over HTTP (`kabinet.errors.shape_error`): a code on each,
+        no Python, driver or SQL text."""
         if isinstance(context_value, RequestContext):
             context_value = context_value.for_operation()
-        return await super().stream(
+        results = await super().stream(
             query, variable_values, context_value, root_value, operation_name, operation_extensions,
             allowed_operation_types,
         )
+        return _shaped(results, getattr(context_value, "request_id", None) or "-")
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what went wrong on our side; a client's mistake or a refusal is not an incident."""
         for error in errors:
             if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+
+async def _shaped(results: AsyncGenerator, request_id: str) -> AsyncGenerator:
+    async with aclosing(results):
+        async for result in results:
+            if isinstance(result, ExecutionResult) and result.errors:
+                # a copy: a result may be shared by a group of subscribers
+                result = copy.copy(result)
+                result.errors = [
+                    e if isinstance(e, GraphQLSyntaxError) else shape_error(e, request_id, log, logged=True)
+                    for e in result.errors
+                ]
+            yield result
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -93,5 +115,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         scalar_overrides=SCALAR_OVERRIDES,
         execution_context_class=KabinetExecutionContext,
-        extensions=[QueryLimits, lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
+        extensions=[
+            limited_parser(settings),
+            QueryLimits,
+            lambda: ValidationCache(maxsize=1000),
+            cost_limit(settings),
+        ],
     )

@@ -10,6 +10,7 @@ import strawberry
 from models.identity import User as UserModel
 from resolvers import organizations as org_resolvers
 from resolvers import identity as identity_resolvers
+from kabinet.errors import UserFacingError
 from resolvers.identity import SignedIn
 from schema.batching import batched, loaded
 from schema.errors import UserError, transactional
@@ -89,14 +90,24 @@ def auth_payload(signed_in: SignedIn) -> AuthPayload:
     )
 
 
+@transactional(AuthPayload)
+async def _signed_in(self: Any, info: strawberry.Info, user: UserModel) -> AuthPayload:
+    return auth_payload(await identity_resolvers.sign_in_user(info.context, user))
+
+
 @strawberry.type(description="Signing in and out.")
 class IdentityMutations:
     @strawberry.mutation(description="Sign in with an e-mail or phone and a password. Five wrong passwords lock the login for 10 minutes.")
-    @transactional(AuthPayload)
     async def login(
         self, info: strawberry.Info, input: Annotated[LoginInput, strawberry.argument(description="The e-mail or phone, and the password.")]
     ) -> AuthPayload:
-        return auth_payload(await identity_resolvers.login(info.context, input.login, input.password))
+        """The password is checked before the transaction opens: no transaction (on SQLite, the one
+        connection) is held while it is hashed."""
+        try:
+            user = await identity_resolvers.check_password(info.context, input.login, input.password)
+        except UserFacingError as refusal:
+            return AuthPayload(user_errors=[UserError.from_exception(refusal)])
+        return await _signed_in(self, info, user)
 
     @strawberry.mutation(description="Exchange a refresh token for new tokens. Each refresh token works once; reuse revokes the login.")
     @transactional(AuthPayload)

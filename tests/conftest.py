@@ -69,6 +69,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         cluster_churn=0,
         # Every test request comes from 127.0.0.1: the per-client code limit is tested on addresses of its own.
         codes_per_client_hour=1_000_000,
+        # every test's wrong passwords come from the one test client address: the tests of the
+        # per-address limit lower it and use addresses of their own (tests/test_login_limits.py)
+        login_address_max_failures=1_000_000,
     )
 
 

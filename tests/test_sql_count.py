@@ -6,16 +6,18 @@ import uuid
 
 from kabinet.bulk_data import seed_many_organizations
 
+# Pages as large as the largest data set below (20 organizations of 20 rows, 4 databases each): the
+# query's estimated cost must stay under `max_query_cost` (schema/limits.py).
 FULL_DASHBOARD = """{
   me { fullName memberships { role } }
-  organizations(first: 50) { totalCount edges { node {
+  organizations(first: 20) { totalCount edges { node {
     name viewerRole
-    products(first: 100) { totalCount edges { node { name contract { number status } } } }
+    products(first: 20) { totalCount edges { node { name contract { number status } } } }
     balance { amount prepaidServices { name remaining } }
     documents(first: 10) { totalCount edges { node { number amount downloadUrl } } }
-    databases(first: 100) { edges { node { name updateSchedule { mode nextRunAt }
-      sessions(first: 100) { totalCount edges { node { userName } } } } } }
-    sessions(first: 100) { edges { node { userName database { name } user { email } } } }
+    databases(first: 5) { edges { node { name updateSchedule { mode nextRunAt }
+      sessions(first: 20) { totalCount edges { node { userName } } } } } }
+    sessions(first: 20) { edges { node { userName database { name } user { email } } } }
   } } }
 }"""
 

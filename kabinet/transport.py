@@ -1,0 +1,146 @@
+"""Transport limits and refusals of the GraphQL endpoint, shaped as GraphQL errors.
+
+HTTP: a request strawberry refuses before executing it (a body that is not JSON or is nested too
+deeply for a JSON parser, no query, a mutation sent with GET) answers a JSON body of GraphQL
+errors with `extensions.code`, not strawberry's plain text; a mutation over GET is 405 with
+`Allow: POST` (GraphQL over HTTP).
+
+WebSocket, on both sub-protocols: a message over `ws_max_message_bytes` closes the socket with
+1009 (message too big); a socket that has not sent `connection_init` within
+`ws_connection_init_seconds` is closed with 4408 (graphql-transport-ws's own code, used for the
+legacy protocol too); an error the protocol handler makes itself gets an `extensions.code`.
+(Errors of results are shaped in `schema.build.KabinetSchema.stream`, as over HTTP.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from json import JSONDecodeError
+from collections.abc import AsyncGenerator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.unset import UNSET
+
+MESSAGE_TOO_BIG = 1009  # RFC 6455
+INIT_TIMEOUT = 4408  # graphql-transport-ws: connection initialisation timeout
+GENERIC_ERROR = "Internal server error; quote the request id when you report it."
+
+
+class GraphQLOverHTTP:
+    """Mixed into the GraphQL view, before strawberry's: refusals as GraphQL errors, JSON decoded
+    by orjson (a nesting too deep for it is a decode error, never a RecursionError)."""
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)  # type: ignore[misc]
+        try:
+            return await super().run(request, context, root_value)  # type: ignore[misc]
+        except HTTPException as refused:
+            return refusal(request, refused)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+
+def refusal(request: Request, refused: HTTPException) -> Response:
+    status, headers = refused.status_code, {}
+    if request.method == "GET" and isinstance(refused.__cause__, InvalidOperationTypeError):
+        # GraphQL over HTTP: a mutation is never executed for GET; POST it.
+        status, headers = 405, {"Allow": "POST"}
+    body = {"errors": [{"message": refused.reason, "extensions": {"code": "BAD_USER_INPUT"}}]}
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
+    """Reads text messages up to the view's `ws_max_message_bytes`; a longer one closes the socket."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        limit = self.view.settings.ws_max_message_bytes
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text) > limit // 4 and len(text.encode()) > limit:
+                    await self.ws.close(MESSAGE_TOO_BIG, f"A message may have {limit} bytes at most.")
+                    return
+                try:
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as e:  # orjson's is one
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from e
+        except KeyError as e:
+            raise NonTextMessageReceived from e
+        except WebSocketDisconnect:
+            pass
+
+
+def coded(message: dict) -> dict:
+    """The protocol handler's own errors (e.g. "Subscription limit reached", a refused legacy
+    connection) with a code."""
+    payload = message.get("payload")
+    if message.get("type") == "connection_error" and isinstance(payload, dict):  # legacy: the socket was refused
+        payload.setdefault("extensions", {}).setdefault("code", "UNAUTHENTICATED")
+        return message
+    if message.get("type") == "error":
+        errors = payload if isinstance(payload, list) else [payload] if isinstance(payload, dict) else []
+    elif message.get("type") in ("next", "data") and isinstance(payload, dict):
+        errors = payload.get("errors") or []
+    else:
+        return message
+    for error in errors:
+        if isinstance(error, dict) and not (error.get("extensions") or {}).get("code"):
+            if error.get("path"):
+                error["message"] = GENERIC_ERROR
+            code = ("INTERNAL_SERVER_ERROR" if error.get("path")
+                    else "RATE_LIMITED" if error.get("message") == "Subscription limit reached" else "BAD_USER_INPUT")
+            error["extensions"] = {**(error.get("extensions") or {}), "code": code}
+    return message
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws, with the init timeout of the settings (strawberry closes with 4408)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connection_init_wait_timeout = timedelta(seconds=self.view.settings.ws_connection_init_seconds)
+
+    async def send_message(self, message: Any) -> None:
+        await super().send_message(coded(message))
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler):
+    """The legacy graphql-ws protocol, which strawberry gives no init timeout: one of the settings."""
+
+    initialised = False
+
+    async def handle(self) -> None:
+        timer = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.settings.ws_connection_init_seconds)
+        if not self.initialised:
+            try:
+                await self.websocket.close(code=INIT_TIMEOUT, reason="Connection initialisation timeout")
+            except Exception:  # noqa: BLE001 — already closed
+                pass
+
+    async def handle_connection_init(self, message: Any) -> None:
+        self.initialised = True
+        await super().handle_connection_init(message)
+
+    async def send_message(self, message: Any) -> None:
+        await super().send_message(coded(message))

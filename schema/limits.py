@@ -1,0 +1,178 @@
+"""What a document must meet before it runs, beside the validation rules of schema/build.py
+(depth, aliases): the parser's token limit, and the cost estimate.
+
+The cost is how many fields the answer may hold: every field counts once for each time it may be
+resolved. A connection's `first` multiplies what is below the connection (its edges and nodes
+count once per item); a connection without `first` (or with `first: null`) counts as its maximum,
+`max_page_size`; a plain list (`memberships`, `prepaidServices`, a live session list) counts as
+`max_page_size` items too. Introspection counts one field, whatever it selects (the depth limit
+bounds it). A document over `max_query_cost` is refused with QUERY_TOO_COMPLEX and the figures
+(`extensions.cost`, `extensions.maximum`), before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    NullValueNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    get_operation_ast,
+    is_list_type,
+    parse,
+)
+from strawberry.extensions import SchemaExtension
+
+from kabinet.errors import graphql_error
+from kabinet.settings import Settings
+
+
+@lru_cache(maxsize=1000)
+def parse_document(query: str, max_tokens: int) -> DocumentNode:
+    """The parsed document, cached; a document of more than `max_tokens` tokens (or as many
+    comments), or nested too deeply for the parser, is a syntax error, never a RecursionError."""
+    return parse(query, max_lexical_tokens=max_tokens, max_comments=max_tokens)
+
+
+def limited_parser(settings: Settings) -> type[SchemaExtension]:
+    """The parser step: the cached parse with the token limit. A document that does not parse is
+    left to strawberry's own parse (with the same limit), which reports it as a request error."""
+
+    class LimitedParser(SchemaExtension):
+        def on_parse(self) -> Iterator[None]:
+            context, max_tokens = self.execution_context, settings.max_query_tokens
+            context.parse_options["max_lexical_tokens"] = max_tokens
+            context.parse_options["max_comments"] = max_tokens
+            if context.graphql_document is None and context.query:
+                try:
+                    context.graphql_document = parse_document(context.query, max_tokens)
+                except GraphQLError:
+                    pass
+            yield
+
+    return LimitedParser
+
+
+def cost_limit(settings: Settings) -> type[SchemaExtension]:
+    """Refuse, before execution, an operation whose estimated cost exceeds `max_query_cost`."""
+
+    class CostLimit(SchemaExtension):
+        def on_execute(self) -> Iterator[None]:
+            context, maximum, page_size = self.execution_context, settings.max_query_cost, settings.max_page_size
+            if context.graphql_document is not None:
+                cost = query_cost(
+                    context.schema._schema, context.graphql_document, context.operation_name,
+                    context.variables or {}, page_size,
+                )
+                if cost > maximum:
+                    error = graphql_error(
+                        "QUERY_TOO_COMPLEX",
+                        f"This query could return about {cost} fields, more than {maximum}: ask for fewer items "
+                        "(`first`) or fewer fields, and page through the rest.",
+                    )
+                    error.extensions.update(cost=cost, maximum=maximum)
+                    raise error
+            yield
+
+    return CostLimit
+
+
+def query_cost(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, variables: dict[str, Any], page_size: int
+) -> int:
+    operation = get_operation_ast(document, operation_name)
+    root = schema.get_root_type(operation.operation) if operation is not None else None
+    if root is None:
+        return 0  # no such operation: graphql-core says so
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    defaults = {
+        v.variable.name.value: int(v.default_value.value)
+        for v in operation.variable_definitions or ()
+        if isinstance(v.default_value, IntValueNode)
+    }
+    estimate = _Estimate(schema, fragments, {**defaults, **variables}, page_size)
+    return estimate.selection_set(operation.selection_set, root, False, 0)
+
+
+class _Estimate:
+    # Deeper than this the depth rule refuses the document anyway; stopping here keeps the walk
+    # far from the interpreter's recursion limit.
+    MAX_DEPTH = 64
+
+    def __init__(self, schema: GraphQLSchema, fragments: dict, variables: dict[str, Any], page_size: int) -> None:
+        self.schema, self.fragments, self.variables, self.page_size = schema, fragments, variables, page_size
+        self.fragment_costs: dict[tuple[str, bool], int] = {}
+        self.visiting: set[str] = set()
+
+    def selection_set(self, selection_set: SelectionSetNode, parent: Any, page: bool, depth: int) -> int:
+        """Fields below one resolution of `parent`; `page`: the selection of a connection whose
+        `first` was counted already (its lists, edges and nodes, are the page)."""
+        if depth > self.MAX_DEPTH:
+            return 0
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self.field(selection, parent, page, depth)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.selection_set(selection.selection_set, target or parent, page, depth + 1)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self.fragment(selection.name.value, page, depth)
+        return total
+
+    def fragment(self, name: str, page: bool, depth: int) -> int:
+        key = (name, page)
+        if key in self.fragment_costs:
+            return self.fragment_costs[key]
+        definition = self.fragments.get(name)
+        if definition is None or name in self.visiting:
+            return 0  # unknown or cyclic: validation refuses it
+        self.visiting.add(name)
+        try:
+            target = self.schema.get_type(definition.type_condition.name.value)
+            cost = self.selection_set(definition.selection_set, target, page, depth + 1) if target else 0
+        finally:
+            self.visiting.discard(name)
+        self.fragment_costs[key] = cost
+        return cost
+
+    def field(self, node: FieldNode, parent: Any, page: bool, depth: int) -> int:
+        name = node.name.value
+        definition = getattr(parent, "fields", {}).get(name) if not name.startswith("__") else None
+        if definition is None or node.selection_set is None:
+            return 1  # a leaf, introspection, or a field validation refuses
+        field_type = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else definition.type
+        items, connection = 1, "first" in definition.args
+        if connection:
+            items = self.first(node)
+        elif is_list_type(field_type) and not page:
+            items = self.page_size
+        return 1 + items * self.selection_set(node.selection_set, get_named_type(field_type), connection, depth + 1)
+
+    def first(self, node: FieldNode) -> int:
+        argument = next((a for a in node.arguments or () if a.name.value == "first"), None)
+        value: Any = None
+        if argument is not None:
+            if isinstance(argument.value, IntValueNode):
+                value = int(argument.value.value)
+            elif isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+            elif isinstance(argument.value, NullValueNode):
+                value = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return max(value, 0)
+        return self.page_size
