@@ -89,7 +89,20 @@ class EndedLogins:
         backend = getattr(broadcast, "_backend", None)
         if isinstance(getattr(backend, "on_reconnect", None), list):
             backend.on_reconnect.append(self._reload)
-        await self.load()
+        try:
+            await self.load()
+        except Exception:  # noqa: BLE001 — an unmigrated or unreachable database: serve (not ready), read it later
+            log.warning("could not read the ended logins at start; trying again in the background")
+            self._keep(asyncio.create_task(self._load_until_read()))
+
+    async def _load_until_read(self, every_seconds: float = 5) -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.load()
+                return
+            except Exception:  # noqa: BLE001 — still not there
+                continue
 
     async def stop(self) -> None:
         tasks = list(self._tasks)
