@@ -30,7 +30,8 @@ from graphql import GraphQLError
 from tortoise.expressions import Q
 
 from kabinet import events
-from kabinet.auth import hash_opaque_token, hash_password, new_opaque_token, utcnow
+from kabinet import passwords
+from kabinet.auth import hash_opaque_token, new_opaque_token, utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError
 from kabinet.permissions import Permission
@@ -247,7 +248,7 @@ async def accept_invite(
             user.email_verified = True
             await user.save(update_fields=["email_verified"])
     else:
-        user = await _create_newcomer(invite, newcomer)
+        user = await _create_newcomer(ctx, invite, newcomer)
     membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
     databases = await _databases_of_invite(invite)
     for database in databases:
@@ -311,13 +312,13 @@ async def _newcomer(invite: Invite, full_name: str | None, password: str | None,
     return _Newcomer(name, secret, user_phone)
 
 
-async def _create_newcomer(invite: Invite, newcomer: _Newcomer) -> User:
+async def _create_newcomer(ctx: RequestContext, invite: Invite, newcomer: _Newcomer) -> User:
     """A new account from the invitation. Unconfirmed sign-ups holding its addresses give them up:
     the link proves the invited address, so whoever started such a sign-up did not own it."""
     await release_pending_sign_ups(email=invite.email, phone=newcomer.phone)
     return await User.create(
         email=invite.email, phone=newcomer.phone, full_name=newcomer.full_name,
-        password_hash=hash_password(newcomer.password), is_active=True,
+        password_hash=await passwords.hashed(ctx.settings, newcomer.password), is_active=True,
         # The link went to the e-mail (and the phone); with no e-mail, the phone received it.
         email_verified=invite.email is not None, phone_verified=invite.email is None and invite.phone is not None,
     )

@@ -32,7 +32,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import hash_password, utcnow
+from kabinet import passwords
+from kabinet.auth import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden, graphql_error
 from kabinet.permissions import Permission
@@ -166,7 +167,7 @@ async def register(
     email_taken, phone_taken = await _taken(email=email), await _taken(phone=phone)
     user = await User.create(
         email=None if email_taken else email, phone=None if phone_taken else phone, full_name=full_name,
-        password_hash=hash_password(password), is_active=False,
+        password_hash=await passwords.hashed(ctx.settings, password), is_active=False,
     )
     row = await _send_sign_up_code(ctx, user, target)
     return CodeSent(user, codes.mask(target), row.expires_at)
@@ -281,7 +282,7 @@ async def reset_password(ctx: RequestContext, login: str, code: str, new_passwor
     user = await User.filter(id=row.user_id, is_active=True).select_for_update().first() if row.user_id else None
     if user is None or key not in (user.email, user.phone):
         raise UserFacingError(ErrorCode.INVALID, "This code is not right: check it, or request a new one.", ["code"])
-    user.password_hash = hash_password(new_password)
+    user.password_hash = await passwords.hashed(ctx.settings, new_password)
     if key == user.phone:
         user.phone_verified = True
     else:
