@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from kabinet.events import SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
 from models.audit import AuditEntry
 from models.billing import BalanceTransaction, Charge, Document, DocumentKind
 from models.cloud import ClientKind, CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
@@ -227,7 +228,6 @@ class RootCall:
     field: str
     arguments: str
     types: tuple[str, ...]  # the concrete types it may answer
-    ids: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # argument -> global id given
 
 
 class Walker:
@@ -579,10 +579,10 @@ async def check_node_lookups(gql: Any, world: World, checker: Checker, global_id
                     checker.fail(f"{root}(id:) of a hidden {type_name} answers an error (it tells the id exists)", global_id)
 
 
-def root_calls(world: World, owner: str) -> list[tuple[RootCall, Scope]]:
+def root_calls(world: World, owner: str) -> list[RootCall]:
     """Every root field of `owner`, with required ids filled from the demo organizations' own ids."""
     schema = world.schema
-    calls: list[tuple[RootCall, Scope]] = []
+    calls: list[RootCall] = []
     for field_ in schema.fields(owner).values():
         target = schema.target(field_)
         if schema.kind(target) in ("SCALAR", "ENUM"):
@@ -590,7 +590,7 @@ def root_calls(world: World, owner: str) -> list[tuple[RootCall, Scope]]:
         given = [f"first: {FIRST}"] if any(a["name"] == "first" for a in field_["args"]) else []
         required = [a for a in field_["args"] if schema.required(a)]
         if not required:
-            calls.append((RootCall(field_["name"], f"({', '.join(given)})" if given else "", tuple(schema.concrete(target))), Scope()))
+            calls.append(RootCall(field_["name"], f"({', '.join(given)})" if given else "", tuple(schema.concrete(target))))
             continue
         if len(required) > 1 or schema.named(required[0]["type"]) != "ID":
             world.walker.skipped.add(f"{owner}.{field_['name']}")
@@ -605,7 +605,7 @@ def root_calls(world: World, owner: str) -> list[tuple[RootCall, Scope]]:
                 continue
             arguments = ", ".join([f'{arg}: "{ids[0]}"', *given])
             types = (type_name,) if type_name in schema.concrete(target) else tuple(schema.concrete(target))
-            calls.append((RootCall(field_["name"], f"({arguments})", types), Scope()))
+            calls.append(RootCall(field_["name"], f"({arguments})", types))
     return calls
 
 
@@ -711,7 +711,7 @@ async def sign_in(gql: Any, scenery: dict, who: str) -> str:
 async def run_matrix(gql: Any, world: World, email: str, verdict: Verdict) -> Checker:
     viewer = await load_viewer(email)
     checker = Checker(world.schema, world.scopes, viewer, verdict)
-    for root, _scope in root_calls(world, world.schema.query_type):
+    for root in root_calls(world, world.schema.query_type):
         await run_paths(gql, world, checker, root, world.walker.root_paths(root, world.schema.query_type))
     await check_node_lookups(gql, world, checker, sorted(world.sampled() | verdict.seen_ids), found=False)
     return checker
@@ -812,8 +812,6 @@ async def test_live_views_follow_the_role_table(gql, app, live_server, world, sc
     """`sessions`, `sessionEvents` and `updateRuns` of both organizations, every path of their payload
     (a session's user's memberships, its database's runs…), as every viewer: refused with FORBIDDEN
     for an ACCOUNTANT, as absent for another organization, and every payload by the role table."""
-    from kabinet.events import SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
-
     schema, subscription = world.schema, world.schema.subscription_type
     romashka, vasilek, both = scenery["romashka"], scenery["vasilek"], scenery["both"]
     user = await User.get(email="user@romashka.example")
