@@ -2,7 +2,9 @@
 depth, as every demo role and as the other organization's owner, checked against the role table.
 
 The queries come from introspection of the served schema, so a new field or type is walked without
-anyone listing it. What each type may show is listed here (RULES, from the contract README's role
+anyone listing it. Roots: every query field (ids filled from the demo organizations, both of them),
+node(id:) of ids read from the database and of every id answered, the payload of `login` (a mutation
+payload that reaches the signed-in user's whole graph), and the three subscriptions over WebSocket. What each type may show is listed here (RULES, from the contract README's role
 table) and computed from the database by the test itself, never asked of the code under test; a type
 reachable from a root without a rule fails the test, so a new type needs one.
 """
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -38,6 +41,7 @@ from models.products import Contract, Product
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from resolvers.ids import from_global_id, to_global_id
 from tests import factories
+from tests.conftest import DEMO_PASSWORD
 from tests.introspection import ServedSchema
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
 
@@ -143,6 +147,9 @@ RULES: dict[str, OrgRule | Rule] = {
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),
+    # What signing in answers (the matrix walks it as a mutation payload), and a refusal's reasons.
+    "AuthPayload": Rule(lambda viewer, scope: True),
+    "UserError": Rule(lambda viewer, scope: True),
 }
 # Fields whose reading has a rule of its own, on top of the rule of what they lead to.
 FIELD_RULES: dict[tuple[str, str], Callable[[Viewer, Scope], bool]] = {
@@ -315,7 +322,8 @@ class Walker:
             node = by_type.setdefault(first_type, {})
             for name, arguments, concrete in rest:
                 node = node.setdefault((name, arguments), {}).setdefault(concrete, {})
-        root_field = self.schema.fields(self.schema.subscription_type if operation == "subscription" else self.schema.query_type)[root.field]
+        owner = {"query": self.schema.query_type, "mutation": self.schema.mutation_type}.get(operation, self.schema.subscription_type)
+        root_field = self.schema.fields(owner)[root.field]
         return f"{operation} {{ {root.field}{root.arguments} {self.render_value(root_field, by_type)} }}"
 
     def root_paths(self, root: RootCall, owner: str, levels: int = LEVELS) -> list[list[Step]]:
@@ -496,6 +504,7 @@ class World:
     scopes: Scopes
     organizations: dict[str, uuid.UUID]  # INN -> id of the demo organizations
     sample_ids: dict[tuple[str, uuid.UUID | None], list[str]]  # (type, organization) -> global ids from the database
+    sign_in_client: Any  # for `login`: an address of its own, so per-address limits do not reach other tests
 
     def sampled(self) -> set[str]:
         return {global_id for ids in self.sample_ids.values() for global_id in ids}
@@ -520,27 +529,30 @@ async def sample_ids(organizations: list[uuid.UUID]) -> dict[tuple[str, uuid.UUI
     return samples
 
 
-async def post(gql: Any, email: str, query: str) -> dict:
-    response = await gql.http.post(
-        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {await gql.token_for(email)}"},
-    )
+async def post(gql: Any, email: str | None, query: str, http: Any = None) -> dict:
+    """POST a query as `email` (None: without a token) with the suite's client, or `http`."""
+    headers = {"Authorization": f"Bearer {await gql.token_for(email)}"} if email else {}
+    response = await (http or gql.http).post("/graphql", json={"query": query}, headers=headers)
     assert response.status_code < 500, f"{response.status_code} for {query[:300]}: {response.text[:500]}"
     return response.json()
 
 
-async def run_paths(gql: Any, world: World, checker: Checker, root: RootCall, paths: list[list[Step]]) -> None:
+async def run_paths(gql: Any, world: World, checker: Checker, root: RootCall, paths: list[list[Step]],
+                    operation: str = "query", http: Any = None) -> None:
     """Run the paths of one root call in queries of PATHS_PER_QUERY; a query whose errors nulled more
-    than their own field (or that was refused as too complex) is split, so no path goes unchecked."""
+    than their own field (or that was refused as too complex) is split, so no path goes unchecked.
+    A mutation is sent without a token from `http` (the viewer is who it signs in)."""
     pending = [paths[i:i + PATHS_PER_QUERY] for i in range(0, len(paths), PATHS_PER_QUERY)]
+    owner = world.schema.mutation_type if operation == "mutation" else world.schema.query_type
     while pending:
         chunk = pending.pop()
-        query = world.walker.query(root, chunk)
-        body = await post(gql, checker.viewer.email, query)
+        query = world.walker.query(root, chunk, operation=operation)
+        body = await post(gql, None if operation == "mutation" else checker.viewer.email, query, http)
         codes = {(e.get("extensions") or {}).get("code") for e in body.get("errors") or []}
         if "QUERY_TOO_COMPLEX" in codes and len(chunk) > 1:
             pending += [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
             continue
-        propagated = await checker.check(body, query, world.schema.query_type)
+        propagated = await checker.check(body, query, owner)
         # split when an error nulled what other paths of the query went through as well
         if len(chunk) > 1 and any(any([step[0] for step in path[1:len(fields) + 1]] != fields for path in chunk) for fields in propagated):
             pending += [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
@@ -671,11 +683,13 @@ async def scenery(app) -> Any:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def world(gql, settings, scenery) -> World:
+async def world(app, gql, settings, scenery) -> World:
     schema = await ServedSchema.fetch(gql)
     organizations = {ROMASHKA_INN: scenery["romashka"].id, VASILEK_INN: scenery["vasilek"].id}
-    return World(schema, Walker(schema, settings.max_query_depth), Scopes(), organizations,
-                 await sample_ids(list(organizations.values())))
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.78", 40_000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kabinet.test") as sign_in_client:
+        yield World(schema, Walker(schema, settings.max_query_depth), Scopes(), organizations,
+                    await sample_ids(list(organizations.values())), sign_in_client)
 
 
 def test_every_type_a_root_reaches_has_a_rule(world):
@@ -708,11 +722,15 @@ async def sign_in(gql: Any, scenery: dict, who: str) -> str:
     return email
 
 
-async def run_matrix(gql: Any, world: World, email: str, verdict: Verdict) -> Checker:
+async def run_matrix(gql: Any, world: World, email: str, password: str, verdict: Verdict) -> Checker:
     viewer = await load_viewer(email)
     checker = Checker(world.schema, world.scopes, viewer, verdict)
     for root in root_calls(world, world.schema.query_type):
         await run_paths(gql, world, checker, root, world.walker.root_paths(root, world.schema.query_type))
+    # a mutation payload: `login` answers the user it signs in, and all that user's graph below
+    login = RootCall("login", f'(input: {{login: "{email}", password: "{password}"}})', ("AuthPayload",))
+    paths = world.walker.root_paths(login, world.schema.mutation_type, LEVELS + 1)
+    await run_paths(gql, world, checker, login, paths, operation="mutation", http=world.sign_in_client)
     await check_node_lookups(gql, world, checker, sorted(world.sampled() | verdict.seen_ids), found=False)
     return checker
 
@@ -739,12 +757,12 @@ _NODE = [
 async def test_every_object_on_every_path_follows_the_role_table(gql, world, scenery, who):
     email = await sign_in(gql, scenery, who)
     verdict = Verdict()
-    await run_matrix(gql, world, email, verdict)
+    await run_matrix(gql, world, email, factories.PASSWORD if who in scenery else DEMO_PASSWORD, verdict)
     assert verdict.answered > 0
     assert not verdict.violations, verdict.report()
     if who in ("owner@romashka.example",):
         # the walk reached every kind of object the owner may see: it is a walk, not a formality
-        expected = set(RULES) - {"ModeratedOrganization", "SessionListUpdate", "SessionEvent"}
+        expected = set(RULES) - {"ModeratedOrganization", "SessionListUpdate", "SessionEvent", "UserError"}
         assert expected - verdict.seen_types[email] == set()
 
 
