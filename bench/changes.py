@@ -16,13 +16,19 @@ from resolvers.ids import to_global_id
 
 
 class SessionChanges:
-    """Alternately starts a session and ends the one it started: the list keeps its size."""
+    """Alternately starts a session and ends the one it started: the list keeps its size.
 
-    def __init__(self, broadcast, organization_pk: uuid.UUID) -> None:
+    With `owners` ((user pk, database pk) pairs) each started session is the next owner's, in their
+    database, in turn: a USER sees only their own sessions, so each change is one person's."""
+
+    def __init__(self, broadcast, organization_pk: uuid.UUID,
+                 owners: list[tuple[uuid.UUID, uuid.UUID]] | None = None) -> None:
         self.broadcast = broadcast
         self.organization_pk = organization_pk
         self.open: list[Session] = []
         self.database_pk: uuid.UUID | None = None
+        self.owners = owners or []
+        self.turn = 0
 
     async def next(self) -> tuple[str, float]:
         """Make one change: (its key "KIND:session global id", wall-clock commit time)."""
@@ -38,9 +44,13 @@ class SessionChanges:
                 await announcements.record(self.organization_pk, SESSIONS, "ENDED", session_payload(session))
             kind = "ENDED"
         else:
+            user_pk, database_pk = None, self.database_pk
+            if self.owners:
+                user_pk, database_pk = self.owners[self.turn % len(self.owners)]
+                self.turn += 1
             async with in_transaction():
                 session = await Session.create(
-                    id=uuid.uuid4(), organization_id=self.organization_pk, database_id=self.database_pk,
+                    id=uuid.uuid4(), organization_id=self.organization_pk, database_id=database_pk, user_id=user_pk,
                     user_name="Бенч-сеанс", client_kind=ClientKind.WEB_CLIENT, host="PC-BENCH", started_at=utcnow(),
                     status=SessionStatus.ACTIVE,
                 )

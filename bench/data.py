@@ -2,9 +2,10 @@
 
 One user per workload, each the OWNER of its organizations (all bulk users share one password):
 W1 sees 50 organizations of 20 products/contracts/documents each; W2's organization is one of
-20 rows; W3's has a 100,000-row ledger; W4's has 20 active sessions; W5's has many ACTIVE sessions
-to terminate (one per request) and 20 databases to schedule. "Small" twins of W1–W3 serve the
-SQL-statement counts at a tenth of the size.
+20 rows; W3's has a 100,000-row ledger; W4's has 20 active sessions and, for the W4 subscribers
+that are distinct people, many ADMINs and many USERs (each USER with a grant of one database and
+sessions of their own); W5's has many ACTIVE sessions to terminate (one per request) and 20
+databases to schedule. "Small" twins of W1–W3 serve the SQL-statement counts at a tenth of the size.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
+from kabinet.auth import hash_password
 from kabinet.bulk_data import seed_many_organizations
 from models.billing import BalanceTransaction, TransactionKind
 from models.cloud import ClientKind, Database, Session, SessionStatus
-from models.organizations import Membership
+from models.identity import User
+from models.organizations import DatabaseGrant, Membership, Role
 from resolvers.ids import to_global_id
 
 PASSWORD = "bench-password-1"
@@ -31,6 +34,7 @@ class Scale:
     w2_rows: int = 20
     ledger_rows: int = 100_000
     w4_rows: int = 20  # active sessions of the watched organization
+    w4_people: int = 1_000  # ADMINs and as many USERs of the watched organization (bench.run sets it)
     w5_rows: int = 100  # → 20 databases
     w5_sessions: int = 40_000  # ACTIVE sessions that terminateSession ends, one per request
     small_w1_organizations: int = 5
@@ -39,7 +43,7 @@ class Scale:
     small_ledger_rows: int = 1_000
 
 
-SMOKE = Scale(w1_organizations=4, w1_rows=3, w2_rows=4, ledger_rows=1_000, w4_rows=3, w5_rows=10, w5_sessions=3_000,
+SMOKE = Scale(w1_organizations=4, w1_rows=3, w2_rows=4, ledger_rows=1_000, w4_rows=3, w4_people=20, w5_rows=10, w5_sessions=3_000,
               small_w1_organizations=2, small_w1_rows=2, small_rows=2, small_ledger_rows=300)
 
 
@@ -57,6 +61,15 @@ class Tenant:
 
 
 @dataclass
+class People:
+    """The W4 organization's members besides its owner: user pks, and each USER's granted database."""
+
+    admins: list[uuid.UUID] = field(default_factory=list)
+    users: list[uuid.UUID] = field(default_factory=list)
+    user_databases: list[uuid.UUID] = field(default_factory=list)  # users[i]'s one granted database
+
+
+@dataclass
 class Dataset:
     password: str
     w1: Tenant
@@ -68,10 +81,12 @@ class Dataset:
     w2_small: Tenant
     w3_small: Tenant
     w5_session_ids: list[str] = field(default_factory=list)
+    w4_people: People = field(default_factory=People)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("w5_session_ids")
+        d.pop("w4_people")
         return d
 
 
@@ -127,6 +142,41 @@ async def add_sessions(organization_id: uuid.UUID, count: int, batch: int = 5_00
     return ids
 
 
+async def add_people(organization_id: uuid.UUID, count: int, batch: int = 5_000) -> People:
+    """`count` ADMINs and `count` USERs of the organization, in bulk (one password hash for all):
+    each USER has a grant of one of its databases (in turn) and an ENDED session of their own there,
+    and the organization's live sessions become the first USERs' own (the live list keeps its size)."""
+    databases = await Database.filter(organization_id=organization_id).order_by("name").values_list("id", flat=True)
+    password_hash = hash_password(PASSWORD)
+    tag = uuid.uuid4().hex[:6]
+    now = dt.datetime.now(dt.timezone.utc)
+    people = People()
+    for role, pks in ((Role.ADMIN, people.admins), (Role.USER, people.users)):
+        for start in range(0, count, batch):
+            users = [User(id=uuid.uuid4(), email=f"w4-{role.value.lower()}-{i}-{tag}@bench.example.com",
+                          full_name=f"Бенч {role.value} {i}", password_hash=password_hash, email_verified=True)
+                     for i in range(start, min(count, start + batch))]
+            await User.bulk_create(users)
+            memberships = [Membership(id=uuid.uuid4(), user_id=u.id, organization_id=organization_id, role=role) for u in users]
+            await Membership.bulk_create(memberships)
+            pks.extend(u.id for u in users)
+            if role is Role.USER:
+                granted = [databases[(start + j) % len(databases)] for j in range(len(users))]
+                await DatabaseGrant.bulk_create([DatabaseGrant(id=uuid.uuid4(), membership_id=m.id, database_id=d)
+                                                 for m, d in zip(memberships, granted)])
+                await Session.bulk_create([
+                    Session(id=uuid.uuid4(), organization_id=organization_id, database_id=d, user_id=u.id,
+                            user_name=u.full_name, client_kind=ClientKind.THIN_CLIENT, host="PC-BENCH", started_at=now - dt.timedelta(days=1),
+                            ended_at=now - dt.timedelta(hours=20), status=SessionStatus.ENDED)
+                    for u, d in zip(users, granted)
+                ])
+                people.user_databases.extend(granted)
+    live = await Session.filter(organization_id=organization_id, status=SessionStatus.ACTIVE).order_by("started_at").values_list("id", flat=True)
+    for i, session_pk in enumerate(live[:count]):
+        await Session.filter(id=session_pk).update(user_id=people.users[i], database_id=people.user_databases[i])
+    return people
+
+
 async def seed(scale: Scale, log) -> Dataset:
     """Every workload's data in the connected database (Tortoise already initialised)."""
     w1, _ = await _tenant("w1", organizations=scale.w1_organizations, rows=scale.w1_rows, seed=1)
@@ -135,7 +185,9 @@ async def seed(scale: Scale, log) -> Dataset:
     w3, (w3_org,) = await _tenant("w3", organizations=1, rows=scale.w2_rows, seed=3)
     await add_ledger(w3_org, scale.ledger_rows)
     log(f"  W3: a ledger of {scale.ledger_rows:,} entries")
-    w4, _ = await _tenant("w4", organizations=1, rows=scale.w4_rows, seed=4)
+    w4, (w4_org,) = await _tenant("w4", organizations=1, rows=scale.w4_rows, seed=4)
+    w4_people = await add_people(w4_org, scale.w4_people)
+    log(f"  W4: {scale.w4_people:,} ADMINs and {scale.w4_people:,} USERs of the watched organization")
     w5, (w5_org,) = await _tenant("w5", organizations=1, rows=scale.w5_rows, seed=5)
     w5_sessions = await add_sessions(w5_org, scale.w5_sessions)
     log(f"  W5: {scale.w5_sessions:,} active sessions to terminate, {len(w5.database_ids)} databases")
@@ -143,4 +195,4 @@ async def seed(scale: Scale, log) -> Dataset:
     w2_small, _ = await _tenant("w2s", organizations=1, rows=scale.small_rows, seed=12)
     w3_small, (w3s_org,) = await _tenant("w3s", organizations=1, rows=scale.small_rows, seed=13)
     await add_ledger(w3s_org, scale.small_ledger_rows)
-    return Dataset(PASSWORD, w1, w2, w3, w4, w5, w1_small, w2_small, w3_small, w5_sessions)
+    return Dataset(PASSWORD, w1, w2, w3, w4, w5, w1_small, w2_small, w3_small, w5_sessions, w4_people)

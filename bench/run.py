@@ -8,7 +8,8 @@ to bench/results/, and stops everything it started (also on Ctrl-C). Progress go
 
 Workloads (bench/README.md says more):
   W1 many organizations  W2 one dashboard  W3 deep ledger history
-  W4 fan-out of `sessions` to 1,000 and 5,000 subscribers  W5 writes with subscribers attached
+  W4 fan-out of `sessions` to 1,000 and 5,000 subscribers on one token, and to 1,000 distinct ADMINs
+     and 1,000 distinct USERs (each their own token)  W5 writes with subscribers attached
   SQL statements per request at two data sizes, for every workload.
 
   --smoke: tiny data, one short run each, no PostGraphile, a Python load driver (no Node needed);
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -30,6 +32,8 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -42,6 +46,9 @@ from bench.http_load import LoadSpec, autocannon_available, percentile, python_l
 from resolvers.ids import pk_of
 
 ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "SQL")
+# W4's subscribers: all on the owner's one token; distinct ADMINs (equals: they may share one
+# result); distinct USERs (each sees only their own sessions: each change is one person's)
+W4_VARIANTS = {"one": "one token", "admins": "distinct ADMINs", "users": "distinct USERs"}
 
 
 def log(message: str) -> None:
@@ -66,6 +73,16 @@ class Bench:
         self.state = state
         self.smoke = args.smoke
         self.scale = data.SMOKE if args.smoke else data.Scale()
+        self.w4_levels = [20] if args.smoke else [int(x) for x in args.subscribers.split(",")]
+        self.w4_variants = [v.strip() for v in args.w4_variants.split(",") if v.strip()]
+        if args.w4_distinct is None:
+            self.w4_distinct = self.w4_levels[:1]
+        else:
+            self.w4_distinct = [int(x) for x in args.w4_distinct.split(",") if x.strip() not in ("", "0", "none")]
+        if not {"admins", "users"} & set(self.w4_variants) or "W4" not in args.workloads.upper():
+            self.w4_distinct = []
+        # as many ADMINs and USERs as the largest distinct level needs
+        self.scale = dataclasses.replace(self.scale, w4_people=max(self.w4_distinct, default=0))
         self.results: dict = {"workloads": {}, "targets": [], "problems": [], "notes": []}
         self.log_dir = infra.BENCH_DIR / "results" / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -339,20 +356,28 @@ class Bench:
 
     # ------------------------------------------------------------ subscriber processes
 
-    async def start_subscribers(self, base: str, token: str, query: str, variables: dict, field: str, count: int,
+    async def start_subscribers(self, base: str, token: str | None, query: str, variables: dict, field: str, count: int,
                                 processes: int, *, snapshot: bool, record_times: bool, deflate: bool | None = None,
-                                quiet: bool = False) -> list:
+                                quiet: bool = False, tokens: list[str] | None = None) -> list:
+        """`count` subscribers in `processes` client processes: all on `token`, or subscriber i on `tokens[i]`."""
         ws_url = base.replace("http://", "ws://") + "/graphql"
         per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
         clients = []
         for i, n in enumerate(per):
+            first = sum(per[:i])
             spec = {"url": ws_url, "token": token, "query": query, "variables": variables, "field": field, "count": n,
                     "snapshot": snapshot, "record_times": record_times,
                     "compression": (not self.args.no_deflate) if deflate is None else deflate,
                     "connect_concurrency": 50}
+            argument = json.dumps(spec)
+            if tokens is not None:  # thousands of tokens do not fit one argument (128 KiB): a file
+                spec["tokens"] = tokens[first:first + n]
+                spec_file = self.log_dir / f"wsclients-{i}.json"
+                spec_file.write_text(json.dumps(spec))
+                argument = f"@{spec_file}"
             with open(self.log_dir / f"wsclients-{i}.log", "wb") as err:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bench.wsclients", json.dumps(spec), cwd=infra.ROOT, start_new_session=True,
+                    sys.executable, "-m", "bench.wsclients", argument, cwd=infra.ROOT, start_new_session=True,
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err, limit=256 * 1024 * 1024,
                 )
             self.procs.adopt(proc.pid)
@@ -442,31 +467,59 @@ class Bench:
 
     async def w4(self) -> None:
         """Fan-out: N subscribers of one organization's `sessions`, then session changes one at a time
-        (each once the previous one reached every subscriber, at most one per `--change-interval`)."""
+        (each once the previous one reached every subscriber, at most one per `--change-interval`).
+
+        The subscribers are all on the owner's one token, or (at the `--w4-distinct` counts) each
+        their own person: distinct ADMINs, who see the same and may share one worked-out result per
+        change, and distinct USERs, who see only their own sessions: each change is then one USER's
+        session and must reach that USER alone (any other delivery is counted as a leak)."""
         ds = self.dataset
         args = self.args
-        levels = [20] if self.smoke else [int(x) for x in args.subscribers.split(",")]
         changes_n = 3 if self.smoke else args.changes
         interval = 0.2 if self.smoke else args.change_interval
         budget = 30 if self.smoke else args.w4_budget
-        changes = SessionChanges(self.broadcast, pk_of(ds.w4.organization_id, "Organization"))
+        org_pk = pk_of(ds.w4.organization_id, "Organization")
+        people = ds.w4_people
+        changes = {"one": SessionChanges(self.broadcast, org_pk), "admins": SessionChanges(self.broadcast, org_pk),
+                   "users": SessionChanges(self.broadcast, org_pk, list(zip(people.users, people.user_databases)))}
         variables = {"org": ds.w4.organization_id}
         out: dict = {"changes_per_run": changes_n, "min_change_interval_s": interval, "budget_s": budget,
-                     "deflate": not args.no_deflate, "levels": {}}
-        for level_index, n in enumerate(levels):
-            log(f"  -- {n} subscribers (a fresh kabinet process)")
-            try:
-                out["levels"][str(n)] = await self._w4_level(n, changes, variables, changes_n, interval, budget)
-            except BenchError as error:
-                self.problem(f"W4 {n} subscribers: {error}")
-                out["levels"][str(n)] = {"subscribers": n, "error": str(error)}
-            if level_index == 0 and not self.smoke and not args.no_deflate:
-                # the same idle subscribers without permessage-deflate: how much of the memory is zlib's
+                     "deflate": not args.no_deflate, "variants": W4_VARIANTS, "levels": {}}
+        first = True
+        for n in sorted(set(self.w4_levels) | set(self.w4_distinct)):
+            for variant in self.w4_variants:
+                if (variant == "one" and n not in self.w4_levels) or (variant != "one" and n not in self.w4_distinct):
+                    continue
+                key = str(n) if variant == "one" else f"{n} {variant}"
+                log(f"  -- {n} subscribers, {W4_VARIANTS[variant]} (a fresh kabinet process)")
                 try:
-                    out["levels"][str(n)]["rss_per_idle_subscriber_kb_without_deflate"] = await self._w4_idle_rss(n, variables)
+                    out["levels"][key] = await self._w4_level(n, variant, changes[variant], variables, changes_n, interval,
+                                                              budget)
                 except BenchError as error:
-                    self.problem(f"W4 {n} subscribers without deflate: {error}")
+                    self.problem(f"W4 {n} subscribers, {W4_VARIANTS[variant]}: {error}")
+                    out["levels"][key] = {"subscribers": n, "variant": variant, "error": str(error)}
+                if first and variant == "one" and not self.smoke and not args.no_deflate:
+                    first = False
+                    # the same idle subscribers without permessage-deflate: how much of the memory is zlib's
+                    try:
+                        out["levels"][key]["rss_per_idle_subscriber_kb_without_deflate"] = await self._w4_idle_rss(n, variables)
+                    except BenchError as error:
+                        self.problem(f"W4 {n} subscribers without deflate: {error}")
         self.results["workloads"]["W4"] = out
+
+    def _w4_tokens(self, variant: str, n: int) -> list[str] | None:
+        """Each distinct subscriber's own access token, issued here with the server's secret (as a
+        login would: a signed JWT; thousands of logins would measure the password hash instead)."""
+        if variant == "one":
+            return None
+        from kabinet.auth import issue_access_token
+
+        people = self.dataset.w4_people
+        pks = (people.admins if variant == "admins" else people.users)[:n]
+        if len(pks) < n:
+            raise BenchError(f"only {len(pks)} {variant} in the data set for {n} subscribers")
+        settings = self.settings.model_copy(update={"access_token_minutes": 240})
+        return [issue_access_token(settings, pk, uuid.uuid4()).token for pk in pks]
 
     async def _fresh_server_with_warm_hub(self, variables: dict, changes: SessionChanges | None = None) -> tuple:
         """A new kabinet process, warmed up by a few subscribers and, with `changes`, by changes until
@@ -509,17 +562,20 @@ class Bench:
             await self.stop_subscribers(clients)
             self.procs.stop(server)
 
-    async def _w4_level(self, n: int, changes: SessionChanges, variables: dict, changes_n: int, interval: float,
-                        budget: float) -> dict:
+    async def _w4_level(self, n: int, variant: str, changes: SessionChanges, variables: dict, changes_n: int,
+                        interval: float, budget: float) -> dict:
+        tokens = self._w4_tokens(variant, n)
+        expected = 1 if variant == "users" else n  # subscribers each change must reach
         server, base, token = await self._fresh_server_with_warm_hub(variables, changes)
         clients: list = []
+        received: Counter = Counter()  # every delivery of the measured changes, stragglers too
         try:
             rss_before = infra.rss_kb(server.pid)
             processes = self.args.client_processes or max(1, min(4, math.ceil(n / 2500)))
             connect_started = time.monotonic()
             cpu_before = infra.cpu_seconds(server.pid)
             clients = await self.start_subscribers(base, token, Q.W4_SUBSCRIPTION, variables, "sessions", n, processes,
-                                                   snapshot=True, record_times=True)
+                                                   snapshot=True, record_times=True, tokens=tokens)
             connect_s = time.monotonic() - connect_started
             subscribe_cpu_ms = (infra.cpu_seconds(server.pid) - cpu_before) * 1000 / n
             await asyncio.sleep(0.5 if self.smoke else 3)
@@ -543,12 +599,13 @@ class Bench:
                     cpu_before = infra.cpu_seconds(server.pid)
                     key, committed = await changes.next()
                     counts, times, errors, error_count = await self.collect(
-                        clients, {key: n}, stall_s=stall, cap_s=max(60.0, budget), record_times=True)
+                        clients, {key: expected}, stall_s=stall, cap_s=max(60.0, budget), record_times=True)
                     cpu_ms = (infra.cpu_seconds(server.pid) - cpu_before) * 1000
+                    received.update(counts)
                     got = times.get(key, [])
                     sample = {
-                        "key": key, "received": min(counts.get(key, 0), n), "lost": n - min(counts.get(key, 0), n),
-                        "duplicates": max(0, counts.get(key, 0) - n), "errors": error_count, "error_samples": errors[:3],
+                        "key": key, "received": min(counts.get(key, 0), expected),
+                        "lost": expected - min(counts.get(key, 0), expected), "errors": error_count, "error_samples": errors[:3],
                         "last_ms": (max(got) - committed) * 1000 if got else None,
                         "first_ms": (min(got) - committed) * 1000 if got else None,
                         "all_ms": [(t - committed) * 1000 for t in got], "server_cpu_ms": cpu_ms,
@@ -556,8 +613,8 @@ class Bench:
                     slowest = max(slowest, (sample["last_ms"] or stall * 1000) / 1000)
                     run_samples.append(sample)
                     if sample["lost"] or error_count:
-                        self.problem(f"W4 {n} subscribers, change {made + 1}: {sample['lost']} lost, {error_count} subscriber "
-                                     f"errors {errors[:2]}")
+                        self.problem(f"W4 {n} subscribers ({W4_VARIANTS[variant]}), change {made + 1}: {sample['lost']} lost, "
+                                     f"{error_count} subscriber errors {errors[:2]}")
                     wait = interval - (time.time() - committed)
                     if wait > 0:
                         await asyncio.sleep(wait)
@@ -578,16 +635,25 @@ class Bench:
                           f"and the budget is {budget:.0f} s (--w4-budget)")
             measuring_s = time.monotonic() - measuring_started
             rss_end = infra.rss_kb(server.pid)
+            await asyncio.sleep(0.5)  # a late extra delivery (a duplicate; for USERs: someone else's session) counts too
+            for report in await self.report(clients):
+                received.update(report["counts"])
         finally:
             await self.stop_subscribers(clients)
             self.procs.stop(server)
+        for s in samples:
+            s["duplicates"] = max(0, received[s["key"]] - expected)
         lasts = [s["last_ms"] for s in samples if s["last_ms"] is not None]
         alls = [t for s in samples for t in s["all_ms"]]
         cpu = [s["server_cpu_ms"] for s in samples]
         for s in samples:
             s.pop("all_ms")
+        duplicates = sum(s["duplicates"] for s in samples)
+        if duplicates:
+            self.problem(f"W4 {n} subscribers ({W4_VARIANTS[variant]}): {duplicates} deliveries beyond the "
+                         + ("owner (another USER received a session not theirs)" if variant == "users" else "one per subscriber"))
         return {
-            "subscribers": n, "client_processes": processes, "connect_s": connect_s, "subscribe_server_cpu_ms": subscribe_cpu_ms,
+            "subscribers": n, "variant": variant, "deliveries_per_change": expected, "client_processes": processes, "connect_s": connect_s, "subscribe_server_cpu_ms": subscribe_cpu_ms,
             "rss_before_kb": rss_before, "rss_idle_kb": rss_idle, "rss_after_runs_kb": rss_end,
             "rss_per_idle_subscriber_kb": per_connection_kb, "runs": len(per_run_lists),
             "changes_per_run": max(len(r) for r in per_run_lists),
@@ -597,8 +663,10 @@ class Bench:
             "last_subscriber_all_changes": {"p50": percentile(lasts, 0.5), "p99": percentile(lasts, 0.99), "max": max(lasts, default=None)},
             "all_deliveries": {"p50": percentile(alls, 0.5), "p99": percentile(alls, 0.99)},
             "server_cpu_ms_per_change": statistics.median(cpu) if cpu else None,
-            "server_cpu_ms_per_message": statistics.median(cpu) / n if cpu else None,
-            "lost": sum(s["lost"] for s in samples), "duplicates": sum(s["duplicates"] for s in samples),
+            # /proc counts CPU in 10 ms ticks: the mean over the changes resolves what a median cannot
+            "server_cpu_ms_per_change_mean": statistics.mean(cpu) if cpu else None,
+            "server_cpu_ms_per_message": statistics.median(cpu) / expected if cpu else None,
+            "lost": sum(s["lost"] for s in samples), "duplicates": duplicates,
             "subscriber_errors": sum(s["errors"] for s in samples), "samples": samples,
         }
 
@@ -745,16 +813,20 @@ class Bench:
         if "ratio_last_first" in w.get("W3", {}):
             ratio = w["W3"]["ratio_last_first"]["median"]
             add("W3 last pages within ±20% of the first", f"{ratio:.2f}×", 0.8 <= ratio <= 1.2)
-        for n, level in w.get("W4", {}).get("levels", {}).items():
+        for level in w.get("W4", {}).get("levels", {}).values():
+            n = level["subscribers"]
+            name = f"W4 {n} subscribers" + ("" if level.get("variant", "one") == "one" else f", {W4_VARIANTS[level['variant']]}")
             if "error" in level:
-                add(f"W4 {n} subscribers", level["error"][:80], False)
+                add(name, level["error"][:80], False)
                 continue
             p99 = level["last_subscriber_p99_ms"]["median"]
             big = int(n) >= 5000
-            add(f"W4 {n} subscribers: p99 commit→last subscriber" + (" < 1 s" if big else ""), f"{p99:.0f} ms", p99 < 1000 if big else None)
-            add(f"W4 {n} subscribers: messages lost = 0", str(level["lost"]), level["lost"] == 0)
+            add(f"{name}: p99 commit→last subscriber" + (" < 1 s" if big else ""), f"{p99:.0f} ms", p99 < 1000 if big else None)
+            add(f"{name}: messages lost = 0", str(level["lost"]), level["lost"] == 0)
+            if level.get("variant") == "users":
+                add(f"{name}: sessions delivered to another USER = 0", str(level["duplicates"]), level["duplicates"] == 0)
             kb = level["rss_per_idle_subscriber_kb"]
-            add(f"W4 {n} subscribers: RSS per idle connection" + (" < 20 KB" if big else ""), f"{kb:.1f} KB", kb < 20 if big else None)
+            add(f"{name}: RSS per idle connection" + (" < 20 KB" if big else ""), f"{kb:.1f} KB", kb < 20 if big else None)
         if w.get("W5", {}).get("terminateSession"):
             add("W5 events lost with subscribers attached = 0", str(w["W5"]["terminateSession"]["lost"]),
                 w["W5"]["terminateSession"]["lost"] == 0)
@@ -820,18 +892,24 @@ def table(results: dict) -> str:
         lines.append(f"| | last ÷ first | {_fmt(r['ratio_last_first'], '×', 2)} | | |")
     r = w.get("W4")
     if r:
-        for n, level in r.get("levels", {}).items():
+        for level in r.get("levels", {}).values():
+            n, variant = level["subscribers"], level.get("variant", "one")
+            who = {"one": "on one token", "admins": "distinct ADMINs", "users": "distinct USERs"}[variant]
             if "error" in level:
-                lines.append(f"| W4 {int(n):,} `sessions` subscribers | error | {level['error'][:100]} | | |")
+                lines.append(f"| W4 {int(n):,} `sessions` subscribers, {who} | error | {level['error'][:100]} | | |")
                 continue
-            lines.append(f"| W4 {int(n):,} `sessions` subscribers, {level['changes']} changes in {level['runs']} run(s) | "
-                         f"commit → last subscriber p50 / p99 ms | {_fmt(level['last_subscriber_p50_ms'])} / "
-                         f"{_fmt(level['last_subscriber_p99_ms'])} | | |")
+            reach = " (each change is one USER's: reaches 1)" if variant == "users" else ""
+            lines.append(f"| W4 {int(n):,} `sessions` subscribers, {who}{reach}, {level['changes']} changes in "
+                         f"{level['runs']} run(s) | commit → last subscriber p50 / p99 ms | "
+                         f"{_fmt(level['last_subscriber_p50_ms'])} / {_fmt(level['last_subscriber_p99_ms'])} | | |")
             lines.append(f"| | commit → each subscriber p50 / p99 ms | {level['all_deliveries']['p50']:,.0f} / "
                          f"{level['all_deliveries']['p99']:,.0f} | | |")
-            lines.append(f"| | messages lost (duplicates) | {level['lost']} ({level['duplicates']}) | | |")
-            lines.append(f"| | server CPU per change; per delivered message | {level['server_cpu_ms_per_change']:,.0f} ms; "
-                         f"{level['server_cpu_ms_per_message']:.2f} ms | | |")
+            extra = "delivered to another USER" if variant == "users" else "duplicates"
+            lines.append(f"| | messages lost ({extra}) | {level['lost']} ({level['duplicates']}) | | |")
+            mean = level.get("server_cpu_ms_per_change_mean")
+            lines.append(f"| | server CPU per change; per delivered message | {level['server_cpu_ms_per_change']:,.0f} ms"
+                         + (f" (mean {mean:,.1f})" if mean is not None else "")
+                         + f"; {level['server_cpu_ms_per_message']:.2f} ms | | |")
             extra = level.get("rss_per_idle_subscriber_kb_without_deflate")
             lines.append(f"| | server RSS per idle subscriber | {level['rss_per_idle_subscriber_kb']:.1f} KB "
                          f"({level['rss_before_kb'] / 1024:.0f} → {level['rss_idle_kb'] / 1024:.0f} MiB)"
@@ -899,6 +977,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=None, help="seconds per load run (default 10; smoke 2)")
     parser.add_argument("--concurrency", type=int, default=10, help="connections of the HTTP load (default 10)")
     parser.add_argument("--subscribers", default="1000,5000", help="W4 subscriber counts (default 1000,5000)")
+    parser.add_argument("--w4-distinct", default=None,
+                        help="W4 subscriber counts at which the subscribers are also distinct people: ADMINs, then USERs, "
+                             "each on their own token (default: the first of --subscribers; smoke 20; 0 for none)")
+    parser.add_argument("--w4-variants", default="one,admins,users",
+                        help="W4 variants to run: one (token), admins, users (default all three)")
     parser.add_argument("--changes", type=int, default=20, help="W4 session changes per run (default 20)")
     parser.add_argument("--change-interval", type=float, default=0.5,
                         help="W4: at most one change per this many seconds (default 0.5); each waits for the previous one's delivery")
@@ -913,6 +996,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-database", action="store_true", help="leave the database for a look afterwards")
     parser.add_argument("--out", default=None, help="JSON file (default bench/results/<date>.json)")
     args = parser.parse_args(argv)
+    unknown = {v.strip() for v in args.w4_variants.split(",")} - set(W4_VARIANTS) - {""}
+    if unknown:
+        parser.error(f"--w4-variants: unknown {', '.join(sorted(unknown))} (one of {', '.join(W4_VARIANTS)})")
     args.runs = args.runs or (1 if args.smoke else 3)
     args.duration = args.duration or (2.0 if args.smoke else 10.0)
     return args

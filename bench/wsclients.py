@@ -1,7 +1,8 @@
 """A process of many graphql-transport-ws subscribers, driven by bench/run.py over stdin/stdout.
 
-`python -m bench.wsclients '<json spec>'` opens `count` WebSockets, sends connection_init with the
-token and subscribes each to the same operation, then prints one JSON line {"ready": …}. After
+`python -m bench.wsclients '<json spec>'` (or `@file` holding it) opens `count` WebSockets, sends
+connection_init with the token (`tokens[i]` for socket i when the subscribers are distinct people)
+and subscribes each to the same operation, then prints one JSON line {"ready": …}. After
 that it answers commands on stdin, one per line:
   report — print what arrived since the last report: per change key ("KIND:session id") how many
            subscribers got it and when (wall clock, time.time()), and errors; then forget it
@@ -46,7 +47,8 @@ class Subscribers:
                     max_size=None, compression="deflate" if spec.get("compression", True) else None,
                 )
                 self.sockets.append(socket)
-                await socket.send(_text({"type": "connection_init", "payload": {"authorization": f"Bearer {spec['token']}"}}))
+                token = spec["tokens"][index] if spec.get("tokens") else spec["token"]
+                await socket.send(_text({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
                 ack = orjson.loads(await asyncio.wait_for(socket.recv(), 60))
                 if ack.get("type") != "connection_ack":
                     raise RuntimeError(f"init answered {ack}")
@@ -127,7 +129,8 @@ class Subscribers:
 
 def main() -> None:
     raise_fd_limit()
-    spec = orjson.loads(sys.argv[1])
+    arg = sys.argv[1]
+    spec = orjson.loads(open(arg[1:], "rb").read() if arg.startswith("@") else arg)
     try:
         import uvloop
     except ImportError:

@@ -109,8 +109,12 @@ class RequestContext:
         """Drop the cache (a long-lived WebSocket re-reads it per operation)."""
         self._memberships = None
         self._grants = {}
-        self._users_in_sight = {}
         self._is_staff = None
+        self.forget_facts()
+
+    def forget_facts(self) -> None:
+        """Drop what the type rules learnt beyond the memberships (users in sight, the staff flag)."""
+        self._users_in_sight = {}
 
     def narrowed_to(self, organization_id: uuid.UUID, *, as_viewer: bool) -> RequestContext:
         """A context that knows only the viewer's membership in one organization (and, unless

@@ -134,6 +134,7 @@ class Group:
         self.info = info
 
     async def expand(self, value: Any) -> Any:
+        self.context.forget_facts()  # who else is in sight is read again for each event, not kept for hours
         return await expand(self.info, value, self.context)
 
 
