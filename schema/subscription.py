@@ -153,7 +153,7 @@ class Subscription:
         session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
         group = Group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
         async with ctx.event_hub.subscribe(org_id) as stream:
-            latest = await _session_snapshot(info, group, org_id, session_filter, stream)
+            latest = await _session_snapshot(group, org_id, session_filter, stream)
             yield latest
             async for event in _events(stream, ctx, org_id):
                 if event.topic != SESSIONS:
@@ -206,7 +206,7 @@ class Subscription:
 
 
 async def _session_snapshot(
-    info: strawberry.Info, group: Group, org_id: uuid.UUID, session_filter: live.SessionFilter, stream: EventStream
+    group: Group, org_id: uuid.UUID, session_filter: live.SessionFilter, stream: EventStream
 ) -> SessionListUpdate:
     """The first message. Subscribers of a group that read the same event number and list get the
     same one: an idle subscriber keeps one copy per group alive, not its own (graphql-core holds on
