@@ -34,6 +34,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _fresh_postgres_database(admin_url)
 
 
+async def run_admin_sql(admin_url: str, sql: str) -> None:
+    """One statement on the admin database (CREATE / DROP DATABASE of a test's own)."""
+    connection = await asyncpg.connect(admin_url.replace("postgres://", "postgresql://", 1))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 def _fresh_postgres_database(admin_url: str) -> str:
     """Create `kabinet_test_<random>` beside the admin database; dropped at exit."""
     import asyncio
@@ -41,16 +50,8 @@ def _fresh_postgres_database(admin_url: str) -> str:
 
     name = f"kabinet_test_{uuid.uuid4().hex[:12]}"
     parts = urlsplit(admin_url)
-
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(admin_url.replace("postgres://", "postgresql://", 1))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    atexit.register(lambda: asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+    asyncio.run(run_admin_sql(admin_url, f'CREATE DATABASE "{name}"'))
+    atexit.register(lambda: asyncio.run(run_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 

@@ -12,11 +12,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 
 from schema.limits import query_cost, parse_document
+from tests.conftest import run_admin_sql
 from tests.processes import free_port, stop, wait_until_serving
 
 GRAPHQL_RESPONSE = {"accept": "application/graphql-response+json"}
@@ -139,15 +139,10 @@ async def _empty_database(tmp_path: Path) -> tuple[str, object]:
         return f"sqlite://{tmp_path / 'empty.sqlite3'}", None
     name = f"kabinet_empty_{uuid.uuid4().hex[:10]}"
 
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(admin_url.replace("postgres://", "postgresql://", 1))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    await run(f'CREATE DATABASE "{name}"')
-    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}")), lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await run_admin_sql(admin_url, f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}")), lambda: run_admin_sql(
+        admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    )
 
 
 async def test_readyz_is_503_while_the_database_lacks_the_schema_and_200_once_migrated(tmp_path, settings):
