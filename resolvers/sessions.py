@@ -1,8 +1,8 @@
 """A cloud session's lifecycle, in one place: every change of a session's status is made here.
 
-    (the cluster reports it)  start ──► ACTIVE ──► ended ──────────────────► ENDED       (logged off)
-                                          │
-                                          └─► request_termination ──► TERMINATING ──► confirm_terminated / ended ──► TERMINATED
+    start ──► ACTIVE ── ended ─────────────────────────────────────► ENDED (logged off)
+                 │
+                 └── request_termination ──► TERMINATING ── confirm_terminated, ended ──► TERMINATED
 
 Every caller uses these functions: the GraphQL mutations (`terminate`, `terminate_all`, through
 resolvers/cloud.py), a member losing access (`access_ended`, resolvers/members.py), the update
