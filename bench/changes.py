@@ -1,6 +1,7 @@
-"""Session changes made the way the cluster worker makes them (workers/cluster.py): the row and its
-event in one transaction, then the notice through the broker. The commit time is read right after
-the transaction commits, by the wall clock the subscriber processes also read."""
+"""Session changes made as the cluster worker makes them (workers/cluster.py), by the same functions
+(resolvers/sessions.py): the row and its event in one transaction, then the notice through the
+broker. The commit time is read right after the transaction commits, by the wall clock the
+subscriber processes also read."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import uuid
 from tortoise.transactions import in_transaction
 
 from kabinet.auth import utcnow
-from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
-from models.cloud import ClientKind, Database, Session, SessionStatus
+from kabinet.context import SystemActor
+from models.cloud import ClientKind, Database, Session
+from resolvers import sessions
 from resolvers.ids import to_global_id
 
 
@@ -34,14 +36,11 @@ class SessionChanges:
         """Make one change: (its key "KIND:session global id", wall-clock commit time)."""
         if self.database_pk is None:
             self.database_pk = (await Database.filter(organization_id=self.organization_pk).order_by("name").first()).id
-        announcements = PendingAnnouncements()
+        actor = SystemActor("bench")
         if self.open:
             session = self.open.pop()
             async with in_transaction():
-                now = utcnow()
-                await Session.filter(id=session.id).update(status=SessionStatus.ENDED, ended_at=now)
-                session.status, session.ended_at = SessionStatus.ENDED, now
-                await announcements.record(self.organization_pk, SESSIONS, "ENDED", session_payload(session))
+                await sessions.ended(actor, session, utcnow())
             kind = "ENDED"
         else:
             user_pk, database_pk = None, self.database_pk
@@ -49,14 +48,12 @@ class SessionChanges:
                 user_pk, database_pk = self.owners[self.turn % len(self.owners)]
                 self.turn += 1
             async with in_transaction():
-                session = await Session.create(
-                    id=uuid.uuid4(), organization_id=self.organization_pk, database_id=database_pk, user_id=user_pk,
+                session = await sessions.start(
+                    actor, organization_id=self.organization_pk, database_id=database_pk, user_id=user_pk,
                     user_name="Бенч-сеанс", client_kind=ClientKind.WEB_CLIENT, host="PC-BENCH", started_at=utcnow(),
-                    status=SessionStatus.ACTIVE,
                 )
-                await announcements.record(self.organization_pk, SESSIONS, "STARTED", session_payload(session))
             self.open.append(session)
             kind = "STARTED"
         committed = time.time()
-        await announcements.announce(self.broadcast)
+        await actor.announcements.announce(self.broadcast)
         return f"{kind}:{to_global_id('Session', session.id)}", committed

@@ -22,6 +22,7 @@ from models.billing import BalanceTransaction, TransactionKind
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, Role
+from resolvers import sessions as session_lifecycle
 from resolvers.ids import to_global_id
 
 PASSWORD = "bench-password-1"
@@ -131,13 +132,12 @@ async def add_sessions(organization_id: uuid.UUID, count: int, batch: int = 5_00
     now = dt.datetime.now(dt.timezone.utc)
     ids: list[str] = []
     for start in range(0, count, batch):
-        sessions = [
-            Session(id=uuid.uuid4(), organization_id=organization_id, database_id=databases[i % len(databases)],
-                    user_name=f"Бенч {i}", client_kind=ClientKind.RDP, host="PC-BENCH",
-                    started_at=now - dt.timedelta(seconds=i + 60), status=SessionStatus.ACTIVE)
+        sessions = await session_lifecycle.seed_many([
+            dict(id=uuid.uuid4(), organization_id=organization_id, database_id=databases[i % len(databases)],
+                 user_name=f"Бенч {i}", client_kind=ClientKind.RDP, host="PC-BENCH",
+                 started_at=now - dt.timedelta(seconds=i + 60), status=SessionStatus.ACTIVE)
             for i in range(start, min(count, start + batch))
-        ]
-        await Session.bulk_create(sessions)
+        ])
         ids.extend(to_global_id("Session", s.id) for s in sessions)
     return ids
 
@@ -164,10 +164,10 @@ async def add_people(organization_id: uuid.UUID, count: int, batch: int = 5_000)
                 granted = [databases[(start + j) % len(databases)] for j in range(len(users))]
                 await DatabaseGrant.bulk_create([DatabaseGrant(id=uuid.uuid4(), membership_id=m.id, database_id=d)
                                                  for m, d in zip(memberships, granted)])
-                await Session.bulk_create([
-                    Session(id=uuid.uuid4(), organization_id=organization_id, database_id=d, user_id=u.id,
-                            user_name=u.full_name, client_kind=ClientKind.THIN_CLIENT, host="PC-BENCH", started_at=now - dt.timedelta(days=1),
-                            ended_at=now - dt.timedelta(hours=20), status=SessionStatus.ENDED)
+                await session_lifecycle.seed_many([
+                    dict(id=uuid.uuid4(), organization_id=organization_id, database_id=d, user_id=u.id,
+                         user_name=u.full_name, client_kind=ClientKind.THIN_CLIENT, host="PC-BENCH", started_at=now - dt.timedelta(days=1),
+                         ended_at=now - dt.timedelta(hours=20), status=SessionStatus.ENDED)
                     for u, d in zip(users, granted)
                 ])
                 people.user_databases.extend(granted)

@@ -6,8 +6,8 @@ KABINET_CLUSTER_AGENT_TOKENS (`kabinet agent token` makes a pair). JSON in and o
 session) or 409 (a state that forbids it). Every report is idempotent: the cluster's session id
 (`clusterSessionId`) names a session, and a report that changes nothing answers `changed: false`.
 
-Each change is one transaction that also records the session's event (kabinet/events.py), announced
-once committed, exactly as the simulated cluster does (workers/cluster.py).
+Each change is one transaction: the session's transition in resolvers/sessions.py (which records its
+event), announced once committed, exactly as the simulated cluster does (workers/cluster.py).
 
     POST /cluster/sessions/started            a session began          → Session ACTIVE + STARTED
     POST /cluster/sessions/ended              a session ended          → ENDED (TERMINATED if asked to end)
@@ -33,15 +33,17 @@ from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token, hash_opaque_token, utcnow
-from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
+from kabinet.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization
+from resolvers import sessions
 from resolvers.ids import pk_of, to_global_id
 
 log = logging.getLogger("kabinet.agent")
 
 MAX_TERMINATIONS = 500
+Transition = Callable[[SystemActor, Session, dt.datetime], Awaitable[bool]]
 
 
 class AgentError(Exception):
@@ -203,7 +205,7 @@ async def session_started(request: Request) -> tuple[int, dict[str, Any]]:
     email = _text(body, "userEmail", 254, required=False)
     organization, database = await _organization_and_database(body)
     user = await _member_by_email(organization, email)
-    announcements = PendingAnnouncements()
+    actor = SystemActor("cluster agent")
     async with in_transaction():
         # One report of a session at a time per organization (a row lock on PostgreSQL; SQLite has one writer).
         await Organization.filter(id=organization.id).select_for_update().get()
@@ -215,13 +217,12 @@ async def session_started(request: Request) -> tuple[int, dict[str, Any]]:
                     "clusterSessionId",
                 )
             return 200, {"session": session_json(existing, organization.code), "created": False}
-        session = await Session.create(
-            organization_id=organization.id, database_id=database.id if database else None,
+        session = await sessions.start(
+            actor, organization_id=organization.id, database_id=database.id if database else None,
             user_id=user.id if user else None, user_name=user_name, client_kind=client_kind, host=host,
-            started_at=started_at, status=SessionStatus.ACTIVE, cluster_session_id=cluster_session_id,
+            started_at=started_at, cluster_session_id=cluster_session_id,
         )
-        await announcements.record(organization.id, SESSIONS, "STARTED", session_payload(session))
-    await announcements.announce(request.app.state.broadcast)
+    await actor.announcements.announce(request.app.state.broadcast)
     return 201, {"session": session_json(session, organization.code), "created": True}
 
 
@@ -236,7 +237,7 @@ async def session_ended(request: Request) -> tuple[int, dict[str, Any]]:
         raise AgentError(404, "NOT_FOUND", "No session has this clusterSessionId.", "clusterSessionId")
     if ended_at < session.started_at:
         raise _invalid("endedAt", "`endedAt` is before the session started.")
-    changed = await _finish(request, session, ended_at, {SessionStatus.ACTIVE: "ENDED", SessionStatus.TERMINATING: "TERMINATED"})
+    changed = await _report(request, sessions.ended, session, ended_at)
     return 200, {"session": session_json(session, await _code_of(session.organization_id)), "changed": changed}
 
 
@@ -249,11 +250,8 @@ async def terminations(request: Request) -> tuple[int, dict[str, Any]]:
         raise _invalid("limit", "`limit` must be a whole number.") from None
     if not 1 <= limit <= MAX_TERMINATIONS:
         raise _invalid("limit", f"`limit` must be between 1 and {MAX_TERMINATIONS}.")
-    query = Session.filter(status=SessionStatus.TERMINATING)
-    code = request.query_params.get("organizationCode")
-    if code:  # an agent that serves some organizations only
-        query = query.filter(organization__code=code)
-    pending = await query.order_by("termination_requested_at", "id").limit(limit)
+    # ?organizationCode=: an agent that serves some organizations only
+    pending = await sessions.awaiting_the_cluster(limit, request.query_params.get("organizationCode"))
     codes = dict(
         await Organization.filter(id__in={s.organization_id for s in pending}).values_list("id", "code")
     ) if pending else {}
@@ -283,24 +281,17 @@ async def termination_done(request: Request) -> tuple[int, dict[str, Any]]:
     if session.status == SessionStatus.ACTIVE:
         raise AgentError(409, "CONFLICT", "Nobody asked to end this session: it is ACTIVE, not TERMINATING.", "sessionId")
     # Already TERMINATED (a repeated report) or ENDED (the user logged off first): nothing changes.
-    changed = await _finish(request, session, max(ended_at, session.started_at), {SessionStatus.TERMINATING: "TERMINATED"})
+    changed = await _report(request, sessions.confirm_terminated, session, max(ended_at, session.started_at))
     return 200, {"session": session_json(session, await _code_of(session.organization_id)), "changed": changed}
 
 
-async def _finish(request: Request, session: Session, ended_at: dt.datetime, transitions: dict[SessionStatus, str]) -> bool:
-    """Move the session to its final status per `transitions` (from status → event kind), once; the
-    session object ends up as stored. False when it was already final (a repeated report)."""
-    announcements = PendingAnnouncements()
-    changed = False
+async def _report(request: Request, transition: Transition, session: Session, ended_at: dt.datetime) -> bool:
+    """Apply the reported transition (resolvers/sessions.py) in one transaction, announce its event
+    once committed; the session object ends up as stored. False when nothing changed (a repeated report)."""
+    actor = SystemActor("cluster agent")
     async with in_transaction():
-        for before, kind in transitions.items():
-            final = SessionStatus(kind)
-            if await Session.filter(id=session.id, status=before).update(status=final, ended_at=ended_at):
-                session.status, session.ended_at = final, ended_at
-                await announcements.record(session.organization_id, SESSIONS, kind, session_payload(session))
-                changed = True
-                break
-    await announcements.announce(request.app.state.broadcast)
+        changed = await transition(actor, session, ended_at)
+    await actor.announcements.announce(request.app.state.broadcast)
     if not changed:
         await session.refresh_from_db()
     return changed

@@ -15,11 +15,12 @@ from tortoise.transactions import in_transaction
 
 from kabinet.auth import hash_password
 from models.billing import BalanceTransaction, Document, DocumentKind, PrepaidService, TransactionKind
-from models.cloud import ClientKind, CloudSubscription, Database, Session, SessionStatus
+from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization, OrganizationKind, ModerationStatus, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import UpdateMode, UpdateSchedule
+from resolvers import sessions
 
 
 async def seed_many_organizations(
@@ -86,10 +87,10 @@ async def seed_many_organizations(
                 UpdateSchedule(database_id=d.id, mode=UpdateMode.MONTHLY, day_of_month=15, time_of_day="03:00")
                 for d in databases
             ])
-            await Session.bulk_create([
-                Session(organization=org, database_id=databases[i % len(databases)].id, user=user if i == 0 else None,
-                        user_name=f"Пользователь {i}", client_kind=ClientKind.THIN_CLIENT,
-                        started_at=now - dt.timedelta(minutes=i + 1), status=SessionStatus.ACTIVE)
+            await sessions.seed_many([
+                dict(organization=org, database_id=databases[i % len(databases)].id, user=user if i == 0 else None,
+                     user_name=f"Пользователь {i}", client_kind=ClientKind.THIN_CLIENT,
+                     started_at=now - dt.timedelta(minutes=i + 1), status=SessionStatus.ACTIVE)
                 for i in range(rows)
             ])
     return user

@@ -196,3 +196,22 @@ class RequestContext:
         if not self._announcements.latest:
             self.after_commit(lambda: self._announcements.announce(self.broadcast))
         return await self._announcements.record(organization_id, topic, kind, payload)
+
+
+@dataclass
+class SystemActor:
+    """A change no person makes: a worker or the cluster agent, passed where a domain function takes an
+    actor. It has no viewer (audit entries name no actor and no address); the events it records go to
+    `announcements`, which its caller announces once its own transaction has committed."""
+
+    name: str  # "cluster worker", "update worker", "cluster agent": for logs and readers
+    announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements)
+    viewer: None = None
+    client_address: None = None
+
+    async def record_event(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
+        """Log an event in the caller's transaction; announced by the caller after the commit."""
+        return await self.announcements.record(organization_id, topic, kind, payload)
+
+
+Actor = RequestContext | SystemActor  # who changes something: a signed-in viewer, or the system itself

@@ -26,11 +26,12 @@ from models.billing import (
     PrepaidService,
     TransactionKind,
 )
-from models.cloud import ClientKind, CloudSubscription, Database, Session, SessionStatus
+from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
+from resolvers import sessions
 from workers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
 
 DEMO_PASSWORD = "kabinet-demo"
@@ -280,7 +281,7 @@ async def add_sessions(
 ) -> None:
     for database_key, email, user_name, client_kind, host, minutes_ago in specs:
         user = users[email] if email else None
-        await Session.create(
+        await sessions.seed(
             organization=organization, database=databases[database_key], user=user,
             user_name=user.full_name if user else user_name, client_kind=client_kind, host=host,
             started_at=session_start(today, minutes_ago), status=SessionStatus.ACTIVE,
@@ -300,7 +301,7 @@ async def add_past_sessions(
     for index, (days_ago, database_key, email, user_name, client_kind, host, status) in enumerate(specs):
         user = users[email] if email else None
         day = today - timedelta(days=days_ago)
-        await Session.create(
+        await sessions.seed(
             organization=organization, database=databases[database_key], user=user,
             user_name=user.full_name if user else user_name, client_kind=client_kind, host=host,
             started_at=at(day, 6, 5 + 7 * index),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kabinet.context import RequestContext
+from kabinet.context import Actor
 from models.audit import AuditEntry
 
 
 async def record(
-    ctx: RequestContext,
+    ctx: Actor,
     action: str,
     *,
     organization_id: uuid.UUID | None,
@@ -22,7 +22,7 @@ async def record(
     """Append one entry, in the caller's transaction (so it exists exactly when the change does).
 
     The actor is the signed-in viewer, or `actor_id` for a change made before anyone is signed in
-    (an invitee accepting)."""
+    (an invitee accepting); none for a change the system makes (a SystemActor: a worker)."""
     return await AuditEntry.create(
         organization_id=organization_id,
         actor_id=actor_id or (ctx.viewer.user_id if ctx.viewer else None),

@@ -15,19 +15,18 @@ from tortoise.expressions import Q
 from kabinet.auth import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden
-from kabinet.events import SESSIONS, session_payload
 from kabinet.permissions import Permission
-from models.cloud import CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
+from models.cloud import CloudSubscription, Database, Session, SubscriptionExtension
 from models.identity import User
 from models.organizations import Organization
-from resolvers import audit
+from resolvers import audit, sessions
 from resolvers.ids import NO_SUCH_ID, pk_of
-from resolvers.common import member_organization, not_found, organization_row, page_request, related_one, require, wants_total
+from resolvers.common import member_organization, organization_row, page_request, related_one, require, wants_total
 from resolvers.validation import invalid
 from resolvers.pagination import Ordering, Page, load_pages
 
 DATABASE_ORDER = Ordering(("name",))
-SESSION_ORDER = Ordering(("-started_at",))
+SESSION_ORDER = Ordering(sessions.SESSION_ORDER)
 
 
 @dataclass
@@ -145,8 +144,8 @@ async def database_of(ctx: RequestContext, rows: list[Any], args: dict[str, Any]
     return await related_one(Database, rows, "database_id")
 
 
-async def user_of_session(ctx: RequestContext, sessions: list[Session], args: dict[str, Any]) -> list:
-    return await related_one(User, sessions, "user_id")
+async def user_of_session(ctx: RequestContext, rows: list[Session], args: dict[str, Any]) -> list:
+    return await related_one(User, rows, "user_id")
 
 
 # ---------------------------------------------------------------------------------------- changes
@@ -155,96 +154,23 @@ SUBSCRIPTION_EXTENSION_SESSIONS = 2
 SUBSCRIPTION_EXTENSION_DATABASES = 8
 SUBSCRIPTION_EXTENSION_DAYS = 7
 
-_NOT_ACTIVE = {
-    SessionStatus.TERMINATING: "This session is already being terminated; the cluster will end it in a moment.",
-    SessionStatus.ENDED: "This session has already ended: the user logged off.",
-    SessionStatus.TERMINATED: "This session has already been terminated.",
-}
-
-
-def _termination_fields(ctx: RequestContext) -> dict[str, Any]:
-    return {
-        "status": SessionStatus.TERMINATING,
-        "termination_requested_by_id": ctx.require_viewer().user_id,
-        "termination_requested_at": utcnow(),
-    }
-
 
 async def terminate_session(ctx: RequestContext, session_global_id: str) -> Session:
-    """Ask the cluster to end one session: ACTIVE → TERMINATING now; the cluster worker makes it TERMINATED.
-
-    OWNER and ADMIN: any session of their organization; USER: only their own; ACCOUNTANT: none.
-    """
-    viewer = ctx.require_viewer()
+    """Ask the cluster to end one session of the viewer's organizations (resolvers/sessions.py decides who may)."""
+    ctx.require_viewer()
     field = ["sessionId"]
     session = await organization_row(ctx, Session, session_global_id, field, "session")
-    if not ctx.may(session.organization_id, Permission.SEE_ALL_SESSIONS):
-        if not ctx.may(session.organization_id, Permission.SEE_OWN_SESSIONS):
-            raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not terminate sessions.")
-        if session.user_id != viewer.user_id:
-            raise UserFacingError(ErrorCode.FORBIDDEN, "You may terminate only your own sessions.")
-    # Conditional: of two concurrent requests only one finds the session ACTIVE.
-    changed = await Session.filter(id=session.id, status=SessionStatus.ACTIVE).update(**_termination_fields(ctx))
-    if not changed:
-        await session.refresh_from_db()
-        raise invalid(field, _NOT_ACTIVE.get(session.status, "Only an active session can be terminated."))
-    await session.refresh_from_db()
-    await audit.record(
-        ctx, "session.terminate", organization_id=session.organization_id, object_type="Session",
-        object_id=session.id, details={"userName": session.user_name, "databaseId": str(session.database_id)},
-    )
-    await ctx.record_event(session.organization_id, SESSIONS, "TERMINATING", session_payload(session))
-    return session
+    return await sessions.terminate(ctx, session, field=field)
 
 
 async def terminate_all_sessions(
     ctx: RequestContext, organization_global_id: str, database_global_id: str | None
 ) -> list[Session]:
-    """Ask the cluster to end every ACTIVE session of the organization, or of one of its databases.
-
-    OWNER and ADMIN: everyone's sessions; USER: all of their own (in the databases they see);
-    ACCOUNTANT: FORBIDDEN. Returns the sessions that were asked to end (none is not an error).
-    """
-    viewer = ctx.require_viewer()
+    """Ask the cluster to end every ACTIVE session the viewer may end in the organization, or in one database."""
+    ctx.require_viewer()
     org_id = await member_organization(ctx, organization_global_id, ["organizationId"])
-    if ctx.may(org_id, Permission.SEE_ALL_SESSIONS):
-        scope: dict[str, Any] = {}
-    elif ctx.may(org_id, Permission.SEE_OWN_SESSIONS):
-        scope = {"user_id": viewer.user_id}
-    else:
-        raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not terminate sessions.")
-    if database_global_id is not None:
-        database_id = pk_of(database_global_id, "Database")
-        database = await Database.get_or_none(id=database_id, organization_id=org_id) if database_id else None
-        visible = database_scope(ctx, org_id)
-        if database is None or isinstance(visible, GraphQLError) or (
-            visible is not None and database.id not in ctx.granted_databases(org_id)
-        ):
-            raise not_found(["databaseId"], "database")
-        scope["database_id"] = database.id
-    # Lock the rows (PostgreSQL; SQLite runs one writer at a time), then change only those still ACTIVE.
-    ids = await (
-        Session.filter(organization_id=org_id, status=SessionStatus.ACTIVE, **scope)
-        .select_for_update().values_list("id", flat=True)
-    )
-    if not ids:
-        return []
-    fields = _termination_fields(ctx)
-    await Session.filter(id__in=list(ids), status=SessionStatus.ACTIVE).update(**fields)
-    sessions = await Session.filter(
-        id__in=list(ids), status=SessionStatus.TERMINATING, termination_requested_by_id=viewer.user_id,
-        termination_requested_at=fields["termination_requested_at"],
-    ).order_by("-started_at", "id")
-    for session in sessions:
-        await audit.record(
-            ctx, "session.terminate", organization_id=org_id, object_type="Session", object_id=session.id,
-            details={
-                "userName": session.user_name, "databaseId": str(session.database_id), "all": True,
-                "scope": "database" if database_global_id is not None else "organization",
-            },
-        )
-        await ctx.record_event(org_id, SESSIONS, "TERMINATING", session_payload(session))
-    return sessions
+    database_id = None if database_global_id is None else pk_of(database_global_id, "Database") or NO_SUCH_ID
+    return await sessions.terminate_all(ctx, org_id, database_id, database_field=["databaseId"])
 
 
 async def extend_subscription(ctx: RequestContext, organization_global_id: str) -> SubscriptionView:

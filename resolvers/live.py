@@ -15,6 +15,7 @@ from models.cloud import Session, SessionStatus
 from models.updates import UpdateRun
 from resolvers.cloud import database_scope, session_scope
 from resolvers.ids import pk_of
+from resolvers.sessions import SESSION_ORDER
 
 LIVE_STATUSES = (SessionStatus.ACTIVE, SessionStatus.TERMINATING)
 
@@ -66,7 +67,7 @@ async def live_sessions_snapshot(organization_id: uuid.UUID, session_filter: Ses
         if connection.capabilities.dialect == "postgres":
             await connection.execute_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         seq = await latest_seq(organization_id)
-        sessions = await Session.filter(session_filter.query, status__in=list(LIVE_STATUSES)).order_by("-started_at", "-id")
+        sessions = await Session.filter(session_filter.query, status__in=list(LIVE_STATUSES)).order_by(*SESSION_ORDER)
     return seq, sessions
 
 

@@ -35,7 +35,7 @@ from kabinet.auth import hash_opaque_token, new_opaque_token, utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError
 from kabinet.permissions import Permission
-from models.cloud import Database, Session, SessionStatus
+from models.cloud import Database, Session
 from models.identity import CodePurpose, User, VerificationCode
 from models.organizations import (
     DatabaseGrant,
@@ -47,6 +47,7 @@ from models.organizations import (
     Role,
 )
 from resolvers import audit, codes, outbox, validation
+from resolvers import sessions as session_lifecycle
 from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
 from resolvers.ids import pk_of, to_global_id
@@ -534,7 +535,7 @@ async def update_member_databases(
         await DatabaseGrant.create(membership_id=target.id, database_id=database_id)
     sessions: list[Session] = []
     if removed:
-        sessions = await _terminate_sessions(ctx, target, Q(database_id__in=list(removed)))
+        sessions = await session_lifecycle.access_ended(ctx, target.organization_id, target.user_id, list(removed))
         await _end_subscriptions(ctx, target)
     if added or removed:
         await audit.record(
@@ -570,7 +571,7 @@ def _guard_owner(ctx: RequestContext, target: Membership, message_for_owner: str
 
 async def _remove_membership(ctx: RequestContext, membership: Membership, action: str) -> list[Session]:
     """Access ends now: grants and membership deleted, ACTIVE sessions TERMINATING, subscriptions ended."""
-    sessions = await _terminate_sessions(ctx, membership, None)
+    sessions = await session_lifecycle.access_ended(ctx, membership.organization_id, membership.user_id)
     await DatabaseGrant.filter(membership_id=membership.id).delete()
     await Membership.filter(id=membership.id).delete()
     await audit.record(
@@ -579,25 +580,6 @@ async def _remove_membership(ctx: RequestContext, membership: Membership, action
     )
     await _end_subscriptions(ctx, membership)
     ctx.forget_memberships()
-    return sessions
-
-
-async def _terminate_sessions(ctx: RequestContext, membership: Membership, scope: Q | None) -> list[Session]:
-    """The member's ACTIVE sessions in the organization (within `scope`) → TERMINATING, with events."""
-    query = Session.filter(organization_id=membership.organization_id, user_id=membership.user_id, status=SessionStatus.ACTIVE)
-    if scope is not None:
-        query = query.filter(scope)
-    ids = list(await query.select_for_update().values_list("id", flat=True))
-    if not ids:
-        return []
-    now = utcnow()
-    await Session.filter(id__in=ids, status=SessionStatus.ACTIVE).update(
-        status=SessionStatus.TERMINATING, termination_requested_by_id=ctx.require_viewer().user_id,
-        termination_requested_at=now,
-    )
-    sessions = list(await Session.filter(id__in=ids, status=SessionStatus.TERMINATING).order_by("-started_at", "id"))
-    for session in sessions:
-        await ctx.record_event(session.organization_id, events.SESSIONS, "TERMINATING", events.session_payload(session))
     return sessions
 
 

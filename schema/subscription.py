@@ -23,6 +23,7 @@ from kabinet.events import (
 )
 from models.events import OrganizationEvent
 from resolvers import live
+from resolvers.sessions import newest_first
 from kabinet.permissions import PERSONAL_FIELDS, Permission, role_may
 from schema.batching import expand, selection_touches
 from schema.execution import share_completions
@@ -253,8 +254,7 @@ list_steps = ListSteps()
 
 
 def _session_list(current: dict, event: SessionEvent | None) -> SessionListUpdate:
-    ordered = sorted(current.values(), key=lambda s: (s.started_at, str(s.id)), reverse=True)
-    return SessionListUpdate(sessions=[Session.from_model(s) for s in ordered], event=event)
+    return SessionListUpdate(sessions=[Session.from_model(s) for s in newest_first(current.values())], event=event)
 
 
 def _session_event(event: OrganizationEvent, model) -> SessionEvent:

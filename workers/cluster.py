@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -15,8 +14,9 @@ from broadcaster import Broadcast
 from tortoise.transactions import in_transaction
 
 from kabinet.auth import utcnow
-from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
+from kabinet.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
+from resolvers import sessions
 
 log = logging.getLogger("kabinet.cluster")
 
@@ -53,20 +53,13 @@ class SimulatedCluster:
 
 async def carry_out_terminations(cluster: Cluster, broadcast: Broadcast, limit: int = 50) -> int:
     """End every session asked to end (TERMINATING) and mark it TERMINATED: once, even with several workers."""
-    pending = await Session.filter(status=SessionStatus.TERMINATING).order_by("termination_requested_at").limit(limit)
     done = 0
-    for session in pending:
+    for session in await sessions.awaiting_the_cluster(limit):
         await cluster.end_session(session)
-        announcements = PendingAnnouncements()
+        actor = SystemActor("cluster worker")
         async with in_transaction():
-            now = utcnow()
-            claimed = await Session.filter(id=session.id, status=SessionStatus.TERMINATING).update(
-                status=SessionStatus.TERMINATED, ended_at=now
-            )
-            if claimed:
-                session.status, session.ended_at = SessionStatus.TERMINATED, now
-                await announcements.record(session.organization_id, SESSIONS, "TERMINATED", session_payload(session))
-        await announcements.announce(broadcast)
+            claimed = await sessions.confirm_terminated(actor, session, utcnow())
+        await actor.announcements.announce(broadcast)
         done += claimed
     return done
 
@@ -81,23 +74,18 @@ async def simulate_churn(broadcast: Broadcast, rng: random.Random) -> None:
     org_id = database["organization_id"]
     active = await Session.filter(organization_id=org_id, status=SessionStatus.ACTIVE).order_by("started_at")
     starting = len(active) <= MIN_ACTIVE_PER_ORGANIZATION or (len(active) < MAX_ACTIVE_PER_ORGANIZATION and rng.random() < 0.5)
-    announcements = PendingAnnouncements()
+    actor = SystemActor("cluster worker")
     async with in_transaction():
         if starting:
-            session = await Session.create(
-                id=uuid.uuid4(), organization_id=org_id, database_id=database["id"], user_name=rng.choice(SIMULATED_USERS),
-                client_kind=rng.choice(list(ClientKind)), host=rng.choice(SIMULATED_HOSTS), started_at=utcnow(),
-                status=SessionStatus.ACTIVE,
+            await sessions.start(
+                actor, organization_id=org_id, database_id=database["id"], user_id=None,
+                user_name=rng.choice(SIMULATED_USERS), client_kind=rng.choice(list(ClientKind)),
+                host=rng.choice(SIMULATED_HOSTS), started_at=utcnow(),
             )
-            await announcements.record(org_id, SESSIONS, "STARTED", session_payload(session))
         else:
             candidates = [s for s in active if s.user_id is None] or active
-            session = rng.choice(candidates)
-            now = utcnow()
-            if await Session.filter(id=session.id, status=SessionStatus.ACTIVE).update(status=SessionStatus.ENDED, ended_at=now):
-                session.status, session.ended_at = SessionStatus.ENDED, now
-                await announcements.record(org_id, SESSIONS, "ENDED", session_payload(session))
-    await announcements.announce(broadcast)
+            await sessions.ended(actor, rng.choice(candidates), utcnow())
+    await actor.announcements.announce(broadcast)
 
 
 async def run_cluster_worker(

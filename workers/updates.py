@@ -56,11 +56,12 @@ from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
 from kabinet.auth import utcnow
-from kabinet.events import SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
+from kabinet.context import SystemActor
+from kabinet.events import UPDATES, PendingAnnouncements, run_payload
 from kabinet.settings import Settings
-from models.audit import AuditEntry
-from models.cloud import Database, Session, SessionStatus
+from models.cloud import Database, Session
 from models.updates import UpdateRun, UpdateRunStatus, UpdateSchedule
+from resolvers import sessions
 from resolvers.updates import (
     databases_missing_a_monthly_run,
     execution_target,
@@ -374,9 +375,9 @@ class UpdateWorker:
         try:
             if self.agent_ends_sessions:
                 await lease.guard(self._wait_for_the_agent(lease, database, target))
-            elif sessions := await self._request_terminations(lease, database, target):
-                await lease.guard(asyncio.gather(*(self.cluster.end_session(s) for s in sessions)))
-                await self._sessions_ended(lease, sessions)
+            elif pending := await self._request_terminations(lease, database, target):
+                await lease.guard(asyncio.gather(*(self.cluster.end_session(s) for s in pending)))
+                await self._sessions_ended(lease, pending)
             self._journal(run, database, target)
             await lease.guard(self.cluster.update_database(database, target, lambda p: self._progress(lease, p)))
         except (LeaseLost, Interrupted, asyncio.CancelledError):
@@ -406,28 +407,17 @@ class UpdateWorker:
     async def _request_terminations(self, lease: _Lease, database: Database, target: str) -> list[Session]:
         """Ask every ACTIVE session of the database to end (TERMINATING, audited); the sessions asked to
         end (by this run or earlier by someone), still to be ended."""
-        announcements = PendingAnnouncements()
+        actor = SystemActor("update worker")
         async with in_transaction():
             if not await lease.fenced().exists():
                 raise LeaseLost
-            now = utcnow()
-            active = await Session.filter(database_id=database.id, status=SessionStatus.ACTIVE).values_list("id", flat=True)
-            if active:
-                await Session.filter(id__in=list(active), status=SessionStatus.ACTIVE).update(
-                    status=SessionStatus.TERMINATING, termination_requested_at=now, termination_requested_by_id=None
-                )
-            sessions = list(await Session.filter(database_id=database.id, status=SessionStatus.TERMINATING).order_by("started_at"))
-            for session in sessions:
-                if session.id in active:
-                    await announcements.record(session.organization_id, SESSIONS, "TERMINATING", session_payload(session))
-                    await AuditEntry.create(
-                        organization_id=session.organization_id, actor_id=None, action="session.terminate",
-                        object_type="Session", object_id=str(session.id),
-                        details={"userName": session.user_name, "databaseId": str(database.id),
-                                 "reason": "update", "updateRunId": str(lease.run.id), "targetVersion": target},
-                    )
-        await announcements.announce(self.broadcast)
-        return sessions
+            await sessions.request_termination(
+                actor, Q(database_id=database.id), requested_by=None,
+                audit_details={"reason": "update", "updateRunId": str(lease.run.id), "targetVersion": target},
+            )
+            pending = await sessions.terminating_in(database.id)
+        await actor.announcements.announce(self.broadcast)
+        return pending
 
     async def _wait_for_the_agent(self, lease: _Lease, database: Database, target: str) -> None:
         """Agent mode: the cluster agent ends TERMINATING sessions (GET /cluster/terminations); wait until the
@@ -441,19 +431,15 @@ class UpdateWorker:
                 )
             await asyncio.sleep(AGENT_POLL_SECONDS)
 
-    async def _sessions_ended(self, lease: _Lease, sessions: list[Session]) -> None:
-        announcements = PendingAnnouncements()
+    async def _sessions_ended(self, lease: _Lease, ended: list[Session]) -> None:
+        actor = SystemActor("update worker")
         async with in_transaction():
             if not await lease.fenced().exists():
                 raise LeaseLost
             now = utcnow()
-            for session in sessions:
-                if await Session.filter(id=session.id, status=SessionStatus.TERMINATING).update(
-                    status=SessionStatus.TERMINATED, ended_at=now
-                ):
-                    session.status, session.ended_at = SessionStatus.TERMINATED, now
-                    await announcements.record(session.organization_id, SESSIONS, "TERMINATED", session_payload(session))
-        await announcements.announce(self.broadcast)
+            for session in ended:
+                await sessions.confirm_terminated(actor, session, now)
+        await actor.announcements.announce(self.broadcast)
 
     async def _progress(self, lease: _Lease, progress: int) -> None:
         """The cluster's report: a higher progress (1-99) is stored and announced; then, if the worker is

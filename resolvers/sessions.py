@@ -1,0 +1,220 @@
+"""A cloud session's lifecycle, in one place: every change of a session's status is made here.
+
+    start ──► ACTIVE ── ended ─────────────────────────────────────► ENDED (logged off)
+                 │
+                 └── request_termination ──► TERMINATING ── confirm_terminated, ended ──► TERMINATED
+
+Every caller uses these functions: the GraphQL mutations (`terminate`, `terminate_all`, through
+resolvers/cloud.py), a member losing access (`access_ended`, resolvers/members.py), the update
+worker (workers/updates.py), the simulated cluster (workers/cluster.py) and the real cluster's
+agent (kabinet/agent_api.py). Each transition is conditional on the status it starts from, so of
+concurrent callers one wins and the others change nothing; it records the session's event (topic
+`sessions`, kind = the new status, or STARTED) with the session as it now is, and, for a request to
+terminate, the audit entry `session.terminate`.
+
+The actor is the signed-in viewer's RequestContext (events announced when the mutation commits) or
+a SystemActor (a worker, the cluster agent: no person in the audit entry; the caller announces its
+events after its own transaction). Every function runs in its caller's transaction.
+
+Demo and bulk seeding create rows as they stand, without events (`seed`, `seed_many`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from tortoise.expressions import Q
+
+from kabinet.auth import utcnow
+from kabinet.context import Actor, RequestContext
+from kabinet.errors import ErrorCode, UserFacingError
+from kabinet.events import SESSIONS, session_payload
+from kabinet.permissions import TYPE_RULES, Permission, Sight
+from models.cloud import ClientKind, Database, Session, SessionStatus
+from resolvers import audit
+from resolvers.validation import invalid
+
+# Every list of sessions, newest first; of two started at the same moment the greater id first.
+SESSION_ORDER = ("-started_at", "-id")
+
+_NOT_ACTIVE = {
+    SessionStatus.TERMINATING: "This session is already being terminated; the cluster will end it in a moment.",
+    SessionStatus.ENDED: "This session has already ended: the user logged off.",
+    SessionStatus.TERMINATED: "This session has already been terminated.",
+}
+
+
+def newest_first(sessions: Iterable[Session]) -> list[Session]:
+    """Sessions in SESSION_ORDER, sorted here (a live list kept in memory)."""
+    return sorted(sessions, key=lambda s: (s.started_at, str(s.id)), reverse=True)
+
+
+# ---------------------------------------------------------------------------------------- started
+
+async def start(
+    actor: Actor,
+    *,
+    organization_id: uuid.UUID,
+    database_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    user_name: str,
+    client_kind: ClientKind,
+    host: str | None,
+    started_at: dt.datetime,
+    cluster_session_id: str | None = None,
+) -> Session:
+    """A session began in the cluster: an ACTIVE row and its STARTED event."""
+    session = await Session.create(
+        organization_id=organization_id, database_id=database_id, user_id=user_id,
+        user_name=user_name, client_kind=client_kind, host=host, started_at=started_at,
+        status=SessionStatus.ACTIVE, cluster_session_id=cluster_session_id,
+    )
+    await actor.record_event(organization_id, SESSIONS, "STARTED", session_payload(session))
+    return session
+
+
+async def seed(**fields: Any) -> Session:
+    """A session row as it stands (any status, its own times), with no event: for seeding an empty
+    database (the demo), where nobody is subscribed yet and the history is made up."""
+    return await Session.create(**fields)
+
+
+async def seed_many(rows: list[dict[str, Any]]) -> list[Session]:
+    """Many made-up rows (their fields) at once, with no events: bulk data for benchmarks."""
+    sessions = [Session(**fields) for fields in rows]
+    await Session.bulk_create(sessions)
+    return sessions
+
+
+# ---------------------------------------------------------------------------------------- termination requested
+
+async def request_termination(
+    actor: Actor, query: Q, *, requested_by: uuid.UUID | None, audit_details: dict[str, Any] | None
+) -> list[Session]:
+    """ACTIVE → TERMINATING for the sessions `query` selects: the ones this call changed, in SESSION_ORDER.
+
+    The rows are locked first (PostgreSQL; SQLite runs one writer at a time) and changed only while
+    still ACTIVE, so each is asked to end once however many ask. Each gets its TERMINATING event
+    and, unless `audit_details` is None, a `session.terminate` audit entry with those details."""
+    ids = list(
+        await Session.filter(query, status=SessionStatus.ACTIVE).order_by("id").select_for_update().values_list("id", flat=True)
+    )
+    if not ids:
+        return []
+    now = utcnow()
+    await Session.filter(id__in=ids, status=SessionStatus.ACTIVE).update(
+        status=SessionStatus.TERMINATING, termination_requested_by_id=requested_by, termination_requested_at=now,
+    )
+    sessions = list(
+        await Session.filter(id__in=ids, status=SessionStatus.TERMINATING, termination_requested_at=now)
+        .order_by(*SESSION_ORDER)
+    )
+    for session in sessions:
+        if audit_details is not None:
+            await audit.record(
+                actor, "session.terminate", organization_id=session.organization_id, object_type="Session",
+                object_id=session.id,
+                details={"userName": session.user_name, "databaseId": str(session.database_id), **audit_details},
+            )
+        await actor.record_event(session.organization_id, SESSIONS, "TERMINATING", session_payload(session))
+    return sessions
+
+
+def termination_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | None:
+    """Which of an organization's sessions the viewer may terminate: all (OWNER, ADMIN: None), their
+    own (USER); FORBIDDEN for a role that sees no sessions (ACCOUNTANT)."""
+    if ctx.may(organization_id, Permission.SEE_ALL_SESSIONS):
+        return None
+    if ctx.may(organization_id, Permission.SEE_OWN_SESSIONS):
+        return Q(user_id=ctx.require_viewer().user_id)
+    raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not terminate sessions.")
+
+
+async def terminate(ctx: RequestContext, session: Session, *, field: list[str]) -> Session:
+    """The viewer asks the cluster to end one session of one of their organizations (the mutation):
+    ACTIVE → TERMINATING now, TERMINATED when the cluster confirms. A session in any other status is
+    INVALID (`field` names the argument), with what became of it."""
+    viewer = ctx.require_viewer()
+    if termination_scope(ctx, session.organization_id) is not None and session.user_id != viewer.user_id:
+        raise UserFacingError(ErrorCode.FORBIDDEN, "You may terminate only your own sessions.")
+    changed = await request_termination(ctx, Q(id=session.id), requested_by=viewer.user_id, audit_details={})
+    if not changed:
+        await session.refresh_from_db()
+        raise invalid(field, _NOT_ACTIVE.get(session.status, "Only an active session can be terminated."))
+    return changed[0]
+
+
+async def terminate_all(
+    ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None, *, database_field: list[str]
+) -> list[Session]:
+    """The viewer asks the cluster to end every ACTIVE session they may terminate in one of their
+    organizations, or in one database of it they see (NOT_FOUND otherwise, at `database_field`).
+    The sessions asked to end; none is not an error."""
+    viewer = ctx.require_viewer()
+    scope = termination_scope(ctx, organization_id)
+    query = Q(organization_id=organization_id)
+    if scope is not None:
+        query &= scope
+    if database_id is not None:
+        database = await Database.get_or_none(id=database_id, organization_id=organization_id)
+        if database is None or TYPE_RULES["Database"](ctx, database) is not Sight.SEE:
+            raise UserFacingError(ErrorCode.NOT_FOUND, "No such database.", database_field)
+        query &= Q(database_id=database.id)
+    return await request_termination(
+        ctx, query, requested_by=viewer.user_id,
+        audit_details={"all": True, "scope": "organization" if database_id is None else "database"},
+    )
+
+
+async def access_ended(
+    ctx: RequestContext, organization_id: uuid.UUID, user_id: uuid.UUID, database_ids: list[uuid.UUID] | None = None
+) -> list[Session]:
+    """A member lost access to the organization (or to `database_ids` of it): their ACTIVE sessions
+    there are asked to end, by whoever took the access away (the membership change is audited, not
+    each session)."""
+    query = Q(organization_id=organization_id, user_id=user_id)
+    if database_ids is not None:
+        query &= Q(database_id__in=database_ids)
+    return await request_termination(ctx, query, requested_by=ctx.require_viewer().user_id, audit_details=None)
+
+
+async def awaiting_the_cluster(limit: int, organization_code: str | None = None) -> list[Session]:
+    """Sessions asked to end (TERMINATING) that the cluster has yet to end, oldest request first."""
+    query = Session.filter(status=SessionStatus.TERMINATING)
+    if organization_code:
+        query = query.filter(organization__code=organization_code)
+    return list(await query.order_by("termination_requested_at", "id").limit(limit))
+
+
+async def terminating_in(database_id: uuid.UUID) -> list[Session]:
+    """The database's sessions asked to end (by anyone) and not ended yet, in SESSION_ORDER."""
+    return list(await Session.filter(database_id=database_id, status=SessionStatus.TERMINATING).order_by(*SESSION_ORDER))
+
+
+# ---------------------------------------------------------------------------------------- terminated, ended
+
+async def _finish(actor: Actor, session: Session, before: SessionStatus, after: SessionStatus, at: dt.datetime) -> bool:
+    """`before` → `after` (ended at `at`) only if the session is `before` now; the object follows, the event is recorded."""
+    if not await Session.filter(id=session.id, status=before).update(status=after, ended_at=at):
+        return False
+    session.status, session.ended_at = after, at
+    await actor.record_event(session.organization_id, SESSIONS, after.value, session_payload(session))
+    return True
+
+
+async def confirm_terminated(actor: Actor, session: Session, ended_at: dt.datetime) -> bool:
+    """The cluster has ended a session asked to end: TERMINATING → TERMINATED, once. False when it
+    was not TERMINATING (a repeated report, or the user logged off first): nothing changed."""
+    return await _finish(actor, session, SessionStatus.TERMINATING, SessionStatus.TERMINATED, ended_at)
+
+
+async def ended(actor: Actor, session: Session, ended_at: dt.datetime) -> bool:
+    """The session is over in the cluster: ACTIVE → ENDED (the user logged off), or TERMINATED if it
+    had been asked to end. False when it was over already: nothing changed."""
+    for before, after in ((SessionStatus.ACTIVE, SessionStatus.ENDED), (SessionStatus.TERMINATING, SessionStatus.TERMINATED)):
+        if await _finish(actor, session, before, after, ended_at):
+            return True
+    return False
