@@ -9,7 +9,7 @@ import uuid
 
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from resolvers.ids import to_global_id

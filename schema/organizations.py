@@ -10,7 +10,7 @@ from typing import Annotated
 import orjson
 import strawberry
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from models.audit import AuditEntry as AuditEntryModel
 from models.billing import ChargeKind, DocumentKind
 from models.cloud import SessionStatus

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from pypdf import PdfReader
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from models.billing import Charge, ChargeKind, Document, DocumentFile, DocumentKind
 from models.organizations import Role
 from tests import factories

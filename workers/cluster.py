@@ -14,7 +14,7 @@ from typing import Protocol
 from broadcaster import Broadcast
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.events import SESSIONS, PendingAnnouncements, session_payload
 from models.cloud import ClientKind, Database, Session, SessionStatus
 

@@ -28,7 +28,7 @@ from fpdf.fonts import FontFace
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.billing import Charge, Document, DocumentFile, DocumentKind
 from models.organizations import Organization

@@ -55,7 +55,7 @@ from broadcaster import Broadcast
 from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.events import SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
 from kabinet.settings import Settings
 from models.audit import AuditEntry
