@@ -4,6 +4,10 @@ time for all of them at once (`frozen_at`, `advanced`) instead of patching each 
 The wall clock is read nowhere else in application code (tests/test_layers.py holds that). Moving
 time is process-wide — the app under a live server sees it too — and undone when the block ends.
 Elapsed-time measurements (`time.monotonic()`: timeouts, durations) are not "now" and stay as they are.
+
+A test that needs a signed-in caller on both sides of a moment moves the clock back, not ahead:
+PyJWT refuses a token whose `iat` lies ahead of the real time, so one issued while the clock runs
+ahead is refused once the block ends (a token's expiry, though, is judged by this clock).
 """
 
 from __future__ import annotations
