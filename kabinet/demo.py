@@ -32,7 +32,7 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from workers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
+from resolvers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
