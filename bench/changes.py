@@ -10,7 +10,7 @@ import uuid
 
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import SystemActor
 from models.cloud import ClientKind, Database, Session
 from resolvers import sessions

@@ -32,7 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import bearer_token, hash_opaque_token, utcnow
+from kabinet.auth import bearer_token, hash_opaque_token
+from kabinet.clock import utcnow
 from kabinet.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +15,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from kabinet.clock import timestamp, utcnow  # utcnow: also imported from here by older callers
 from kabinet.settings import Settings
 
 JWT_ALGORITHM = "HS256"  # pinned: a token naming any other algorithm, `none` included, is refused
@@ -39,10 +39,6 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def derived_key(settings: Settings, purpose: str) -> bytes:
     """A separate key per purpose, so a token of one kind can never pass as another."""
     return hmac.new(settings.resolved_secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,7 @@ class TokenClaims:
 def decode_access_token(settings: Settings, token: str) -> TokenClaims | None:
     """The token's claims, or None when it is malformed, tampered, expired or not ours."""
     claims = _verified_claims(token, derived_key(settings, "jwt"), settings.jwt_issuer, settings.jwt_audience)
-    if claims is None or claims.expires_at <= datetime.now(timezone.utc):
+    if claims is None or claims.expires_at <= utcnow():
         return None
     return claims
 
@@ -115,7 +111,7 @@ def hash_opaque_token(token: str) -> str:
 
 def sign_download(settings: Settings, document_id: uuid.UUID, now: float | None = None) -> str:
     """`/files/<id>/<expires>/<signature>`: valid for this one document until it expires."""
-    expires = int((now or time.time()) + settings.download_url_seconds)
+    expires = int((now or timestamp()) + settings.download_url_seconds)
     signature = _download_signature(settings, document_id, expires)
     return f"{settings.public_url}/files/{document_id}/{expires}/{signature}"
 
@@ -128,7 +124,7 @@ def verify_download(settings: Settings, document_id: str, expires: str, signatur
     except ValueError:
         return None
     expected = _download_signature(settings, doc_id, expires_at)
-    if not hmac.compare_digest(expected, signature) or expires_at < time.time():
+    if not hmac.compare_digest(expected, signature) or expires_at < timestamp():
         return None
     return doc_id
 

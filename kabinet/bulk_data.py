@@ -14,6 +14,7 @@ from decimal import Decimal
 from tortoise.transactions import in_transaction
 
 from kabinet.auth import hash_password
+from kabinet.clock import utcnow
 from models.billing import BalanceTransaction, Document, DocumentKind, PrepaidService, TransactionKind
 from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus
 from models.identity import User
@@ -29,7 +30,7 @@ async def seed_many_organizations(
     """`email` owns `organizations` organizations with `rows` products, contracts, ledger
     entries, documents and sessions each, and `max(1, rows // 5)` databases."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utcnow()
     today = now.date()
     async with in_transaction():
         user = await User.create(email=email, full_name=f"Bulk owner {email}", password_hash=hash_password(password))

@@ -6,11 +6,12 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from tortoise.expressions import Q
 
+from kabinet.clock import utcnow
 from kabinet.errors import signed_out, unauthenticated
 from kabinet.events import PendingAnnouncements
 from kabinet.permissions import Permission, role_may
@@ -58,7 +59,7 @@ class RequestContext:
         """The signed-in viewer; UNAUTHENTICATED without one, once the token has expired or once its
         sign-in has ended (a WebSocket outlives the token it was opened with)."""
         viewer = self.viewer
-        if viewer is None or (viewer.expires_at is not None and viewer.expires_at <= datetime.now(timezone.utc)):
+        if viewer is None or (viewer.expires_at is not None and viewer.expires_at <= utcnow()):
             raise unauthenticated()
         if viewer.login_id in self.ended_logins:
             raise signed_out()

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from tortoise.transactions import in_transaction
 
+from kabinet import clock
 from kabinet.auth import hash_password
 from models.billing import (
     BalanceTransaction,
@@ -32,7 +33,7 @@ from models.organizations import DatabaseGrant, Membership, ModerationStatus, Or
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers import sessions
-from workers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
+from resolvers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -141,7 +142,7 @@ def session_start(today: date, minutes_ago: int) -> datetime:
     """When an active session began: `minutes_ago` before now, or before 17:30 Moscow time of `today`
     if that is earlier; in the small hours the offsets shrink so that every session is still of `today`."""
     midnight = at(today, 0)
-    end = min(datetime.now(UTC), at(today, 14, 30))
+    end = min(clock.utcnow(), at(today, 14, 30))
     if end <= midnight:  # `today` lies ahead of the clock: take its working day as it is
         end = at(today, 14, 30)
     offset = timedelta(minutes=minutes_ago)
@@ -314,7 +315,7 @@ async def add_past_sessions(
 
 async def seed_demo(today: date | None = None) -> bool:
     """Seed the demo data set into an empty database; False (and nothing done) when any organization exists."""
-    today = today or datetime.now(UTC).date()
+    today = today or clock.today()
     async with in_transaction(Organization._meta.default_connection):
         if await Organization.exists():
             return False

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from broadcaster import Broadcast
 
+from kabinet import clock
 from kabinet.pubsub import EVENTS_CHANNEL
 from models.cloud import Session
 from models.events import OrganizationEvent
@@ -324,7 +325,7 @@ class EventStream:
 
     def end_at(self, when: dt.datetime) -> None:
         """Raise StreamExpired at `when` (a token's expiry): one timer for the stream, not one per event."""
-        delay = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        delay = (when - clock.utcnow()).total_seconds()
         self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._expire)
 
     def _expire(self) -> None:

@@ -19,13 +19,13 @@ shared only by the same person.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any
 
+from kabinet.clock import today
 from models.organizations import Role
 
 
@@ -116,7 +116,7 @@ def _membership(ctx: Any, row: Any) -> Sight:
 
 def _document(ctx: Any, row: Any) -> Sight:
     """Invoices and acts of month M are published on the 10th of M+1: nobody sees them before."""
-    if row.visible_from > dt.datetime.now(dt.timezone.utc).date():
+    if row.visible_from > today():
         return Sight.HIDDEN
     return _see_finance(ctx, row)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from kabinet.clock import timestamp
 from models.identity import RefreshToken
 
 log = logging.getLogger("kabinet.sign_ins")
@@ -47,7 +47,7 @@ class EndedLogins:
 
     def end(self, login_ids: Iterable[uuid.UUID], at: float | None = None) -> None:
         """Note logins as ended in this process (`at`: when, as a Unix time; now by default)."""
-        now = time.time()
+        now = timestamp()
         until = (now if at is None else at) + self.keep_seconds
         if until <= now:
             return
@@ -73,7 +73,7 @@ class EndedLogins:
 
     async def load(self) -> None:
         """The logins whose refresh tokens were revoked within the access token lifetime."""
-        since = time.time() - self.keep_seconds
+        since = timestamp() - self.keep_seconds
         rows = await RefreshToken.filter(revoked_at__gt=datetime.fromtimestamp(since, timezone.utc)).values_list(
             "login_id", "revoked_at"
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import bad_user_input
 from models.billing import BalanceTransaction, Charge, Document, PrepaidService

@@ -12,7 +12,7 @@ from graphql import GraphQLError
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden
 from kabinet.permissions import Permission

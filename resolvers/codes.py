@@ -34,7 +34,8 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from kabinet.auth import derived_key, utcnow
+from kabinet.auth import derived_key
+from kabinet.clock import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError
 from models.identity import CodePurpose, User, VerificationCode

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from kabinet import passwords
-from kabinet.auth import AccessToken, hash_opaque_token, issue_access_token, new_opaque_token, utcnow
+from kabinet.auth import AccessToken, hash_opaque_token, issue_access_token, new_opaque_token
+from kabinet.clock import utcnow
 from kabinet.context import RequestContext, Viewer
 from kabinet.errors import ErrorCode, UserFacingError, unauthenticated
 from models.identity import RefreshToken, User

@@ -1,8 +1,10 @@
-"""What live subscriptions read: a consistent snapshot and the event log position it stands at."""
+"""What live subscriptions read: a consistent snapshot and the event log position it stands at, and
+what a live session list becomes after a change (the rule; schema/subscription.py only renders it)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from graphql import GraphQLError
 from tortoise.expressions import Q
@@ -59,6 +61,27 @@ class SessionFilter:
         return (self.only_user is None or session.user_id == self.only_user) and (
             self.database_id is None or session.database_id == self.database_id
         )
+
+
+def is_live(session: Session) -> bool:
+    """A live list shows the sessions that are running or being stopped."""
+    return session.status in LIVE_STATUSES
+
+
+def list_state(sessions: Iterable[Session]) -> frozenset:
+    """What makes two live lists the same list: their sessions and statuses."""
+    return frozenset((s.id, s.status) for s in sessions)
+
+
+def list_after(current: dict[uuid.UUID, Session], session: Session) -> dict[uuid.UUID, Session]:
+    """The live list (sessions by id) once `session` changed: in it, as it now is, while it is live;
+    out of it once it is not. `current` is left as it was."""
+    following = dict(current)
+    if is_live(session):
+        following[session.id] = session
+    else:
+        following.pop(session.id, None)
+    return following
 
 
 async def live_sessions_snapshot(organization_id: uuid.UUID, session_filter: SessionFilter) -> tuple[int, list[Session]]:

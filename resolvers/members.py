@@ -31,7 +31,8 @@ from tortoise.expressions import Q
 
 from kabinet import events
 from kabinet import passwords
-from kabinet.auth import hash_opaque_token, new_opaque_token, utcnow
+from kabinet.auth import hash_opaque_token, new_opaque_token
+from kabinet.clock import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError
 from kabinet.permissions import Permission

@@ -8,7 +8,6 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from kabinet.auth import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import bad_user_input
 from models.audit import AuditEntry
@@ -16,6 +15,7 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization
 from models.select import select, select_by_ids
 from models.cloud import Database
+from resolvers import invitations
 from resolvers.common import page_request, related_one, wants_total
 from resolvers.pagination import Ordering, Page, load_pages
 
@@ -51,23 +51,11 @@ async def members_of(ctx: RequestContext, orgs: list[Organization], args: dict[s
     return [pages[o.id] for o in orgs]
 
 
-def invite_status_filter(status: InviteStatus | None) -> Q | None:
-    """EXPIRED is a PENDING invite past its time, so the filter looks at both columns."""
-    now = utcnow()
-    if status is None:
-        return None
-    if status == InviteStatus.PENDING:
-        return Q(status=InviteStatus.PENDING, expires_at__gt=now)
-    if status == InviteStatus.EXPIRED:
-        return Q(status=InviteStatus.EXPIRED) | Q(status=InviteStatus.PENDING, expires_at__lte=now)
-    return Q(status=status)
-
-
 async def invites_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
     status = args.get("status")
     pages = await load_pages(
         Invite, "organization_id", [o.id for o in orgs], INVITE_ORDER, page_request(ctx, args),
-        filters=invite_status_filter(InviteStatus(status) if status else None), with_total=wants_total(args),
+        filters=invitations.status_filter(InviteStatus(status) if status else None), with_total=wants_total(args),
     )
     return [pages[o.id] for o in orgs]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models.outbox import Channel, OutboxMessage
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 
 
 async def enqueue_email(to: str, subject: str, body: str) -> OutboxMessage:

@@ -33,7 +33,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from kabinet import passwords
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import RequestContext
 from kabinet.errors import ErrorCode, UserFacingError, forbidden, graphql_error
 from kabinet.permissions import Permission

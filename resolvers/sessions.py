@@ -28,7 +28,7 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import Actor, RequestContext
 from kabinet.errors import ErrorCode, UserFacingError
 from kabinet.events import SESSIONS, session_payload

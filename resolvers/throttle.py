@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from tortoise.expressions import F, Q
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.identity import ClientThrottle, LoginThrottle
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import RequestContext
 from kabinet.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from kabinet.errors import ErrorCode, UserFacingError

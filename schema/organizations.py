@@ -10,7 +10,6 @@ from typing import Annotated
 import orjson
 import strawberry
 
-from kabinet.auth import utcnow
 from models.audit import AuditEntry as AuditEntryModel
 from models.billing import ChargeKind, DocumentKind
 from models.cloud import SessionStatus
@@ -21,6 +20,7 @@ from models.organizations import OrganizationKind, Role
 from models.products import ProductCategory
 from resolvers import billing as billing_resolvers
 from resolvers import cloud as cloud_resolvers
+from resolvers import invitations
 from resolvers import members as member_resolvers
 from resolvers import organizations as resolvers
 from resolvers import products as product_resolvers
@@ -69,12 +69,9 @@ class Invite(Node):
 
     @classmethod
     def from_model(cls, model: InviteModel) -> Invite:
-        status = model.status
-        if status == InviteStatus.PENDING and model.expires_at <= utcnow():
-            status = InviteStatus.EXPIRED
         return cls(
             id=to_global_id("Invite", model.id), email=model.email, phone=model.phone, role=model.role,
-            status=status, expires_at=model.expires_at, model=model,
+            status=invitations.effective_status(model), expires_at=model.expires_at, model=model,
         )
 
     @strawberry.field(description="Who sent the invitation.")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from kabinet import clock
 from models.products import Contract as ContractModel
 from models.products import ContractKind, Product as ProductModel, ProductCategory
 from resolvers import organizations as org_resolvers
@@ -65,7 +66,7 @@ class Contract(Node):
     def from_model(cls, model: ContractModel) -> Contract:
         return cls(
             id=to_global_id("Contract", model.id), kind=model.kind, number=model.number,
-            status=contract_status(model.ends_on, dt.date.today()), starts_on=model.starts_on,
+            status=contract_status(model.ends_on, clock.today()), starts_on=model.starts_on,
             ends_on=model.ends_on, model=model,
         )
 

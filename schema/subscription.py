@@ -215,19 +215,15 @@ async def _session_snapshot(
     seq, sessions = await live.live_sessions_snapshot(org_id, session_filter)
     stream.after(seq)
     return await shared_results.get(
-        (*group.key, "snapshot", seq, _list_state(sessions)),
+        (*group.key, "snapshot", seq, live.list_state(sessions)),
         lambda: group.expand(_session_list({s.id: s for s in sessions}, None)),
     )
 
 
-def _list_state(sessions: Any) -> frozenset:
-    """What makes two live lists the same list: their sessions and statuses."""
-    return frozenset((s.id, s.status) for s in sessions)
-
-
 class ListSteps:
-    """What a live list becomes after an event: (its state, its sessions by id), worked out once
-    per message and event for all the subscribers holding that very message, not once each."""
+    """What a live list becomes after an event (the rule: `resolvers.live.list_after`): (its state,
+    its sessions by id), worked out once per message and event for all the subscribers holding that
+    very message, not once each."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
@@ -238,12 +234,8 @@ class ListSteps:
         kept = self.steps.get(key)
         if kept is not None and kept[0] is latest:  # the entry holds `latest`: its id is not reused meanwhile
             return kept[1], kept[2]
-        current = {s.model.id: s.model for s in latest.sessions}
-        if model.status.value in ("ACTIVE", "TERMINATING"):
-            current[model.id] = model
-        else:
-            current.pop(model.id, None)
-        state = _list_state(current.values())
+        current = live.list_after({s.model.id: s.model for s in latest.sessions}, model)
+        state = live.list_state(current.values())
         self.steps[key] = (latest, state, current)
         while len(self.steps) > self.size:
             self.steps.popitem(last=False)

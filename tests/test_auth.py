@@ -120,20 +120,15 @@ async def test_the_login_payload_answers_nested_fields_too(gql):
     assert [(m["role"], m["organization"]["name"]) for m in memberships] == [("ACCOUNTANT", "ООО «Ромашка»")]
 
 
-def test_a_token_checked_once_is_still_refused_once_it_expires(settings, monkeypatch):
+def test_a_token_checked_once_is_still_refused_once_it_expires(settings):
     """Verified tokens are remembered (kabinet.auth._verified_claims); their expiry is not."""
-    from datetime import datetime as real_datetime, timedelta
+    from datetime import timedelta
 
-    from kabinet import auth
+    from kabinet import auth, clock
 
     token = jwt.encode(_claims(settings, exp=int(time.time()) + 60), derived_key(settings, "jwt"), algorithm="HS256")
     assert auth.decode_access_token(settings, token) is not None
 
-    class Later(real_datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return real_datetime.now(tz) + timedelta(seconds=61)
-
-    monkeypatch.setattr(auth, "datetime", Later)
-    assert auth.decode_access_token(settings, token) is None
-    assert auth.decode_access_token(settings, token + "x") is None  # another text is checked anew
+    with clock.advanced(timedelta(seconds=61)):
+        assert auth.decode_access_token(settings, token) is None
+        assert auth.decode_access_token(settings, token + "x") is None  # another text is checked anew

@@ -11,11 +11,12 @@ from decimal import Decimal
 
 from pypdf import PdfReader
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from models.billing import Charge, ChargeKind, Document, DocumentFile, DocumentKind
 from models.organizations import Role
 from tests import factories
-from workers.documents import period_before, publish_due, publish_month, run_document_publisher
+from resolvers.documents import period_before
+from workers.documents import publish_due, publish_month, run_document_publisher
 
 DOCUMENTS = """{ organizations { edges { node { id
   documents(first: 50) { edges { node { id kind number period amount downloadUrl } } } } } } }"""

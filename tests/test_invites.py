@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from kabinet import clock
 from kabinet.auth import hash_opaque_token
 from models.audit import AuditEntry
 from models.identity import User
@@ -354,6 +355,30 @@ async def test_an_expired_invite_cannot_be_revoked(gql):
     await Invite.filter(email=email).update(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
     body = await gql.execute(REVOKE, {"id": created["id"]}, as_user=team[Role.OWNER].email)
     assert errors(body["data"]["revokeInvite"]) == [("INVALID", ["inviteId"])]
+
+
+INVITES = """query($org: ID!, $status: InviteStatus) { organization(id: $org) {
+  invites(first: 10, status: $status) { edges { node { email status } } } } }"""
+
+
+async def test_an_invite_is_expired_after_seven_days_alike_in_its_status_the_filter_and_its_link(gql):
+    """One rule (resolvers/invitations.py) read by the field, the list's filter and acceptInvite."""
+    organization, team = await factories.create_team()
+    owner, email = team[Role.OWNER], factories.unique_email()
+
+    async def listed(status: str | None) -> list[tuple[str, str]]:
+        body = await gql.execute(INVITES, {"org": org_id(organization), "status": status}, as_user=await signed_in(gql, owner))
+        assert "errors" not in body, body
+        return [(e["node"]["email"], e["node"]["status"]) for e in body["data"]["organization"]["invites"]["edges"]]
+
+    with clock.advanced(-dt.timedelta(days=7, minutes=1)):  # sent a week and a minute ago
+        _, token = await sent_invite(gql, owner, organization, email=email)
+        assert await listed(None) == await listed("PENDING") == [(email, "PENDING")]
+        assert await listed("EXPIRED") == []
+    assert await listed(None) == await listed("EXPIRED") == [(email, "EXPIRED")]
+    assert await listed("PENDING") == []
+    assert errors(await accept(gql, token, fullName="Иван", password="long-password")) == [("EXPIRED", ["input", "token"])]
+    assert (await Invite.get(email=email)).status == InviteStatus.PENDING, "the row is not rewritten: it is read as EXPIRED"
 
 
 async def test_an_accountant_may_not_revoke_an_invite(gql):

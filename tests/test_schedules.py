@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from models.audit import AuditEntry
 from models.organizations import Role

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from models.audit import AuditEntry
 from models.identity import CodePurpose, User, VerificationCode
 from models.outbox import Channel, OutboxMessage

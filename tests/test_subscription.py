@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from models.audit import AuditEntry
 from models.cloud import CloudSubscription, SubscriptionExtension
 from models.organizations import Role

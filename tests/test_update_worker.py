@@ -13,7 +13,8 @@ import uuid
 import pytest
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import new_opaque_token, utcnow
+from kabinet.auth import new_opaque_token
+from kabinet.clock import utcnow
 from kabinet.events import UPDATES
 from models.audit import AuditEntry
 from models.cloud import Database, Session, SessionStatus

@@ -13,7 +13,7 @@ from typing import Protocol
 from broadcaster import Broadcast
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from resolvers import sessions

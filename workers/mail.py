@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
 

@@ -55,7 +55,7 @@ from broadcaster import Broadcast
 from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import utcnow
+from kabinet.clock import utcnow
 from kabinet.context import SystemActor
 from kabinet.events import UPDATES, PendingAnnouncements, run_payload
 from kabinet.settings import Settings
