@@ -47,7 +47,7 @@ from models.organizations import (
     Organization,
     Role,
 )
-from resolvers import audit, codes, outbox, validation
+from resolvers import audit, codes, invitations, outbox, validation
 from resolvers import sessions as session_lifecycle
 from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
@@ -186,7 +186,7 @@ async def revoke_invite(ctx: RequestContext, invite_global_id: str) -> Invite:
     invite = await _managed_invite(ctx, invite_global_id, ["inviteId"])
     if invite.status != InviteStatus.PENDING:
         raise validation.invalid(["inviteId"], f"Only a pending invitation can be revoked; this one is {invite.status.value.lower()}.")
-    if invite.expires_at <= utcnow():
+    if invitations.is_expired(invite):
         raise validation.invalid(["inviteId"], "This invitation has already expired; its link no longer works.")
     # Conditional: of a revoke and an accept running together only one wins.
     if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.REVOKED):
@@ -225,7 +225,7 @@ async def accept_invite(
     if invite is None or invite.status != InviteStatus.PENDING:
         raise validation.invalid(field, "This invitation link is not valid: it was used, revoked or replaced.")
     now = utcnow()
-    if invite.expires_at <= now:
+    if invitations.is_expired(invite, now):
         raise _refuse(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
     organization = await _lock_organization(invite.organization_id)
     require_approved(organization, field, "its invitations can be accepted once it is approved")
