@@ -61,17 +61,23 @@ class RequestContext:
         return viewer
 
     async def memberships(self) -> dict[uuid.UUID, Membership]:
-        """The viewer's memberships by organization id: loaded once, even by concurrent root fields."""
-        if self._memberships is None:
-            if self._memberships_loading is None:
-                self._memberships_loading = asyncio.ensure_future(self._load_memberships())
-            try:
-                await self._memberships_loading
-            finally:
-                self._memberships_loading = None
-        return self._memberships
+        """The viewer's memberships by organization id: loaded once, even by concurrent root fields.
 
-    async def _load_memberships(self) -> None:
+        Each caller gets what the load it waited for read, never None, even when another caller
+        forgot the memberships meanwhile; a caller that goes away does not cancel the others' load."""
+        memberships = self._memberships
+        if memberships is not None:
+            return memberships
+        loading = self._memberships_loading
+        if loading is None:
+            loading = self._memberships_loading = asyncio.ensure_future(self._load_memberships())
+        try:
+            return await asyncio.shield(loading)
+        finally:
+            if self._memberships_loading is loading and loading.done():
+                self._memberships_loading = None
+
+    async def _load_memberships(self) -> dict[uuid.UUID, Membership]:
         viewer = self.require_viewer()
         rows = await select(Membership, Q(user_id=viewer.user_id))
         grants: dict[uuid.UUID, set[uuid.UUID]] = {}
@@ -79,7 +85,10 @@ class RequestContext:
         if user_memberships:
             for grant in await select(DatabaseGrant, Q(membership_id__in=list(user_memberships))):
                 grants.setdefault(user_memberships[grant.membership_id], set()).add(grant.database_id)
-        self._memberships, self._grants = {m.organization_id: m for m in rows}, grants
+        memberships = {m.organization_id: m for m in rows}
+        if self._memberships is None or asyncio.current_task() is self._memberships_loading:
+            self._memberships, self._grants = memberships, grants
+        return memberships
 
     def role_in(self, organization_id: uuid.UUID) -> Role | None:
         """The viewer's role (memberships must have been loaded)."""
@@ -94,11 +103,23 @@ class RequestContext:
         return self._grants.get(organization_id, set())
 
     def forget_memberships(self) -> None:
-        """Drop the cache (a long-lived WebSocket re-reads it per operation)."""
+        """Drop the cache (e.g. after a mutation changed the caller's own role); a load under way
+        answers those who asked before, not those who ask after."""
         self._memberships = None
+        self._memberships_loading = None
         self._grants = {}
         self._users_in_sight = {}
         self._is_staff = None
+
+    def for_operation(self) -> RequestContext:
+        """A context of its own for one operation on a WebSocket: strawberry hands every operation
+        of a socket the socket's one context, and what an operation keeps in it (memberships read
+        afresh, facts about users, announcements) must not change under another running beside it."""
+        return RequestContext(
+            settings=self.settings, viewer=self.viewer, request_id=self.request_id, client_address=self.client_address,
+            request=self.request, connection_params=self.connection_params, broadcast=self.broadcast,
+            event_hub=self.event_hub,
+        )
 
     def narrowed_to(self, organization_id: uuid.UUID, *, as_viewer: bool) -> RequestContext:
         """A context that knows only the viewer's membership in one organization (and, unless

@@ -6,11 +6,16 @@ import logging
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.execution import PreExecutionError
 from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
+from kabinet.context import RequestContext
+from kabinet.errors import shape_error
 from kabinet.settings import Settings
 from schema.execution import KabinetExecutionContext
 from schema.mutation import Mutation
@@ -46,12 +51,46 @@ def coded_rule(rule: type[ASTValidationRule], code: str) -> type[ASTValidationRu
     return Coded
 
 
+# What strawberry reports before running an operation, whose type its WebSocket handlers look at.
+_REQUEST_FAILURES = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
+
+
 class KabinetSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what went wrong on our side; a client's mistake or a refusal is not an incident."""
         for error in errors:
             if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+    async def stream(self, query: str | None, *args: Any, context_value: Any = None, **kwargs: Any) -> Any:
+        """An operation over WebSocket (both sub-protocols come here): run with a context of its own
+        (`RequestContext.for_operation`: every operation of a socket is handed the socket's one
+        context), its results' errors shaped as HTTP's are (`kabinet.errors.shape_error`: an
+        unexpected exception reaches the client as INTERNAL_SERVER_ERROR, never as Python's text)."""
+        if isinstance(context_value, RequestContext):
+            context_value = context_value.for_operation()
+        results = await super().stream(query, *args, context_value=context_value, **kwargs)
+        request_id = getattr(context_value, "request_id", "-")
+        return _shaped(results, request_id)
+
+
+async def _shaped(results: Any, request_id: str) -> Any:
+    try:
+        async for result in results:
+            errors = getattr(result, "errors", None)
+            if errors:
+                result.errors = [_shape(error, result, request_id) for error in errors]
+            yield result
+    finally:
+        await results.aclose()
+
+
+def _shape(error: GraphQLError, result: Any, request_id: str) -> GraphQLError:
+    if isinstance(result, PreExecutionError) and (
+        isinstance(error, GraphQLSyntaxError) or isinstance(error.original_error, _REQUEST_FAILURES)
+    ):
+        return error  # graphql-transport-ws closes the socket with 4400 for these, by their type
+    return shape_error(error, request_id, log, logged=True)  # process_errors logged it
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
