@@ -67,24 +67,32 @@ class RequestContext:
 
     def for_operation(self) -> RequestContext:
         """A copy for one operation on a WebSocket, whose operations share its connection's context:
-        memberships read afresh (rights follow changes at once) and after-commit actions of its own."""
+        memberships read afresh (rights follow changes at once), and what an operation keeps (its
+        memberships, facts about users, after-commit actions) never changed under it by another
+        operation of the same socket running beside it."""
         return RequestContext(
             self.settings, self.viewer, self.request_id, self.client_address, self.request, self.connection_params,
             self.broadcast, self.event_hub, self.ended_logins,
         )
 
     async def memberships(self) -> dict[uuid.UUID, Membership]:
-        """The viewer's memberships by organization id: loaded once, even by concurrent root fields."""
-        if self._memberships is None:
-            if self._memberships_loading is None:
-                self._memberships_loading = asyncio.ensure_future(self._load_memberships())
-            try:
-                await self._memberships_loading
-            finally:
-                self._memberships_loading = None
-        return self._memberships
+        """The viewer's memberships by organization id: loaded once, even by concurrent root fields.
 
-    async def _load_memberships(self) -> None:
+        Each caller gets what the load it waited for read, never None, even when another caller
+        forgot the memberships meanwhile; a caller that goes away does not cancel the others' load."""
+        memberships = self._memberships
+        if memberships is not None:
+            return memberships
+        loading = self._memberships_loading
+        if loading is None:
+            loading = self._memberships_loading = asyncio.ensure_future(self._load_memberships())
+        try:
+            return await asyncio.shield(loading)
+        finally:
+            if self._memberships_loading is loading and loading.done():
+                self._memberships_loading = None
+
+    async def _load_memberships(self) -> dict[uuid.UUID, Membership]:
         viewer = self.require_viewer()
         rows = await select(Membership, Q(user_id=viewer.user_id))
         grants: dict[uuid.UUID, set[uuid.UUID]] = {}
@@ -92,7 +100,10 @@ class RequestContext:
         if user_memberships:
             for grant in await select(DatabaseGrant, Q(membership_id__in=list(user_memberships))):
                 grants.setdefault(user_memberships[grant.membership_id], set()).add(grant.database_id)
-        self._memberships, self._grants = {m.organization_id: m for m in rows}, grants
+        memberships = {m.organization_id: m for m in rows}
+        if self._memberships is None or asyncio.current_task() is self._memberships_loading:
+            self._memberships, self._grants = memberships, grants
+        return memberships
 
     def role_in(self, organization_id: uuid.UUID) -> Role | None:
         """The viewer's role (memberships must have been loaded)."""
@@ -107,8 +118,10 @@ class RequestContext:
         return self._grants.get(organization_id, set())
 
     def forget_memberships(self) -> None:
-        """Drop the cache (a long-lived WebSocket re-reads it per operation)."""
+        """Drop the cache (e.g. after a mutation changed the caller's own role); a load under way
+        answers those who asked before, not those who ask after."""
         self._memberships = None
+        self._memberships_loading = None
         self._grants = {}
         self._is_staff = None
         self.forget_facts()

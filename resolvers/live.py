@@ -3,6 +3,7 @@ what a live session list becomes after a change (the rule; schema/subscription.p
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 
@@ -85,7 +86,16 @@ def list_after(current: dict[uuid.UUID, Session], session: Session) -> dict[uuid
 
 
 async def live_sessions_snapshot(organization_id: uuid.UUID, session_filter: SessionFilter) -> tuple[int, list[Session]]:
-    """(event number, the ACTIVE and TERMINATING sessions as of that number)."""
+    """(event number, the ACTIVE and TERMINATING sessions as of that number).
+
+    Read to the end even when the subscriber goes away meanwhile (a client that stops or closes
+    while its first message is being made): a transaction cancelled while it opens never releases
+    what it took, on SQLite the connection's lock (every later statement of the process waits
+    forever), on PostgreSQL a pool connection."""
+    return await asyncio.shield(asyncio.ensure_future(_read_snapshot(organization_id, session_filter)))
+
+
+async def _read_snapshot(organization_id: uuid.UUID, session_filter: SessionFilter) -> tuple[int, list[Session]]:
     async with in_transaction() as connection:
         if connection.capabilities.dialect == "postgres":
             await connection.execute_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -10,10 +10,12 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import AddValidationRules, ValidationCache
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.execution import PreExecutionError
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
-from strawberry.types import ExecutionResult
 
 from kabinet.context import RequestContext
 from kabinet.errors import shape_error
@@ -53,6 +55,10 @@ def coded_rule(rule: type[ASTValidationRule], code: str) -> type[ASTValidationRu
     return Coded
 
 
+# What strawberry reports before running an operation, whose type its WebSocket handlers look at.
+_REQUEST_FAILURES = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
+
+
 class KabinetSchema(strawberry.Schema):
     async def stream(  # noqa: PLR0917
         self,
@@ -83,16 +89,21 @@ class KabinetSchema(strawberry.Schema):
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
+def _shape(error: GraphQLError, result: Any, request_id: str) -> GraphQLError:
+    if isinstance(result, PreExecutionError) and (
+        isinstance(error, GraphQLSyntaxError) or isinstance(error.original_error, _REQUEST_FAILURES)
+    ):
+        return error  # graphql-transport-ws closes the socket with 4400 for these, by their type
+    return shape_error(error, request_id, log, logged=True)  # process_errors logged it
+
+
 async def _shaped(results: AsyncGenerator, request_id: str) -> AsyncGenerator:
     async with aclosing(results):
         async for result in results:
-            if isinstance(result, ExecutionResult) and result.errors:
-                # a copy: a result may be shared by a group of subscribers
-                result = copy.copy(result)
-                result.errors = [
-                    e if isinstance(e, GraphQLSyntaxError) else shape_error(e, request_id, log, logged=True)
-                    for e in result.errors
-                ]
+            if getattr(result, "errors", None):
+                shaped = [_shape(error, result, request_id) for error in result.errors]
+                result = copy.copy(result)  # a copy: a result may be shared by a group of subscribers
+                result.errors = shaped
             yield result
 
 

@@ -168,7 +168,9 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._local_plans: dict[tuple[Any, int], Plan | None] = {}
+        # by (type, id of the field list), each entry holding its list: graphql-core's list of the root
+        # fields is made anew for every event and freed after it, and a freed list's id is reused
+        self._local_plans: dict[tuple[Any, int], tuple[Any, Plan | None]] = {}
         self._variables_key: bytes | None = None
 
     def complete_object_value(self, return_type, field_details_list, info, path, result, position_context):  # noqa: ANN001, ANN201
@@ -225,14 +227,15 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _object_plan(self, otype: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         local_key = (otype, id(field_details_list))
-        plan = self._local_plans.get(local_key, _MISSING)
+        kept = self._local_plans.get(local_key)
+        if kept is not None and kept[0] is field_details_list:
+            return kept[1]
+        key = self._selection_key(otype, field_details_list)
+        plan = _plans.get(key)
         if plan is _MISSING:
-            key = self._selection_key(otype, field_details_list)
-            plan = _plans.get(key)
-            if plan is _MISSING:
-                plan = self._build_object_plan(otype, field_details_list)
-                _plans.put(key, tuple(d.node for d in field_details_list), plan)
-            self._local_plans[local_key] = plan
+            plan = self._build_object_plan(otype, field_details_list)
+            _plans.put(key, tuple(d.node for d in field_details_list), plan)
+        self._local_plans[local_key] = (field_details_list, plan)
         return plan
 
     def _build_object_plan(self, otype: GraphQLObjectType, field_details_list: Any) -> Plan | None:
