@@ -127,7 +127,7 @@ class RequestContext:
         self.forget_facts()
 
     def forget_facts(self) -> None:
-        """Drop what the type rules learnt beyond the memberships (users in sight, the staff flag)."""
+        """Drop what the type rules learnt of other users (who is in sight): it changes as people join and leave."""
         self._users_in_sight = {}
 
     def narrowed_to(self, organization_id: uuid.UUID, *, as_viewer: bool) -> RequestContext:
