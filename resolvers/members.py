@@ -24,7 +24,6 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from graphql import GraphQLError
 from tortoise.expressions import Q
@@ -47,7 +46,7 @@ from models.organizations import (
     Organization,
     Role,
 )
-from resolvers import audit, codes, invitations, outbox, validation
+from resolvers import audit, codes, invitations, messages, outbox, validation
 from resolvers import sessions as session_lifecycle
 from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
@@ -57,7 +56,6 @@ from resolvers.registration import release_pending_sign_ups
 INVITE_DAYS = 7
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 REMOVAL_REQUEST_TYPE = "MemberRemovalRequest"  # the global id type of a removal request
-MESSAGE_TIMEZONE = ZoneInfo("Europe/Moscow")
 # Removing a member is confirmed by a code sent to the one who asks (resolvers/codes.py): no sending
 # limits (only an owner/admin may ask, and the code goes to themselves); the request is addressed by
 # its id, so a used code is "already confirmed" on `requestId`.
@@ -67,17 +65,6 @@ REMOVAL_CODE = codes.CodeRules(
 )
 
 INVITES_ONCE_APPROVED = "it may invite people once it is approved"
-
-SUBJECT_NEW_USER = "Подтверждение приглашения в сервис"
-SUBJECT_EXISTING_USER = "Добавление к абоненту"
-SUBJECT_REMOVAL_CODE = "Код подтверждения удаления пользователя"
-
-ROLE_NAMES = {
-    Role.OWNER: "Владелец абонента",
-    Role.ADMIN: "Администратор абонента",
-    Role.ACCOUNTANT: "Бухгалтер абонента",
-    Role.USER: "Пользователь абонента",
-}
 
 
 def _refuse(code: ErrorCode, message: str, field: list[str] | None = None) -> UserFacingError:
@@ -373,10 +360,19 @@ async def _send_invite(
     if invite.email:
         # An unconfirmed sign-up is not an account yet.
         has_account = await User.exists(email=invite.email, is_active=True)
-        subject, body = invite_email(organization, invite, databases, link, inviter, has_account)
-        await outbox.enqueue_email(invite.email, subject, body)
+        await outbox.email(
+            invite.email, "invite_existing_user" if has_account else "invite_new_user",
+            inviter=messages.inviter_phrase(inviter.full_name if inviter else None),
+            organization_name=organization.name, organization_code=organization.code,
+            role=messages.ROLE_NAMES[invite.role],
+            databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
+            link=link, days=INVITE_DAYS, expires_at=messages.moscow_time(invite.expires_at),
+        )
     if invite.phone:
-        await outbox.enqueue_sms(invite.phone, invite_sms(organization, invite, link))
+        await outbox.sms(
+            invite.phone, "invite_sms", organization_name=organization.name, organization_code=organization.code,
+            role=messages.ROLE_NAMES[invite.role], link=link,
+        )
 
 
 # ---------------------------------------------------------------------------------------- members
@@ -425,10 +421,17 @@ async def request_member_removal(ctx: RequestContext, membership_global_id: str)
     )
     sent_to = []
     if actor.email:
-        await outbox.enqueue_email(actor.email, SUBJECT_REMOVAL_CODE, removal_code_email(organization, member, code))
+        await outbox.email(
+            actor.email, "member_removal_code_email", member_name=member.full_name,
+            member_contact=member.email or member.phone or "", organization_name=organization.name,
+            organization_code=organization.code, code=code, minutes=REMOVAL_CODE.minutes,
+        )
         sent_to.append(codes.mask(actor.email))
     if actor.phone:
-        await outbox.enqueue_sms(actor.phone, removal_code_sms(organization, member, code))
+        await outbox.sms(
+            actor.phone, "member_removal_code_sms", code=code, member_name=member.full_name,
+            organization_name=organization.name,
+        )
         sent_to.append(codes.mask(actor.phone))
     await audit.record(
         ctx, "member.removal_request", organization_id=target.organization_id, object_type="Membership",
@@ -524,7 +527,7 @@ async def update_member_databases(
     target = await _managed_membership(ctx, membership_global_id, ["membershipId"])
     if target.role != Role.USER:
         raise validation.invalid(
-            ["membershipId"], f"Only a user's databases are chosen; {ROLE_NAMES[target.role].lower()} sees every database."
+            ["membershipId"], f"Only a user's databases are chosen; {messages.ROLE_NAMES[target.role].lower()} sees every database."
         )
     databases = await _databases_of(target.organization_id, database_global_ids, ["databaseIds"])
     wanted = {d.id for d in databases}
@@ -596,71 +599,3 @@ async def _lock_organization(org_id: uuid.UUID) -> Organization:
 
 def removal_request_id(code: VerificationCode) -> str:
     return to_global_id(REMOVAL_REQUEST_TYPE, code.id)
-
-
-# ---------------------------------------------------------------------------------------- messages
-
-
-def _moscow(moment: dt.datetime) -> str:
-    return f"{moment.astimezone(MESSAGE_TIMEZONE):%d.%m.%Y %H:%M} (МСК)"
-
-
-def _databases_text(role: Role, databases: list[Database]) -> str:
-    if databases:
-        return "\n".join(f"  • {d.name} ({d.configuration})" for d in databases)
-    if role in (Role.OWNER, Role.ADMIN):
-        return "  все информационные базы абонента"
-    if role == Role.ACCOUNTANT:
-        return "  доступ к информационным базам этой ролью не предусмотрен"
-    return "  пока не назначены: их может открыть вам владелец или администратор абонента"
-
-
-def invite_email(
-    organization: Organization, invite: Invite, databases: list[Database], link: str, inviter: User | None,
-    existing_user: bool,
-) -> tuple[str, str]:
-    """(subject, body): «Подтверждение приглашения в сервис» for a new address, «Добавление к
-    абоненту» for an address that already has an account (seed 003, 1cfresh)."""
-    who = f"{inviter.full_name} приглашает" if inviter else "Вас приглашают"
-    if existing_user:
-        subject = SUBJECT_EXISTING_USER
-        opening = (
-            f"{who} вас стать пользователем абонента «{organization.name}» (код абонента {organization.code}).\n"
-            "Вы останетесь пользователем тех абонентов, с которыми работаете сейчас."
-        )
-        action = "Чтобы подтвердить добавление, перейдите по ссылке и войдите со своими логином и паролем:"
-    else:
-        subject = SUBJECT_NEW_USER
-        opening = f"{who} вас в сервис как пользователя абонента «{organization.name}» (код абонента {organization.code})."
-        action = "Чтобы завершить регистрацию (указать Ф.И.О. и пароль), перейдите по ссылке:"
-    body = (
-        "Здравствуйте!\n\n"
-        f"{opening}\n\n"
-        f"Абонент: {organization.name}\n"
-        f"Код абонента: {organization.code}\n"
-        f"Ваша роль: {ROLE_NAMES[invite.role]}\n"
-        f"Доступные вам информационные базы:\n{_databases_text(invite.role, databases)}\n\n"
-        f"{action}\n{link}\n\n"
-        f"Ссылка действует {INVITE_DAYS} дней, до {_moscow(invite.expires_at)}, и только один раз.\n"
-        "Если вы не ждали этого письма, просто не отвечайте на него.\n"
-    )
-    return subject, body
-
-
-def invite_sms(organization: Organization, invite: Invite, link: str) -> str:
-    return f"Приглашение в абонент «{organization.name}» (код {organization.code}), роль: {ROLE_NAMES[invite.role]}. {link}"
-
-
-def removal_code_email(organization: Organization, member: User, code: str) -> str:
-    return (
-        "Здравствуйте!\n\n"
-        f"Вы удаляете пользователя {member.full_name} ({member.email or member.phone}) "
-        f"из абонента «{organization.name}» (код абонента {organization.code}).\n\n"
-        f"Код подтверждения: {code}\n\n"
-        f"Код действует {REMOVAL_CODE.minutes} минут. Никому его не сообщайте.\n"
-        "Если вы не удаляли пользователя, смените пароль.\n"
-    )
-
-
-def removal_code_sms(organization: Organization, member: User, code: str) -> str:
-    return f"Код {code}: удаление пользователя {member.full_name} из абонента «{organization.name}». Никому не сообщайте."

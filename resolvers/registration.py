@@ -50,7 +50,7 @@ from models.organizations import (
     OrganizationKind,
     Role,
 )
-from resolvers import audit, codes, outbox, validation
+from resolvers import audit, codes, messages, outbox, validation
 from resolvers.common import (
     member_organization, not_found, organization_row, page_request, related_one, require, require_approved, wants_total,
 )
@@ -96,9 +96,11 @@ EMAIL_CHANGE_CODE = codes.CodeRules(CodePurpose.EMAIL_CHANGE)
 
 
 async def _send_code(
-    ctx: RequestContext, rules: codes.CodeRules, target: str, *, user: User | None, what: str, deliver: bool = True
+    ctx: RequestContext, rules: codes.CodeRules, target: str, *, user: User | None, by_email: str, by_sms: str | None,
+    deliver: bool = True,
 ) -> VerificationCode:
-    """Issue a new code (it supersedes the earlier ones) and queue the SMS or e-mail that carries it.
+    """Issue a new code (it supersedes the earlier ones) and queue the SMS or e-mail that carries it
+    (the message templates `by_email`, `by_sms`, filled with the code and its minutes).
 
     `deliver=False` stores a code that goes nowhere: a recovery for an unknown login then leaves
     the same trace (attempts, expiry, lockout) as one for a real login.
@@ -106,13 +108,11 @@ async def _send_code(
     row, code = await codes.issue(ctx, rules, target, user=user)
     if deliver:
         if "@" in target:
-            await outbox.enqueue_email(
-                target, "Код подтверждения",
-                f"Код подтверждения: {code}\n\n{what}. Код действует {rules.minutes} минут.\n"
-                "Если вы не запрашивали код, просто проигнорируйте это письмо.",
-            )
+            await outbox.email(target, by_email, code=code, minutes=rules.minutes)
+        elif by_sms is not None:
+            await outbox.sms(target, by_sms, code=code, minutes=rules.minutes)
         else:
-            await outbox.enqueue_sms(target, f"Код подтверждения: {code}. {what}, код действует {rules.minutes} минут.")
+            raise ValueError(f"{rules.purpose} codes go by e-mail only, not to {target!r}.")
     return row
 
 
@@ -182,29 +182,15 @@ def _is_stand_in(user: User) -> bool:
 async def _send_sign_up_code(ctx: RequestContext, user: User, target: str) -> VerificationCode:
     """The code to `target`; for a stand-in a code that goes nowhere and, to `target`, a notice:
     this address has an account (sign in or recover the password), or the other address has one."""
-    what = "Регистрация в личном кабинете"
+    by = {"by_email": "sign_up_code_email", "by_sms": "sign_up_code_sms"}
     if not _is_stand_in(user):
-        return await _send_code(ctx, SIGN_UP_CODE, target, user=user, what=what)
-    row = await _send_code(ctx, SIGN_UP_CODE, target, user=user, what=what, deliver=False)
-    email = "@" in target
-    if target not in (user.email, user.phone):
-        notice = (
-            f"{'Этот адрес' if email else 'Этот номер'} уже привязан к учётной записи личного кабинета, поэтому "
-            "код регистрации не отправлен. Войдите со своим паролем или восстановите его."
-        )
+        return await _send_code(ctx, SIGN_UP_CODE, target, user=user, **by)
+    row = await _send_code(ctx, SIGN_UP_CODE, target, user=user, **by, deliver=False)
+    own_address = target not in (user.email, user.phone)
+    if "@" in target:
+        await outbox.email(target, "sign_up_address_taken_email" if own_address else "sign_up_other_taken_email")
     else:
-        notice = (
-            f"{'Номер телефона' if email else 'Адрес электронной почты'}, указанный при регистрации, уже привязан "
-            "к другой учётной записи личного кабинета, поэтому код регистрации не отправлен. Войдите в неё "
-            "или зарегистрируйтесь с другим."
-        )
-    if email:
-        await outbox.enqueue_email(
-            target, "Регистрация в личном кабинете",
-            f"Здравствуйте!\n\n{notice}\n\nЕсли вы не регистрировались, просто проигнорируйте это письмо.\n",
-        )
-    else:
-        await outbox.enqueue_sms(target, notice)
+        await outbox.sms(target, "sign_up_address_taken_sms" if own_address else "sign_up_other_taken_sms")
     return row
 
 
@@ -268,8 +254,8 @@ async def request_password_reset(ctx: RequestContext, login: str) -> None:
     await codes.require_may_send(ctx, PASSWORD_RESET_CODE, key)
     user = await User.get_or_none(Q(email=key) if "@" in key else Q(phone=key), is_active=True)
     await _send_code(
-        ctx, PASSWORD_RESET_CODE, key, user=user, what="Восстановление пароля в личном кабинете",
-        deliver=user is not None,
+        ctx, PASSWORD_RESET_CODE, key, user=user, by_email="password_reset_code_email",
+        by_sms="password_reset_code_sms", deliver=user is not None,
     )
 
 
@@ -314,15 +300,10 @@ async def request_email_change(ctx: RequestContext, new_email: str) -> CodeSent:
     await codes.require_may_send(ctx, EMAIL_CHANGE_CODE, new_email)
     taken = await _taken(email=new_email, exclude=user.id)
     row = await _send_code(
-        ctx, EMAIL_CHANGE_CODE, new_email, user=user, what="Смена e-mail в личном кабинете", deliver=not taken
+        ctx, EMAIL_CHANGE_CODE, new_email, user=user, by_email="email_change_code_email", by_sms=None, deliver=not taken
     )
     if taken:
-        await outbox.enqueue_email(
-            new_email, "Смена адреса электронной почты",
-            "Здравствуйте!\n\nКто-то попытался указать этот адрес для другой учётной записи личного кабинета. "
-            "Адрес по-прежнему принадлежит вашей учётной записи, код не отправлялся.\n\n"
-            "Если это были вы, сначала смените адрес в той учётной записи, к которой он привязан.\n",
-        )
+        await outbox.email(new_email, "email_change_address_taken")
     return CodeSent(user, codes.mask(new_email), row.expires_at)
 
 
@@ -339,11 +320,7 @@ async def confirm_email_change(ctx: RequestContext, code: str) -> User:
     user.email, user.email_verified = new_email, True
     await user.save(update_fields=["email", "email_verified"])
     if old_email:
-        await outbox.enqueue_email(
-            old_email, "Смена адреса электронной почты",
-            f"Адрес электронной почты вашей учётной записи в личном кабинете изменён на {new_email}.\n"
-            "Если это сделали не вы, срочно восстановите пароль и обратитесь в поддержку.",
-        )
+        await outbox.email(old_email, "email_changed", new_email=new_email)
     await audit.record(
         ctx, "user.email_changed", organization_id=None, object_type="User", object_id=user.id,
         details={"from": old_email, "to": new_email},
@@ -475,11 +452,10 @@ async def _approver_emails(organization_id: uuid.UUID) -> list[str]:
 async def _notify_approvers(organization: Organization, requester: User, position: str) -> None:
     contacts = ", ".join(v for v in (requester.email, requester.phone) if v)
     for email in await _approver_emails(organization.id):
-        await outbox.enqueue_email(
-            email, "Запрос на вступление в организацию",
-            f"{requester.full_name} ({contacts}) просит добавить его в организацию «{organization.name}» "
-            f"(ИНН {organization.inn}, код абонента {organization.code}), должность: {position}.\n\n"
-            "Подтвердите или отклоните запрос в личном кабинете, в разделе «Сотрудники».",
+        await outbox.email(
+            email, "join_request_to_approvers", requester_name=requester.full_name, contacts=contacts,
+            organization_name=organization.name, inn=organization.inn, organization_code=organization.code,
+            position=position,
         )
 
 
@@ -511,10 +487,9 @@ async def approve_join_request(ctx: RequestContext, request_id: str, role: Role)
     await row.save(update_fields=["status", "decided_by_id", "decided_at"])
     requester = await User.get(id=row.user_id)
     if requester.email:
-        await outbox.enqueue_email(
-            requester.email, "Добавление к абоненту",
-            f"Вас добавили в организацию «{organization.name}» (код абонента {organization.code}) "
-            f"с ролью {_ROLE_NAMES[role]}.\n\nОна уже видна в личном кабинете, в разделе «Мои организации».",
+        await outbox.email(
+            requester.email, "join_request_approved", organization_name=organization.name,
+            organization_code=organization.code, role=messages.QUOTED_ROLE_NAMES[role],
         )
     await audit.record(
         ctx, "join_request.approved", organization_id=row.organization_id, object_type="JoinRequest", object_id=row.id,
@@ -531,18 +506,12 @@ async def reject_join_request(ctx: RequestContext, request_id: str) -> JoinReque
     requester = await User.get(id=row.user_id)
     if requester.email:
         organization = await Organization.get(id=row.organization_id)
-        await outbox.enqueue_email(
-            requester.email, "Запрос на вступление отклонён",
-            f"Администратор организации с ИНН {organization.inn} отклонил ваш запрос на вступление.",
-        )
+        await outbox.email(requester.email, "join_request_rejected", inn=organization.inn)
     await audit.record(
         ctx, "join_request.rejected", organization_id=row.organization_id, object_type="JoinRequest", object_id=row.id,
         details={"user_id": str(row.user_id)},
     )
     return row
-
-
-_ROLE_NAMES = {Role.ADMIN: "«Администратор»", Role.ACCOUNTANT: "«Бухгалтер»", Role.USER: "«Пользователь»"}
 
 
 async def join_requests_of(ctx: RequestContext, organization_global_id: str, args: dict[str, Any]) -> Page | None:
@@ -621,11 +590,11 @@ async def approve_organization(ctx: RequestContext, organization_global_id: str)
         raise UserFacingError(ErrorCode.CONFLICT, "This organization is already approved.", ["organizationId"])
     organization.moderation_status, organization.moderation_note = ModerationStatus.APPROVED, None
     await organization.save(update_fields=["moderation_status", "moderation_note"])
-    await _tell_owner(
-        organization, "Организация прошла модерацию",
-        f"Организация «{organization.name}» (ИНН {organization.inn}, код абонента {organization.code}) прошла "
-        "модерацию и доступна в личном кабинете.",
-    )
+    if owner_email := await _owner_email(organization):
+        await outbox.email(
+            owner_email, "organization_approved", organization_name=organization.name, inn=organization.inn,
+            organization_code=organization.code,
+        )
     await audit.record(
         ctx, "organization.approved", organization_id=organization.id, object_type="Organization", object_id=organization.id,
     )
@@ -644,11 +613,8 @@ async def reject_organization(ctx: RequestContext, organization_global_id: str, 
         )
     organization.moderation_status, organization.moderation_note = ModerationStatus.REJECTED, reason
     await organization.save(update_fields=["moderation_status", "moderation_note"])
-    await _tell_owner(
-        organization, "Организация не прошла модерацию",
-        f"Организация с ИНН {organization.inn} не прошла модерацию.\nПричина: {reason}\n\n"
-        "Проверьте ИНН и данные организации и добавьте её снова, или напишите в поддержку.",
-    )
+    if owner_email := await _owner_email(organization):
+        await outbox.email(owner_email, "organization_rejected", inn=organization.inn, reason=reason)
     await audit.record(
         ctx, "organization.rejected", organization_id=organization.id, object_type="Organization",
         object_id=organization.id, details={"reason": reason},
@@ -656,11 +622,11 @@ async def reject_organization(ctx: RequestContext, organization_global_id: str, 
     return organization
 
 
-async def _tell_owner(organization: Organization, subject: str, body: str) -> None:
+async def _owner_email(organization: Organization) -> str | None:
+    """Where the owner is told about moderation (None: no owner, or one without an e-mail)."""
     owner = await Membership.get_or_none(organization_id=organization.id, role=Role.OWNER)
     user = await User.get_or_none(id=owner.user_id) if owner else None
-    if user and user.email:
-        await outbox.enqueue_email(user.email, subject, body)
+    return user.email if user else None
 
 
 async def organizations_for_moderation(ctx: RequestContext, status: ModerationStatus | None, args: dict[str, Any]) -> Page:
