@@ -17,7 +17,7 @@ from tortoise.migrations.api.migrate import migrate
 
 from models import MODEL_MODULES
 from models.base import Entity, compile_row_builder
-from models.tortoise_internals import ensure_pool, pool_of, tortoise_initialised
+from models.tortoise_internals import ensure_pool, init_tortoise, pool_of, tortoise_initialised
 
 from kabinet.settings import Settings
 
@@ -154,8 +154,7 @@ async def apply_migrations(database_url: str) -> None:
 async def connect(settings: Settings) -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # The global fallback lets requests, which run in other tasks than the lifespan, see the connection.
-    await Tortoise.init(config=tortoise_config(settings.resolved_database_url), _enable_global_fallback=True)
+    await init_tortoise(tortoise_config(settings.resolved_database_url))  # seen by every task
     for app in Tortoise.apps.values():
         for model in app.values():
             if issubclass(model, Entity):

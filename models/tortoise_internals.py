@@ -9,6 +9,8 @@ little of Tortoise that is not its public API:
 - the instance state a model read from the database carries besides its fields (`_partial`,
   `_saved_in_db`, `_await_when_save`, `_custom_generated_pk`): `loaded_state_source`.
 - `Q._is_negated` (`~Q(...)`), and `QuerySet._make_query()` that fills `queryset.query`.
+- `Tortoise.init(_enable_global_fallback=True)`: requests run in other tasks than the one that
+  initialised Tortoise and must still see its connections: `init_tortoise`.
 - the asyncpg client's pool (`_pool`), the lock it is created under (`_pool_init_lock`) with
   `PoolConnectionWrapper.ensure_connection()` that creates it lazily, and `Tortoise._inited`.
 
@@ -22,7 +24,7 @@ row builder and the statement writer are on the read path's hot loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -66,6 +68,11 @@ def queryset_sql(queryset: QuerySet) -> tuple[str, list[Any]]:
     queryset._make_query()
     sql, params = queryset.query.get_parameterized_sql()
     return sql, list(params)
+
+
+async def init_tortoise(config: dict[str, Any]) -> None:
+    """`Tortoise.init(config)`, its connections visible to every task (the global fallback)."""
+    await Tortoise.init(config=config, _enable_global_fallback=True)
 
 
 def tortoise_initialised() -> bool:

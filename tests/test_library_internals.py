@@ -29,6 +29,7 @@ PRIVATE_NAMES = frozenset({
     "_raw_info", "_schema",  # strawberry
     "_init_from_db", "_pool", "_pool_init_lock", "_is_negated", "_make_query", "_inited",  # Tortoise
     "_partial", "_saved_in_db", "_await_when_save", "_custom_generated_pk",  # Tortoise model state
+    "_enable_global_fallback",  # Tortoise.init
     "_backend",  # broadcaster
 })
 LIBRARIES = ("tortoise", "pypika", "strawberry", "graphql", "broadcaster", "asyncpg", "aiosqlite", "redis", "starlette")
@@ -165,6 +166,15 @@ def test_the_asyncpg_clients_pool_internals() -> None:
 
     assert "engine_module.client_class" in inspect.getsource(tortoise.connection), (
         "Tortoise no longer takes an engine module's `client_class` (kabinet/db.py is the engine of PostgreSQL URLs)"
+    )
+
+
+def test_tortoise_init_takes_the_global_fallback() -> None:
+    from tortoise import Tortoise
+
+    assert "_enable_global_fallback" in inspect.signature(Tortoise.init).parameters, (
+        "Tortoise.init lost _enable_global_fallback: requests (other tasks than the lifespan's) must "
+        "still see the connections; see how the new version shares them (models/tortoise_internals.py)"
     )
 
 
@@ -330,7 +340,7 @@ async def test_a_broadcast_holds_its_backend() -> None:
 
 def private_uses(source: str) -> list[str]:
     """Uses of the libraries' private names in a source, as "line: what": an attribute of anything
-    but `self`/`cls`, a method overriding one, a string naming one (`getattr(x, "_backend")`), an import from a library's
+    but `self`/`cls`, a method overriding one, a keyword argument, a string naming one (`getattr(x, "_backend")`), an import from a library's
     private module or of a private name."""
     found = []
     docstrings = set()
@@ -344,6 +354,8 @@ def private_uses(source: str) -> list[str]:
         if isinstance(node, ast.Attribute) and node.attr in PRIVATE_NAMES:
             if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
                 found.append(f"{node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.keyword) and node.arg in PRIVATE_NAMES:
+            found.append(f"{node.value.lineno}: {node.arg}=")
         elif isinstance(node, ast.ClassDef):
             found += [
                 f"{item.lineno}: def {item.name}" for item in node.body
@@ -373,6 +385,7 @@ def test_the_scan_sees_every_kind_of_private_use() -> None:
         "e = q._is_negated\n"
         "from tortoise import Tortoise\n"
         "class M:\n    def _init_from_db(cls, **row): ...\n"
+        "Tortoise.init(config=c, _enable_global_fallback=True)\n"
     )
     assert private_uses(source) == [
         "2: from broadcaster._base import Event",
@@ -382,6 +395,7 @@ def test_the_scan_sees_every_kind_of_private_use() -> None:
         "7: '_partial'",
         "8: ._is_negated",
         "11: def _init_from_db",
+        "12: _enable_global_fallback=",
     ]
 
 
