@@ -12,12 +12,12 @@ from typing import Any
 import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.asyncpg import AsyncpgDBClient
-from tortoise.backends.base.client import PoolConnectionWrapper
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api.migrate import migrate
 
 from models import MODEL_MODULES
 from models.base import Entity, compile_row_builder
+from models.tortoise_internals import ensure_pool, init_tortoise, pool_of, tortoise_initialised
 
 from kabinet.settings import Settings
 
@@ -68,8 +68,7 @@ class _PinnedConnection:
         await pin.lock.acquire()
         try:
             if pin.connection is None:
-                await PoolConnectionWrapper(pin.client, pin.client._pool_init_lock).ensure_connection()
-                pin.connection = await pin.client._pool.acquire()
+                pin.connection = await (await ensure_pool(pin.client)).acquire()
         except BaseException:
             pin.lock.release()
             raise
@@ -104,7 +103,7 @@ async def one_connection() -> AsyncIterator[None]:
 
     Only for blocks that open no transaction: one would wait for a second pool connection while
     holding the first, and enough such requests at once would hold the whole pool."""
-    client = connections.get(CONNECTION_LABEL) if Tortoise._inited else None
+    client = connections.get(CONNECTION_LABEL) if tortoise_initialised() else None
     if not isinstance(client, KabinetAsyncpgClient) or _pin.get() is not None:
         yield
         return
@@ -115,7 +114,7 @@ async def one_connection() -> AsyncIterator[None]:
     finally:
         _pin.reset(token)
         if pin.connection is not None:
-            await client._pool.release(pin.connection)
+            await pool_of(client).release(pin.connection)
 
 
 def _connection(database_url: str) -> str | dict[str, Any]:
@@ -155,8 +154,7 @@ async def apply_migrations(database_url: str) -> None:
 async def connect(settings: Settings) -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # The global fallback lets requests, which run in other tasks than the lifespan, see the connection.
-    await Tortoise.init(config=tortoise_config(settings.resolved_database_url), _enable_global_fallback=True)
+    await init_tortoise(tortoise_config(settings.resolved_database_url))  # seen by every task
     for app in Tortoise.apps.values():
         for model in app.values():
             if issubclass(model, Entity):

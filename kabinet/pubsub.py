@@ -16,9 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import asyncpg
-from broadcaster import Broadcast
-from broadcaster._backends.base import BroadcastBackend
-from broadcaster._base import Event
+from broadcaster import Broadcast, BroadcastBackend, Event
 from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError

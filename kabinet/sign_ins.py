@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from kabinet.broadcaster_internals import backend_of
 from kabinet.clock import timestamp
 from models.identity import RefreshToken
 
@@ -86,7 +87,7 @@ class EndedLogins:
         ready = asyncio.Event()
         self._keep(asyncio.create_task(self._listen(ready)))
         await ready.wait()
-        backend = getattr(broadcast, "_backend", None)
+        backend = backend_of(broadcast)
         if isinstance(getattr(backend, "on_reconnect", None), list):
             backend.on_reconnect.append(self._reload)
         try:

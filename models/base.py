@@ -10,7 +10,10 @@ from typing import Any
 from tortoise import fields, timezone
 from tortoise.models import Model
 
+from models.tortoise_internals import loaded_state_source, tortoise_init_from_db, use_row_builder
 
+
+@use_row_builder  # QuerySets build these models with `from_row`
 class Entity(Model):
     """A row with a UUID primary key and its creation time."""
 
@@ -19,11 +22,6 @@ class Entity(Model):
 
     class Meta:
         abstract = True
-
-    @classmethod
-    def _init_from_db(cls, **row: Any) -> Any:
-        """A model from a database row, as Tortoise builds it, only faster (see `from_row`)."""
-        return cls.from_row(row)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Any:
@@ -38,11 +36,11 @@ class Entity(Model):
         try:
             return build(row)
         except KeyError:
-            return super()._init_from_db(**row)
+            return tortoise_init_from_db(cls, **row)
 
 
 def compile_row_builder(cls: type[Model]) -> Callable[[Mapping[str, Any]], Any]:
-    """`build(row)`: the attribute values `Model._init_from_db` gives, stored in one go, with the
+    """`build(row)`: the attribute values Tortoise's row-to-model function gives, stored in one go, with the
     common conversions (UUID, aware datetime, enum) inlined and the others called as Tortoise does.
 
     Which columns need converting depends on the database the model is bound to: `kabinet.db`
@@ -80,7 +78,7 @@ def compile_row_builder(cls: type[Model]) -> Callable[[Mapping[str, Any]], Any]:
     source = "\n".join([
         "def build(row):",
         "    obj = new(cls)",
-        f"    obj.__dict__.update(_partial=False, _saved_in_db=True, _await_when_save={{}}, _custom_generated_pk={pk_generated!r},",
+        f"    obj.__dict__.update({loaded_state_source(pk_generated)},",
         *(f"        {value}," for value in values),
         "    )",
         "    return obj",

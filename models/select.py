@@ -24,6 +24,8 @@ from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from models.tortoise_internals import is_negated, queryset_sql
+
 M = TypeVar("M", bound=Model)
 
 _COMPARISONS = {operator.eq: "=", operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">="}
@@ -133,7 +135,7 @@ class _Statement:
         if not parts:
             raise Unsupported("an empty Q")
         sql = f"({f' {q.join_type} '.join(parts)})"
-        return f"NOT {sql}" if q._is_negated else sql
+        return f"NOT {sql}" if is_negated(q) else sql
 
     def lookup(self, key: str, value: Any) -> str:
         filters = self.meta.filters
@@ -229,9 +231,7 @@ async def _select_first_per_parent(
         inner = f"SELECT {s.columns()}%s FROM {s.table()}{s.where(where)}"
     except Unsupported:  # the QuerySet's own SQL, windowed
         queryset = _queryset(model, where)
-        queryset._make_query()
-        inner, params = queryset.query.get_parameterized_sql()
-        s.params = list(params)
+        inner, s.params = queryset_sql(queryset)
         inner = inner.replace(" FROM ", "%s FROM ", 1)
     window = f",ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {s.order(order_by)}) AS _rn"
     if counted:

@@ -34,10 +34,10 @@ from graphql.execution.values import VariableValues, get_argument_values
 from resolvers.common import SELECTED
 from schema.authorization import admit, field_refusals
 from schema.relay import Connection, Edge
+from schema.strawberry_internals import STRAWBERRY_FIELD, raw_info
 
 Load = Callable[[Any, list[Any], dict[str, Any]], Awaitable[list[Any]]]
 Convert = Callable[[Any], Any]
-_STRAWBERRY_FIELD = "strawberry-definition"
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def loaded(obj: Any, info: Any) -> Any:
     try:
         value = obj.__dict__["_loaded"][info.path.key]
     except KeyError:
-        return _load_now(obj, info._raw_info)
+        return _load_now(obj, raw_info(info))
     if isinstance(value, GraphQLError):
         raise value
     return value
@@ -89,7 +89,7 @@ async def expand(info: Any, value: Any, context: Any = None) -> Any:
     """`value`, the result of the field `info` is for, as the viewer may have it (the role table's
     gate, `schema.authorization`), with every batched field selected below it loaded.
     `context`: whose rights decide, when not the request's own (a subscription group's)."""
-    raw = info._raw_info
+    raw = raw_info(info)
     env = _Env.from_info(raw, context)
     [value] = await admit(env.context, [value])
     await env.expand(raw.return_type, raw.field_nodes, [value])
@@ -98,13 +98,13 @@ async def expand(info: Any, value: Any, context: Any = None) -> Any:
 
 def selected(info: Any) -> dict[str, frozenset[str]]:
     """For a root field's own loading: `{SELECTED: names of the fields selected on its result}`."""
-    raw = info._raw_info
+    raw = raw_info(info)
     return {SELECTED: _Env.from_info(raw).selected_names(raw.return_type, raw.field_nodes)}
 
 
 def selection_touches(info: Any, fields: frozenset[tuple[str, str]]) -> bool:
     """Does the selection below the field `info` is for reach any of `fields` ((type, field) names)?"""
-    raw = info._raw_info
+    raw = raw_info(info)
     return _Env.from_info(raw).touches(raw.return_type, raw.field_nodes, fields, set())
 
 
@@ -273,7 +273,7 @@ def _field_plan(type_name: str, field_name: str, field_def: Any) -> tuple[_Batch
     """(the field's batch loader, or None; the attribute to descend through for a plain object field)."""
     plan = _plans.get((type_name, field_name))
     if plan is None:
-        strawberry_field = field_def.extensions.get(_STRAWBERRY_FIELD)
+        strawberry_field = field_def.extensions.get(STRAWBERRY_FIELD)
         resolver = getattr(strawberry_field, "base_resolver", None)
         load = getattr(resolver.wrapped_func, "__batch_load__", None) if resolver else None
         descend = (

@@ -42,9 +42,8 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-_STRAWBERRY_FIELD = "strawberry-definition"
+from schema.strawberry_internals import STRAWBERRY_FIELD, ExecutionContext
 
 
 class _GiveUp(Exception):
@@ -163,7 +162,7 @@ def share_completions(obj: Any) -> Any:
     return obj
 
 
-class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class KabinetExecutionContext(ExecutionContext):
     """graphql-core's executor with compiled completion of loaded object subtrees."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -302,7 +301,7 @@ class KabinetExecutionContext(StrawberryGraphQLCoreExecutionContext):
         field_def = otype.fields.get(name)
         if field_def is None or name.startswith("__"):
             return None
-        definition = field_def.extensions.get(_STRAWBERRY_FIELD)
+        definition = field_def.extensions.get(STRAWBERRY_FIELD)
         if definition is None:
             return None
         resolver = definition.base_resolver

@@ -38,6 +38,7 @@ from strawberry.extensions import SchemaExtension
 
 from kabinet.errors import graphql_error
 from kabinet.settings import Settings
+from schema.strawberry_internals import graphql_core_schema
 
 
 @lru_cache(maxsize=1000)
@@ -74,7 +75,7 @@ def cost_limit(settings: Settings) -> type[SchemaExtension]:
             context, maximum, page_size = self.execution_context, settings.max_query_cost, settings.max_page_size
             if context.graphql_document is not None:
                 cost = query_cost(
-                    context.schema._schema, context.graphql_document, context.operation_name,
+                    graphql_core_schema(context.schema), context.graphql_document, context.operation_name,
                     context.variables or {}, page_size,
                 )
                 if cost > maximum:

@@ -27,6 +27,7 @@ from resolvers.sessions import newest_first
 from kabinet.permissions import PERSONAL_FIELDS, Permission, role_may
 from schema.batching import expand, selection_touches
 from schema.execution import share_completions
+from schema.strawberry_internals import raw_info
 from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
 from schema.updates import UpdateRun
 
@@ -124,7 +125,7 @@ class Group:
 
     def __init__(self, info: strawberry.Info, organization_id: uuid.UUID, *scope: Hashable) -> None:
         ctx = info.context
-        raw = info._raw_info
+        raw = raw_info(info)
         role = ctx.role_in(organization_id)
         personal = selection_touches(info, PERSONAL_FIELDS)
         sees_all = role_may(role, Permission.SEE_ALL_SESSIONS) and role_may(role, Permission.SEE_ALL_DATABASES)
