@@ -22,7 +22,7 @@ import orjson
 from broadcaster import Broadcast
 
 from kabinet import clock
-from kabinet.pubsub import EVENTS_CHANNEL
+from kabinet.pubsub import EVENTS_CHANNEL, until_listening
 from models.cloud import Session
 from models.events import OrganizationEvent
 from models.updates import UpdateRun
@@ -222,7 +222,7 @@ class EventHub:
     async def start(self) -> None:
         ready = asyncio.Event()
         self.listener = asyncio.create_task(self._listen(ready))
-        await ready.wait()
+        await until_listening(self.listener, ready)
 
     async def stop(self) -> None:
         tasks = [t for t in [self.listener, *(f.task for f in self.feeds.values())] if t is not None]

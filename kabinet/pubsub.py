@@ -51,10 +51,19 @@ class _Reconnecting(BroadcastBackend):
         await self.close()
 
     async def subscribe(self, channel: str) -> None:
+        """Never fails: a channel that cannot be listened to now (the connection broke under us)
+        drops the connection, and the listener, reconnecting, listens to every channel. A failure
+        raised here would kill the subscriber's task, and a process waiting on it at start-up (the
+        event hub, the ended sign-ins) would wait for ever."""
         self.channels.add(channel)
         self.channel_added.set()
         if self.connected.is_set():
-            await self.listen_to(channel)
+            try:
+                await self.listen_to(channel)
+            except Exception as error:  # noqa: BLE001 — reconnect: the listener subscribes every channel again
+                log.warning("could not listen to %s (%s); reconnecting", channel, error)
+                self.connected.clear()
+                await self.close()
 
     async def unsubscribe(self, channel: str) -> None:
         self.channels.discard(channel)
@@ -185,3 +194,17 @@ async def broker_reachable(broadcast: Broadcast) -> bool:
         return True
     except Exception:  # noqa: BLE001 — any failure means "not ready"
         return False
+
+
+async def until_listening(listener: asyncio.Task, ready: asyncio.Event) -> None:
+    """Wait until a listener task has subscribed (`ready`), or raise what ended it first: a
+    listener that died before subscribing must fail start-up loudly, not leave it waiting for ever."""
+    waiting = asyncio.ensure_future(ready.wait())
+    try:
+        await asyncio.wait({waiting, listener}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if not ready.is_set():
+        listener.result()  # its exception
+        raise RuntimeError("the broker listener ended before it subscribed")
+

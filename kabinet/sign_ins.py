@@ -25,6 +25,7 @@ import orjson
 
 from kabinet.broadcaster_internals import backend_of
 from kabinet.clock import timestamp
+from kabinet.pubsub import until_listening
 from models.identity import RefreshToken
 
 log = logging.getLogger("kabinet.sign_ins")
@@ -85,8 +86,9 @@ class EndedLogins:
         """Listen for logins ended elsewhere, then read those ended before (nothing falls in between)."""
         self.broadcast = broadcast
         ready = asyncio.Event()
-        self._keep(asyncio.create_task(self._listen(ready)))
-        await ready.wait()
+        listener = asyncio.create_task(self._listen(ready))
+        self._keep(listener)
+        await until_listening(listener, ready)
         backend = backend_of(broadcast)
         if isinstance(getattr(backend, "on_reconnect", None), list):
             backend.on_reconnect.append(self._reload)
