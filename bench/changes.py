@@ -11,10 +11,10 @@ import uuid
 from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
-from kabinet.context import SystemActor
+from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session
 from resolvers import sessions
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 
 
 class SessionChanges:

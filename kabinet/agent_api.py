@@ -32,14 +32,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import bearer_token, hash_opaque_token
+from kabinet.auth import bearer_token
+from resolvers.tokens import hash_opaque_token
 from kabinet.clock import utcnow
-from kabinet.context import SystemActor
+from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization
 from resolvers import sessions
-from resolvers.ids import pk_of, to_global_id
+from schema.ids import pk_of, to_global_id
 
 log = logging.getLogger("kabinet.agent")
 

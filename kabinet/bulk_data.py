@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import hash_password
+from resolvers.passwords import hash_password
 from kabinet.clock import utcnow
 from models.billing import BalanceTransaction, Document, DocumentKind, PrepaidService, TransactionKind
 from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus

@@ -80,7 +80,7 @@ def agent() -> None:
 
 @agent.command("token", help="Make a new agent token: give the token to the agent, add the hash to KABINET_CLUSTER_AGENT_TOKENS.")
 def agent_token() -> None:
-    from kabinet.auth import new_opaque_token
+    from resolvers.tokens import new_opaque_token
 
     token, token_hash = new_opaque_token()
     click.echo(f"token:  {token}")

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from tortoise.transactions import in_transaction
 
 from kabinet import clock
-from kabinet.auth import hash_password
+from resolvers.passwords import hash_password
 from models.billing import (
     BalanceTransaction,
     Charge,

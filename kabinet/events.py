@@ -1,10 +1,7 @@
-"""Events: their topics and kinds, how a change records one, and how subscribers receive them.
-
-Write side: `record_event` adds a numbered row to the organization's event log in the caller's
-transaction (numbers are handed out under a row lock, so they follow commit order); after the
-commit, `announce` tells every process through the broker. Read side: each process keeps one
-`EventHub`; it reads an organization's new rows once per notice (and every few seconds anyway,
-in case a notice was lost) and hands them, in order, to every local subscriber's bounded queue.
+"""How subscribers receive events: each process keeps one `EventHub`; it reads an organization's new
+rows once per broker notice (and every few seconds anyway, in case a notice was lost) and hands
+them, in order, to every local subscriber's bounded queue. What an event is and how a change
+records one: `resolvers/events.py`.
 """
 
 from __future__ import annotations
@@ -22,121 +19,14 @@ import orjson
 from broadcaster import Broadcast
 
 from kabinet import clock
-from kabinet.pubsub import EVENTS_CHANNEL, until_listening
-from models.cloud import Session
+from kabinet.pubsub import until_listening
 from models.events import OrganizationEvent
-from models.updates import UpdateRun
+from resolvers.events import EVENTS_CHANNEL, latest_seq
 
 log = logging.getLogger("kabinet.events")
 
-SESSIONS = "sessions"  # kinds: STARTED, TERMINATING, ENDED, TERMINATED
-UPDATES = "updates"  # kind: CHANGED (status or progress)
-ACCESS = "access"  # kind: REVOKED (a membership ended): its holder's subscriptions end
-
 SUBSCRIBER_QUEUE_SIZE = 1000
 POLL_SECONDS = 2.0
-
-
-# ---------------------------------------------------------------- write side
-
-async def record_event(organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
-    """Append an event to the organization's log inside the current transaction; its number."""
-    db = OrganizationEvent._meta.db
-    placeholder = "?" if db.capabilities.dialect == "sqlite" else "$1"
-    rows = await db.execute_query_dict(
-        f"INSERT INTO event_counter (organization_id, last_seq) VALUES ({placeholder}, 1) "
-        "ON CONFLICT (organization_id) DO UPDATE SET last_seq = event_counter.last_seq + 1 RETURNING last_seq",
-        [organization_id if placeholder == "$1" else str(organization_id)],
-    )
-    seq = int(rows[0]["last_seq"])
-    await OrganizationEvent.create(organization_id=organization_id, seq=seq, topic=topic, kind=kind, payload=payload)
-    return seq
-
-
-async def announce(broadcast: Broadcast, organization_id: uuid.UUID, seq: int) -> None:
-    """Tell every process that the organization's log has grown (after the commit)."""
-    try:
-        await broadcast.publish(EVENTS_CHANNEL, orjson.dumps({"org": str(organization_id), "seq": seq}).decode())
-    except Exception:  # noqa: BLE001 — the hubs' polling picks the event up anyway
-        log.warning("could not announce event %s of %s; subscribers will poll it", seq, organization_id)
-
-
-async def latest_seq(organization_id: uuid.UUID) -> int:
-    row = await OrganizationEvent.filter(organization_id=organization_id).order_by("-seq").first().values("seq")
-    return row["seq"] if row else 0
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def session_payload(session: Session) -> dict[str, Any]:
-    """The session as it is after the change: what a subscriber shows, with no further query."""
-    return {
-        "id": str(session.id), "database_id": str(session.database_id) if session.database_id else None,
-        "user_id": str(session.user_id) if session.user_id else None, "user_name": session.user_name,
-        "client_kind": session.client_kind.value, "host": session.host, "started_at": _time(session.started_at),
-        "ended_at": _time(session.ended_at), "status": session.status.value,
-    }
-
-
-def session_of(event: OrganizationEvent) -> Session:
-    """The session a sessions event carries, read from its payload once for all its subscribers."""
-    session = event.__dict__.get("_session")
-    if session is None:
-        session = event.__dict__["_session"] = session_from_payload(event.organization_id, event.payload)
-    return session
-
-
-def session_from_payload(organization_id: uuid.UUID, payload: dict[str, Any]) -> Session:
-    return Session(
-        id=uuid.UUID(payload["id"]), organization_id=organization_id,
-        database_id=uuid.UUID(payload["database_id"]) if payload["database_id"] else None,
-        user_id=uuid.UUID(payload["user_id"]) if payload["user_id"] else None,
-        user_name=payload["user_name"], client_kind=payload["client_kind"], host=payload["host"],
-        started_at=dt.datetime.fromisoformat(payload["started_at"]),
-        ended_at=dt.datetime.fromisoformat(payload["ended_at"]) if payload["ended_at"] else None,
-        status=payload["status"],
-    )
-
-
-def run_payload(run: UpdateRun) -> dict[str, Any]:
-    return {
-        "id": str(run.id), "database_id": str(run.database_id), "release_id": str(run.release_id) if run.release_id else None,
-        "target_version": run.target_version, "status": run.status.value, "scheduled_for": _time(run.scheduled_for),
-        "started_at": _time(run.started_at), "finished_at": _time(run.finished_at), "progress": run.progress,
-        "message": run.message,
-    }
-
-
-def run_from_payload(organization_id: uuid.UUID, payload: dict[str, Any]) -> UpdateRun:
-    def when(key: str) -> dt.datetime | None:
-        return dt.datetime.fromisoformat(payload[key]) if payload[key] else None
-
-    return UpdateRun(
-        id=uuid.UUID(payload["id"]), organization_id=organization_id, database_id=uuid.UUID(payload["database_id"]),
-        release_id=uuid.UUID(payload["release_id"]) if payload["release_id"] else None,
-        target_version=payload["target_version"], status=payload["status"], scheduled_for=when("scheduled_for"),
-        started_at=when("started_at"), finished_at=when("finished_at"), progress=payload["progress"],
-        message=payload["message"],
-    )
-
-
-@dataclass
-class PendingAnnouncements:
-    """Events recorded in a transaction, to announce once it has committed."""
-
-    latest: dict[uuid.UUID, int] = field(default_factory=dict)
-
-    async def record(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
-        seq = await record_event(organization_id, topic, kind, payload)
-        self.latest[organization_id] = max(seq, self.latest.get(organization_id, 0))
-        return seq
-
-    async def announce(self, broadcast: Broadcast) -> None:
-        latest, self.latest = self.latest, {}
-        for organization_id, seq in latest.items():
-            await announce(broadcast, organization_id, seq)
 
 
 # ---------------------------------------------------------------- read side

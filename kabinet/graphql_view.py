@@ -22,9 +22,10 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from kabinet import db
-from kabinet.auth import bearer_token, decode_access_token
-from kabinet.context import RequestContext, Viewer
-from kabinet.errors import shape_error, signed_out
+from kabinet.auth import bearer_token
+from resolvers.tokens import decode_access_token
+from resolvers.context import RequestContext, Viewer
+from schema.errors import shape_error, signed_out
 from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
 from kabinet.settings import Settings
 from kabinet.sign_ins import EndedLogins

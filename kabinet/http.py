@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from tortoise import Tortoise
 
-from kabinet.auth import verify_download
+from resolvers.tokens import verify_download
 from kabinet.pubsub import broker_reachable
 from models import migrations as migrations_package
 from models.billing import DocumentFile

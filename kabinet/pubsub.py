@@ -22,7 +22,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("kabinet.pubsub")
-EVENTS_CHANNEL = "kabinet.events"
 HEALTH_CHANNEL = "kabinet.health"
 RECONNECT_DELAYS = (0.2, 0.5, 1, 2, 5)
 

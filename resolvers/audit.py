@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kabinet.context import Actor
+from resolvers.context import Actor
 from models.audit import AuditEntry
 
 

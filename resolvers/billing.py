@@ -11,8 +11,8 @@ from typing import Any
 from tortoise.expressions import Q
 
 from kabinet.clock import utcnow
-from kabinet.context import RequestContext
-from kabinet.errors import bad_user_input
+from resolvers.context import RequestContext
+from resolvers.errors import bad_user_input
 from models.billing import BalanceTransaction, Charge, Document, PrepaidService
 from models.organizations import Organization
 from models.select import select

@@ -8,19 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLError
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from kabinet.clock import utcnow
-from kabinet.context import RequestContext
-from kabinet.errors import ErrorCode, UserFacingError, forbidden
-from kabinet.permissions import Permission
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, Refusal, UserFacingError, forbidden
+from resolvers.permissions import Permission
 from models.cloud import CloudSubscription, Database, Session, SubscriptionExtension
 from models.identity import User
 from models.organizations import Organization
 from resolvers import audit, sessions
-from resolvers.ids import NO_SUCH_ID, pk_of
+from schema.ids import NO_SUCH_ID, pk_of
 from resolvers.common import member_organization, organization_row, page_request, related_one, require, wants_total
 from resolvers.validation import invalid
 from resolvers.pagination import Ordering, Page, load_pages
@@ -62,7 +61,7 @@ async def subscription_of(ctx: RequestContext, orgs: list[Organization], args: d
     return result
 
 
-def database_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | GraphQLError | None:
+def database_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | Refusal | None:
     """Which of an organization's databases the viewer sees: all (None), the granted ones, or none."""
     if ctx.may(organization_id, Permission.SEE_ALL_DATABASES):
         return None
@@ -71,7 +70,7 @@ def database_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | Graph
     return forbidden("databases")
 
 
-def session_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | GraphQLError | None:
+def session_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | Refusal | None:
     """Which sessions the viewer sees: all (owner, admin: None), their own (user), or none."""
     if ctx.may(organization_id, Permission.SEE_ALL_SESSIONS):
         return None
@@ -85,22 +84,22 @@ async def _scoped_pages(
     model: type[Any],
     parent_field: str,
     parents: list[tuple[Any, uuid.UUID]],
-    scope: Callable[[RequestContext, uuid.UUID], Q | GraphQLError | None],
+    scope: Callable[[RequestContext, uuid.UUID], Q | Refusal | None],
     ordering: Ordering,
     args: dict[str, Any],
     extra: Q | None = None,
-) -> list[Page | GraphQLError]:
+) -> list[Page | Refusal]:
     """Pages per (parent id, organization id), each parent's organization deciding the scope.
 
     All parents the viewer sees everything under share one query; a narrowed scope (a USER's
     grants or own sessions) is one query per organization.
     """
     request = page_request(ctx, args)
-    result: dict[Any, Page | GraphQLError] = {}
+    result: dict[Any, Page | Refusal] = {}
     groups: dict[uuid.UUID | None, tuple[Q | None, list[Any]]] = {}
     for parent_id, org_id in parents:
         narrowing = scope(ctx, org_id)
-        if isinstance(narrowing, GraphQLError):
+        if isinstance(narrowing, Refusal):
             result[parent_id] = narrowing
             continue
         groups.setdefault(None if narrowing is None else org_id, (narrowing, []))[1].append(parent_id)

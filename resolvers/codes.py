@@ -34,10 +34,10 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from kabinet.auth import derived_key
+from resolvers.tokens import derived_key
 from kabinet.clock import utcnow
-from kabinet.context import RequestContext
-from kabinet.errors import ErrorCode, UserFacingError
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, UserFacingError
 from models.identity import CodePurpose, User, VerificationCode
 
 # Purposes whose rules have sending limits (filled as the rules are made): the per-client count covers them all.

@@ -8,12 +8,12 @@ from typing import Any, TypeVar
 
 from tortoise.models import Model
 
-from kabinet.context import RequestContext
-from kabinet.errors import ErrorCode, UserFacingError
-from kabinet.permissions import Permission
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.permissions import Permission
 from models.organizations import ModerationStatus, Organization
 from models.select import select_by_ids
-from resolvers.ids import pk_of
+from schema.ids import pk_of
 from resolvers.pagination import PageRequest
 
 M = TypeVar("M", bound=Model)

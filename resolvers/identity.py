@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from kabinet import passwords
-from kabinet.auth import AccessToken, hash_opaque_token, issue_access_token, new_opaque_token
+from resolvers import passwords
+from resolvers.tokens import AccessToken, hash_opaque_token, issue_access_token, new_opaque_token
 from kabinet.clock import utcnow
-from kabinet.context import RequestContext, Viewer
-from kabinet.errors import ErrorCode, UserFacingError, unauthenticated
+from resolvers.context import RequestContext, Viewer
+from resolvers.errors import ErrorCode, UserFacingError, unauthenticated
 from models.identity import RefreshToken, User
 from resolvers import throttle
 
@@ -51,7 +51,7 @@ async def check_password(ctx: RequestContext, login_name: str, password: str) ->
     """The account a login and password open, or RATE_LIMITED (this login's or this client address's
     attempts are used up) or INVALID. Called outside any transaction: the attempt is claimed and
     counted by statements that commit at once, and the hash is checked off the event loop
-    (`resolvers/throttle.py`, `kabinet/passwords.py`); the caller signs in in a transaction after."""
+    (`resolvers/throttle.py`, `resolvers/passwords.py`); the caller signs in in a transaction after."""
     settings, address = ctx.settings, ctx.client_address
     key = normalize_login(login_name)[:254]
     if not await throttle.claim_address(settings, address):

@@ -7,17 +7,16 @@ import asyncio
 import uuid
 from collections.abc import Iterable
 
-from graphql import GraphQLError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from kabinet.context import RequestContext
-from kabinet.errors import graphql_error
-from kabinet.events import latest_seq
+from resolvers.context import RequestContext
+from resolvers.errors import Refusal
+from resolvers.events import latest_seq
 from models.cloud import Session, SessionStatus
 from models.updates import UpdateRun
 from resolvers.cloud import database_scope, session_scope
-from resolvers.ids import pk_of
+from schema.ids import pk_of
 from resolvers.sessions import SESSION_ORDER
 
 LIVE_STATUSES = (SessionStatus.ACTIVE, SessionStatus.TERMINATING)
@@ -30,7 +29,7 @@ async def watched_organization(ctx: RequestContext, organization_id: str) -> uui
     memberships = await ctx.memberships()
     pk = pk_of(organization_id, "Organization")
     if pk is None or pk not in memberships:
-        raise graphql_error("NOT_FOUND", "No such organization.")
+        raise Refusal("NOT_FOUND", "No such organization.")
     return pk
 
 
@@ -39,7 +38,7 @@ def watched_database(database_id: str | None) -> uuid.UUID | None:
         return None
     pk = pk_of(database_id, "Database")
     if pk is None:
-        raise graphql_error("NOT_FOUND", "No such database.")
+        raise Refusal("NOT_FOUND", "No such database.")
     return pk
 
 
@@ -48,7 +47,7 @@ class SessionFilter:
 
     def __init__(self, ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None) -> None:
         scope = session_scope(ctx, organization_id)
-        if isinstance(scope, GraphQLError):
+        if isinstance(scope, Refusal):
             raise scope
         self.only_user = ctx.require_viewer().user_id if scope is not None else None
         self.database_id = database_id
@@ -109,7 +108,7 @@ class RunFilter:
 
     def __init__(self, ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None) -> None:
         scope = database_scope(ctx, organization_id)
-        if isinstance(scope, GraphQLError):
+        if isinstance(scope, Refusal):
             raise scope
         self.granted = None if scope is None else ctx.granted_databases(organization_id)
         self.database_id = database_id

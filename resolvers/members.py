@@ -25,16 +25,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from graphql import GraphQLError
 from tortoise.expressions import Q
 
-from kabinet import events
-from kabinet import passwords
-from kabinet.auth import hash_opaque_token, new_opaque_token
+from resolvers import events
+from resolvers import passwords
+from resolvers.tokens import hash_opaque_token, new_opaque_token
 from kabinet.clock import utcnow
-from kabinet.context import RequestContext
-from kabinet.errors import ErrorCode, UserFacingError
-from kabinet.permissions import Permission
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, Refusal, UserFacingError
+from resolvers.permissions import Permission
 from models.cloud import Database, Session
 from models.identity import CodePurpose, User, VerificationCode
 from models.organizations import (
@@ -50,7 +49,7 @@ from resolvers import audit, codes, invitations, messages, outbox, validation
 from resolvers import sessions as session_lifecycle
 from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
-from resolvers.ids import pk_of, to_global_id
+from schema.ids import pk_of, to_global_id
 from resolvers.registration import release_pending_sign_ups
 
 INVITE_DAYS = 7
@@ -264,7 +263,7 @@ def _signed_in_as(ctx: RequestContext, user_id: uuid.UUID) -> bool:
     """The request carries this user's own valid access token."""
     try:
         return ctx.require_viewer().user_id == user_id
-    except GraphQLError:
+    except Refusal:
         return False
 
 

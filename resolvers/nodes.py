@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kabinet.context import RequestContext
+from resolvers.context import RequestContext
 from models.audit import AuditEntry
 from models.billing import BalanceTransaction, Charge, Document
 from models.cloud import CloudSubscription, Database, Session

@@ -8,8 +8,8 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from kabinet.context import RequestContext
-from kabinet.errors import bad_user_input
+from resolvers.context import RequestContext
+from resolvers.errors import bad_user_input
 from models.audit import AuditEntry
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization

@@ -21,7 +21,7 @@ import orjson
 from tortoise.expressions import Q
 from tortoise.models import Model
 
-from kabinet.errors import bad_user_input
+from resolvers.errors import bad_user_input
 from models.select import (
     count, count_per_parent, select, select_counted, select_first_per_parent, select_first_per_parent_counted,
 )

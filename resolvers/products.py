@@ -6,7 +6,7 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from kabinet.context import RequestContext
+from resolvers.context import RequestContext
 from models.organizations import Organization
 from models.products import Contract, Product
 from resolvers.common import page_request, related_one, wants_total

@@ -32,11 +32,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from kabinet import passwords
+from resolvers import passwords
 from kabinet.clock import utcnow
-from kabinet.context import RequestContext
-from kabinet.errors import ErrorCode, UserFacingError, forbidden, graphql_error
-from kabinet.permissions import Permission
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, UserFacingError, forbidden, Refusal
+from resolvers.permissions import Permission
 from models.identity import CodePurpose, LoginThrottle, User, VerificationCode
 from models.organizations import (
     Invite,
@@ -55,7 +55,7 @@ from resolvers.common import (
     member_organization, not_found, organization_row, page_request, related_one, require, require_approved, wants_total,
 )
 from resolvers.identity import SignedIn, normalize_login, revoke_user_logins, sign_in_user, viewer_user
-from resolvers.ids import pk_of
+from schema.ids import pk_of
 from resolvers.pagination import Ordering, Page, load_pages
 
 JOIN_REQUEST_ORDER = Ordering(("created_at",))
@@ -633,7 +633,7 @@ async def organizations_for_moderation(ctx: RequestContext, status: ModerationSt
     """Staff only (FORBIDDEN for anyone else): organizations by moderation status, oldest first."""
     user = await viewer_user(ctx)
     if not user.is_staff:
-        raise graphql_error("FORBIDDEN", "Only the provider's staff moderate organizations.")
+        raise Refusal("FORBIDDEN", "Only the provider's staff moderate organizations.")
     pages = await load_pages(
         Organization, None, (), MODERATION_ORDER, page_request(ctx, args),
         filters=Q(moderation_status=status) if status else None, with_total=wants_total(args),

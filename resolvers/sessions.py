@@ -29,10 +29,10 @@ from typing import Any
 from tortoise.expressions import Q
 
 from kabinet.clock import utcnow
-from kabinet.context import Actor, RequestContext
-from kabinet.errors import ErrorCode, UserFacingError
-from kabinet.events import SESSIONS, session_payload
-from kabinet.permissions import TYPE_RULES, Permission, Sight
+from resolvers.context import Actor, RequestContext
+from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.events import SESSIONS, session_payload
+from resolvers.permissions import TYPE_RULES, Permission, Sight
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from resolvers import audit
 from resolvers.validation import invalid

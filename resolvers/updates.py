@@ -12,18 +12,18 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q
 
 from kabinet.clock import utcnow
-from kabinet.context import RequestContext
-from kabinet.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
-from kabinet.errors import ErrorCode, UserFacingError
-from kabinet.events import UPDATES, run_payload
-from kabinet.permissions import Permission
+from resolvers.context import RequestContext
+from resolvers.credentials import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
+from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.events import UPDATES, run_payload
+from resolvers.permissions import Permission
 from models.cloud import Database
 from models.identity import User
 from models.select import select
 from models.updates import PLANNED_RUN_STATUSES, Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers import audit, validation
 from resolvers.common import SELECTED, not_found, organization_row, page_request, require, wants_total
-from resolvers.ids import pk_of
+from schema.ids import pk_of
 from resolvers.validation import invalid
 from resolvers.pagination import Ordering, load_pages
 

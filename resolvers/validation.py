@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from zoneinfo import available_timezones
 
-from kabinet.errors import ErrorCode, UserFacingError
+from resolvers.errors import ErrorCode, UserFacingError
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_PATTERN = re.compile(r"^\+7\d{10}$")

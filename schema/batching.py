@@ -32,7 +32,9 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from resolvers.common import SELECTED
+from resolvers.errors import Refusal
 from schema.authorization import admit, field_refusals
+from schema.errors import as_graphql_error
 from schema.relay import Connection, Edge
 from schema.strawberry_internals import STRAWBERRY_FIELD, raw_info
 
@@ -180,6 +182,9 @@ class _Env:
                 loaded_values = []
         except GraphQLError as error:
             loaded_values = [error] * len(allowed)
+        except Refusal as refusal:
+            loaded_values = [as_graphql_error(refusal)] * len(allowed)
+        loaded_values = [as_graphql_error(r) if isinstance(r, Refusal) else r for r in loaded_values]
         if batch.convert is not None:
             loaded_values = [r if r is None or isinstance(r, GraphQLError) else batch.convert(r) for r in loaded_values]
         loaded_values = await admit(self.context, loaded_values)

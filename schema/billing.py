@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from kabinet.auth import sign_download
+from resolvers.tokens import sign_download
 from models.billing import BalanceTransaction as TransactionModel
 from models.billing import Charge as ChargeModel
 from models.billing import ChargeKind, DocumentKind, TransactionKind
@@ -19,7 +19,7 @@ from resolvers.billing import BalanceView
 from schema.batching import batched, loaded
 from schema.cloud import Database
 from schema.enums import described_enum
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from schema.relay import Node
 
 described_enum(TransactionKind, "Why the deposit changed: top-up, charge, refund or adjustment.", {

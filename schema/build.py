@@ -17,8 +17,8 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
-from kabinet.context import RequestContext
-from kabinet.errors import shape_error
+from resolvers.context import RequestContext
+from schema.errors import shape_error
 from kabinet.settings import Settings
 from schema.execution import KabinetExecutionContext
 from schema.limits import cost_limit, limited_parser

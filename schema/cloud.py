@@ -16,7 +16,7 @@ from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import User
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from schema.relay import After, Connection, First, Node, connection_of
 from schema.updates import UpdateRun, UpdateSchedule
 

@@ -1,4 +1,8 @@
-"""How a mutation says no: `userErrors` entries with a code from ErrorCode, and nothing changed."""
+"""The GraphQL face of the domain's refusals (`resolvers/errors.py`).
+
+A mutation's `UserFacingError` becomes a `userErrors` entry (code from ErrorCode, the field mapped
+onto the mutation's arguments) and nothing changes; a `Refusal` becomes a GraphQL error with
+`extensions.code`; every other error gets a code too, and an unexpected one reveals nothing."""
 
 from __future__ import annotations
 
@@ -9,8 +13,12 @@ from typing import Any, TypeVar
 import strawberry
 from tortoise.transactions import in_transaction
 
-from kabinet.errors import ErrorCode, UserFacingError
+from graphql import GraphQLError
+
+from resolvers import errors as refusals
+from resolvers.errors import ErrorCode, Refusal, UserFacingError
 from schema.enums import described_enum
+from schema.strawberry_internals import raw_info
 
 described_enum(ErrorCode, "Why a mutation refused: see `UserError`.", {
     "INVALID": "A value is malformed or breaks a rule; `field` names it. Correct it and retry.",
@@ -35,8 +43,26 @@ class UserError:
     code: ErrorCode = strawberry.field(description="What went wrong, for a program to act on.")
 
     @classmethod
-    def from_exception(cls, error: UserFacingError) -> UserError:
-        return cls(field=error.field, message=error.message, code=error.code)
+    def from_exception(cls, error: UserFacingError, info: strawberry.Info | None = None) -> UserError:
+        return cls(field=argument_path(info, error.field), message=error.message, code=error.code)
+
+
+def argument_path(info: strawberry.Info | None, field: str | list[str] | None) -> list[str] | None:
+    """The mutation's argument path of a domain field name: `"database_ids"` is `["databaseIds"]`
+    when the mutation takes a `databaseIds` argument, `["input", "databaseIds"]` when it takes an
+    `input` object instead; `"requisites.kpp"` is `[..., "requisites", "kpp"]`."""
+    if field is None or isinstance(field, list):
+        return field
+    parts = [_camel(part) for part in field.split(".")]
+    if info is None:
+        return parts
+    arguments = raw_info(info).parent_type.fields[raw_info(info).field_name].args
+    return parts if parts[0] in arguments or "input" not in arguments else ["input", *parts]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
 
 
 def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], Callable[..., Awaitable[P]]]:
@@ -62,9 +88,54 @@ def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], C
                 ctx.discard_after_commit()
             await ctx.run_after_commit()
             if refusal is not None:
-                return payload(user_errors=[UserError.from_exception(refusal)])
+                return payload(user_errors=[UserError.from_exception(refusal, info)])
             return result
 
         return run
 
     return decorate
+
+
+def graphql_error(code: str, message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
+def as_graphql_error(refusal: Refusal) -> GraphQLError:
+    return graphql_error(refusal.code, refusal.message)
+
+
+def signed_out() -> GraphQLError:
+    return as_graphql_error(refusals.signed_out())
+
+
+def forbidden(what: str = "this field") -> GraphQLError:
+    return as_graphql_error(refusals.forbidden(what))
+
+
+_CLIENT_MISTAKES = (
+    ("Syntax Error", "GRAPHQL_PARSE_FAILED"),
+    ("Variable '$", "BAD_USER_INPUT"),
+    ("Expected value of type", "BAD_USER_INPUT"),
+)
+
+
+def shape_error(error: GraphQLError, request_id: str, log, logged: bool = False) -> GraphQLError:
+    """Give every error an `extensions.code`; hide what an unexpected exception would reveal."""
+    original = error.original_error
+    code = (error.extensions or {}).get("code")
+    if isinstance(original, Refusal):
+        return GraphQLError(error.message, nodes=error.nodes, path=error.path, extensions={**(error.extensions or {}), "code": original.code})
+    if original is not None and not isinstance(original, GraphQLError):
+        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=None if logged else original)
+        return GraphQLError(
+            "Internal server error; quote the request id when you report it.",
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+    if isinstance(original, GraphQLError) and original.extensions and not code:
+        code = original.extensions.get("code")
+    if not code:
+        code = next((c for marker, c in _CLIENT_MISTAKES if marker in error.message), None)
+    if not code:
+        code = "GRAPHQL_VALIDATION_FAILED" if error.path is None else "INTERNAL_SERVER_ERROR"
+    return GraphQLError(error.message, nodes=error.nodes, path=error.path, extensions={**(error.extensions or {}), "code": code})

@@ -10,11 +10,11 @@ import strawberry
 from models.identity import User as UserModel
 from resolvers import organizations as org_resolvers
 from resolvers import identity as identity_resolvers
-from kabinet.errors import UserFacingError
+from resolvers.errors import UserFacingError
 from resolvers.identity import SignedIn
 from schema.batching import batched, loaded
 from schema.errors import UserError, transactional
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from schema.relay import Node, list_of
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class IdentityMutations:
         try:
             user = await identity_resolvers.check_password(info.context, input.login, input.password)
         except UserFacingError as refusal:
-            return AuthPayload(user_errors=[UserError.from_exception(refusal)])
+            return AuthPayload(user_errors=[UserError.from_exception(refusal, info)])
         return await _signed_in(self, info, user)
 
     @strawberry.mutation(description="Exchange a refresh token for new tokens. Each refresh token works once; reuse revokes the login.")

@@ -36,7 +36,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from kabinet.errors import graphql_error
+from schema.errors import graphql_error
 from kabinet.settings import Settings
 from schema.strawberry_internals import graphql_core_schema
 

@@ -31,7 +31,7 @@ from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.products import Contract, Product
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from schema.relay import After, Connection, First, Node, connection_of, list_of
 
 described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {

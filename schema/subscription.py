@@ -17,14 +17,13 @@ from typing import Annotated, Any
 import orjson
 import strawberry
 
-from kabinet.errors import graphql_error, signed_out
-from kabinet.events import (
-    ACCESS, SESSIONS, UPDATES, EventStream, StreamExpired, SubscriberTooSlow, run_from_payload, session_of,
-)
+from schema.errors import graphql_error, signed_out
+from kabinet.events import EventStream, StreamExpired, SubscriberTooSlow
 from models.events import OrganizationEvent
 from resolvers import live
+from resolvers.events import ACCESS, SESSIONS, UPDATES, run_from_payload, session_of
 from resolvers.sessions import newest_first
-from kabinet.permissions import PERSONAL_FIELDS, Permission, role_may
+from resolvers.permissions import PERSONAL_FIELDS, Permission, role_may
 from schema.batching import expand, selection_touches
 from schema.execution import share_completions
 from schema.strawberry_internals import raw_info
@@ -118,7 +117,7 @@ class Group:
     and the same rights in it. The shared result is worked out with a context that knows nothing of
     the viewer but their membership there (`RequestContext.narrowed_to`), so it cannot carry what
     one member of the group may see and another may not. A selection that reaches what depends on
-    the person (`kabinet.permissions.PERSONAL_FIELDS`, e.g. `User.memberships` leading into their
+    the person (`resolvers.permissions.PERSONAL_FIELDS`, e.g. `User.memberships` leading into their
     other organizations) and a role that sees only some of the cloud (a USER: own sessions, granted
     databases) make the group one person's.
     """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from kabinet.auth import hash_password
+from resolvers.passwords import hash_password
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import Membership, ModerationStatus, Organization, OrganizationKind, Role  # noqa: F401 (Role re-exported for tests)

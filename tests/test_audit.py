@@ -8,7 +8,7 @@ import uuid
 
 from models.audit import AuditEntry
 from models.organizations import Role
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 

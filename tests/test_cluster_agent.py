@@ -9,12 +9,12 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from kabinet.auth import hash_opaque_token, new_opaque_token
+from resolvers.tokens import hash_opaque_token, new_opaque_token
 from kabinet.cli import main as cli
 from kabinet.settings import Settings
 from models.cloud import Session, SessionStatus
 from models.events import OrganizationEvent
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket

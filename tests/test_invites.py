@@ -6,13 +6,13 @@ import datetime as dt
 import re
 
 from kabinet import clock
-from kabinet.auth import hash_opaque_token
+from resolvers.tokens import hash_opaque_token
 from models.audit import AuditEntry
 from models.identity import User
 from models.identity import RefreshToken
 from models.organizations import DatabaseGrant, Invite, InviteStatus, Membership, ModerationStatus, Organization, Role
 from models.outbox import Channel, OutboxMessage
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 
@@ -195,7 +195,7 @@ async def test_an_email_and_a_phone_of_two_different_accounts_are_sent_an_invite
 
 
 def created_invite_pk(created: dict):
-    from resolvers.ids import pk_of
+    from schema.ids import pk_of
 
     return pk_of(created["id"], "Invite")
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from kabinet.events import SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
+from resolvers.events import SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
 from models.audit import AuditEntry
 from models.billing import BalanceTransaction, Charge, Document, DocumentKind
 from models.cloud import ClientKind, CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
@@ -39,7 +39,7 @@ from models.organizations import (
 )
 from models.products import Contract, Product
 from models.updates import Release, UpdateRun, UpdateRunStatus
-from resolvers.ids import from_global_id, to_global_id
+from schema.ids import from_global_id, to_global_id
 from tests import factories
 from tests.conftest import DEMO_PASSWORD
 from tests.introspection import ServedSchema

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from kabinet.context import RequestContext, Viewer
+from resolvers.context import RequestContext, Viewer
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket

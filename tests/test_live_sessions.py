@@ -14,10 +14,10 @@ import pytest
 import websockets
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import JWT_ALGORITHM, derived_key
-from kabinet.events import ACCESS, SESSIONS, PendingAnnouncements, record_event, session_payload
+from resolvers.tokens import JWT_ALGORITHM, derived_key
+from resolvers.events import ACCESS, SESSIONS, PendingAnnouncements, record_event, session_payload
 from models.cloud import ClientKind, Session, SessionStatus
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket

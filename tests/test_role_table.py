@@ -1,4 +1,4 @@
-"""The role table (kabinet/permissions.py) covers the served schema: every object type that carries a
+"""The role table (resolvers/permissions.py) covers the served schema: every object type that carries a
 row has a rule, every field rule and personal field names a real field, and the README's Security
 section lists every ruled type. A new type without a rule fails here, not in production."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from graphql import GraphQLObjectType
 
-from kabinet.permissions import FIELD_RULES, PERSONAL_FIELDS, TYPE_RULES
+from resolvers.permissions import FIELD_RULES, PERSONAL_FIELDS, TYPE_RULES
 from kabinet.settings import Settings
 from schema.build import build_schema
 
@@ -31,7 +31,7 @@ def _carries_a_row(gtype: GraphQLObjectType) -> bool:
 
 def test_every_type_that_carries_a_row_has_a_rule():
     missing = [name for name, t in _object_types().items() if _carries_a_row(t) and name not in TYPE_RULES]
-    assert missing == [], f"types without a rule in kabinet.permissions.TYPE_RULES: {missing}"
+    assert missing == [], f"types without a rule in resolvers.permissions.TYPE_RULES: {missing}"
 
 
 def test_every_node_type_has_a_rule():

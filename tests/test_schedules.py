@@ -8,11 +8,11 @@ import uuid
 import pytest
 
 from kabinet.clock import utcnow
-from kabinet.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
+from resolvers.credentials import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from models.audit import AuditEntry
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from resolvers.updates import next_monthly_run
 from tests import factories
 

@@ -15,13 +15,13 @@ import jwt
 import pytest
 import websockets
 
-from kabinet.auth import JWT_ALGORITHM, derived_key
+from resolvers.tokens import JWT_ALGORITHM, derived_key
 from kabinet.sign_ins import EndedLogins
 from models.cloud import Session, SessionStatus
 from models.identity import RefreshToken
 from models.organizations import Membership
 from models.outbox import Channel, OutboxMessage
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket

@@ -13,15 +13,15 @@ import uuid
 import pytest
 from tortoise.transactions import in_transaction
 
-from kabinet.auth import new_opaque_token
+from resolvers.tokens import new_opaque_token
 from kabinet.clock import utcnow
-from kabinet.events import UPDATES
+from resolvers.events import UPDATES
 from models.audit import AuditEntry
 from models.cloud import Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers.ids import to_global_id
+from schema.ids import to_global_id
 from tests import factories
 from tests.live import TRANSPORT_WS, GraphQLSocket
 from workers.cluster import SimulatedCluster

@@ -14,7 +14,7 @@ from broadcaster import Broadcast
 from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
-from kabinet.context import SystemActor
+from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from resolvers import sessions
 

@@ -56,8 +56,8 @@ from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
-from kabinet.context import SystemActor
-from kabinet.events import UPDATES, PendingAnnouncements, run_payload
+from resolvers.context import SystemActor
+from resolvers.events import UPDATES, PendingAnnouncements, run_payload
 from kabinet.settings import Settings
 from models.cloud import Database, Session
 from models.updates import UpdateRun, UpdateRunStatus, UpdateSchedule

@@ -12,7 +12,7 @@ import json
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from kabinet.auth import derived_key
+from resolvers.tokens import derived_key
 from kabinet.settings import Settings
 
 _PURPOSE = "credentials"

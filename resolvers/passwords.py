@@ -11,10 +11,28 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from kabinet.auth import hash_password, verify_password
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
 from kabinet.settings import Settings
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+
+
+_password_hasher = PasswordHasher()
+# Verifying against this when a login is unknown costs the same time as a real check.
+_DUMMY_HASH = _password_hasher.hash("kabinet-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _password_hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def _pool(settings: Settings) -> ThreadPoolExecutor:
@@ -26,10 +44,10 @@ def _pool(settings: Settings) -> ThreadPoolExecutor:
 
 
 async def verify(settings: Settings, password_hash: str | None, password: str) -> bool:
-    """`kabinet.auth.verify_password` in the pool (None checks against a dummy hash, same cost)."""
+    """`verify_password` in the pool (None checks against a dummy hash, same cost)."""
     return await asyncio.get_running_loop().run_in_executor(_pool(settings), verify_password, password_hash, password)
 
 
 async def hashed(settings: Settings, password: str) -> str:
-    """`kabinet.auth.hash_password` in the pool."""
+    """`resolvers.tokens.hash_password` in the pool."""
     return await asyncio.get_running_loop().run_in_executor(_pool(settings), hash_password, password)

@@ -12,9 +12,9 @@ from typing import Any
 from tortoise.expressions import Q
 
 from kabinet.clock import utcnow
-from kabinet.errors import signed_out, unauthenticated
-from kabinet.events import PendingAnnouncements
-from kabinet.permissions import Permission, role_may
+from resolvers.errors import signed_out, unauthenticated
+from resolvers.events import PendingAnnouncements
+from resolvers.permissions import Permission, role_may
 from kabinet.settings import Settings
 from kabinet.sign_ins import EndedLogins
 from models.identity import User
@@ -51,7 +51,7 @@ class RequestContext:
     _memberships_loading: asyncio.Future | None = field(default=None, repr=False)
     _after_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list, repr=False)
     _announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements, repr=False)
-    # Facts some type rules need (kabinet.permissions), loaded for a batch of objects on first need.
+    # Facts some type rules need (resolvers.permissions), loaded for a batch of objects on first need.
     _users_in_sight: dict[uuid.UUID, bool] = field(default_factory=dict, repr=False)
     _is_staff: bool | None = field(default=None, repr=False)
 
@@ -148,7 +148,7 @@ class RequestContext:
         return narrowed
 
     async def prepare_users_in_sight(self, user_ids: set[uuid.UUID]) -> None:
-        """Find out which of these users the viewer may see (kabinet.permissions `_user`): one
+        """Find out which of these users the viewer may see (resolvers.permissions `_user`): one
         statement for those not known yet in this request."""
         unknown = {pk for pk in user_ids if pk not in self._users_in_sight}
         if not unknown:
