@@ -14,7 +14,7 @@ from kabinet.clock import utcnow
 from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session
 from resolvers import sessions
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 
 
 class SessionChanges:

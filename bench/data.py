@@ -23,7 +23,7 @@ from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, Role
 from resolvers import sessions as session_lifecycle
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 
 PASSWORD = "bench-password-1"
 

@@ -43,7 +43,7 @@ from bench import data, infra
 from bench import queries as Q
 from bench.changes import SessionChanges
 from bench.http_load import LoadSpec, autocannon_available, percentile, python_load, run_autocannon
-from schema.ids import pk_of
+from kabinet.ids import pk_of
 
 ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "SQL")
 # W4's subscribers: all on the owner's one token; distinct ADMINs (equals: they may share one

@@ -22,7 +22,7 @@ from bench.infra import free_port
 from kabinet.app import create_app
 from kabinet.db import count_sql
 from kabinet.settings import Settings
-from schema.ids import pk_of
+from kabinet.ids import pk_of
 
 
 async def _execute(client: httpx.AsyncClient, token: str | None, query: str, variables: dict | None = None) -> tuple[dict, list[str]]:

@@ -40,7 +40,7 @@ from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization
 from resolvers import sessions
-from schema.ids import pk_of, to_global_id
+from kabinet.ids import pk_of, to_global_id
 
 log = logging.getLogger("kabinet.agent")
 

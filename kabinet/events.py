@@ -21,7 +21,7 @@ from broadcaster import Broadcast
 from kabinet import clock
 from kabinet.pubsub import until_listening
 from models.events import OrganizationEvent
-from resolvers.events import EVENTS_CHANNEL, latest_seq
+from resolvers.events import EVENTS_CHANNEL, StreamExpired, SubscriberTooSlow, latest_seq
 
 log = logging.getLogger("kabinet.events")
 
@@ -30,10 +30,6 @@ POLL_SECONDS = 2.0
 
 
 # ---------------------------------------------------------------- read side
-
-class SubscriberTooSlow(Exception):
-    """The subscriber's queue filled up: it is told and disconnected rather than buffered forever."""
-
 
 @dataclass
 class _Subscriber:
@@ -190,10 +186,6 @@ class EventHub:
                         subscriber.queue.close()
             if len(events) == 500:
                 feed.wake.set()
-
-
-class StreamExpired(Exception):
-    """The time set with `EventStream.end_at` has come."""
 
 
 _EXPIRED = object()

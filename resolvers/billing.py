@@ -43,7 +43,7 @@ async def balance_of(ctx: RequestContext, orgs: list[Organization], args: dict[s
     org_ids = [o.id for o in orgs]
     last = await load_pages(BalanceTransaction, "organization_id", org_ids, TRANSACTION_ORDER, PageRequest(1, None))
     prepaid: dict[Any, list[PrepaidService]] = {org_id: [] for org_id in org_ids}
-    if org_ids and "prepaidServices" in args.get(SELECTED, ("prepaidServices",)):
+    if org_ids and "prepaid_services" in args.get(SELECTED, ("prepaid_services",)):
         for service in await select(PrepaidService, Q(organization_id__in=org_ids), PREPAID_ORDER.fields()):
             prepaid[service.organization_id].append(service)
     return [

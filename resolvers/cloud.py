@@ -19,7 +19,7 @@ from models.cloud import CloudSubscription, Database, Session, SubscriptionExten
 from models.identity import User
 from models.organizations import Organization
 from resolvers import audit, sessions
-from schema.ids import NO_SUCH_ID, pk_of
+from kabinet.ids import NO_SUCH_ID, pk_of
 from resolvers.common import member_organization, organization_row, page_request, related_one, require, wants_total
 from resolvers.validation import invalid
 from resolvers.pagination import Ordering, Page, load_pages
@@ -120,8 +120,8 @@ def _session_filters(args: dict[str, Any]) -> Q | None:
     conditions: dict[str, Any] = {}
     if args.get("status"):
         conditions["status"] = args["status"]
-    if args.get("databaseId") is not None:
-        conditions["database_id"] = pk_of(args["databaseId"], "Database") or NO_SUCH_ID
+    if args.get("database_id") is not None:  # decoded by the schema
+        conditions["database_id"] = args["database_id"]
     return Q(**conditions) if conditions else None
 
 

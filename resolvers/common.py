@@ -13,7 +13,7 @@ from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.permissions import Permission
 from models.organizations import ModerationStatus, Organization
 from models.select import select_by_ids
-from schema.ids import pk_of
+from kabinet.ids import pk_of
 from resolvers.pagination import PageRequest
 
 M = TypeVar("M", bound=Model)
@@ -25,7 +25,7 @@ def page_request(ctx: RequestContext, args: dict[str, Any]) -> PageRequest:
 
 
 def wants_total(args: dict[str, Any]) -> bool:
-    return "totalCount" in args.get(SELECTED, ())
+    return "total_count" in args.get(SELECTED, ())
 
 
 async def related_one(model: type[M], parents: Sequence[Any], attribute: str) -> list[M | None]:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.expressions import Q
 
@@ -16,10 +16,12 @@ from resolvers.errors import signed_out, unauthenticated
 from resolvers.events import PendingAnnouncements
 from resolvers.permissions import Permission, role_may
 from kabinet.settings import Settings
-from kabinet.sign_ins import EndedLogins
 from models.identity import User
 from models.organizations import DatabaseGrant, JoinRequest, Membership, Role
 from models.select import select
+
+if TYPE_CHECKING:
+    from kabinet.sign_ins import EndedLogins  # the composition root gives each context its process's
 
 
 NOBODY = uuid.UUID(int=0)  # the viewer of a narrowed context: matches no user
@@ -44,7 +46,7 @@ class RequestContext:
     connection_params: Any = None  # a WebSocket's first-message payload
     broadcast: Any = None  # the broker, to announce events after a commit
     event_hub: Any = None  # this process's EventHub, for subscriptions
-    ended_logins: EndedLogins = field(default_factory=EndedLogins)  # this process's, for every request
+    ended_logins: EndedLogins = field(default_factory=set)  # this process's (kabinet/sign_ins.py), for every request
     # Loaded once per request, on first need.
     _memberships: dict[uuid.UUID, Membership] | None = field(default=None, repr=False)
     _grants: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict, repr=False)

@@ -129,3 +129,13 @@ class PendingAnnouncements:
         latest, self.latest = self.latest, {}
         for organization_id, seq in latest.items():
             await announce(broadcast, organization_id, seq)
+
+
+# ---------------------------------------------------------------- what a subscriber is told
+
+class SubscriberTooSlow(Exception):
+    """The subscriber's queue filled up: it is told and disconnected rather than buffered forever."""
+
+
+class StreamExpired(Exception):
+    """The time set with `EventStream.end_at` (kabinet/events.py) has come: the token's expiry."""

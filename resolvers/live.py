@@ -16,7 +16,7 @@ from resolvers.events import latest_seq
 from models.cloud import Session, SessionStatus
 from models.updates import UpdateRun
 from resolvers.cloud import database_scope, session_scope
-from schema.ids import pk_of
+from kabinet.ids import pk_of
 from resolvers.sessions import SESSION_ORDER
 
 LIVE_STATUSES = (SessionStatus.ACTIVE, SessionStatus.TERMINATING)

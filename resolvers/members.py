@@ -49,7 +49,7 @@ from resolvers import audit, codes, invitations, messages, outbox, validation
 from resolvers import sessions as session_lifecycle
 from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
-from schema.ids import pk_of, to_global_id
+from kabinet.ids import pk_of, to_global_id
 from resolvers.registration import release_pending_sign_ups
 
 INVITE_DAYS = 7

@@ -55,7 +55,7 @@ from resolvers.common import (
     member_organization, not_found, organization_row, page_request, related_one, require, require_approved, wants_total,
 )
 from resolvers.identity import SignedIn, normalize_login, revoke_user_logins, sign_in_user, viewer_user
-from schema.ids import pk_of
+from kabinet.ids import pk_of
 from resolvers.pagination import Ordering, Page, load_pages
 
 JOIN_REQUEST_ORDER = Ordering(("created_at",))

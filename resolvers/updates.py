@@ -23,7 +23,7 @@ from models.select import select
 from models.updates import PLANNED_RUN_STATUSES, Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers import audit, validation
 from resolvers.common import SELECTED, not_found, organization_row, page_request, require, wants_total
-from schema.ids import pk_of
+from kabinet.ids import pk_of
 from resolvers.validation import invalid
 from resolvers.pagination import Ordering, load_pages
 
@@ -74,7 +74,7 @@ async def schedule_of(ctx: RequestContext, databases: list[Database], args: dict
     ids = [d.id for d in databases]
     schedules = {s.database_id: s for s in await select(UpdateSchedule, Q(database_id__in=ids))}
     planned: dict[Any, list[UpdateRun]] = {i: [] for i in ids}
-    if "nextRunAt" in args.get(SELECTED, ("nextRunAt",)):
+    if "next_run_at" in args.get(SELECTED, ("next_run_at",)):
         for run in await select(UpdateRun, Q(database_id__in=ids, status__in=list(PLANNED_RUN_STATUSES))):
             planned[run.database_id].append(run)
     now = utcnow()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -31,6 +32,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from kabinet.ids import NO_SUCH_ID, pk_of
 from resolvers.common import SELECTED
 from resolvers.errors import Refusal
 from schema.authorization import admit, field_refusals
@@ -46,18 +48,22 @@ Convert = Callable[[Any], Any]
 class _Batch:
     load: Load
     convert: Convert | None
+    ids: tuple[tuple[str, str], ...] = ()
 
 
-def batched(load: Load, to: Convert | None = None) -> Callable[[Callable], Callable]:
+def batched(load: Load, to: Convert | None = None, *, ids: dict[str, str] | None = None) -> Callable[[Callable], Callable]:
     """Declare that `load(ctx, parent_models, args)` gives this field's value for all parents.
 
     `load` is a resolver: it takes the parents' domain objects (each schema object's `model`)
-    and returns one result per parent, or a GraphQLError for a parent the caller may not see
-    it on; `to` turns a result into schema objects.
+    and returns one result per parent, or a `Refusal` for a parent the caller may not see it
+    on; `to` turns a result into schema objects. `args` speaks the domain's language: argument
+    names in snake_case, the global ids of the arguments `ids` names (`{"database_id":
+    "Database"}`) decoded to primary keys (one that does not decode matches nothing), and under
+    `SELECTED` the snake_case names of the fields selected on the result.
     """
 
     def declare(resolver: Callable) -> Callable:
-        resolver.__batch_load__ = _Batch(load, to)
+        resolver.__batch_load__ = _Batch(load, to, tuple((ids or {}).items()))
         return resolver
 
     return declare
@@ -175,7 +181,7 @@ class _Env:
         allowed = objs if refusals is None else [o for o, refused in zip(objs, refusals) if refused is None]
         try:
             if allowed:
-                args = get_argument_values(field_def, nodes[0], self.variable_values)
+                args = domain_arguments(get_argument_values(field_def, nodes[0], self.variable_values), batch.ids)
                 args[SELECTED] = self.selected_names(field_def.type, nodes)
                 loaded_values = await batch.load(self.context, [o.model for o in allowed], args)
             else:
@@ -221,7 +227,7 @@ class _Env:
         named = get_named_type(gtype)
         if not isinstance(named, GraphQLObjectType):
             return frozenset()
-        return frozenset(n[0].name.value for n in self.collect(named, nodes).values())
+        return snake_names(frozenset(n[0].name.value for n in self.collect(named, nodes).values()))
 
     def collect(self, otype: GraphQLObjectType, field_nodes: list[FieldNode]) -> dict[str, list[FieldNode]]:
         """The fields selected on `otype` by response key, through fragments and @skip/@include."""
@@ -265,6 +271,25 @@ class _Env:
             if (name == "skip") == value:
                 return False
         return True
+
+
+def domain_arguments(arguments: dict[str, Any], ids: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """GraphQL arguments as the domain takes them: snake_case names, global ids decoded."""
+    args = {snake_case(name): value for name, value in arguments.items()}
+    for name, type_name in ids:
+        if args.get(name) is not None:
+            args[name] = pk_of(args[name], type_name) or NO_SUCH_ID
+    return args
+
+
+@lru_cache(maxsize=1024)
+def snake_case(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+@lru_cache(maxsize=4096)
+def snake_names(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(snake_case(name) for name in names)
 
 
 def _matches(otype: GraphQLObjectType, type_name: str) -> bool:

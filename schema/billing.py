@@ -19,7 +19,7 @@ from resolvers.billing import BalanceView
 from schema.batching import batched, loaded
 from schema.cloud import Database
 from schema.enums import described_enum
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from schema.relay import Node
 
 described_enum(TransactionKind, "Why the deposit changed: top-up, charge, refund or adjustment.", {

@@ -16,7 +16,7 @@ from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import User
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from schema.relay import After, Connection, First, Node, connection_of
 from schema.updates import UpdateRun, UpdateSchedule
 
@@ -126,7 +126,7 @@ class Database(Node):
         return loaded(self, info)
 
     @strawberry.field(description="Sessions in this database, newest first. For a USER: only their own.")
-    @batched(resolvers.sessions_of_databases, to=connection_of(Session.from_model))
+    @batched(resolvers.sessions_of_databases, to=connection_of(Session.from_model), ids={"database_id": "Database"})
     def sessions(
         self,
         info: strawberry.Info,

@@ -14,7 +14,7 @@ from resolvers.errors import UserFacingError
 from resolvers.identity import SignedIn
 from schema.batching import batched, loaded
 from schema.errors import UserError, transactional
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from schema.relay import Node, list_of
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.products import Contract, Product
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from schema.relay import After, Connection, First, Node, connection_of, list_of
 
 described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {
@@ -240,7 +240,7 @@ class Organization(Node):
         return loaded(self, info)
 
     @strawberry.field(description="For a USER: only their own sessions. Newest first. Not for ACCOUNTANT (FORBIDDEN).")
-    @batched(cloud_resolvers.sessions_of_organizations, to=connection_of(Session.from_model))
+    @batched(cloud_resolvers.sessions_of_organizations, to=connection_of(Session.from_model), ids={"database_id": "Database"})
     def sessions(
         self, info: strawberry.Info,
         database_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only sessions in this database.")] = None,

@@ -15,7 +15,7 @@ from resolvers import organizations as org_resolvers
 from resolvers import products as resolvers
 from schema.batching import batched, loaded
 from schema.enums import described_enum
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from schema.relay import Node
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from graphql import GraphQLError
 from resolvers import identity as identity_resolvers
 from resolvers import nodes as node_resolvers
 from resolvers import organizations as resolvers
-from schema.ids import from_global_id, pk_of
+from kabinet.ids import from_global_id, pk_of
 from schema.batching import expand, selected
 from schema.billing import BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session

@@ -19,7 +19,7 @@ from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.organizations import Membership, Organization
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from schema.relay import Connection, First, Node, connection_of
 
 described_enum(ConfirmationChannel, "Where a sign-up's confirmation code is sent: SMS to the phone, or the e-mail.", {

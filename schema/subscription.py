@@ -12,21 +12,23 @@ import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import strawberry
 
 from schema.errors import graphql_error, signed_out
-from kabinet.events import EventStream, StreamExpired, SubscriberTooSlow
 from models.events import OrganizationEvent
 from resolvers import live
-from resolvers.events import ACCESS, SESSIONS, UPDATES, run_from_payload, session_of
+from resolvers.events import ACCESS, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
 from resolvers.sessions import newest_first
 from resolvers.permissions import PERSONAL_FIELDS, Permission, role_may
 from schema.batching import expand, selection_touches
 from schema.execution import share_completions
 from schema.strawberry_internals import raw_info
+
+if TYPE_CHECKING:
+    from kabinet.events import EventStream  # the hub's stream the context brings
 from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
 from schema.updates import UpdateRun
 

@@ -14,7 +14,7 @@ from resolvers.updates import ScheduleView
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from schema.relay import Node
 
 if TYPE_CHECKING:

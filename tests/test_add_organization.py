@@ -18,7 +18,7 @@ from models.organizations import (
     Role,
 )
 from models.outbox import OutboxMessage
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 
 ADD = """mutation($input: AddOrganizationInput!) { addOrganization(input: $input) {

@@ -14,7 +14,7 @@ from kabinet.cli import main as cli
 from kabinet.settings import Settings
 from models.cloud import Session, SessionStatus
 from models.events import OrganizationEvent
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket

@@ -12,7 +12,7 @@ from models.identity import User
 from models.identity import RefreshToken
 from models.organizations import DatabaseGrant, Invite, InviteStatus, Membership, ModerationStatus, Organization, Role
 from models.outbox import Channel, OutboxMessage
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 
@@ -195,7 +195,7 @@ async def test_an_email_and_a_phone_of_two_different_accounts_are_sent_an_invite
 
 
 def created_invite_pk(created: dict):
-    from schema.ids import pk_of
+    from kabinet.ids import pk_of
 
     return pk_of(created["id"], "Invite")
 

@@ -39,7 +39,7 @@ from models.organizations import (
 )
 from models.products import Contract, Product
 from models.updates import Release, UpdateRun, UpdateRunStatus
-from schema.ids import from_global_id, to_global_id
+from kabinet.ids import from_global_id, to_global_id
 from tests import factories
 from tests.conftest import DEMO_PASSWORD
 from tests.introspection import ServedSchema

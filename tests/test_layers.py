@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATION = ("kabinet", "models", "resolvers", "schema", "workers")
 CLOCK = ROOT / "kabinet" / "clock.py"
@@ -67,3 +69,73 @@ def test_the_demo_data_imports_no_worker():
     }
     modules = imported_modules((ROOT / "kabinet" / "demo.py").read_text(encoding="utf-8"))
     assert sorted(m for m in modules if m == "workers" or m.startswith("workers.")) == []
+
+
+# ---------------------------------------------------------------- who may import whom
+
+GRAPHQL_LIBRARIES = ("strawberry", "graphql")
+# What the layers below may take from the composition root (kabinet/): the clock it owns, and the
+# settings value it hands them (read, never built, by them).
+FROM_THE_ROOT = {"kabinet", "kabinet.clock", "kabinet.settings", "kabinet.clock.utcnow", "kabinet.clock.today", "kabinet.clock.timestamp", "kabinet.settings.Settings"}
+# Global ids are the wire format of GraphQL and of the agent API alike: the schema may use them, the domain never.
+GLOBAL_IDS = "kabinet.ids"
+# The HTTP APIs besides GraphQL: they call resolvers, as the workers do.
+HTTP_APIS = ("kabinet/agent_api.py", "kabinet/http.py")
+
+
+def top_level_imports(source: str) -> set[str]:
+    """Modules imported for use at run time: `if TYPE_CHECKING:` blocks (annotations only) skipped."""
+    tree = ast.parse(source)
+    skipped = {
+        id(inner) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for child in node.body for inner in ast.walk(child)
+    }
+    modules = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return modules
+
+
+def offenders(folders: tuple[str, ...], refused) -> dict[str, list[str]]:
+    found = {}
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")) if (ROOT / folder).is_dir() else [ROOT / folder]:
+            bad = sorted(m for m in top_level_imports(path.read_text(encoding="utf-8")) if refused(m))
+            if bad:
+                found[str(path.relative_to(ROOT))] = bad
+    return found
+
+
+def _in(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+@pytest.mark.xfail(strict=True, reason="in progress: resolvers still decode global ids")
+def test_the_domain_speaks_no_graphql():
+    """resolvers/ take plain values and raise domain errors: the GraphQL face is schema/'s alone."""
+    assert offenders(("resolvers", "models", "workers"), lambda m: _in(m, GRAPHQL_LIBRARIES + ("schema", GLOBAL_IDS))) == {}
+
+
+def test_workers_and_http_apis_call_the_domain_not_the_schema():
+    assert offenders(("workers",) + HTTP_APIS, lambda m: _in(m, ("schema",))) == {}
+
+
+@pytest.mark.xfail(strict=True, reason="in progress: resolvers still decode global ids")
+def test_nothing_below_imports_the_composition_root_but_the_clock_and_settings():
+    assert offenders(("resolvers", "models", "workers"), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT) == {}
+    assert offenders(("schema",), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT and not _in(m, (GLOBAL_IDS,))) == {}
+
+
+def test_models_import_only_models():
+    assert offenders(("models",), lambda m: _in(m, ("resolvers", "schema", "workers", "kabinet"))) == {}
+
+
+def test_the_import_reader_skips_annotation_only_imports():
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from schema.x import Y\nimport resolvers.z\n"
+    assert top_level_imports(source) == {"typing", "typing.TYPE_CHECKING", "resolvers.z"}

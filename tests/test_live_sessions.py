@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 from resolvers.tokens import JWT_ALGORITHM, derived_key
 from resolvers.events import ACCESS, SESSIONS, PendingAnnouncements, record_event, session_payload
 from models.cloud import ClientKind, Session, SessionStatus
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket

@@ -11,7 +11,7 @@ from pathlib import Path
 from models.organizations import Role
 from models.outbox import DeliveryStatus, OutboxMessage
 from resolvers import outbox
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 from workers import mail

@@ -42,7 +42,7 @@ from models.outbox import OutboxMessage
 from models.products import Contract, Product
 from models.billing import BalanceTransaction, Charge, Document
 from models.updates import Release, UpdateRun, UpdateRunStatus
-from schema.ids import from_global_id, to_global_id
+from kabinet.ids import from_global_id, to_global_id
 from schema.build import build_schema
 from tests import factories
 from tests.introspection import ServedSchema

@@ -9,7 +9,7 @@ from kabinet.clock import utcnow
 from models.audit import AuditEntry
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from schema.ids import from_global_id, to_global_id
+from kabinet.ids import from_global_id, to_global_id
 from resolvers.updates import plan_quarantined_run, version_key
 from tests import factories
 

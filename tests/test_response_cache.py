@@ -17,7 +17,7 @@ from models.cloud import Session, SessionStatus
 from models.identity import User
 from models.organizations import Role
 from models.versions import SCOPE_OF_TABLE, UNVERSIONED
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 
 DASHBOARD = """query($org: ID!) { organization(id: $org) {

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import redis
 
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.processes import free_port, stop, wait_until_serving

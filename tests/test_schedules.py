@@ -12,7 +12,7 @@ from resolvers.credentials import CredentialsUnreadable, decrypt_credentials, en
 from models.audit import AuditEntry
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from resolvers.updates import next_monthly_run
 from tests import factories
 

@@ -21,7 +21,7 @@ from models.cloud import Session, SessionStatus
 from models.identity import RefreshToken
 from models.organizations import Membership
 from models.outbox import Channel, OutboxMessage
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket

@@ -273,7 +273,7 @@ async def test_signing_up_again_with_the_same_phone_counts_towards_its_limit(gql
 
 async def test_an_unknown_registration_id_is_invalid(gql):
     user = await factories.create_user()
-    from schema.ids import to_global_id
+    from kabinet.ids import to_global_id
 
     for registration_id in ("nonsense", to_global_id("Registration", user.id)):
         answer = await confirm(gql, registration_id, "123456")

@@ -9,7 +9,7 @@ from kabinet.clock import utcnow
 from models.audit import AuditEntry
 from models.cloud import CloudSubscription, SubscriptionExtension
 from models.organizations import Role
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 
 EXTEND = """mutation($org: ID!) { extendSubscription(organizationId: $org) {

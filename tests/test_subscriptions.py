@@ -40,7 +40,7 @@ async def test_an_owner_watches_the_live_session_list_change(gql, app, live_serv
     socket = GraphQLSocket(live_server, protocol)
     try:
         assert (await socket.connect(token))["type"] == "connection_ack"
-        from schema.ids import to_global_id
+        from kabinet.ids import to_global_id
 
         await socket.subscribe(SESSIONS_SUBSCRIPTION, {"org": to_global_id("Organization", org.id)})
         first = (await socket.next_data())["data"]["sessions"]
@@ -85,7 +85,7 @@ async def test_an_accountant_may_not_watch_sessions(gql, live_server):
     socket = GraphQLSocket(live_server, TRANSPORT_WS)
     try:
         await socket.connect(token)
-        from schema.ids import to_global_id
+        from kabinet.ids import to_global_id
 
         await socket.subscribe(SESSIONS_SUBSCRIPTION, {"org": to_global_id("Organization", org.id)})
         message = await socket.receive()

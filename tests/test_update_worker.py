@@ -21,7 +21,7 @@ from models.cloud import Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.live import TRANSPORT_WS, GraphQLSocket
 from workers.cluster import SimulatedCluster

@@ -9,7 +9,7 @@ import json
 import pytest
 import websockets
 
-from schema.ids import to_global_id
+from kabinet.ids import to_global_id
 from tests import factories
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
 
