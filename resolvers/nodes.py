@@ -7,42 +7,15 @@ import uuid
 from typing import Any
 
 from resolvers.context import RequestContext
-from models.audit import AuditEntry
-from models.billing import BalanceTransaction, Charge, Document
-from models.cloud import CloudSubscription, Database, Session
-from models.identity import User
-from models.organizations import Invite, JoinRequest, Membership, Organization
-from models.products import Contract, Product
+from models.cloud import CloudSubscription
+from models.organizations import Organization
 from models.select import select_by_ids
-from models.updates import Release, UpdateRun
 from resolvers.cloud import subscription_of
 
-NODE_MODELS: dict[str, type] = {
-    "Organization": Organization,
-    "Membership": Membership,
-    "Invite": Invite,
-    "User": User,
-    "Product": Product,
-    "Contract": Contract,
-    "BalanceTransaction": BalanceTransaction,
-    "Charge": Charge,
-    "Document": Document,
-    "CloudSubscription": CloudSubscription,
-    "Database": Database,
-    "Session": Session,
-    "UpdateRun": UpdateRun,
-    "Release": Release,
-    "AuditEntry": AuditEntry,
-    "JoinRequest": JoinRequest,
-}
-
-
-async def node_by_id(ctx: RequestContext, type_name: str, pk: uuid.UUID) -> Any | None:
-    """The row a global id names, or None when there is none; not yet checked against the viewer."""
+async def node_by_id(ctx: RequestContext, model: type, pk: uuid.UUID) -> Any | None:
+    """The `model` row with this key, or None when there is none; not yet checked against the viewer.
+    (Which model a global id names is the schema's node registry, `schema/nodes.py`.)"""
     ctx.require_viewer()
-    model = NODE_MODELS.get(type_name)
-    if model is None:
-        return None
     row = (await select_by_ids(model, [pk])).get(pk)
     if row is None:
         return None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -13,34 +12,12 @@ from resolvers import nodes as node_resolvers
 from resolvers import organizations as resolvers
 from kabinet.ids import from_global_id, pk_of
 from schema.batching import expand, selected
-from schema.billing import BalanceTransaction, Charge, Document
-from schema.cloud import CloudSubscription, Database, Session
+from schema.nodes import node_types
 from schema.identity import User
-from schema.organizations import AuditEntry, Invite, Membership, Organization
-from schema.products import Contract, Product
-from schema.registration import JoinRequest, RegistrationQueries
+from schema.organizations import Organization
+from schema.registration import RegistrationQueries
 from schema.relay import After, Connection, First, Node, connection_of
-from schema.updates import Release, UpdateRun
-
-NODE_TYPES: dict[str, Callable[[Any], Node]] = {
-    "Organization": Organization.from_model,
-    "Membership": Membership.from_model,
-    "Invite": Invite.from_model,
-    "User": User.from_model,
-    "Product": Product.from_model,
-    "Contract": Contract.from_model,
-    "BalanceTransaction": BalanceTransaction.from_model,
-    "Charge": Charge.from_model,
-    "Document": Document.from_model,
-    "CloudSubscription": CloudSubscription.from_view,
-    "Database": Database.from_model,
-    "Session": Session.from_model,
-    "UpdateRun": UpdateRun.from_model,
-    "Release": Release.from_model,
-    "AuditEntry": AuditEntry.from_model,
-    "JoinRequest": JoinRequest.from_model,
-}
-
+from schema.strawberry_internals import raw_info
 
 @strawberry.type(description="Everything a cabinet user can read.")
 class Query(RegistrationQueries):
@@ -49,12 +26,13 @@ class Query(RegistrationQueries):
         ctx = info.context
         ctx.require_viewer()
         decoded = from_global_id(id)
-        if decoded is None or decoded[0] not in NODE_TYPES:
+        node_type = node_types(raw_info(info).schema).get(decoded[0]) if decoded else None
+        if node_type is None:
             return None
-        row = await node_resolvers.node_by_id(ctx, *decoded)
+        row = await node_resolvers.node_by_id(ctx, node_type.model, decoded[1])
         if row is None:
             return None
-        value = await expand(info, NODE_TYPES[decoded[0]](row))
+        value = await expand(info, node_type.convert(row))
         return None if isinstance(value, GraphQLError) else value  # refused is as absent as unknown
 
     @strawberry.field(description="The signed-in user.")

@@ -50,3 +50,19 @@ def test_the_readme_lists_every_ruled_type():
     section = text[text.index("## Security"):]
     missing = [name for name in TYPE_RULES if f"`{name}`" not in section]
     assert missing == [], f"README's Security section does not list {missing}"
+
+
+def test_the_node_registry_is_read_off_the_schema():
+    """`node(id:)` knows exactly the schema's Node types, each with its model and conversion: a new
+    Node type needs no list of its own to be fetchable by id."""
+    from tortoise.models import Model
+
+    from schema.nodes import node_types
+
+    graphql_schema = build_schema(Settings(_env_file=None))._schema
+    registry = node_types(graphql_schema)
+    implementers = {name for name, t in _object_types().items() if any(i.name == "Node" for i in t.interfaces)}
+    assert set(registry) == implementers and len(implementers) >= 16
+    for name, node_type in registry.items():
+        assert issubclass(node_type.model, Model) and callable(node_type.convert), name
+        assert name in TYPE_RULES, name
