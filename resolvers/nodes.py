@@ -15,7 +15,7 @@ from models.organizations import Invite, JoinRequest, Membership, Organization
 from models.products import Contract, Product
 from models.select import select_by_ids
 from models.updates import Release, UpdateRun
-from resolvers.cloud import subscription_of
+from resolvers.cloud_subscriptions import subscription_of
 
 NODE_MODELS: dict[str, type] = {
     "Organization": Organization,
