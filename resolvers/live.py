@@ -15,50 +15,42 @@ from resolvers.errors import Refusal
 from resolvers.events import latest_seq
 from models.cloud import Session, SessionStatus
 from models.updates import UpdateRun
-from resolvers.cloud import database_scope, session_scope
-from kabinet.ids import pk_of
+from resolvers.cloud import session_scope, visible
+from resolvers.permissions import TYPE_RULES, Sight
 from resolvers.sessions import SESSION_ORDER
 
 LIVE_STATUSES = (SessionStatus.ACTIVE, SessionStatus.TERMINATING)
 
 
-async def watched_organization(ctx: RequestContext, organization_id: str) -> uuid.UUID:
+async def watched_organization(ctx: RequestContext, organization_id: uuid.UUID) -> uuid.UUID:
     """The organization a subscription may watch; as if absent (NOT_FOUND) when not the viewer's."""
     ctx.require_viewer()
     ctx.forget_memberships()  # a socket lives long: read the membership afresh
-    memberships = await ctx.memberships()
-    pk = pk_of(organization_id, "Organization")
-    if pk is None or pk not in memberships:
+    if organization_id not in await ctx.memberships():
         raise Refusal("NOT_FOUND", "No such organization.")
-    return pk
-
-
-def watched_database(database_id: str | None) -> uuid.UUID | None:
-    if database_id is None:
-        return None
-    pk = pk_of(database_id, "Database")
-    if pk is None:
-        raise Refusal("NOT_FOUND", "No such database.")
-    return pk
+    return organization_id
 
 
 class SessionFilter:
-    """Which sessions a subscriber may see: the role's scope, and the database asked for."""
+    """Which sessions a subscriber may see: the role table's Session rule (as it stood when they
+    subscribed), and the database asked for."""
 
     def __init__(self, ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None) -> None:
-        scope = session_scope(ctx, organization_id)
-        if isinstance(scope, Refusal):
-            raise scope
-        self.only_user = ctx.require_viewer().user_id if scope is not None else None
+        narrowing = session_scope(ctx, organization_id)
+        if isinstance(narrowing, Refusal):
+            raise narrowing
+        self.rights = ctx.narrowed_to(organization_id, as_viewer=True)  # kept: the socket's own context is re-read
+        # a narrowed list is one person's: subscribers share results only with their equals (schema/subscription.py)
+        self.only_user = ctx.require_viewer().user_id if narrowing is not None else None
         self.database_id = database_id
         self.query = Q(organization_id=organization_id)
-        if scope is not None:
-            self.query &= scope
+        if narrowing is not None:
+            self.query &= narrowing
         if database_id is not None:
             self.query &= Q(database_id=database_id)
 
     def admits(self, session: Session) -> bool:
-        return (self.only_user is None or session.user_id == self.only_user) and (
+        return TYPE_RULES["Session"](self.rights, session) is Sight.SEE and (
             self.database_id is None or session.database_id == self.database_id
         )
 
@@ -104,17 +96,17 @@ async def _read_snapshot(organization_id: uuid.UUID, session_filter: SessionFilt
 
 
 class RunFilter:
-    """Which update runs a subscriber may see: databases its role sees, and the one asked for."""
+    """Which update runs a subscriber may see: the role table's UpdateRun rule (runs of the
+    databases the role sees, as it stood when they subscribed), and the database asked for."""
 
     def __init__(self, ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None) -> None:
-        scope = database_scope(ctx, organization_id)
-        if isinstance(scope, Refusal):
-            raise scope
-        self.granted = None if scope is None else ctx.granted_databases(organization_id)
+        narrowing = visible(ctx, "UpdateRun", organization_id, "databases")
+        if isinstance(narrowing, Refusal):
+            raise narrowing
+        self.rights = ctx.narrowed_to(organization_id, as_viewer=True)
         self.database_id = database_id
 
     def admits(self, run: UpdateRun) -> bool:
-        return (self.granted is None or run.database_id in self.granted) and (
+        return TYPE_RULES["UpdateRun"](self.rights, run) is Sight.SEE and (
             self.database_id is None or run.database_id == self.database_id
         )
-

@@ -10,7 +10,7 @@ from resolvers.context import RequestContext
 from models.cloud import CloudSubscription
 from models.organizations import Organization
 from models.select import select_by_ids
-from resolvers.cloud import subscription_of
+from resolvers.cloud_subscriptions import subscription_of
 
 async def node_by_id(ctx: RequestContext, model: type, pk: uuid.UUID) -> Any | None:
     """The `model` row with this key, or None when there is none; not yet checked against the viewer.

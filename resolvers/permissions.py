@@ -8,7 +8,8 @@ by the resolvers that narrow their SQL to what the viewer sees:
 - `TYPE_RULES`: for each object type, whether the viewer sees an object (SEE), is refused it
   (FORBIDDEN: a member whose role may not see such objects; a link from a visible object to it
   answers a FORBIDDEN error, a list leaves it out) or does not know it exists (HIDDEN: null, or
-  left out). Decided on the object, whatever path reached it.
+  left out). Decided on the object, whatever path reached it. The rules of an organization's
+  objects (`InOrganization`) also answer as a query filter (`scope`), for lists read in SQL.
 - `FIELD_RULES`: fields of a visible object that need a permission in its organization; a viewer
   without it gets a FORBIDDEN error on that field and the rest of the query answers.
 
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any
+
+from tortoise.expressions import Q
 
 from kabinet.clock import today
 from models.organizations import Role
@@ -73,37 +76,90 @@ class Sight(Enum):
 Rule = Callable[[Any, Any], Sight]
 
 
-def in_organization(
-    everyone: set[Permission],
-    some: set[Permission] = frozenset(),
-    admits: Callable[[Any, Any], bool] | None = None,
-    organization: Callable[[Any], uuid.UUID] = lambda row: row.organization_id,
-) -> Rule:
-    """Members holding one of `everyone` in the row's organization see every such object; those
-    holding one of `some` see it when `admits(ctx, row)`; other members are refused it; everyone
-    else does not know it exists."""
-    everyone, some = frozenset(everyone), frozenset(some)
+@dataclass(frozen=True)
+class Narrowing:
+    """The objects of an organization a partial permission admits (a USER's own sessions, granted
+    databases), said twice side by side: as a test of one row, and as a query filter for a list
+    (`tests/test_role_table.py` holds the two to the same rows)."""
 
-    def rule(ctx: Any, row: Any) -> Sight:
-        role = ctx.role_in(organization(row))
+    admits: Callable[[Any, Any], bool]  # (ctx, row)
+    where: Callable[[Any, uuid.UUID], Q]  # (ctx, organization id)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a viewer sees of one organization's objects of a type: with `sight` SEE, the rows
+    `narrowing` matches (None: every one); otherwise none, refused (FORBIDDEN) or unknown (HIDDEN)."""
+
+    sight: Sight
+    narrowing: Q | None = None
+
+
+@dataclass(frozen=True)
+class InOrganization:
+    """Members holding one of `everyone` in the row's organization see every such object; those
+    holding one of `some` see the ones `narrowing` admits; other members are refused it; everyone
+    else does not know it exists. The same rule answers for one row (calling it) and for a list of
+    an organization's rows (`scope`)."""
+
+    everyone: frozenset[Permission]
+    some: frozenset[Permission] = frozenset()
+    narrowing: Narrowing | None = None
+    organization: str = "organization_id"  # the row's attribute naming its organization
+
+    def _sight(self, role: Role | None) -> Sight | None:
+        """SEE, FORBIDDEN or HIDDEN for the whole organization; None when `narrowing` decides."""
         if role is None:
             return Sight.HIDDEN
         granted = ROLE_PERMISSIONS[role]
-        if not everyone.isdisjoint(granted):
+        if not self.everyone.isdisjoint(granted):
             return Sight.SEE
-        if not some.isdisjoint(granted):
-            return Sight.SEE if admits(ctx, row) else Sight.HIDDEN
+        if not self.some.isdisjoint(granted):
+            return None
         return Sight.FORBIDDEN
 
-    return rule
+    def __call__(self, ctx: Any, row: Any) -> Sight:
+        sight = self._sight(ctx.role_in(getattr(row, self.organization)))
+        if sight is not None:
+            return sight
+        return Sight.SEE if self.narrowing.admits(ctx, row) else Sight.HIDDEN
+
+    def scope(self, ctx: Any, organization_id: uuid.UUID) -> Scope:
+        """The rule as a query filter over the organization's rows (memberships loaded)."""
+        sight = self._sight(ctx.role_in(organization_id))
+        if sight is not None:
+            return Scope(sight)
+        return Scope(Sight.SEE, self.narrowing.where(ctx, organization_id))
+
+
+def in_organization(
+    everyone: set[Permission],
+    some: set[Permission] = frozenset(),
+    narrowing: Narrowing | None = None,
+    organization: str = "organization_id",
+) -> InOrganization:
+    if some and narrowing is None:
+        raise ValueError("a partial permission needs the narrowing it admits")
+    return InOrganization(frozenset(everyone), frozenset(some), narrowing, organization)
 
 
 def _own(ctx: Any, row: Any) -> bool:
     return ctx.viewer is not None and row.user_id == ctx.viewer.user_id
 
 
-def _granted(attribute: str) -> Callable[[Any, Any], bool]:
-    return lambda ctx, row: getattr(row, attribute) in ctx.granted_databases(row.organization_id)
+def _own_where(ctx: Any, organization_id: uuid.UUID) -> Q:
+    return Q(user_id=ctx.viewer.user_id) if ctx.viewer is not None else Q(id__in=[])
+
+
+OWN = Narrowing(_own, _own_where)
+
+
+def granted(attribute: str) -> Narrowing:
+    """The rows whose `attribute` is a database granted to the viewer in the row's organization."""
+    return Narrowing(
+        lambda ctx, row: getattr(row, attribute) in ctx.granted_databases(row.organization_id),
+        lambda ctx, organization_id: Q(**{f"{attribute}__in": list(ctx.granted_databases(organization_id))}),
+    )
 
 
 _see_members = in_organization({P.SEE_MEMBERS})
@@ -143,7 +199,7 @@ def _staff_only(ctx: Any, row: Any) -> Sight:
 
 
 TYPE_RULES: dict[str, Rule] = {
-    "Organization": in_organization({P.SEE_ORGANIZATION}, organization=lambda row: row.id),
+    "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
     "Product": in_organization({P.SEE_ORGANIZATION}),
     "Contract": in_organization({P.SEE_ORGANIZATION}),
     "CloudSubscription": in_organization({P.SEE_ORGANIZATION}),
@@ -154,13 +210,24 @@ TYPE_RULES: dict[str, Rule] = {
     "Membership": _membership,
     "User": _user,
     "AuditEntry": in_organization({P.SEE_AUDIT_LOG}),
-    "Database": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, _granted("id")),
-    "UpdateRun": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, _granted("database_id")),
-    "Session": in_organization({P.SEE_ALL_SESSIONS}, {P.SEE_OWN_SESSIONS}, _own),
+    "Database": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, granted("id")),
+    "UpdateRun": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, granted("database_id")),
+    "Session": in_organization({P.SEE_ALL_SESSIONS}, {P.SEE_OWN_SESSIONS}, OWN),
     "JoinRequest": _join_request,
     "Release": _signed_in,
     "ModeratedOrganization": _staff_only,
 }
+
+
+def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
+    """Which of an organization's objects of a type the viewer sees, as a query filter: the list
+    form of the type's row rule, for the resolvers that narrow their SQL (memberships loaded)."""
+    rule = TYPE_RULES[type_name]
+    if not isinstance(rule, InOrganization):
+        raise TypeError(f"{type_name}'s rule is not one of an organization's objects")
+    return rule.scope(ctx, organization_id)
+
+
 # Types whose objects need facts beyond the viewer's memberships, loaded for a batch at once.
 NEEDS_USERS_IN_SIGHT = frozenset({"User"})
 NEEDS_STAFF_FLAG = frozenset({"ModeratedOrganization", "User"})

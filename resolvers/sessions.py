@@ -32,10 +32,9 @@ from kabinet.clock import utcnow
 from resolvers.context import Actor, RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.events import SESSIONS, session_payload
-from resolvers.permissions import TYPE_RULES, Permission, Sight
+from resolvers.permissions import TYPE_RULES, Sight, scope
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from resolvers import audit
-from resolvers.validation import invalid
 
 # Every list of sessions, newest first; of two started at the same moment the greater id first.
 SESSION_ORDER = ("-started_at", "-id")
@@ -124,40 +123,43 @@ async def request_termination(
 
 
 def termination_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | None:
-    """Which of an organization's sessions the viewer may terminate: all (OWNER, ADMIN: None), their
-    own (USER); FORBIDDEN for a role that sees no sessions (ACCOUNTANT)."""
-    if ctx.may(organization_id, Permission.SEE_ALL_SESSIONS):
-        return None
-    if ctx.may(organization_id, Permission.SEE_OWN_SESSIONS):
-        return Q(user_id=ctx.require_viewer().user_id)
-    raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not terminate sessions.")
+    """Which of an organization's sessions the viewer may terminate: the ones they see (the role
+    table's Session rule: all for OWNER, ADMIN, None here; their own for a USER); FORBIDDEN for a
+    role that sees no sessions (ACCOUNTANT)."""
+    seen = scope("Session", ctx, organization_id)
+    if seen.sight is not Sight.SEE:
+        raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not terminate sessions.")
+    return seen.narrowing
 
 
-async def terminate(ctx: RequestContext, session: Session, *, field: list[str]) -> Session:
+async def terminate(ctx: RequestContext, session: Session, *, field: str) -> Session:
     """The viewer asks the cluster to end one session of one of their organizations (the mutation):
     ACTIVE → TERMINATING now, TERMINATED when the cluster confirms. A session in any other status is
     INVALID (`field` names the argument), with what became of it."""
     viewer = ctx.require_viewer()
-    if termination_scope(ctx, session.organization_id) is not None and session.user_id != viewer.user_id:
+    termination_scope(ctx, session.organization_id)  # FORBIDDEN for a role that sees no sessions
+    if TYPE_RULES["Session"](ctx, session) is not Sight.SEE:
         raise UserFacingError(ErrorCode.FORBIDDEN, "You may terminate only your own sessions.")
     changed = await request_termination(ctx, Q(id=session.id), requested_by=viewer.user_id, audit_details={})
     if not changed:
         await session.refresh_from_db()
-        raise invalid(field, _NOT_ACTIVE.get(session.status, "Only an active session can be terminated."))
+        raise UserFacingError(
+            ErrorCode.INVALID, _NOT_ACTIVE.get(session.status, "Only an active session can be terminated."), field
+        )
     return changed[0]
 
 
 async def terminate_all(
-    ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None, *, database_field: list[str]
+    ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None, *, database_field: str
 ) -> list[Session]:
     """The viewer asks the cluster to end every ACTIVE session they may terminate in one of their
     organizations, or in one database of it they see (NOT_FOUND otherwise, at `database_field`).
     The sessions asked to end; none is not an error."""
     viewer = ctx.require_viewer()
-    scope = termination_scope(ctx, organization_id)
+    narrowing = termination_scope(ctx, organization_id)
     query = Q(organization_id=organization_id)
-    if scope is not None:
-        query &= scope
+    if narrowing is not None:
+        query &= narrowing
     if database_id is not None:
         database = await Database.get_or_none(id=database_id, organization_id=organization_id)
         if database is None or TYPE_RULES["Database"](ctx, database) is not Sight.SEE:

@@ -10,13 +10,14 @@ import strawberry
 
 from models.cloud import ClientKind, CloudSubscription as CloudSubscriptionModel, Database as DatabaseModel, Session as SessionModel, SessionStatus
 from resolvers import cloud as resolvers
+from resolvers import cloud_subscriptions
 from resolvers import updates as update_resolvers
-from resolvers.cloud import SubscriptionView
+from resolvers.cloud_subscriptions import SubscriptionView
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import User
-from kabinet.ids import to_global_id
+from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import After, Connection, First, Node, connection_of
 from schema.updates import UpdateRun, UpdateSchedule
 
@@ -199,7 +200,7 @@ class CloudMutations:
         self, info: strawberry.Info,
         session_id: Annotated[strawberry.ID, strawberry.argument(description="The session to end.")],
     ) -> TerminateSessionPayload:
-        session = await resolvers.terminate_session(info.context, session_id)
+        session = await resolvers.terminate_session(info.context, pk_of(session_id, "Session") or NO_SUCH_ID)
         return await expand(info, TerminateSessionPayload(session=Session.from_model(session)))
 
     @strawberry.mutation(
@@ -215,7 +216,10 @@ class CloudMutations:
             strawberry.ID | None, strawberry.argument(description="Only the sessions of this database; all when omitted.")
         ] = None,
     ) -> TerminateAllSessionsPayload:
-        sessions = await resolvers.terminate_all_sessions(info.context, organization_id, database_id)
+        sessions = await resolvers.terminate_all_sessions(
+            info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID,
+            None if database_id is None else pk_of(database_id, "Database") or NO_SUCH_ID,
+        )
         return await expand(info, TerminateAllSessionsPayload(sessions=[Session.from_model(s) for s in sessions]))
 
     @strawberry.mutation(
@@ -227,5 +231,5 @@ class CloudMutations:
         self, info: strawberry.Info,
         organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
     ) -> ExtendSubscriptionPayload:
-        view = await resolvers.extend_subscription(info.context, organization_id)
+        view = await cloud_subscriptions.extend_subscription(info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID)
         return await expand(info, ExtendSubscriptionPayload(cloud_subscription=CloudSubscription.from_view(view)))

@@ -20,6 +20,7 @@ from models.organizations import OrganizationKind, Role
 from models.products import ProductCategory
 from resolvers import billing as billing_resolvers
 from resolvers import cloud as cloud_resolvers
+from resolvers import cloud_subscriptions
 from resolvers import invitations
 from resolvers import members as member_resolvers
 from resolvers import organizations as resolvers
@@ -230,7 +231,7 @@ class Organization(Node):
         return loaded(self, info)
 
     @strawberry.field(description="The cloud rental subscription, if the organization has one.")
-    @batched(cloud_resolvers.subscription_of, to=CloudSubscription.from_view)
+    @batched(cloud_subscriptions.subscription_of, to=CloudSubscription.from_view)
     def cloud_subscription(self, info: strawberry.Info) -> CloudSubscription | None:
         return loaded(self, info)
 

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import strawberry
 
+from kabinet.ids import NO_SUCH_ID, pk_of
 from schema.errors import graphql_error, signed_out
 from models.events import OrganizationEvent
 from resolvers import live
+from resolvers.errors import not_found
 from resolvers.events import ACCESS, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
 from resolvers.sessions import newest_first
 from resolvers.permissions import PERSONAL_FIELDS, Permission, role_may
@@ -92,6 +94,16 @@ class SharedResults:
 shared_results = SharedResults()
 
 
+def _database(database_id: str | None) -> uuid.UUID | None:
+    """The database a subscription watches; NOT_FOUND for an id that is not a database's."""
+    if database_id is None:
+        return None
+    pk = pk_of(database_id, "Database")
+    if pk is None:
+        raise not_found("database")
+    return pk
+
+
 OrganizationToWatch = Annotated[strawberry.ID, strawberry.argument(description="The organization to watch.")]
 OnlyDatabase = Annotated[strawberry.ID | None, strawberry.argument(description="Only what happens in this database.")]
 
@@ -152,8 +164,8 @@ class Subscription:
         self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[SessionListUpdate, None]:
         ctx = info.context
-        org_id = await live.watched_organization(ctx, organization_id)
-        session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        session_filter = live.SessionFilter(ctx, org_id, _database(database_id))
         group = Group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
         async with ctx.event_hub.subscribe(org_id) as stream:
             latest = await _session_snapshot(group, org_id, session_filter, stream)
@@ -176,8 +188,8 @@ class Subscription:
         self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[SessionEvent, None]:
         ctx = info.context
-        org_id = await live.watched_organization(ctx, organization_id)
-        session_filter = live.SessionFilter(ctx, org_id, live.watched_database(database_id))
+        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        session_filter = live.SessionFilter(ctx, org_id, _database(database_id))
         group = Group(info, org_id, session_filter.only_user, session_filter.database_id, "events")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):
@@ -194,8 +206,8 @@ class Subscription:
         self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[UpdateRun, None]:
         ctx = info.context
-        org_id = await live.watched_organization(ctx, organization_id)
-        run_filter = live.RunFilter(ctx, org_id, live.watched_database(database_id))
+        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        run_filter = live.RunFilter(ctx, org_id, _database(database_id))
         group = Group(info, org_id, run_filter.database_id, "runs")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):

@@ -4,13 +4,22 @@ section lists every ruled type. A new type without a rule fails here, not in pro
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pytest
 from graphql import GraphQLObjectType
+from tortoise import Tortoise
+from tortoise.expressions import Q
 
-from resolvers.permissions import FIELD_RULES, PERSONAL_FIELDS, TYPE_RULES
+from models.cloud import ClientKind, Session, SessionStatus
+from models.organizations import DatabaseGrant, Membership, Role
+from models.updates import UpdateRun, UpdateRunStatus
+from resolvers.context import RequestContext, Viewer
+from resolvers.permissions import FIELD_RULES, PERSONAL_FIELDS, TYPE_RULES, InOrganization, Sight, scope
 from kabinet.settings import Settings
 from schema.build import build_schema
+from tests import factories
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -66,3 +75,62 @@ def test_the_node_registry_is_read_off_the_schema():
     for name, node_type in registry.items():
         assert issubclass(node_type.model, Model) and callable(node_type.convert), name
         assert name in TYPE_RULES, name
+
+
+# ---------------------------------------------------------------- the rules as query filters
+
+ORGANIZATION_RULES = sorted(name for name, rule in TYPE_RULES.items() if isinstance(rule, InOrganization))
+
+
+def test_the_cloud_rules_answer_as_query_filters_too():
+    """Lists of databases, update runs and sessions are narrowed in SQL by the very rules the gate applies."""
+    assert {"Database", "UpdateRun", "Session"} <= set(ORGANIZATION_RULES)
+
+
+async def _cloud_rows(organization, users: dict[Role, object]) -> None:
+    """Two databases (the USER granted one), everyone's sessions in both, a run in each."""
+    first = await factories.create_database(organization, name="Первая")
+    second = await factories.create_database(organization, name="Вторая")
+    user_membership = await Membership.get(organization_id=organization.id, user_id=users[Role.USER].id)
+    await DatabaseGrant.create(membership=user_membership, database=first)
+    for database in (first, second):
+        for person in (*users.values(), None):
+            await factories.create_session(database, user=person)
+        await UpdateRun.create(
+            organization=organization, database=database, status=UpdateRunStatus.CANCELLED,
+            scheduled_for=dt.datetime.now(dt.timezone.utc),
+        )
+    await Session.create(  # a session in no database
+        organization=organization, database=None, user=users[Role.USER], user_name="Без базы",
+        client_kind=ClientKind.RDP, host=None, started_at=dt.datetime.now(dt.timezone.utc), status=SessionStatus.ENDED,
+    )
+
+
+@pytest.mark.parametrize("type_name", ORGANIZATION_RULES)
+async def test_a_rule_and_its_query_filter_admit_the_same_rows(app, settings, type_name):
+    """For every role (and a stranger), in the viewer's organization and another: the rows the row
+    rule lets one SEE are exactly the rows its query filter (`scope`) matches, and a refusal of the
+    whole list (FORBIDDEN, HIDDEN) is what the row rule answers for each row."""
+    roles = (Role.OWNER, Role.ADMIN, Role.ACCOUNTANT, Role.USER)
+    organization, users = await factories.create_team(*roles)
+    other, other_users = await factories.create_team(*roles)
+    await _cloud_rows(organization, users)
+    await _cloud_rows(other, other_users)
+    stranger = await factories.create_user()
+    rule = TYPE_RULES[type_name]
+    model = Tortoise.apps["models"][type_name]
+    for viewer in (*users.values(), stranger):
+        ctx = RequestContext(settings, Viewer(viewer.id, viewer.id))
+        await ctx.memberships()
+        for organization_id in (organization.id, other.id):
+            in_organization = Q(**{rule.organization: organization_id})
+            rows = await model.filter(in_organization)
+            admitted = {row.id for row in rows if rule(ctx, row) is Sight.SEE}
+            seen = scope(type_name, ctx, organization_id)
+            if seen.sight is Sight.SEE:
+                query = in_organization if seen.narrowing is None else in_organization & seen.narrowing
+                matched = set(await model.filter(query).values_list("id", flat=True))
+            else:
+                matched = set()
+                assert {rule(ctx, row) for row in rows} <= {seen.sight}, (type_name, viewer, organization_id)
+            assert admitted == matched, (type_name, ctx.role_in(organization_id))
