@@ -6,14 +6,18 @@ too: it answers them like ours and the assertions look at this test's own phone 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -247,6 +251,8 @@ async def test_a_gateway_answering_500_is_retried_and_the_message_finally_failed
     assert phone in logged and "HTTP 500" in logged, "the failure itself is logged"
     assert no_secrets_in(logged, TOKEN, "715302")
 
+    listed = [mail.failure_line(m) for m in await mail.failed_messages(ALL) if m.id == message.id]
+    assert len(listed) == 1 and phone in listed[0] and "HTTP 500" in listed[0] and "715302" not in listed[0]
 
 
 async def test_an_error_in_a_200_answer_is_a_failure_kept_on_the_message(settings, gateway):
@@ -320,3 +326,22 @@ def test_the_gateway_is_configured_by_kabinet_sms_environment_variables(monkeypa
     assert configured.sms_token.get_secret_value() == TOKEN and TOKEN not in repr(configured)
     sender = GatewaySender.from_settings(configured)
     assert (sender.method, sender.params_in, sender.token) == ("GET", "query", TOKEN)
+
+
+async def test_staff_list_the_failed_messages_with_kabinet_outbox_failed(settings):
+    message = await outbox.enqueue_sms(factories.unique_phone(), "Код 900417")
+    await OutboxMessage.filter(id=message.id).update(
+        status=DeliveryStatus.FAILED, attempts=8, last_error="SmsGatewayError: HTTP 503: busy"
+    )
+    environment = {
+        **os.environ, "KABINET_DATABASE_URL": settings.resolved_database_url, "KABINET_DATA_DIR": str(settings.data_dir),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kabinet.cli", "outbox", "failed", "--limit", "1000", env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    (line,) = [line for line in out.decode().splitlines() if str(message.id) in line]
+    assert message.recipient in line and "attempts=8" in line and "HTTP 503: busy" in line and "900417" not in line

@@ -267,6 +267,19 @@ async def _failed(message: OutboxMessage, lease_owner: str, error: Exception) ->
     )
 
 
+async def failed_messages(limit: int = 50) -> list[OutboxMessage]:
+    """The messages given up on, newest first: for staff to see what did not go out and why."""
+    return list(await OutboxMessage.filter(status=DeliveryStatus.FAILED).order_by("-created_at", "-id").limit(limit))
+
+
+def failure_line(message: OutboxMessage) -> str:
+    """One failed message for a listing: when, channel, to whom, tries and the last error (never the text)."""
+    return (
+        f"{message.created_at:%Y-%m-%d %H:%M:%S} {message.channel.value:<5} {message.recipient} "
+        f"attempts={message.attempts} id={message.id}: {message.last_error or ''}"
+    )
+
+
 async def run_mail_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Deliver due messages about every second until `stop` is set; a full batch goes on at once."""
     sender = sender_for(settings)
