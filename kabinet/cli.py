@@ -92,6 +92,31 @@ def agent_token() -> None:
     )
 
 
+@main.group(help="The outbox of e-mail and SMS the mail worker delivers.")
+def outbox() -> None:
+    pass
+
+
+@outbox.command("failed", help="List the messages given up on after the last retry, newest first, with the last error.")
+@click.option("--limit", default=50, show_default=True, type=int)
+def outbox_failed(limit: int) -> None:
+    from kabinet import db
+    from workers.mail import failed_messages, failure_line
+
+    async def run() -> list[str]:
+        await db.connect(Settings())
+        try:
+            return [failure_line(message) for message in await failed_messages(limit)]
+        finally:
+            await db.disconnect()
+
+    lines = asyncio.run(run())
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("kabinet: no failed messages", err=True)
+
+
 @main.command(help="Apply database migrations (idempotent).")
 def migrate() -> None:
     from kabinet.db import apply_migrations

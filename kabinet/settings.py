@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,37 @@ class Settings(BaseSettings):
         None, description="Signs tokens and download URLs; generated once into data_dir if unset."
     )
     mail_url: str | None = Field(None, description="smtp://…, file:///dir or console://.")
+    # An HTTP SMS gateway (workers/sms.py). Placeholders in sms_params, sms_headers and sms_ok_json:
+    # {phone} {text} {sender} {id} {login} {password} {token}.
+    sms_url: str | None = Field(
+        None, description="The SMS gateway's URL: when set, every SMS goes to it whatever mail_url says (e-mail keeps "
+        "going by mail_url); unset, SMS go where mail_url says (file, console, or only logged with smtp)."
+    )
+    sms_method: Literal["GET", "POST"] = Field("POST", description="The HTTP method of the gateway request.")
+    sms_params_in: Literal["query", "form", "json"] = Field(
+        "form", description="Where sms_params go: the URL query (the only choice with GET), form fields or a JSON body."
+    )
+    sms_params: dict[str, Any] = Field(
+        default_factory=dict, description='The parameters as a JSON object of templates, e.g. {"to": "{phone}", "msg": '
+        '"{text}", "api_id": "{token}"}; a parameter that is only "{sender}" is left out while sms_sender is empty.'
+    )
+    sms_headers: dict[str, str] = Field(
+        default_factory=dict, description='Extra request headers (templates), e.g. {"Authorization": "Bearer {token}"}.'
+    )
+    sms_login: str = Field("", description="The gateway login: {login}, and the user of basic auth.")
+    sms_password: SecretStr = Field(SecretStr(""), description="The gateway password: {password}, and basic auth's.")
+    sms_token: SecretStr = Field(SecretStr(""), description="An API key or token: {token}.")
+    sms_basic_auth: bool = Field(False, description="Send sms_login and sms_password as HTTP basic auth.")
+    sms_sender: str = Field("", description="The sender name the gateway has approved: {sender}.")
+    sms_phone_format: Literal["digits", "plus"] = Field(
+        "digits", description="{phone} as digits only (79161234567, what most gateways want) or with a plus (+79161234567)."
+    )
+    sms_timeout_seconds: float = Field(10.0, gt=0, description="The longest wait for the gateway's answer.")
+    sms_ok_text: str = Field("", description="Besides HTTP 2xx, the answer must contain this text to count as sent.")
+    sms_ok_json: str = Field(
+        "", description="Besides HTTP 2xx, the answer must be JSON with this field: `path` (present, not null or false) "
+        "or `path=value`, dotted, e.g. `sms.{phone}.status=OK`."
+    )
     public_url: str = Field("", description="Public base URL; download and invite links use it.")
     seed_demo: bool | None = Field(
         None, description="Seed the demo data set on first start (default: on for SQLite)."

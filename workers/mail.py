@@ -14,6 +14,9 @@ Where messages go is `KABINET_MAIL_URL`:
 - `file:///dir`: one RFC 5322 `.eml` file per e-mail and one `.sms.txt` per SMS, for a laptop
   or a test to read. The embedded default when unset: `file://<data_dir>/outbox`.
 - `console://`: written to the log.
+
+SMS go to the HTTP gateway of `KABINET_SMS_URL` when it is set (workers/sms.py), whatever the
+mail URL; e-mail still goes by the mail URL.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from tortoise.transactions import in_transaction
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
+from workers.sms import GatewaySender
 
 log = logging.getLogger("kabinet.mail")
 
@@ -101,8 +105,8 @@ class SmtpSender:
             client.send_message(email)
 
     async def send_sms(self, message: OutboxMessage) -> None:
-        # No SMS gateway is configured with an SMTP mail URL: the text is logged so an operator can
-        # see it, and the message counts as handled. A gateway sender would slot in here.
+        # No SMS gateway is configured (KABINET_SMS_URL) and SMTP cannot carry SMS: the text is logged
+        # so an operator can see it, and the message counts as handled.
         log.warning("no SMS gateway configured; SMS to %s: %s", message.recipient, message.body)
 
     def describe(self) -> str:
@@ -148,7 +152,30 @@ class ConsoleSender:
         return "console://"
 
 
+@dataclass
+class SmsByGateway:
+    """E-mail by the mail URL's sender, SMS by the HTTP gateway."""
+
+    mail: MailSender
+    gateway: GatewaySender
+
+    async def send_email(self, message: OutboxMessage) -> None:
+        await self.mail.send_email(message)
+
+    async def send_sms(self, message: OutboxMessage) -> None:
+        await self.gateway.send_sms(message)
+
+    def describe(self) -> str:
+        return f"{self.mail.describe()}, SMS to {self.gateway.describe()}"
+
+
 def sender_for(settings: Settings) -> MailSender:
+    """E-mail to where `KABINET_MAIL_URL` says; SMS to the gateway of `KABINET_SMS_URL` when set, else there too."""
+    mail = mail_sender_for(settings)
+    return SmsByGateway(mail, GatewaySender.from_settings(settings)) if settings.sms_url else mail
+
+
+def mail_sender_for(settings: Settings) -> MailSender:
     """The sender `KABINET_MAIL_URL` names; files in `<data_dir>/outbox` when it is unset."""
     url = settings.mail_url or f"file://{(settings.data_dir / 'outbox').resolve()}"
     parts = urlsplit(url)
@@ -237,6 +264,19 @@ async def _failed(message: OutboxMessage, lease_owner: str, error: Exception) ->
     await OutboxMessage.filter(id=message.id, lease_owner=lease_owner).update(
         status=DeliveryStatus.FAILED if gave_up else DeliveryStatus.PENDING, attempts=attempts, last_error=reason,
         next_attempt_at=utcnow() + backoff(attempts), lease_owner=None, lease_expires_at=None,
+    )
+
+
+async def failed_messages(limit: int = 50) -> list[OutboxMessage]:
+    """The messages given up on, newest first: for staff to see what did not go out and why."""
+    return list(await OutboxMessage.filter(status=DeliveryStatus.FAILED).order_by("-created_at", "-id").limit(limit))
+
+
+def failure_line(message: OutboxMessage) -> str:
+    """One failed message for a listing: when, channel, to whom, tries and the last error (never the text)."""
+    return (
+        f"{message.created_at:%Y-%m-%d %H:%M:%S} {message.channel.value:<5} {message.recipient} "
+        f"attempts={message.attempts} id={message.id}: {message.last_error or ''}"
     )
 
 
