@@ -18,6 +18,7 @@ from resolvers.identity import viewer_user
 from resolvers.pagination import Ordering, Page, PageRequest, load_pages
 
 MODERATION_ORDER = Ordering(("created_at",))
+STAFF_ONLY = "Only the provider's staff moderate organizations."
 
 
 async def status_on_adding(user: User, inn: str) -> ModerationStatus:
@@ -28,9 +29,10 @@ async def status_on_adding(user: User, inn: str) -> ModerationStatus:
 
 
 async def _staff(ctx: RequestContext) -> User:
+    """The caller, one of the provider's staff; FORBIDDEN (a mutation's userError) for anyone else."""
     user = await viewer_user(ctx)
     if not user.is_staff:
-        raise UserFacingError(ErrorCode.FORBIDDEN, "Only the provider's staff moderate organizations.")
+        raise UserFacingError(ErrorCode.FORBIDDEN, STAFF_ONLY)
     return user
 
 
@@ -94,7 +96,7 @@ async def organizations_for_moderation(
     """Staff only (FORBIDDEN for anyone else): organizations by moderation status, oldest first."""
     user = await viewer_user(ctx)
     if not user.is_staff:
-        raise Refusal("FORBIDDEN", "Only the provider's staff moderate organizations.")
+        raise Refusal("FORBIDDEN", STAFF_ONLY)
     pages = await load_pages(
         Organization, None, (), MODERATION_ORDER, page,
         filters=Q(moderation_status=status) if status else None, with_total=with_total,
