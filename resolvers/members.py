@@ -50,7 +50,7 @@ from resolvers import sessions as session_lifecycle
 from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.identity import SignedIn, sign_in_user
 from kabinet.ids import pk_of, to_global_id
-from resolvers.registration import release_pending_sign_ups
+from resolvers.sign_ups import release_pending_sign_ups
 
 INVITE_DAYS = 7
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"

@@ -4,6 +4,7 @@ join requests, and the provider's moderation of new organizations."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Annotated
 
 import strawberry
@@ -12,14 +13,16 @@ from models.organizations import JoinRequest as JoinRequestModel
 from models.organizations import JoinRequestStatus, ModerationStatus
 from models.organizations import Organization as OrganizationModel
 from models.organizations import OrganizationKind, Role
-from resolvers import registration as resolvers
-from resolvers.registration import CodeSent, ConfirmationChannel
+from resolvers import email_change, join_requests, moderation, organization_claims, password_reset, sign_ups
+from resolvers.common import SELECTED
+from resolvers.pagination import PageRequest
+from resolvers.sign_ups import CodeSent, ConfirmationChannel
 from schema.batching import batched, expand, loaded, selected
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.organizations import Membership, Organization
-from kabinet.ids import to_global_id
+from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import Connection, First, Node, connection_of
 
 described_enum(ConfirmationChannel, "Where a sign-up's confirmation code is sent: SMS to the phone, or the e-mail.", {
@@ -31,6 +34,22 @@ described_enum(JoinRequestStatus, "PENDING until the organization's owner or an 
     "APPROVED": "Accepted: the requester is a member.",
     "REJECTED": "Declined.",
 })
+
+
+# ---------------------------------------------------------------- arguments in the domain's terms
+
+
+def _registration_pk(registration_id: str) -> uuid.UUID:
+    """A malformed id names no sign-up: the domain answers it as one confirmed or replaced."""
+    return pk_of(registration_id, "Registration") or NO_SUCH_ID
+
+
+def _page_request(info: strawberry.Info, first: int | None, after: str | None) -> PageRequest:
+    return PageRequest.from_args({"first": first, "after": after}, info.context.settings.max_page_size)
+
+
+def _wants_total(info: strawberry.Info) -> bool:
+    return "total_count" in selected(info)[SELECTED]
 
 
 # ---------------------------------------------------------------- types
@@ -54,17 +73,17 @@ class JoinRequest(Node):
         )
 
     @strawberry.field(description="INN of the organization the request is for.")
-    @batched(resolvers.inns_of)
+    @batched(join_requests.inns_of)
     def inn(self, info: strawberry.Info) -> str:
         return loaded(self, info)
 
     @strawberry.field(description="Who asks to join.")
-    @batched(resolvers.users_of, to=User.from_model)
+    @batched(join_requests.users_of, to=User.from_model)
     def user(self, info: strawberry.Info) -> User:
         return loaded(self, info)
 
     @strawberry.field(description="The organization; null while the caller is not a member of it (e.g. for the requester until approved).")
-    @batched(resolvers.visible_organization_of, to=Organization.from_model)
+    @batched(join_requests.visible_organization_of, to=Organization.from_model)
     def organization(self, info: strawberry.Info) -> Organization | None:
         return loaded(self, info)
 
@@ -90,7 +109,7 @@ class ModeratedOrganization:
         )
 
     @strawberry.field(description="The user who added it (its OWNER).")
-    @batched(resolvers.owners_of, to=User.from_model)
+    @batched(moderation.owners_of, to=User.from_model)
     def owner(self, info: strawberry.Info) -> User | None:
         return loaded(self, info)
 
@@ -198,7 +217,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         input: Annotated[RegisterInput, strawberry.argument(description="The new user's name, phone, e-mail, password and where the code goes.")],
     ) -> RegistrationPayload:
-        sent = await resolvers.register(
+        sent = await sign_ups.register(
             info.context, input.full_name, input.phone, input.email, input.password, input.confirm_by
         )
         return RegistrationPayload.of(sent)
@@ -212,7 +231,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         registration_id: Annotated[strawberry.ID, strawberry.argument(description="From `register`.")],
     ) -> RegistrationPayload:
-        return RegistrationPayload.of(await resolvers.resend_registration_code(info.context, registration_id))
+        return RegistrationPayload.of(await sign_ups.resend_registration_code(info.context, _registration_pk(registration_id)))
 
     @strawberry.mutation(
         description="Confirm a sign-up with its code: activates the account and signs in. A code works once, "
@@ -224,7 +243,7 @@ class RegistrationMutations:
         registration_id: Annotated[strawberry.ID, strawberry.argument(description="From `register`.")],
         code: Annotated[str, strawberry.argument(description="The 6 digits from the SMS or e-mail.")],
     ) -> AuthPayload:
-        return await expand(info, auth_payload(await resolvers.confirm_registration(info.context, registration_id, code)))
+        return await expand(info, auth_payload(await sign_ups.confirm_registration(info.context, _registration_pk(registration_id), code)))
 
     @strawberry.mutation(
         description="Forgot the password (no token needed): sends a code to the login (e-mail or phone) if it is "
@@ -236,7 +255,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         login: Annotated[str, strawberry.argument(description="E-mail or phone number (+7XXXXXXXXXX).")],
     ) -> RequestPasswordResetPayload:
-        await resolvers.request_password_reset(info.context, login)
+        await password_reset.request_password_reset(info.context, login)
         return RequestPasswordResetPayload(ok=True)
 
     @strawberry.mutation(
@@ -250,7 +269,7 @@ class RegistrationMutations:
         code: Annotated[str, strawberry.argument(description="The 6 digits from the SMS or e-mail.")],
         new_password: Annotated[str, strawberry.argument(description="At least 8 characters.")],
     ) -> AuthPayload:
-        return await expand(info, auth_payload(await resolvers.reset_password(info.context, login, code, new_password)))
+        return await expand(info, auth_payload(await password_reset.reset_password(info.context, login, code, new_password)))
 
     @strawberry.mutation(
         description="Start changing your e-mail: a code goes to the NEW address. The answer is the same when another "
@@ -261,7 +280,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         new_email: Annotated[str, strawberry.argument(description="The address to switch to.")],
     ) -> RequestEmailChangePayload:
-        sent = await resolvers.request_email_change(info.context, new_email)
+        sent = await email_change.request_email_change(info.context, new_email)
         return RequestEmailChangePayload(code_sent_to=sent.sent_to, code_expires_at=sent.expires_at)
 
     @strawberry.mutation(description="Finish changing your e-mail with the code sent to the new address.")
@@ -270,7 +289,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         code: Annotated[str, strawberry.argument(description="The 6 digits from the e-mail.")],
     ) -> ConfirmEmailChangePayload:
-        user = await resolvers.confirm_email_change(info.context, code)
+        user = await email_change.confirm_email_change(info.context, code)
         return await expand(info, ConfirmEmailChangePayload(user=User.from_model(user)))
 
     @strawberry.mutation(
@@ -283,7 +302,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         input: Annotated[AddOrganizationInput, strawberry.argument(description="The organization's INN, kind and name, and the caller's position in it.")],
     ) -> AddOrganizationPayload:
-        added = await resolvers.add_organization(info.context, input.inn, input.kind, input.name, input.position)
+        added = await organization_claims.add_organization(info.context, input.inn, input.kind, input.name, input.position)
         return await expand(info, AddOrganizationPayload(
             organization=Organization.from_model(added.organization) if added.organization else None,
             join_request=JoinRequest.from_model(added.join_request) if added.join_request else None,
@@ -299,7 +318,9 @@ class RegistrationMutations:
         request_id: Annotated[strawberry.ID, strawberry.argument(description="The join request.")],
         role: Annotated[Role, strawberry.argument(description="The role the requester gets: ADMIN, ACCOUNTANT or USER.")],
     ) -> DecideJoinRequestPayload:
-        row, membership = await resolvers.approve_join_request(info.context, request_id, role)
+        row, membership = await join_requests.approve_join_request(
+            info.context, pk_of(request_id, "JoinRequest") or NO_SUCH_ID, role
+        )
         return await expand(
             info, DecideJoinRequestPayload(join_request=JoinRequest.from_model(row), membership=Membership.from_model(membership))
         )
@@ -310,7 +331,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         request_id: Annotated[strawberry.ID, strawberry.argument(description="The join request.")],
     ) -> DecideJoinRequestPayload:
-        row = await resolvers.reject_join_request(info.context, request_id)
+        row = await join_requests.reject_join_request(info.context, pk_of(request_id, "JoinRequest") or NO_SUCH_ID)
         return await expand(info, DecideJoinRequestPayload(join_request=JoinRequest.from_model(row)))
 
     @strawberry.mutation(description="Provider staff only: approve an organization awaiting moderation (or one rejected before).")
@@ -319,7 +340,7 @@ class RegistrationMutations:
         self, info: strawberry.Info,
         organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
     ) -> ModerateOrganizationPayload:
-        row = await resolvers.approve_organization(info.context, organization_id)
+        row = await moderation.approve_organization(info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID)
         return await expand(info, ModerateOrganizationPayload(organization=ModeratedOrganization.from_model(row)))
 
     @strawberry.mutation(description="Provider staff only: reject an organization awaiting moderation, saying why.")
@@ -329,7 +350,9 @@ class RegistrationMutations:
         organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
         reason: Annotated[str, strawberry.argument(description="Why; the owner is told.")],
     ) -> ModerateOrganizationPayload:
-        row = await resolvers.reject_organization(info.context, organization_id, reason)
+        row = await moderation.reject_organization(
+            info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID, reason
+        )
         return await expand(info, ModerateOrganizationPayload(organization=ModeratedOrganization.from_model(row)))
 
 
@@ -351,8 +374,10 @@ class RegistrationQueries:
         first: First = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
     ) -> Connection[JoinRequest] | None:
-        args = {"status": status.value if status else None, "first": first, "after": after, **selected(info)}
-        page = await resolvers.join_requests_of(info.context, organization_id, args)
+        page = await join_requests.join_requests_of(
+            info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID, status,
+            _page_request(info, first, after), with_total=_wants_total(info),
+        )
         return await expand(info, connection_of(JoinRequest.from_model)(page)) if page is not None else None
 
     @strawberry.field(description="Your own requests to join organizations, newest first.")
@@ -361,8 +386,9 @@ class RegistrationQueries:
         first: First = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
     ) -> Connection[JoinRequest]:
-        args = {"first": first, "after": after, **selected(info)}
-        page = await resolvers.viewer_join_requests(info.context, args)
+        page = await join_requests.viewer_join_requests(
+            info.context, _page_request(info, first, after), with_total=_wants_total(info)
+        )
         return await expand(info, connection_of(JoinRequest.from_model)(page))
 
     @strawberry.field(description="Provider staff only (FORBIDDEN for others): organizations by moderation status, oldest first.")
@@ -374,6 +400,7 @@ class RegistrationQueries:
         first: First = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
     ) -> Connection[ModeratedOrganization]:
-        args = {"first": first, "after": after, **selected(info)}
-        page = await resolvers.organizations_for_moderation(info.context, status, args)
+        page = await moderation.organizations_for_moderation(
+            info.context, status, _page_request(info, first, after), with_total=_wants_total(info)
+        )
         return await expand(info, connection_of(ModeratedOrganization.from_model)(page))

@@ -139,7 +139,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "UpdateSchedule": DATABASES,  # part of its Database
     "Session": OrgRule(roles=STAFF, own_roles=frozenset({USER})),
     "AuditEntry": OrgRule(roles=STAFF),
-    # resolvers/registration.py join_request_by_id: the requester's own, or OWNER/ADMIN of its organization
+    # resolvers/permissions.py _join_request: the requester's own, or OWNER/ADMIN of its organization
     "JoinRequest": OrgRule(roles=STAFF, own_roles=ANY_ROLE | {None}),
     "User": Rule(lambda viewer, scope: scope.user == viewer.user_id or scope.user in viewer.visible_users),
     "Release": Rule(lambda viewer, scope: True),  # any signed-in user

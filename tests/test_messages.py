@@ -18,7 +18,7 @@ MESSAGES = ROOT / "resolvers" / "messages"
 OUTBOX = ROOT / "resolvers" / "outbox.py"
 CYRILLIC = re.compile("[А-Яа-яЁё]")
 # Cyrillic literals in a module that sends messages which are not messages (function: why).
-NOT_MESSAGES = {"_default_name"}  # registration.py: an organization's name until it is given one
+NOT_MESSAGES = {"_default_name"}  # organization_claims.py: an organization's name until it is given one
 
 
 def application_files() -> list[Path]:
@@ -71,7 +71,7 @@ def string_literals(path: Path) -> set[str]:
 
 
 def sent_templates() -> dict[str, list[Send]]:
-    """Template → the calls that send it. A call with a computed name (`_send_code`'s codes) sends
+    """Template → the calls that send it. A call with a computed name (a helper sending several flows' codes) sends
     the templates of its channel that its module names in plain string literals and no call names."""
     by_template: dict[str, list[Send]] = {}
     for path in application_files():

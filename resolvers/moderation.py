@@ -1,0 +1,111 @@
+"""The provider's moderation of organizations: a newly added INN is an unchecked claim (PENDING)
+until the provider's staff approve or reject it; a known contact's is approved on adding."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tortoise.expressions import Q
+
+from models.identity import User
+from models.organizations import KnownContact, Membership, ModerationStatus, Organization, Role
+from resolvers import audit, outbox, validation
+from resolvers.common import not_found, related_one
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, Refusal, UserFacingError
+from resolvers.identity import viewer_user
+from resolvers.pagination import Ordering, Page, PageRequest, load_pages
+
+MODERATION_ORDER = Ordering(("created_at",))
+STAFF_ONLY = "Only the provider's staff moderate organizations."
+
+
+async def status_on_adding(user: User, inn: str) -> ModerationStatus:
+    """APPROVED at once when the caller's verified phone is one the provider knows for this INN."""
+    if user.phone and user.phone_verified and await KnownContact.exists(inn=inn, phone=user.phone):
+        return ModerationStatus.APPROVED
+    return ModerationStatus.PENDING
+
+
+async def _staff(ctx: RequestContext) -> User:
+    """The caller, one of the provider's staff; FORBIDDEN (a mutation's userError) for anyone else."""
+    user = await viewer_user(ctx)
+    if not user.is_staff:
+        raise UserFacingError(ErrorCode.FORBIDDEN, STAFF_ONLY)
+    return user
+
+
+async def _organization_to_moderate(organization_id: uuid.UUID) -> Organization:
+    row = await Organization.filter(id=organization_id).select_for_update().first()
+    if row is None:
+        raise not_found("organization_id", "organization")
+    return row
+
+
+async def approve_organization(ctx: RequestContext, organization_id: uuid.UUID) -> Organization:
+    """PENDING (or REJECTED, on second thought) → APPROVED; the owner is told by e-mail."""
+    await _staff(ctx)
+    organization = await _organization_to_moderate(organization_id)
+    if organization.moderation_status == ModerationStatus.APPROVED:
+        raise UserFacingError(ErrorCode.CONFLICT, "This organization is already approved.", "organization_id")
+    organization.moderation_status, organization.moderation_note = ModerationStatus.APPROVED, None
+    await organization.save(update_fields=["moderation_status", "moderation_note"])
+    if owner_email := await _owner_email(organization):
+        await outbox.email(
+            owner_email, "organization_approved", organization_name=organization.name, inn=organization.inn,
+            organization_code=organization.code,
+        )
+    await audit.record(
+        ctx, "organization.approved", organization_id=organization.id, object_type="Organization", object_id=organization.id,
+    )
+    return organization
+
+
+async def reject_organization(ctx: RequestContext, organization_id: uuid.UUID, reason: str) -> Organization:
+    """PENDING → REJECTED with the reason the owner is given; an approved subscriber cannot be."""
+    await _staff(ctx)
+    reason = validation.non_empty(reason, "reason", "A reason", max_length=500)
+    organization = await _organization_to_moderate(organization_id)
+    if organization.moderation_status != ModerationStatus.PENDING:
+        raise UserFacingError(
+            ErrorCode.CONFLICT, f"Only a PENDING organization can be rejected; this one is {organization.moderation_status.value}.",
+            "organization_id",
+        )
+    organization.moderation_status, organization.moderation_note = ModerationStatus.REJECTED, reason
+    await organization.save(update_fields=["moderation_status", "moderation_note"])
+    if owner_email := await _owner_email(organization):
+        await outbox.email(owner_email, "organization_rejected", inn=organization.inn, reason=reason)
+    await audit.record(
+        ctx, "organization.rejected", organization_id=organization.id, object_type="Organization",
+        object_id=organization.id, details={"reason": reason},
+    )
+    return organization
+
+
+async def _owner_email(organization: Organization) -> str | None:
+    """Where the owner is told about moderation (None: no owner, or one without an e-mail)."""
+    owner = await Membership.get_or_none(organization_id=organization.id, role=Role.OWNER)
+    user = await User.get_or_none(id=owner.user_id) if owner else None
+    return user.email if user else None
+
+
+async def organizations_for_moderation(
+    ctx: RequestContext, status: ModerationStatus | None, page: PageRequest, *, with_total: bool = False
+) -> Page:
+    """Staff only (FORBIDDEN for anyone else): organizations by moderation status, oldest first."""
+    user = await viewer_user(ctx)
+    if not user.is_staff:
+        raise Refusal("FORBIDDEN", STAFF_ONLY)
+    pages = await load_pages(
+        Organization, None, (), MODERATION_ORDER, page,
+        filters=Q(moderation_status=status) if status else None, with_total=with_total,
+    )
+    return pages[None]
+
+
+async def owners_of(ctx: RequestContext, organizations: list[Organization], args: dict[str, Any]) -> list:
+    owners = await Membership.filter(organization_id__in=[o.id for o in organizations], role=Role.OWNER)
+    users = await related_one(User, owners, "user_id")
+    by_org = {m.organization_id: u for m, u in zip(owners, users)}
+    return [by_org.get(o.id) for o in organizations]

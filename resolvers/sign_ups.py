@@ -1,0 +1,175 @@
+"""Signing up: an inactive account, a confirmation code, and the account once the code comes back.
+
+Confirmation codes (here, password_reset.py and email_change.py) follow resolvers/codes.py: 6
+digits, stored as an HMAC (never the code itself), valid 15 minutes (EXPIRED), single use (INVALID
+once used or replaced by a newer one: only the latest code of an address or user counts), 5 wrong
+answers kill the code (RATE_LIMITED afterwards), at most one code a minute and 5 an hour per
+address and 20 an hour per client address (settings; RATE_LIMITED beyond).
+
+No answer tells whether an address has an account: signing up with a taken e-mail or phone (or
+recovering the password of an unknown login, or changing the e-mail to another account's) answers
+exactly as it would otherwise, stores a code that goes nowhere (so that attempts, expiry and the
+limits behave the same), and whoever reads the address the code would have gone to gets a notice
+instead. Only the one who holds an address learns about it.
+
+A User with `is_active=False` is a sign-up waiting for its code and nothing else: it cannot sign
+in, and whoever registers (or takes the address) later replaces it (`release_pending_sign_ups`).
+One that lacks its e-mail or phone is a stand-in for a sign-up at a taken address (`_is_stand_in`):
+it can never be confirmed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from tortoise.expressions import Q
+
+from models.identity import CodePurpose, User, VerificationCode
+from resolvers import audit, codes, outbox, passwords, validation
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.identity import SignedIn, sign_in_user
+
+
+class ConfirmationChannel(str, Enum):
+    """Where a sign-up's confirmation code goes."""
+
+    SMS = "SMS"
+    EMAIL = "EMAIL"
+
+
+@dataclass
+class CodeSent:
+    """A code was sent: to which (masked) address, until when it works."""
+
+    user: User | None
+    sent_to: str
+    expires_at: datetime
+
+
+SIGN_UP_CODE = codes.CodeRules(CodePurpose.SIGN_UP)
+
+
+
+
+async def address_taken(email: str | None = None, phone: str | None = None, *, exclude: uuid.UUID | None = None) -> bool:
+    """Whether a confirmed account (other than `exclude`) holds this e-mail (or phone)."""
+    query = User.filter(email=email) if email else User.filter(phone=phone)
+    if exclude is not None:
+        query = query.exclude(id=exclude)
+    return await query.filter(is_active=True).exists()
+
+
+async def release_pending_sign_ups(*, email: str | None = None, phone: str | None = None) -> None:
+    """Unconfirmed sign-ups holding this e-mail or phone, or waiting for a code sent to it (a
+    stand-in holds no taken address), give it up (they are deleted).
+
+    An address is only ever held for good by a confirmed (active) user; whoever proves it later
+    takes it over. The codes sent to the removed sign-up stay, unlinked, so that the per-address
+    sending limits still count them. (acceptInvite calls this too, for a new account's addresses.)
+    """
+    addresses = [a for a in (email, phone) if a]
+    if not addresses:
+        return
+    where = [Q(email=email)] if email else []
+    where += [Q(phone=phone)] if phone else []
+    pending = set(await User.filter(Q(*where, join_type="OR"), is_active=False).values_list("id", flat=True))
+    pending |= set(await VerificationCode.filter(
+        purpose=CodePurpose.SIGN_UP, target__in=addresses, user__is_active=False
+    ).values_list("user_id", flat=True))
+    if pending:
+        await VerificationCode.filter(user_id__in=list(pending)).update(user_id=None)
+        await User.filter(id__in=list(pending)).delete()
+
+
+async def register(
+    ctx: RequestContext, full_name: str, phone: str, email: str, password: str,
+    channel: ConfirmationChannel = ConfirmationChannel.SMS,
+) -> CodeSent:
+    """An inactive account and a confirmation code (by SMS unless asked otherwise).
+
+    An e-mail or phone that already belongs to an account is answered like any other: the sign-up
+    is a stand-in holding only the free addresses, and its code goes nowhere (`_send_sign_up_code`).
+    """
+    full_name = validation.non_empty(full_name, "full_name", "Full name")
+    phone = validation.phone(phone, "phone")
+    email = validation.email(email, "email")
+    password = validation.password(password, "password")
+    target = phone if channel == ConfirmationChannel.SMS else email
+    await codes.require_may_send(ctx, SIGN_UP_CODE, target)
+    await release_pending_sign_ups(email=email, phone=phone)
+    email_taken, phone_taken = await address_taken(email=email), await address_taken(phone=phone)
+    user = await User.create(
+        email=None if email_taken else email, phone=None if phone_taken else phone, full_name=full_name,
+        password_hash=await passwords.hashed(ctx.settings, password), is_active=False,
+    )
+    row = await _send_sign_up_code(ctx, user, target)
+    return CodeSent(user, codes.mask(target), row.expires_at)
+
+
+def _is_stand_in(user: User) -> bool:
+    """A sign-up that gave an address of an account: it lacks that address and is never confirmed
+    (a real sign-up always holds both its e-mail and its phone)."""
+    return not user.is_active and (user.email is None or user.phone is None)
+
+
+async def _send_sign_up_code(ctx: RequestContext, user: User, target: str) -> VerificationCode:
+    """The code to `target`; for a stand-in a code that goes nowhere (stored all the same, so that
+    attempts, expiry and the sending limits behave alike) and, to `target`, a notice: this address
+    has an account (sign in or recover the password), or the other address has one."""
+    row, code = await codes.issue(ctx, SIGN_UP_CODE, target, user=user)  # supersedes the earlier ones
+    if not _is_stand_in(user):
+        if "@" in target:
+            await outbox.email(target, "sign_up_code_email", code=code, minutes=SIGN_UP_CODE.minutes)
+        else:
+            await outbox.sms(target, "sign_up_code_sms", code=code, minutes=SIGN_UP_CODE.minutes)
+        return row
+    own_address = target not in (user.email, user.phone)
+    if "@" in target:
+        await outbox.email(target, "sign_up_address_taken_email" if own_address else "sign_up_other_taken_email")
+    else:
+        await outbox.sms(target, "sign_up_address_taken_sms" if own_address else "sign_up_other_taken_sms")
+    return row
+
+
+async def _pending_sign_up(registration_id: uuid.UUID, *, lock: bool = True) -> User:
+    query = User.filter(id=registration_id, is_active=False)
+    user = await (query.select_for_update() if lock else query).first()
+    if user is None:
+        raise UserFacingError(
+            ErrorCode.INVALID, "No sign-up waits for confirmation under this id (it was confirmed or replaced).",
+            "registration_id",
+        )
+    return user
+
+
+async def resend_registration_code(ctx: RequestContext, registration_id: uuid.UUID) -> CodeSent:
+    """A new code to the same address (the previous one stops working)."""
+    user = await _pending_sign_up(registration_id, lock=False)
+    previous = await codes.latest(SIGN_UP_CODE, user_id=user.id)
+    target = previous.target if previous else user.phone
+    await codes.require_may_send(ctx, SIGN_UP_CODE, target)  # before the row lock (see codes.require_may_send)
+    user = await _pending_sign_up(registration_id)
+    row = await _send_sign_up_code(ctx, user, target)
+    return CodeSent(user, codes.mask(target), row.expires_at)
+
+
+async def confirm_registration(ctx: RequestContext, registration_id: uuid.UUID, code: str) -> SignedIn:
+    """The right code activates the account, marks the address it went to as verified, signs in."""
+    user = await _pending_sign_up(registration_id)
+    row = await codes.latest(SIGN_UP_CODE, user_id=user.id)
+    await codes.check(ctx, SIGN_UP_CODE, row, code)
+    if _is_stand_in(user):  # its code went nowhere: even a right guess makes no account
+        raise UserFacingError(ErrorCode.INVALID, f"{codes.WRONG_CODE}: check it, or {SIGN_UP_CODE.renew}.", "code")
+    user.is_active = True
+    if row.target == user.phone:
+        user.phone_verified = True
+    if row.target == user.email:
+        user.email_verified = True
+    await user.save(update_fields=["is_active", "phone_verified", "email_verified"])
+    signed_in = await sign_in_user(ctx, user)
+    await audit.record(ctx, "user.signed_up", organization_id=None, object_type="User", object_id=user.id)
+    return signed_in
