@@ -18,6 +18,7 @@ from strawberry.extensions.max_aliases import create_validator as max_aliases_ru
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
 from resolvers.context import RequestContext
+from resolvers.errors import Refusal
 from schema.errors import shape_error
 from kabinet.settings import Settings
 from schema.execution import KabinetExecutionContext
@@ -85,7 +86,7 @@ class KabinetSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what went wrong on our side; a client's mistake or a refusal is not an incident."""
         for error in errors:
-            if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
+            if error.original_error is not None and not isinstance(error.original_error, (GraphQLError, Refusal)):
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
