@@ -31,8 +31,8 @@ from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
-from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import sessions
+from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
+from resolvers import sessions, update_runs
 from resolvers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
 
 DEMO_PASSWORD = "kabinet-demo"
@@ -390,7 +390,7 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
     }
     await DatabaseGrant.create(membership=memberships["user@romashka.example"], database=databases["accounting"])
     update_day = next_day_of_month(installed_release.published_at.date(), 15)
-    await UpdateRun.create(
+    await update_runs.seed(
         organization=org, database=databases["accounting"], release=installed_release,
         target_version=INSTALLED_VERSION, status=UpdateRunStatus.SUCCEEDED,
         scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),
