@@ -22,7 +22,6 @@ from models.billing import (
     Charge,
     ChargeKind,
     Document,
-    DocumentFile,
     DocumentKind,
     PrepaidService,
     TransactionKind,
@@ -32,8 +31,8 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
-from resolvers import sessions, update_runs
-from resolvers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
+from resolvers import document_publication, sessions, update_runs
+from resolvers.documents import document_number, document_visible_from, period_label
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -226,20 +225,11 @@ async def add_document(
     organization: Organization, kind: DocumentKind, number: str, issued_on: date, period: str | None,
     lines: list[tuple[str, Decimal, Decimal]], total: Decimal,
 ) -> Document:
-    """The document row and its PDF, visible from the day the publication rule says."""
-    document = await Document.create(
-        organization=organization, kind=kind, number=number, issued_on=issued_on, period=period,
-        amount=total, currency=CURRENCY, visible_from=document_visible_from(kind, period, issued_on),
+    """The document published as the publisher does it: its row and its PDF."""
+    content = document_publication.render(organization, kind, number, issued_on, period, lines, total, CURRENCY)
+    return await document_publication.publish_document(
+        organization.id, kind, number, issued_on, period, total, content, CURRENCY
     )
-    content = render_document_pdf(
-        kind=kind.value, number=number, organization_name=organization.name, inn=organization.inn,
-        issued_on=issued_on, period=period, lines=lines, total=total, currency=CURRENCY,
-    )
-    await DocumentFile.create(
-        document=document, filename=document_filename(kind.value, number), content_type="application/pdf",
-        content=content,
-    )
-    return document
 
 
 async def bill_month(organization: Organization, month: Month, lines: list[ChargeLine]) -> Document:
