@@ -22,7 +22,6 @@ from models.billing import (
     Charge,
     ChargeKind,
     Document,
-    DocumentFile,
     DocumentKind,
     PrepaidService,
     TransactionKind,
@@ -31,9 +30,9 @@ from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
-from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import sessions
-from resolvers.documents import document_filename, document_number, document_visible_from, period_label, render_document_pdf
+from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
+from resolvers import document_publication, sessions, update_runs
+from resolvers.documents import document_number, document_visible_from, period_label
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -226,20 +225,11 @@ async def add_document(
     organization: Organization, kind: DocumentKind, number: str, issued_on: date, period: str | None,
     lines: list[tuple[str, Decimal, Decimal]], total: Decimal,
 ) -> Document:
-    """The document row and its PDF, visible from the day the publication rule says."""
-    document = await Document.create(
-        organization=organization, kind=kind, number=number, issued_on=issued_on, period=period,
-        amount=total, currency=CURRENCY, visible_from=document_visible_from(kind, period, issued_on),
+    """The document published as the publisher does it: its row and its PDF."""
+    content = document_publication.render(organization, kind, number, issued_on, period, lines, total, CURRENCY)
+    return await document_publication.publish_document(
+        organization.id, kind, number, issued_on, period, total, content, CURRENCY
     )
-    content = render_document_pdf(
-        kind=kind.value, number=number, organization_name=organization.name, inn=organization.inn,
-        issued_on=issued_on, period=period, lines=lines, total=total, currency=CURRENCY,
-    )
-    await DocumentFile.create(
-        document=document, filename=document_filename(kind.value, number), content_type="application/pdf",
-        content=content,
-    )
-    return document
 
 
 async def bill_month(organization: Organization, month: Month, lines: list[ChargeLine]) -> Document:
@@ -390,7 +380,7 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
     }
     await DatabaseGrant.create(membership=memberships["user@romashka.example"], database=databases["accounting"])
     update_day = next_day_of_month(installed_release.published_at.date(), 15)
-    await UpdateRun.create(
+    await update_runs.seed(
         organization=org, database=databases["accounting"], release=installed_release,
         target_version=INSTALLED_VERSION, status=UpdateRunStatus.SUCCEEDED,
         scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),

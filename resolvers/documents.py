@@ -1,7 +1,7 @@
 """What an accounting document is: its number, file name, the day it becomes visible, and its PDF.
 
-Pure rules, no database: the publisher (workers/documents.py) and the demo data (kabinet/demo.py)
-number, date and render documents alike by calling them.
+Pure rules, no database: publishing (resolvers/document_publication.py, which the monthly publisher
+and the demo data call) numbers, dates and renders documents with them.
 
 Clients download invoices, acts and contracts and open them in any viewer or pass them to their
 accountant, so the file must be a genuine PDF with readable Cyrillic. fpdf2 draws it with Roboto

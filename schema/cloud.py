@@ -11,7 +11,8 @@ import strawberry
 from models.cloud import ClientKind, CloudSubscription as CloudSubscriptionModel, Database as DatabaseModel, Session as SessionModel, SessionStatus
 from resolvers import cloud as resolvers
 from resolvers import cloud_subscriptions
-from resolvers import updates as update_resolvers
+from resolvers import update_runs as run_resolvers
+from resolvers import update_schedules as schedule_resolvers
 from resolvers.cloud_subscriptions import SubscriptionView
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
@@ -117,12 +118,12 @@ class Database(Node):
         )
 
     @strawberry.field(description="When the database gets updated.")
-    @batched(update_resolvers.schedule_of, to=UpdateSchedule.from_view)
+    @batched(schedule_resolvers.schedule_of, to=UpdateSchedule.from_view)
     def update_schedule(self, info: strawberry.Info) -> UpdateSchedule:
         return loaded(self, info)
 
     @strawberry.field(description="Update runs of the database, newest first.")
-    @batched(update_resolvers.runs_of, to=connection_of(UpdateRun.from_model))
+    @batched(run_resolvers.runs_of, to=connection_of(UpdateRun.from_model))
     def update_runs(self, info: strawberry.Info, first: First = None, after: After = None) -> Connection[UpdateRun]:
         return loaded(self, info)
 

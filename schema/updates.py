@@ -9,12 +9,12 @@ import strawberry
 
 from models.updates import Release as ReleaseModel, UpdateMode, UpdateRun as UpdateRunModel, UpdateRunStatus
 from resolvers import cloud as cloud_resolvers
-from resolvers import updates as resolvers
-from resolvers.updates import ScheduleView
+from resolvers import releases, update_schedules
+from resolvers.update_schedules import ScheduleView
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
-from kabinet.ids import to_global_id
+from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import Node
 
 if TYPE_CHECKING:
@@ -176,8 +176,8 @@ class UpdatesMutations:
         self, info: strawberry.Info,
         input: Annotated[ScheduleUpdateInput, strawberry.argument(description="The database and its new schedule.")],
     ) -> ScheduleUpdatePayload:
-        database = await resolvers.schedule_update(
-            info.context, database_id=input.database_id, mode=input.mode, run_at=input.run_at,
+        database = await update_schedules.schedule_update(
+            info.context, database_id=pk_of(input.database_id, "Database") or NO_SUCH_ID, mode=input.mode, run_at=input.run_at,
             day_of_month=input.day_of_month, time_of_day=input.time_of_day, timezone=input.timezone,
             base_login=input.base_login, base_password=input.base_password,
         )
@@ -191,7 +191,7 @@ class UpdatesMutations:
         self, info: strawberry.Info,
         update_run_id: Annotated[strawberry.ID, strawberry.argument(description="A QUARANTINE or SCHEDULED run.")],
     ) -> SkipUpdatePayload:
-        run = await resolvers.skip_update_run(info.context, update_run_id)
+        run = await update_schedules.skip_update_run(info.context, pk_of(update_run_id, "UpdateRun") or NO_SUCH_ID)
         return await expand(info, SkipUpdatePayload(update_run=UpdateRun.from_model(run)))
 
     @strawberry.mutation(
@@ -205,7 +205,7 @@ class UpdatesMutations:
         configuration: Annotated[str, strawberry.argument(description="1C configuration, e.g. «Бухгалтерия предприятия».")],
         version: Annotated[str, strawberry.argument(description="Version, dotted numbers, e.g. 3.0.152.15.")],
     ) -> PublishReleasePayload:
-        release = await resolvers.publish_release(info.context, configuration, version)
+        release = await releases.publish_release(info.context, configuration, version)
         return await expand(info, PublishReleasePayload(release=Release.from_model(release)))
 
     @strawberry.mutation(
@@ -217,5 +217,5 @@ class UpdatesMutations:
         info: strawberry.Info,
         release_id: Annotated[strawberry.ID, strawberry.argument(description="The release.")],
     ) -> RecallReleasePayload:
-        release = await resolvers.recall_release(info.context, release_id)
+        release = await releases.recall_release(info.context, pk_of(release_id, "Release") or NO_SUCH_ID)
         return await expand(info, RecallReleasePayload(release=Release.from_model(release)))

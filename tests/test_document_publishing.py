@@ -16,7 +16,8 @@ from models.billing import Charge, ChargeKind, Document, DocumentFile, DocumentK
 from models.organizations import Role
 from tests import factories
 from resolvers.documents import period_before
-from workers.documents import publish_due, publish_month, run_document_publisher
+from resolvers.document_publication import publish_due, publish_month
+from workers.documents import run_document_publisher
 
 DOCUMENTS = """{ organizations { edges { node { id
   documents(first: 50) { edges { node { id kind number period amount downloadUrl } } } } } } }"""

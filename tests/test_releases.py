@@ -10,7 +10,8 @@ from models.audit import AuditEntry
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from kabinet.ids import from_global_id, to_global_id
-from resolvers.updates import plan_quarantined_run, version_key
+from resolvers.context import SystemActor
+from resolvers.releases import plan_quarantined_run, version_key
 from tests import factories
 
 UTC = dt.timezone.utc
@@ -272,7 +273,7 @@ async def test_after_quarantine_a_run_is_scheduled_at_the_time_of_day_on_the_fir
     org, _ = await factories.create_team()
     published = dt.datetime(2031, 6, 10, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
     run, schedule = await quarantined(org, configuration(), published, time_of_day="03:00")
-    planned = await plan_quarantined_run(run, schedule, capacity_per_slot=5, now=published + dt.timedelta(hours=24))
+    planned = await plan_quarantined_run(SystemActor("test"), run, schedule, capacity_per_slot=5, now=published + dt.timedelta(hours=24))
     assert planned.status == UpdateRunStatus.SCHEDULED
     assert planned.scheduled_for == dt.datetime(2031, 6, 12, 0, 0, tzinfo=UTC)  # 12 June 03:00 Moscow
     await run.refresh_from_db()
@@ -286,7 +287,7 @@ async def test_runs_are_spread_so_that_no_slot_exceeds_its_capacity():
     pairs = [await quarantined(org, config, published, time_of_day="02:00") for _ in range(5)]
     slots = []
     for run, schedule in pairs:
-        planned = await plan_quarantined_run(run, schedule, capacity_per_slot=2, now=published + dt.timedelta(hours=24))
+        planned = await plan_quarantined_run(SystemActor("test"), run, schedule, capacity_per_slot=2, now=published + dt.timedelta(hours=24))
         slots.append(planned.scheduled_for)
     first = dt.datetime(2031, 7, 11, 23, 0, tzinfo=UTC)  # 12 July 02:00 Moscow
     assert slots == [first, first, first + dt.timedelta(days=1), first + dt.timedelta(days=1), first + dt.timedelta(days=2)]
@@ -298,7 +299,7 @@ async def test_when_every_slot_within_seven_days_is_full_the_least_loaded_one_is
     published = dt.datetime(2031, 8, 10, 9, 0, tzinfo=UTC)
     pairs = [await quarantined(org, config, published, time_of_day="04:00") for _ in range(8)]
     slots = [
-        (await plan_quarantined_run(run, schedule, capacity_per_slot=1, now=published + dt.timedelta(hours=24))).scheduled_for
+        (await plan_quarantined_run(SystemActor("test"), run, schedule, capacity_per_slot=1, now=published + dt.timedelta(hours=24))).scheduled_for
         for run, schedule in pairs
     ]
     deadline = published + dt.timedelta(days=7)
@@ -311,7 +312,7 @@ async def test_a_run_released_before_a_dst_change_is_planned_at_local_time_after
     org, _ = await factories.create_team()
     published = dt.datetime(2031, 3, 29, 10, 0, tzinfo=UTC)  # Sunday 30 March 2031 is Berlin's change
     run, schedule = await quarantined(org, configuration(), published, time_of_day="03:00", timezone="Europe/Berlin")
-    planned = await plan_quarantined_run(run, schedule, capacity_per_slot=5, now=published + dt.timedelta(hours=24))
+    planned = await plan_quarantined_run(SystemActor("test"), run, schedule, capacity_per_slot=5, now=published + dt.timedelta(hours=24))
     assert planned.scheduled_for == dt.datetime(2031, 3, 31, 1, 0, tzinfo=UTC)  # 03:00 CEST
 
 
@@ -320,7 +321,7 @@ async def test_a_run_no_longer_planned_is_left_alone():
     published = dt.datetime(2031, 9, 10, 9, 0, tzinfo=UTC)
     run, schedule = await quarantined(org, configuration(), published)
     await UpdateRun.filter(id=run.id).update(status=UpdateRunStatus.CANCELLED)
-    assert await plan_quarantined_run(run, schedule, capacity_per_slot=5, now=published + dt.timedelta(hours=24)) is None
+    assert await plan_quarantined_run(SystemActor("test"), run, schedule, capacity_per_slot=5, now=published + dt.timedelta(hours=24)) is None
     await run.refresh_from_db()
     assert run.status == UpdateRunStatus.CANCELLED
 
@@ -329,7 +330,7 @@ async def test_changing_the_time_of_day_moves_a_scheduled_release_run(gql):
     org, team = await factories.create_team()
     published = utcnow() - dt.timedelta(hours=30)
     run, schedule = await quarantined(org, configuration(), published, time_of_day="03:00")
-    await plan_quarantined_run(run, schedule, capacity_per_slot=50)
+    await plan_quarantined_run(SystemActor("test"), run, schedule, capacity_per_slot=50)
     await gql.token_for_password(team[Role.OWNER].email, factories.PASSWORD)
     body = await gql.execute(
         """mutation($id: ID!) { scheduleUpdate(input: {databaseId: $id, mode: ON_RELEASE, timeOfDay: "05:15"}) {

@@ -13,7 +13,7 @@ from models.audit import AuditEntry
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from kabinet.ids import to_global_id
-from resolvers.updates import next_monthly_run
+from resolvers.update_schedules import next_monthly_run
 from tests import factories
 
 UTC = dt.timezone.utc

@@ -1,105 +1,21 @@
-"""The monthly publisher: each month's invoices and acts, created once, with their PDF.
+"""The monthly publisher's loop: every hour (and at start), the months due are published.
 
-Publishing (`publish_month`): for each organization with charges in a month, an invoice and an act
-summing them, numbered, dated and rendered by resolvers/documents.py. Idempotent: a document that
-exists (same organization, kind and number) is left as it is, so running it twice, or in two worker
-processes at once, creates each document once. `run_document_publisher` makes sure, every hour,
-that the previous month is published from the 10th on.
+What a month gets and how a document is published is the domain's (resolvers/document_publication.py):
+from the 10th on the previous month's invoices and acts, each created once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
-from models.billing import Charge, Document, DocumentFile, DocumentKind
-from models.organizations import Organization
-from resolvers.documents import (
-    PUBLICATION_DAY, document_filename, document_number, document_visible_from, last_day_of, period_before,
-    render_document_pdf,
-)
+from resolvers.document_publication import publish_due
 
 log = logging.getLogger("kabinet.documents")
 
 PUBLISHER_CHECK_SECONDS = 3600.0
-
-
-async def publish_month(period: str, today: date) -> list[Document]:
-    """Create the month's missing invoices and acts, one of each per organization with charges in it.
-
-    Each sums the organization's charges of the month (one line per charge) and gets its PDF. A month
-    that is not over on `today` is left alone (its charges are not final). Returns the documents
-    created: none when everything is published already (the check is two queries).
-    """
-    issued_on = last_day_of(period)
-    if today <= issued_on:
-        return []
-    with_charges = set(await Charge.filter(period=period).distinct().values_list("organization_id", flat=True))
-    if not with_charges:
-        return []
-    existing = await Document.filter(
-        period=period, kind__in=[DocumentKind.INVOICE, DocumentKind.ACT], organization_id__in=list(with_charges)
-    ).values_list("organization_id", "kind")
-    have = {(organization_id, DocumentKind(kind)) for organization_id, kind in existing}
-    created = []
-    for organization_id in sorted(with_charges, key=str):
-        kinds = [k for k in (DocumentKind.INVOICE, DocumentKind.ACT) if (organization_id, k) not in have]
-        if not kinds:
-            continue
-        try:
-            created += await _publish_organization(organization_id, period, issued_on, kinds)
-        except Exception:  # noqa: BLE001 — one organization's trouble does not hold up the others
-            log.exception("could not publish the documents of %s for %s", organization_id, period)
-    if created:
-        log.info("published %s documents for %s", len(created), period)
-    return created
-
-
-async def _publish_organization(organization_id, period: str, issued_on: date, kinds: list[DocumentKind]) -> list[Document]:
-    organization = await Organization.get(id=organization_id)
-    charges = await Charge.filter(organization_id=organization_id, period=period).order_by("created_at", "kind", "description")
-    total = sum((Decimal(c.amount) for c in charges), Decimal("0")).quantize(Decimal("0.01"), ROUND_HALF_UP)
-    lines = [(c.description, Decimal(c.quantity), Decimal(c.unit_price)) for c in charges]
-    created = []
-    for kind in kinds:
-        number = document_number(kind, period, organization.code)
-        if await Document.exists(organization_id=organization_id, kind=kind, number=number):
-            continue
-        content = await asyncio.to_thread(
-            render_document_pdf, kind=kind.value, number=number, organization_name=organization.name,
-            inn=organization.inn, issued_on=issued_on, period=period, lines=lines, total=total,
-        )
-        try:
-            async with in_transaction():
-                document = await Document.create(
-                    organization_id=organization_id, kind=kind, number=number, issued_on=issued_on, period=period,
-                    amount=total, currency="RUB", visible_from=document_visible_from(kind, period, issued_on),
-                )
-                await DocumentFile.create(
-                    document=document, filename=document_filename(kind, number), content_type="application/pdf",
-                    content=content,
-                )
-        except IntegrityError:
-            continue  # another publisher made it a moment ago
-        created.append(document)
-    return created
-
-
-async def publish_due(today: date) -> list[Document]:
-    """What is due on `today`: from the 10th on the previous month, and always the month before it (in
-    case the publisher was down from one 10th to the end of that month)."""
-    periods = [period_before(today, 2)] + ([period_before(today, 1)] if today.day >= PUBLICATION_DAY else [])
-    created = []
-    for period in periods:
-        created += await publish_month(period, today)
-    return created
 
 
 async def run_document_publisher(settings: Settings, stop: asyncio.Event) -> None:

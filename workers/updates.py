@@ -3,7 +3,7 @@
 One pass (`UpdateWorker.step`, about once a second in `run_update_worker`):
 
 1. Quarantine: ON_RELEASE runs whose 24 hours are over (`scheduled_for` = release + 24 h) become
-   SCHEDULED at a free slot (`resolvers.updates.plan_quarantined_run`). A recalled release's runs
+   SCHEDULED at a free slot (`resolvers.releases.plan_quarantined_run`). A recalled release's runs
    are CANCELLED already and are not looked at. On PostgreSQL these plannings are serialised by an
    advisory lock, so two workers never overfill one slot.
 2. Abandoned runs: a RUNNING run whose lease ran out after its last allowed attempt is FAILED.
@@ -36,7 +36,10 @@ report), then releases its lease (`lease_expires_at` = now, the attempt given ba
 run RUNNING with its database locked, so another worker (or this one after a restart) takes it over
 at once. A worker killed outright (SIGKILL) leaves the same state once its lease runs out.
 
-Every change of a run is an updateRuns event, announced after its transaction commits.
+Every change of a run is made by resolvers/update_runs.py (the one owner of a run's status), which
+records its updateRuns event through this worker's SystemActor; the worker announces it after its
+transaction commits. Sessions end through resolvers/sessions.py, schedules follow up through
+resolvers/update_schedules.py.
 """
 
 from __future__ import annotations
@@ -52,24 +55,17 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from broadcaster import Broadcast
-from tortoise.expressions import F, Q, Subquery
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
-from resolvers.context import SystemActor
-from resolvers.events import UPDATES, PendingAnnouncements, run_payload
 from kabinet.settings import Settings
 from models.cloud import Database, Session
 from models.updates import UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import sessions
-from resolvers.updates import (
-    databases_missing_a_monthly_run,
-    execution_target,
-    follow_up_schedule,
-    plan_missing_monthly_run,
-    plan_quarantined_run,
-    version_key,
-)
+from resolvers import sessions, update_runs, update_schedules
+from resolvers.context import SystemActor
+from resolvers.releases import execution_target, plan_quarantined_run, version_key
+from resolvers.update_runs import Claim, LeaseLost
 from workers.cluster import Cluster, SimulatedCluster
 
 log = logging.getLogger("kabinet.updates")
@@ -77,12 +73,8 @@ log = logging.getLogger("kabinet.updates")
 TICK_SECONDS = 1.0
 MONTHLY_CHECK_SECONDS = 300.0  # how often MONTHLY schedules without a planned run are looked for
 QUARANTINE_PLANNING_LOCK = 0x6B616275  # pg_advisory_xact_lock key: one slot planner at a time
-MESSAGE_LENGTH = 500
 AGENT_POLL_SECONDS = 0.5  # agent mode: how often an update looks whether the agent has ended the sessions
-
-
-class LeaseLost(Exception):
-    """Another worker owns the run now (or it changed under us): stop without writing anything."""
+ACTOR = "update worker"
 
 
 class Interrupted(Exception):
@@ -91,10 +83,6 @@ class Interrupted(Exception):
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[-100:]
-
-
-def _message(text: str) -> str:
-    return text if len(text) <= MESSAGE_LENGTH else text[: MESSAGE_LENGTH - 1] + "…"
 
 
 def _reason(error: BaseException) -> str:
@@ -106,14 +94,9 @@ class _Lease:
 
     def __init__(self, worker: UpdateWorker, run: UpdateRun) -> None:
         self.worker, self.run = worker, run
+        self.claim = Claim.of(run)
         self.lost = asyncio.Event()
         self.task: asyncio.Task | None = None
-
-    def fenced(self):
-        """The run, only while it is still this worker's claim."""
-        return UpdateRun.filter(
-            id=self.run.id, status=UpdateRunStatus.RUNNING, lease_owner=self.worker.worker_id, attempts=self.run.attempts
-        )
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._beat(), name=f"lease-{self.run.id}")
@@ -128,7 +111,7 @@ class _Lease:
         while True:
             await asyncio.sleep(interval)
             try:
-                renewed = await self.fenced().update(lease_expires_at=utcnow() + self.worker.lease)
+                renewed = await update_runs.renew_lease(self.claim, utcnow() + self.worker.lease)
             except Exception:  # noqa: BLE001 — the database is away: try again; the fence protects the run
                 log.warning("could not renew the lease of update run %s", self.run.id, exc_info=True)
                 continue
@@ -233,7 +216,7 @@ class UpdateWorker:
         ).order_by("scheduled_for").limit(limit)
         moved = 0
         for run in due:
-            announcements = PendingAnnouncements()
+            actor = SystemActor(ACTOR)
             async with in_transaction() as connection:
                 if connection.capabilities.dialect == "postgres":
                     await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [QUARANTINE_PLANNING_LOCK])
@@ -244,11 +227,9 @@ class UpdateWorker:
                 schedule = await UpdateSchedule.get_or_none(database_id=run.database_id) or UpdateSchedule(
                     database_id=run.database_id
                 )
-                planned = await plan_quarantined_run(current, schedule, self.settings.update_capacity_per_slot, now=now)
-                if planned is not None:
-                    await announcements.record(planned.organization_id, UPDATES, "CHANGED", run_payload(planned))
+                if await plan_quarantined_run(actor, current, schedule, self.settings.update_capacity_per_slot, now=now):
                     moved += 1
-            await announcements.announce(self.broadcast)
+            await actor.announcements.announce(self.broadcast)
         return moved
 
     async def plan_missing_monthly_runs(self, now: dt.datetime | None = None) -> int:
@@ -256,14 +237,12 @@ class UpdateWorker:
         end of each run plan them). How many were planned."""
         now = now or utcnow()
         planned = 0
-        for database_id in await databases_missing_a_monthly_run(self.database_ids):
-            announcements = PendingAnnouncements()
+        for database_id in await update_schedules.databases_missing_a_monthly_run(self.database_ids):
+            actor = SystemActor(ACTOR)
             async with in_transaction():
-                run = await plan_missing_monthly_run(database_id, now)
-                if run is not None:
-                    await announcements.record(run.organization_id, UPDATES, "CHANGED", run_payload(run))
+                if await update_schedules.plan_missing_monthly_run(actor, database_id, now) is not None:
                     planned += 1
-            await announcements.announce(self.broadcast)
+            await actor.announcements.announce(self.broadcast)
         return planned
 
     async def fail_abandoned(self, now: dt.datetime | None = None) -> int:
@@ -274,26 +253,14 @@ class UpdateWorker:
         )).values_list("id", flat=True)
         failed = 0
         for run_id in candidates:
-            announcements = PendingAnnouncements()
+            actor = SystemActor(ACTOR)
             async with in_transaction():
-                run = await UpdateRun.filter(
-                    id=run_id, status=UpdateRunStatus.RUNNING, lease_expires_at__lt=now
-                ).select_for_update(skip_locked=True).first()
+                run = await update_runs.abandoned(actor, run_id, now)
                 if run is None:
                     continue
-                await UpdateRun.filter(id=run.id).update(
-                    status=UpdateRunStatus.FAILED, finished_at=now, lease_expires_at=None,
-                    message=_message(
-                        f"Обновление прервано: исполнитель остановился {run.attempts} раз(а) подряд, "
-                        "не завершив обновление. Обратитесь к вашему менеджеру."
-                    ),
-                )
-                await Database.filter(id=run.database_id).update(locked_for_update=False)
-                await self._record_run(announcements, run.id)
-                for planned in await follow_up_schedule(run, now):
-                    await announcements.record(planned.organization_id, UPDATES, "CHANGED", run_payload(planned))
+                await update_schedules.follow_up(actor, run, now)
                 failed += 1
-            await announcements.announce(self.broadcast)
+            await actor.announcements.announce(self.broadcast)
         return failed
 
     # ------------------------------------------------------------------ claims
@@ -306,7 +273,7 @@ class UpdateWorker:
         claimable = Q(status=UpdateRunStatus.SCHEDULED, scheduled_for__lte=now) | Q(
             status=UpdateRunStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=self.max_attempts
         )
-        announcements = PendingAnnouncements()
+        actor = SystemActor(ACTOR)
         claimed: list[UpdateRun] = []
         async with in_transaction():
             # Not of a database busy with another run (one whose worker holds a live lease).
@@ -322,18 +289,12 @@ class UpdateWorker:
                     id=run.id
                 ).exists():
                     continue  # one run of a database at a time
-                lease = {"lease_owner": self.worker_id, "lease_expires_at": now + self.lease, "attempts": F("attempts") + 1}
-                changed = await UpdateRun.filter(
-                    id=run.id, status=UpdateRunStatus.SCHEDULED, scheduled_for__lte=now
-                ).update(status=UpdateRunStatus.RUNNING, started_at=now, finished_at=None, progress=0, **lease)
-                if not changed:  # a takeover: the same attempt's progress stays (it never goes down)
-                    changed = await UpdateRun.filter(
-                        id=run.id, status=UpdateRunStatus.RUNNING, lease_expires_at__lt=now,
-                        attempts__lt=self.max_attempts,
-                    ).update(**lease)
-                if changed:
-                    claimed.append(await self._record_run(announcements, run.id))
-        await announcements.announce(self.broadcast)
+                leased = await update_runs.leased(
+                    actor, run.id, self.worker_id, now, now + self.lease, self.max_attempts
+                )
+                if leased is not None:
+                    claimed.append(leased)
+        await actor.announcements.announce(self.broadcast)
         for run in claimed:
             log.info("update run %s claimed by %s (attempt %s)", run.id, self.worker_id, run.attempts)
         return claimed
@@ -391,25 +352,20 @@ class UpdateWorker:
 
     async def _lock(self, lease: _Lease, database: Database, target: str, release: Any) -> None:
         """Lock the database against new sessions; the run's target is what is installed now."""
-        announcements = PendingAnnouncements()
+        actor = SystemActor(ACTOR)
         async with in_transaction():
-            await Database.filter(id=database.id).select_for_update().first()
-            if not await lease.fenced().update(
-                target_version=target, release_id=release.id if release else lease.run.release_id,
-                lease_expires_at=utcnow() + self.lease,
-            ):
-                raise LeaseLost
-            await Database.filter(id=database.id).update(locked_for_update=True)
-            if lease.run.target_version != target:
-                await self._record_run(announcements, lease.run.id)
-        await announcements.announce(self.broadcast)
+            await update_runs.begin(
+                actor, lease.claim, database.id, target, release.id if release else lease.run.release_id,
+                utcnow() + self.lease,
+            )
+        await actor.announcements.announce(self.broadcast)
 
     async def _request_terminations(self, lease: _Lease, database: Database, target: str) -> list[Session]:
         """Ask every ACTIVE session of the database to end (TERMINATING, audited); the sessions asked to
         end (by this run or earlier by someone), still to be ended."""
-        actor = SystemActor("update worker")
+        actor = SystemActor(ACTOR)
         async with in_transaction():
-            if not await lease.fenced().exists():
+            if not await update_runs.still_held(lease.claim):
                 raise LeaseLost
             await sessions.request_termination(
                 actor, Q(database_id=database.id), requested_by=None,
@@ -432,9 +388,9 @@ class UpdateWorker:
             await asyncio.sleep(AGENT_POLL_SECONDS)
 
     async def _sessions_ended(self, lease: _Lease, ended: list[Session]) -> None:
-        actor = SystemActor("update worker")
+        actor = SystemActor(ACTOR)
         async with in_transaction():
-            if not await lease.fenced().exists():
+            if not await update_runs.still_held(lease.claim):
                 raise LeaseLost
             now = utcnow()
             for session in ended:
@@ -444,39 +400,26 @@ class UpdateWorker:
     async def _progress(self, lease: _Lease, progress: int) -> None:
         """The cluster's report: a higher progress (1-99) is stored and announced; then, if the worker is
         stopping, the run stops here (its step is done)."""
-        progress = max(0, min(99, int(progress)))
-        announcements = PendingAnnouncements()
+        actor = SystemActor(ACTOR)
         async with in_transaction():
-            changed = await lease.fenced().filter(progress__lt=progress).update(
-                progress=progress, lease_expires_at=utcnow() + self.lease
-            )
-            if not changed and not await lease.fenced().exists():
-                raise LeaseLost
-            if changed:
-                await self._record_run(announcements, lease.run.id)
-        await announcements.announce(self.broadcast)
+            await update_runs.progressed(actor, lease.claim, progress, utcnow() + self.lease)
+        await actor.announcements.announce(self.broadcast)
         if self.stop.is_set():
             raise Interrupted
 
     async def _finish(self, lease: _Lease, status: UpdateRunStatus, message: str, version: str | None) -> UpdateRunStatus:
-        """The end of a run: status, progress 100 on success, the database's version, unlocked; then the schedule."""
-        announcements = PendingAnnouncements()
+        """The end of a run: SUCCEEDED (on `version`, when newer than the database's) or FAILED; then the schedule."""
+        actor = SystemActor(ACTOR)
         async with in_transaction():
             database = await Database.filter(id=lease.run.database_id).select_for_update().first()
             now = utcnow()
-            if not await lease.fenced().update(
-                status=status, finished_at=now, message=_message(message), lease_expires_at=None,
-                **({"progress": 100} if status == UpdateRunStatus.SUCCEEDED else {}),
-            ):
-                raise LeaseLost
-            changes: dict[str, Any] = {"locked_for_update": False}
-            if version and database is not None and version_key(version) > version_key(database.version):
-                changes["version"] = version
-            await Database.filter(id=lease.run.database_id).update(**changes)
-            run = await self._record_run(announcements, lease.run.id)
-            for planned in await follow_up_schedule(run, now):
-                await announcements.record(planned.organization_id, UPDATES, "CHANGED", run_payload(planned))
-        await announcements.announce(self.broadcast)
+            if status == UpdateRunStatus.SUCCEEDED:
+                newer = version if version and database is not None and version_key(version) > version_key(database.version) else None
+                run = await update_runs.succeeded(actor, lease.claim, lease.run.database_id, message, newer, now)
+            else:
+                run = await update_runs.failed(actor, lease.claim, lease.run.database_id, message, now)
+            await update_schedules.follow_up(actor, run, now)
+        await actor.announcements.announce(self.broadcast)
         log.info("update run %s %s: %s", run.id, status.value, message)
         return status
 
@@ -488,39 +431,26 @@ class UpdateWorker:
                 lease, UpdateRunStatus.FAILED,
                 f"Обновление не удалось ({attempts} попытки из {self.max_attempts}): {reason}", None,
             )
-        announcements = PendingAnnouncements()
+        actor = SystemActor(ACTOR)
         async with in_transaction():
-            await Database.filter(id=lease.run.database_id).select_for_update().first()
-            retry_at = utcnow() + self.retry_delay
-            if not await lease.fenced().update(
-                status=UpdateRunStatus.SCHEDULED, scheduled_for=retry_at, progress=0, lease_owner=None,
-                lease_expires_at=None,
-                message=_message(f"Попытка {attempts} из {self.max_attempts} не удалась: {reason}. Будет повторена."),
-            ):
-                raise LeaseLost
-            await Database.filter(id=lease.run.database_id).update(locked_for_update=False)
-            await self._record_run(announcements, lease.run.id)
-        await announcements.announce(self.broadcast)
+            await update_runs.retry_later(
+                actor, lease.claim, lease.run.database_id,
+                f"Попытка {attempts} из {self.max_attempts} не удалась: {reason}. Будет повторена.",
+                utcnow() + self.retry_delay,
+            )
+        await actor.announcements.announce(self.broadcast)
         return UpdateRunStatus.SCHEDULED
 
     async def _give_back(self, lease: _Lease) -> None:
         """Stopping: the run stays RUNNING (its database locked) and is free for another worker at once;
         the attempt does not count."""
         try:
-            released = await lease.fenced().update(
-                lease_expires_at=utcnow(), lease_owner=None, attempts=F("attempts") - 1
-            )
-            if released:
+            if await update_runs.interrupted(lease.claim, utcnow()):
                 log.info("update run %s: lease given back for another worker to go on", lease.run.id)
         except Exception:  # noqa: BLE001 — then the lease simply runs out
             log.warning("could not give back the lease of update run %s", lease.run.id, exc_info=True)
 
     # ------------------------------------------------------------------ helpers
-
-    async def _record_run(self, announcements: PendingAnnouncements, run_id: uuid.UUID) -> UpdateRun:
-        run = await UpdateRun.get(id=run_id)
-        await announcements.record(run.organization_id, UPDATES, "CHANGED", run_payload(run))
-        return run
 
     def _journal(self, run: UpdateRun, database: Database, target: str) -> None:
         """One line per update the cluster is asked for (settings.update_journal), appended atomically."""
