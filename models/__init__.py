@@ -11,6 +11,7 @@ MODEL_MODULES = [
     "models.audit",
     "models.outbox",
     "models.events",
+    "models.provider",
 ]
 
 # Model docstrings become SQL table comments: Tortoise's SQLite migrator splits statements on

@@ -7,6 +7,7 @@ from enum import Enum
 from tortoise import fields
 
 from models.base import Entity, money
+from models.provider import external_id
 
 
 class TransactionKind(str, Enum):
@@ -38,6 +39,7 @@ class BalanceTransaction(Entity):
     description = fields.CharField(max_length=500)
     occurred_at = fields.DatetimeField()
     document = fields.ForeignKeyField("models.Document", related_name="transactions", null=True, on_delete=fields.SET_NULL)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "balance_transaction"
@@ -52,6 +54,7 @@ class PrepaidService(Entity):
     total = money()
     used = money()
     valid_until = fields.DateField(null=True)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "prepaid_service"
@@ -67,6 +70,7 @@ class Charge(Entity):
     unit_price = money()
     amount = money()
     database = fields.ForeignKeyField("models.Database", related_name="charges", null=True, on_delete=fields.SET_NULL)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "charge"
@@ -84,6 +88,7 @@ class Document(Entity):
     amount = money()
     currency = fields.CharField(max_length=3, default="RUB")
     visible_from = fields.DateField()
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "document"

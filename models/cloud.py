@@ -7,6 +7,7 @@ from enum import Enum
 from tortoise import fields
 
 from models.base import Entity
+from models.provider import external_id
 
 
 class SessionStatus(str, Enum):
@@ -30,6 +31,7 @@ class CloudSubscription(Entity):
     databases_limit = fields.IntField()
     starts_on = fields.DateField()
     ends_on = fields.DateField()
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "cloud_subscription"
@@ -58,6 +60,7 @@ class Database(Entity):
     is_typical = fields.BooleanField()
     size_mb = fields.IntField(default=0)
     locked_for_update = fields.BooleanField(default=False, db_default=False)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "database"

@@ -7,6 +7,7 @@ from enum import Enum
 from tortoise import fields
 
 from models.base import Entity
+from models.provider import external_id
 
 
 class Role(str, Enum):
@@ -42,6 +43,10 @@ class Organization(Entity):
     moderation_status = fields.CharEnumField(ModerationStatus, max_length=10, default=ModerationStatus.PENDING)
     code = fields.CharField(max_length=20, unique=True)
     moderation_note = fields.CharField(max_length=500, null=True)  # why it was rejected
+    kpp = fields.CharField(max_length=9, null=True)  # requisites, from the provider's accounting
+    ogrn = fields.CharField(max_length=15, null=True)
+    legal_address = fields.CharField(max_length=500, null=True)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "organization"
@@ -124,6 +129,7 @@ class KnownContact(Entity):
 
     inn = fields.CharField(max_length=12)
     phone = fields.CharField(max_length=16)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "known_contact"

@@ -7,6 +7,7 @@ from enum import Enum
 from tortoise import fields
 
 from models.base import Entity
+from models.provider import external_id
 
 
 class ProductCategory(str, Enum):
@@ -31,6 +32,7 @@ class Contract(Entity):
     number = fields.CharField(max_length=50)
     starts_on = fields.DateField()
     ends_on = fields.DateField(null=True)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "contract"
@@ -45,6 +47,7 @@ class Product(Entity):
     workplaces = fields.IntField(null=True)
     updates_available_until = fields.DateField(null=True)
     contract = fields.ForeignKeyField("models.Contract", related_name="products", null=True, on_delete=fields.SET_NULL)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "product"

@@ -7,6 +7,7 @@ from enum import Enum
 from tortoise import fields
 
 from models.base import Entity
+from models.provider import external_id
 
 
 class UpdateMode(str, Enum):
@@ -48,6 +49,7 @@ class Release(Entity):
     version = fields.CharField(max_length=50)
     published_at = fields.DatetimeField()
     recalled_at = fields.DatetimeField(null=True)
+    external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
         table = "release"

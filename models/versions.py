@@ -43,6 +43,7 @@ SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
     "session": (_ORGANIZATION,),
     "user": ("{row}.id",),
     "release": (f"'{CATALOGUE}'",),
+    "prepaid_service_use": ("(SELECT organization_id FROM prepaid_service WHERE id = {row}.prepaid_service_id)",),
 }
 
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
@@ -50,6 +51,7 @@ SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
 UNVERSIONED = frozenset({
     "data_version", "event_counter", "organization_event", "login_throttle", "client_throttle", "refresh_token",
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
+    "service_account", "import_run", "provider_action",
 })
 
 
@@ -94,14 +96,24 @@ def _trigger_statements(dialect: str, table: str, scopes: tuple[str, ...]) -> li
     return statements
 
 
-def trigger_statements(dialect: str) -> list[str]:
-    """The statements that (re)create every table's version trigger, for "postgres" or "sqlite"."""
-    return [s for table, scopes in SCOPE_OF_TABLE.items() for s in _trigger_statements(dialect, table, scopes)]
+def trigger_statements(dialect: str, tables: set[str] | None = None) -> list[str]:
+    """The statements that (re)create the version trigger of every table (of `tables`, when given),
+    for "postgres" or "sqlite"."""
+    return [
+        s for table, scopes in SCOPE_OF_TABLE.items() if tables is None or table in tables
+        for s in _trigger_statements(dialect, table, scopes)
+    ]
 
 
 async def install_triggers(apps, schema_editor) -> None:  # noqa: ANN001 — Tortoise's RunPython signature
-    """RunPython step of the migration that brings the triggers in."""
+    """RunPython step of a migration that brings versioned tables in: (re)creates the trigger of
+    every versioned table that exists by then, so each migration that adds one runs it again."""
     client = schema_editor.client
     dialect = "postgres" if client.capabilities.dialect == "postgres" else "sqlite"
-    for statement in trigger_statements(dialect):
+    existing_sql = (
+        "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()" if dialect == "postgres"
+        else "SELECT name FROM sqlite_master WHERE type = 'table'"
+    )
+    existing = {row["name"] for row in await client.execute_query_dict(existing_sql)}
+    for statement in trigger_statements(dialect, existing):
         await client.execute_script(statement)

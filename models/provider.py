@@ -1,0 +1,74 @@
+"""The provider's side: service accounts that write its data, import runs, and what staff and
+service accounts did (the provider's own audit, apart from the organizations' audit log)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+
+from models.base import Entity
+
+
+def external_id() -> fields.CharField:
+    """The provider's own id of a row (its accounting's reference): upserts find the row by it.
+    Never shown to customers."""
+    return fields.CharField(max_length=100, null=True, unique=True)
+
+
+class ServiceAccount(Entity):
+    """A program of the provider (its accounting, its service manager) writing through the provider
+    API with a bearer token: only the token's hash is kept, its scopes limit what it may write."""
+
+    name = fields.CharField(max_length=100, unique=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    scopes = fields.JSONField(default=list)
+    revoked_at = fields.DatetimeField(null=True)
+    last_used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "service_account"
+
+
+class ImportRun(Entity):
+    """One import of one file: the lines done so far, so that a stopped import resumes after them."""
+
+    entity = fields.CharField(max_length=40)
+    file_digest = fields.CharField(max_length=64)  # sha256 of the file's bytes
+    file_name = fields.CharField(max_length=300)
+    lines_done = fields.IntField(default=0)
+    created = fields.IntField(default=0)
+    updated = fields.IntField(default=0)
+    unchanged = fields.IntField(default=0)
+    refused = fields.IntField(default=0)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "import_run"
+        unique_together = (("entity", "file_digest"),)
+
+
+class ProviderAction(Entity):
+    """What a staff member or a service account did on the provider's side, for the provider's audit."""
+
+    actor_kind = fields.CharField(max_length=10)  # STAFF, SERVICE, CLI
+    actor = fields.CharField(max_length=200)  # the staff member's e-mail, the service account's name
+    action = fields.CharField(max_length=60)
+    target = fields.CharField(max_length=200, null=True)
+    details = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "provider_action"
+        indexes = (("created_at",),)
+
+
+class PrepaidServiceUse(Entity):
+    """One use of a prepaid service package (a consultation, a migration hour), as the provider's
+    accounting records it. The package's `used` is their sum."""
+
+    prepaid_service = fields.ForeignKeyField("models.PrepaidService", related_name="uses", on_delete=fields.CASCADE)
+    external_id = external_id()
+    quantity = fields.DecimalField(max_digits=14, decimal_places=3)
+    used_on = fields.DateField()
+    description = fields.CharField(max_length=500, default="")
+
+    class Meta:
+        table = "prepaid_service_use"
