@@ -43,6 +43,13 @@ async def member_organization(ctx: RequestContext, organization_global_id: str, 
     return pk
 
 
+async def member_organization_by_pk(ctx: RequestContext, organization_id: uuid.UUID, field: str | None) -> uuid.UUID:
+    """`organization_id` when the viewer belongs to it; NOT_FOUND for any other (nothing revealed)."""
+    if organization_id not in await ctx.memberships():
+        raise not_found(field, "organization")
+    return organization_id
+
+
 def require(ctx: RequestContext, organization_id: uuid.UUID, permission: Permission, message: str) -> None:
     """FORBIDDEN unless the viewer's role in the organization allows it (memberships loaded)."""
     if not ctx.may(organization_id, permission):
@@ -60,7 +67,7 @@ def require_approved(organization: Organization, field: list[str], then: str) ->
         raise UserFacingError(ErrorCode.INVALID, f"This organization {state}: {then}.", field)
 
 
-def not_found(field: list[str] | None, what: str) -> UserFacingError:
+def not_found(field: str | list[str] | None, what: str) -> UserFacingError:
     return UserFacingError(ErrorCode.NOT_FOUND, f"No such {what}.", field)
 
 
@@ -73,6 +80,19 @@ async def organization_row(
     pk = pk_of(global_id, model.__name__)
     query = model.filter(id=pk).select_for_update() if lock else model.filter(id=pk)
     row = await query.first() if pk else None
+    if row is None or row.organization_id not in memberships:
+        raise not_found(field, what)
+    return row
+
+
+async def organization_row_by_pk(
+    ctx: RequestContext, model: type[M], pk: uuid.UUID, field: str | None, what: str, *, lock: bool = False
+) -> M:
+    """The `model` row with this primary key, in one of the viewer's organizations; NOT_FOUND for
+    anything else, as if it did not exist. `lock`: FOR UPDATE."""
+    memberships = await ctx.memberships()
+    query = model.filter(id=pk).select_for_update() if lock else model.filter(id=pk)
+    row = await query.first()
     if row is None or row.organization_id not in memberships:
         raise not_found(field, what)
     return row

@@ -67,6 +67,14 @@ class RequestContext:
             raise signed_out()
         return viewer
 
+    def signed_in_viewer(self) -> Viewer | None:
+        """The viewer `require_viewer` would accept, or None: for rules that treat an account's own
+        request differently from anyone else's without refusing the others."""
+        viewer = self.viewer
+        if viewer is None or (viewer.expires_at is not None and viewer.expires_at <= utcnow()):
+            return None
+        return None if viewer.login_id in self.ended_logins else viewer
+
     def for_operation(self) -> RequestContext:
         """A copy for one operation on a WebSocket, whose operations share its connection's context:
         memberships read afresh (rights follow changes at once), and what an operation keeps (its

@@ -1,18 +1,53 @@
-"""When an invitation has expired: the one rule every reader of an invite's status goes by.
+"""Invitations into an organization, from sending to accepting, and when one has expired.
 
-A stored invite stays PENDING when its time runs out (nothing rewrites rows at midnight); it is
-EXPIRED from `expires_at` on. The `Invite.status` field, the `invites(status:)` filter and the
-mutations that refuse an expired link all decide it here, with the same clock.
+Each transition of an invite has one function here, which writes its rows and its audit record:
+created (`invite_member`, which withdraws a PENDING invite to the same address), resent
+(`resend_invite`), revoked (`withdraw`, called by `revoke_invite` and by whatever else withdraws
+invites), accepted (`accept_invite`); expired is never written but read (`is_expired`,
+`effective_status`, `status_filter`).
+
+Rules (contract README "Invites"; seed: 1cfresh «Подтверждение приглашения в сервис»):
+- only an APPROVED organization invites (a PENDING one is anybody's claim to an INN until the
+  provider checks it), only the owner and admins invite, nobody is invited as the OWNER, and
+  nothing in inviting tells the inviter whether an address has an account;
+- a stored invite stays PENDING when its time runs out (nothing rewrites rows at midnight); it is
+  EXPIRED from `expires_at` on. The `Invite.status` field, the `invites(status:)` filter and the
+  mutations that refuse an expired link all decide it here, with the same clock;
+- an invitation link proves an address, never an account: an address that has an account joins
+  only with that account's own access token on the request (`acceptInvite` hands no tokens for
+  it), and an invitation whose e-mail and phone are not one account's (two accounts, or an account
+  and nobody) is refused when it is accepted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tortoise.expressions import Q
 
 from kabinet.clock import utcnow
-from models.organizations import Invite, InviteStatus
+from models.cloud import Database
+from models.identity import User
+from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization, Role
+from resolvers import audit, messages, outbox, passwords, validation
+from resolvers.common import member_organization_by_pk, organization_row_by_pk, require, require_approved
+from resolvers.context import RequestContext
+from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.identity import SignedIn, sign_in_user
+from resolvers.memberships import lock_organization, organization_databases
+from resolvers.permissions import Permission
+from resolvers.sign_ups import release_pending_sign_ups
+from resolvers.tokens import hash_opaque_token, new_opaque_token
+
+INVITE_DAYS = 7
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+INVITES_ONCE_APPROVED = "it may invite people once it is approved"
+
+
+# ---------------------------------------------------------------------------------------- expiry
 
 
 def is_expired(invite: Invite, now: dt.datetime | None = None) -> bool:
@@ -35,3 +70,304 @@ def status_filter(status: InviteStatus | None, now: dt.datetime | None = None) -
     if status == InviteStatus.EXPIRED:
         return Q(status=InviteStatus.EXPIRED) | Q(status=InviteStatus.PENDING, expires_at__lte=now)
     return Q(status=status)
+
+
+def _expiry(now: dt.datetime | None = None) -> dt.datetime:
+    """When a link sent now stops working."""
+    return (now or utcnow()) + dt.timedelta(days=INVITE_DAYS)
+
+
+# ---------------------------------------------------------------------------------------- addresses
+
+
+@dataclass
+class Address:
+    """Where an invitation goes: an e-mail, a phone, or both (validated, normalized)."""
+
+    email: str | None
+    phone: str | None
+
+    def matches(self) -> Q:
+        """Rows (invites, users) with this e-mail or this phone; never the NULLs of the other."""
+        condition = Q()
+        if self.email:
+            condition |= Q(email=self.email)
+        if self.phone:
+            condition |= Q(phone=self.phone)
+        return condition
+
+
+def _address(email: str | None, phone: str | None) -> Address:
+    email = email.strip() if email else None
+    phone = phone.strip() if phone else None
+    if not email and not phone:
+        raise validation.invalid("email", "Give the invitee's e-mail, phone, or both.")
+    return Address(
+        email=validation.email(email, "email") if email else None,
+        phone=validation.phone(phone, "phone") if phone else None,
+    )
+
+
+async def _refuse_members(org_id: uuid.UUID, address: Address, email_field: str, phone_field: str) -> None:
+    """CONFLICT when the e-mail or the phone is a member's (the inviter sees the members anyway)."""
+    for value, column, field in ((address.email, "email", email_field), (address.phone, "phone", phone_field)):
+        if value and await Membership.filter(organization_id=org_id, **{f"user__{column}": value}).exists():
+            raise UserFacingError(ErrorCode.CONFLICT, "This person is already a member of the organization.", field)
+
+
+# ---------------------------------------------------------------------------------------- created, resent, revoked
+
+
+async def invite_member(
+    ctx: RequestContext,
+    organization_id: uuid.UUID,
+    email: str | None,
+    phone: str | None,
+    role: Role,
+    database_ids: Sequence[uuid.UUID],
+) -> Invite:
+    """Invite someone by e-mail and/or phone with a role (never OWNER) and the databases they may open.
+
+    A PENDING invite to the same address in this organization is replaced (revoked: its link dies).
+    """
+    org_id = await member_organization_by_pk(ctx, organization_id, "organization_id")
+    require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
+    organization = await lock_organization(org_id)
+    require_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    address = _address(email, phone)
+    if role == Role.OWNER:
+        raise validation.invalid(
+            "role", "Nobody is invited as the owner: invite them with another role and transfer ownership."
+        )
+    databases = await organization_databases(org_id, database_ids, "database_ids")
+    await _refuse_members(org_id, address, "email", "phone")
+    replaced = await withdraw(org_id, address.matches())
+    token, token_hash = new_opaque_token()
+    invite = await Invite.create(
+        organization_id=org_id, email=address.email, phone=address.phone, role=role, status=InviteStatus.PENDING,
+        token_hash=token_hash, expires_at=_expiry(), invited_by_id=ctx.require_viewer().user_id,
+    )
+    for database in databases:
+        await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
+    await _send_invite(ctx, organization, invite, token, databases)
+    await audit.record(
+        ctx, "invite.create", organization_id=org_id, object_type="Invite", object_id=invite.id,
+        details={
+            "email": address.email, "phone": address.phone, "role": role.value,
+            "databaseIds": [str(d.id) for d in databases], "replacedInviteIds": [str(i) for i in replaced],
+        },
+    )
+    return invite
+
+
+async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
+    """Send a PENDING (or expired) invitation again with a new link for another 7 days; the old link dies."""
+    invite = await _managed_invite(ctx, invite_id, "invite_id")
+    if invite.status != InviteStatus.PENDING:
+        raise validation.invalid("invite_id", f"This invitation is {invite.status.value.lower()}: send a new one.")
+    organization = await lock_organization(invite.organization_id)
+    require_approved(organization, "invite_id", INVITES_ONCE_APPROVED)
+    await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), "invite_id", "invite_id")
+    token, token_hash = new_opaque_token()
+    invite.token_hash = token_hash
+    invite.expires_at = _expiry()
+    await invite.save(update_fields=["token_hash", "expires_at"])
+    databases = await _databases_of_invite(invite)
+    await _send_invite(ctx, organization, invite, token, databases)
+    await audit.record(
+        ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
+        details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
+    )
+    return invite
+
+
+async def revoke_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
+    """Withdraw a PENDING invitation: its link stops working."""
+    invite = await _managed_invite(ctx, invite_id, "invite_id")
+    if invite.status != InviteStatus.PENDING:
+        raise validation.invalid("invite_id", f"Only a pending invitation can be revoked; this one is {invite.status.value.lower()}.")
+    if is_expired(invite):
+        raise validation.invalid("invite_id", "This invitation has already expired; its link no longer works.")
+    if not await withdraw(invite.organization_id, Q(id=invite.id)):
+        raise validation.invalid("invite_id", "This invitation is no longer pending.")
+    await invite.refresh_from_db()
+    await audit.record(
+        ctx, "invite.revoke", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
+        details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
+    )
+    return invite
+
+
+async def withdraw(organization_id: uuid.UUID, which: Q | None = None) -> list[uuid.UUID]:
+    """The organization's PENDING invites (those `which` picks) become REVOKED: their links die.
+    The ids withdrawn; the caller's audit record names them. Conditional on PENDING, so of a
+    revoke and an accept running together only one wins."""
+    pending = Invite.filter(organization_id=organization_id, status=InviteStatus.PENDING)
+    if which is not None:
+        pending = pending.filter(which)
+    ids = list(await pending.values_list("id", flat=True))
+    if not ids:
+        return []
+    if not await Invite.filter(id__in=ids, status=InviteStatus.PENDING).update(status=InviteStatus.REVOKED):
+        return []
+    return ids
+
+
+async def _managed_invite(ctx: RequestContext, invite_id: uuid.UUID, field: str) -> Invite:
+    """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise); locked."""
+    invite = await organization_row_by_pk(ctx, Invite, invite_id, field, "invitation")
+    require(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
+    return await Invite.filter(id=invite.id).select_for_update().get()
+
+
+async def _databases_of_invite(invite: Invite) -> list[Database]:
+    ids = await InviteDatabase.filter(invite_id=invite.id).values_list("database_id", flat=True)
+    return list(await Database.filter(id__in=list(ids)).order_by("name", "id")) if ids else []
+
+
+# ---------------------------------------------------------------------------------------- sending
+
+
+def invite_link(ctx: RequestContext, token: str) -> str:
+    return f"{ctx.settings.public_url or DEFAULT_PUBLIC_URL}/invite?token={token}"
+
+
+async def _send_invite(
+    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database]
+) -> None:
+    """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
+    its reader learns it); nothing depends on the phone's account, and the inviter sees neither."""
+    link = invite_link(ctx, token)
+    inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
+    if invite.email:
+        # An unconfirmed sign-up is not an account yet.
+        has_account = await User.exists(email=invite.email, is_active=True)
+        await outbox.email(
+            invite.email, "invite_existing_user" if has_account else "invite_new_user",
+            inviter=messages.inviter_phrase(inviter.full_name if inviter else None),
+            organization_name=organization.name, organization_code=organization.code,
+            role=messages.ROLE_NAMES[invite.role],
+            databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
+            link=link, days=INVITE_DAYS, expires_at=messages.moscow_time(invite.expires_at),
+        )
+    if invite.phone:
+        await outbox.sms(
+            invite.phone, "invite_sms", organization_name=organization.name, organization_code=organization.code,
+            role=messages.ROLE_NAMES[invite.role], link=link,
+        )
+
+
+# ---------------------------------------------------------------------------------------- accepted
+
+
+@dataclass
+class Accepted:
+    """Who joined by an invitation; `signed_in` only for a new account (an existing one came signed in)."""
+
+    user: User
+    signed_in: SignedIn | None
+
+
+async def accept_invite(
+    ctx: RequestContext, token: str, full_name: str | None, password: str | None, phone: str | None
+) -> Accepted:
+    """Join the organization by the link's token.
+
+    The token proves an address, not an account. An address nobody has becomes a new account with
+    the full name and password given here (the phone is optional), signed in at once. An address
+    that belongs to an account joins that account only when the request carries its own access
+    token (FORBIDDEN otherwise: sign in first); no tokens are handed out for it. An invitation whose
+    e-mail and phone are not one account's (two accounts, or an account and nobody; decided now,
+    accounts may have appeared since it was sent) is INVALID: ask for a new one with one address.
+    Every refusal leaves the invitation PENDING: the claim comes after every check.
+    """
+    field = "token"
+    invite = await Invite.get_or_none(token_hash=hash_opaque_token(token or ""))
+    if invite is None or invite.status != InviteStatus.PENDING:
+        raise validation.invalid(field, "This invitation link is not valid: it was used, revoked or replaced.")
+    now = utcnow()
+    if is_expired(invite, now):
+        raise UserFacingError(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
+    organization = await lock_organization(invite.organization_id)
+    require_approved(organization, field, "its invitations can be accepted once it is approved")
+    account = await _invitee_account(invite, field)
+    if account is not None:
+        viewer = ctx.signed_in_viewer()
+        if viewer is None or viewer.user_id != account.id:
+            raise UserFacingError(
+                ErrorCode.FORBIDDEN,
+                "This invitation is for an existing account: sign in to that account, then accept it again.",
+            )
+        if await Membership.exists(organization_id=invite.organization_id, user_id=account.id):
+            raise UserFacingError(ErrorCode.CONFLICT, "You are already a member of this organization.", field)
+        newcomer = None
+    else:
+        newcomer = await _newcomer(invite, full_name, password, phone)
+    # Conditional: a token is used once, even by two requests at the same moment.
+    if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.ACCEPTED, accepted_at=now):
+        raise validation.invalid(field, "This invitation link has just been used.")
+    if account is not None:
+        user = account
+        if invite.email and user.email == invite.email and not user.email_verified:
+            user.email_verified = True
+            await user.save(update_fields=["email_verified"])
+    else:
+        user = await _create_newcomer(ctx, invite, newcomer)
+    membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
+    databases = await _databases_of_invite(invite)
+    for database in databases:
+        await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)
+    await audit.record(
+        ctx, "invite.accept", actor_id=user.id, organization_id=invite.organization_id, object_type="Membership",
+        object_id=membership.id,
+        details={"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]},
+    )
+    if account is not None:
+        ctx.forget_memberships()  # the payload's fields see the new membership
+        return Accepted(user, None)
+    return Accepted(user, await sign_in_user(ctx, user))
+
+
+async def _invitee_account(invite: Invite, field: str) -> User | None:
+    """The account the invited addresses belong to, or None when they belong to nobody (an
+    unconfirmed sign-up is nobody: the link proves the address, the sign-up did not). INVALID when
+    the e-mail and the phone are not one account's; the message does not say which has one."""
+    by_email = await User.get_or_none(email=invite.email, is_active=True) if invite.email else None
+    by_phone = await User.get_or_none(phone=invite.phone, is_active=True) if invite.phone else None
+    if invite.email and invite.phone and (by_email and by_email.id) != (by_phone and by_phone.id):
+        raise validation.invalid(
+            field, "This invitation's e-mail and phone do not belong to the same person's account: "
+            "ask the organization for a new invitation with only one of them.",
+        )
+    return by_email or by_phone
+
+
+@dataclass
+class _Newcomer:
+    full_name: str
+    password: str
+    phone: str | None
+
+
+async def _newcomer(invite: Invite, full_name: str | None, password: str | None, phone: str | None) -> _Newcomer:
+    """Check what a new person gives (nothing is written yet)."""
+    name = validation.non_empty(full_name, "full_name", "Full name")
+    secret = validation.password(password or "", "password")
+    user_phone = invite.phone
+    if user_phone is None and phone:
+        user_phone = validation.phone(phone, "phone")
+        if await User.exists(phone=user_phone, is_active=True):
+            raise UserFacingError(ErrorCode.CONFLICT, "This phone already belongs to another account.", "phone")
+    return _Newcomer(name, secret, user_phone)
+
+
+async def _create_newcomer(ctx: RequestContext, invite: Invite, newcomer: _Newcomer) -> User:
+    """A new account from the invitation. Unconfirmed sign-ups holding its addresses give them up:
+    the link proves the invited address, so whoever started such a sign-up did not own it."""
+    await release_pending_sign_ups(email=invite.email, phone=newcomer.phone)
+    return await User.create(
+        email=invite.email, phone=newcomer.phone, full_name=newcomer.full_name,
+        password_hash=await passwords.hashed(ctx.settings, newcomer.password), is_active=True,
+        # The link went to the e-mail (and the phone); with no e-mail, the phone received it.
+        email_verified=invite.email is not None, phone_verified=invite.email is None and invite.phone is not None,
+    )

@@ -12,9 +12,9 @@ from tortoise.transactions import in_transaction
 
 from models.identity import User
 from models.organizations import (
-    Invite, InviteStatus, JoinRequest, JoinRequestStatus, Membership, ModerationStatus, Organization, OrganizationKind, Role,
+    JoinRequest, JoinRequestStatus, Membership, ModerationStatus, Organization, OrganizationKind, Role,
 )
-from resolvers import audit, join_requests, validation
+from resolvers import audit, invitations, join_requests, removals, validation
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import viewer_user
@@ -104,9 +104,10 @@ async def _claim_again(
     """A REJECTED organization goes back to moderation, owned by the caller."""
     previous_owners = await Membership.filter(organization_id=organization.id, role=Role.OWNER).values_list("user_id", flat=True)
     if user.id not in previous_owners:
-        await Membership.filter(organization_id=organization.id).delete()
+        for membership in await Membership.filter(organization_id=organization.id):
+            await removals.end_membership(ctx, membership, "member.remove")
         await join_requests.close_pending(organization.id)
-        await Invite.filter(organization_id=organization.id, status=InviteStatus.PENDING).update(status=InviteStatus.REVOKED)
+        await invitations.withdraw(organization.id)
         await Membership.create(organization=organization, user=user, role=Role.OWNER, position=position)
     else:
         await Membership.filter(organization_id=organization.id, user_id=user.id).update(position=position)

@@ -5,7 +5,7 @@
                  └── request_termination ──► TERMINATING ── confirm_terminated, ended ──► TERMINATED
 
 Every caller uses these functions: the GraphQL mutations (`terminate`, `terminate_all`, through
-resolvers/cloud.py), a member losing access (`access_ended`, resolvers/members.py), the update
+resolvers/cloud.py), a member losing access (`access_ended`, resolvers/memberships.py, removals.py), the update
 worker (workers/updates.py), the simulated cluster (workers/cluster.py) and the real cluster's
 agent (kabinet/agent_api.py). Each transition is conditional on the status it starts from, so of
 concurrent callers one wins and the others change nothing; it records the session's event (topic

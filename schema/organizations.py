@@ -22,7 +22,8 @@ from resolvers import billing as billing_resolvers
 from resolvers import cloud as cloud_resolvers
 from resolvers import cloud_subscriptions
 from resolvers import invitations
-from resolvers import members as member_resolvers
+from resolvers import memberships as membership_resolvers
+from resolvers import removals as removal_resolvers
 from resolvers import organizations as resolvers
 from resolvers import products as product_resolvers
 from schema.batching import batched, expand, loaded
@@ -32,7 +33,7 @@ from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.products import Contract, Product
-from kabinet.ids import to_global_id
+from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import After, Connection, First, Node, connection_of, list_of
 
 described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {
@@ -375,6 +376,19 @@ class UpdateMemberDatabasesPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
 
 
+REMOVAL_REQUEST_TYPE = "MemberRemovalRequest"  # the global id type of a removal request (a code row)
+
+
+def _pk(global_id: str, type_name: str) -> uuid.UUID:
+    """The primary key the id names; an id that does not decode names nothing, so the resolver's
+    own lookup answers NOT_FOUND on its field, as for an id of somebody else's."""
+    return pk_of(global_id, type_name) or NO_SUCH_ID
+
+
+def _pks(global_ids: list[str], type_name: str) -> list[uuid.UUID]:
+    return [_pk(global_id, type_name) for global_id in global_ids]
+
+
 MembershipArg = Annotated[strawberry.ID, strawberry.argument(description="The member (a Membership id).")]
 OrganizationArg = Annotated[strawberry.ID, strawberry.argument(description="The organization.")]
 InviteArg = Annotated[strawberry.ID, strawberry.argument(description="The invitation.")]
@@ -391,8 +405,9 @@ class OrganizationMutations:
     async def invite_member(
         self, info: strawberry.Info, input: Annotated[InviteMemberInput, strawberry.argument(description="Who is invited (an e-mail and/or a phone), with which role and databases.")]
     ) -> InviteMemberPayload:
-        invite = await member_resolvers.invite_member(
-            info.context, input.organization_id, input.email, input.phone, input.role, input.database_ids
+        invite = await invitations.invite_member(
+            info.context, _pk(input.organization_id, "Organization"), input.email, input.phone, input.role,
+            _pks(input.database_ids or [], "Database"),
         )
         return await expand(info, InviteMemberPayload(invite=Invite.from_model(invite)))
 
@@ -402,13 +417,13 @@ class OrganizationMutations:
     )
     @transactional(ResendInvitePayload)
     async def resend_invite(self, info: strawberry.Info, invite_id: InviteArg) -> ResendInvitePayload:
-        invite = await member_resolvers.resend_invite(info.context, invite_id)
+        invite = await invitations.resend_invite(info.context, _pk(invite_id, "Invite"))
         return await expand(info, ResendInvitePayload(invite=Invite.from_model(invite)))
 
     @strawberry.mutation(description="Withdraw a pending invitation (OWNER, ADMIN): its link stops working.")
     @transactional(RevokeInvitePayload)
     async def revoke_invite(self, info: strawberry.Info, invite_id: InviteArg) -> RevokeInvitePayload:
-        invite = await member_resolvers.revoke_invite(info.context, invite_id)
+        invite = await invitations.revoke_invite(info.context, _pk(invite_id, "Invite"))
         return await expand(info, RevokeInvitePayload(invite=Invite.from_model(invite)))
 
     @strawberry.mutation(
@@ -422,7 +437,7 @@ class OrganizationMutations:
     async def accept_invite(
         self, info: strawberry.Info, input: Annotated[AcceptInviteInput, strawberry.argument(description="The link's token; a new person's name, password and phone.")]
     ) -> AuthPayload:
-        accepted = await member_resolvers.accept_invite(
+        accepted = await invitations.accept_invite(
             info.context, input.token, input.full_name, input.password, input.phone
         )
         if accepted.signed_in is None:
@@ -438,7 +453,7 @@ class OrganizationMutations:
         self, info: strawberry.Info, membership_id: MembershipArg,
         role: Annotated[Role, strawberry.argument(description="ADMIN, ACCOUNTANT or USER.")],
     ) -> ChangeMemberRolePayload:
-        membership = await member_resolvers.change_member_role(info.context, membership_id, role)
+        membership = await membership_resolvers.change_member_role(info.context, _pk(membership_id, "Membership"), role)
         return await expand(info, ChangeMemberRolePayload(membership=Membership.from_model(membership)))
 
     @strawberry.mutation(
@@ -447,9 +462,9 @@ class OrganizationMutations:
     )
     @transactional(RequestMemberRemovalPayload)
     async def request_member_removal(self, info: strawberry.Info, membership_id: MembershipArg) -> RequestMemberRemovalPayload:
-        request = await member_resolvers.request_member_removal(info.context, membership_id)
+        request = await removal_resolvers.request_member_removal(info.context, _pk(membership_id, "Membership"))
         return await expand(info, RequestMemberRemovalPayload(
-            request_id=member_resolvers.removal_request_id(request.code), expires_at=request.code.expires_at,
+            request_id=to_global_id(REMOVAL_REQUEST_TYPE, request.code.id), expires_at=request.code.expires_at,
             sent_to=request.sent_to, membership=Membership.from_model(request.membership),
         ))
 
@@ -463,7 +478,7 @@ class OrganizationMutations:
         request_id: Annotated[strawberry.ID, strawberry.argument(description="From `requestMemberRemoval`.")],
         code: Annotated[str, strawberry.argument(description="The code from the message.")],
     ) -> ConfirmMemberRemovalPayload:
-        removal = await member_resolvers.confirm_member_removal(info.context, request_id, code)
+        removal = await removal_resolvers.confirm_member_removal(info.context, _pk(request_id, REMOVAL_REQUEST_TYPE), code)
         return await expand(info, ConfirmMemberRemovalPayload(
             removed_membership_id=to_global_id("Membership", removal.membership_id),
             terminated_sessions=[Session.from_model(s) for s in removal.terminated_sessions],
@@ -472,7 +487,7 @@ class OrganizationMutations:
     @strawberry.mutation(description="Leave an organization; your sessions in it are terminated. The owner cannot leave.")
     @transactional(LeaveOrganizationPayload)
     async def leave_organization(self, info: strawberry.Info, organization_id: OrganizationArg) -> LeaveOrganizationPayload:
-        await member_resolvers.leave_organization(info.context, organization_id)
+        await removal_resolvers.leave_organization(info.context, _pk(organization_id, "Organization"))
         return LeaveOrganizationPayload(ok=True)
 
     @strawberry.mutation(description="Hand the organization to another member (OWNER only); you become an ADMIN.")
@@ -481,7 +496,9 @@ class OrganizationMutations:
         self, info: strawberry.Info, organization_id: OrganizationArg,
         membership_id: Annotated[strawberry.ID, strawberry.argument(description="The member who becomes the owner.")],
     ) -> TransferOwnershipPayload:
-        owner, previous = await member_resolvers.transfer_ownership(info.context, organization_id, membership_id)
+        owner, previous = await membership_resolvers.transfer_ownership(
+            info.context, _pk(organization_id, "Organization"), _pk(membership_id, "Membership")
+        )
         return await expand(
             info, TransferOwnershipPayload(owner=Membership.from_model(owner), previous_owner=Membership.from_model(previous))
         )
@@ -495,5 +512,7 @@ class OrganizationMutations:
         self, info: strawberry.Info, membership_id: MembershipArg,
         database_ids: Annotated[list[strawberry.ID], strawberry.argument(description="All databases granted from now on.")],
     ) -> UpdateMemberDatabasesPayload:
-        membership = await member_resolvers.update_member_databases(info.context, membership_id, database_ids)
+        membership = await membership_resolvers.update_member_databases(
+            info.context, _pk(membership_id, "Membership"), _pks(database_ids, "Database")
+        )
         return await expand(info, UpdateMemberDatabasesPayload(membership=Membership.from_model(membership)))
