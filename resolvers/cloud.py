@@ -10,13 +10,13 @@ from typing import Any
 from tortoise.expressions import Q
 
 from resolvers.context import RequestContext
-from resolvers.errors import ErrorCode, Refusal, UserFacingError, forbidden
+from resolvers.errors import Refusal, forbidden
 from resolvers.permissions import Sight, scope
 from models.cloud import Database, Session
 from models.identity import User
 from models.organizations import Organization
 from resolvers import sessions
-from resolvers.common import page_request, related_one, wants_total
+from resolvers.common import member_organization, organization_row, page_request, related_one, wants_total
 from resolvers.pagination import Ordering, Page, load_pages
 
 DATABASE_ORDER = Ordering(("name",))
@@ -110,26 +110,10 @@ async def user_of_session(ctx: RequestContext, rows: list[Session], args: dict[s
 
 # ---------------------------------------------------------------------------------------- changes
 
-async def _session_of_organizations(ctx: RequestContext, session_id: uuid.UUID) -> Session:
-    """The session, in one of the viewer's organizations; NOT_FOUND for any other, as if it did not exist."""
-    memberships = await ctx.memberships()
-    session = await Session.get_or_none(id=session_id)
-    if session is None or session.organization_id not in memberships:
-        raise UserFacingError(ErrorCode.NOT_FOUND, "No such session.", "session_id")
-    return session
-
-
-async def _member_organization(ctx: RequestContext, organization_id: uuid.UUID) -> uuid.UUID:
-    """An organization the viewer belongs to; NOT_FOUND for any other (nothing revealed)."""
-    if organization_id not in await ctx.memberships():
-        raise UserFacingError(ErrorCode.NOT_FOUND, "No such organization.", "organization_id")
-    return organization_id
-
-
 async def terminate_session(ctx: RequestContext, session_id: uuid.UUID) -> Session:
     """Ask the cluster to end one session of the viewer's organizations (resolvers/sessions.py decides who may)."""
     ctx.require_viewer()
-    session = await _session_of_organizations(ctx, session_id)
+    session = await organization_row(ctx, Session, session_id, "session_id", "session")
     return await sessions.terminate(ctx, session, field="session_id")
 
 
@@ -138,5 +122,5 @@ async def terminate_all_sessions(
 ) -> list[Session]:
     """Ask the cluster to end every ACTIVE session the viewer may end in the organization, or in one database."""
     ctx.require_viewer()
-    await _member_organization(ctx, organization_id)
+    await member_organization(ctx, organization_id, "organization_id")
     return await sessions.terminate_all(ctx, organization_id, database_id, database_field="database_id")

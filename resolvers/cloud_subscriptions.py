@@ -17,7 +17,7 @@ from resolvers.permissions import Permission
 from models.cloud import CloudSubscription, SubscriptionExtension
 from models.organizations import Organization
 from resolvers import audit
-from resolvers.common import require
+from resolvers.common import member_organization, require
 
 
 @dataclass
@@ -63,8 +63,7 @@ SUBSCRIPTION_EXTENSION_DAYS = 7
 async def extend_subscription(ctx: RequestContext, organization_id: uuid.UUID) -> SubscriptionView:
     """The owner's one temporary extension per subscription period: +2 sessions, +8 databases, 7 days.
     The only change of a subscription's extension state; audited here."""
-    if organization_id not in await ctx.memberships():
-        raise UserFacingError(ErrorCode.NOT_FOUND, "No such organization.", "organization_id")
+    await member_organization(ctx, organization_id, "organization_id")
     require(ctx, organization_id, Permission.EXTEND_SUBSCRIPTION, "Only the owner of the organization may extend the subscription.")
     subscription = await CloudSubscription.filter(organization_id=organization_id).select_for_update().first()
     if subscription is None:

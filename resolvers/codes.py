@@ -53,11 +53,11 @@ class CodeRules:
     purpose: CodePurpose
     lifetime: timedelta = timedelta(minutes=15)
     attempts: int = 5  # wrong answers a code survives; the next attempt is RATE_LIMITED
-    field: tuple[str, ...] = ("code",)  # the field path errors about the code name
+    field: str = "code"  # the domain field errors about the code name
     renew: str = "request a new one"  # how to get a new code, as the messages tell it
     # A code already used: INVALID on `spent_field` with `spent_message`; None: answered like a wrong code
     # (where the flow finds "the latest code", a used one is no different from no code at all).
-    spent_field: tuple[str, ...] | None = None
+    spent_field: str | None = None
     spent_message: str | None = None
     sending_limits: bool = True  # the sending limits per address and per client address (settings)
 
@@ -153,8 +153,8 @@ async def latest(rules: CodeRules, **where: Any) -> VerificationCode | None:
 
 def _spent(rules: CodeRules) -> UserFacingError:
     if rules.spent_field is None:
-        return UserFacingError(ErrorCode.INVALID, f"{WRONG_CODE}: check it, or {rules.renew}.", list(rules.field))
-    return UserFacingError(ErrorCode.INVALID, rules.spent_message or "This code was already used.", list(rules.spent_field))
+        return UserFacingError(ErrorCode.INVALID, f"{WRONG_CODE}: check it, or {rules.renew}.", rules.field)
+    return UserFacingError(ErrorCode.INVALID, rules.spent_message or "This code was already used.", rules.spent_field)
 
 
 def _wrong_answer(rules: CodeRules, code: str, attempts_before: int) -> str:
@@ -170,7 +170,7 @@ async def check(ctx: RequestContext, rules: CodeRules, row: VerificationCode | N
     the mutation fails; the caller's later refusals roll the use back (the code stays good)."""
     now: datetime = utcnow()
     code = (code or "").strip()
-    field = list(rules.field)
+    field = rules.field
     if row is None:
         raise UserFacingError(ErrorCode.INVALID, f"{WRONG_CODE}: check it, or {rules.renew}.", field)
     if row.used_at is not None:

@@ -13,7 +13,6 @@ from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.permissions import Permission
 from models.organizations import ModerationStatus, Organization
 from models.select import select_by_ids
-from kabinet.ids import pk_of
 from resolvers.pagination import PageRequest
 
 M = TypeVar("M", bound=Model)
@@ -34,16 +33,7 @@ async def related_one(model: type[M], parents: Sequence[Any], attribute: str) ->
     return [rows.get(getattr(p, attribute)) for p in parents]
 
 
-async def member_organization(ctx: RequestContext, organization_global_id: str, field: list[str]) -> uuid.UUID:
-    """The id of an organization the viewer belongs to; NOT_FOUND for any other (nothing revealed)."""
-    memberships = await ctx.memberships()
-    pk = pk_of(organization_global_id, "Organization")
-    if pk is None or pk not in memberships:
-        raise not_found(field, "organization")
-    return pk
-
-
-async def member_organization_by_pk(ctx: RequestContext, organization_id: uuid.UUID, field: str | None) -> uuid.UUID:
+async def member_organization(ctx: RequestContext, organization_id: uuid.UUID, field: str | None) -> uuid.UUID:
     """`organization_id` when the viewer belongs to it; NOT_FOUND for any other (nothing revealed)."""
     if organization_id not in await ctx.memberships():
         raise not_found(field, "organization")
@@ -56,7 +46,7 @@ def require(ctx: RequestContext, organization_id: uuid.UUID, permission: Permiss
         raise UserFacingError(ErrorCode.FORBIDDEN, message)
 
 
-def require_approved(organization: Organization, field: list[str], then: str) -> None:
+def require_approved(organization: Organization, field: str | None, then: str) -> None:
     """INVALID unless the provider approved the organization: a PENDING (or REJECTED) one is an
     unchecked claim to an INN that anybody may make, so it brings nobody in (invites, join requests)."""
     if organization.moderation_status != ModerationStatus.APPROVED:
@@ -67,25 +57,11 @@ def require_approved(organization: Organization, field: list[str], then: str) ->
         raise UserFacingError(ErrorCode.INVALID, f"This organization {state}: {then}.", field)
 
 
-def not_found(field: str | list[str] | None, what: str) -> UserFacingError:
+def not_found(field: str | None, what: str) -> UserFacingError:
     return UserFacingError(ErrorCode.NOT_FOUND, f"No such {what}.", field)
 
 
 async def organization_row(
-    ctx: RequestContext, model: type[M], global_id: str, field: list[str], what: str, *, lock: bool = False
-) -> M:
-    """The `model` row a global id (of the type named like the model) names, in one of the viewer's
-    organizations; NOT_FOUND for anything else, as if it did not exist. `lock`: FOR UPDATE."""
-    memberships = await ctx.memberships()
-    pk = pk_of(global_id, model.__name__)
-    query = model.filter(id=pk).select_for_update() if lock else model.filter(id=pk)
-    row = await query.first() if pk else None
-    if row is None or row.organization_id not in memberships:
-        raise not_found(field, what)
-    return row
-
-
-async def organization_row_by_pk(
     ctx: RequestContext, model: type[M], pk: uuid.UUID, field: str | None, what: str, *, lock: bool = False
 ) -> M:
     """The `model` row with this primary key, in one of the viewer's organizations; NOT_FOUND for

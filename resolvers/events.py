@@ -25,6 +25,7 @@ log = logging.getLogger("kabinet.events")
 SESSIONS = "sessions"  # kinds: STARTED, TERMINATING, ENDED, TERMINATED
 UPDATES = "updates"  # kind: CHANGED (status or progress)
 ACCESS = "access"  # kind: REVOKED (a membership ended): its holder's subscriptions end
+DATA = "data"  # kind: CHANGED, payload {"areas": [...]}: the provider's data of the organization changed
 
 EVENTS_CHANNEL = "kabinet.events"  # the broker channel that says an organization's log has grown
 

@@ -63,7 +63,7 @@ async def check_password(ctx: RequestContext, login_name: str, password: str) ->
     # An unconfirmed sign-up (is_active False) answers exactly like a wrong password.
     if not await passwords.verify(settings, user.password_hash if user and user.is_active else None, password):
         await throttle.login_failed(settings, key)
-        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, ["input", "password"])
+        raise UserFacingError(ErrorCode.INVALID, WRONG_CREDENTIALS, "password")
     await throttle.login_succeeded(key)
     await throttle.give_back_address(address)
     return user
@@ -103,9 +103,9 @@ async def refresh(ctx: RequestContext, refresh_token: str) -> SignedIn:
     now = utcnow()
     row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
     if row is None or row.revoked_at is not None:
-        raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid; sign in again.", ["refreshToken"])
+        raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid; sign in again.", "refresh_token")
     if row.expires_at <= now:
-        raise UserFacingError(ErrorCode.EXPIRED, "This refresh token has expired; sign in again.", ["refreshToken"])
+        raise UserFacingError(ErrorCode.EXPIRED, "This refresh token has expired; sign in again.", "refresh_token")
     claimed = await RefreshToken.filter(id=row.id, used_at=None, revoked_at=None).update(used_at=now)
     if not claimed:
         await revoke_login(ctx, row.login_id)
@@ -142,7 +142,7 @@ def _end_after_commit(ctx: RequestContext, login_ids: list[uuid.UUID]) -> None:
 async def logout(ctx: RequestContext, refresh_token: str) -> None:
     row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
     if row is None:
-        raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid.", ["refreshToken"])
+        raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid.", "refresh_token")
     await revoke_login(ctx, row.login_id)
 
 

@@ -33,7 +33,7 @@ from models.cloud import Database
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization, Role
 from resolvers import audit, messages, outbox, passwords, validation
-from resolvers.common import member_organization_by_pk, organization_row_by_pk, require, require_approved
+from resolvers.common import member_organization, organization_row, require, require_approved
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import SignedIn, sign_in_user
@@ -130,7 +130,7 @@ async def invite_member(
 
     A PENDING invite to the same address in this organization is replaced (revoked: its link dies).
     """
-    org_id = await member_organization_by_pk(ctx, organization_id, "organization_id")
+    org_id = await member_organization(ctx, organization_id, "organization_id")
     require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
     organization = await lock_organization(org_id)
     require_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
@@ -215,7 +215,7 @@ async def withdraw(organization_id: uuid.UUID, which: Q | None = None) -> list[u
 
 async def _managed_invite(ctx: RequestContext, invite_id: uuid.UUID, field: str) -> Invite:
     """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise); locked."""
-    invite = await organization_row_by_pk(ctx, Invite, invite_id, field, "invitation")
+    invite = await organization_row(ctx, Invite, invite_id, field, "invitation")
     require(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
     return await Invite.filter(id=invite.id).select_for_update().get()
 

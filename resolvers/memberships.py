@@ -21,7 +21,7 @@ from models.cloud import Database, Session
 from models.organizations import DatabaseGrant, Membership, Organization, Role
 from resolvers import audit, events, messages, validation
 from resolvers import sessions as session_lifecycle
-from resolvers.common import member_organization_by_pk, not_found, organization_row_by_pk, require
+from resolvers.common import member_organization, not_found, organization_row, require
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.permissions import Permission
@@ -83,7 +83,7 @@ async def transfer_ownership(
     ctx: RequestContext, organization_id: uuid.UUID, membership_id: uuid.UUID
 ) -> tuple[Membership, Membership]:
     """The owner hands the organization to another member and becomes an admin: (new, previous owner)."""
-    org_id = await member_organization_by_pk(ctx, organization_id, "organization_id")
+    org_id = await member_organization(ctx, organization_id, "organization_id")
     require(ctx, org_id, Permission.TRANSFER_OWNERSHIP, "Only the owner may hand the organization over.")
     await lock_organization(org_id)
     target = await Membership.get_or_none(id=membership_id, organization_id=org_id)
@@ -121,7 +121,7 @@ async def lock_organization(org_id: uuid.UUID) -> Organization:
 async def managed_membership(ctx: RequestContext, membership_id: uuid.UUID, field: str) -> Membership:
     """A membership in an organization of the viewer's, who must manage members there; the
     organization locked. NOT_FOUND on `field` for any other (nothing revealed)."""
-    target = await organization_row_by_pk(ctx, Membership, membership_id, field, "member")
+    target = await organization_row(ctx, Membership, membership_id, field, "member")
     require(ctx, target.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage members.")
     await lock_organization(target.organization_id)
     target = await Membership.get_or_none(id=target.id)

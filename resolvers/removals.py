@@ -21,7 +21,7 @@ from models.identity import CodePurpose, User, VerificationCode
 from models.organizations import DatabaseGrant, Membership, Organization, Role
 from resolvers import audit, codes, outbox, validation
 from resolvers import sessions as session_lifecycle
-from resolvers.common import member_organization_by_pk, not_found, require
+from resolvers.common import member_organization, not_found, require
 from resolvers.context import RequestContext
 from resolvers.memberships import end_subscriptions, guard_owner, lock_organization, managed_membership
 from resolvers.permissions import Permission
@@ -31,7 +31,7 @@ from resolvers.permissions import Permission
 # its id, so a used code is "already confirmed" on `requestId`.
 REMOVAL_CODE = codes.CodeRules(
     CodePurpose.MEMBER_REMOVAL, renew="request the removal again for a new code",
-    spent_field=("requestId",), spent_message="This removal was already confirmed.", sending_limits=False,
+    spent_field="request_id", spent_message="This removal was already confirmed.", sending_limits=False,
 )
 
 
@@ -113,7 +113,7 @@ async def confirm_member_removal(ctx: RequestContext, request_id: uuid.UUID, cod
 async def leave_organization(ctx: RequestContext, organization_id: uuid.UUID) -> Removal:
     """Leave an organization yourself; the owner cannot (INVALID: transfer ownership first)."""
     field = "organization_id"
-    org_id = await member_organization_by_pk(ctx, organization_id, field)
+    org_id = await member_organization(ctx, organization_id, field)
     await lock_organization(org_id)
     membership = await Membership.get_or_none(organization_id=org_id, user_id=ctx.require_viewer().user_id)
     if membership is None:

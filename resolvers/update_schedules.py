@@ -17,7 +17,7 @@ from models.cloud import Database
 from models.select import select
 from models.updates import PLANNED_RUN_STATUSES, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers import audit, update_runs, validation
-from resolvers.common import SELECTED, not_found, require
+from resolvers.common import SELECTED, organization_row, require
 from resolvers.context import Actor, RequestContext
 from resolvers.credentials import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from resolvers.permissions import Permission
@@ -92,19 +92,6 @@ def _require_manage_updates(ctx: RequestContext, organization_id: Any) -> None:
     require(ctx, organization_id, Permission.MANAGE_UPDATES, "Only the owner or an administrator may manage database updates.")
 
 
-async def _organization_row(
-    ctx: RequestContext, model: type[M], pk: uuid.UUID, field: str, what: str, *, lock: bool = False
-) -> M:
-    """The `model` row in one of the viewer's organizations; NOT_FOUND for anything else, as if it did
-    not exist. `lock`: FOR UPDATE. (resolvers/common.py `organization_row` still takes a global id.)"""
-    memberships = await ctx.memberships()
-    query = model.filter(id=pk).select_for_update() if lock else model.filter(id=pk)
-    row = await query.first()
-    if row is None or row.organization_id not in memberships:
-        raise not_found(field, what)
-    return row
-
-
 async def _schedule_for_update(database: Database) -> UpdateSchedule:
     """The database's schedule row (created when missing), locked on PostgreSQL."""
     schedule = await UpdateSchedule.filter(database_id=database.id).select_for_update().first()
@@ -146,7 +133,7 @@ async def schedule_update(
     mode or its times cancels the runs the schedule had planned and plans the next one; saving the
     same mode and times (e.g. only new credentials) leaves the planned runs as they are.
     """
-    database = await _organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
+    database = await organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
     _require_manage_updates(ctx, database.organization_id)
     if mode != UpdateMode.DISABLED and not database.is_typical:
         raise invalid(
@@ -226,7 +213,7 @@ async def skip_update_run(ctx: RequestContext, run_id: uuid.UUID) -> UpdateRun:
     back to DISABLED, as after a run.
     """
     field = "update_run_id"
-    run = await _organization_row(ctx, UpdateRun, run_id, field, "update run")
+    run = await organization_row(ctx, UpdateRun, run_id, field, "update run")
     _require_manage_updates(ctx, run.organization_id)
     database = await Database.filter(id=run.database_id).select_for_update().first()
     now = utcnow()

@@ -17,18 +17,18 @@ _INN12_WEIGHTS_12 = (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 _ZONES = frozenset(available_timezones())
 
 
-def invalid(field: list[str], message: str) -> UserFacingError:
+def invalid(field: str | None, message: str) -> UserFacingError:
     return UserFacingError(ErrorCode.INVALID, message, field)
 
 
-def email(value: str, field: list[str]) -> str:
+def email(value: str, field: str | None) -> str:
     value = value.strip().lower()
     if len(value) > 254 or not EMAIL_PATTERN.match(value):
         raise invalid(field, f"«{value}» is not an e-mail address.")
     return value
 
 
-def phone(value: str, field: list[str]) -> str:
+def phone(value: str, field: str | None) -> str:
     """+7XXXXXXXXXX; spaces, dashes, brackets and a leading 8 are forgiven."""
     digits = re.sub(r"[\s\-()]", "", value)
     if re.fullmatch(r"8\d{10}", digits):
@@ -52,7 +52,7 @@ def inn_is_valid(inn: str) -> bool:
     return False
 
 
-def inn(value: str, field: list[str], *, legal_entity: bool | None = None) -> str:
+def inn(value: str, field: str | None, *, legal_entity: bool | None = None) -> str:
     """10 digits for a legal entity, 12 for a sole proprietor or individual, check digits right."""
     value = value.strip()
     if legal_entity is True and len(value) != 10:
@@ -64,25 +64,25 @@ def inn(value: str, field: list[str], *, legal_entity: bool | None = None) -> st
     return value
 
 
-def time_of_day(value: str, field: list[str]) -> str:
+def time_of_day(value: str, field: str | None) -> str:
     if not TIME_PATTERN.match(value):
         raise invalid(field, "Time of day is HH:MM, from 00:00 to 23:59.")
     return value
 
 
-def timezone(value: str, field: list[str]) -> str:
+def timezone(value: str, field: str | None) -> str:
     if value not in _ZONES:
         raise invalid(field, f"«{value}» is not an IANA time zone (e.g. Europe/Moscow).")
     return value
 
 
-def future(value: dt.datetime, field: list[str], now: dt.datetime) -> dt.datetime:
+def future(value: dt.datetime, field: str | None, now: dt.datetime) -> dt.datetime:
     if value <= now:
         raise invalid(field, "This moment has passed: choose one in the future.")
     return value
 
 
-def password(value: str, field: list[str]) -> str:
+def password(value: str, field: str | None) -> str:
     if len(value) < 8:
         raise invalid(field, "A password has at least 8 characters.")
     if len(value) > 200:
@@ -90,7 +90,7 @@ def password(value: str, field: list[str]) -> str:
     return value
 
 
-def non_empty(value: str | None, field: list[str], what: str, max_length: int = 200) -> str:
+def non_empty(value: str | None, field: str | None, what: str, max_length: int = 200) -> str:
     value = (value or "").strip()
     if not value:
         raise invalid(field, f"{what} is required.")

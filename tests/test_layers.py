@@ -116,7 +116,6 @@ def _in(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
 
 
-@pytest.mark.xfail(strict=True, reason="in progress: resolvers still decode global ids")
 def test_the_domain_speaks_no_graphql():
     """resolvers/ take plain values and raise domain errors: the GraphQL face is schema/'s alone."""
     assert offenders(("resolvers", "models", "workers"), lambda m: _in(m, GRAPHQL_LIBRARIES + ("schema", GLOBAL_IDS))) == {}
@@ -126,7 +125,6 @@ def test_workers_and_http_apis_call_the_domain_not_the_schema():
     assert offenders(("workers",) + HTTP_APIS, lambda m: _in(m, ("schema",))) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="in progress: resolvers still decode global ids")
 def test_nothing_below_imports_the_composition_root_but_the_clock_and_settings():
     assert offenders(("resolvers", "models", "workers"), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT) == {}
     assert offenders(("schema",), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT and not _in(m, (GLOBAL_IDS,))) == {}

@@ -1,0 +1,314 @@
+"""Provider records: one upsert per entity, found by the provider's external id, answered per line.
+
+A record is a flat mapping (a JSON object of an NDJSON line, or a CSV row) of one entity. Each
+entity module registers an `EntityKind` with `@entity(...)`: the scope a service token needs, its
+columns (documented, and a CSV header's order), and `upsert(actor, records)`, which applies a
+batch in the caller's transaction and answers one `LineResult` per record, in order. Re-sending a
+record changes nothing (UNCHANGED, no event); a refusal names the line, the field and why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from models.organizations import Organization
+from resolvers.events import DATA, PendingAnnouncements
+
+
+class Outcome(str, Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REFUSED = "refused"
+
+
+@dataclass
+class LineResult:
+    line: int
+    entity: str
+    external_id: str | None
+    outcome: Outcome
+    field: str | None = None  # the record's field at fault (REFUSED)
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": self.line, "entity": self.entity, "externalId": self.external_id, "result": self.outcome.value}
+        if self.outcome is Outcome.REFUSED:
+            out.update(field=self.field, reason=self.reason)
+        return out
+
+
+class RecordRefused(Exception):
+    """A record that cannot be applied: its `field` and the reason, for the sender to correct."""
+
+    def __init__(self, field: str | None, reason: str):
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class Record:
+    line: int  # 1-based line (NDJSON) or data row (CSV, the header not counted) of the source
+    values: Mapping[str, Any]
+
+    @property
+    def external_id(self) -> str | None:
+        value = self.values.get("external_id")
+        return str(value).strip() if value not in (None, "") else None
+
+
+@dataclass
+class ProviderActor:
+    """Who writes provider data: a service account (by its token), a staff member, or the CLI run by
+    the provider's operator. Events its writes record are announced after the batch commits."""
+
+    kind: str  # SERVICE, STAFF, CLI
+    name: str
+    scopes: frozenset[str]
+    announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements)
+    viewer: None = None
+    client_address: str | None = None
+    changed: dict[uuid.UUID, set[str]] = field(default_factory=dict)  # organization → areas, this batch
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def touched(self, organization_id: uuid.UUID, area: str) -> None:
+        """Note that this batch changed the organization's `area` (one of AREAS): one event per
+        organization and batch says so, however many records it held."""
+        self.changed.setdefault(organization_id, set()).add(area)
+
+    async def record_changes(self) -> None:
+        changed, self.changed = self.changed, {}
+        for organization_id, areas in changed.items():
+            await self.record_event(organization_id, DATA, "CHANGED", {"areas": sorted(areas)})
+
+    async def record_event(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
+        return await self.announcements.record(organization_id, topic, kind, payload)
+
+
+# What a change touched, as the DATA event names it: a dashboard re-reads just those parts.
+AREAS = ("organization", "products", "balance", "charges", "documents", "cloud", "releases")
+
+Upsert = Callable[[ProviderActor, list[Record]], Awaitable[list[LineResult]]]
+
+SCOPES = {
+    "catalog:write": "organizations and their requisites, contracts, products, known contacts, releases",
+    "billing:write": "ledger entries, charges, documents, prepaid services and their uses",
+    "cloud:write": "cloud subscriptions and databases",
+    "staff": "moderation and everything staff may do",
+}
+
+
+@dataclass(frozen=True)
+class EntityKind:
+    name: str  # as records and files name it: "organization", "ledger_entry", …
+    scope: str
+    columns: tuple[str, ...]  # every field a record may carry, `external_id` first
+    upsert: Upsert
+    description: str = ""
+
+
+ENTITIES: dict[str, EntityKind] = {}
+
+
+def entity(name: str, scope: str, columns: Sequence[str], description: str = "") -> Callable[[Upsert], Upsert]:
+    """Register `upsert` as the way records of `name` are applied."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope}")
+
+    def register(upsert: Upsert) -> Upsert:
+        ENTITIES[name] = EntityKind(name, scope, ("external_id", *[c for c in columns if c != "external_id"]), upsert, description)
+        return upsert
+
+    return register
+
+
+class EntityRefused(Exception):
+    """The whole batch is refused: an unknown entity, or a token without its scope."""
+
+
+def kind_of(actor: ProviderActor, name: str) -> EntityKind:
+    kind = ENTITIES.get(name)
+    if kind is None:
+        raise EntityRefused(f"Unknown entity {name!r}; known: {', '.join(sorted(ENTITIES))}.")
+    if not actor.may(kind.scope):
+        raise EntityRefused(f"Writing {name} needs the scope {kind.scope}.")
+    return kind
+
+
+async def apply(actor: ProviderActor, name: str, records: list[Record], broadcast: Any = None) -> list[LineResult]:
+    """Apply one batch of records of one entity in one transaction, then announce its events."""
+    kind = kind_of(actor, name)
+    async with in_transaction():
+        results = await kind.upsert(actor, records)
+        await actor.record_changes()
+    if broadcast is not None:
+        await actor.announcements.announce(broadcast)
+    return results
+
+
+async def each_record(
+    name: str, records: Iterable[Record], apply_one: Callable[[Record], Awaitable[Outcome]]
+) -> list[LineResult]:
+    """The simple upsert loop: one record at a time, a refusal answered and the rest applied. (A
+    refusal raised before anything was written leaves the transaction intact.)"""
+    results = []
+    for record in records:
+        try:
+            if record.external_id is None:
+                raise RecordRefused("external_id", "Every record needs the provider's own id (external_id).")
+            outcome = await apply_one(record)
+            results.append(LineResult(record.line, name, record.external_id, outcome))
+        except RecordRefused as refused:
+            results.append(LineResult(record.line, name, record.external_id, Outcome.REFUSED, refused.field, refused.reason))
+    return results
+
+
+async def save_changes(row: Any, values: Mapping[str, Any]) -> Outcome:
+    """Set `values` on an existing row; UPDATED when any differed (and saved), else UNCHANGED."""
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    if not changed:
+        return Outcome.UNCHANGED
+    for name in changed:
+        setattr(row, name, values[name])
+    await row.save(update_fields=changed)
+    return Outcome.UPDATED
+
+
+# ---------------------------------------------------------------- reading fields of a record
+
+def text(record: Record, name: str, *, required: bool = True, max_length: int = 500) -> str | None:
+    value = record.values.get(name)
+    if value is None or str(value).strip() == "":
+        if required:
+            raise RecordRefused(name, "Required.")
+        return None
+    value = str(value).strip()
+    if len(value) > max_length:
+        raise RecordRefused(name, f"At most {max_length} characters.")
+    return value
+
+
+def decimal(record: Record, name: str, *, required: bool = True, places: int = 2) -> Decimal | None:
+    raw = text(record, name, required=required, max_length=40)
+    if raw is None:
+        return None
+    try:
+        value = Decimal(raw.replace(",", ".").replace(" ", "").replace("\u00a0", ""))
+    except InvalidOperation:
+        raise RecordRefused(name, f"Not a number: {raw!r}.") from None
+    if not value.is_finite() or value != value.quantize(Decimal(1).scaleb(-places)):
+        raise RecordRefused(name, f"A number with at most {places} decimal places.")
+    return value
+
+
+def integer(record: Record, name: str, *, required: bool = True, minimum: int = 0) -> int | None:
+    raw = text(record, name, required=required, max_length=20)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RecordRefused(name, f"Not a whole number: {raw!r}.") from None
+    if value < minimum:
+        raise RecordRefused(name, f"At least {minimum}.")
+    return value
+
+
+_RUSSIAN_DATE = re.compile(r"^(\d{2})\.(\d{2})\.(\d{4})$")
+
+
+def date(record: Record, name: str, *, required: bool = True) -> dt.date | None:
+    """ISO `2026-11-30`, or `30.11.2026` as 1C writes it."""
+    raw = text(record, name, required=required, max_length=30)
+    if raw is None:
+        return None
+    russian = _RUSSIAN_DATE.match(raw)
+    try:
+        return dt.date(int(russian[3]), int(russian[2]), int(russian[1])) if russian else dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        raise RecordRefused(name, f"Not a date (YYYY-MM-DD or DD.MM.YYYY): {raw!r}.") from None
+
+
+def moment(record: Record, name: str, *, required: bool = True) -> dt.datetime | None:
+    """An ISO date-time (UTC when it names no offset), or a date (its midnight, UTC)."""
+    raw = text(record, name, required=required, max_length=40)
+    if raw is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00")) if "T" in raw or " " in raw.strip() else None
+    except ValueError:
+        value = None
+    if value is None:
+        day = date(record, name)
+        value = dt.datetime(day.year, day.month, day.day)
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def choice(record: Record, name: str, enum: type[Enum], *, required: bool = True) -> Any:
+    raw = text(record, name, required=required, max_length=40)
+    if raw is None:
+        return None
+    try:
+        return enum(raw.upper())
+    except ValueError:
+        raise RecordRefused(name, f"One of {', '.join(e.value for e in enum)}.") from None
+
+
+def flag(record: Record, name: str, *, default: bool = False) -> bool:
+    raw = record.values.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    lowered = str(raw).strip().lower()
+    if lowered in {"true", "1", "yes", "да", "истина"}:
+        return True
+    if lowered in {"false", "0", "no", "нет", "ложь"}:
+        return False
+    raise RecordRefused(name, "true or false.")
+
+
+# ---------------------------------------------------------------- references to other records
+
+async def organizations_referenced(records: Sequence[Record], column: str = "organization") -> dict[str, uuid.UUID]:
+    """The organizations a batch's records name in `column` (the organization's external id, or its
+    INN when the record names `organization_inn` instead), read in one query: reference → id."""
+    by_external = {str(r.values[column]).strip() for r in records if r.values.get(column)}
+    by_inn = {str(r.values[f"{column}_inn"]).strip() for r in records if r.values.get(f"{column}_inn")}
+    found: dict[str, uuid.UUID] = {}
+    if by_external:
+        for row in await Organization.filter(external_id__in=list(by_external)).values("id", "external_id"):
+            found[row["external_id"]] = row["id"]
+    if by_inn:
+        for row in await Organization.filter(inn__in=list(by_inn)).values("id", "inn"):
+            found[f"inn:{row['inn']}"] = row["id"]
+    return found
+
+
+def organization_of(record: Record, referenced: Mapping[str, uuid.UUID], column: str = "organization") -> uuid.UUID:
+    """The organization a record belongs to, from `organizations_referenced`; refused when unknown."""
+    reference = record.values.get(column)
+    if reference not in (None, ""):
+        found = referenced.get(str(reference).strip())
+        if found is None:
+            raise RecordRefused(column, f"No organization with external_id {reference!r}: send the organization first.")
+        return found
+    inn = record.values.get(f"{column}_inn")
+    if inn not in (None, ""):
+        found = referenced.get(f"inn:{str(inn).strip()}")
+        if found is None:
+            raise RecordRefused(f"{column}_inn", f"No organization with INN {inn}: send the organization first.")
+        return found
+    raise RecordRefused(column, f"Name the organization: {column} (its external_id) or {column}_inn.")
