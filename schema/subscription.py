@@ -9,6 +9,7 @@ the viewer's membership is revoked, or when the subscriber falls too far behind.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
@@ -22,9 +23,11 @@ from schema.errors import graphql_error, signed_out
 from models.events import OrganizationEvent
 from resolvers import live
 from resolvers.errors import not_found
-from resolvers.events import ACCESS, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
+from resolvers import organizations as organization_resolvers
+from resolvers.events import ACCESS, DATA, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
 from resolvers.sessions import newest_first
 from resolvers.permissions import PERSONAL_FIELDS, Permission, role_may
+from resolvers.provider.records import Area
 from schema.batching import expand, selection_touches
 from schema.execution import share_completions
 from schema.strawberry_internals import raw_info
@@ -32,7 +35,25 @@ from schema.strawberry_internals import raw_info
 if TYPE_CHECKING:
     from kabinet.events import EventStream  # the hub's stream the context brings
 from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
+from schema.enums import described_enum
+from schema.organizations import Organization
 from schema.updates import UpdateRun
+
+described_enum(Area, "A part of an organization's data that the provider's records change.", {
+    "ORGANIZATION": "Its name and requisites.",
+    "PRODUCTS": "Its products and contracts.",
+    "BALANCE": "Its deposit: ledger entries and prepaid services.",
+    "CHARGES": "Its charges.",
+    "DOCUMENTS": "Its invoices, acts and other documents.",
+    "CLOUD": "Its cloud subscription and databases.",
+})
+
+
+@strawberry.type(description="The provider changed an organization's data: which parts, and the organization as it is now.")
+class OrganizationDataChange:
+    areas: list[Area] = strawberry.field(description="What changed: re-read these parts (the organization below selects them).")
+    organization: Organization = strawberry.field(description="The organization after the change, read through the same role rules as a query.")
+    at: dt.datetime = strawberry.field(description="When the change was committed.")
 
 
 async def _events(stream: EventStream, ctx, organization_id: uuid.UUID) -> AsyncIterator[OrganizationEvent]:
@@ -218,6 +239,33 @@ class Subscription:
                     yield await shared_results.get(
                         (*group.key, event.seq), lambda: group.expand(UpdateRun.from_model(model))
                     )
+
+    @strawberry.subscription(
+        description="The organization's data as the provider's records change it (balance, documents, products, "
+        "cloud): one message per committed change, naming the parts that changed, with the organization to "
+        "select them from. Nothing is sent on subscribing: query first, then follow."
+    )
+    async def organization_data(
+        self, info: strawberry.Info, organization_id: OrganizationToWatch
+    ) -> AsyncGenerator[OrganizationDataChange, None]:
+        ctx = info.context
+        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        group = Group(info, org_id, "data")
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != DATA:
+                    continue
+                yield await shared_results.get((*group.key, event.seq), lambda: _data_change(group, org_id, event))
+
+
+async def _data_change(group: Group, org_id: uuid.UUID, event: OrganizationEvent) -> OrganizationDataChange:
+    organization = await organization_resolvers.organization_by_id(group.context, org_id)
+    if organization is None:  # the membership ended between the change and this message
+        raise graphql_error("FORBIDDEN", "Your access to this organization changed: subscribe again.")
+    return await group.expand(OrganizationDataChange(
+        areas=[Area(area) for area in event.payload.get("areas", ())],
+        organization=Organization.from_model(organization), at=event.created_at,
+    ))
 
 
 async def _session_snapshot(

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers.events import SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
+from resolvers.events import DATA, SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
 from models.audit import AuditEntry
 from models.billing import BalanceTransaction, Charge, Document, DocumentKind
 from models.cloud import ClientKind, CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
@@ -147,6 +147,7 @@ RULES: dict[str, OrgRule | Rule] = {
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),
+    "OrganizationDataChange": Rule(lambda viewer, scope: True),
     # What signing in answers (the matrix walks it as a mutation payload), and a refusal's reasons.
     "AuthPayload": Rule(lambda viewer, scope: True),
     "UserError": Rule(lambda viewer, scope: True),
@@ -753,7 +754,7 @@ async def test_every_object_on_every_path_follows_the_role_table(gql, world, sce
     assert not verdict.violations, verdict.report()
     if who in ("owner@romashka.example",):
         # the walk reached every kind of object the owner may see: it is a walk, not a formality
-        expected = set(RULES) - {"ModeratedOrganization", "SessionListUpdate", "SessionEvent", "UserError"}
+        expected = set(RULES) - {"ModeratedOrganization", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "UserError"}
         assert expected - verdict.seen_types[email] == set()
 
 
@@ -815,7 +816,7 @@ async def pump(socket: GraphQLSocket, operations: dict[str, Operation], until: C
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_live_views_follow_the_role_table(gql, app, live_server, world, scenery, protocol):
-    """`sessions`, `sessionEvents` and `updateRuns` of both organizations, every path of their payload
+    """`sessions`, `sessionEvents`, `updateRuns` and `organizationData` of both organizations, every path of their payload
     (a session's user's memberships, its database's runs…), as every viewer: refused with FORBIDDEN
     for an ACCOUNTANT, as absent for another organization, and every payload by the role table."""
     schema, subscription = world.schema, world.schema.subscription_type
@@ -823,7 +824,7 @@ async def test_live_views_follow_the_role_table(gql, app, live_server, world, sc
     user = await User.get(email="user@romashka.example")
     vasilek_db = await Database.filter(organization_id=vasilek.id).first()
     markers: dict[tuple[str, uuid.UUID], set[str]] = {
-        (name, org.id): set() for name in ("sessionEvents", "updateRuns") for org in (romashka, vasilek)
+        (name, org.id): set() for name in ("sessionEvents", "updateRuns", "organizationData") for org in (romashka, vasilek)
     }
     written: list[Any] = []
 
@@ -855,6 +856,9 @@ async def test_live_views_follow_the_role_table(gql, app, live_server, world, sc
         markers[("sessionEvents", vasilek.id)].add(to_global_id("Session", sessions[2].id))
         markers[("updateRuns", romashka.id)].add(to_global_id("UpdateRun", runs[1].id))
         markers[("updateRuns", vasilek.id)].add(to_global_id("UpdateRun", runs[2].id))
+        for organization in (romashka, vasilek):  # the provider changed its data: every member is told
+            await announcements.record(organization.id, DATA, "CHANGED", {"areas": ["balance", "documents"]})
+            markers[("organizationData", organization.id)].add("BALANCE")
         await announcements.announce(app.state.broadcast)
 
     grant = await DatabaseGrant.create(membership=await Membership.get(user_id=both.id, organization_id=vasilek.id), database=vasilek_db)
@@ -901,9 +905,11 @@ async def test_live_views_follow_the_role_table(gql, app, live_server, world, sc
                 codes = {(e.get("extensions") or {}).get("code") for e in operation.refused}
                 if role is None and not (operation.refused and not any(m.get("data") for m in operation.messages)):
                     checker.fail(f"{operation.field} of another organization is not refused as absent", str(operation.messages)[:300])
-                if role == ACCOUNTANT and codes != {"FORBIDDEN"}:
+                # an ACCOUNTANT sees no cloud, but every member may follow the organization's data
+                watches = (OWNER, ADMIN, USER, ACCOUNTANT) if operation.field == "organizationData" else (OWNER, ADMIN, USER)
+                if role == ACCOUNTANT and role not in watches and codes != {"FORBIDDEN"}:
                     checker.fail(f"{operation.field} is not refused with FORBIDDEN for an ACCOUNTANT", str(operation.messages)[:300])
-                if role in (OWNER, ADMIN, USER) and (operation.refused or not operation.done):
+                if role in watches and (operation.refused or not operation.done):
                     checker.fail(f"{operation.field} did not deliver to {_role(role)}", f"{operation.refused} {len(operation.messages)} messages")
                 for payload in operation.messages:
                     await checker.check(payload, operation.query, subscription, Scope(organization=operation.organization))

@@ -83,10 +83,10 @@ class ProviderActor:
     def may(self, scope: str) -> bool:
         return scope in self.scopes
 
-    def touched(self, organization_id: uuid.UUID, area: str) -> None:
-        """Note that this batch changed the organization's `area` (one of AREAS): one event per
-        organization and batch says so, however many records it held."""
-        self.changed.setdefault(organization_id, set()).add(area)
+    def touched(self, organization_id: uuid.UUID, area: Area | str) -> None:
+        """Note that this batch changed the organization's `area`: one event per organization and
+        batch says so, however many records it held."""
+        self.changed.setdefault(organization_id, set()).add(Area(area).value)
 
     async def record_changes(self) -> None:
         changed, self.changed = self.changed, {}
@@ -97,8 +97,19 @@ class ProviderActor:
         return await self.announcements.record(organization_id, topic, kind, payload)
 
 
-# What a change touched, as the DATA event names it: a dashboard re-reads just those parts.
-AREAS = ("organization", "products", "balance", "charges", "documents", "cloud", "releases")
+class Area(str, Enum):
+    """What a change of the provider's data touched, as the DATA event names it: a dashboard re-reads
+    just those parts of the organization (`organizationData` subscription)."""
+
+    ORGANIZATION = "organization"  # name, requisites
+    PRODUCTS = "products"  # products and contracts
+    BALANCE = "balance"  # ledger entries, prepaid services
+    CHARGES = "charges"
+    DOCUMENTS = "documents"
+    CLOUD = "cloud"  # the cloud subscription, databases
+
+
+AREAS = tuple(area.value for area in Area)
 
 Upsert = Callable[[ProviderActor, list[Record]], Awaitable[list[LineResult]]]
 
