@@ -1,17 +1,25 @@
-"""The organization's cloud subscription: its limits as they stand, and its one extension per period
-(`extend_subscription`, the only thing that changes it)."""
+"""The organization's cloud subscription: its limits as they stand, its billing period, and its one
+extension per period.
+
+The period is the provider's (its records set `starts_on`/`ends_on`); when it has passed and the
+provider sent no new one, it rolls over by itself, month by month (`roll_over_due`, run by a
+worker, and by `extend_subscription` on the row it locks), so the extension is offered again each
+period. Extensions stay as the period's history. `extend_subscription` is the only thing that
+changes the extension state, `roll_over` the only thing that moves a period by itself."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
-from resolvers.context import RequestContext
+from resolvers.context import Actor, RequestContext
+from resolvers.events import DATA
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.permissions import Permission
 from models.cloud import CloudSubscription, SubscriptionExtension
@@ -20,11 +28,33 @@ from resolvers import audit
 from resolvers.common import member_organization, require
 
 
+def _months_later(day: dt.date, months: int = 1) -> dt.date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
+
+
+def current_period(starts_on: dt.date, ends_on: dt.date, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The period that holds `today`: the stored one, or, once it has passed, the months that follow
+    it (each from the day after the previous one ends, one calendar month long)."""
+    while ends_on < today:
+        starts_on = ends_on + dt.timedelta(days=1)
+        ends_on = _months_later(starts_on) - dt.timedelta(days=1)
+    return starts_on, ends_on
+
+
 @dataclass
 class SubscriptionView:
     subscription: CloudSubscription
     extension: SubscriptionExtension | None  # the one in force now
     can_extend: bool
+    history: list[SubscriptionExtension] = field(default_factory=list)  # every extension, newest first
+
+    @property
+    def period(self) -> tuple[dt.date, dt.date]:
+        """The current period, rolled over already should the worker not have stored it yet."""
+        return current_period(self.subscription.starts_on, self.subscription.ends_on, utcnow().date())
 
     @property
     def sessions_limit(self) -> int:
@@ -45,11 +75,12 @@ async def subscription_of(ctx: RequestContext, orgs: list[Organization], args: d
         if sub is None:
             result.append(None)
             continue
-        own = [e for e in extensions if e.subscription_id == sub.id]
-        used_this_period = any(e.period_starts_on == sub.starts_on for e in own)
+        own = sorted((e for e in extensions if e.subscription_id == sub.id), key=lambda e: e.starts_at, reverse=True)
+        period_starts_on, _ = current_period(sub.starts_on, sub.ends_on, now.date())
+        used_this_period = any(e.period_starts_on == period_starts_on for e in own)
         in_force = next((e for e in own if e.starts_at <= now < e.ends_at), None)
         can_extend = ctx.may(org.id, Permission.EXTEND_SUBSCRIPTION) and not used_this_period
-        result.append(SubscriptionView(sub, in_force, can_extend))
+        result.append(SubscriptionView(sub, in_force, can_extend, own))
     return result
 
 
@@ -69,10 +100,7 @@ async def extend_subscription(ctx: RequestContext, organization_id: uuid.UUID) -
     if subscription is None:
         raise UserFacingError(ErrorCode.INVALID, "The organization has no cloud subscription to extend.", "organization_id")
     now = utcnow()
-    if subscription.ends_on < now.date():
-        raise UserFacingError(
-            ErrorCode.INVALID, "The subscription period has ended: renew the subscription first.", "organization_id"
-        )
+    await roll_over(ctx, subscription, now.date())
     already = UserFacingError(
         ErrorCode.LIMIT_EXCEEDED,
         "The subscription has already been extended in this period: one extension per period. "
@@ -96,4 +124,35 @@ async def extend_subscription(ctx: RequestContext, organization_id: uuid.UUID) -
             "endsAt": extension.ends_at.isoformat(), "periodStartsOn": subscription.starts_on.isoformat(),
         },
     )
-    return SubscriptionView(subscription, extension, can_extend=False)
+    history = list(await SubscriptionExtension.filter(subscription_id=subscription.id).order_by("-starts_at"))
+    return SubscriptionView(subscription, extension, can_extend=False, history=history)
+
+
+async def roll_over(actor: Actor, subscription: CloudSubscription, today: dt.date) -> bool:
+    """Move a passed period on to the one holding `today` (the row locked by the caller); audited,
+    and the organization's dashboards told. False when the period has not passed."""
+    starts_on, ends_on = current_period(subscription.starts_on, subscription.ends_on, today)
+    if starts_on == subscription.starts_on:
+        return False
+    previous = (subscription.starts_on, subscription.ends_on)
+    subscription.starts_on, subscription.ends_on = starts_on, ends_on
+    await subscription.save(update_fields=["starts_on", "ends_on"])
+    await audit.record(
+        actor, "subscription.period", organization_id=subscription.organization_id, object_type="CloudSubscription",
+        object_id=subscription.id,
+        details={"from": [d.isoformat() for d in previous], "to": [starts_on.isoformat(), ends_on.isoformat()]},
+    )
+    await actor.record_event(subscription.organization_id, DATA, "CHANGED", {"areas": ["cloud"]})
+    return True
+
+
+async def roll_over_due(actor: Actor, today: dt.date) -> int:
+    """Every subscription whose period has passed, rolled over, each in its own transaction: how many.
+    Safe beside another worker doing the same (the row is locked and the condition read again)."""
+    rolled = 0
+    for subscription_id in await CloudSubscription.filter(ends_on__lt=today).values_list("id", flat=True):
+        async with in_transaction():
+            subscription = await CloudSubscription.filter(id=subscription_id, ends_on__lt=today).select_for_update().first()
+            if subscription is not None and await roll_over(actor, subscription, today):
+                rolled += 1
+    return rolled

@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 
 from models.cloud import ClientKind, CloudSubscription as CloudSubscriptionModel, Database as DatabaseModel, Session as SessionModel, SessionStatus
+from models.cloud import SubscriptionExtension as SubscriptionExtensionModel
 from resolvers import cloud as resolvers
 from resolvers import cloud_subscriptions
 from resolvers import update_runs as run_resolvers
@@ -42,6 +43,14 @@ class SubscriptionExtension:
     extra_databases: int = strawberry.field(description="Databases added to the limit.")
     starts_at: dt.datetime = strawberry.field(description="When the extension began.")
     ends_at: dt.datetime = strawberry.field(description="When it ends.")
+    period_starts_on: dt.date = strawberry.field(description="First day of the subscription period it was taken in.")
+
+    @classmethod
+    def from_model(cls, extension: SubscriptionExtensionModel) -> SubscriptionExtension:
+        return cls(
+            extra_sessions=extension.extra_sessions, extra_databases=extension.extra_databases,
+            starts_at=extension.starts_at, ends_at=extension.ends_at, period_starts_on=extension.period_starts_on,
+        )
 
 
 @strawberry.type(description="The organization's cloud rental: tariff, limits and period.")
@@ -52,6 +61,10 @@ class CloudSubscription(Node):
     starts_on: dt.date = strawberry.field(description="First day of the current period.")
     ends_on: dt.date = strawberry.field(description="Last day of the current period.")
     extension: SubscriptionExtension | None = strawberry.field(description="The extension in force, if any.")
+    extensions: list[SubscriptionExtension] = strawberry.field(
+        description="Every extension taken, newest first: at most one per period. The period rolls over each "
+        "month when the provider sends no new one, and the extension is offered again."
+    )
     can_extend: bool = strawberry.field(
         description="True when the caller may activate the one extension this subscription period allows."
     )
@@ -60,13 +73,12 @@ class CloudSubscription(Node):
     @classmethod
     def from_view(cls, view: SubscriptionView) -> CloudSubscription:
         sub, ext = view.subscription, view.extension
+        starts_on, ends_on = view.period
         return cls(
             id=to_global_id("CloudSubscription", sub.id), tariff=sub.tariff, sessions_limit=view.sessions_limit,
-            databases_limit=view.databases_limit, starts_on=sub.starts_on, ends_on=sub.ends_on,
-            extension=SubscriptionExtension(
-                extra_sessions=ext.extra_sessions, extra_databases=ext.extra_databases,
-                starts_at=ext.starts_at, ends_at=ext.ends_at,
-            ) if ext else None,
+            databases_limit=view.databases_limit, starts_on=starts_on, ends_on=ends_on,
+            extension=SubscriptionExtension.from_model(ext) if ext else None,
+            extensions=[SubscriptionExtension.from_model(e) for e in view.history],
             can_extend=view.can_extend, model=sub,
         )
 

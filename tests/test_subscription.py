@@ -150,9 +150,57 @@ async def test_an_organization_without_a_cloud_subscription_cannot_extend_one(gq
     assert (error["code"], error["field"]) == ("INVALID", ["organizationId"]) and "no cloud subscription" in error["message"]
 
 
-async def test_a_subscription_whose_period_has_ended_cannot_be_extended(gql):
+async def test_a_passed_period_rolls_over_by_itself_and_the_extension_is_offered_again(gql):
+    """The provider sent no new period: the next month is the new one (issue 12: after one extension
+    the owner could never extend again), and the old period's extension stays in the history."""
     org, team, subscription = await subscribed_team()
-    subscription.starts_on = utcnow().date() - dt.timedelta(days=60)
-    subscription.ends_on = utcnow().date() - dt.timedelta(days=30)
+    today = utcnow().date()
+    subscription.starts_on, subscription.ends_on = today - dt.timedelta(days=60), today - dt.timedelta(days=31)
     await subscription.save()
-    assert (await extend(gql, org, team[Role.OWNER]))["userErrors"][0]["code"] == "INVALID"
+    await SubscriptionExtension.create(
+        subscription=subscription, period_starts_on=subscription.starts_on, extra_sessions=2, extra_databases=8,
+        starts_at=utcnow() - dt.timedelta(days=50), ends_at=utcnow() - dt.timedelta(days=43),
+    )
+    history = """query($org: ID!) { organization(id: $org) { cloudSubscription {
+      startsOn endsOn canExtend extensions { periodStartsOn extraSessions } } } }"""
+    owner = await signed_in(gql, team[Role.OWNER])
+    view = (await gql.execute(history, {"org": oid(org)}, as_user=owner))["data"]["organization"]["cloudSubscription"]
+    starts_on, ends_on = dt.date.fromisoformat(view["startsOn"]), dt.date.fromisoformat(view["endsOn"])
+    assert starts_on <= today <= ends_on and starts_on > subscription.ends_on and view["canExtend"] is True
+
+    payload = await extend(gql, org, team[Role.OWNER])
+    assert payload["userErrors"] == [] and payload["cloudSubscription"]["sessionsLimit"] == 7
+    stored = await CloudSubscription.get(id=subscription.id)
+    assert (stored.starts_on, stored.ends_on) == (starts_on, ends_on)  # rolled over on the row it locked
+    assert await AuditEntry.filter(organization_id=org.id, action="subscription.period").count() == 1
+    view = (await gql.execute(history, {"org": oid(org)}, as_user=owner))["data"]["organization"]["cloudSubscription"]
+    assert [e["periodStartsOn"] for e in view["extensions"]] == [starts_on.isoformat(), subscription.starts_on.isoformat()]
+    assert view["canExtend"] is False
+
+
+async def test_the_period_worker_rolls_each_passed_period_over_once_and_tells_the_dashboards(app):
+    from models.events import OrganizationEvent
+    from resolvers.events import DATA
+    from workers.periods import roll_over_periods
+
+    org, _, subscription = await subscribed_team()
+    today = utcnow().date()
+    subscription.starts_on, subscription.ends_on = today - dt.timedelta(days=40), today - dt.timedelta(days=10)
+    await subscription.save()
+    assert await roll_over_periods(app.state.broadcast) == 1
+    assert await roll_over_periods(app.state.broadcast) == 0
+    stored = await CloudSubscription.get(id=subscription.id)
+    assert stored.starts_on == today - dt.timedelta(days=9) and stored.starts_on <= today <= stored.ends_on
+    events = await OrganizationEvent.filter(organization_id=org.id, topic=DATA)
+    assert [e.payload for e in events] == [{"areas": ["cloud"]}]
+
+
+def test_a_period_is_a_calendar_month_from_the_day_after_the_last_one():
+    from resolvers.cloud_subscriptions import current_period
+
+    d = dt.date
+    assert current_period(d(2026, 1, 1), d(2026, 1, 31), d(2026, 1, 15)) == (d(2026, 1, 1), d(2026, 1, 31))
+    assert current_period(d(2026, 1, 1), d(2026, 1, 31), d(2026, 2, 1)) == (d(2026, 2, 1), d(2026, 2, 28))
+    assert current_period(d(2026, 1, 1), d(2026, 1, 31), d(2026, 4, 30)) == (d(2026, 4, 1), d(2026, 4, 30))
+    assert current_period(d(2026, 1, 15), d(2026, 2, 14), d(2026, 3, 20)) == (d(2026, 3, 15), d(2026, 4, 14))
+    assert current_period(d(2024, 1, 31), d(2024, 1, 31), d(2024, 2, 29)) == (d(2024, 2, 1), d(2024, 2, 29))

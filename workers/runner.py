@@ -13,6 +13,7 @@ from kabinet.settings import Settings
 from workers.cluster import run_cluster_worker
 from workers.documents import run_document_publisher
 from workers.mail import run_mail_worker
+from workers.periods import run_period_roller
 from workers.updates import run_update_worker
 
 log = logging.getLogger("kabinet.workers")
@@ -32,6 +33,7 @@ class Workers:
             "updates": lambda: run_update_worker(settings, broadcast, stop),
             "documents": lambda: run_document_publisher(settings, stop),
             "mail": lambda: run_mail_worker(settings, stop),
+            "periods": lambda: run_period_roller(broadcast, stop),
         }
 
     def start(self) -> None:

@@ -1,0 +1,42 @@
+"""The subscription periods' loop: every hour (and at start), periods that have passed roll over.
+
+What a period is and how it rolls over is the domain's (resolvers/cloud_subscriptions.py): the
+provider's own period when its records send one, otherwise month after month by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kabinet.clock import utcnow
+from resolvers.cloud_subscriptions import roll_over_due
+from resolvers.context import SystemActor
+
+log = logging.getLogger("kabinet.periods")
+
+PERIODS_CHECK_SECONDS = 3600.0
+
+
+async def roll_over_periods(broadcast: Any) -> int:
+    """One pass: every passed period rolled over, then the organizations' dashboards told."""
+    actor = SystemActor("period worker")
+    rolled = await roll_over_due(actor, utcnow().date())
+    await actor.announcements.announce(broadcast)
+    if rolled:
+        log.info("rolled over %d subscription period(s)", rolled)
+    return rolled
+
+
+async def run_period_roller(broadcast: Any, stop: asyncio.Event) -> None:
+    """Every hour (and at start), until `stop`."""
+    while not stop.is_set():
+        try:
+            await roll_over_periods(broadcast)
+        except Exception:  # noqa: BLE001 — a worker loop outlives one bad pass
+            log.exception("rolling subscription periods over failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=PERIODS_CHECK_SECONDS)
+        except asyncio.TimeoutError:
+            pass
