@@ -14,6 +14,13 @@ event), announced once committed, exactly as the simulated cluster does (workers
     GET  /cluster/terminations                sessions asked to end (TERMINATING), oldest request first
                                               (?limit=1…500, default 100; ?organizationCode= to narrow)
     POST /cluster/terminations/{id}/done      the cluster ended it     → TERMINATED
+    GET  /cluster/limits                      what to admit: per organization its concurrent-sessions limit
+                                              and running sessions, per database its lock of new sessions
+                                              (?organizationCode= to narrow)
+
+A session reported beyond the organization's limit, or into a locked database, is recorded REFUSED
+(with its reason, a REFUSED event) and answered 409 `{"error": {"code": "REFUSED", …}, "session": …}`:
+the agent ends it in the cluster (`rac session terminate`).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization
-from resolvers import sessions
+from resolvers import cluster_limits, sessions
 from kabinet.ids import pk_of, to_global_id
 
 log = logging.getLogger("kabinet.agent")
@@ -152,6 +159,7 @@ def session_json(session: Session, organization_code: str | None = None) -> dict
         "clientKind": session.client_kind.value,
         "host": session.host,
         "status": session.status.value,
+        "refusalReason": session.refusal_reason,
         "startedAt": session.started_at.isoformat(),
         "endedAt": session.ended_at.isoformat() if session.ended_at else None,
     }
@@ -219,12 +227,23 @@ async def session_started(request: Request) -> tuple[int, dict[str, Any]]:
                     "clusterSessionId",
                 )
             return 200, {"session": session_json(existing, organization.code), "created": False}
-        session = await sessions.start(
-            actor, organization_id=organization.id, database_id=database.id if database else None,
+        fields = dict(
+            organization_id=organization.id, database_id=database.id if database else None,
             user_id=user.id if user else None, user_name=user_name, client_kind=client_kind, host=host,
             started_at=started_at, cluster_session_id=cluster_session_id,
         )
+        refusal = await sessions.admission_refusal(organization.id, database, utcnow())
+        if refusal is None:
+            session = await sessions.start(actor, **fields)
+        else:
+            session = await sessions.refuse(actor, reason=refusal, **fields)
     await actor.announcements.announce(request.app.state.broadcast)
+    if refusal is not None:
+        # The agent ends the 1C session it reported: it was never admitted (shown as REFUSED).
+        return 409, {
+            "error": {"code": "REFUSED", "message": refusal, "field": None},
+            "session": session_json(session, organization.code), "created": True,
+        }
     return 201, {"session": session_json(session, organization.code), "created": True}
 
 
@@ -287,6 +306,32 @@ async def termination_done(request: Request) -> tuple[int, dict[str, Any]]:
     return 200, {"session": session_json(session, await _code_of(session.organization_id)), "changed": changed}
 
 
+@agent_endpoint
+async def limits(request: Request) -> tuple[int, dict[str, Any]]:
+    """What the cluster may admit now: each organization's concurrent-sessions limit (the extension
+    included while it lasts) and running sessions, each database's lock of new sessions."""
+    code = request.query_params.get("organizationCode")
+    admissions = await cluster_limits.admission_limits(utcnow(), organization_code=code)
+    return 200, {"organizations": [
+        {
+            "organizationCode": o.organization_code, "sessionsLimit": o.sessions_limit, "databasesLimit": o.databases_limit,
+            "runningSessions": o.running_sessions,
+            "databases": [
+                {
+                    "databaseId": to_global_id("Database", d.database_id), "name": d.name,
+                    "admitsNewSessions": d.refusal is None, "refusal": d.refusal,
+                    "lock": {
+                        "message": d.lock_message, "from": d.locked_from.isoformat() if d.locked_from else None,
+                        "until": d.locked_until.isoformat(),
+                    } if d.locked_until else None,
+                }
+                for d in o.databases
+            ],
+        }
+        for o in admissions
+    ]}
+
+
 async def _report(request: Request, transition: Transition, session: Session, ended_at: dt.datetime) -> bool:
     """Apply the reported transition (resolvers/sessions.py) in one transaction, announce its event
     once committed; the session object ends up as stored. False when nothing changed (a repeated report)."""
@@ -304,4 +349,5 @@ routes = [
     Route("/cluster/sessions/ended", session_ended, methods=["POST"]),
     Route("/cluster/terminations", terminations, methods=["GET"]),
     Route("/cluster/terminations/{session_id}/done", termination_done, methods=["POST"]),
+    Route("/cluster/limits", limits, methods=["GET"]),
 ]

@@ -15,6 +15,7 @@ class SessionStatus(str, Enum):
     TERMINATING = "TERMINATING"
     ENDED = "ENDED"
     TERMINATED = "TERMINATED"
+    REFUSED = "REFUSED"  # the cluster asked to admit it beyond a limit or into a locked database: never ran
 
 
 class ClientKind(str, Enum):
@@ -60,6 +61,10 @@ class Database(Entity):
     is_typical = fields.BooleanField()
     size_mb = fields.IntField(default=0)
     locked_for_update = fields.BooleanField(default=False, db_default=False)
+    # A lock of new sessions («блокировка начала сеансов») for a time window, with a message for users.
+    lock_message = fields.CharField(max_length=500, null=True)
+    locked_from = fields.DatetimeField(null=True)
+    locked_until = fields.DatetimeField(null=True)
     external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:
@@ -82,6 +87,7 @@ class Session(Entity):
         "models.User", related_name="terminations_requested", null=True, on_delete=fields.SET_NULL
     )
     termination_requested_at = fields.DatetimeField(null=True)
+    refusal_reason = fields.CharField(max_length=300, null=True)  # why a REFUSED session was not admitted
 
     class Meta:
         table = "session"

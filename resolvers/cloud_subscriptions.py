@@ -84,6 +84,29 @@ async def subscription_of(ctx: RequestContext, orgs: list[Organization], args: d
     return result
 
 
+@dataclass(frozen=True)
+class Limits:
+    sessions: int
+    databases: int
+
+
+async def limits_of(organization_ids: list[uuid.UUID], now: dt.datetime) -> dict[uuid.UUID, Limits]:
+    """The limits in force for each organization with a cloud subscription (the extension included
+    while it lasts): what the cluster agent is told and what admitting a session checks."""
+    subscriptions = list(await CloudSubscription.filter(organization_id__in=organization_ids))
+    extensions = await SubscriptionExtension.filter(
+        subscription_id__in=[s.id for s in subscriptions], starts_at__lte=now, ends_at__gt=now
+    )
+    extra = {e.subscription_id: e for e in extensions}
+    return {
+        s.organization_id: Limits(
+            s.sessions_limit + (extra[s.id].extra_sessions if s.id in extra else 0),
+            s.databases_limit + (extra[s.id].extra_databases if s.id in extra else 0),
+        )
+        for s in subscriptions
+    }
+
+
 # ---------------------------------------------------------------------------------------- changes
 
 SUBSCRIPTION_EXTENSION_SESSIONS = 2

@@ -70,6 +70,7 @@ def session_payload(session: Session) -> dict[str, Any]:
         "user_id": str(session.user_id) if session.user_id else None, "user_name": session.user_name,
         "client_kind": session.client_kind.value, "host": session.host, "started_at": _time(session.started_at),
         "ended_at": _time(session.ended_at), "status": session.status.value,
+        "refusal_reason": session.refusal_reason,
     }
 
 
@@ -89,7 +90,7 @@ def session_from_payload(organization_id: uuid.UUID, payload: dict[str, Any]) ->
         user_name=payload["user_name"], client_kind=payload["client_kind"], host=payload["host"],
         started_at=dt.datetime.fromisoformat(payload["started_at"]),
         ended_at=dt.datetime.fromisoformat(payload["ended_at"]) if payload["ended_at"] else None,
-        status=payload["status"],
+        status=payload["status"], refusal_reason=payload.get("refusal_reason"),
     )
 
 

@@ -13,13 +13,13 @@ from tortoise.transactions import in_transaction
 from resolvers.context import RequestContext
 from resolvers.errors import Refusal
 from resolvers.events import latest_seq
-from models.cloud import Session, SessionStatus
+from models.cloud import Session
 from models.updates import UpdateRun
 from resolvers.cloud import session_scope, visible
 from resolvers.permissions import TYPE_RULES, Sight
-from resolvers.sessions import SESSION_ORDER
+from resolvers.sessions import LIVE, SESSION_ORDER
 
-LIVE_STATUSES = (SessionStatus.ACTIVE, SessionStatus.TERMINATING)
+LIVE_STATUSES = LIVE
 
 
 async def watched_organization(ctx: RequestContext, organization_id: uuid.UUID) -> uuid.UUID:

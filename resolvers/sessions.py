@@ -34,7 +34,8 @@ from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.events import SESSIONS, session_payload
 from resolvers.permissions import TYPE_RULES, Sight, scope
 from models.cloud import ClientKind, Database, Session, SessionStatus
-from resolvers import audit
+from resolvers import audit, database_locks
+from resolvers.cloud_subscriptions import limits_of
 
 # Every list of sessions, newest first; of two started at the same moment the greater id first.
 SESSION_ORDER = ("-started_at", "-id")
@@ -43,7 +44,9 @@ _NOT_ACTIVE = {
     SessionStatus.TERMINATING: "This session is already being terminated; the cluster will end it in a moment.",
     SessionStatus.ENDED: "This session has already ended: the user logged off.",
     SessionStatus.TERMINATED: "This session has already been terminated.",
+    SessionStatus.REFUSED: "This session was never admitted: the cluster turned it away.",
 }
+LIVE = (SessionStatus.ACTIVE, SessionStatus.TERMINATING)  # sessions that hold a place in the cluster
 
 
 def newest_first(sessions: Iterable[Session]) -> list[Session]:
@@ -72,6 +75,45 @@ async def start(
         status=SessionStatus.ACTIVE, cluster_session_id=cluster_session_id,
     )
     await actor.record_event(organization_id, SESSIONS, "STARTED", session_payload(session))
+    return session
+
+
+async def admission_refusal(organization_id: uuid.UUID, database: Database | None, now: dt.datetime) -> str | None:
+    """Why the cluster may not admit a new session now (a locked database, the organization's
+    concurrent sessions at their limit), or None. The caller holds the organization's row lock, so
+    two reports cannot both take the last place."""
+    locked = database_locks.refusal_of(database, now)
+    if locked:
+        return locked
+    limits = (await limits_of([organization_id], now)).get(organization_id)
+    if limits is not None:
+        running = await Session.filter(organization_id=organization_id, status__in=LIVE).count()
+        if running >= limits.sessions:
+            return f"The subscription allows {limits.sessions} concurrent sessions and all are in use."
+    return None
+
+
+async def refuse(
+    actor: Actor,
+    *,
+    organization_id: uuid.UUID,
+    database_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    user_name: str,
+    client_kind: ClientKind,
+    host: str | None,
+    started_at: dt.datetime,
+    reason: str,
+    cluster_session_id: str | None = None,
+) -> Session:
+    """A session the cluster asked to admit and may not: a REFUSED row (it never ran) and its REFUSED
+    event, so the dashboard shows who was turned away and why."""
+    session = await Session.create(
+        organization_id=organization_id, database_id=database_id, user_id=user_id, user_name=user_name,
+        client_kind=client_kind, host=host, started_at=started_at, ended_at=started_at,
+        status=SessionStatus.REFUSED, cluster_session_id=cluster_session_id, refusal_reason=reason[:300],
+    )
+    await actor.record_event(organization_id, SESSIONS, "REFUSED", session_payload(session))
     return session
 
 

@@ -11,7 +11,8 @@ import strawberry
 from models.cloud import ClientKind, CloudSubscription as CloudSubscriptionModel, Database as DatabaseModel, Session as SessionModel, SessionStatus
 from models.cloud import SubscriptionExtension as SubscriptionExtensionModel
 from resolvers import cloud as resolvers
-from resolvers import cloud_subscriptions
+from kabinet import clock
+from resolvers import cloud_subscriptions, database_locks
 from resolvers import update_runs as run_resolvers
 from resolvers import update_schedules as schedule_resolvers
 from resolvers.cloud_subscriptions import SubscriptionView
@@ -23,11 +24,12 @@ from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import After, Connection, First, Node, connection_of
 from schema.updates import UpdateRun, UpdateSchedule
 
-described_enum(SessionStatus, "ACTIVE, TERMINATING (asked to end), ENDED (logged off) or TERMINATED.", {
+described_enum(SessionStatus, "ACTIVE, TERMINATING (asked to end), ENDED (logged off), TERMINATED or REFUSED.", {
     "ACTIVE": "The user is working in the database.",
     "TERMINATING": "Someone asked to end it; the cluster will end it in a moment.",
     "ENDED": "The user logged off.",
     "TERMINATED": "Ended by the cluster on request.",
+    "REFUSED": "Never admitted: the sessions limit was reached or the database was locked (`refusalReason`).",
 })
 described_enum(ClientKind, "How the user is connected: RDP, thin client, web client or mobile.", {
     "RDP": "Through a remote desktop (RemoteApp).",
@@ -50,6 +52,23 @@ class SubscriptionExtension:
         return cls(
             extra_sessions=extension.extra_sessions, extra_databases=extension.extra_databases,
             starts_at=extension.starts_at, ends_at=extension.ends_at, period_starts_on=extension.period_starts_on,
+        )
+
+
+@strawberry.type(description="A lock of new sessions («блокировка начала сеансов»): the cluster admits no new session in the window.")
+class DatabaseLock:
+    message: str = strawberry.field(description="What users turned away are told.")
+    starts_at: dt.datetime = strawberry.field(description="When the lock begins.")
+    ends_at: dt.datetime = strawberry.field(description="When it ends.")
+    in_force: bool = strawberry.field(description="True while the window holds now.")
+
+    @classmethod
+    def from_model(cls, model: DatabaseModel) -> DatabaseLock | None:
+        if model.locked_until is None or model.locked_until <= clock.utcnow():
+            return None
+        return cls(
+            message=model.lock_message or "", starts_at=model.locked_from or model.locked_until,
+            ends_at=model.locked_until, in_force=database_locks.lock_in_force(model, clock.utcnow()),
         )
 
 
@@ -91,13 +110,15 @@ class Session(Node):
     started_at: dt.datetime = strawberry.field(description="When the session began.")
     ended_at: dt.datetime | None = strawberry.field(description="When it ended (ENDED or TERMINATED).")
     status: SessionStatus = strawberry.field(description="Where the session stands.")
+    refusal_reason: str | None = strawberry.field(description="Why the cluster turned a REFUSED session away; null otherwise.")
     model: strawberry.Private[SessionModel]
 
     @classmethod
     def from_model(cls, model: SessionModel) -> Session:
         return cls(
             id=to_global_id("Session", model.id), user_name=model.user_name, client_kind=model.client_kind,
-            host=model.host, started_at=model.started_at, ended_at=model.ended_at, status=model.status, model=model,
+            host=model.host, started_at=model.started_at, ended_at=model.ended_at, status=model.status,
+            refusal_reason=model.refusal_reason, model=model,
         )
 
     @strawberry.field(description="The database the session is in.")
@@ -120,13 +141,17 @@ class Database(Node):
         description="A typical (unmodified) configuration; only these may be updated automatically."
     )
     size_mb: int = strawberry.field(description="Size in megabytes.")
+    lock: DatabaseLock | None = strawberry.field(
+        description="The lock of new sessions set for a time window (now or later); null when none is set."
+    )
     model: strawberry.Private[DatabaseModel]
 
     @classmethod
     def from_model(cls, model: DatabaseModel) -> Database:
         return cls(
             id=to_global_id("Database", model.id), name=model.name, configuration=model.configuration,
-            version=model.version, is_typical=model.is_typical, size_mb=model.size_mb, model=model,
+            version=model.version, is_typical=model.is_typical, size_mb=model.size_mb,
+            lock=DatabaseLock.from_model(model), model=model,
         )
 
     @strawberry.field(description="When the database gets updated.")
@@ -156,6 +181,7 @@ class SessionEventKind(str, Enum):
     TERMINATING = "TERMINATING"
     ENDED = "ENDED"
     TERMINATED = "TERMINATED"
+    REFUSED = "REFUSED"
 
 
 described_enum(SessionEventKind, "What happened to a session.", {
@@ -163,6 +189,7 @@ described_enum(SessionEventKind, "What happened to a session.", {
     "TERMINATING": "Someone asked to end it.",
     "ENDED": "The user logged off.",
     "TERMINATED": "The cluster ended it on request.",
+    "REFUSED": "The cluster asked to admit it and was told no (limit reached, database locked).",
 })
 
 
@@ -202,8 +229,44 @@ class ExtendSubscriptionPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
 
 
-@strawberry.type(description="Ending cloud sessions and extending the cloud subscription.")
+@strawberry.type(description="The result of `setDatabaseLock` and `clearDatabaseLock`.")
+class DatabaseLockPayload:
+    database: Database | None = strawberry.field(default=None, description="The database with its lock as it now is.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.input(description="A lock of new sessions for a time window.")
+class SetDatabaseLockInput:
+    database_id: strawberry.ID = strawberry.field(description="The database to lock.")
+    message: str = strawberry.field(description="What users turned away are told (1–500 characters).")
+    starts_at: dt.datetime | None = strawberry.field(default=None, description="When the lock begins; now when omitted.")
+    ends_at: dt.datetime = strawberry.field(description="When it ends: in the future, at most 31 days after it begins.")
+
+
+@strawberry.type(description="Ending cloud sessions, locking databases and extending the cloud subscription.")
 class CloudMutations:
+    @strawberry.mutation(
+        description="Lock new sessions of a database for a time window (maintenance): the cluster turns new "
+        "sessions away with the message; running ones go on. OWNER and ADMIN."
+    )
+    @transactional(DatabaseLockPayload)
+    async def set_database_lock(
+        self, info: strawberry.Info, input: Annotated[SetDatabaseLockInput, strawberry.argument(description="The lock.")]
+    ) -> DatabaseLockPayload:
+        database = await database_locks.set_lock(
+            info.context, pk_of(input.database_id, "Database") or NO_SUCH_ID, input.message, input.starts_at, input.ends_at,
+        )
+        return await expand(info, DatabaseLockPayload(database=Database.from_model(database)))
+
+    @strawberry.mutation(description="Lift a database's lock of new sessions. OWNER and ADMIN.")
+    @transactional(DatabaseLockPayload)
+    async def clear_database_lock(
+        self, info: strawberry.Info,
+        database_id: Annotated[strawberry.ID, strawberry.argument(description="The database to unlock.")],
+    ) -> DatabaseLockPayload:
+        database = await database_locks.clear_lock(info.context, pk_of(database_id, "Database") or NO_SUCH_ID)
+        return await expand(info, DatabaseLockPayload(database=Database.from_model(database)))
+
     @strawberry.mutation(
         description="Ask the cluster to end a session: ACTIVE → TERMINATING at once, TERMINATED when the cluster "
         "confirms. OWNER and ADMIN: any session of the organization; USER: only their own."
