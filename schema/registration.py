@@ -45,6 +45,8 @@ def _registration_pk(registration_id: str) -> uuid.UUID:
 
 
 def _page_request(info: strawberry.Info, first: int | None, after: str | None) -> PageRequest:
+    """The page asked for; a caller not signed in hears that first, not what is wrong with `first`."""
+    info.context.require_viewer()
     return PageRequest.from_args({"first": first, "after": after}, info.context.settings.max_page_size)
 
 
