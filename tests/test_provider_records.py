@@ -220,6 +220,9 @@ async def test_a_new_database_beyond_the_subscriptions_limit_is_refused():
     assert outcomes(results)[0] is Outcome.CREATED
     assert refusals(results) == [(2, "organization")] and "databases_limit" in results[1].reason
     assert outcomes(await send("database", {**sent["database"], "size_mb": 4096})) == [Outcome.UPDATED]
+    later = await send("database", {**sent["database"], "external_id": ext("db"), "name": "Третья"})
+    assert refusals(later) == [(1, "organization")] and "1 database(s)" in later[0].reason
+    assert await Database.filter(organization__external_id=org_ext).count() == 1
 
 
 async def test_a_sent_release_plans_runs_as_a_staff_published_one():

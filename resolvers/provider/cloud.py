@@ -45,6 +45,7 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
             outcome = await save_changes(row, values)
         elif (row := by_organization.get(organization_id)) is not None:
             # The organization's one subscription, known by another id until now (or by none): it takes this one.
+            by_external.pop(row.external_id, None)
             await save_changes(row, {**values, "external_id": record.external_id})
             outcome = Outcome.UPDATED
         else:
