@@ -12,7 +12,7 @@ from models.identity import User
 from models.organizations import KnownContact, Membership, ModerationStatus, Organization, Role
 from resolvers import audit, outbox, validation
 from resolvers.common import not_found, related_one
-from resolvers.context import RequestContext
+from resolvers.context import Actor, RequestContext
 from resolvers.errors import ErrorCode, Refusal, UserFacingError
 from resolvers.identity import viewer_user
 from resolvers.pagination import Ordering, Page, PageRequest, load_pages
@@ -44,11 +44,19 @@ async def _organization_to_moderate(organization_id: uuid.UUID) -> Organization:
 
 
 async def approve_organization(ctx: RequestContext, organization_id: uuid.UUID) -> Organization:
-    """PENDING (or REJECTED, on second thought) → APPROVED; the owner is told by e-mail."""
+    """Staff: PENDING (or REJECTED, on second thought) → APPROVED."""
     await _staff(ctx)
     organization = await _organization_to_moderate(organization_id)
     if organization.moderation_status == ModerationStatus.APPROVED:
         raise UserFacingError(ErrorCode.CONFLICT, "This organization is already approved.", "organization_id")
+    return await approve(ctx, organization)
+
+
+async def approve(actor: Actor, organization: Organization, details: dict[str, Any] | None = None) -> Organization:
+    """The one way to APPROVED, whoever decides: staff (`approve_organization`), or the provider's
+    accounting naming the organization its customer (resolvers/provider/catalog.py). The owner is
+    told by e-mail. The caller holds the row (locked, or created in its transaction) and has checked
+    it is not APPROVED yet."""
     organization.moderation_status, organization.moderation_note = ModerationStatus.APPROVED, None
     await organization.save(update_fields=["moderation_status", "moderation_note"])
     if owner_email := await _owner_email(organization):
@@ -57,7 +65,8 @@ async def approve_organization(ctx: RequestContext, organization_id: uuid.UUID) 
             organization_code=organization.code,
         )
     await audit.record(
-        ctx, "organization.approved", organization_id=organization.id, object_type="Organization", object_id=organization.id,
+        actor, "organization.approved", organization_id=organization.id, object_type="Organization",
+        object_id=organization.id, details=details,
     )
     return organization
 

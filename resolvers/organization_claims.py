@@ -4,11 +4,7 @@ moderation (moderation.py); an INN already here asks its owner and admins to let
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from models.identity import User
 from models.organizations import (
@@ -19,6 +15,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import viewer_user
 from resolvers.moderation import status_on_adding
+from resolvers.subscriber_codes import new_organization
 
 
 @dataclass
@@ -35,21 +32,6 @@ def _default_name(kind: OrganizationKind, inn: str) -> str:
         OrganizationKind.SOLE_PROPRIETOR: f"ИП, ИНН {inn}",
         OrganizationKind.INDIVIDUAL: f"Физическое лицо, ИНН {inn}",
     }[kind]
-
-
-async def _new_organization(name: str, inn: str, kind: OrganizationKind, status: ModerationStatus) -> Organization | None:
-    """Create it with a free 6-digit subscriber code; None if someone added this INN a moment ago."""
-    for _ in range(10):
-        code = str(100000 + secrets.randbelow(900000))
-        if await Organization.exists(code=code):
-            continue
-        try:
-            async with in_transaction():  # a savepoint: a lost race leaves the outer transaction usable
-                return await Organization.create(name=name, inn=inn, kind=kind, moderation_status=status, code=code)
-        except IntegrityError:
-            if await Organization.exists(inn=inn):
-                return None
-    raise RuntimeError("no free subscriber code found")
 
 
 async def _reload_memberships(ctx: RequestContext) -> None:
@@ -76,7 +58,7 @@ async def add_organization(
     existing = await Organization.filter(inn=inn).select_for_update().first()
     if existing is None:
         status = await status_on_adding(user, inn)
-        organization = await _new_organization(name or _default_name(kind, inn), inn, kind, status)
+        organization = await new_organization(name or _default_name(kind, inn), inn, kind, status)
         if organization is not None:
             await Membership.create(organization=organization, user=user, role=Role.OWNER, position=position)
             await audit.record(

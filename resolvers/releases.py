@@ -90,17 +90,32 @@ async def _require_staff(ctx: RequestContext) -> None:
 
 
 async def publish_release(ctx: RequestContext, configuration: str, version: str) -> Release:
-    """A new release of a configuration: every typical ON_RELEASE database on an older version gets a run
-    in QUARANTINE for 24 hours (an older planned run is superseded); the worker then schedules it."""
+    """Staff: publish a release now (`publish`)."""
     await _require_staff(ctx)
     configuration = validation.non_empty(configuration, "configuration", "Configuration")
+    version = check_version(version)
+    if await Release.exists(configuration=configuration, version=version):
+        raise UserFacingError(ErrorCode.CONFLICT, f"Release {version} of «{configuration}» is already published.", "version")
+    return await publish(ctx, configuration, version)
+
+
+def check_version(version: str) -> str:
     version = version.strip()
     if not VERSION_PATTERN.match(version) or len(version) > 50:
         raise invalid("version", "A version is dotted numbers, e.g. 3.0.152.15.")
-    if await Release.exists(configuration=configuration, version=version):
-        raise UserFacingError(ErrorCode.CONFLICT, f"Release {version} of «{configuration}» is already published.", "version")
-    now = utcnow()
-    release = await Release.create(configuration=configuration, version=version, published_at=now)
+    return version
+
+
+async def publish(
+    actor: Actor, configuration: str, version: str, *, published_at: dt.datetime | None = None,
+    external_id: str | None = None,
+) -> Release:
+    """A new release of a configuration, whoever publishes it (staff, or the provider's records with
+    their own id and publication time): every typical ON_RELEASE database on an older version gets a
+    run in QUARANTINE until 24 hours after the publication (an older planned run is superseded); the
+    worker then schedules it. The caller has checked the version and that it is not published yet."""
+    now = published_at or utcnow()
+    release = await Release.create(configuration=configuration, version=version, published_at=now, external_id=external_id)
     key = version_key(version)
     schedules = await UpdateSchedule.filter(
         mode=UpdateMode.ON_RELEASE, database__configuration=configuration, database__is_typical=True
@@ -118,11 +133,11 @@ async def publish_release(ctx: RequestContext, configuration: str, version: str)
         superseded += [run.id for run in runs]
         quarantined.append(database)
     await audit.record(
-        ctx, "release.publish", organization_id=None, object_type="Release", object_id=release.id,
+        actor, "release.publish", organization_id=None, object_type="Release", object_id=release.id,
         details={"configuration": configuration, "version": version, "plannedRuns": len(quarantined), "supersededRuns": len(superseded)},
     )
-    await update_runs.cancel(ctx, superseded, f"Заменено обновлением до релиза {version}.")
-    await update_runs.quarantine(ctx, release, quarantined, now + QUARANTINE)
+    await update_runs.cancel(actor, superseded, f"Заменено обновлением до релиза {version}.")
+    await update_runs.quarantine(actor, release, quarantined, now + QUARANTINE)
     return release
 
 

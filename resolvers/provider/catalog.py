@@ -1,0 +1,324 @@
+"""The provider's catalog records (scope catalog:write): organizations with their requisites, known
+contacts, contracts, products and configuration releases, each upserted by the provider's external id.
+
+An organization the provider sends is its customer, so it is APPROVED (through moderation's one
+transition); one a customer added earlier under the same INN is bound to the external id rather
+than duplicated. A release goes through the same publication as a staff-published one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tortoise.expressions import Q
+
+from kabinet.clock import utcnow
+from models.cloud import Database
+from models.organizations import KnownContact, ModerationStatus, Organization, OrganizationKind
+from models.products import Contract, ContractKind, Product, ProductCategory
+from models.updates import Release
+from resolvers import moderation, releases, validation
+from resolvers.errors import UserFacingError
+from resolvers.provider.records import (
+    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, each_record, entity, integer, moment,
+    organization_of, organizations_referenced, save_changes, text,
+)
+from resolvers.subscriber_codes import new_organization
+
+T = TypeVar("T")
+
+
+def checked(check: Callable[..., T], value: Any, field: str, **options: Any) -> T:
+    """A resolvers/validation.py rule applied to a record's field: its refusal names the field."""
+    try:
+        return check(value, field, **options)
+    except UserFacingError as error:
+        raise RecordRefused(field, error.message) from None
+
+
+def _digits(record: Record, name: str, lengths: tuple[int, ...], what: str) -> str | None:
+    value = text(record, name, required=False, max_length=20)
+    if value is not None and not (value.isdigit() and len(value) in lengths):
+        raise RecordRefused(name, f"{what} is {' or '.join(map(str, lengths))} digits.")
+    return value
+
+
+def _ogrn_is_valid(ogrn: str) -> bool:
+    """OGRN (13 digits) and OGRNIP (15): the last digit is the rest of the number mod 11 (13) mod 10."""
+    body, check = int(ogrn[:-1]), int(ogrn[-1])
+    return (body % (11 if len(ogrn) == 13 else 13)) % 10 == check
+
+
+# ---------------------------------------------------------------------------------------- organization
+
+
+def _organization_values(record: Record) -> dict[str, Any]:
+    """The columns a record sets, checked; the kind follows from the INN's length when not given
+    (10 digits: a legal entity; 12: a sole proprietor when an OGRNIP is given, else an individual)."""
+    raw_inn = text(record, "inn", max_length=20)
+    kind = choice(record, "kind", OrganizationKind, required=False)
+    ogrn = _digits(record, "ogrn", (13, 15), "An OGRN (13) or OGRNIP (15)")
+    if kind is None:
+        kind = OrganizationKind.LEGAL_ENTITY if len(raw_inn) == 10 else (
+            OrganizationKind.SOLE_PROPRIETOR if ogrn and len(ogrn) == 15 else OrganizationKind.INDIVIDUAL
+        )
+    inn = checked(validation.inn, raw_inn, "inn", legal_entity=kind == OrganizationKind.LEGAL_ENTITY)
+    kpp = _digits(record, "kpp", (9,), "A KPP")
+    if kpp and kind != OrganizationKind.LEGAL_ENTITY:
+        raise RecordRefused("kpp", "Only a legal entity has a KPP.")
+    if ogrn:
+        if kind == OrganizationKind.LEGAL_ENTITY and len(ogrn) != 13:
+            raise RecordRefused("ogrn", "A legal entity's OGRN is 13 digits.")
+        if kind == OrganizationKind.SOLE_PROPRIETOR and len(ogrn) != 15:
+            raise RecordRefused("ogrn", "A sole proprietor's OGRNIP is 15 digits.")
+        if kind == OrganizationKind.INDIVIDUAL:
+            raise RecordRefused("ogrn", "An individual has no OGRN.")
+        if not _ogrn_is_valid(ogrn):
+            raise RecordRefused("ogrn", f"«{ogrn}» is not a valid OGRN: check the digits.")
+    return {
+        "inn": inn, "kind": kind, "name": text(record, "name", max_length=300), "kpp": kpp, "ogrn": ogrn,
+        "legal_address": text(record, "legal_address", required=False, max_length=500),
+    }
+
+
+@entity(
+    "organization", "catalog:write",
+    ("external_id", "inn", "kpp", "ogrn", "name", "kind", "legal_address"),
+    "A subscriber by INN, with its requisites; APPROVED, as the provider's customer. One a customer "
+    "added under the same INN is bound to the external_id.",
+)
+async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
+    external_ids = [r.external_id for r in records if r.external_id]
+    inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
+    rows = await Organization.filter(Q(external_id__in=external_ids) | Q(inn__in=inns)).select_for_update()
+    by_external = {row.external_id: row for row in rows if row.external_id}
+    by_inn = {row.inn: row for row in rows}
+
+    async def apply_one(record: Record) -> Outcome:
+        values = _organization_values(record)
+        external_id = record.external_id
+        row = by_external.get(external_id)
+        holder = by_inn.get(values["inn"])
+        if row is not None:
+            if holder is not None and holder.id != row.id:
+                raise RecordRefused("inn", f"INN {values['inn']} is another organization's ({_named(holder)}).")
+            previous_inn = row.inn
+            outcome = await save_changes(row, values)
+            by_inn.pop(previous_inn, None)
+        elif holder is not None:
+            if holder.external_id is not None:
+                raise RecordRefused("inn", f"INN {values['inn']} is already the organization {_named(holder)}.")
+            row = holder
+            await save_changes(row, {**values, "external_id": external_id})  # a customer's: bound to the provider's id
+            outcome = Outcome.UPDATED
+        else:
+            row = await new_organization(
+                values.pop("name"), values.pop("inn"), values.pop("kind"), ModerationStatus.APPROVED,
+                external_id=external_id, **values,
+            )
+            if row is None:  # a customer added this INN a moment ago: bind it next time
+                raise RecordRefused("inn", f"INN {record.values.get('inn')} was added a moment ago: send the record again.")
+            outcome = Outcome.CREATED
+        by_external[external_id], by_inn[row.inn] = row, row
+        if row.moderation_status != ModerationStatus.APPROVED:
+            await moderation.approve(actor, row, {"by": f"{actor.kind.lower()}:{actor.name}", "source": "provider records"})
+            outcome = Outcome.UPDATED
+        if outcome is not Outcome.UNCHANGED:
+            actor.touched(row.id, "organization")
+        return outcome
+
+    return await each_record("organization", records, apply_one)
+
+
+def _named(row: Organization) -> str:
+    return f"external_id {row.external_id}" if row.external_id else f"«{row.name}», added by a customer"
+
+
+# ---------------------------------------------------------------------------------------- known contact
+
+
+@entity(
+    "known_contact", "catalog:write", ("external_id", "inn", "phone"),
+    "A phone the provider knows as a taxpayer's contact: a user with that verified phone who adds the "
+    "INN is approved at once.",
+)
+async def upsert_known_contacts(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
+    # The provider's own knowledge, not shown on any dashboard: no event.
+    external_ids = [r.external_id for r in records if r.external_id]
+    inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
+    rows = await KnownContact.filter(Q(external_id__in=external_ids) | Q(inn__in=inns))
+    by_external = {row.external_id: row for row in rows if row.external_id}
+    by_pair = {(row.inn, row.phone): row for row in rows}
+
+    async def apply_one(record: Record) -> Outcome:
+        inn = checked(validation.inn, text(record, "inn", max_length=20), "inn")
+        phone = checked(validation.phone, text(record, "phone", max_length=30), "phone")
+        external_id = record.external_id
+        row = by_external.get(external_id)
+        same = by_pair.get((inn, phone))
+        if row is not None:
+            if same is not None and same.id != row.id:
+                raise RecordRefused("phone", f"This INN and phone are already known (external_id {same.external_id}).")
+            previous = (row.inn, row.phone)
+            outcome = await save_changes(row, {"inn": inn, "phone": phone})
+            by_pair.pop(previous, None)
+            by_pair[(inn, phone)] = row
+            return outcome
+        if same is not None:
+            if same.external_id is not None:
+                raise RecordRefused("phone", f"This INN and phone are already known (external_id {same.external_id}).")
+            same.external_id = external_id
+            await same.save(update_fields=["external_id"])
+            by_external[external_id] = same
+            return Outcome.UPDATED
+        by_external[external_id] = by_pair[(inn, phone)] = await KnownContact.create(inn=inn, phone=phone, external_id=external_id)
+        return Outcome.CREATED
+
+    return await each_record("known_contact", records, apply_one)
+
+
+# ---------------------------------------------------------------------------------------- contract
+
+
+def ends_after_start(starts_on: dt.date | None, ends_on: dt.date | None, field: str = "ends_on") -> None:
+    if starts_on and ends_on and ends_on < starts_on:
+        raise RecordRefused(field, "Ends before it starts.")
+
+
+def same_organization(row: Any, organization_id: uuid.UUID, what: str) -> None:
+    if row.organization_id != organization_id:
+        raise RecordRefused("organization", f"This {what} belongs to another organization; it does not move.")
+
+
+@entity(
+    "contract", "catalog:write",
+    ("external_id", "organization", "organization_inn", "kind", "number", "starts_on", "ends_on"),
+    "A contract of an organization (ITS, PTS, CLOUD_RENTAL, SERVICE); `organization` is the "
+    "organization's external_id (or give `organization_inn`).",
+)
+async def upsert_contracts(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
+    referenced = await organizations_referenced(records)
+    by_external = {row.external_id: row for row in await Contract.filter(external_id__in=[r.external_id for r in records if r.external_id])}
+
+    async def apply_one(record: Record) -> Outcome:
+        organization_id = organization_of(record, referenced)
+        values = {
+            "kind": choice(record, "kind", ContractKind), "number": text(record, "number", max_length=50),
+            "starts_on": date(record, "starts_on"), "ends_on": date(record, "ends_on", required=False),
+        }
+        ends_after_start(values["starts_on"], values["ends_on"])
+        row = by_external.get(record.external_id)
+        if row is None:
+            by_external[record.external_id] = await Contract.create(
+                organization_id=organization_id, external_id=record.external_id, **values
+            )
+            outcome = Outcome.CREATED
+        else:
+            same_organization(row, organization_id, "contract")
+            outcome = await save_changes(row, values)
+        if outcome is not Outcome.UNCHANGED:
+            actor.touched(organization_id, "products")
+        return outcome
+
+    return await each_record("contract", records, apply_one)
+
+
+# ---------------------------------------------------------------------------------------- product
+
+
+@entity(
+    "product", "catalog:write",
+    ("external_id", "organization", "organization_inn", "name", "category", "registration_number", "workplaces",
+     "updates_available_until", "contract"),
+    "What an organization bought; `contract` is the external_id of its contract (of the same organization).",
+)
+async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
+    referenced = await organizations_referenced(records)
+    contract_ids = [str(r.values["contract"]).strip() for r in records if r.values.get("contract")]
+    contracts = {
+        row["external_id"]: row for row in await Contract.filter(external_id__in=contract_ids).values("id", "external_id", "organization_id")
+    }
+    by_external = {row.external_id: row for row in await Product.filter(external_id__in=[r.external_id for r in records if r.external_id])}
+
+    async def apply_one(record: Record) -> Outcome:
+        organization_id = organization_of(record, referenced)
+        contract_reference = text(record, "contract", required=False, max_length=200)
+        contract_id = None
+        if contract_reference is not None:
+            contract = contracts.get(contract_reference)
+            if contract is None:
+                raise RecordRefused("contract", f"No contract with external_id {contract_reference!r}: send the contract first.")
+            if contract["organization_id"] != organization_id:
+                raise RecordRefused("contract", f"Contract {contract_reference!r} is another organization's.")
+            contract_id = contract["id"]
+        values = {
+            "name": text(record, "name", max_length=300), "category": choice(record, "category", ProductCategory),
+            "registration_number": text(record, "registration_number", required=False, max_length=50),
+            "workplaces": integer(record, "workplaces", required=False),
+            "updates_available_until": date(record, "updates_available_until", required=False),
+            "contract_id": contract_id,
+        }
+        row = by_external.get(record.external_id)
+        if row is None:
+            by_external[record.external_id] = await Product.create(
+                organization_id=organization_id, external_id=record.external_id, **values
+            )
+            outcome = Outcome.CREATED
+        else:
+            same_organization(row, organization_id, "product")
+            outcome = await save_changes(row, values)
+        if outcome is not Outcome.UNCHANGED:
+            actor.touched(organization_id, "products")
+        return outcome
+
+    return await each_record("product", records, apply_one)
+
+
+# ---------------------------------------------------------------------------------------- release
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # clocks of the provider's systems and ours differ a little
+
+
+@entity(
+    "release", "catalog:write", ("external_id", "configuration", "version", "published_at"),
+    "A configuration release, published as staff would publish it: ON_RELEASE databases on older "
+    "versions get update runs. `published_at` defaults to now.",
+)
+async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
+    external_ids = [r.external_id for r in records if r.external_id]
+    configurations = [str(r.values["configuration"]).strip() for r in records if r.values.get("configuration")]
+    rows = await Release.filter(Q(external_id__in=external_ids) | Q(configuration__in=configurations))
+    by_external = {row.external_id: row for row in rows if row.external_id}
+    by_version = {(row.configuration, row.version): row for row in rows}
+
+    async def apply_one(record: Record) -> Outcome:
+        configuration = text(record, "configuration", max_length=200)
+        version = checked(lambda value, field: releases.check_version(value), text(record, "version", max_length=60), "version")
+        published_at = moment(record, "published_at", required=False)
+        if published_at is not None and published_at > utcnow() + FUTURE_TOLERANCE:
+            raise RecordRefused("published_at", "A release is published when it is sent, not in the future.")
+        row = by_external.get(record.external_id)
+        same = by_version.get((configuration, version))
+        if row is not None:
+            if (row.configuration, row.version) != (configuration, version):
+                field = "version" if row.configuration == configuration else "configuration"
+                raise RecordRefused(field, f"This release is {row.version} of «{row.configuration}»: a published release does not change.")
+            return await save_changes(row, {"published_at": published_at}) if published_at else Outcome.UNCHANGED
+        if same is not None:
+            if same.external_id is not None:
+                raise RecordRefused("version", f"Release {version} of «{configuration}» is external_id {same.external_id}.")
+            same.external_id = record.external_id  # published by staff before: bound to the provider's id
+            await same.save(update_fields=["external_id"])
+            by_external[record.external_id] = same
+            return Outcome.UPDATED
+        by_external[record.external_id] = by_version[(configuration, version)] = await releases.publish(
+            actor, configuration, version, published_at=published_at, external_id=record.external_id
+        )
+        for organization_id in await Database.filter(configuration=configuration).distinct().values_list("organization_id", flat=True):
+            actor.touched(organization_id, "releases")
+        return Outcome.CREATED
+
+    return await each_record("release", records, apply_one)

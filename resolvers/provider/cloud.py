@@ -1,0 +1,124 @@
+"""The provider's cloud records (scope cloud:write): an organization's cloud subscription (one each)
+and its databases, upserted by the provider's external id, from the provider's service manager."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+from tortoise.functions import Count
+
+from kabinet.clock import utcnow
+from models.cloud import CloudSubscription, Database, SubscriptionExtension
+from resolvers.provider.catalog import ends_after_start, same_organization
+from resolvers.provider.records import (
+    LineResult, Outcome, ProviderActor, Record, RecordRefused, date, each_record, entity, flag, integer,
+    organization_of, organizations_referenced, save_changes, text,
+)
+
+
+@entity(
+    "cloud_subscription", "cloud:write",
+    ("external_id", "organization", "organization_inn", "tariff", "sessions_limit", "databases_limit", "starts_on", "ends_on"),
+    "An organization's cloud rental: tariff, limits and the current billing period (starts_on..ends_on). "
+    "One per organization: a record under a new external_id for an organization that has one updates it.",
+)
+async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
+    referenced = await organizations_referenced(records)
+    external_ids = [r.external_id for r in records if r.external_id]
+    rows = await CloudSubscription.filter(external_id__in=external_ids) if external_ids else []
+    rows += await CloudSubscription.filter(organization_id__in=list(set(referenced.values())))
+    by_external = {row.external_id: row for row in rows if row.external_id}
+    by_organization = {row.organization_id: row for row in rows}
+
+    async def apply_one(record: Record) -> Outcome:
+        organization_id = organization_of(record, referenced)
+        values = {
+            "tariff": text(record, "tariff", max_length=100),
+            "sessions_limit": integer(record, "sessions_limit"), "databases_limit": integer(record, "databases_limit"),
+            "starts_on": date(record, "starts_on"), "ends_on": date(record, "ends_on"),
+        }
+        ends_after_start(values["starts_on"], values["ends_on"])
+        row = by_external.get(record.external_id)
+        if row is not None:
+            same_organization(row, organization_id, "cloud subscription")
+            outcome = await save_changes(row, values)
+        elif (row := by_organization.get(organization_id)) is not None:
+            # The organization's one subscription, known by another id until now (or by none): it takes this one.
+            by_external.pop(row.external_id, None)
+            await save_changes(row, {**values, "external_id": record.external_id})
+            outcome = Outcome.UPDATED
+        else:
+            row = await CloudSubscription.create(organization_id=organization_id, external_id=record.external_id, **values)
+            outcome = Outcome.CREATED
+        by_external[record.external_id] = by_organization[organization_id] = row
+        if outcome is not Outcome.UNCHANGED:
+            actor.touched(organization_id, "cloud")
+        return outcome
+
+    return await each_record("cloud_subscription", records, apply_one)
+
+
+async def _databases_limits(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many databases each organization may have now: its subscription's limit plus the extension
+    in force (as the dashboard shows it). An organization without a subscription is absent."""
+    subscriptions = await CloudSubscription.filter(organization_id__in=organization_ids)
+    now = utcnow()
+    extra = {
+        e.subscription_id: e.extra_databases
+        for e in await SubscriptionExtension.filter(
+            subscription_id__in=[s.id for s in subscriptions], starts_at__lte=now, ends_at__gt=now
+        )
+    }
+    return {s.organization_id: s.databases_limit + extra.get(s.id, 0) for s in subscriptions}
+
+
+@entity(
+    "database", "cloud:write",
+    ("external_id", "organization", "organization_inn", "name", "configuration", "version", "is_typical", "size_mb"),
+    "A cloud database of an organization; a new one must fit in its cloud subscription's databases_limit "
+    "(send the cloud_subscription first).",
+)
+async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
+    referenced = await organizations_referenced(records)
+    organization_ids = list(set(referenced.values()))
+    external_ids = [r.external_id for r in records if r.external_id]
+    by_external = {row.external_id: row for row in await Database.filter(external_id__in=external_ids)} if external_ids else {}
+    limits = await _databases_limits(organization_ids)
+    counts = Counter({
+        row["organization_id"]: row["n"]
+        for row in await Database.filter(organization_id__in=organization_ids)
+        .annotate(n=Count("id")).group_by("organization_id").values("organization_id", "n")
+    })
+
+    async def apply_one(record: Record) -> Outcome:
+        organization_id = organization_of(record, referenced)
+        values = {
+            "name": text(record, "name", max_length=200), "configuration": text(record, "configuration", max_length=200),
+            "version": text(record, "version", max_length=50), "is_typical": flag(record, "is_typical"),
+            "size_mb": integer(record, "size_mb", required=False) or 0,
+        }
+        row = by_external.get(record.external_id)
+        if row is not None:
+            same_organization(row, organization_id, "database")
+            outcome = await save_changes(row, values)
+        else:
+            limit = limits.get(organization_id)
+            if limit is None:
+                raise RecordRefused("organization", "This organization has no cloud subscription: send its cloud_subscription first.")
+            if counts[organization_id] >= limit:
+                raise RecordRefused(
+                    "organization",
+                    f"The organization has {counts[organization_id]} database(s), as many as its cloud subscription's "
+                    f"databases_limit ({limit}) allows: raise the limit first.",
+                )
+            by_external[record.external_id] = await Database.create(
+                organization_id=organization_id, external_id=record.external_id, **values
+            )
+            counts[organization_id] += 1
+            outcome = Outcome.CREATED
+        if outcome is not Outcome.UNCHANGED:
+            actor.touched(organization_id, "cloud")
+        return outcome
+
+    return await each_record("database", records, apply_one)
