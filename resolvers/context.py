@@ -22,6 +22,7 @@ from models.select import select
 
 if TYPE_CHECKING:
     from kabinet.sign_ins import EndedLogins  # the composition root gives each context its process's
+    from resolvers.provider.records import ProviderActor
 
 
 NOBODY = uuid.UUID(int=0)  # the viewer of a narrowed context: matches no user
@@ -238,4 +239,5 @@ class SystemActor:
         return await self.announcements.record(organization_id, topic, kind, payload)
 
 
-Actor = RequestContext | SystemActor  # who changes something: a signed-in viewer, or the system itself
+# Who changes something: a signed-in viewer, the system itself, or the provider's program or staff.
+Actor = "RequestContext | SystemActor | ProviderActor"

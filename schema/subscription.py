@@ -46,6 +46,7 @@ described_enum(Area, "A part of an organization's data that the provider's recor
     "CHARGES": "Its charges.",
     "DOCUMENTS": "Its invoices, acts and other documents.",
     "CLOUD": "Its cloud subscription and databases.",
+    "RELEASES": "A new release of a configuration its databases run: their update plans.",
 })
 
 

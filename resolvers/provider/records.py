@@ -107,6 +107,7 @@ class Area(str, Enum):
     CHARGES = "charges"
     DOCUMENTS = "documents"
     CLOUD = "cloud"  # the cloud subscription, databases
+    RELEASES = "releases"  # a new release of a configuration its databases run: their update plans
 
 
 AREAS = tuple(area.value for area in Area)
