@@ -3,12 +3,8 @@ in as NDJSON (or a JSON array), answered per line and in order; each request in 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import sys
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
@@ -22,6 +18,7 @@ from resolvers.provider.audit import ActorKind
 from resolvers.provider.records import Outcome, Record, RecordRefused, entity, text
 from resolvers.tokens import hash_opaque_token
 from tests import factories
+from tests.processes import kabinet_cli
 
 OPERATOR = (ActorKind.CLI, "tests")
 NOTES: dict[str, dict] = {}  # the test entity's rows: external_id → values
@@ -121,21 +118,6 @@ async def test_the_token_cli_prints_only_the_token_lists_and_revokes(client, set
     listed = [line for line in (await kabinet_cli(settings, "provider", "token", "list")).splitlines() if line.startswith(name + "\t")]
     assert "revoked 20" in listed[0]
     assert await kabinet_cli(settings, "provider", "token", "revoke", "--name", name, status=1) == ""
-
-
-async def kabinet_cli(settings, *args: str, status: int = 0, stdin: bytes | None = None) -> str:
-    """Run `kabinet …` in a process of its own against the tests' database: its stdout."""
-    environment = {
-        **os.environ, "KABINET_DATABASE_URL": settings.resolved_database_url, "KABINET_DATA_DIR": str(settings.data_dir),
-        "KABINET_BROKER_URL": settings.broker_url, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kabinet.cli", *args, env=environment,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    assert process.returncode == status, (out.decode(), err.decode())
-    return out.decode()
 
 
 # ------------------------------------------------------------------------------ who may send what
