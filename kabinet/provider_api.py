@@ -13,7 +13,7 @@ sender corrects and re-sends just the refused lines; re-sending anything is safe
 
 `Authorization: Bearer kps_…` (a service account's token, `kabinet provider token create`): 401
 without a valid one, 403 when it lacks the entity's scope, 404 for an unknown entity, 413 beyond
-`provider_max_body_bytes`. Errors are `{"error": {"code", "message"}}`. Records are applied
+`provider_max_body_bytes`, 400 for a body that starts as a JSON array and is not one. Errors are `{"error": {"code", "message"}}`. Records are applied
 (resolvers/provider/records.py) in batches, each in one transaction; their events are announced
 as each batch commits. Every request is written to the provider's audit with its counts.
 """
@@ -121,13 +121,22 @@ def parse(entity: str, body: bytes) -> tuple[list[Record], list[LineResult]]:
         try:
             item = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
-            refused.append(_not_an_object(number, entity, f"Not valid JSON: {error}."))
+            reason = f"Not valid JSON: {error}." if _is_utf8(raw) else "Not UTF-8 (windows-1251?): send the body in UTF-8."
+            refused.append(_not_an_object(number, entity, reason))
             continue
         if isinstance(item, dict):
             found.append(Record(number, item))
         else:
             refused.append(_not_an_object(number, entity, "Not a JSON object: each line is one record, {\"external_id\": …, …}."))
     return found, refused
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------- endpoints

@@ -225,6 +225,15 @@ async def test_a_json_array_is_taken_too(client):
     assert [(a["line"], a["result"]) for a in answers(response)] == [(1, "created"), (2, "refused"), (3, "unchanged")]
 
 
+async def test_a_line_not_in_utf8_is_refused_saying_so_and_a_broken_array_is_400(client):
+    token = await new_token("catalog:write")
+    body = b"\n".join([orjson.dumps({"external_id": external(), "text": "ok"}), '{"external_id": "x", "text": "Лютик"}'.encode("cp1251")])
+    got = answers(await client.post("/provider/v1/records/test_note", content=body, headers=bearer(token)))
+    assert [a["result"] for a in got] == ["created", "refused"] and "UTF-8" in got[1]["reason"]
+    response = await client.post("/provider/v1/records/test_note", content=b'[{"external_id": "x"', headers=bearer(token))
+    assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID"
+
+
 async def test_records_are_applied_in_batches_and_a_failed_batch_is_answered_refused(client, monkeypatch):
     from kabinet import provider_api
 
