@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from kabinet import agent_api, db, http
+from kabinet import agent_api, db, http, provider_api
 from kabinet.events import EventHub
 from kabinet.graphql_view import KabinetGraphQL
 from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -76,11 +76,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", http.metrics),
             Route("/files/{document_id}/{expires}/{signature}", http.download_document),
             *agent_api.routes,
+            *provider_api.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
             Middleware(MetricsMiddleware),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, own_limit_prefixes=("/provider/",)),
         ],
         lifespan=lifespan,
     )

@@ -169,5 +169,159 @@ def makemigrations(name: str | None, check: bool) -> None:
     sys.exit(asyncio.run(run_cli_async(argv)))
 
 
+# ------------------------------------------------------------------ the provider's side: staff, service accounts
+
+
+def _operator() -> tuple[str, str]:
+    """Who runs a provider command, for the provider's audit: the CLI, as the OS user running it."""
+    import getpass
+
+    from resolvers.provider.audit import ActorKind
+
+    try:
+        name = getpass.getuser()
+    except Exception:  # noqa: BLE001 — no user name in this environment
+        name = "kabinet"
+    return ActorKind.CLI, name
+
+
+def _on_the_database(work, *, transaction: bool = True):
+    """Run `work()` (a coroutine function) connected to the configured database, in one transaction
+    unless it keeps its own; a domain refusal becomes the command's error (exit status 1)."""
+    from tortoise.transactions import in_transaction
+
+    from kabinet import db
+    from resolvers.errors import UserFacingError
+
+    async def run():
+        await db.connect(Settings())
+        try:
+            if not transaction:
+                return await work()
+            async with in_transaction():
+                return await work()
+        finally:
+            await db.disconnect()
+
+    try:
+        return asyncio.run(run())
+    except UserFacingError as error:
+        raise click.ClickException(error.message) from None
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+
+@main.group(help="The provider's staff: they moderate organizations and publish releases, signing in as any user does.")
+def staff() -> None:
+    pass
+
+
+@staff.command("create", help="Make a staff member (an active user with a verified e-mail); prints their id.")
+@click.option("--email", required=True)
+@click.option("--name", required=True, help="Full name.")
+@click.option("--password", default=None, envvar="KABINET_STAFF_PASSWORD", help="Asked for when omitted (or KABINET_STAFF_PASSWORD).")
+def staff_create(email: str, name: str, password: str | None) -> None:
+    from resolvers.provider import staff as staff_members
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = Settings()
+    user = _on_the_database(lambda: staff_members.create(settings, email, name, password, by=_operator()))
+    click.echo(str(user.id))
+
+
+@staff.command("list", help="The staff: e-mail, name, since when, and whether active.")
+def staff_list() -> None:
+    from resolvers.provider import staff as staff_members
+
+    users = _on_the_database(staff_members.members)
+    for user in users:
+        click.echo(f"{user.email}\t{user.full_name}\tsince {_when(user.created_at)}\t{'active' if user.is_active else 'inactive'}")
+    if not users:
+        click.echo("kabinet: no staff yet (kabinet staff create)", err=True)
+
+
+@staff.command("disable", help="End a staff member's rights and every sign-in they have.")
+@click.option("--email", required=True)
+def staff_disable(email: str) -> None:
+    from kabinet.pubsub import create_broadcast
+    from kabinet.sign_ins import EndedLogins
+    from resolvers.context import RequestContext
+    from resolvers.provider import staff as staff_members
+
+    settings = Settings()
+
+    async def disable():
+        from tortoise.transactions import in_transaction
+
+        # The servers refuse the ended sign-ins' access tokens once told on the broker (a server
+        # that misses it reads revoked sign-ins from the database when it starts or reconnects).
+        ended_logins = EndedLogins()
+        broadcast = create_broadcast(settings.broker_url)
+        try:
+            await broadcast.connect()
+            ended_logins.broadcast = broadcast
+        except Exception:  # noqa: BLE001 — the revocation still holds; servers read it when they reconnect
+            click.echo("kabinet: the broker is unreachable: servers refuse the access tokens when they next read the database", err=True)
+        ctx = RequestContext(settings, ended_logins=ended_logins)
+        try:
+            async with in_transaction():
+                user, revoked = await staff_members.disable(ctx, email, by=_operator())
+            await ctx.run_after_commit()
+            return user, revoked
+        finally:
+            if ended_logins.broadcast is not None:
+                await broadcast.disconnect()
+
+    user, revoked = _on_the_database(disable, transaction=False)
+    click.echo(f"kabinet: {user.email} is no longer staff; {revoked} sign-in token(s) revoked")
+
+
+@main.group(help="The provider API (/provider/v1/…): its programs write the provider's data with service tokens.")
+def provider() -> None:
+    pass
+
+
+@provider.group(help="Service accounts' tokens: scoped, revocable, shown once.")
+def token() -> None:
+    pass
+
+
+@token.command("create", help="Make a service account; prints ONLY its token (shown this once; kabinet keeps its hash).")
+@click.option("--name", required=True, help="The program it is for, e.g. 1c-accounting.")
+@click.option("--scope", "scopes", required=True, help="Comma-separated: catalog:write, billing:write, cloud:write, staff.")
+def token_create(name: str, scopes: str) -> None:
+    from resolvers.provider import service_accounts
+
+    _, secret = _on_the_database(lambda: service_accounts.create(name, scopes, by=_operator()))
+    click.echo(secret)
+    click.echo("kabinet: give the token to the program (Authorization: Bearer <token>); it is not shown again.", err=True)
+
+
+@token.command("list", help="Service accounts: name, scopes, created, last used, revoked.")
+def token_list() -> None:
+    from resolvers.provider import service_accounts
+
+    accounts = _on_the_database(service_accounts.accounts)
+    for account in accounts:
+        click.echo(
+            f"{account.name}\t{','.join(account.scopes)}\tcreated {_when(account.created_at)}"
+            f"\tlast used {_when(account.last_used_at)}\t{'revoked ' + _when(account.revoked_at) if account.revoked_at else 'active'}"
+        )
+    if not accounts:
+        click.echo("kabinet: no service accounts yet (kabinet provider token create)", err=True)
+
+
+@token.command("revoke", help="Revoke a service account's token: its next request is refused.")
+@click.option("--name", required=True)
+def token_revoke(name: str) -> None:
+    from resolvers.provider import service_accounts
+
+    account = _on_the_database(lambda: service_accounts.revoke(name, by=_operator()))
+    click.echo(f"kabinet: {account.name} revoked")
+
+
 if __name__ == "__main__":
     main()

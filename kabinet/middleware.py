@@ -14,14 +14,17 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to a request whose body exceeds the limit, declared or streamed."""
+    """Answer 413 to a request whose body exceeds the limit, declared or streamed. Paths under
+    `own_limit_prefixes` are left to their endpoints, which hold a limit of their own (the provider
+    API takes megabytes of records)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, own_limit_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.own_limit_prefixes = own_limit_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.own_limit_prefixes):
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:

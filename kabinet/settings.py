@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     )
     max_query_tokens: int = Field(5_000, description="Lexical tokens (and, apart, comments) a document may have.")
     max_body_bytes: int = 1024 * 1024
+    provider_max_body_bytes: int = Field(
+        20 * 1024 * 1024, description="A request of the provider API (records, NDJSON) beyond this is refused (413)."
+    )
     ws_max_message_bytes: int = Field(1024 * 1024, description="A WebSocket message beyond this closes the socket (1009).")
     ws_connection_init_seconds: float = Field(
         10.0, description="A WebSocket without `connection_init` this long after it opened is closed (4408), on both protocols."

@@ -36,6 +36,14 @@ async def _staff(ctx: RequestContext) -> User:
     return user
 
 
+async def _staff_action(staff: User, action: str, target: str, details: dict[str, Any]) -> None:
+    """The provider's own audit of what its staff did, in this transaction. (Imported here: the
+    provider package imports its entity modules, which may import this one.)"""
+    from resolvers.provider.audit import ActorKind, record_action
+
+    await record_action(ActorKind.STAFF, staff.email or str(staff.id), action, target, details)
+
+
 async def _organization_to_moderate(organization_id: uuid.UUID) -> Organization:
     row = await Organization.filter(id=organization_id).select_for_update().first()
     if row is None:
@@ -44,11 +52,14 @@ async def _organization_to_moderate(organization_id: uuid.UUID) -> Organization:
 
 
 async def approve_organization(ctx: RequestContext, organization_id: uuid.UUID) -> Organization:
-    """Staff: PENDING (or REJECTED, on second thought) → APPROVED."""
-    await _staff(ctx)
+    """Staff: PENDING (or REJECTED, on second thought) → APPROVED; also in the provider's own audit."""
+    staff = await _staff(ctx)
     organization = await _organization_to_moderate(organization_id)
     if organization.moderation_status == ModerationStatus.APPROVED:
         raise UserFacingError(ErrorCode.CONFLICT, "This organization is already approved.", "organization_id")
+    await _staff_action(
+        staff, "organization.approve", f"INN {organization.inn}", {"organizationId": str(organization.id), "name": organization.name},
+    )
     return await approve(ctx, organization)
 
 
@@ -73,7 +84,7 @@ async def approve(actor: Actor, organization: Organization, details: dict[str, A
 
 async def reject_organization(ctx: RequestContext, organization_id: uuid.UUID, reason: str) -> Organization:
     """PENDING → REJECTED with the reason the owner is given; an approved subscriber cannot be."""
-    await _staff(ctx)
+    staff = await _staff(ctx)
     reason = validation.non_empty(reason, "reason", "A reason", max_length=500)
     organization = await _organization_to_moderate(organization_id)
     if organization.moderation_status != ModerationStatus.PENDING:
@@ -88,6 +99,10 @@ async def reject_organization(ctx: RequestContext, organization_id: uuid.UUID, r
     await audit.record(
         ctx, "organization.rejected", organization_id=organization.id, object_type="Organization",
         object_id=organization.id, details={"reason": reason},
+    )
+    await _staff_action(
+        staff, "organization.reject", f"INN {organization.inn}",
+        {"organizationId": str(organization.id), "name": organization.name, "reason": reason},
     )
     return organization
 

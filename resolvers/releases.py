@@ -83,20 +83,33 @@ async def execution_target(run: UpdateRun, database: Database) -> tuple[str | No
 # ---------------------------------------------------------------------------------------- publishing and recalling
 
 
-async def _require_staff(ctx: RequestContext) -> None:
+async def _require_staff(ctx: RequestContext) -> User:
+    """The caller, one of the provider's staff (whose actions the provider's audit names)."""
     viewer = ctx.require_viewer()
-    if not await User.filter(id=viewer.user_id, is_staff=True).exists():
+    staff = await User.filter(id=viewer.user_id, is_staff=True).first()
+    if staff is None:
         raise UserFacingError(ErrorCode.FORBIDDEN, "Only the provider's staff may publish or recall releases.")
+    return staff
+
+
+async def _staff_action(staff: User, action: str, target: str, details: dict[str, Any]) -> None:
+    """The provider's own audit of what its staff did, in this transaction. (Imported here: the
+    provider package imports its entity modules, which may import this one.)"""
+    from resolvers.provider.audit import ActorKind, record_action
+
+    await record_action(ActorKind.STAFF, staff.email or str(staff.id), action, target, details)
 
 
 async def publish_release(ctx: RequestContext, configuration: str, version: str) -> Release:
-    """Staff: publish a release now (`publish`)."""
-    await _require_staff(ctx)
+    """Staff: publish a release now (`publish`); also in the provider's own audit."""
+    staff = await _require_staff(ctx)
     configuration = validation.non_empty(configuration, "configuration", "Configuration")
     version = check_version(version)
     if await Release.exists(configuration=configuration, version=version):
         raise UserFacingError(ErrorCode.CONFLICT, f"Release {version} of «{configuration}» is already published.", "version")
-    return await publish(ctx, configuration, version)
+    release = await publish(ctx, configuration, version)
+    await _staff_action(staff, "release.publish", f"{configuration} {version}", {"releaseId": str(release.id)})
+    return release
 
 
 def check_version(version: str) -> str:
@@ -144,7 +157,7 @@ async def publish(
 async def recall_release(ctx: RequestContext, release_id: uuid.UUID) -> Release:
     """Recall a release: its runs not yet started are CANCELLED (a recalled release is never installed),
     and other planned runs that targeted it fall back to the newest release still out."""
-    await _require_staff(ctx)
+    staff = await _require_staff(ctx)
     field = "release_id"
     release = await Release.get_or_none(id=release_id)
     if release is None:
@@ -166,6 +179,9 @@ async def recall_release(ctx: RequestContext, release_id: uuid.UUID) -> Release:
     await audit.record(
         ctx, "release.recall", organization_id=None, object_type="Release", object_id=release.id,
         details={"configuration": release.configuration, "version": release.version, "cancelledRuns": len(cancelled)},
+    )
+    await _staff_action(
+        staff, "release.recall", f"{release.configuration} {release.version}", {"releaseId": str(release.id), "cancelledRuns": len(cancelled)},
     )
     return release
 

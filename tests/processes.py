@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -42,3 +44,18 @@ def stop(process: subprocess.Popen, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+async def kabinet_cli(settings, *args: str, status: int = 0, stdin: bytes | None = None) -> str:
+    """Run `kabinet …` in a process of its own against the tests' database: its stdout."""
+    environment = {
+        **os.environ, "KABINET_DATABASE_URL": settings.resolved_database_url, "KABINET_DATA_DIR": str(settings.data_dir),
+        "KABINET_BROKER_URL": settings.broker_url, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kabinet.cli", *args, env=environment,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
+    assert process.returncode == status, (out.decode(), err.decode())
+    return out.decode()

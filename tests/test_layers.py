@@ -80,7 +80,7 @@ FROM_THE_ROOT = {"kabinet", "kabinet.clock", "kabinet.settings", "kabinet.clock.
 # Global ids are the wire format of GraphQL and of the agent API alike: the schema may use them, the domain never.
 GLOBAL_IDS = "kabinet.ids"
 # The HTTP APIs besides GraphQL: they call resolvers, as the workers do.
-HTTP_APIS = ("kabinet/agent_api.py", "kabinet/http.py")
+HTTP_APIS = ("kabinet/agent_api.py", "kabinet/http.py", "kabinet/provider_api.py")
 
 
 def top_level_imports(source: str) -> set[str]:
