@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from tortoise.expressions import Q
 
@@ -240,4 +240,4 @@ class SystemActor:
 
 
 # Who changes something: a signed-in viewer, the system itself, or the provider's program or staff.
-Actor = "RequestContext | SystemActor | ProviderActor"
+Actor = Union[RequestContext, SystemActor, "ProviderActor"]
