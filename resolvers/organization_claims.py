@@ -73,11 +73,34 @@ async def add_organization(
         return AddedOrganization(organization=await _claim_again(ctx, user, existing, name, kind, position))
     if membership is not None:
         raise UserFacingError(ErrorCode.CONFLICT, "You already belong to this organization.", "inn")
+    if not await Membership.exists(organization_id=existing.id, role=Role.OWNER):
+        return AddedOrganization(organization=await _claim_ownerless(ctx, user, existing, position))
     if await JoinRequest.exists(organization_id=existing.id, user_id=user.id, status=JoinRequestStatus.PENDING):
         raise UserFacingError(
             ErrorCode.CONFLICT, "You have already asked to join this organization: wait for its administrator.", "inn",
         )
     return AddedOrganization(join_request=await join_requests.ask_to_join(ctx, user, existing, position))
+
+
+async def _claim_ownerless(ctx: RequestContext, user: User, organization: Organization, position: str) -> Organization:
+    """A customer the provider sent (its records) that nobody owns in the cabinet yet: the first to add
+    it becomes its OWNER, if the provider knows their verified phone as a contact of that INN. Nobody
+    else can: its ledger and documents are real, and there is no owner to ask."""
+    if await status_on_adding(user, organization.inn) != ModerationStatus.APPROVED:
+        raise UserFacingError(
+            ErrorCode.INVALID,
+            "This organization is your provider's customer and has no owner in the cabinet yet. Only a person whose "
+            "confirmed phone the provider knows for this INN can become its owner: ask your provider to add your "
+            "phone as a contact, or to invite you.",
+            "inn",
+        )
+    await Membership.create(organization=organization, user=user, role=Role.OWNER, position=position)
+    await audit.record(
+        ctx, "organization.claimed", organization_id=organization.id, object_type="Organization", object_id=organization.id,
+        details={"inn": organization.inn, "by": "known contact"},
+    )
+    await _reload_memberships(ctx)
+    return organization
 
 
 async def _claim_again(

@@ -162,6 +162,28 @@ async def test_a_known_contact_with_a_confirmed_phone_is_approved_at_once(gql):
     assert (await add(gql, who, inn=inn))["organization"]["moderationStatus"] == "APPROVED"
 
 
+async def test_the_provider_s_customer_nobody_owns_yet_is_claimed_by_a_known_contact_only(gql):
+    """An organization the provider's records brought (approved, no members): a stranger cannot take
+    it, nor ask to join it (there is nobody to ask); a known contact with a confirmed phone owns it."""
+    from models.organizations import Organization
+
+    inn, phone = legal_inn(), factories.unique_phone()
+    await Organization.create(
+        name="ООО «Из учёта»", inn=inn, kind="LEGAL_ENTITY", moderation_status="APPROVED", code=f"P{inn[-6:]}", external_id=f"K-{inn}",
+    )
+    await KnownContact.create(inn=inn, phone=phone)
+    stranger = await new_user(gql)
+    refused = await add(gql, stranger, inn=inn)
+    assert errors(refused) == [("INVALID", ["input", "inn"])] and "contact" in refused["userErrors"][0]["message"]
+    contact = await new_user(gql, phone=phone, verified_phone=True)
+    claimed = await add(gql, contact, inn=inn)
+    assert claimed["userErrors"] == [] and claimed["organization"]["moderationStatus"] == "APPROVED"
+    mine = (await gql.execute(MY_ORGANIZATIONS, as_user=contact))["data"]["organizations"]["edges"]
+    assert [(e["node"]["inn"], e["node"]["viewerRole"]) for e in mine] == [(inn, "OWNER")]
+    # now it has an owner: the next one asks to join, as for any organization
+    assert (await add(gql, stranger, inn=inn))["joinRequest"] is not None
+
+
 async def test_a_known_phone_that_is_not_confirmed_still_waits_for_moderation(gql):
     phone = factories.unique_phone()
     inn = legal_inn()
