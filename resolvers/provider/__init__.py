@@ -4,3 +4,5 @@
 `kabinet import`): a record per line, each upserted by the provider's own external id, each
 answered with what happened to it. One module per group of entities registers its upserts there.
 """
+
+from resolvers.provider import billing  # noqa: F401 — registers the billing entities
