@@ -10,6 +10,7 @@ import io
 import uuid
 from decimal import Decimal
 
+import pytest
 from pypdf import PdfReader
 
 from models.billing import BalanceTransaction, Charge, Document, DocumentFile, PrepaidService
@@ -20,6 +21,11 @@ from resolvers.provider.records import SCOPES, Outcome, ProviderActor, Record, a
 from tests import factories
 
 ACTOR_SCOPES = frozenset(SCOPES)
+
+
+@pytest.fixture(autouse=True)
+def _database(app):
+    """Every test here writes through the models: the app's database is connected."""
 
 
 def actor() -> ProviderActor:

@@ -49,6 +49,7 @@ class ImportSummary:
     unchanged: int = 0
     refused: int = 0
     already_done: bool = False  # the file was imported to the end before: nothing applied
+    report: Path | None = None
 
     def line(self) -> str:
         head = f"{self.entity} from {self.file_name}: {self.lines} lines"
@@ -134,11 +135,11 @@ def _csv_records(text: str, folder: Path) -> Iterator[Record | LineResult]:
 
 async def import_file(
     path: Path, actor: ProviderActor, *, entity: str | None = None, batch: int = 1000,
-    report: Path | None = None, progress: Callable[[int], None] | None = None, broadcast: Any = None,
+    report: Path | None = None, progress: Callable[[int, int], None] | None = None, broadcast: Any = None,
     again: bool = False,
 ) -> ImportSummary:
     """Import `path` as records of `entity` (by default: the file's name says), `batch` records per
-    transaction; every LineResult goes to `report` (NDJSON) and `progress(n)` hears of each n done."""
+    transaction; every LineResult goes to `report` (NDJSON) and `progress(n, total)` hears of each n lines done."""
     path = Path(path)
     name = entity or entity_of_file(path)
     kind_of(actor, name)  # unknown entity, or a scope the actor lacks: refused before anything
@@ -151,15 +152,15 @@ async def import_file(
         summary.already_done = True
         summary.created, summary.updated, summary.unchanged, summary.refused = run.created, run.updated, run.unchanged, run.refused
         if progress:
-            progress(len(items))
+            progress(len(items), len(items))
         return summary
     if run.finished_at is not None:  # again: a new pass over every line
         await ImportRun.filter(id=run.id).update(lines_done=0, created=0, updated=0, unchanged=0, refused=0, finished_at=None)
         run.lines_done = 0
     summary.resumed_at = run.lines_done
     if progress and run.lines_done:
-        progress(run.lines_done)
-    report = Path(report) if report else path.with_name(path.name + ".report.ndjson")
+        progress(run.lines_done, len(items))
+    report = summary.report = Path(report) if report else path.with_name(path.name + ".report.ndjson")
     with open(report, "a" if run.lines_done else "w", encoding="utf-8") as out:
         for start in range(run.lines_done, len(items), max(1, batch)):
             chunk = items[start:start + max(1, batch)]
@@ -169,7 +170,7 @@ async def import_file(
                 setattr(summary, result.outcome.value, getattr(summary, result.outcome.value) + 1)
             out.flush()
             if progress:
-                progress(len(chunk))
+                progress(len(chunk), len(items))
     totals = await ImportRun.get(id=run.id)
     summary.created, summary.updated, summary.unchanged, summary.refused = totals.created, totals.updated, totals.unchanged, totals.refused
     async with in_transaction():
