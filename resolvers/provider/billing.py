@@ -24,6 +24,7 @@ from tortoise.expressions import F
 from tortoise.functions import Sum
 
 from models.billing import BalanceTransaction, Charge, ChargeKind, Document, DocumentKind, PrepaidService, TransactionKind
+from models.bulk import insert_rows
 from models.cloud import Database
 from models.organizations import Organization
 from models.provider import PrepaidServiceUse
@@ -196,7 +197,7 @@ async def _append_entries(new: list[tuple[int, str, dict[str, Any]]]) -> None:
     # one ledger writer per organization at a time (PostgreSQL; SQLite serialises writers anyway)
     await Organization.filter(id__in=organization_ids).select_for_update().values_list("id", flat=True)
     latest = await _latest_entries(organization_ids)
-    rows: list[BalanceTransaction] = []
+    rows: list[dict[str, Any]] = []
     for organization_id in organization_ids:
         entries = sorted(by_organization[organization_id], key=lambda item: (item[2]["occurred_at"], item[0]))
         last = latest.get(organization_id)
@@ -205,10 +206,10 @@ async def _append_entries(new: list[tuple[int, str, dict[str, Any]]]) -> None:
             for _, external_id, values in entries:
                 seq += 1
                 balance += values["amount"]
-                rows.append(BalanceTransaction(external_id=external_id, seq=seq, balance_after=balance, **values))
+                rows.append({"external_id": external_id, "seq": seq, "balance_after": balance, **values})
         else:
             rows += await _merge_entries(organization_id, entries)
-    await BalanceTransaction.bulk_create(rows, batch_size=1000)
+    await insert_rows(BalanceTransaction, rows)
 
 
 async def _latest_entries(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, BalanceTransaction]:
@@ -227,7 +228,7 @@ async def _latest_entries(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
     return {entry.organization_id: entry for entry in entries}
 
 
-async def _merge_entries(organization_id: uuid.UUID, entries: list[tuple[int, str, dict[str, Any]]]) -> list[BalanceTransaction]:
+async def _merge_entries(organization_id: uuid.UUID, entries: list[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """New entries of which some are older than the latest: the entries after the oldest new one are
     read, the new ones merged in (an entry already there comes before a new one of the same moment),
     and from that point each gets its place (`seq`) and running `balance_after`, in one UPDATE pass.
@@ -249,7 +250,7 @@ async def _merge_entries(organization_id: uuid.UUID, entries: list[tuple[int, st
         else:
             external_id, values = item
             balance += values["amount"]
-            new_rows.append(BalanceTransaction(external_id=external_id, seq=seq, balance_after=balance, **values))
+            new_rows.append({"external_id": external_id, "seq": seq, "balance_after": balance, **values})
     # out of the way of the unique (organization, seq) first: every moved entry's place changes
     await BalanceTransaction.filter(organization_id=organization_id, seq__gte=start).update(seq=F("seq") * -1)
     await BalanceTransaction.bulk_update(moved, fields=["seq", "balance_after"], batch_size=500)
