@@ -3,6 +3,7 @@ an import stopped midway resumes after the last batch that committed."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -194,3 +195,37 @@ async def test_the_cli_imports_a_file_with_a_report_and_a_summary(tmp_path, sett
     assert "ledger_entry from ledger_entries.csv: 2 lines: 1 created, 0 updated, 0 unchanged, 1 refused" in done.stdout
     assert [r["result"] for r in report_of(path.with_name(path.name + ".report.ndjson"))] == ["created", "refused"]
     assert await BalanceTransaction.filter(organization_id=org.id).count() == 1
+
+
+async def test_the_example_billing_files_import(tmp_path):
+    """examples/provider/ as the provider's 1C exports them: the billing files import without a
+    refusal once their organizations and databases are there (made directly here: the catalog and
+    cloud entities have tests of their own)."""
+    import shutil
+
+    from models.billing import PrepaidService
+    from models.cloud import Database
+    from models.organizations import ModerationStatus, Organization, OrganizationKind
+
+    folder = tmp_path / "provider"
+    shutil.copytree(ROOT / "examples" / "provider", folder)
+    organizations = {}
+    for row in csv.DictReader((folder / "organizations.csv").read_text(encoding="utf-8-sig").splitlines(), delimiter=";"):
+        organizations[row["external_id"]] = await Organization.create(
+            external_id=row["external_id"], inn=row["inn"], name=row["name"], kind=OrganizationKind(row["kind"]),
+            moderation_status=ModerationStatus.APPROVED, code=f"X{row['inn']}",
+        )
+    for line in (folder / "databases.ndjson").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        await Database.create(external_id=row["external_id"], organization=organizations[row["organization"]], name=row["name"],
+                              configuration=row["configuration"], version=row["version"], is_typical=row["is_typical"], size_mb=row["size_mb"])
+    for name in ("ledger_entries.csv", "charges.ndjson", "documents.ndjson", "prepaid_services.ndjson", "prepaid_service_uses.ndjson"):
+        summary = await import_file(folder / name, actor())
+        assert summary.refused == 0 and summary.created == summary.lines, (summary.line(), report_of(summary.report))
+    north, granite, sokolova = organizations.values()
+    assert [(await balances(org))[-1] for org in (north, granite, sokolova)] == [Decimal("16470.00"), Decimal("38550.00"), Decimal("3350.00")]
+    assert {p.name: p.used for p in await PrepaidService.filter(organization_id__in=[north.id, granite.id])} == {
+        "Консультации по 1С": Decimal("4.00"), "Выезд специалиста": Decimal("1.00")}
+    assert await Document.filter(organization_id=north.id).count() == 4
+    generated = await Document.get(organization_id=north.id, number="АКТ-000544")
+    assert generated.amount == Decimal("8940.00")
