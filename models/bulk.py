@@ -2,8 +2,11 @@
 
 `Model.bulk_create` builds every row as a model first (~40 µs a row in Tortoise's `__init__`) and
 sends them by `executemany`; an import of 100,000 ledger entries spends most of its time there.
-`insert_rows` takes plain mappings, encodes each value with the field's own encoder (as Tortoise
-does, so the database at hand reads them back alike) and sends multi-row INSERTs.
+`insert_rows` takes plain mappings and encodes each value with the field's own encoder (as Tortoise
+does, so the database at hand reads them back alike). On PostgreSQL the rows go as one array per
+column (`INSERT … SELECT * FROM unnest($1::uuid[], …)`): a statement of a dozen parameters, prepared
+once and cached by asyncpg, where a multi-row VALUES of thousands of parameters is parsed and
+planned anew every time (asyncpg does not cache statements that long). SQLite gets multi-row VALUES.
 """
 
 from __future__ import annotations
@@ -44,8 +47,18 @@ async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> 
     columns = ",".join(f'"{meta.fields_db_projection[name]}"' for name in attributes)
     client = meta.db
     postgres = client.capabilities.dialect == "postgres"
-    per_statement = max(1, min(1000, MAX_PARAMETERS // len(attributes)))
     makers = list(fill.values())
+    if postgres:
+        arrays: list[list[Any]] = [[] for _ in attributes]
+        for row in rows:
+            values = [row[name] for name in names] + [make() for make in makers]
+            for array, encode, value in zip(arrays, encoders, values):
+                array.append(encode(value, None))
+        types = [field.get_for_dialect("postgres", "SQL_TYPE") for field in fields]
+        unnest = ",".join(f"${i + 1}::{sql_type}[]" for i, sql_type in enumerate(types))
+        await client.execute_query(f'INSERT INTO "{meta.db_table}" ({columns}) SELECT * FROM unnest({unnest})', arrays)
+        return
+    per_statement = max(1, min(1000, MAX_PARAMETERS // len(attributes)))
     for start in range(0, len(rows), per_statement):
         chunk = rows[start:start + per_statement]
         params: list[Any] = []
@@ -53,9 +66,5 @@ async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> 
         for row in chunk:
             values = [row[name] for name in names] + [make() for make in makers]
             params += [encode(value, None) for encode, value in zip(encoders, values)]
-            if postgres:
-                base = len(params) - len(values)
-                groups.append("(" + ",".join(f"${base + i + 1}" for i in range(len(values))) + ")")
-            else:
-                groups.append("(" + ",".join("?" * len(values)) + ")")
+            groups.append("(" + ",".join("?" * len(values)) + ")")
         await client.execute_query(f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {",".join(groups)}', params)

@@ -40,6 +40,16 @@ KOPECK = Decimal("0.01")
 SCOPE = "billing:write"
 
 
+async def _plan_each_statement() -> None:
+    """PostgreSQL: plan this transaction's statements for their values. asyncpg prepares each
+    statement once per connection, and after five runs PostgreSQL may keep a generic plan made while
+    the table was small: the lookup of a batch's external ids then scans the whole ledger (a batch
+    of 250 took 0.4 s instead of 2 ms once it held 20,000 entries)."""
+    client = BalanceTransaction._meta.db
+    if client.capabilities.dialect == "postgres":
+        await client.execute_script("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 def _external_id(record: Record) -> str:
     if record.external_id is None:
         raise RecordRefused("external_id", "Every record needs the provider's own id (external_id).")
@@ -83,6 +93,7 @@ class _Batch:
 
     @classmethod
     async def read(cls, model: type, records: Sequence[Record]) -> _Batch:
+        await _plan_each_statement()
         ids = list({r.external_id for r in records if r.external_id})
         return cls(model, {row.external_id: row for row in await model.filter(external_id__in=ids)} if ids else {})
 
@@ -121,6 +132,7 @@ LEDGER_FIELDS = {  # the entry's attribute → the record's field that sets it
 )
 async def upsert_ledger_entries(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     name = "ledger_entry"
+    await _plan_each_statement()
     results: list[LineResult | None] = [None] * len(records)
     referenced = await organizations_referenced(records)
     documents = await _documents_referenced(_references(records, "document"))
@@ -202,14 +214,21 @@ async def _append_entries(new: list[tuple[int, str, dict[str, Any]]]) -> None:
         entries = sorted(by_organization[organization_id], key=lambda item: (item[2]["occurred_at"], item[0]))
         last = latest.get(organization_id)
         if last is None or entries[0][2]["occurred_at"] >= _aware(last.occurred_at):
-            seq, balance = (last.seq, Decimal(last.balance_after)) if last else (0, Decimal("0.00"))
-            for _, external_id, values in entries:
-                seq += 1
-                balance += values["amount"]
-                rows.append({"external_id": external_id, "seq": seq, "balance_after": balance, **values})
+            rows += _appended(entries, last)
         else:
             rows += await _merge_entries(organization_id, entries)
     await insert_rows(BalanceTransaction, rows)
+
+
+def _appended(entries: list[tuple[int, str, dict[str, Any]]], last: BalanceTransaction | None) -> list[dict[str, Any]]:
+    """The rows of `entries` (in order) after `last`: the next places, the running balance."""
+    seq, balance = (last.seq, Decimal(last.balance_after)) if last else (0, Decimal("0.00"))
+    rows = []
+    for _, external_id, values in entries:
+        seq += 1
+        balance += values["amount"]
+        rows.append({"external_id": external_id, "seq": seq, "balance_after": balance, **values})
+    return rows
 
 
 async def _latest_entries(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, BalanceTransaction]:
@@ -235,6 +254,8 @@ async def _merge_entries(organization_id: uuid.UUID, entries: list[tuple[int, st
     Returns the new rows to insert."""
     oldest = entries[0][2]["occurred_at"]
     first = await BalanceTransaction.filter(organization_id=organization_id, occurred_at__gt=oldest).order_by("seq").first()
+    if first is None:  # nothing is later after all (times stored coarser than sent): appended
+        return _appended(entries, await BalanceTransaction.filter(organization_id=organization_id).order_by("-seq").first())
     later = await BalanceTransaction.filter(organization_id=organization_id, seq__gte=first.seq).order_by("seq")
     start, balance = first.seq, Decimal(first.balance_after) - Decimal(first.amount)
     merged: list[tuple[tuple, Any]] = [((_aware(row.occurred_at), 0, row.seq), row) for row in later]
