@@ -15,9 +15,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tortoise import timezone
 from tortoise.models import Model
-
-from kabinet.clock import utcnow
 
 MAX_PARAMETERS = 30_000  # below PostgreSQL's 32,767 and SQLite's 32,766 per statement
 
@@ -33,7 +32,7 @@ async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> 
     fill = {}
     if meta.pk_attr not in names:
         fill[meta.pk_attr] = lambda: uuid.uuid4()
-    now = utcnow()
+    now = timezone.now()  # as Tortoise fills auto_now_add
     if "created_at" in meta.fields_db_projection and "created_at" not in names:
         fill["created_at"] = lambda: now
     for name, column in meta.fields_db_projection.items():
