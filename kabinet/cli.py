@@ -206,7 +206,11 @@ def import_(file: Path, entity: str | None, batch: int, report: Path | None, aga
         try:
             if broadcast is not None:
                 await broadcast.connect()
-            actor = ProviderActor(kind="CLI", name=getpass.getuser(), scopes=frozenset(SCOPES))
+            try:
+                operator = getpass.getuser()
+            except (KeyError, OSError):  # a container's user without a name
+                operator = "cli"
+            actor = ProviderActor(kind="CLI", name=operator, scopes=frozenset(SCOPES))
             return await import_file(file, actor, entity=entity, batch=batch, report=report, progress=progress,
                                      broadcast=broadcast, again=again)
         finally:

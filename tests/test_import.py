@@ -142,14 +142,17 @@ async def test_a_stopped_import_resumes_after_the_last_committed_batch(tmp_path,
 async def test_a_ledger_for_organizations_kabinet_lacks_is_refused_line_by_line(tmp_path):
     path = tmp_path / "ledger_entries.csv"
     path.write_bytes(csv_bytes(
-        "external_id;organization_inn;kind;amount;occurred_at",
-        *(f"{uid('le')};9999999999;TOP_UP;10,00;01.04.2026" for _ in range(3)),
+        "external_id;organization;organization_inn;kind;amount;occurred_at",
+        *(f"{uid('le')};{uid('org')};;TOP_UP;10,00;01.04.2026" for _ in range(3)),
+        f"{uid('le')};;9999999999;TOP_UP;10,00;01.04.2026",
     ))
     summary = await import_file(path, actor())
-    assert summary.refused == 3
+    assert (summary.refused, summary.created) == (4, 0)
     rows = report_of(path.with_name(path.name + ".report.ndjson"))
-    assert [(r["line"], r["field"]) for r in rows] == [(1, "organization_inn"), (2, "organization_inn"), (3, "organization_inn")]
-    assert "No organization with INN 9999999999" in rows[0]["reason"]
+    assert [(r["line"], r["field"]) for r in rows] == [
+        (1, "organization"), (2, "organization"), (3, "organization"), (4, "organization_inn")]
+    assert rows[0]["reason"].startswith("No organization with external_id") and "send the organization first" in rows[0]["reason"]
+    assert "No organization with INN 9999999999" in rows[3]["reason"]
 
 
 async def test_a_document_file_path_is_read_beside_the_import_file(tmp_path):
