@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -321,6 +322,68 @@ def token_revoke(name: str) -> None:
 
     account = _on_the_database(lambda: service_accounts.revoke(name, by=_operator()))
     click.echo(f"kabinet: {account.name} revoked")
+
+
+# ---------------------------------------------------------------- the provider's data from files
+
+@main.command("import", help=(
+    "Import the provider's records of one entity from FILE (.ndjson/.jsonl, or .csv as 1C exports it: UTF-8 "
+    "with or without BOM, ';' or ',' between fields, decimal commas). The entity is --entity or the file's "
+    "name (ledger_entries.csv → ledger_entry). Every line's result goes to the report (NDJSON); an import "
+    "stopped midway resumes after the last batch committed; a file imported to the end is not applied again "
+    "(--again applies it anew: what is there already comes out unchanged). Exit 1 when a line was refused."))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--entity", default=None, help="The entity of the records (default: from the file name).")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Records per transaction.")
+@click.option("--report", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Per-line report (default: FILE.report.ndjson).")
+@click.option("--again", is_flag=True, help="Apply a file imported to the end before once more.")
+def import_(file: Path, entity: str | None, batch: int, report: Path | None, again: bool) -> None:
+    import getpass
+
+    from kabinet import db
+    from kabinet.pubsub import create_broadcast
+    from resolvers.provider.imports import ImportRefused, import_file
+    from resolvers.provider.records import SCOPES, EntityRefused, ProviderActor
+
+    bar: list = []
+
+    def progress(done: int, total: int) -> None:
+        if not bar:
+            bar.append(click.progressbar(length=total, label=f"importing {file.name}", file=sys.stderr))
+            bar[0].__enter__()
+        bar[0].update(done)
+
+    async def run():
+        settings = Settings()
+        await db.connect(settings)
+        broadcast = None if settings.broker_url.startswith("memory") else create_broadcast(settings.broker_url)
+        try:
+            if broadcast is not None:
+                await broadcast.connect()
+            try:
+                operator = getpass.getuser()
+            except (KeyError, OSError):  # a container's user without a name
+                operator = "cli"
+            actor = ProviderActor(kind="CLI", name=operator, scopes=frozenset(SCOPES))
+            return await import_file(file, actor, entity=entity, batch=batch, report=report, progress=progress,
+                                     broadcast=broadcast, again=again)
+        finally:
+            if bar:
+                bar[0].__exit__(None, None, None)
+            if broadcast is not None:
+                await broadcast.disconnect()
+            await db.disconnect()
+
+    try:
+        summary = asyncio.run(run())
+    except (ImportRefused, EntityRefused) as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(summary.line())
+    if summary.already_done:
+        click.echo("kabinet: this file was imported to the end before; nothing applied (--again to apply it anew)", err=True)
+    else:
+        click.echo(f"kabinet: report in {summary.report}", err=True)
+    sys.exit(1 if summary.refused else 0)
 
 
 if __name__ == "__main__":

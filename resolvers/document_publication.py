@@ -1,9 +1,11 @@
 """Publishing accounting documents: which documents a month gets, and the one way a document is published.
 
 `publish_document` is the only writer of a document (its row and its PDF file), in the caller's
-transaction: the monthly publisher (`publish_month`, `publish_due`, looped by workers/documents.py)
-and the demo data (kabinet/demo.py) both call it. No event and no audit entry: a document stays out
-of sight until its `visible_from`, and the audit log is read by clients.
+transaction: the monthly publisher (`publish_month`, `publish_due`, looped by workers/documents.py),
+the provider's documents (resolvers/provider/billing.py) and the demo data (kabinet/demo.py) all
+call it; `revise_document` is the one way a published document changes (the provider corrects it).
+No event and no audit entry here: a document stays out of sight until its `visible_from`, and the
+audit log is read by clients (the provider's upserts announce their own change of `documents`).
 
 Monthly: for each organization with charges in a month, an invoice and an act summing them,
 numbered, dated and rendered by resolvers/documents.py. Idempotent: a document that exists (same
@@ -47,18 +49,71 @@ def render(
 
 async def publish_document(
     organization_id: uuid.UUID, kind: DocumentKind, number: str, issued_on: date, period: str | None,
-    total: Decimal, content: bytes, currency: str = CURRENCY,
+    total: Decimal, content: bytes, currency: str = CURRENCY, *,
+    visible_from: date | None = None, external_id: str | None = None,
 ) -> Document:
-    """A document is published: its row, visible from the day the publication rule says, and its PDF
-    (`render`). In the caller's transaction; IntegrityError when the same number exists already."""
+    """A document is published: its row, visible from the day the publication rule says (unless the
+    provider names the day), and its PDF (`render`, or the provider's own). In the caller's
+    transaction; IntegrityError when the same number exists already."""
     document = await Document.create(
         organization_id=organization_id, kind=kind, number=number, issued_on=issued_on, period=period,
-        amount=total, currency=currency, visible_from=document_visible_from(kind, period, issued_on),
+        amount=total, currency=currency, external_id=external_id,
+        visible_from=visible_from or document_visible_from(kind, period, issued_on),
     )
     await DocumentFile.create(
         document=document, filename=document_filename(kind, number), content_type="application/pdf", content=content,
     )
     return document
+
+
+async def revise_document(document: Document, values: dict, content: bytes | None) -> bool:
+    """The provider corrected a published document: the row's `values` that differ and, when `content`
+    differs from the stored PDF, the file. In the caller's transaction; True when anything changed.
+    (IntegrityError when the new number is another document's.)"""
+    changed = [name for name, value in values.items() if getattr(document, name) != value]
+    for name in changed:
+        setattr(document, name, values[name])
+    if changed:
+        await document.save(update_fields=changed)
+    stored = await DocumentFile.get_or_none(document_id=document.id)
+    filename = document_filename(document.kind, document.number)
+    if stored is None:
+        if content is not None:
+            await DocumentFile.create(document_id=document.id, filename=filename, content_type="application/pdf", content=content)
+            return True
+        return bool(changed)
+    file_changes = {}
+    if content is not None and bytes(stored.content) != content:
+        file_changes["content"] = content
+    if stored.filename != filename:
+        file_changes["filename"] = filename
+    for name, value in file_changes.items():
+        setattr(stored, name, value)
+    if file_changes:
+        await stored.save(update_fields=list(file_changes))
+    return bool(changed or "content" in file_changes)
+
+
+async def charge_lines(
+    pairs: list[tuple[uuid.UUID, str]],
+) -> dict[tuple[uuid.UUID, str], tuple[list[tuple[str, Decimal, Decimal]], Decimal]]:
+    """What a document of an organization and period lists: one line per charge (description,
+    quantity, unit price) and their total, for each (organization, period) of `pairs`, in one query.
+    Pairs without charges are left out."""
+    if not pairs:
+        return {}
+    charges = await Charge.filter(
+        organization_id__in=list({o for o, _ in pairs}), period__in=list({p for _, p in pairs})
+    ).order_by("created_at", "kind", "description")
+    wanted = set(pairs)
+    out: dict[tuple[uuid.UUID, str], tuple[list, Decimal]] = {}
+    for c in charges:
+        key = (c.organization_id, c.period)
+        if key in wanted:
+            lines, total = out.get(key, ([], Decimal("0")))
+            lines.append((c.description, Decimal(c.quantity), Decimal(c.unit_price)))
+            out[key] = (lines, total + Decimal(c.amount))
+    return {key: (lines, total.quantize(Decimal("0.01"), ROUND_HALF_UP)) for key, (lines, total) in out.items()}
 
 
 async def publish_month(period: str, today: date) -> list[Document]:
@@ -96,9 +151,7 @@ async def _publish_organization(
     organization_id: uuid.UUID, period: str, issued_on: date, kinds: list[DocumentKind]
 ) -> list[Document]:
     organization = await Organization.get(id=organization_id)
-    charges = await Charge.filter(organization_id=organization_id, period=period).order_by("created_at", "kind", "description")
-    total = sum((Decimal(c.amount) for c in charges), Decimal("0")).quantize(Decimal("0.01"), ROUND_HALF_UP)
-    lines = [(c.description, Decimal(c.quantity), Decimal(c.unit_price)) for c in charges]
+    lines, total = (await charge_lines([(organization_id, period)])).get((organization_id, period), ([], Decimal("0.00")))
     created = []
     for kind in kinds:
         number = document_number(kind, period, organization.code)

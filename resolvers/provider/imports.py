@@ -1,0 +1,211 @@
+"""`kabinet import FILE`: a file of one entity's records (NDJSON, or CSV as 1C exports it) applied in
+batches through the entity's upsert, answered line by line, resumable and safe to run twice.
+
+An import is an `ImportRun` keyed by the entity and the sha256 of the file's bytes. Each batch is
+applied in one transaction that also advances the run's `lines_done`: an import stopped in the
+middle (killed, a lost connection) resumes after the last batch that committed. A file imported to
+the end is not applied again: running it again reports the earlier run's counts (`again=True`
+applies every line anew; the upserts answer UNCHANGED for what is there already).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from kabinet.clock import utcnow
+from models.provider import ImportRun, ProviderAction
+from resolvers.provider.records import ENTITIES, LineResult, Outcome, ProviderActor, Record, kind_of
+
+FORMATS = (".ndjson", ".jsonl", ".csv")
+
+
+@dataclass
+class ImportedRecord(Record):
+    """A record read from a file: a document's `file_path` is read relative to `source_dir` (the
+    HTTP API has no such folder, so it takes `file_base64` only)."""
+
+    source_dir: Path | None = None
+
+
+@dataclass
+class ImportSummary:
+    entity: str
+    file_name: str
+    lines: int = 0  # records in the file
+    resumed_at: int = 0  # records done by an earlier, stopped run of the same file
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    already_done: bool = False  # the file was imported to the end before: nothing applied
+    report: Path | None = None
+
+    def line(self) -> str:
+        head = f"{self.entity} from {self.file_name}: {self.lines} lines"
+        if self.already_done:
+            head += " already imported"
+        elif self.resumed_at:
+            head += f" (resumed after line {self.resumed_at})"
+        return (f"{head}: {self.created} created, {self.updated} updated, "
+                f"{self.unchanged} unchanged, {self.refused} refused")
+
+
+class ImportRefused(Exception):
+    """The file cannot be imported at all (unknown format or entity): nothing was applied."""
+
+
+def entity_of_file(path: Path) -> str:
+    """`ledger_entries.csv`, `ledger_entry.ndjson` → "ledger_entry"."""
+    stem = path.name.lower().rsplit(".", 1)[0].replace("-", "_")
+    candidates = [stem]
+    if stem.endswith("ies"):
+        candidates.append(stem[:-3] + "y")
+    if stem.endswith("es"):
+        candidates.append(stem[:-2])
+    if stem.endswith("s"):
+        candidates.append(stem[:-1])
+    for candidate in candidates:
+        if candidate in ENTITIES:
+            return candidate
+    raise ImportRefused(f"Cannot tell the entity from the file name {path.name!r}: name it with --entity "
+                       f"({', '.join(sorted(ENTITIES))}).")
+
+
+def read_records(path: Path, content: bytes | None = None) -> Iterator[Record | LineResult]:
+    """The file's records in order; a line that is not a record at all is a refusal already. NDJSON:
+    `line` is the line of the file; CSV: the data row (the header not counted)."""
+    content = path.read_bytes() if content is None else content
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ImportRefused(f"Unknown format {path.suffix!r}: .ndjson, .jsonl or .csv.")
+    try:
+        text = content.decode("utf-8-sig")  # a BOM, as 1C writes it, or none
+    except UnicodeDecodeError as error:
+        raise ImportRefused(f"Not UTF-8 (at byte {error.start}): export the file in UTF-8.") from None
+    folder = path.parent
+    if suffix == ".csv":
+        yield from _csv_records(text, folder)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values = orjson.loads(line)  # a number's float prints back as written (1234.56): decimal() reads str(value)
+        except orjson.JSONDecodeError as error:
+            yield LineResult(number, "", None, Outcome.REFUSED, None, f"Not JSON: {error}.")
+            continue
+        if not isinstance(values, dict):
+            yield LineResult(number, "", None, Outcome.REFUSED, None, "Not a JSON object.")
+            continue
+        yield ImportedRecord(number, values, folder)
+
+
+def _csv_records(text: str, folder: Path) -> Iterator[Record | LineResult]:
+    """UTF-8 (a BOM allowed), `;` (as 1C writes it) or `,` between fields, the header row naming
+    them; an empty cell is an absent field. Decimal commas are read by the field readers."""
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") >= first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        return
+    names = [name.strip().lower() for name in header]
+    row_number = 0
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        row_number += 1
+        if len(row) > len(names):
+            yield LineResult(row_number, "", None, Outcome.REFUSED, None,
+                             f"{len(row)} fields, the header names {len(names)}.")
+            continue
+        yield ImportedRecord(row_number, {n: v for n, v in zip(names, row) if n and v.strip() != ""}, folder)
+
+
+async def import_file(
+    path: Path, actor: ProviderActor, *, entity: str | None = None, batch: int = 1000,
+    report: Path | None = None, progress: Callable[[int, int], None] | None = None, broadcast: Any = None,
+    again: bool = False,
+) -> ImportSummary:
+    """Import `path` as records of `entity` (by default: the file's name says), `batch` records per
+    transaction; every LineResult goes to `report` (NDJSON) and `progress(n, total)` hears of each n lines done."""
+    path = Path(path)
+    name = entity or entity_of_file(path)
+    kind_of(actor, name)  # unknown entity, or a scope the actor lacks: refused before anything
+    content = path.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    items = list(read_records(path, content))
+    run, _ = await ImportRun.get_or_create(entity=name, file_digest=digest, defaults={"file_name": path.name[:300]})
+    summary = ImportSummary(name, path.name, len(items))
+    if run.finished_at is not None and not again:
+        summary.already_done = True
+        summary.created, summary.updated, summary.unchanged, summary.refused = run.created, run.updated, run.unchanged, run.refused
+        if progress:
+            progress(len(items), len(items))
+        return summary
+    if run.finished_at is not None:  # again: a new pass over every line
+        await ImportRun.filter(id=run.id).update(lines_done=0, created=0, updated=0, unchanged=0, refused=0, finished_at=None)
+        run.lines_done = 0
+    summary.resumed_at = run.lines_done
+    if progress and run.lines_done:
+        progress(run.lines_done, len(items))
+    report = summary.report = Path(report) if report else path.with_name(path.name + ".report.ndjson")
+    with open(report, "a" if run.lines_done else "w", encoding="utf-8") as out:
+        for start in range(run.lines_done, len(items), max(1, batch)):
+            chunk = items[start:start + max(1, batch)]
+            results = await _apply_batch(actor, name, run, chunk, broadcast)
+            for result in results:
+                out.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+                setattr(summary, result.outcome.value, getattr(summary, result.outcome.value) + 1)
+            out.flush()
+            if progress:
+                progress(len(chunk), len(items))
+    totals = await ImportRun.get(id=run.id)
+    summary.created, summary.updated, summary.unchanged, summary.refused = totals.created, totals.updated, totals.unchanged, totals.refused
+    async with in_transaction():
+        await ImportRun.filter(id=run.id).update(finished_at=utcnow())
+        await ProviderAction.create(
+            actor_kind=actor.kind, actor=actor.name, action="import", target=f"{name}:{path.name}"[:200],
+            details={"file_digest": digest, "lines": len(items), "created": totals.created, "updated": totals.updated,
+                     "unchanged": totals.unchanged, "refused": totals.refused},
+        )
+    return summary
+
+
+async def _apply_batch(
+    actor: ProviderActor, name: str, run: ImportRun, chunk: list[Record | LineResult], broadcast: Any
+) -> list[LineResult]:
+    """One batch in one transaction with the run's progress: both commit, or neither."""
+    kind = kind_of(actor, name)
+    records = [item for item in chunk if isinstance(item, Record)]
+    async with in_transaction():
+        applied = iter(await kind.upsert(actor, records) if records else [])
+        await actor.record_changes()
+        results = [next(applied) if isinstance(item, Record) else _named(item, name) for item in chunk]
+        counts = {outcome.value: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
+        await ImportRun.filter(id=run.id).update(
+            lines_done=F("lines_done") + len(chunk), **{key: F(key) + value for key, value in counts.items()}
+        )
+    if broadcast is not None:
+        await actor.announcements.announce(broadcast)
+    else:
+        actor.announcements.latest.clear()  # the hubs' polling finds the events
+    run.lines_done += len(chunk)
+    return results
+
+
+def _named(result: LineResult, name: str) -> LineResult:
+    result.entity = name
+    return result
