@@ -117,7 +117,9 @@ async def charge_lines(
 
 
 async def publish_month(period: str, today: date) -> list[Document]:
-    """Create the month's missing invoices and acts, one of each per organization with charges in it.
+    """Create the month's missing invoices and acts, one of each per organization with charges in it,
+    unless the provider's records sent that organization's documents for the month (then they are
+    its accounting's to issue, and kabinet adds none).
 
     Each sums the organization's charges of the month (one line per charge) and gets its PDF. A month
     that is not over on `today` is left alone (its charges are not final). Returns the documents
@@ -131,10 +133,12 @@ async def publish_month(period: str, today: date) -> list[Document]:
         return []
     existing = await Document.filter(
         period=period, kind__in=[DocumentKind.INVOICE, DocumentKind.ACT], organization_id__in=list(with_charges)
-    ).values_list("organization_id", "kind")
-    have = {(organization_id, DocumentKind(kind)) for organization_id, kind in existing}
+    ).values_list("organization_id", "kind", "external_id")
+    have = {(organization_id, DocumentKind(kind)) for organization_id, kind, _ in existing}
+    # The provider's accounting issues this organization's documents for the month: it alone does.
+    from_the_provider = {organization_id for organization_id, _, external_id in existing if external_id}
     created = []
-    for organization_id in sorted(with_charges, key=str):
+    for organization_id in sorted(with_charges - from_the_provider, key=str):
         kinds = [k for k in (DocumentKind.INVOICE, DocumentKind.ACT) if (organization_id, k) not in have]
         if not kinds:
             continue
