@@ -3,6 +3,7 @@ viewer through their own role's rules, one message per committed batch."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from decimal import Decimal
 
@@ -59,6 +60,12 @@ async def test_each_role_follows_the_providers_change_through_its_own_rules(gql,
             await socket.subscribe(DATA_SUBSCRIPTION, {"org": org_gid})
             sockets[role] = socket
 
+        # No first message tells that a subscription is live: wait until the hub follows all three.
+        hub = app.state.event_hub
+        for _ in range(200):
+            if org.id in hub.feeds and len(hub.feeds[org.id].subscribers) >= 3:
+                break
+            await asyncio.sleep(0.05)
         actor = ProviderActor("SERVICE", "1С:Бухгалтерия", frozenset(SCOPES))
         results = await records.apply(
             actor, top_up_entity,
