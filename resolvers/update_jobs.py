@@ -172,6 +172,11 @@ async def credentials_for(settings: Settings, database_id: uuid.UUID) -> dict[st
 # ---------------------------------------------------------------------------------------- steps
 
 
+async def renew(claim: Claim, lease_until: dt.datetime) -> bool:
+    """The executor's heartbeat: False when the claim is lost."""
+    return await update_runs.renew_lease(claim, lease_until)
+
+
 async def lock(actor: Actor, claim: Claim, database_id: uuid.UUID) -> None:
     """The database admits no new session while the run holds it (database_locks.refusal_of)."""
     await update_runs.hold_database(claim, database_id, True)
@@ -262,6 +267,14 @@ async def attempt_failed(actor: Actor, claim: Claim, reason: str, now: dt.dateti
         f"Попытка {attempts} из {policy.max_attempts} не удалась: {reason}. Будет повторена.",
         now + policy.retry_delay,
     )
+
+
+async def ended_by(claim: Claim) -> UpdateRun | None:
+    """The run, when this claim's attempt already ended it (SUCCEEDED or FAILED): a result reported twice."""
+    return await UpdateRun.filter(
+        id=claim.run_id, lease_owner=claim.owner, attempts=claim.attempts,
+        status__in=[UpdateRunStatus.SUCCEEDED, UpdateRunStatus.FAILED],
+    ).first()
 
 
 async def expired_leases(
