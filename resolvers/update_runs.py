@@ -3,12 +3,13 @@
 QUARANTINE (after a release) or SCHEDULED → RUNNING (claimed by a worker under a lease) → progress →
 SUCCEEDED or FAILED, or SCHEDULED again to retry; a planned run may be CANCELLED or SKIPPED instead.
 Each function writes the row and records the run's updateRuns event through the actor, in the
-caller's transaction: a mutation's RequestContext announces it on commit, a worker's SystemActor
-when the worker announces after its commit. Schedules (resolvers/update_schedules.py), releases
-(resolvers/releases.py) and the update worker (workers/updates.py) decide *when*; this says *how*.
+caller's transaction: a mutation's RequestContext announces it on commit, a worker's (or the cluster
+agent API's) SystemActor when it announces after its commit. Schedules (resolvers/update_schedules.py),
+releases (resolvers/releases.py) and the executors — the update worker and the cluster agent, through
+resolvers/update_jobs.py — decide *when*; this says *how*.
 
-A worker's writes are fenced by its `Claim`: (status RUNNING, lease owner, attempts) as claimed.
-`attempts` is the fencing token, so a worker that lost its lease changes nothing (`LeaseLost`).
+An executor's writes are fenced by its `Claim`: (status RUNNING, lease owner, attempts) as claimed.
+`attempts` is the fencing token, so an executor that lost its lease changes nothing (`LeaseLost`).
 """
 
 from __future__ import annotations
