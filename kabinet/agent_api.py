@@ -1,4 +1,5 @@
-"""The cluster agent API: a real 1C cluster's agent reports sessions and carries out terminations.
+"""The cluster agent API: a real 1C cluster's agent reports sessions, carries out terminations and
+update runs.
 
 An agent authenticates with `Authorization: Bearer <token>`, where the token's sha256 is one of
 KABINET_CLUSTER_AGENT_TOKENS (`kabinet agent token` makes a pair). JSON in and out; a refusal is
@@ -21,6 +22,20 @@ event), announced once committed, exactly as the simulated cluster does (workers
 A session reported beyond the organization's limit, or into a locked database, is recorded REFUSED
 (with its reason, a REFUSED event) and answered 409 `{"error": {"code": "REFUSED", …}, "session": …}`:
 the agent ends it in the cluster (`rac session terminate`).
+
+Update runs (agent mode; the run's lifecycle is resolvers/update_jobs.py's, shared with the worker):
+
+    POST /cluster/updates/claim               take a due run under a lease: its target, database and, for
+                                              this run only, the database's 1C credentials ({"run": null}: none due)
+    POST /cluster/updates/{id}/heartbeat      the lease extended                     (409 LEASE_LOST: stop)
+    POST /cluster/updates/{id}/step           warn_users, lock, end_sessions, update, unlock, with progress
+                                              and a message: each an updateRuns event (409 CONFLICT: out of order)
+    POST /cluster/updates/{id}/result         succeeded (the installed version) or failed (a reason: retried,
+                                              then FAILED)
+
+Every call after the claim names the claim: `agentId` (the lease owner) and `attempt` (the fencing
+token); once the lease ran out and the run was taken back or over, it is 409 LEASE_LOST and changes
+nothing. Credentials are in the claim's answer only, and never logged.
 """
 
 from __future__ import annotations
@@ -46,7 +61,10 @@ from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization
-from resolvers import cluster_limits, sessions
+from models.updates import UpdateRun
+from resolvers import cluster_limits, sessions, update_jobs
+from resolvers.update_jobs import STEPS, Job, Policy, StepRefused
+from resolvers.update_runs import Claim, LeaseLost
 from kabinet.ids import pk_of, to_global_id
 
 log = logging.getLogger("kabinet.agent")
@@ -93,6 +111,11 @@ def agent_endpoint(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Re
             status, body = await handler(request)
         except AgentError as error:
             return error.response()
+        except LeaseLost:
+            return AgentError(
+                409, "LEASE_LOST", "This run is no longer yours: its lease ran out and it was taken back or over. "
+                "Stop working on it.", "attempt",
+            ).response()
         return JSONResponse(body, status_code=status)
 
     return endpoint
@@ -344,10 +367,182 @@ async def _report(request: Request, transition: Transition, session: Session, en
     return changed
 
 
+# ---------------------------------------------------------------------------------- update runs
+
+MAX_MESSAGE = 500
+
+
+def _policy(request: Request) -> Policy:
+    return Policy.of(request.app.state.settings)
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def run_json(run: UpdateRun) -> dict[str, Any]:
+    """A run as the agent sees it (never its credentials: those are the claim's alone)."""
+    return {
+        "id": to_global_id("UpdateRun", run.id), "databaseId": to_global_id("Database", run.database_id),
+        "status": run.status.value, "attempt": run.attempts, "targetVersion": run.target_version,
+        "progress": run.progress, "message": run.message, "scheduledFor": _iso(run.scheduled_for),
+        "startedAt": _iso(run.started_at), "finishedAt": _iso(run.finished_at), "leaseExpiresAt": _iso(run.lease_expires_at),
+    }
+
+
+def _termination_json(session: Session, organization_code: str | None) -> dict[str, Any]:
+    return {
+        "sessionId": to_global_id("Session", session.id), "clusterSessionId": session.cluster_session_id,
+        "databaseId": to_global_id("Database", session.database_id) if session.database_id else None,
+        "organizationCode": organization_code, "userName": session.user_name, "status": session.status.value,
+    }
+
+
+def _agent_id(body: dict[str, Any]) -> str:
+    return _text(body, "agentId", 80)
+
+
+async def _claim_of(request: Request, body: dict[str, Any]) -> Claim:
+    """The claim a call names: the run in the path, `agentId` and `attempt` (the fencing token)."""
+    agent_id = _agent_id(body)
+    attempt = body.get("attempt")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise _invalid("attempt", "`attempt` is required: the attempt number the claim answered.")
+    pk = pk_of(request.path_params["run_id"], "UpdateRun")
+    if pk is None or not await UpdateRun.exists(id=pk):
+        raise AgentError(404, "NOT_FOUND", "No such update run.", "runId")
+    return Claim(pk, update_jobs.agent_owner(agent_id), attempt)
+
+
+def _claim_json(job: Job, organization_code: str | None, credentials: dict[str, str] | None, lease_seconds: float) -> dict:
+    database, release = job.database, job.release
+    return {
+        **run_json(job.run),
+        "leaseSeconds": lease_seconds,
+        "steps": list(STEPS),
+        "database": {
+            "id": to_global_id("Database", database.id), "externalId": database.external_id, "name": database.name,
+            "organizationCode": organization_code, "configuration": database.configuration, "version": database.version,
+        },
+        "release": {
+            "id": to_global_id("Release", release.id), "configuration": release.configuration, "version": release.version,
+            "publishedAt": _iso(release.published_at),
+        } if release else None,
+        "credentials": credentials,
+    }
+
+
+@agent_endpoint
+async def update_claim(request: Request) -> tuple[int, dict[str, Any]]:
+    """The agent takes a due run under a lease (one at a time, never one another executor holds); a run with
+    nothing newer to install is SUCCEEDED on the way. `{"run": null}` when none is due."""
+    settings = request.app.state.settings
+    if settings.cluster_mode != "agent":
+        raise AgentError(409, "CONFLICT", "Update runs are carried out by kabinet's simulated cluster here (KABINET_CLUSTER=simulated).")
+    body = await _body(request)
+    owner = update_jobs.agent_owner(_agent_id(body))
+    codes = body.get("organizationCodes")
+    if codes is not None and (not isinstance(codes, list) or not all(isinstance(c, str) for c in codes)):
+        raise _invalid("organizationCodes", "`organizationCodes` must be a list of organization codes.")
+    policy = Policy.of(settings)
+    for _ in range(update_jobs.MAX_NOTHING_TO_DO):
+        actor = SystemActor("cluster agent")
+        async with in_transaction():
+            runs = await update_jobs.claim_due(actor, owner, 1, utcnow(), policy, organization_codes=codes)
+        job = None
+        if runs:
+            try:
+                async with in_transaction():
+                    job = await update_jobs.prepare(actor, runs[0], utcnow(), policy, lock=False)
+            except LeaseLost:
+                job = None
+        await actor.announcements.announce(request.app.state.broadcast)
+        if not runs:
+            break
+        if job is not None:
+            # Read for this answer only: never stored elsewhere, never logged.
+            credentials = await update_jobs.credentials_for(settings, job.database.id)
+            log.info("update run %s claimed by %s (attempt %s)", job.run.id, owner, job.run.attempts)
+            code = await _code_of(job.database.organization_id)
+            return 200, {"run": _claim_json(job, code, credentials, settings.update_lease_seconds)}
+    return 200, {"run": None}
+
+
+@agent_endpoint
+async def update_heartbeat(request: Request) -> tuple[int, dict[str, Any]]:
+    """The lease extended by `update_lease_seconds`; 409 LEASE_LOST when it is not this claim's any more."""
+    claim = await _claim_of(request, await _body(request))
+    if not await update_jobs.renew(claim, utcnow() + _policy(request).lease):
+        raise LeaseLost
+    return 200, {"run": run_json(await UpdateRun.get(id=claim.run_id))}
+
+
+@agent_endpoint
+async def update_step(request: Request) -> tuple[int, dict[str, Any]]:
+    """One step of the run (its effect, message and progress, an updateRuns event); for `end_sessions`
+    the sessions still to end (end each in the cluster, report it done, repeat until none is left)."""
+    body = await _body(request)
+    claim = await _claim_of(request, body)
+    step = body.get("step")
+    if step not in STEPS:
+        raise _invalid("step", f"`step` must be one of {', '.join(STEPS)}.")
+    progress = body.get("progress", 0)
+    if not isinstance(progress, int) or isinstance(progress, bool) or not 0 <= progress <= 100:
+        raise _invalid("progress", "`progress` must be a whole number from 0 to 100.")
+    text = _text(body, "message", MAX_MESSAGE, required=False)
+    actor = SystemActor("cluster agent")
+    try:
+        async with in_transaction():
+            run, pending = await update_jobs.agent_step(actor, claim, step, progress, text, utcnow(), _policy(request))
+    except StepRefused as refused:
+        code = await _code_of((await UpdateRun.get(id=claim.run_id)).organization_id)
+        return 409, {
+            "error": {"code": "CONFLICT", "message": refused.message, "field": "step"},
+            "sessions": [_termination_json(s, code) for s in refused.pending],
+        }
+    await actor.announcements.announce(request.app.state.broadcast)
+    answer: dict[str, Any] = {"run": run_json(run)}
+    if step == "end_sessions":
+        code = await _code_of(run.organization_id)
+        answer["sessions"] = [_termination_json(s, code) for s in pending]
+    return 200, answer
+
+
+@agent_endpoint
+async def update_result(request: Request) -> tuple[int, dict[str, Any]]:
+    """The end of the agent's attempt: `succeeded` (the `version` installed: SUCCEEDED, the database on it)
+    or `failed` (a `reason`: SCHEDULED again after a pause, FAILED after the last attempt)."""
+    body = await _body(request)
+    claim = await _claim_of(request, body)
+    outcome = body.get("outcome")
+    actor = SystemActor("cluster agent")
+    ended = await update_jobs.ended_by(claim)
+    if ended is not None:  # a repeated report of this attempt's end (the answer was lost): nothing changes
+        return 200, {"run": run_json(ended), "changed": False}
+    if outcome == "succeeded":
+        version = _text(body, "version", 50)
+        text = _text(body, "message", MAX_MESSAGE, required=False) or f"Конфигурация обновлена до версии {version}."
+        async with in_transaction():
+            run = await update_jobs.finish(actor, claim, text, version, utcnow())
+    elif outcome == "failed":
+        reason = _text(body, "reason", 400)
+        async with in_transaction():
+            run = await update_jobs.attempt_failed(actor, claim, reason, utcnow(), _policy(request))
+    else:
+        raise _invalid("outcome", "`outcome` must be `succeeded` (with `version`) or `failed` (with `reason`).")
+    await actor.announcements.announce(request.app.state.broadcast)
+    log.info("update run %s: the agent reports %s, now %s", run.id, outcome, run.status.value)
+    return 200, {"run": run_json(run), "changed": True}
+
+
 routes = [
     Route("/cluster/sessions/started", session_started, methods=["POST"]),
     Route("/cluster/sessions/ended", session_ended, methods=["POST"]),
     Route("/cluster/terminations", terminations, methods=["GET"]),
     Route("/cluster/terminations/{session_id}/done", termination_done, methods=["POST"]),
     Route("/cluster/limits", limits, methods=["GET"]),
+    Route("/cluster/updates/claim", update_claim, methods=["POST"]),
+    Route("/cluster/updates/{run_id}/heartbeat", update_heartbeat, methods=["POST"]),
+    Route("/cluster/updates/{run_id}/step", update_step, methods=["POST"]),
+    Route("/cluster/updates/{run_id}/result", update_result, methods=["POST"]),
 ]

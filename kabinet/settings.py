@@ -131,7 +131,8 @@ class Settings(BaseSettings):
     )
     cluster: Literal["simulated", "agent"] | None = Field(
         None,
-        description="Who ends sessions: the in-process simulated cluster, or a real cluster agent over /cluster/… "
+        description="Who ends sessions and carries out update runs: the in-process simulated cluster, or a real "
+        "cluster agent over /cluster/… "
         "(default: agent when KABINET_CLUSTER_AGENT_TOKENS is set, else simulated).",
     )
     cluster_agent_tokens: str = Field(
@@ -142,8 +143,9 @@ class Settings(BaseSettings):
         20, description="ON_RELEASE updates planned for one moment at most (runs are spread over the 7 days after a release)."
     )
     update_lease_seconds: float = Field(
-        30.0, description="How long a worker holds a claimed update run; renewed every third of it while the run goes "
-        "on. A run whose worker died is taken over by another worker once its lease has run out."
+        30.0, description="How long a worker or cluster agent holds a claimed update run; renewed every third of it "
+        "while the run goes on. A run whose worker died is taken over by another worker once its lease has run out; "
+        "an agent's is taken back (SCHEDULED again)."
     )
     update_max_attempts: int = Field(
         3, description="Tries of one update run (a failure or a lost worker each count) before it is FAILED."
@@ -152,10 +154,6 @@ class Settings(BaseSettings):
     update_parallel_runs: int = Field(4, description="Update runs one worker process carries out at the same time.")
     update_step_seconds: float = Field(
         0.6, description="Simulated cluster: pause before each of an update's 5 progress steps (and to end a session)."
-    )
-    update_sessions_timeout_seconds: float = Field(
-        300.0, description="Agent mode: how long an update waits for the cluster agent to end the database's sessions "
-        "before the attempt fails (and is retried)."
     )
     update_journal: Path | None = Field(
         None, description="If set, one JSON line is appended to this file for every database update the workers ask "

@@ -3,12 +3,13 @@
 QUARANTINE (after a release) or SCHEDULED → RUNNING (claimed by a worker under a lease) → progress →
 SUCCEEDED or FAILED, or SCHEDULED again to retry; a planned run may be CANCELLED or SKIPPED instead.
 Each function writes the row and records the run's updateRuns event through the actor, in the
-caller's transaction: a mutation's RequestContext announces it on commit, a worker's SystemActor
-when the worker announces after its commit. Schedules (resolvers/update_schedules.py), releases
-(resolvers/releases.py) and the update worker (workers/updates.py) decide *when*; this says *how*.
+caller's transaction: a mutation's RequestContext announces it on commit, a worker's (or the cluster
+agent API's) SystemActor when it announces after its commit. Schedules (resolvers/update_schedules.py),
+releases (resolvers/releases.py) and the executors — the update worker and the cluster agent, through
+resolvers/update_jobs.py — decide *when*; this says *how*.
 
-A worker's writes are fenced by its `Claim`: (status RUNNING, lease owner, attempts) as claimed.
-`attempts` is the fencing token, so a worker that lost its lease changes nothing (`LeaseLost`).
+An executor's writes are fenced by its `Claim`: (status RUNNING, lease owner, attempts) as claimed.
+`attempts` is the fencing token, so an executor that lost its lease changes nothing (`LeaseLost`).
 """
 
 from __future__ import annotations
@@ -195,19 +196,36 @@ async def _lock_database(database_id: uuid.UUID) -> Database | None:
     return await Database.filter(id=database_id).select_for_update().first()
 
 
-async def begin(
-    actor: Actor, claim: Claim, database_id: uuid.UUID, target: str, release_id: uuid.UUID | None, lease_until: dt.datetime
-) -> None:
-    """The run starts installing `target` (of `release_id`): its database is locked against new sessions."""
-    await _lock_database(database_id)
+async def targeted(
+    actor: Actor, claim: Claim, target: str, release_id: uuid.UUID | None, lease_until: dt.datetime
+) -> UpdateRun:
+    """The claimed run installs `target` (of `release_id`), decided as it starts; its event when that changed."""
     before = await claim.fenced().first()
     if before is None or not await claim.fenced().update(
         target_version=target, release_id=release_id, lease_expires_at=lease_until
     ):
         raise LeaseLost
-    await Database.filter(id=database_id).update(locked_for_update=True)
+    run = await UpdateRun.get(id=claim.run_id)
     if before.target_version != target:
-        await _recorded(actor, [await UpdateRun.get(id=claim.run_id)])
+        await _recorded(actor, [run])
+    return run
+
+
+async def hold_database(claim: Claim, database_id: uuid.UUID, held: bool) -> None:
+    """While the claim holds: the run's database locked against new sessions (`held`) or admitting them again."""
+    await _lock_database(database_id)
+    if not await claim.fenced().exists():
+        raise LeaseLost
+    await Database.filter(id=database_id).update(locked_for_update=held)
+
+
+async def begin(
+    actor: Actor, claim: Claim, database_id: uuid.UUID, target: str, release_id: uuid.UUID | None, lease_until: dt.datetime
+) -> None:
+    """The run starts installing `target` (of `release_id`): its database is locked against new sessions."""
+    await _lock_database(database_id)
+    await targeted(actor, claim, target, release_id, lease_until)
+    await hold_database(claim, database_id, True)
 
 
 async def progressed(actor: Actor, claim: Claim, progress: int, lease_until: dt.datetime) -> bool:
@@ -220,6 +238,18 @@ async def progressed(actor: Actor, claim: Claim, progress: int, lease_until: dt.
         return False
     await _recorded(actor, [await UpdateRun.get(id=claim.run_id)])
     return True
+
+
+async def stepped(actor: Actor, claim: Claim, progress: int, text: str, lease_until: dt.datetime) -> UpdateRun:
+    """A step the cluster agent reports: its message, and its progress when higher (0-99; 100 is the
+    result's); the lease renewed. Always an event: subscribers follow the steps."""
+    before = await claim.fenced().first()
+    if before is None:
+        raise LeaseLost
+    progress = max(before.progress, max(0, min(99, int(progress))))
+    if not await claim.fenced().update(progress=progress, message=message(text), lease_expires_at=lease_until):
+        raise LeaseLost
+    return (await _recorded(actor, [await UpdateRun.get(id=claim.run_id)]))[0]
 
 
 async def _ended(actor: Actor, run_id: uuid.UUID, database_id: uuid.UUID, new_version: str | None = None) -> UpdateRun:
@@ -284,5 +314,21 @@ async def abandoned(actor: Actor, run_id: uuid.UUID, now: dt.datetime) -> Update
             f"Обновление прервано: исполнитель остановился {run.attempts} раз(а) подряд, "
             "не завершив обновление. Обратитесь к вашему менеджеру."
         ),
+    )
+    return await _ended(actor, run.id, run.database_id)
+
+
+async def taken_back(actor: Actor, run_id: uuid.UUID, now: dt.datetime, max_attempts: int, text: str) -> UpdateRun | None:
+    """A RUNNING run whose cluster agent's lease ran out before its last attempt → SCHEDULED again at once
+    (the attempt counted), its database unlocked, for an agent to claim anew. None when it is not such a
+    run any more, or another process is deciding it (row locked)."""
+    run = await UpdateRun.filter(
+        id=run_id, status=UpdateRunStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=max_attempts
+    ).select_for_update(skip_locked=True).first()
+    if run is None:
+        return None
+    await UpdateRun.filter(id=run.id).update(
+        status=UpdateRunStatus.SCHEDULED, scheduled_for=now, progress=0, lease_owner=None, lease_expires_at=None,
+        message=message(text),
     )
     return await _ended(actor, run.id, run.database_id)

@@ -55,7 +55,7 @@ async def test_a_session_beyond_the_limit_is_refused_recorded_and_shown(gql, cli
 
     # The same report again is the same (refused) session, not a second one.
     again = await client.post("/cluster/sessions/started", json={**started_body(org, database), "clusterSessionId": refused.cluster_session_id}, headers=AGENT)
-    assert again.json()["created"] is False and await Session.filter(status=SessionStatus.REFUSED).count() == 1
+    assert again.json()["created"] is False and await Session.filter(organization_id=org.id, status=SessionStatus.REFUSED).count() == 1
 
 
 async def test_the_extension_in_force_raises_the_limit_the_agent_is_told(client):

@@ -248,51 +248,45 @@ async def test_a_monthly_schedule_without_a_planned_run_gets_one(app, settings):
 
 
 AGENT_TOKEN, AGENT_TOKEN_HASH = new_opaque_token()
-AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 
 
-async def test_in_agent_mode_an_update_waits_for_the_cluster_agent_to_end_the_sessions(app, client, settings, monkeypatch):
-    monkeypatch.setattr(settings, "cluster_agent_tokens", AGENT_TOKEN_HASH)  # a real agent is in charge of sessions
+async def test_in_agent_mode_the_worker_leaves_due_runs_to_the_cluster_agent(app, settings):
     org, _ = await factories.create_team()
     database = await updatable_database(org)
     session = await factories.create_session(database)
     run = await due_run(database)
     cluster = WatchingCluster()
-    worker = worker_for(app, settings, database, cluster=cluster)
-    step = asyncio.create_task(worker.step())
-    try:
-        listed = []
-        for _ in range(50):
-            response = await client.get("/cluster/terminations", params={"organizationCode": org.code}, headers=AGENT)
-            if listed := response.json()["terminations"]:
-                break
-            await asyncio.sleep(0.1)
-        assert [t["sessionId"] for t in listed] == [to_global_id("Session", session.id)]
-        await asyncio.sleep(0.6)
-        assert not step.done() and (await UpdateRun.get(id=run.id)).progress == 0, "the update waits for the agent"
-        done = await client.post(f"/cluster/terminations/{listed[0]['sessionId']}/done", json={}, headers=AGENT)
-        assert done.status_code == 200
-        await asyncio.wait_for(step, timeout=10)
-    finally:
-        step.cancel()
+    worker = worker_for(app, settings, database, cluster=cluster, cluster_agent_tokens=AGENT_TOKEN_HASH)
+    assert await worker.step() == 0
     await run.refresh_from_db()
-    assert run.status == UpdateRunStatus.SUCCEEDED and cluster.seen == [(True, 0)]
-    assert cluster.ended == [], "the agent ended the session, not the worker"
-    assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATED
+    assert (run.status, run.attempts, run.lease_owner) == (UpdateRunStatus.SCHEDULED, 0, None)
+    assert cluster.seen == [] and (await Session.get(id=session.id)).status == SessionStatus.ACTIVE
 
 
-async def test_in_agent_mode_sessions_left_open_fail_the_attempt(app, settings):
+async def test_in_agent_mode_a_run_whose_agent_went_silent_is_taken_back_then_failed(app, settings):
     org, _ = await factories.create_team()
     database = await updatable_database(org)
-    session = await factories.create_session(database)
-    run = await due_run(database)
-    worker = worker_for(app, settings, database, cluster_agent_tokens=AGENT_TOKEN_HASH, update_sessions_timeout_seconds=0.3)
-    await worker.step()
+    expired = utcnow() - dt.timedelta(seconds=5)
+    run = await due_run(
+        database, status=UpdateRunStatus.RUNNING, attempts=1, lease_owner="agent:gone", lease_expires_at=expired,
+        started_at=utcnow() - dt.timedelta(minutes=1), progress=40,
+    )
+    await Database.filter(id=database.id).update(locked_for_update=True)
+    worker = worker_for(app, settings, database, cluster_agent_tokens=AGENT_TOKEN_HASH, update_max_attempts=2)
+    assert await worker.step() == 0 and await worker.fail_abandoned() == 0, "taken back in the step's pass"
     await run.refresh_from_db()
     await database.refresh_from_db()
-    assert run.status == UpdateRunStatus.SCHEDULED and "сеансы базы не завершились" in run.message
-    assert not database.locked_for_update and database.version == "3.0.150.20"
-    assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING, "still asked to end"
+    assert (run.status, run.progress, run.lease_owner, run.attempts) == (UpdateRunStatus.SCHEDULED, 0, None, 1)
+    assert run.scheduled_for <= utcnow() and "Агент кластера перестал отвечать" in run.message
+    assert not database.locked_for_update
+
+    await UpdateRun.filter(id=run.id).update(
+        status=UpdateRunStatus.RUNNING, attempts=2, lease_owner="agent:gone", lease_expires_at=expired
+    )  # claimed again by an agent that went silent too, on the last attempt
+    assert await worker.fail_abandoned() == 1
+    await run.refresh_from_db()
+    assert run.status == UpdateRunStatus.FAILED
+    assert [s for s, _ in await statuses_of(org, run)] == ["SCHEDULED", "FAILED"]
 
 
 # ---------------------------------------------------------------------------------------- failures and retries

@@ -14,17 +14,17 @@ One pass (`UpdateWorker.step`, about once a second in `run_update_worker`):
    and one database never has two runs at once; every claim is also a conditional UPDATE (status and
    lease re-checked), which is what protects SQLite (one process) as well.
 4. Execution (up to `update_parallel_runs` at once per worker): lock the database against new
-   sessions (`locked_for_update`), end its sessions, ask the cluster to update, report progress,
-   then SUCCEEDED with the database's new `version`, or, on an error, SCHEDULED again
+   sessions (`locked_for_update`), end its sessions (ACTIVE → TERMINATING, then this worker ends them
+   through the Cluster interface and marks them TERMINATED itself; each change a sessions event, each
+   request audited as `session.terminate` with reason "update"), ask the cluster to update, report
+   progress, then SUCCEEDED with the database's new `version`, or, on an error, SCHEDULED again
    `update_retry_seconds` later until `update_max_attempts`, then FAILED with the reason. The
-   database is unlocked either way. Ending the sessions (each change a sessions event, each
-   request audited as `session.terminate` with reason "update"):
-   - simulated cluster (the default): ACTIVE → TERMINATING, then this worker ends them through the
-     Cluster interface and marks them TERMINATED itself, so an update never waits for another loop;
-   - agent mode (`KABINET_CLUSTER=agent` or agent tokens set): ACTIVE → TERMINATING, and the real
-     cluster agent ends them (GET /cluster/terminations, kabinet/agent_api.py); the update waits
-     until the database has no session left, at most `update_sessions_timeout_seconds`, or the
-     attempt fails. A session reported meanwhile is asked to end too.
+   database is unlocked either way.
+
+Agent mode (`KABINET_CLUSTER=agent`, or agent tokens set): the provider's cluster agent claims due
+runs and carries them out itself over /cluster/updates/… (kabinet/agent_api.py). This worker then
+only does 1 and the monthly planning, and takes back a run whose agent's lease ran out: SCHEDULED
+again for an agent to claim, or FAILED after its last attempt. It claims nothing.
 
 Leases and fencing: while a run goes on, a heartbeat renews its lease every third of
 `update_lease_seconds`. Every write of an execution is conditional on (status RUNNING, lease_owner,
@@ -36,10 +36,10 @@ report), then releases its lease (`lease_expires_at` = now, the attempt given ba
 run RUNNING with its database locked, so another worker (or this one after a restart) takes it over
 at once. A worker killed outright (SIGKILL) leaves the same state once its lease runs out.
 
-Every change of a run is made by resolvers/update_runs.py (the one owner of a run's status), which
-records its updateRuns event through this worker's SystemActor; the worker announces it after its
-transaction commits. Sessions end through resolvers/sessions.py, schedules follow up through
-resolvers/update_schedules.py.
+Claims, steps and the end of a run are resolvers/update_jobs.py's, shared with the cluster agent's
+endpoints; every change of a run is made by resolvers/update_runs.py (the one owner of a run's
+status), which records its updateRuns event through this worker's SystemActor; the worker announces
+it after its transaction commits.
 """
 
 from __future__ import annotations
@@ -55,16 +55,16 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from broadcaster import Broadcast
-from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.cloud import Database, Session
 from models.updates import UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import sessions, update_runs, update_schedules
+from resolvers import update_jobs, update_runs, update_schedules
 from resolvers.context import SystemActor
-from resolvers.releases import execution_target, plan_quarantined_run, version_key
+from resolvers.releases import plan_quarantined_run
+from resolvers.update_jobs import Job, Policy
 from resolvers.update_runs import Claim, LeaseLost
 from workers.cluster import Cluster, SimulatedCluster
 
@@ -73,7 +73,6 @@ log = logging.getLogger("kabinet.updates")
 TICK_SECONDS = 1.0
 MONTHLY_CHECK_SECONDS = 300.0  # how often MONTHLY schedules without a planned run are looked for
 QUARANTINE_PLANNING_LOCK = 0x6B616275  # pg_advisory_xact_lock key: one slot planner at a time
-AGENT_POLL_SECONDS = 0.5  # agent mode: how often an update looks whether the agent has ended the sessions
 ACTOR = "update worker"
 
 
@@ -156,11 +155,11 @@ class UpdateWorker:
         self.worker_id = (worker_id or default_worker_id())[:100]
         # Only these databases' runs (a test's own, or an operator's manual pass); None: all.
         self.database_ids = list(database_ids) if database_ids is not None else None
-        self.lease = dt.timedelta(seconds=settings.update_lease_seconds)
-        self.max_attempts = max(1, settings.update_max_attempts)
-        self.retry_delay = dt.timedelta(seconds=settings.update_retry_seconds)
-        # Agent mode: a real cluster agent ends sessions (kabinet/agent_api.py); the update waits for it.
-        self.agent_ends_sessions = settings.cluster_mode == "agent"
+        self.policy = Policy.of(settings)
+        self.lease = self.policy.lease
+        self.max_attempts = self.policy.max_attempts
+        # Agent mode: the cluster agent claims and carries out the runs (kabinet/agent_api.py), not this worker.
+        self.agent_executes = settings.cluster_mode == "agent"
 
     def _scoped(self, query):
         return query.filter(database_id__in=self.database_ids) if self.database_ids is not None else query
@@ -169,10 +168,10 @@ class UpdateWorker:
 
     async def step(self) -> int:
         """One pass, awaited to its end: quarantine, abandoned runs, then the due runs this worker can claim
-        (up to `update_parallel_runs`), carried out together. How many runs were carried out."""
+        (up to `update_parallel_runs`; none in agent mode), carried out together. How many runs were carried out."""
         await self.release_quarantine()
         await self.fail_abandoned()
-        runs = await self.claim(self.settings.update_parallel_runs)
+        runs = [] if self.agent_executes else await self.claim(self.settings.update_parallel_runs)
         await asyncio.gather(*(self.execute(run) for run in runs))
         return len(runs)
 
@@ -192,7 +191,7 @@ class UpdateWorker:
                     if now >= next_monthly:
                         next_monthly = now + dt.timedelta(seconds=MONTHLY_CHECK_SECONDS)
                         await self.plan_missing_monthly_runs()
-                    free = self.settings.update_parallel_runs - len(running)
+                    free = 0 if self.agent_executes else self.settings.update_parallel_runs - len(running)
                     if free > 0:
                         for run in await self.claim(free):
                             running.add(asyncio.create_task(self.execute(run), name=f"update-run-{run.id}"))
@@ -246,54 +245,30 @@ class UpdateWorker:
         return planned
 
     async def fail_abandoned(self, now: dt.datetime | None = None) -> int:
-        """RUNNING runs whose lease ran out on their last allowed attempt → FAILED. How many."""
+        """RUNNING runs whose lease ran out on their last allowed attempt → FAILED; in agent mode also the
+        ones before it → SCHEDULED again (the agent died; another claims it). How many."""
         now = now or utcnow()
-        candidates = await self._scoped(UpdateRun.filter(
-            status=UpdateRunStatus.RUNNING, lease_expires_at__lt=now, attempts__gte=self.max_attempts
-        )).values_list("id", flat=True)
-        failed = 0
-        for run_id in candidates:
+        changed = 0
+        # Worker mode: a run before its last attempt is claimed again by a worker (self.claim).
+        last_only = None if self.agent_executes else self.max_attempts
+        for run_id in await update_jobs.expired_leases(self.database_ids, now, attempts_at_least=last_only):
             actor = SystemActor(ACTOR)
             async with in_transaction():
-                run = await update_runs.abandoned(actor, run_id, now)
-                if run is None:
-                    continue
-                await update_schedules.follow_up(actor, run, now)
-                failed += 1
+                run = await update_jobs.take_back(actor, run_id, now, self.policy)
+            if run is not None:
+                changed += 1
             await actor.announcements.announce(self.broadcast)
-        return failed
+        return changed
 
     # ------------------------------------------------------------------ claims
 
     async def claim(self, limit: int, now: dt.datetime | None = None) -> list[UpdateRun]:
         """Lease up to `limit` runs to this worker: due SCHEDULED ones, and RUNNING ones whose lease ran out."""
-        if limit <= 0:
-            return []
-        now = now or utcnow()
-        claimable = Q(status=UpdateRunStatus.SCHEDULED, scheduled_for__lte=now) | Q(
-            status=UpdateRunStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=self.max_attempts
-        )
         actor = SystemActor(ACTOR)
-        claimed: list[UpdateRun] = []
         async with in_transaction():
-            # Not of a database busy with another run (one whose worker holds a live lease).
-            busy = Subquery(UpdateRun.filter(status=UpdateRunStatus.RUNNING, lease_expires_at__gte=now).values("database_id"))
-            candidates = await self._scoped(UpdateRun.filter(claimable)).exclude(database_id__in=busy).order_by(
-                "scheduled_for", "id"
-            ).limit(limit).select_for_update(skip_locked=True, of=("update_run",))
-            for run in candidates:
-                # The database too: a database another worker is starting a run of is skipped for now.
-                if await Database.filter(id=run.database_id).select_for_update(skip_locked=True).first() is None:
-                    continue
-                if await UpdateRun.filter(database_id=run.database_id, status=UpdateRunStatus.RUNNING).exclude(
-                    id=run.id
-                ).exists():
-                    continue  # one run of a database at a time
-                leased = await update_runs.leased(
-                    actor, run.id, self.worker_id, now, now + self.lease, self.max_attempts
-                )
-                if leased is not None:
-                    claimed.append(leased)
+            claimed = await update_jobs.claim_due(
+                actor, self.worker_id, limit, now or utcnow(), self.policy, database_ids=self.database_ids
+            )
         await actor.announcements.announce(self.broadcast)
         for run in claimed:
             log.info("update run %s claimed by %s (attempt %s)", run.id, self.worker_id, run.attempts)
@@ -325,76 +300,45 @@ class UpdateWorker:
             await lease.stop()
 
     async def _execute(self, run: UpdateRun, lease: _Lease) -> UpdateRunStatus:
-        database = await Database.get(id=run.database_id)
-        target, release = await execution_target(run, database)
-        if target is None or version_key(target) <= version_key(database.version):
-            return await self._finish(
-                lease, UpdateRunStatus.SUCCEEDED, f"Обновлять нечего: база уже на версии {database.version}.", None
-            )
-
-        await self._lock(lease, database, target, release)
+        job = await self._prepare(run)
+        if job is None:
+            return UpdateRunStatus.SUCCEEDED  # nothing newer to install
         try:
-            if self.agent_ends_sessions:
-                await lease.guard(self._wait_for_the_agent(lease, database, target))
-            elif pending := await self._request_terminations(lease, database, target):
+            if pending := await self._request_terminations(lease, job):
                 await lease.guard(asyncio.gather(*(self.cluster.end_session(s) for s in pending)))
                 await self._sessions_ended(lease, pending)
-            self._journal(run, database, target)
-            await lease.guard(self.cluster.update_database(database, target, lambda p: self._progress(lease, p)))
+            self._journal(run, job.database, job.target)
+            await lease.guard(self.cluster.update_database(job.database, job.target, lambda p: self._progress(lease, p)))
         except (LeaseLost, Interrupted, asyncio.CancelledError):
             raise
         except Exception as error:  # noqa: BLE001 — the cluster (or a session end) failed: retry or fail
             log.warning("update run %s failed on attempt %s: %s", run.id, run.attempts, _reason(error))
             return await self._failed(lease, error)
-        return await self._finish(
-            lease, UpdateRunStatus.SUCCEEDED, f"Конфигурация обновлена до версии {target}.", target
-        )
+        return await self._finish(lease, f"Конфигурация обновлена до версии {job.target}.", job.target)
 
-    async def _lock(self, lease: _Lease, database: Database, target: str, release: Any) -> None:
-        """Lock the database against new sessions; the run's target is what is installed now."""
+    async def _prepare(self, run: UpdateRun) -> Job | None:
+        """The target decided, the database locked against new sessions; None (SUCCEEDED) when nothing is newer."""
         actor = SystemActor(ACTOR)
         async with in_transaction():
-            await update_runs.begin(
-                actor, lease.claim, database.id, target, release.id if release else lease.run.release_id,
-                utcnow() + self.lease,
-            )
+            job = await update_jobs.prepare(actor, run, utcnow(), self.policy, lock=True)
         await actor.announcements.announce(self.broadcast)
+        if job is None:
+            await run.refresh_from_db()
+            log.info("update run %s SUCCEEDED: %s", run.id, run.message)
+        return job
 
-    async def _request_terminations(self, lease: _Lease, database: Database, target: str) -> list[Session]:
-        """Ask every ACTIVE session of the database to end (TERMINATING, audited); the sessions asked to
-        end (by this run or earlier by someone), still to be ended."""
+    async def _request_terminations(self, lease: _Lease, job: Job) -> list[Session]:
+        """Ask every ACTIVE session of the database to end; the sessions still to be ended."""
         actor = SystemActor(ACTOR)
         async with in_transaction():
-            if not await update_runs.still_held(lease.claim):
-                raise LeaseLost
-            await sessions.request_termination(
-                actor, Q(database_id=database.id), requested_by=None,
-                audit_details={"reason": "update", "updateRunId": str(lease.run.id), "targetVersion": target},
-            )
-            pending = await sessions.terminating_in(database.id)
+            pending = await update_jobs.end_sessions(actor, lease.claim, job.database.id, job.target)
         await actor.announcements.announce(self.broadcast)
         return pending
-
-    async def _wait_for_the_agent(self, lease: _Lease, database: Database, target: str) -> None:
-        """Agent mode: the cluster agent ends TERMINATING sessions (GET /cluster/terminations); wait until the
-        database has none left, asking any session that appears meanwhile to end too. Too long: the attempt fails."""
-        deadline = utcnow() + dt.timedelta(seconds=self.settings.update_sessions_timeout_seconds)
-        while await self._request_terminations(lease, database, target):
-            if utcnow() >= deadline:
-                raise TimeoutError(
-                    f"сеансы базы не завершились за {self.settings.update_sessions_timeout_seconds:g} с "
-                    "(агент кластера их не завершил)"
-                )
-            await asyncio.sleep(AGENT_POLL_SECONDS)
 
     async def _sessions_ended(self, lease: _Lease, ended: list[Session]) -> None:
         actor = SystemActor(ACTOR)
         async with in_transaction():
-            if not await update_runs.still_held(lease.claim):
-                raise LeaseLost
-            now = utcnow()
-            for session in ended:
-                await sessions.confirm_terminated(actor, session, now)
+            await update_jobs.sessions_ended(actor, lease.claim, ended, utcnow())
         await actor.announcements.announce(self.broadcast)
 
     async def _progress(self, lease: _Lease, progress: int) -> None:
@@ -407,39 +351,24 @@ class UpdateWorker:
         if self.stop.is_set():
             raise Interrupted
 
-    async def _finish(self, lease: _Lease, status: UpdateRunStatus, message: str, version: str | None) -> UpdateRunStatus:
-        """The end of a run: SUCCEEDED (on `version`, when newer than the database's) or FAILED; then the schedule."""
+    async def _finish(self, lease: _Lease, message: str, version: str | None) -> UpdateRunStatus:
+        """SUCCEEDED (on `version`, when newer than the database's); then the schedule."""
         actor = SystemActor(ACTOR)
         async with in_transaction():
-            database = await Database.filter(id=lease.run.database_id).select_for_update().first()
-            now = utcnow()
-            if status == UpdateRunStatus.SUCCEEDED:
-                newer = version if version and database is not None and version_key(version) > version_key(database.version) else None
-                run = await update_runs.succeeded(actor, lease.claim, lease.run.database_id, message, newer, now)
-            else:
-                run = await update_runs.failed(actor, lease.claim, lease.run.database_id, message, now)
-            await update_schedules.follow_up(actor, run, now)
+            run = await update_jobs.finish(actor, lease.claim, message, version, utcnow())
         await actor.announcements.announce(self.broadcast)
-        log.info("update run %s %s: %s", run.id, status.value, message)
-        return status
+        log.info("update run %s %s: %s", run.id, run.status.value, run.message)
+        return run.status
 
     async def _failed(self, lease: _Lease, error: BaseException) -> UpdateRunStatus:
         """A failed attempt: SCHEDULED again after a pause, or FAILED after the last allowed attempt."""
-        attempts, reason = lease.run.attempts, _reason(error)
-        if attempts >= self.max_attempts:
-            return await self._finish(
-                lease, UpdateRunStatus.FAILED,
-                f"Обновление не удалось ({attempts} попытки из {self.max_attempts}): {reason}", None,
-            )
         actor = SystemActor(ACTOR)
         async with in_transaction():
-            await update_runs.retry_later(
-                actor, lease.claim, lease.run.database_id,
-                f"Попытка {attempts} из {self.max_attempts} не удалась: {reason}. Будет повторена.",
-                utcnow() + self.retry_delay,
-            )
+            run = await update_jobs.attempt_failed(actor, lease.claim, _reason(error), utcnow(), self.policy)
         await actor.announcements.announce(self.broadcast)
-        return UpdateRunStatus.SCHEDULED
+        if run.status == UpdateRunStatus.FAILED:
+            log.info("update run %s FAILED: %s", run.id, run.message)
+        return run.status
 
     async def _give_back(self, lease: _Lease) -> None:
         """Stopping: the run stays RUNNING (its database locked) and is free for another worker at once;
