@@ -12,7 +12,7 @@ import uuid
 
 from kabinet.clock import utcnow
 from models.cloud import Database
-from resolvers import audit
+from resolvers import audit, validation
 from resolvers.common import organization_row, require
 from resolvers.context import Actor, RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
@@ -48,9 +48,7 @@ async def set_lock(
     maintenance). The window ends in the future and lasts at most MAX_LOCK_DAYS."""
     database = await organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
     require(ctx, database.organization_id, Permission.MANAGE_UPDATES, "Only the owner or an admin may lock a database.")
-    message = (message or "").strip()
-    if not message or len(message) > 500:
-        raise UserFacingError(ErrorCode.INVALID, "Say why, in 1 to 500 characters: users see it when turned away.", "message")
+    message = validation.non_empty(message, "message", "The message users see when turned away", max_length=500)
     now = utcnow()
     starts = locked_from or now
     if locked_until <= max(now, starts):

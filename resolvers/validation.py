@@ -94,6 +94,8 @@ def non_empty(value: str | None, field: str | None, what: str, max_length: int =
     value = (value or "").strip()
     if not value:
         raise invalid(field, f"{what} is required.")
+    if "\x00" in value:  # no text column takes it (PostgreSQL refuses it outright)
+        raise invalid(field, f"{what} contains a NUL character.")
     if len(value) > max_length:
         raise invalid(field, f"{what} is at most {max_length} characters.")
     return value

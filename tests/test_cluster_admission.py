@@ -117,3 +117,5 @@ async def test_a_lock_must_end_in_the_future_and_say_why(gql):
     assert [(e["code"], e["field"]) for e in past["data"]["setDatabaseLock"]["userErrors"]] == [("INVALID", ["input", "endsAt"])]
     blank = await gql.execute(LOCK, {"input": {"databaseId": db_id, "message": " ", "endsAt": (utcnow() + dt.timedelta(hours=1)).isoformat()}}, as_user=owner)
     assert [(e["code"], e["field"]) for e in blank["data"]["setDatabaseLock"]["userErrors"]] == [("INVALID", ["input", "message"])]
+    nul = await gql.execute(LOCK, {"input": {"databaseId": db_id, "message": "a\x00b", "endsAt": (utcnow() + dt.timedelta(hours=1)).isoformat()}}, as_user=owner)
+    assert [(e["code"], e["field"]) for e in nul["data"]["setDatabaseLock"]["userErrors"]] == [("INVALID", ["input", "message"])]
