@@ -164,7 +164,7 @@ class Bench:
         await asyncio.to_thread(infra._sql, "ANALYZE", name)
         meta["seed_s"] = round(time.monotonic() - seeding, 1)
         log(f"seeded in {meta['seed_s']} s")
-        self.broadcast = create_broadcast(infra.REDIS_URL)
+        self.broadcast = create_broadcast(infra.REDIS_URL, self.settings.resolved_broker_namespace)
         await self.broadcast.connect()
         # kabinet's Redis backend reconnects in a loop (a warning 5 times a second) while its process
         # subscribes to nothing: this publishing process holds one subscription to keep it quiet

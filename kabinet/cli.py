@@ -57,7 +57,7 @@ def worker() -> None:
     async def run() -> None:
         settings = Settings()
         await db.connect(settings)
-        broadcast = create_broadcast(settings.broker_url)
+        broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
         await broadcast.connect()
         workers = Workers(settings, broadcast)
         stopping = asyncio.Event()
@@ -260,7 +260,7 @@ def staff_disable(email: str) -> None:
         # The servers refuse the ended sign-ins' access tokens once told on the broker (a server
         # that misses it reads revoked sign-ins from the database when it starts or reconnects).
         ended_logins = EndedLogins()
-        broadcast = create_broadcast(settings.broker_url)
+        broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
         try:
             await broadcast.connect()
             ended_logins.broadcast = broadcast
@@ -356,7 +356,7 @@ def import_(file: Path, entity: str | None, batch: int, report: Path | None, aga
     async def run():
         settings = Settings()
         await db.connect(settings)
-        broadcast = None if settings.broker_url.startswith("memory") else create_broadcast(settings.broker_url)
+        broadcast = None if settings.broker_url.startswith("memory") else create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
         try:
             if broadcast is not None:
                 await broadcast.connect()

@@ -103,6 +103,14 @@ class _Reconnecting(BroadcastBackend):
 
 
 class ReconnectingRedisBackend(_Reconnecting):
+    """Redis pub/sub is one space for the whole server (its database numbers do not divide it), so
+    each channel is prefixed with the deployment's namespace: deployments sharing a Redis (staging
+    beside production, parallel test runs) never hear each other."""
+
+    def __init__(self, url: str, namespace: str = "") -> None:
+        super().__init__(url)
+        self.prefix = f"{namespace}/" if namespace else ""
+
     async def open(self) -> None:
         self.redis = aioredis.Redis.from_url(self.url, socket_connect_timeout=3, health_check_interval=10)
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -116,7 +124,7 @@ class ReconnectingRedisBackend(_Reconnecting):
                 pass
 
     async def listen_to(self, channel: str) -> None:
-        await self.pubsub.subscribe(channel)
+        await self.pubsub.subscribe(self.prefix + channel)
 
     async def pump(self) -> None:
         while True:
@@ -132,15 +140,16 @@ class ReconnectingRedisBackend(_Reconnecting):
                 await self.redis.ping()
                 continue
             if message["type"] == "message":
-                await self.queue.put(Event(message["channel"].decode(), message["data"].decode()))
+                channel = message["channel"].decode().removeprefix(self.prefix)
+                await self.queue.put(Event(channel, message["data"].decode()))
 
     async def publish(self, channel: str, message: Any) -> None:
         try:
-            await self.redis.publish(channel, message)
+            await self.redis.publish(self.prefix + channel, message)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             # Briefly, for a reconnection under way; past that the event hubs' polling delivers.
             await asyncio.wait_for(self.connected.wait(), timeout=0.5)
-            await self.redis.publish(channel, message)
+            await self.redis.publish(self.prefix + channel, message)
 
 
 class ReconnectingPostgresBackend(_Reconnecting):
@@ -177,10 +186,12 @@ class ReconnectingPostgresBackend(_Reconnecting):
         await self.conn.execute("SELECT pg_notify($1, $2)", channel, str(message))
 
 
-def create_broadcast(broker_url: str) -> Broadcast:
+def create_broadcast(broker_url: str, namespace: str = "") -> Broadcast:
+    """The broker for `broker_url`; on Redis its channels are prefixed with `namespace`
+    (PostgreSQL's NOTIFY is already divided by database)."""
     scheme = urlparse(broker_url).scheme
     if scheme in ("redis", "rediss"):
-        return Broadcast(backend=ReconnectingRedisBackend(broker_url))
+        return Broadcast(backend=ReconnectingRedisBackend(broker_url, namespace))
     if scheme in ("postgres", "postgresql"):
         return Broadcast(backend=ReconnectingPostgresBackend(broker_url))
     return Broadcast(broker_url)

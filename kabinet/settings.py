@@ -25,6 +25,10 @@ class Settings(BaseSettings):
         None, description="sqlite:///abs/path.sqlite3 or postgres://user@host:port/db."
     )
     broker_url: str = Field("memory://", description="memory://, redis://… or postgres://…")
+    broker_namespace: str | None = Field(
+        None, description="Prefix of this deployment's Redis channels; unset, the database's name, so that deployments "
+        "(or test runs) on different databases sharing one Redis never hear each other."
+    )
     secret_key: str | None = Field(
         None, description="Signs tokens and download URLs; generated once into data_dir if unset."
     )
@@ -170,6 +174,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'kabinet.sqlite3').resolve()}"
+
+    @property
+    def resolved_broker_namespace(self) -> str:
+        """Every process of one deployment shares its database, so the database's name is a namespace
+        they all agree on without being told."""
+        if self.broker_namespace is not None:
+            return self.broker_namespace
+        return self.resolved_database_url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
 
     @property
     def is_sqlite(self) -> bool:

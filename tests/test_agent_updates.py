@@ -143,7 +143,8 @@ async def test_the_reference_agent_carries_out_an_update_that_subscribers_follow
         assert (await socket.connect(await gql.token_for_password(email, factories.PASSWORD)))["type"] == "connection_ack"
         await socket.subscribe(UPDATE_RUNS, {"org": to_global_id("Organization", org.id), "db": to_global_id("Database", database.id)})
         await asyncio.sleep(0.3)  # the subscription joins the event hub
-        await with_credentials(gql, org, team, database, run_at=utcnow() + dt.timedelta(seconds=1))
+        # a few seconds ahead: a loaded machine may take one between reading the clock and the mutation
+        await with_credentials(gql, org, team, database, run_at=utcnow() + dt.timedelta(seconds=4))
         scheduled = (await socket.next_data())["data"]["updateRuns"]
         assert scheduled["status"] == "SCHEDULED"
 

@@ -313,7 +313,11 @@ async def test_a_termination_done_after_the_user_logged_off_changes_nothing(gql,
     assert response.json()["session"]["status"] == "ENDED"
 
 
-@pytest.mark.parametrize("session_id", ["not-an-id", to_global_id("Session", uuid.uuid4()), to_global_id("Database", uuid.uuid4())])
+@pytest.mark.parametrize(
+    "session_id",
+    ["not-an-id", to_global_id("Session", uuid.uuid4()), to_global_id("Database", uuid.uuid4())],
+    ids=["not-an-id", "unknown-session", "a-database"],
+)
 async def test_the_termination_of_an_unknown_session_is_not_found(client, session_id):
     response = await client.post(f"/cluster/terminations/{session_id}/done", headers=AGENT)
     assert response.status_code == 404

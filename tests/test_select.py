@@ -37,7 +37,7 @@ def _ids(rows) -> list:
     return [row.id for row in rows]
 
 
-@pytest.mark.parametrize("condition", CONDITIONS, ids=repr)
+@pytest.mark.parametrize("condition", CONDITIONS, ids=[f"condition-{n}" for n in range(len(CONDITIONS))])
 async def test_rows_and_counts_match_the_queryset(app, condition) -> None:
     _Statement(Session).where(condition)  # written by this module, not handed to a QuerySet
     queryset = Session.all() if condition is None else Session.filter(condition)
