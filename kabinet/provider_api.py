@@ -31,7 +31,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kabinet.auth import bearer_token
-from resolvers.events import PendingAnnouncements
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
 from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record
@@ -151,18 +150,12 @@ async def post_records(request: Request, actor: ProviderActor) -> Response:
     if not actor.may(kind.scope):
         await record_action(ActorKind.SERVICE, actor.name, f"records.{name}", None, {"denied": f"needs {kind.scope}"})
         raise ProviderError(403, "FORBIDDEN", f"Writing {name} needs the scope {kind.scope}; this token has {', '.join(sorted(actor.scopes)) or 'none'}.")
-    found, results = parse(name, await _body(request))
-    broadcast = request.app.state.broadcast
-    for start in range(0, len(found), BATCH):
-        batch = found[start:start + BATCH]
-        try:
-            results += await records.apply(actor, name, batch, broadcast)
-        except Exception:  # the batch rolled back: answered refused, the other batches still applied
-            log.exception("provider records: a batch of %d %s records failed (lines %d–%d)", len(batch), name, batch[0].line, batch[-1].line)
-            actor.changed, actor.announcements = {}, PendingAnnouncements()  # events of the rolled back batch
-            reason = "Not applied: kabinet failed on this batch (logged for the provider); send these lines again."
-            results += [LineResult(r.line, name, r.external_id, Outcome.REFUSED, None, reason) for r in batch]
-    results.sort(key=lambda result: result.line)
+    found, not_records = parse(name, await _body(request))
+    items: list[Record | LineResult] = sorted([*found, *not_records], key=lambda item: item.line)
+    results: list[LineResult] = []
+    for start in range(0, len(items), BATCH):
+        # a failed batch rolls back and is answered refused: the other batches still apply
+        results += await records.apply(actor, name, items[start:start + BATCH], request.app.state.broadcast, answer_failure=True)
     counts = Counter(result.outcome.value for result in results)
     await record_action(
         ActorKind.SERVICE, actor.name, f"records.{name}", None,
