@@ -20,18 +20,27 @@ as each batch commits. Every request is written to the provider's audit with its
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
-from resolvers.events import PendingAnnouncements
+from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
+from models.organizations import ModerationStatus, Organization
+from models.outbox import OutboxMessage
+from models.provider import RefusedRecord
+from resolvers import moderation, staff_desk
+from resolvers.errors import Refusal, UserFacingError
+from resolvers.pagination import Page, PageRequest
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
 from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record
@@ -151,18 +160,12 @@ async def post_records(request: Request, actor: ProviderActor) -> Response:
     if not actor.may(kind.scope):
         await record_action(ActorKind.SERVICE, actor.name, f"records.{name}", None, {"denied": f"needs {kind.scope}"})
         raise ProviderError(403, "FORBIDDEN", f"Writing {name} needs the scope {kind.scope}; this token has {', '.join(sorted(actor.scopes)) or 'none'}.")
-    found, results = parse(name, await _body(request))
-    broadcast = request.app.state.broadcast
-    for start in range(0, len(found), BATCH):
-        batch = found[start:start + BATCH]
-        try:
-            results += await records.apply(actor, name, batch, broadcast)
-        except Exception:  # the batch rolled back: answered refused, the other batches still applied
-            log.exception("provider records: a batch of %d %s records failed (lines %d–%d)", len(batch), name, batch[0].line, batch[-1].line)
-            actor.changed, actor.announcements = {}, PendingAnnouncements()  # events of the rolled back batch
-            reason = "Not applied: kabinet failed on this batch (logged for the provider); send these lines again."
-            results += [LineResult(r.line, name, r.external_id, Outcome.REFUSED, None, reason) for r in batch]
-    results.sort(key=lambda result: result.line)
+    found, not_records = parse(name, await _body(request))
+    items: list[Record | LineResult] = sorted([*found, *not_records], key=lambda item: item.line)
+    results: list[LineResult] = []
+    for start in range(0, len(items), BATCH):
+        # a failed batch rolls back and is answered refused: the other batches still apply
+        results += await records.apply(actor, name, items[start:start + BATCH], request.app.state.broadcast, answer_failure=True)
     counts = Counter(result.outcome.value for result in results)
     await record_action(
         ActorKind.SERVICE, actor.name, f"records.{name}", None,
@@ -185,7 +188,158 @@ async def entities(request: Request, actor: ProviderActor) -> Response:
     })
 
 
+# ---------------------------------------------------------------------------------- the staff desk
+
+STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400, "BAD_USER_INPUT": 400}
+
+
+def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
+    """A provider endpoint that needs staff rights, which the domain decides (resolvers/staff_rights.py:
+    a token with the `staff` scope). Run in one transaction, its events announced once it commits; a
+    domain refusal becomes its status and `{"error": {code, message, field}}` (403 FORBIDDEN without
+    `staff`, written to the provider's audit as a denial). Every request is in the provider's audit:
+    a change by the domain function that makes it, a read or a denial here."""
+
+    def decorate(handler: Callable[[Request, ProviderActor], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        @provider_endpoint
+        @functools.wraps(handler)
+        async def endpoint(request: Request, actor: ProviderActor) -> Response:
+            try:
+                async with in_transaction():
+                    response = await handler(request, actor)
+                    if request.method == "GET":  # what staff looked at; changes are audited by the domain
+                        await record_action(actor.kind, actor.name, f"staff.{what}", None, dict(request.query_params))
+            except (UserFacingError, Refusal) as refusal:
+                code = refusal.code.value if isinstance(refusal, UserFacingError) else refusal.code
+                if code == "FORBIDDEN":
+                    await record_action(actor.kind, actor.name, f"staff.{what}", None, {"denied": "needs the scope staff"})
+                    message = f"{refusal.message} This token has {', '.join(sorted(actor.scopes)) or 'no scope'}; it needs staff."
+                    raise ProviderError(403, "FORBIDDEN", message) from None
+                error = {"code": code, "message": refusal.message}
+                if isinstance(refusal, UserFacingError) and refusal.field:
+                    error["field"] = refusal.field
+                return JSONResponse({"error": error}, status_code=STATUS_OF.get(code, 400))
+            await actor.announcements.announce(request.app.state.broadcast)
+            return response
+
+        return endpoint
+
+    return decorate
+
+
+def _page_request(request: Request) -> PageRequest:
+    first = request.query_params.get("first")
+    if first is not None and not first.isdigit():
+        raise Refusal("INVALID", "`first` is a whole number.")
+    return PageRequest.from_args(
+        {"first": int(first) if first is not None else None, "after": request.query_params.get("after")},
+        request.app.state.settings.max_page_size,
+    )
+
+
+def _page_json(page: Page, item: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({
+        "items": [item(row) for row in page.items],
+        "hasNextPage": page.has_next_page,
+        "endCursor": page.cursor(len(page.items) - 1) if page.items else None,
+    })
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        value = orjson.loads(await _body(request) or b"{}")
+    except orjson.JSONDecodeError as error:
+        raise ProviderError(400, "INVALID", f"The body is not JSON: {error}.") from None
+    if not isinstance(value, dict):
+        raise ProviderError(400, "INVALID", "The body is one JSON object.")
+    return value
+
+
+def _when(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _delivery(message: OutboxMessage) -> dict[str, Any]:
+    return {
+        "id": to_global_id("DeliveryFailure", message.id), "channel": message.channel.value, "recipient": message.recipient,
+        "subject": message.subject or None, "template": message.template, "status": message.status.value,
+        "attempts": message.attempts, "lastError": message.last_error, "failedAt": _when(message.failed_at),
+        "createdAt": _when(message.created_at),
+    }
+
+
+def _refused(row: RefusedRecord) -> dict[str, Any]:
+    return {
+        "id": to_global_id("RefusedRecord", row.id), "refusedAt": _when(row.created_at), "actorKind": row.actor_kind,
+        "actor": row.actor, "door": "IMPORT" if row.import_run_id else "API", "source": row.source, "entity": row.entity,
+        "line": row.line, "externalId": row.external_id, "field": row.field, "reason": row.reason,
+    }
+
+
+def _organization(row: Organization) -> dict[str, Any]:
+    return {
+        "id": to_global_id("Organization", row.id), "inn": row.inn, "kpp": row.kpp, "name": row.name, "kind": row.kind.value,
+        "code": row.code, "moderationStatus": row.moderation_status.value, "moderationNote": row.moderation_note,
+        "createdAt": _when(row.created_at),
+    }
+
+
+@staff_endpoint("delivery_failures")
+async def delivery_failures(request: Request, actor: ProviderActor) -> Response:
+    """E-mail and SMS the outbox gave up on, newest first: `?first=&after=`."""
+    return _page_json(await staff_desk.delivery_failures(actor, _page_request(request)), _delivery)
+
+
+@staff_endpoint("delivery_retry")
+async def retry_delivery(request: Request, actor: ProviderActor) -> Response:
+    """Send a FAILED message again (its `id` from the list)."""
+    message_id = pk_of(request.path_params["id"], "DeliveryFailure") or NO_SUCH_ID
+    return JSONResponse({"delivery": _delivery(await staff_desk.retry_delivery(actor, message_id))})
+
+
+@staff_endpoint("refused_records")
+async def refused_records(request: Request, actor: ProviderActor) -> Response:
+    """The provider's refused records, newest first: `?entity=&first=&after=`."""
+    page = await staff_desk.refused_records(actor, request.query_params.get("entity") or None, _page_request(request))
+    return _page_json(page, _refused)
+
+
+@staff_endpoint("organizations")
+async def organizations_for_moderation(request: Request, actor: ProviderActor) -> Response:
+    """Organizations by moderation status (`?status=`, PENDING by default; `all`), oldest first."""
+    status = request.query_params.get("status", "PENDING").upper()
+    if status != "ALL" and status not in ModerationStatus.__members__:
+        raise Refusal("INVALID", f"`status` is one of {', '.join(ModerationStatus.__members__)} or ALL.")
+    page = await moderation.organizations_for_moderation(
+        actor, None if status == "ALL" else ModerationStatus(status), _page_request(request)
+    )
+    return _page_json(page, _organization)
+
+
+@staff_endpoint("organization_approve")
+async def approve_organization(request: Request, actor: ProviderActor) -> Response:
+    """Approve an organization named by `{"inn": …, "kpp": …}` (the KPP when several share the INN)."""
+    body = await _json_object(request)
+    organization_id = await moderation.organization_id_by_inn(actor, str(body.get("inn") or ""), body.get("kpp"))
+    return JSONResponse({"organization": _organization(await moderation.approve_organization(actor, organization_id))})
+
+
+@staff_endpoint("organization_reject")
+async def reject_organization(request: Request, actor: ProviderActor) -> Response:
+    """Reject an organization named by `{"inn": …, "kpp": …, "reason": …}`; the owner is told the reason."""
+    body = await _json_object(request)
+    organization_id = await moderation.organization_id_by_inn(actor, str(body.get("inn") or ""), body.get("kpp"))
+    row = await moderation.reject_organization(actor, organization_id, str(body.get("reason") or ""))
+    return JSONResponse({"organization": _organization(row)})
+
+
 routes = [
     Route("/provider/v1/records/{entity}", post_records, methods=["POST"]),
     Route("/provider/v1/entities", entities, methods=["GET"]),
+    Route("/provider/v1/staff/delivery-failures", delivery_failures, methods=["GET"]),
+    Route("/provider/v1/staff/delivery-failures/{id}/retry", retry_delivery, methods=["POST"]),
+    Route("/provider/v1/staff/refused-records", refused_records, methods=["GET"]),
+    Route("/provider/v1/staff/organizations", organizations_for_moderation, methods=["GET"]),
+    Route("/provider/v1/staff/organizations/approve", approve_organization, methods=["POST"]),
+    Route("/provider/v1/staff/organizations/reject", reject_organization, methods=["POST"]),
 ]

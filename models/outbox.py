@@ -30,9 +30,11 @@ class OutboxMessage(Entity):
     next_attempt_at = fields.DatetimeField()
     sent_at = fields.DatetimeField(null=True)
     last_error = fields.CharField(max_length=1000, null=True)
+    failed_at = fields.DatetimeField(null=True)  # when it was given up on (FAILED)
+    template = fields.CharField(max_length=60, null=True)  # resolvers/messages/<template>.txt, when written from one
     lease_owner = fields.CharField(max_length=100, null=True)
     lease_expires_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "outbox_message"
-        indexes = (("status", "next_attempt_at"),)
+        indexes = (("status", "next_attempt_at"), ("status", "failed_at"))

@@ -46,6 +46,26 @@ class ImportRun(Entity):
         unique_together = (("entity", "file_digest"),)
 
 
+class RefusedRecord(Entity):
+    """A record the provider sent that was refused (`created_at`: when), kept for staff to see and
+    the provider to correct, whatever the door: a file `kabinet import` read (`source` its name,
+    `import_run` the run) or the HTTP API (`source` "api")."""
+
+    actor_kind = fields.CharField(max_length=10)  # SERVICE, STAFF, CLI (resolvers/provider/audit.py ActorKind)
+    actor = fields.CharField(max_length=200)  # the service account's name, the operator's
+    source = fields.CharField(max_length=300)  # "api", or the imported file's name
+    import_run = fields.ForeignKeyField("models.ImportRun", related_name="refusals", null=True, on_delete=fields.SET_NULL)
+    entity = fields.CharField(max_length=40)
+    line = fields.IntField()  # of the file (NDJSON), its data row (CSV), or the request body's line
+    external_id = fields.CharField(max_length=100, null=True)
+    field = fields.CharField(max_length=100, null=True)  # the record's field at fault, when one is
+    reason = fields.CharField(max_length=1000)
+
+    class Meta:
+        table = "refused_record"
+        indexes = (("created_at",), ("entity", "created_at"))
+
+
 class ProviderAction(Entity):
     """What a staff member or a service account did on the provider's side, for the provider's audit."""
 

@@ -14,7 +14,7 @@ from tortoise.expressions import Q
 from kabinet.clock import utcnow
 from resolvers.errors import signed_out, unauthenticated
 from resolvers.events import PendingAnnouncements
-from resolvers.permissions import Permission, role_may
+from resolvers.permissions import Permission, has_staff_rights, role_may
 from kabinet.settings import Settings
 from models.identity import User
 from models.organizations import DatabaseGrant, JoinRequest, Membership, Role
@@ -197,7 +197,7 @@ class RequestContext:
         if self._is_staff is None:
             viewer = self.viewer
             rows = await select(User, Q(id=viewer.user_id)) if viewer is not None else []
-            self._is_staff = bool(rows and rows[0].is_staff and rows[0].is_active)
+            self._is_staff = bool(rows) and has_staff_rights(rows[0])
         return self._is_staff
 
     def viewer_is_staff(self) -> bool:

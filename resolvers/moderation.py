@@ -13,9 +13,9 @@ from models.organizations import KnownContact, Membership, ModerationStatus, Org
 from resolvers import audit, outbox, validation
 from resolvers.common import not_found, related_one
 from resolvers.context import Actor, RequestContext
-from resolvers.errors import ErrorCode, Refusal, UserFacingError
-from resolvers.identity import viewer_user
+from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.pagination import Ordering, Page, PageRequest, load_pages
+from resolvers.staff_rights import Caller, StaffMember, staff_for_change, staff_for_reading
 
 MODERATION_ORDER = Ordering(("created_at",))
 STAFF_ONLY = "Only the provider's staff moderate organizations."
@@ -28,20 +28,27 @@ async def status_on_adding(user: User, inn: str) -> ModerationStatus:
     return ModerationStatus.PENDING
 
 
-async def _staff(ctx: RequestContext) -> User:
-    """The caller, one of the provider's staff; FORBIDDEN (a mutation's userError) for anyone else."""
-    user = await viewer_user(ctx)
-    if not user.is_staff:
-        raise UserFacingError(ErrorCode.FORBIDDEN, STAFF_ONLY)
-    return user
+async def _staff(caller: Caller) -> StaffMember:
+    """The caller with staff rights (a staff member, or a service token with the `staff` scope);
+    FORBIDDEN (a mutation's userError) for anyone else."""
+    return await staff_for_change(caller, STAFF_ONLY)
 
 
-async def _staff_action(staff: User, action: str, target: str, details: dict[str, Any]) -> None:
-    """The provider's own audit of what its staff did, in this transaction. (Imported here: the
-    provider package imports its entity modules, which may import this one.)"""
-    from resolvers.provider.audit import ActorKind, record_action
-
-    await record_action(ActorKind.STAFF, staff.email or str(staff.id), action, target, details)
+async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = None) -> uuid.UUID:
+    """Staff (the provider HTTP API names organizations as its accounting does): the organization of
+    this INN, and of this KPP when one is given; NOT_FOUND when none is."""
+    await _staff(caller)
+    inn, kpp = (inn or "").strip(), (kpp or "").strip() or None
+    if not inn:
+        raise UserFacingError(ErrorCode.INVALID, "Name the organization by its INN.", "inn")
+    rows = await Organization.filter(inn=inn).values("id", "kpp")
+    if kpp is not None:
+        rows = [row for row in rows if row["kpp"] == kpp]
+    if not rows:
+        raise UserFacingError(ErrorCode.NOT_FOUND, f"No organization has the INN {inn}{f' and the KPP {kpp}' if kpp else ''}.", "inn")
+    if len(rows) > 1:
+        raise UserFacingError(ErrorCode.CONFLICT, f"Several organizations have the INN {inn}: name the KPP too.", "kpp")
+    return rows[0]["id"]
 
 
 async def _organization_to_moderate(organization_id: uuid.UUID) -> Organization:
@@ -51,16 +58,16 @@ async def _organization_to_moderate(organization_id: uuid.UUID) -> Organization:
     return row
 
 
-async def approve_organization(ctx: RequestContext, organization_id: uuid.UUID) -> Organization:
+async def approve_organization(caller: Caller, organization_id: uuid.UUID) -> Organization:
     """Staff: PENDING (or REJECTED, on second thought) → APPROVED; also in the provider's own audit."""
-    staff = await _staff(ctx)
+    staff = await _staff(caller)
     organization = await _organization_to_moderate(organization_id)
     if organization.moderation_status == ModerationStatus.APPROVED:
         raise UserFacingError(ErrorCode.CONFLICT, "This organization is already approved.", "organization_id")
-    await _staff_action(
-        staff, "organization.approve", f"INN {organization.inn}", {"organizationId": str(organization.id), "name": organization.name},
+    await staff.audit(
+        "organization.approve", f"INN {organization.inn}", {"organizationId": str(organization.id), "name": organization.name},
     )
-    return await approve(ctx, organization)
+    return await approve(caller, organization)
 
 
 async def approve(actor: Actor, organization: Organization, details: dict[str, Any] | None = None) -> Organization:
@@ -82,9 +89,9 @@ async def approve(actor: Actor, organization: Organization, details: dict[str, A
     return organization
 
 
-async def reject_organization(ctx: RequestContext, organization_id: uuid.UUID, reason: str) -> Organization:
+async def reject_organization(caller: Caller, organization_id: uuid.UUID, reason: str) -> Organization:
     """PENDING → REJECTED with the reason the owner is given; an approved subscriber cannot be."""
-    staff = await _staff(ctx)
+    staff = await _staff(caller)
     reason = validation.non_empty(reason, "reason", "A reason", max_length=500)
     organization = await _organization_to_moderate(organization_id)
     if organization.moderation_status != ModerationStatus.PENDING:
@@ -97,11 +104,11 @@ async def reject_organization(ctx: RequestContext, organization_id: uuid.UUID, r
     if owner_email := await _owner_email(organization):
         await outbox.email(owner_email, "organization_rejected", inn=organization.inn, reason=reason)
     await audit.record(
-        ctx, "organization.rejected", organization_id=organization.id, object_type="Organization",
+        caller, "organization.rejected", organization_id=organization.id, object_type="Organization",
         object_id=organization.id, details={"reason": reason},
     )
-    await _staff_action(
-        staff, "organization.reject", f"INN {organization.inn}",
+    await staff.audit(
+        "organization.reject", f"INN {organization.inn}",
         {"organizationId": str(organization.id), "name": organization.name, "reason": reason},
     )
     return organization
@@ -115,12 +122,10 @@ async def _owner_email(organization: Organization) -> str | None:
 
 
 async def organizations_for_moderation(
-    ctx: RequestContext, status: ModerationStatus | None, page: PageRequest, *, with_total: bool = False
+    caller: Caller, status: ModerationStatus | None, page: PageRequest, *, with_total: bool = False
 ) -> Page:
     """Staff only (FORBIDDEN for anyone else): organizations by moderation status, oldest first."""
-    user = await viewer_user(ctx)
-    if not user.is_staff:
-        raise Refusal("FORBIDDEN", STAFF_ONLY)
+    await staff_for_reading(caller, STAFF_ONLY)
     pages = await load_pages(
         Organization, None, (), MODERATION_ORDER, page,
         filters=Q(moderation_status=status) if status else None, with_total=with_total,

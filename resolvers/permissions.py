@@ -194,6 +194,18 @@ def _signed_in(ctx: Any, row: Any) -> Sight:
     return Sight.SEE if ctx.viewer is not None else Sight.HIDDEN
 
 
+STAFF_SCOPE = "staff"  # the service token scope that carries the staff's rights (records.SCOPES)
+
+
+def has_staff_rights(user: Any = None, scopes: frozenset[str] | None = None) -> bool:
+    """The one rule of the provider's staff rights (moderation, releases, the staff desk): an active
+    user marked `is_staff` (read afresh from their row), or a service account whose token has the
+    `staff` scope. resolvers/staff_rights.py applies it to a caller; the type gate's staff flag too."""
+    if user is not None:
+        return bool(user.is_staff and user.is_active)
+    return scopes is not None and STAFF_SCOPE in scopes
+
+
 def _staff_only(ctx: Any, row: Any) -> Sight:
     return Sight.SEE if ctx.viewer_is_staff() else Sight.HIDDEN
 
@@ -216,6 +228,8 @@ TYPE_RULES: dict[str, Rule] = {
     "JoinRequest": _join_request,
     "Release": _signed_in,
     "ModeratedOrganization": _staff_only,
+    "DeliveryFailure": _staff_only,
+    "RefusedRecord": _staff_only,
 }
 
 
@@ -230,7 +244,7 @@ def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
 
 # Types whose objects need facts beyond the viewer's memberships, loaded for a batch at once.
 NEEDS_USERS_IN_SIGHT = frozenset({"User"})
-NEEDS_STAFF_FLAG = frozenset({"ModeratedOrganization", "User"})
+NEEDS_STAFF_FLAG = frozenset({"ModeratedOrganization", "DeliveryFailure", "RefusedRecord", "User"})
 
 
 @dataclass(frozen=True)

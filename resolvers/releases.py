@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 from kabinet.clock import utcnow
 from models.cloud import Database
-from models.identity import User
 from models.updates import PLANNED_RUN_STATUSES, Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers import audit, update_runs, validation
 from resolvers.common import not_found
 from resolvers.context import Actor, RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.staff_rights import StaffMember, staff_for_change
 from resolvers.validation import invalid
 
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
@@ -83,21 +83,14 @@ async def execution_target(run: UpdateRun, database: Database) -> tuple[str | No
 # ---------------------------------------------------------------------------------------- publishing and recalling
 
 
-async def _require_staff(ctx: RequestContext) -> User:
+async def _require_staff(ctx: RequestContext) -> StaffMember:
     """The caller, one of the provider's staff (whose actions the provider's audit names)."""
-    viewer = ctx.require_viewer()
-    staff = await User.filter(id=viewer.user_id, is_staff=True).first()
-    if staff is None:
-        raise UserFacingError(ErrorCode.FORBIDDEN, "Only the provider's staff may publish or recall releases.")
-    return staff
+    return await staff_for_change(ctx, "Only the provider's staff may publish or recall releases.")
 
 
-async def _staff_action(staff: User, action: str, target: str, details: dict[str, Any]) -> None:
-    """The provider's own audit of what its staff did, in this transaction. (Imported here: the
-    provider package imports its entity modules, which may import this one.)"""
-    from resolvers.provider.audit import ActorKind, record_action
-
-    await record_action(ActorKind.STAFF, staff.email or str(staff.id), action, target, details)
+async def _staff_action(staff: StaffMember, action: str, target: str, details: dict[str, Any]) -> None:
+    """The provider's own audit of what its staff did, in this transaction."""
+    await staff.audit(action, target, details)
 
 
 async def publish_release(ctx: RequestContext, configuration: str, version: str) -> Release:

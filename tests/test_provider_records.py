@@ -280,4 +280,16 @@ async def test_the_owners_dashboard_shows_what_the_provider_sent(gql):
 
 
 def test_external_ids_are_never_served():
-    assert "external" not in (ROOT / "schema.graphql").read_text().lower()
+    """To customers: only the staff desk's types (staff only, by their type rule) name one, a refused
+    record's, for staff to find it in the provider's accounting."""
+    from graphql import build_schema as parse_sdl
+
+    from resolvers.permissions import TYPE_RULES, _staff_only
+
+    served = parse_sdl((ROOT / "schema.graphql").read_text())
+    naming = {
+        name for name, gtype in served.type_map.items()
+        if "external" in (gtype.description or "").lower()
+        or any("external" in f"{field_name} {field.description or ''}".lower() for field_name, field in getattr(gtype, "fields", {}).items())
+    }
+    assert naming == {"RefusedRecord"} and TYPE_RULES["RefusedRecord"] is _staff_only

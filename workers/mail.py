@@ -40,13 +40,12 @@ from tortoise.transactions import in_transaction
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
+from resolvers import outbox
+from resolvers.outbox import MAX_ATTEMPTS, backoff, failed_messages  # noqa: F401 (the worker's policy, read by the CLI and tests)
 from workers.sms import GatewaySender
 
 log = logging.getLogger("kabinet.mail")
 
-MAX_ATTEMPTS = 8  # the 8th failure makes the message FAILED
-BACKOFF_FIRST = timedelta(seconds=30)  # then 1, 2, 4, … minutes
-BACKOFF_MAX = timedelta(hours=1)
 LEASE = timedelta(minutes=5)  # longer than any one send may take (SMTP timeout below)
 SMTP_TIMEOUT_SECONDS = 30
 POLL_SECONDS = 1.0
@@ -201,11 +200,6 @@ def mail_sender_for(settings: Settings) -> MailSender:
     raise ValueError(f"KABINET_MAIL_URL must be smtp://, smtps://, file:// or console://, not {url!r}")
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait before the next try after `attempts` failures: 30 s, 1 min, 2 min, … at most an hour."""
-    return min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
-
-
 async def _claim(worker_id: str, batch: int, now: datetime) -> tuple[str, list[OutboxMessage]]:
     """Lease up to `batch` due PENDING messages to this call; other workers skip them until the lease ends."""
     lease_owner = f"{worker_id}/{uuid.uuid4().hex[:12]}"[-100:]
@@ -245,31 +239,19 @@ async def deliver_due(settings: Settings, worker_id: str, batch: int = 20, *, se
         except Exception as error:  # noqa: BLE001 — any failure of the sender is retried later
             await _failed(message, lease_owner, error)
         else:
-            await OutboxMessage.filter(id=message.id, lease_owner=lease_owner).update(
-                status=DeliveryStatus.SENT, sent_at=utcnow(), attempts=message.attempts + 1, last_error=None,
-                lease_owner=None, lease_expires_at=None,
-            )
+            await outbox.sent(message, lease_owner)
             sent += 1
     return sent
 
 
 async def _failed(message: OutboxMessage, lease_owner: str, error: Exception) -> None:
-    attempts = message.attempts + 1
-    gave_up = attempts >= MAX_ATTEMPTS
     reason = f"{type(error).__name__}: {error}"[:1000]
+    gave_up = message.attempts + 1 >= MAX_ATTEMPTS
     log.log(
         logging.ERROR if gave_up else logging.WARNING, "%s to %s failed (attempt %d of %d): %s",
-        message.channel.value, message.recipient, attempts, MAX_ATTEMPTS, reason,
+        message.channel.value, message.recipient, message.attempts + 1, MAX_ATTEMPTS, reason,
     )
-    await OutboxMessage.filter(id=message.id, lease_owner=lease_owner).update(
-        status=DeliveryStatus.FAILED if gave_up else DeliveryStatus.PENDING, attempts=attempts, last_error=reason,
-        next_attempt_at=utcnow() + backoff(attempts), lease_owner=None, lease_expires_at=None,
-    )
-
-
-async def failed_messages(limit: int = 50) -> list[OutboxMessage]:
-    """The messages given up on, newest first: for staff to see what did not go out and why."""
-    return list(await OutboxMessage.filter(status=DeliveryStatus.FAILED).order_by("-created_at", "-id").limit(limit))
+    await outbox.attempt_failed(message, lease_owner, reason)
 
 
 def failure_line(message: OutboxMessage) -> str:

@@ -26,7 +26,7 @@ from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from models.provider import ImportRun, ProviderAction
-from resolvers.provider.records import ENTITIES, LineResult, Outcome, ProviderActor, Record, kind_of
+from resolvers.provider.records import ENTITIES, LineResult, Outcome, ProviderActor, Record, Source, apply, kind_of
 
 FORMATS = (".ndjson", ".jsonl", ".csv")
 
@@ -188,24 +188,13 @@ async def _apply_batch(
     actor: ProviderActor, name: str, run: ImportRun, chunk: list[Record | LineResult], broadcast: Any
 ) -> list[LineResult]:
     """One batch in one transaction with the run's progress: both commit, or neither."""
-    kind = kind_of(actor, name)
-    records = [item for item in chunk if isinstance(item, Record)]
-    async with in_transaction():
-        applied = iter(await kind.upsert(actor, records) if records else [])
-        await actor.record_changes()
-        results = [next(applied) if isinstance(item, Record) else _named(item, name) for item in chunk]
+
+    async def advance(results: list[LineResult]) -> None:
         counts = {outcome.value: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
         await ImportRun.filter(id=run.id).update(
             lines_done=F("lines_done") + len(chunk), **{key: F(key) + value for key, value in counts.items()}
         )
-    if broadcast is not None:
-        await actor.announcements.announce(broadcast)
-    else:
-        actor.announcements.latest.clear()  # the hubs' polling finds the events
+
+    results = await apply(actor, name, chunk, broadcast, source=Source(run.file_name, run.id), within=advance)
     run.lines_done += len(chunk)
     return results
-
-
-def _named(result: LineResult, name: str) -> LineResult:
-    result.entity = name
-    return result

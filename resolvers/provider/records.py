@@ -10,6 +10,7 @@ record changes nothing (UNCHANGED, no event); a refusal names the line, the fiel
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -20,8 +21,12 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from models.bulk import insert_rows
 from models.organizations import Organization
+from models.provider import RefusedRecord
 from resolvers.events import DATA, PendingAnnouncements
+
+log = logging.getLogger("kabinet.provider")
 
 
 class Outcome(str, Enum):
@@ -159,15 +164,77 @@ def kind_of(actor: ProviderActor, name: str) -> EntityKind:
     return kind
 
 
-async def apply(actor: ProviderActor, name: str, records: list[Record], broadcast: Any = None) -> list[LineResult]:
-    """Apply one batch of records of one entity in one transaction, then announce its events."""
+@dataclass(frozen=True)
+class Source:
+    """Where a batch came from, as its kept refusals name it: a file `kabinet import` read (its name
+    and the ImportRun), or the HTTP API."""
+
+    name: str
+    import_run_id: uuid.UUID | None = None
+
+
+API = Source("api")
+NOT_APPLIED = "Not applied: kabinet failed on this batch (logged for the provider); send these lines again."
+
+
+async def apply(
+    actor: ProviderActor, name: str, items: Sequence[Record | LineResult], broadcast: Any = None, *,
+    source: Source = API, within: Callable[[list[LineResult]], Awaitable[None]] | None = None,
+    answer_failure: bool = False,
+) -> list[LineResult]:
+    """Apply one batch of one entity in one transaction, then announce its events: every door's one
+    way in. `items` are the batch's records and, in their place, lines refused before they were
+    records at all (not JSON); each REFUSED answer is kept (`RefusedRecord`) in the same transaction,
+    for staff to see. `within(results)` runs in that transaction too (an import's progress).
+
+    A batch that fails rolls back and raises; with `answer_failure` (the HTTP API, which answers
+    each line whatever happens) its lines are answered, and kept, as refused instead."""
     kind = kind_of(actor, name)
-    async with in_transaction():
-        results = await kind.upsert(actor, records)
-        await actor.record_changes()
+    records = [item for item in items if isinstance(item, Record)]
+    try:
+        async with in_transaction():
+            applied = iter(await kind.upsert(actor, records) if records else [])
+            results = [next(applied) if isinstance(item, Record) else _of_entity(item, name) for item in items]
+            await actor.record_changes()
+            await keep_refusals(actor, source, results)
+            if within is not None:
+                await within(results)
+    except Exception:
+        if not answer_failure:
+            raise
+        log.exception("provider records: a batch of %d %s records failed (lines %d–%d)", len(items), name,
+                      items[0].line if items else 0, items[-1].line if items else 0)
+        actor.changed, actor.announcements = {}, PendingAnnouncements()  # the events of the rolled back batch
+        results = [
+            _of_entity(item, name) if isinstance(item, LineResult)
+            else LineResult(item.line, name, item.external_id, Outcome.REFUSED, None, NOT_APPLIED)
+            for item in items
+        ]
+        async with in_transaction():
+            await keep_refusals(actor, source, results)
     if broadcast is not None:
         await actor.announcements.announce(broadcast)
+    else:
+        actor.announcements.latest.clear()  # the hubs' polling finds the events
     return results
+
+
+def _of_entity(result: LineResult, name: str) -> LineResult:
+    result.entity = name
+    return result
+
+
+async def keep_refusals(actor: ProviderActor, source: Source, results: Sequence[LineResult]) -> None:
+    """Keep the batch's refused lines, in one statement (a batch can hold hundreds)."""
+    await insert_rows(RefusedRecord, [
+        {
+            "actor_kind": actor.kind, "actor": actor.name[:200], "source": source.name[:300],
+            "import_run_id": source.import_run_id, "entity": result.entity[:40], "line": result.line,
+            "external_id": result.external_id[:100] if result.external_id else None,
+            "field": result.field[:100] if result.field else None, "reason": (result.reason or "")[:1000],
+        }
+        for result in results if result.outcome is Outcome.REFUSED
+    ])
 
 
 async def each_record(

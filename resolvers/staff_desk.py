@@ -1,0 +1,57 @@
+"""The staff desk: what went wrong on the provider's side, for its staff to act on. Messages the
+outbox gave up on (and a retry of one), and the provider's records that were refused, whatever the
+door. Staff only (resolvers/staff_rights.py): a staff member in GraphQL, or a service account with
+the `staff` scope in the provider HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+
+from tortoise.expressions import Q
+
+from models.outbox import DeliveryStatus, OutboxMessage
+from models.provider import RefusedRecord
+from resolvers import outbox
+from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.pagination import Ordering, Page, PageRequest, load_pages
+from resolvers.staff_rights import Caller, staff_for_change, staff_for_reading
+
+STAFF_ONLY = "Only the provider's staff see and retry failed deliveries and refused records."
+NEWEST_FAILURES = Ordering(("-created_at",))  # failed_at is null for messages given up on before it was kept
+NEWEST_REFUSALS = Ordering(("-created_at",))
+
+
+async def delivery_failures(caller: Caller, page: PageRequest, *, with_total: bool = False) -> Page[OutboxMessage]:
+    """The messages the outbox gave up on (FAILED), newest first."""
+    await staff_for_reading(caller, STAFF_ONLY)
+    pages = await load_pages(
+        OutboxMessage, None, (), NEWEST_FAILURES, page, filters=Q(status=DeliveryStatus.FAILED), with_total=with_total,
+    )
+    return pages[None]
+
+
+async def refused_records(
+    caller: Caller, entity: str | None, page: PageRequest, *, with_total: bool = False
+) -> Page[RefusedRecord]:
+    """The provider's refused records, newest first; of one entity when `entity` is given."""
+    await staff_for_reading(caller, STAFF_ONLY)
+    pages = await load_pages(
+        RefusedRecord, None, (), NEWEST_REFUSALS, page, filters=Q(entity=entity) if entity else None, with_total=with_total,
+    )
+    return pages[None]
+
+
+async def retry_delivery(caller: Caller, message_id: uuid.UUID) -> OutboxMessage:
+    """Send a FAILED message again (outbox.retry: PENDING, attempts from 0); in the provider's audit."""
+    staff = await staff_for_change(caller, STAFF_ONLY)
+    message = await outbox.retry(message_id)
+    if message is None:
+        exists = await OutboxMessage.exists(id=message_id)
+        if not exists:
+            raise UserFacingError(ErrorCode.NOT_FOUND, "No such message.", "delivery_id")
+        raise UserFacingError(ErrorCode.CONFLICT, "Only a FAILED message is retried; this one is not.", "delivery_id")
+    await staff.audit(
+        "delivery.retry", f"{message.channel.value} {message.recipient}",
+        {"messageId": str(message.id), "template": message.template, "lastError": message.last_error},
+    )
+    return message
