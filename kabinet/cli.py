@@ -364,7 +364,7 @@ def import_(file: Path, entity: str | None, batch: int, report: Path | None, aga
                 operator = getpass.getuser()
             except (KeyError, OSError):  # a container's user without a name
                 operator = "cli"
-            actor = ProviderActor(kind="CLI", name=operator, scopes=frozenset(SCOPES))
+            actor = ProviderActor(kind="CLI", name=operator, scopes=frozenset(SCOPES), timezone=settings.provider_timezone)
             return await import_file(file, actor, entity=entity, batch=batch, report=report, progress=progress,
                                      broadcast=broadcast, again=again)
         finally:

@@ -72,8 +72,8 @@ async def download_document(request: Request) -> Response:
     document_id = verify_download(request.app.state.settings, params["document_id"], params["expires"], params["signature"])
     if document_id is None:
         return PlainTextResponse("This download link is invalid or has expired.", status_code=403)
-    stored = await DocumentFile.get_or_none(document_id=document_id)
-    if stored is None:
+    stored = await DocumentFile.get_or_none(document_id=document_id, document__withdrawn_at__isnull=True)
+    if stored is None:  # none yet, or the provider withdrew the document (a link given before stops working)
         return PlainTextResponse("The document has no file yet.", status_code=404)
     return Response(
         stored.content,

@@ -66,6 +66,7 @@ async def _actor(request: Request) -> ProviderActor:
     actor = await service_accounts.authenticate(bearer_token(request.headers.get("authorization")))
     if actor is None:
         raise ProviderError(401, "UNAUTHENTICATED", "A valid service account token is required (Authorization: Bearer kps_…).")
+    actor.timezone = request.app.state.settings.provider_timezone  # how its 1C date-times are read
     return actor
 
 

@@ -10,6 +10,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,6 +120,10 @@ class Settings(BaseSettings):
     )
     max_query_tokens: int = Field(5_000, description="Lexical tokens (and, apart, comments) a document may have.")
     max_body_bytes: int = 1024 * 1024
+    provider_timezone: str = Field(
+        "Europe/Moscow", description="The IANA zone of the provider's 1C: a date-time its records write without an "
+        "offset (`30.11.2026 14:05:00`) is this zone's time."
+    )
     provider_max_body_bytes: int = Field(
         20 * 1024 * 1024, description="A request of the provider API (records, NDJSON) beyond this is refused (413)."
     )
@@ -163,6 +168,15 @@ class Settings(BaseSettings):
         None, description="If set, one JSON line is appended to this file for every database update the workers ask "
         "the cluster for: an audit of executions (used by the scale-out test)."
     )
+
+    @field_validator("provider_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not an IANA time zone: {value!r}") from None
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -78,7 +78,10 @@ class Charge(Entity):
 
 
 class Document(Entity):
-    """An invoice, act or contract, not visible to the organization before `visible_from`."""
+    """An invoice, act or contract, not visible to the organization before `visible_from`.
+
+    Nor once the provider withdrew it (`withdrawn_at`): the row is kept, so that its number stays
+    taken and the monthly publisher does not issue it again."""
 
     organization = fields.ForeignKeyField("models.Organization", related_name="documents", on_delete=fields.CASCADE)
     kind = fields.CharEnumField(DocumentKind, max_length=10)
@@ -88,6 +91,7 @@ class Document(Entity):
     amount = money()
     currency = fields.CharField(max_length=3, default="RUB")
     visible_from = fields.DateField()
+    withdrawn_at = fields.DatetimeField(null=True)
     external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:

@@ -38,6 +38,7 @@ class ImportRun(Entity):
     created = fields.IntField(default=0)
     updated = fields.IntField(default=0)
     unchanged = fields.IntField(default=0)
+    deleted = fields.IntField(default=0, db_default=0)
     refused = fields.IntField(default=0)
     finished_at = fields.DatetimeField(null=True)
 

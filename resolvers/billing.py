@@ -98,8 +98,8 @@ async def charges_of(ctx: RequestContext, orgs: list[Organization], args: dict[s
 
 
 def visible_documents() -> Q:
-    """Invoices and acts of month M appear on the 10th of M+1 (`visible_from`)."""
-    return Q(visible_from__lte=today())
+    """Invoices and acts of month M appear on the 10th of M+1 (`visible_from`); a withdrawn one is gone."""
+    return Q(visible_from__lte=today(), withdrawn_at__isnull=True)
 
 
 async def documents_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:

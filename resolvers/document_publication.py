@@ -3,7 +3,8 @@
 `publish_document` is the only writer of a document (its row and its PDF file), in the caller's
 transaction: the monthly publisher (`publish_month`, `publish_due`, looped by workers/documents.py),
 the provider's documents (resolvers/provider/billing.py) and the demo data (kabinet/demo.py) all
-call it; `revise_document` is the one way a published document changes (the provider corrects it).
+call it; `revise_document` is the one way a published document changes (the provider corrects it), and
+`withdraw_document` the one way it is taken back (the customer no longer sees it).
 No event and no audit entry here: a document stays out of sight until its `visible_from`, and the
 audit log is read by clients (the provider's upserts announce their own change of `documents`).
 
@@ -24,6 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from kabinet.clock import utcnow
 from models.billing import Charge, Document, DocumentFile, DocumentKind
 from models.organizations import Organization
 from resolvers.documents import (
@@ -92,6 +94,17 @@ async def revise_document(document: Document, values: dict, content: bytes | Non
     if file_changes:
         await stored.save(update_fields=list(file_changes))
     return bool(changed or "content" in file_changes)
+
+
+async def withdraw_document(document: Document) -> bool:
+    """The provider withdrew a published document: hidden from the customer from now on (lists, links,
+    downloads), its row and number kept. In the caller's transaction; False when it was withdrawn
+    already. (`revise_document` with `withdrawn_at` None brings it back.)"""
+    now = utcnow()
+    if not await Document.filter(id=document.id, withdrawn_at__isnull=True).update(withdrawn_at=now):
+        return False
+    document.withdrawn_at = now
+    return True
 
 
 async def charge_lines(

@@ -4,6 +4,7 @@ until the provider's staff approve or reject it; a known contact's is approved o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from tortoise.expressions import Q
@@ -87,6 +88,22 @@ async def approve(actor: Actor, organization: Organization, details: dict[str, A
         object_id=organization.id, details=details,
     )
     return organization
+
+
+async def approve_known_claims(actor: Actor, inns: Iterable[str], details: dict[str, Any] | None = None) -> list[Organization]:
+    """A contact the provider came to know after the claim: the PENDING organizations of these INNs
+    whose OWNER now passes the rule that approves at claim time (`status_on_adding`) are approved
+    (`approve`), as they would have been had the contact been known then."""
+    inns = sorted(set(inns))
+    if not inns:
+        return []
+    approved = []
+    for organization in await Organization.filter(inn__in=inns, moderation_status=ModerationStatus.PENDING).select_for_update():
+        owner = await Membership.get_or_none(organization_id=organization.id, role=Role.OWNER)
+        user = await User.get_or_none(id=owner.user_id) if owner else None
+        if user is not None and await status_on_adding(user, organization.inn) == ModerationStatus.APPROVED:
+            approved.append(await approve(actor, organization, details))
+    return approved
 
 
 async def reject_organization(caller: Caller, organization_id: uuid.UUID, reason: str) -> Organization:

@@ -171,8 +171,9 @@ def _membership(ctx: Any, row: Any) -> Sight:
 
 
 def _document(ctx: Any, row: Any) -> Sight:
-    """Invoices and acts of month M are published on the 10th of M+1: nobody sees them before."""
-    if row.visible_from > today():
+    """Invoices and acts of month M are published on the 10th of M+1: nobody sees them before, and
+    nobody once the provider withdrew one."""
+    if row.visible_from > today() or row.withdrawn_at is not None:
         return Sight.HIDDEN
     return _see_finance(ctx, row)
 

@@ -148,19 +148,31 @@ async def publish(
 
 
 async def recall_release(ctx: RequestContext, release_id: uuid.UUID) -> Release:
-    """Recall a release: its runs not yet started are CANCELLED (a recalled release is never installed),
-    and other planned runs that targeted it fall back to the newest release still out."""
+    """Staff: recall a release (`recall`); also in the provider's own audit."""
     staff = await _require_staff(ctx)
     field = "release_id"
     release = await Release.get_or_none(id=release_id)
     if release is None:
         raise not_found(field, "release")
-    now = utcnow()
-    if not await Release.filter(id=release.id, recalled_at__isnull=True).update(recalled_at=now):
+    cancelled = await recall(ctx, release)
+    if cancelled is None:
         raise invalid(field, f"Release {release.version} of «{release.configuration}» has already been recalled.")
+    await _staff_action(
+        staff, "release.recall", f"{release.configuration} {release.version}", {"releaseId": str(release.id), "cancelledRuns": len(cancelled)},
+    )
+    return release
+
+
+async def recall(actor: Actor, release: Release) -> list[UpdateRun] | None:
+    """The one way a release is recalled, whoever decides (staff, or the provider's records): it is
+    offered no more (`newest_releases`), its runs not yet started are CANCELLED (a recalled release is
+    never installed) and other planned runs that targeted it fall back to the newest release still
+    out. The cancelled runs; None when it was recalled already (nothing changed). `release` is re-read."""
+    if not await Release.filter(id=release.id, recalled_at__isnull=True).update(recalled_at=utcnow()):
+        return None
     await release.refresh_from_db()
-    cancelled = await UpdateRun.filter(release_id=release.id, status__in=list(PLANNED_RUN_STATUSES)).values_list("id", flat=True)
-    await update_runs.cancel(ctx, cancelled, f"Отменено: релиз {release.version} отозван.")
+    planned = await UpdateRun.filter(release_id=release.id, status__in=list(PLANNED_RUN_STATUSES)).values_list("id", flat=True)
+    cancelled = await update_runs.cancel(actor, planned, f"Отменено: релиз {release.version} отозван.")
     retargeted = await UpdateRun.filter(
         status__in=list(PLANNED_RUN_STATUSES), target_version=release.version,
         database__configuration=release.configuration,
@@ -168,15 +180,12 @@ async def recall_release(ctx: RequestContext, release_id: uuid.UUID) -> Release:
     if retargeted:
         newest = (await newest_releases({release.configuration})).get(release.configuration)
         for run in retargeted:
-            await update_runs.retarget(ctx, run, newest_version(run.database.version, newest.version if newest else None))
+            await update_runs.retarget(actor, run, newest_version(run.database.version, newest.version if newest else None))
     await audit.record(
-        ctx, "release.recall", organization_id=None, object_type="Release", object_id=release.id,
+        actor, "release.recall", organization_id=None, object_type="Release", object_id=release.id,
         details={"configuration": release.configuration, "version": release.version, "cancelledRuns": len(cancelled)},
     )
-    await _staff_action(
-        staff, "release.recall", f"{release.configuration} {release.version}", {"releaseId": str(release.id), "cancelledRuns": len(cancelled)},
-    )
-    return release
+    return cancelled
 
 
 # ---------------------------------------------------------------------------------------- leaving quarantine

@@ -232,3 +232,22 @@ async def test_the_example_billing_files_import(tmp_path):
     assert await Document.filter(organization_id=north.id).count() == 4
     generated = await Document.get(organization_id=north.id, number="АКТ-000544")
     assert generated.amount == Decimal("8940.00")
+
+
+async def test_a_csv_deleted_column_reads_1c_flags_and_the_summary_counts_deletions(tmp_path):
+    org, _ = await provider_org()
+    ids = [uid("ch") for _ in range(4)]
+    rows = [f"{i};{org.external_id};SUPPORT_SERVICE;2024-02;Консультации;1;1000" for i in ids]
+    path = tmp_path / "charges.csv"
+    path.write_bytes(csv_bytes("external_id;organization;kind;period;description;quantity;unit_price", *rows))
+    await import_file(path, actor())
+    flags = ["да", "Истина", "1", "ложь"]
+    again = tmp_path / "charge.csv"
+    again.write_bytes(csv_bytes("external_id;organization;kind;period;description;quantity;unit_price;deleted",
+                                *[f"{row};{flag}" for row, flag in zip(rows, flags)], f"{ids[0]};;;;;;;true"))
+    summary = await import_file(again, actor())
+    assert (summary.deleted, summary.unchanged, summary.refused) == (3, 2, 0)
+    assert "0 updated, 2 unchanged, 3 deleted, 0 refused" in summary.line()
+    assert [r["result"] for r in report_of(again.with_name(again.name + ".report.ndjson"))] == [
+        "deleted", "deleted", "deleted", "unchanged", "unchanged"]
+    assert (await ImportRun.get(file_digest=hashlib.sha256(again.read_bytes()).hexdigest())).deleted == 3

@@ -212,7 +212,7 @@ async def test_ndjson_is_answered_line_by_line_in_order_a_bad_line_refused_the_r
     assert NOTES[second] == {"text": "two, corrected"}
     account = await ServiceAccount.get(token_hash=hash_opaque_token(token))
     action = await ProviderAction.get(actor_kind="SERVICE", actor=account.name, action="records.test_note")
-    assert action.details == {"lines": 8, "created": 2, "updated": 1, "unchanged": 1, "refused": 4}
+    assert action.details == {"lines": 8, "created": 2, "updated": 1, "unchanged": 1, "deleted": 0, "refused": 4}
 
 
 async def test_a_json_array_is_taken_too(client):

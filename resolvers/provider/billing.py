@@ -28,12 +28,13 @@ from models.bulk import insert_rows
 from models.cloud import Database
 from models.organizations import Organization
 from models.provider import PrepaidServiceUse
-from resolvers.document_publication import charge_lines, publish_document, render, revise_document
+from kabinet.clock import today
+from resolvers.document_publication import charge_lines, publish_document, render, revise_document, withdraw_document
 from resolvers.documents import PERIOD_PATTERN, document_visible_from
 from resolvers.provider.imports import ImportedRecord
 from resolvers.provider.records import (
-    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, decimal, entity, moment,
-    organization_of, organizations_referenced, text,
+    DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, decimal, deleted, entity,
+    moment, never_deleted, organization_of, organizations_referenced, text,
 )
 
 KOPECK = Decimal("0.01")
@@ -111,6 +112,13 @@ class _Batch:
             await row.save(update_fields=changed)
         return Outcome.UPDATED
 
+    async def remove(self, external_id: str) -> Any | None:
+        """The row of `external_id` deleted (or, made in this batch, never written); None when there is none."""
+        row = self.rows.pop(external_id, None)
+        if row is not None and self.new.pop(external_id, None) is None:
+            await row.delete()
+        return row
+
     async def flush(self) -> None:
         if self.new:
             await self.model.bulk_create(list(self.new.values()), batch_size=1000)
@@ -127,8 +135,8 @@ LEDGER_FIELDS = {  # the entry's attribute → the record's field that sets it
 
 @entity(
     "ledger_entry", SCOPE,
-    ("external_id", "organization", "organization_inn", "kind", "amount", "description", "occurred_at", "document"),
-    "An entry of an organization's deposit ledger (append-only: a correction is a new entry).",
+    ("external_id", "organization", "organization_inn", "kind", "amount", "description", "occurred_at", "document", "deleted"),
+    "An entry of an organization's deposit ledger (append-only: a correction is a new entry; never deleted).",
 )
 async def upsert_ledger_entries(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     name = "ledger_entry"
@@ -147,13 +155,17 @@ async def upsert_ledger_entries(actor: ProviderActor, records: list[Record]) -> 
     for index, record in enumerate(records):
         try:
             external_id = _external_id(record)
+            never_deleted(
+                record, "Ledger entries are never deleted: send a correcting entry (a new external_id, e.g. an "
+                "ADJUSTMENT or a REFUND of the opposite amount).",
+            )
             organization_id = organization_of(record, referenced)
             values = {
                 "organization_id": organization_id,
                 "kind": choice(record, "kind", TransactionKind),
                 "amount": decimal(record, "amount"),
                 "description": text(record, "description", required=False) or "",
-                "occurred_at": moment(record, "occurred_at"),
+                "occurred_at": moment(record, "occurred_at", actor.zone),
                 "document_id": _document_of(record, documents, organization_id),
             }
             before = known.get(external_id)
@@ -283,8 +295,9 @@ async def _merge_entries(organization_id: uuid.UUID, entries: list[tuple[int, st
 @entity(
     "charge", SCOPE,
     ("external_id", "organization", "organization_inn", "kind", "period", "description", "quantity", "unit_price",
-     "amount", "database"),
-    "A charge of a month (cloud rental, a support service): the lines of that month's invoice and act.",
+     "amount", "database", "deleted"),
+    "A charge of a month (cloud rental, a support service): the lines of that month's invoice and act. "
+    "Deleted: refused once the customer has a document of that month.",
 )
 async def upsert_charges(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     name = "charge"
@@ -298,6 +311,9 @@ async def upsert_charges(actor: ProviderActor, records: list[Record]) -> list[Li
     for record in records:
         try:
             external_id = _external_id(record)
+            if deleted(record):
+                results.append(LineResult(record.line, name, external_id, await _remove_charge(actor, batch, external_id)))
+                continue
             organization_id = organization_of(record, referenced)
             quantity = decimal(record, "quantity", places=3)
             unit_price = decimal(record, "unit_price")
@@ -328,6 +344,25 @@ async def upsert_charges(actor: ProviderActor, records: list[Record]) -> list[Li
     return results
 
 
+async def _remove_charge(actor: ProviderActor, batch: _Batch, external_id: str) -> Outcome:
+    """A charge record deleted: refused once it is on a document the customer has (an invoice or act
+    of its month they see: withdraw that first, or charge a correction), else removed."""
+    row = batch.rows.get(external_id)
+    if row is None:
+        return Outcome.UNCHANGED
+    shown = await Document.filter(
+        organization_id=row.organization_id, period=row.period, withdrawn_at__isnull=True, visible_from__lte=today()
+    ).order_by("issued_on").first()
+    if shown is not None:
+        raise RecordRefused(
+            DELETED_FIELD, f"The charge is on {shown.kind.value} {shown.number} of {row.period}, which the customer has: "
+            "withdraw that document first, or send a correcting charge.",
+        )
+    await batch.remove(external_id)
+    actor.touched(row.organization_id, "charges")
+    return Outcome.DELETED
+
+
 # ----------------------------------------------------------------------------------------- documents
 
 PDF_MAGIC = b"%PDF"
@@ -336,19 +371,23 @@ PDF_MAGIC = b"%PDF"
 @entity(
     "document", SCOPE,
     ("external_id", "organization", "organization_inn", "kind", "number", "issued_on", "period", "amount", "currency",
-     "visible_from", "file_base64", "file_path"),
+     "visible_from", "file_base64", "file_path", "deleted"),
     "An invoice, act or contract with its PDF: the provider's own (file_base64, or file_path in an import), "
-    "or generated by kabinet from the organization's charges of the period.",
+    "or generated by kabinet from the organization's charges of the period. Deleted: withdrawn, the customer "
+    "no longer sees it (sent again, it is back).",
 )
 async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     name = "document"
     referenced = await organizations_referenced(records)
     existing = {d.external_id: d for d in await Document.filter(external_id__in=_references(records, "external_id"))}
     organizations = {o.id: o for o in await Organization.filter(id__in=list(set(referenced.values())))}
-    parsed: list[tuple[Record, dict[str, Any], bytes | None] | LineResult] = []
+    parsed: list[tuple[Record, dict[str, Any] | None, bytes | None] | LineResult] = []
     for record in records:
         try:
             external_id = _external_id(record)
+            if deleted(record):
+                parsed.append((record, None, None))  # withdrawn in its turn below
+                continue
             organization_id = organization_of(record, referenced)
             kind = choice(record, "kind", DocumentKind)
             issued_on = date(record, "issued_on")
@@ -367,7 +406,7 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
         except RecordRefused as refused:
             parsed.append(_refused(record, name, refused))
     to_generate = list({(v["organization_id"], v["period"]) for item in parsed if not isinstance(item, LineResult)
-                        for _, v, content in [item] if content is None})
+                        for _, v, content in [item] if v is not None and content is None})
     lines = await charge_lines(to_generate)
     numbers = await _numbers_taken(parsed)
     results = []
@@ -378,6 +417,9 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
         record, values, content = item
         try:
             external_id = record.external_id
+            if values is None:
+                results.append(LineResult(record.line, name, external_id, await _withdraw(actor, existing.get(external_id))))
+                continue
             holder = numbers.get((values["organization_id"], values["kind"], values["number"]))
             if holder is not None and holder != external_id:
                 raise RecordRefused("number", f"The organization has a {values['kind'].value} numbered {values['number']} already.")
@@ -401,7 +443,8 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
                 existing[external_id] = document
                 outcome = Outcome.CREATED
             else:
-                outcome = Outcome.UPDATED if await revise_document(document, values, content) else Outcome.UNCHANGED
+                revised = await revise_document(document, {**values, "withdrawn_at": None}, content)  # a withdrawn one is back
+                outcome = Outcome.UPDATED if revised else Outcome.UNCHANGED
             numbers[(values["organization_id"], values["kind"], values["number"])] = external_id
             if outcome is not Outcome.UNCHANGED:
                 actor.touched(values["organization_id"], "documents")
@@ -409,6 +452,15 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
         except RecordRefused as refused:
             results.append(_refused(record, name, refused))
     return results
+
+
+async def _withdraw(actor: ProviderActor, document: Document | None) -> Outcome:
+    """A document record deleted: the document withdrawn (resolvers/document_publication.py); UNCHANGED
+    when there is none or it is withdrawn already."""
+    if document is None or not await withdraw_document(document):
+        return Outcome.UNCHANGED
+    actor.touched(document.organization_id, "documents")
+    return Outcome.DELETED
 
 
 def _provided_file(record: Record) -> bytes | None:
@@ -440,7 +492,8 @@ def _provided_file(record: Record) -> bytes | None:
 async def _numbers_taken(parsed: list) -> dict[tuple[uuid.UUID, DocumentKind, str], str | None]:
     """(organization, kind, number) → the external id of the document holding it (None: one kabinet
     published), for the numbers the batch's documents name, in one query."""
-    wanted = {(v["organization_id"], v["kind"], v["number"]) for item in parsed if not isinstance(item, LineResult) for v in [item[1]]}
+    wanted = {(v["organization_id"], v["kind"], v["number"]) for item in parsed if not isinstance(item, LineResult)
+              for v in [item[1]] if v is not None}
     if not wanted:
         return {}
     rows = await Document.filter(
@@ -453,8 +506,9 @@ async def _numbers_taken(parsed: list) -> dict[tuple[uuid.UUID, DocumentKind, st
 
 @entity(
     "prepaid_service", SCOPE,
-    ("external_id", "organization", "organization_inn", "name", "unit", "total", "valid_until"),
-    "A prepaid package of services (hours of consultations, visits): its use is the sum of its uses.",
+    ("external_id", "organization", "organization_inn", "name", "unit", "total", "valid_until", "deleted"),
+    "A prepaid package of services (hours of consultations, visits): its use is the sum of its uses. "
+    "Deleted: removed with its uses.",
 )
 async def upsert_prepaid_services(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     name = "prepaid_service"
@@ -464,6 +518,12 @@ async def upsert_prepaid_services(actor: ProviderActor, records: list[Record]) -
     for record in records:
         try:
             external_id = _external_id(record)
+            if deleted(record):
+                removed = await batch.remove(external_id)  # its uses go with it (CASCADE)
+                if removed is not None:
+                    actor.touched(removed.organization_id, "balance")
+                results.append(LineResult(record.line, name, external_id, Outcome.UNCHANGED if removed is None else Outcome.DELETED))
+                continue
             values = {
                 "organization_id": organization_of(record, referenced), "name": text(record, "name", max_length=300),
                 "unit": text(record, "unit", max_length=30), "total": decimal(record, "total"),
@@ -482,8 +542,9 @@ async def upsert_prepaid_services(actor: ProviderActor, records: list[Record]) -
 
 @entity(
     "prepaid_service_use", SCOPE,
-    ("external_id", "prepaid_service", "quantity", "used_on", "description"),
-    "One use of a prepaid package (a consultation, a visit); the package's `used` is the sum of its uses.",
+    ("external_id", "prepaid_service", "quantity", "used_on", "description", "deleted"),
+    "One use of a prepaid package (a consultation, a visit); the package's `used` is the sum of its uses "
+    "(a use deleted no longer counts).",
 )
 async def upsert_prepaid_service_uses(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     name = "prepaid_service_use"
@@ -493,12 +554,18 @@ async def upsert_prepaid_service_uses(actor: ProviderActor, records: list[Record
             "id", "external_id", "organization_id")
     }
     batch = await _Batch.read(PrepaidServiceUse, records)
-    recount: dict[uuid.UUID, uuid.UUID] = {}  # package → its organization, whose `used` is summed again
+    recount: dict[uuid.UUID, uuid.UUID | None] = {}  # packages whose `used` is summed again (→ their organization)
     owners = {service_id: organization_id for service_id, organization_id in services.values()}
     results = []
     for record in records:
         try:
             external_id = _external_id(record)
+            if deleted(record):
+                removed = await batch.remove(external_id)
+                if removed is not None:
+                    recount[removed.prepaid_service_id] = owners.get(removed.prepaid_service_id)
+                results.append(LineResult(record.line, name, external_id, Outcome.UNCHANGED if removed is None else Outcome.DELETED))
+                continue
             reference = text(record, "prepaid_service", max_length=100)
             if reference not in services:
                 raise RecordRefused("prepaid_service", f"No prepaid service with external_id {reference!r}: send it first.")
@@ -522,7 +589,7 @@ async def upsert_prepaid_service_uses(actor: ProviderActor, records: list[Record
     return results
 
 
-async def _recount_used(actor: ProviderActor, packages: Mapping[uuid.UUID, uuid.UUID]) -> None:
+async def _recount_used(actor: ProviderActor, packages: Mapping[uuid.UUID, uuid.UUID | None]) -> None:
     """`used` of each package = the sum of its uses (one aggregate query, an UPDATE per package that changed)."""
     if not packages:
         return

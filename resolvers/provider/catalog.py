@@ -9,7 +9,6 @@ than duplicated. A release goes through the same publication as a staff-publishe
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,8 +22,8 @@ from models.updates import Release
 from resolvers import moderation, releases, validation
 from resolvers.errors import UserFacingError
 from resolvers.provider.records import (
-    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, each_record, entity, integer, moment,
-    organization_of, organizations_referenced, save_changes, text,
+    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, deleted, each_record, entity, integer,
+    moment, never_deleted, organization_of, organizations_referenced, put_owned, remove_owned, save_changes, text,
 )
 from resolvers.subscriber_codes import new_organization
 
@@ -86,9 +85,9 @@ def _organization_values(record: Record) -> dict[str, Any]:
 
 @entity(
     "organization", "catalog:write",
-    ("external_id", "inn", "kpp", "ogrn", "name", "kind", "legal_address"),
+    ("external_id", "inn", "kpp", "ogrn", "name", "kind", "legal_address", "deleted"),
     "A subscriber by INN, with its requisites; APPROVED, as the provider's customer. One a customer "
-    "added under the same INN is bound to the external_id.",
+    "added under the same INN is bound to the external_id. Never deleted by a record.",
 )
 async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
@@ -98,6 +97,10 @@ async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> l
     by_inn = {row.inn: row for row in rows}
 
     async def apply_one(record: Record) -> Outcome:
+        never_deleted(
+            record, "An organization is not deleted by a record: its ledger, documents and members stay. The "
+            "provider's staff reject a claim in moderation; a customer who leaves keeps its history.",
+        )
         values = _organization_values(record)
         external_id = record.external_id
         row = by_external.get(external_id)
@@ -141,19 +144,26 @@ def _named(row: Organization) -> str:
 
 
 @entity(
-    "known_contact", "catalog:write", ("external_id", "inn", "phone"),
+    "known_contact", "catalog:write", ("external_id", "inn", "phone", "deleted"),
     "A phone the provider knows as a taxpayer's contact: a user with that verified phone who adds the "
-    "INN is approved at once.",
+    "INN is approved at once, and a claim of that INN waiting for moderation whose owner has it is approved.",
 )
 async def upsert_known_contacts(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
-    # The provider's own knowledge, not shown on any dashboard: no event.
+    # The provider's own knowledge, not shown on any dashboard: no event of its own (an approval it
+    # brings is the organization's change).
     external_ids = [r.external_id for r in records if r.external_id]
     inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
     rows = await KnownContact.filter(Q(external_id__in=external_ids) | Q(inn__in=inns))
     by_external = {row.external_id: row for row in rows if row.external_id}
     by_pair = {(row.inn, row.phone): row for row in rows}
+    known: set[str] = set()  # INNs with a contact created or changed: their waiting claims are looked at
 
     async def apply_one(record: Record) -> Outcome:
+        if deleted(record):
+            row = by_external.get(record.external_id)
+            if row is not None:
+                by_pair.pop((row.inn, row.phone), None)
+            return await remove_owned(None, by_external, record, None)
         inn = checked(validation.inn, text(record, "inn", max_length=20), "inn")
         phone = checked(validation.phone, text(record, "phone", max_length=30), "phone")
         external_id = record.external_id
@@ -166,18 +176,25 @@ async def upsert_known_contacts(actor: ProviderActor, records: list[Record]) -> 
             outcome = await save_changes(row, {"inn": inn, "phone": phone})
             by_pair.pop(previous, None)
             by_pair[(inn, phone)] = row
-            return outcome
-        if same is not None:
+        elif same is not None:
             if same.external_id is not None:
                 raise RecordRefused("phone", f"This INN and phone are already known (external_id {same.external_id}).")
             same.external_id = external_id
             await same.save(update_fields=["external_id"])
             by_external[external_id] = same
-            return Outcome.UPDATED
-        by_external[external_id] = by_pair[(inn, phone)] = await KnownContact.create(inn=inn, phone=phone, external_id=external_id)
-        return Outcome.CREATED
+            outcome = Outcome.UPDATED
+        else:
+            by_external[external_id] = by_pair[(inn, phone)] = await KnownContact.create(inn=inn, phone=phone, external_id=external_id)
+            outcome = Outcome.CREATED
+        if outcome is not Outcome.UNCHANGED:
+            known.add(inn)
+        return outcome
 
-    return await each_record("known_contact", records, apply_one)
+    results = await each_record("known_contact", records, apply_one)
+    details = {"by": f"{actor.kind.lower()}:{actor.name}", "source": "provider records: a known contact"}
+    for organization in await moderation.approve_known_claims(actor, known, details):
+        actor.touched(organization.id, "organization")
+    return results
 
 
 # ---------------------------------------------------------------------------------------- contract
@@ -188,40 +205,26 @@ def ends_after_start(starts_on: dt.date | None, ends_on: dt.date | None, field: 
         raise RecordRefused(field, "Ends before it starts.")
 
 
-def same_organization(row: Any, organization_id: uuid.UUID, what: str) -> None:
-    if row.organization_id != organization_id:
-        raise RecordRefused("organization", f"This {what} belongs to another organization; it does not move.")
-
-
 @entity(
     "contract", "catalog:write",
-    ("external_id", "organization", "organization_inn", "kind", "number", "starts_on", "ends_on"),
+    ("external_id", "organization", "organization_inn", "kind", "number", "starts_on", "ends_on", "deleted"),
     "A contract of an organization (ITS, PTS, CLOUD_RENTAL, SERVICE); `organization` is the "
-    "organization's external_id (or give `organization_inn`).",
+    "organization's external_id (or give `organization_inn`). Deleted: its products keep going, without it.",
 )
 async def upsert_contracts(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     referenced = await organizations_referenced(records)
     by_external = {row.external_id: row for row in await Contract.filter(external_id__in=[r.external_id for r in records if r.external_id])}
 
     async def apply_one(record: Record) -> Outcome:
+        if deleted(record):
+            return await remove_owned(actor, by_external, record, "products")  # its products' `contract` → none
         organization_id = organization_of(record, referenced)
         values = {
             "kind": choice(record, "kind", ContractKind), "number": text(record, "number", max_length=50),
             "starts_on": date(record, "starts_on"), "ends_on": date(record, "ends_on", required=False),
         }
         ends_after_start(values["starts_on"], values["ends_on"])
-        row = by_external.get(record.external_id)
-        if row is None:
-            by_external[record.external_id] = await Contract.create(
-                organization_id=organization_id, external_id=record.external_id, **values
-            )
-            outcome = Outcome.CREATED
-        else:
-            same_organization(row, organization_id, "contract")
-            outcome = await save_changes(row, values)
-        if outcome is not Outcome.UNCHANGED:
-            actor.touched(organization_id, "products")
-        return outcome
+        return await put_owned(actor, Contract, by_external, record, organization_id, values, "contract", "products")
 
     return await each_record("contract", records, apply_one)
 
@@ -232,7 +235,7 @@ async def upsert_contracts(actor: ProviderActor, records: list[Record]) -> list[
 @entity(
     "product", "catalog:write",
     ("external_id", "organization", "organization_inn", "name", "category", "registration_number", "workplaces",
-     "updates_available_until", "contract"),
+     "updates_available_until", "contract", "deleted"),
     "What an organization bought; `contract` is the external_id of its contract (of the same organization).",
 )
 async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
@@ -244,6 +247,8 @@ async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[L
     by_external = {row.external_id: row for row in await Product.filter(external_id__in=[r.external_id for r in records if r.external_id])}
 
     async def apply_one(record: Record) -> Outcome:
+        if deleted(record):
+            return await remove_owned(actor, by_external, record, "products")
         organization_id = organization_of(record, referenced)
         contract_reference = text(record, "contract", required=False, max_length=200)
         contract_id = None
@@ -261,18 +266,7 @@ async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[L
             "updates_available_until": date(record, "updates_available_until", required=False),
             "contract_id": contract_id,
         }
-        row = by_external.get(record.external_id)
-        if row is None:
-            by_external[record.external_id] = await Product.create(
-                organization_id=organization_id, external_id=record.external_id, **values
-            )
-            outcome = Outcome.CREATED
-        else:
-            same_organization(row, organization_id, "product")
-            outcome = await save_changes(row, values)
-        if outcome is not Outcome.UNCHANGED:
-            actor.touched(organization_id, "products")
-        return outcome
+        return await put_owned(actor, Product, by_external, record, organization_id, values, "product", "products")
 
     return await each_record("product", records, apply_one)
 
@@ -283,9 +277,9 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # clocks of the provider's systems a
 
 
 @entity(
-    "release", "catalog:write", ("external_id", "configuration", "version", "published_at"),
+    "release", "catalog:write", ("external_id", "configuration", "version", "published_at", "deleted"),
     "A configuration release, published as staff would publish it: ON_RELEASE databases on older "
-    "versions get update runs. `published_at` defaults to now.",
+    "versions get update runs. `published_at` defaults to now. Deleted: recalled as staff would recall it.",
 )
 async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
@@ -295,9 +289,11 @@ async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[L
     by_version = {(row.configuration, row.version): row for row in rows}
 
     async def apply_one(record: Record) -> Outcome:
+        if deleted(record):
+            return await _recall_release(actor, by_external.get(record.external_id))
         configuration = text(record, "configuration", max_length=200)
         version = checked(lambda value, field: releases.check_version(value), text(record, "version", max_length=60), "version")
-        published_at = moment(record, "published_at", required=False)
+        published_at = moment(record, "published_at", actor.zone, required=False)
         if published_at is not None and published_at > utcnow() + FUTURE_TOLERANCE:
             raise RecordRefused("published_at", "A release is published when it is sent, not in the future.")
         row = by_external.get(record.external_id)
@@ -317,8 +313,22 @@ async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[L
         by_external[record.external_id] = by_version[(configuration, version)] = await releases.publish(
             actor, configuration, version, published_at=published_at, external_id=record.external_id
         )
-        for organization_id in await Database.filter(configuration=configuration).distinct().values_list("organization_id", flat=True):
-            actor.touched(organization_id, "releases")
+        await _touch_configuration(actor, configuration)
         return Outcome.CREATED
 
     return await each_record("release", records, apply_one)
+
+
+async def _recall_release(actor: ProviderActor, release: Release | None) -> Outcome:
+    """A release record deleted: the release recalled (resolvers/releases.py), its planned runs
+    cancelled; UNCHANGED when there is none or it was recalled already."""
+    if release is None or await releases.recall(actor, release) is None:
+        return Outcome.UNCHANGED
+    await _touch_configuration(actor, release.configuration)
+    return Outcome.DELETED
+
+
+async def _touch_configuration(actor: ProviderActor, configuration: str) -> None:
+    """The organizations whose databases run `configuration`: their update plans follow its releases."""
+    for organization_id in await Database.filter(configuration=configuration).distinct().values_list("organization_id", flat=True):
+        actor.touched(organization_id, "releases")

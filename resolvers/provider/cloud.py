@@ -9,19 +9,31 @@ from collections import Counter
 from tortoise.functions import Count
 
 from kabinet.clock import utcnow
-from models.cloud import CloudSubscription, Database, SubscriptionExtension
-from resolvers.provider.catalog import ends_after_start, same_organization
+from models.cloud import CloudSubscription, Database, Session, SubscriptionExtension
+from models.organizations import Organization
+from models.updates import UpdateRun, UpdateRunStatus
+from resolvers.provider.catalog import ends_after_start
 from resolvers.provider.records import (
-    LineResult, Outcome, ProviderActor, Record, RecordRefused, date, each_record, entity, flag, integer,
-    organization_of, organizations_referenced, save_changes, text,
+    DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, date, deleted, each_record, entity, flag,
+    integer, organization_of, organizations_referenced, remove_owned, same_organization, save_changes, text,
 )
+from resolvers.sessions import LIVE
+
+
+async def _hold_organization(organization_id: uuid.UUID) -> None:
+    """The organization's row locked (PostgreSQL), as the cluster's session admission locks it: a
+    session admitted meanwhile is seen, not left on a database taken away."""
+    await Organization.filter(id=organization_id).select_for_update().values_list("id", flat=True)
+
 
 
 @entity(
     "cloud_subscription", "cloud:write",
-    ("external_id", "organization", "organization_inn", "tariff", "sessions_limit", "databases_limit", "starts_on", "ends_on"),
+    ("external_id", "organization", "organization_inn", "tariff", "sessions_limit", "databases_limit", "starts_on", "ends_on",
+     "deleted"),
     "An organization's cloud rental: tariff, limits and the current billing period (starts_on..ends_on). "
-    "One per organization: a record under a new external_id for an organization that has one updates it.",
+    "One per organization: a record under a new external_id for an organization that has one updates it. "
+    "Deleted (the rental ended): refused while the organization has databases or live sessions.",
 )
 async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     referenced = await organizations_referenced(records)
@@ -32,6 +44,8 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
     by_organization = {row.organization_id: row for row in rows}
 
     async def apply_one(record: Record) -> Outcome:
+        if deleted(record):
+            return await _end_subscription(actor, by_external, by_organization, record)
         organization_id = organization_of(record, referenced)
         values = {
             "tariff": text(record, "tariff", max_length=100),
@@ -59,6 +73,23 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
     return await each_record("cloud_subscription", records, apply_one)
 
 
+async def _end_subscription(
+    actor: ProviderActor, by_external: dict, by_organization: dict, record: Record
+) -> Outcome:
+    """A cloud subscription record deleted: the rental ended, the subscription removed (its extensions
+    with it) — refused while the organization has databases or live sessions, which it is for."""
+    row = by_external.get(record.external_id)
+    if row is None:
+        return Outcome.UNCHANGED
+    await _hold_organization(row.organization_id)
+    if databases := await Database.filter(organization_id=row.organization_id).count():
+        raise RecordRefused(DELETED_FIELD, f"The organization has {databases} cloud database(s): delete them first.")
+    if sessions := await Session.filter(organization_id=row.organization_id, status__in=LIVE).count():
+        raise RecordRefused(DELETED_FIELD, f"The organization has {sessions} live session(s) in the cloud: end them first.")
+    by_organization.pop(row.organization_id, None)
+    return await remove_owned(actor, by_external, record, "cloud")
+
+
 async def _databases_limits(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     """How many databases each organization may have now: its subscription's limit plus the extension
     in force (as the dashboard shows it). An organization without a subscription is absent."""
@@ -75,9 +106,10 @@ async def _databases_limits(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID
 
 @entity(
     "database", "cloud:write",
-    ("external_id", "organization", "organization_inn", "name", "configuration", "version", "is_typical", "size_mb"),
+    ("external_id", "organization", "organization_inn", "name", "configuration", "version", "is_typical", "size_mb", "deleted"),
     "A cloud database of an organization; a new one must fit in its cloud subscription's databases_limit "
-    "(send the cloud_subscription first).",
+    "(send the cloud_subscription first). Deleted: removed with its update schedule, runs and access grants "
+    "(refused while it has live sessions or an update is running).",
 )
 async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     referenced = await organizations_referenced(records)
@@ -92,6 +124,12 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
     })
 
     async def apply_one(record: Record) -> Outcome:
+        if deleted(record):
+            row = by_external.get(record.external_id)
+            outcome = await _remove_database(actor, by_external, record)
+            if outcome is Outcome.DELETED:
+                counts[row.organization_id] -= 1
+            return outcome
         organization_id = organization_of(record, referenced)
         values = {
             "name": text(record, "name", max_length=200), "configuration": text(record, "configuration", max_length=200),
@@ -122,3 +160,18 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
         return outcome
 
     return await each_record("database", records, apply_one)
+
+
+async def _remove_database(actor: ProviderActor, by_external: dict, record: Record) -> Outcome:
+    """A database record deleted: refused while the database has live sessions or an update running
+    (the cluster is using it); else removed, and with it (foreign keys) its update schedule and runs,
+    access grants and invitations' grants; ended sessions and charges keep their rows, without it."""
+    row = by_external.get(record.external_id)
+    if row is None:
+        return Outcome.UNCHANGED
+    await _hold_organization(row.organization_id)
+    if sessions := await Session.filter(database_id=row.id, status__in=LIVE).count():
+        raise RecordRefused(DELETED_FIELD, f"The database has {sessions} live session(s): end them first.")
+    if await UpdateRun.exists(database_id=row.id, status=UpdateRunStatus.RUNNING):
+        raise RecordRefused(DELETED_FIELD, "An update of this database is running: delete it once the update has ended.")
+    return await remove_owned(actor, by_external, record, "cloud")

@@ -48,6 +48,7 @@ class ImportSummary:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    deleted: int = 0
     refused: int = 0
     already_done: bool = False  # the file was imported to the end before: nothing applied
     report: Path | None = None
@@ -58,8 +59,9 @@ class ImportSummary:
             head += " already imported"
         elif self.resumed_at:
             head += f" (resumed after line {self.resumed_at})"
+        deleted = f"{self.deleted} deleted, " if self.deleted else ""
         return (f"{head}: {self.created} created, {self.updated} updated, "
-                f"{self.unchanged} unchanged, {self.refused} refused")
+                f"{self.unchanged} unchanged, {deleted}{self.refused} refused")
 
 
 class ImportRefused(Exception):
@@ -151,12 +153,12 @@ async def import_file(
     summary = ImportSummary(name, path.name, len(items))
     if run.finished_at is not None and not again:
         summary.already_done = True
-        summary.created, summary.updated, summary.unchanged, summary.refused = run.created, run.updated, run.unchanged, run.refused
+        _take_counts(summary, run)
         if progress:
             progress(len(items), len(items))
         return summary
     if run.finished_at is not None:  # again: a new pass over every line
-        await ImportRun.filter(id=run.id).update(lines_done=0, created=0, updated=0, unchanged=0, refused=0, finished_at=None)
+        await ImportRun.filter(id=run.id).update(lines_done=0, finished_at=None, **{outcome.value: 0 for outcome in Outcome})
         run.lines_done = 0
     summary.resumed_at = run.lines_done
     if progress and run.lines_done:
@@ -173,15 +175,19 @@ async def import_file(
             if progress:
                 progress(len(chunk), len(items))
     totals = await ImportRun.get(id=run.id)
-    summary.created, summary.updated, summary.unchanged, summary.refused = totals.created, totals.updated, totals.unchanged, totals.refused
+    _take_counts(summary, totals)
     async with in_transaction():
         await ImportRun.filter(id=run.id).update(finished_at=utcnow())
         await ProviderAction.create(
             actor_kind=actor.kind, actor=actor.name, action="import", target=f"{name}:{path.name}"[:200],
-            details={"file_digest": digest, "lines": len(items), "created": totals.created, "updated": totals.updated,
-                     "unchanged": totals.unchanged, "refused": totals.refused},
+            details={"file_digest": digest, "lines": len(items), **{o.value: getattr(totals, o.value) for o in Outcome}},
         )
     return summary
+
+
+def _take_counts(summary: ImportSummary, run: ImportRun) -> None:
+    for outcome in Outcome:
+        setattr(summary, outcome.value, getattr(run, outcome.value))
 
 
 async def _apply_batch(

@@ -5,6 +5,10 @@ entity module registers an `EntityKind` with `@entity(...)`: the scope a service
 columns (documented, and a CSV header's order), and `upsert(actor, records)`, which applies a
 batch in the caller's transaction and answers one `LineResult` per record, in order. Re-sending a
 record changes nothing (UNCHANGED, no event); a refusal names the line, the field and why.
+
+A record with `deleted` true takes its row back (DELETED) as that entity understands it — removed,
+withdrawn, recalled, or refused where the entity never goes away; deleting what is absent or
+deleted already is UNCHANGED, with no event. Only `external_id` and `deleted` are read then.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
@@ -33,6 +38,7 @@ class Outcome(str, Enum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    DELETED = "deleted"
     REFUSED = "refused"
 
 
@@ -72,6 +78,9 @@ class Record:
         return str(value).strip() if value not in (None, "") else None
 
 
+DEFAULT_PROVIDER_TIMEZONE = "Europe/Moscow"
+
+
 @dataclass
 class ProviderActor:
     """Who writes provider data: a service account (by its token), a staff member, or the CLI run by
@@ -80,6 +89,7 @@ class ProviderActor:
     kind: str  # SERVICE, STAFF, CLI
     name: str
     scopes: frozenset[str]
+    timezone: str = DEFAULT_PROVIDER_TIMEZONE  # where a 1C date-time without an offset was written (settings)
     announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements)
     viewer: None = None
     client_address: str | None = None
@@ -87,6 +97,10 @@ class ProviderActor:
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     def touched(self, organization_id: uuid.UUID, area: Area | str) -> None:
         """Note that this batch changed the organization's `area`: one event per organization and
@@ -265,6 +279,57 @@ async def save_changes(row: Any, values: Mapping[str, Any]) -> Outcome:
     return Outcome.UPDATED
 
 
+def same_organization(row: Any, organization_id: uuid.UUID, what: str) -> None:
+    if row.organization_id != organization_id:
+        raise RecordRefused("organization", f"This {what} belongs to another organization; it does not move.")
+
+
+async def put_owned(
+    actor: ProviderActor, model: type, rows: dict[str, Any], record: Record, organization_id: uuid.UUID,
+    values: Mapping[str, Any], what: str, area: Area | str,
+) -> Outcome:
+    """The common upsert of an organization's row by its external id: created, or updated in place
+    (never moved to another organization); a change noted in the organization's `area`. `rows` holds
+    the batch's rows by external id and learns a new one."""
+    row = rows.get(record.external_id)
+    if row is None:
+        rows[record.external_id] = await model.create(organization_id=organization_id, external_id=record.external_id, **values)
+        outcome = Outcome.CREATED
+    else:
+        same_organization(row, organization_id, what)
+        outcome = await save_changes(row, values)
+    if outcome is not Outcome.UNCHANGED:
+        actor.touched(organization_id, area)
+    return outcome
+
+
+DELETED_FIELD = "deleted"
+
+
+def deleted(record: Record) -> bool:
+    """Whether the record takes its row back (`deleted`: a flag, empty is false)."""
+    return flag(record, DELETED_FIELD)
+
+
+def never_deleted(record: Record, why: str) -> None:
+    """An entity that is never taken back by a record: refused on `deleted`, saying what to do instead."""
+    if deleted(record):
+        raise RecordRefused(DELETED_FIELD, why)
+
+
+async def remove_owned(actor: ProviderActor | None, rows: dict[str, Any], record: Record, area: Area | str | None) -> Outcome:
+    """The plain deletion of an organization's row the batch read by external id: DELETED, its
+    `area` noted (None: nothing a dashboard shows); UNCHANGED when there is none (absent, or deleted
+    already). Rows that hang on it go by their foreign keys (CASCADE / SET NULL)."""
+    row = rows.pop(record.external_id, None)
+    if row is None:
+        return Outcome.UNCHANGED
+    await row.delete()
+    if area is not None and actor is not None:
+        actor.touched(row.organization_id, area)
+    return Outcome.DELETED
+
+
 # ---------------------------------------------------------------- reading fields of a record
 
 def text(record: Record, name: str, *, required: bool = True, max_length: int = 500) -> str | None:
@@ -305,34 +370,61 @@ def integer(record: Record, name: str, *, required: bool = True, minimum: int = 
     return value
 
 
-_RUSSIAN_DATE = re.compile(r"^(\d{2})\.(\d{2})\.(\d{4})$")
+_RUSSIAN_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
+# 1C's own spelling of a date-time, `ДД.ММ.ГГГГ ЧЧ:ММ:СС` (the hour may have one digit: `1.02.2026 9:05:00`)
+_RUSSIAN_DATE_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_DATE_FORMS = "YYYY-MM-DD or DD.MM.YYYY"
+_MOMENT_FORMS = "DD.MM.YYYY HH:MM:SS, ISO YYYY-MM-DDTHH:MM:SS with or without an offset, or a date"
+
+
+def _calendar(raw: str) -> dt.date | dt.datetime | None:
+    """A date (`2026-11-30`, `30.11.2026`) or a naive or aware date-time (ISO, or 1C's
+    `30.11.2026 14:05:00`), as written; None when it is neither (or no such day)."""
+    try:
+        if russian := _RUSSIAN_DATE.match(raw):
+            return dt.date(int(russian[3]), int(russian[2]), int(russian[1]))
+        if russian := _RUSSIAN_DATE_TIME.match(raw):
+            day, month, year, hour, minute, second = (int(part or 0) for part in russian.groups())
+            return dt.datetime(year, month, day, hour, minute, second)
+        if len(raw) == 10:
+            return dt.date.fromisoformat(raw)
+        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw[4:5] == "-" else None
+    except ValueError:
+        return None
 
 
 def date(record: Record, name: str, *, required: bool = True) -> dt.date | None:
-    """ISO `2026-11-30`, or `30.11.2026` as 1C writes it."""
-    raw = text(record, name, required=required, max_length=30)
-    if raw is None:
-        return None
-    russian = _RUSSIAN_DATE.match(raw)
-    try:
-        return dt.date(int(russian[3]), int(russian[2]), int(russian[1])) if russian else dt.date.fromisoformat(raw[:10])
-    except ValueError:
-        raise RecordRefused(name, f"Not a date (YYYY-MM-DD or DD.MM.YYYY): {raw!r}.") from None
-
-
-def moment(record: Record, name: str, *, required: bool = True) -> dt.datetime | None:
-    """An ISO date-time (UTC when it names no offset), or a date (its midnight, UTC)."""
+    """ISO `2026-11-30`, or `30.11.2026` as 1C writes it; a date-time at midnight (1C exports a date
+    as `30.11.2026 0:00:00`) is its date, one at any other time is refused."""
     raw = text(record, name, required=required, max_length=40)
     if raw is None:
         return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00")) if "T" in raw or " " in raw.strip() else None
-    except ValueError:
-        value = None
+    value = _calendar(raw)
+    if isinstance(value, dt.datetime):
+        if value.time() != dt.time(0):
+            raise RecordRefused(name, f"A date, not a moment of the day ({_DATE_FORMS}; a time only as 00:00:00): {raw!r}.")
+        return value.date()
     if value is None:
-        day = date(record, name)
-        value = dt.datetime(day.year, day.month, day.day)
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        raise RecordRefused(name, f"Not a date ({_DATE_FORMS}): {raw!r}.")
+    return value
+
+
+def moment(record: Record, name: str, zone: dt.tzinfo, *, required: bool = True) -> dt.datetime | None:
+    """A date-time. With an offset (ISO `…+03:00`, `…Z`) as it says. Without one: 1C's
+    `30.11.2026 14:05:00` is the provider's local time (`zone`, settings.provider_timezone), an ISO
+    one UTC (as this API has always read it: re-sent records stay unchanged). A bare date: its
+    midnight, UTC."""
+    raw = text(record, name, required=required, max_length=40)
+    if raw is None:
+        return None
+    value = _calendar(raw)
+    if value is None:
+        raise RecordRefused(name, f"Not a date-time ({_MOMENT_FORMS}): {raw!r}.")
+    if not isinstance(value, dt.datetime):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    if value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=zone if _RUSSIAN_DATE_TIME.match(raw) else dt.timezone.utc)
 
 
 def choice(record: Record, name: str, enum: type[Enum], *, required: bool = True) -> Any:
