@@ -128,6 +128,16 @@ def test_nothing_below_imports_the_composition_root_but_the_clock_and_settings()
     assert offenders(("schema",), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT and not _in(m, (GLOBAL_IDS,))) == {}
 
 
+# The HTTP APIs whose every read and write goes through resolvers/ (annotations may name a model).
+CALLS_RESOLVERS_ONLY = ("kabinet/agent_api.py", "kabinet/provider_api.py")
+
+
+def test_http_apis_call_resolvers_not_models():
+    """An HTTP API decodes its input, calls resolvers and encodes their answer: a model read there is a
+    rule (a lookup, a check) the domain does not know about."""
+    assert offenders(CALLS_RESOLVERS_ONLY, lambda m: _in(m, ("models",))) == {}
+
+
 def test_models_import_only_models():
     assert offenders(("models",), lambda m: _in(m, ("resolvers", "schema", "workers", "kabinet"))) == {}
 
