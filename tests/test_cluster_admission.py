@@ -119,3 +119,22 @@ async def test_a_lock_must_end_in_the_future_and_say_why(gql):
     assert [(e["code"], e["field"]) for e in blank["data"]["setDatabaseLock"]["userErrors"]] == [("INVALID", ["input", "message"])]
     nul = await gql.execute(LOCK, {"input": {"databaseId": db_id, "message": "a\x00b", "endsAt": (utcnow() + dt.timedelta(hours=1)).isoformat()}}, as_user=owner)
     assert [(e["code"], e["field"]) for e in nul["data"]["setDatabaseLock"]["userErrors"]] == [("INVALID", ["input", "message"])]
+
+
+def test_a_database_s_lock_is_worked_out_when_read_not_when_the_database_is_built():
+    """Building a Database reads no clock (most selections never ask for `lock`): the lock is judged
+    at the moment its field is resolved, so a window that passed in between shows as none."""
+    from kabinet import clock
+    from models.cloud import Database as DatabaseModel
+    from schema.cloud import Database
+
+    start = dt.datetime(2030, 5, 1, 9, tzinfo=dt.timezone.utc)
+    model = DatabaseModel(
+        name="Бухгалтерия", configuration="БП", version="3.0", is_typical=True,
+        lock_message="Обновление", locked_from=start, locked_until=start + dt.timedelta(hours=1),
+    )
+    with clock.frozen_at(start + dt.timedelta(minutes=10)):
+        database = Database.from_model(model)
+        assert database.lock() is not None and database.lock().in_force
+    with clock.frozen_at(start + dt.timedelta(hours=2)):
+        assert database.lock() is None
