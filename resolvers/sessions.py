@@ -124,6 +124,15 @@ async def reported_started(
     return await refuse(actor, reason=refusal, **fields), True, refusal
 
 
+async def start_if_admitted(actor: Actor, *, database: Database | None, now: dt.datetime, **fields: Any) -> Session | None:
+    """Start a session only if `admission_refusal` lets it in, else None and nothing written: the
+    simulated cluster, whose made-up users do not knock on a full subscription or a locked database."""
+    await hold_admissions(fields["organization_id"])
+    if await admission_refusal(fields["organization_id"], database, now) is not None:
+        return None
+    return await start(actor, database_id=database.id if database else None, **fields)
+
+
 async def refuse(
     actor: Actor,
     *,
