@@ -64,7 +64,8 @@ from resolvers.update_runs import Claim, LeaseLost
 from kabinet.ids import pk_of, to_global_id
 
 if TYPE_CHECKING:  # annotations only: the rows come from resolvers
-    from models.cloud import Session
+    from models.cloud import Database, Session
+    from models.organizations import Organization
     from models.updates import UpdateRun
 
 log = logging.getLogger("kabinet.agent")
@@ -194,7 +195,7 @@ def session_json(session: Session, organization_code: str | None = None) -> dict
     }
 
 
-async def _organization_and_database(body: dict[str, Any]) -> tuple[Any, Any]:
+async def _organization_and_database(body: dict[str, Any]) -> tuple[Organization, Database | None]:
     """The session's organization and database, named by `organizationCode`, `databaseId` or both."""
     code = _text(body, "organizationCode", 20, required=False)
     database_id = body.get("databaseId")
