@@ -44,9 +44,8 @@ import datetime as dt
 import functools
 import hmac
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -58,19 +57,21 @@ from kabinet.auth import bearer_token
 from resolvers.tokens import hash_opaque_token
 from kabinet.clock import utcnow
 from resolvers.context import SystemActor
-from models.cloud import ClientKind, Database, Session, SessionStatus
-from models.identity import User
-from models.organizations import Membership, Organization
-from models.updates import UpdateRun
-from resolvers import cluster_limits, sessions, update_jobs
+from resolvers import cluster_agent, cluster_limits, sessions, update_jobs, update_runs
+from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.update_jobs import STEPS, Job, Policy, StepRefused
 from resolvers.update_runs import Claim, LeaseLost
 from kabinet.ids import pk_of, to_global_id
 
+if TYPE_CHECKING:  # annotations only: the rows come from resolvers
+    from models.cloud import Database, Session
+    from models.organizations import Organization
+    from models.updates import UpdateRun
+
 log = logging.getLogger("kabinet.agent")
 
 MAX_TERMINATIONS = 500
-Transition = Callable[[SystemActor, Session, dt.datetime], Awaitable[bool]]
+Transition = Callable[[SystemActor, "Session", dt.datetime], Awaitable[bool]]
 
 
 class AgentError(Exception):
@@ -86,6 +87,19 @@ class AgentError(Exception):
 
 def _invalid(field: str, message: str) -> AgentError:
     return AgentError(400, "INVALID", message, field)
+
+
+# The domain's field names as the agent's JSON spells them.
+AGENT_FIELDS = {
+    "cluster_session_id": "clusterSessionId", "organization_code": "organizationCode", "database_id": "databaseId",
+    "client_kind": "clientKind",
+}
+
+
+def _refused(error: UserFacingError) -> AgentError:
+    """A resolver's refusal as the agent reads it: 409 for a conflicting state, else 400 (bad input)."""
+    status = 409 if error.code == ErrorCode.CONFLICT else 400
+    return AgentError(status, error.code.value, error.message, AGENT_FIELDS.get(error.field, error.field))
 
 
 def authenticate(request: Request) -> None:
@@ -111,6 +125,8 @@ def agent_endpoint(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Re
             status, body = await handler(request)
         except AgentError as error:
             return error.response()
+        except UserFacingError as error:
+            return _refused(error).response()
         except LeaseLost:
             return AgentError(
                 409, "LEASE_LOST", "This run is no longer yours: its lease ran out and it was taken back or over. "
@@ -163,15 +179,6 @@ def _time(body: dict[str, Any], field: str, *, required: bool = True) -> dt.date
     return moment
 
 
-def _client_kind(body: dict[str, Any]) -> ClientKind:
-    value = body.get("clientKind")
-    try:
-        return ClientKind(value)
-    except ValueError:
-        kinds = ", ".join(kind.value for kind in ClientKind)
-        raise _invalid("clientKind", f"`clientKind` must be one of {kinds}.") from None
-
-
 def session_json(session: Session, organization_code: str | None = None) -> dict[str, Any]:
     return {
         "id": to_global_id("Session", session.id),
@@ -189,39 +196,11 @@ def session_json(session: Session, organization_code: str | None = None) -> dict
 
 
 async def _organization_and_database(body: dict[str, Any]) -> tuple[Organization, Database | None]:
+    """The session's organization and database, named by `organizationCode`, `databaseId` or both."""
     code = _text(body, "organizationCode", 20, required=False)
     database_id = body.get("databaseId")
-    database = None
-    if database_id is not None:
-        pk = pk_of(database_id, "Database") if isinstance(database_id, str) else None
-        database = await Database.get_or_none(id=pk) if pk else None
-        if database is None:
-            raise AgentError(400, "NOT_FOUND", "No such database.", "databaseId")
-    if code is not None:
-        organization = await Organization.get_or_none(code=code)
-        if organization is None:
-            raise AgentError(400, "NOT_FOUND", "No organization has this code.", "organizationCode")
-        if database is not None and database.organization_id != organization.id:
-            raise _invalid("databaseId", "The database belongs to another organization.")
-        return organization, database
-    if database is None:
-        raise _invalid("organizationCode", "Name the session's organization (`organizationCode`) or database (`databaseId`).")
-    return await Organization.get(id=database.organization_id), database
-
-
-async def _member_by_email(organization: Organization, email: str | None) -> User | None:
-    """The cabinet user the session belongs to, when the cluster knows their e-mail and they are a member."""
-    if email is None:
-        return None
-    user = await User.get_or_none(email=email.lower())
-    if user is None or not await Membership.exists(organization_id=organization.id, user_id=user.id):
-        return None
-    return user
-
-
-async def _code_of(organization_id: uuid.UUID) -> str | None:
-    row = await Organization.filter(id=organization_id).first().values("code")
-    return row["code"] if row else None
+    pk = pk_of(database_id, "Database") if isinstance(database_id, str) else None
+    return await cluster_agent.organization_and_database(code, pk, database_named=database_id is not None)
 
 
 # ---------------------------------------------------------------------------------- endpoints
@@ -232,34 +211,21 @@ async def session_started(request: Request) -> tuple[int, dict[str, Any]]:
     body = await _body(request)
     cluster_session_id = _text(body, "clusterSessionId", 100)
     user_name = _text(body, "userName", 200)
-    client_kind = _client_kind(body)
+    client_kind = cluster_agent.client_kind(body.get("clientKind"))
     host = _text(body, "host", 200, required=False)
     started_at = _time(body, "startedAt")
     email = _text(body, "userEmail", 254, required=False)
     organization, database = await _organization_and_database(body)
-    user = await _member_by_email(organization, email)
+    user = await cluster_agent.member_by_email(organization.id, email)
     actor = SystemActor("cluster agent")
     async with in_transaction():
-        # One report of a session at a time per organization (a row lock on PostgreSQL; SQLite has one writer).
-        await Organization.filter(id=organization.id).select_for_update().get()
-        existing = await Session.get_or_none(cluster_session_id=cluster_session_id)
-        if existing is not None:
-            if existing.organization_id != organization.id or (database and existing.database_id != database.id):
-                raise AgentError(
-                    409, "CONFLICT", "This clusterSessionId is already a session of another organization or database.",
-                    "clusterSessionId",
-                )
-            return 200, {"session": session_json(existing, organization.code), "created": False}
-        fields = dict(
-            organization_id=organization.id, database_id=database.id if database else None,
-            user_id=user.id if user else None, user_name=user_name, client_kind=client_kind, host=host,
-            started_at=started_at, cluster_session_id=cluster_session_id,
+        session, created, refusal = await sessions.reported_started(
+            actor, database=database, now=utcnow(), cluster_session_id=cluster_session_id,
+            organization_id=organization.id, user_id=user.id if user else None, user_name=user_name,
+            client_kind=client_kind, host=host, started_at=started_at,
         )
-        refusal = await sessions.admission_refusal(organization.id, database, utcnow())
-        if refusal is None:
-            session = await sessions.start(actor, **fields)
-        else:
-            session = await sessions.refuse(actor, reason=refusal, **fields)
+    if not created:
+        return 200, {"session": session_json(session, organization.code), "created": False}
     await actor.announcements.announce(request.app.state.broadcast)
     if refusal is not None:
         # The agent ends the 1C session it reported: it was never admitted (shown as REFUSED).
@@ -276,13 +242,13 @@ async def session_ended(request: Request) -> tuple[int, dict[str, Any]]:
     body = await _body(request)
     cluster_session_id = _text(body, "clusterSessionId", 100)
     ended_at = _time(body, "endedAt", required=False) or utcnow()
-    session = await Session.get_or_none(cluster_session_id=cluster_session_id)
+    session = await sessions.by_cluster_id(cluster_session_id)
     if session is None:
         raise AgentError(404, "NOT_FOUND", "No session has this clusterSessionId.", "clusterSessionId")
     if ended_at < session.started_at:
         raise _invalid("endedAt", "`endedAt` is before the session started.")
     changed = await _report(request, sessions.ended, session, ended_at)
-    return 200, {"session": session_json(session, await _code_of(session.organization_id)), "changed": changed}
+    return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
 
 
 @agent_endpoint
@@ -296,9 +262,7 @@ async def terminations(request: Request) -> tuple[int, dict[str, Any]]:
         raise _invalid("limit", f"`limit` must be between 1 and {MAX_TERMINATIONS}.")
     # ?organizationCode=: an agent that serves some organizations only
     pending = await sessions.awaiting_the_cluster(limit, request.query_params.get("organizationCode"))
-    codes = dict(
-        await Organization.filter(id__in={s.organization_id for s in pending}).values_list("id", "code")
-    ) if pending else {}
+    codes = await cluster_agent.codes_of({s.organization_id for s in pending})
     return 200, {
         "terminations": [
             {
@@ -319,14 +283,14 @@ async def termination_done(request: Request) -> tuple[int, dict[str, Any]]:
     body = await _body(request)
     ended_at = _time(body, "endedAt", required=False) or utcnow()
     pk = pk_of(request.path_params["session_id"], "Session")
-    session = await Session.get_or_none(id=pk) if pk else None
+    session = await sessions.by_id(pk)
     if session is None:
         raise AgentError(404, "NOT_FOUND", "No such session.", "sessionId")
-    if session.status == SessionStatus.ACTIVE:
+    if sessions.never_asked_to_end(session):
         raise AgentError(409, "CONFLICT", "Nobody asked to end this session: it is ACTIVE, not TERMINATING.", "sessionId")
     # Already TERMINATED (a repeated report) or ENDED (the user logged off first): nothing changes.
     changed = await _report(request, sessions.confirm_terminated, session, max(ended_at, session.started_at))
-    return 200, {"session": session_json(session, await _code_of(session.organization_id)), "changed": changed}
+    return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
 
 
 @agent_endpoint
@@ -409,7 +373,7 @@ async def _claim_of(request: Request, body: dict[str, Any]) -> Claim:
     if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
         raise _invalid("attempt", "`attempt` is required: the attempt number the claim answered.")
     pk = pk_of(request.path_params["run_id"], "UpdateRun")
-    if pk is None or not await UpdateRun.exists(id=pk):
+    if await update_runs.by_id(pk) is None:
         raise AgentError(404, "NOT_FOUND", "No such update run.", "runId")
     return Claim(pk, update_jobs.agent_owner(agent_id), attempt)
 
@@ -463,7 +427,7 @@ async def update_claim(request: Request) -> tuple[int, dict[str, Any]]:
             # Read for this answer only: never stored elsewhere, never logged.
             credentials = await update_jobs.credentials_for(settings, job.database.id)
             log.info("update run %s claimed by %s (attempt %s)", job.run.id, owner, job.run.attempts)
-            code = await _code_of(job.database.organization_id)
+            code = await cluster_agent.code_of(job.database.organization_id)
             return 200, {"run": _claim_json(job, code, credentials, settings.update_lease_seconds)}
     return 200, {"run": None}
 
@@ -474,7 +438,7 @@ async def update_heartbeat(request: Request) -> tuple[int, dict[str, Any]]:
     claim = await _claim_of(request, await _body(request))
     if not await update_jobs.renew(claim, utcnow() + _policy(request).lease):
         raise LeaseLost
-    return 200, {"run": run_json(await UpdateRun.get(id=claim.run_id))}
+    return 200, {"run": run_json(await update_runs.by_id(claim.run_id))}
 
 
 @agent_endpoint
@@ -495,7 +459,7 @@ async def update_step(request: Request) -> tuple[int, dict[str, Any]]:
         async with in_transaction():
             run, pending = await update_jobs.agent_step(actor, claim, step, progress, text, utcnow(), _policy(request))
     except StepRefused as refused:
-        code = await _code_of((await UpdateRun.get(id=claim.run_id)).organization_id)
+        code = await cluster_agent.code_of((await update_runs.by_id(claim.run_id)).organization_id)
         return 409, {
             "error": {"code": "CONFLICT", "message": refused.message, "field": "step"},
             "sessions": [_termination_json(s, code) for s in refused.pending],
@@ -503,7 +467,7 @@ async def update_step(request: Request) -> tuple[int, dict[str, Any]]:
     await actor.announcements.announce(request.app.state.broadcast)
     answer: dict[str, Any] = {"run": run_json(run)}
     if step == "end_sessions":
-        code = await _code_of(run.organization_id)
+        code = await cluster_agent.code_of(run.organization_id)
         answer["sessions"] = [_termination_json(s, code) for s in pending]
     return 200, answer
 

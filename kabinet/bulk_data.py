@@ -16,12 +16,12 @@ from tortoise.transactions import in_transaction
 from resolvers.passwords import hash_password
 from kabinet.clock import utcnow
 from models.billing import BalanceTransaction, Document, DocumentKind, PrepaidService, TransactionKind
-from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus
+from models.cloud import ClientKind, Database, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization, OrganizationKind, ModerationStatus, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import UpdateMode, UpdateSchedule
-from resolvers import sessions
+from resolvers import cloud_subscriptions, sessions
 
 
 async def seed_many_organizations(
@@ -74,8 +74,8 @@ async def seed_many_organizations(
                          visible_from=today - dt.timedelta(days=40 + i))
                 for i in range(rows)
             ])
-            await CloudSubscription.create(
-                organization=org, tariff="Облако", sessions_limit=10, databases_limit=5,
+            await cloud_subscriptions.open_subscription(
+                org.id, tariff="Облако", sessions_limit=10, databases_limit=5,
                 starts_on=today.replace(day=1), ends_on=today.replace(day=1) + dt.timedelta(days=27),
             )
             databases = [

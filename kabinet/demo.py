@@ -26,12 +26,12 @@ from models.billing import (
     PrepaidService,
     TransactionKind,
 )
-from models.cloud import ClientKind, CloudSubscription, Database, SessionStatus
+from models.cloud import ClientKind, Database, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
-from resolvers import document_publication, sessions, update_runs
+from resolvers import cloud_subscriptions, document_publication, sessions, update_runs
 from resolvers.documents import document_number, document_visible_from, period_label
 
 DEMO_PASSWORD = "kabinet-demo"
@@ -367,8 +367,8 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
     )
 
     month = Month.of(today)
-    await CloudSubscription.create(
-        organization=org, tariff="Облако 1С: Стандарт", sessions_limit=10, databases_limit=5,
+    await cloud_subscriptions.open_subscription(
+        org.id, tariff="Облако 1С: Стандарт", sessions_limit=10, databases_limit=5,
         starts_on=month.first_day, ends_on=month.last_day,
     )
     databases = {
@@ -464,8 +464,8 @@ async def seed_vasilek(today: date, password_hash: str) -> None:
     )
 
     month = Month.of(today)
-    await CloudSubscription.create(
-        organization=org, tariff="Облако 1С: Старт", sessions_limit=3, databases_limit=1,
+    await cloud_subscriptions.open_subscription(
+        org.id, tariff="Облако 1С: Старт", sessions_limit=3, databases_limit=1,
         starts_on=month.first_day, ends_on=month.last_day,
     )
     databases = {"accounting": await add_database(org, "Бухгалтерия ИП", ACCOUNTING, INSTALLED_VERSION, True, 1340)}

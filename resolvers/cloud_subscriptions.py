@@ -5,7 +5,8 @@ The period is the provider's (its records set `starts_on`/`ends_on`); when it ha
 provider sent no new one, it rolls over by itself, month by month (`roll_over_due`, run by a
 worker, and by `extend_subscription` on the row it locks), so the extension is offered again each
 period. Extensions stay as the period's history. `extend_subscription` is the only thing that
-changes the extension state, `roll_over` the only thing that moves a period by itself."""
+changes the extension state, `roll_over` the only thing that moves a period by itself, and
+`open_subscription` / `set_period` the only writers of a period (tests/test_subscription_period.py)."""
 
 from __future__ import annotations
 
@@ -151,6 +152,24 @@ async def extend_subscription(ctx: RequestContext, organization_id: uuid.UUID) -
     return SubscriptionView(subscription, extension, can_extend=False, history=history)
 
 
+async def open_subscription(
+    organization_id: uuid.UUID, *, starts_on: dt.date, ends_on: dt.date, **terms: Any
+) -> CloudSubscription:
+    """A new subscription (`terms`: tariff, limits, external_id) with its first period: the provider's
+    records and the demo and bulk seeding."""
+    return await CloudSubscription.create(organization_id=organization_id, starts_on=starts_on, ends_on=ends_on, **terms)
+
+
+async def set_period(subscription: CloudSubscription, starts_on: dt.date, ends_on: dt.date) -> bool:
+    """The one writer of a stored subscription's period (the provider's records, `roll_over`); False
+    when it is that period already. The caller audits and tells the dashboards as its change needs."""
+    if (subscription.starts_on, subscription.ends_on) == (starts_on, ends_on):
+        return False
+    subscription.starts_on, subscription.ends_on = starts_on, ends_on
+    await subscription.save(update_fields=["starts_on", "ends_on"])
+    return True
+
+
 async def roll_over(actor: Actor, subscription: CloudSubscription, today: dt.date) -> bool:
     """Move a passed period on to the one holding `today` (the row locked by the caller); audited,
     and the organization's dashboards told. False when the period has not passed."""
@@ -158,8 +177,7 @@ async def roll_over(actor: Actor, subscription: CloudSubscription, today: dt.dat
     if starts_on == subscription.starts_on:
         return False
     previous = (subscription.starts_on, subscription.ends_on)
-    subscription.starts_on, subscription.ends_on = starts_on, ends_on
-    await subscription.save(update_fields=["starts_on", "ends_on"])
+    await set_period(subscription, starts_on, ends_on)
     await audit.record(
         actor, "subscription.period", organization_id=subscription.organization_id, object_type="CloudSubscription",
         object_id=subscription.id,

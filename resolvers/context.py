@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tortoise.expressions import Q
 
@@ -22,7 +22,6 @@ from models.select import select
 
 if TYPE_CHECKING:
     from kabinet.sign_ins import EndedLogins  # the composition root gives each context its process's
-    from resolvers.provider.records import ProviderActor
 
 
 NOBODY = uuid.UUID(int=0)  # the viewer of a narrowed context: matches no user
@@ -239,5 +238,18 @@ class SystemActor:
         return await self.announcements.record(organization_id, topic, kind, payload)
 
 
-# Who changes something: a signed-in viewer, the system itself, or the provider's program or staff.
-Actor = Union[RequestContext, SystemActor, "ProviderActor"]
+@runtime_checkable
+class Actor(Protocol):
+    """Who changes something, as a domain function taking an actor sees it: a signed-in viewer
+    (RequestContext), the system itself (SystemActor), or the provider's program or staff
+    (resolvers/provider/records.py ProviderActor). The audit entry names its viewer and address
+    (none for the system), and the change's events are recorded through it, to be announced once the
+    transaction commits (by the actor's owner: the mutation, the worker, the API)."""
+
+    @property
+    def viewer(self) -> Viewer | None: ...
+
+    @property
+    def client_address(self) -> str | None: ...
+
+    async def record_event(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int: ...

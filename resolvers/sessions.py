@@ -34,6 +34,7 @@ from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.events import SESSIONS, session_payload
 from resolvers.permissions import TYPE_RULES, Sight, scope
 from models.cloud import ClientKind, Database, Session, SessionStatus
+from models.organizations import Organization
 from resolvers import audit, database_locks
 from resolvers.cloud_subscriptions import limits_of
 
@@ -80,8 +81,8 @@ async def start(
 
 async def admission_refusal(organization_id: uuid.UUID, database: Database | None, now: dt.datetime) -> str | None:
     """Why the cluster may not admit a new session now (a locked database, the organization's
-    concurrent sessions at their limit), or None. The caller holds the organization's row lock, so
-    two reports cannot both take the last place."""
+    concurrent sessions at their limit), or None. The caller holds the organization's row lock
+    (`hold_admissions`), so two reports cannot both take the last place."""
     locked = database_locks.refusal_of(database, now)
     if locked:
         return locked
@@ -91,6 +92,45 @@ async def admission_refusal(organization_id: uuid.UUID, database: Database | Non
         if running >= limits.sessions:
             return f"The subscription allows {limits.sessions} concurrent sessions and all are in use."
     return None
+
+
+async def hold_admissions(organization_id: uuid.UUID) -> None:
+    """One admission at a time per organization: its row locked to the end of the caller's transaction
+    (PostgreSQL; SQLite has one writer)."""
+    await Organization.filter(id=organization_id).select_for_update().get()
+
+
+async def reported_started(
+    actor: Actor, *, database: Database | None, now: dt.datetime, cluster_session_id: str, **fields: Any
+) -> tuple[Session, bool, str | None]:
+    """The cluster reports a session began (the agent): (the session, created, why it was refused).
+    Once per `cluster_session_id`: a repeated report answers the stored session, not created. A new
+    one is admitted (ACTIVE, `start`) or REFUSED (`refuse`) by `admission_refusal`; a cluster id
+    already naming another organization's or database's session is a CONFLICT."""
+    organization_id = fields["organization_id"]
+    await hold_admissions(organization_id)
+    existing = await Session.get_or_none(cluster_session_id=cluster_session_id)
+    if existing is not None:
+        if existing.organization_id != organization_id or (database and existing.database_id != database.id):
+            raise UserFacingError(
+                ErrorCode.CONFLICT, "This clusterSessionId is already a session of another organization or database.",
+                "cluster_session_id",
+            )
+        return existing, False, None
+    fields.update(database_id=database.id if database else None, cluster_session_id=cluster_session_id)
+    refusal = await admission_refusal(organization_id, database, now)
+    if refusal is None:
+        return await start(actor, **fields), True, None
+    return await refuse(actor, reason=refusal, **fields), True, refusal
+
+
+async def start_if_admitted(actor: Actor, *, database: Database | None, now: dt.datetime, **fields: Any) -> Session | None:
+    """Start a session only if `admission_refusal` lets it in, else None and nothing written: the
+    simulated cluster, whose made-up users do not knock on a full subscription or a locked database."""
+    await hold_admissions(fields["organization_id"])
+    if await admission_refusal(fields["organization_id"], database, now) is not None:
+        return None
+    return await start(actor, database_id=database.id if database else None, **fields)
 
 
 async def refuse(
@@ -223,6 +263,20 @@ async def access_ended(
     if database_ids is not None:
         query &= Q(database_id__in=database_ids)
     return await request_termination(ctx, query, requested_by=ctx.require_viewer().user_id, audit_details=None)
+
+
+async def by_id(session_id: uuid.UUID | None) -> Session | None:
+    return await Session.get_or_none(id=session_id) if session_id else None
+
+
+async def by_cluster_id(cluster_session_id: str) -> Session | None:
+    """The session the cluster knows by this id."""
+    return await Session.get_or_none(cluster_session_id=cluster_session_id)
+
+
+def never_asked_to_end(session: Session) -> bool:
+    """ACTIVE: nobody asked the cluster to end it."""
+    return session.status == SessionStatus.ACTIVE
 
 
 async def awaiting_the_cluster(limit: int, organization_code: str | None = None) -> list[Session]:

@@ -70,6 +70,10 @@ async def runs_of(ctx: RequestContext, databases: list[Database], args: dict[str
 # ---------------------------------------------------------------------------------------- events
 
 
+async def by_id(run_id: uuid.UUID | None) -> UpdateRun | None:
+    return await UpdateRun.get_or_none(id=run_id) if run_id else None
+
+
 async def _recorded(actor: Actor, runs: Iterable[UpdateRun]) -> list[UpdateRun]:
     """One updateRuns event per run, with the run as it is now, in the run's organization."""
     runs = list(runs)

@@ -64,11 +64,15 @@ class DatabaseLock:
 
     @classmethod
     def from_model(cls, model: DatabaseModel) -> DatabaseLock | None:
-        if model.locked_until is None or model.locked_until <= clock.utcnow():
+        """The lock as it stands now: None once its window has passed (or none was set)."""
+        if model.locked_until is None:
+            return None
+        now = clock.utcnow()
+        if model.locked_until <= now:
             return None
         return cls(
             message=model.lock_message or "", starts_at=model.locked_from or model.locked_until,
-            ends_at=model.locked_until, in_force=database_locks.lock_in_force(model, clock.utcnow()),
+            ends_at=model.locked_until, in_force=database_locks.lock_in_force(model, now),
         )
 
 
@@ -141,18 +145,19 @@ class Database(Node):
         description="A typical (unmodified) configuration; only these may be updated automatically."
     )
     size_mb: int = strawberry.field(description="Size in megabytes.")
-    lock: DatabaseLock | None = strawberry.field(
-        description="The lock of new sessions set for a time window (now or later); null when none is set."
-    )
     model: strawberry.Private[DatabaseModel]
 
     @classmethod
     def from_model(cls, model: DatabaseModel) -> Database:
         return cls(
             id=to_global_id("Database", model.id), name=model.name, configuration=model.configuration,
-            version=model.version, is_typical=model.is_typical, size_mb=model.size_mb,
-            lock=DatabaseLock.from_model(model), model=model,
+            version=model.version, is_typical=model.is_typical, size_mb=model.size_mb, model=model,
         )
+
+    @strawberry.field(description="The lock of new sessions set for a time window (now or later); null when none is set.")
+    def lock(self) -> DatabaseLock | None:
+        # Worked out only when asked for: it reads the clock, which most Database selections never need.
+        return DatabaseLock.from_model(self.model)
 
     @strawberry.field(description="When the database gets updated.")
     @batched(schedule_resolvers.schedule_of, to=UpdateSchedule.from_view)

@@ -5,16 +5,20 @@ the agent ends it in the cluster)."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import pytest
 
 from kabinet.clock import utcnow
 from kabinet.ids import to_global_id
-from models.cloud import CloudSubscription, Session, SessionStatus, SubscriptionExtension
+from models.cloud import CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
 from models.events import OrganizationEvent
+from resolvers import sessions
+from resolvers.context import SystemActor
 from tests import factories
 from tests.factories import Role
 from tests.test_cluster_agent import AGENT, agent_token, started_body  # noqa: F401 (agent_token: a fixture)
+from workers.cluster import churn_in
 
 LOCK = """mutation($input: SetDatabaseLockInput!) { setDatabaseLock(input: $input) {
   database { lock { message inForce endsAt } } userErrors { code field message } } }"""
@@ -119,3 +123,45 @@ async def test_a_lock_must_end_in_the_future_and_say_why(gql):
     assert [(e["code"], e["field"]) for e in blank["data"]["setDatabaseLock"]["userErrors"]] == [("INVALID", ["input", "message"])]
     nul = await gql.execute(LOCK, {"input": {"databaseId": db_id, "message": "a\x00b", "endsAt": (utcnow() + dt.timedelta(hours=1)).isoformat()}}, as_user=owner)
     assert [(e["code"], e["field"]) for e in nul["data"]["setDatabaseLock"]["userErrors"]] == [("INVALID", ["input", "message"])]
+
+
+def test_a_database_s_lock_is_worked_out_when_read_not_when_the_database_is_built():
+    """Building a Database reads no clock (most selections never ask for `lock`): the lock is judged
+    at the moment its field is resolved, so a window that passed in between shows as none."""
+    from kabinet import clock
+    from models.cloud import Database as DatabaseModel
+    from schema.cloud import Database
+
+    start = dt.datetime(2030, 5, 1, 9, tzinfo=dt.timezone.utc)
+    model = DatabaseModel(
+        name="Бухгалтерия", configuration="БП", version="3.0", is_typical=True,
+        lock_message="Обновление", locked_from=start, locked_until=start + dt.timedelta(hours=1),
+    )
+    with clock.frozen_at(start + dt.timedelta(minutes=10)):
+        database = Database.from_model(model)
+        assert database.lock() is not None and database.lock().in_force
+    with clock.frozen_at(start + dt.timedelta(hours=2)):
+        assert database.lock() is None
+
+
+async def test_the_simulated_cluster_starts_no_session_the_agent_s_admission_would_refuse(app):
+    """The embedded default's churn admits by the same rule as the agent (sessions.admission_refusal):
+    past the sessions limit or into a locked database it starts nothing, and records no REFUSED row."""
+    org, _, _, database = await subscribed(sessions_limit=2)
+    rng = random.Random(12)
+    for _ in range(8):  # fewer than three active: the churn wants a start every step
+        await churn_in(database, app.state.broadcast, rng)
+    assert await Session.filter(organization_id=org.id, status=SessionStatus.ACTIVE).count() == 2
+    assert not await Session.filter(organization_id=org.id, status=SessionStatus.REFUSED).exists()
+
+    now = utcnow()
+    await Database.filter(id=database.id).update(
+        lock_message="Регламентные работы", locked_from=now - dt.timedelta(minutes=5), locked_until=now + dt.timedelta(hours=1),
+    )
+    await database.refresh_from_db()
+    running = await Session.filter(organization_id=org.id, status=SessionStatus.ACTIVE).first()
+    await sessions.ended(SystemActor("test"), running, utcnow())
+    for _ in range(4):
+        await churn_in(database, app.state.broadcast, rng)
+    assert await Session.filter(organization_id=org.id, status=SessionStatus.ACTIVE).count() == 1
+    assert not await Session.filter(organization_id=org.id, status=SessionStatus.REFUSED).exists()

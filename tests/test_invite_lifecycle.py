@@ -6,60 +6,23 @@ are read as Python (ast), so a comment or a string naming these calls does not c
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.writers import ROOT, Owned, writers
+
 OWNER = Path("resolvers/invitations.py")
-SCANNED = ("kabinet", "resolvers", "workers", "schema", "models", "bench", "scripts")
-MODELS = {"Invite", "InviteDatabase"}
-WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "bulk_update", "update", "delete"}
+INVITE = Owned(
+    models=frozenset({"Invite", "InviteDatabase"}), fields=frozenset({"status"}),
+    is_row=lambda name: "invite" in name.lower(), enum="InviteStatus", whole_row=True,
+)
+invite_writes = INVITE.writes
 # Writers still to be moved onto the owner's functions, with how many writes each holds: the lead
 # empties this (resolvers/registration.py `_claim_again` should call `invitations.withdraw`).
 NOT_YET_MOVED: dict[str, int] = {}
 
 
-def _root(node: ast.AST) -> str | None:
-    """The name a chain like `Invite.filter(...).select_for_update().update` starts from."""
-    while True:
-        if isinstance(node, ast.Attribute):
-            node = node.value
-        elif isinstance(node, ast.Call):
-            node = node.func
-        elif isinstance(node, ast.Subscript):
-            node = node.value
-        else:
-            return node.id if isinstance(node, ast.Name) else None
-
-
-def invite_writes(source: str) -> list[str]:
-    """Where `source` writes an invite's rows or changes one's status: ["line: what", …]."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            method, root = node.func.attr, _root(node.func.value)
-            if (method in WRITES and root in MODELS) or (method == "save" and root and "invite" in root.lower()):
-                found.append(f"{node.lineno}: {root}….{method}(…)")
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            value = ast.unparse(node.value) if node.value is not None else ""
-            for target in targets:
-                if isinstance(target, ast.Attribute) and target.attr == "status" and (
-                    "InviteStatus" in value or "invite" in (_root(target.value) or "").lower()
-                ):
-                    found.append(f"{node.lineno}: {ast.unparse(target)} = …")
-    return found
-
-
 def test_only_resolvers_invitations_writes_an_invite():
-    offenders: dict[str, list[str]] = {}
-    for folder in SCANNED:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            relative = path.relative_to(ROOT)
-            if relative == OWNER or "migrations" in relative.parts:
-                continue
-            if found := invite_writes(path.read_text(encoding="utf-8")):
-                offenders[str(relative)] = found
+    offenders = writers(INVITE, OWNER)
     assert {name: len(found) for name, found in offenders.items()} == NOT_YET_MOVED, (
         "an invite is written outside resolvers/invitations.py; call its transition instead "
         f"(it records the audit entry): {offenders}"

@@ -128,6 +128,16 @@ def test_nothing_below_imports_the_composition_root_but_the_clock_and_settings()
     assert offenders(("schema",), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT and not _in(m, (GLOBAL_IDS,))) == {}
 
 
+# The HTTP APIs whose every read and write goes through resolvers/ (annotations may name a model).
+CALLS_RESOLVERS_ONLY = ("kabinet/agent_api.py", "kabinet/provider_api.py")
+
+
+def test_http_apis_call_resolvers_not_models():
+    """An HTTP API decodes its input, calls resolvers and encodes their answer: a model read there is a
+    rule (a lookup, a check) the domain does not know about."""
+    assert offenders(CALLS_RESOLVERS_ONLY, lambda m: _in(m, ("models",))) == {}
+
+
 def test_models_import_only_models():
     assert offenders(("models",), lambda m: _in(m, ("resolvers", "schema", "workers", "kabinet"))) == {}
 
@@ -135,3 +145,16 @@ def test_models_import_only_models():
 def test_the_import_reader_skips_annotation_only_imports():
     source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from schema.x import Y\nimport resolvers.z\n"
     assert top_level_imports(source) == {"typing", "typing.TYPE_CHECKING", "resolvers.z"}
+
+
+def test_the_actor_is_a_protocol_the_domain_states_without_knowing_the_provider():
+    """resolvers/context.py says what an actor must offer (its viewer and address for the audit, a way
+    to record events); every actor meets it, and the provider's package is none of its imports."""
+    from resolvers.context import Actor, RequestContext, SystemActor
+    from resolvers.provider.records import ProviderActor
+
+    assert sorted(m for m in imported_modules((ROOT / "resolvers" / "context.py").read_text(encoding="utf-8"))
+                  if _in(m, ("resolvers.provider",))) == []
+    for actor in (RequestContext(settings=None), SystemActor("worker"), ProviderActor("CLI", "cli", frozenset())):
+        assert isinstance(actor, Actor), type(actor).__name__
+    assert not isinstance(object(), Actor)

@@ -8,68 +8,20 @@ comment or a string that names these calls does not count, and a new way of writ
 
 from __future__ import annotations
 
-import ast
-import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.writers import ROOT, Owned, writers
+
 OWNER = Path("resolvers/sessions.py")
-SCANNED = ("kabinet", "resolvers", "workers", "schema", "models", "bench", "scripts")
-WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "bulk_update", "save"}
-RAW_SQL = re.compile(r"\b(UPDATE|INSERT\s+INTO)\s+\"?session\"?\s", re.IGNORECASE)
-
-
-def _root(node: ast.AST) -> str | None:
-    """The name a chain like `Session.filter(...).select_for_update().update` starts from."""
-    while True:
-        if isinstance(node, ast.Attribute):
-            node = node.value
-        elif isinstance(node, ast.Call):
-            node = node.func
-        elif isinstance(node, ast.Subscript):
-            node = node.value
-        else:
-            return node.id if isinstance(node, ast.Name) else None
-
-
-def _is_session(name: str | None) -> bool:
-    return name is not None and (name == "Session" or "session" in name.lower())
-
-
-def status_writes(source: str) -> list[str]:
-    """Where `source` creates a session row or changes one's status: ["line: what", …]."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            method, root = node.func.attr, _root(node.func.value)
-            if method in WRITES and (root == "Session" or (method == "save" and _is_session(root))):
-                found.append(f"{node.lineno}: {root}….{method}(…)")
-            elif method == "update" and root == "Session" and any(
-                k.arg in (None, "status") for k in node.keywords
-            ):
-                found.append(f"{node.lineno}: Session….update(status=…)")
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            flat = [t for target in targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
-            value = ast.unparse(node.value) if node.value is not None else ""
-            for target in flat:
-                if isinstance(target, ast.Attribute) and target.attr == "status" and (
-                    "SessionStatus" in value or _is_session(_root(target.value))
-                ):
-                    found.append(f"{node.lineno}: {ast.unparse(target)} = …")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and RAW_SQL.search(node.value):
-            found.append(f"{node.lineno}: SQL writing the session table")
-    return found
+SESSION_STATUS = Owned(
+    models=frozenset({"Session"}), fields=frozenset({"status"}),
+    is_row=lambda name: name == "Session" or "session" in name.lower(), enum="SessionStatus", table="session",
+)
+status_writes = SESSION_STATUS.writes
 
 
 def test_only_resolvers_sessions_changes_a_session_status():
-    offenders = []
-    for folder in SCANNED:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            relative = path.relative_to(ROOT)
-            if relative == OWNER or "migrations" in relative.parts:
-                continue
-            offenders += [f"{relative}:{where}" for where in status_writes(path.read_text(encoding="utf-8"))]
+    offenders = [f"{module}:{where}" for module, found in writers(SESSION_STATUS, OWNER).items() for where in found]
     assert not offenders, (
         "a session's status is changed outside resolvers/sessions.py; call its transition instead "
         "(it records the event):\n" + "\n".join(offenders)

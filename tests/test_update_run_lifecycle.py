@@ -7,68 +7,21 @@ change whose subscribers hear nothing. Read as Python (ast), as tests/test_sessi
 
 from __future__ import annotations
 
-import ast
-import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.writers import ROOT, Owned, writers
+
 OWNER = Path("resolvers/update_runs.py")
-SCANNED = ("kabinet", "resolvers", "workers", "schema", "models", "bench", "scripts")
-WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "bulk_update", "save"}
-RAW_SQL = re.compile(r"\b(UPDATE|INSERT\s+INTO)\s+\"?update_run\"?\s", re.IGNORECASE)
-
-
-def _root(node: ast.AST) -> str | None:
-    """The name a chain like `UpdateRun.filter(...).select_for_update().update` starts from."""
-    while True:
-        if isinstance(node, ast.Attribute):
-            node = node.value
-        elif isinstance(node, ast.Call):
-            node = node.func
-        elif isinstance(node, ast.Subscript):
-            node = node.value
-        else:
-            return node.id if isinstance(node, ast.Name) else None
-
-
-def _is_run(name: str | None) -> bool:
-    return name is not None and (name == "UpdateRun" or name.lower().endswith("run"))
-
-
-def run_writes(source: str) -> list[str]:
-    """Where `source` creates an update run or changes one's status: ["line: what", …]."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            method, root = node.func.attr, _root(node.func.value)
-            if method in WRITES and (root == "UpdateRun" or (method == "save" and _is_run(root))):
-                found.append(f"{node.lineno}: {root}….{method}(…)")
-            elif method == "update" and (root == "UpdateRun" or ".fenced(" in ast.unparse(node.func.value)) and any(
-                k.arg in (None, "status") for k in node.keywords
-            ):
-                found.append(f"{node.lineno}: {root}….update(status=…)")
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            flat = [t for target in targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
-            value = ast.unparse(node.value) if node.value is not None else ""
-            for target in flat:
-                if isinstance(target, ast.Attribute) and target.attr == "status" and (
-                    "UpdateRunStatus" in value or _is_run(_root(target.value))
-                ):
-                    found.append(f"{node.lineno}: {ast.unparse(target)} = …")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and RAW_SQL.search(node.value):
-            found.append(f"{node.lineno}: SQL writing the update_run table")
-    return found
+UPDATE_RUN = Owned(
+    models=frozenset({"UpdateRun"}), fields=frozenset({"status"}),
+    is_row=lambda name: name == "UpdateRun" or name.lower().endswith("run"), enum="UpdateRunStatus",
+    querysets=(".fenced(",), table="update_run",
+)
+run_writes = UPDATE_RUN.writes
 
 
 def test_only_resolvers_update_runs_changes_an_update_run():
-    offenders = []
-    for folder in SCANNED:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            relative = path.relative_to(ROOT)
-            if relative == OWNER or "migrations" in relative.parts:
-                continue
-            offenders += [f"{relative}:{where}" for where in run_writes(path.read_text(encoding="utf-8"))]
+    offenders = [f"{module}:{where}" for module, found in writers(UPDATE_RUN, OWNER).items() for where in found]
     assert not offenders, (
         "an update run is written outside resolvers/update_runs.py; call its transition instead "
         "(it records the event):\n" + "\n".join(offenders)

@@ -65,20 +65,26 @@ async def carry_out_terminations(cluster: Cluster, broadcast: Broadcast, limit: 
 
 
 async def simulate_churn(broadcast: Broadcast, rng: random.Random) -> None:
-    """One step of people logging in and off: a session starts or one ends, never leaving an
-    organization with fewer than three active sessions."""
-    databases = await Database.filter(locked_for_update=False).values("id", "organization_id")  # an update holds the rest
-    if not databases:
-        return
-    database = rng.choice(databases)
-    org_id = database["organization_id"]
+    """One step of people logging in and off, in a database picked at random."""
+    databases = await Database.filter(locked_for_update=False)  # an update holds the rest
+    if databases:
+        await churn_in(rng.choice(databases), broadcast, rng)
+
+
+async def churn_in(database: Database, broadcast: Broadcast, rng: random.Random) -> None:
+    """A session starts in `database` or one of its organization's ends, never leaving the organization
+    with fewer than three active sessions. A start obeys the agent's admission rule (the subscription's
+    sessions limit, the database's lock of new sessions: `sessions.start_if_admitted`); one it would
+    refuse is not tried, rather than recorded REFUSED: these users are made up, and a REFUSED row each
+    few seconds for a full subscription would bury the organization's real sessions on the dashboard."""
+    org_id = database.organization_id
     active = await Session.filter(organization_id=org_id, status=SessionStatus.ACTIVE).order_by("started_at")
     starting = len(active) <= MIN_ACTIVE_PER_ORGANIZATION or (len(active) < MAX_ACTIVE_PER_ORGANIZATION and rng.random() < 0.5)
     actor = SystemActor("cluster worker")
     async with in_transaction():
         if starting:
-            await sessions.start(
-                actor, organization_id=org_id, database_id=database["id"], user_id=None,
+            await sessions.start_if_admitted(
+                actor, database=database, now=utcnow(), organization_id=org_id, user_id=None,
                 user_name=rng.choice(SIMULATED_USERS), client_kind=rng.choice(list(ClientKind)),
                 host=rng.choice(SIMULATED_HOSTS), started_at=utcnow(),
             )

@@ -12,6 +12,7 @@ from kabinet.clock import utcnow
 from models.cloud import CloudSubscription, Database, Session, SubscriptionExtension
 from models.organizations import Organization
 from models.updates import UpdateRun, UpdateRunStatus
+from resolvers.cloud_subscriptions import open_subscription, set_period
 from resolvers.provider.catalog import ends_after_start
 from resolvers.provider.records import (
     DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, date, deleted, each_record, entity, flag,
@@ -50,20 +51,25 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
         values = {
             "tariff": text(record, "tariff", max_length=100),
             "sessions_limit": integer(record, "sessions_limit"), "databases_limit": integer(record, "databases_limit"),
-            "starts_on": date(record, "starts_on"), "ends_on": date(record, "ends_on"),
         }
-        ends_after_start(values["starts_on"], values["ends_on"])
+        starts_on, ends_on = date(record, "starts_on"), date(record, "ends_on")
+        ends_after_start(starts_on, ends_on)
         row = by_external.get(record.external_id)
         if row is not None:
             same_organization(row, organization_id, "cloud subscription")
             outcome = await save_changes(row, values)
+            if await set_period(row, starts_on, ends_on):
+                outcome = Outcome.UPDATED
         elif (row := by_organization.get(organization_id)) is not None:
             # The organization's one subscription, known by another id until now (or by none): it takes this one.
             by_external.pop(row.external_id, None)
             await save_changes(row, {**values, "external_id": record.external_id})
+            await set_period(row, starts_on, ends_on)
             outcome = Outcome.UPDATED
         else:
-            row = await CloudSubscription.create(organization_id=organization_id, external_id=record.external_id, **values)
+            row = await open_subscription(
+                organization_id, starts_on=starts_on, ends_on=ends_on, external_id=record.external_id, **values
+            )
             outcome = Outcome.CREATED
         by_external[record.external_id] = by_organization[organization_id] = row
         if outcome is not Outcome.UNCHANGED:
