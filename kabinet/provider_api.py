@@ -25,7 +25,7 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -35,15 +35,17 @@ from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
 from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
-from models.organizations import ModerationStatus, Organization
-from models.outbox import OutboxMessage
-from models.provider import RefusedRecord
 from resolvers import moderation, staff_desk
 from resolvers.errors import Refusal, UserFacingError
 from resolvers.pagination import Page, PageRequest
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
 from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record
+
+if TYPE_CHECKING:  # rows the resolvers answer with, named for the annotations only
+    from models.organizations import Organization
+    from models.outbox import OutboxMessage
+    from models.provider import RefusedRecord
 
 log = logging.getLogger("kabinet.provider")
 
@@ -308,12 +310,8 @@ async def refused_records(request: Request, actor: ProviderActor) -> Response:
 @staff_endpoint("organizations")
 async def organizations_for_moderation(request: Request, actor: ProviderActor) -> Response:
     """Organizations by moderation status (`?status=`, PENDING by default; `all`), oldest first."""
-    status = request.query_params.get("status", "PENDING").upper()
-    if status != "ALL" and status not in ModerationStatus.__members__:
-        raise Refusal("INVALID", f"`status` is one of {', '.join(ModerationStatus.__members__)} or ALL.")
-    page = await moderation.organizations_for_moderation(
-        actor, None if status == "ALL" else ModerationStatus(status), _page_request(request)
-    )
+    status = moderation.status_named(request.query_params.get("status", "PENDING"), "status")
+    page = await moderation.organizations_for_moderation(actor, status, _page_request(request))
     return _page_json(page, _organization)
 
 

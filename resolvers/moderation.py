@@ -14,7 +14,7 @@ from models.organizations import KnownContact, Membership, ModerationStatus, Org
 from resolvers import audit, outbox, validation
 from resolvers.common import not_found, related_one
 from resolvers.context import Actor, RequestContext
-from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.errors import ErrorCode, Refusal, UserFacingError
 from resolvers.pagination import Ordering, Page, PageRequest, load_pages
 from resolvers.staff_rights import Caller, StaffMember, staff_for_change, staff_for_reading
 
@@ -27,6 +27,16 @@ async def status_on_adding(user: User, inn: str) -> ModerationStatus:
     if user.phone and user.phone_verified and await KnownContact.exists(inn=inn, phone=user.phone):
         return ModerationStatus.APPROVED
     return ModerationStatus.PENDING
+
+
+def status_named(name: str, field: str) -> ModerationStatus | None:
+    """A moderation status by its name (any case), or None for ALL; INVALID on `field` otherwise."""
+    name = name.strip().upper()
+    if name == "ALL":
+        return None
+    if name not in ModerationStatus.__members__:
+        raise Refusal("INVALID", f"`{field}` is one of {', '.join(ModerationStatus.__members__)} or ALL.")
+    return ModerationStatus(name)
 
 
 async def _staff(caller: Caller) -> StaffMember:
