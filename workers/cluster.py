@@ -73,22 +73,22 @@ async def simulate_churn(broadcast: Broadcast, rng: random.Random) -> None:
 
 async def churn_in(database: Database, broadcast: Broadcast, rng: random.Random) -> None:
     """A session starts in `database` or one of its organization's ends, never leaving the organization
-    with fewer than three active sessions. A start obeys the agent's admission rule (the subscription's
+    with fewer than three active sessions unless its limit holds it there. A start obeys the agent's admission rule (the subscription's
     sessions limit, the database's lock of new sessions: `sessions.start_if_admitted`); one it would
-    refuse is not tried, rather than recorded REFUSED: these users are made up, and a REFUSED row each
+    refuse is not tried (someone logs off instead), rather than recorded REFUSED: these users are made up, and a REFUSED row each
     few seconds for a full subscription would bury the organization's real sessions on the dashboard."""
     org_id = database.organization_id
     active = await Session.filter(organization_id=org_id, status=SessionStatus.ACTIVE).order_by("started_at")
     starting = len(active) <= MIN_ACTIVE_PER_ORGANIZATION or (len(active) < MAX_ACTIVE_PER_ORGANIZATION and rng.random() < 0.5)
     actor = SystemActor("cluster worker")
     async with in_transaction():
-        if starting:
-            await sessions.start_if_admitted(
-                actor, database=database, now=utcnow(), organization_id=org_id, user_id=None,
-                user_name=rng.choice(SIMULATED_USERS), client_kind=rng.choice(list(ClientKind)),
-                host=rng.choice(SIMULATED_HOSTS), started_at=utcnow(),
-            )
-        else:
+        started = starting and await sessions.start_if_admitted(
+            actor, database=database, now=utcnow(), organization_id=org_id, user_id=None,
+            user_name=rng.choice(SIMULATED_USERS), client_kind=rng.choice(list(ClientKind)),
+            host=rng.choice(SIMULATED_HOSTS), started_at=utcnow(),
+        )
+        if not started and active:
+            # someone logs off instead, so a subscription at its limit keeps moving rather than freezing
             candidates = [s for s in active if s.user_id is None] or active
             await sessions.ended(actor, rng.choice(candidates), utcnow())
     await actor.announcements.announce(broadcast)
