@@ -10,7 +10,6 @@ from tortoise.functions import Count
 
 from kabinet.clock import utcnow
 from models.cloud import CloudSubscription, Database, Session, SubscriptionExtension
-from models.organizations import Organization
 from models.updates import UpdateRun, UpdateRunStatus
 from resolvers.cloud_subscriptions import open_subscription, set_period
 from resolvers.provider.catalog import ends_after_start
@@ -18,13 +17,7 @@ from resolvers.provider.records import (
     DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, date, deleted, each_record, entity, flag,
     integer, organization_of, organizations_referenced, remove_owned, same_organization, save_changes, text,
 )
-from resolvers.sessions import LIVE
-
-
-async def _hold_organization(organization_id: uuid.UUID) -> None:
-    """The organization's row locked (PostgreSQL), as the cluster's session admission locks it: a
-    session admitted meanwhile is seen, not left on a database taken away."""
-    await Organization.filter(id=organization_id).select_for_update().values_list("id", flat=True)
+from resolvers.sessions import LIVE, hold_admissions
 
 
 
@@ -87,7 +80,7 @@ async def _end_subscription(
     row = by_external.get(record.external_id)
     if row is None:
         return Outcome.UNCHANGED
-    await _hold_organization(row.organization_id)
+    await hold_admissions(row.organization_id)  # no session admitted meanwhile
     if databases := await Database.filter(organization_id=row.organization_id).count():
         raise RecordRefused(DELETED_FIELD, f"The organization has {databases} cloud database(s): delete them first.")
     if sessions := await Session.filter(organization_id=row.organization_id, status__in=LIVE).count():
@@ -175,7 +168,7 @@ async def _remove_database(actor: ProviderActor, by_external: dict, record: Reco
     row = by_external.get(record.external_id)
     if row is None:
         return Outcome.UNCHANGED
-    await _hold_organization(row.organization_id)
+    await hold_admissions(row.organization_id)  # no session admitted meanwhile
     if sessions := await Session.filter(database_id=row.id, status__in=LIVE).count():
         raise RecordRefused(DELETED_FIELD, f"The database has {sessions} live session(s): end them first.")
     if await UpdateRun.exists(database_id=row.id, status=UpdateRunStatus.RUNNING):
