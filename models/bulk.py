@@ -23,14 +23,14 @@ MAX_PARAMETERS = 30_000  # below PostgreSQL's 32,767 and SQLite's 32,766 per sta
 
 async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` (attribute → value, by the model's attribute names: `organization_id` for a
-    foreign key) in the caller's transaction. The id and `created_at` are filled in when absent,
-    as is a field's default; every row names the same attributes."""
+    foreign key) in the caller's transaction. The id (unless the database numbers it) and
+    `created_at` are filled in when absent, as is a field's default; every row names the same attributes."""
     if not rows:
         return
     meta = model._meta
     names = list(rows[0])
     fill = {}
-    if meta.pk_attr not in names:
+    if meta.pk_attr not in names and not meta.fields_map[meta.pk_attr].generated:
         fill[meta.pk_attr] = lambda: uuid.uuid4()
     now = timezone.now()  # as Tortoise fills auto_now_add
     if "created_at" in meta.fields_db_projection and "created_at" not in names:

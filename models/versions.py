@@ -66,31 +66,69 @@ class DataVersion(Model):
         table = "data_version"
 
 
-def _upserts(scopes: tuple[str, ...], row: str, cast: str, version: str) -> str:
+def _row_upserts(scopes: tuple[str, ...], row: str) -> str:
+    """SQLite: one upsert per scope of the row `row` (NEW or OLD)."""
     return "".join(
-        f" INSERT INTO data_version (scope, version) SELECT s, 1 FROM (SELECT {scope.format(row=row)}{cast} AS s) AS x"
-        f" WHERE s IS NOT NULL ON CONFLICT (scope) DO UPDATE SET version = {version} + 1;"
+        f" INSERT INTO data_version (scope, version) SELECT s, 1 FROM (SELECT {scope.format(row=row)} AS s) AS x"
+        f" WHERE s IS NOT NULL ON CONFLICT (scope) DO UPDATE SET version = version + 1;"
         for scope in scopes
     )
 
 
+def _statement_upsert(scopes: tuple[str, ...], transition_tables: tuple[str, ...]) -> str:
+    """PostgreSQL: one upsert moving each scope the statement's rows belong to on once, however many
+    rows it changed (GROUP BY: a scope twice in one upsert would be an error). In scope order, so that
+    two transactions moving the same scopes lock their rows in the same order."""
+    rows = " UNION ".join(
+        f"SELECT {scope.format(row='r')}::uuid AS s FROM {table} AS r" for table in transition_tables for scope in scopes
+    )
+    return (
+        f" INSERT INTO data_version (scope, version) SELECT s, 1 FROM ({rows}) AS x WHERE s IS NOT NULL GROUP BY s ORDER BY s"
+        f" ON CONFLICT (scope) DO UPDATE SET version = data_version.version + 1;"
+    )
+
+
+# PostgreSQL: a TRUNCATE has no rows to tell the scopes by: every scope moves on.
+_TRUNCATED_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION data_version_truncated() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
+    "  UPDATE data_version SET version = version + 1;\n  RETURN NULL;\nEND $$"
+)
+
+
 def _trigger_statements(dialect: str, table: str, scopes: tuple[str, ...]) -> list[str]:
-    """A row trigger moving the row's scopes on; an UPDATE moves the old and the new row's (the
-    same scope twice is harmless, and a row that changed hands invalidates both owners)."""
+    """The statements (re)creating `table`'s version triggers. PostgreSQL: statement triggers that
+    read the changed rows from transition tables (one each for INSERT, UPDATE and DELETE: a trigger
+    with transition tables takes one event) and move each scope on once per statement; an import
+    batch of 1,000 rows is one upsert, not 1,000. SQLite has row triggers only: one upsert per row.
+    An UPDATE moves the old and the new rows' scopes (a row that changed hands invalidates both owners)."""
     name = f"data_version_{table}"
     if dialect == "postgres":
-        new, old = (_upserts(scopes, row, "::uuid", "data_version.version") for row in ("NEW", "OLD"))
         return [
+            f'DROP TRIGGER IF EXISTS {name} ON "{table}"',  # the row trigger of before migration 0007
             f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
-            f"  IF TG_OP <> 'DELETE' THEN{new} END IF;\n"
-            f"  IF TG_OP <> 'INSERT' THEN{old} END IF;\n"
-            f"  RETURN NULL;\nEND $$",
-            f'DROP TRIGGER IF EXISTS {name} ON "{table}"',
-            f'CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON "{table}" FOR EACH ROW EXECUTE FUNCTION {name}()',
+            f"  IF TG_OP = 'INSERT' THEN{_statement_upsert(scopes, ('new_rows',))}\n"
+            f"  ELSIF TG_OP = 'UPDATE' THEN{_statement_upsert(scopes, ('new_rows', 'old_rows'))}\n"
+            f"  ELSE{_statement_upsert(scopes, ('old_rows',))}\n"
+            f"  END IF;\n  RETURN NULL;\nEND $$",
+            *(
+                statement
+                for event, referencing in (
+                    ("INSERT", "NEW TABLE AS new_rows"),
+                    ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+                    ("DELETE", "OLD TABLE AS old_rows"),
+                )
+                for statement in (
+                    f'DROP TRIGGER IF EXISTS {name}_{event.lower()} ON "{table}"',
+                    f'CREATE TRIGGER {name}_{event.lower()} AFTER {event} ON "{table}" REFERENCING {referencing}'
+                    f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
+                )
+            ),
+            f'DROP TRIGGER IF EXISTS {name}_truncate ON "{table}"',
+            f'CREATE TRIGGER {name}_truncate AFTER TRUNCATE ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION data_version_truncated()',
         ]
     statements = []
     for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("NEW", "OLD")), ("DELETE", ("OLD",))):
-        body = "".join(_upserts(scopes, row, "", "version") for row in rows)
+        body = "".join(_row_upserts(scopes, row) for row in rows)
         trigger = f"{name}_{event.lower()}"
         statements.append(f"DROP TRIGGER IF EXISTS {trigger}")
         statements.append(f'CREATE TRIGGER {trigger} AFTER {event} ON "{table}" FOR EACH ROW BEGIN{body} END')
@@ -100,7 +138,8 @@ def _trigger_statements(dialect: str, table: str, scopes: tuple[str, ...]) -> li
 def trigger_statements(dialect: str, tables: set[str] | None = None) -> list[str]:
     """The statements that (re)create the version trigger of every table (of `tables`, when given),
     for "postgres" or "sqlite"."""
-    return [
+    shared = [_TRUNCATED_FUNCTION] if dialect == "postgres" else []
+    return shared + [
         s for table, scopes in SCOPE_OF_TABLE.items() if tables is None or table in tables
         for s in _trigger_statements(dialect, table, scopes)
     ]

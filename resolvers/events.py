@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from models.bulk import insert_rows
 from models.cloud import Session
 from models.events import OrganizationEvent
 from models.updates import UpdateRun
@@ -34,16 +36,34 @@ EVENTS_CHANNEL = "kabinet.events"  # the broker channel that says an organizatio
 
 async def record_event(organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
     """Append an event to the organization's log inside the current transaction; its number."""
+    return (await record_events({organization_id: (topic, kind, payload)}))[organization_id]
+
+
+async def record_events(events: Mapping[uuid.UUID, tuple[str, str, dict[str, Any]]]) -> dict[uuid.UUID, int]:
+    """Append one event (topic, kind, payload) to each organization's log inside the current
+    transaction, in two statements however many organizations there are (a provider's import batch
+    may touch thousands); their numbers. The counters are taken in the organizations' order, so two
+    transactions taking some of the same wait for each other instead of deadlocking."""
+    if not events:
+        return {}
     db = OrganizationEvent._meta.db
-    placeholder = "?" if db.capabilities.dialect == "sqlite" else "$1"
+    organization_ids = sorted(events, key=str)
+    if db.capabilities.dialect == "sqlite":
+        source, params = "VALUES " + ",".join("(?, 1)" for _ in organization_ids), [str(o) for o in organization_ids]
+    else:
+        source, params = "SELECT o, 1 FROM unnest($1::uuid[]) AS o ORDER BY o", [organization_ids]
     rows = await db.execute_query_dict(
-        f"INSERT INTO event_counter (organization_id, last_seq) VALUES ({placeholder}, 1) "
-        "ON CONFLICT (organization_id) DO UPDATE SET last_seq = event_counter.last_seq + 1 RETURNING last_seq",
-        [organization_id if placeholder == "$1" else str(organization_id)],
+        f"INSERT INTO event_counter (organization_id, last_seq) {source} "
+        "ON CONFLICT (organization_id) DO UPDATE SET last_seq = event_counter.last_seq + 1 "
+        "RETURNING organization_id, last_seq",
+        params,
     )
-    seq = int(rows[0]["last_seq"])
-    await OrganizationEvent.create(organization_id=organization_id, seq=seq, topic=topic, kind=kind, payload=payload)
-    return seq
+    numbers = {uuid.UUID(str(row["organization_id"])): int(row["last_seq"]) for row in rows}
+    await insert_rows(OrganizationEvent, [
+        {"organization_id": o, "seq": numbers[o], "topic": topic, "kind": kind, "payload": payload}
+        for o, (topic, kind, payload) in events.items()
+    ])
+    return numbers
 
 
 async def announce(broadcast: Any, organization_id: uuid.UUID, seq: int) -> None:
@@ -123,9 +143,14 @@ class PendingAnnouncements:
     latest: dict[uuid.UUID, int] = field(default_factory=dict)
 
     async def record(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
-        seq = await record_event(organization_id, topic, kind, payload)
-        self.latest[organization_id] = max(seq, self.latest.get(organization_id, 0))
-        return seq
+        return (await self.record_many({organization_id: (topic, kind, payload)}))[organization_id]
+
+    async def record_many(self, events: Mapping[uuid.UUID, tuple[str, str, dict[str, Any]]]) -> dict[uuid.UUID, int]:
+        """One event for each organization of `events` (`record_events`)."""
+        numbers = await record_events(events)
+        for organization_id, seq in numbers.items():
+            self.latest[organization_id] = max(seq, self.latest.get(organization_id, 0))
+        return numbers
 
     async def announce(self, broadcast: Any) -> None:
         latest, self.latest = self.latest, {}

@@ -99,6 +99,28 @@ async def test_a_resent_entry_is_unchanged_one_row_no_second_event():
     assert await events_of(org) == events
 
 
+async def test_a_batch_takes_as_many_statements_for_many_organizations_as_for_one():
+    """Statements per batch do not grow with its rows or the organizations they belong to: each
+    organization still gets its one event, with its own next number."""
+    from kabinet.db import count_sql
+
+    async def statements_for(organizations: list, month: int) -> int:
+        """Two new entries of each organization, later than its others (appended: no renumbering)."""
+        values = [entry(org, uid("le"), "10.00", f"2026-0{month}-0{day}T09:00:00Z") for day in (1, 2) for org in organizations]
+        with count_sql() as counter:
+            results = await send("ledger_entry", *values)
+        assert [r.outcome for r in results] == [Outcome.CREATED] * len(values)
+        return len(counter.statements)
+
+    one = [(await provider_org())[0]]
+    many = [(await provider_org())[0] for _ in range(5)]
+    await statements_for(one + many, 3)  # every organization has an entry and an event counter now
+    assert await statements_for(one, 4) == await statements_for(many, 5)
+    for org in one + many:
+        seqs = await OrganizationEvent.filter(organization_id=org.id).order_by("seq").values_list("seq", flat=True)
+        assert seqs == [1, 2]
+
+
 async def test_a_changed_entry_is_refused_on_the_field_that_differs():
     org, _ = await provider_org()
     e = entry(org, uid("le"), "500.00", "2026-02-01T09:00:00Z")

@@ -7,16 +7,21 @@ through the models, raw SQL — and the very next request must see it.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from decimal import Decimal
 
 import pytest
 from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from kabinet.db import count_sql
+from models.billing import BalanceTransaction, TransactionKind
+from models.bulk import insert_rows
 from models.cloud import Session, SessionStatus
 from models.identity import User
-from models.organizations import Role
-from models.versions import SCOPE_OF_TABLE, UNVERSIONED
+from models.organizations import Organization, Role
+from models.versions import SCOPE_OF_TABLE, UNVERSIONED, DataVersion
 from kabinet.ids import to_global_id
 from tests import factories
 
@@ -203,3 +208,62 @@ async def test_every_table_is_versioned_or_said_to_be_unread(app):
     trigger_names = {row["name"] for row in triggers}
     untriggered = {t for t in SCOPE_OF_TABLE if not {f"data_version_{t}", f"data_version_{t}_insert"} & trigger_names}
     assert untriggered == set()
+
+
+async def _versions(*scopes: uuid.UUID) -> dict[uuid.UUID, int]:
+    rows = await DataVersion.filter(scope__in=list(scopes)).values("scope", "version")
+    return {scope: 0 for scope in scopes} | {row["scope"]: row["version"] for row in rows}
+
+
+def _moved(before: dict, after: dict) -> set:
+    return {scope for scope in before if after[scope] != before[scope]}
+
+
+async def test_every_changed_row_moves_its_organizations_version(app):
+    """PostgreSQL moves a version once per statement (transition tables), SQLite once per row: either
+    way every organization a statement's rows belong to, before or after it, moves on, and no other."""
+    a, b, c = [await factories.create_organization() for _ in range(3)]
+    when = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    before = await _versions(a.id, b.id, c.id)
+    await insert_rows(BalanceTransaction, [
+        {"organization_id": organization.id, "seq": seq, "kind": TransactionKind.TOP_UP, "amount": Decimal("1.00"),
+         "balance_after": Decimal(seq), "description": "", "occurred_at": when}
+        for seq in range(1, 4) for organization in (a, b)
+    ])  # one statement on PostgreSQL
+    after_insert = await _versions(a.id, b.id, c.id)
+    assert _moved(before, after_insert) == {a.id, b.id}
+
+    await BalanceTransaction.filter(organization_id=a.id, seq=1).update(organization_id=c.id)  # changes hands
+    after_move = await _versions(a.id, b.id, c.id)
+    assert _moved(after_insert, after_move) == {a.id, c.id}
+
+    await BalanceTransaction.filter(organization_id=a.id, seq=99).update(description="nothing matches")
+    assert await _versions(a.id, b.id, c.id) == after_move
+
+    await BalanceTransaction.filter(organization_id=b.id).delete()
+    after_delete = await _versions(a.id, b.id, c.id)
+    assert _moved(after_move, after_delete) == {b.id}
+
+    await Organization.filter(id=c.id).delete()  # its entry goes with it, by the foreign key's cascade
+    assert _moved(after_delete, await _versions(a.id, b.id, c.id)) == {c.id}
+
+
+async def test_a_truncated_table_moves_every_version(app):
+    """PostgreSQL: TRUNCATE fires no row's trigger, so every scope moves on (in a transaction rolled back)."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect != "postgres":
+        pytest.skip("SQLite has no TRUNCATE (a DELETE without WHERE fires the row triggers)")
+    organization = await factories.create_organization()
+    before = await _versions(organization.id)
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack):
+        async with in_transaction() as transaction:
+            await transaction.execute_script("TRUNCATE invite_database")
+            rows = await transaction.execute_query_dict(
+                "SELECT version FROM data_version WHERE scope = $1", [organization.id]
+            )
+            assert rows[0]["version"] == before[organization.id] + 1
+            raise RolledBack
