@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from models.versions import install_triggers
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_session_admission')]
+    dependencies = [('models', '0008_record_deletes')]
 
     initial = False
 
