@@ -118,6 +118,25 @@ def outbox_failed(limit: int) -> None:
         click.echo("kabinet: no failed messages", err=True)
 
 
+@outbox.command("retry", help=(
+    "Send a failed message again: ID as `kabinet outbox failed` prints it (id=…). It is PENDING again, its "
+    "tries counted anew, and the mail worker sends it next; in the provider's audit. Exit 1 when no failed "
+    "message has that id."))
+@click.argument("message_id", metavar="ID")
+def outbox_retry(message_id: str) -> None:
+    import uuid
+
+    from resolvers import staff_desk
+
+    try:
+        pk = uuid.UUID(message_id.strip().removeprefix("id=").rstrip(":"))
+    except ValueError:
+        raise click.BadParameter(f"{message_id!r} is not a message id (id=… in `kabinet outbox failed`).", param_hint="ID") from None
+    settings = Settings()
+    message = _on_the_database(lambda: staff_desk.retry_delivery(_cli_actor(settings), pk))
+    click.echo(f"kabinet: {message.channel.value} to {message.recipient} is {message.status.value} again; the mail worker sends it next")
+
+
 @main.command(help="Apply database migrations (idempotent).")
 def migrate() -> None:
     from kabinet.db import apply_migrations
@@ -173,17 +192,33 @@ def makemigrations(name: str | None, check: bool) -> None:
 # ------------------------------------------------------------------ the provider's side: staff, service accounts
 
 
-def _operator() -> tuple[str, str]:
-    """Who runs a provider command, for the provider's audit: the CLI, as the OS user running it."""
+def _operator_name() -> str:
+    """The provider's operator running `kabinet …`, as the provider's audit names them: the OS user."""
     import getpass
 
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 — no user name in this environment (a container's nameless user)
+        return "kabinet"
+
+
+def _operator() -> tuple[str, str]:
+    """Who runs a provider command, for the provider's audit (`by=`): the CLI, as the OS user running it."""
     from resolvers.provider.audit import ActorKind
 
-    try:
-        name = getpass.getuser()
-    except Exception:  # noqa: BLE001 — no user name in this environment
-        name = "kabinet"
-    return ActorKind.CLI, name
+    return ActorKind.CLI, _operator_name()
+
+
+def _cli_actor(settings: Settings):
+    """The operator as a domain function taking a caller sees them: trusted as every `kabinet` command
+    is, so holding every scope, `staff` among them (staff rights by their one rule,
+    permissions.has_staff_rights, not by a bypass); the provider's audit names them CLI."""
+    from resolvers.provider.audit import ActorKind
+    from resolvers.provider.records import SCOPES, ProviderActor
+
+    return ProviderActor(
+        kind=ActorKind.CLI.value, name=_operator_name(), scopes=frozenset(SCOPES), timezone=settings.provider_timezone,
+    )
 
 
 def _on_the_database(work, *, transaction: bool = True):
@@ -324,6 +359,32 @@ def token_revoke(name: str) -> None:
     click.echo(f"kabinet: {account.name} revoked")
 
 
+@provider.command("refused", help=(
+    "The provider's records refused, newest first, whatever the door (`kabinet import`, the API): when, "
+    "source (the file's name or api), line, entity, external id, field at fault and reason."))
+@click.option("--entity", default=None, help="Only this entity's records (e.g. ledger_entry).")
+@click.option("--source", default=None, help="Only those from this imported file (its name; a path is read as its name) or `api`.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+def provider_refused(entity: str | None, source: str | None, limit: int) -> None:
+    from resolvers import staff_desk
+    from resolvers.pagination import PageRequest
+
+    settings = Settings()
+    name = Path(source).name if source else None  # `kabinet import` keeps the file's name, not its path
+    page = _on_the_database(lambda: staff_desk.refused_records(
+        _cli_actor(settings), entity, PageRequest(first=limit, after=None), source=name,
+    ))
+    for row in page.items:
+        click.echo(
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}\t{row.source}\tline {row.line}\t{row.entity}\t{row.external_id or '-'}"
+            f"\t{row.field or '-'}\t{row.reason}"
+        )
+    if not page.items:
+        click.echo("kabinet: no refused records", err=True)
+    elif page.has_next_page:
+        click.echo(f"kabinet: the newest {limit} shown; there are more (--limit)", err=True)
+
+
 # ---------------------------------------------------------------- the provider's data from files
 
 @main.command("import", help=(
@@ -338,12 +399,10 @@ def token_revoke(name: str) -> None:
 @click.option("--report", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Per-line report (default: FILE.report.ndjson).")
 @click.option("--again", is_flag=True, help="Apply a file imported to the end before once more.")
 def import_(file: Path, entity: str | None, batch: int, report: Path | None, again: bool) -> None:
-    import getpass
-
     from kabinet import db
     from kabinet.pubsub import create_broadcast
     from resolvers.provider.imports import ImportRefused, import_file
-    from resolvers.provider.records import SCOPES, EntityRefused, ProviderActor
+    from resolvers.provider.records import EntityRefused
 
     bar: list = []
 
@@ -360,12 +419,7 @@ def import_(file: Path, entity: str | None, batch: int, report: Path | None, aga
         try:
             if broadcast is not None:
                 await broadcast.connect()
-            try:
-                operator = getpass.getuser()
-            except (KeyError, OSError):  # a container's user without a name
-                operator = "cli"
-            actor = ProviderActor(kind="CLI", name=operator, scopes=frozenset(SCOPES), timezone=settings.provider_timezone)
-            return await import_file(file, actor, entity=entity, batch=batch, report=report, progress=progress,
+            return await import_file(file, _cli_actor(settings), entity=entity, batch=batch, report=report, progress=progress,
                                      broadcast=broadcast, again=again)
         finally:
             if bar:

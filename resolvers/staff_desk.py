@@ -31,12 +31,14 @@ async def delivery_failures(caller: Caller, page: PageRequest, *, with_total: bo
 
 
 async def refused_records(
-    caller: Caller, entity: str | None, page: PageRequest, *, with_total: bool = False
+    caller: Caller, entity: str | None, page: PageRequest, *, source: str | None = None, with_total: bool = False
 ) -> Page[RefusedRecord]:
-    """The provider's refused records, newest first; of one entity when `entity` is given."""
+    """The provider's refused records, newest first; of one entity when `entity` is given, from one
+    door when `source` is (an imported file's name, or "api")."""
     await staff_for_reading(caller, STAFF_ONLY)
+    wanted = {name: value for name, value in (("entity", entity), ("source", source)) if value}
     pages = await load_pages(
-        RefusedRecord, None, (), NEWEST_REFUSALS, page, filters=Q(entity=entity) if entity else None, with_total=with_total,
+        RefusedRecord, None, (), NEWEST_REFUSALS, page, filters=Q(**wanted) if wanted else None, with_total=with_total,
     )
     return pages[None]
 

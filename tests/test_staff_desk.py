@@ -22,6 +22,7 @@ from tests import factories
 from tests.test_add_organization import signed_in, staff
 from tests.test_provider_api import answers, bearer, new_token
 from tests.test_provider_billing import provider_org, uid
+from tests.processes import kabinet_cli
 from tests.test_sms_gateway import ALL, TOKEN, Gateway, sms_ru, sms_ru_answer
 from workers import mail
 
@@ -238,3 +239,53 @@ async def test_a_token_without_the_staff_scope_gets_403_on_every_staff_endpoint(
     denials = await ProviderAction.filter(actor=name, action__startswith="staff.")
     assert len(denials) == len(STAFF_ENDPOINTS) and all(d.details == {"denied": "needs the scope staff"} for d in denials)
     assert (await client.get("/provider/v1/staff/organizations")).status_code == 401
+
+
+# ---------------------------------------------------------------- the operator at the server's CLI
+
+
+async def test_the_operator_retries_a_failed_message_by_the_id_kabinet_outbox_failed_prints(app, settings, gateway):
+    message = await failed_sms(settings, gateway, "Код 306118")
+    (line,) = [line for line in (await kabinet_cli(settings, "outbox", "failed", "--limit", "1000")).splitlines() if str(message.id) in line]
+    (printed_id,) = [word.rstrip(":") for word in line.split() if word.startswith("id=")]
+
+    out = await kabinet_cli(settings, "outbox", "retry", printed_id)
+    assert message.recipient in out and "PENDING" in out
+    await message.refresh_from_db()
+    assert (message.status, message.attempts, message.failed_at) == (DeliveryStatus.PENDING, 0, None)
+    (audited,) = await ProviderAction.filter(action="delivery.retry", target=f"SMS {message.recipient}")
+    assert audited.actor_kind == "CLI" and audited.actor and audited.details["messageId"] == str(message.id)
+
+    assert await kabinet_cli(settings, "outbox", "retry", str(message.id), status=1) == "", "only a FAILED message is retried"
+    assert await kabinet_cli(settings, "outbox", "retry", str(uuid.uuid4()), status=1) == ""
+    assert await kabinet_cli(settings, "outbox", "retry", "not-an-id", status=2) == ""
+    assert await ProviderAction.filter(action="delivery.retry", target=f"SMS {message.recipient}").count() == 1
+
+    gateway.answer = sms_ru_answer()
+    await mail.deliver_due(sms_ru(settings, gateway), "test-staff-desk", batch=ALL)
+    assert (await OutboxMessage.get(id=message.id)).status == DeliveryStatus.SENT
+
+
+async def test_the_operator_lists_refused_records_by_entity_and_file_with_kabinet_provider_refused(app, settings, tmp_path):
+    org, _ = await provider_org()
+    bad_amount = uid("le")
+    lines = [
+        {"external_id": uid("le"), "organization": org.external_id, "kind": "TOP_UP", "amount": 10, "occurred_at": "2026-01-01"},
+        {"external_id": bad_amount, "organization": org.external_id, "kind": "TOP_UP", "amount": "ten", "occurred_at": "2026-01-02"},
+        "not json",
+    ]
+    path = tmp_path / f"ledger-{uuid.uuid4().hex[:6]}.ndjson"
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    summary = await import_file(path, ProviderActor("CLI", "operator", frozenset(SCOPES)), entity="ledger_entry", batch=2)
+    assert summary.refused == 2
+
+    listed = (await kabinet_cli(settings, "provider", "refused", "--entity", "ledger_entry", "--source", str(path))).splitlines()
+    rows = [line.split("\t") for line in listed]
+    assert sorted((source, line_no, entity, external_id, field) for _, source, line_no, entity, external_id, field, _ in rows) == [
+        (path.name, "line 2", "ledger_entry", bad_amount, "amount"), (path.name, "line 3", "ledger_entry", "-", "-"),
+    ]
+    assert "Not a number" in next(row for row in rows if row[2] == "line 2")[6]
+    newest = await RefusedRecord.filter(source=path.name).order_by("-created_at", "-id").first()
+    (only,) = (await kabinet_cli(settings, "provider", "refused", "--source", path.name, "--limit", "1")).splitlines()
+    assert only.split("\t")[2] == f"line {newest.line}", "newest first"
+    assert await kabinet_cli(settings, "provider", "refused", "--entity", "organization", "--source", path.name) == ""
