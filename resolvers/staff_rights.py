@@ -1,30 +1,46 @@
-"""Who acts with the provider's staff rights: a staff member signed in to the GraphQL API, or a
-service account whose token has the `staff` scope (the provider HTTP API). Moderation, releases and
-the staff desk ask here, so both doors follow one rule (`permissions.has_staff_rights`), and the
-provider's own audit names whoever acted."""
+"""Who acts with the provider's staff rights: a staff member signed in to the GraphQL API, a
+service account whose token has the `staff` scope (the provider HTTP API), or the provider's
+operator at the CLI. Moderation, releases and the staff desk ask here, so every door follows one rule
+(`permissions.has_staff_rights`), and the provider's own audit names whoever acted."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from models.identity import User
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, Refusal, UserFacingError, unauthenticated
 from resolvers.permissions import has_staff_rights
 
-if TYPE_CHECKING:
-    from resolvers.provider.records import ProviderActor
 
-Caller = Union[RequestContext, "ProviderActor"]
+@runtime_checkable
+class ScopedCaller(Protocol):
+    """A caller whose scopes, not a sign-in, carry its rights: a service account by its token, or the
+    operator at the CLI (resolvers/provider/records.py ProviderActor, which the domain need not know).
+    The provider's audit names it by kind and name."""
+
+    @property
+    def kind(self) -> str: ...  # SERVICE or CLI: resolvers/provider/audit.py ActorKind
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def scopes(self) -> frozenset[str]: ...
+
+
+# Who asks for staff rights: a signed-in user, whose user row decides (read afresh), or a scoped
+# caller, whose scopes decide. staff_member() tells the two apart.
+Caller: TypeAlias = RequestContext | ScopedCaller
 
 
 @dataclass(frozen=True)
 class StaffMember:
     """The caller, with staff rights: as the provider's audit names it."""
 
-    kind: str  # STAFF (a user) or SERVICE (a service account): resolvers/provider/audit.py ActorKind
-    name: str  # the staff member's e-mail, the service account's name
+    kind: str  # STAFF (a user), SERVICE (a service account), CLI: resolvers/provider/audit.py ActorKind
+    name: str  # the staff member's e-mail, the service account's name, the operator's
     user: User | None = None
 
     async def audit(self, action: str, target: str | None, details: dict[str, Any] | None = None) -> None:
@@ -36,8 +52,9 @@ class StaffMember:
 
 
 async def staff_member(caller: Caller) -> StaffMember | None:
-    """The caller as a staff member, or None when it has no staff rights. A user is read afresh, so a
-    disabled staff member loses the rights at their next request."""
+    """The caller as a staff member, or None when it has no staff rights. A signed-in user is read
+    afresh, so a disabled staff member loses the rights at their next request; a scoped caller has
+    them by the `staff` scope."""
     if isinstance(caller, RequestContext):
         viewer = caller.require_viewer()
         user = await User.get_or_none(id=viewer.user_id)

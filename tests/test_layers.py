@@ -158,3 +158,21 @@ def test_the_actor_is_a_protocol_the_domain_states_without_knowing_the_provider(
     for actor in (RequestContext(settings=None), SystemActor("worker"), ProviderActor("CLI", "cli", frozenset())):
         assert isinstance(actor, Actor), type(actor).__name__
     assert not isinstance(object(), Actor)
+
+
+def test_a_staff_caller_is_a_signed_in_user_or_a_scoped_caller_the_domain_states_without_knowing_the_provider():
+    """resolvers/staff_rights.py says what a caller without a sign-in offers (kind, name, scopes); the
+    provider's actor meets it, a signed-in request does not (staff_member tells the two apart), and the
+    provider's package is none of its module-level imports (the audit's writer is imported when called)."""
+    import typing
+
+    from resolvers.context import RequestContext
+    from resolvers.provider.records import ProviderActor
+    from resolvers.staff_rights import Caller, ScopedCaller
+
+    module_level = ast.parse((ROOT / "resolvers" / "staff_rights.py").read_text(encoding="utf-8")).body
+    imports = {m for node in module_level if isinstance(node, (ast.Import, ast.ImportFrom)) for m in imported_modules(ast.unparse(node))}
+    assert "resolvers.context" in imports and sorted(m for m in imports if _in(m, ("resolvers.provider",))) == []
+    assert typing.get_args(Caller) == (RequestContext, ScopedCaller)
+    assert isinstance(ProviderActor("CLI", "cli", frozenset()), ScopedCaller)
+    assert not isinstance(RequestContext(settings=None), ScopedCaller)
