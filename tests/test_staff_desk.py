@@ -19,10 +19,10 @@ from resolvers import outbox
 from resolvers.provider.imports import import_file
 from resolvers.provider.records import SCOPES, ProviderActor
 from tests import factories
+from tests.processes import kabinet_cli
 from tests.test_add_organization import signed_in, staff
 from tests.test_provider_api import answers, bearer, new_token
 from tests.test_provider_billing import provider_org, uid
-from tests.processes import kabinet_cli
 from tests.test_sms_gateway import ALL, TOKEN, Gateway, sms_ru, sms_ru_answer
 from workers import mail
 
