@@ -6,6 +6,9 @@ VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379
+# Where `make serve` listens: `make serve PORT=8001` when 8000 is taken.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 # Workers for the suite: each gets its own database (and Redis namespace); a test file stays on one
 # worker, in order. Much of the suite waits on sockets and processes, so more workers than cores help.
 TEST_WORKERS ?= 3
@@ -21,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(VENV)/bin/kabinet serve
+	$(VENV)/bin/kabinet serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(PYTEST)

@@ -296,11 +296,19 @@ def staff_disable(email: str) -> None:
         # that misses it reads revoked sign-ins from the database when it starts or reconnects).
         ended_logins = EndedLogins()
         broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
-        try:
-            await broadcast.connect()
-            ended_logins.broadcast = broadcast
-        except Exception:  # noqa: BLE001 — the revocation still holds; servers read it when they reconnect
-            click.echo("kabinet: the broker is unreachable: servers refuse the access tokens when they next read the database", err=True)
+        if settings.broker_url.startswith("memory"):
+            # The embedded default's broker lives inside the server process: this one reaches nobody.
+            click.echo(
+                "kabinet: with the in-process broker (memory://) a running server is not told: it refuses the "
+                f"access tokens when it next starts; until then they work without staff rights ({settings.access_token_minutes} minutes at most)",
+                err=True,
+            )
+        else:
+            try:
+                await broadcast.connect()
+                ended_logins.broadcast = broadcast
+            except Exception:  # noqa: BLE001 — the revocation still holds; servers read it when they reconnect
+                click.echo("kabinet: the broker is unreachable: servers refuse the access tokens when they next read the database", err=True)
         ctx = RequestContext(settings, ended_logins=ended_logins)
         try:
             async with in_transaction():

@@ -36,7 +36,7 @@ from tortoise.transactions import in_transaction
 from kabinet.auth import bearer_token
 from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from resolvers import moderation, staff_desk
-from resolvers.errors import Refusal, UserFacingError
+from resolvers.errors import ErrorCode, Refusal, UserFacingError
 from resolvers.pagination import Page, PageRequest
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
@@ -193,7 +193,7 @@ async def entities(request: Request, actor: ProviderActor) -> Response:
 
 # ---------------------------------------------------------------------------------- the staff desk
 
-STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400, "BAD_USER_INPUT": 400}
+STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400}
 
 
 def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
@@ -231,13 +231,18 @@ def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Aw
 
 
 def _page_request(request: Request) -> PageRequest:
-    first = request.query_params.get("first")
+    """`?first=&after=`, checked as GraphQL checks them; refused as this API refuses a bad query:
+    400 INVALID naming the parameter (GraphQL's BAD_USER_INPUT is no code of this API)."""
+    first, after = request.query_params.get("first"), request.query_params.get("after")
     if first is not None and not first.isdigit():
-        raise Refusal("INVALID", "`first` is a whole number.")
-    return PageRequest.from_args(
-        {"first": int(first) if first is not None else None, "after": request.query_params.get("after")},
-        request.app.state.settings.max_page_size,
-    )
+        raise UserFacingError(ErrorCode.INVALID, "`first` is a whole number.", "first")
+    max_page_size = request.app.state.settings.max_page_size
+    for field, args in (("first", {"first": int(first) if first is not None else None}), ("after", {"after": after})):
+        try:
+            PageRequest.from_args(args, max_page_size)
+        except Refusal as refusal:
+            raise UserFacingError(ErrorCode.INVALID, refusal.message, field) from None
+    return PageRequest.from_args({"first": int(first) if first is not None else None, "after": after}, max_page_size)
 
 
 def _page_json(page: Page, item: Callable[[Any], dict[str, Any]]) -> JSONResponse:
@@ -310,7 +315,10 @@ async def refused_records(request: Request, actor: ProviderActor) -> Response:
 @staff_endpoint("organizations")
 async def organizations_for_moderation(request: Request, actor: ProviderActor) -> Response:
     """Organizations by moderation status (`?status=`, PENDING by default; `all`), oldest first."""
-    status = moderation.status_named(request.query_params.get("status", "PENDING"), "status")
+    try:
+        status = moderation.status_named(request.query_params.get("status", "PENDING"), "status")
+    except Refusal as refusal:
+        raise UserFacingError(ErrorCode.INVALID, refusal.message, "status") from None
     page = await moderation.organizations_for_moderation(actor, status, _page_request(request))
     return _page_json(page, _organization)
 

@@ -93,10 +93,10 @@ class JoinRequest(Node):
 @strawberry.type(description="An organization as the provider's moderators see it.")
 class ModeratedOrganization:
     organization_id: strawberry.ID = strawberry.field(description="Global id of the organization.")
-    name: str = strawberry.field(description="Name the owner gave (or a placeholder with the INN).")
+    name: str = strawberry.field(description="Its name: as the owner gave it (a placeholder with the INN when they gave none), or as the provider's records set it.")
     inn: str = strawberry.field(description="Taxpayer number.")
     kind: OrganizationKind = strawberry.field(description="Legal form.")
-    code: str = strawberry.field(description="Subscriber code given on adding.")
+    code: str = strawberry.field(description="Subscriber code, given when it was added.")
     moderation_status: ModerationStatus = strawberry.field(description="PENDING, APPROVED or REJECTED.")
     moderation_note: str | None = strawberry.field(description="Why it was rejected.")
     created_at: dt.datetime = strawberry.field(description="When it was added.")
@@ -110,7 +110,7 @@ class ModeratedOrganization:
             created_at=model.created_at, model=model,
         )
 
-    @strawberry.field(description="The user who added it (its OWNER).")
+    @strawberry.field(description="Its OWNER (who added it); null when nobody owns it yet, e.g. a customer the provider's records sent.")
     @batched(moderation.owners_of, to=User.from_model)
     def owner(self, info: strawberry.Info) -> User | None:
         return loaded(self, info)

@@ -198,6 +198,12 @@ async def test_a_kind_follows_from_the_inn_when_not_given():
     assert (await Organization.get(external_id=person)).kind == OrganizationKind.INDIVIDUAL
 
 
+async def test_an_inn_of_neither_length_without_a_kind_is_called_wrong_not_the_wrong_kind():
+    [result] = await send("organization", {"external_id": ext("org"), "inn": "77362075", "name": "ООО «Ромашка»"})
+    assert (result.outcome, result.field) == (Outcome.REFUSED, "inn")
+    assert result.reason == "«77362075» is not a valid INN: check the digits."
+
+
 async def test_a_subscription_under_a_new_id_updates_the_organizations_one():
     org_ext = ext("org")
     sent = catalog(org_ext, new_inn())

@@ -225,6 +225,19 @@ async def test_a_staff_token_moderates_by_inn_and_works_the_desk(app, client, se
     assert await ProviderAction.exists(actor=name, action="staff.refused_records")
 
 
+async def test_a_bad_query_parameter_is_400_invalid_naming_it(app, client):
+    token = await new_token("staff", name=f"service-manager-{uuid.uuid4().hex[:6]}")
+    for path, params, field in [
+        ("/provider/v1/staff/refused-records", {"first": "1000"}, "first"),
+        ("/provider/v1/staff/delivery-failures", {"first": "ten"}, "first"),
+        ("/provider/v1/staff/refused-records", {"after": "not-a-cursor"}, "after"),
+        ("/provider/v1/staff/organizations", {"status": "bogus"}, "status"),
+    ]:
+        response = await client.get(path, params=params, headers=bearer(token))
+        assert response.status_code == 400, (path, response.text)
+        assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("INVALID", field), (path, response.text)
+
+
 async def test_a_token_without_the_staff_scope_gets_403_on_every_staff_endpoint(app, client):
     name = f"accounting-{uuid.uuid4().hex[:6]}"
     token = await new_token("catalog:write", "billing:write", "cloud:write", name=name)

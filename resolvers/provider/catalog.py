@@ -60,11 +60,14 @@ def _organization_values(record: Record) -> dict[str, Any]:
     raw_inn = text(record, "inn", max_length=20)
     kind = choice(record, "kind", OrganizationKind, required=False)
     ogrn = _digits(record, "ogrn", (13, 15), "An OGRN (13) or OGRNIP (15)")
+    legal_entity: bool | None = kind == OrganizationKind.LEGAL_ENTITY
     if kind is None:
         kind = OrganizationKind.LEGAL_ENTITY if len(raw_inn) == 10 else (
             OrganizationKind.SOLE_PROPRIETOR if ogrn and len(ogrn) == 15 else OrganizationKind.INDIVIDUAL
         )
-    inn = checked(validation.inn, raw_inn, "inn", legal_entity=kind == OrganizationKind.LEGAL_ENTITY)
+        # Neither 10 digits nor 12: the INN is wrong, not the kind guessed from it.
+        legal_entity = {10: True, 12: False}.get(len(raw_inn))
+    inn = checked(validation.inn, raw_inn, "inn", legal_entity=legal_entity)
     kpp = _digits(record, "kpp", (9,), "A KPP")
     if kpp and kind != OrganizationKind.LEGAL_ENTITY:
         raise RecordRefused("kpp", "Only a legal entity has a KPP.")
