@@ -99,23 +99,20 @@ def outbox() -> None:
 
 
 @outbox.command("failed", help="List the messages given up on after the last retry, newest first, with the last error.")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 def outbox_failed(limit: int) -> None:
-    from kabinet import db
-    from workers.mail import failed_messages, failure_line
+    from resolvers import staff_desk
+    from resolvers.pagination import PageRequest
+    from workers.mail import failure_line
 
-    async def run() -> list[str]:
-        await db.connect(Settings())
-        try:
-            return [failure_line(message) for message in await failed_messages(limit)]
-        finally:
-            await db.disconnect()
-
-    lines = asyncio.run(run())
-    for line in lines:
-        click.echo(line)
-    if not lines:
+    settings = Settings()
+    page = _on_the_database(lambda: staff_desk.delivery_failures(_cli_actor(settings), PageRequest(first=limit, after=None)))
+    for message in page.items:
+        click.echo(failure_line(message))
+    if not page.items:
         click.echo("kabinet: no failed messages", err=True)
+    elif page.has_next_page:
+        click.echo(f"kabinet: the newest {limit} shown; there are more (--limit)", err=True)
 
 
 @outbox.command("retry", help=(

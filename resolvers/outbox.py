@@ -89,7 +89,3 @@ async def retry(message_id: uuid.UUID) -> OutboxMessage | None:
     )
     return await OutboxMessage.get(id=message_id) if changed else None
 
-
-async def failed_messages(limit: int = 50) -> list[OutboxMessage]:
-    """The messages given up on, newest first: for staff to see what did not go out and why."""
-    return list(await OutboxMessage.filter(status=DeliveryStatus.FAILED).order_by("-created_at", "-id").limit(limit))

@@ -41,7 +41,7 @@ from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
 from resolvers import outbox
-from resolvers.outbox import MAX_ATTEMPTS, backoff, failed_messages  # noqa: F401 (the worker's policy, read by the CLI and tests)
+from resolvers.outbox import MAX_ATTEMPTS, backoff  # noqa: F401 (the worker's policy, read by tests)
 from workers.sms import GatewaySender
 
 log = logging.getLogger("kabinet.mail")

@@ -54,7 +54,7 @@ class ImportSummary:
     report: Path | None = None
 
     def line(self) -> str:
-        head = f"{self.entity} from {self.file_name}: {self.lines} lines"
+        head = f"{self.entity} from {self.file_name}: {self.lines} line{'' if self.lines == 1 else 's'}"
         if self.already_done:
             head += " already imported"
         elif self.resumed_at:
