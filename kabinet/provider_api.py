@@ -196,6 +196,11 @@ async def entities(request: Request, actor: ProviderActor) -> Response:
 STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400}
 
 
+# The domain names what it was given; these requests name it otherwise: the message by the path's id,
+# the organization by its INN (and KPP).
+REQUEST_FIELD_OF = {"delivery_id": "id", "organization_id": "inn"}
+
+
 def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
     """A provider endpoint that needs staff rights, which the domain decides (resolvers/staff_rights.py:
     a token with the `staff` scope). Run in one transaction, its events announced once it commits; a
@@ -220,7 +225,7 @@ def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Aw
                     raise ProviderError(403, "FORBIDDEN", message) from None
                 error = {"code": code, "message": refusal.message}
                 if isinstance(refusal, UserFacingError) and refusal.field:
-                    error["field"] = refusal.field
+                    error["field"] = REQUEST_FIELD_OF.get(refusal.field, refusal.field)
                 return JSONResponse({"error": error}, status_code=STATUS_OF.get(code, 400))
             await actor.announcements.announce(request.app.state.broadcast)
             return response

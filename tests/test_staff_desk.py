@@ -208,7 +208,7 @@ async def test_a_staff_token_moderates_by_inn_and_works_the_desk(app, client, se
     )
     assert wrong_kpp.status_code == 404 and wrong_kpp.json()["error"]["code"] == "NOT_FOUND"
     twice = await client.post("/provider/v1/staff/organizations/approve", json={"inn": to_approve.inn}, headers=bearer(token))
-    assert twice.status_code == 409
+    assert twice.status_code == 409 and twice.json()["error"]["field"] == "inn", "the request's own field, not the domain's"
 
     message = await failed_sms(settings, gateway, "Код 482913")
     failures = await client.get("/provider/v1/staff/delivery-failures", headers=bearer(token))
@@ -218,7 +218,8 @@ async def test_a_staff_token_moderates_by_inn_and_works_the_desk(app, client, se
     retried = await client.post(f"/provider/v1/staff/delivery-failures/{shown['id']}/retry", headers=bearer(token))
     assert retried.status_code == 200 and retried.json()["delivery"]["status"] == "PENDING"
     assert await ProviderAction.exists(actor_kind="SERVICE", actor=name, action="delivery.retry")
-    assert (await client.post(f"/provider/v1/staff/delivery-failures/{shown['id']}/retry", headers=bearer(token))).status_code == 409
+    again = await client.post(f"/provider/v1/staff/delivery-failures/{shown['id']}/retry", headers=bearer(token))
+    assert again.status_code == 409 and again.json()["error"]["field"] == "id"
 
     refused = await client.get("/provider/v1/staff/refused-records", params={"entity": "organization", "first": "5"}, headers=bearer(token))
     assert refused.status_code == 200 and len(refused.json()["items"]) <= 5
