@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(MetricsMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, own_limit_prefixes=("/provider/",)),
         ],
+        exception_handlers={HTTPException: http.http_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from tortoise import Tortoise
@@ -83,3 +84,18 @@ async def download_document(request: Request) -> Response:
             "Cache-Control": "private, no-store",
         },
     )
+
+
+JSON_ERROR_PREFIXES = ("/provider/", "/cluster/")  # the HTTP APIs programs call: every answer is JSON
+HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def http_error(request: Request, error: HTTPException) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take): JSON in the
+    `{"error": {code, message}}` shape of the agent and provider APIs there, so their clients read one
+    shape of error; plain text elsewhere, as before."""
+    headers = getattr(error, "headers", None)
+    if request.url.path.startswith(JSON_ERROR_PREFIXES):
+        code = HTTP_ERROR_CODES.get(error.status_code, "HTTP_ERROR")
+        return JSONResponse({"error": {"code": code, "message": error.detail}}, status_code=error.status_code, headers=headers)
+    return PlainTextResponse(error.detail, status_code=error.status_code, headers=headers)

@@ -293,3 +293,18 @@ async def test_the_entities_are_listed_with_scopes_and_columns(client):
         "description": "A test's note.",
     }
     assert set(body["scopes"]) == {"catalog:write", "billing:write", "cloud:write", "staff"} and body["yourScopes"] == ["billing:write"]
+
+
+async def test_a_wrong_method_or_path_answers_in_the_apis_json_error_shape(client):
+    """Starlette's own 405 and 404 under /provider/ and /cluster/ are JSON like every other answer
+    there (an integrator's program reads one shape of error); elsewhere they stay plain text."""
+    for method, path, status, code in [
+        ("GET", "/provider/v1/records/ledger_entry", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/provider/v1/no-such-thing", 404, "NOT_FOUND"),
+        ("DELETE", "/cluster/limits", 405, "METHOD_NOT_ALLOWED"),
+    ]:
+        response = await client.request(method, path)
+        assert response.status_code == status, (method, path, response.text)
+        assert response.json()["error"]["code"] == code, (method, path, response.text)
+    elsewhere = await client.get("/no-such-page")
+    assert elsewhere.status_code == 404 and elsewhere.headers["content-type"].startswith("text/plain")
