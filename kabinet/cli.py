@@ -17,6 +17,7 @@ from kabinet.settings import Settings
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding the PDF font is not news
+    logging.getLogger("tortoise").setLevel(logging.WARNING)  # its connect and shutdown notes are not news at a prompt
 
 
 @main.command(help="Serve the API (with nothing configured: SQLite, in-process broker and workers, demo data).")
