@@ -20,7 +20,7 @@ from models.cloud import ClientKind, Session, SessionStatus
 from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import Role
-from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
+from tests.live import LEGACY_WS, OPEN_TIMEOUT, TRANSPORT_WS, GraphQLSocket
 from workers.cluster import SimulatedCluster, carry_out_terminations
 
 BOTH = pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
@@ -328,7 +328,7 @@ async def slow_socket(url: str, token: str) -> GraphQLSocket:
     await asyncio.get_running_loop().sock_connect(raw, (host, int(port)))
     sock = GraphQLSocket(url, TRANSPORT_WS)
     sock.socket = await websockets.connect(
-        f"ws://{url}/graphql", sock=raw, subprotocols=[TRANSPORT_WS], max_queue=1, max_size=None, open_timeout=5,
+        f"ws://{url}/graphql", sock=raw, subprotocols=[TRANSPORT_WS], max_queue=1, max_size=None, open_timeout=OPEN_TIMEOUT,
         compression=None,  # compressed, repetitive JSON would take forever to fill a buffer
         close_timeout=1,  # it reads so little that it may not see the server's closing reply
     )

@@ -11,7 +11,7 @@ import websockets
 
 from kabinet.ids import to_global_id
 from tests import factories
-from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
+from tests.live import LEGACY_WS, OPEN_TIMEOUT, TRANSPORT_WS, GraphQLSocket
 
 SESSIONS = "subscription($org: ID!) { sessions(organizationId: $org) { sessions { id } } }"
 BOTH = pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
@@ -49,7 +49,7 @@ async def test_a_message_over_the_size_limit_closes_the_socket_with_1009(gql, li
 async def test_a_socket_without_connection_init_is_closed_with_4408(live_server, settings, monkeypatch, protocol):
     monkeypatch.setattr(settings, "ws_connection_init_seconds", 0.3)
     socket = GraphQLSocket(live_server, protocol)
-    socket.socket = await websockets.connect(f"ws://{live_server}/graphql", subprotocols=[protocol], open_timeout=5)
+    socket.socket = await websockets.connect(f"ws://{live_server}/graphql", subprotocols=[protocol], open_timeout=OPEN_TIMEOUT)
     try:
         assert await _closed_with(socket) == 4408
     finally:
