@@ -35,7 +35,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     # an access token lives access_token_minutes: an ended login is remembered that long, and a minute more
-    ended_logins = EndedLogins(keep_seconds=settings.access_token_minutes * 60 + 60)
+    ended_logins = EndedLogins(
+        keep_seconds=settings.access_token_minutes * 60 + 60, poll_seconds=settings.ended_logins_poll_seconds
+    )
     graphql = KabinetGraphQL(build_schema(settings), settings, ended_logins)
     broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
     event_hub = EventHub(broadcast, poll_seconds=settings.event_poll_seconds, queue_size=settings.subscriber_queue_size)

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     event_poll_seconds: float = Field(
         2.0, description="How often each process reads the event log even without a broker notice (lost notices)."
     )
+    ended_logins_poll_seconds: float = Field(
+        2.0, gt=0, description="How often each process reads the sign-ins ended since its last read, whether or not "
+        "a broker notice told it (the in-process broker reaches no other process; a notice may be lost)."
+    )
     subscriber_queue_size: int = Field(
         1000, ge=1, description="Events a live subscription may fall behind by before it ends with SLOW_CONSUMER."
     )

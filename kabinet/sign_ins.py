@@ -8,8 +8,11 @@ WebSocket operation looks its token's login up there: a dict lookup, no query.
 
 The process that ends a login notes it after the commit and tells the others on the broker's
 `kabinet.sign_ins` channel; a process reads the recently ended ones from the database when it
-starts, and again when its broker connection comes back (a notice may have been lost meanwhile).
-Listeners (the GraphQL view) close the login's open WebSockets.
+starts, and again when its broker connection comes back. A notice cannot reach everyone: the
+in-process broker (`memory://`) reaches no other process (the CLI's `kabinet staff disable`), and
+Redis loses what is published while a subscriber is away. So every process also reads, every few
+seconds, the logins ended since its last read: the broker is the fast path, this poll the floor.
+Listeners (the GraphQL view) close the login's open WebSockets, once per login whichever path told.
 """
 
 from __future__ import annotations
@@ -31,18 +34,26 @@ from models.identity import RefreshToken
 log = logging.getLogger("kabinet.sign_ins")
 SIGN_INS_CHANNEL = "kabinet.sign_ins"
 PRUNE_SECONDS = 60.0
+POLL_SECONDS = 2.0
+# How late a revocation may become visible after its revoked_at: the writer reads its clock before
+# the UPDATE and commits after the rest of its transaction (lock waits, a stalled event loop), on a
+# host whose clock may differ a little. A poll reads from this long before its last read; the rows
+# are few (the logins ended in these minutes), the index on revoked_at finds them.
+LATE_SECONDS = 300.0
 
 
 class EndedLogins:
     """Logins ended less than `keep_seconds` (the access token lifetime, and a margin) ago."""
 
-    def __init__(self, keep_seconds: float = 16 * 60) -> None:
+    def __init__(self, keep_seconds: float = 16 * 60, poll_seconds: float = POLL_SECONDS) -> None:
         self.keep_seconds = keep_seconds
+        self.poll_seconds = poll_seconds
         self.ended: dict[uuid.UUID, float] = {}  # login id → when its last access token has surely expired
         self.listeners: list[Callable[[uuid.UUID], Any]] = []
         self.broadcast: Any = None
         self._tasks: set[asyncio.Task] = set()
         self._next_prune = 0.0
+        self._last_read: float | None = None  # when the last read of the database began (Unix time)
 
     def __contains__(self, login_id: uuid.UUID) -> bool:
         return login_id in self.ended
@@ -75,12 +86,24 @@ class EndedLogins:
 
     async def load(self) -> None:
         """The logins whose refresh tokens were revoked within the access token lifetime."""
-        since = timestamp() - self.keep_seconds
+        await self._read_since(timestamp() - self.keep_seconds)
+
+    async def catch_up(self) -> None:
+        """The logins ended since the last read (from LATE_SECONDS before it), whatever the broker said."""
+        now = timestamp()
+        since = now - self.keep_seconds  # nothing read yet: the whole lifetime
+        if self._last_read is not None:  # min: a clock set back must not leave a stretch unread
+            since = max(since, min(self._last_read, now) - LATE_SECONDS)
+        await self._read_since(since)
+
+    async def _read_since(self, since: float) -> None:
+        began = timestamp()
         rows = await RefreshToken.filter(revoked_at__gt=datetime.fromtimestamp(since, timezone.utc)).values_list(
             "login_id", "revoked_at"
         )
         for login_id, revoked_at in rows:
             self.end([login_id], revoked_at.timestamp())
+        self._last_read = began
 
     async def start(self, broadcast: Any) -> None:
         """Listen for logins ended elsewhere, then read those ended before (nothing falls in between)."""
@@ -95,17 +118,24 @@ class EndedLogins:
         try:
             await self.load()
         except Exception:  # noqa: BLE001 — an unmigrated or unreachable database: serve (not ready), read it later
-            log.warning("could not read the ended logins at start; trying again in the background")
-            self._keep(asyncio.create_task(self._load_until_read()))
+            log.warning("could not read the ended logins at start; the poll reads them once it can")
+        self._keep(asyncio.create_task(self._poll()))
 
-    async def _load_until_read(self, every_seconds: float = 5) -> None:
+    async def _poll(self) -> None:
+        """Every poll_seconds, catch up with the database (the logins no notice brought)."""
+        failing = False
         while True:
-            await asyncio.sleep(every_seconds)
+            await asyncio.sleep(self.poll_seconds)
             try:
-                await self.load()
-                return
-            except Exception:  # noqa: BLE001 — still not there
+                await self.catch_up()
+            except Exception:  # noqa: BLE001 — the database is away: the next poll reads from the last good read on
+                if not failing:
+                    log.warning("could not read the ended logins; trying every %s s", self.poll_seconds, exc_info=True)
+                failing = True
                 continue
+            if failing:
+                log.info("reading the ended logins again")
+            failing = False
 
     async def stop(self) -> None:
         tasks = list(self._tasks)

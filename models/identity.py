@@ -36,6 +36,8 @@ class RefreshToken(Entity):
 
     class Meta:
         table = "refresh_token"
+        # every process reads the logins ended since its last read every few seconds (kabinet/sign_ins.py)
+        indexes = (("revoked_at",),)
 
 
 class LoginThrottle(Model):

@@ -1,7 +1,8 @@
 """Rights follow changes at once: an ended sign-in (logout, password reset, a reused refresh token)
-refuses every access token of it over HTTP and closes its WebSockets; a member removed or demoted
-loses the subscriptions and the mutations of the old rights on an open socket (real sockets, both
-sub-protocols)."""
+refuses every access token of it over HTTP and closes its WebSockets; one ended by a process whose
+notice cannot reach the server (the CLI on the in-process broker) within seconds; a member removed
+or demoted loses the subscriptions and the mutations of the old rights on an open socket (real
+sockets, both sub-protocols)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 import websockets
 
 from resolvers.tokens import JWT_ALGORITHM, derived_key
-from kabinet.sign_ins import EndedLogins
+from kabinet.sign_ins import LATE_SECONDS, EndedLogins
 from models.cloud import Session, SessionStatus
 from models.identity import RefreshToken
 from models.organizations import Membership
@@ -25,6 +26,8 @@ from kabinet.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
+from tests.processes import kabinet_cli
+from tests.test_staff import PASSWORD as STAFF_PASSWORD, new_staff
 
 BOTH = pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 
@@ -229,6 +232,37 @@ async def test_a_process_starting_reads_the_sign_ins_ended_within_the_token_life
     assert min(fresh.ended.values()) > time.time()
 
 
+async def test_a_poll_reads_the_sign_ins_ended_since_the_last_read_and_tells_the_listeners_once(client, settings):
+    """What a process that hears no notice learns from the database, every poll: a login ended since
+    its last read, or committed late (revoked_at up to LATE_SECONDS before that read), once."""
+    user = await factories.create_user()
+    polling = EndedLogins(keep_seconds=settings.access_token_minutes * 60 + 60)  # listens on no broker
+    told: list[uuid.UUID] = []
+    polling.listeners.append(told.append)
+    await polling.catch_up()  # the first read: the whole token lifetime
+    notified, unnoticed, late, too_late = [await sign_in(client, user.email) for _ in range(4)]
+    polling.end([login_of(notified["accessToken"])])  # as a broker notice would
+    for signed in (notified, unnoticed):
+        assert (await post(client, LOGOUT, {"t": signed["refreshToken"]}))["data"]["logout"]["ok"] is True
+    before_the_read = dt.datetime.now(dt.timezone.utc)
+    await polling.catch_up()
+    # two revocations that become visible after that read, though taken before it (a late commit)
+    for signed, before in ((late, LATE_SECONDS - 30), (too_late, LATE_SECONDS + 30)):
+        assert (await post(client, LOGOUT, {"t": signed["refreshToken"]}))["data"]["logout"]["ok"] is True
+        revoked_at = before_the_read - dt.timedelta(seconds=before)
+        await RefreshToken.filter(login_id=login_of(signed["accessToken"])).update(revoked_at=revoked_at)
+    await polling.catch_up()
+    await polling.catch_up()
+
+    assert login_of(notified["accessToken"]) in polling and login_of(unnoticed["accessToken"]) in polling
+    assert login_of(late["accessToken"]) in polling
+    assert login_of(too_late["accessToken"]) not in polling  # a poll reads from just before its last read on...
+    await polling.load()
+    assert login_of(too_late["accessToken"]) in polling  # ...a full read (start, broker back) finds it
+    mine = [login_of(s["accessToken"]) for s in (notified, unnoticed, late, too_late)]
+    assert sorted(login for login in told if login in mine) == sorted(mine)  # each once, though read many times
+
+
 # ---------------------------------------------------------------------------------------- WebSockets
 
 
@@ -323,6 +357,29 @@ async def test_a_removed_members_subscription_ends_and_their_socket_cannot_act(c
         payload = (await terminate_over(sock, owners_session))["data"]["terminateSession"]
         assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
         assert (await Session.get(id=owners_session.id)).status == SessionStatus.ACTIVE
+    finally:
+        await sock.close()
+
+
+async def test_a_sign_in_ended_by_a_process_that_tells_no_server_is_refused_and_its_socket_closed(client, settings, live_server):
+    """`kabinet staff disable` in a process of its own, on a broker of its own (as the CLI on the
+    embedded default's in-process broker): no notice reaches the server; its poll of the database does."""
+    staff = await new_staff(settings)
+    token = (await sign_in(client, staff.email, STAFF_PASSWORD))["accessToken"]
+    assert works(await me(client, token))  # verified once: the verified-token cache holds it
+    sock = GraphQLSocket(live_server, TRANSPORT_WS)
+    try:
+        assert (await sock.connect(token))["type"] == "connection_ack"
+        unheard = settings.model_copy(update={"broker_url": "memory://"})
+        out = await kabinet_cli(unheard, "staff", "disable", "--email", staff.email)
+        assert "1 sign-in token(s) revoked" in out and "within a few seconds" in out
+
+        deadline = time.monotonic() + 60
+        while not refused(body := await me(client, token)):
+            assert works(body), body
+            assert time.monotonic() < deadline, "the server never refused the access token of the ended sign-in"
+            await asyncio.sleep(0.1)
+        await assert_closed_as_signed_out(sock)
     finally:
         await sock.close()
 

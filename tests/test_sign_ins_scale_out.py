@@ -58,7 +58,11 @@ async def test_a_logout_through_one_process_ends_the_sign_in_on_the_others(app, 
 
 
 async def test_a_logout_while_the_broker_is_down_reaches_the_other_process_when_it_is_back(app, settings, tmp_path, private_redis):
-    a, b = await started([Api(settings, private_redis.url, tmp_path, "a"), Api(settings, private_redis.url, tmp_path, "b")])
+    # B's poll of the database (every few seconds) would tell it too: slowed down, so this is the reconnection
+    rare_polls = {"KABINET_ENDED_LOGINS_POLL_SECONDS": "3600"}
+    a, b = await started([
+        Api(settings, private_redis.url, tmp_path, "a", **rare_polls), Api(settings, private_redis.url, tmp_path, "b", **rare_polls),
+    ])
     try:
         org, users = await factories.create_team()
         signed = (await a.post(LOGIN, {"l": users[Role.OWNER].email, "p": factories.PASSWORD}))["data"]["login"]
