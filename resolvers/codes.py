@@ -42,6 +42,8 @@ from models.identity import CodePurpose, User, VerificationCode
 
 # Purposes whose rules have sending limits (filled as the rules are made): the per-client count covers them all.
 LIMITED_PURPOSES: set[CodePurpose] = set()
+# The sending limits count the codes created within this window (resolvers/housekeeping.py keeps them that long).
+SENDING_WINDOW = timedelta(hours=1)
 CODE_PATTERN = re.compile(r"^\d{6}$")
 WRONG_CODE = "This code is not right"
 
@@ -95,7 +97,7 @@ async def require_may_send(ctx: RequestContext, rules: CodeRules, target: str) -
     client = [f"codes-client:{ctx.client_address}"] if ctx.client_address else []
     await _one_at_a_time([*client, f"codes-to:{target}"])
     settings, now = ctx.settings, utcnow()
-    hour_ago = now - timedelta(hours=1)
+    hour_ago = now - SENDING_WINDOW
     recent = await VerificationCode.filter(
         purpose=rules.purpose, target=target, created_at__gt=hour_ago
     ).order_by("-created_at").limit(settings.codes_per_address_hour).values_list("created_at", flat=True)

@@ -11,6 +11,10 @@ Per login: 5 wrong passwords in a row lock it for 10 minutes (the right one rese
 Per client address: `login_address_max_failures` wrong passwords in a window of
 `login_address_window_minutes`, whatever the logins (a right password gives its attempt back).
 Unknown logins count exactly like known ones.
+
+A row that says nothing (no failure, no lock in force; a window ended) may be deleted at any moment
+(resolvers/housekeeping.py, a password reset): a claim whose row vanished between its statements
+creates it again rather than answer RATE_LIMITED.
 """
 
 from __future__ import annotations
@@ -23,15 +27,20 @@ from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.identity import ClientThrottle, LoginThrottle
 
+RECREATE_TRIES = 3  # a row deleted under a claim this many times in a row: refused, as if locked
+
 
 async def claim_login(settings: Settings, login: str) -> bool:
     """Take one of the login's attempts; False while it is locked or its attempts are taken."""
     now = utcnow()
-    await LoginThrottle.get_or_create(login=login)
-    claimed = await LoginThrottle.filter(
-        Q(locked_until=None) | Q(locked_until__lte=now), login=login, failures__lt=settings.login_max_failures
-    ).update(failures=F("failures") + 1)
-    return claimed == 1
+    for _ in range(RECREATE_TRIES):
+        await LoginThrottle.get_or_create(login=login)
+        claimed = await LoginThrottle.filter(
+            Q(locked_until=None) | Q(locked_until__lte=now), login=login, failures__lt=settings.login_max_failures
+        ).update(failures=F("failures") + 1)
+        if claimed or await LoginThrottle.exists(login=login):
+            return claimed == 1
+    return False
 
 
 async def login_failed(settings: Settings, login: str) -> None:
@@ -51,14 +60,17 @@ async def claim_address(settings: Settings, address: str | None) -> bool:
         return True
     now = utcnow()
     address = address[:64]
-    await ClientThrottle.get_or_create(address=address)
-    await ClientThrottle.filter(Q(window_ends=None) | Q(window_ends__lte=now), address=address).update(
-        failures=0, window_ends=now + timedelta(minutes=settings.login_address_window_minutes)
-    )
-    claimed = await ClientThrottle.filter(
-        address=address, failures__lt=settings.login_address_max_failures
-    ).update(failures=F("failures") + 1)
-    return claimed == 1
+    for _ in range(RECREATE_TRIES):
+        await ClientThrottle.get_or_create(address=address)
+        await ClientThrottle.filter(Q(window_ends=None) | Q(window_ends__lte=now), address=address).update(
+            failures=0, window_ends=now + timedelta(minutes=settings.login_address_window_minutes)
+        )
+        claimed = await ClientThrottle.filter(
+            address=address, failures__lt=settings.login_address_max_failures
+        ).update(failures=F("failures") + 1)
+        if claimed or await ClientThrottle.exists(address=address):
+            return claimed == 1
+    return False
 
 
 async def give_back_address(address: str | None) -> None:
