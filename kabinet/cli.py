@@ -135,6 +135,23 @@ def outbox_retry(message_id: str) -> None:
     click.echo(f"kabinet: {message.channel.value} to {message.recipient} is {message.status.value} again; the mail worker sends it next")
 
 
+@main.command(help=(
+    "Delete what is surely dead, once (the `housekeeping` worker does it hourly): expired or revoked refresh "
+    "tokens, expired codes, idle login limits, delivered messages and refused provider records past their "
+    "retention (KABINET_*_RETENTION_DAYS). Prints the rows deleted per kind."))
+def housekeeping() -> None:
+    from resolvers.housekeeping import PRUNERS
+    from workers.housekeeping import housekeeping_pass
+
+    settings = Settings()
+    counts = _on_the_database(lambda: housekeeping_pass(settings), transaction=False)
+    for kind, deleted in counts.items():
+        click.echo(f"{kind}\t{deleted}")
+    failed = [kind for kind in PRUNERS if kind not in counts]
+    if failed:
+        raise click.ClickException(f"pruning {', '.join(failed)} failed (see the log above)")
+
+
 @main.command(help="Apply database migrations (idempotent).")
 def migrate() -> None:
     from kabinet.db import apply_migrations

@@ -96,6 +96,20 @@ class Settings(BaseSettings):
         100, description="Wrong passwords one client address may send, whatever the logins, per window; then RATE_LIMITED."
     )
     login_address_window_minutes: int = Field(15, description="The window of login_address_max_failures.")
+    refresh_token_retention_days: int = Field(
+        30, ge=1, description="Refresh tokens are deleted this long after they expired or were revoked "
+        "(resolvers/housekeeping.py; a revoked one never before the ended sign-ins stop reading it)."
+    )
+    verification_code_retention_days: int = Field(
+        30, ge=1, description="Confirmation codes are deleted this long after they expired (never while a sign-up waits for its code)."
+    )
+    sent_message_retention_days: int = Field(
+        30, ge=1, description="Delivered e-mail and SMS are deleted from the outbox this long after they were sent "
+        "(pending and failed ones never)."
+    )
+    refused_record_retention_days: int = Field(
+        90, ge=1, description="Refused provider records (the staff desk, `kabinet provider refused`) are deleted this long after."
+    )
     password_hash_threads: int = Field(
         2, ge=1, description="Password hashes computed at once (each takes ~50 ms of CPU and 64 MiB), off the event loop."
     )

@@ -12,6 +12,7 @@ from broadcaster import Broadcast
 from kabinet.settings import Settings
 from workers.cluster import run_cluster_worker
 from workers.documents import run_document_publisher
+from workers.housekeeping import run_housekeeping
 from workers.mail import run_mail_worker
 from workers.periods import run_period_roller
 from workers.updates import run_update_worker
@@ -34,6 +35,7 @@ class Workers:
             "documents": lambda: run_document_publisher(settings, stop),
             "mail": lambda: run_mail_worker(settings, stop),
             "periods": lambda: run_period_roller(broadcast, stop),
+            "housekeeping": lambda: run_housekeeping(settings, stop),
         }
 
     def start(self) -> None:
