@@ -24,6 +24,7 @@ from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
 from kabinet.pubsub import create_broadcast
 from kabinet.settings import Settings
 from kabinet.sign_ins import EndedLogins
+from resolvers.tokens import ended_login_memory_seconds
 from schema.build import build_schema
 from workers.runner import Workers
 
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     # an access token lives access_token_minutes: an ended login is remembered that long, and a minute more
     ended_logins = EndedLogins(
-        keep_seconds=settings.access_token_minutes * 60 + 60, poll_seconds=settings.ended_logins_poll_seconds
+        keep_seconds=ended_login_memory_seconds(settings), poll_seconds=settings.ended_logins_poll_seconds
     )
     graphql = KabinetGraphQL(build_schema(settings), settings, ended_logins)
     broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)

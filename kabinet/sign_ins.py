@@ -30,16 +30,15 @@ from kabinet.broadcaster_internals import backend_of
 from kabinet.clock import timestamp
 from kabinet.pubsub import until_listening
 from models.identity import RefreshToken
+from resolvers.tokens import REVOCATION_LATE_SECONDS
 
 log = logging.getLogger("kabinet.sign_ins")
 SIGN_INS_CHANNEL = "kabinet.sign_ins"
 PRUNE_SECONDS = 60.0
 POLL_SECONDS = 2.0
-# How late a revocation may become visible after its revoked_at: the writer reads its clock before
-# the UPDATE and commits after the rest of its transaction (lock waits, a stalled event loop), on a
-# host whose clock may differ a little. A poll reads from this long before its last read; the rows
-# are few (the logins ended in these minutes), the index on revoked_at finds them.
-LATE_SECONDS = 300.0
+# A poll reads from this long before its last read (resolvers/tokens.py says why); the rows are few
+# (the logins ended in these minutes), the index on revoked_at finds them.
+LATE_SECONDS = REVOCATION_LATE_SECONDS
 
 
 class EndedLogins:

@@ -7,7 +7,7 @@ judged against the code that reads each kind:
 - a refresh token stays while it could still be presented (until its expiry: a used one then still
   revokes its login, resolvers/identity.py `refresh`) and, once revoked, while the ended sign-ins
   (kabinet/sign_ins.py EndedLogins) may still read its `revoked_at`: an access token's lifetime,
-  the minute of margin, and the poll's LATE_SECONDS. Then `refresh_token_retention_days` more;
+  the minute of margin, and how late a revocation may show (resolvers/tokens.py). Then `refresh_token_retention_days` more;
 - a verification code stays while it could still be checked (until its expiry; a used one too:
   deleting it would make an older code of the flow "the latest", resolvers/codes.py `latest`), while
   the sending limits count it (`SENDING_WINDOW`), and while its sign-up waits for confirmation (the
@@ -40,12 +40,9 @@ from models.identity import ClientThrottle, LoginThrottle, RefreshToken, User, V
 from models.outbox import DeliveryStatus, OutboxMessage
 from models.provider import RefusedRecord
 from resolvers.codes import SENDING_WINDOW
+from resolvers.tokens import REVOCATION_LATE_SECONDS, ended_login_memory_seconds
 
 BATCH = 1000
-# kabinet/sign_ins.py: EndedLogins keeps a login for the access token lifetime and a minute (kabinet/app.py),
-# and a poll reads revocations from LATE_SECONDS before its last read (tests/test_housekeeping.py holds both).
-ENDED_LOGIN_MARGIN = timedelta(seconds=60)
-REVOCATION_LATE = timedelta(seconds=300)
 # A lock or a window ended this long ago is gone on every host, whatever a host's clock says.
 THROTTLE_MARGIN = timedelta(hours=1)
 
@@ -66,7 +63,7 @@ async def delete_in_batches(model: type[Model], dead: Q, batch: int = BATCH) -> 
 
 def revocation_needed(settings: Settings) -> timedelta:
     """How long a revoked refresh token's `revoked_at` may still be read by the ended sign-ins."""
-    return timedelta(minutes=settings.access_token_minutes) + ENDED_LOGIN_MARGIN + REVOCATION_LATE
+    return timedelta(seconds=ended_login_memory_seconds(settings) + REVOCATION_LATE_SECONDS)
 
 
 async def prune_refresh_tokens(settings: Settings, batch: int = BATCH) -> int:

@@ -17,6 +17,20 @@ import jwt
 from kabinet.clock import timestamp, utcnow
 from kabinet.settings import Settings
 
+# Ended sign-ins (kabinet/sign_ins.py EndedLogins) and the retention of revoked refresh tokens
+# (resolvers/housekeeping.py) read these two figures from here, their one place:
+ENDED_LOGIN_MARGIN_SECONDS = 60.0  # an ended sign-in is remembered its access tokens' lifetime and this much more
+# How late a revocation may become visible after its revoked_at: the writer reads its clock before
+# the UPDATE and commits after the rest of its transaction (lock waits, a stalled event loop), on a
+# host whose clock may differ a little; the ended sign-ins' poll reads that far back.
+REVOCATION_LATE_SECONDS = 300.0
+
+
+def ended_login_memory_seconds(settings: Settings) -> float:
+    """How long a process remembers an ended sign-in: its last access token has surely expired by then."""
+    return settings.access_token_minutes * 60 + ENDED_LOGIN_MARGIN_SECONDS
+
+
 JWT_ALGORITHM = "HS256"  # pinned: a token naming any other algorithm, `none` included, is refused
 
 def derived_key(settings: Settings, purpose: str) -> bytes:

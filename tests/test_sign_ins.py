@@ -18,6 +18,7 @@ import websockets
 
 from resolvers.tokens import JWT_ALGORITHM, derived_key
 from kabinet.sign_ins import LATE_SECONDS, EndedLogins
+from resolvers.tokens import ended_login_memory_seconds
 from models.cloud import Session, SessionStatus
 from models.identity import RefreshToken
 from models.organizations import Membership
@@ -226,7 +227,7 @@ async def test_a_process_starting_reads_the_sign_ins_ended_within_the_token_life
     # the old sign-in ended before its last access token could have been issued: irrelevant now
     await RefreshToken.filter(login_id=old_login).update(revoked_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
 
-    fresh = EndedLogins(keep_seconds=settings.access_token_minutes * 60 + 60)
+    fresh = EndedLogins(keep_seconds=ended_login_memory_seconds(settings))
     await fresh.load()
     assert recent_login in fresh and old_login not in fresh
     assert min(fresh.ended.values()) > time.time()
@@ -236,7 +237,7 @@ async def test_a_poll_reads_the_sign_ins_ended_since_the_last_read_and_tells_the
     """What a process that hears no notice learns from the database, every poll: a login ended since
     its last read, or committed late (revoked_at up to LATE_SECONDS before that read), once."""
     user = await factories.create_user()
-    polling = EndedLogins(keep_seconds=settings.access_token_minutes * 60 + 60)  # listens on no broker
+    polling = EndedLogins(keep_seconds=ended_login_memory_seconds(settings))  # listens on no broker
     told: list[uuid.UUID] = []
     polling.listeners.append(told.append)
     await polling.catch_up()  # the first read: the whole token lifetime
