@@ -81,7 +81,9 @@ async def failed_sms(settings, gateway, text: str = "Код 715302: вход в 
 # ---------------------------------------------------------------- refused records
 
 
-async def test_a_refused_line_by_import_and_by_the_api_is_kept_and_shown_to_staff_only(app, gql, client, tmp_path):
+async def import_with_refusals(tmp_path):
+    """A ledger file of three lines imported by the operator: one good, one with a bad amount, one not
+    JSON. (The organization, the bad line's external id, the file, the import's summary.)"""
     org, _ = await provider_org()
     bad_amount = uid("le")
     lines = [
@@ -92,6 +94,11 @@ async def test_a_refused_line_by_import_and_by_the_api_is_kept_and_shown_to_staf
     path = tmp_path / f"ledger-{uuid.uuid4().hex[:6]}.ndjson"
     path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n", encoding="utf-8")
     summary = await import_file(path, ProviderActor("CLI", "operator", frozenset(SCOPES)), entity="ledger_entry", batch=2)
+    return org, bad_amount, path, summary
+
+
+async def test_a_refused_line_by_import_and_by_the_api_is_kept_and_shown_to_staff_only(app, gql, client, tmp_path):
+    org, bad_amount, path, summary = await import_with_refusals(tmp_path)
     assert (summary.created, summary.refused) == (1, 2)
     run = await ImportRun.get(file_name=path.name)
     kept = await RefusedRecord.filter(import_run_id=run.id).order_by("line")
@@ -281,16 +288,7 @@ async def test_the_operator_retries_a_failed_message_by_the_id_kabinet_outbox_fa
 
 
 async def test_the_operator_lists_refused_records_by_entity_and_file_with_kabinet_provider_refused(app, settings, tmp_path):
-    org, _ = await provider_org()
-    bad_amount = uid("le")
-    lines = [
-        {"external_id": uid("le"), "organization": org.external_id, "kind": "TOP_UP", "amount": 10, "occurred_at": "2026-01-01"},
-        {"external_id": bad_amount, "organization": org.external_id, "kind": "TOP_UP", "amount": "ten", "occurred_at": "2026-01-02"},
-        "not json",
-    ]
-    path = tmp_path / f"ledger-{uuid.uuid4().hex[:6]}.ndjson"
-    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n", encoding="utf-8")
-    summary = await import_file(path, ProviderActor("CLI", "operator", frozenset(SCOPES)), entity="ledger_entry", batch=2)
+    org, bad_amount, path, summary = await import_with_refusals(tmp_path)
     assert summary.refused == 2
 
     listed = (await kabinet_cli(settings, "provider", "refused", "--entity", "ledger_entry", "--source", str(path))).splitlines()
