@@ -194,23 +194,35 @@ async def pending_migration_operations() -> list:
     return [operation for writer in writers for operation in writer.operations]
 
 
+# The counters collecting in this context: a task started inside `count_sql` (a request's gathered
+# loads) inherits it; the process's background loops (the event hub's and the ended sign-ins' polls),
+# started before, do not.
+_COUNTING: ContextVar[tuple[_StatementLog, ...]] = ContextVar("kabinet_counting_sql", default=())
+
+
 class _StatementLog(logging.Handler):
-    def __init__(self) -> None:
+    def __init__(self, every_task: bool) -> None:
         super().__init__(logging.DEBUG)
+        self.every_task = every_task
         self.statements: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not self.every_task and self not in _COUNTING.get():
+            return
         message = record.getMessage()
         if not message.startswith(("Created connection pool", "Closed connection pool")):
             self.statements.append(message)
 
 
 @contextmanager
-def count_sql() -> Iterator[_StatementLog]:
+def count_sql(*, every_task: bool = False) -> Iterator[_StatementLog]:
     """Collect the SQL statements Tortoise sends meanwhile (`.statements`): for the tests and the
-    benchmark that hold the number of statements per request constant."""
+    benchmark that hold the number of statements per request constant. Only this context's (and the
+    tasks it starts), unless `every_task`: a poll of a background loop that falls into the window is
+    not the request's cost."""
     logger = logging.getLogger("tortoise.db_client")
-    counter, previous = _StatementLog(), logger.level
+    counter, previous = _StatementLog(every_task), logger.level
+    token = _COUNTING.set((*_COUNTING.get(), counter))
     logger.addHandler(counter)
     logger.setLevel(logging.DEBUG)
     try:
@@ -218,3 +230,4 @@ def count_sql() -> Iterator[_StatementLog]:
     finally:
         logger.removeHandler(counter)
         logger.setLevel(previous)
+        _COUNTING.reset(token)
