@@ -460,5 +460,82 @@ def import_(file: Path, entity: str | None, batch: int, report: Path | None, aga
     sys.exit(1 if summary.refused else 0)
 
 
+# ---------------------------------------------------------------- the supplier's requisites and the documents
+
+@main.group(help=(
+    "The provider's own requisites, printed on every invoice and act and carried by the invoice's payment QR "
+    "code. Nothing is published until they are set (README: Documents)."))
+def supplier() -> None:
+    pass
+
+
+def _supplier_file(file: Path):
+    from resolvers import supplier as suppliers
+    from resolvers.errors import UserFacingError
+
+    try:
+        return suppliers.read_file(file)
+    except UserFacingError as error:
+        where = "" if error.field == "file" else f"{error.field}: "
+        raise click.ClickException(f"{file}: {where}{error.message}") from None
+
+
+def _echo_supplier(values) -> None:
+    for name, value in values.as_values().items():
+        click.echo(f"{name} = {value if value is not None else '-'}")
+
+
+@supplier.command("check", help="Check FILE (TOML) as `set` would, storing nothing; exit 1 naming the first bad field.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def supplier_check(file: Path) -> None:
+    _echo_supplier(_supplier_file(file))
+    click.echo("kabinet: the requisites are valid", err=True)
+
+
+@supplier.command("set", help=(
+    "Configure the requisites from FILE (TOML; README: Documents): each field checked (INN, KPP, OGRN, BIC, the "
+    "accounts' control keys against the BIC), exit 1 naming the first bad one. Documents published from now on "
+    "print them (published ones keep theirs); in the provider's audit."))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def supplier_set(file: Path) -> None:
+    from resolvers import supplier as suppliers
+
+    values = _supplier_file(file)
+    settings = Settings()
+    changed = _on_the_database(lambda: suppliers.configure(_cli_actor(settings), values))
+    click.echo(f"kabinet: {values.name} (ИНН {values.inn}) " + ("configured" if changed else "was configured already"))
+
+
+@supplier.command("show", help="Print the requisites in force; exit 1 when none are configured.")
+def supplier_show() -> None:
+    from resolvers import supplier as suppliers
+
+    values = _on_the_database(suppliers.current)
+    if values is None:
+        raise click.ClickException(suppliers.NOT_CONFIGURED)
+    _echo_supplier(values)
+
+
+@main.group(help="Invoices and acts: the monthly publisher's.")
+def documents() -> None:
+    pass
+
+
+@documents.command("waiting", help=(
+    "The monthly invoices and acts due and not published, and why (no supplier requisites, or the publisher's next "
+    "hourly pass); exit 1 when they wait for the requisites."))
+def documents_waiting() -> None:
+    from resolvers import staff_desk
+
+    settings = Settings()
+    waiting = _on_the_database(lambda: staff_desk.waiting_documents(_cli_actor(settings)))
+    if not waiting.documents:
+        click.echo("kabinet: no documents wait")
+        return
+    click.echo(f"{waiting.documents} documents of {waiting.organizations} organizations for {', '.join(waiting.periods)}: {waiting.reason}")
+    if not waiting.supplier_configured:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

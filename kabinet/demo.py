@@ -32,6 +32,7 @@ from models.organizations import DatabaseGrant, Membership, ModerationStatus, Or
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
 from resolvers import cloud_subscriptions, document_publication, sessions, update_runs
+from resolvers import supplier as suppliers
 from resolvers.documents import document_number, document_visible_from, period_label
 
 DEMO_PASSWORD = "kabinet-demo"
@@ -45,6 +46,18 @@ INSTALLED_VERSION = "3.0.150.20"
 NEWER_VERSION = "3.0.152.15"
 WORKPLACE_PRICE = Decimal("1650.00")
 CONSULTING_HOUR_PRICE = Decimal("1800.00")
+
+# The demo's supplier says it is one, on every document and in its QR code (whose Name a bank app
+# shows); its bank does not exist (BIC region 00), so no payment can reach anyone. Check digits right.
+DEMO_SUPPLIER = suppliers.supplier_from({
+    "name": "ДЕМО: ООО «Облачный Партнёр» (демонстрационные реквизиты, не для оплаты)",
+    "inn": "7701234560", "kpp": "770101001", "ogrn": "1027700123450",
+    "address": "123456, г. Москва, ул. Примерная, д. 1 (демо)",
+    "bank_name": "ДЕМО-БАНК (не существует)", "bic": "040000999",
+    "correspondent_account": "30101810500000000999", "account": "40702810600000012345",
+    "vat": "20%", "director": "Демонстрационный А. А.", "director_title": "Генеральный директор",
+    "accountant": "Примерная Б. Б.",
+})
 
 # (e-mail, full name, phone, role, position)
 ROMASHKA_PEOPLE = (
@@ -225,8 +238,8 @@ async def add_document(
     organization: Organization, kind: DocumentKind, number: str, issued_on: date, period: str | None,
     lines: list[tuple[str, Decimal, Decimal]], total: Decimal,
 ) -> Document:
-    """The document published as the publisher does it: its row and its PDF."""
-    content = document_publication.render(organization, kind, number, issued_on, period, lines, total, CURRENCY)
+    """The document published as the publisher does it: its row and its PDF, the demo supplier on it."""
+    content = document_publication.render(DEMO_SUPPLIER, organization, kind, number, issued_on, period, lines, total, CURRENCY)
     return await document_publication.publish_document(
         organization.id, kind, number, issued_on, period, total, content, CURRENCY
     )
@@ -310,6 +323,8 @@ async def seed_demo(today: date | None = None) -> bool:
         if await Organization.exists():
             return False
         password_hash = await asyncio.to_thread(hash_password, DEMO_PASSWORD)
+        if await suppliers.current() is None:  # the demo's documents, and the publisher's after them, name it
+            await suppliers.store(DEMO_SUPPLIER, "demo")
         # Releases belong to no organization: a release watcher may have recorded these already.
         old_release, _ = await Release.get_or_create(
             configuration=ACCOUNTING, version=INSTALLED_VERSION,

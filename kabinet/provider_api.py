@@ -317,6 +317,16 @@ async def refused_records(request: Request, actor: ProviderActor) -> Response:
     return _page_json(page, _refused)
 
 
+@staff_endpoint("waiting_documents")
+async def waiting_documents(request: Request, actor: ProviderActor) -> Response:
+    """The monthly invoices and acts due and not published, and why."""
+    waiting = await staff_desk.waiting_documents(actor)
+    return JSONResponse({
+        "supplierConfigured": waiting.supplier_configured, "documents": waiting.documents,
+        "organizations": waiting.organizations, "periods": waiting.periods, "reason": waiting.reason,
+    })
+
+
 @staff_endpoint("organizations")
 async def organizations_for_moderation(request: Request, actor: ProviderActor) -> Response:
     """Organizations by moderation status (`?status=`, PENDING by default; `all`), oldest first."""
@@ -351,6 +361,7 @@ routes = [
     Route("/provider/v1/staff/delivery-failures", delivery_failures, methods=["GET"]),
     Route("/provider/v1/staff/delivery-failures/{id}/retry", retry_delivery, methods=["POST"]),
     Route("/provider/v1/staff/refused-records", refused_records, methods=["GET"]),
+    Route("/provider/v1/staff/waiting-documents", waiting_documents, methods=["GET"]),
     Route("/provider/v1/staff/organizations", organizations_for_moderation, methods=["GET"]),
     Route("/provider/v1/staff/organizations/approve", approve_organization, methods=["POST"]),
     Route("/provider/v1/staff/organizations/reject", reject_organization, methods=["POST"]),

@@ -110,3 +110,15 @@ class DocumentFile(Entity):
 
     class Meta:
         table = "document_file"
+
+
+class SupplierRequisites(Entity):
+    """The provider's own requisites as configured (resolvers/supplier.py), one row per change: the
+    newest is in force, the older ones say what documents printed when."""
+
+    requisites = fields.JSONField()
+    configured_by = fields.CharField(max_length=200)  # the operator (or "demo")
+
+    class Meta:
+        table = "supplier_requisites"
+        indexes = (("created_at",),)

@@ -9,7 +9,8 @@ No event and no audit entry here: a document stays out of sight until its `visib
 audit log is read by clients (the provider's upserts announce their own change of `documents`).
 
 Monthly: for each organization with charges in a month, an invoice and an act summing them,
-numbered, dated and rendered by resolvers/documents.py. Idempotent: a document that exists (same
+numbered, dated and rendered by resolvers/documents.py with the supplier's requisites
+(resolvers/supplier.py); without them none is rendered, and they wait. Idempotent: a document that exists (same
 organization, kind and number) is left as it is, so running it twice, or in two worker processes at
 once, creates each document once.
 """
@@ -28,10 +29,12 @@ from tortoise.transactions import in_transaction
 from kabinet.clock import utcnow
 from models.billing import Charge, Document, DocumentFile, DocumentKind
 from models.organizations import Organization
+from resolvers import supplier as suppliers
 from resolvers.documents import (
-    PUBLICATION_DAY, document_filename, document_number, document_visible_from, last_day_of, period_before,
+    PUBLICATION_DAY, Party, document_filename, document_number, document_visible_from, last_day_of, period_before,
     render_document_pdf,
 )
+from resolvers.supplier import Supplier
 
 log = logging.getLogger("kabinet.documents")
 
@@ -39,13 +42,15 @@ CURRENCY = "RUB"
 
 
 def render(
-    organization: Organization, kind: DocumentKind, number: str, issued_on: date, period: str | None,
-    lines: list[tuple[str, Decimal, Decimal]], total: Decimal, currency: str = CURRENCY,
+    supplier: Supplier, organization: Organization, kind: DocumentKind, number: str, issued_on: date,
+    period: str | None, lines: list[tuple[str, Decimal, Decimal]], total: Decimal, currency: str = CURRENCY,
 ) -> bytes:
-    """The document's PDF (CPU work: the publisher runs it in a thread, outside its transaction)."""
+    """The document's PDF, the supplier's requisites on it (CPU work: the publisher runs it in a
+    thread, outside its transaction)."""
+    customer = Party(organization.name, organization.inn, organization.kpp, organization.legal_address)
     return render_document_pdf(
-        kind=kind.value, number=number, organization_name=organization.name, inn=organization.inn,
-        issued_on=issued_on, period=period, lines=lines, total=total, currency=currency,
+        kind=kind.value, number=number, supplier=supplier, customer=customer, issued_on=issued_on, period=period,
+        lines=lines, total=total, currency=currency,
     )
 
 
@@ -129,34 +134,50 @@ async def charge_lines(
     return {key: (lines, total.quantize(Decimal("0.01"), ROUND_HALF_UP)) for key, (lines, total) in out.items()}
 
 
-async def publish_month(period: str, today: date) -> list[Document]:
-    """Create the month's missing invoices and acts, one of each per organization with charges in it,
-    unless the provider's records sent that organization's documents for the month (then they are
-    its accounting's to issue, and kabinet adds none).
-
-    Each sums the organization's charges of the month (one line per charge) and gets its PDF. A month
-    that is not over on `today` is left alone (its charges are not final). Returns the documents
-    created: none when everything is published already (the check is two queries).
-    """
-    issued_on = last_day_of(period)
-    if today <= issued_on:
-        return []
+async def missing_documents(period: str, today: date) -> dict[uuid.UUID, list[DocumentKind]]:
+    """The month's invoices and acts due and not yet published, by organization: one of each for an
+    organization with charges in the month, unless the provider's records sent that organization's
+    documents for the month (then they are its accounting's to issue, and kabinet adds none). None
+    for a month that is not over on `today` (its charges are not final). Two queries."""
+    if today <= last_day_of(period):
+        return {}
     with_charges = set(await Charge.filter(period=period).distinct().values_list("organization_id", flat=True))
     if not with_charges:
-        return []
+        return {}
     existing = await Document.filter(
         period=period, kind__in=[DocumentKind.INVOICE, DocumentKind.ACT], organization_id__in=list(with_charges)
     ).values_list("organization_id", "kind", "external_id")
     have = {(organization_id, DocumentKind(kind)) for organization_id, kind, _ in existing}
     # The provider's accounting issues this organization's documents for the month: it alone does.
     from_the_provider = {organization_id for organization_id, _, external_id in existing if external_id}
-    created = []
+    missing = {}
     for organization_id in sorted(with_charges - from_the_provider, key=str):
         kinds = [k for k in (DocumentKind.INVOICE, DocumentKind.ACT) if (organization_id, k) not in have]
-        if not kinds:
-            continue
+        if kinds:
+            missing[organization_id] = kinds
+    return missing
+
+
+async def publish_month(period: str, today: date) -> list[Document]:
+    """Create the month's missing invoices and acts (`missing_documents`), each summing the
+    organization's charges of the month (one line per charge), with its PDF.
+
+    Without the supplier's requisites nothing is published: the documents wait (the staff desk's
+    `waiting_documents` says which and why) and are published on the first pass after the operator
+    configured them. Returns the documents created: none when everything is published already.
+    """
+    missing = await missing_documents(period, today)
+    if not missing:
+        return []
+    supplier = await suppliers.current()
+    if supplier is None:
+        log.warning("the documents of %s organizations for %s wait: %s", len(missing), period, suppliers.NOT_CONFIGURED)
+        return []
+    issued_on = last_day_of(period)
+    created = []
+    for organization_id, kinds in missing.items():
         try:
-            created += await _publish_organization(organization_id, period, issued_on, kinds)
+            created += await _publish_organization(supplier, organization_id, period, issued_on, kinds)
         except Exception:  # noqa: BLE001 — one organization's trouble does not hold up the others
             log.exception("could not publish the documents of %s for %s", organization_id, period)
     if created:
@@ -165,7 +186,7 @@ async def publish_month(period: str, today: date) -> list[Document]:
 
 
 async def _publish_organization(
-    organization_id: uuid.UUID, period: str, issued_on: date, kinds: list[DocumentKind]
+    supplier: Supplier, organization_id: uuid.UUID, period: str, issued_on: date, kinds: list[DocumentKind]
 ) -> list[Document]:
     organization = await Organization.get(id=organization_id)
     lines, total = (await charge_lines([(organization_id, period)])).get((organization_id, period), ([], Decimal("0.00")))
@@ -174,7 +195,7 @@ async def _publish_organization(
         number = document_number(kind, period, organization.code)
         if await Document.exists(organization_id=organization_id, kind=kind, number=number):
             continue
-        content = await asyncio.to_thread(render, organization, kind, number, issued_on, period, lines, total)
+        content = await asyncio.to_thread(render, supplier, organization, kind, number, issued_on, period, lines, total)
         try:
             async with in_transaction():
                 document = await publish_document(organization_id, kind, number, issued_on, period, total, content)
@@ -184,11 +205,15 @@ async def _publish_organization(
     return created
 
 
+def due_periods(today: date) -> list[str]:
+    """The months due on `today`: from the 10th on the previous month, and always the month before it
+    (in case the publisher was down from one 10th to the end of that month)."""
+    return [period_before(today, 2)] + ([period_before(today, 1)] if today.day >= PUBLICATION_DAY else [])
+
+
 async def publish_due(today: date) -> list[Document]:
-    """What is due on `today`: from the 10th on the previous month, and always the month before it (in
-    case the publisher was down from one 10th to the end of that month)."""
-    periods = [period_before(today, 2)] + ([period_before(today, 1)] if today.day >= PUBLICATION_DAY else [])
+    """Publish the months due on `today` (`due_periods`)."""
     created = []
-    for period in periods:
+    for period in due_periods(today):
         created += await publish_month(period, today)
     return created

@@ -1,22 +1,27 @@
 """The staff desk: what went wrong on the provider's side, for its staff to act on. Messages the
-outbox gave up on (and a retry of one), and the provider's records that were refused, whatever the
-door. Staff only (resolvers/staff_rights.py): a staff member in GraphQL, or a service account with
+outbox gave up on (and a retry of one), the provider's records that were refused, whatever the
+door, and the monthly documents that wait (no supplier requisites). Staff only (resolvers/staff_rights.py): a staff member in GraphQL, or a service account with
 the `staff` scope in the provider HTTP API."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from tortoise.expressions import Q
+
+from kabinet.clock import utcnow
 
 from models.outbox import DeliveryStatus, OutboxMessage
 from models.provider import RefusedRecord
 from resolvers import outbox
+from resolvers import supplier as suppliers
+from resolvers.document_publication import due_periods, missing_documents
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.pagination import Ordering, Page, PageRequest, load_pages
 from resolvers.staff_rights import Caller, staff_for_change, staff_for_reading
 
-STAFF_ONLY = "Only the provider's staff see and retry failed deliveries and refused records."
+STAFF_ONLY = "Only the provider's staff see and retry failed deliveries and refused records, and see waiting documents."
 NEWEST_FAILURES = Ordering(("-created_at",))  # failed_at is null for messages given up on before it was kept
 NEWEST_REFUSALS = Ordering(("-created_at",))
 
@@ -57,3 +62,37 @@ async def retry_delivery(caller: Caller, message_id: uuid.UUID) -> OutboxMessage
         {"messageId": str(message.id), "template": message.template, "lastError": message.last_error},
     )
     return message
+
+
+@dataclass(frozen=True)
+class WaitingDocuments:
+    """The monthly invoices and acts due and not published, and why."""
+
+    supplier_configured: bool
+    documents: int  # invoices and acts
+    organizations: int
+    periods: list[str]  # the months they are of, "YYYY-MM"
+    reason: str | None  # why they wait; None when nothing does
+
+    @property
+    def blocked(self) -> bool:
+        return self.reason is not None
+
+
+async def waiting_documents(caller: Caller) -> WaitingDocuments:
+    """What the monthly publisher has not published of the months due today, and why: no supplier
+    requisites (nothing is published until the operator configures them), or only its next pass
+    (hourly). Two queries per month due (two at most), and one for the requisites."""
+    await staff_for_reading(caller, STAFF_ONLY)
+    configured = await suppliers.current() is not None
+    documents, organizations, periods = 0, set(), []
+    for period in due_periods(utcnow().date()):
+        missing = await missing_documents(period, utcnow().date())
+        if missing:
+            periods.append(period)
+            organizations |= set(missing)
+            documents += sum(len(kinds) for kinds in missing.values())
+    reason = None
+    if documents:
+        reason = suppliers.NOT_CONFIGURED if not configured else "Due: the monthly publisher's next pass (hourly) publishes them."
+    return WaitingDocuments(configured, documents, len(organizations), periods, reason)

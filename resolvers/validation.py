@@ -15,6 +15,8 @@ _INN10_WEIGHTS = (2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN12_WEIGHTS_11 = (7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN12_WEIGHTS_12 = (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 _ZONES = frozenset(available_timezones())
+KPP_PATTERN = re.compile(r"^\d{4}[\dA-Z]{2}\d{3}$")  # tax office (4), reason (2: digits or A–Z), number (3)
+_ACCOUNT_WEIGHTS = (7, 1, 3) * 8  # the Bank of Russia's control key: 3 digits of the BIC and the 20 of the account
 
 
 def invalid(field: str | None, message: str) -> UserFacingError:
@@ -61,6 +63,69 @@ def inn(value: str, field: str | None, *, legal_entity: bool | None = None) -> s
         raise invalid(field, "A sole proprietor's or individual's INN has 12 digits.")
     if not inn_is_valid(value):
         raise invalid(field, f"«{value}» is not a valid INN: check the digits.")
+    return value
+
+
+def ogrn_is_valid(ogrn: str) -> bool:
+    """OGRN (13 digits) and OGRNIP (15): the last digit is the rest of the number mod 11 (13) mod 10."""
+    if not (ogrn.isdigit() and len(ogrn) in (13, 15)):
+        return False
+    body, check = int(ogrn[:-1]), int(ogrn[-1])
+    return (body % (11 if len(ogrn) == 13 else 13)) % 10 == check
+
+
+def ogrn(value: str, field: str | None, *, sole_proprietor: bool) -> str:
+    """A legal entity's OGRN (13 digits) or a sole proprietor's OGRNIP (15), check digit right."""
+    value = value.strip()
+    digits = 15 if sole_proprietor else 13
+    if not (value.isdigit() and len(value) == digits):
+        raise invalid(field, f"{'An OGRNIP' if sole_proprietor else 'An OGRN'} has {digits} digits.")
+    if not ogrn_is_valid(value):
+        raise invalid(field, f"«{value}» is not a valid {'OGRNIP' if sole_proprietor else 'OGRN'}: check the digits.")
+    return value
+
+
+def kpp(value: str, field: str | None) -> str:
+    """9 characters: the tax office's 4 digits, the reason's 2 (digits or capital Latin letters), 3 digits."""
+    value = value.strip()
+    if not KPP_PATTERN.match(value):
+        raise invalid(field, f"«{value}» is not a KPP: 4 digits, 2 digits or capital Latin letters, 3 digits.")
+    return value
+
+
+def bic(value: str, field: str | None) -> str:
+    """A Russian bank's BIC: 9 digits, beginning with 04 (the country's code; the Treasury's 01–03
+    BICs hold no company's account)."""
+    value = value.strip()
+    if not (value.isdigit() and len(value) == 9 and value.startswith("04")):
+        raise invalid(field, f"«{value}» is not a bank's BIC: 9 digits beginning with 04.")
+    return value
+
+
+def account_key_is_valid(account: str, bic_digits: str, *, correspondent: bool) -> bool:
+    """The Bank of Russia's control key of a 20-digit account: the 3 digits that stand before it
+    (a correspondent account: 0 and the BIC's 5th and 6th digits; an account in a bank: the BIC's last
+    three, or 0 and the 5th and 6th when those are 000–002, an account at a Bank of Russia office)
+    and the account, weighted 7 1 3…, sum to a multiple of 10."""
+    if not (account.isdigit() and len(account) == 20 and bic_digits.isdigit() and len(bic_digits) == 9):
+        return False
+    at_the_bank_of_russia = bic_digits[6:] in ("000", "001", "002")
+    prefix = "0" + bic_digits[4:6] if correspondent or at_the_bank_of_russia else bic_digits[6:]
+    return sum(int(d) * w % 10 for d, w in zip(prefix + account, _ACCOUNT_WEIGHTS)) % 10 == 0
+
+
+def bank_account(value: str, field: str | None, bic_digits: str, *, correspondent: bool) -> str:
+    """A settlement (or correspondent) account of 20 digits whose control key agrees with the bank's BIC."""
+    value = re.sub(r"\s", "", value)
+    what = "A correspondent account" if correspondent else "An account"
+    if not (value.isdigit() and len(value) == 20):
+        raise invalid(field, f"{what} has 20 digits.")
+    if correspondent and not value.startswith("301"):
+        raise invalid(field, "A correspondent account begins with 301.")
+    if correspondent and value[-3:] != bic_digits[-3:]:
+        raise invalid(field, f"The correspondent account ends with the BIC's last three digits ({bic_digits[-3:]}).")
+    if not account_key_is_valid(value, bic_digits, correspondent=correspondent):
+        raise invalid(field, f"«{value}» does not match the BIC {bic_digits}: check the account and the BIC.")
     return value
 
 

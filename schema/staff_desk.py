@@ -96,6 +96,15 @@ class RefusedRecord:
         )
 
 
+@strawberry.type(description="The monthly invoices and acts due and not published, and why (staff only).")
+class WaitingDocuments:
+    supplier_configured: bool = strawberry.field(description="Whether the supplier's requisites are configured (`kabinet supplier set`): without them no invoice or act is published.")
+    documents: int = strawberry.field(description="Invoices and acts due and not published.")
+    organizations: int = strawberry.field(description="The organizations they are for.")
+    periods: list[str] = strawberry.field(description="The months they are of, `YYYY-MM`.")
+    reason: str | None = strawberry.field(description="Why they wait; null when none does.")
+
+
 @strawberry.type(description="The result of `retryDelivery`.")
 class RetryDeliveryPayload:
     delivery: DeliveryFailure | None = strawberry.field(default=None, description="The message, PENDING again and due now.")
@@ -127,6 +136,15 @@ class StaffDeskQueries:
             info.context, entity, _page_request(info, first, after), with_total=_wants_total(info)
         )
         return await expand(info, connection_of(RefusedRecord.from_model)(page))
+
+    @strawberry.field(description="Provider staff only (FORBIDDEN for others): the monthly invoices and acts due and not published, and why (e.g. no supplier requisites).")
+    async def waiting_documents(self, info: strawberry.Info) -> WaitingDocuments:
+        info.context.require_viewer()
+        waiting = await staff_desk.waiting_documents(info.context)
+        return WaitingDocuments(
+            supplier_configured=waiting.supplier_configured, documents=waiting.documents,
+            organizations=waiting.organizations, periods=waiting.periods, reason=waiting.reason,
+        )
 
 
 @strawberry.type(description="The provider staff's desk.")

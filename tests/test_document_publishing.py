@@ -67,7 +67,7 @@ async def test_the_published_files_are_real_pdfs_with_the_organization_lines_and
         assert stored.filename == f"{kind.value.lower()}-{document.number}.pdf"
         text = pdf_text(stored.content).replace("\u00a0", " ")
         for expected in (title, document.number, org.name, org.inn, "Аренда 1С в облаке", "Консультации по 1С",
-                         "апрель 2023", "8250.00"):
+                         "апрель 2023", "8 250,00"):  # money as Russian documents print it
             assert expected in text, (expected, text)
 
 

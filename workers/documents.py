@@ -1,7 +1,8 @@
 """The monthly publisher's loop: every hour (and at start), the months due are published.
 
 What a month gets and how a document is published is the domain's (resolvers/document_publication.py):
-from the 10th on the previous month's invoices and acts, each created once.
+from the 10th on the previous month's invoices and acts, each created once, none while the supplier's
+requisites are not configured (said at start and on every pass that leaves documents waiting).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
+from resolvers import supplier as suppliers
 from resolvers.document_publication import publish_due
 
 log = logging.getLogger("kabinet.documents")
@@ -20,6 +22,11 @@ PUBLISHER_CHECK_SECONDS = 3600.0
 
 async def run_document_publisher(settings: Settings, stop: asyncio.Event) -> None:
     """Every hour (and at start), make sure the months due are published; until `stop`."""
+    try:
+        if await suppliers.current() is None:
+            log.warning("documents: %s", suppliers.NOT_CONFIGURED)
+    except Exception:  # noqa: BLE001 — the loop below says what is wrong, pass after pass
+        log.exception("documents: could not read the supplier's requisites")
     while not stop.is_set():
         try:
             await publish_due(utcnow().date())

@@ -29,6 +29,7 @@ from models.cloud import Database
 from models.organizations import Organization
 from models.provider import PrepaidServiceUse
 from kabinet.clock import today
+from resolvers import supplier as suppliers
 from resolvers.document_publication import charge_lines, publish_document, render, revise_document, withdraw_document
 from resolvers.documents import PERIOD_PATTERN, document_visible_from
 from resolvers.provider.imports import ImportedRecord
@@ -408,6 +409,7 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
     to_generate = list({(v["organization_id"], v["period"]) for item in parsed if not isinstance(item, LineResult)
                         for _, v, content in [item] if v is not None and content is None})
     lines = await charge_lines(to_generate)
+    supplier = await suppliers.current() if to_generate else None
     numbers = await _numbers_taken(parsed)
     results = []
     for item in parsed:
@@ -427,11 +429,13 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
                 listed = lines.get((values["organization_id"], values["period"]))
                 if listed is None:
                     raise RecordRefused("file_base64", f"Send the PDF: the organization has no charges in {values['period']} to list in it.")
+                if supplier is None:
+                    raise RecordRefused("file_base64", f"Send the PDF: kabinet prints no document without the supplier's requisites. {suppliers.NOT_CONFIGURED}")
                 if values["amount"] is None:
                     values["amount"] = listed[1]
                 organization = organizations[values["organization_id"]]
                 content = await asyncio.to_thread(
-                    render, organization, values["kind"], values["number"], values["issued_on"], values["period"],
+                    render, supplier, organization, values["kind"], values["number"], values["issued_on"], values["period"],
                     listed[0], values["amount"], values["currency"],
                 )
             document = existing.get(external_id)

@@ -45,12 +45,6 @@ def _digits(record: Record, name: str, lengths: tuple[int, ...], what: str) -> s
     return value
 
 
-def _ogrn_is_valid(ogrn: str) -> bool:
-    """OGRN (13 digits) and OGRNIP (15): the last digit is the rest of the number mod 11 (13) mod 10."""
-    body, check = int(ogrn[:-1]), int(ogrn[-1])
-    return (body % (11 if len(ogrn) == 13 else 13)) % 10 == check
-
-
 # ---------------------------------------------------------------------------------------- organization
 
 
@@ -78,7 +72,7 @@ def _organization_values(record: Record) -> dict[str, Any]:
             raise RecordRefused("ogrn", "A sole proprietor's OGRNIP is 15 digits.")
         if kind == OrganizationKind.INDIVIDUAL:
             raise RecordRefused("ogrn", "An individual has no OGRN.")
-        if not _ogrn_is_valid(ogrn):
+        if not validation.ogrn_is_valid(ogrn):
             raise RecordRefused("ogrn", f"«{ogrn}» is not a valid OGRN: check the digits.")
     return {
         "inn": inn, "kind": kind, "name": text(record, "name", max_length=300), "kpp": kpp, "ogrn": ogrn,
