@@ -36,6 +36,7 @@ STAFF_ENDPOINTS = [
     ("GET", "/provider/v1/staff/delivery-failures"),
     ("POST", "/provider/v1/staff/delivery-failures/x/retry"),
     ("GET", "/provider/v1/staff/refused-records"),
+    ("GET", "/provider/v1/staff/waiting-documents"),
     ("GET", "/provider/v1/staff/organizations"),
     ("POST", "/provider/v1/staff/organizations/approve"),
     ("POST", "/provider/v1/staff/organizations/reject"),
