@@ -53,6 +53,7 @@ UNVERSIONED = frozenset({
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
     "service_account", "import_run", "provider_action",
     "refused_record",  # read by staff only, whose answers are never kept (kabinet/response_cache.py)
+    "supplier_requisites",  # read by staff only (waitingDocuments), and printed into documents when they are made
 })
 
 

@@ -137,7 +137,7 @@ async def charge_lines(
 async def missing_documents(period: str, today: date) -> dict[uuid.UUID, list[DocumentKind]]:
     """The month's invoices and acts due and not yet published, by organization: one of each for an
     organization with charges in the month, unless the provider's records sent that organization's
-    documents for the month (then they are its accounting's to issue, and kabinet adds none). None
+    documents for the month (then they are its accounting's to issue, and kabinet adds none). Empty
     for a month that is not over on `today` (its charges are not final). Two queries."""
     if today <= last_day_of(period):
         return {}

@@ -144,6 +144,8 @@ def render_document_pdf(
             table.row([str(index), description, _quantity(quantity).replace(".", ","), money_text(unit_price), money_text(amount)])
     pdf.ln(2)
 
+    if pdf.will_page_break(CLOSING_HEIGHT.get(code, CLOSING_HEIGHT["INVOICE"])):  # the totals, words and signatures stay on one page
+        pdf.add_page()
     vat = supplier.vat_of(total)
     totals = [("Итого:", money_text(total))]
     totals.append((f"В том числе НДС ({supplier.vat}):", money_text(vat)) if vat is not None else (f"{NO_VAT}", ""))
@@ -174,6 +176,7 @@ def render_document_pdf(
 
 
 CURRENCY_NAMES = {"RUB": "руб."}
+CLOSING_HEIGHT = {"INVOICE": 75.0, "ACT": 95.0}  # mm from the totals to the last signature line, at most
 
 
 def money_text(amount: Decimal) -> str:
@@ -206,7 +209,7 @@ def _bank_block(pdf: FPDF, supplier: Supplier, payload: str) -> None:
     qr_size = 36.0
     left, label, value = 82.0, 14.0, pdf.epw - qr_size - 4 - 82.0 - 14.0
     pdf.set_font(FONT, "", 9)
-    name_lines = pdf.multi_cell(left - 2, 4.5, supplier.name, dry_run=True, output="LINES")
+    name_lines = pdf.multi_cell(left - 2, 4.5, supplier.name, align="L", dry_run=True, output="LINES")
     name_height = 4.5 * len(name_lines) + 4
     pdf.rect(x, y, left, 2 * h)
     pdf.rect(x + left, y, label, h)
@@ -237,7 +240,7 @@ def _bank_block(pdf: FPDF, supplier: Supplier, payload: str) -> None:
     pdf.set_xy(x + left + label + 1, y2)
     pdf.cell(value - 2, h, supplier.account)
     pdf.set_xy(x + 1, y2 + h)
-    pdf.multi_cell(left - 2, 4.5, supplier.name)
+    pdf.multi_cell(left - 2, 4.5, supplier.name, align="L")
     _small(pdf, x + 1, y2 + h + name_height - 4, left - 2, "Получатель")
     pdf.image(_qr_png(payload), x=pdf.w - pdf.r_margin - qr_size, y=y, w=qr_size, h=qr_size, alt_text="QR-код для оплаты")
     pdf.set_xy(x, max(y2 + h + name_height, y + qr_size) + 5)

@@ -86,8 +86,9 @@ async def waiting_documents(caller: Caller) -> WaitingDocuments:
     await staff_for_reading(caller, STAFF_ONLY)
     configured = await suppliers.current() is not None
     documents, organizations, periods = 0, set(), []
-    for period in due_periods(utcnow().date()):
-        missing = await missing_documents(period, utcnow().date())
+    today = utcnow().date()
+    for period in due_periods(today):
+        missing = await missing_documents(period, today)
         if missing:
             periods.append(period)
             organizations |= set(missing)

@@ -1,5 +1,5 @@
 """Issue 12's "done when", as a provider would deploy kabinet: an empty database, `kabinet migrate`,
-`kabinet staff create`, a provider token, `kabinet import` of the documented example files (one of
+`kabinet staff create`, a provider token, `kabinet supplier set`, `kabinet import` of the documented example files (one of
 them sent over HTTP with the token instead), then the customer's owner signs up, claims the
 organization as the contact the provider knows, and the dashboard shows the provider's data.
 
@@ -103,6 +103,7 @@ async def test_from_an_empty_database_to_the_owners_dashboard(empty_database, tm
     token = cli(env, "provider", "token", "create", "--name", "1c-accounting",
                 "--scope", "catalog:write,billing:write,cloud:write").strip()
     assert token.startswith("kps_")
+    cli(env, "supplier", "set", str(EXAMPLES / "supplier.toml"))  # documents sent without their PDF print them
 
     for file_name in IMPORT_ORDER:
         if file_name == SENT_OVER_HTTP:
