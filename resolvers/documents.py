@@ -116,7 +116,8 @@ def render_document_pdf(
     basis = f"за {period_label(period)}" if period else None
     if code == "INVOICE":
         purpose = f"Оплата по счёту № {number} от {issued_on:%d.%m.%Y}" + (f" {basis}" if basis else "") + ", " + _vat_phrase(supplier, total)
-        _bank_block(pdf, supplier, payment_payload(supplier, total, purpose))
+        # the ГОСТ code pays rubles: an invoice in another currency gets the bank block alone
+        _bank_block(pdf, supplier, payment_payload(supplier, total, purpose) if currency == "RUB" else None)
     pdf.set_font(FONT, "B", 14)
     pdf.multi_cell(0, 8, f"{title} № {number} от {_long_date(issued_on)}", new_x="LMARGIN", new_y="NEXT")
     pdf.set_line_width(0.6)
@@ -202,9 +203,9 @@ def _long_date(day: date) -> str:
     return f"{day.day} {MONTHS_GENITIVE[day.month - 1]} {day.year} г."
 
 
-def _bank_block(pdf: FPDF, supplier: Supplier, payload: str) -> None:
+def _bank_block(pdf: FPDF, supplier: Supplier, payload: str | None) -> None:
     """The invoice's head: the payee's bank, BIC and accounts, INN, KPP and name, as a bank's payment
-    order wants them; the payment QR code beside it."""
+    order wants them; the payment QR code (`payload`) beside it."""
     x, y, h = pdf.l_margin, pdf.get_y(), 5.0
     qr_size = 36.0
     left, label, value = 82.0, 14.0, pdf.epw - qr_size - 4 - 82.0 - 14.0
@@ -242,6 +243,9 @@ def _bank_block(pdf: FPDF, supplier: Supplier, payload: str) -> None:
     pdf.set_xy(x + 1, y2 + h)
     pdf.multi_cell(left - 2, 4.5, supplier.name, align="L")
     _small(pdf, x + 1, y2 + h + name_height - 4, left - 2, "Получатель")
+    if payload is None:
+        pdf.set_xy(x, y2 + h + name_height + 5)
+        return
     pdf.image(_qr_png(payload), x=pdf.w - pdf.r_margin - qr_size, y=y, w=qr_size, h=qr_size, alt_text="QR-код для оплаты")
     pdf.set_xy(x, max(y2 + h + name_height, y + qr_size) + 5)
 

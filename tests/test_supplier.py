@@ -30,7 +30,7 @@ from models.provider import ProviderAction
 from resolvers import supplier as suppliers
 from resolvers import validation
 from resolvers.document_publication import due_periods, publish_month
-from resolvers.documents import amount_in_words, money_text
+from resolvers.documents import Party, amount_in_words, money_text, render_document_pdf
 from resolvers.errors import UserFacingError
 from resolvers.provider.records import Outcome
 from tests.processes import kabinet_cli
@@ -228,6 +228,18 @@ async def test_a_published_invoice_prints_the_supplier_vat_words_and_a_qr_code_t
                      "В том числе НДС (20%): 1 375,00", "Всего оказано услуг 2, на сумму 8 250,00 руб.",
                      "Восемь тысяч двести пятьдесят рублей 00 копеек", "ИСПОЛНИТЕЛЬ: ООО «ЯНДЕКС»", f"ЗАКАЗЧИК: {org.name}"):
         assert expected in act_text, (expected, act_text)
+
+
+def test_an_invoice_in_another_currency_has_the_bank_block_and_no_ruble_qr_code():
+    supplier = suppliers.supplier_from(YANDEX)
+    customer = Party("ООО «Ромашка»", "7707083893")
+    for currency, images in (("RUB", 1), ("USD", 0)):
+        content = render_document_pdf(
+            kind="INVOICE", number="1", supplier=supplier, customer=customer, issued_on=dt.date(2026, 1, 31),
+            period="2026-01", lines=[("Услуга", Decimal(1), Decimal("100.00"))], total=Decimal("100.00"), currency=currency,
+        )
+        page = PdfReader(io.BytesIO(content)).pages[0]
+        assert len(page.images) == images and "БИК 044525225" in page.extract_text()
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (Debian's poppler-utils) is not installed; .ci/run installs it")
