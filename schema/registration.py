@@ -115,7 +115,7 @@ class ModeratedOrganization:
     def owner(self, info: strawberry.Info) -> User | None:
         return loaded(self, info)
 
-    @strawberry.field(description="Whether the provider's records sent it (it has the provider's external id).")
+    @strawberry.field(description="Whether the provider's records sent it (it carries the provider's own id, never shown).")
     def from_provider(self) -> bool:
         return self.model.external_id is not None
 
