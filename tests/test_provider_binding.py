@@ -480,3 +480,26 @@ async def test_finding_4_a_document_and_its_pdf_stay_with_their_customer(gql):
     assert stored.organization_id == (await Organization.get(external_id=a_ext)).id
     assert b"A's contract" in bytes(stored.file.content)
     assert not await JoinRequest.exists(organization__external_id=b_ext)
+
+
+async def test_a_known_contact_is_not_sent_to_a_squatter_s_claim_and_the_provider_binds_to_them(gql):
+    """The squatter claimed first, the provider has not sent the INN: the known contact adding it
+    gets an approved organization of their own (no join request to the squatter), which the
+    provider's record then binds to; the squatter's claim stays PENDING and cannot be approved over it."""
+    inn, phone = legal_inn(), factories.unique_phone()
+    squatter, claim = await squat(gql, inn)
+    await known_contact(inn, phone)
+    owner = await new_user(gql, phone=phone, verified_phone=True)
+    payload = await add(gql, owner, inn=inn)
+    assert payload["joinRequest"] is None and payload["organization"]["moderationStatus"] == "APPROVED"
+    org_ext, results = await provider_sends(inn)
+    assert [r.outcome for r in results] == [Outcome.UPDATED]
+    customer = await Organization.get(external_id=org_ext)
+    assert customer.id != claim.id and await owner_of(customer.id) == owner
+    await money_for(inn)
+    [theirs] = await sees(gql, squatter)
+    assert theirs["balance"]["amount"] == "0.00" and theirs["moderationStatus"] == "PENDING"
+    moderator = await staff(gql)
+    answer = (await gql.execute(APPROVE_ORG, {"id": to_global_id("Organization", claim.id)}, as_user=moderator))["data"]["approveOrganization"]
+    assert [e["code"] for e in answer["userErrors"]] == ["CONFLICT"]
+    assert await owner_of(customer.id) == owner
