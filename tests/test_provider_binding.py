@@ -41,7 +41,8 @@ pytestmark = pytest.mark.usefixtures("app")
 BALANCE = "125000.00"
 APPROVE_ORG = """mutation($id: ID!) { approveOrganization(organizationId: $id) {
   organization { organizationId moderationStatus fromProvider owner { email } } userErrors { code field message } } }"""
-MODERATION = """{ organizationsForModeration(status: null, first: 100) { edges { node {
+MODERATION = """query($after: String) { organizationsForModeration(status: null, first: 100, after: $after) {
+  pageInfo { hasNextPage endCursor } edges { node {
   organizationId inn moderationStatus fromProvider
   claimant { userId fullName email emailVerified phone phoneVerified knownContact claimedAt }
   customer { organizationId inn moderationStatus fromProvider owner { email } } } } } }"""
@@ -353,8 +354,13 @@ async def test_staff_see_the_claim_and_the_provider_s_organization_side_by_side(
     customer = await Organization.get(external_id=org_ext)
     user = await User.get(email=who)
     moderator = await staff(gql)
-    body = await gql.execute(MODERATION, as_user=moderator)
-    nodes = {e["node"]["organizationId"]: e["node"] for e in body["data"]["organizationsForModeration"]["edges"]}
+    nodes, after = {}, None
+    while True:  # every page: the suite's other organizations come first (oldest first)
+        page = (await gql.execute(MODERATION, {"after": after}, as_user=moderator))["data"]["organizationsForModeration"]
+        nodes.update({e["node"]["organizationId"]: e["node"] for e in page["edges"] if e["node"]["inn"] == inn})
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
     seen = nodes[to_global_id("Organization", claim.id)]
     assert (seen["inn"], seen["moderationStatus"], seen["fromProvider"]) == (inn, "PENDING", False)
     claimant = seen["claimant"]
