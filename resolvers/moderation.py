@@ -212,8 +212,9 @@ async def _fold(claim: Organization, customer: Organization, owner_id: uuid.UUID
     already = set(await Membership.filter(organization_id=customer.id).values_list("user_id", flat=True))
     for membership in await Membership.filter(organization_id=claim.id):
         role = Role.OWNER if membership.user_id == owner_id else membership.role
-        if membership.user_id in already:
-            await Membership.filter(organization_id=customer.id, user_id=membership.user_id).update(role=role)
+        if membership.user_id in already:  # a member there already keeps that role; the claimant becomes OWNER
+            if membership.user_id == owner_id:
+                await Membership.filter(organization_id=customer.id, user_id=owner_id).update(role=Role.OWNER)
             await membership.delete()
         else:
             await Membership.filter(id=membership.id).update(organization_id=customer.id, role=role)
