@@ -293,7 +293,7 @@ def _organization(row: Organization) -> dict[str, Any]:
     return {
         "id": to_global_id("Organization", row.id), "inn": row.inn, "kpp": row.kpp, "name": row.name, "kind": row.kind.value,
         "code": row.code, "moderationStatus": row.moderation_status.value, "moderationNote": row.moderation_note,
-        "createdAt": _when(row.created_at),
+        "createdAt": _when(row.created_at), "fromProvider": row.external_id is not None,
     }
 
 

@@ -37,8 +37,13 @@ class InviteStatus(str, Enum):
 
 
 class Organization(Entity):
+    """A subscriber. Per INN at most one APPROVED organization (the customer: the one the provider's
+    records sent, or a claim staff or a known contact approved) and at most one claim awaiting
+    moderation (PENDING): a tenant's claim of an INN the provider also sent stands beside the
+    provider's organization until it is approved (it then folds into it) or rejected."""
+
     name = fields.CharField(max_length=300)
-    inn = fields.CharField(max_length=12, unique=True)
+    inn = fields.CharField(max_length=12)
     kind = fields.CharEnumField(OrganizationKind, max_length=20)
     moderation_status = fields.CharEnumField(ModerationStatus, max_length=10, default=ModerationStatus.PENDING)
     code = fields.CharField(max_length=20, unique=True)
@@ -50,6 +55,7 @@ class Organization(Entity):
 
     class Meta:
         table = "organization"
+        unique_together = (("inn", "moderation_status"),)  # one customer, one open claim, one rejected claim
 
 
 class Membership(Entity):

@@ -1,6 +1,7 @@
 """Adding an organization by its INN: a new INN makes the caller its OWNER, awaiting the provider's
-moderation (moderation.py); an INN already here asks its owner and admins to let the caller in
-(join_requests.py); a REJECTED one may be claimed again."""
+moderation (moderation.py); an INN whose customer has an owner asks its owner and admins to let the
+caller in (join_requests.py); the provider's organization nobody owns is claimed beside it; a
+REJECTED claim may be made again."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from models.identity import User
 from models.organizations import (
     JoinRequest, JoinRequestStatus, Membership, ModerationStatus, Organization, OrganizationKind, Role,
 )
-from resolvers import audit, invitations, join_requests, removals, validation
+from resolvers import audit, invitations, join_requests, moderation, removals, validation
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import viewer_user
-from resolvers.moderation import status_on_adding
 from resolvers.subscriber_codes import new_organization
 
 
@@ -42,11 +42,14 @@ async def _reload_memberships(ctx: RequestContext) -> None:
 async def add_organization(
     ctx: RequestContext, inn: str, kind: OrganizationKind, name: str | None, position: str
 ) -> AddedOrganization:
-    """A new INN: the organization, the caller its OWNER, moderation PENDING (or APPROVED for a
-    known contact). An INN already here: a join request to its owner and admins.
+    """A new INN: the organization, the caller its OWNER, moderation PENDING — APPROVED at once for a
+    known contact (moderation.py `is_known_contact`). An INN whose customer has an owner: a join
+    request to its owner and admins. The provider's organization nobody owns yet: a known contact
+    becomes its OWNER (`moderation.make_owner`); anyone else's claim stands beside it, PENDING, for
+    staff to approve (it then folds into it) or reject — the provider's data never reaches a claim.
 
-    A REJECTED organization's INN is not blocked for ever: its owner may submit it again, and
-    anyone else who adds it takes over the claim (the rejected claim's members lose it).
+    A REJECTED claim is not blocked for ever: its owner may submit it again, and anyone else who
+    adds the INN takes it over (the rejected claim's members lose it).
     """
     user = await viewer_user(ctx)
     inn = validation.inn(inn, "inn", legal_entity=kind == OrganizationKind.LEGAL_ENTITY)
@@ -55,52 +58,54 @@ async def add_organization(
         name = validation.non_empty(name, "name", "Name", max_length=300)
     else:
         name = None
-    existing = await Organization.filter(inn=inn).select_for_update().first()
-    if existing is None:
-        status = await status_on_adding(user, inn)
-        organization = await new_organization(name or _default_name(kind, inn), inn, kind, status)
-        if organization is not None:
-            await Membership.create(organization=organization, user=user, role=Role.OWNER, position=position)
-            await audit.record(
-                ctx, "organization.added", organization_id=organization.id, object_type="Organization",
-                object_id=organization.id, details={"inn": inn, "moderation": status.value},
-            )
+    for _ in range(2):  # once more when someone added this INN a moment ago
+        customer, claim = await moderation.customer_of_inn(inn), await moderation.claim_of_inn(inn)
+        if customer is not None and await Membership.exists(organization_id=customer.id, user_id=user.id):
+            raise UserFacingError(ErrorCode.CONFLICT, "You already belong to this organization.", "inn")
+        if customer is not None and await Membership.exists(organization_id=customer.id, role=Role.OWNER):
+            return AddedOrganization(join_request=await _ask_to_join(ctx, user, customer, position))
+        if claim is not None:
+            membership = await Membership.get_or_none(organization_id=claim.id, user_id=user.id)
+            if claim.moderation_status == ModerationStatus.REJECTED and (membership is None or membership.role == Role.OWNER):
+                return AddedOrganization(organization=await _claim_again(ctx, user, claim, name, kind, position))
+            if membership is not None:
+                raise UserFacingError(ErrorCode.CONFLICT, "You already belong to this organization.", "inn")
+        known = await moderation.is_known_contact(user, inn)
+        if customer is not None and known:
+            organization = await moderation.make_owner(ctx, customer, user.id, position=position, details={"by": "known contact"}, field="inn")
             await _reload_memberships(ctx)
             return AddedOrganization(organization=organization)
-        existing = await Organization.filter(inn=inn).select_for_update().first()
-    membership = await Membership.get_or_none(organization_id=existing.id, user_id=user.id)
-    if existing.moderation_status == ModerationStatus.REJECTED and (membership is None or membership.role == Role.OWNER):
-        return AddedOrganization(organization=await _claim_again(ctx, user, existing, name, kind, position))
-    if membership is not None:
-        raise UserFacingError(ErrorCode.CONFLICT, "You already belong to this organization.", "inn")
-    if not await Membership.exists(organization_id=existing.id, role=Role.OWNER):
-        return AddedOrganization(organization=await _claim_ownerless(ctx, user, existing, position))
-    if await JoinRequest.exists(organization_id=existing.id, user_id=user.id, status=JoinRequestStatus.PENDING):
+        if claim is not None and not known:  # PENDING, someone else's
+            if customer is not None:
+                raise UserFacingError(
+                    ErrorCode.CONFLICT,
+                    "Someone has already claimed this organization and the provider is checking the claim. Only a person "
+                    "whose confirmed phone the provider knows for this INN can become its owner at once: ask your "
+                    "provider to add your phone as a contact, or to invite you.",
+                    "inn",
+                )
+            return AddedOrganization(join_request=await _ask_to_join(ctx, user, claim, position))
+        status = ModerationStatus.APPROVED if known else ModerationStatus.PENDING  # known: the INN has no customer here
+        organization = await new_organization(name or _default_name(kind, inn), inn, kind, status)
+        if organization is None:
+            continue
+        await Membership.create(organization=organization, user=user, role=Role.OWNER, position=position)
+        await audit.record(
+            ctx, "organization.added", organization_id=organization.id, object_type="Organization",
+            object_id=organization.id,
+            details={"inn": inn, "moderation": status.value, **({"beside": str(customer.id)} if customer else {})},
+        )
+        await _reload_memberships(ctx)
+        return AddedOrganization(organization=organization)
+    raise UserFacingError(ErrorCode.CONFLICT, "Someone added this INN a moment ago: try again.", "inn")
+
+
+async def _ask_to_join(ctx: RequestContext, user: User, organization: Organization, position: str) -> JoinRequest:
+    if await JoinRequest.exists(organization_id=organization.id, user_id=user.id, status=JoinRequestStatus.PENDING):
         raise UserFacingError(
             ErrorCode.CONFLICT, "You have already asked to join this organization: wait for its administrator.", "inn",
         )
-    return AddedOrganization(join_request=await join_requests.ask_to_join(ctx, user, existing, position))
-
-
-async def _claim_ownerless(ctx: RequestContext, user: User, organization: Organization, position: str) -> Organization:
-    """A customer the provider sent (its records) that nobody owns in the cabinet yet: the first to add
-    it becomes its OWNER, if the provider knows their verified phone as a contact of that INN. Nobody
-    else can: its ledger and documents are real, and there is no owner to ask."""
-    if await status_on_adding(user, organization.inn) != ModerationStatus.APPROVED:
-        raise UserFacingError(
-            ErrorCode.INVALID,
-            "This organization is your provider's customer and has no owner in the cabinet yet. Only a person whose "
-            "confirmed phone the provider knows for this INN can become its owner: ask your provider to add your "
-            "phone as a contact, or to invite you.",
-            "inn",
-        )
-    await Membership.create(organization=organization, user=user, role=Role.OWNER, position=position)
-    await audit.record(
-        ctx, "organization.claimed", organization_id=organization.id, object_type="Organization", object_id=organization.id,
-        details={"inn": organization.inn, "by": "known contact"},
-    )
-    await _reload_memberships(ctx)
-    return organization
+    return await join_requests.ask_to_join(ctx, user, organization, position)
 
 
 async def _claim_again(
@@ -116,7 +121,7 @@ async def _claim_again(
         await Membership.create(organization=organization, user=user, role=Role.OWNER, position=position)
     else:
         await Membership.filter(organization_id=organization.id, user_id=user.id).update(position=position)
-    organization.moderation_status = await status_on_adding(user, organization.inn)
+    organization.moderation_status = ModerationStatus.PENDING
     organization.moderation_note = None
     organization.kind = kind
     if name:
@@ -127,5 +132,7 @@ async def _claim_again(
         object_id=organization.id,
         details={"moderation": organization.moderation_status.value, "previous_owners": [str(u) for u in previous_owners]},
     )
+    if await moderation.is_known_contact(user, organization.inn):  # the customer now: approved, or folded into the provider's
+        organization = await moderation.accept_claim(ctx, organization, {"by": "known contact"}, field="inn")
     await _reload_memberships(ctx)
     return organization

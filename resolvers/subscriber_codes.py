@@ -15,7 +15,8 @@ from models.organizations import ModerationStatus, Organization, OrganizationKin
 async def new_organization(
     name: str, inn: str, kind: OrganizationKind, status: ModerationStatus, **requisites: Any
 ) -> Organization | None:
-    """Create it with a free 6-digit subscriber code; None if someone added this INN a moment ago.
+    """Create it with a free 6-digit subscriber code; None if someone added this INN a moment ago
+    (with this status: an INN has one customer and one claim, models/organizations.py).
     `requisites`: further columns (kpp, ogrn, legal_address, external_id)."""
     for _ in range(10):
         code = str(100000 + secrets.randbelow(900000))
@@ -27,6 +28,6 @@ async def new_organization(
                     name=name, inn=inn, kind=kind, moderation_status=status, code=code, **requisites
                 )
         except IntegrityError:
-            if await Organization.exists(inn=inn):
+            if await Organization.exists(inn=inn, moderation_status=status):
                 return None
     raise RuntimeError("no free subscriber code found")

@@ -115,6 +115,50 @@ class ModeratedOrganization:
     def owner(self, info: strawberry.Info) -> User | None:
         return loaded(self, info)
 
+    @strawberry.field(description="Whether the provider's records sent it (it carries the provider's own id, never shown).")
+    def from_provider(self) -> bool:
+        return self.model.external_id is not None
+
+    @strawberry.field(
+        description="Who claims it — its OWNER — with what they have proved; null when nobody owns it yet."
+    )
+    @batched(moderation.claimants_of, to=lambda claimant: Claimant.from_domain(claimant))
+    def claimant(self, info: strawberry.Info) -> Claimant | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        description="For a claim (PENDING or REJECTED): the customer of the same INN that stands beside it — the "
+        "organization the provider's records sent (or one approved before). Approving the claim makes its claimant "
+        "that organization's OWNER (the claim folds into it). Null for a customer, or when the INN has none."
+    )
+    @batched(moderation.customers_beside, to=lambda row: ModeratedOrganization.from_model(row))
+    def customer(self, info: strawberry.Info) -> ModeratedOrganization | None:
+        return loaded(self, info)
+
+
+@strawberry.type(description="Who claims an organization, as the provider's moderators see them: the person and what they have proved.")
+class Claimant:
+    user_id: strawberry.ID = strawberry.field(description="Global id of the user.")
+    full_name: str = strawberry.field(description="Full name as the person gave it.")
+    email: str | None = strawberry.field(description="E-mail address.")
+    email_verified: bool = strawberry.field(description="Whether they confirmed the e-mail by a code sent to it.")
+    phone: str | None = strawberry.field(description="Phone number, +7XXXXXXXXXX.")
+    phone_verified: bool = strawberry.field(description="Whether they confirmed the phone by an SMS code.")
+    known_contact: bool = strawberry.field(
+        description="Whether their confirmed phone is one the provider lists for this INN (a known contact): such a "
+        "claim is approved without staff."
+    )
+    claimed_at: dt.datetime = strawberry.field(description="When they claimed it (became its owner).")
+
+    @classmethod
+    def from_domain(cls, claimant: moderation.Claimant) -> Claimant:
+        user = claimant.user
+        return cls(
+            user_id=to_global_id("User", user.id), full_name=user.full_name, email=user.email,
+            email_verified=user.email_verified, phone=user.phone, phone_verified=user.phone_verified,
+            known_contact=claimant.known_contact, claimed_at=claimant.claimed_at,
+        )
+
 
 # ---------------------------------------------------------------- inputs and payloads
 
@@ -336,7 +380,11 @@ class RegistrationMutations:
         row = await join_requests.reject_join_request(info.context, pk_of(request_id, "JoinRequest") or NO_SUCH_ID)
         return await expand(info, DecideJoinRequestPayload(join_request=JoinRequest.from_model(row)))
 
-    @strawberry.mutation(description="Provider staff only: approve an organization awaiting moderation (or one rejected before).")
+    @strawberry.mutation(
+        description="Provider staff only: approve an organization awaiting moderation (or one rejected before). When "
+        "the provider's records sent its INN, the claim folds into that organization: the answer is that organization, "
+        "with the claimant its OWNER (CONFLICT when it has an owner already)."
+    )
     @transactional(ModerateOrganizationPayload)
     async def approve_organization(
         self, info: strawberry.Info,

@@ -162,26 +162,32 @@ async def test_a_known_contact_with_a_confirmed_phone_is_approved_at_once(gql):
     assert (await add(gql, who, inn=inn))["organization"]["moderationStatus"] == "APPROVED"
 
 
-async def test_the_provider_s_customer_nobody_owns_yet_is_claimed_by_a_known_contact_only(gql):
-    """An organization the provider's records brought (approved, no members): a stranger cannot take
-    it, nor ask to join it (there is nobody to ask); a known contact with a confirmed phone owns it."""
+async def test_the_provider_s_customer_nobody_owns_yet_is_owned_by_a_known_contact_and_only_claimed_by_others(gql):
+    """An organization the provider's records brought (approved, no members): a stranger does not
+    take it — their claim stands beside it, PENDING, for staff (issue 17: it used to be refused
+    outright); a known contact with a confirmed phone owns it at once."""
     from models.organizations import Organization
 
     inn, phone = legal_inn(), factories.unique_phone()
-    await Organization.create(
+    provider = await Organization.create(
         name="ООО «Из учёта»", inn=inn, kind="LEGAL_ENTITY", moderation_status="APPROVED", code=f"P{inn[-6:]}", external_id=f"K-{inn}",
     )
     await KnownContact.create(inn=inn, phone=phone)
     stranger = await new_user(gql)
-    refused = await add(gql, stranger, inn=inn)
-    assert errors(refused) == [("INVALID", ["input", "inn"])] and "contact" in refused["userErrors"][0]["message"]
+    claim = await add(gql, stranger, inn=inn)
+    assert claim["userErrors"] == [] and claim["organization"]["moderationStatus"] == "PENDING"
+    assert claim["organization"]["id"] != to_global_id("Organization", provider.id)
+    assert not await Membership.exists(organization_id=provider.id)
     contact = await new_user(gql, phone=phone, verified_phone=True)
     claimed = await add(gql, contact, inn=inn)
     assert claimed["userErrors"] == [] and claimed["organization"]["moderationStatus"] == "APPROVED"
+    assert claimed["organization"]["id"] == to_global_id("Organization", provider.id)
     mine = (await gql.execute(MY_ORGANIZATIONS, as_user=contact))["data"]["organizations"]["edges"]
     assert [(e["node"]["inn"], e["node"]["viewerRole"]) for e in mine] == [(inn, "OWNER")]
+    theirs = (await gql.execute(MY_ORGANIZATIONS, as_user=stranger))["data"]["organizations"]["edges"]
+    assert [(e["node"]["inn"], e["node"]["moderationStatus"]) for e in theirs] == [(inn, "PENDING")]
     # now it has an owner: the next one asks to join, as for any organization
-    assert (await add(gql, stranger, inn=inn))["joinRequest"] is not None
+    assert (await add(gql, await new_user(gql), inn=inn))["joinRequest"] is not None
 
 
 async def test_a_known_phone_that_is_not_confirmed_still_waits_for_moderation(gql):

@@ -144,6 +144,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "User": Rule(lambda viewer, scope: scope.user == viewer.user_id or scope.user in viewer.visible_users),
     "Release": Rule(lambda viewer, scope: True),  # any signed-in user
     "ModeratedOrganization": Rule(lambda viewer, scope: viewer.is_staff),  # the provider's staff only
+    "Claimant": Rule(lambda viewer, scope: viewer.is_staff),  # part of its ModeratedOrganization (issue 17)
     "DeliveryFailure": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk
     "RefusedRecord": Rule(lambda viewer, scope: viewer.is_staff),
     "WaitingDocuments": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk (no row of its own)
@@ -758,7 +759,7 @@ async def test_every_object_on_every_path_follows_the_role_table(gql, world, sce
     assert not verdict.violations, verdict.report()
     if who in ("owner@romashka.example",):
         # the walk reached every kind of object the owner may see: it is a walk, not a formality
-        expected = set(RULES) - {"ModeratedOrganization", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "DatabaseLock", "UserError"}
+        expected = set(RULES) - {"ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "DatabaseLock", "UserError"}
         assert expected - verdict.seen_types[email] == set()
 
 

@@ -172,16 +172,15 @@ async def test_a_product_may_not_name_another_organizations_contract():
     assert refusals(results) == [(1, "contract")]
 
 
-async def test_a_customers_organization_is_bound_by_inn_and_approved_and_another_id_is_refused():
+async def test_an_approved_customers_organization_is_bound_by_inn_and_another_id_is_refused():
+    """Bound by INN only when approved already (by staff, or a known contact): a claim nobody proved
+    is not (issue 17, tests/test_provider_binding.py)."""
     inn = new_inn()
-    claimed = await factories.create_organization(inn=inn)
-    claimed.moderation_status = ModerationStatus.PENDING
-    await claimed.save()
+    approved = await factories.create_organization(inn=inn)
     org_ext = ext("org")
     assert outcomes(await send("organization", {"external_id": org_ext, "inn": inn, "name": "ООО «Заявленное»"})) == [Outcome.UPDATED]
-    bound = await Organization.get(id=claimed.id)
-    assert (bound.external_id, bound.moderation_status, bound.code) == (org_ext, ModerationStatus.APPROVED, claimed.code)
-    assert await AuditEntry.filter(organization_id=claimed.id, action="organization.approved").count() == 1
+    bound = await Organization.get(id=approved.id)
+    assert (bound.external_id, bound.moderation_status, bound.code) == (org_ext, ModerationStatus.APPROVED, approved.code)
     assert await Organization.filter(inn=inn).count() == 1
     results = await send("organization", {"external_id": ext("org"), "inn": inn, "name": "Другое"})
     assert refusals(results) == [(1, "inn")]

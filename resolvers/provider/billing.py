@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,7 +36,7 @@ from resolvers.documents import PERIOD_PATTERN, document_visible_from
 from resolvers.provider.imports import ImportedRecord
 from resolvers.provider.records import (
     DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, decimal, deleted, entity,
-    moment, never_deleted, organization_of, organizations_referenced, text,
+    moment, never_deleted, organization_of, organizations_referenced, same_organization, text,
 )
 
 KOPECK = Decimal("0.01")
@@ -84,6 +85,11 @@ def _refused(record: Record, name: str, refused: RecordRefused) -> LineResult:
     return LineResult(record.line, name, record.external_id, Outcome.REFUSED, refused.field, refused.reason)
 
 
+def _what(model: type) -> str:
+    """A model's name as a refusal says it: PrepaidService → prepaid service."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", model.__name__).lower()
+
+
 class _Batch:
     """The rows of one entity a batch names by external id, read in one query; new rows are made in
     memory and written in bulk by `flush`. A record re-sent within the batch finds the row it made."""
@@ -99,8 +105,10 @@ class _Batch:
         ids = list({r.external_id for r in records if r.external_id})
         return cls(model, {row.external_id: row for row in await model.filter(external_id__in=ids)} if ids else {})
 
-    async def put(self, external_id: str, values: Mapping[str, Any]) -> Outcome:
+    async def put(self, external_id: str, values: Mapping[str, Any], record: Record | None = None) -> Outcome:
         row = self.rows.get(external_id)
+        if row is not None and "organization_id" in values:
+            same_organization(row, values["organization_id"], _what(self.model), record)
         if row is None:
             row = self.rows[external_id] = self.new[external_id] = self.model(external_id=external_id, **values)
             return Outcome.CREATED
@@ -170,6 +178,8 @@ async def upsert_ledger_entries(actor: ProviderActor, records: list[Record]) -> 
                 "document_id": _document_of(record, documents, organization_id),
             }
             before = known.get(external_id)
+            if before is not None:
+                same_organization(before["organization_id"], organization_id, "ledger entry", record)
             if before is None:
                 known[external_id] = values
                 new.append((index, external_id, values))
@@ -335,7 +345,7 @@ async def upsert_charges(actor: ProviderActor, records: list[Record]) -> list[Li
                 "period": _period(record), "description": text(record, "description"),
                 "quantity": quantity, "unit_price": unit_price, "amount": expected, "database_id": database_id,
             }
-            outcome = await batch.put(external_id, values)
+            outcome = await batch.put(external_id, values, record)
             if outcome is not Outcome.UNCHANGED:
                 actor.touched(organization_id, "charges")
             results.append(LineResult(record.line, name, external_id, outcome))
@@ -422,6 +432,8 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
             if values is None:
                 results.append(LineResult(record.line, name, external_id, await _withdraw(actor, existing.get(external_id))))
                 continue
+            if (document := existing.get(external_id)) is not None:  # before its PDF is made for another
+                same_organization(document, values["organization_id"], "document", record)
             holder = numbers.get((values["organization_id"], values["kind"], values["number"]))
             if holder is not None and holder != external_id:
                 raise RecordRefused("number", f"The organization has a {values['kind'].value} numbered {values['number']} already.")
@@ -534,7 +546,7 @@ async def upsert_prepaid_services(actor: ProviderActor, records: list[Record]) -
                 "valid_until": date(record, "valid_until", required=False),
             }
             created = external_id not in batch.rows
-            outcome = await batch.put(external_id, {**values, "used": Decimal("0.00")} if created else values)
+            outcome = await batch.put(external_id, {**values, "used": Decimal("0.00")} if created else values, record)
             if outcome is not Outcome.UNCHANGED:
                 actor.touched(values["organization_id"], "balance")
             results.append(LineResult(record.line, name, external_id, outcome))
@@ -560,6 +572,8 @@ async def upsert_prepaid_service_uses(actor: ProviderActor, records: list[Record
     batch = await _Batch.read(PrepaidServiceUse, records)
     recount: dict[uuid.UUID, uuid.UUID | None] = {}  # packages whose `used` is summed again (→ their organization)
     owners = {service_id: organization_id for service_id, organization_id in services.values()}
+    if unread := list({row.prepaid_service_id for row in batch.rows.values()} - set(owners)):  # the packages uses are of now
+        owners.update(await PrepaidService.filter(id__in=unread).values_list("id", "organization_id"))
     results = []
     for record in records:
         try:
@@ -576,6 +590,8 @@ async def upsert_prepaid_service_uses(actor: ProviderActor, records: list[Record
             service_id, organization_id = services[reference]
             before = batch.rows.get(external_id)
             previous = before.prepaid_service_id if before is not None else None
+            if previous is not None:  # to another package of its organization, not another organization's
+                same_organization(owners[previous], organization_id, "prepaid service use", record, "prepaid_service")
             values = {
                 "prepaid_service_id": service_id, "quantity": decimal(record, "quantity", places=3),
                 "used_on": date(record, "used_on"), "description": text(record, "description", required=False) or "",

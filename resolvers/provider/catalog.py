@@ -1,9 +1,10 @@
 """The provider's catalog records (scope catalog:write): organizations with their requisites, known
 contacts, contracts, products and configuration releases, each upserted by the provider's external id.
 
-An organization the provider sends is its customer, so it is APPROVED (through moderation's one
-transition); one a customer added earlier under the same INN is bound to the external id rather
-than duplicated. A release goes through the same publication as a staff-published one.
+An organization the provider sends is its customer, so it is APPROVED. It binds to an organization
+of the same INN only when that one is approved already (staff approved a claim, or a known contact
+made it): a claim nobody proved stands beside the provider's organization and receives nothing
+(resolvers/moderation.py). A release goes through the same publication as a staff-published one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from models.cloud import Database
@@ -83,15 +86,19 @@ def _organization_values(record: Record) -> dict[str, Any]:
 @entity(
     "organization", "catalog:write",
     ("external_id", "inn", "kpp", "ogrn", "name", "kind", "legal_address", "deleted"),
-    "A subscriber by INN, with its requisites; APPROVED, as the provider's customer. One a customer "
-    "added under the same INN is bound to the external_id. Never deleted by a record.",
+    "A subscriber by INN, with its requisites; APPROVED, as the provider's customer. An organization "
+    "approved under the same INN (by staff, or a known contact) is bound to the external_id; a claim "
+    "awaiting moderation is not: it stays beside it for staff. Never deleted by a record.",
 )
 async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
     inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
-    rows = await Organization.filter(Q(external_id__in=external_ids) | Q(inn__in=inns)).select_for_update()
+    rows = await Organization.filter(
+        Q(external_id__in=external_ids) | Q(inn__in=inns, moderation_status=ModerationStatus.APPROVED)
+    ).select_for_update()
     by_external = {row.external_id: row for row in rows if row.external_id}
-    by_inn = {row.inn: row for row in rows}
+    by_inn = {row.inn: row for row in rows if row.moderation_status == ModerationStatus.APPROVED}  # the INN's customer
+    arrived: set[str] = set()  # INNs the provider sent anew: their waiting claims are looked at
 
     async def apply_one(record: Record) -> Outcome:
         never_deleted(
@@ -106,31 +113,43 @@ async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> l
             if holder is not None and holder.id != row.id:
                 raise RecordRefused("inn", f"INN {values['inn']} is another organization's ({_named(holder)}).")
             previous_inn = row.inn
-            outcome = await save_changes(row, values)
+            try:
+                async with in_transaction():  # a savepoint: an approved claim of the new INN may have arrived meanwhile
+                    outcome = await save_changes(row, values)
+            except IntegrityError:
+                raise RecordRefused("inn", f"INN {values['inn']} was approved for another organization a moment ago.") from None
             by_inn.pop(previous_inn, None)
+            if previous_inn != row.inn:
+                arrived.add(row.inn)
         elif holder is not None:
             if holder.external_id is not None:
                 raise RecordRefused("inn", f"INN {values['inn']} is already the organization {_named(holder)}.")
             row = holder
-            await save_changes(row, {**values, "external_id": external_id})  # a customer's: bound to the provider's id
+            await save_changes(row, {**values, "external_id": external_id})  # approved before: bound to the provider's id
             outcome = Outcome.UPDATED
         else:
             row = await new_organization(
                 values.pop("name"), values.pop("inn"), values.pop("kind"), ModerationStatus.APPROVED,
                 external_id=external_id, **values,
             )
-            if row is None:  # a customer added this INN a moment ago: bind it next time
-                raise RecordRefused("inn", f"INN {record.values.get('inn')} was added a moment ago: send the record again.")
+            if row is None:  # a claim of this INN was approved a moment ago: bind it next time
+                raise RecordRefused("inn", f"INN {record.values.get('inn')} was approved a moment ago: send the record again.")
+            arrived.add(row.inn)
             outcome = Outcome.CREATED
         by_external[external_id], by_inn[row.inn] = row, row
-        if row.moderation_status != ModerationStatus.APPROVED:
-            await moderation.approve(actor, row, {"by": f"{actor.kind.lower()}:{actor.name}", "source": "provider records"})
-            outcome = Outcome.UPDATED
         if outcome is not Outcome.UNCHANGED:
             actor.touched(row.id, "organization")
         return outcome
 
-    return await each_record("organization", records, apply_one)
+    results = await each_record("organization", records, apply_one)
+    # The known-contact rule, whichever came first: a claim waiting beside the organization just sent
+    # whose owner the provider already lists as a contact of the INN becomes its owner.
+    await moderation.approve_known_claims(actor, arrived, _provider_details(actor, "provider records: the organization"))
+    return results
+
+
+def _provider_details(actor: ProviderActor, source: str) -> dict[str, str]:
+    return {"by": f"{actor.kind.lower()}:{actor.name}", "source": source}
 
 
 def _named(row: Organization) -> str:
@@ -167,6 +186,8 @@ async def upsert_known_contacts(actor: ProviderActor, records: list[Record]) -> 
         row = by_external.get(external_id)
         same = by_pair.get((inn, phone))
         if row is not None:
+            if row.inn != inn:  # what it proved for one taxpayer it does not prove for another
+                raise RecordRefused("inn", f"This known contact is of INN {row.inn}; it does not move: delete it and send a new one.")
             if same is not None and same.id != row.id:
                 raise RecordRefused("phone", f"This INN and phone are already known (external_id {same.external_id}).")
             previous = (row.inn, row.phone)
@@ -188,9 +209,7 @@ async def upsert_known_contacts(actor: ProviderActor, records: list[Record]) -> 
         return outcome
 
     results = await each_record("known_contact", records, apply_one)
-    details = {"by": f"{actor.kind.lower()}:{actor.name}", "source": "provider records: a known contact"}
-    for organization in await moderation.approve_known_claims(actor, known, details):
-        actor.touched(organization.id, "organization")
+    await moderation.approve_known_claims(actor, known, _provider_details(actor, "provider records: a known contact"))
     return results
 
 

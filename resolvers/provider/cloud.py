@@ -49,7 +49,7 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
         ends_after_start(starts_on, ends_on)
         row = by_external.get(record.external_id)
         if row is not None:
-            same_organization(row, organization_id, "cloud subscription")
+            same_organization(row, organization_id, "cloud subscription", record)
             outcome = await save_changes(row, values)
             if await set_period(row, starts_on, ends_on):
                 outcome = Outcome.UPDATED
@@ -137,7 +137,7 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
         }
         row = by_external.get(record.external_id)
         if row is not None:
-            same_organization(row, organization_id, "database")
+            same_organization(row, organization_id, "database", record)
             outcome = await save_changes(row, values)
         else:
             limit = limits.get(organization_id)

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from tortoise.transactions import in_transaction
 
 from models.bulk import insert_rows
-from models.organizations import Organization
+from models.organizations import ModerationStatus, Organization
 from models.provider import RefusedRecord
 from resolvers.events import DATA, PendingAnnouncements
 
@@ -281,9 +281,16 @@ async def save_changes(row: Any, values: Mapping[str, Any]) -> Outcome:
     return Outcome.UPDATED
 
 
-def same_organization(row: Any, organization_id: uuid.UUID, what: str) -> None:
-    if row.organization_id != organization_id:
-        raise RecordRefused("organization", f"This {what} belongs to another organization; it does not move.")
+def same_organization(
+    row: Any, organization_id: uuid.UUID, what: str, record: Record | None = None, column: str = "organization"
+) -> None:
+    """The one rule for every entity: a row found by its external id stays with the organization it
+    belongs to (`row`: the row, or its organization's id). A record naming another is refused on the
+    field that named it, so no row (nor a document's PDF) reaches another customer unseen by the first."""
+    current = row if isinstance(row, uuid.UUID) else row.organization_id
+    if current != organization_id:
+        field = f"{column}_inn" if record is not None and record.values.get(column) in (None, "") else column
+        raise RecordRefused(field, f"This {what} belongs to another organization; it does not move.")
 
 
 async def put_owned(
@@ -298,7 +305,7 @@ async def put_owned(
         rows[record.external_id] = await model.create(organization_id=organization_id, external_id=record.external_id, **values)
         outcome = Outcome.CREATED
     else:
-        same_organization(row, organization_id, what)
+        same_organization(row, organization_id, what, record)
         outcome = await save_changes(row, values)
     if outcome is not Outcome.UNCHANGED:
         actor.touched(organization_id, area)
@@ -455,23 +462,42 @@ def flag(record: Record, name: str, *, default: bool = False) -> bool:
 
 # ---------------------------------------------------------------- references to other records
 
-async def organizations_referenced(records: Sequence[Record], column: str = "organization") -> dict[str, uuid.UUID]:
+class Referenced(dict):
+    """The organizations a batch's records name (reference → id), and the INNs among them that only
+    a claim nobody approved holds (`unproven`): those reach no organization."""
+
+    unproven: set[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unproven = set()
+
+
+async def organizations_referenced(records: Sequence[Record], column: str = "organization") -> Referenced:
     """The organizations a batch's records name in `column` (the organization's external id, or its
-    INN when the record names `organization_inn` instead), read in one query: reference → id."""
+    INN when the record names `organization_inn` instead), read in one query each: reference → id.
+    Only customers are found — organizations the provider sent or approved (APPROVED): an INN that
+    only a tenant's unapproved claim holds reaches nothing (resolvers/moderation.py)."""
     by_external = {str(r.values[column]).strip() for r in records if r.values.get(column)}
     by_inn = {str(r.values[f"{column}_inn"]).strip() for r in records if r.values.get(f"{column}_inn")}
-    found: dict[str, uuid.UUID] = {}
+    found = Referenced()
     if by_external:
-        for row in await Organization.filter(external_id__in=list(by_external)).values("id", "external_id"):
+        for row in await Organization.filter(
+            external_id__in=list(by_external), moderation_status=ModerationStatus.APPROVED,
+        ).values("id", "external_id"):
             found[row["external_id"]] = row["id"]
     if by_inn:
-        for row in await Organization.filter(inn__in=list(by_inn)).values("id", "inn"):
-            found[f"inn:{row['inn']}"] = row["id"]
+        for row in await Organization.filter(inn__in=list(by_inn)).values("id", "inn", "moderation_status"):
+            if ModerationStatus(row["moderation_status"]) == ModerationStatus.APPROVED:
+                found[f"inn:{row['inn']}"] = row["id"]
+            else:
+                found.unproven.add(row["inn"])
     return found
 
 
 def organization_of(record: Record, referenced: Mapping[str, uuid.UUID], column: str = "organization") -> uuid.UUID:
-    """The organization a record belongs to, from `organizations_referenced`; refused when unknown."""
+    """The organization a record belongs to, from `organizations_referenced`; refused when unknown,
+    or when its INN is only an unapproved claim's."""
     reference = record.values.get(column)
     if reference not in (None, ""):
         found = referenced.get(str(reference).strip())
@@ -480,7 +506,14 @@ def organization_of(record: Record, referenced: Mapping[str, uuid.UUID], column:
         return found
     inn = record.values.get(f"{column}_inn")
     if inn not in (None, ""):
-        found = referenced.get(f"inn:{str(inn).strip()}")
+        inn = str(inn).strip()
+        found = referenced.get(f"inn:{inn}")
+        if found is None and inn in getattr(referenced, "unproven", ()):
+            raise RecordRefused(
+                f"{column}_inn", f"INN {inn} is only claimed in the cabinet, not approved: a claim receives no data. "
+                "Send the organization first; the claim becomes your customer once your staff approve it or its owner "
+                "proves a phone you list as a known contact of the INN.",
+            )
         if found is None:
             raise RecordRefused(f"{column}_inn", f"No organization with INN {inn}: send the organization first.")
         return found
