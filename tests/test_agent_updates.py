@@ -41,7 +41,7 @@ SCHEDULE = """mutation($input: ScheduleUpdateInput!) { scheduleUpdate(input: $in
 
 
 @pytest.fixture(autouse=True)
-async def agent_mode(settings, monkeypatch):
+async def agent_mode(app, settings, monkeypatch):
     """The deployment has agents (agent mode), with short leases and no pause before a retry."""
     if not AGENT:
         AGENT.update(agents.bearer(await agents.issue()))

@@ -24,7 +24,7 @@ AGENT: dict[str, str] = {}  # an agent token for every organization, issued once
 
 
 @pytest.fixture(autouse=True)
-async def agent_token():
+async def agent_token(app):
     if not AGENT:
         AGENT.update(agents.bearer(await agents.issue()))
 
