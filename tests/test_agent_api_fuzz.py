@@ -234,3 +234,11 @@ async def test_a_session_started_in_the_future_is_refused_within_the_skew_it_is_
     assert ahead.status_code == 201, "a clock a little ahead is no attack"
     ended = await client.post("/cluster/sessions/ended", json={"clusterSessionId": body["clusterSessionId"], "endedAt": "9999-01-01T00:00:00Z"}, headers=arena["agent"])
     assert (ended.status_code, ended.json()["error"]["field"]) == (400, "endedAt")
+
+
+async def test_a_body_over_the_limit_is_a_413_in_the_agent_apis_shape(client, arena, settings):
+    """Found by the attacker's read: the body limit answered /cluster/ in GraphQL's error shape."""
+    body = b'{"organizationCodes": ["' + b"x" * settings.max_body_bytes + b'"]}'
+    response = await client.post("/cluster/updates/claim", content=body, headers={**arena["agent"], "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json() == {"error": {"code": "TOO_LARGE", "message": f"The body exceeds {settings.max_body_bytes} bytes.", "field": None}}
