@@ -5,14 +5,11 @@ hashes, scopes, use and revocation, for every organization (so their tokens keep
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from tests.conftest import run_admin_sql
+from tests.test_query_limits import _empty_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = "models.0010_refresh_token_revoked_at_index"
@@ -48,19 +45,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-async def _fresh_database(tmp_path: Path) -> tuple[str, object]:
-    admin_url = os.environ.get("KABINET_TEST_DATABASE_URL")
-    if not admin_url:
-        return f"sqlite://{tmp_path / 'before.sqlite3'}", None
-    name = f"kabinet_migration_{uuid.uuid4().hex[:10]}"
-    await run_admin_sql(admin_url, f'CREATE DATABASE "{name}"')
-    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}")), lambda: run_admin_sql(
-        admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    )
-
-
 async def test_service_accounts_become_service_tokens_of_the_one_store(tmp_path):
-    url, drop = await _fresh_database(tmp_path)
+    url, drop = await _empty_database(tmp_path)
     try:
         result = subprocess.run(
             [sys.executable, "-c", SCRIPT, url, BEFORE], cwd=ROOT, capture_output=True, text=True, timeout=300,
