@@ -11,7 +11,7 @@ import pytest
 
 from kabinet.clock import utcnow
 from kabinet.ids import to_global_id
-from models.cloud import CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
+from models.cloud import Database, Session, SessionStatus, SubscriptionExtension
 from models.events import OrganizationEvent
 from resolvers import sessions
 from resolvers.context import SystemActor
