@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 
 from cluster_agent.agent import Kabinet, serve
 from cluster_agent.onec import SimulatedOneCCluster
@@ -21,10 +20,10 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m cluster_agent", description=__doc__)
     parser.add_argument("--url", required=True, help="kabinet's base URL, e.g. http://127.0.0.1:8000")
     parser.add_argument("--token", default=os.environ.get("KABINET_AGENT_TOKEN"),
-                        help="the agent token (`kabinet agent token`); better in KABINET_AGENT_TOKEN")
-    parser.add_argument("--agent-id", default=f"{socket.gethostname()}:{os.getpid()}", help="this agent's name in leases")
+                        help="the agent token (`kabinet agent token create`): it is this agent's identity and names "
+                        "the organizations it serves; better in KABINET_AGENT_TOKEN")
     parser.add_argument("--organization-code", action="append", dest="organization_codes",
-                        help="serve only this organization's databases (repeatable)")
+                        help="serve only this one of the token's organizations (repeatable)")
     parser.add_argument("--poll-seconds", type=float, default=5.0, help="pause between claims when none is due")
     parser.add_argument("--once", action="store_true", help="exit after one run")
     parser.add_argument("--simulate-step-seconds", type=float, default=0.5, help="simulated cluster: pause per action")
@@ -42,9 +41,9 @@ async def main() -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    kabinet = Kabinet(args.url, args.token, args.agent_id)
+    kabinet = Kabinet(args.url, args.token)
     cluster = SimulatedOneCCluster(args.simulate_step_seconds, args.simulate_failure)
-    logging.getLogger("cluster_agent").info("agent %s polling %s", args.agent_id, args.url)
+    logging.getLogger("cluster_agent").info("agent polling %s", args.url)
     try:
         await serve(kabinet, cluster, stop, poll_seconds=args.poll_seconds,
                     organization_codes=args.organization_codes, once=args.once)

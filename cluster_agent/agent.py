@@ -37,10 +37,9 @@ class KabinetError(Exception):
 
 
 class Kabinet:
-    """kabinet's agent API: bearer token, JSON in and out."""
+    """kabinet's agent API: bearer token (the agent's identity and its organizations), JSON in and out."""
 
-    def __init__(self, url: str, token: str, agent_id: str, timeout: float = 30) -> None:
-        self.agent_id = agent_id
+    def __init__(self, url: str, token: str, timeout: float = 30) -> None:
         self.http = httpx.AsyncClient(
             base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
@@ -59,14 +58,15 @@ class Kabinet:
         return response.status_code, data
 
     async def claim(self, organization_codes: list[str] | None) -> dict | None:
-        body: dict[str, Any] = {"agentId": self.agent_id}
+        body: dict[str, Any] = {}
         if organization_codes:
             body["organizationCodes"] = organization_codes
         return (await self.call("/cluster/updates/claim", body))[1]["run"]
 
 
 class RunInHand:
-    """One claimed run: its heartbeat, and the calls that name the claim (agentId, attempt)."""
+    """One claimed run: its heartbeat, and the calls that name the claim (its fencing token, given in the
+    claim's answer only)."""
 
     def __init__(self, kabinet: Kabinet, run: dict) -> None:
         self.kabinet, self.run = kabinet, run
@@ -74,7 +74,7 @@ class RunInHand:
         self.lost = asyncio.Event()
 
     def _claim(self, **fields: Any) -> dict:
-        return {"agentId": self.kabinet.agent_id, "attempt": self.run["attempt"], **fields}
+        return {"fencingToken": self.run["fencingToken"], **fields}
 
     async def heartbeat(self) -> None:
         interval = max(float(self.run["leaseSeconds"]) / 3, 0.2)

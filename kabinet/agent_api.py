@@ -1,11 +1,19 @@
 """The cluster agent API: a real 1C cluster's agent reports sessions, carries out terminations and
 update runs.
 
-An agent authenticates with `Authorization: Bearer <token>`, where the token's sha256 is one of
-KABINET_CLUSTER_AGENT_TOKENS (`kabinet agent token` makes a pair). JSON in and out; a refusal is
-`{"error": {"code", "message", "field"}}` with 400 (bad input), 401 (no valid token), 404 (no such
-session) or 409 (a state that forbids it). Every report is idempotent: the cluster's session id
-(`clusterSessionId`) names a session, and a report that changes nothing answers `changed: false`.
+An agent authenticates with `Authorization: Bearer <token>`: an agent token of the programs' token
+store (`kabinet agent token create --name … --organizations CODE,…`, resolvers/agent_tokens.py), or,
+deprecated, one whose sha256 is in KABINET_CLUSTER_AGENT_TOKENS (acting for every organization). The
+token is the agent: its name owns its claims, and its organizations are all it sees and touches.
+Every endpoint checks the object against them (a session, a run, an organization or database named
+in the body); what is outside is answered as if it did not exist (404, or absent from a list).
+
+JSON in and out; a refusal is `{"error": {"code", "message", "field"}}` with 400 (bad input: the
+field and why), 401 (no valid token), 404 (no such object, or not this agent's) or 409 (a state that
+forbids it). Every report is idempotent: the cluster's session id (`clusterSessionId`) names a
+session, and a report that changes nothing answers `changed: false`. A time the agent reports
+(`startedAt`, `endedAt`) is an ISO 8601 date-time with its UTC offset, from 2000-01-01 to
+KABINET_AGENT_CLOCK_SKEW_SECONDS (300) past kabinet's clock.
 
 Each change is one transaction: the session's transition in resolvers/sessions.py (which records its
 event), announced once committed, exactly as the simulated cluster does (workers/cluster.py).
@@ -25,26 +33,32 @@ the agent ends it in the cluster (`rac session terminate`).
 
 Update runs (agent mode; the run's lifecycle is resolvers/update_jobs.py's, shared with the worker):
 
-    POST /cluster/updates/claim               take a due run under a lease: its target, database and, for
-                                              this run only, the database's 1C credentials ({"run": null}: none due)
+    POST /cluster/updates/claim               take a due run of the token's organizations under a lease: its
+                                              target, database, `fencingToken` and, for this run only, the
+                                              database's 1C credentials ({"run": null}: none due)
     POST /cluster/updates/{id}/heartbeat      the lease extended                     (409 LEASE_LOST: stop)
     POST /cluster/updates/{id}/step           warn_users, lock, end_sessions, update, unlock, with progress
                                               and a message: each an updateRuns event (409 CONFLICT: out of order)
     POST /cluster/updates/{id}/result         succeeded (the installed version) or failed (a reason: retried,
                                               then FAILED)
 
-Every call after the claim names the claim: `agentId` (the lease owner) and `attempt` (the fencing
-token); once the lease ran out and the run was taken back or over, it is 409 LEASE_LOST and changes
-nothing. Credentials are in the claim's answer only, and never logged.
+Every call after the claim names it by `fencingToken`, random per claim and given in the claim's
+answer only; it counts only from the token that claimed. Once the lease ran out and the run was taken
+back or over, or for any other fencing token, it is 409 LEASE_LOST and changes nothing. Credentials
+are in the claim's answer only, and never logged.
+
+Each endpoint declares the fields it reads (`agent_endpoint`): a handler reads no other
+(tests/test_agent_api_fuzz.py fuzzes each one).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -54,14 +68,14 @@ from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
-from resolvers.tokens import hash_opaque_token
 from kabinet.clock import utcnow
+from kabinet.ids import pk_of, to_global_id
+from resolvers import agent_tokens, cluster_agent, cluster_limits, sessions, update_jobs, update_runs
 from resolvers.context import SystemActor
-from resolvers import cluster_agent, cluster_limits, sessions, update_jobs, update_runs
 from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.program_tokens import Program
 from resolvers.update_jobs import STEPS, Job, Policy, StepRefused
 from resolvers.update_runs import Claim, LeaseLost
-from kabinet.ids import pk_of, to_global_id
 
 if TYPE_CHECKING:  # annotations only: the rows come from resolvers
     from models.cloud import Database, Session
@@ -71,6 +85,10 @@ if TYPE_CHECKING:  # annotations only: the rows come from resolvers
 log = logging.getLogger("kabinet.agent")
 
 MAX_TERMINATIONS = 500
+MAX_ORGANIZATION_CODES = 500  # in one claim's `organizationCodes`
+ORGANIZATION_CODE = 20  # characters, as models.organizations.Organization.code holds
+FENCING_TOKEN = 64  # characters at most (update_runs.new_fence makes 32)
+EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)  # no 1C session started before
 Transition = Callable[[SystemActor, "Session", dt.datetime], Awaitable[bool]]
 
 
@@ -85,8 +103,13 @@ class AgentError(Exception):
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
-def _invalid(field: str, message: str) -> AgentError:
+def _invalid(field: str | None, message: str) -> AgentError:
     return AgentError(400, "INVALID", message, field)
+
+
+def _not_found(field: str, message: str) -> AgentError:
+    """No such object, or not this agent's: the same answer, so a token learns nothing of others'."""
+    return AgentError(404, "NOT_FOUND", message, field)
 
 
 # The domain's field names as the agent's JSON spells them.
@@ -102,42 +125,100 @@ def _refused(error: UserFacingError) -> AgentError:
     return AgentError(status, error.code.value, error.message, AGENT_FIELDS.get(error.field, error.field))
 
 
-def authenticate(request: Request) -> None:
-    """Pass when the bearer token hashes to one of the configured agent token hashes."""
-    token = bearer_token(request.headers.get("authorization"))
-    configured = request.app.state.settings.agent_token_hashes
-    if token and configured:
-        presented = hash_opaque_token(token)
-        # Compare with every hash (no early exit), in constant time each.
-        matches = [hmac.compare_digest(presented, known) for known in configured]
-        if any(matches):
-            return
-    raise AgentError(401, "UNAUTHENTICATED", "A valid cluster agent token is required (Authorization: Bearer …).")
-
-
-def agent_endpoint(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
-    """Authenticate, run, answer JSON; an AgentError becomes its status and JSON error."""
-
-    @functools.wraps(handler)
-    async def endpoint(request: Request) -> Response:
-        try:
-            authenticate(request)
-            status, body = await handler(request)
-        except AgentError as error:
-            return error.response()
-        except UserFacingError as error:
-            return _refused(error).response()
-        except LeaseLost:
-            return AgentError(
-                409, "LEASE_LOST", "This run is no longer yours: its lease ran out and it was taken back or over. "
-                "Stop working on it.", "attempt",
-            ).response()
-        return JSONResponse(body, status_code=status)
-
-    return endpoint
+async def authenticate(request: Request) -> Program:
+    """The agent the bearer token belongs to (resolvers/agent_tokens.py), or 401."""
+    agent = await agent_tokens.authenticate(request.app.state.settings, bearer_token(request.headers.get("authorization")))
+    if agent is None:
+        raise AgentError(401, "UNAUTHENTICATED", "A valid cluster agent token is required (Authorization: Bearer …).")
+    return agent
 
 
 # ---------------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class Fields:
+    """What an endpoint reads: the names the agent may send in the JSON body, the query and the path."""
+
+    body: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+    path: tuple[str, ...] = ()
+
+
+class UndeclaredField(LookupError):
+    """A handler read a field its endpoint does not declare (a programming error, caught by the tests)."""
+
+
+class AgentCall:
+    """One request to the agent API: the agent, and its input read through the endpoint's `Fields`
+    only, each value checked by the reader that takes it (a 400 naming the field and why)."""
+
+    def __init__(self, request: Request, agent: Program, fields: Fields, body: dict[str, Any]) -> None:
+        self.request, self.agent, self.fields, self._body = request, agent, fields, body
+        self.settings = request.app.state.settings
+
+    def value(self, name: str) -> Any:
+        """A body field as sent (None when absent)."""
+        if name not in self.fields.body:
+            raise UndeclaredField(name)
+        return self._body.get(name)
+
+    def query(self, name: str, max_length: int) -> str | None:
+        if name not in self.fields.query:
+            raise UndeclaredField(name)
+        return _checked_text(name, self.request.query_params.get(name), max_length, required=False)
+
+    def path(self, name: str, type_name: str):
+        """The primary key a path's global id names (None when it names nothing of `type_name`)."""
+        if name not in self.fields.path:
+            raise UndeclaredField(name)
+        return pk_of(self.request.path_params[name], type_name)
+
+    def text(self, name: str, max_length: int, *, required: bool = True) -> str | None:
+        return _checked_text(name, self.value(name), max_length, required=required)
+
+    def whole_number(self, name: str, low: int, high: int, default: int) -> int:
+        value = self.value(name)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _invalid(name, f"`{name}` must be a whole number from {low} to {high}.")
+        return value
+
+    def time(self, name: str, *, required: bool = True) -> dt.datetime | None:
+        """A moment the cluster saw: with its UTC offset, from EARLIEST_TIME to the clock-skew allowance
+        past now (a session "started" in the future would never end and hold a slot of the limit)."""
+        value = self.value(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or len(value) > 40:
+            raise _invalid(name, f"`{name}` is required: an ISO 8601 date-time with its UTC offset.")
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise _invalid(name, f"`{name}` is not an ISO 8601 date-time.") from None
+        if moment.tzinfo is None:
+            raise _invalid(name, f"`{name}` needs its UTC offset, e.g. 2026-11-20T09:30:00+03:00.")
+        latest = utcnow() + dt.timedelta(seconds=self.settings.agent_clock_skew_seconds)
+        if moment < EARLIEST_TIME:  # compared without converting: year 1 at +14:00 has no UTC date
+            raise _invalid(name, f"`{name}` is before {EARLIEST_TIME:%Y-%m-%d}.")
+        if moment > latest:
+            raise _invalid(name, f"`{name}` is in the future (kabinet's clock reads {utcnow():%Y-%m-%dT%H:%M:%SZ}).")
+        return moment.astimezone(dt.timezone.utc)
+
+
+def _checked_text(name: str, value: Any, max_length: int, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(name, f"`{name}` is required: a non-empty string.")
+    value = value.strip()
+    if len(value) > max_length:
+        raise _invalid(name, f"`{name}` is longer than {max_length} characters.")
+    if "\x00" in value:
+        raise _invalid(name, f"`{name}` holds a NUL character.")
+    return value
+
 
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
@@ -152,31 +233,41 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _text(body: dict[str, Any], field: str, max_length: int, *, required: bool = True) -> str | None:
-    value = body.get(field)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _invalid(field, f"`{field}` is required: a non-empty string.")
-    value = value.strip()
-    if len(value) > max_length:
-        raise _invalid(field, f"`{field}` is longer than {max_length} characters.")
-    return value
+# ---------------------------------------------------------------------------------- endpoints
+
+ENDPOINTS: dict[tuple[str, str], Fields] = {}  # (method, path) → the fields it reads
+routes: list[Route] = []
+Handler = Callable[[AgentCall], Awaitable[tuple[int, dict[str, Any]]]]
 
 
-def _time(body: dict[str, Any], field: str, *, required: bool = True) -> dt.datetime | None:
-    value = body.get(field)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise _invalid(field, f"`{field}` is required: an ISO 8601 date-time with its UTC offset.")
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _invalid(field, f"`{field}` is not an ISO 8601 date-time.") from None
-    if moment.tzinfo is None:
-        raise _invalid(field, f"`{field}` needs its UTC offset, e.g. 2026-11-20T09:30:00+03:00.")
-    return moment
+def agent_endpoint(method: str, path: str, *, body: tuple[str, ...] = (), query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+    """Route `path` to the handler: authenticate, read the body, run, answer JSON; an AgentError becomes
+    its status and JSON error. The handler reads the declared fields only (`AgentCall`)."""
+    fields = Fields(body, query, tuple(re.findall(r"{(\w+)}", path)))
+
+    def register(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            try:
+                agent = await authenticate(request)
+                call = AgentCall(request, agent, fields, await _body(request) if method == "POST" else {})
+                status, answer = await handler(call)
+            except AgentError as error:
+                return error.response()
+            except UserFacingError as error:
+                return _refused(error).response()
+            except LeaseLost:
+                return AgentError(
+                    409, "LEASE_LOST", "This run is not this claim's: its lease ran out and it was taken back or over, "
+                    "or the fencing token is not the claim's. Stop working on it.", "fencingToken",
+                ).response()
+            return JSONResponse(answer, status_code=status)
+
+        ENDPOINTS[(method, path)] = fields
+        routes.append(Route(path, endpoint, methods=[method]))
+        return handler
+
+    return register
 
 
 def session_json(session: Session, organization_code: str | None = None) -> dict[str, Any]:
@@ -195,27 +286,38 @@ def session_json(session: Session, organization_code: str | None = None) -> dict
     }
 
 
-async def _organization_and_database(body: dict[str, Any]) -> tuple[Organization, Database | None]:
-    """The session's organization and database, named by `organizationCode`, `databaseId` or both."""
-    code = _text(body, "organizationCode", 20, required=False)
-    database_id = body.get("databaseId")
-    pk = pk_of(database_id, "Database") if isinstance(database_id, str) else None
-    return await cluster_agent.organization_and_database(code, pk, database_named=database_id is not None)
+async def _organization_and_database(call: AgentCall) -> tuple[Organization, Database | None]:
+    """The session's organization and database, named by `organizationCode`, `databaseId` or both,
+    among the agent's organizations."""
+    code = call.text("organizationCode", ORGANIZATION_CODE, required=False)
+    database_id = call.value("databaseId")
+    if database_id is not None and not isinstance(database_id, str):
+        raise _invalid("databaseId", "`databaseId` must be a database's id (a string).")
+    pk = pk_of(database_id, "Database") if database_id else None
+    return await cluster_agent.organization_and_database(
+        code, pk, database_named=database_id is not None, organization_ids=call.agent.organization_ids
+    )
 
 
-# ---------------------------------------------------------------------------------- endpoints
+async def _session_of_agent(call: AgentCall, session: Session | None, field: str, message: str) -> Session:
+    """The session, when it is one of the agent's organizations'; else 404 as for none."""
+    if session is None or not call.agent.acts_for(session.organization_id):
+        raise _not_found(field, message)
+    return session
 
-@agent_endpoint
-async def session_started(request: Request) -> tuple[int, dict[str, Any]]:
+
+@agent_endpoint("POST", "/cluster/sessions/started", body=(
+    "clusterSessionId", "userName", "clientKind", "host", "startedAt", "userEmail", "organizationCode", "databaseId",
+))
+async def session_started(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """A session began in the cluster: record it ACTIVE (once per clusterSessionId) with a STARTED event."""
-    body = await _body(request)
-    cluster_session_id = _text(body, "clusterSessionId", 100)
-    user_name = _text(body, "userName", 200)
-    client_kind = cluster_agent.client_kind(body.get("clientKind"))
-    host = _text(body, "host", 200, required=False)
-    started_at = _time(body, "startedAt")
-    email = _text(body, "userEmail", 254, required=False)
-    organization, database = await _organization_and_database(body)
+    cluster_session_id = call.text("clusterSessionId", 100)
+    user_name = call.text("userName", 200)
+    client_kind = cluster_agent.client_kind(call.value("clientKind"))
+    host = call.text("host", 200, required=False)
+    started_at = call.time("startedAt")
+    email = call.text("userEmail", 254, required=False)
+    organization, database = await _organization_and_database(call)
     user = await cluster_agent.member_by_email(organization.id, email)
     actor = SystemActor("cluster agent")
     async with in_transaction():
@@ -226,7 +328,7 @@ async def session_started(request: Request) -> tuple[int, dict[str, Any]]:
         )
     if not created:
         return 200, {"session": session_json(session, organization.code), "created": False}
-    await actor.announcements.announce(request.app.state.broadcast)
+    await actor.announcements.announce(call.request.app.state.broadcast)
     if refusal is not None:
         # The agent ends the 1C session it reported: it was never admitted (shown as REFUSED).
         return 409, {
@@ -236,32 +338,30 @@ async def session_started(request: Request) -> tuple[int, dict[str, Any]]:
     return 201, {"session": session_json(session, organization.code), "created": True}
 
 
-@agent_endpoint
-async def session_ended(request: Request) -> tuple[int, dict[str, Any]]:
+@agent_endpoint("POST", "/cluster/sessions/ended", body=("clusterSessionId", "endedAt"))
+async def session_ended(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """A session ended in the cluster: ACTIVE → ENDED (the user logged off), TERMINATING → TERMINATED."""
-    body = await _body(request)
-    cluster_session_id = _text(body, "clusterSessionId", 100)
-    ended_at = _time(body, "endedAt", required=False) or utcnow()
-    session = await sessions.by_cluster_id(cluster_session_id)
-    if session is None:
-        raise AgentError(404, "NOT_FOUND", "No session has this clusterSessionId.", "clusterSessionId")
+    cluster_session_id = call.text("clusterSessionId", 100)
+    ended_at = call.time("endedAt", required=False) or utcnow()
+    session = await _session_of_agent(
+        call, await sessions.by_cluster_id(cluster_session_id), "clusterSessionId", "No session has this clusterSessionId."
+    )
     if ended_at < session.started_at:
         raise _invalid("endedAt", "`endedAt` is before the session started.")
-    changed = await _report(request, sessions.ended, session, ended_at)
+    changed = await _report(call, sessions.ended, session, ended_at)
     return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
 
 
-@agent_endpoint
-async def terminations(request: Request) -> tuple[int, dict[str, Any]]:
-    """The sessions kabinet asked to end (TERMINATING), oldest request first, for the agent to end."""
-    try:
-        limit = int(request.query_params.get("limit", "100"))
-    except ValueError:
-        raise _invalid("limit", "`limit` must be a whole number.") from None
-    if not 1 <= limit <= MAX_TERMINATIONS:
-        raise _invalid("limit", f"`limit` must be between 1 and {MAX_TERMINATIONS}.")
-    # ?organizationCode=: an agent that serves some organizations only
-    pending = await sessions.awaiting_the_cluster(limit, request.query_params.get("organizationCode"))
+@agent_endpoint("GET", "/cluster/terminations", query=("limit", "organizationCode"))
+async def terminations(call: AgentCall) -> tuple[int, dict[str, Any]]:
+    """The sessions kabinet asked to end (TERMINATING) of the agent's organizations, oldest request first."""
+    limit_text = call.query("limit", 10) or "100"
+    if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_TERMINATIONS:
+        raise _invalid("limit", f"`limit` must be a whole number from 1 to {MAX_TERMINATIONS}.")
+    # ?organizationCode=: an agent that serves some of its organizations only
+    pending = await sessions.awaiting_the_cluster(
+        int(limit_text), call.query("organizationCode", ORGANIZATION_CODE), call.agent.organization_ids
+    )
     codes = await cluster_agent.codes_of({s.organization_id for s in pending})
     return 200, {
         "terminations": [
@@ -277,28 +377,26 @@ async def terminations(request: Request) -> tuple[int, dict[str, Any]]:
     }
 
 
-@agent_endpoint
-async def termination_done(request: Request) -> tuple[int, dict[str, Any]]:
+@agent_endpoint("POST", "/cluster/terminations/{sessionId}/done", body=("endedAt",))
+async def termination_done(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """The cluster has ended a session it was asked to end: TERMINATING → TERMINATED."""
-    body = await _body(request)
-    ended_at = _time(body, "endedAt", required=False) or utcnow()
-    pk = pk_of(request.path_params["session_id"], "Session")
-    session = await sessions.by_id(pk)
-    if session is None:
-        raise AgentError(404, "NOT_FOUND", "No such session.", "sessionId")
+    ended_at = call.time("endedAt", required=False) or utcnow()
+    session = await _session_of_agent(call, await sessions.by_id(call.path("sessionId", "Session")), "sessionId", "No such session.")
     if sessions.never_asked_to_end(session):
         raise AgentError(409, "CONFLICT", "Nobody asked to end this session: it is ACTIVE, not TERMINATING.", "sessionId")
     # Already TERMINATED (a repeated report) or ENDED (the user logged off first): nothing changes.
-    changed = await _report(request, sessions.confirm_terminated, session, max(ended_at, session.started_at))
+    changed = await _report(call, sessions.confirm_terminated, session, max(ended_at, session.started_at))
     return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
 
 
-@agent_endpoint
-async def limits(request: Request) -> tuple[int, dict[str, Any]]:
-    """What the cluster may admit now: each organization's concurrent-sessions limit (the extension
-    included while it lasts) and running sessions, each database's lock of new sessions."""
-    code = request.query_params.get("organizationCode")
-    admissions = await cluster_limits.admission_limits(utcnow(), organization_code=code)
+@agent_endpoint("GET", "/cluster/limits", query=("organizationCode",))
+async def limits(call: AgentCall) -> tuple[int, dict[str, Any]]:
+    """What the cluster may admit now, for the agent's organizations: each one's concurrent-sessions limit
+    (the extension included while it lasts) and running sessions, each database's lock of new sessions."""
+    admissions = await cluster_limits.admission_limits(
+        utcnow(), organization_code=call.query("organizationCode", ORGANIZATION_CODE),
+        organization_ids=call.agent.organization_ids,
+    )
     return 200, {"organizations": [
         {
             "organizationCode": o.organization_code, "sessionsLimit": o.sessions_limit, "databasesLimit": o.databases_limit,
@@ -319,13 +417,13 @@ async def limits(request: Request) -> tuple[int, dict[str, Any]]:
     ]}
 
 
-async def _report(request: Request, transition: Transition, session: Session, ended_at: dt.datetime) -> bool:
+async def _report(call: AgentCall, transition: Transition, session: Session, ended_at: dt.datetime) -> bool:
     """Apply the reported transition (resolvers/sessions.py) in one transaction, announce its event
     once committed; the session object ends up as stored. False when nothing changed (a repeated report)."""
     actor = SystemActor("cluster agent")
     async with in_transaction():
         changed = await transition(actor, session, ended_at)
-    await actor.announcements.announce(request.app.state.broadcast)
+    await actor.announcements.announce(call.request.app.state.broadcast)
     if not changed:
         await session.refresh_from_db()
     return changed
@@ -336,8 +434,8 @@ async def _report(request: Request, transition: Transition, session: Session, en
 MAX_MESSAGE = 500
 
 
-def _policy(request: Request) -> Policy:
-    return Policy.of(request.app.state.settings)
+def _policy(call: AgentCall) -> Policy:
+    return Policy.of(call.settings)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -345,7 +443,7 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def run_json(run: UpdateRun) -> dict[str, Any]:
-    """A run as the agent sees it (never its credentials: those are the claim's alone)."""
+    """A run as the agent sees it (never its credentials nor its fencing token: those are the claim's alone)."""
     return {
         "id": to_global_id("UpdateRun", run.id), "databaseId": to_global_id("Database", run.database_id),
         "status": run.status.value, "attempt": run.attempts, "targetVersion": run.target_version,
@@ -362,26 +460,22 @@ def _termination_json(session: Session, organization_code: str | None) -> dict[s
     }
 
 
-def _agent_id(body: dict[str, Any]) -> str:
-    return _text(body, "agentId", 80)
+async def _claim_of(call: AgentCall) -> Claim:
+    """The claim a call names: the run in the path (one of the agent's organizations'), this agent as
+    its owner, and the claim's `fencingToken`."""
+    fence = call.text("fencingToken", FENCING_TOKEN)
+    run = await update_runs.by_id(call.path("runId", "UpdateRun"))
+    if run is None or not call.agent.acts_for(run.organization_id):
+        raise _not_found("runId", "No such update run.")
+    return Claim(run.id, update_jobs.agent_owner(call.agent.name), run.attempts, fence)
 
 
-async def _claim_of(request: Request, body: dict[str, Any]) -> Claim:
-    """The claim a call names: the run in the path, `agentId` and `attempt` (the fencing token)."""
-    agent_id = _agent_id(body)
-    attempt = body.get("attempt")
-    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
-        raise _invalid("attempt", "`attempt` is required: the attempt number the claim answered.")
-    pk = pk_of(request.path_params["run_id"], "UpdateRun")
-    if await update_runs.by_id(pk) is None:
-        raise AgentError(404, "NOT_FOUND", "No such update run.", "runId")
-    return Claim(pk, update_jobs.agent_owner(agent_id), attempt)
-
-
-def _claim_json(job: Job, organization_code: str | None, credentials: dict[str, str] | None, lease_seconds: float) -> dict:
+def _claim_json(job: Job, organization_code: str | None, credentials: dict[str, str] | None, lease_seconds: float, agent: str) -> dict:
     database, release = job.database, job.release
     return {
         **run_json(job.run),
+        "fencingToken": job.run.lease_fence,
+        "agentId": agent,
         "leaseSeconds": lease_seconds,
         "steps": list(STEPS),
         "database": {
@@ -396,23 +490,33 @@ def _claim_json(job: Job, organization_code: str | None, credentials: dict[str, 
     }
 
 
-@agent_endpoint
-async def update_claim(request: Request) -> tuple[int, dict[str, Any]]:
-    """The agent takes a due run under a lease (one at a time, never one another executor holds); a run with
-    nothing newer to install is SUCCEEDED on the way. `{"run": null}` when none is due."""
-    settings = request.app.state.settings
-    if settings.cluster_mode != "agent":
+def _organization_codes(call: AgentCall) -> list[str] | None:
+    codes = call.value("organizationCodes")
+    if codes is None:
+        return None
+    if not isinstance(codes, list) or len(codes) > MAX_ORGANIZATION_CODES:
+        raise _invalid("organizationCodes", f"`organizationCodes` must be a list of at most {MAX_ORGANIZATION_CODES} organization codes.")
+    if not all(isinstance(c, str) and 0 < len(c) <= ORGANIZATION_CODE and "\x00" not in c for c in codes):
+        raise _invalid("organizationCodes", f"`organizationCodes` must hold organization codes (strings of 1 to {ORGANIZATION_CODE} characters).")
+    return codes
+
+
+@agent_endpoint("POST", "/cluster/updates/claim", body=("organizationCodes",))
+async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
+    """The agent takes a due run of its organizations under a lease (one at a time, never one another
+    executor holds); a run with nothing newer to install is SUCCEEDED on the way. `{"run": null}` when none is due."""
+    settings = call.settings
+    if await agent_tokens.cluster_mode(settings) != "agent":
         raise AgentError(409, "CONFLICT", "Update runs are carried out by kabinet's simulated cluster here (KABINET_CLUSTER=simulated).")
-    body = await _body(request)
-    owner = update_jobs.agent_owner(_agent_id(body))
-    codes = body.get("organizationCodes")
-    if codes is not None and (not isinstance(codes, list) or not all(isinstance(c, str) for c in codes)):
-        raise _invalid("organizationCodes", "`organizationCodes` must be a list of organization codes.")
+    codes = _organization_codes(call)
+    owner = update_jobs.agent_owner(call.agent.name)
     policy = Policy.of(settings)
     for _ in range(update_jobs.MAX_NOTHING_TO_DO):
         actor = SystemActor("cluster agent")
         async with in_transaction():
-            runs = await update_jobs.claim_due(actor, owner, 1, utcnow(), policy, organization_codes=codes)
+            runs = await update_jobs.claim_due(
+                actor, owner, 1, utcnow(), policy, organization_codes=codes, organization_ids=call.agent.organization_ids
+            )
         job = None
         if runs:
             try:
@@ -420,7 +524,7 @@ async def update_claim(request: Request) -> tuple[int, dict[str, Any]]:
                     job = await update_jobs.prepare(actor, runs[0], utcnow(), policy, lock=False)
             except LeaseLost:
                 job = None
-        await actor.announcements.announce(request.app.state.broadcast)
+        await actor.announcements.announce(call.request.app.state.broadcast)
         if not runs:
             break
         if job is not None:
@@ -428,43 +532,40 @@ async def update_claim(request: Request) -> tuple[int, dict[str, Any]]:
             credentials = await update_jobs.credentials_for(settings, job.database.id)
             log.info("update run %s claimed by %s (attempt %s)", job.run.id, owner, job.run.attempts)
             code = await cluster_agent.code_of(job.database.organization_id)
-            return 200, {"run": _claim_json(job, code, credentials, settings.update_lease_seconds)}
+            return 200, {"run": _claim_json(job, code, credentials, settings.update_lease_seconds, call.agent.name)}
     return 200, {"run": None}
 
 
-@agent_endpoint
-async def update_heartbeat(request: Request) -> tuple[int, dict[str, Any]]:
+@agent_endpoint("POST", "/cluster/updates/{runId}/heartbeat", body=("fencingToken",))
+async def update_heartbeat(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """The lease extended by `update_lease_seconds`; 409 LEASE_LOST when it is not this claim's any more."""
-    claim = await _claim_of(request, await _body(request))
-    if not await update_jobs.renew(claim, utcnow() + _policy(request).lease):
+    claim = await _claim_of(call)
+    if not await update_jobs.renew(claim, utcnow() + _policy(call).lease):
         raise LeaseLost
     return 200, {"run": run_json(await update_runs.by_id(claim.run_id))}
 
 
-@agent_endpoint
-async def update_step(request: Request) -> tuple[int, dict[str, Any]]:
+@agent_endpoint("POST", "/cluster/updates/{runId}/step", body=("fencingToken", "step", "progress", "message"))
+async def update_step(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """One step of the run (its effect, message and progress, an updateRuns event); for `end_sessions`
     the sessions still to end (end each in the cluster, report it done, repeat until none is left)."""
-    body = await _body(request)
-    claim = await _claim_of(request, body)
-    step = body.get("step")
-    if step not in STEPS:
+    claim = await _claim_of(call)
+    step = call.value("step")
+    if not isinstance(step, str) or step not in STEPS:
         raise _invalid("step", f"`step` must be one of {', '.join(STEPS)}.")
-    progress = body.get("progress", 0)
-    if not isinstance(progress, int) or isinstance(progress, bool) or not 0 <= progress <= 100:
-        raise _invalid("progress", "`progress` must be a whole number from 0 to 100.")
-    text = _text(body, "message", MAX_MESSAGE, required=False)
+    progress = call.whole_number("progress", 0, 100, 0)
+    text = call.text("message", MAX_MESSAGE, required=False)
     actor = SystemActor("cluster agent")
     try:
         async with in_transaction():
-            run, pending = await update_jobs.agent_step(actor, claim, step, progress, text, utcnow(), _policy(request))
+            run, pending = await update_jobs.agent_step(actor, claim, step, progress, text, utcnow(), _policy(call))
     except StepRefused as refused:
         code = await cluster_agent.code_of((await update_runs.by_id(claim.run_id)).organization_id)
         return 409, {
             "error": {"code": "CONFLICT", "message": refused.message, "field": "step"},
             "sessions": [_termination_json(s, code) for s in refused.pending],
         }
-    await actor.announcements.announce(request.app.state.broadcast)
+    await actor.announcements.announce(call.request.app.state.broadcast)
     answer: dict[str, Any] = {"run": run_json(run)}
     if step == "end_sessions":
         code = await cluster_agent.code_of(run.organization_id)
@@ -472,41 +573,27 @@ async def update_step(request: Request) -> tuple[int, dict[str, Any]]:
     return 200, answer
 
 
-@agent_endpoint
-async def update_result(request: Request) -> tuple[int, dict[str, Any]]:
+@agent_endpoint("POST", "/cluster/updates/{runId}/result", body=("fencingToken", "outcome", "version", "message", "reason"))
+async def update_result(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """The end of the agent's attempt: `succeeded` (the `version` installed: SUCCEEDED, the database on it)
     or `failed` (a `reason`: SCHEDULED again after a pause, FAILED after the last attempt)."""
-    body = await _body(request)
-    claim = await _claim_of(request, body)
-    outcome = body.get("outcome")
+    claim = await _claim_of(call)
+    outcome = call.value("outcome")
     actor = SystemActor("cluster agent")
     ended = await update_jobs.ended_by(claim)
     if ended is not None:  # a repeated report of this attempt's end (the answer was lost): nothing changes
         return 200, {"run": run_json(ended), "changed": False}
     if outcome == "succeeded":
-        version = _text(body, "version", 50)
-        text = _text(body, "message", MAX_MESSAGE, required=False) or f"Конфигурация обновлена до версии {version}."
+        version = call.text("version", 50)
+        text = call.text("message", MAX_MESSAGE, required=False) or f"Конфигурация обновлена до версии {version}."
         async with in_transaction():
             run = await update_jobs.finish(actor, claim, text, version, utcnow())
     elif outcome == "failed":
-        reason = _text(body, "reason", 400)
+        reason = call.text("reason", 400)
         async with in_transaction():
-            run = await update_jobs.attempt_failed(actor, claim, reason, utcnow(), _policy(request))
+            run = await update_jobs.attempt_failed(actor, claim, reason, utcnow(), _policy(call))
     else:
         raise _invalid("outcome", "`outcome` must be `succeeded` (with `version`) or `failed` (with `reason`).")
-    await actor.announcements.announce(request.app.state.broadcast)
+    await actor.announcements.announce(call.request.app.state.broadcast)
     log.info("update run %s: the agent reports %s, now %s", run.id, outcome, run.status.value)
     return 200, {"run": run_json(run), "changed": True}
-
-
-routes = [
-    Route("/cluster/sessions/started", session_started, methods=["POST"]),
-    Route("/cluster/sessions/ended", session_ended, methods=["POST"]),
-    Route("/cluster/terminations", terminations, methods=["GET"]),
-    Route("/cluster/terminations/{session_id}/done", termination_done, methods=["POST"]),
-    Route("/cluster/limits", limits, methods=["GET"]),
-    Route("/cluster/updates/claim", update_claim, methods=["POST"]),
-    Route("/cluster/updates/{run_id}/heartbeat", update_heartbeat, methods=["POST"]),
-    Route("/cluster/updates/{run_id}/step", update_step, methods=["POST"]),
-    Route("/cluster/updates/{run_id}/result", update_result, methods=["POST"]),
-]

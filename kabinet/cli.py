@@ -80,18 +80,65 @@ def agent() -> None:
     pass
 
 
-@agent.command("token", help="Make a new agent token: give the token to the agent, add the hash to KABINET_CLUSTER_AGENT_TOKENS.")
-def agent_token() -> None:
-    from resolvers.tokens import new_opaque_token
+@agent.group("token", invoke_without_command=True, help=(
+    "Agent tokens: each issued for named organizations (or, explicitly, every one), listed with its last use, "
+    "revocable by name."))
+@click.pass_context
+def agent_token(ctx: click.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        raise click.UsageError(
+            "`kabinet agent token` no longer makes an unscoped token for KABINET_CLUSTER_AGENT_TOKENS: "
+            "`kabinet agent token create --name NAME --organizations CODE,CODE` (or `--all-organizations` for a "
+            "deployment with one cluster) issues a scoped one; `list` and `revoke NAME` manage them.", ctx=ctx,
+        )
 
-    token, token_hash = new_opaque_token()
-    click.echo(f"token:  {token}")
-    click.echo(f"sha256: {token_hash}")
+
+@agent_token.command("create", help=(
+    "Issue an agent token for the organizations named (their codes, as the provider knows them), or for every "
+    "organization with --all-organizations; prints ONLY the token (shown this once; kabinet keeps its hash)."))
+@click.option("--name", required=True, help="The agent it is for, e.g. cluster-msk-1: letters, digits, '.', '_', '-'.")
+@click.option("--organizations", default=None, metavar="CODE,CODE", help="Comma-separated organization codes.")
+@click.option("--all-organizations", is_flag=True, help="For every organization (a deployment with one cluster).")
+def agent_token_create(name: str, organizations: str | None, all_organizations: bool) -> None:
+    from resolvers import agent_tokens
+
+    codes = [code.strip() for code in organizations.split(",") if code.strip()] if organizations is not None else None
+    _, secret = _on_the_database(lambda: agent_tokens.create(name, codes, all_organizations=all_organizations, by=_operator()))
+    click.echo(secret)
     click.echo(
-        "Give the token to the cluster agent (Authorization: Bearer <token>); add the sha256 to "
-        "KABINET_CLUSTER_AGENT_TOKENS (comma-separated, one per agent). kabinet keeps only the hash.",
-        err=True,
+        "kabinet: give the token to the cluster agent (Authorization: Bearer <token>, or KABINET_AGENT_TOKEN); it is "
+        "not shown again. With no KABINET_CLUSTER set, an agent token puts this deployment in agent mode.", err=True,
     )
+
+
+@agent_token.command("list", help="Agent tokens: name, organizations, created, last used, revoked.")
+def agent_token_list() -> None:
+    from resolvers import agent_tokens, program_tokens
+
+    async def read():
+        rows = await agent_tokens.tokens()
+        return rows, await program_tokens.organization_codes(rows)
+
+    rows, codes = _on_the_database(read)
+    for row in rows:
+        scope = "all organizations" if row.all_organizations else ",".join(codes.get(row.id, [])) or "(no organization left)"
+        click.echo(
+            f"{row.name}\t{scope}\tcreated {_when(row.created_at)}\tlast used {_when(row.last_used_at)}"
+            f"\t{'revoked ' + _when(row.revoked_at) if row.revoked_at else 'active'}"
+        )
+    if not rows:
+        click.echo("kabinet: no agent tokens yet (kabinet agent token create)", err=True)
+    if Settings().agent_token_hashes:
+        click.echo("kabinet: KABINET_CLUSTER_AGENT_TOKENS also holds tokens for every organization (deprecated)", err=True)
+
+
+@agent_token.command("revoke", help="Revoke an agent token: its next request is refused.")
+@click.argument("name")
+def agent_token_revoke(name: str) -> None:
+    from resolvers import agent_tokens
+
+    row = _on_the_database(lambda: agent_tokens.revoke(name, by=_operator()))
+    click.echo(f"kabinet: {row.name} revoked")
 
 
 @main.group(help="The outbox of e-mail and SMS the mail worker delivers.")

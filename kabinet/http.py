@@ -92,10 +92,12 @@ HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 async def http_error(request: Request, error: HTTPException) -> Response:
     """Starlette's own refusals (no such route, a method the route does not take): JSON in the
-    `{"error": {code, message}}` shape of the agent and provider APIs there, so their clients read one
-    shape of error; plain text elsewhere, as before."""
+    `{"error": {code, message}}` shape of the agent and provider APIs there (the agent's with its `field`,
+    none), so their clients read one shape of error; plain text elsewhere, as before."""
     headers = getattr(error, "headers", None)
     if request.url.path.startswith(JSON_ERROR_PREFIXES):
-        code = HTTP_ERROR_CODES.get(error.status_code, "HTTP_ERROR")
-        return JSONResponse({"error": {"code": code, "message": error.detail}}, status_code=error.status_code, headers=headers)
+        body = {"code": HTTP_ERROR_CODES.get(error.status_code, "HTTP_ERROR"), "message": error.detail}
+        if request.url.path.startswith("/cluster/"):
+            body["field"] = None
+        return JSONResponse({"error": body}, status_code=error.status_code, headers=headers)
     return PlainTextResponse(error.detail, status_code=error.status_code, headers=headers)

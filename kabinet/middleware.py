@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kabinet.http import HTTP_REQUESTS, HTTP_SECONDS
@@ -28,7 +29,7 @@ class BodyLimitMiddleware:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await _too_large(send)
+            return await _too_large(send, scope["path"], self.max_bytes)
         seen = 0
         response_started = False
 
@@ -50,11 +51,15 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await _too_large(send)
+                await _too_large(send, scope["path"], self.max_bytes)
 
 
-async def _too_large(send: Send) -> None:
-    body = b'{"errors":[{"message":"Request body too large.","extensions":{"code":"BAD_USER_INPUT"}}]}'
+async def _too_large(send: Send, path: str, max_bytes: int) -> None:
+    """413 in the shape of the API asked: the agent API's error under /cluster/, GraphQL's elsewhere."""
+    if path.startswith("/cluster/"):
+        body = orjson.dumps({"error": {"code": "TOO_LARGE", "message": f"The body exceeds {max_bytes} bytes.", "field": None}})
+    else:
+        body = b'{"errors":[{"message":"Request body too large.","extensions":{"code":"BAD_USER_INPUT"}}]}'
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

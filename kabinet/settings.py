@@ -160,10 +160,16 @@ class Settings(BaseSettings):
         None,
         description="Who ends sessions and carries out update runs: the in-process simulated cluster, or a real "
         "cluster agent over /cluster/… "
-        "(default: agent when KABINET_CLUSTER_AGENT_TOKENS is set, else simulated).",
+        "(default: agent once an agent token exists, issued by `kabinet agent token create` (revoked ones too) or "
+        "in KABINET_CLUSTER_AGENT_TOKENS, else simulated).",
     )
     cluster_agent_tokens: str = Field(
-        "", description="Comma-separated sha256 hashes of the bearer tokens cluster agents use (`kabinet agent token`)."
+        "", description="Deprecated: comma-separated sha256 hashes of agent tokens acting for EVERY organization (said "
+        "at start-up); `kabinet agent token create --organizations …` issues scoped ones."
+    )
+    agent_clock_skew_seconds: float = Field(
+        300.0, ge=0, description="How far in the future a time a cluster agent reports (a session's start or end) may "
+        "be, for clocks that disagree; later ones are refused."
     )
 
     update_capacity_per_slot: int = Field(
@@ -230,13 +236,6 @@ class Settings(BaseSettings):
     @property
     def agent_token_hashes(self) -> list[str]:
         return [h.strip().lower() for h in self.cluster_agent_tokens.split(",") if h.strip()]
-
-    @property
-    def cluster_mode(self) -> str:
-        """simulated: this deployment's workers end TERMINATING sessions; agent: a cluster agent does."""
-        if self.cluster is not None:
-            return self.cluster
-        return "agent" if self.agent_token_hashes else "simulated"
 
     @cached_property
     def resolved_secret_key(self) -> str:

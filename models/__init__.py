@@ -12,6 +12,7 @@ MODEL_MODULES = [
     "models.outbox",
     "models.events",
     "models.provider",
+    "models.program_tokens",
 ]
 
 # Model docstrings become SQL table comments: Tortoise's SQLite migrator splits statements on

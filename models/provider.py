@@ -1,5 +1,5 @@
-"""The provider's side: service accounts that write its data, import runs, and what staff and
-service accounts did (the provider's own audit, apart from the organizations' audit log)."""
+"""The provider's side: import runs, and what staff and service accounts (models/program_tokens.py)
+did (the provider's own audit, apart from the organizations' audit log)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,6 @@ def external_id() -> fields.CharField:
     """The provider's own id of a row (its accounting's reference): upserts find the row by it.
     Never shown to customers."""
     return fields.CharField(max_length=100, null=True, unique=True)
-
-
-class ServiceAccount(Entity):
-    """A program of the provider (its accounting, its service manager) writing through the provider
-    API with a bearer token: only the token's hash is kept, its scopes limit what it may write."""
-
-    name = fields.CharField(max_length=100, unique=True)
-    token_hash = fields.CharField(max_length=64, unique=True)
-    scopes = fields.JSONField(default=list)
-    revoked_at = fields.DatetimeField(null=True)
-    last_used_at = fields.DatetimeField(null=True)
-
-    class Meta:
-        table = "service_account"
 
 
 class ImportRun(Entity):

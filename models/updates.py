@@ -71,6 +71,8 @@ class UpdateRun(Entity):
     attempts = fields.IntField(default=0, db_default=0)
     lease_owner = fields.CharField(max_length=100, null=True)
     lease_expires_at = fields.DatetimeField(null=True)
+    # The claim's fencing token: random per claim, so that no executor can act on a claim it did not make.
+    lease_fence = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "update_run"

@@ -51,7 +51,7 @@ SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
 UNVERSIONED = frozenset({
     "data_version", "event_counter", "organization_event", "login_throttle", "client_throttle", "refresh_token",
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
-    "service_account", "import_run", "provider_action",
+    "program_token", "program_token_organization", "import_run", "provider_action",
     "refused_record",  # read by staff only, whose answers are never kept (kabinet/response_cache.py)
     "supplier_requisites",  # read by staff only (waitingDocuments), and printed into documents when they are made
 })

@@ -37,11 +37,15 @@ class OrganizationAdmission:
     databases: list[DatabaseAdmission]
 
 
-async def admission_limits(now: dt.datetime, organization_code: str | None = None) -> list[OrganizationAdmission]:
-    """Every organization with a cloud subscription (or the one with this code)."""
-    limits = await limits_of(
-        [row["id"] for row in await Organization.filter(**({"code": organization_code} if organization_code else {})).values("id")], now
-    )
+async def admission_limits(
+    now: dt.datetime, organization_code: str | None = None, organization_ids: frozenset[uuid.UUID] | None = None
+) -> list[OrganizationAdmission]:
+    """Every organization with a cloud subscription (or the one with this code), of `organization_ids`
+    only (an agent token's scope) when given."""
+    query = Organization.filter(**({"code": organization_code} if organization_code else {}))
+    if organization_ids is not None:
+        query = query.filter(id__in=list(organization_ids))
+    limits = await limits_of([row["id"] for row in await query.values("id")], now)
     organizations = await Organization.filter(id__in=list(limits)).order_by("code")
     running = {
         row["organization_id"]: row["n"]

@@ -279,9 +279,14 @@ def never_asked_to_end(session: Session) -> bool:
     return session.status == SessionStatus.ACTIVE
 
 
-async def awaiting_the_cluster(limit: int, organization_code: str | None = None) -> list[Session]:
-    """Sessions asked to end (TERMINATING) that the cluster has yet to end, oldest request first."""
+async def awaiting_the_cluster(
+    limit: int, organization_code: str | None = None, organization_ids: frozenset[uuid.UUID] | None = None
+) -> list[Session]:
+    """Sessions asked to end (TERMINATING) that the cluster has yet to end, oldest request first; of
+    `organization_ids` only (an agent token's scope) when given."""
     query = Session.filter(status=SessionStatus.TERMINATING)
+    if organization_ids is not None:
+        query = query.filter(organization_id__in=list(organization_ids))
     if organization_code:
         query = query.filter(organization__code=organization_code)
     return list(await query.order_by("termination_requested_at", "id").limit(limit))

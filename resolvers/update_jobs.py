@@ -6,8 +6,10 @@ cluster (workers/updates.py), and a provider's cluster agent over HTTP (kabinet/
 (the one owner of a run's status); this decides which one, and what goes with it: the database's
 sessions (resolvers/sessions.py), the schedule's follow-up, the credentials a claim hands out.
 
-A claim is fenced: (run, status RUNNING, lease owner, attempts). `attempts` is the fencing token,
-so an executor whose lease ran out (another took the run over) changes nothing (`LeaseLost`).
+A claim is fenced: (run, status RUNNING, lease owner, attempts, fence). The fence is random per claim
+(update_runs.leased), so an executor whose lease ran out (another took the run over) changes nothing
+(`LeaseLost`), and an agent acts only on a claim it made: its owner is the agent's token, the fence
+is in the claim's answer alone.
 
 The agent's steps, in order (each one an updateRuns event with its message and progress):
 
@@ -86,9 +88,9 @@ class Job:
     release: Release | None
 
 
-def agent_owner(agent_id: str) -> str:
-    """The lease owner an agent's claims carry (a worker's is its own id)."""
-    return f"{AGENT_OWNER_PREFIX}{agent_id}"[:100]
+def agent_owner(agent_name: str) -> str:
+    """The lease owner an agent's claims carry: its token's name (a worker's is its own id)."""
+    return f"{AGENT_OWNER_PREFIX}{agent_name}"[:100]
 
 
 # ---------------------------------------------------------------------------------------- claims
@@ -103,12 +105,14 @@ async def claim_due(
     *,
     database_ids: list[uuid.UUID] | None = None,
     organization_codes: list[str] | None = None,
+    organization_ids: frozenset[uuid.UUID] | None = None,
 ) -> list[UpdateRun]:
     """Lease up to `limit` runs to `owner`: due SCHEDULED ones, and RUNNING ones whose lease ran out.
     Run in its own transaction: on PostgreSQL the candidates are read `FOR UPDATE OF update_run SKIP
     LOCKED` and their database rows likewise, so concurrent claimers get disjoint runs and one database
     never has two runs at once; every claim is also conditional (update_runs.leased), which is what
-    protects SQLite (one writer) as well."""
+    protects SQLite (one writer) as well. `organization_ids`: the claimer's scope (an agent token's
+    organizations; None: every one), `organization_codes` a narrowing it asks for within it."""
     if limit <= 0:
         return []
     claimable = Q(status=UpdateRunStatus.SCHEDULED, scheduled_for__lte=now) | Q(
@@ -117,6 +121,8 @@ async def claim_due(
     query = UpdateRun.filter(claimable)
     if database_ids is not None:
         query = query.filter(database_id__in=database_ids)
+    if organization_ids is not None:
+        query = query.filter(organization_id__in=list(organization_ids))
     if organization_codes is not None:
         query = query.filter(organization__code__in=organization_codes)
     # Not of a database busy with another run (one whose executor holds a live lease).
@@ -272,7 +278,7 @@ async def attempt_failed(actor: Actor, claim: Claim, reason: str, now: dt.dateti
 async def ended_by(claim: Claim) -> UpdateRun | None:
     """The run, when this claim's attempt already ended it (SUCCEEDED or FAILED): a result reported twice."""
     return await UpdateRun.filter(
-        id=claim.run_id, lease_owner=claim.owner, attempts=claim.attempts,
+        id=claim.run_id, lease_owner=claim.owner, attempts=claim.attempts, lease_fence=claim.fence,
         status__in=[UpdateRunStatus.SUCCEEDED, UpdateRunStatus.FAILED],
     ).first()
 

@@ -8,13 +8,15 @@ agent API's) SystemActor when it announces after its commit. Schedules (resolver
 releases (resolvers/releases.py) and the executors — the update worker and the cluster agent, through
 resolvers/update_jobs.py — decide *when*; this says *how*.
 
-An executor's writes are fenced by its `Claim`: (status RUNNING, lease owner, attempts) as claimed.
-`attempts` is the fencing token, so an executor that lost its lease changes nothing (`LeaseLost`).
+An executor's writes are fenced by its `Claim`: (status RUNNING, lease owner, attempts, fence) as
+claimed. The fence is random per claim (`leased`), so an executor that lost its lease changes nothing
+(`LeaseLost`), and nobody acts on a claim whose fence they were not given.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,14 +46,23 @@ class Claim:
     run_id: uuid.UUID
     owner: str
     attempts: int
+    fence: str | None  # the fencing token `leased` drew (None: a run leased before fences were drawn)
 
     @classmethod
     def of(cls, run: UpdateRun) -> Claim:
-        return cls(run.id, run.lease_owner, run.attempts)
+        return cls(run.id, run.lease_owner, run.attempts, run.lease_fence)
 
     def fenced(self):
         """The run, only while it is still this claim's."""
-        return UpdateRun.filter(id=self.run_id, status=UpdateRunStatus.RUNNING, lease_owner=self.owner, attempts=self.attempts)
+        fence = {"lease_fence": self.fence} if self.fence is not None else {"lease_fence__isnull": True}
+        return UpdateRun.filter(
+            id=self.run_id, status=UpdateRunStatus.RUNNING, lease_owner=self.owner, attempts=self.attempts, **fence
+        )
+
+
+def new_fence() -> str:
+    """A claim's fencing token: 192 random bits, never guessed from the run or the attempt."""
+    return secrets.token_urlsafe(24)
 
 
 def message(text: str) -> str:
@@ -172,8 +183,9 @@ async def leased(
     actor: Actor, run_id: uuid.UUID, owner: str, now: dt.datetime, lease_until: dt.datetime, max_attempts: int
 ) -> UpdateRun | None:
     """A due SCHEDULED run → RUNNING under `owner`'s lease (a new attempt), or a RUNNING run whose lease
-    ran out taken over (its progress kept: it never goes down). None when neither applies any more."""
-    lease = {"lease_owner": owner, "lease_expires_at": lease_until, "attempts": F("attempts") + 1}
+    ran out taken over (its progress kept: it never goes down), with a new fence. None when neither
+    applies any more."""
+    lease = {"lease_owner": owner, "lease_expires_at": lease_until, "attempts": F("attempts") + 1, "lease_fence": new_fence()}
     changed = await UpdateRun.filter(id=run_id, status=UpdateRunStatus.SCHEDULED, scheduled_for__lte=now).update(
         status=UpdateRunStatus.RUNNING, started_at=now, finished_at=None, progress=0, **lease
     )

@@ -25,16 +25,14 @@ from models.cloud import Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from resolvers.events import UPDATES
-from resolvers.tokens import new_opaque_token
-from tests import factories
+from tests import agents, factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket
 from tests.processes import stop
 from workers.updates import UpdateWorker
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN, TOKEN_HASH = new_opaque_token()
-AGENT = {"Authorization": f"Bearer {TOKEN}"}
+AGENT: dict[str, str] = {}  # an agent token for every organization, issued once
 LOGIN, PASSWORD = "Администратор", f"pw-{uuid.uuid4().hex}"
 TARGET = "3.0.151.7"
 UPDATE_RUNS = """subscription($org: ID!, $db: ID) { updateRuns(organizationId: $org, databaseId: $db) {
@@ -43,27 +41,32 @@ SCHEDULE = """mutation($input: ScheduleUpdateInput!) { scheduleUpdate(input: $in
 
 
 @pytest.fixture(autouse=True)
-def agent_mode(settings, monkeypatch):
-    """The deployment trusts this agent (agent mode), with short leases and no pause before a retry."""
-    monkeypatch.setattr(settings, "cluster_agent_tokens", TOKEN_HASH)
+async def agent_mode(app, settings, monkeypatch):
+    """The deployment has agents (agent mode), with short leases and no pause before a retry."""
+    if not AGENT:
+        AGENT.update(agents.bearer(await agents.issue()))
+    monkeypatch.setattr(settings, "cluster", "agent")
     monkeypatch.setattr(settings, "update_lease_seconds", 1.5)
     monkeypatch.setattr(settings, "update_retry_seconds", 0.0)
     monkeypatch.setattr(settings, "update_max_attempts", 3)
 
 
 class AgentProcess:
-    """`python -m cluster_agent` in a process of its own, serving one organization, its output in a file."""
+    """`python -m cluster_agent` in a process of its own with a token of its own for one organization
+    (`token_name`: its name, the owner of its leases), its output in a file."""
 
-    def __init__(self, url: str, directory: Path, name: str, organization_code: str, *extra: str) -> None:
-        self.name, self.log = name, directory / f"{name}.log"
+    def __init__(self, url: str, directory: Path, token_name: str, token: str, *extra: str) -> None:
+        self.token_name, self.log = token_name, directory / f"{token_name}.log"
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "cluster_agent", "--url", f"http://{url}", "--agent-id", name,
-                    "--organization-code", organization_code, "--poll-seconds", "0.2", *extra,
-                ],
-                cwd=ROOT, env={**os.environ, "KABINET_AGENT_TOKEN": TOKEN}, stdout=output, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "cluster_agent", "--url", f"http://{url}", "--poll-seconds", "0.2", *extra],
+                cwd=ROOT, env={**os.environ, "KABINET_AGENT_TOKEN": token}, stdout=output, stderr=subprocess.STDOUT,
             )
+
+    @classmethod
+    async def start(cls, url: str, directory: Path, name: str, organization, *extra: str) -> AgentProcess:
+        token_name = f"{name}-{uuid.uuid4().hex[:6]}"
+        return cls(url, directory, token_name, await agents.issue([organization], name=token_name), *extra)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -148,7 +151,7 @@ async def test_the_reference_agent_carries_out_an_update_that_subscribers_follow
         scheduled = (await socket.next_data())["data"]["updateRuns"]
         assert scheduled["status"] == "SCHEDULED"
 
-        agent = AgentProcess(live_server, tmp_path, "agent-a", org.code, "--simulate-step-seconds", "0.05")
+        agent = await AgentProcess.start(live_server, tmp_path, "agent-a", org, "--simulate-step-seconds", "0.05")
         seen = []
         while not seen or seen[-1]["status"] not in ("SUCCEEDED", "FAILED"):
             seen.append((await socket.next_data(timeout=30))["data"]["updateRuns"])
@@ -168,7 +171,7 @@ async def test_the_reference_agent_carries_out_an_update_that_subscribers_follow
     await database.refresh_from_db()
     assert (database.version, database.locked_for_update) == (TARGET, False)
     run = await UpdateRun.get(database_id=database.id, status=UpdateRunStatus.SUCCEEDED)
-    assert (run.attempts, run.lease_owner) == (1, "agent:agent-a")
+    assert (run.attempts, run.lease_owner) == (1, f"agent:{agent.token_name}")
     session = await Session.get(cluster_session_id=started.json()["session"]["clusterSessionId"])
     assert session.status == SessionStatus.TERMINATED, "the agent ended the session it was asked to end"
     assert (await UpdateSchedule.get(database_id=database.id)).mode == UpdateMode.DISABLED
@@ -185,32 +188,32 @@ async def test_credentials_are_in_the_claim_answer_only_and_a_second_agent_gets_
     await with_credentials(gql, org, team, database)
     run = await due_run(database)
     codes = {"organizationCodes": [org.code]}
+    first, second = agents.bearer(await agents.issue([org])), agents.bearer(await agents.issue([org]))
 
-    claimed = await client.post("/cluster/updates/claim", headers=AGENT, json={"agentId": "a", **codes})
+    claimed = await client.post("/cluster/updates/claim", headers=first, json=codes)
     assert claimed.status_code == 200, claimed.text
     job = claimed.json()["run"]
-    assert job["id"] == to_global_id("UpdateRun", run.id) and job["attempt"] == 1
+    assert job["id"] == to_global_id("UpdateRun", run.id) and job["attempt"] == 1 and len(job["fencingToken"]) >= 32
     assert job["credentials"] == {"login": LOGIN, "password": PASSWORD}
     assert (job["targetVersion"], job["database"]["version"], job["release"]["version"]) == (TARGET, "3.0.150.20", TARGET)
     assert job["status"] == "RUNNING" and job["steps"] == ["warn_users", "lock", "end_sessions", "update", "unlock"]
 
-    second = await client.post("/cluster/updates/claim", headers=AGENT, json={"agentId": "b", **codes})
-    assert second.json() == {"run": None}, "one run, one agent"
-    path = f"/cluster/updates/{job['id']}"
+    assert (await client.post("/cluster/updates/claim", headers=second, json=codes)).json() == {"run": None}, "one run, one agent"
+    path, claim = f"/cluster/updates/{job['id']}", {"fencingToken": job["fencingToken"]}
     for call, body in (("heartbeat", {}), ("step", {"step": "warn_users", "progress": 5, "message": "Скоро обновление."})):
-        stolen = await client.post(f"{path}/{call}", headers=AGENT, json={"agentId": "b", "attempt": 1, **body})
-        assert (stolen.status_code, stolen.json()["error"]["code"]) == (409, "LEASE_LOST")
+        stolen = await client.post(f"{path}/{call}", headers=second, json={**claim, **body})
+        assert (stolen.status_code, stolen.json()["error"]["code"]) == (409, "LEASE_LOST"), "the fence counts from its claimer only"
 
     answers = [
-        await client.post(f"{path}/heartbeat", headers=AGENT, json={"agentId": "a", "attempt": 1}),
-        await client.post(f"{path}/step", headers=AGENT, json={"agentId": "a", "attempt": 1, "step": "warn_users", "progress": 5}),
-        await client.post(f"{path}/step", headers=AGENT, json={"agentId": "a", "attempt": 1, "step": "lock", "progress": 10}),
-        await client.post(f"{path}/result", headers=AGENT, json={"agentId": "a", "attempt": 1, "outcome": "succeeded", "version": TARGET}),
+        await client.post(f"{path}/heartbeat", headers=first, json=claim),
+        await client.post(f"{path}/step", headers=first, json={**claim, "step": "warn_users", "progress": 5}),
+        await client.post(f"{path}/step", headers=first, json={**claim, "step": "lock", "progress": 10}),
+        await client.post(f"{path}/result", headers=first, json={**claim, "outcome": "succeeded", "version": TARGET}),
     ]
     assert [a.status_code for a in answers] == [200, 200, 200, 200], [a.text for a in answers]
-    assert all(PASSWORD not in a.text and LOGIN not in a.text for a in answers)
+    assert all(PASSWORD not in a.text and LOGIN not in a.text and job["fencingToken"] not in a.text for a in answers)
     assert answers[-1].json()["run"]["status"] == "SUCCEEDED"
-    again = await client.post(f"{path}/result", headers=AGENT, json={"agentId": "a", "attempt": 1, "outcome": "succeeded", "version": TARGET})
+    again = await client.post(f"{path}/result", headers=first, json={**claim, "outcome": "succeeded", "version": TARGET})
     assert (again.status_code, again.json()["changed"]) == (200, False), "a repeated result changes nothing"
     assert PASSWORD not in caplog.text
 
@@ -223,8 +226,8 @@ async def test_steps_keep_their_order_and_the_lock_turns_new_sessions_away(clien
         "userName": "Кассир", "clientKind": "THIN_CLIENT", "startedAt": utcnow().isoformat(),
     })
     await due_run(database)
-    job = (await client.post("/cluster/updates/claim", headers=AGENT, json={"agentId": "a", "organizationCodes": [org.code]})).json()["run"]
-    path, claim = f"/cluster/updates/{job['id']}", {"agentId": "a", "attempt": job["attempt"]}
+    job = (await client.post("/cluster/updates/claim", headers=AGENT, json={"organizationCodes": [org.code]})).json()["run"]
+    path, claim = f"/cluster/updates/{job['id']}", {"fencingToken": job["fencingToken"]}
 
     async def step(name: str, progress: int = 10):
         return await client.post(f"{path}/step", headers=AGENT, json={**claim, "step": name, "progress": progress})
@@ -255,7 +258,7 @@ async def test_steps_keep_their_order_and_the_lock_turns_new_sessions_away(clien
 
 async def test_in_simulated_mode_the_agent_may_not_claim(client, settings, monkeypatch):
     monkeypatch.setattr(settings, "cluster", "simulated")
-    answer = await client.post("/cluster/updates/claim", headers=AGENT, json={"agentId": "a"})
+    answer = await client.post("/cluster/updates/claim", headers=AGENT, json={})
     assert (answer.status_code, answer.json()["error"]["code"]) == (409, "CONFLICT")
 
 
@@ -268,7 +271,7 @@ async def test_a_killed_agents_run_is_taken_back_when_its_lease_runs_out_and_fin
     org, _ = await factories.create_team()
     database = await updatable_database(org)
     run = await due_run(database)
-    slow = AgentProcess(live_server, tmp_path, "agent-slow", org.code, "--simulate-step-seconds", "0.6")
+    slow = await AgentProcess.start(live_server, tmp_path, "agent-slow", org, "--simulate-step-seconds", "0.6")
     try:
         async def updating():
             await run.refresh_from_db()
@@ -286,7 +289,7 @@ async def test_a_killed_agents_run_is_taken_back_when_its_lease_runs_out_and_fin
     await database.refresh_from_db()
     assert (run.status, run.attempts, database.locked_for_update) == (UpdateRunStatus.SCHEDULED, 1, False)
 
-    other = AgentProcess(live_server, tmp_path, "agent-other", org.code, "--simulate-step-seconds", "0.05")
+    other = await AgentProcess.start(live_server, tmp_path, "agent-other", org, "--simulate-step-seconds", "0.05")
     try:
         async def done():
             await run.refresh_from_db()
@@ -295,7 +298,7 @@ async def test_a_killed_agents_run_is_taken_back_when_its_lease_runs_out_and_fin
     finally:
         other.stop()
     await database.refresh_from_db()
-    assert (run.status, run.attempts, run.lease_owner) == (UpdateRunStatus.SUCCEEDED, 2, "agent:agent-other")
+    assert (run.status, run.attempts, run.lease_owner) == (UpdateRunStatus.SUCCEEDED, 2, f"agent:{other.token_name}")
     assert (database.version, database.locked_for_update) == (TARGET, False)
 
 
@@ -304,8 +307,7 @@ async def test_a_failed_update_is_retried_then_failed_with_the_agents_reason(set
     org, _ = await factories.create_team()
     database = await updatable_database(org)
     run = await due_run(database)
-    agent = AgentProcess(
-        live_server, tmp_path, "agent-failing", org.code, "--simulate-step-seconds", "0.05",
+    agent = await AgentProcess.start(live_server, tmp_path, "agent-failing", org, "--simulate-step-seconds", "0.05",
         "--simulate-failure", "нет места на диске",
     )
     try:

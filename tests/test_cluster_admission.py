@@ -11,11 +11,12 @@ import pytest
 
 from kabinet.clock import utcnow
 from kabinet.ids import to_global_id
-from models.cloud import CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
+from models.cloud import Database, Session, SessionStatus, SubscriptionExtension
 from models.events import OrganizationEvent
 from resolvers import sessions
 from resolvers.context import SystemActor
 from tests import factories
+from tests.agents import subscribed
 from tests.factories import Role
 from tests.test_cluster_agent import AGENT, agent_token, started_body  # noqa: F401 (agent_token: a fixture)
 from workers.cluster import churn_in
@@ -23,16 +24,6 @@ from workers.cluster import churn_in
 LOCK = """mutation($input: SetDatabaseLockInput!) { setDatabaseLock(input: $input) {
   database { lock { message inForce endsAt } } userErrors { code field message } } }"""
 UNLOCK = """mutation($id: ID!) { clearDatabaseLock(databaseId: $id) { database { lock { message } } userErrors { code } } }"""
-
-
-async def subscribed(sessions_limit: int = 2):
-    org, team = await factories.create_team(Role.OWNER, Role.ADMIN, Role.USER)
-    today = utcnow().date()
-    subscription = await CloudSubscription.create(
-        organization=org, tariff="Облако", sessions_limit=sessions_limit, databases_limit=3,
-        starts_on=today.replace(day=1), ends_on=today + dt.timedelta(days=30),
-    )
-    return org, team, subscription, await factories.create_database(org)
 
 
 async def test_a_session_beyond_the_limit_is_refused_recorded_and_shown(gql, client):

@@ -15,19 +15,18 @@ from kabinet.settings import Settings
 from models.cloud import Session, SessionStatus
 from models.events import OrganizationEvent
 from kabinet.ids import to_global_id
-from tests import factories
+from tests import agents, factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket
 from workers.cluster import run_cluster_worker
 
-TOKEN, TOKEN_HASH = new_opaque_token()
-AGENT = {"Authorization": f"Bearer {TOKEN}"}
+AGENT: dict[str, str] = {}  # an agent token for every organization, issued once
 
 
 @pytest.fixture(autouse=True)
-def agent_token(settings, monkeypatch):
-    """The deployment trusts one agent token (and another agent's, to show a list works)."""
-    monkeypatch.setattr(settings, "cluster_agent_tokens", f"{hash_opaque_token('another-agent')}, {TOKEN_HASH}")
+async def agent_token(app):
+    if not AGENT:
+        AGENT.update(agents.bearer(await agents.issue()))
 
 
 def cluster_id() -> str:
@@ -65,7 +64,7 @@ async def terminating_session(gql, client, organization, database, users) -> tup
 # ------------------------------------------------------------------------------ authentication
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"}])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic kca_not-bearer"}])
 async def test_the_agent_api_refuses_a_missing_or_wrong_token(client, headers):
     response = await client.get("/cluster/terminations", headers=headers)
     assert response.status_code == 401
@@ -73,24 +72,39 @@ async def test_the_agent_api_refuses_a_missing_or_wrong_token(client, headers):
     assert response.json()["error"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_with_no_agent_tokens_configured_every_agent_request_is_refused(client, settings, monkeypatch):
+async def test_a_token_in_kabinet_cluster_agent_tokens_still_works_for_every_organization(client, settings, monkeypatch):
+    """Deprecated: a hash in the setting is an agent for every organization, never a scoped one."""
+    token, token_hash = new_opaque_token()
+    monkeypatch.setattr(settings, "cluster_agent_tokens", f"{hash_opaque_token('another-agent')}, {token_hash}")
+    org, *_ = await agents.subscribed()
+    answer = await client.get("/cluster/limits", params={"organizationCode": org.code}, headers=agents.bearer(token))
+    assert answer.status_code == 200 and [o["organizationCode"] for o in answer.json()["organizations"]] == [org.code]
     monkeypatch.setattr(settings, "cluster_agent_tokens", "")
-    assert (await client.get("/cluster/terminations", headers=AGENT)).status_code == 401
+    assert (await client.get("/cluster/limits", headers=agents.bearer(token))).status_code == 401
 
 
-async def test_kabinet_agent_token_prints_a_token_and_its_hash():
+def test_plain_kabinet_agent_token_says_what_replaced_it():
     result = CliRunner().invoke(cli, ["agent", "token"])
-    assert result.exit_code == 0, result.output
-    lines = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
-    token, token_hash = lines["token"].strip(), lines["sha256"].strip()
-    assert len(token) >= 40 and hash_opaque_token(token) == token_hash
+    assert result.exit_code == 2
+    assert "kabinet agent token create --name NAME --organizations CODE,CODE" in result.output
+    assert "--all-organizations" in result.output
 
 
-def test_configured_agent_tokens_put_the_cluster_in_agent_mode():
-    assert Settings(_env_file=None).cluster_mode == "simulated"
-    assert Settings(_env_file=None, cluster_agent_tokens=TOKEN_HASH).cluster_mode == "agent"
-    assert Settings(_env_file=None, cluster_agent_tokens=TOKEN_HASH, cluster="simulated").cluster_mode == "simulated"
-    assert Settings(_env_file=None, cluster="agent").cluster_mode == "agent"
+async def test_the_cluster_mode_is_explicit_or_agent_once_an_agent_token_exists(settings, monkeypatch):
+    from models.program_tokens import ProgramToken, TokenKind
+    from resolvers.agent_tokens import cluster_mode
+
+    await ProgramToken.filter(kind=TokenKind.AGENT).delete()
+    AGENT.clear()  # issued again by the next test
+    bare = Settings(_env_file=None, database_url=settings.database_url)
+    assert await cluster_mode(bare) == "simulated"
+    assert await cluster_mode(bare.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t")})) == "agent"
+    assert await cluster_mode(bare.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t"), "cluster": "simulated"})) == "simulated"
+    assert await cluster_mode(bare.model_copy(update={"cluster": "agent"})) == "agent"
+    token = await agents.issue(name=f"mode-{uuid.uuid4().hex[:6]}")
+    assert await cluster_mode(bare) == "agent"
+    await ProgramToken.filter(token_hash=hash_opaque_token(token)).update(revoked_at=dt.datetime.now(dt.timezone.utc))
+    assert await cluster_mode(bare) == "agent", "revoking an agent's token hands nothing to the simulator"
 
 
 # ------------------------------------------------------------------------------ sessions started

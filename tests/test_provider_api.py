@@ -12,7 +12,9 @@ from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from models.events import OrganizationEvent
-from models.provider import ProviderAction, ServiceAccount
+from models.program_tokens import ProgramToken
+from models.provider import ProviderAction
+from resolvers.errors import UserFacingError
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind
 from resolvers.provider.records import Outcome, Record, RecordRefused, entity, text
@@ -83,7 +85,7 @@ async def test_a_token_is_recognisable_shown_once_and_only_its_hash_kept():
     async with in_transaction():
         account, token = await service_accounts.create(name, "billing:write, catalog:write", by=OPERATOR)
     assert token.startswith("kps_") and len(token) > 40
-    stored = await ServiceAccount.get(name=name)
+    stored = await ProgramToken.get(name=name)
     assert stored.token_hash == hash_opaque_token(token) and token not in str(stored.__dict__)
     assert stored.scopes == ["catalog:write", "billing:write"]  # in SCOPES' order
     action = await ProviderAction.get(action="token.create", target=name)
@@ -92,7 +94,7 @@ async def test_a_token_is_recognisable_shown_once_and_only_its_hash_kept():
 
 @pytest.mark.parametrize("scopes, message", [("billing:write,admin", "Unknown scope admin"), (" , ", "at least one scope")])
 async def test_a_token_needs_known_scopes(scopes, message):
-    with pytest.raises(service_accounts.UserFacingError) as refused:
+    with pytest.raises(UserFacingError) as refused:
         await service_accounts.create(f"x-{uuid.uuid4().hex[:6]}", scopes, by=OPERATOR)
     assert message in refused.value.message and refused.value.field == "scopes"
 
@@ -100,7 +102,7 @@ async def test_a_token_needs_known_scopes(scopes, message):
 async def test_a_name_is_taken_once():
     name = f"dup-{uuid.uuid4().hex[:6]}"
     await new_token("staff", name=name)
-    with pytest.raises(service_accounts.UserFacingError) as refused:
+    with pytest.raises(UserFacingError) as refused:
         await service_accounts.create(name, "staff", by=OPERATOR)
     assert refused.value.code == "CONFLICT"
 
@@ -139,7 +141,7 @@ async def test_a_token_without_the_entitys_scope_is_refused_403_and_the_attempt_
     response = await client.post("/provider/v1/records/test_note", content=b'{"external_id": "a", "text": "x"}\n', headers=bearer(token))
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "FORBIDDEN" and "catalog:write" in response.json()["error"]["message"]
-    account = await ServiceAccount.get(token_hash=hash_opaque_token(token))
+    account = await ProgramToken.get(token_hash=hash_opaque_token(token))
     assert await ProviderAction.exists(actor_kind="SERVICE", actor=account.name, action="records.test_note", details={"denied": "needs catalog:write"})
 
 
@@ -153,7 +155,7 @@ async def test_a_revoked_token_is_refused_at_once(client):
     token = await new_token("catalog:write")
     line = orjson.dumps({"external_id": external(), "text": "до отзыва"})
     assert (await client.post("/provider/v1/records/test_note", content=line, headers=bearer(token))).status_code == 200
-    account = await ServiceAccount.get(token_hash=hash_opaque_token(token))
+    account = await ProgramToken.get(token_hash=hash_opaque_token(token))
     async with in_transaction():
         await service_accounts.revoke(account.name, by=OPERATOR)
     assert (await client.post("/provider/v1/records/test_note", content=line, headers=bearer(token))).status_code == 401
@@ -161,18 +163,18 @@ async def test_a_revoked_token_is_refused_at_once(client):
 
 async def test_last_use_is_kept_at_most_once_a_minute(client):
     token = await new_token("catalog:write")
-    account = await ServiceAccount.get(token_hash=hash_opaque_token(token))
+    account = await ProgramToken.get(token_hash=hash_opaque_token(token))
     assert account.last_used_at is None
     await client.get("/provider/v1/entities", headers=bearer(token))
     await account.refresh_from_db()
     first = account.last_used_at
     assert first is not None and utcnow() - first < dt.timedelta(seconds=30)
     half_a_minute_ago = utcnow() - dt.timedelta(seconds=30)
-    await ServiceAccount.filter(id=account.id).update(last_used_at=half_a_minute_ago)
+    await ProgramToken.filter(id=account.id).update(last_used_at=half_a_minute_ago)
     await client.get("/provider/v1/entities", headers=bearer(token))
     await account.refresh_from_db()
     assert account.last_used_at == half_a_minute_ago  # not written again within the minute
-    await ServiceAccount.filter(id=account.id).update(last_used_at=utcnow() - dt.timedelta(minutes=2))
+    await ProgramToken.filter(id=account.id).update(last_used_at=utcnow() - dt.timedelta(minutes=2))
     await client.get("/provider/v1/entities", headers=bearer(token))
     await account.refresh_from_db()
     assert utcnow() - account.last_used_at < dt.timedelta(seconds=30)
@@ -210,7 +212,7 @@ async def test_ndjson_is_answered_line_by_line_in_order_a_bad_line_refused_the_r
     assert got[5]["field"] == "external_id"
     assert (got[6]["field"], got[6]["reason"]) == ("text", "The test refuses «no».")
     assert NOTES[second] == {"text": "two, corrected"}
-    account = await ServiceAccount.get(token_hash=hash_opaque_token(token))
+    account = await ProgramToken.get(token_hash=hash_opaque_token(token))
     action = await ProviderAction.get(actor_kind="SERVICE", actor=account.name, action="records.test_note")
     assert action.details == {"lines": 8, "created": 2, "updated": 1, "unchanged": 1, "deleted": 0, "refused": 4}
 

@@ -13,7 +13,6 @@ import uuid
 import pytest
 from tortoise.transactions import in_transaction
 
-from resolvers.tokens import new_opaque_token
 from kabinet.clock import utcnow
 from resolvers.events import UPDATES
 from models.audit import AuditEntry
@@ -101,7 +100,10 @@ async def due_run(database, *, target: str | None = "3.0.151.7", status=UpdateRu
 
 
 def worker_for(app, settings, *databases, cluster=None, stop=None, worker_id=None, **overrides) -> UpdateWorker:
-    """A worker of this test's databases only (other tests' runs are not its business)."""
+    """A worker of this test's databases only (other tests' runs are not its business); `overrides` of
+    the settings (`mode="agent"`: KABINET_CLUSTER=agent)."""
+    if "mode" in overrides:
+        overrides["cluster"] = overrides.pop("mode")
     tuned = settings.model_copy(update={"update_retry_seconds": 0, "update_lease_seconds": 30, **overrides})
     return UpdateWorker(
         tuned, app.state.broadcast, stop, cluster=cluster or SimulatedCluster(step_seconds=0.01),
@@ -247,16 +249,13 @@ async def test_a_monthly_schedule_without_a_planned_run_gets_one(app, settings):
     assert await UpdateRun.filter(database_id=database.id, status=UpdateRunStatus.SCHEDULED).count() == 1
 
 
-AGENT_TOKEN, AGENT_TOKEN_HASH = new_opaque_token()
-
-
 async def test_in_agent_mode_the_worker_leaves_due_runs_to_the_cluster_agent(app, settings):
     org, _ = await factories.create_team()
     database = await updatable_database(org)
     session = await factories.create_session(database)
     run = await due_run(database)
     cluster = WatchingCluster()
-    worker = worker_for(app, settings, database, cluster=cluster, cluster_agent_tokens=AGENT_TOKEN_HASH)
+    worker = worker_for(app, settings, database, cluster=cluster, mode="agent")
     assert await worker.step() == 0
     await run.refresh_from_db()
     assert (run.status, run.attempts, run.lease_owner) == (UpdateRunStatus.SCHEDULED, 0, None)
@@ -272,7 +271,7 @@ async def test_in_agent_mode_a_run_whose_agent_went_silent_is_taken_back_then_fa
         started_at=utcnow() - dt.timedelta(minutes=1), progress=40,
     )
     await Database.filter(id=database.id).update(locked_for_update=True)
-    worker = worker_for(app, settings, database, cluster_agent_tokens=AGENT_TOKEN_HASH, update_max_attempts=2)
+    worker = worker_for(app, settings, database, mode="agent", update_max_attempts=2)
     assert await worker.step() == 0 and await worker.fail_abandoned() == 0, "taken back in the step's pass"
     await run.refresh_from_db()
     await database.refresh_from_db()

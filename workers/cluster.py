@@ -4,6 +4,7 @@ carries out terminations and (when simulated) makes sessions come and go over th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -14,9 +15,10 @@ from broadcaster import Broadcast
 from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
+from kabinet.settings import Settings
 from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
-from resolvers import sessions
+from resolvers import agent_tokens, sessions
 
 log = logging.getLogger("kabinet.cluster")
 
@@ -94,30 +96,40 @@ async def churn_in(database: Database, broadcast: Broadcast, rng: random.Random)
     await actor.announcements.announce(broadcast)
 
 
+MODE_READ_SECONDS = 5.0  # how soon this loop notices the deployment turned to agent mode (a first agent token)
+
+
 async def run_cluster_worker(
-    broadcast: Broadcast, stop: asyncio.Event, *, churn: float, cluster: Cluster | None = None, mode: str = "simulated"
+    broadcast: Broadcast, stop: asyncio.Event, *, churn: float, cluster: Cluster | None = None, mode: str | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Terminations every half second; with churn > 0, a login or logoff every ~8/churn seconds.
 
-    In `agent` mode (KABINET_CLUSTER=agent, or agent tokens configured) a real cluster agent reports
-    sessions and carries out terminations over /cluster/… (kabinet/agent_api.py): this loop does nothing.
+    In `agent` mode a real cluster agent reports sessions and carries out terminations over /cluster/…
+    (kabinet/agent_api.py): this loop does nothing. The mode is `mode`, or the deployment's
+    (resolvers/agent_tokens.py `cluster_mode`: KABINET_CLUSTER, else agent once an agent token exists)
+    read every MODE_READ_SECONDS.
     """
-    if mode == "agent":
-        log.info("cluster mode 'agent': sessions and terminations come from the cluster agent")
-        await stop.wait()
-        return
     cluster = cluster or SimulatedCluster()
     rng = random.Random()
-    next_churn = utcnow()
+    next_churn = next_mode_read = utcnow()
+    current = mode
     while not stop.is_set():
         try:
+            if mode is None and utcnow() >= next_mode_read:
+                next_mode_read = utcnow() + dt.timedelta(seconds=MODE_READ_SECONDS)
+                before, current = current, await agent_tokens.cluster_mode(settings)
+                if current != before:
+                    log.info("cluster mode %r", current)
+            if current == "agent":
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=MODE_READ_SECONDS)
+                continue
             await carry_out_terminations(cluster, broadcast)
             if churn > 0 and utcnow() >= next_churn:
                 await simulate_churn(broadcast, rng)
                 next_churn = utcnow() + dt.timedelta(seconds=rng.expovariate(churn / 8.0))
         except Exception:  # noqa: BLE001 — a worker loop outlives one bad step
             log.exception("cluster step failed")
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.5)
-        except asyncio.TimeoutError:
-            pass

@@ -30,7 +30,7 @@ class Workers:
     def loops(self) -> dict[str, Callable[[], Awaitable[None]]]:
         stop, broadcast, settings = self.stop_event, self.broadcast, self.settings
         return {
-            "cluster": lambda: run_cluster_worker(broadcast, stop, churn=settings.cluster_churn, mode=settings.cluster_mode),
+            "cluster": lambda: run_cluster_worker(broadcast, stop, churn=settings.cluster_churn, settings=settings),
             "updates": lambda: run_update_worker(settings, broadcast, stop),
             "documents": lambda: run_document_publisher(settings, stop),
             "mail": lambda: run_mail_worker(settings, stop),

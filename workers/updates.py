@@ -61,7 +61,7 @@ from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.cloud import Database, Session
 from models.updates import UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import update_jobs, update_runs, update_schedules
+from resolvers import agent_tokens, update_jobs, update_runs, update_schedules
 from resolvers.context import SystemActor
 from resolvers.releases import plan_quarantined_run
 from resolvers.update_jobs import Job, Policy
@@ -158,17 +158,22 @@ class UpdateWorker:
         self.policy = Policy.of(settings)
         self.lease = self.policy.lease
         self.max_attempts = self.policy.max_attempts
-        # Agent mode: the cluster agent claims and carries out the runs (kabinet/agent_api.py), not this worker.
-        self.agent_executes = settings.cluster_mode == "agent"
+        # Agent mode: the cluster agent claims and carries out the runs (kabinet/agent_api.py), not this
+        # worker. Read at every tick (read_cluster_mode): a first agent token turns a deployment to it.
+        self.agent_executes = settings.cluster == "agent"
 
     def _scoped(self, query):
         return query.filter(database_id__in=self.database_ids) if self.database_ids is not None else query
 
     # ------------------------------------------------------------------ one pass
 
+    async def read_cluster_mode(self) -> None:
+        self.agent_executes = await agent_tokens.cluster_mode(self.settings) == "agent"
+
     async def step(self) -> int:
         """One pass, awaited to its end: quarantine, abandoned runs, then the due runs this worker can claim
         (up to `update_parallel_runs`; none in agent mode), carried out together. How many runs were carried out."""
+        await self.read_cluster_mode()
         await self.release_quarantine()
         await self.fail_abandoned()
         runs = [] if self.agent_executes else await self.claim(self.settings.update_parallel_runs)
@@ -186,6 +191,7 @@ class UpdateWorker:
                     now = utcnow()
                     if now >= next_tick:
                         next_tick = now + dt.timedelta(seconds=TICK_SECONDS)
+                        await self.read_cluster_mode()
                         await self.release_quarantine()
                         await self.fail_abandoned()
                     if now >= next_monthly:

@@ -1,0 +1,161 @@
+"""Programs' tokens, one store (models/program_tokens.py): the provider's service accounts, cluster
+agents, later integrators.
+
+Every kind has the same life: made with a name, scopes and organizations, shown once (only its sha256
+is kept: a token is 256 random bits, so a plain hash is as good as a slow one), listed with its last
+use, revoked by name (refused from that moment: every request looks the token up, no cache to outlive
+it). A token reads `<prefix><random>` so that logs and leak scanners recognise one. `last_used_at` is
+written at most once a minute per token, so a busy program costs a read per request, not a write.
+
+What a kind's scopes are is its door's: the provider API's are resolvers/provider/records.py SCOPES,
+the agent API's resolvers/agent_tokens.py AGENT_SCOPES. Which organizations a token acts for is the
+same for every kind (`Program.organization_ids`); clusters join that scope with issue 18.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tortoise.expressions import Q
+
+from kabinet.clock import utcnow
+from models.organizations import Organization
+from models.program_tokens import ProgramToken, ProgramTokenOrganization, TokenKind
+from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.provider.audit import ActorKind, record_action
+from resolvers.tokens import hash_opaque_token
+
+PREFIXES = {TokenKind.SERVICE: "kps_", TokenKind.AGENT: "kca_"}  # kabinet provider service, kabinet cluster agent
+MAX_TOKEN_LENGTH = 200
+LAST_USED_EVERY = dt.timedelta(minutes=1)
+NAME_LENGTH = 100
+KIND_NAMES = {TokenKind.SERVICE: "service account", TokenKind.AGENT: "agent token"}
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program as its token proves it: which token (`name`, unique per kind), what it may do
+    (`scopes`) and for which organizations (`organization_ids`; None: every one). `token_id` is None
+    for a token the deployment's settings name (KABINET_CLUSTER_AGENT_TOKENS)."""
+
+    kind: TokenKind
+    name: str
+    scopes: frozenset[str]
+    organization_ids: frozenset[uuid.UUID] | None
+    token_id: uuid.UUID | None = None
+
+    def acts_for(self, organization_id: uuid.UUID | None) -> bool:
+        return self.organization_ids is None or organization_id in self.organization_ids
+
+
+def new_token(kind: TokenKind) -> str:
+    return PREFIXES[kind] + secrets.token_urlsafe(32)
+
+
+def scopes_of(value: str | Iterable[str], known: Sequence[str]) -> list[str]:
+    """The scopes named (comma-separated, or a list), each one of `known`, in their order there."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    wanted = {name.strip() for name in names if name and name.strip()}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise UserFacingError(ErrorCode.INVALID, f"Unknown scope {', '.join(unknown)}; the scopes are {', '.join(known)}.", "scopes")
+    if not wanted:
+        raise UserFacingError(ErrorCode.INVALID, f"Name at least one scope: {', '.join(known)}.", "scopes")
+    return [scope for scope in known if scope in wanted]
+
+
+async def _organizations_named(codes: Iterable[str]) -> list[Organization]:
+    """The organizations of these codes (as the provider knows them); every code must name one."""
+    wanted = sorted({code.strip() for code in codes if code and code.strip()})
+    if not wanted:
+        raise UserFacingError(ErrorCode.INVALID, "Name at least one organization (its code), or every organization.", "organizations")
+    found = list(await Organization.filter(code__in=wanted).order_by("code"))
+    unknown = sorted(set(wanted) - {o.code for o in found})
+    if unknown:
+        raise UserFacingError(ErrorCode.NOT_FOUND, f"No organization has the code {', '.join(unknown)}.", "organizations")
+    return found
+
+
+async def create(
+    kind: TokenKind, name: str, scopes: list[str], *, organization_codes: Iterable[str] | None, by: tuple[ActorKind, str],
+) -> tuple[ProgramToken, str]:
+    """A new token of `kind` for the organizations of `organization_codes` (None: every organization):
+    the only time the token is seen (its hash is kept). `scopes` are the caller's, checked by it."""
+    name = (name or "").strip()
+    if not name or len(name) > NAME_LENGTH:
+        raise UserFacingError(ErrorCode.INVALID, f"A {KIND_NAMES[kind]}'s name is 1 to {NAME_LENGTH} characters.", "name")
+    if await ProgramToken.exists(kind=kind, name=name):
+        raise UserFacingError(
+            ErrorCode.CONFLICT, f"A {KIND_NAMES[kind]} named {name!r} exists already (names stay taken after a revocation).", "name"
+        )
+    organizations = await _organizations_named(organization_codes) if organization_codes is not None else None
+    token = new_token(kind)
+    row = await ProgramToken.create(
+        kind=kind, name=name, token_hash=hash_opaque_token(token), scopes=scopes, all_organizations=organizations is None,
+    )
+    if organizations:
+        await ProgramTokenOrganization.bulk_create([ProgramTokenOrganization(token_id=row.id, organization_id=o.id) for o in organizations])
+    details: dict = {"scopes": scopes}
+    if kind is not TokenKind.SERVICE:
+        details.update(kind=kind.value, organizations=[o.code for o in organizations] if organizations else "all")
+    await record_action(by[0], by[1], "token.create", name, details)
+    return row, token
+
+
+async def tokens(kind: TokenKind) -> list[ProgramToken]:
+    """Every token of `kind`, revoked ones too, oldest first."""
+    return list(await ProgramToken.filter(kind=kind).order_by("created_at", "name"))
+
+
+async def organization_codes(tokens_: Iterable[ProgramToken]) -> dict[uuid.UUID, list[str]]:
+    """Each token's organizations by code (for those not acting for every organization)."""
+    ids = [t.id for t in tokens_ if not t.all_organizations]
+    codes: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+    if ids:
+        for token_id, code in await ProgramTokenOrganization.filter(token_id__in=ids).order_by("organization__code").values_list(
+            "token_id", "organization__code"
+        ):
+            codes[token_id].append(code)
+    return codes
+
+
+async def revoke(kind: TokenKind, name: str, *, by: tuple[ActorKind, str]) -> ProgramToken:
+    """Revoke a token by its name: its next request is refused."""
+    row = await ProgramToken.get_or_none(kind=kind, name=(name or "").strip())
+    if row is None:
+        raise UserFacingError(ErrorCode.NOT_FOUND, f"No {KIND_NAMES[kind]} is named {name!r}.", "name")
+    if row.revoked_at is not None:
+        raise UserFacingError(ErrorCode.CONFLICT, f"The {KIND_NAMES[kind]} {name!r} was revoked on {row.revoked_at:%Y-%m-%d %H:%M} UTC.", "name")
+    row.revoked_at = utcnow()
+    await row.save(update_fields=["revoked_at"])
+    await record_action(by[0], by[1], "token.revoke", row.name, None if kind is TokenKind.SERVICE else {"kind": kind.value})
+    return row
+
+
+async def authenticate(kind: TokenKind, token: str | None) -> Program | None:
+    """The program a bearer token of `kind` belongs to; None for no token, an unknown, revoked or
+    expired one, or one of another kind."""
+    if not token or not token.startswith(PREFIXES[kind]) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    now = utcnow()
+    row = await ProgramToken.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), token_hash=hash_opaque_token(token), kind=kind, revoked_at=None).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or row.last_used_at <= now - LAST_USED_EVERY:
+        # conditional: of the requests arriving together, one writes
+        await ProgramToken.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_EVERY), id=row.id
+        ).update(last_used_at=now)
+    organization_ids = None
+    if not row.all_organizations:
+        organization_ids = frozenset(await ProgramTokenOrganization.filter(token_id=row.id).values_list("organization_id", flat=True))
+    return Program(kind, row.name, frozenset(row.scopes), organization_ids, row.id)
+
+
+async def ever_issued(kind: TokenKind) -> bool:
+    """Whether a token of `kind` was ever made here (revoked ones count)."""
+    return await ProgramToken.exists(kind=kind)
