@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import orjson
 from graphql import GraphQLError, OperationDefinitionNode
@@ -47,12 +46,16 @@ FROM scopes s LEFT JOIN data_version v ON v.scope = s.scope
 _VERSIONS_SQL_POSTGRES = _VERSIONS_SQL.replace("?1 AS scope", "$1::uuid AS scope").replace("?2", "$2::uuid").replace("?1", "$1")
 
 
+ENTRY_OVERHEAD = 1_000  # an entry's objects: the key tuple, the versions' set, the entry itself
+VERSION_BYTES = 250  # one (scope, version) pair of the versions an answer was computed under
+
+
 @dataclass(frozen=True)
 class _Entry:
     body: bytes
     versions: frozenset
     stored_at: float
-    size: int  # what it counts against max_bytes: the answer and its query text
+    size: int  # what it counts against max_bytes: the answer, its key (query text, variables) and their overhead
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,9 @@ class Lookup:
     started_at: float
 
 
-@lru_cache(maxsize=1000)
 def operation_kind(query: str, operation_name: str | None, max_tokens: int) -> str | None:
     """"query", "mutation" or "subscription" for the operation a request runs; None if unclear.
-    The document is the one the schema's parser step takes (schema/limits.py)."""
+    The document is the one the schema's parser step takes (schema/limits.py, which keeps it)."""
     try:
         document = parse_document(query, max_tokens)
     except GraphQLError:
@@ -83,6 +85,11 @@ class ResponseCache:
         self.max_bytes, self.max_age = max_bytes, max_age_seconds
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
         self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """What the kept answers count against `max_bytes`."""
+        return self._bytes
 
     async def lookup(self, user_id: uuid.UUID, query: PlainQuery | None) -> tuple[bytes | None, Lookup | None]:
         """(the kept answer, None) on a hit; (None, where to keep it) on a miss worth keeping;
@@ -106,7 +113,8 @@ class ResponseCache:
 
     def keep(self, lookup: Lookup, body: bytes) -> None:
         """Keep an answer computed after `lookup` read the versions (so it is at least that fresh)."""
-        size = len(body) + len(lookup.key[1])
+        size = (len(body) + len(lookup.key[1]) + len(lookup.key[3]) + len(lookup.key[2] or "") + ENTRY_OVERHEAD
+                + VERSION_BYTES * len(lookup.versions))
         if size > self.max_bytes // 8:
             return
         previous = self._entries.pop(lookup.key, None)

@@ -1,5 +1,6 @@
 """What a document must meet before it runs, beside the validation rules of schema/build.py
-(depth, aliases): the parser's token limit, and the cost estimate.
+(depth, aliases): the parser's token limit, and the cost estimate; and the cache of parsed and
+validated documents, within its byte budget.
 
 The cost is how many fields the answer may hold: every field counts once for each time it may be
 resolved. A connection's `first` multiplies what is below the connection (its edges and nodes
@@ -13,7 +14,6 @@ bounds it). A document over `max_query_cost` is refused with QUERY_TOO_COMPLEX a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -26,6 +26,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    Location,
     NullValueNode,
     SelectionSetNode,
     VariableNode,
@@ -36,16 +37,72 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from resolvers.bounded_cache import BoundedCache
 from schema.errors import graphql_error
 from kabinet.settings import Settings
-from schema.strawberry_internals import graphql_core_schema
+from schema.strawberry_internals import graphql_core_schema, validate_document
+
+# A parsed document holds its text, and ~600 bytes per token (its token, node and location objects:
+# measured with tracemalloc, tests/test_anonymous_limits.py holds the estimate above the truth).
+BYTES_PER_TOKEN = 700
+ENTRY_OVERHEAD = 1_000
 
 
-@lru_cache(maxsize=1000)
+class _Kept:
+    """A parsed document and the validations it passed (schema and rules, held: their ids stay theirs)."""
+
+    __slots__ = ("document", "valid_for")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self.valid_for: list[tuple[Any, tuple]] = []
+
+
+# Parsed documents by text: identical query texts share one document (and so, in
+# schema/execution.py, their completion plans). Its budget is the settings' query_cache_mb
+# (schema/build.py sets it); a document over a sixteenth of it is parsed every time.
+DOCUMENTS: BoundedCache[_Kept] = BoundedCache("documents", 32 * 1024 * 1024, 2 * 1024 * 1024)
+
+
+def source_bytes(loc: Location) -> int:
+    """What the parsed document a node's location belongs to keeps alive, estimated high: its text
+    (twice: string values are copies) and its tokens."""
+    text = loc.source.body
+    first = loc.start_token
+    while first.prev is not None:
+        first = first.prev
+    tokens, token = 0, first
+    while token is not None:
+        tokens, token = tokens + 1, token.next
+    return 2 * len(text) * (1 if text.isascii() else 4) + BYTES_PER_TOKEN * tokens + ENTRY_OVERHEAD
+
+
 def parse_document(query: str, max_tokens: int) -> DocumentNode:
-    """The parsed document, cached; a document of more than `max_tokens` tokens (or as many
-    comments), or nested too deeply for the parser, is a syntax error, never a RecursionError."""
-    return parse(query, max_lexical_tokens=max_tokens, max_comments=max_tokens)
+    """The parsed document, kept while the budget allows; a document of more than `max_tokens`
+    tokens (or as many comments), or nested too deeply for the parser, is a syntax error, never a
+    RecursionError."""
+    kept = DOCUMENTS.get((query, max_tokens))
+    if kept is not None:
+        return kept.document
+    document = parse(query, max_lexical_tokens=max_tokens, max_comments=max_tokens)
+    size = source_bytes(document.loc) if document.loc is not None else ENTRY_OVERHEAD
+    DOCUMENTS.put((query, max_tokens), _Kept(document), size + len(query))  # the key is the text too
+    return document
+
+
+def validation_errors(schema: GraphQLSchema, document: DocumentNode, query: str | None, max_tokens: int,
+                      rules: tuple) -> list[GraphQLError]:
+    """graphql-core's validation, remembered on the kept document when it passed (a document that
+    fails is validated again each time: its errors may quote what was sent)."""
+    kept = DOCUMENTS.get((query, max_tokens)) if query is not None else None
+    if kept is not None and kept.document is document:
+        for valid_schema, valid_rules in kept.valid_for:
+            if valid_schema is schema and valid_rules == rules:
+                return []
+    errors = validate_document(schema, document, rules)
+    if not errors and kept is not None and kept.document is document:
+        kept.valid_for.append((schema, rules))
+    return errors
 
 
 def limited_parser(settings: Settings) -> type[SchemaExtension]:
@@ -62,6 +119,15 @@ def limited_parser(settings: Settings) -> type[SchemaExtension]:
                     context.graphql_document = parse_document(context.query, max_tokens)
                 except GraphQLError:
                     pass
+            yield
+
+        def on_validate(self) -> Iterator[None]:
+            context = self.execution_context
+            if context.graphql_document is not None and context.pre_execution_errors is None:
+                context.pre_execution_errors = validation_errors(
+                    graphql_core_schema(context.schema), context.graphql_document, context.query,
+                    settings.max_query_tokens, tuple(context.validation_rules),
+                )
             yield
 
     return LimitedParser
