@@ -14,6 +14,7 @@ bounds it). A document over `max_query_cost` is refused with QUERY_TOO_COMPLEX a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from graphql import (
@@ -24,11 +25,13 @@ from graphql import (
     GraphQLError,
     GraphQLNonNull,
     GraphQLSchema,
+    GraphQLSyntaxError,
     InlineFragmentNode,
     IntValueNode,
     Location,
     NullValueNode,
     SelectionSetNode,
+    TokenKind,
     VariableNode,
     get_named_type,
     get_operation_ast,
@@ -77,16 +80,41 @@ def source_bytes(loc: Location) -> int:
     return 2 * len(text) * (1 if text.isascii() else 4) + BYTES_PER_TOKEN * tokens + ENTRY_OVERHEAD
 
 
+MAX_NUMBER_CHARS = 100  # far beyond any Int, Float or amount; Python refuses to read an int of 4,300 digits
+
+
+class NumberTooLong(GraphQLSyntaxError):
+    """A number literal longer than MAX_NUMBER_CHARS: refused as a parse error, before graphql-core
+    reads it (which would fail with a ValueError, a 500)."""
+
+
+# A document too big to keep, parsed once per request all the same: the response cache's look at the
+# operation, the introspection check and the parser step of one request (and its worker thread,
+# which copies the context) see the same text. Not a cache: it lives as long as the request.
+_last_parsed: ContextVar[tuple[str, int, DocumentNode] | None] = ContextVar("last_parsed", default=None)
+
+
 def parse_document(query: str, max_tokens: int) -> DocumentNode:
     """The parsed document, kept while the budget allows; a document of more than `max_tokens`
-    tokens (or as many comments), or nested too deeply for the parser, is a syntax error, never a
-    RecursionError."""
+    tokens (or as many comments), nested too deeply for the parser, or with a number literal of more
+    than MAX_NUMBER_CHARS characters, is a syntax error, never a RecursionError or a ValueError."""
     kept = DOCUMENTS.get((query, max_tokens))
     if kept is not None:
         return kept.document
+    last = _last_parsed.get()
+    if last is not None and last[1] == max_tokens and last[0] == query:
+        return last[2]
     document = parse(query, max_lexical_tokens=max_tokens, max_comments=max_tokens)
+    token = document.loc.start_token if document.loc is not None else None
+    while token is not None:
+        if token.kind in (TokenKind.INT, TokenKind.FLOAT) and len(token.value) > MAX_NUMBER_CHARS:
+            raise NumberTooLong(document.loc.source, token.start,
+                                f"A number of more than {MAX_NUMBER_CHARS} characters is not one this API takes.")
+        token = token.next
     size = source_bytes(document.loc) if document.loc is not None else ENTRY_OVERHEAD
-    DOCUMENTS.put((query, max_tokens), _Kept(document), size + len(query))  # the key is the text too
+    if not DOCUMENTS.put((query, max_tokens), _Kept(document), size + len(query)):  # the key is the text too
+        _last_parsed.set((query, max_tokens, document))
+
     return document
 
 
@@ -117,6 +145,8 @@ def limited_parser(settings: Settings) -> type[SchemaExtension]:
             if context.graphql_document is None and context.query:
                 try:
                     context.graphql_document = parse_document(context.query, max_tokens)
+                except NumberTooLong as refused:
+                    raise graphql_error("GRAPHQL_PARSE_FAILED", refused.message) from None  # the request's error
                 except GraphQLError:
                     pass
             yield
