@@ -36,6 +36,7 @@ from resolvers import tokens
 from schema import execution, introspection
 from schema.build import build_schema
 from schema.limits import DOCUMENTS, source_bytes
+from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
 
 GRAPHQL_RESPONSE = {"accept": "application/graphql-response+json"}
 # Fifty full-schema selections under aliases, nested through fields' types: the finding's request.
@@ -127,6 +128,23 @@ async def test_healthz_answers_while_an_abusive_introspection_is_still_running(l
     assert [e["extensions"]["code"] for e in errors_of(response)] == ["QUERY_TOO_COMPLEX"], response.text[:500]
 
 
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_over_a_websocket_introspection_is_bounded_and_answers_too(gql, live_server, protocol):
+    socket = GraphQLSocket(live_server, protocol)
+    try:
+        assert (await socket.connect(await gql.token_for("owner@romashka.example")))["type"] == "connection_ack"
+        await socket.subscribe("{ __schema { queryType { name } } }")
+        assert (await socket.next_data())["data"]["__schema"]["queryType"]["name"] == "Query"
+        await socket.subscribe(ABUSIVE)
+        refused = await socket.receive()
+        while refused["type"] == "complete":  # the first operation's
+            refused = await socket.receive()
+        errors = refused["payload"] if isinstance(refused["payload"], list) else refused["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["QUERY_TOO_COMPLEX"], refused
+    finally:
+        await socket.close()
+
+
 # ---------------------------------------------------------------- the answer's bytes
 
 
@@ -144,6 +162,20 @@ async def test_an_answer_over_max_response_bytes_is_a_coded_error_not_a_huge_bod
     assert error["extensions"] == {"code": "RESPONSE_TOO_LARGE", "bytes": error["extensions"]["bytes"],
                                    "maximum": len(whole.content) // 2}
     assert error["extensions"]["bytes"] > error["extensions"]["maximum"]
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_websocket_result_over_max_response_bytes_is_its_coded_error(gql, live_server, settings, monkeypatch, protocol):
+    monkeypatch.setattr(settings, "max_response_bytes", 1024)
+    socket = GraphQLSocket(live_server, protocol)
+    try:
+        assert (await socket.connect(await gql.token_for("owner@romashka.example")))["type"] == "connection_ack"
+        await socket.subscribe("{ a: __schema { types { name description } } }")
+        payload = await socket.next_data()
+        assert payload["data"] is None
+        assert [e["extensions"]["code"] for e in payload["errors"]] == ["RESPONSE_TOO_LARGE"]
+    finally:
+        await socket.close()
 
 
 # ---------------------------------------------------------------- caches
