@@ -16,7 +16,6 @@ are not the provider's staff (staff read across every organization).
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import orjson
@@ -26,6 +25,7 @@ from tortoise import connections
 
 from kabinet import clock
 from models.versions import CATALOGUE
+from resolvers.bounded_cache import BoundedCache
 from schema.limits import parse_document
 
 LOOKUPS = Counter("kabinet_response_cache_lookups_total", "Response cache lookups", ["outcome"])
@@ -55,7 +55,7 @@ class _Entry:
     body: bytes
     versions: frozenset
     stored_at: float
-    size: int  # what it counts against max_bytes: the answer, its key (query text, variables) and their overhead
+    size: int  # what it counts against the budget: the answer, its key (query text, variables) and their overhead
 
 
 @dataclass(frozen=True)
@@ -82,14 +82,9 @@ def operation_kind(query: str, operation_name: str | None, max_tokens: int) -> s
 
 class ResponseCache:
     def __init__(self, max_bytes: int, max_age_seconds: float) -> None:
-        self.max_bytes, self.max_age = max_bytes, max_age_seconds
-        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
-        self._bytes = 0
-
-    @property
-    def bytes(self) -> int:
-        """What the kept answers count against `max_bytes`."""
-        return self._bytes
+        self.max_age = max_age_seconds
+        # an answer over an eighth of the budget is not kept: one huge answer never pushes out the many
+        self.kept: BoundedCache[_Entry] = BoundedCache("answers", max_bytes, max_bytes // 8)
 
     async def lookup(self, user_id: uuid.UUID, query: PlainQuery | None) -> tuple[bytes | None, Lookup | None]:
         """(the kept answer, None) on a hit; (None, where to keep it) on a miss worth keeping;
@@ -103,9 +98,8 @@ class ResponseCache:
         staff, versions = await self._versions(user_id)
         if staff:
             return None, None
-        entry = self._entries.get(key)
+        entry = self.kept.get(key)
         if entry is not None and entry.versions == versions and 0 <= started_at - entry.stored_at < self.max_age:
-            self._entries.move_to_end(key)
             LOOKUPS.labels("hit").inc()
             return entry.body, None
         LOOKUPS.labels("miss").inc()
@@ -115,16 +109,7 @@ class ResponseCache:
         """Keep an answer computed after `lookup` read the versions (so it is at least that fresh)."""
         size = (len(body) + len(lookup.key[1]) + len(lookup.key[3]) + len(lookup.key[2] or "") + ENTRY_OVERHEAD
                 + VERSION_BYTES * len(lookup.versions))
-        if size > self.max_bytes // 8:
-            return
-        previous = self._entries.pop(lookup.key, None)
-        if previous is not None:
-            self._bytes -= previous.size
-        self._entries[lookup.key] = _Entry(body, lookup.versions, lookup.started_at, size)
-        self._bytes += size
-        while self._bytes > self.max_bytes and self._entries:
-            _, old = self._entries.popitem(last=False)
-            self._bytes -= old.size
+        self.kept.put(lookup.key, _Entry(body, lookup.versions, lookup.started_at, size), size)
 
     async def _versions(self, user_id: uuid.UUID) -> tuple[bool, frozenset]:
         connection = connections.get("default")

@@ -19,7 +19,6 @@ query both ways and compares.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 

@@ -83,15 +83,15 @@ def budget(schema: GraphQLSchema) -> int:
     """Introspection objects one operation may complete on this schema."""
     kept = _budgets.get(id(schema))
     if kept is None:
-        kept = _budgets[id(schema)] = (schema, BUDGET_FACTOR * _objects(introspection_from_schema(schema)))
+        kept = _budgets[id(schema)] = (schema, BUDGET_FACTOR * objects_in(introspection_from_schema(schema)))
     return kept[1]
 
 
-def _objects(value: Any) -> int:
+def objects_in(value: Any) -> int:
     if isinstance(value, dict):
-        return 1 + sum(_objects(v) for v in value.values())
+        return 1 + sum(objects_in(v) for v in value.values())
     if isinstance(value, list):
-        return sum(_objects(v) for v in value)
+        return sum(objects_in(v) for v in value)
     return 0
 
 
