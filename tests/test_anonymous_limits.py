@@ -395,6 +395,19 @@ async def _no_server_error(client, body: dict) -> None:
         assert not PYTHON.search(error["message"]), error
 
 
+async def test_the_datetime_of_finding_9_is_refused_clearly_without_a_token(client):
+    """Year 1 at +14:00 is before year 1 in UTC: converting it overflowed into a 500."""
+    operation, selection = _place("DateTime")
+    for value in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        literal = await client.post("/graphql", json={"query": f"{operation} {{ {selection.replace('HOLE', json.dumps(value))} }}"})
+        variable = await client.post("/graphql", json={
+            "query": f"{operation}($v: DateTime) {{ {selection.replace('HOLE', '$v')} }}", "variables": {"v": value}})
+        for response, code in ((literal, "GRAPHQL_VALIDATION_FAILED"), (variable, "BAD_USER_INPUT")):
+            assert response.status_code < 500
+            (error,) = errors_of(response)
+            assert error["extensions"]["code"] == code and "out of range" in error["message"], error
+
+
 @pytest.mark.parametrize("scalar", SCALARS)
 @hypothesis_settings(max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(value=JSON_VALUES, literal=LITERALS)
