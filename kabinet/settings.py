@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     )
     query_cache_mb: int = Field(
         32, ge=1, description="Memory for parsed and validated query texts, and apart as much for the completion plans "
-        "made for them (schema/limits.py, schema/execution.py); a text estimated over a sixteenth of it is not kept."
+        "made for them (schema/limits.py, schema/execution.py); a text estimated over a 64th of it (512 KiB by default) is not kept."
     )
     provider_timezone: str = Field(
         "Europe/Moscow", description="The IANA zone of the provider's 1C: a date-time its records write without an "

@@ -152,8 +152,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             super().__init__(limits)
 
     budget = settings.query_cache_mb * 1024 * 1024
-    DOCUMENTS.resize(budget, budget // 16)
-    execution.PLANS.resize(budget, budget // 16)
+    DOCUMENTS.resize(budget, budget // 64)
+    execution.PLANS.resize(budget, budget // 64)
     schema = KabinetSchema(
         query=Query,
         mutation=Mutation,

@@ -123,7 +123,7 @@ PLAN_BYTES = 4_000  # a plan's closure and field objects, estimated high; its ke
 # its key is reused while it lives, and so its document: the document is counted once while any
 # plan holds it. A plan holds no executor, so every request, and every event of a subscription, of
 # the same query reuses it. Its budget is the settings' query_cache_mb (schema/build.py).
-PLANS: BoundedCache[tuple[tuple, Plan | None]] = BoundedCache("plans", 32 * 1024 * 1024, 2 * 1024 * 1024)
+PLANS: BoundedCache[tuple[tuple, Plan | None]] = BoundedCache("plans", 32 * 1024 * 1024, 512 * 1024)
 
 
 def _keep_plan(key: tuple, nodes: tuple, plan: Plan | None) -> None:

@@ -63,8 +63,9 @@ class _Kept:
 
 # Parsed documents by text: identical query texts share one document (and so, in
 # schema/execution.py, their completion plans). Its budget is the settings' query_cache_mb
-# (schema/build.py sets it); a document over a sixteenth of it is parsed every time.
-DOCUMENTS: BoundedCache[_Kept] = BoundedCache("documents", 32 * 1024 * 1024, 2 * 1024 * 1024)
+# (schema/build.py sets it); a document estimated over a 64th of it (512 KiB: ~700 tokens, where the full
+# introspection query has 165) is parsed every time.
+DOCUMENTS: BoundedCache[_Kept] = BoundedCache("documents", 32 * 1024 * 1024, 512 * 1024)
 
 
 def source_bytes(loc: Location) -> int:
