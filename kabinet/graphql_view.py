@@ -55,13 +55,27 @@ def encode_message(message: dict) -> str:
     return orjson.dumps(message).decode()
 
 
+def response_too_large(size: int, maximum: int) -> dict:
+    """What a client gets instead of an answer over `max_response_bytes`: no partial body, a code to act on."""
+    return {"data": None, "errors": [{
+        "message": f"The answer would have {size} bytes, more than {maximum}: ask for fewer items (`first`) or "
+        "fewer fields, and page through the rest.",
+        "extensions": {"code": "RESPONSE_TOO_LARGE", "bytes": size, "maximum": maximum},
+    }]}
+
+
 class TextWebSocketAdapter(LimitedWebSocketAdapter):
     """Messages go out as text frames: browsers' graphql-ws clients parse text only (a binary frame
-    reaches them as a Blob and ends the connection)."""
+    reaches them as a Blob and ends the connection). A result over `max_response_bytes` goes out as
+    its RESPONSE_TOO_LARGE error."""
 
     async def send_json(self, message: Any) -> None:
+        text = encode_message(message)
+        maximum = self.view.settings.max_response_bytes
+        if len(text) > maximum // 4 and len(text.encode()) > maximum and isinstance(message.get("payload"), dict):
+            text = encode_message({**message, "payload": response_too_large(len(text.encode()), maximum)})
         try:
-            await self.ws.send_text(encode_message(message))
+            await self.ws.send_text(text)
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 
@@ -216,7 +230,11 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
         return process_result(result)
 
     def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+        body = orjson.dumps(data)
+        if len(body) > self.settings.max_response_bytes:
+            log.warning("an answer of %d bytes was refused (max_response_bytes %d)", len(body), self.settings.max_response_bytes)
+            return orjson.dumps(response_too_large(len(body), self.settings.max_response_bytes))
+        return body
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE.read_text())

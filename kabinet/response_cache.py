@@ -16,9 +16,7 @@ are not the provider's staff (staff read across every organization).
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import orjson
 from graphql import GraphQLError, OperationDefinitionNode
@@ -27,6 +25,7 @@ from tortoise import connections
 
 from kabinet import clock
 from models.versions import CATALOGUE
+from resolvers.bounded_cache import BoundedCache
 from schema.limits import parse_document
 
 LOOKUPS = Counter("kabinet_response_cache_lookups_total", "Response cache lookups", ["outcome"])
@@ -47,12 +46,16 @@ FROM scopes s LEFT JOIN data_version v ON v.scope = s.scope
 _VERSIONS_SQL_POSTGRES = _VERSIONS_SQL.replace("?1 AS scope", "$1::uuid AS scope").replace("?2", "$2::uuid").replace("?1", "$1")
 
 
+ENTRY_OVERHEAD = 1_000  # an entry's objects: the key tuple, the versions' set, the entry itself
+VERSION_BYTES = 250  # one (scope, version) pair of the versions an answer was computed under
+
+
 @dataclass(frozen=True)
 class _Entry:
     body: bytes
     versions: frozenset
     stored_at: float
-    size: int  # what it counts against max_bytes: the answer and its query text
+    size: int  # what it counts against the budget: the answer, its key (query text, variables) and their overhead
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,9 @@ class Lookup:
     started_at: float
 
 
-@lru_cache(maxsize=1000)
 def operation_kind(query: str, operation_name: str | None, max_tokens: int) -> str | None:
     """"query", "mutation" or "subscription" for the operation a request runs; None if unclear.
-    The document is the one the schema's parser step takes (schema/limits.py)."""
+    The document is the one the schema's parser step takes (schema/limits.py, which keeps it)."""
     try:
         document = parse_document(query, max_tokens)
     except GraphQLError:
@@ -80,9 +82,9 @@ def operation_kind(query: str, operation_name: str | None, max_tokens: int) -> s
 
 class ResponseCache:
     def __init__(self, max_bytes: int, max_age_seconds: float) -> None:
-        self.max_bytes, self.max_age = max_bytes, max_age_seconds
-        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
-        self._bytes = 0
+        self.max_age = max_age_seconds
+        # an answer over an eighth of the budget is not kept: one huge answer never pushes out the many
+        self.kept: BoundedCache[_Entry] = BoundedCache("answers", max_bytes, max_bytes // 8)
 
     async def lookup(self, user_id: uuid.UUID, query: PlainQuery | None) -> tuple[bytes | None, Lookup | None]:
         """(the kept answer, None) on a hit; (None, where to keep it) on a miss worth keeping;
@@ -96,9 +98,8 @@ class ResponseCache:
         staff, versions = await self._versions(user_id)
         if staff:
             return None, None
-        entry = self._entries.get(key)
+        entry = self.kept.get(key)
         if entry is not None and entry.versions == versions and 0 <= started_at - entry.stored_at < self.max_age:
-            self._entries.move_to_end(key)
             LOOKUPS.labels("hit").inc()
             return entry.body, None
         LOOKUPS.labels("miss").inc()
@@ -106,17 +107,9 @@ class ResponseCache:
 
     def keep(self, lookup: Lookup, body: bytes) -> None:
         """Keep an answer computed after `lookup` read the versions (so it is at least that fresh)."""
-        size = len(body) + len(lookup.key[1])
-        if size > self.max_bytes // 8:
-            return
-        previous = self._entries.pop(lookup.key, None)
-        if previous is not None:
-            self._bytes -= previous.size
-        self._entries[lookup.key] = _Entry(body, lookup.versions, lookup.started_at, size)
-        self._bytes += size
-        while self._bytes > self.max_bytes and self._entries:
-            _, old = self._entries.popitem(last=False)
-            self._bytes -= old.size
+        size = (len(body) + len(lookup.key[1]) + len(lookup.key[3]) + len(lookup.key[2] or "") + ENTRY_OVERHEAD
+                + VERSION_BYTES * len(lookup.versions))
+        self.kept.put(lookup.key, _Entry(body, lookup.versions, lookup.started_at, size), size)
 
     async def _versions(self, user_id: uuid.UUID) -> tuple[bool, frozenset]:
         connection = connections.get("default")

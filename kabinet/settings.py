@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     )
     max_query_tokens: int = Field(5_000, description="Lexical tokens (and, apart, comments) a document may have.")
     max_body_bytes: int = 1024 * 1024
+    max_response_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="An answer (an HTTP body, a WebSocket message) beyond this many bytes "
+        "is not sent: the client gets a RESPONSE_TOO_LARGE error instead, and asks for less."
+    )
+    query_cache_mb: int = Field(
+        32, ge=1, description="Memory for parsed and validated query texts, and apart as much for the completion plans "
+        "made for them (schema/limits.py, schema/execution.py); a text estimated over a 64th of it (512 KiB by default) is not kept."
+    )
     provider_timezone: str = Field(
         "Europe/Moscow", description="The IANA zone of the provider's 1C: a date-time its records write without an "
         "offset (`30.11.2026 14:05:00`) is this zone's time."

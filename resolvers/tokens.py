@@ -9,13 +9,13 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 
 import jwt
 
 from kabinet.clock import timestamp, utcnow
 from kabinet.settings import Settings
+from resolvers.bounded_cache import BoundedCache
 
 # Ended sign-ins (kabinet/sign_ins.py EndedLogins) and the retention of revoked refresh tokens
 # (resolvers/housekeeping.py) read these two figures from here, their one place:
@@ -66,18 +66,33 @@ class TokenClaims:
     expires_at: datetime
 
 
+# An access token we issue is ~300 bytes; anything much longer is not one of ours, checked or not.
+MAX_ACCESS_TOKEN_CHARS = 2_000
+# Tokens verified once (a client sends the same token with every request for 15 minutes): only
+# tokens that passed, by their text, within this budget; a failed one is never kept.
+VERIFIED_TOKENS: BoundedCache[TokenClaims] = BoundedCache("verified tokens", 4 * 1024 * 1024)
+VERIFIED_TOKEN_OVERHEAD = 400  # the claims object, its key tuple and the cache's own entry
+
+
 def decode_access_token(settings: Settings, token: str) -> TokenClaims | None:
     """The token's claims, or None when it is malformed, tampered, expired or not ours."""
-    claims = _verified_claims(token, derived_key(settings, "jwt"), settings.jwt_issuer, settings.jwt_audience)
+    if len(token) > MAX_ACCESS_TOKEN_CHARS:
+        return None
+    key = derived_key(settings, "jwt")
+    cache_key = (token, key, settings.jwt_issuer, settings.jwt_audience)
+    claims = VERIFIED_TOKENS.get(cache_key)
+    if claims is None:
+        claims = _verified_claims(token, key, settings.jwt_issuer, settings.jwt_audience)
+        if claims is not None:
+            size = len(token) + len(key) + len(settings.jwt_issuer) + len(settings.jwt_audience) + VERIFIED_TOKEN_OVERHEAD
+            VERIFIED_TOKENS.put(cache_key, claims, size)
     if claims is None or claims.expires_at <= utcnow():
         return None
     return claims
 
 
-@lru_cache(maxsize=10_000)
 def _verified_claims(token: str, key: bytes, issuer: str, audience: str) -> TokenClaims | None:
-    """Signature, issuer, audience and claims checked once per token text (a client sends the same
-    token with every request for 15 minutes); its expiry is checked by the caller every time."""
+    """Signature, issuer, audience and claims checked; its expiry is checked by the caller every time."""
     try:
         claims = jwt.decode(
             token,

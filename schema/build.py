@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -11,7 +12,7 @@ from typing import Any
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
 from strawberry.exceptions import MissingQueryError
-from strawberry.extensions import AddValidationRules, ValidationCache
+from strawberry.extensions import AddValidationRules
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import PreExecutionError
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
@@ -21,8 +22,9 @@ from resolvers.context import RequestContext
 from resolvers.errors import Refusal
 from schema.errors import shape_error
 from kabinet.settings import Settings
+from schema import execution, introspection
 from schema.execution import KabinetExecutionContext
-from schema.limits import cost_limit, limited_parser
+from schema.limits import DOCUMENTS, cost_limit, limited_parser, parse_document
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_OVERRIDES
@@ -61,6 +63,27 @@ _REQUEST_FAILURES = (CannotGetOperationTypeError, InvalidOperationTypeError, Mis
 
 
 class KabinetSchema(strawberry.Schema):
+    max_tokens = 5_000  # the settings' max_query_tokens, set by build_schema
+
+    def _introspection(self, query: str | None, operation_name: str | None) -> introspection.Kind | None:
+        if not isinstance(query, str):
+            return None
+        try:
+            document = parse_document(query, self.max_tokens)
+        except GraphQLError:
+            return None  # the parser step reports it
+        return introspection.kind_of(document, operation_name)
+
+    async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> Any:
+        """An introspection runs off the event loop, within its budget (schema/introspection.py)."""
+        kind = self._introspection(query, kwargs.get("operation_name", args[3] if len(args) > 3 else None))
+        if kind is introspection.Kind.MIXED:
+            return introspection.mixed_refusal()
+        if kind is introspection.Kind.INTROSPECTION:
+            run = functools.partial(self.execute_sync, query, *args, **kwargs)
+            return await introspection.run_off_the_loop(run, self._schema)
+        return await super().execute(query, *args, **kwargs)
+
     async def stream(  # noqa: PLR0917
         self,
         query: str | None,
@@ -77,6 +100,9 @@ class KabinetSchema(strawberry.Schema):
         no Python, driver or SQL text."""
         if isinstance(context_value, RequestContext):
             context_value = context_value.for_operation()
+        if self._introspection(query, operation_name) is not None:
+            result = await self.execute(query, variable_values, context_value, root_value, operation_name)
+            return _shaped(_one(result), getattr(context_value, "request_id", None) or "-")
         results = await super().stream(
             query, variable_values, context_value, root_value, operation_name, operation_extensions,
             allowed_operation_types,
@@ -96,6 +122,10 @@ def _shape(error: GraphQLError, result: Any, request_id: str) -> GraphQLError:
     ):
         return error  # graphql-transport-ws closes the socket with 4400 for these, by their type
     return shape_error(error, request_id, log, logged=True)  # process_errors logged it
+
+
+async def _one(result: Any) -> AsyncGenerator:
+    yield result
 
 
 async def _shaped(results: AsyncGenerator, request_id: str) -> AsyncGenerator:
@@ -121,7 +151,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         def __init__(self) -> None:
             super().__init__(limits)
 
-    return KabinetSchema(
+    budget = settings.query_cache_mb * 1024 * 1024
+    DOCUMENTS.resize(budget, budget // 64)
+    execution.PLANS.resize(budget, budget // 64)
+    schema = KabinetSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -130,7 +163,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=[
             limited_parser(settings),
             QueryLimits,
-            lambda: ValidationCache(maxsize=1000),
             cost_limit(settings),
         ],
     )
+    schema.max_tokens = settings.max_query_tokens
+    return schema

@@ -19,7 +19,6 @@ query both ways and compares.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +42,9 @@ from graphql import (
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 
+from resolvers.bounded_cache import BoundedCache
+from schema.introspection import TooMuchIntrospection, budget
+from schema.limits import source_bytes
 from schema.strawberry_internals import STRAWBERRY_FIELD, ExecutionContext
 
 
@@ -114,26 +116,20 @@ class _Field:
         self.field_def = self.nodes = self.args = self.parent = None
 
 
-class _Plans:
-    """Plans by selection: the object type, the field nodes (by identity: the parser cache hands an
-    identical query text the same document) and the variables. A plan holds no executor, so every
-    request, and every event of a subscription, of the same query reuses it."""
+PLAN_BYTES = 4_000  # a plan's closure and field objects, estimated high; its key is counted apart
 
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.plans: OrderedDict[tuple, tuple[tuple, Plan | None]] = OrderedDict()
-
-    def get(self, key: tuple) -> Plan | None | object:
-        kept = self.plans.get(key)
-        return _MISSING if kept is None else kept[1]
-
-    def put(self, key: tuple, nodes: tuple, plan: Plan | None) -> None:
-        self.plans[key] = (nodes, plan)  # the entry holds the nodes: no id in the key is reused while it lives
-        while len(self.plans) > self.size:
-            self.plans.popitem(last=False)
+# Plans by selection: the object type, the field nodes (by identity: the parser cache hands an
+# identical query text the same document) and the variables. An entry holds its nodes, so no id in
+# its key is reused while it lives, and so its document: the document is counted once while any
+# plan holds it. A plan holds no executor, so every request, and every event of a subscription, of
+# the same query reuses it. Its budget is the settings' query_cache_mb (schema/build.py).
+PLANS: BoundedCache[tuple[tuple, Plan | None]] = BoundedCache("plans", 32 * 1024 * 1024, 512 * 1024)
 
 
-_plans = _Plans()
+def _keep_plan(key: tuple, nodes: tuple, plan: Plan | None) -> None:
+    loc = nodes[0].loc if nodes else None
+    shared = (id(loc.source), source_bytes(loc)) if loc is not None else None
+    PLANS.put(key, (nodes, plan), PLAN_BYTES + len(key[2]) + 64 * len(nodes), shared)
 
 
 class SharedCompletion(dict):
@@ -171,8 +167,14 @@ class KabinetExecutionContext(ExecutionContext):
         # fields is made anew for every event and freed after it, and a freed list's id is reused
         self._local_plans: dict[tuple[Any, int], tuple[Any, Plan | None]] = {}
         self._variables_key: bytes | None = None
+        self._introspected = 0
 
     def complete_object_value(self, return_type, field_details_list, info, path, result, position_context):  # noqa: ANN001, ANN201
+        if return_type.name.startswith("__"):  # introspection: counted against its budget, never planned
+            self._introspected += 1
+            if self._introspected > budget(self.schema):
+                raise TooMuchIntrospection
+            return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
         shared = getattr(result, "__dict__", {}).get(_COMPLETIONS)
         if shared is not None:
             key = self._selection_key(return_type, field_details_list)
@@ -230,10 +232,12 @@ class KabinetExecutionContext(ExecutionContext):
         if kept is not None and kept[0] is field_details_list:
             return kept[1]
         key = self._selection_key(otype, field_details_list)
-        plan = _plans.get(key)
-        if plan is _MISSING:
+        kept = PLANS.get(key)
+        if kept is None:
             plan = self._build_object_plan(otype, field_details_list)
-            _plans.put(key, tuple(d.node for d in field_details_list), plan)
+            _keep_plan(key, tuple(d.node for d in field_details_list), plan)
+        else:
+            plan = kept[1]
         self._local_plans[local_key] = (field_details_list, plan)
         return plan
 

@@ -1,5 +1,6 @@
 """What a document must meet before it runs, beside the validation rules of schema/build.py
-(depth, aliases): the parser's token limit, and the cost estimate.
+(depth, aliases): the parser's token limit, and the cost estimate; and the cache of parsed and
+validated documents, within its byte budget.
 
 The cost is how many fields the answer may hold: every field counts once for each time it may be
 resolved. A connection's `first` multiplies what is below the connection (its edges and nodes
@@ -13,7 +14,7 @@ bounds it). A document over `max_query_cost` is refused with QUERY_TOO_COMPLEX a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import lru_cache
+from contextvars import ContextVar
 from typing import Any
 
 from graphql import (
@@ -24,10 +25,13 @@ from graphql import (
     GraphQLError,
     GraphQLNonNull,
     GraphQLSchema,
+    GraphQLSyntaxError,
     InlineFragmentNode,
     IntValueNode,
+    Location,
     NullValueNode,
     SelectionSetNode,
+    TokenKind,
     VariableNode,
     get_named_type,
     get_operation_ast,
@@ -36,16 +40,98 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from resolvers.bounded_cache import BoundedCache
 from schema.errors import graphql_error
 from kabinet.settings import Settings
-from schema.strawberry_internals import graphql_core_schema
+from schema.strawberry_internals import graphql_core_schema, validate_document
+
+# A parsed document holds its text, and ~600 bytes per token (its token, node and location objects:
+# measured with tracemalloc, tests/test_anonymous_limits.py holds the estimate above the truth).
+BYTES_PER_TOKEN = 700
+ENTRY_OVERHEAD = 1_000
 
 
-@lru_cache(maxsize=1000)
+class _Kept:
+    """A parsed document and the validations it passed (schema and rules, held: their ids stay theirs)."""
+
+    __slots__ = ("document", "valid_for")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self.valid_for: list[tuple[Any, tuple]] = []
+
+
+# Parsed documents by text: identical query texts share one document (and so, in
+# schema/execution.py, their completion plans). Its budget is the settings' query_cache_mb
+# (schema/build.py sets it); a document estimated over a 64th of it (512 KiB: ~700 tokens, where the full
+# introspection query has 165) is parsed every time.
+DOCUMENTS: BoundedCache[_Kept] = BoundedCache("documents", 32 * 1024 * 1024, 512 * 1024)
+
+
+def source_bytes(loc: Location) -> int:
+    """What the parsed document a node's location belongs to keeps alive, estimated high: its text
+    (twice: string values are copies) and its tokens."""
+    text = loc.source.body
+    first = loc.start_token
+    while first.prev is not None:
+        first = first.prev
+    tokens, token = 0, first
+    while token is not None:
+        tokens, token = tokens + 1, token.next
+    return 2 * len(text) * (1 if text.isascii() else 4) + BYTES_PER_TOKEN * tokens + ENTRY_OVERHEAD
+
+
+MAX_NUMBER_CHARS = 100  # far beyond any Int, Float or amount; Python refuses to read an int of 4,300 digits
+
+
+class NumberTooLong(GraphQLSyntaxError):
+    """A number literal longer than MAX_NUMBER_CHARS: refused as a parse error, before graphql-core
+    reads it (which would fail with a ValueError, a 500)."""
+
+
+# A document too big to keep, parsed once per request all the same: the response cache's look at the
+# operation, the introspection check and the parser step of one request (and its worker thread,
+# which copies the context) see the same text. Not a cache: it lives as long as the request.
+_last_parsed: ContextVar[tuple[str, int, DocumentNode] | None] = ContextVar("last_parsed", default=None)
+
+
 def parse_document(query: str, max_tokens: int) -> DocumentNode:
-    """The parsed document, cached; a document of more than `max_tokens` tokens (or as many
-    comments), or nested too deeply for the parser, is a syntax error, never a RecursionError."""
-    return parse(query, max_lexical_tokens=max_tokens, max_comments=max_tokens)
+    """The parsed document, kept while the budget allows; a document of more than `max_tokens`
+    tokens (or as many comments), nested too deeply for the parser, or with a number literal of more
+    than MAX_NUMBER_CHARS characters, is a syntax error, never a RecursionError or a ValueError."""
+    kept = DOCUMENTS.get((query, max_tokens))
+    if kept is not None:
+        return kept.document
+    last = _last_parsed.get()
+    if last is not None and last[1] == max_tokens and last[0] == query:
+        return last[2]
+    document = parse(query, max_lexical_tokens=max_tokens, max_comments=max_tokens)
+    token = document.loc.start_token if document.loc is not None else None
+    while token is not None:
+        if token.kind in (TokenKind.INT, TokenKind.FLOAT) and len(token.value) > MAX_NUMBER_CHARS:
+            raise NumberTooLong(document.loc.source, token.start,
+                                f"A number of more than {MAX_NUMBER_CHARS} characters is not one this API takes.")
+        token = token.next
+    size = source_bytes(document.loc) if document.loc is not None else ENTRY_OVERHEAD
+    if not DOCUMENTS.put((query, max_tokens), _Kept(document), size + len(query)):  # the key is the text too
+        _last_parsed.set((query, max_tokens, document))
+
+    return document
+
+
+def validation_errors(schema: GraphQLSchema, document: DocumentNode, query: str | None, max_tokens: int,
+                      rules: tuple) -> list[GraphQLError]:
+    """graphql-core's validation, remembered on the kept document when it passed (a document that
+    fails is validated again each time: its errors may quote what was sent)."""
+    kept = DOCUMENTS.get((query, max_tokens)) if query is not None else None
+    if kept is not None and kept.document is document:
+        for valid_schema, valid_rules in kept.valid_for:
+            if valid_schema is schema and valid_rules == rules:
+                return []
+    errors = validate_document(schema, document, rules)
+    if not errors and kept is not None and kept.document is document:
+        kept.valid_for.append((schema, rules))
+    return errors
 
 
 def limited_parser(settings: Settings) -> type[SchemaExtension]:
@@ -60,8 +146,19 @@ def limited_parser(settings: Settings) -> type[SchemaExtension]:
             if context.graphql_document is None and context.query:
                 try:
                     context.graphql_document = parse_document(context.query, max_tokens)
+                except NumberTooLong as refused:
+                    raise graphql_error("GRAPHQL_PARSE_FAILED", refused.message) from None  # the request's error
                 except GraphQLError:
                     pass
+            yield
+
+        def on_validate(self) -> Iterator[None]:
+            context = self.execution_context
+            if context.graphql_document is not None and context.pre_execution_errors is None:
+                context.pre_execution_errors = validation_errors(
+                    graphql_core_schema(context.schema), context.graphql_document, context.query,
+                    settings.max_query_tokens, tuple(context.validation_rules),
+                )
             yield
 
     return LimitedParser

@@ -6,6 +6,8 @@ strawberry-graphql==0.341.2, graphql-core==3.3.2).
   (`schema/subscription.py`) walk the selection, the fragments and the coerced variables.
 - `graphql_core_schema(schema)`: the `GraphQLSchema` a strawberry `Schema` built (`Schema._schema`),
   for the cost limit (`schema/limits.py`).
+- `validate_document(schema, document, rules)`: strawberry's validation step (graphql-core's
+  `validate` with strawberry's own rules added), which `schema/limits.py` remembers per kept document.
 - `STRAWBERRY_FIELD`: the key under which strawberry keeps its field definition in a graphql-core
   field's `extensions`; from it, `base_resolver` and the resolver's `wrapped_func`, `is_async`,
   `self_parameter`, `info_parameter`, `root_parameter`, `parent_parameter`, `arguments`.
@@ -31,7 +33,7 @@ from operator import attrgetter
 from typing import Any
 
 from graphql import GraphQLResolveInfo, GraphQLSchema
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
 
 PINNED = ("strawberry-graphql==0.341.2", "graphql-core==3.3.2")
 
@@ -40,6 +42,8 @@ raw_info: Callable[[Any], GraphQLResolveInfo] = attrgetter("_raw_info")
 STRAWBERRY_FIELD = "strawberry-definition"
 
 ExecutionContext = StrawberryGraphQLCoreExecutionContext
+
+__all__ = ["PINNED", "STRAWBERRY_FIELD", "ExecutionContext", "graphql_core_schema", "raw_info", "validate_document"]
 
 
 def graphql_core_schema(schema: Any) -> GraphQLSchema:

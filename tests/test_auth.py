@@ -121,7 +121,7 @@ async def test_the_login_payload_answers_nested_fields_too(gql):
 
 
 def test_a_token_checked_once_is_still_refused_once_it_expires(settings):
-    """Verified tokens are remembered (resolvers.tokens._verified_claims); their expiry is not."""
+    """Verified tokens are remembered (resolvers.tokens.VERIFIED_TOKENS); their expiry is not."""
     from datetime import timedelta
 
     from kabinet import clock
