@@ -163,3 +163,18 @@ async def test_the_answer_is_streamed_a_batch_at_a_time_valid_and_complete(live_
     assert [(a["line"], a["externalId"], a["result"]) for a in answered] == [(i + 1, t, "created") for i, t in enumerate(texts)]
     assert answered[0] == {"line": 1, "entity": "flood_note", "externalId": texts[0], "result": "created"}
     HELD.clear()
+
+
+async def test_a_nul_character_is_a_refused_line_not_a_failed_batch(client):
+    """Found by the attacker's read: PostgreSQL refuses a NUL in text, and with it the whole batch (every
+    line answered "not applied"); now it is the one line refused, naming its field."""
+    _, token = await new_token()
+    note = f"nul-{uuid.uuid4().hex[:6]}"
+    body = b"\n".join([
+        orjson.dumps({"external_id": "a\u0000b", "text": "x"}),
+        orjson.dumps({"external_id": "c", "text": "\u0000"}),
+        orjson.dumps({"external_id": note, "text": note}),
+    ])
+    answered = lines_of((await client.post("/provider/v1/records/flood_note", content=body, headers=bearer(token))).content)
+    assert [(a["result"], a.get("field")) for a in answered] == [("refused", "external_id"), ("refused", "text"), ("created", None)]
+    assert answered[0]["reason"] == "A NUL character: binary data, not text."

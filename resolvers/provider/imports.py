@@ -30,7 +30,8 @@ from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.provider import ImportRun, ProviderAction
 from resolvers.provider.records import (
-    ENTITIES, LineResult, Outcome, ProviderActor, Record, RecordRefused, RefusalBudget, Source, apply, kind_of, record_of_line,
+    ENTITIES, LineResult, Outcome, ProviderActor, Record, RecordRefused, RefusalBudget, Source, apply, binary_refused, kind_of,
+    record_of_line,
 )
 
 FORMATS = (".ndjson", ".jsonl", ".csv")
@@ -213,7 +214,8 @@ def _csv_records(text: str, files: DocumentFiles, max_field_chars: int) -> Itera
                 yield LineResult(row_number, "", None, Outcome.REFUSED, too_long or None,
                                  f"Not read: a field over {max_field_chars} characters.")
                 continue
-            yield ImportedRecord(row_number, {n: v for n, v in zip(names, row) if n and v.strip() != ""}, files)
+            values = {n: v for n, v in zip(names, row) if n and v.strip() != ""}
+            yield binary_refused(row_number, values) or ImportedRecord(row_number, values, files)
     finally:
         csv.field_size_limit(limit)
 

@@ -108,7 +108,17 @@ def record_of_line(line: int, raw: bytes | str) -> Mapping[str, Any] | LineResul
         return LineResult(line, "", None, Outcome.REFUSED, None, reason)
     if not isinstance(values, dict):
         return LineResult(line, "", None, Outcome.REFUSED, None, "Not a JSON object: each line is one record, {\"external_id\": …, …}.")
-    return values
+    return binary_refused(line, values) or values
+
+
+def binary_refused(line: int, values: Mapping[str, Any]) -> LineResult | None:
+    """A record holding a NUL character (binary data, not text), refused naming its field: no text
+    column holds one (PostgreSQL refuses it outright, and with it the whole batch)."""
+    for name, value in values.items():
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            return LineResult(line, "", None, Outcome.REFUSED, name.replace("\x00", "") or None,
+                              "A NUL character: binary data, not text.")
+    return None
 
 
 def _is_utf8(raw: bytes | str) -> bool:
