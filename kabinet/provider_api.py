@@ -13,9 +13,14 @@ sender corrects and re-sends just the refused lines; re-sending anything is safe
 
 `Authorization: Bearer kps_…` (a service account's token, `kabinet provider token create`): 401
 without a valid one, 403 when it lacks the entity's scope, 404 for an unknown entity, 413 beyond
-`provider_max_body_bytes`, 400 for a body that starts as a JSON array and is not one. Errors are `{"error": {"code", "message"}}`. Records are applied
+`provider_max_body_bytes` (TOO_LARGE) or `provider_max_lines` (TOO_MANY_LINES), 400 for a body that starts as a JSON array and is not one. Errors are `{"error": {"code", "message"}}`. Records are applied
 (resolvers/provider/records.py) in batches, each in one transaction; their events are announced
 as each batch commits. Every request is written to the provider's audit with its counts.
+
+What one request costs is bounded whatever it holds: the whole-body refusals come before any line
+is applied; NDJSON is parsed a batch at a time and the answer streamed as each batch commits (never
+built whole); a line no record could be is refused unread (records.RECORD_PUNCTUATION); refused
+lines kept for the staff desk stop at `provider_max_refusals_kept` (records.RefusalBudget).
 """
 
 from __future__ import annotations
