@@ -97,9 +97,9 @@ def provider_endpoint(handler: Callable[[Request, ProviderActor], Awaitable[Resp
 
 # ---------------------------------------------------------------------------------- input
 
-async def _body(request: Request) -> bytes:
-    """The body, refused (413) once it exceeds the limit, declared or streamed."""
-    limit = request.app.state.settings.provider_max_body_bytes
+async def _body(request: Request, limit: int | None = None) -> bytes:
+    """The body, refused (413) once it exceeds the limit (the records' by default), declared or streamed."""
+    limit = limit or request.app.state.settings.provider_max_body_bytes
     too_large = ProviderError(413, "TOO_LARGE", f"The body exceeds {limit} bytes: send the records in several requests.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -253,6 +253,7 @@ async def entities(request: Request, actor: ProviderActor) -> Response:
 
 # ---------------------------------------------------------------------------------- the staff desk
 
+STAFF_BODY_BYTES = 64 * 1024  # a staff request's JSON names an organization and a reason: never the records' megabytes
 STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400}
 
 
@@ -320,7 +321,7 @@ def _page_json(page: Page, item: Callable[[Any], dict[str, Any]]) -> JSONRespons
 
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
-        value = orjson.loads(await _body(request) or b"{}")
+        value = orjson.loads(await _body(request, STAFF_BODY_BYTES) or b"{}")
     except orjson.JSONDecodeError as error:
         raise ProviderError(400, "INVALID", f"The body is not JSON: {error}.") from None
     if not isinstance(value, dict):

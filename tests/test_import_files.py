@@ -7,6 +7,7 @@ next) or a clear error."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -216,3 +217,32 @@ def run_cli(settings, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KABINET_DATABASE_URL": settings.database_url, "KABINET_BROKER_URL": "memory://",
            "KABINET_DATA_DIR": str(settings.data_dir), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "kabinet.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+async def test_an_import_keeps_a_bounded_number_of_refused_rows_also_when_resumed(tmp_path, settings, monkeypatch):
+    """The refusals' budget holds per import run, across a stop and a resume: the report has every line."""
+    from resolvers.provider import imports
+
+    few = settings.model_copy(update={"provider_max_refusals_kept": 3})
+    path = write_ndjson(tmp_path / "ledger_entries.ndjson", ["1"] * 10)
+    real = imports._apply_batch
+    calls = 0
+
+    async def stop_after_two_batches(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "_apply_batch", stop_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        await import_file(path, actor(), batch=2, settings=few)
+    monkeypatch.setattr(imports, "_apply_batch", real)
+    summary = await import_file(path, actor(), batch=2, settings=few)
+    assert summary.refused == 10
+    rows = await RefusedRecord.filter(import_run__file_digest=hashlib.sha256(path.read_bytes()).hexdigest()).order_by("line")
+    assert [r.line for r in rows] == [1, 2, 3, 4]
+    assert "More than 3 lines of this import run" in rows[-1].reason and "import's report" in rows[-1].reason
+    report = report_of(summary.report)
+    assert len(report) == 10 and [r.get("kept", True) for r in report] == [True] * 3 + [False] * 7

@@ -178,3 +178,38 @@ async def test_a_nul_character_is_a_refused_line_not_a_failed_batch(client):
     answered = lines_of((await client.post("/provider/v1/records/flood_note", content=body, headers=bearer(token))).content)
     assert [(a["result"], a.get("field")) for a in answered] == [("refused", "external_id"), ("refused", "text"), ("created", None)]
     assert answered[0]["reason"] == "A NUL character: binary data, not text."
+
+
+async def test_a_staff_request_body_is_small(client):
+    """Found by the attacker's read: the staff desk's JSON body was read up to the records' 20 MiB and
+    parsed whole (a nested one ~30 times its bytes) before the token's rights were looked at."""
+    _, token = await new_token()
+    body = b'{"inn": [' + b"{}," * 30_000 + b"{}]}"
+    response = await client.post("/provider/v1/staff/organizations/approve", content=body, headers=bearer(token))
+    assert response.status_code == 413 and response.json()["error"]["code"] == "TOO_LARGE"
+    response = await client.post("/provider/v1/staff/organizations/approve", json={"inn": "7736207543"}, headers=bearer(token))
+    assert response.status_code == 403  # a small one reaches the rights as before
+
+
+async def test_a_client_gone_midway_leaves_the_request_in_the_audit(live_server):
+    """The audit is written when the answer ends, however it ends: a sender that hangs up while a
+    batch is held still leaves its request's counts (and `cut` when the rest was not applied)."""
+    name, token = await new_token()
+    run = uuid.uuid4().hex[:6]
+    texts = [f"{run}-{i}" for i in range(provider_api.BATCH + 3)]
+    HELD[texts[provider_api.BATCH]] = release = asyncio.Event()
+    body = b"".join(orjson.dumps({"external_id": t, "text": t}) + b"\n" for t in texts)
+    async with httpx.AsyncClient(base_url=f"http://{live_server}", timeout=30) as http:
+        async with http.stream("POST", "/provider/v1/records/flood_note", content=body, headers=bearer(token)) as response:
+            lines = response.aiter_lines()
+            for _ in range(provider_api.BATCH):
+                await anext(lines)
+    release.set()
+    for _ in range(500):
+        action = await ProviderAction.get_or_none(actor=name, action="records.flood_note")
+        if action is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert action is not None and action.details["created"] >= provider_api.BATCH
+    assert action.details.get("cut") or action.details["lines"] == len(texts)
+    HELD.clear()
