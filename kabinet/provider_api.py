@@ -174,7 +174,8 @@ def _array_records(entity: str, items: list[Any]) -> Items:
     for number, item in enumerate(items, start=1):
         items[number - 1] = None  # what was answered is let go
         if isinstance(item, dict):
-            yield Record(number, item), 0
+            refused = records.binary_refused(number, item)
+            yield (Record(number, item) if refused is None else _of(refused, entity)), 0
         else:
             yield _not_an_object(number, entity, f"Not a JSON object but {type(item).__name__}."), 0
 

@@ -178,6 +178,9 @@ async def test_a_nul_character_is_a_refused_line_not_a_failed_batch(client):
     answered = lines_of((await client.post("/provider/v1/records/flood_note", content=body, headers=bearer(token))).content)
     assert [(a["result"], a.get("field")) for a in answered] == [("refused", "external_id"), ("refused", "text"), ("created", None)]
     assert answered[0]["reason"] == "A NUL character: binary data, not text."
+    as_array = await client.post("/provider/v1/records/flood_note", json=[{"external_id": "\u0000"}, {"external_id": note, "text": note}],
+                                 headers=bearer(token))
+    assert [(a["result"], a.get("field")) for a in lines_of(as_array.content)] == [("refused", "external_id"), ("created", None)]
 
 
 async def test_a_staff_request_body_is_small(client):

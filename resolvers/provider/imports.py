@@ -6,6 +6,11 @@ applied in one transaction that also advances the run's `lines_done`: an import 
 middle (killed, a lost connection) resumes after the last batch that committed. A file imported to
 the end is not applied again: running it again reports the earlier run's counts (`again=True`
 applies every line anew; the upserts answer UNCHANGED for what is there already).
+
+No file, however broken, ends in a traceback: what is wrong with a line (not JSON, not an object,
+a CSV row the csv module cannot read, a line or field over the limit, a NUL character) is that
+line refused, and the import goes on; a file not in UTF-8 is refused whole (ImportRefused). A
+document's `file_path` is read only under the file's folder or `--files-root` (DocumentFiles).
 """
 
 from __future__ import annotations
