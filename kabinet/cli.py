@@ -459,13 +459,16 @@ def provider_refused(entity: str | None, source: str | None, limit: int) -> None
     "with or without BOM, ';' or ',' between fields, decimal commas). The entity is --entity or the file's "
     "name (ledger_entries.csv → ledger_entry). Every line's result goes to the report (NDJSON); an import "
     "stopped midway resumes after the last batch committed; a file imported to the end is not applied again "
-    "(--again applies it anew: what is there already comes out unchanged). Exit 1 when a line was refused."))
+    "(--again applies it anew: what is there already comes out unchanged). A document's file_path is read only "
+    "under the file's folder (--files-root DIR allows DIR instead). Exit 1 when a line was refused."))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--entity", default=None, help="The entity of the records (default: from the file name).")
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000), help="Records per transaction.")
 @click.option("--report", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Per-line report (default: FILE.report.ndjson).")
 @click.option("--again", is_flag=True, help="Apply a file imported to the end before once more.")
-def import_(file: Path, entity: str | None, batch: int, report: Path | None, again: bool) -> None:
+@click.option("--files-root", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Read documents' file_path anywhere under this folder (absolute paths too); default: only under FILE's folder.")
+def import_(file: Path, entity: str | None, batch: int, report: Path | None, again: bool, files_root: Path | None) -> None:
     from kabinet import db
     from kabinet.pubsub import create_broadcast
     from resolvers.provider.imports import ImportRefused, import_file
@@ -487,7 +490,7 @@ def import_(file: Path, entity: str | None, batch: int, report: Path | None, aga
             if broadcast is not None:
                 await broadcast.connect()
             return await import_file(file, _cli_actor(settings), entity=entity, batch=batch, report=report, progress=progress,
-                                     broadcast=broadcast, again=again)
+                                     broadcast=broadcast, again=again, files_root=files_root, settings=settings)
         finally:
             if bar:
                 bar[0].__exit__(None, None, None)

@@ -13,9 +13,14 @@ sender corrects and re-sends just the refused lines; re-sending anything is safe
 
 `Authorization: Bearer kps_…` (a service account's token, `kabinet provider token create`): 401
 without a valid one, 403 when it lacks the entity's scope, 404 for an unknown entity, 413 beyond
-`provider_max_body_bytes`, 400 for a body that starts as a JSON array and is not one. Errors are `{"error": {"code", "message"}}`. Records are applied
+`provider_max_body_bytes` (TOO_LARGE) or `provider_max_lines` (TOO_MANY_LINES), 400 for a body that starts as a JSON array and is not one. Errors are `{"error": {"code", "message"}}`. Records are applied
 (resolvers/provider/records.py) in batches, each in one transaction; their events are announced
 as each batch commits. Every request is written to the provider's audit with its counts.
+
+What one request costs is bounded whatever it holds: the whole-body refusals come before any line
+is applied; NDJSON is parsed a batch at a time and the answer streamed as each batch commits (never
+built whole); a line no record could be is refused unread (records.RECORD_PUNCTUATION); refused
+lines kept for the staff desk stop at `provider_max_refusals_kept` (records.RefusalBudget).
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
@@ -40,7 +47,7 @@ from resolvers.errors import ErrorCode, Refusal, UserFacingError
 from resolvers.pagination import Page, PageRequest
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
-from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record
+from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record, RefusalBudget
 
 if TYPE_CHECKING:  # rows the resolvers answer with, named for the annotations only
     from models.organizations import Organization
@@ -50,7 +57,10 @@ if TYPE_CHECKING:  # rows the resolvers answer with, named for the annotations o
 log = logging.getLogger("kabinet.provider")
 
 BATCH = 500  # records per transaction: big enough to be fast, small enough not to hold locks long
+BATCH_BYTES = 1024 * 1024  # a batch ends sooner when its lines are long: the records parsed at once stay small
+ARRAY_PUNCTUATION_PER_RECORD = 64  # a JSON array body's `,` `:` `{` `[` per record it may carry (records.punctuation)
 NDJSON = "application/x-ndjson"
+_WHITESPACE = re.compile(rb"\s*")
 UTF8_BOM = b"\xef\xbb\xbf"  # 1C's ЗаписьТекста writes one at the start of a UTF-8 text by default
 
 
@@ -87,9 +97,9 @@ def provider_endpoint(handler: Callable[[Request, ProviderActor], Awaitable[Resp
 
 # ---------------------------------------------------------------------------------- input
 
-async def _body(request: Request) -> bytes:
-    """The body, refused (413) once it exceeds the limit, declared or streamed."""
-    limit = request.app.state.settings.provider_max_body_bytes
+async def _body(request: Request, limit: int | None = None) -> bytes:
+    """The body, refused (413) once it exceeds the limit (the records' by default), declared or streamed."""
+    limit = limit or request.app.state.settings.provider_max_body_bytes
     too_large = ProviderError(413, "TOO_LARGE", f"The body exceeds {limit} bytes: send the records in several requests.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -107,55 +117,93 @@ def _not_an_object(line: int, entity: str, reason: str) -> LineResult:
     return LineResult(line, entity, None, Outcome.REFUSED, None, reason)
 
 
-def parse(entity: str, body: bytes) -> tuple[list[Record], list[LineResult]]:
-    """The records of a body (NDJSON, or a JSON array), numbered from 1, and the answers to the lines
-    that are not JSON objects. NDJSON lines are numbered as the body's lines (a blank line is skipped
-    and answered nothing); an array's records by their place in it."""
-    body = body.removeprefix(UTF8_BOM)
-    found: list[Record] = []
-    refused: list[LineResult] = []
-    if body.lstrip()[:1] == b"[":
-        try:
-            items = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise ProviderError(400, "INVALID", f"The body starts as a JSON array but is not valid JSON: {error}.") from None
-        if not isinstance(items, list):
-            raise ProviderError(400, "INVALID", "The body is neither NDJSON nor a JSON array.")
-        for number, item in enumerate(items, start=1):
-            if isinstance(item, dict):
-                found.append(Record(number, item))
-            else:
-                refused.append(_not_an_object(number, entity, f"Not a JSON object but {type(item).__name__}."))
-        return found, refused
-    for number, raw in enumerate(body.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            item = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            reason = f"Not valid JSON: {error}." if _is_utf8(raw) else "Not UTF-8 (windows-1251?): send the body in UTF-8."
-            refused.append(_not_an_object(number, entity, reason))
-            continue
-        if isinstance(item, dict):
-            found.append(Record(number, item))
-        else:
-            refused.append(_not_an_object(number, entity, "Not a JSON object: each line is one record, {\"external_id\": …, …}."))
-    return found, refused
+Items = Iterator[tuple[Record | LineResult, int]]  # each line's record (or refusal) and its bytes
 
 
-def _is_utf8(raw: bytes) -> bool:
+def parse(entity: str, body: bytes, max_lines: int) -> Items:
+    """The body's records, numbered from 1, in order, with the answers to the lines that are not JSON
+    objects in their place; read lazily, a batch at a time. NDJSON lines are numbered as the body's
+    lines (a blank line is skipped and answered nothing); an array's records by their place in it.
+    What is wrong with the body as a whole is refused here, before any line is applied: 413 beyond
+    `max_lines` (an NDJSON body's lines, blank ones counted), 400 for a broken JSON array."""
+    start = len(UTF8_BOM) if body.startswith(UTF8_BOM) else 0
+    first = _WHITESPACE.match(body, start).end()
+    if body[first:first + 1] == b"[":
+        return _array_items(entity, body[first:], max_lines)
+    lines = body.count(b"\n", start) + (0 if body.endswith(b"\n") or len(body) == start else 1)
+    if lines > max_lines:
+        raise _too_many_lines(max_lines)
+    return _ndjson_items(entity, body, start)
+
+
+def _too_many_lines(max_lines: int) -> ProviderError:
+    return ProviderError(413, "TOO_MANY_LINES", f"More than {max_lines} lines: send at most {max_lines} records per request.")
+
+
+def _ndjson_items(entity: str, body: bytes, start: int) -> Items:
+    number = 0
+    while start < len(body):
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        number += 1
+        raw = body[start:end]
+        start = end + 1
+        if raw.strip():
+            values = records.record_of_line(number, raw)
+            yield (Record(number, values) if not isinstance(values, LineResult) else _of(values, entity)), len(raw)
+
+
+def _array_items(entity: str, body: bytes, max_lines: int) -> Items:
+    """A JSON array is parsed whole (for large bodies NDJSON is lighter): refused unread when it holds
+    more punctuation than `max_lines` records would, so that parsing it takes a bounded memory."""
+    if records.punctuation(body) > ARRAY_PUNCTUATION_PER_RECORD * max_lines:
+        raise ProviderError(413, "TOO_MANY_LINES", (
+            f"More values than {max_lines} records hold: send at most {max_lines} records per request, or NDJSON."))
     try:
-        raw.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ProviderError(400, "INVALID", f"The body starts as a JSON array but is not valid JSON: {error}.") from None
+    if not isinstance(items, list):
+        raise ProviderError(400, "INVALID", "The body is neither NDJSON nor a JSON array.")
+    if len(items) > max_lines:
+        raise _too_many_lines(max_lines)
+    return _array_records(entity, items)
+
+
+def _array_records(entity: str, items: list[Any]) -> Items:
+    for number, item in enumerate(items, start=1):
+        items[number - 1] = None  # what was answered is let go
+        if isinstance(item, dict):
+            refused = records.binary_refused(number, item)
+            yield (Record(number, item) if refused is None else _of(refused, entity)), 0
+        else:
+            yield _not_an_object(number, entity, f"Not a JSON object but {type(item).__name__}."), 0
+
+
+def _of(result: LineResult, entity: str) -> LineResult:
+    result.entity = entity
+    return result
+
+
+def batches(items: Items) -> Iterator[list[Record | LineResult]]:
+    """`BATCH` lines at a time, fewer when their lines are long (`BATCH_BYTES`): what one batch holds parsed is bounded."""
+    batch: list[Record | LineResult] = []
+    held = 0
+    for item, size in items:
+        batch.append(item)
+        held += size
+        if len(batch) >= BATCH or held >= BATCH_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 # ---------------------------------------------------------------------------------- endpoints
 
 @provider_endpoint
 async def post_records(request: Request, actor: ProviderActor) -> Response:
-    """Apply the records of one entity; answer each, in order, as NDJSON."""
+    """Apply the records of one entity; answer each, in order, as NDJSON, streamed a batch at a time."""
     name = request.path_params["entity"]
     kind = records.ENTITIES.get(name)
     if kind is None:
@@ -163,19 +211,32 @@ async def post_records(request: Request, actor: ProviderActor) -> Response:
     if not actor.may(kind.scope):
         await record_action(ActorKind.SERVICE, actor.name, f"records.{name}", None, {"denied": f"needs {kind.scope}"})
         raise ProviderError(403, "FORBIDDEN", f"Writing {name} needs the scope {kind.scope}; this token has {', '.join(sorted(actor.scopes)) or 'none'}.")
-    found, not_records = parse(name, await _body(request))
-    items: list[Record | LineResult] = sorted([*found, *not_records], key=lambda item: item.line)
-    results: list[LineResult] = []
-    for start in range(0, len(items), BATCH):
-        # a failed batch rolls back and is answered refused: the other batches still apply
-        results += await records.apply(actor, name, items[start:start + BATCH], request.app.state.broadcast, answer_failure=True)
-    counts = Counter(result.outcome.value for result in results)
-    await record_action(
-        ActorKind.SERVICE, actor.name, f"records.{name}", None,
-        {"lines": len(results), **{outcome.value: counts.get(outcome.value, 0) for outcome in Outcome}},
-    )
-    answer = b"".join(orjson.dumps(result.as_json()) + b"\n" for result in results)
-    return Response(answer, media_type=NDJSON)
+    settings = request.app.state.settings
+    items = parse(name, await _body(request), settings.provider_max_lines)
+    refusals = RefusalBudget(settings.provider_max_refusals_kept)
+    return StreamingResponse(_answer(actor, name, items, refusals, request.app.state.broadcast), media_type=NDJSON)
+
+
+async def _answer(actor: ProviderActor, name: str, items: Items, refusals: RefusalBudget, broadcast: Any) -> AsyncIterator[bytes]:
+    """Each batch applied in its transaction (a failed one rolls back and is answered refused: the
+    other batches still apply), then its answer lines sent: the answer is never held whole. The
+    request's counts go to the provider's audit however it ends (a client gone midway: `cut`)."""
+    counts: Counter[str] = Counter()
+    finished = False
+    try:
+        for batch in batches(items):
+            results = await records.apply(actor, name, batch, broadcast, answer_failure=True, refusals=refusals)
+            counts.update(result.outcome.value for result in results)
+            yield b"".join(orjson.dumps(result.as_json()) + b"\n" for result in results)
+        finished = True
+    finally:
+        details: dict[str, Any] = {"lines": sum(counts.values()), **{outcome.value: counts.get(outcome.value, 0) for outcome in Outcome}}
+        if refusals.refused > refusals.limit:
+            details["refusedNotKept"] = refusals.refused - refusals.limit
+        if not finished:
+            details["cut"] = True
+        with anyio.CancelScope(shield=True):
+            await record_action(ActorKind.SERVICE, actor.name, f"records.{name}", None, details)
 
 
 @provider_endpoint
@@ -193,6 +254,7 @@ async def entities(request: Request, actor: ProviderActor) -> Response:
 
 # ---------------------------------------------------------------------------------- the staff desk
 
+STAFF_BODY_BYTES = 64 * 1024  # a staff request's JSON names an organization and a reason: never the records' megabytes
 STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400}
 
 
@@ -260,7 +322,7 @@ def _page_json(page: Page, item: Callable[[Any], dict[str, Any]]) -> JSONRespons
 
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
-        value = orjson.loads(await _body(request) or b"{}")
+        value = orjson.loads(await _body(request, STAFF_BODY_BYTES) or b"{}")
     except orjson.JSONDecodeError as error:
         raise ProviderError(400, "INVALID", f"The body is not JSON: {error}.") from None
     if not isinstance(value, dict):

@@ -149,6 +149,14 @@ class Settings(BaseSettings):
     provider_max_body_bytes: int = Field(
         20 * 1024 * 1024, description="A request of the provider API (records, NDJSON) beyond this is refused (413)."
     )
+    provider_max_lines: int = Field(
+        10_000, ge=1, description="Lines (records; blank lines counted) one request of the provider API may carry: "
+        "more is refused (413 TOO_MANY_LINES) before any is applied."
+    )
+    provider_max_refusals_kept: int = Field(
+        1_000, ge=0, description="Refused lines of one provider API request, or one `kabinet import` run, kept one by one "
+        "for the staff desk; past it one row says so and the answer (the report) marks the rest `kept: false`."
+    )
     ws_max_message_bytes: int = Field(1024 * 1024, description="A WebSocket message beyond this closes the socket (1009).")
     ws_connection_init_seconds: float = Field(
         10.0, description="A WebSocket without `connection_init` this long after it opened is closed (4408), on both protocols."

@@ -18,7 +18,6 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 
 from tortoise.expressions import F
@@ -480,7 +479,7 @@ async def _withdraw(actor: ProviderActor, document: Document | None) -> Outcome:
 
 
 def _provided_file(record: Record) -> bytes | None:
-    """The provider's PDF: `file_base64`, or `file_path` relative to the imported file."""
+    """The provider's PDF: `file_base64`, or `file_path` relative to the imported file (and under its folder)."""
     encoded = _reference(record, "file_base64")
     path = _reference(record, "file_path")
     if encoded is not None:
@@ -490,13 +489,10 @@ def _provided_file(record: Record) -> bytes | None:
             raise RecordRefused("file_base64", "Not base64.") from None
         field = "file_base64"
     elif path is not None:
-        folder = record.source_dir if isinstance(record, ImportedRecord) else None
-        if folder is None:
+        files = record.files if isinstance(record, ImportedRecord) else None
+        if files is None:
             raise RecordRefused("file_path", "A file path is read by `kabinet import` only: send the PDF as file_base64.")
-        try:
-            content = (Path(folder) / path).read_bytes()
-        except OSError as error:
-            raise RecordRefused("file_path", f"Cannot read {path}: {error.strerror or error}.") from None
+        content = files.read(path)  # only under the import's folder (resolvers/provider/imports.py)
         field = "file_path"
     else:
         return None

@@ -6,6 +6,11 @@ applied in one transaction that also advances the run's `lines_done`: an import 
 middle (killed, a lost connection) resumes after the last batch that committed. A file imported to
 the end is not applied again: running it again reports the earlier run's counts (`again=True`
 applies every line anew; the upserts answer UNCHANGED for what is there already).
+
+No file, however broken, ends in a traceback: what is wrong with a line (not JSON, not an object,
+a CSV row the csv module cannot read, a line or field over the limit, a NUL character) is that
+line refused, and the import goes on; a file not in UTF-8 is refused whole (ImportRefused). A
+document's `file_path` is read only under the file's folder or `--files-root` (DocumentFiles).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import csv
 import hashlib
 import io
 import json
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +32,75 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
+from kabinet.settings import Settings
 from models.provider import ImportRun, ProviderAction
-from resolvers.provider.records import ENTITIES, LineResult, Outcome, ProviderActor, Record, Source, apply, kind_of
+from resolvers.provider.records import (
+    ENTITIES, LineResult, Outcome, ProviderActor, Record, RecordRefused, RefusalBudget, Source, apply, binary_refused, kind_of,
+    record_of_line,
+)
 
 FORMATS = (".ndjson", ".jsonl", ".csv")
+DEFAULTS = Settings.model_construct()  # the limits' defaults, for a caller that passes none (the CLI passes its settings')
+
+
+@dataclass(frozen=True)
+class DocumentFiles:
+    """Where the documents an import names by `file_path` may be read: relative to the import file's
+    folder (`folder`), and only under `root` — that folder, or the one `--files-root` names (`named`).
+    Never `..` out of it, an absolute path elsewhere (or at all, unless a root was named) nor a
+    symbolic link leading out; a regular file of at most `max_bytes`."""
+
+    folder: Path
+    root: Path
+    named: bool = False
+    max_bytes: int = DEFAULTS.provider_max_body_bytes
+
+    @classmethod
+    def beside(cls, path: Path, files_root: Path | None = None, max_bytes: int = DEFAULTS.provider_max_body_bytes) -> DocumentFiles:
+        folder = Path(path).absolute().parent
+        return cls(folder, Path(files_root or folder).resolve(), files_root is not None, max_bytes)
+
+    def read(self, file_path: str) -> bytes:
+        """The file's bytes; RecordRefused on `file_path` naming why it is not read."""
+        where = f"the files' root {self.root}" if self.named else "the import file's folder"
+        asked = Path(file_path)
+        if asked.is_absolute() and not self.named:
+            raise RecordRefused("file_path", f"{file_path!r} is an absolute path: name the file relative to {where} "
+                                "(or allow a folder with --files-root).")
+        try:
+            found = (self.folder / asked).resolve(strict=True)
+        except (OSError, RuntimeError) as error:  # absent, unreadable, a loop of links
+            raise RecordRefused("file_path", f"Cannot read {file_path}: {getattr(error, 'strerror', None) or error}.") from None
+        if not found.is_relative_to(self.root):
+            if asked.is_absolute():
+                how = "an absolute path outside it"
+            elif not Path(os.path.normpath(self.folder / asked)).is_relative_to(self.root):
+                how = "`..` leads out of it"
+            else:
+                how = "a symbolic link leads out of it"
+            raise RecordRefused("file_path", f"{file_path!r} is not under {where} ({how}): documents are read only there.")
+        try:
+            descriptor = os.open(found, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as error:
+            raise RecordRefused("file_path", f"Cannot read {file_path}: {error.strerror or error}.") from None
+        with os.fdopen(descriptor, "rb") as file:
+            status = os.fstat(file.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise RecordRefused("file_path", f"{file_path!r} is not a regular file.")
+            if status.st_size > self.max_bytes:
+                raise RecordRefused("file_path", f"{file_path!r} is over {self.max_bytes} bytes.")
+            content = file.read(self.max_bytes + 1)
+        if len(content) > self.max_bytes:
+            raise RecordRefused("file_path", f"{file_path!r} is over {self.max_bytes} bytes.")
+        return content
 
 
 @dataclass
 class ImportedRecord(Record):
-    """A record read from a file: a document's `file_path` is read relative to `source_dir` (the
-    HTTP API has no such folder, so it takes `file_base64` only)."""
+    """A record read from a file: a document's `file_path` is read by `files` (the HTTP API has no
+    such folder, so it takes `file_base64` only)."""
 
-    source_dir: Path | None = None
+    files: DocumentFiles | None = None
 
 
 @dataclass
@@ -85,70 +149,102 @@ def entity_of_file(path: Path) -> str:
                        f"({', '.join(sorted(ENTITIES))}).")
 
 
-def read_records(path: Path, content: bytes | None = None) -> Iterator[Record | LineResult]:
-    """The file's records in order; a line that is not a record at all is a refusal already. NDJSON:
+def read_records(
+    path: Path, content: bytes | None = None, files: DocumentFiles | None = None,
+    max_line_chars: int = DEFAULTS.provider_max_body_bytes,
+) -> Iterator[Record | LineResult]:
+    """The file's records in order; a line that is not a record at all is a refusal already (never an
+    exception: a line or CSV field over `max_line_chars` is refused unread, naming the field). NDJSON:
     `line` is the line of the file; CSV: the data row (the header not counted)."""
     content = path.read_bytes() if content is None else content
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ImportRefused(f"Unknown format {path.suffix!r}: .ndjson, .jsonl or .csv.")
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportRefused("Not UTF-8 but UTF-16 (\"Unicode\" in Windows): export the file in UTF-8.")
     try:
         text = content.decode("utf-8-sig")  # a BOM, as 1C writes it, or none
     except UnicodeDecodeError as error:
         raise ImportRefused(f"Not UTF-8 (at byte {error.start}): export the file in UTF-8.") from None
-    folder = path.parent
+    files = files or DocumentFiles.beside(path)
     if suffix == ".csv":
-        yield from _csv_records(text, folder)
+        yield from _csv_records(text, files, max_line_chars)
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            values = orjson.loads(line)  # a number's float prints back as written (1234.56): decimal() reads str(value)
-        except orjson.JSONDecodeError as error:
-            yield LineResult(number, "", None, Outcome.REFUSED, None, f"Not JSON: {error}.")
+        if len(line) > max_line_chars:
+            yield LineResult(number, "", None, Outcome.REFUSED, None, f"Not read: a line over {max_line_chars} characters.")
             continue
-        if not isinstance(values, dict):
-            yield LineResult(number, "", None, Outcome.REFUSED, None, "Not a JSON object.")
-            continue
-        yield ImportedRecord(number, values, folder)
+        values = record_of_line(number, line)
+        yield values if isinstance(values, LineResult) else ImportedRecord(number, values, files)
 
 
-def _csv_records(text: str, folder: Path) -> Iterator[Record | LineResult]:
+def _csv_records(text: str, files: DocumentFiles, max_field_chars: int) -> Iterator[Record | LineResult]:
     """UTF-8 (a BOM allowed), `;` (as 1C writes it) or `,` between fields, the header row naming
-    them; an empty cell is an absent field. Decimal commas are read by the field readers."""
-    first = text.split("\n", 1)[0]
+    them; an empty cell is an absent field. Decimal commas are read by the field readers. A row the
+    csv module cannot read is a refused line, and the rows after it are read on."""
+    first = text[:text.find("\n")] if "\n" in text else text
     delimiter = ";" if first.count(";") >= first.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
-        return
-    names = [name.strip().lower() for name in header]
-    row_number = 0
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        row_number += 1
-        if len(row) > len(names):
-            yield LineResult(row_number, "", None, Outcome.REFUSED, None,
-                             f"{len(row)} fields, the header names {len(names)}.")
-            continue
-        yield ImportedRecord(row_number, {n: v for n, v in zip(names, row) if n and v.strip() != ""}, folder)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))  # the file is in memory already: fields are measured below, by name
+    try:
+        try:
+            header = next(reader, None)
+        except csv.Error as error:
+            raise ImportRefused(f"The header row is not CSV: {error}.") from None
+        if header is None:
+            return
+        names = [name.strip().lower() for name in header]
+        row_number = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                row_number += 1
+                yield LineResult(row_number, "", None, Outcome.REFUSED, None, f"Not CSV: {error}.")
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            row_number += 1
+            if len(row) > len(names):
+                yield LineResult(row_number, "", None, Outcome.REFUSED, None,
+                                 f"{len(row)} fields, the header names {len(names)}.")
+                continue
+            too_long = next((name for name, value in zip(names, row) if len(value) > max_field_chars), None)
+            if too_long is not None:
+                yield LineResult(row_number, "", None, Outcome.REFUSED, too_long or None,
+                                 f"Not read: a field over {max_field_chars} characters.")
+                continue
+            values = {n: v for n, v in zip(names, row) if n and v.strip() != ""}
+            yield binary_refused(row_number, values) or ImportedRecord(row_number, values, files)
+    finally:
+        csv.field_size_limit(limit)
 
 
 async def import_file(
     path: Path, actor: ProviderActor, *, entity: str | None = None, batch: int = 1000,
     report: Path | None = None, progress: Callable[[int, int], None] | None = None, broadcast: Any = None,
-    again: bool = False,
+    again: bool = False, files_root: Path | None = None, settings: Settings = DEFAULTS,
 ) -> ImportSummary:
     """Import `path` as records of `entity` (by default: the file's name says), `batch` records per
-    transaction; every LineResult goes to `report` (NDJSON) and `progress(n, total)` hears of each n lines done."""
+    transaction; every LineResult goes to `report` (NDJSON) and `progress(n, total)` hears of each n lines done.
+    Documents are read under the file's folder or `files_root` (DocumentFiles); `settings` give the limits: a
+    line (a CSV field) or document over `provider_max_body_bytes`, the refused lines kept one by one."""
     path = Path(path)
     name = entity or entity_of_file(path)
     kind_of(actor, name)  # unknown entity, or a scope the actor lacks: refused before anything
+    if not path.is_file():
+        raise ImportRefused(f"{path} is not a regular file.")
+    if files_root is not None and not Path(files_root).is_dir():
+        raise ImportRefused(f"--files-root {files_root} is not a folder.")
     content = path.read_bytes()
     digest = hashlib.sha256(content).hexdigest()
-    items = list(read_records(path, content))
+    files = DocumentFiles.beside(path, files_root, settings.provider_max_body_bytes)
+    items = list(read_records(path, content, files, settings.provider_max_body_bytes))
     run, _ = await ImportRun.get_or_create(entity=name, file_digest=digest, defaults={"file_name": path.name[:300]})
     summary = ImportSummary(name, path.name, len(items))
     if run.finished_at is not None and not again:
@@ -164,10 +260,11 @@ async def import_file(
     if progress and run.lines_done:
         progress(run.lines_done, len(items))
     report = summary.report = Path(report) if report else path.with_name(path.name + ".report.ndjson")
+    refusals = RefusalBudget(settings.provider_max_refusals_kept, run.refused)  # a resumed run's so far
     with open(report, "a" if run.lines_done else "w", encoding="utf-8") as out:
         for start in range(run.lines_done, len(items), max(1, batch)):
             chunk = items[start:start + max(1, batch)]
-            results = await _apply_batch(actor, name, run, chunk, broadcast)
+            results = await _apply_batch(actor, name, run, chunk, broadcast, refusals)
             for result in results:
                 out.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
                 setattr(summary, result.outcome.value, getattr(summary, result.outcome.value) + 1)
@@ -191,7 +288,8 @@ def _take_counts(summary: ImportSummary, run: ImportRun) -> None:
 
 
 async def _apply_batch(
-    actor: ProviderActor, name: str, run: ImportRun, chunk: list[Record | LineResult], broadcast: Any
+    actor: ProviderActor, name: str, run: ImportRun, chunk: list[Record | LineResult], broadcast: Any,
+    refusals: RefusalBudget | None = None,
 ) -> list[LineResult]:
     """One batch in one transaction with the run's progress: both commit, or neither."""
 
@@ -201,6 +299,6 @@ async def _apply_batch(
             lines_done=F("lines_done") + len(chunk), **{key: F(key) + value for key, value in counts.items()}
         )
 
-    results = await apply(actor, name, chunk, broadcast, source=Source(run.file_name, run.id), within=advance)
+    results = await apply(actor, name, chunk, broadcast, source=Source(run.file_name, run.id), within=advance, refusals=refusals)
     run.lines_done += len(chunk)
     return results

@@ -24,6 +24,7 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from tortoise.transactions import in_transaction
 
 from models.bulk import insert_rows
@@ -50,11 +51,14 @@ class LineResult:
     outcome: Outcome
     field: str | None = None  # the record's field at fault (REFUSED)
     reason: str | None = None
+    kept: bool = True  # a REFUSED line past its request's RefusalBudget is answered, not kept for the staff desk
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"line": self.line, "entity": self.entity, "externalId": self.external_id, "result": self.outcome.value}
         if self.outcome is Outcome.REFUSED:
             out.update(field=self.field, reason=self.reason)
+            if not self.kept:
+                out["kept"] = False
         return out
 
 
@@ -76,6 +80,55 @@ class Record:
     def external_id(self) -> str | None:
         value = self.values.get("external_id")
         return str(value).strip() if value not in (None, "") else None
+
+
+# JSON punctuation (`,` `:` `{` `[`, inside strings too) a line may hold to be read at all: far above a real
+# record (a flat object of a few dozen fields, texts of at most a few hundred characters, a PDF in base64 has
+# none), and what bounds the memory parsing one line takes (nested arrays cost ~30 times their bytes).
+RECORD_PUNCTUATION = 2_000
+
+
+def punctuation(raw: bytes | str) -> int:
+    if isinstance(raw, str):
+        return raw.count(",") + raw.count(":") + raw.count("{") + raw.count("[")
+    return raw.count(b",") + raw.count(b":") + raw.count(b"{") + raw.count(b"[")
+
+
+def record_of_line(line: int, raw: bytes | str) -> Mapping[str, Any] | LineResult:
+    """The values of one NDJSON line (the API's body or an imported file), or its refusal: not JSON,
+    not in UTF-8, not an object, or more punctuation than any record has (refused unread)."""
+    if punctuation(raw) > RECORD_PUNCTUATION:
+        return LineResult(line, "", None, Outcome.REFUSED, None, (
+            f"Not read: more than {RECORD_PUNCTUATION} commas, colons and brackets, which no record has "
+            "(a record is one flat JSON object)."))
+    try:
+        values = orjson.loads(raw)  # a number's float prints back as written (1234.56): decimal() reads str(value)
+    except orjson.JSONDecodeError as error:
+        reason = f"Not valid JSON: {error}." if _is_utf8(raw) else "Not UTF-8 (windows-1251?): send the text in UTF-8."
+        return LineResult(line, "", None, Outcome.REFUSED, None, reason)
+    if not isinstance(values, dict):
+        return LineResult(line, "", None, Outcome.REFUSED, None, "Not a JSON object: each line is one record, {\"external_id\": …, …}.")
+    return binary_refused(line, values) or values
+
+
+def binary_refused(line: int, values: Mapping[str, Any]) -> LineResult | None:
+    """A record holding a NUL character (binary data, not text), refused naming its field: no text
+    column holds one (PostgreSQL refuses it outright, and with it the whole batch)."""
+    for name, value in values.items():
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            return LineResult(line, "", None, Outcome.REFUSED, name.replace("\x00", "") or None,
+                              "A NUL character: binary data, not text.")
+    return None
+
+
+def _is_utf8(raw: bytes | str) -> bool:
+    if isinstance(raw, str):
+        return True
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 DEFAULT_PROVIDER_TIMEZONE = "Europe/Moscow"
@@ -190,13 +243,34 @@ class Source:
 
 
 API = Source("api")
+
+
+@dataclass
+class RefusalBudget:
+    """How many refused lines of one request (or one import run) are kept one by one for the staff
+    desk: past `limit`, one more row says that the later ones are not (each is still answered, marked
+    `kept: false`, and counted in the provider's audit). A flood of bad lines costs limit + 1 rows."""
+
+    limit: int
+    refused: int = 0  # refused lines counted so far, kept or not
+
+    def take(self, refused: list[LineResult]) -> tuple[list[LineResult], LineResult | None]:
+        """The ones to keep, and the first line past the limit when this batch crosses it (its summary row)."""
+        room = max(0, self.limit - self.refused)
+        first_past = refused[room] if len(refused) > room and self.refused <= self.limit else None
+        self.refused += len(refused)
+        for number, result in enumerate(refused):
+            result.kept = number < room
+        return refused[:room], first_past
+
+
 NOT_APPLIED = "Not applied: kabinet failed on this batch (logged for the provider); send these lines again."
 
 
 async def apply(
     actor: ProviderActor, name: str, items: Sequence[Record | LineResult], broadcast: Any = None, *,
     source: Source = API, within: Callable[[list[LineResult]], Awaitable[None]] | None = None,
-    answer_failure: bool = False,
+    answer_failure: bool = False, refusals: RefusalBudget | None = None,
 ) -> list[LineResult]:
     """Apply one batch of one entity in one transaction, then announce its events: every door's one
     way in. `items` are the batch's records and, in their place, lines refused before they were
@@ -204,15 +278,17 @@ async def apply(
     for staff to see. `within(results)` runs in that transaction too (an import's progress).
 
     A batch that fails rolls back and raises; with `answer_failure` (the HTTP API, which answers
-    each line whatever happens) its lines are answered, and kept, as refused instead."""
+    each line whatever happens) its lines are answered, and kept, as refused instead. `refusals`:
+    the request's budget of refused lines kept one by one (None: all are)."""
     kind = kind_of(actor, name)
     records = [item for item in items if isinstance(item, Record)]
+    refused_before = refusals.refused if refusals is not None else 0
     try:
         async with in_transaction():
             applied = iter(await kind.upsert(actor, records) if records else [])
             results = [next(applied) if isinstance(item, Record) else _of_entity(item, name) for item in items]
             await actor.record_changes()
-            await keep_refusals(actor, source, results)
+            await keep_refusals(actor, source, results, refusals)
             if within is not None:
                 await within(results)
     except Exception:
@@ -221,13 +297,15 @@ async def apply(
         log.exception("provider records: a batch of %d %s records failed (lines %d–%d)", len(items), name,
                       items[0].line if items else 0, items[-1].line if items else 0)
         actor.changed, actor.announcements = {}, PendingAnnouncements()  # the events of the rolled back batch
+        if refusals is not None:
+            refusals.refused = refused_before  # its kept refusals were rolled back too
         results = [
             _of_entity(item, name) if isinstance(item, LineResult)
             else LineResult(item.line, name, item.external_id, Outcome.REFUSED, None, NOT_APPLIED)
             for item in items
         ]
         async with in_transaction():
-            await keep_refusals(actor, source, results)
+            await keep_refusals(actor, source, results, refusals)
     if broadcast is not None:
         await actor.announcements.announce(broadcast)
     else:
@@ -240,8 +318,21 @@ def _of_entity(result: LineResult, name: str) -> LineResult:
     return result
 
 
-async def keep_refusals(actor: ProviderActor, source: Source, results: Sequence[LineResult]) -> None:
-    """Keep the batch's refused lines, in one statement (a batch can hold hundreds)."""
+async def keep_refusals(
+    actor: ProviderActor, source: Source, results: Sequence[LineResult], refusals: RefusalBudget | None = None
+) -> None:
+    """Keep the batch's refused lines, in one statement (a batch can hold hundreds); past the
+    request's budget, one row saying so in place of the rest."""
+    refused = [result for result in results if result.outcome is Outcome.REFUSED]
+    first_past = None
+    if refusals is not None:
+        refused, first_past = refusals.take(refused)
+    if first_past is not None:
+        door, answer = ("import run", "import's report") if source.import_run_id else ("request", "answer to the sender")
+        refused.append(LineResult(first_past.line, first_past.entity, None, Outcome.REFUSED, None, (
+            f"More than {refusals.limit} lines of this {door} were refused: from line {first_past.line} on they are "
+            f"not kept here one by one (the {answer} has each, marked kept: false; their count is in the provider's audit)."
+        )))
     await insert_rows(RefusedRecord, [
         {
             "actor_kind": actor.kind, "actor": actor.name[:200], "source": source.name[:300],
@@ -249,7 +340,7 @@ async def keep_refusals(actor: ProviderActor, source: Source, results: Sequence[
             "external_id": result.external_id[:100] if result.external_id else None,
             "field": result.field[:100] if result.field else None, "reason": (result.reason or "")[:1000],
         }
-        for result in results if result.outcome is Outcome.REFUSED
+        for result in refused
     ])
 
 
