@@ -149,7 +149,7 @@ async def invite_member(
     )
     for database in databases:
         await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
-    await _send_invite(ctx, organization, invite, token, databases)
+    await _send_invite(ctx, organization, invite, token, databases, "phone")
     await audit.record(
         ctx, "invite.create", organization_id=org_id, object_type="Invite", object_id=invite.id,
         details={
@@ -173,7 +173,7 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     invite.expires_at = _expiry()
     await invite.save(update_fields=["token_hash", "expires_at"])
     databases = await _databases_of_invite(invite)
-    await _send_invite(ctx, organization, invite, token, databases)
+    await _send_invite(ctx, organization, invite, token, databases, "invite_id")
     await audit.record(
         ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
         details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
@@ -233,10 +233,14 @@ def invite_link(ctx: RequestContext, token: str) -> str:
 
 
 async def _send_invite(
-    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database]
+    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database],
+    phone_field: str,
 ) -> None:
     """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
-    its reader learns it); nothing depends on the phone's account, and the inviter sees neither."""
+    its reader learns it); nothing depends on the phone's account, and the inviter sees neither.
+    An invitation by phone where SMS are not configured is UNAVAILABLE (on `phone_field`)."""
+    if invite.phone:
+        outbox.require_sms(ctx.settings, phone_field)
     link = invite_link(ctx, token)
     inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
     if invite.email:

@@ -27,6 +27,8 @@ async def request_password_reset(ctx: RequestContext, login: str) -> None:
     as for a real one.
     """
     key = _login_key(login)
+    if "@" not in key:
+        outbox.require_sms(ctx.settings, "login")
     await codes.require_may_send(ctx, PASSWORD_RESET_CODE, key)
     user = await User.get_or_none(Q(email=key) if "@" in key else Q(phone=key), is_active=True)
     _, code = await codes.issue(ctx, PASSWORD_RESET_CODE, key, user=user)

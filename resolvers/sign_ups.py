@@ -98,6 +98,8 @@ async def register(
     phone = validation.phone(phone, "phone")
     email = validation.email(email, "email")
     password = validation.password(password, "password")
+    if channel == ConfirmationChannel.SMS:
+        outbox.require_sms(ctx.settings, "confirm_by")
     target = phone if channel == ConfirmationChannel.SMS else email
     await codes.require_may_send(ctx, SIGN_UP_CODE, target)
     await release_pending_sign_ups(email=email, phone=phone)
@@ -151,6 +153,8 @@ async def resend_registration_code(ctx: RequestContext, registration_id: uuid.UU
     user = await _pending_sign_up(registration_id, lock=False)
     previous = await codes.latest(SIGN_UP_CODE, user_id=user.id)
     target = previous.target if previous else user.phone
+    if "@" not in target:
+        outbox.require_sms(ctx.settings, "registration_id")
     await codes.require_may_send(ctx, SIGN_UP_CODE, target)  # before the row lock (see codes.require_may_send)
     user = await _pending_sign_up(registration_id)
     row = await _send_sign_up_code(ctx, user, target)
