@@ -26,6 +26,7 @@ from tortoise.expressions import Q
 
 from kabinet.settings import Settings
 from models.identity import CodePurpose, User, VerificationCode
+from models.locks import one_at_a_time
 from resolvers import codes, outbox
 from resolvers.errors import ErrorCode, UserFacingError
 
@@ -66,6 +67,7 @@ async def prove(settings: Settings, user: User, *, email: str | None = None, pho
     """`user` holds this e-mail (or phone) as proven from now on, a login; CONFLICT on `field` when
     another account proved it meanwhile. Whoever else gave it unproven gives it up (and is told)."""
     kind, address = ("email", email) if email else ("phone", phone)
+    await one_at_a_time(User, [f"prove-address:{address}"])  # two proofs at once: one CONFLICT, never a 500
     if await address_taken(**{kind: address}, exclude=user.id):
         raise UserFacingError(ErrorCode.CONFLICT, f"This {'e-mail' if email else 'phone'} has meanwhile been "
                               "proven by another account.", field)

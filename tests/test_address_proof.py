@@ -10,12 +10,14 @@ reserves nothing; whoever proves it has it, and the other account is told.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 from pathlib import Path
 from types import SimpleNamespace
 
 from tortoise import connections
 
-from models.identity import User
+from kabinet.clock import utcnow
+from models.identity import User, VerificationCode
 from models.organizations import KnownContact, Role
 from models.outbox import Channel, OutboxMessage
 
@@ -173,3 +175,29 @@ def test_only_the_address_rules_read_the_unproven_columns():
             ):
                 readers.add(str(path.relative_to(ROOT)))
     assert readers <= allowed, readers - allowed
+
+
+async def test_two_accounts_proving_one_address_at_once_end_as_one_owner_and_one_conflict(gql):
+    """Two people changing their e-mail to one address, each with their own code (one owner could
+    only ever read one of the letters; the race is the database's): one has it, the other CONFLICT."""
+    import asyncio
+
+    address = factories.unique_email("contested")
+    people = [await factories.create_user() for _ in range(2)]
+    for person in people:
+        await gql.token_for_password(person.email, factories.PASSWORD)
+        asked = (await gql.execute(REQUEST_EMAIL, {"e": address}, as_user=person.email))["data"]["requestEmailChange"]
+        assert asked["userErrors"] == []
+        # the next code to this address may go at once (one a minute otherwise)
+        await VerificationCode.filter(target=address).update(created_at=utcnow() - dt.timedelta(minutes=2))
+    codes_sent = [m.body for m in await OutboxMessage.filter(recipient=address).order_by("created_at")]
+    assert len(codes_sent) == 2
+    import re
+
+    answers = await asyncio.gather(*(
+        gql.execute(CONFIRM_EMAIL, {"c": re.search(r"(\d{6})", body).group(1)}, as_user=person.email)
+        for person, body in zip(people, codes_sent)
+    ))
+    outcomes = sorted(tuple(e["code"] for e in a["data"]["confirmEmailChange"]["userErrors"]) for a in answers)
+    assert outcomes == [(), ("CONFLICT",)]
+    assert await User.filter(email=address).count() == 1
