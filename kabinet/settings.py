@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     # {phone} {text} {sender} {id} {login} {password} {token}.
     sms_url: str | None = Field(
         None, description="The SMS gateway's URL: when set, every SMS goes to it whatever mail_url says (e-mail keeps "
-        "going by mail_url); unset, SMS go where mail_url says (file, console, or only logged with smtp)."
+        "going by mail_url). Unset, SMS go nowhere (sign-up by phone and codes by phone answer UNAVAILABLE), "
+        "unless sms_by_mail_url."
     )
     sms_method: Literal["GET", "POST"] = Field("POST", description="The HTTP method of the gateway request.")
     sms_params_in: Literal["query", "form", "json"] = Field(
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     sms_ok_json: str = Field(
         "", description="Besides HTTP 2xx, the answer must be JSON with this field: `path` (present, not null or false) "
         "or `path=value`, dotted, e.g. `sms.{phone}.status=OK`."
+    )
+    sms_by_mail_url: bool | None = Field(
+        None, description="With no sms_url, write SMS where a file:// or console:// mail_url says, for a laptop or the "
+        "demo (SMTP cannot carry them). Default: on where the demo data set is seeded (the embedded default), else off.",
     )
     public_url: str = Field("", description="Public base URL; download and invite links use it.")
     seed_demo: bool | None = Field(
@@ -244,6 +249,18 @@ class Settings(BaseSettings):
     @property
     def should_seed_demo(self) -> bool:
         return self.is_sqlite if self.seed_demo is None else self.seed_demo
+
+    @property
+    def sms_to_mail_url(self) -> bool:
+        """SMS go where the mail URL says: no gateway, a file or console mail URL, and asked for (or the demo)."""
+        wanted = self.should_seed_demo if self.sms_by_mail_url is None else self.sms_by_mail_url
+        scheme = (self.mail_url or "file://").split(":", 1)[0].lower()  # unset: the data folder's files
+        return not self.sms_url and wanted and scheme in ("file", "console")
+
+    @property
+    def sms_available(self) -> bool:
+        """Whether an SMS can reach a phone: by the gateway, or (a laptop, the demo) by the mail URL."""
+        return bool(self.sms_url) or self.sms_to_mail_url
 
     @property
     def should_migrate_on_start(self) -> bool:

@@ -11,11 +11,18 @@ from models.base import Entity
 
 
 class User(Entity):
-    email = fields.CharField(max_length=254, null=True, unique=True)  # stored lower-case
-    phone = fields.CharField(max_length=16, null=True, unique=True)  # +7XXXXXXXXXX
+    # `email` and `phone` hold only addresses proven by a code: the logins, unique. An address given
+    # but not yet proven waits in `unproven_email` / `unproven_phone`: it finds nobody and reserves
+    # nothing (resolvers/addresses.py).
+    email = fields.CharField(max_length=254, null=True, unique=True)  # proven, stored lower-case
+    phone = fields.CharField(max_length=16, null=True, unique=True)  # proven, +7XXXXXXXXXX
+    unproven_email = fields.CharField(max_length=254, null=True, db_index=True)
+    unproven_phone = fields.CharField(max_length=16, null=True, db_index=True)
     full_name = fields.CharField(max_length=200)
     password_hash = fields.CharField(max_length=200)
     is_staff = fields.BooleanField(default=False, db_default=False)
+    # True exactly when `email` (`phone`) is set, since migration 0013 (kept: dropping a column
+    # rebuilds SQLite's user table, which every other table references).
     email_verified = fields.BooleanField(default=False, db_default=False)
     phone_verified = fields.BooleanField(default=False, db_default=False)
     is_active = fields.BooleanField(default=True, db_default=True)  # False until a sign-up is confirmed

@@ -39,6 +39,7 @@ from kabinet.clock import utcnow
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from models.identity import CodePurpose, User, VerificationCode
+from models.locks import one_at_a_time
 
 # Purposes whose rules have sending limits (filled as the rules are made): the per-client count covers them all.
 LIMITED_PURPOSES: set[CodePurpose] = set()
@@ -95,7 +96,8 @@ async def require_may_send(ctx: RequestContext, rules: CodeRules, target: str) -
     if not rules.sending_limits:
         return
     client = [f"codes-client:{ctx.client_address}"] if ctx.client_address else []
-    await _one_at_a_time([*client, f"codes-to:{target}"])
+    # Counted one after another (the client address, then the address), not all passing the same count.
+    await one_at_a_time(VerificationCode, [*client, f"codes-to:{target}"])
     settings, now = ctx.settings, utcnow()
     hour_ago = now - SENDING_WINDOW
     recent = await VerificationCode.filter(
@@ -114,18 +116,6 @@ async def require_may_send(ctx: RequestContext, rules: CodeRules, target: str) -
         raise UserFacingError(
             ErrorCode.RATE_LIMITED, "Too many codes were asked for from your network in the last hour: try again later."
         )
-
-
-async def _one_at_a_time(keys: list[str]) -> None:
-    """PostgreSQL: a transaction-scoped advisory lock per key, always taken in the same order (the
-    client address, then the address the code goes to), so concurrent requests are counted one
-    after another instead of all passing the same count. SQLite runs one write transaction at a time."""
-    db = VerificationCode._meta.db
-    if db.capabilities.dialect != "postgres":
-        return
-    for key in keys:
-        lock = int.from_bytes(sha256(key.encode()).digest()[:8], "big", signed=True)
-        await db.execute_query("SELECT pg_advisory_xact_lock($1)", [lock])
 
 
 async def issue(

@@ -1,14 +1,15 @@
 """Changing one's e-mail: a code to the new address (codes as in sign_ups.py), the switch when it
-comes back; an address of another account is answered the same, and only that address is told."""
+comes back; an address of another account is answered the same, and only that address is told.
+The same proves an e-mail the account gave but has not proven yet (resolvers/addresses.py)."""
 
 from __future__ import annotations
 
 from models.identity import CodePurpose, User
-from resolvers import audit, codes, outbox, validation
+from resolvers import addresses, audit, codes, outbox, validation
+from resolvers.addresses import address_taken
 from resolvers.context import RequestContext
-from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import viewer_user
-from resolvers.sign_ups import CodeSent, address_taken, release_pending_sign_ups
+from resolvers.sign_ups import CodeSent
 
 EMAIL_CHANGE_CODE = codes.CodeRules(CodePurpose.EMAIL_CHANGE)
 
@@ -39,12 +40,8 @@ async def confirm_email_change(ctx: RequestContext, code: str) -> User:
     row = await codes.latest(EMAIL_CHANGE_CODE, user_id=user.id)
     await codes.check(ctx, EMAIL_CHANGE_CODE, row, code)
     new_email = row.target
-    if await address_taken(email=new_email, exclude=user.id):
-        raise UserFacingError(ErrorCode.CONFLICT, "This e-mail has meanwhile been taken by another account.", "code")
-    await release_pending_sign_ups(email=new_email)
     old_email = user.email
-    user.email, user.email_verified = new_email, True
-    await user.save(update_fields=["email", "email_verified"])
+    await addresses.prove(ctx.settings, user, email=new_email)
     if old_email:
         await outbox.email(old_email, "email_changed", new_email=new_email)
     await audit.record(

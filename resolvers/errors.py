@@ -22,6 +22,7 @@ class ErrorCode(str, Enum):
     EXPIRED = "EXPIRED"
     RATE_LIMITED = "RATE_LIMITED"
     UNAUTHENTICATED = "UNAUTHENTICATED"
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 class UserFacingError(Exception):

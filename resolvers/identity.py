@@ -13,6 +13,7 @@ from kabinet.clock import utcnow
 from resolvers.context import RequestContext, Viewer
 from resolvers.errors import ErrorCode, UserFacingError, unauthenticated
 from models.identity import RefreshToken, User
+from models.locks import one_at_a_time
 from resolvers import throttle
 
 PHONE_PATTERN = re.compile(r"^\+7\d{10}$")
@@ -97,11 +98,16 @@ async def sign_in_user(ctx: RequestContext, user: User) -> SignedIn:
 async def refresh(ctx: RequestContext, refresh_token: str) -> SignedIn:
     """Exchange a refresh token for new tokens; a token used twice revokes its whole login.
 
-    Runs inside the mutation's transaction; the conditional UPDATE that claims the token is what
-    makes two concurrent uses of one token end as one success and one revoked login.
+    Runs inside the mutation's transaction, holding its login's chain (`_hold_chains`) until the
+    commit: a logout or a second use of the token waits, and then sees the new token. The
+    conditional UPDATE that claims the token is what makes two uses of one token end as one
+    success and one revoked login where nothing is locked (SQLite runs one writer at a time).
     """
     now = utcnow()
     row = await RefreshToken.get_or_none(token_hash=hash_opaque_token(refresh_token))
+    if row is not None:
+        await _hold_chains([row.login_id])
+        await row.refresh_from_db()  # as the chain stands once no other change of it is in flight
     if row is None or row.revoked_at is not None:
         raise UserFacingError(ErrorCode.INVALID, "This refresh token is not valid; sign in again.", "refresh_token")
     if row.expires_at <= now:
@@ -116,8 +122,18 @@ async def refresh(ctx: RequestContext, refresh_token: str) -> SignedIn:
     return await _sign_in(ctx, await User.get(id=row.user_id), row.login_id)
 
 
+async def _hold_chains(login_ids: list[uuid.UUID]) -> None:
+    """Hold these logins' refresh-token chains until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time). Every change of a chain (a refresh: claim and insert; a revocation) takes it
+    first, so under READ COMMITTED a revocation's UPDATE starts after a racing refresh has committed
+    its new token and sees it, and a refresh after a revocation sees its token revoked. Sorted, so
+    two holders of several chains never deadlock."""
+    await one_at_a_time(RefreshToken, [f"refresh-chain:{login_id}" for login_id in sorted(set(login_ids))])
+
+
 async def revoke_login(ctx: RequestContext, login_id: uuid.UUID) -> int:
     """End a sign-in session: its refresh tokens revoked, its access tokens refused from the commit on."""
+    await _hold_chains([login_id])
     revoked = await RefreshToken.filter(login_id=login_id, revoked_at=None).update(revoked_at=utcnow())
     _end_after_commit(ctx, [login_id])
     return revoked
@@ -127,6 +143,7 @@ async def revoke_user_logins(ctx: RequestContext, user_id: uuid.UUID) -> int:
     """End every sign-in session of an account (a password reset, an account disabled)."""
     live = RefreshToken.filter(user_id=user_id, revoked_at=None)
     login_ids = list(set(await live.values_list("login_id", flat=True)))
+    await _hold_chains(login_ids)  # then the UPDATE (a new statement) sees what racing refreshes committed
     revoked = await live.update(revoked_at=utcnow())
     _end_after_commit(ctx, login_ids)
     return revoked

@@ -32,14 +32,13 @@ from kabinet.clock import utcnow
 from models.cloud import Database
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization, Role
-from resolvers import audit, messages, outbox, passwords, validation
+from resolvers import addresses, audit, codes, messages, outbox, passwords, validation
 from resolvers.common import member_organization, organization_row, require, require_approved
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import SignedIn, sign_in_user
 from resolvers.memberships import lock_organization, organization_databases
 from resolvers.permissions import Permission
-from resolvers.sign_ups import release_pending_sign_ups
 from resolvers.tokens import hash_opaque_token, new_opaque_token
 
 INVITE_DAYS = 7
@@ -149,7 +148,7 @@ async def invite_member(
     )
     for database in databases:
         await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
-    await _send_invite(ctx, organization, invite, token, databases)
+    await _send_invite(ctx, organization, invite, token, databases, "phone")
     await audit.record(
         ctx, "invite.create", organization_id=org_id, object_type="Invite", object_id=invite.id,
         details={
@@ -173,7 +172,7 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     invite.expires_at = _expiry()
     await invite.save(update_fields=["token_hash", "expires_at"])
     databases = await _databases_of_invite(invite)
-    await _send_invite(ctx, organization, invite, token, databases)
+    await _send_invite(ctx, organization, invite, token, databases, "invite_id")
     await audit.record(
         ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
         details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
@@ -233,10 +232,15 @@ def invite_link(ctx: RequestContext, token: str) -> str:
 
 
 async def _send_invite(
-    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database]
+    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database],
+    phone_field: str,
 ) -> None:
     """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
-    its reader learns it); nothing depends on the phone's account, and the inviter sees neither."""
+    its reader learns it); nothing depends on the phone's account, and the inviter sees neither.
+    With an e-mail and a phone, the link goes by e-mail and the phone is told (where SMS can go);
+    by phone only where SMS are not configured, the invitation is UNAVAILABLE (on `phone_field`)."""
+    if invite.phone and not invite.email:
+        outbox.require_sms(ctx.settings, phone_field)
     link = invite_link(ctx, token)
     inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
     if invite.email:
@@ -250,7 +254,14 @@ async def _send_invite(
             databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
             link=link, days=INVITE_DAYS, expires_at=messages.moscow_time(invite.expires_at),
         )
-    if invite.phone:
+    if invite.phone and invite.email and ctx.settings.sms_available:
+        # The link goes by e-mail only: following it proves the e-mail (`_proven_by_link`), which
+        # it could not if the same link had also gone to a phone someone else may hold.
+        await outbox.sms(
+            invite.phone, "invite_sms_letter_sent", organization_name=organization.name,
+            organization_code=organization.code, role=messages.ROLE_NAMES[invite.role], email=codes.mask(invite.email),
+        )
+    elif invite.phone:
         await outbox.sms(
             invite.phone, "invite_sms", organization_name=organization.name, organization_code=organization.code,
             role=messages.ROLE_NAMES[invite.role], link=link,
@@ -290,7 +301,7 @@ async def accept_invite(
         raise UserFacingError(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
     organization = await lock_organization(invite.organization_id)
     require_approved(organization, field, "its invitations can be accepted once it is approved")
-    account = await _invitee_account(invite, field)
+    account = await _invitee_account(invite, field) or await _viewer_who_gave_it(ctx, invite)
     if account is not None:
         viewer = ctx.signed_in_viewer()
         if viewer is None or viewer.user_id != account.id:
@@ -308,9 +319,9 @@ async def accept_invite(
         raise validation.invalid(field, "This invitation link has just been used.")
     if account is not None:
         user = account
-        if invite.email and user.email == invite.email and not user.email_verified:
-            user.email_verified = True
-            await user.save(update_fields=["email_verified"])
+        kind, address = _proven_by_link(invite)
+        if getattr(user, f"unproven_{kind}") == address:
+            await addresses.prove(ctx.settings, user, **{kind: address}, field=field)
     else:
         user = await _create_newcomer(ctx, invite, newcomer)
     membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
@@ -342,6 +353,22 @@ async def _invitee_account(invite: Invite, field: str) -> User | None:
     return by_email or by_phone
 
 
+async def _viewer_who_gave_it(ctx: RequestContext, invite: Invite) -> User | None:
+    """The signed-in user who gave the address the link proves without proving it: the invitation
+    is theirs (accepting it proves the address), as it would be once proven. Nobody else's."""
+    viewer = ctx.signed_in_viewer()
+    if viewer is None:
+        return None
+    kind, address = _proven_by_link(invite)
+    return await User.get_or_none(id=viewer.user_id, is_active=True, **{f"unproven_{kind}": address})
+
+
+def _proven_by_link(invite: Invite) -> tuple[str, str]:
+    """The address following the link proves ("email" or "phone", the address): the e-mail the
+    letter went to, else the phone."""
+    return ("email", invite.email) if invite.email else ("phone", invite.phone)
+
+
 @dataclass
 class _Newcomer:
     full_name: str
@@ -362,12 +389,13 @@ async def _newcomer(invite: Invite, full_name: str | None, password: str | None,
 
 
 async def _create_newcomer(ctx: RequestContext, invite: Invite, newcomer: _Newcomer) -> User:
-    """A new account from the invitation. Unconfirmed sign-ups holding its addresses give them up:
-    the link proves the invited address, so whoever started such a sign-up did not own it."""
-    await release_pending_sign_ups(email=invite.email, phone=newcomer.phone)
-    return await User.create(
-        email=invite.email, phone=newcomer.phone, full_name=newcomer.full_name,
-        password_hash=await passwords.hashed(ctx.settings, newcomer.password), is_active=True,
-        # The link went to the e-mail (and the phone); with no e-mail, the phone received it.
-        email_verified=invite.email is not None, phone_verified=invite.email is None and invite.phone is not None,
+    """A new account from the invitation. The link proves the address it went to (the e-mail; with
+    no e-mail, the phone): whoever else gave that address unproven gives it up. A phone beside an
+    invited e-mail stays unproven."""
+    kind, address = _proven_by_link(invite)
+    user = await User.create(
+        full_name=newcomer.full_name, password_hash=await passwords.hashed(ctx.settings, newcomer.password),
+        is_active=True, unproven_phone=None if kind == "phone" else newcomer.phone,
     )
+    await addresses.prove(ctx.settings, user, **{kind: address}, field="token")
+    return user

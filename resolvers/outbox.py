@@ -16,7 +16,9 @@ from datetime import timedelta
 
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
 from kabinet.clock import utcnow
+from kabinet.settings import Settings
 from resolvers import messages
+from resolvers.errors import ErrorCode, UserFacingError
 
 MAX_ATTEMPTS = 8  # the 8th failure makes the message FAILED
 BACKOFF_FIRST = timedelta(seconds=30)  # then 1, 2, 4, … minutes
@@ -49,6 +51,15 @@ async def sms(to: str, template: str, **values: str | int) -> OutboxMessage:
     if message.subject is not None:
         raise messages.MessageError(f"{template} is an e-mail (it has «Тема:»), not an SMS.")
     return await enqueue_sms(to, message.text, template)
+
+
+def require_sms(settings: Settings, field: str) -> None:
+    """UNAVAILABLE, naming `field`, where no SMS can reach a phone (`Settings.sms_available`: no gateway,
+    and not the demo's files): a code or link by phone is refused, never queued to go nowhere."""
+    if not settings.sms_available:
+        raise UserFacingError(
+            ErrorCode.UNAVAILABLE, "SMS are not configured on this server: use the e-mail instead.", field
+        )
 
 
 # ---------------------------------------------------------------- delivery status: its one owner

@@ -1,5 +1,6 @@
 """Recovering a forgotten password with a code sent to the login (codes as in sign_ups.py); the
-answer never tells whether the login has an account."""
+answer never tells whether the login has an account. Only a proven address is a login
+(resolvers/addresses.py): one an account gave but never proved recovers nothing."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ async def request_password_reset(ctx: RequestContext, login: str) -> None:
     as for a real one.
     """
     key = _login_key(login)
+    if "@" not in key:
+        outbox.require_sms(ctx.settings, "login")
     await codes.require_may_send(ctx, PASSWORD_RESET_CODE, key)
     user = await User.get_or_none(Q(email=key) if "@" in key else Q(phone=key), is_active=True)
     _, code = await codes.issue(ctx, PASSWORD_RESET_CODE, key, user=user)
@@ -48,11 +51,7 @@ async def reset_password(ctx: RequestContext, login: str, code: str, new_passwor
     if user is None or key not in (user.email, user.phone):
         raise UserFacingError(ErrorCode.INVALID, "This code is not right: check it, or request a new one.", "code")
     user.password_hash = await passwords.hashed(ctx.settings, new_password)
-    if key == user.phone:
-        user.phone_verified = True
-    else:
-        user.email_verified = True
-    await user.save(update_fields=["password_hash", "phone_verified", "email_verified"])
+    await user.save(update_fields=["password_hash"])
     revoked = await revoke_user_logins(ctx, user.id)
     await LoginThrottle.filter(login__in=[v for v in (user.email, user.phone) if v]).delete()
     signed_in = await sign_in_user(ctx, user)

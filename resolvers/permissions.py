@@ -287,5 +287,6 @@ FIELD_RULES: dict[tuple[str, str], FieldRule] = {
 PERSONAL_FIELDS = frozenset({
     ("User", "memberships"),  # the viewer's own memberships, in organizations other viewers are not in
     ("Membership", "databases"),  # one's own grants
+    ("User", "unprovenEmail"), ("User", "unprovenPhone"),  # shown to the user themselves only
     ("Query", "me"),
 })

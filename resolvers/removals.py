@@ -58,6 +58,9 @@ async def request_member_removal(ctx: RequestContext, membership_id: uuid.UUID) 
         raise validation.invalid(field, "To leave the organization yourself, use leaveOrganization.")
     guard_owner(ctx, target, "The owner cannot be removed.")
     actor = await User.get(id=viewer.user_id)
+    by_sms = bool(actor.phone) and ctx.settings.sms_available
+    if not actor.email and not by_sms:
+        outbox.require_sms(ctx.settings, field)  # UNAVAILABLE: the code could reach them nowhere
     member = await User.get(id=target.user_id)
     organization = await Organization.get(id=target.organization_id)
     row, code = await codes.issue(
@@ -72,7 +75,7 @@ async def request_member_removal(ctx: RequestContext, membership_id: uuid.UUID) 
             organization_code=organization.code, code=code, minutes=REMOVAL_CODE.minutes,
         )
         sent_to.append(codes.mask(actor.email))
-    if actor.phone:
+    if by_sms:
         await outbox.sms(
             actor.phone, "member_removal_code_sms", code=code, member_name=member.full_name,
             organization_name=organization.name,

@@ -12,10 +12,12 @@ exactly as it would otherwise, stores a code that goes nowhere (so that attempts
 limits behave the same), and whoever reads the address the code would have gone to gets a notice
 instead. Only the one who holds an address learns about it.
 
-A User with `is_active=False` is a sign-up waiting for its code and nothing else: it cannot sign
-in, and whoever registers (or takes the address) later replaces it (`release_pending_sign_ups`).
-One that lacks its e-mail or phone is a stand-in for a sign-up at a taken address (`_is_stand_in`):
-it can never be confirmed.
+A User with `is_active=False` is a sign-up waiting for its code and nothing else: it holds its
+e-mail and phone unproven (resolvers/addresses.py), cannot sign in, and whoever registers (or
+proves the address) later replaces it (`release_pending_sign_ups`). One that lacks its e-mail or
+phone is a stand-in for a sign-up at an address an account has proven (`_is_stand_in`): it can
+never be confirmed. The code proves the address it went to; the other stays unproven on the
+account (a login once proven: `requestEmailChange` with it), and reserves nothing meanwhile.
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from tortoise.expressions import Q
-
 from models.identity import CodePurpose, User, VerificationCode
-from resolvers import audit, codes, outbox, passwords, validation
+from resolvers import addresses, audit, codes, outbox, passwords, validation
+from resolvers.addresses import address_taken, release_pending_sign_ups
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import SignedIn, sign_in_user
@@ -55,36 +56,6 @@ SIGN_UP_CODE = codes.CodeRules(CodePurpose.SIGN_UP)
 
 
 
-async def address_taken(email: str | None = None, phone: str | None = None, *, exclude: uuid.UUID | None = None) -> bool:
-    """Whether a confirmed account (other than `exclude`) holds this e-mail (or phone)."""
-    query = User.filter(email=email) if email else User.filter(phone=phone)
-    if exclude is not None:
-        query = query.exclude(id=exclude)
-    return await query.filter(is_active=True).exists()
-
-
-async def release_pending_sign_ups(*, email: str | None = None, phone: str | None = None) -> None:
-    """Unconfirmed sign-ups holding this e-mail or phone, or waiting for a code sent to it (a
-    stand-in holds no taken address), give it up (they are deleted).
-
-    An address is only ever held for good by a confirmed (active) user; whoever proves it later
-    takes it over. The codes sent to the removed sign-up stay, unlinked, so that the per-address
-    sending limits still count them. (acceptInvite calls this too, for a new account's addresses.)
-    """
-    addresses = [a for a in (email, phone) if a]
-    if not addresses:
-        return
-    where = [Q(email=email)] if email else []
-    where += [Q(phone=phone)] if phone else []
-    pending = set(await User.filter(Q(*where, join_type="OR"), is_active=False).values_list("id", flat=True))
-    pending |= set(await VerificationCode.filter(
-        purpose=CodePurpose.SIGN_UP, target__in=addresses, user__is_active=False
-    ).values_list("user_id", flat=True))
-    if pending:
-        await VerificationCode.filter(user_id__in=list(pending)).update(user_id=None)
-        await User.filter(id__in=list(pending)).delete()
-
-
 async def register(
     ctx: RequestContext, full_name: str, phone: str, email: str, password: str,
     channel: ConfirmationChannel = ConfirmationChannel.SMS,
@@ -98,12 +69,14 @@ async def register(
     phone = validation.phone(phone, "phone")
     email = validation.email(email, "email")
     password = validation.password(password, "password")
+    if channel == ConfirmationChannel.SMS:
+        outbox.require_sms(ctx.settings, "confirm_by")
     target = phone if channel == ConfirmationChannel.SMS else email
     await codes.require_may_send(ctx, SIGN_UP_CODE, target)
     await release_pending_sign_ups(email=email, phone=phone)
     email_taken, phone_taken = await address_taken(email=email), await address_taken(phone=phone)
     user = await User.create(
-        email=None if email_taken else email, phone=None if phone_taken else phone, full_name=full_name,
+        unproven_email=None if email_taken else email, unproven_phone=None if phone_taken else phone, full_name=full_name,
         password_hash=await passwords.hashed(ctx.settings, password), is_active=False,
     )
     row = await _send_sign_up_code(ctx, user, target)
@@ -111,9 +84,9 @@ async def register(
 
 
 def _is_stand_in(user: User) -> bool:
-    """A sign-up that gave an address of an account: it lacks that address and is never confirmed
-    (a real sign-up always holds both its e-mail and its phone)."""
-    return not user.is_active and (user.email is None or user.phone is None)
+    """A sign-up that gave an address an account has proven: it lacks that address and is never
+    confirmed (a real sign-up always holds both its e-mail and its phone)."""
+    return not user.is_active and (user.unproven_email is None or user.unproven_phone is None)
 
 
 async def _send_sign_up_code(ctx: RequestContext, user: User, target: str) -> VerificationCode:
@@ -127,7 +100,7 @@ async def _send_sign_up_code(ctx: RequestContext, user: User, target: str) -> Ve
         else:
             await outbox.sms(target, "sign_up_code_sms", code=code, minutes=SIGN_UP_CODE.minutes)
         return row
-    own_address = target not in (user.email, user.phone)
+    own_address = target not in (user.unproven_email, user.unproven_phone)
     if "@" in target:
         await outbox.email(target, "sign_up_address_taken_email" if own_address else "sign_up_other_taken_email")
     else:
@@ -150,7 +123,9 @@ async def resend_registration_code(ctx: RequestContext, registration_id: uuid.UU
     """A new code to the same address (the previous one stops working)."""
     user = await _pending_sign_up(registration_id, lock=False)
     previous = await codes.latest(SIGN_UP_CODE, user_id=user.id)
-    target = previous.target if previous else user.phone
+    target = previous.target if previous else user.unproven_phone
+    if "@" not in target:
+        outbox.require_sms(ctx.settings, "registration_id")
     await codes.require_may_send(ctx, SIGN_UP_CODE, target)  # before the row lock (see codes.require_may_send)
     user = await _pending_sign_up(registration_id)
     row = await _send_sign_up_code(ctx, user, target)
@@ -158,18 +133,15 @@ async def resend_registration_code(ctx: RequestContext, registration_id: uuid.UU
 
 
 async def confirm_registration(ctx: RequestContext, registration_id: uuid.UUID, code: str) -> SignedIn:
-    """The right code activates the account, marks the address it went to as verified, signs in."""
+    """The right code activates the account, proves the address it went to (a login from now on), signs in."""
     user = await _pending_sign_up(registration_id)
     row = await codes.latest(SIGN_UP_CODE, user_id=user.id)
     await codes.check(ctx, SIGN_UP_CODE, row, code)
     if _is_stand_in(user):  # its code went nowhere: even a right guess makes no account
         raise UserFacingError(ErrorCode.INVALID, f"{codes.WRONG_CODE}: check it, or {SIGN_UP_CODE.renew}.", "code")
     user.is_active = True
-    if row.target == user.phone:
-        user.phone_verified = True
-    if row.target == user.email:
-        user.email_verified = True
-    await user.save(update_fields=["is_active", "phone_verified", "email_verified"])
+    await user.save(update_fields=["is_active"])
+    await addresses.prove(ctx.settings, user, **{"email" if "@" in row.target else "phone": row.target})
     signed_in = await sign_in_user(ctx, user)
     await audit.record(ctx, "user.signed_up", organization_id=None, object_type="User", object_id=user.id)
     return signed_in

@@ -29,6 +29,8 @@ described_enum(ErrorCode, "Why a mutation refused: see `UserError`.", {
     "EXPIRED": "A link, code or token is too old: ask for a new one.",
     "RATE_LIMITED": "Too many attempts: wait and try later.",
     "UNAUTHENTICATED": "The credentials or the token are not valid: sign in again.",
+    "UNAVAILABLE": "This server cannot do it as configured (e.g. SMS are not configured): use another way, "
+    "such as e-mail.",
 })
 
 P = TypeVar("P")

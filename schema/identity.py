@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from schema.organizations import Membership
 
 
+def _is_viewer(info: strawberry.Info, user: UserModel) -> bool:
+    viewer = info.context.signed_in_viewer()
+    return viewer is not None and viewer.user_id == user.id
+
+
 def _membership(model: Any) -> Any:
     from schema.organizations import Membership
 
@@ -30,9 +35,30 @@ def _membership(model: Any) -> Any:
 @strawberry.type(description="A person who signs in to the cabinet; may belong to several organizations.")
 class User(Node):
     full_name: str = strawberry.field(description="Full name as the person gave it.")
-    email: str | None = strawberry.field(description="E-mail address; also a login.")
-    phone: str | None = strawberry.field(description="Phone number, +7XXXXXXXXXX; also a login.")
+    email: str | None = strawberry.field(
+        description="E-mail address proven by a code; also a login. Null until one is proven (see `unprovenEmail`)."
+    )
+    phone: str | None = strawberry.field(
+        description="Phone number proven by a code, +7XXXXXXXXXX; also a login. Null until one is proven "
+        "(see `unprovenPhone`)."
+    )
     model: strawberry.Private[UserModel]
+
+    @strawberry.field(
+        description="Only to the user themselves (null for anyone else): the e-mail they gave but have not "
+        "proven by a code yet. It is no login and reserves nothing (whoever proves it first has it); "
+        "`requestEmailChange` with it sends the code that proves it."
+    )
+    def unproven_email(self, info: strawberry.Info) -> str | None:
+        return self.model.unproven_email if _is_viewer(info, self.model) else None
+
+    @strawberry.field(
+        description="Only to the user themselves (null for anyone else): the phone they gave but have not "
+        "proven by a code yet (a sign-up confirmed by SMS, or an invitation's SMS, proves one). It is no login "
+        "and reserves nothing."
+    )
+    def unproven_phone(self, info: strawberry.Info) -> str | None:
+        return self.model.unproven_phone if _is_viewer(info, self.model) else None
 
     @classmethod
     def from_model(cls, model: UserModel) -> User:

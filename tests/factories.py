@@ -27,9 +27,18 @@ def unique_phone() -> str:
 
 
 async def create_user(email: str | None = None, *, full_name: str = "Тестовый Пользователь", phone: str | None = None) -> User:
+    """An account whose addresses are proven (both logins)."""
     return await User.create(
         email=email or unique_email(), phone=phone, full_name=full_name, password_hash=_PASSWORD_HASH,
-        email_verified=True,
+        email_verified=True, phone_verified=phone is not None,
+    )
+
+
+async def create_pending_sign_up(email: str | None = None, phone: str | None = None) -> User:
+    """A sign-up waiting for its code: its addresses given, none proven (resolvers/addresses.py)."""
+    return await User.create(
+        unproven_email=email, unproven_phone=phone, full_name="Незавершённая Регистрация",
+        password_hash=_PASSWORD_HASH, is_active=False,
     )
 
 

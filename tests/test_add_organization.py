@@ -66,9 +66,10 @@ async def signed_in(gql, user: User) -> str:
 
 
 async def new_user(gql, *, phone: str | None = None, verified_phone: bool = False) -> str:
+    """A signed-in account with `phone` proven, or only given (resolvers/addresses.py)."""
     user = await factories.create_user(phone=phone)
-    if verified_phone:
-        await User.filter(id=user.id).update(phone_verified=True)
+    if phone and not verified_phone:
+        await User.filter(id=user.id).update(phone=None, phone_verified=False, unproven_phone=phone)
     return await signed_in(gql, user)
 
 

@@ -145,7 +145,7 @@ async def test_the_worker_loop_delivers_and_stops_when_told(settings, tmp_path):
 def test_the_mail_url_chooses_the_sender(settings):
     default = mail.sender_for(settings.model_copy(update={"mail_url": None}))
     assert isinstance(default, mail.FileSender) and default.folder == (settings.data_dir / "outbox").resolve()
-    smtp = mail.sender_for(settings.model_copy(update={"mail_url": "smtp://bot%40corp:p%40ss@mail.corp:587?starttls=true"}))
+    smtp = mail.mail_sender_for(settings.model_copy(update={"mail_url": "smtp://bot%40corp:p%40ss@mail.corp:587?starttls=true"}))
     assert (smtp.host, smtp.port, smtp.username, smtp.password, smtp.starttls) == ("mail.corp", 587, "bot@corp", "p@ss", True)
     assert isinstance(mail.sender_for(settings.model_copy(update={"mail_url": "console://"})), mail.ConsoleSender)
 

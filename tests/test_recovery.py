@@ -275,11 +275,11 @@ async def test_an_address_taken_after_the_code_was_sent_is_a_conflict_on_confirm
 async def test_the_address_of_an_unconfirmed_sign_up_can_be_taken(gql):
     user = await signed_in_user()
     who = await as_user(gql, user)
-    pending = await factories.create_user()
-    await User.filter(id=pending.id).update(is_active=False)
-    await gql.execute(REQUEST_EMAIL, {"e": pending.email}, as_user=who)
-    done = (await gql.execute(CONFIRM_EMAIL, {"c": await last_code(pending.email)}, as_user=who))["data"]["confirmEmailChange"]
-    assert done["userErrors"] == [] and done["user"]["email"] == pending.email
+    pending = await factories.create_pending_sign_up(factories.unique_email(), factories.unique_phone())
+    await gql.execute(REQUEST_EMAIL, {"e": pending.unproven_email}, as_user=who)
+    code = await last_code(pending.unproven_email)
+    done = (await gql.execute(CONFIRM_EMAIL, {"c": code}, as_user=who))["data"]["confirmEmailChange"]
+    assert done["userErrors"] == [] and done["user"]["email"] == pending.unproven_email
     assert not await User.exists(id=pending.id)
 
 

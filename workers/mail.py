@@ -9,14 +9,16 @@ leaves the message to be sent again when its lease expires.
 
 Where messages go is `KABINET_MAIL_URL`:
 - `smtp://user:pass@host:port` (`smtps://` for implicit TLS, `?starttls=true` to upgrade;
-  `?from=` the sender address). SMTP cannot carry SMS: with no SMS gateway configured, an SMS
-  is logged (see `SmtpSender.send_sms`).
+  `?from=` the sender address). SMTP cannot carry SMS.
 - `file:///dir`: one RFC 5322 `.eml` file per e-mail and one `.sms.txt` per SMS, for a laptop
   or a test to read. The embedded default when unset: `file://<data_dir>/outbox`.
 - `console://`: written to the log.
 
 SMS go to the HTTP gateway of `KABINET_SMS_URL` when it is set (workers/sms.py), whatever the
-mail URL; e-mail still goes by the mail URL.
+mail URL; e-mail still goes by the mail URL. Without a gateway they go to the mail URL's files or
+console only where `Settings.sms_to_mail_url` says (a laptop, the demo); otherwise an SMS is never
+sent: the mutations that would send one answer UNAVAILABLE (`resolvers/outbox.py` `require_sms`),
+and one queued anyway fails (`NoSms`), visibly, with its retries, never counted as sent or logged.
 """
 
 from __future__ import annotations
@@ -104,9 +106,7 @@ class SmtpSender:
             client.send_message(email)
 
     async def send_sms(self, message: OutboxMessage) -> None:
-        # No SMS gateway is configured (KABINET_SMS_URL) and SMTP cannot carry SMS: the text is logged
-        # so an operator can see it, and the message counts as handled.
-        log.warning("no SMS gateway configured; SMS to %s: %s", message.recipient, message.body)
+        raise SmsUnavailable(SMS_UNAVAILABLE)  # never reached: sender_for puts NoSms in front of SMTP
 
     def describe(self) -> str:
         return f"smtp{'s' if self.implicit_tls else ''}://{self.host}:{self.port}"
@@ -168,10 +168,36 @@ class SmsByGateway:
         return f"{self.mail.describe()}, SMS to {self.gateway.describe()}"
 
 
+SMS_UNAVAILABLE = "SMS are not configured on this server (KABINET_SMS_URL)"
+
+
+class SmsUnavailable(Exception):
+    """No way to send an SMS is configured: the message fails (and is retried, should one appear)."""
+
+
+@dataclass
+class NoSms:
+    """E-mail by the mail URL's sender; every SMS fails: no gateway, and not the demo's files."""
+
+    mail: MailSender
+
+    async def send_email(self, message: OutboxMessage) -> None:
+        await self.mail.send_email(message)
+
+    async def send_sms(self, message: OutboxMessage) -> None:
+        raise SmsUnavailable(SMS_UNAVAILABLE)
+
+    def describe(self) -> str:
+        return f"{self.mail.describe()}, no SMS"
+
+
 def sender_for(settings: Settings) -> MailSender:
-    """E-mail to where `KABINET_MAIL_URL` says; SMS to the gateway of `KABINET_SMS_URL` when set, else there too."""
+    """E-mail to where `KABINET_MAIL_URL` says; SMS to the gateway of `KABINET_SMS_URL` when set, to
+    the mail URL's files or console where `Settings.sms_to_mail_url` says, else nowhere (`NoSms`)."""
     mail = mail_sender_for(settings)
-    return SmsByGateway(mail, GatewaySender.from_settings(settings)) if settings.sms_url else mail
+    if settings.sms_url:
+        return SmsByGateway(mail, GatewaySender.from_settings(settings))
+    return mail if settings.sms_to_mail_url else NoSms(mail)
 
 
 def mail_sender_for(settings: Settings) -> MailSender:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kabinet.settings import Settings
 from models.identity import User
-from resolvers import passwords, validation
+from resolvers import addresses, passwords, validation
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import revoke_user_logins
@@ -19,7 +19,7 @@ from resolvers.provider.audit import ActorKind, record_action
 
 
 async def create(settings: Settings, email: str, full_name: str, password: str, *, by: tuple[ActorKind, str]) -> User:
-    """A new staff member, active, their e-mail taken as verified (the operator vouches for it)."""
+    """A new staff member, active, their e-mail taken as proven (the operator vouches for it)."""
     email = validation.email(email, "email")
     full_name = validation.non_empty(full_name, "name", "A name")
     password = validation.password(password, "password")
@@ -28,9 +28,9 @@ async def create(settings: Settings, email: str, full_name: str, password: str, 
         what = "a staff member" if existing.is_staff else "a user (a customer's account)"
         raise UserFacingError(ErrorCode.CONFLICT, f"{email} is already {what}; staff need an e-mail of their own.", "email")
     user = await User.create(
-        email=email, full_name=full_name, password_hash=await passwords.hashed(settings, password),
-        is_staff=True, is_active=True, email_verified=True,
+        full_name=full_name, password_hash=await passwords.hashed(settings, password), is_staff=True, is_active=True,
     )
+    await addresses.prove(settings, user, email=email, field="email")
     await record_action(by[0], by[1], "staff.create", email, {"name": full_name})
     return user
 
