@@ -20,7 +20,7 @@ async def move_service_accounts(apps, schema_editor) -> None:  # noqa: ANN001 â€
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_refresh_token_revoked_at_index')]
+    dependencies = [('models', '0011_organization_claims_beside_customers')]
 
     initial = False
 

@@ -17,7 +17,7 @@ async def move_unproven_addresses(apps, schema_editor) -> None:  # noqa: ANN001 
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_refresh_token_revoked_at_index')]
+    dependencies = [('models', '0012_program_tokens')]
 
     initial = False
 

@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_refresh_token_revoked_at_index')]
+    dependencies = [('models', '0013_proven_addresses')]
 
     initial = False
 
