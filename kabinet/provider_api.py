@@ -219,13 +219,16 @@ async def post_records(request: Request, actor: ProviderActor) -> Response:
 
 async def _answer(actor: ProviderActor, name: str, items: Items, refusals: RefusalBudget, broadcast: Any) -> AsyncIterator[bytes]:
     """Each batch applied in its transaction (a failed one rolls back and is answered refused: the
-    other batches still apply), then its answer lines sent: the answer is never held whole. The
-    request's counts go to the provider's audit however it ends (a client gone midway: `cut`)."""
+    other batches still apply), then its answer lines sent: the answer is never held whole. A client
+    that hangs up ends the request after the batch under way (cancelling it inside its transaction
+    left SQLite's connection locked). The request's counts go to the provider's audit however it
+    ends (a client gone midway: `cut`)."""
     counts: Counter[str] = Counter()
     finished = False
     try:
         for batch in batches(items):
-            results = await records.apply(actor, name, batch, broadcast, answer_failure=True, refusals=refusals)
+            with anyio.CancelScope(shield=True):  # a client gone midway stops the request between batches, never inside one's transaction
+                results = await records.apply(actor, name, batch, broadcast, answer_failure=True, refusals=refusals)
             counts.update(result.outcome.value for result in results)
             yield b"".join(orjson.dumps(result.as_json()) + b"\n" for result in results)
         finished = True

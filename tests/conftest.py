@@ -25,6 +25,11 @@ from kabinet.settings import Settings
 
 DEMO_PASSWORD = "kabinet-demo"
 
+# The simulated cluster, said, here and in every kabinet process a test starts (they inherit the
+# environment): agent tokens some tests issue would otherwise turn the shared database's deployment
+# to agent mode (resolvers/agent_tokens.py cluster_mode). Tests of agent mode say so.
+os.environ["KABINET_CLUSTER"] = "simulated"
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -68,9 +73,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         migrate_on_start=True,
         run_workers=False,
         cluster_churn=0,
-        # the simulated cluster, said: agent tokens other tests issue would otherwise turn the shared
-        # database's deployment to agent mode (tests of agent mode say so)
-        cluster="simulated",
+        cluster="simulated",  # as KABINET_CLUSTER above
         # Every test request comes from 127.0.0.1: the per-client code limit is tested on addresses of its own.
         codes_per_client_hour=1_000_000,
         # every test's wrong passwords come from the one test client address: the tests of the

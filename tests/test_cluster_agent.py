@@ -96,7 +96,7 @@ async def test_the_cluster_mode_is_explicit_or_agent_once_an_agent_token_exists(
 
     await ProgramToken.filter(kind=TokenKind.AGENT).delete()
     AGENT.clear()  # issued again by the next test
-    bare = Settings(_env_file=None, database_url=settings.database_url)
+    bare = Settings(_env_file=None, database_url=settings.database_url, cluster=None)  # KABINET_CLUSTER unset
     assert await cluster_mode(bare) == "simulated"
     assert await cluster_mode(bare.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t")})) == "agent"
     assert await cluster_mode(bare.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t"), "cluster": "simulated"})) == "simulated"
