@@ -81,8 +81,8 @@ def _organization_values(record: Record) -> dict[str, Any]:
         if not _ogrn_is_valid(ogrn):
             raise RecordRefused("ogrn", f"«{ogrn}» is not a valid OGRN: check the digits.")
     return {
-        "inn": inn, "kind": kind, "name": text(record, "name", max_length=300), "kpp": kpp, "ogrn": ogrn,
-        "legal_address": text(record, "legal_address", required=False, max_length=500),
+        "inn": inn, "kind": kind, "name": text(record, "name", of=Organization), "kpp": kpp, "ogrn": ogrn,
+        "legal_address": text(record, "legal_address", required=False, of=Organization),
     }
 
 
@@ -223,7 +223,7 @@ async def upsert_contracts(actor: ProviderActor, records: list[Record]) -> list[
             return await remove_owned(actor, by_external, record, "products")  # its products' `contract` → none
         organization_id = organization_of(record, referenced)
         values = {
-            "kind": choice(record, "kind", ContractKind), "number": text(record, "number", max_length=50),
+            "kind": choice(record, "kind", ContractKind), "number": text(record, "number", of=Contract),
             "starts_on": date(record, "starts_on"), "ends_on": date(record, "ends_on", required=False),
         }
         ends_after_start(values["starts_on"], values["ends_on"])
@@ -263,9 +263,9 @@ async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[L
                 raise RecordRefused("contract", f"Contract {contract_reference!r} is another organization's.")
             contract_id = contract["id"]
         values = {
-            "name": text(record, "name", max_length=300), "category": choice(record, "category", ProductCategory),
-            "registration_number": text(record, "registration_number", required=False, max_length=50),
-            "workplaces": integer(record, "workplaces", required=False),
+            "name": text(record, "name", of=Product), "category": choice(record, "category", ProductCategory),
+            "registration_number": text(record, "registration_number", required=False, of=Product),
+            "workplaces": integer(record, "workplaces", required=False, of=Product),
             "updates_available_until": date(record, "updates_available_until", required=False),
             "contract_id": contract_id,
         }
@@ -294,8 +294,8 @@ async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[L
     async def apply_one(record: Record) -> Outcome:
         if deleted(record):
             return await _recall_release(actor, by_external.get(record.external_id))
-        configuration = text(record, "configuration", max_length=200)
-        version = checked(lambda value, field: releases.check_version(value), text(record, "version", max_length=60), "version")
+        configuration = text(record, "configuration", of=Release)
+        version = checked(lambda value, field: releases.check_version(value), text(record, "version", of=Release), "version")
         published_at = moment(record, "published_at", actor.zone, required=False)
         if published_at is not None and published_at > utcnow() + FUTURE_TOLERANCE:
             raise RecordRefused("published_at", "A release is published when it is sent, not in the future.")
