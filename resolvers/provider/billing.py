@@ -34,7 +34,7 @@ from resolvers.documents import PERIOD_PATTERN, document_visible_from
 from resolvers.provider.imports import ImportedRecord
 from resolvers.provider.records import (
     DELETED_FIELD, EARLIEST, LATEST, LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, column, date,
-    decimal, deleted, entity, external_id_of, moment, never_deleted, organization_of, organizations_referenced, text,
+    decimal, deleted, entity, external_id_of, looked_up, moment, never_deleted, organization_of, organizations_referenced, text,
     within_digits,
 )
 
@@ -53,7 +53,8 @@ async def _plan_each_statement() -> None:
 
 
 def _references(records: Sequence[Record], column: str) -> list[str]:
-    return list({str(r.values[column]).strip() for r in records if r.values.get(column) not in (None, "")})
+    """The external ids the batch's records name in `column` (of documents, databases, packages…)."""
+    return looked_up(records, column, Document, "external_id")
 
 
 def _reference(record: Record, column: str) -> str | None:

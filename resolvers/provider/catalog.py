@@ -22,7 +22,7 @@ from models.updates import Release
 from resolvers import moderation, releases, validation
 from resolvers.errors import UserFacingError
 from resolvers.provider.records import (
-    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, deleted, each_record, entity, integer,
+    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, deleted, each_record, entity, integer, looked_up,
     moment, never_deleted, organization_of, organizations_referenced, put_owned, remove_owned, save_changes, text,
 )
 from resolvers.subscriber_codes import new_organization
@@ -94,7 +94,7 @@ def _organization_values(record: Record) -> dict[str, Any]:
 )
 async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
-    inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
+    inns = looked_up(records, "inn", Organization, "inn")
     rows = await Organization.filter(Q(external_id__in=external_ids) | Q(inn__in=inns)).select_for_update()
     by_external = {row.external_id: row for row in rows if row.external_id}
     by_inn = {row.inn: row for row in rows}
@@ -155,7 +155,7 @@ async def upsert_known_contacts(actor: ProviderActor, records: list[Record]) -> 
     # The provider's own knowledge, not shown on any dashboard: no event of its own (an approval it
     # brings is the organization's change).
     external_ids = [r.external_id for r in records if r.external_id]
-    inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
+    inns = looked_up(records, "inn", KnownContact, "inn")
     rows = await KnownContact.filter(Q(external_id__in=external_ids) | Q(inn__in=inns))
     by_external = {row.external_id: row for row in rows if row.external_id}
     by_pair = {(row.inn, row.phone): row for row in rows}
@@ -243,7 +243,7 @@ async def upsert_contracts(actor: ProviderActor, records: list[Record]) -> list[
 )
 async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     referenced = await organizations_referenced(records)
-    contract_ids = [str(r.values["contract"]).strip() for r in records if r.values.get("contract")]
+    contract_ids = looked_up(records, "contract", Contract, "external_id")
     contracts = {
         row["external_id"]: row for row in await Contract.filter(external_id__in=contract_ids).values("id", "external_id", "organization_id")
     }
@@ -286,7 +286,7 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # clocks of the provider's systems a
 )
 async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
-    configurations = [str(r.values["configuration"]).strip() for r in records if r.values.get("configuration")]
+    configurations = looked_up(records, "configuration", Release, "configuration")
     rows = await Release.filter(Q(external_id__in=external_ids) | Q(configuration__in=configurations))
     by_external = {row.external_id: row for row in rows if row.external_id}
     by_version = {(row.configuration, row.version): row for row in rows}

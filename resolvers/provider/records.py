@@ -620,11 +620,20 @@ def flag(record: Record, name: str, *, default: bool = False) -> bool:
 
 # ---------------------------------------------------------------- references to other records
 
+def looked_up(records: Sequence[Record], name: str, model: type, attribute: str) -> list[str]:
+    """The values the batch's records give in `name`, to read the rows of `model` whose `attribute`
+    holds them in one query: only those that could be there (a longer value is no row's, and Tortoise
+    refuses to compare a column with it); a record's reader answers for the others."""
+    limit = column(model, attribute).max_length
+    values = (str(r.values[name]).strip() for r in records if r.values.get(name) not in (None, ""))
+    return list({value for value in values if len(value) <= limit})
+
+
 async def organizations_referenced(records: Sequence[Record], column: str = "organization") -> dict[str, uuid.UUID]:
     """The organizations a batch's records name in `column` (the organization's external id, or its
     INN when the record names `organization_inn` instead), read in one query: reference → id."""
-    by_external = {str(r.values[column]).strip() for r in records if r.values.get(column)}
-    by_inn = {str(r.values[f"{column}_inn"]).strip() for r in records if r.values.get(f"{column}_inn")}
+    by_external = set(looked_up(records, column, Organization, "external_id"))
+    by_inn = set(looked_up(records, f"{column}_inn", Organization, "inn"))
     found: dict[str, uuid.UUID] = {}
     if by_external:
         for row in await Organization.filter(external_id__in=list(by_external)).values("id", "external_id"):
