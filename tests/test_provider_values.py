@@ -140,6 +140,19 @@ async def test_an_overlong_configuration_is_refused_on_its_line():
     assert "200" in results[0].reason
 
 
+async def test_a_reference_longer_than_its_column_is_refused_on_its_line_not_its_batch():
+    """A batch reads the rows its records name in one query; a value longer than the column (an INN of
+    13 characters, a release's configuration of 201) is no row's, and used to fail that query."""
+    org, _ = await provider_org()
+    named_by_inn = {k: v for k, v in entry(org, uid("le"), "1.00", "2026-01-01").items() if k != "organization"}
+    results = await send("ledger_entry", dict(named_by_inn, organization_inn="7" * 13), entry(org, uid("le"), "2.00", "2026-01-02"))
+    assert [(r.outcome, r.field) for r in results] == [(Outcome.REFUSED, "organization_inn"), (Outcome.CREATED, None)]
+    release = {"version": "3.0.1.1", "published_at": "2026-01-01T00:00:00Z"}
+    results = await send("release", dict(release, external_id=uid("rl"), configuration="К" * 201),
+                         dict(release, external_id=uid("rl"), configuration=f"Бухгалтерия {uid('c')}"))
+    assert [(r.outcome, r.field) for r in results] == [(Outcome.REFUSED, "configuration"), (Outcome.CREATED, None)]
+
+
 @pytest.mark.parametrize("amount", ["1e999999", "1000000000000.00", "-1000000000000", "99999999999999999999", "1E+12"])
 async def test_a_huge_amount_is_refused_on_its_line(amount):
     org, _ = await provider_org()
