@@ -203,9 +203,13 @@ async def test_through_the_api_a_bad_line_is_refused_and_the_good_one_after_it_a
     org, _ = await cloud_org()
     token = await new_token("cloud:write")
     body = b"\n".join(orjson.dumps(r) for r in [database_record(org, size_mb=2**40), database_record(org, external_id="z" * 500),
+                                                database_record(org, name="a\x00b"), database_record(org, version=[1]),
                                                 database_record(org)])
     got = answers(await client.post("/provider/v1/records/database", content=body, headers=bearer(token)))
-    assert [(a["result"], a.get("field")) for a in got] == [("refused", "size_mb"), ("refused", "external_id"), ("created", None)]
+    assert [(a["result"], a.get("field")) for a in got] == [
+        ("refused", "size_mb"), ("refused", "external_id"), ("refused", "name"), ("refused", "version"), ("created", None),
+    ]
+    assert got[1]["externalId"] is None  # an over-long id is not echoed back
     assert await Database.filter(organization_id=org.id).count() == 1
 
 
@@ -266,3 +270,25 @@ async def test_the_staff_desk_lists_answer_odd_parameters_without_a_500(client, 
         assert response.status_code in (200, 400), (path, response.status_code, response.text[:300])
         if response.status_code == 400:
             assert response.json()["error"]["code"] == "INVALID"
+
+
+async def test_a_batch_applied_again_line_by_line_costs_a_bounded_number_of_statements_a_line():
+    """What a sender can make kabinet do by failing every batch (an entry that would overflow the
+    balance first in each): the batch once, then each line once, a few statements a line — not more
+    per line as the batch grows."""
+    from kabinet.db import count_sql
+
+    async def statements(lines: int) -> int:
+        org, _ = await provider_org()
+        overflow = entry(org, uid("le"), "999999999999.00", "2026-01-01")
+        await send("ledger_entry", overflow)
+        values = [entry(org, uid("le"), "999999999999.00", "2026-01-02")]
+        values += [entry(org, uid("le"), "-1.00", f"2026-01-03T00:00:{i:02d}Z") for i in range(lines - 1)]
+        with count_sql() as counter:
+            results = await send("ledger_entry", *values)
+        assert [r.outcome for r in results] == [Outcome.REFUSED] + [Outcome.CREATED] * (lines - 1)
+        return len(counter.statements)
+
+    small, large = await statements(5), await statements(25)
+    per_line = (large - small) / 20
+    assert per_line <= 12, (small, large)
