@@ -30,7 +30,7 @@ import functools
 import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -281,9 +281,10 @@ def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Aw
                 async with in_transaction():
                     response = await handler(request, actor)
                     if request.method == "GET":  # what staff looked at; changes are audited by the domain
-                        await record_action(actor.kind, actor.name, f"staff.{what}", None, dict(request.query_params))
+                        await record_action(actor.kind, actor.name, f"staff.{what}", None, _audited(request.query_params))
             except (UserFacingError, Refusal) as refusal:
                 code = refusal.code.value if isinstance(refusal, UserFacingError) else refusal.code
+                code = "INVALID" if code == "BAD_USER_INPUT" else code  # GraphQL's name of it (a cursor that is none)
                 if code == "FORBIDDEN":
                     await record_action(actor.kind, actor.name, f"staff.{what}", None, {"denied": "needs the scope staff"})
                     message = f"{refusal.message} This token has {', '.join(sorted(actor.scopes)) or 'no scope'}; it needs staff."
@@ -300,11 +301,17 @@ def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Aw
     return decorate
 
 
+def _audited(parameters: Mapping[str, str]) -> dict[str, str]:
+    """A request's query parameters as the audit keeps them: what any JSON column takes (no NUL), 200
+    characters of each at most (a parameter may be of any length)."""
+    return {name[:200].replace("\x00", ""): value[:200].replace("\x00", "") for name, value in parameters.items()}
+
+
 def _page_request(request: Request) -> PageRequest:
     """`?first=&after=`, checked as GraphQL checks them; refused as this API refuses a bad query:
     400 INVALID naming the parameter (GraphQL's BAD_USER_INPUT is no code of this API)."""
     first, after = request.query_params.get("first"), request.query_params.get("after")
-    if first is not None and not first.isdigit():
+    if first is not None and not (first.isascii() and first.isdigit() and len(first) <= 9):
         raise UserFacingError(ErrorCode.INVALID, "`first` is a whole number.", "first")
     max_page_size = request.app.state.settings.max_page_size
     for field, args in (("first", {"first": int(first) if first is not None else None}), ("after", {"after": after})):
@@ -331,6 +338,17 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ProviderError(400, "INVALID", "The body is one JSON object.")
     return value
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    """A field of a request's JSON object that is a text (a number is taken as written; absent is
+    empty): a list, an object, true or false is refused (400) on the field."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise UserFacingError(ErrorCode.INVALID, f"`{name}` is a string.", name)
+    return str(value)
 
 
 def _when(value: dt.datetime | None) -> str | None:
@@ -407,7 +425,7 @@ async def organizations_for_moderation(request: Request, actor: ProviderActor) -
 async def approve_organization(request: Request, actor: ProviderActor) -> Response:
     """Approve an organization named by `{"inn": …, "kpp": …}` (the KPP when several share the INN)."""
     body = await _json_object(request)
-    organization_id = await moderation.organization_id_by_inn(actor, str(body.get("inn") or ""), body.get("kpp"))
+    organization_id = await moderation.organization_id_by_inn(actor, _text(body, "inn"), _text(body, "kpp"))
     return JSONResponse({"organization": _organization(await moderation.approve_organization(actor, organization_id))})
 
 
@@ -415,8 +433,9 @@ async def approve_organization(request: Request, actor: ProviderActor) -> Respon
 async def reject_organization(request: Request, actor: ProviderActor) -> Response:
     """Reject an organization named by `{"inn": …, "kpp": …, "reason": …}`; the owner is told the reason."""
     body = await _json_object(request)
-    organization_id = await moderation.organization_id_by_inn(actor, str(body.get("inn") or ""), body.get("kpp"))
-    row = await moderation.reject_organization(actor, organization_id, str(body.get("reason") or ""))
+    reason = _text(body, "reason")
+    organization_id = await moderation.organization_id_by_inn(actor, _text(body, "inn"), _text(body, "kpp"))
+    row = await moderation.reject_organization(actor, organization_id, reason)
     return JSONResponse({"organization": _organization(row)})
 
 

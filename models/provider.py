@@ -8,10 +8,13 @@ from tortoise import fields
 from models.base import Entity
 
 
+EXTERNAL_ID_LENGTH = 100
+
+
 def external_id() -> fields.CharField:
     """The provider's own id of a row (its accounting's reference): upserts find the row by it.
     Never shown to customers."""
-    return fields.CharField(max_length=100, null=True, unique=True)
+    return fields.CharField(max_length=EXTERNAL_ID_LENGTH, null=True, unique=True)
 
 
 class ImportRun(Entity):
@@ -79,3 +82,26 @@ class PrepaidServiceUse(Entity):
 
     class Meta:
         table = "prepaid_service_use"
+
+
+# Moments the provider's records wrote before they were checked (issue 17), that a driver cannot read
+# back: year 1 at +14:00 is year 0 in UTC. Only SQLite could keep one (it stores the text as written;
+# asyncpg refuses to send such a moment), but the same statements fix either store.
+UNREADABLE_MOMENTS = (("balance_transaction", "occurred_at"), ("release", "published_at"))
+# Optional dates 1C left empty (`01.01.0001`), which the records now read as no date.
+EMPTY_1C_DATES = (("contract", "ends_on"), ("product", "updates_available_until"), ("prepaid_service", "valid_until"))
+
+
+async def readable_provider_dates(client) -> None:  # noqa: ANN001 — a Tortoise client
+    """Bring what an earlier kabinet accepted within what the records accept now: a moment before
+    1900 or after 2999 becomes that edge (a ledger keeps its order: such entries were first, or
+    last, already), 1C's empty date in an optional date none. A migration's step (0014)."""
+    for table, column in UNREADABLE_MOMENTS:
+        await client.execute_script(
+            f"UPDATE {table} SET {column} = '1900-01-01 00:00:00+00:00' WHERE {column} < '1900-01-01 00:00:00+00:00'"
+        )
+        await client.execute_script(
+            f"UPDATE {table} SET {column} = '2999-12-31 00:00:00+00:00' WHERE {column} >= '3000-01-01 00:00:00+00:00'"
+        )
+    for table, column in EMPTY_1C_DATES:
+        await client.execute_script(f"UPDATE {table} SET {column} = NULL WHERE {column} = '0001-01-01'")

@@ -77,6 +77,10 @@ async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = Non
     inn, kpp = (inn or "").strip(), (kpp or "").strip() or None
     if not inn:
         raise UserFacingError(ErrorCode.INVALID, "Name the organization by its INN.", "inn")
+    if not (inn.isascii() and inn.isdigit() and len(inn) in (10, 12)):
+        raise UserFacingError(ErrorCode.INVALID, "An INN is 10 or 12 digits.", "inn")
+    if kpp is not None and not (kpp.isascii() and kpp.isdigit() and len(kpp) == 9):
+        raise UserFacingError(ErrorCode.INVALID, "A KPP is 9 digits.", "kpp")
     rows = await Organization.filter(inn=inn).values("id", "kpp", "moderation_status")
     if kpp is not None:
         rows = [row for row in rows if row["kpp"] == kpp]

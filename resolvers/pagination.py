@@ -71,6 +71,9 @@ def decode_cursor(cursor: str) -> tuple[Any, ...]:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or not values:
             raise ValueError
+        # the values are compared with columns in SQL: plain ones, no text PostgreSQL refuses (NUL)
+        if any(isinstance(v, (list, dict)) or (isinstance(v, str) and "\x00" in v) for v in values):
+            raise ValueError
         return tuple(values)
     except (ValueError, TypeError):
         raise bad_user_input("`after` is not a cursor this API gave out.") from None

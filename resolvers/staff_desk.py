@@ -42,6 +42,9 @@ async def refused_records(
     door when `source` is (an imported file's name, or "api")."""
     await staff_for_reading(caller, STAFF_ONLY)
     wanted = {name: value for name, value in (("entity", entity), ("source", source)) if value}
+    for name, value in wanted.items():
+        if len(value) > RefusedRecord._meta.fields_map[name].max_length or "\x00" in value:
+            raise UserFacingError(ErrorCode.INVALID, f"No refused record has such a `{name}`.", name)
     pages = await load_pages(
         RefusedRecord, None, (), NEWEST_REFUSALS, page, filters=Q(**wanted) if wanted else None, with_total=with_total,
     )

@@ -236,7 +236,7 @@ async def test_a_line_not_in_utf8_is_refused_saying_so_and_a_broken_array_is_400
     assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID"
 
 
-async def test_records_are_applied_in_batches_and_a_failed_batch_is_answered_refused(client, monkeypatch):
+async def test_records_are_applied_in_batches_and_a_failed_line_is_answered_refused(client, monkeypatch):
     from kabinet import provider_api
 
     monkeypatch.setattr(provider_api, "BATCH", 2)
@@ -249,8 +249,9 @@ async def test_records_are_applied_in_batches_and_a_failed_batch_is_answered_ref
         "/provider/v1/records/test_note", content=b"\n".join(orjson.dumps(line) for line in lines), headers=bearer(token)
     )
     got = answers(response)
-    assert [a["result"] for a in got] == ["created", "created", "refused", "refused", "created"]
-    assert "send these lines again" in got[3]["reason"]
+    # the failed batch is applied again line by line: only the line that fails is refused (issue 17)
+    assert [a["result"] for a in got] == ["created", "created", "refused", "created", "created"]
+    assert got[2]["reason"] == records.NOT_STORED and "boom" not in got[2]["reason"]
 
 
 async def test_a_change_to_an_organization_is_one_event_per_batch(client):

@@ -34,8 +34,9 @@ from resolvers.document_publication import charge_lines, publish_document, rende
 from resolvers.documents import PERIOD_PATTERN, document_visible_from
 from resolvers.provider.imports import ImportedRecord
 from resolvers.provider.records import (
-    DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, decimal, deleted, entity,
-    moment, never_deleted, organization_of, organizations_referenced, same_organization, text,
+    DELETED_FIELD, EARLIEST, LATEST, LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, column, date,
+    decimal, deleted, entity, external_id_of, looked_up, moment, never_deleted, organization_of, organizations_referenced,
+    same_organization, text, within_digits,
 )
 
 KOPECK = Decimal("0.01")
@@ -52,16 +53,9 @@ async def _plan_each_statement() -> None:
         await client.execute_script("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-def _external_id(record: Record) -> str:
-    if record.external_id is None:
-        raise RecordRefused("external_id", "Every record needs the provider's own id (external_id).")
-    if len(record.external_id) > 100:
-        raise RecordRefused("external_id", "At most 100 characters.")
-    return record.external_id
-
-
 def _references(records: Sequence[Record], column: str) -> list[str]:
-    return list({str(r.values[column]).strip() for r in records if r.values.get(column) not in (None, "")})
+    """The external ids the batch's records name in `column` (of documents, databases, packages…)."""
+    return looked_up(records, column, Document, "external_id")
 
 
 def _reference(record: Record, column: str) -> str | None:
@@ -73,7 +67,16 @@ def _period(record: Record, name: str = "period", *, required: bool = True) -> s
     value = text(record, name, required=required, max_length=7)
     if value is not None and not PERIOD_PATTERN.match(value):
         raise RecordRefused(name, f"A month as YYYY-MM: {value!r}.")
+    if value is not None and not EARLIEST.year <= int(value[:4]) <= LATEST.year:
+        raise RecordRefused(name, f"A month from {EARLIEST.year} to {LATEST.year}: {value!r}.")
     return value
+
+
+def _fits(value: Decimal, model: type, attribute: str, what: str, field: str = "amount") -> Decimal:
+    """A sum kabinet works out (a charge's amount, a running balance, a package's use) within its
+    column: refused on the record's `field` when it is not."""
+    limits = column(model, attribute)
+    return within_digits(value, field, limits.max_digits, limits.decimal_places, what)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -162,7 +165,7 @@ async def upsert_ledger_entries(actor: ProviderActor, records: list[Record]) -> 
     new: list[tuple[int, str, dict[str, Any]]] = []  # (index in the batch, external id, values)
     for index, record in enumerate(records):
         try:
-            external_id = _external_id(record)
+            external_id = external_id_of(record)
             never_deleted(
                 record, "Ledger entries are never deleted: send a correcting entry (a new external_id, e.g. an "
                 "ADJUSTMENT or a REFUND of the opposite amount).",
@@ -171,8 +174,8 @@ async def upsert_ledger_entries(actor: ProviderActor, records: list[Record]) -> 
             values = {
                 "organization_id": organization_id,
                 "kind": choice(record, "kind", TransactionKind),
-                "amount": decimal(record, "amount"),
-                "description": text(record, "description", required=False) or "",
+                "amount": decimal(record, "amount", of=BalanceTransaction),
+                "description": text(record, "description", required=False, of=BalanceTransaction) or "",
                 "occurred_at": moment(record, "occurred_at", actor.zone),
                 "document_id": _document_of(record, documents, organization_id),
             }
@@ -248,9 +251,15 @@ def _appended(entries: list[tuple[int, str, dict[str, Any]]], last: BalanceTrans
     rows = []
     for _, external_id, values in entries:
         seq += 1
-        balance += values["amount"]
+        balance = _balance(balance + values["amount"])
         rows.append({"external_id": external_id, "seq": seq, "balance_after": balance, **values})
     return rows
+
+
+def _balance(balance: Decimal) -> Decimal:
+    """A running balance a ledger can hold. Beyond it the batch is refused as a whole, and applied again
+    line by line (records.py `apply`): the entry that takes a balance beyond it is refused on its amount."""
+    return _fits(balance, BalanceTransaction, "balance_after", "The balance after this entry")
 
 
 async def _latest_entries(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, BalanceTransaction]:
@@ -287,12 +296,12 @@ async def _merge_entries(organization_id: uuid.UUID, entries: list[tuple[int, st
     for offset, (_, item) in enumerate(merged):
         seq = start + offset
         if isinstance(item, BalanceTransaction):
-            balance += Decimal(item.amount)
+            balance = _balance(balance + Decimal(item.amount))
             item.seq, item.balance_after = seq, balance
             moved.append(item)
         else:
             external_id, values = item
-            balance += values["amount"]
+            balance = _balance(balance + values["amount"])
             new_rows.append({"external_id": external_id, "seq": seq, "balance_after": balance, **values})
     # out of the way of the unique (organization, seq) first: every moved entry's place changes
     await BalanceTransaction.filter(organization_id=organization_id, seq__gte=start).update(seq=F("seq") * -1)
@@ -320,15 +329,16 @@ async def upsert_charges(actor: ProviderActor, records: list[Record]) -> list[Li
     results = []
     for record in records:
         try:
-            external_id = _external_id(record)
+            external_id = external_id_of(record)
             if deleted(record):
                 results.append(LineResult(record.line, name, external_id, await _remove_charge(actor, batch, external_id)))
                 continue
             organization_id = organization_of(record, referenced)
-            quantity = decimal(record, "quantity", places=3)
-            unit_price = decimal(record, "unit_price")
+            quantity = decimal(record, "quantity", of=Charge)
+            unit_price = decimal(record, "unit_price", of=Charge)
             expected = (quantity * unit_price).quantize(KOPECK, ROUND_HALF_UP)
-            amount = decimal(record, "amount", required=False)
+            amount = decimal(record, "amount", required=False, of=Charge)
+            _fits(expected, Charge, "amount", "quantity × unit_price")
             if amount is not None and amount != expected:
                 raise RecordRefused("amount", f"quantity × unit_price = {expected}, not {amount}.")
             database_id = None
@@ -341,7 +351,7 @@ async def upsert_charges(actor: ProviderActor, records: list[Record]) -> list[Li
                 database_id = found[0]
             values = {
                 "organization_id": organization_id, "kind": choice(record, "kind", ChargeKind),
-                "period": _period(record), "description": text(record, "description"),
+                "period": _period(record), "description": text(record, "description", of=Charge),
                 "quantity": quantity, "unit_price": unit_price, "amount": expected, "database_id": database_id,
             }
             outcome = await batch.put(external_id, values, record)
@@ -394,7 +404,7 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
     parsed: list[tuple[Record, dict[str, Any] | None, bytes | None] | LineResult] = []
     for record in records:
         try:
-            external_id = _external_id(record)
+            external_id = external_id_of(record)
             if deleted(record):
                 parsed.append((record, None, None))  # withdrawn in its turn below
                 continue
@@ -403,10 +413,10 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
             issued_on = date(record, "issued_on")
             period = _period(record, required=False)
             content = _provided_file(record)
-            amount = decimal(record, "amount", required=content is not None)
-            currency = (text(record, "currency", required=False, max_length=3) or "RUB").upper()
+            amount = decimal(record, "amount", required=content is not None, of=Document)
+            currency = (text(record, "currency", required=False, of=Document) or "RUB").upper()
             values = {
-                "organization_id": organization_id, "kind": kind, "number": text(record, "number", max_length=50),
+                "organization_id": organization_id, "kind": kind, "number": text(record, "number", of=Document),
                 "issued_on": issued_on, "period": period, "amount": amount, "currency": currency,
                 "visible_from": date(record, "visible_from", required=False) or document_visible_from(kind, period, issued_on),
             }
@@ -529,7 +539,7 @@ async def upsert_prepaid_services(actor: ProviderActor, records: list[Record]) -
     results = []
     for record in records:
         try:
-            external_id = _external_id(record)
+            external_id = external_id_of(record)
             if deleted(record):
                 removed = await batch.remove(external_id)  # its uses go with it (CASCADE)
                 if removed is not None:
@@ -537,8 +547,8 @@ async def upsert_prepaid_services(actor: ProviderActor, records: list[Record]) -
                 results.append(LineResult(record.line, name, external_id, Outcome.UNCHANGED if removed is None else Outcome.DELETED))
                 continue
             values = {
-                "organization_id": organization_of(record, referenced), "name": text(record, "name", max_length=300),
-                "unit": text(record, "unit", max_length=30), "total": decimal(record, "total"),
+                "organization_id": organization_of(record, referenced), "name": text(record, "name", of=PrepaidService),
+                "unit": text(record, "unit", of=PrepaidService), "total": decimal(record, "total", of=PrepaidService),
                 "valid_until": date(record, "valid_until", required=False),
             }
             created = external_id not in batch.rows
@@ -573,7 +583,7 @@ async def upsert_prepaid_service_uses(actor: ProviderActor, records: list[Record
     results = []
     for record in records:
         try:
-            external_id = _external_id(record)
+            external_id = external_id_of(record)
             if deleted(record):
                 removed = await batch.remove(external_id)
                 if removed is not None:
@@ -589,8 +599,8 @@ async def upsert_prepaid_service_uses(actor: ProviderActor, records: list[Record
             if previous is not None:  # to another package of its organization, not another organization's
                 same_organization(owners[previous], organization_id, "prepaid service use", record, "prepaid_service")
             values = {
-                "prepaid_service_id": service_id, "quantity": decimal(record, "quantity", places=3),
-                "used_on": date(record, "used_on"), "description": text(record, "description", required=False) or "",
+                "prepaid_service_id": service_id, "quantity": decimal(record, "quantity", of=PrepaidServiceUse),
+                "used_on": date(record, "used_on"), "description": text(record, "description", required=False, of=PrepaidServiceUse) or "",
             }
             outcome = await batch.put(external_id, values)
             if outcome is not Outcome.UNCHANGED:
@@ -615,7 +625,8 @@ async def _recount_used(actor: ProviderActor, packages: Mapping[uuid.UUID, uuid.
         .annotate(total=Sum("quantity")).group_by("prepaid_service_id").values("prepaid_service_id", "total")
     }
     for package in await PrepaidService.filter(id__in=list(packages)):
-        used = sums.get(package.id, Decimal("0")).quantize(KOPECK, ROUND_HALF_UP)
+        used = _fits(sums.get(package.id, Decimal("0")), PrepaidService, "used", "The package's use", "quantity")
+        used = used.quantize(KOPECK, ROUND_HALF_UP)
         if Decimal(package.used) != used:
             await PrepaidService.filter(id=package.id).update(used=used)
         actor.touched(package.organization_id, "balance")

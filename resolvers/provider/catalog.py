@@ -25,7 +25,7 @@ from models.updates import Release
 from resolvers import moderation, releases, validation
 from resolvers.errors import UserFacingError
 from resolvers.provider.records import (
-    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, deleted, each_record, entity, integer,
+    LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, deleted, each_record, entity, integer, looked_up,
     moment, never_deleted, organization_of, organizations_referenced, put_owned, remove_owned, save_changes, text,
 )
 from resolvers.subscriber_codes import new_organization
@@ -78,8 +78,8 @@ def _organization_values(record: Record) -> dict[str, Any]:
         if not validation.ogrn_is_valid(ogrn):
             raise RecordRefused("ogrn", f"«{ogrn}» is not a valid OGRN: check the digits.")
     return {
-        "inn": inn, "kind": kind, "name": text(record, "name", max_length=300), "kpp": kpp, "ogrn": ogrn,
-        "legal_address": text(record, "legal_address", required=False, max_length=500),
+        "inn": inn, "kind": kind, "name": text(record, "name", of=Organization), "kpp": kpp, "ogrn": ogrn,
+        "legal_address": text(record, "legal_address", required=False, of=Organization),
     }
 
 
@@ -92,7 +92,7 @@ def _organization_values(record: Record) -> dict[str, Any]:
 )
 async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
-    inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
+    inns = looked_up(records, "inn", Organization, "inn")
     rows = await Organization.filter(
         Q(external_id__in=external_ids) | Q(inn__in=inns, moderation_status=ModerationStatus.APPROVED)
     ).select_for_update()
@@ -168,7 +168,7 @@ async def upsert_known_contacts(actor: ProviderActor, records: list[Record]) -> 
     # The provider's own knowledge, not shown on any dashboard: no event of its own (an approval it
     # brings is the organization's change).
     external_ids = [r.external_id for r in records if r.external_id]
-    inns = [str(r.values["inn"]).strip() for r in records if r.values.get("inn")]
+    inns = looked_up(records, "inn", KnownContact, "inn")
     rows = await KnownContact.filter(Q(external_id__in=external_ids) | Q(inn__in=inns))
     by_external = {row.external_id: row for row in rows if row.external_id}
     by_pair = {(row.inn, row.phone): row for row in rows}
@@ -236,7 +236,7 @@ async def upsert_contracts(actor: ProviderActor, records: list[Record]) -> list[
             return await remove_owned(actor, by_external, record, "products")  # its products' `contract` → none
         organization_id = organization_of(record, referenced)
         values = {
-            "kind": choice(record, "kind", ContractKind), "number": text(record, "number", max_length=50),
+            "kind": choice(record, "kind", ContractKind), "number": text(record, "number", of=Contract),
             "starts_on": date(record, "starts_on"), "ends_on": date(record, "ends_on", required=False),
         }
         ends_after_start(values["starts_on"], values["ends_on"])
@@ -256,7 +256,7 @@ async def upsert_contracts(actor: ProviderActor, records: list[Record]) -> list[
 )
 async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     referenced = await organizations_referenced(records)
-    contract_ids = [str(r.values["contract"]).strip() for r in records if r.values.get("contract")]
+    contract_ids = looked_up(records, "contract", Contract, "external_id")
     contracts = {
         row["external_id"]: row for row in await Contract.filter(external_id__in=contract_ids).values("id", "external_id", "organization_id")
     }
@@ -276,9 +276,9 @@ async def upsert_products(actor: ProviderActor, records: list[Record]) -> list[L
                 raise RecordRefused("contract", f"Contract {contract_reference!r} is another organization's.")
             contract_id = contract["id"]
         values = {
-            "name": text(record, "name", max_length=300), "category": choice(record, "category", ProductCategory),
-            "registration_number": text(record, "registration_number", required=False, max_length=50),
-            "workplaces": integer(record, "workplaces", required=False),
+            "name": text(record, "name", of=Product), "category": choice(record, "category", ProductCategory),
+            "registration_number": text(record, "registration_number", required=False, of=Product),
+            "workplaces": integer(record, "workplaces", required=False, of=Product),
             "updates_available_until": date(record, "updates_available_until", required=False),
             "contract_id": contract_id,
         }
@@ -299,7 +299,7 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # clocks of the provider's systems a
 )
 async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
-    configurations = [str(r.values["configuration"]).strip() for r in records if r.values.get("configuration")]
+    configurations = looked_up(records, "configuration", Release, "configuration")
     rows = await Release.filter(Q(external_id__in=external_ids) | Q(configuration__in=configurations))
     by_external = {row.external_id: row for row in rows if row.external_id}
     by_version = {(row.configuration, row.version): row for row in rows}
@@ -307,8 +307,8 @@ async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[L
     async def apply_one(record: Record) -> Outcome:
         if deleted(record):
             return await _recall_release(actor, by_external.get(record.external_id))
-        configuration = text(record, "configuration", max_length=200)
-        version = checked(lambda value, field: releases.check_version(value), text(record, "version", max_length=60), "version")
+        configuration = text(record, "configuration", of=Release)
+        version = checked(lambda value, field: releases.check_version(value), text(record, "version", of=Release), "version")
         published_at = moment(record, "published_at", actor.zone, required=False)
         if published_at is not None and published_at > utcnow() + FUTURE_TOLERANCE:
             raise RecordRefused("published_at", "A release is published when it is sent, not in the future.")

@@ -19,6 +19,9 @@ from resolvers.provider.records import (
 )
 from resolvers.sessions import LIVE, hold_admissions
 
+# A subscription's limits: far beyond any tariff, and far enough under a GraphQL Int that the dashboard's
+# limit (the extension added while it lasts, resolvers/cloud_subscriptions.py) is still one.
+LIMIT_MAXIMUM = 1_000_000
 
 
 @entity(
@@ -42,8 +45,9 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
             return await _end_subscription(actor, by_external, by_organization, record)
         organization_id = organization_of(record, referenced)
         values = {
-            "tariff": text(record, "tariff", max_length=100),
-            "sessions_limit": integer(record, "sessions_limit"), "databases_limit": integer(record, "databases_limit"),
+            "tariff": text(record, "tariff", of=CloudSubscription),
+            "sessions_limit": integer(record, "sessions_limit", maximum=LIMIT_MAXIMUM, of=CloudSubscription),
+            "databases_limit": integer(record, "databases_limit", maximum=LIMIT_MAXIMUM, of=CloudSubscription),
         }
         starts_on, ends_on = date(record, "starts_on"), date(record, "ends_on")
         ends_after_start(starts_on, ends_on)
@@ -131,9 +135,9 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
             return outcome
         organization_id = organization_of(record, referenced)
         values = {
-            "name": text(record, "name", max_length=200), "configuration": text(record, "configuration", max_length=200),
-            "version": text(record, "version", max_length=50), "is_typical": flag(record, "is_typical"),
-            "size_mb": integer(record, "size_mb", required=False) or 0,
+            "name": text(record, "name", of=Database), "configuration": text(record, "configuration", of=Database),
+            "version": text(record, "version", of=Database), "is_typical": flag(record, "is_typical"),
+            "size_mb": integer(record, "size_mb", required=False, of=Database) or 0,
         }
         row = by_external.get(record.external_id)
         if row is not None:

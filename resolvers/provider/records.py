@@ -25,11 +25,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
 from models.bulk import insert_rows
 from models.organizations import ModerationStatus, Organization
-from models.provider import RefusedRecord
+from models.provider import EXTERNAL_ID_LENGTH, RefusedRecord
 from resolvers.events import DATA, PendingAnnouncements
 
 log = logging.getLogger("kabinet.provider")
@@ -277,20 +278,35 @@ async def apply(
     records at all (not JSON); each REFUSED answer is kept (`RefusedRecord`) in the same transaction,
     for staff to see. `within(results)` runs in that transaction too (an import's progress).
 
-    A batch that fails rolls back and raises; with `answer_failure` (the HTTP API, which answers
-    each line whatever happens) its lines are answered, and kept, as refused instead. `refusals`:
-    the request's budget of refused lines kept one by one (None: all are)."""
+    A record with a value no column can hold (`screened`) is refused before the upsert sees it. A
+    batch that fails all the same (a value the database refused, a bug) rolls back and is applied
+    again line by line (`_line_by_line`): only the line that fails is refused. Should that fail too,
+    it raises; with `answer_failure` (the HTTP API, which answers each line whatever happens) its
+    lines are answered, and kept, as refused instead. `refusals`: the request's budget of refused
+    lines kept one by one (None: all are)."""
     kind = kind_of(actor, name)
+    items = [screened(kind, item) for item in items]
     records = [item for item in items if isinstance(item, Record)]
     refused_before = refusals.refused if refusals is not None else 0
     try:
-        async with in_transaction():
-            applied = iter(await kind.upsert(actor, records) if records else [])
-            results = [next(applied) if isinstance(item, Record) else _of_entity(item, name) for item in items]
-            await actor.record_changes()
-            await keep_refusals(actor, source, results, refusals)
-            if within is not None:
-                await within(results)
+        try:
+            async with in_transaction():
+                applied = iter(await kind.upsert(actor, records) if records else [])
+                results = [next(applied) if isinstance(item, Record) else _of_entity(item, name) for item in items]
+                await actor.record_changes()
+                await keep_refusals(actor, source, results, refusals)
+                if within is not None:
+                    await within(results)
+        except Exception as error:
+            if isinstance(error, UNAVAILABLE):
+                raise
+            if not isinstance(error, RecordRefused):
+                log.exception("provider records: a batch of %d %s records failed (lines %d–%d); applied again line by line",
+                              len(items), name, items[0].line if items else 0, items[-1].line if items else 0)
+            actor.changed, actor.announcements = {}, PendingAnnouncements()  # the events of the rolled back batch
+            if refusals is not None:
+                refusals.refused = refused_before  # its kept refusals were rolled back too
+            results = await _line_by_line(actor, kind, items, source, within, refusals)
     except Exception:
         if not answer_failure:
             raise
@@ -311,6 +327,63 @@ async def apply(
     else:
         actor.announcements.latest.clear()  # the hubs' polling finds the events
     return results
+
+
+# The store failing rather than a line: no use applying the lines one by one (an import stops, to resume).
+UNAVAILABLE = (ConnectionError, OSError, TimeoutError, DBConnectionError)
+NOT_STORED = "Not applied: kabinet could not store this line (logged for the provider); the other lines were applied."
+
+
+async def _line_by_line(
+    actor: ProviderActor, kind: EntityKind, items: Sequence[Record | LineResult], source: Source,
+    within: Callable[[list[LineResult]], Awaitable[None]] | None, refusals: RefusalBudget | None = None,
+) -> list[LineResult]:
+    """A batch that failed as a whole, applied one record at a time, each in a savepoint of one
+    transaction: a line that fails rolls back alone and is refused — with its field and reason when
+    the upsert refused it as a whole (a running balance it would overflow), else NOT_STORED (the
+    cause is logged, not answered: it may quote SQL)."""
+    results: list[LineResult] = []
+    async with in_transaction():
+        for item in items:
+            if not isinstance(item, Record):
+                results.append(_of_entity(item, kind.name))
+                continue
+            changed = {organization_id: set(areas) for organization_id, areas in actor.changed.items()}
+            latest = dict(actor.announcements.latest)
+            try:
+                async with in_transaction():  # a savepoint
+                    [result] = await kind.upsert(actor, [item])
+            except Exception as error:
+                if isinstance(error, UNAVAILABLE):
+                    raise
+                actor.changed, actor.announcements.latest = changed, latest
+                if isinstance(error, RecordRefused):
+                    result = LineResult(item.line, kind.name, item.external_id, Outcome.REFUSED, error.field, error.reason)
+                else:
+                    log.exception("provider records: %s line %d failed on its own", kind.name, item.line)
+                    result = LineResult(item.line, kind.name, item.external_id, Outcome.REFUSED, None, NOT_STORED)
+            results.append(result)
+        await actor.record_changes()
+        await keep_refusals(actor, source, results, refusals)
+        if within is not None:
+            await within(results)
+    return results
+
+
+def screened(kind: EntityKind, item: Record | LineResult) -> Record | LineResult:
+    """The record, or its refusal when a column holds what no column of a store can (`scalar`), or an
+    external id longer than its column: no upsert reads such a value, not even to look rows up by it."""
+    if not isinstance(item, Record):
+        return item
+    try:
+        for name in kind.columns:
+            scalar(item, name)
+        if item.values.get("external_id") not in (None, ""):
+            external_id_of(item)
+    except RecordRefused as refused:
+        external_id = item.external_id if refused.field != "external_id" else None
+        return LineResult(item.line, kind.name, external_id, Outcome.REFUSED, refused.field, refused.reason)
+    return item
 
 
 def _of_entity(result: LineResult, name: str) -> LineResult:
@@ -352,8 +425,7 @@ async def each_record(
     results = []
     for record in records:
         try:
-            if record.external_id is None:
-                raise RecordRefused("external_id", "Every record needs the provider's own id (external_id).")
+            external_id_of(record)
             outcome = await apply_one(record)
             results.append(LineResult(record.line, name, record.external_id, outcome))
         except RecordRefused as refused:
@@ -431,33 +503,98 @@ async def remove_owned(actor: ProviderActor | None, rows: dict[str, Any], record
 
 
 # ---------------------------------------------------------------- reading fields of a record
+#
+# Every field is read by one of these readers, and what they accept is what the stores hold and every
+# GraphQL path reads back: a text within its column's length, without a character no store keeps; a
+# number within its column's digits or range (and a GraphQL Int's); a date or moment between EARLIEST
+# and LATEST once in UTC. The column's limits are read from the model (`of=`) where the field is one.
 
-def text(record: Record, name: str, *, required: bool = True, max_length: int = 500) -> str | None:
+EARLIEST = dt.date(1900, 1, 1)  # the dates kabinet keeps: far from what Python, SQLite and PostgreSQL
+LATEST = dt.date(2999, 12, 31)  # hold after a zone's shift or a month's arithmetic
+EMPTY_1C_DATE = dt.datetime(1, 1, 1)  # `01.01.0001 0:00:00`: how 1C writes an empty date — no date at all
+GRAPHQL_INT = (-(2**31), 2**31 - 1)  # what GraphQL's Int shows (and PostgreSQL's integer holds)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL's text refuses it), unpaired surrogates (no UTF-8)
+
+
+def column(model: type, attribute: str) -> Any:
+    """The model's field `attribute` (its limits: max_length, max_digits, decimal_places, constraints)."""
+    return model._meta.fields_map[attribute]
+
+
+def scalar(record: Record, name: str) -> Any:
+    """The field's raw value, if it is one a store could keep at all: a text, a number or a flag — not a
+    list or an object, nor a text with NUL or an unpaired surrogate. `apply` checks every column of a
+    record so, before the entity's upsert reads anything of it."""
     value = record.values.get(name)
+    if isinstance(value, (list, dict)):
+        raise RecordRefused(name, f"A single value, not {'a list' if isinstance(value, list) else 'an object'}.")
+    if isinstance(value, str) and _UNSTORABLE.search(value):
+        raise RecordRefused(name, "Holds a character no text may hold (NUL, or half of a UTF-16 surrogate pair).")
+    return value
+
+
+def text(
+    record: Record, name: str, *, required: bool = True, max_length: int | None = None, of: type | None = None,
+) -> str | None:
+    """A text (a number is taken as written), trimmed; at most `max_length` characters, or the model `of`'s
+    column's (the field's own name), or 500."""
+    value = scalar(record, name)
+    if isinstance(value, bool):
+        raise RecordRefused(name, "A text, not true or false.")
     if value is None or str(value).strip() == "":
         if required:
             raise RecordRefused(name, "Required.")
         return None
     value = str(value).strip()
-    if len(value) > max_length:
-        raise RecordRefused(name, f"At most {max_length} characters.")
+    limit = max_length or (column(of, name).max_length if of is not None else 500)
+    if len(value) > limit:
+        raise RecordRefused(name, f"At most {limit} characters.")
     return value
 
 
-def decimal(record: Record, name: str, *, required: bool = True, places: int = 2) -> Decimal | None:
+def external_id_of(record: Record) -> str:
+    """The record's `external_id`: required, and at most as long as the column every entity keeps it in."""
+    text(record, "external_id", max_length=EXTERNAL_ID_LENGTH)
+    if record.external_id is None:
+        raise RecordRefused("external_id", "Every record needs the provider's own id (external_id).")
+    return record.external_id
+
+
+def within_digits(value: Decimal, name: str, max_digits: int, places: int, what: str = "") -> Decimal:
+    """`value` if a column of `max_digits` digits, `places` of them decimal, holds it; else refused on `name`."""
+    bound = Decimal(10) ** (max_digits - places)
+    if not -bound < value < bound:
+        raise RecordRefused(name, f"{what or 'A number'} must be under {bound:,} in absolute value, not {value}.".replace(",", " "))
+    return value
+
+
+def decimal(
+    record: Record, name: str, *, required: bool = True, places: int = 2, max_digits: int = 14, of: type | None = None,
+) -> Decimal | None:
+    """A number with at most `places` decimal places and `max_digits` digits in all (the model `of`'s column's,
+    by default money's: 14 and 2); a decimal comma and spaces between thousands are read as 1C writes them."""
     raw = text(record, name, required=required, max_length=40)
     if raw is None:
         return None
+    if of is not None:
+        max_digits, places = column(of, name).max_digits, column(of, name).decimal_places
     try:
         value = Decimal(raw.replace(",", ".").replace(" ", "").replace("\u00a0", ""))
     except InvalidOperation:
         raise RecordRefused(name, f"Not a number: {raw!r}.") from None
-    if not value.is_finite() or value != value.quantize(Decimal(1).scaleb(-places)):
+    if not value.is_finite():
+        raise RecordRefused(name, f"Not a number: {raw!r}.")
+    within_digits(value, name, max_digits, places)
+    if value != value.quantize(Decimal(1).scaleb(-places)):
         raise RecordRefused(name, f"A number with at most {places} decimal places.")
     return value
 
 
-def integer(record: Record, name: str, *, required: bool = True, minimum: int = 0) -> int | None:
+def integer(
+    record: Record, name: str, *, required: bool = True, minimum: int = 0, maximum: int | None = None,
+    of: type | None = None,
+) -> int | None:
+    """A whole number from `minimum` to `maximum`, and within the model `of`'s column's range and a GraphQL Int's."""
     raw = text(record, name, required=required, max_length=20)
     if raw is None:
         return None
@@ -465,8 +602,13 @@ def integer(record: Record, name: str, *, required: bool = True, minimum: int = 
         value = int(raw)
     except ValueError:
         raise RecordRefused(name, f"Not a whole number: {raw!r}.") from None
-    if value < minimum:
-        raise RecordRefused(name, f"At least {minimum}.")
+    constraints = column(of, name).constraints if of is not None else {}
+    low = max(minimum, constraints.get("ge", GRAPHQL_INT[0]), GRAPHQL_INT[0])
+    high = min(maximum if maximum is not None else GRAPHQL_INT[1], constraints.get("le", GRAPHQL_INT[1]), GRAPHQL_INT[1])
+    if value < low:
+        raise RecordRefused(name, f"At least {low}.")
+    if value > high:
+        raise RecordRefused(name, f"At most {high}.")
     return value
 
 
@@ -475,6 +617,7 @@ _RUSSIAN_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _RUSSIAN_DATE_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _DATE_FORMS = "YYYY-MM-DD or DD.MM.YYYY"
 _MOMENT_FORMS = "DD.MM.YYYY HH:MM:SS, ISO YYYY-MM-DDTHH:MM:SS with or without an offset, or a date"
+_KEPT = f"kabinet keeps dates from {EARLIEST:%d.%m.%Y} to {LATEST:%d.%m.%Y}"
 
 
 def _calendar(raw: str) -> dt.date | dt.datetime | None:
@@ -493,38 +636,62 @@ def _calendar(raw: str) -> dt.date | dt.datetime | None:
         return None
 
 
-def date(record: Record, name: str, *, required: bool = True) -> dt.date | None:
-    """ISO `2026-11-30`, or `30.11.2026` as 1C writes it; a date-time at midnight (1C exports a date
-    as `30.11.2026 0:00:00`) is its date, one at any other time is refused."""
+def _written(record: Record, name: str, required: bool) -> tuple[str, dt.date | dt.datetime | None] | None:
+    """The field as written and as read by `_calendar`; None when absent, or 1C's empty date
+    (`01.01.0001`, `01.01.0001 0:00:00`, `0001-01-01`): no date, refused where one is required."""
     raw = text(record, name, required=required, max_length=40)
     if raw is None:
         return None
     value = _calendar(raw)
+    if value is not None and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day) if value == EMPTY_1C_DATE.date() else value
+    if value == EMPTY_1C_DATE:  # naive: an ISO one with an offset is a moment, out of range below
+        if required:
+            raise RecordRefused(name, f"Required: {raw} is 1C's empty date.")
+        return None
+    return raw, value
+
+
+def date(record: Record, name: str, *, required: bool = True) -> dt.date | None:
+    """ISO `2026-11-30`, or `30.11.2026` as 1C writes it; a date-time at midnight (1C exports a date
+    as `30.11.2026 0:00:00`) is its date, one at any other time is refused. 1C's empty date is none."""
+    written = _written(record, name, required)
+    if written is None:
+        return None
+    raw, value = written
     if isinstance(value, dt.datetime):
         if value.time() != dt.time(0):
             raise RecordRefused(name, f"A date, not a moment of the day ({_DATE_FORMS}; a time only as 00:00:00): {raw!r}.")
-        return value.date()
+        value = value.date()
     if value is None:
         raise RecordRefused(name, f"Not a date ({_DATE_FORMS}): {raw!r}.")
+    if not EARLIEST <= value <= LATEST:
+        raise RecordRefused(name, f"{raw} is out of range: {_KEPT}.")
     return value
 
 
 def moment(record: Record, name: str, zone: dt.tzinfo, *, required: bool = True) -> dt.datetime | None:
-    """A date-time. With an offset (ISO `…+03:00`, `…Z`) as it says. Without one: 1C's
+    """A date-time, answered in UTC. With an offset (ISO `…+03:00`, `…Z`) as it says. Without one: 1C's
     `30.11.2026 14:05:00` is the provider's local time (`zone`, settings.provider_timezone), an ISO
     one UTC (as this API has always read it: re-sent records stay unchanged). A bare date: its
-    midnight, UTC."""
-    raw = text(record, name, required=required, max_length=40)
-    if raw is None:
+    midnight, UTC. 1C's empty date is none."""
+    written = _written(record, name, required)
+    if written is None:
         return None
-    value = _calendar(raw)
+    raw, value = written
     if value is None:
         raise RecordRefused(name, f"Not a date-time ({_MOMENT_FORMS}): {raw!r}.")
     if not isinstance(value, dt.datetime):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
-    if value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=zone if _RUSSIAN_DATE_TIME.match(raw) else dt.timezone.utc)
+        value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=zone if _RUSSIAN_DATE_TIME.match(raw) else dt.timezone.utc)
+    try:
+        value = value.astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError):  # year 1 at +14:00 is year 0 in UTC, 9999 at -12:00 year 10000
+        raise RecordRefused(name, f"{raw} is out of range: {_KEPT} (UTC).") from None
+    if not EARLIEST <= value.date() <= LATEST:
+        raise RecordRefused(name, f"{raw} is out of range: {_KEPT} (UTC).")
+    return value
 
 
 def choice(record: Record, name: str, enum: type[Enum], *, required: bool = True) -> Any:
@@ -538,7 +705,7 @@ def choice(record: Record, name: str, enum: type[Enum], *, required: bool = True
 
 
 def flag(record: Record, name: str, *, default: bool = False) -> bool:
-    raw = record.values.get(name)
+    raw = scalar(record, name)
     if raw is None or raw == "":
         return default
     if isinstance(raw, bool):
@@ -552,6 +719,15 @@ def flag(record: Record, name: str, *, default: bool = False) -> bool:
 
 
 # ---------------------------------------------------------------- references to other records
+
+def looked_up(records: Sequence[Record], name: str, model: type, attribute: str) -> list[str]:
+    """The values the batch's records give in `name`, to read the rows of `model` whose `attribute`
+    holds them in one query: only those that could be there (a longer value is no row's, and Tortoise
+    refuses to compare a column with it); a record's reader answers for the others."""
+    limit = column(model, attribute).max_length
+    values = (str(r.values[name]).strip() for r in records if r.values.get(name) not in (None, ""))
+    return list({value for value in values if len(value) <= limit})
+
 
 class Referenced(dict):
     """The organizations a batch's records name (reference → id), and the INNs among them that only
@@ -569,8 +745,8 @@ async def organizations_referenced(records: Sequence[Record], column: str = "org
     INN when the record names `organization_inn` instead), read in one query each: reference → id.
     Only customers are found — organizations the provider sent or approved (APPROVED): an INN that
     only a tenant's unapproved claim holds reaches nothing (resolvers/moderation.py)."""
-    by_external = {str(r.values[column]).strip() for r in records if r.values.get(column)}
-    by_inn = {str(r.values[f"{column}_inn"]).strip() for r in records if r.values.get(f"{column}_inn")}
+    by_external = set(looked_up(records, column, Organization, "external_id"))
+    by_inn = set(looked_up(records, f"{column}_inn", Organization, "inn"))
     found = Referenced()
     if by_external:
         for row in await Organization.filter(
