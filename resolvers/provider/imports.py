@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
