@@ -275,7 +275,7 @@ async def test_a_phone_verified_after_the_claim_counts_when_the_provider_record_
     who, claim = await squat(gql, inn, phone=phone, verified=False)
     await known_contact(inn, phone)
     assert (await Organization.get(id=claim.id)).moderation_status is ModerationStatus.PENDING
-    await User.filter(email=who).update(phone_verified=True)
+    await User.filter(email=who).update(phone=phone, phone_verified=True, unproven_phone=None)  # its code confirmed
     org_ext, _ = await provider_sends(inn)
     await assert_folded(who, claim, await Organization.get(external_id=org_ext), "cli:test")
 
