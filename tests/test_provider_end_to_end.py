@@ -71,6 +71,7 @@ def environment(database_url: str, tmp_path: Path) -> dict[str, str]:
         "KABINET_SECRET_KEY": "provider-end-to-end-secret-key-long-enough", "KABINET_BROKER_URL": "memory://",
         "KABINET_SEED_DEMO": "false", "KABINET_MIGRATE_ON_START": "false", "KABINET_CLUSTER_CHURN": "0",
         "KABINET_CODES_PER_CLIENT_HOUR": "1000",
+        "KABINET_SMS_BY_MAIL_URL": "true",  # no gateway here: the SMS codes are files in the outbox folder
     }
 
 
