@@ -149,16 +149,19 @@ async def test_the_answer_is_streamed_a_batch_at_a_time_valid_and_complete(live_
     texts = [f"{run}-{i}" for i in range(count)]
     HELD[texts[provider_api.BATCH]] = release = asyncio.Event()  # the second batch's first record waits
     body = b"".join(orjson.dumps({"external_id": t, "text": t}) + b"\n" for t in texts)
-    async with httpx.AsyncClient(base_url=f"http://{live_server}", timeout=30) as http:
-        async with http.stream("POST", "/provider/v1/records/flood_note", content=body, headers=bearer(token)) as response:
-            assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
-            assert "content-length" not in response.headers  # streamed (chunked), not a body built whole
-            lines = response.aiter_lines()
-            first = [orjson.loads(await anext(lines)) for _ in range(provider_api.BATCH)]
-            assert [a["line"] for a in first] == list(range(1, provider_api.BATCH + 1))
-            assert not release.is_set() and texts[provider_api.BATCH + 1] not in SEEN  # the second batch is still held
-            release.set()
-            rest = [orjson.loads(line) async for line in lines if line]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{live_server}", timeout=30) as http:
+            async with http.stream("POST", "/provider/v1/records/flood_note", content=body, headers=bearer(token)) as response:
+                assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+                assert "content-length" not in response.headers  # streamed (chunked), not a body built whole
+                lines = response.aiter_lines()
+                first = [orjson.loads(await anext(lines)) for _ in range(provider_api.BATCH)]
+                assert [a["line"] for a in first] == list(range(1, provider_api.BATCH + 1))
+                assert not release.is_set() and texts[provider_api.BATCH + 1] not in SEEN  # the second batch is still held
+                release.set()
+                rest = [orjson.loads(line) async for line in lines if line]
+    finally:
+        release.set()  # never leave the server's batch held
     answered = first + rest
     assert [(a["line"], a["externalId"], a["result"]) for a in answered] == [(i + 1, t, "created") for i, t in enumerate(texts)]
     assert answered[0] == {"line": 1, "entity": "flood_note", "externalId": texts[0], "result": "created"}
@@ -202,12 +205,14 @@ async def test_a_client_gone_midway_leaves_the_request_in_the_audit(live_server)
     texts = [f"{run}-{i}" for i in range(provider_api.BATCH + 3)]
     HELD[texts[provider_api.BATCH]] = release = asyncio.Event()
     body = b"".join(orjson.dumps({"external_id": t, "text": t}) + b"\n" for t in texts)
-    async with httpx.AsyncClient(base_url=f"http://{live_server}", timeout=30) as http:
-        async with http.stream("POST", "/provider/v1/records/flood_note", content=body, headers=bearer(token)) as response:
-            lines = response.aiter_lines()
-            for _ in range(provider_api.BATCH):
-                await anext(lines)
-    release.set()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{live_server}", timeout=30) as http:
+            async with http.stream("POST", "/provider/v1/records/flood_note", content=body, headers=bearer(token)) as response:
+                lines = response.aiter_lines()
+                for _ in range(provider_api.BATCH):
+                    await anext(lines)
+    finally:
+        release.set()
     for _ in range(500):
         action = await ProviderAction.get_or_none(actor=name, action="records.flood_note")
         if action is not None:
