@@ -78,7 +78,7 @@ async def test_1c_empty_date_is_no_date_where_the_date_is_optional_and_refused_w
 
 async def test_an_entry_of_year_one_stored_before_this_fix_is_made_readable_by_the_migration(gql):
     """A moment kept before the readers refused it (year 1 at +14:00: year 0 in UTC, which no driver
-    reads back) took down every organization of its viewer; migration 0014 (`readable_provider_dates`)
+    reads back) took down every organization of its viewer; migration 0015 (`readable_provider_dates`)
     moves it to the earliest moment kabinet keeps, and the ledger keeps its order and balances."""
     org, team = await provider_org()
     other, _ = await provider_org()

@@ -9,7 +9,7 @@ async def _readable_provider_dates(apps, schema_editor) -> None:  # noqa: ANN001
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_refresh_token_revoked_at_index')]
+    dependencies = [('models', '0014_supplier_requisites')]
 
     initial = False
 
