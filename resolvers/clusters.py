@@ -142,6 +142,15 @@ async def place(database: Database, cluster: Cluster | None, infobase: str | Non
     return True
 
 
+async def attach(actor: Actor, database: Database, cluster: Cluster | None, infobase: str | None) -> bool:
+    """The operator (or the provider's record) puts a database on a cluster, or on none: `place`, and
+    the organization's data event (its dashboards show the cluster). True when it moved."""
+    if not await place(database, cluster, infobase):
+        return False
+    await actor.record_event(database.organization_id, DATA, "CHANGED", {"areas": ["cloud"]})
+    return True
+
+
 async def database_named(identifier: str, pk: uuid.UUID | None) -> Database:
     """A database by its id (`pk`, decoded from a global id by the caller) or the provider's external id."""
     database = await Database.get_or_none(id=pk) if pk else None

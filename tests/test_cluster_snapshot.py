@@ -11,7 +11,7 @@ import pytest
 
 from kabinet.clock import utcnow
 from kabinet.ids import to_global_id
-from models.cloud import Cluster, Session, SessionStatus
+from models.cloud import Cluster, Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.updates import UpdateRun, UpdateRunStatus
 from resolvers import clusters
@@ -273,3 +273,68 @@ async def test_a_claim_narrows_to_a_cluster_and_a_cluster_token_claims_only_its_
     wrong = await client.post("/cluster/updates/claim", json={"cluster": cluster.name}, headers=world["all"])
     assert wrong.json() == {"run": None}, "the all-organizations agent narrowed to the cluster: C's run is elsewhere"
     assert (await client.post("/cluster/updates/claim", json={}, headers=world["all"])).json()["run"]["id"] == to_global_id("UpdateRun", run_c.id)
+
+
+# ------------------------------------------------------------------------------ the operator's CLI, the provider's record
+
+
+async def test_the_operator_adds_lists_attaches_and_detaches_clusters_and_scopes_a_token_to_them(client, settings):
+    from tests.processes import kabinet_cli
+
+    org, *_ = await subscribed()
+    database = await updatable_database(org)
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    await kabinet_cli(settings, "cluster", "add", name, "--description", "Москва", "--time-zone", "Europe/Moscow")
+    await kabinet_cli(settings, "cluster", "add", name, status=1)  # taken
+    await kabinet_cli(settings, "cluster", "add", "Main Cluster", status=1)  # not a name
+    await kabinet_cli(settings, "cluster", "add", f"{name}-tz", "--time-zone", "Mars/Olympus", status=1)
+    await kabinet_cli(settings, "cluster", "attach", "--cluster", name, "--database", to_global_id("Database", database.id), "--infobase", "buh")
+    [row] = [r for r in (await kabinet_cli(settings, "cluster", "list")).splitlines() if r.startswith(name + "\t")]
+    assert row.split("\t")[1:3] == ["1 databases", "disconnected"]
+    other = await updatable_database(org)
+    await kabinet_cli(settings, "cluster", "attach", "--cluster", name, "--database", to_global_id("Database", other.id), "--infobase", "buh", status=1)
+    await kabinet_cli(settings, "cluster", "attach", "--cluster", "no-such", "--database", to_global_id("Database", other.id), "--infobase", "x", status=1)
+
+    token = (await kabinet_cli(settings, "agent", "token", "create", "--name", name, "--clusters", name)).strip()
+    await kabinet_cli(settings, "agent", "token", "create", "--name", f"{name}-2", "--clusters", name, "--all-organizations", status=1)
+    await kabinet_cli(settings, "agent", "token", "create", "--name", f"{name}-3", "--clusters", "no-such", status=1)
+    [listed] = [r for r in (await kabinet_cli(settings, "agent", "token", "list")).splitlines() if r.startswith(name + "\t")]
+    assert f"clusters {name}" in listed
+    answer = await client.post(SNAPSHOT, json=snapshot(name, ("buh", [line()])), headers=bearer(token))
+    assert answer.json()["started"] == 1 and answer.json()["cluster"]["connected"] is True
+
+    await kabinet_cli(settings, "cluster", "detach", "--database", to_global_id("Database", database.id))
+    assert (await client.post(SNAPSHOT, json=snapshot(name, ("buh", [])), headers=bearer(token))).json()["unknownInfobases"] == ["buh"]
+
+
+async def test_the_providers_database_record_places_it_on_a_cluster():
+    from resolvers.provider import records
+    from resolvers.provider.records import Outcome, Record
+    from tests.test_provider_records import actor
+
+    cluster = await clusters.add(f"pr-{uuid.uuid4().hex[:8]}")
+    org, *_ = await subscribed()
+    base = {"external_id": f"db-{uuid.uuid4().hex}", "organization": org.code, "name": "Бухгалтерия",
+            "configuration": "Бухгалтерия предприятия", "version": "3.0.150.20", "is_typical": "да"}
+
+    async def send(*values):
+        return await records.apply(actor(), "database", [Record(i, v) for i, v in enumerate(values, start=1)])
+
+    org.external_id = org.external_id or f"org-{uuid.uuid4().hex}"
+    await org.save()
+    base["organization"] = org.external_id
+    [created] = await send({**base, "cluster": cluster.name, "infobase": "buh"})
+    assert created.outcome is Outcome.CREATED, created
+    database = await Database.get(external_id=base["external_id"])
+    assert (database.cluster_id, database.infobase) == (cluster.id, "buh")
+    [unchanged] = await send(base)
+    assert unchanged.outcome is Outcome.UNCHANGED, "a record without cluster or infobase leaves them as they were"
+    refused = await send(
+        {**base, "cluster": "no-such", "infobase": "buh"}, {**base, "cluster": cluster.name},
+        {**base, "external_id": f"db-{uuid.uuid4().hex}", "cluster": cluster.name, "infobase": "buh"},
+    )
+    assert [(r.outcome, r.field) for r in refused] == [(Outcome.REFUSED, "cluster"), (Outcome.REFUSED, "infobase"), (Outcome.REFUSED, "infobase")]
+    [moved] = await send({**base, "cluster": None, "infobase": None})
+    assert moved.outcome is Outcome.UPDATED
+    await database.refresh_from_db()
+    assert (database.cluster_id, database.infobase) == (None, None)
