@@ -22,8 +22,10 @@ from typing import Any
 
 from tortoise.expressions import Q
 
+from kabinet.clock import utcnow
 from models.cloud import ClientKind, Cluster, Database, Session
-from resolvers import sessions
+from models.select import select_by_ids
+from resolvers import agent_tokens, sessions
 from resolvers.context import Actor
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.events import DATA
@@ -463,11 +465,26 @@ async def mark_stale(actor: Actor, now: dt.datetime, stale_seconds: float) -> li
 
 # ---------------------------------------------------------------------------------- reads (GraphQL)
 
-async def clusters_of(databases: list[Database]) -> dict[uuid.UUID, Cluster]:
-    """Each database's cluster (those on one kabinet knows), in one statement."""
-    ids = {d.cluster_id for d in databases if d.cluster_id}
-    clusters = {c.id: c for c in await Cluster.filter(id__in=list(ids))} if ids else {}
-    return {d.id: clusters[d.cluster_id] for d in databases if d.cluster_id in clusters}
+@dataclass(frozen=True)
+class ClusterOfDatabase:
+    """A cluster as a database shows it: seen by whoever sees that database (permissions.TYPE_RULES)."""
+
+    cluster: Cluster
+    database: Database
+
+
+async def cluster_of(ctx: Any, databases: list[Database], args: dict[str, Any]) -> list[ClusterOfDatabase | None]:
+    """Each database's cluster (null: on none kabinet knows), in one statement for all."""
+    found = await select_by_ids(Cluster, (d.cluster_id for d in databases))
+    return [ClusterOfDatabase(found[d.cluster_id], d) if d.cluster_id in found else None for d in databases]
+
+
+async def sessions_as_of_of(ctx: Any, databases: list[Database], args: dict[str, Any]) -> list[dt.datetime | None]:
+    """Each database's `sessions_as_of`, in one statement for all (and the cluster mode's one)."""
+    found = await select_by_ids(Cluster, (d.cluster_id for d in databases))
+    simulated = any(d.cluster_id is None for d in databases) and await agent_tokens.cluster_mode(ctx.settings) == "simulated"
+    now = utcnow()
+    return [sessions_as_of(d, found.get(d.cluster_id), simulated=simulated, now=now) for d in databases]
 
 
 def sessions_as_of(database: Database, cluster: Cluster | None, *, simulated: bool, now: dt.datetime) -> dt.datetime | None:
