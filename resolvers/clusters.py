@@ -189,10 +189,16 @@ async def reaches(program: Program, organization_id: uuid.UUID | None, database_
     return await Database.exists(id=database_id, cluster_id__in=list(program.cluster_ids))
 
 
-def reaches_cluster(program: Program, cluster: Cluster) -> bool:
+async def reaches_cluster(program: Program, cluster: Cluster) -> bool:
     """Whether the token may report this cluster at all: an every-organization token any, a
-    cluster-scoped one its own, an organization-scoped one any (only its databases there apply)."""
-    return program.organization_ids is None or cluster.id in program.cluster_ids or bool(program.organization_ids)
+    cluster-scoped one its own, an organization-scoped one a cluster holding a database of its
+    organizations (only those apply). Others are answered as clusters that do not exist: a token
+    learns no cluster's name it has nothing on."""
+    if program.organization_ids is None or cluster.id in program.cluster_ids:
+        return True
+    if not program.organization_ids:
+        return False
+    return await Database.exists(cluster_id=cluster.id, organization_id__in=list(program.organization_ids))
 
 
 async def reaches_whole_cluster(program: Program, cluster: Cluster) -> bool:
@@ -357,7 +363,7 @@ class SnapshotOutcome:
 async def reported_cluster(program: Program, name: Any) -> Cluster:
     """The cluster a snapshot names, if the token may report it; NOT_FOUND alike for none and out of reach."""
     cluster = await by_name(name) if isinstance(name, str) and len(name) <= 100 else None
-    if cluster is None or not reaches_cluster(program, cluster):
+    if cluster is None or not await reaches_cluster(program, cluster):
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such cluster.", "cluster")
     return cluster
 

@@ -201,6 +201,14 @@ async def test_an_organizations_token_applies_only_its_infobases_and_does_not_ma
     assert answer["cluster"]["connected"] is False and not (await Cluster.get(id=cluster.id)).connected
 
 
+async def test_an_organizations_token_learns_no_cluster_it_has_no_database_on(client, world):
+    org_c, *_ = await subscribed()
+    other, _ = await on_cluster(org_c, "buh_c")
+    away = await client.post(SNAPSHOT, json=snapshot(other.name, ("buh_c", [])), headers=world["agent_a"])
+    none = await client.post(SNAPSHOT, json=snapshot("no-such", ("buh_c", [])), headers=world["agent_a"])
+    assert (away.status_code, away.json()) == (none.status_code, none.json()) == (404, away.json())
+
+
 async def test_a_cluster_token_reaches_its_clusters_only(client, world):
     org_c, *_ = await subscribed()
     other, database_c = await on_cluster(org_c, "buh_c")
@@ -224,6 +232,9 @@ async def test_a_cluster_token_reaches_its_clusters_only(client, world):
         "startedAt": utcnow().isoformat(),
     }, headers=token)
     assert started.json()["error"]["code"] == "NOT_FOUND", "an organization is not a cluster token's to report into"
+    limits = await client.get("/cluster/limits", params={"organizationCode": org_c.code}, headers=token)
+    assert limits.json() == {"organizations": []}
+    assert (await client.get("/cluster/limits", headers=token)).json() == {"organizations": []}
     assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING
 
 
