@@ -408,11 +408,14 @@ async def apply_snapshot(
         (database, line) for name, database in databases.items() for line in by_infobase[name].sessions
         if (database.id, line.cluster_session_id) not in known
     ]
+    admissions: dict[uuid.UUID, sessions.Admissions] = {}
     for organization_id in sorted({d.organization_id for d, _ in new}):  # one admission at a time per organization
         await sessions.hold_admissions(organization_id)
+        admissions[organization_id] = await sessions.Admissions.of(organization_id, now)
     for database, line in sorted(new, key=lambda pair: pair[1].started_at):  # the earliest take the places first
         session, refusal = await sessions.admit(
-            actor, database=database, now=now, organization_id=database.organization_id, user_id=None,
+            actor, database=database, now=now, admissions=admissions[database.organization_id],
+            organization_id=database.organization_id, user_id=None,
             user_name=line.user_name, client_kind=line.client_kind, host=line.host, started_at=line.started_at,
             cluster_session_id=line.cluster_session_id,
         )
