@@ -283,7 +283,8 @@ async def test_a_claim_narrows_to_a_cluster_and_a_cluster_token_claims_only_its_
     assert (await UpdateRun.get(id=run_c.id)).status == UpdateRunStatus.SCHEDULED, "C's run is not on its cluster"
     wrong = await client.post("/cluster/updates/claim", json={"cluster": cluster.name}, headers=world["all"])
     assert wrong.json() == {"run": None}, "the all-organizations agent narrowed to the cluster: C's run is elsewhere"
-    assert (await client.post("/cluster/updates/claim", json={}, headers=world["all"])).json()["run"]["id"] == to_global_id("UpdateRun", run_c.id)
+    claimed_c = await client.post("/cluster/updates/claim", json={"organizationCodes": [org_c.code]}, headers=world["all"])
+    assert claimed_c.json()["run"]["id"] == to_global_id("UpdateRun", run_c.id)
 
 
 # ------------------------------------------------------------------------------ the operator's CLI, the provider's record
