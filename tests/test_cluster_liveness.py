@@ -91,6 +91,13 @@ async def test_the_simulated_cluster_confirms_its_own_databases_now(gql, setting
     assert (await databases_seen(gql, org, users[Role.OWNER]))["Своя"]["sessionsAsOf"] is None, "nor one the provider sent"
 
 
+async def version_of(org) -> int:
+    from models.versions import DataVersion
+
+    row = await DataVersion.get_or_none(scope=org.id)
+    return row.version if row else 0
+
+
 async def data_events(org) -> list[OrganizationEvent]:
     return list(await OrganizationEvent.filter(organization_id=org.id, topic=DATA).order_by("seq"))
 
@@ -110,12 +117,14 @@ async def test_a_stale_cluster_flips_disconnected_and_back_with_each_organizatio
     assert len(await data_events(org)) == counts[org.id], "a report while connected is no change"
 
     assert cluster.name not in await clusters_liveness_pass(settings, app.state.broadcast), "not stale yet"
+    version_before_flip = await version_of(org)
     monkeypatch.setattr(settings, "cluster_stale_seconds", 0.001)
     await asyncio.sleep(0.01)
     flipped = await clusters_liveness_pass(settings, app.state.broadcast)
     assert cluster.name in flipped and not (await Cluster.get(id=cluster.id)).connected
     assert len(await data_events(org)) == counts[org.id] + 1 and len(await data_events(neighbour)) == counts[neighbour.id] + 1
     assert (await data_events(org))[-1].payload == {"areas": ["cloud"]}
+    assert version_before_flip < await version_of(org), "the cluster's row moves its organizations' data versions (cached answers)"
     assert cluster.name not in await clusters_liveness_pass(settings, app.state.broadcast), "flipped once"
 
 
