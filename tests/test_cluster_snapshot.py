@@ -315,7 +315,9 @@ async def test_the_operator_adds_lists_attaches_and_detaches_clusters_and_scopes
     answer = await client.post(SNAPSHOT, json=snapshot(name, ("buh", [line()])), headers=bearer(token))
     assert answer.json()["started"] == 1 and answer.json()["cluster"]["connected"] is True
 
-    await kabinet_cli(settings, "cluster", "detach", "--database", to_global_id("Database", database.id))
+    await Database.filter(id=database.id).update(external_id=f"IB-{name}")
+    await kabinet_cli(settings, "cluster", "detach", "--database", f"IB-{name}")  # the provider's external id names it too
+    await kabinet_cli(settings, "cluster", "detach", "--database", "IB-NO-SUCH", status=1)
     assert (await client.post(SNAPSHOT, json=snapshot(name, ("buh", [])), headers=bearer(token))).json()["unknownInfobases"] == ["buh"]
 
 
@@ -350,3 +352,47 @@ async def test_the_providers_database_record_places_it_on_a_cluster():
     assert moved.outcome is Outcome.UPDATED
     await database.refresh_from_db()
     assert (database.cluster_id, database.infobase) == (None, None)
+
+
+async def test_the_owner_watching_sees_a_termination_refused_and_asks_again(gql, client, live_server, world):
+    """terminateSession → TERMINATING; the cluster refuses → TERMINATION_REFUSED, ACTIVE with the reason;
+    asking again clears it. Over a real WebSocket."""
+    from tests import factories
+    from tests.factories import Role
+    from tests.live import TRANSPORT_WS, GraphQLSocket
+
+    org, users = await factories.create_team(Role.OWNER)
+    await subscribed_limit(org)
+    _, database = await on_cluster(org, "buh", world["cluster"])
+    s = line()
+    await client.post(SNAPSHOT, json=snapshot(world["cluster"].name, ("buh", [s])), headers=world["all"])
+    session = await Session.get(database_id=database.id, cluster_session_id=s["clusterSessionId"])
+    session_id = to_global_id("Session", session.id)
+    owner = users[Role.OWNER].email
+    socket = GraphQLSocket(live_server, TRANSPORT_WS)
+    terminate = "mutation($id: ID!) { terminateSession(sessionId: $id) { session { status refusalReason } userErrors { code } } }"
+    try:
+        await socket.connect(await gql.token_for_password(owner, factories.PASSWORD))
+        await socket.subscribe(
+            "subscription($org: ID!) { sessions(organizationId: $org) { sessions { status } event { kind session { status refusalReason } } } }",
+            {"org": to_global_id("Organization", org.id)},
+        )
+        assert len((await socket.next_data())["data"]["sessions"]["sessions"]) == 1
+        assert (await gql.execute(terminate, {"id": session_id}, as_user=owner))["data"]["terminateSession"]["userErrors"] == []
+        assert (await socket.next_data())["data"]["sessions"]["event"]["kind"] == "TERMINATING"
+        await client.post(f"/cluster/terminations/{session_id}/refused", json={"reason": "Сеанс занят"}, headers=world["all"])
+        update = (await socket.next_data())["data"]["sessions"]
+        assert update["event"] == {"kind": "TERMINATION_REFUSED", "session": {"status": "ACTIVE", "refusalReason": "Сеанс занят"}}
+        assert update["sessions"] == [{"status": "ACTIVE"}]
+        again = (await gql.execute(terminate, {"id": session_id}, as_user=owner))["data"]["terminateSession"]
+        assert again["session"] == {"status": "TERMINATING", "refusalReason": None}
+    finally:
+        await socket.close()
+
+
+async def subscribed_limit(org) -> None:
+    from models.cloud import CloudSubscription
+
+    today = utcnow().date()
+    await CloudSubscription.create(organization=org, tariff="Облако", sessions_limit=5, databases_limit=5,
+                                   starts_on=today.replace(day=1), ends_on=today + dt.timedelta(days=30))
