@@ -53,11 +53,13 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def worker() -> None:
     from kabinet import db
     from kabinet.pubsub import create_broadcast
+    from resolvers import cluster_mode
     from workers.runner import Workers
 
     async def run() -> None:
         settings = Settings()
         await db.connect(settings)
+        logging.getLogger("kabinet.cluster").info((await cluster_mode.read(settings)).line())
         broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
         await broadcast.connect()
         workers = Workers(settings, broadcast)
@@ -225,6 +227,26 @@ def seed(demo: bool) -> None:
             await db.disconnect()
 
     click.echo("kabinet: demo data created" if asyncio.run(run()) else "kabinet: database already has data; nothing done")
+
+
+@main.command(help=(
+    "Check this deployment before customers use it: prints what is missing or unsafe, each BLOCKS or WARNS with "
+    "its fix, and the cluster mode; reads the settings and the database, changes nothing. Exit 1 when anything blocks."))
+def doctor() -> None:
+    from kabinet.doctor import BLOCKS, WARNS, examine
+
+    settings = Settings()
+    examination = asyncio.run(examine(settings, _cli_actor(settings)))
+    for level in (BLOCKS, WARNS):
+        for finding in examination.of(level):
+            click.echo(f"{level:<7}{finding.what}")
+            click.echo(f"{'':<7}fix: {finding.fix}")
+    if examination.cluster_mode is not None:
+        click.echo(examination.cluster_mode.line())
+    blocks, warns = len(examination.of(BLOCKS)), len(examination.of(WARNS))
+    verdict = "not ready for production" if examination.blocked else "nothing blocks"
+    click.echo(f"kabinet doctor: {verdict} ({blocks} blocking, {warns} warning)")
+    sys.exit(1 if examination.blocked else 0)
 
 
 @main.command("export-schema", help="Print the served schema in SDL.")
