@@ -212,7 +212,7 @@ def migrate() -> None:
     click.echo("kabinet: database is up to date")
 
 
-@main.command(help="Create the demo data set in an empty database.")
+@main.command(help="Create the demo data set in an empty database (a laptop's or a throwaway one: never a deployment's).")
 @click.option("--demo", is_flag=True, required=True, help="The demo data set of the contract README.")
 def seed(demo: bool) -> None:
     from kabinet import db
@@ -226,7 +226,14 @@ def seed(demo: bool) -> None:
         finally:
             await db.disconnect()
 
-    click.echo("kabinet: demo data created" if asyncio.run(run()) else "kabinet: database already has data; nothing done")
+    if not asyncio.run(run()):
+        click.echo("kabinet: database already has data; nothing done")
+        return
+    click.echo("kabinet: demo data created")
+    click.echo(
+        "kabinet: its accounts share the published password and its releases become real databases' update target: "
+        "a laptop's or a throwaway database only (`kabinet doctor` blocks a deployment holding it)", err=True,
+    )
 
 
 @main.command(help=(
