@@ -24,10 +24,12 @@ async def mark_seeded(by: str) -> None:
 
 
 async def seeded() -> bool:
-    """Whether the demo data set was ever seeded here (the mark, or the demo supplier's row of older seedings)."""
-    if await ProviderAction.exists(action=SEEDED):
+    """Whether the demo data set was ever seeded here: the demo supplier's row (the small table first:
+    the workers ask every few seconds on SQLite), else the mark (a seeding onto requisites configured
+    before it writes no supplier row)."""
+    if await SupplierRequisites.exists(configured_by=DEMO_BY):
         return True
-    return await SupplierRequisites.exists(configured_by=DEMO_BY)
+    return await ProviderAction.exists(action=SEEDED)
 
 
 async def demo_supplier_in_force() -> bool:
