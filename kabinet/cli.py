@@ -53,11 +53,13 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def worker() -> None:
     from kabinet import db
     from kabinet.pubsub import create_broadcast
+    from resolvers import cluster_mode
     from workers.runner import Workers
 
     async def run() -> None:
         settings = Settings()
         await db.connect(settings)
+        logging.getLogger("kabinet.cluster").info((await cluster_mode.read(settings)).line())
         broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
         await broadcast.connect()
         workers = Workers(settings, broadcast)
@@ -210,7 +212,7 @@ def migrate() -> None:
     click.echo("kabinet: database is up to date")
 
 
-@main.command(help="Create the demo data set in an empty database.")
+@main.command(help="Create the demo data set in an empty database (a laptop's or a throwaway one: never a deployment's).")
 @click.option("--demo", is_flag=True, required=True, help="The demo data set of the contract README.")
 def seed(demo: bool) -> None:
     from kabinet import db
@@ -224,7 +226,34 @@ def seed(demo: bool) -> None:
         finally:
             await db.disconnect()
 
-    click.echo("kabinet: demo data created" if asyncio.run(run()) else "kabinet: database already has data; nothing done")
+    if not asyncio.run(run()):
+        click.echo("kabinet: database already has data; nothing done")
+        return
+    click.echo("kabinet: demo data created")
+    click.echo(
+        "kabinet: its accounts share the published password and its releases become real databases' update target: "
+        "a laptop's or a throwaway database only (`kabinet doctor` blocks a deployment holding it)", err=True,
+    )
+
+
+@main.command(help=(
+    "Check this deployment before customers use it: prints what is missing or unsafe, each BLOCKS or WARNS with "
+    "its fix, and the cluster mode; reads the settings and the database, changes nothing. Exit 1 when anything blocks."))
+def doctor() -> None:
+    from kabinet.doctor import BLOCKS, WARNS, examine
+
+    settings = Settings()
+    examination = asyncio.run(examine(settings, _cli_actor(settings)))
+    for level in (BLOCKS, WARNS):
+        for finding in examination.of(level):
+            click.echo(f"{level:<7}{finding.what}")
+            click.echo(f"{'':<7}fix: {finding.fix}")
+    if examination.cluster_mode is not None:
+        click.echo(examination.cluster_mode.line())
+    blocks, warns = len(examination.of(BLOCKS)), len(examination.of(WARNS))
+    verdict = "not ready for production" if examination.blocked else "nothing blocks"
+    click.echo(f"kabinet doctor: {verdict} ({blocks} blocking, {warns} warning)")
+    sys.exit(1 if examination.blocked else 0)
 
 
 @main.command("export-schema", help="Print the served schema in SDL.")

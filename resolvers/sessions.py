@@ -280,11 +280,15 @@ def never_asked_to_end(session: Session) -> bool:
 
 
 async def awaiting_the_cluster(
-    limit: int, organization_code: str | None = None, organization_ids: frozenset[uuid.UUID] | None = None
+    limit: int, organization_code: str | None = None, organization_ids: frozenset[uuid.UUID] | None = None,
+    *, within: Q | None = None,
 ) -> list[Session]:
     """Sessions asked to end (TERMINATING) that the cluster has yet to end, oldest request first; of
-    `organization_ids` only (an agent token's scope) when given."""
+    `organization_ids` only (an agent token's scope) when given; matching `within` when given (the
+    simulated cluster's databases: resolvers/cluster_mode.py)."""
     query = Session.filter(status=SessionStatus.TERMINATING)
+    if within is not None:
+        query = query.filter(within)
     if organization_ids is not None:
         query = query.filter(organization_id__in=list(organization_ids))
     if organization_code:
