@@ -166,6 +166,7 @@ _FOLDED = frozenset({"memberships", "join_requests", "audit_entries", "events", 
 async def make_owner(
     actor: Actor, customer: Organization, user_id: uuid.UUID, *, claim: Organization | None = None,
     position: str | None = None, details: dict[str, Any] | None = None, field: str | None = None,
+    action: str = "organization.claimed",
 ) -> Organization:
     """The one way a person becomes the OWNER of a customer nobody owns yet (the provider sent it):
     by proof only — staff approving their claim, or the known-contact rule. With their `claim`, the
@@ -173,8 +174,11 @@ async def make_owner(
     join requests and audit entries, and the claim row is deleted (one organization per customer:
     no second id that half works, no second subscriber code; the customer's audit log keeps the
     claim's history and this entry names it). Without one (a known contact adding the INN), the user
-    joins as OWNER with `position`. Audited, a DATA event for the customer, the owner told by e-mail
-    when someone else decided. CONFLICT on `field` when the customer has an owner already."""
+    joins as OWNER with `position` (a member is promoted). Also the way an organization whose only
+    owner left gets one: staff promote a member, or the holder of an OWNER invitation they sent
+    accepts it (resolvers/invitations.py; `action` names which in the audit). Audited, a DATA event
+    for the customer, its other pending OWNER invitations withdrawn (it has one now), the owner told
+    by e-mail when someone else decided. CONFLICT on `field` when the customer has an owner already."""
     customer = await Organization.filter(id=customer.id).select_for_update().first() or customer
     if await Membership.exists(organization_id=customer.id, role=Role.OWNER):
         raise UserFacingError(
@@ -189,8 +193,13 @@ async def make_owner(
     else:
         record.update(claimId=str(claim.id), claimedAt=claim.created_at.isoformat(), claimCode=claim.code)
         await _fold(claim, customer, user_id, field)
+    from resolvers import invitations  # it imports this module
+
+    withdrawn = await invitations.withdraw(customer.id, Q(role=Role.OWNER))
+    if withdrawn:
+        record["withdrawnOwnerInviteIds"] = [str(pk) for pk in withdrawn]
     await audit.record(
-        actor, "organization.claimed", organization_id=customer.id, object_type="Organization", object_id=customer.id,
+        actor, action, organization_id=customer.id, object_type="Organization", object_id=customer.id,
         details=record,
     )
     await actor.record_event(customer.id, events.DATA, "CHANGED", {"areas": ["organization"]})
