@@ -69,10 +69,11 @@ async def _staff(caller: Caller) -> StaffMember:
     return await staff_for_change(caller, STAFF_ONLY)
 
 
-async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = None) -> uuid.UUID:
-    """Staff (the provider HTTP API names organizations as its accounting does): the organization of
-    this INN, and of this KPP when one is given; NOT_FOUND when none is. Where a claim stands beside
-    the INN's customer, the claim: it is what staff approve or reject."""
+async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = None, *, customer: bool = False) -> uuid.UUID:
+    """Staff (the provider HTTP API and the CLI name organizations as its accounting does): the
+    organization of this INN, and of this KPP when one is given; NOT_FOUND when none is. Where a claim
+    stands beside the INN's customer, the claim: it is what staff approve or reject; with `customer`,
+    the customer: it is what people are put into."""
     await _staff(caller)
     inn, kpp = (inn or "").strip(), (kpp or "").strip() or None
     if not inn:
@@ -85,7 +86,7 @@ async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = Non
     if kpp is not None:
         rows = [row for row in rows if row["kpp"] == kpp]
     if len(rows) > 1:
-        rows = [row for row in rows if ModerationStatus(row["moderation_status"]) != ModerationStatus.APPROVED] or rows
+        rows = [row for row in rows if (ModerationStatus(row["moderation_status"]) == ModerationStatus.APPROVED) == customer] or rows
     if not rows:
         raise UserFacingError(ErrorCode.NOT_FOUND, f"No organization has the INN {inn}{f' and the KPP {kpp}' if kpp else ''}.", "inn")
     if len(rows) > 1:
