@@ -183,7 +183,7 @@ async def _create_invite(
 
 # ---------------------------------------------------------------------------------------- by the provider's staff
 
-STAFF_ONLY = "Only the provider's staff invite people into an organization they are not a manager of."
+STAFF_ONLY = "Only the provider's staff put people into any organization (invite them, make an owner)."
 
 
 async def _staff_organization(organization_id: uuid.UUID) -> Organization:
@@ -210,7 +210,7 @@ async def staff_invite_member(
             "role", "Nobody is invited as the owner this way: make someone the owner of an organization that has none (staffMakeOwner).",
         )
     databases = await organization_databases(organization.id, database_ids, "database_ids")
-    invite = await _create_invite(caller_actor(caller), settings, organization, address, role, databases,
+    invite = await _create_invite(caller, settings, organization, address, role, databases,
                                   inviter=staff.user, staff=staff)
     await staff.audit("organization.invite", f"INN {organization.inn}", {
         "organizationId": str(organization.id), "inviteId": str(invite.id), "email": address.email,
@@ -243,7 +243,7 @@ async def staff_make_owner(
     await _refuse_an_owner(organization, "organization_id")
     address = _address(email, phone)
     member = await _member_at(organization.id, address)
-    actor = caller_actor(caller)
+    actor: Actor = caller  # a staff member's request, or the service account or operator: each records events and audit
     if member is not None:
         await moderation.make_owner(
             actor, organization, member.user_id, action="organization.owner_made", field="organization_id",
@@ -275,19 +275,13 @@ async def _member_at(organization_id: uuid.UUID, address: Address) -> Membership
     """The member whose proven e-mail or phone is this address (None: nobody's); INVALID when the
     e-mail and the phone given are not one member's (another member's, or a member's and nobody's)."""
     found = {
-        value: await Membership.get_or_none(organization_id=organization_id, **{f"user__{column}": value})
+        value: await Membership.get_or_none(organization_id=organization_id, user__is_active=True, **{f"user__{column}": value})
         for value, column in ((address.email, "email"), (address.phone, "phone")) if value
     }
     members = {m.id if m else None for m in found.values()}
     if len(members) > 1:
         raise validation.invalid("email", "This e-mail and this phone are not one member's: give only one of them.")
     return next(iter(found.values()))
-
-
-def caller_actor(caller: Caller) -> Actor:
-    """A staff caller as the actor its changes are recorded by: a signed-in staff member's request,
-    or the service account or operator itself (both record events and audit entries)."""
-    return caller  # RequestContext and ProviderActor are both Actors
 
 
 def role_named(name: str, field: str = "role") -> Role:
