@@ -207,7 +207,8 @@ async def staff_invite_member(
     address = _address(email, phone)
     if role == Role.OWNER:
         raise validation.invalid(
-            "role", "Nobody is invited as the owner this way: make someone the owner of an organization that has none (staffMakeOwner).",
+            "role", "Nobody is invited as the owner this way: an organization that has none is given one by "
+            "staffMakeOwner (POST …/staff/organizations/make-owner, `kabinet staff make-owner`).",
         )
     databases = await organization_databases(organization.id, database_ids, "database_ids")
     invite = await _create_invite(caller, settings, organization, address, role, databases,
