@@ -356,3 +356,25 @@ async def test_the_operator_invites_and_makes_an_owner_from_the_cli(app, setting
     accepted = await accept(gql, token_sent_to(await last_message(email)), fullName="Клиева Ольга", password="Pa55word-cli")
     assert accepted["userErrors"] == []
     assert (await Membership.get(organization_id=organization.id, user__email=email)).role == Role.ACCOUNTANT
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("invite", {"role": ["USER"], "email": "a@example.com"}, "role"),
+    ("invite", {"role": "USER", "email": "a" * 30_000 + "@example.com"}, "email"),
+    ("invite", {"role": "USER", "email": {"a": 1}}, "email"),
+    ("invite", {"role": "USER", "email": "a\x00b@example.com"}, "email"),
+    ("invite", {"role": "USER", "phone": "+7" + "9" * 5000}, "phone"),
+    ("invite", {"role": "USER", "email": "a@example.com", "databases": [1, 2]}, "databases"),
+    ("invite", {"role": "USER", "email": "a@example.com", "databases": [f"db-{i}" for i in range(101)]}, "databases"),
+    ("make-owner", {"phone": ["+79161234567"]}, "phone"),
+    ("make-owner", {"email": True}, "email"),
+    ("make-owner", {"email": "я" * 20_000}, "email"),
+    ("make-owner", {}, "email"),
+])
+async def test_the_staff_doors_answer_a_wrong_type_or_an_oversized_value_with_a_400_naming_the_field(app, client, path, body, field):
+    token = await new_token("staff")
+    organization = await factories.create_organization()
+    response = await client.post(f"/provider/v1/staff/organizations/{path}", json={"inn": organization.inn, **body}, headers=bearer(token))
+    assert response.status_code == 400, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("INVALID", field), response.text
+    assert not await Invite.filter(organization_id=organization.id).exists()
