@@ -340,7 +340,9 @@ def _when(moment) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
 
 
-@main.group(help="The provider's staff: they moderate organizations and publish releases, signing in as any user does.")
+@main.group(help=(
+    "The provider's staff: they moderate organizations and publish releases, signing in as any user does; the operator "
+    "here puts people into an organization (invite, make-owner) with the staff's rights."))
 def staff() -> None:
     pass
 
@@ -409,6 +411,88 @@ def staff_disable(email: str) -> None:
         f"kabinet: {user.email} is no longer staff; {revoked} sign-in token(s) revoked "
         "(running servers refuse their access tokens within a few seconds)"
     )
+
+
+def _as_staff(work):
+    """Run `work(actor, settings)` with the operator's staff rights (`_cli_actor`) in one transaction,
+    then announce the events it recorded on the broker (a configured one: with the in-process broker
+    the servers' event hubs read them from the database); a domain refusal exits 1 with its message."""
+    from kabinet.pubsub import create_broadcast
+
+    settings = Settings()
+    actor = _cli_actor(settings)
+
+    result = _on_the_database(lambda: work(actor, settings))
+    if actor.announcements.latest and not settings.broker_url.startswith("memory"):
+        async def announce() -> None:
+            broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
+            await broadcast.connect()
+            try:
+                await actor.announcements.announce(broadcast)
+            finally:
+                await broadcast.disconnect()
+
+        try:
+            asyncio.run(announce())
+        except Exception as error:  # noqa: BLE001 — done and committed; the servers poll the event log anyway
+            click.echo(f"kabinet: could not announce the change on the broker ({type(error).__name__}); servers pick it up by polling", err=True)
+    return result
+
+
+def _organization_of(actor, inn: str, kpp: str | None):
+    from resolvers import moderation
+
+    return moderation.organization_id_by_inn(actor, inn, kpp, customer=True)
+
+
+@staff.command("invite", help=(
+    "Invite someone into the organization of INN (KPP when several share it) with a role, as its owner would: the "
+    "same letter and link (7 days, once); a pending invitation to the same address replaced. Refused (exit 1, the "
+    "reason printed) for an organization not APPROVED, an OWNER (`kabinet staff make-owner`), a member's address. "
+    "In the organization's audit log and the provider's, as the CLI."))
+@click.option("--inn", required=True, help="The organization's INN.")
+@click.option("--kpp", default=None, help="Its KPP, when several organizations share the INN.")
+@click.option("--email", default=None, help="The invitee's e-mail (this and/or --phone).")
+@click.option("--phone", default=None, help="The invitee's phone, +7XXXXXXXXXX.")
+@click.option("--role", required=True, type=click.Choice(["ADMIN", "ACCOUNTANT", "USER"], case_sensitive=False))
+@click.option("--databases", default=None, metavar="ID,ID", help="For a USER: the databases they may open (the provider's external ids).")
+def staff_invite(inn: str, kpp: str | None, email: str | None, phone: str | None, role: str, databases: str | None) -> None:
+    from resolvers import invitations
+
+    async def invite(actor, settings):
+        organization_id = await _organization_of(actor, inn, kpp)
+        database_ids = await invitations.databases_named(organization_id, (databases or "").split(","), "databases")
+        return await invitations.staff_invite_member(
+            actor, settings, organization_id, email, phone, invitations.role_named(role), database_ids,
+        )
+
+    row = _as_staff(invite)
+    click.echo(f"kabinet: invitation as {row.role.value} sent to {row.email or row.phone} (INN {inn}); the link works until {_when(row.expires_at)} UTC")
+
+
+@staff.command("make-owner", help=(
+    "Give the organization of INN, which has no owner (its only owner left; the provider sent it and nobody "
+    "claimed it), one: the member whose confirmed e-mail or phone this is becomes the OWNER now; any other address "
+    "is invited as the OWNER, and whoever accepts, proving the address, becomes it. Refused (exit 1) while it has an "
+    "owner: the owner invites people or hands it over. Audited, as the CLI."))
+@click.option("--inn", required=True, help="The organization's INN.")
+@click.option("--kpp", default=None, help="Its KPP, when several organizations share the INN.")
+@click.option("--email", default=None, help="The person's e-mail (this and/or --phone).")
+@click.option("--phone", default=None, help="The person's phone, +7XXXXXXXXXX.")
+def staff_make_owner(inn: str, kpp: str | None, email: str | None, phone: str | None) -> None:
+    from resolvers import invitations
+
+    async def make(actor, settings):
+        return await invitations.staff_make_owner(actor, settings, await _organization_of(actor, inn, kpp), email, phone)
+
+    made = _as_staff(make)
+    if made.membership is not None:
+        click.echo(f"kabinet: {email or phone} is now the OWNER of {made.organization.name} (INN {inn})")
+    else:
+        click.echo(
+            f"kabinet: invitation as OWNER sent to {made.invite.email or made.invite.phone} (INN {inn}); whoever accepts "
+            f"it becomes the owner; the link works until {_when(made.invite.expires_at)} UTC"
+        )
 
 
 @main.group(help="The provider API (/provider/v1/…): its programs write the provider's data with service tokens.")
