@@ -25,7 +25,7 @@ from tortoise.expressions import Q
 from kabinet.clock import utcnow
 from models.cloud import ClientKind, Cluster, Database, Session
 from models.select import select_by_ids
-from resolvers import agent_tokens, sessions
+from resolvers import cluster_mode, sessions
 from resolvers.context import Actor
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.events import DATA
@@ -491,7 +491,7 @@ async def cluster_of(ctx: Any, databases: list[Database], args: dict[str, Any]) 
 async def sessions_as_of_of(ctx: Any, databases: list[Database], args: dict[str, Any]) -> list[dt.datetime | None]:
     """Each database's `sessions_as_of`, in one statement for all (and the cluster mode's one)."""
     found = await select_by_ids(Cluster, (d.cluster_id for d in databases))
-    simulated = any(d.cluster_id is None for d in databases) and await agent_tokens.cluster_mode(ctx.settings) == "simulated"
+    simulated = any(map(cluster_mode.runs_simulated, databases)) and (await cluster_mode.read(ctx.settings)).simulated
     now = utcnow()
     return [sessions_as_of(d, found.get(d.cluster_id), simulated=simulated, now=now) for d in databases]
 
@@ -502,6 +502,6 @@ def sessions_as_of(database: Database, cluster: Cluster | None, *, simulated: bo
     when no agent ever reported it."""
     if cluster is not None:
         return cluster.last_report_at
-    if simulated and database.cluster_id is None and database.external_id is None:
+    if simulated and cluster_mode.runs_simulated(database):
         return now
     return None

@@ -236,8 +236,11 @@ TYPE_RULES: dict[str, Rule] = {
     "JoinRequest": _join_request,
     "Release": _signed_in,
     "ModeratedOrganization": _staff_only,
+    "Claimant": _staff_only,  # part of its ModeratedOrganization
     "DeliveryFailure": _staff_only,
     "RefusedRecord": _staff_only,
+    "WaitingDocuments": _staff_only,
+    "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
 }
 
 
@@ -252,7 +255,9 @@ def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
 
 # Types whose objects need facts beyond the viewer's memberships, loaded for a batch at once.
 NEEDS_USERS_IN_SIGHT = frozenset({"User"})
-NEEDS_STAFF_FLAG = frozenset({"ModeratedOrganization", "DeliveryFailure", "RefusedRecord", "User"})
+NEEDS_STAFF_FLAG = frozenset({
+    "ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "User",
+})
 
 
 @dataclass(frozen=True)

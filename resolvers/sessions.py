@@ -318,12 +318,16 @@ def never_asked_to_end(session: Session) -> bool:
 
 
 async def awaiting_the_cluster(
-    limit: int, organization_code: str | None = None, reach: Q | None = None, cluster_id: uuid.UUID | None = None
+    limit: int, organization_code: str | None = None, reach: Q | None = None, cluster_id: uuid.UUID | None = None,
+    *, within: Q | None = None,
 ) -> list[Session]:
     """Sessions asked to end (TERMINATING) that the cluster has yet to end, oldest request first; of
     `reach` only (an agent token's, resolvers/clusters.py) when given, of one cluster's databases
-    when `cluster_id` is."""
+    when `cluster_id` is; matching `within` when given (the simulated cluster's databases:
+    resolvers/cluster_mode.py)."""
     query = Session.filter(status=SessionStatus.TERMINATING)
+    if within is not None:
+        query = query.filter(within)
     if reach is not None:
         query = query.filter(reach)
     if organization_code:

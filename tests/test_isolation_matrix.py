@@ -149,6 +149,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "DeliveryFailure": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk
     "RefusedRecord": Rule(lambda viewer, scope: viewer.is_staff),
     "WaitingDocuments": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk (no row of its own)
+    "StaffInvitation": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk's invitations (issue 18)
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),
@@ -768,7 +769,7 @@ async def test_every_object_on_every_path_follows_the_role_table(gql, world, sce
     assert not verdict.violations, verdict.report()
     if who in ("owner@romashka.example",):
         # the walk reached every kind of object the owner may see: it is a walk, not a formality
-        expected = set(RULES) - {"ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "DatabaseLock", "UserError"}
+        expected = set(RULES) - {"ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "DatabaseLock", "UserError"}
         assert expected - verdict.seen_types[email] == set()
 
 
