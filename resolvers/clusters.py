@@ -432,16 +432,17 @@ async def apply_snapshot(
             outcome.ended += 1
 
     if await reaches_whole_cluster(program, cluster):
-        await reported(actor, cluster, taken_at)
+        await reported(actor, cluster, min(taken_at, now))
     return outcome
 
 
-async def reported(actor: Actor, cluster: Cluster, taken_at: dt.datetime) -> None:
-    """The cluster's agent has reported (its sessions as of `taken_at`): the last report moves on, and
-    the cluster is connected."""
-    if cluster.last_report_at is None or taken_at > cluster.last_report_at:
-        await Cluster.filter(id=cluster.id).update(last_report_at=taken_at)
-        cluster.last_report_at = taken_at
+async def reported(actor: Actor, cluster: Cluster, as_of: dt.datetime) -> None:
+    """The cluster's agent has reported (its sessions as of `as_of`: the snapshot's `takenAt`, never
+    past kabinet's clock, so that an agent whose clock ran ahead and was set right is not refused as
+    older until it catches up): the last report moves on, and the cluster is connected."""
+    if cluster.last_report_at is None or as_of > cluster.last_report_at:
+        await Cluster.filter(id=cluster.id).update(last_report_at=as_of)
+        cluster.last_report_at = as_of
     await set_connected(actor, cluster, True)
 
 

@@ -172,6 +172,14 @@ async def test_an_older_snapshot_than_the_last_changes_nothing(client, world):
     assert set((await live(database)).values()) == {SessionStatus.ACTIVE}
 
 
+async def test_an_agent_whose_clock_ran_ahead_and_was_set_right_is_not_refused(client, world):
+    cluster, token = world["cluster"], world["all"]
+    ahead = await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", []), taken_at=utcnow() + dt.timedelta(minutes=4)), headers=token)
+    assert ahead.status_code == 200 and dt.datetime.fromisoformat(ahead.json()["cluster"]["lastReportAt"]) <= utcnow()
+    on_time = await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [])), headers=token)
+    assert on_time.status_code == 200, on_time.text
+
+
 async def test_a_session_started_after_the_snapshot_was_taken_is_not_ended_by_it(client, world):
     cluster, (org, database), token = world["cluster"], world["a"], world["all"]
     taken = utcnow() - dt.timedelta(seconds=5)
