@@ -68,9 +68,15 @@ def decide(settings: Settings, *, agent_token: bool, demo: bool) -> ClusterMode:
 
 def simulated_databases() -> QuerySet[Database]:
     """The databases the simulated cluster may act in (start and end sessions, carry out terminations
-    and update runs): none the provider sent (`external_id` set). A real database's sessions, its
-    terminations and its runs wait for a real cluster's agent, whatever the mode."""
-    return Database.filter(external_id__isnull=True)
+    and update runs): none the provider sent (`external_id` set), none on a cluster kabinet knows
+    (`cluster_id` set: its agent reports it). A real database's sessions, its terminations and its
+    runs wait for a real cluster's agent, whatever the mode. `runs_simulated` is the same rule on a row."""
+    return Database.filter(external_id__isnull=True, cluster_id__isnull=True)
+
+
+def runs_simulated(database: Database) -> bool:
+    """Whether the simulated cluster may act in this database (`simulated_databases`, on one row)."""
+    return database.external_id is None and database.cluster_id is None
 
 
 def in_simulated_databases() -> Q:

@@ -91,3 +91,20 @@ async def test_the_simulated_cluster_never_acts_in_a_database_the_provider_sent(
 
     # Churn (workers/cluster.py simulate_churn) picks its database among these alone.
     assert sent.id not in set(await cluster_mode.simulated_databases().values_list("id", flat=True))
+
+
+async def test_the_simulated_cluster_never_acts_in_a_database_on_a_cluster_kabinet_knows(app, settings):
+    """A database the operator attached to a cluster (issue 18, `kabinet cluster attach`) is its agent's:
+    no termination carried out, no churn, no `sessionsAsOf` made up by the simulator."""
+    from resolvers import clusters
+
+    org, own, _ = await provider_and_own_database()
+    attached = await updatable_database(org)
+    await clusters.place(attached, await clusters.add(f"cm-{uuid.uuid4().hex[:10]}"), "buh")
+    simulated = set(await cluster_mode.simulated_databases().filter(organization_id=org.id).values_list("id", flat=True))
+    assert simulated == {own.id}
+    assert (cluster_mode.runs_simulated(own), cluster_mode.runs_simulated(attached)) == (True, False)
+    session = await factories.create_session(attached)
+    await Session.filter(id=session.id).update(status=SessionStatus.TERMINATING)
+    await carry_out_terminations(SimulatedCluster(step_seconds=0), app.state.broadcast)
+    assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING
