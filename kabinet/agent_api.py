@@ -77,7 +77,7 @@ from tortoise.transactions import in_transaction
 from kabinet.auth import bearer_token
 from kabinet.clock import utcnow
 from kabinet.ids import pk_of, to_global_id
-from resolvers import agent_tokens, cluster_agent, cluster_limits, clusters, sessions, update_jobs, update_runs
+from resolvers import agent_tokens, cluster_agent, cluster_limits, cluster_mode, clusters, sessions, update_jobs, update_runs
 from resolvers.context import SystemActor
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.program_tokens import Program
@@ -575,8 +575,9 @@ async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """The agent takes a due run of its organizations under a lease (one at a time, never one another
     executor holds); a run with nothing newer to install is SUCCEEDED on the way. `{"run": null}` when none is due."""
     settings = call.settings
-    if await agent_tokens.cluster_mode(settings) != "agent":
-        raise AgentError(409, "CONFLICT", "Update runs are carried out by kabinet's simulated cluster here (KABINET_CLUSTER=simulated).")
+    # In the simulated mode the simulator keeps its own databases' runs; the provider's and those on a
+    # cluster kabinet knows (resolvers/cluster_mode.py) are still a real agent's to claim.
+    within = ~cluster_mode.in_simulated_databases() if (await cluster_mode.read(settings)).simulated else None
     codes = _organization_codes(call)
     cluster_name = call.text("cluster", CLUSTER_NAME, required=False)
     cluster = await clusters.by_name(cluster_name) if cluster_name else None
@@ -589,7 +590,7 @@ async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
         async with in_transaction():
             runs = await update_jobs.claim_due(
                 actor, owner, 1, utcnow(), policy, organization_codes=codes, reach=clusters.reach(call.agent),
-                cluster_id=cluster.id if cluster else None,
+                cluster_id=cluster.id if cluster else None, within=within,
             )
         job = None
         if runs:

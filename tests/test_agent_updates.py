@@ -256,10 +256,7 @@ async def test_steps_keep_their_order_and_the_lock_turns_new_sessions_away(clien
     assert (bad.status_code, bad.json()["error"]["field"]) == (400, "step")
 
 
-async def test_in_simulated_mode_the_agent_may_not_claim(client, settings, monkeypatch):
-    monkeypatch.setattr(settings, "cluster", "simulated")
-    answer = await client.post("/cluster/updates/claim", headers=AGENT, json={})
-    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "CONFLICT")
+# In the simulated mode an agent claims only what the simulator may not: tests/test_cluster_mode.py.
 
 
 # ---------------------------------------------------------------------------------------- agents that die or fail

@@ -108,3 +108,16 @@ async def test_the_simulated_cluster_never_acts_in_a_database_on_a_cluster_kabin
     await Session.filter(id=session.id).update(status=SessionStatus.TERMINATING)
     await carry_out_terminations(SimulatedCluster(step_seconds=0), app.state.broadcast)
     assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING
+
+
+async def test_in_the_simulated_mode_an_agent_claims_only_what_the_simulator_may_not(app, client, settings):
+    """KABINET_CLUSTER=simulated (conftest) beside a real agent: the provider's database's run is the
+    agent's to claim (the simulator keeps out of it), the simulator's own database's run is not."""
+    org, own, sent = await provider_and_own_database()
+    runs = {database.id: await due_run(database) for database in (own, sent)}
+    headers = agents.bearer(await agents.issue([org]))
+    claimed = (await client.post("/cluster/updates/claim", json={}, headers=headers)).json()["run"]
+    assert claimed is not None and claimed["database"]["externalId"] == sent.external_id
+    assert (await client.post("/cluster/updates/claim", json={}, headers=headers)).json() == {"run": None}
+    await runs[own.id].refresh_from_db()
+    assert (runs[own.id].status, runs[own.id].attempts) == (UpdateRunStatus.SCHEDULED, 0)
