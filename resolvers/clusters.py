@@ -96,7 +96,9 @@ async def add(name: str, *, description: str | None = None, time_zone: str | Non
 
 
 async def by_name(name: str | None) -> Cluster | None:
-    return await Cluster.get_or_none(name=name) if name else None
+    """The cluster of this name; None for a text that is no cluster's name (never sent to the database:
+    PostgreSQL refuses a NUL in a text, a 500 for whoever typed it)."""
+    return await Cluster.get_or_none(name=name) if isinstance(name, str) and NAME.fullmatch(name) else None
 
 
 async def named(name: str | None, field_name: str = "cluster") -> Cluster:
@@ -362,7 +364,7 @@ class SnapshotOutcome:
 
 async def reported_cluster(program: Program, name: Any) -> Cluster:
     """The cluster a snapshot names, if the token may report it; NOT_FOUND alike for none and out of reach."""
-    cluster = await by_name(name) if isinstance(name, str) and len(name) <= 100 else None
+    cluster = await by_name(name)
     if cluster is None or not await reaches_cluster(program, cluster):
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such cluster.", "cluster")
     return cluster
