@@ -105,3 +105,28 @@ async def test_a_database_the_provider_moves_to_another_cluster_leaves_no_sessio
     [moved] = await records.apply(actor(), "database", [Record(1, {**base, "cluster": other.name, "infobase": "buh_a"})])
     assert moved.outcome is Outcome.UPDATED, moved
     assert set((await live(database)).values()) == {SessionStatus.ENDED, SessionStatus.TERMINATED}
+
+
+async def test_a_cluster_token_naming_another_cluster_gets_what_an_unknown_name_gets(client, world):
+    """Held: `?cluster=` and a claim's `cluster` narrow within the token's reach, never beyond: another
+    cluster's termination and due run are answered exactly as a cluster that does not exist."""
+    from models.updates import UpdateRun, UpdateRunStatus
+    from tests.agents import subscribed
+    from tests.test_agent_updates import due_run
+    from tests.test_cluster_snapshot import on_cluster
+
+    org_c, *_ = await subscribed()
+    other, database_c = await on_cluster(org_c, "buh_c")
+    session = await Session.create(
+        organization=org_c, database=database_c, user_name="Чужой", client_kind="THIN_CLIENT", started_at=utcnow(),
+        status=SessionStatus.TERMINATING, termination_requested_at=utcnow(), cluster_session_id=f"c-{uuid.uuid4()}",
+    )
+    run = await due_run(database_c)
+    token = world["cluster_agent"]
+    for name in (other.name, "no-such"):
+        listed = await client.get("/cluster/terminations", params={"cluster": name}, headers=token)
+        assert listed.json() == {"terminations": []}, listed.text
+        claimed = await client.post("/cluster/updates/claim", json={"cluster": name}, headers=token)
+        assert claimed.json() == {"run": None}, claimed.text
+    assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING
+    assert (await UpdateRun.get(id=run.id)).status == UpdateRunStatus.SCHEDULED
