@@ -206,7 +206,7 @@ def cluster_attach(cluster_name: str, database: str, infobase: str) -> None:
     _place_database(cluster_name, database, infobase)
 
 
-@cluster.command("detach", help="Take a database off its cluster (its sessions are no longer the cluster's to report).")
+@cluster.command("detach", help="Take a database off its cluster: its sessions there end (no agent reports them any more).")
 @click.option("--database", required=True, help="The database: its global id or the provider's external id.")
 def cluster_detach(database: str) -> None:
     _place_database(None, database, None)

@@ -96,7 +96,9 @@ async def add(name: str, *, description: str | None = None, time_zone: str | Non
 
 
 async def by_name(name: str | None) -> Cluster | None:
-    return await Cluster.get_or_none(name=name) if name else None
+    """The cluster of this name; None for a text that is no cluster's name (never sent to the database:
+    PostgreSQL refuses a NUL in a text, a 500 for whoever typed it)."""
+    return await Cluster.get_or_none(name=name) if isinstance(name, str) and NAME.fullmatch(name) else None
 
 
 async def named(name: str | None, field_name: str = "cluster") -> Cluster:
@@ -147,10 +149,25 @@ async def place(database: Database, cluster: Cluster | None, infobase: str | Non
 async def attach(actor: Actor, database: Database, cluster: Cluster | None, infobase: str | None) -> bool:
     """The operator (or the provider's record) puts a database on a cluster, or on none: `place`, and
     the organization's data event (its dashboards show the cluster). True when it moved."""
+    previous = database.cluster_id
     if not await place(database, cluster, infobase):
         return False
+    await left_cluster(actor, database, previous, utcnow())
     await actor.record_event(database.organization_id, DATA, "CHANGED", {"areas": ["cloud"]})
     return True
+
+
+async def left_cluster(actor: Actor, database: Database, previous_cluster_id: uuid.UUID | None, at: dt.datetime) -> int:
+    """When a database has left the cluster `previous_cluster_id` (for none or another): its sessions
+    there end at `at` (ACTIVE → ENDED, TERMINATING → TERMINATED). No agent reports them any more, so
+    nothing else would: they would hold the organization's places for ever (its new sessions refused)
+    and a termination asked of them would never be done. How many ended (0: it did not leave one)."""
+    if previous_cluster_id is None or previous_cluster_id == database.cluster_id:
+        return 0
+    ended = 0
+    for session in await Session.filter(database_id=database.id, status__in=list(sessions.LIVE)):
+        ended += await sessions.ended(actor, session, max(at, session.started_at))
+    return ended
 
 
 async def database_named(identifier: str, pk: uuid.UUID | None) -> Database:
@@ -362,7 +379,7 @@ class SnapshotOutcome:
 
 async def reported_cluster(program: Program, name: Any) -> Cluster:
     """The cluster a snapshot names, if the token may report it; NOT_FOUND alike for none and out of reach."""
-    cluster = await by_name(name) if isinstance(name, str) and len(name) <= 100 else None
+    cluster = await by_name(name)
     if cluster is None or not await reaches_cluster(program, cluster):
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such cluster.", "cluster")
     return cluster

@@ -11,6 +11,7 @@ from tortoise.functions import Count
 from kabinet.clock import utcnow
 from models.cloud import CloudSubscription, Cluster, Database, Session, SubscriptionExtension
 from models.updates import UpdateRun, UpdateRunStatus
+from resolvers import clusters
 from resolvers.cloud_subscriptions import open_subscription, set_period
 from resolvers.provider.catalog import ends_after_start
 from resolvers.provider.records import (
@@ -149,7 +150,9 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
             values.update(await _placement(record, clusters_by_name, row))
         if row is not None:
             same_organization(row, organization_id, "database", record)
+            previous_cluster_id = row.cluster_id
             outcome = await save_changes(row, values)
+            await clusters.left_cluster(actor, row, previous_cluster_id, utcnow())
         else:
             limit = limits.get(organization_id)
             if limit is None:
