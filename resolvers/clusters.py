@@ -410,6 +410,10 @@ async def apply_snapshot(
         databases.update({d.infobase: d for d in await query})
     outcome.unknown_infobases = [name for name in names if name not in databases]
 
+    # One admission at a time per organization, held before reading what kabinet knows: a session the
+    # one-session door reports meanwhile is then known here, not inserted twice.
+    for organization_id in sorted({d.organization_id for d in databases.values()}):
+        await sessions.hold_admissions(organization_id)
     database_ids = [d.id for d in databases.values()]
     live: list[Session] = []
     for start in range(0, len(database_ids), CHUNK):
@@ -434,8 +438,7 @@ async def apply_snapshot(
         if (database.id, line.cluster_session_id) not in known
     ]
     admissions: dict[uuid.UUID, sessions.Admissions] = {}
-    for organization_id in sorted({d.organization_id for d, _ in new}):  # one admission at a time per organization
-        await sessions.hold_admissions(organization_id)
+    for organization_id in sorted({d.organization_id for d, _ in new}):  # held above
         admissions[organization_id] = await sessions.Admissions.of(organization_id, now)
     for database, line in sorted(new, key=lambda pair: pair[1].started_at):  # the earliest take the places first
         session, refusal = await sessions.admit(

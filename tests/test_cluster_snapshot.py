@@ -18,6 +18,7 @@ from resolvers import clusters
 from tests import agents
 from tests.agents import bearer, subscribed
 from tests.test_agent_updates import due_run, updatable_database
+from tests.test_update_worker import ON_POSTGRES
 
 SNAPSHOT = "/cluster/sessions/snapshot"
 
@@ -415,3 +416,36 @@ async def subscribed_limit(org) -> None:
     today = utcnow().date()
     await CloudSubscription.create(organization=org, tariff="Облако", sessions_limit=5, databases_limit=5,
                                    starts_on=today.replace(day=1), ends_on=today + dt.timedelta(days=30))
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="two writers at once are PostgreSQL's; SQLite has one writer")
+async def test_a_session_the_one_session_door_reports_meanwhile_is_known_to_the_snapshot_not_inserted_twice(client, world):
+    """The snapshot holds the organization's admissions before it reads what kabinet knows: a session
+    reported by the one-session door while the snapshot waits is found, not inserted again (was a 500
+    on the unique (database, cluster session id))."""
+    import asyncio
+
+    from tortoise.transactions import in_transaction
+
+    from models.cloud import ClientKind
+    from models.organizations import Organization
+
+    cluster, (org, database), token = world["cluster"], world["a"], world["all"]
+    csid, locked = str(uuid.uuid4()), asyncio.Event()
+
+    async def the_one_session_door():
+        async with in_transaction() as connection:
+            await Organization.filter(id=org.id).using_db(connection).select_for_update().get()
+            locked.set()
+            await asyncio.sleep(0.5)  # the snapshot arrives and waits for the organization
+            await Session.create(
+                organization_id=org.id, database_id=database.id, user_name="Иванов И.И.", client_kind=ClientKind.THIN_CLIENT,
+                started_at=utcnow() - dt.timedelta(minutes=5), cluster_session_id=csid, using_db=connection,
+            )
+
+    door = asyncio.create_task(the_one_session_door())
+    await locked.wait()
+    answer = await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [line(csid)])), headers=token)
+    await door
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["started"], await live(database)) == (0, {csid: SessionStatus.ACTIVE})
