@@ -26,7 +26,9 @@ def invalid(field: str | None, message: str) -> UserFacingError:
 
 def email(value: str, field: str | None) -> str:
     value = value.strip().lower()
-    if len(value) > 254 or not EMAIL_PATTERN.match(value):
+    if len(value) > 254:
+        raise invalid(field, "An e-mail address has at most 254 characters.")  # not echoed: the answer stays small
+    if not EMAIL_PATTERN.match(value):
         raise invalid(field, f"«{value}» is not an e-mail address.")
     return value
 

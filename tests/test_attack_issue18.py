@@ -130,3 +130,14 @@ async def test_a_cluster_token_naming_another_cluster_gets_what_an_unknown_name_
         assert claimed.json() == {"run": None}, claimed.text
     assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING
     assert (await UpdateRun.get(id=run.id)).status == UpdateRunStatus.SCHEDULED
+
+
+def test_a_long_address_is_refused_without_being_echoed():
+    """Staff's and owners' invitations name an address someone typed: a 60 KB one is refused by a
+    short message, not sent back whole."""
+    from resolvers.errors import UserFacingError
+    from resolvers.validation import email
+
+    with pytest.raises(UserFacingError) as refused:
+        email("a" * 60_000 + "@example.com", "email")
+    assert len(str(refused.value)) < 200 and refused.value.field == "email"
