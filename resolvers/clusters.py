@@ -430,7 +430,8 @@ async def apply_snapshot(
     for session in sorted(live, key=lambda s: (s.started_at, str(s.id))):
         if (session.database_id, session.cluster_session_id) in present or session.started_at > taken_at:
             continue  # listed, or started after the snapshot was taken
-        if await sessions.ended(actor, session, taken_at):
+        # never after kabinet's clock (an agent's clock may run ahead within the allowed skew)
+        if await sessions.ended(actor, session, max(min(taken_at, now), session.started_at)):
             outcome.ended += 1
 
     new: list[tuple[Database, ReportedSession]] = [
