@@ -84,7 +84,7 @@ def _read_secret(path: str, setting: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as error:
-        raise ConfigError(f"{setting}: {path} не читается ({error.strerror})") from None
+        raise ConfigError(f"{setting}: cannot read {path} ({error.strerror})") from None
 
 
 def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AgentConfig:
@@ -96,17 +96,17 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
             with open(path, "rb") as handle:
                 loaded = tomllib.load(handle)
         except OSError as error:
-            raise ConfigError(f"--config {path}: не читается ({error.strerror})") from None
+            raise ConfigError(f"--config {path}: cannot read it ({error.strerror})") from None
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"--config {path}: не TOML: {error}") from None
+            raise ConfigError(f"--config {path}: not TOML: {error}") from None
         for section, values in loaded.items():
             if section not in data or not isinstance(values, dict):
-                raise ConfigError(f"{path}: неизвестный раздел [{section}] (есть [kabinet], [cluster], [updates])")
+                raise ConfigError(f"{path}: unknown section [{section}] (there are [kabinet], [cluster], [updates])")
             data[section].update(values)
     for (section, key), file_setting in SECRETS_IN_FILES.items():
         if key in data[section]:
-            raise ConfigError(f"[{section}] {key}: секрет не пишут в файл настроек; положите его в файл "
-                              f"({file_setting} = \"…\") или в переменную окружения")
+            raise ConfigError(f"[{section}] {key}: a secret does not belong in the settings file; put it in a file "
+                              f"of its own ({file_setting} = \"…\") or in the environment")
         if data[section].get(file_setting):
             data[section][key] = _read_secret(data[section][file_setting], f"[{section}] {file_setting}")
     for variable, (section, key) in ENVIRONMENT.items():
@@ -118,19 +118,19 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
                if (s, k) in {("kabinet", "url"), ("kabinet", "token"), ("cluster", "name"), ("cluster", "time_zone"),
                              ("cluster", "rac")} and not data[s].get(k)]
     if missing:
-        raise ConfigError("не задано: " + ", ".join(missing))
+        raise ConfigError("not set: " + ", ".join(missing))
     try:
         zone = ZoneInfo(str(cluster["time_zone"]))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"[cluster] time_zone: {cluster['time_zone']!r} не часовой пояс (например Europe/Moscow)") from None
+        raise ConfigError(f"[cluster] time_zone: {cluster['time_zone']!r} is not a time zone (e.g. Europe/Moscow)") from None
     try:
         poll = float(cluster.get("poll_seconds", 5))
     except (TypeError, ValueError):
-        raise ConfigError("[cluster] poll_seconds: число секунд") from None
+        raise ConfigError("[cluster] poll_seconds: a number of seconds") from None
     if not 0.05 <= poll <= 3600:
-        raise ConfigError("[cluster] poll_seconds: от 0.05 до 3600")
+        raise ConfigError("[cluster] poll_seconds: from 0.05 to 3600")
     if cluster.get("encoding", "auto") not in ("auto", "utf-8", "cp866"):
-        raise ConfigError("[cluster] encoding: auto, utf-8 или cp866")
+        raise ConfigError("[cluster] encoding: auto, utf-8 or cp866")
     return AgentConfig(
         url=str(kabinet["url"]).rstrip("/"), token=str(kabinet["token"]), cluster=str(cluster["name"]),
         time_zone=zone, rac=str(cluster["rac"]), ras=cluster.get("ras") or None, cluster_id=cluster.get("id") or None,
