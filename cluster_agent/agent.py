@@ -82,7 +82,7 @@ class Kabinet:
         await self.call(f"/cluster/terminations/{session_id}/done")
 
     async def termination_refused(self, session_id: str, reason: str) -> None:
-        await self.call(f"/cluster/terminations/{session_id}/refused", {"reason": reason[:1000]})
+        await self.call(f"/cluster/terminations/{session_id}/refused", {"reason": reason[:300]})
 
 
 class RunInHand:
