@@ -70,7 +70,7 @@ from tortoise.transactions import in_transaction
 from kabinet.auth import bearer_token
 from kabinet.clock import utcnow
 from kabinet.ids import pk_of, to_global_id
-from resolvers import agent_tokens, cluster_agent, cluster_limits, sessions, update_jobs, update_runs
+from resolvers import agent_tokens, cluster_agent, cluster_limits, clusters, sessions, update_jobs, update_runs
 from resolvers.context import SystemActor
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.program_tokens import Program
@@ -85,10 +85,12 @@ if TYPE_CHECKING:  # annotations only: the rows come from resolvers
 log = logging.getLogger("kabinet.agent")
 
 MAX_TERMINATIONS = 500
+SNAPSHOT_PATH = "/cluster/sessions/snapshot"  # its body has a limit of its own (agent_snapshot_max_body_bytes)
+MAX_REASON = 300  # characters: models.cloud.Session.refusal_reason
+CLUSTER_NAME = 100  # characters: models.cloud.Cluster.name
 MAX_ORGANIZATION_CODES = 500  # in one claim's `organizationCodes`
 ORGANIZATION_CODE = 20  # characters, as models.organizations.Organization.code holds
 FENCING_TOKEN = 64  # characters at most (update_runs.new_fence makes 32)
-EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)  # no 1C session started before
 Transition = Callable[[SystemActor, "Session", dt.datetime], Awaitable[bool]]
 
 
@@ -115,7 +117,7 @@ def _not_found(field: str, message: str) -> AgentError:
 # The domain's field names as the agent's JSON spells them.
 AGENT_FIELDS = {
     "cluster_session_id": "clusterSessionId", "organization_code": "organizationCode", "database_id": "databaseId",
-    "client_kind": "clientKind",
+    "client_kind": "clientKind", "taken_at": "takenAt", "time_zone": "timeZone",
 }
 
 
@@ -186,25 +188,15 @@ class AgentCall:
         return value
 
     def time(self, name: str, *, required: bool = True) -> dt.datetime | None:
-        """A moment the cluster saw: with its UTC offset, from EARLIEST_TIME to the clock-skew allowance
-        past now (a session "started" in the future would never end and hold a slot of the limit)."""
+        """A moment the cluster saw (resolvers/clusters.py `reported_time`): with its UTC offset, up to
+        the clock-skew allowance past now."""
         value = self.value(name)
         if value is None and not required:
             return None
-        if not isinstance(value, str) or len(value) > 40:
-            raise _invalid(name, f"`{name}` is required: an ISO 8601 date-time with its UTC offset.")
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise _invalid(name, f"`{name}` is not an ISO 8601 date-time.") from None
-        if moment.tzinfo is None:
-            raise _invalid(name, f"`{name}` needs its UTC offset, e.g. 2026-11-20T09:30:00+03:00.")
-        latest = utcnow() + dt.timedelta(seconds=self.settings.agent_clock_skew_seconds)
-        if moment < EARLIEST_TIME:  # compared without converting: year 1 at +14:00 has no UTC date
-            raise _invalid(name, f"`{name}` is before {EARLIEST_TIME:%Y-%m-%d}.")
-        if moment > latest:
-            raise _invalid(name, f"`{name}` is in the future (kabinet's clock reads {utcnow():%Y-%m-%dT%H:%M:%SZ}).")
-        return moment.astimezone(dt.timezone.utc)
+        moment = clusters.reported_time(value, utcnow() + dt.timedelta(seconds=self.settings.agent_clock_skew_seconds))
+        if isinstance(moment, str):
+            raise _invalid(name, f"`{name}`: {moment}.")
+        return moment
 
 
 def _checked_text(name: str, value: Any, max_length: int, *, required: bool) -> str | None:
@@ -220,8 +212,19 @@ def _checked_text(name: str, value: Any, max_length: int, *, required: bool) -> 
     return value
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+async def _body(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object sent, refused (413) beyond `limit` bytes, declared or streamed."""
+    too_large = AgentError(413, "TOO_LARGE", f"The body exceeds {limit} bytes.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return {}
     try:
@@ -250,7 +253,9 @@ def agent_endpoint(method: str, path: str, *, body: tuple[str, ...] = (), query:
         async def endpoint(request: Request) -> Response:
             try:
                 agent = await authenticate(request)
-                call = AgentCall(request, agent, fields, await _body(request) if method == "POST" else {})
+                settings = request.app.state.settings
+                limit = settings.agent_snapshot_max_body_bytes if path == SNAPSHOT_PATH else settings.max_body_bytes
+                call = AgentCall(request, agent, fields, await _body(request, limit) if method == "POST" else {})
                 status, answer = await handler(call)
             except AgentError as error:
                 return error.response()
@@ -295,13 +300,14 @@ async def _organization_and_database(call: AgentCall) -> tuple[Organization, Dat
         raise _invalid("databaseId", "`databaseId` must be a database's id (a string).")
     pk = pk_of(database_id, "Database") if database_id else None
     return await cluster_agent.organization_and_database(
-        code, pk, database_named=database_id is not None, organization_ids=call.agent.organization_ids
+        code, pk, database_named=database_id is not None, program=call.agent
     )
 
 
 async def _session_of_agent(call: AgentCall, session: Session | None, field: str, message: str) -> Session:
-    """The session, when it is one of the agent's organizations'; else 404 as for none."""
-    if session is None or not call.agent.acts_for(session.organization_id):
+    """The session, when the agent's token reaches it (its organizations', or of a database on its
+    clusters); else 404 as for none."""
+    if session is None or not await clusters.reaches(call.agent, session.organization_id, session.database_id):
         raise _not_found(field, message)
     return session
 
@@ -322,7 +328,7 @@ async def session_started(call: AgentCall) -> tuple[int, dict[str, Any]]:
     actor = SystemActor("cluster agent")
     async with in_transaction():
         session, created, refusal = await sessions.reported_started(
-            actor, database=database, now=utcnow(), cluster_session_id=cluster_session_id,
+            actor, database=database, now=utcnow(), cluster_session_id=cluster_session_id, reach=clusters.reach(call.agent),
             organization_id=organization.id, user_id=user.id if user else None, user_name=user_name,
             client_kind=client_kind, host=host, started_at=started_at,
         )
@@ -338,13 +344,39 @@ async def session_started(call: AgentCall) -> tuple[int, dict[str, Any]]:
     return 201, {"session": session_json(session, organization.code), "created": True}
 
 
+@agent_endpoint("POST", SNAPSHOT_PATH, body=("cluster", "takenAt", "infobases"))
+async def sessions_snapshot(call: AgentCall) -> tuple[int, dict[str, Any]]:
+    """A cluster's sessions as the agent saw them at `takenAt`: each listed infobase's list is complete
+    (resolvers/clusters.py `apply_snapshot`). One transaction, its events announced once committed;
+    the same snapshot twice changes nothing the second time."""
+    try:
+        cluster = await clusters.reported_cluster(call.agent, call.value("cluster"))
+    except UserFacingError as error:  # none, or out of the token's reach: the same answer
+        raise _not_found("cluster", error.message) from None
+    taken_at = call.time("takenAt")
+    latest = utcnow() + dt.timedelta(seconds=call.settings.agent_clock_skew_seconds)
+    reports, rejected = clusters.read_snapshot(call.value("infobases"), latest)
+    actor = SystemActor("cluster agent")
+    async with in_transaction():
+        outcome = await clusters.apply_snapshot(actor, call.agent, cluster, taken_at, reports, utcnow())
+    await actor.announcements.announce(call.request.app.state.broadcast)
+    cluster = outcome.cluster
+    return 200, {
+        "cluster": {"name": cluster.name, "connected": cluster.connected, "lastReportAt": _iso(cluster.last_report_at)},
+        "started": outcome.started, "ended": outcome.ended, "refused": outcome.refused,
+        "unknownInfobases": outcome.unknown_infobases,
+        "rejected": [{"path": r.path, "field": r.field, "reason": r.reason} for r in rejected],
+    }
+
+
 @agent_endpoint("POST", "/cluster/sessions/ended", body=("clusterSessionId", "endedAt"))
 async def session_ended(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """A session ended in the cluster: ACTIVE → ENDED (the user logged off), TERMINATING → TERMINATED."""
     cluster_session_id = call.text("clusterSessionId", 100)
     ended_at = call.time("endedAt", required=False) or utcnow()
     session = await _session_of_agent(
-        call, await sessions.by_cluster_id(cluster_session_id), "clusterSessionId", "No session has this clusterSessionId."
+        call, await sessions.by_cluster_id(cluster_session_id, clusters.reach(call.agent)), "clusterSessionId",
+        "No session has this clusterSessionId.",
     )
     if ended_at < session.started_at:
         raise _invalid("endedAt", "`endedAt` is before the session started.")
@@ -352,17 +384,24 @@ async def session_ended(call: AgentCall) -> tuple[int, dict[str, Any]]:
     return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
 
 
-@agent_endpoint("GET", "/cluster/terminations", query=("limit", "organizationCode"))
+@agent_endpoint("GET", "/cluster/terminations", query=("limit", "organizationCode", "cluster"))
 async def terminations(call: AgentCall) -> tuple[int, dict[str, Any]]:
-    """The sessions kabinet asked to end (TERMINATING) of the agent's organizations, oldest request first."""
+    """The sessions kabinet asked to end (TERMINATING) that the agent's token reaches, oldest request
+    first, each with its cluster and infobase (?cluster= for one cluster's only)."""
     limit_text = call.query("limit", 10) or "100"
     if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_TERMINATIONS:
         raise _invalid("limit", f"`limit` must be a whole number from 1 to {MAX_TERMINATIONS}.")
-    # ?organizationCode=: an agent that serves some of its organizations only
+    cluster_name = call.query("cluster", CLUSTER_NAME)
+    cluster = await clusters.by_name(cluster_name) if cluster_name else None
+    if cluster_name and cluster is None:
+        return 200, {"terminations": []}  # a narrowing to nothing, as for a cluster out of reach
+    # ?organizationCode=, ?cluster=: an agent that serves some of what it reaches
     pending = await sessions.awaiting_the_cluster(
-        int(limit_text), call.query("organizationCode", ORGANIZATION_CODE), call.agent.organization_ids
+        int(limit_text), call.query("organizationCode", ORGANIZATION_CODE), clusters.reach(call.agent),
+        cluster.id if cluster else None,
     )
     codes = await cluster_agent.codes_of({s.organization_id for s in pending})
+    places = await clusters.names_of(s.database_id for s in pending if s.database_id)
     return 200, {
         "terminations": [
             {
@@ -370,6 +409,8 @@ async def terminations(call: AgentCall) -> tuple[int, dict[str, Any]]:
                 "clusterSessionId": s.cluster_session_id,
                 "databaseId": to_global_id("Database", s.database_id) if s.database_id else None,
                 "organizationCode": codes.get(s.organization_id),
+                "cluster": places.get(s.database_id, (None, None))[0],
+                "infobase": places.get(s.database_id, (None, None))[1],
                 "requestedAt": s.termination_requested_at.isoformat() if s.termination_requested_at else None,
             }
             for s in pending
@@ -386,6 +427,23 @@ async def termination_done(call: AgentCall) -> tuple[int, dict[str, Any]]:
         raise AgentError(409, "CONFLICT", "Nobody asked to end this session: it is ACTIVE, not TERMINATING.", "sessionId")
     # Already TERMINATED (a repeated report) or ENDED (the user logged off first): nothing changes.
     changed = await _report(call, sessions.confirm_terminated, session, max(ended_at, session.started_at))
+    return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
+
+
+@agent_endpoint("POST", "/cluster/terminations/{sessionId}/refused", body=("reason",))
+async def termination_refused(call: AgentCall) -> tuple[int, dict[str, Any]]:
+    """The cluster would not end a session it was asked to end (other than "already gone", which is
+    done): TERMINATING → ACTIVE again, with the cluster's `reason` for whoever asked."""
+    reason = call.text("reason", MAX_REASON)
+    session = await _session_of_agent(call, await sessions.by_id(call.path("sessionId", "Session")), "sessionId", "No such session.")
+    if sessions.never_asked_to_end(session) and session.refusal_reason is None:
+        raise AgentError(409, "CONFLICT", "Nobody asked to end this session: it is ACTIVE, not TERMINATING.", "sessionId")
+    actor = SystemActor("cluster agent")
+    async with in_transaction():
+        changed = await sessions.termination_refused(actor, session, reason)
+    await actor.announcements.announce(call.request.app.state.broadcast)
+    if not changed:
+        await session.refresh_from_db()
     return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
 
 
@@ -465,12 +523,15 @@ async def _claim_of(call: AgentCall) -> Claim:
     its owner, and the claim's `fencingToken`."""
     fence = call.text("fencingToken", FENCING_TOKEN)
     run = await update_runs.by_id(call.path("runId", "UpdateRun"))
-    if run is None or not call.agent.acts_for(run.organization_id):
+    if run is None or not await clusters.reaches(call.agent, run.organization_id, run.database_id):
         raise _not_found("runId", "No such update run.")
     return Claim(run.id, update_jobs.agent_owner(call.agent.name), run.attempts, fence)
 
 
-def _claim_json(job: Job, organization_code: str | None, credentials: dict[str, str] | None, lease_seconds: float, agent: str) -> dict:
+def _claim_json(
+    job: Job, organization_code: str | None, place: tuple[str | None, str | None], credentials: dict[str, str] | None,
+    lease_seconds: float, agent: str,
+) -> dict:
     database, release = job.database, job.release
     return {
         **run_json(job.run),
@@ -481,6 +542,7 @@ def _claim_json(job: Job, organization_code: str | None, credentials: dict[str, 
         "database": {
             "id": to_global_id("Database", database.id), "externalId": database.external_id, "name": database.name,
             "organizationCode": organization_code, "configuration": database.configuration, "version": database.version,
+            "cluster": place[0], "infobase": place[1],
         },
         "release": {
             "id": to_global_id("Release", release.id), "configuration": release.configuration, "version": release.version,
@@ -501,7 +563,7 @@ def _organization_codes(call: AgentCall) -> list[str] | None:
     return codes
 
 
-@agent_endpoint("POST", "/cluster/updates/claim", body=("organizationCodes",))
+@agent_endpoint("POST", "/cluster/updates/claim", body=("organizationCodes", "cluster"))
 async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """The agent takes a due run of its organizations under a lease (one at a time, never one another
     executor holds); a run with nothing newer to install is SUCCEEDED on the way. `{"run": null}` when none is due."""
@@ -509,13 +571,18 @@ async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
     if await agent_tokens.cluster_mode(settings) != "agent":
         raise AgentError(409, "CONFLICT", "Update runs are carried out by kabinet's simulated cluster here (KABINET_CLUSTER=simulated).")
     codes = _organization_codes(call)
+    cluster_name = call.text("cluster", CLUSTER_NAME, required=False)
+    cluster = await clusters.by_name(cluster_name) if cluster_name else None
+    if cluster_name and cluster is None:
+        return 200, {"run": None}  # a narrowing to nothing, as for a cluster out of reach
     owner = update_jobs.agent_owner(call.agent.name)
     policy = Policy.of(settings)
     for _ in range(update_jobs.MAX_NOTHING_TO_DO):
         actor = SystemActor("cluster agent")
         async with in_transaction():
             runs = await update_jobs.claim_due(
-                actor, owner, 1, utcnow(), policy, organization_codes=codes, organization_ids=call.agent.organization_ids
+                actor, owner, 1, utcnow(), policy, organization_codes=codes, reach=clusters.reach(call.agent),
+                cluster_id=cluster.id if cluster else None,
             )
         job = None
         if runs:
@@ -532,7 +599,8 @@ async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
             credentials = await update_jobs.credentials_for(settings, job.database.id)
             log.info("update run %s claimed by %s (attempt %s)", job.run.id, owner, job.run.attempts)
             code = await cluster_agent.code_of(job.database.organization_id)
-            return 200, {"run": _claim_json(job, code, credentials, settings.update_lease_seconds, call.agent.name)}
+            place = (await clusters.names_of([job.database.id])).get(job.database.id, (None, None))
+            return 200, {"run": _claim_json(job, code, place, credentials, settings.update_lease_seconds, call.agent.name)}
     return 200, {"run": None}
 
 

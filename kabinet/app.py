@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(MetricsMiddleware),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, own_limit_prefixes=("/provider/",)),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, own_limit_prefixes=("/provider/", agent_api.SNAPSHOT_PATH)),
         ],
         exception_handlers={HTTPException: http.http_error},
         lifespan=lifespan,

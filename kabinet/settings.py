@@ -188,6 +188,14 @@ class Settings(BaseSettings):
         "", description="Deprecated: comma-separated sha256 hashes of agent tokens acting for EVERY organization (said "
         "at start-up); `kabinet agent token create --organizations …` issues scoped ones."
     )
+    agent_snapshot_max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="A cluster agent's snapshot of sessions (POST /cluster/sessions/snapshot: up "
+        "to 2,000 infobases and 20,000 sessions) beyond this many bytes is refused (413); other agent calls take max_body_bytes."
+    )
+    cluster_stale_seconds: float = Field(
+        60.0, gt=0, description="A cluster whose agent has not reported its sessions for this long is shown disconnected "
+        "(Cluster.connected false; the housekeeping worker flips it, and the next snapshot back)."
+    )
     agent_clock_skew_seconds: float = Field(
         300.0, ge=0, description="How far in the future a time a cluster agent reports (a session's start or end) may "
         "be, for clocks that disagree; later ones are refused."

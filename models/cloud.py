@@ -53,6 +53,21 @@ class SubscriptionExtension(Entity):
         unique_together = (("subscription", "period_starts_on"),)
 
 
+class Cluster(Entity):
+    """A 1C cluster kabinet knows by name: its agent reports its sessions (the snapshot door), its
+    databases name it. `connected` is stored: flipped by the snapshot door and, when no report came
+    for KABINET_CLUSTER_STALE_SECONDS, by the housekeeping worker (resolvers/clusters.py)."""
+
+    name = fields.CharField(max_length=100, unique=True)
+    description = fields.CharField(max_length=500, null=True)
+    time_zone = fields.CharField(max_length=64, null=True)  # the cluster server's (informative: the agent converts)
+    last_report_at = fields.DatetimeField(null=True)
+    connected = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "cluster"
+
+
 class Database(Entity):
     organization = fields.ForeignKeyField("models.Organization", related_name="databases", on_delete=fields.CASCADE)
     name = fields.CharField(max_length=200)
@@ -66,10 +81,14 @@ class Database(Entity):
     locked_from = fields.DatetimeField(null=True)
     locked_until = fields.DatetimeField(null=True)
     external_id = external_id()  # the provider's own id (models/provider.py)
+    # Where the database runs: the cluster and the infobase's name there (null: a cluster kabinet does not know).
+    cluster = fields.ForeignKeyField("models.Cluster", related_name="databases", null=True, on_delete=fields.SET_NULL)
+    infobase = fields.CharField(max_length=200, null=True)
 
     class Meta:
         table = "database"
         indexes = (("organization_id", "name"),)
+        unique_together = (("cluster", "infobase"),)
 
 
 class Session(Entity):
@@ -92,3 +111,5 @@ class Session(Entity):
     class Meta:
         table = "session"
         indexes = (("organization_id", "status", "started_at"), ("database_id", "status", "started_at"))
+        # The cluster names a session within its infobase: one row per (database, cluster session id).
+        unique_together = (("database", "cluster_session_id"),)

@@ -3,8 +3,8 @@ agents (the agent API), and later integrators' organization-scoped tokens.
 
 A token has a kind (which door it opens), a name, scopes (what it may do there) and an organization
 scope (every organization, or the ones named in `program_token_organization`); only its sha256 is
-kept. Clusters join the organization scope when kabinet knows more than one (issue 18): a
-`program_token_cluster` table beside the organizations' one.
+kept. An agent token may instead be scoped to clusters (`program_token_cluster`): it acts for the
+databases on them.
 """
 
 from __future__ import annotations
@@ -49,3 +49,15 @@ class ProgramTokenOrganization(Entity):
     class Meta:
         table = "program_token_organization"
         unique_together = (("token", "organization"),)
+
+
+class ProgramTokenCluster(Entity):
+    """One cluster a token acts for: the databases on it, their sessions and update runs (a token
+    scoped to clusters acts for these only)."""
+
+    token = fields.ForeignKeyField("models.ProgramToken", related_name="cluster_scope", on_delete=fields.CASCADE)
+    cluster = fields.ForeignKeyField("models.Cluster", related_name="program_tokens", on_delete=fields.CASCADE)
+
+    class Meta:
+        table = "program_token_cluster"
+        unique_together = (("token", "cluster"),)

@@ -20,7 +20,7 @@ CATALOGUE = uuid.UUID(int=0)  # the scope of what every signed-in user reads ali
 _ORGANIZATION = "{row}.organization_id"
 
 # table -> SQL expressions of the scopes a row of it belongs to ({row} is NEW or OLD).
-SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
+SCOPE_OF_TABLE: dict[str, tuple[str | tuple[str, str], ...]] = {
     "organization": ("{row}.id",),
     "membership": (_ORGANIZATION, "{row}.user_id"),
     "invite": (_ORGANIZATION,),
@@ -44,6 +44,9 @@ SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
     "user": ("{row}.id",),
     "release": (f"'{CATALOGUE}'",),
     "prepaid_service_use": ("(SELECT organization_id FROM prepaid_service WHERE id = {row}.prepaid_service_id)",),
+    # A cluster belongs to every organization with a database on it (its `connected` and last report
+    # are read as Database.cluster and sessionsAsOf): a scope of many rows, `Through`.
+    "cluster": (("database", "cluster_id"),),
 }
 
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
@@ -51,7 +54,7 @@ SCOPE_OF_TABLE: dict[str, tuple[str, ...]] = {
 UNVERSIONED = frozenset({
     "data_version", "event_counter", "organization_event", "login_throttle", "client_throttle", "refresh_token",
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
-    "program_token", "program_token_organization", "import_run", "provider_action",
+    "program_token", "program_token_organization", "program_token_cluster", "import_run", "provider_action",
     "refused_record",  # read by staff only, whose answers are never kept (kabinet/response_cache.py)
     "supplier_requisites",  # read by staff only (waitingDocuments), and printed into documents when they are made
 })
@@ -67,22 +70,36 @@ class DataVersion(Model):
         table = "data_version"
 
 
-def _row_upserts(scopes: tuple[str, ...], row: str) -> str:
+def _row_scopes(scope: str | tuple[str, str], row: str) -> str:
+    """The SELECT of a row's scopes: one expression, or (table, column) — the organizations of that
+    table's rows whose `column` names this row (many)."""
+    if isinstance(scope, tuple):
+        table, column = scope
+        return f"SELECT organization_id AS s FROM \"{table}\" WHERE {column} = {row}.id"
+    return f"SELECT {scope.format(row=row)} AS s"
+
+
+def _row_upserts(scopes: tuple[str | tuple[str, str], ...], row: str) -> str:
     """SQLite: one upsert per scope of the row `row` (NEW or OLD)."""
     return "".join(
-        f" INSERT INTO data_version (scope, version) SELECT s, 1 FROM (SELECT {scope.format(row=row)} AS s) AS x"
+        f" INSERT INTO data_version (scope, version) SELECT s, 1 FROM ({_row_scopes(scope, row)}) AS x"
         f" WHERE s IS NOT NULL ON CONFLICT (scope) DO UPDATE SET version = version + 1;"
         for scope in scopes
     )
+
+
+def _statement_scopes(scope: str | tuple[str, str], transition_table: str) -> str:
+    if isinstance(scope, tuple):
+        table, column = scope
+        return f'SELECT t.organization_id::uuid AS s FROM {transition_table} AS r JOIN "{table}" AS t ON t.{column} = r.id'
+    return f"SELECT {scope.format(row='r')}::uuid AS s FROM {transition_table} AS r"
 
 
 def _statement_upsert(scopes: tuple[str, ...], transition_tables: tuple[str, ...]) -> str:
     """PostgreSQL: one upsert moving each scope the statement's rows belong to on once, however many
     rows it changed (GROUP BY: a scope twice in one upsert would be an error). In scope order, so that
     two transactions moving the same scopes lock their rows in the same order."""
-    rows = " UNION ".join(
-        f"SELECT {scope.format(row='r')}::uuid AS s FROM {table} AS r" for table in transition_tables for scope in scopes
-    )
+    rows = " UNION ".join(_statement_scopes(scope, table) for table in transition_tables for scope in scopes)
     return (
         f" INSERT INTO data_version (scope, version) SELECT s, 1 FROM ({rows}) AS x WHERE s IS NOT NULL GROUP BY s ORDER BY s"
         f" ON CONFLICT (scope) DO UPDATE SET version = data_version.version + 1;"

@@ -1,10 +1,10 @@
 """Cluster agents' tokens: AGENT tokens of the programs' one store (resolvers/program_tokens.py), each
-issued for named organizations (or, explicitly, every one), and the deployment's cluster mode.
+issued for named organizations, named clusters, or (explicitly) every organization, and the
+deployment's cluster mode.
 
 An agent token is the agent's identity: its name owns the agent's leases (update_jobs.agent_owner),
-and its organizations are all it sees and touches over /cluster/… (kabinet/agent_api.py). Clusters
-join the scope when kabinet knows more than one cluster (issue 18): `Program.organization_ids` is
-where that narrowing goes.
+and its organizations (or the databases on its clusters: resolvers/clusters.py `reach`) are all it
+sees and touches over /cluster/… (kabinet/agent_api.py).
 
 Hashes in KABINET_CLUSTER_AGENT_TOKENS (before the store) still authenticate, as tokens for every
 organization named `env:<first 12 of the hash>`; the server says so at start-up (`legacy_warning`).
@@ -29,20 +29,24 @@ LEGACY_PREFIX = "env:"  # a settings token's name: no agent token's name has a c
 
 
 async def create(
-    name: str, organization_codes: list[str] | None, *, all_organizations: bool, by: tuple[ActorKind, str]
+    name: str, organization_codes: list[str] | None, *, all_organizations: bool, by: tuple[ActorKind, str],
+    cluster_names: list[str] | None = None,
 ) -> tuple[ProgramToken, str]:
-    """A new agent token for the organizations of these codes, or for every organization when
-    `all_organizations` (a deployment with one cluster); exactly one of the two."""
+    """A new agent token for the organizations of these codes, for the clusters of these names (the
+    databases on them), or for every organization when `all_organizations` (a deployment with one
+    cluster); exactly one of the three."""
     if not NAME.fullmatch((name or "").strip()):
         raise UserFacingError(
             ErrorCode.INVALID, "An agent token's name is 1 to 100 letters, digits, '.', '_' or '-', e.g. cluster-msk-1.", "name"
         )
-    if all_organizations == (organization_codes is not None):
+    if [all_organizations, organization_codes is not None, cluster_names is not None].count(True) != 1:
         raise UserFacingError(
-            ErrorCode.INVALID, "Name the token's organizations (their codes) or say it is for every organization, not both.",
-            "organizations",
+            ErrorCode.INVALID, "Name the token's organizations (their codes), its clusters, or say it is for every "
+            "organization: exactly one of the three.", "organizations",
         )
-    return await program_tokens.create(TokenKind.AGENT, name, list(AGENT_SCOPES), organization_codes=organization_codes, by=by)
+    return await program_tokens.create(
+        TokenKind.AGENT, name, list(AGENT_SCOPES), organization_codes=organization_codes, cluster_names=cluster_names, by=by
+    )
 
 
 async def tokens() -> list[ProgramToken]:

@@ -13,6 +13,7 @@ from models.cloud import ClientKind, Database
 from models.identity import User
 from models.organizations import Membership, Organization
 from resolvers.errors import ErrorCode, UserFacingError
+from resolvers.program_tokens import Program
 
 CLIENT_KINDS = tuple(kind.value for kind in ClientKind)
 
@@ -24,26 +25,23 @@ def client_kind(value: Any) -> ClientKind:
         raise UserFacingError(ErrorCode.INVALID, f"`clientKind` must be one of {', '.join(CLIENT_KINDS)}.", "client_kind") from None
 
 
-def in_scope(organization_ids: frozenset[uuid.UUID] | None, organization_id: uuid.UUID | None) -> bool:
-    """Whether an agent token acting for `organization_ids` (None: every organization) may see or touch
-    an object of `organization_id`. What it may not is answered as if it did not exist."""
-    return organization_ids is None or organization_id in organization_ids
-
-
 async def organization_and_database(
-    code: str | None, database_id: uuid.UUID | None, *, database_named: bool, organization_ids: frozenset[uuid.UUID] | None
+    code: str | None, database_id: uuid.UUID | None, *, database_named: bool, program: Program
 ) -> tuple[Organization, Database | None]:
     """The session's organization and database, by the organization's code, the database's id or both
-    (which must agree), among the agent's `organization_ids` (None: every organization). `database_named`:
-    the agent sent a database id (`database_id` is None when it decoded to nothing)."""
+    (which must agree), among what the agent's token reaches (its organizations, or the databases on
+    its clusters). `database_named`: the agent sent a database id (`database_id` is None when it
+    decoded to nothing)."""
     database = None
     if database_named:
         database = await Database.get_or_none(id=database_id) if database_id else None
-        if database is None or not in_scope(organization_ids, database.organization_id):
+        if database is None or not program.acts_for_database(database.organization_id, database.cluster_id):
             raise UserFacingError(ErrorCode.NOT_FOUND, "No such database.", "database_id")
     if code is not None:
         organization = await Organization.get_or_none(code=code)
-        if organization is None or not in_scope(organization_ids, organization.id):
+        if organization is None or not (
+            program.acts_for(organization.id) or (database is not None and database.organization_id == organization.id)
+        ):
             raise UserFacingError(ErrorCode.NOT_FOUND, "No organization has this code.", "organization_code")
         if database is not None and database.organization_id != organization.id:
             raise UserFacingError(ErrorCode.INVALID, "The database belongs to another organization.", "database_id")

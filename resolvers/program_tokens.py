@@ -9,7 +9,8 @@ written at most once a minute per token, so a busy program costs a read per requ
 
 What a kind's scopes are is its door's: the provider API's are resolvers/provider/records.py SCOPES,
 the agent API's resolvers/agent_tokens.py AGENT_SCOPES. Which organizations a token acts for is the
-same for every kind (`Program.organization_ids`); clusters join that scope with issue 18.
+same for every kind (`Program.organization_ids`); an agent token may instead act for clusters
+(`Program.cluster_ids`: the databases on them, resolvers/clusters.py `reach`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from tortoise.expressions import Q
 
 from kabinet.clock import utcnow
 from models.organizations import Organization
-from models.program_tokens import ProgramToken, ProgramTokenOrganization, TokenKind
+from models.cloud import Cluster
+from models.program_tokens import ProgramToken, ProgramTokenCluster, ProgramTokenOrganization, TokenKind
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.provider.audit import ActorKind, record_action
 from resolvers.tokens import hash_opaque_token
@@ -39,7 +41,8 @@ KIND_NAMES = {TokenKind.SERVICE: "service account", TokenKind.AGENT: "agent toke
 @dataclass(frozen=True)
 class Program:
     """A program as its token proves it: which token (`name`, unique per kind), what it may do
-    (`scopes`) and for which organizations (`organization_ids`; None: every one). `token_id` is None
+    (`scopes`) and for which organizations (`organization_ids`; None: every one) or clusters
+    (`cluster_ids`: the databases on them; its `organization_ids` is then empty). `token_id` is None
     for a token the deployment's settings name (KABINET_CLUSTER_AGENT_TOKENS)."""
 
     kind: TokenKind
@@ -47,9 +50,15 @@ class Program:
     scopes: frozenset[str]
     organization_ids: frozenset[uuid.UUID] | None
     token_id: uuid.UUID | None = None
+    cluster_ids: frozenset[uuid.UUID] = frozenset()
 
     def acts_for(self, organization_id: uuid.UUID | None) -> bool:
+        """For everything of this organization (a cluster-scoped token: for no organization as a whole)."""
         return self.organization_ids is None or organization_id in self.organization_ids
+
+    def acts_for_database(self, organization_id: uuid.UUID | None, cluster_id: uuid.UUID | None) -> bool:
+        """For a database of this organization on this cluster (and what is in it: sessions, runs)."""
+        return self.acts_for(organization_id) or (cluster_id is not None and cluster_id in self.cluster_ids)
 
 
 def new_token(kind: TokenKind) -> str:
@@ -80,11 +89,25 @@ async def _organizations_named(codes: Iterable[str]) -> list[Organization]:
     return found
 
 
+async def _clusters_named(names: Iterable[str]) -> list[Cluster]:
+    """The clusters of these names; every name must name one."""
+    wanted = sorted({name.strip() for name in names if name and name.strip()})
+    if not wanted:
+        raise UserFacingError(ErrorCode.INVALID, "Name at least one cluster.", "clusters")
+    found = list(await Cluster.filter(name__in=wanted).order_by("name"))
+    unknown = sorted(set(wanted) - {c.name for c in found})
+    if unknown:
+        raise UserFacingError(ErrorCode.NOT_FOUND, f"No cluster is named {', '.join(unknown)} (`kabinet cluster list`).", "clusters")
+    return found
+
+
 async def create(
     kind: TokenKind, name: str, scopes: list[str], *, organization_codes: Iterable[str] | None, by: tuple[ActorKind, str],
+    cluster_names: Iterable[str] | None = None,
 ) -> tuple[ProgramToken, str]:
-    """A new token of `kind` for the organizations of `organization_codes` (None: every organization):
-    the only time the token is seen (its hash is kept). `scopes` are the caller's, checked by it."""
+    """A new token of `kind` for the organizations of `organization_codes`, or the clusters of
+    `cluster_names` (both None: every organization): the only time the token is seen (its hash is
+    kept). `scopes` are the caller's, checked by it."""
     name = (name or "").strip()
     if not name or len(name) > NAME_LENGTH:
         raise UserFacingError(ErrorCode.INVALID, f"A {KIND_NAMES[kind]}'s name is 1 to {NAME_LENGTH} characters.", "name")
@@ -93,15 +116,21 @@ async def create(
             ErrorCode.CONFLICT, f"A {KIND_NAMES[kind]} named {name!r} exists already (names stay taken after a revocation).", "name"
         )
     organizations = await _organizations_named(organization_codes) if organization_codes is not None else None
+    clusters = await _clusters_named(cluster_names) if cluster_names is not None else None
     token = new_token(kind)
     row = await ProgramToken.create(
-        kind=kind, name=name, token_hash=hash_opaque_token(token), scopes=scopes, all_organizations=organizations is None,
+        kind=kind, name=name, token_hash=hash_opaque_token(token), scopes=scopes,
+        all_organizations=organizations is None and clusters is None,
     )
     if organizations:
         await ProgramTokenOrganization.bulk_create([ProgramTokenOrganization(token_id=row.id, organization_id=o.id) for o in organizations])
+    if clusters:
+        await ProgramTokenCluster.bulk_create([ProgramTokenCluster(token_id=row.id, cluster_id=c.id) for c in clusters])
     details: dict = {"scopes": scopes}
     if kind is not TokenKind.SERVICE:
         details.update(kind=kind.value, organizations=[o.code for o in organizations] if organizations else "all")
+        if clusters:
+            details.update(organizations=[], clusters=[c.name for c in clusters])
     await record_action(by[0], by[1], "token.create", name, details)
     return row, token
 
@@ -121,6 +150,18 @@ async def organization_codes(tokens_: Iterable[ProgramToken]) -> dict[uuid.UUID,
         ):
             codes[token_id].append(code)
     return codes
+
+
+async def cluster_names(tokens_: Iterable[ProgramToken]) -> dict[uuid.UUID, list[str]]:
+    """Each token's clusters by name (tokens scoped to none are absent)."""
+    ids = [t.id for t in tokens_ if not t.all_organizations]
+    names: dict[uuid.UUID, list[str]] = {}
+    if ids:
+        for token_id, name in await ProgramTokenCluster.filter(token_id__in=ids).order_by("cluster__name").values_list(
+            "token_id", "cluster__name"
+        ):
+            names.setdefault(token_id, []).append(name)
+    return names
 
 
 async def revoke(kind: TokenKind, name: str, *, by: tuple[ActorKind, str]) -> ProgramToken:
@@ -150,10 +191,12 @@ async def authenticate(kind: TokenKind, token: str | None) -> Program | None:
         await ProgramToken.filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_EVERY), id=row.id
         ).update(last_used_at=now)
-    organization_ids = None
+    organization_ids, cluster_ids = None, frozenset()
     if not row.all_organizations:
         organization_ids = frozenset(await ProgramTokenOrganization.filter(token_id=row.id).values_list("organization_id", flat=True))
-    return Program(kind, row.name, frozenset(row.scopes), organization_ids, row.id)
+        if kind is TokenKind.AGENT:
+            cluster_ids = frozenset(await ProgramTokenCluster.filter(token_id=row.id).values_list("cluster_id", flat=True))
+    return Program(kind, row.name, frozenset(row.scopes), organization_ids, row.id, cluster_ids)
 
 
 async def ever_issued(kind: TokenKind) -> bool:

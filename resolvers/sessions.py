@@ -1,8 +1,9 @@
 """A cloud session's lifecycle, in one place: every change of a session's status is made here.
 
     start ──► ACTIVE ── ended ─────────────────────────────────────► ENDED (logged off)
-                 │
-                 └── request_termination ──► TERMINATING ── confirm_terminated, ended ──► TERMINATED
+                 │    ▲
+                 │    └── termination_refused (the cluster would not) ──┐
+                 └── request_termination ──► TERMINATING ──────────────┴─ confirm_terminated, ended ──► TERMINATED
 
 Every caller uses these functions: the GraphQL mutations (`terminate`, `terminate_all`, through
 resolvers/cloud.py), a member losing access (`access_ended`, resolvers/memberships.py, removals.py), the update
@@ -101,15 +102,16 @@ async def hold_admissions(organization_id: uuid.UUID) -> None:
 
 
 async def reported_started(
-    actor: Actor, *, database: Database | None, now: dt.datetime, cluster_session_id: str, **fields: Any
+    actor: Actor, *, database: Database | None, now: dt.datetime, cluster_session_id: str, reach: Q | None, **fields: Any
 ) -> tuple[Session, bool, str | None]:
-    """The cluster reports a session began (the agent): (the session, created, why it was refused).
-    Once per `cluster_session_id`: a repeated report answers the stored session, not created. A new
-    one is admitted (ACTIVE, `start`) or REFUSED (`refuse`) by `admission_refusal`; a cluster id
-    already naming another organization's or database's session is a CONFLICT."""
+    """The cluster reports a session began (the legacy door of one session): (the session, created,
+    why it was refused). Once per `cluster_session_id` among the sessions the reporter reaches
+    (`reach`, resolvers/clusters.py; None: all): a repeated report answers the stored session, not
+    created; one naming another organization's or database's session is a CONFLICT. A new one is
+    admitted or refused by `admit`."""
     organization_id = fields["organization_id"]
     await hold_admissions(organization_id)
-    existing = await Session.get_or_none(cluster_session_id=cluster_session_id)
+    existing = await by_cluster_id(cluster_session_id, reach)
     if existing is not None:
         if existing.organization_id != organization_id or (database and existing.database_id != database.id):
             raise UserFacingError(
@@ -117,11 +119,19 @@ async def reported_started(
                 "cluster_session_id",
             )
         return existing, False, None
-    fields.update(database_id=database.id if database else None, cluster_session_id=cluster_session_id)
-    refusal = await admission_refusal(organization_id, database, now)
+    session, refusal = await admit(actor, database=database, now=now, cluster_session_id=cluster_session_id, **fields)
+    return session, True, refusal
+
+
+async def admit(actor: Actor, *, database: Database | None, now: dt.datetime, **fields: Any) -> tuple[Session, str | None]:
+    """A session the cluster runs and kabinet does not know yet: admitted (ACTIVE, `start`) or REFUSED
+    (`refuse`) by `admission_refusal`; (the session, why it was refused). The caller holds the
+    organization's admissions (`hold_admissions`)."""
+    fields.update(database_id=database.id if database else None)
+    refusal = await admission_refusal(fields["organization_id"], database, now)
     if refusal is None:
-        return await start(actor, **fields), True, None
-    return await refuse(actor, reason=refusal, **fields), True, refusal
+        return await start(actor, **fields), None
+    return await refuse(actor, reason=refusal, **fields), refusal
 
 
 async def start_if_admitted(actor: Actor, *, database: Database | None, now: dt.datetime, **fields: Any) -> Session | None:
@@ -188,6 +198,7 @@ async def request_termination(
     now = utcnow()
     await Session.filter(id__in=ids, status=SessionStatus.ACTIVE).update(
         status=SessionStatus.TERMINATING, termination_requested_by_id=requested_by, termination_requested_at=now,
+        refusal_reason=None,  # why the cluster refused an earlier request, if it did
     )
     sessions = list(
         await Session.filter(id__in=ids, status=SessionStatus.TERMINATING, termination_requested_at=now)
@@ -269,9 +280,14 @@ async def by_id(session_id: uuid.UUID | None) -> Session | None:
     return await Session.get_or_none(id=session_id) if session_id else None
 
 
-async def by_cluster_id(cluster_session_id: str) -> Session | None:
-    """The session the cluster knows by this id."""
-    return await Session.get_or_none(cluster_session_id=cluster_session_id)
+async def by_cluster_id(cluster_session_id: str, reach: Q | None) -> Session | None:
+    """The session the cluster knows by this id, among those `reach` selects (an agent token's, None:
+    all): the legacy doors' lookup. A cluster names a session within its infobase (one per database
+    and id), so the newest of several."""
+    query = Session.filter(cluster_session_id=cluster_session_id)
+    if reach is not None:
+        query = query.filter(reach)
+    return await query.order_by(*SESSION_ORDER).first()
 
 
 def never_asked_to_end(session: Session) -> bool:
@@ -280,15 +296,18 @@ def never_asked_to_end(session: Session) -> bool:
 
 
 async def awaiting_the_cluster(
-    limit: int, organization_code: str | None = None, organization_ids: frozenset[uuid.UUID] | None = None
+    limit: int, organization_code: str | None = None, reach: Q | None = None, cluster_id: uuid.UUID | None = None
 ) -> list[Session]:
     """Sessions asked to end (TERMINATING) that the cluster has yet to end, oldest request first; of
-    `organization_ids` only (an agent token's scope) when given."""
+    `reach` only (an agent token's, resolvers/clusters.py) when given, of one cluster's databases
+    when `cluster_id` is."""
     query = Session.filter(status=SessionStatus.TERMINATING)
-    if organization_ids is not None:
-        query = query.filter(organization_id__in=list(organization_ids))
+    if reach is not None:
+        query = query.filter(reach)
     if organization_code:
         query = query.filter(organization__code=organization_code)
+    if cluster_id is not None:
+        query = query.filter(database__cluster_id=cluster_id)
     return list(await query.order_by("termination_requested_at", "id").limit(limit))
 
 
@@ -312,6 +331,20 @@ async def confirm_terminated(actor: Actor, session: Session, ended_at: dt.dateti
     """The cluster has ended a session asked to end: TERMINATING → TERMINATED, once. False when it
     was not TERMINATING (a repeated report, or the user logged off first): nothing changed."""
     return await _finish(actor, session, SessionStatus.TERMINATING, SessionStatus.TERMINATED, ended_at)
+
+
+async def termination_refused(actor: Actor, session: Session, reason: str) -> bool:
+    """The cluster would not end a session asked to end: TERMINATING → ACTIVE again, once, with why
+    (`refusal_reason`, shown to whoever asked) and its TERMINATION_REFUSED event. False when it was not
+    TERMINATING (a repeated report, or it ended meanwhile): nothing changed."""
+    reason = reason[:300]
+    if not await Session.filter(id=session.id, status=SessionStatus.TERMINATING).update(
+        status=SessionStatus.ACTIVE, refusal_reason=reason,
+    ):
+        return False
+    session.status, session.refusal_reason = SessionStatus.ACTIVE, reason
+    await actor.record_event(session.organization_id, SESSIONS, "TERMINATION_REFUSED", session_payload(session))
+    return True
 
 
 async def ended(actor: Actor, session: Session, ended_at: dt.datetime) -> bool:

@@ -105,14 +105,16 @@ async def claim_due(
     *,
     database_ids: list[uuid.UUID] | None = None,
     organization_codes: list[str] | None = None,
-    organization_ids: frozenset[uuid.UUID] | None = None,
+    reach: Q | None = None,
+    cluster_id: uuid.UUID | None = None,
 ) -> list[UpdateRun]:
     """Lease up to `limit` runs to `owner`: due SCHEDULED ones, and RUNNING ones whose lease ran out.
     Run in its own transaction: on PostgreSQL the candidates are read `FOR UPDATE OF update_run SKIP
     LOCKED` and their database rows likewise, so concurrent claimers get disjoint runs and one database
     never has two runs at once; every claim is also conditional (update_runs.leased), which is what
-    protects SQLite (one writer) as well. `organization_ids`: the claimer's scope (an agent token's
-    organizations; None: every one), `organization_codes` a narrowing it asks for within it."""
+    protects SQLite (one writer) as well. `reach`: the claimer's scope (an agent token's organizations
+    or clusters, resolvers/clusters.py; None: every one), `organization_codes` and `cluster_id`
+    narrowings it asks for within it."""
     if limit <= 0:
         return []
     claimable = Q(status=UpdateRunStatus.SCHEDULED, scheduled_for__lte=now) | Q(
@@ -121,8 +123,10 @@ async def claim_due(
     query = UpdateRun.filter(claimable)
     if database_ids is not None:
         query = query.filter(database_id__in=database_ids)
-    if organization_ids is not None:
-        query = query.filter(organization_id__in=list(organization_ids))
+    if reach is not None:
+        query = query.filter(reach)
+    if cluster_id is not None:
+        query = query.filter(database__cluster_id=cluster_id)
     if organization_codes is not None:
         query = query.filter(organization__code__in=organization_codes)
     # Not of a database busy with another run (one whose executor holds a live lease).

@@ -114,7 +114,10 @@ class Session(Node):
     started_at: dt.datetime = strawberry.field(description="When the session began.")
     ended_at: dt.datetime | None = strawberry.field(description="When it ended (ENDED or TERMINATED).")
     status: SessionStatus = strawberry.field(description="Where the session stands.")
-    refusal_reason: str | None = strawberry.field(description="Why the cluster turned a REFUSED session away; null otherwise.")
+    refusal_reason: str | None = strawberry.field(description=(
+        "Why the cluster refused: a REFUSED session's admission, or, on an ACTIVE one, the last request to end it "
+        "(asking again clears it); null otherwise."
+    ))
     model: strawberry.Private[SessionModel]
 
     @classmethod
@@ -187,6 +190,7 @@ class SessionEventKind(str, Enum):
     ENDED = "ENDED"
     TERMINATED = "TERMINATED"
     REFUSED = "REFUSED"
+    TERMINATION_REFUSED = "TERMINATION_REFUSED"
 
 
 described_enum(SessionEventKind, "What happened to a session.", {
@@ -195,6 +199,7 @@ described_enum(SessionEventKind, "What happened to a session.", {
     "ENDED": "The user logged off.",
     "TERMINATED": "The cluster ended it on request.",
     "REFUSED": "The cluster asked to admit it and was told no (limit reached, database locked).",
+    "TERMINATION_REFUSED": "The cluster would not end it when asked: ACTIVE again, with why in `refusalReason`.",
 })
 
 

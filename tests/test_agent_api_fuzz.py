@@ -30,6 +30,7 @@ from kabinet import agent_api
 from kabinet.clock import utcnow
 from kabinet.ids import to_global_id
 from models.cloud import Session, SessionStatus
+from resolvers import clusters
 from tests import agents
 from tests.test_agent_updates import due_run, updatable_database
 
@@ -109,12 +110,26 @@ async def _ended(client, arena, field) -> Request:
 
 
 async def _terminations(client, arena, field) -> Request:
-    return {}, {}, {"limit": "10", "organizationCode": arena["org"].code}
+    return {}, {}, {"limit": "10", "organizationCode": arena["org"].code, "cluster": "main"}
 
 
 async def _done(client, arena, field) -> Request:
     session = await _session(arena, SessionStatus.TERMINATING)
     return {"sessionId": to_global_id("Session", session.id)}, {"endedAt": utcnow().isoformat()}, {}
+
+
+async def _snapshot(client, arena, field) -> Request:
+    """A cluster of its own with one of the arena's databases on it, and a session there."""
+    cluster = await clusters.add(f"fz-{uuid.uuid4().hex[:12]}")
+    await clusters.place(await updatable_database(arena["org"]), cluster, "buh")
+    line = {"clusterSessionId": f"cl-{uuid.uuid4()}", "userName": "Иванов И.И.", "host": "PC-BUH-01", "appId": "1CV8C",
+            "startedAt": utcnow().isoformat()}
+    return {}, {"cluster": cluster.name, "takenAt": utcnow().isoformat(), "infobases": [{"name": "buh", "sessions": [line]}]}, {}
+
+
+async def _refused(client, arena, field) -> Request:
+    session = await _session(arena, SessionStatus.TERMINATING)
+    return {"sessionId": to_global_id("Session", session.id)}, {"reason": "Недостаточно прав"}, {}
 
 
 async def _limits(client, arena, field) -> Request:
@@ -147,6 +162,8 @@ VALID: dict[tuple[str, str], Callable] = {
     ("POST", "/cluster/sessions/ended"): _ended,
     ("GET", "/cluster/terminations"): _terminations,
     ("POST", "/cluster/terminations/{sessionId}/done"): _done,
+    ("POST", "/cluster/terminations/{sessionId}/refused"): _refused,
+    ("POST", "/cluster/sessions/snapshot"): _snapshot,
     ("GET", "/cluster/limits"): _limits,
     ("POST", "/cluster/updates/claim"): _claim,
     ("POST", "/cluster/updates/{runId}/heartbeat"): _heartbeat,

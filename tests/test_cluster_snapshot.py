@@ -1,0 +1,275 @@
+"""The snapshot door (issue 18): an agent reports a cluster's sessions per infobase, each list complete;
+kabinet starts what it does not know, ends what is missing, refuses what the admission rules refuse,
+and changes nothing the second time. A token reaches what it reaches: each attack below is a test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from kabinet.clock import utcnow
+from kabinet.ids import to_global_id
+from models.cloud import Cluster, Session, SessionStatus
+from models.events import OrganizationEvent
+from models.updates import UpdateRun, UpdateRunStatus
+from resolvers import clusters
+from tests import agents
+from tests.agents import bearer, subscribed
+from tests.test_agent_updates import due_run, updatable_database
+
+SNAPSHOT = "/cluster/sessions/snapshot"
+
+
+@pytest.fixture(autouse=True)
+def agent_mode(settings, monkeypatch):
+    monkeypatch.setattr(settings, "cluster", "agent")
+
+
+def line(csid: str | None = None, *, app: str = "1CV8C", started: dt.datetime | None = None, **fields) -> dict:
+    return {
+        "clusterSessionId": csid or str(uuid.uuid4()), "userName": "Иванов И.И.", "host": "PC-BUH-01", "appId": app,
+        "startedAt": (started or utcnow() - dt.timedelta(minutes=5)).isoformat(), **fields,
+    }
+
+
+def snapshot(cluster: str, *infobases: tuple[str, list], taken_at: dt.datetime | None = None) -> dict:
+    return {
+        "cluster": cluster, "takenAt": (taken_at or utcnow()).isoformat(),
+        "infobases": [{"name": name, "sessions": lines} for name, lines in infobases],
+    }
+
+
+async def on_cluster(org, infobase: str, cluster: Cluster | None = None):
+    cluster = cluster or await clusters.add(f"c-{uuid.uuid4().hex[:10]}")
+    database = await updatable_database(org)
+    await clusters.place(database, cluster, infobase)
+    return cluster, database
+
+
+@pytest.fixture
+async def world():
+    """Organization A with a database on a cluster (infobase buh_a), organization B with one on the same
+    cluster (buh_b); an all-organizations token, A's token, and a token scoped to the cluster."""
+    org_a, *_ = await subscribed(sessions_limit=3)
+    org_b, *_ = await subscribed(sessions_limit=3)
+    cluster, database_a = await on_cluster(org_a, "buh_a")
+    _, database_b = await on_cluster(org_b, "buh_b", cluster)
+    return {
+        "cluster": cluster, "a": (org_a, database_a), "b": (org_b, database_b),
+        "all": bearer(await agents.issue()), "agent_a": bearer(await agents.issue([org_a])),
+        "cluster_agent": bearer(await cluster_token([cluster.name])),
+    }
+
+
+async def cluster_token(names: list[str]) -> str:
+    from resolvers import agent_tokens
+
+    _, token = await agent_tokens.create(
+        f"cl-{uuid.uuid4().hex[:10]}", None, all_organizations=False, cluster_names=names, by=agents.OPERATOR
+    )
+    return token
+
+
+async def live(database) -> dict[str, SessionStatus]:
+    return {s.cluster_session_id: s.status for s in await Session.filter(database_id=database.id)}
+
+
+async def test_a_snapshot_starts_the_unknown_ends_the_missing_and_changes_nothing_twice(client, world):
+    cluster, (_, database), token = world["cluster"], world["a"], world["all"]
+    one, two = line(), line()
+    body = snapshot(cluster.name, ("buh_a", [one, two]))
+    first = await client.post(SNAPSHOT, json=body, headers=token)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert (answer["started"], answer["ended"], answer["refused"], answer["unknownInfobases"], answer["rejected"]) == (2, 0, [], [], [])
+    assert answer["cluster"]["name"] == cluster.name and answer["cluster"]["connected"] is True
+    assert await live(database) == {one["clusterSessionId"]: SessionStatus.ACTIVE, two["clusterSessionId"]: SessionStatus.ACTIVE}
+    events = await OrganizationEvent.filter(organization_id=database.organization_id, topic="sessions").count()
+
+    again = (await client.post(SNAPSHOT, json=body, headers=token)).json()
+    assert (again["started"], again["ended"]) == (0, 0), "the same snapshot twice changes nothing"
+    assert await OrganizationEvent.filter(organization_id=database.organization_id, topic="sessions").count() == events
+
+    later = (await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [two])), headers=token)).json()
+    assert (later["started"], later["ended"]) == (0, 1)
+    assert await live(database) == {one["clusterSessionId"]: SessionStatus.ENDED, two["clusterSessionId"]: SessionStatus.ACTIVE}
+
+
+async def test_a_terminating_session_missing_is_terminated_and_unlisted_infobases_are_untouched(client, world):
+    cluster, (_, database_a), (_, database_b), token = world["cluster"], world["a"], world["b"], world["all"]
+    s_a, s_b = line(), line()
+    await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [s_a]), ("buh_b", [s_b])), headers=token)
+    await Session.filter(cluster_session_id=s_a["clusterSessionId"]).update(status=SessionStatus.TERMINATING)
+    answer = (await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [])), headers=token)).json()
+    assert answer["ended"] == 1
+    assert await live(database_a) == {s_a["clusterSessionId"]: SessionStatus.TERMINATED}
+    assert await live(database_b) == {s_b["clusterSessionId"]: SessionStatus.ACTIVE}, "buh_b was not listed"
+
+
+async def test_sessions_beyond_the_limit_are_refused_and_answered(client, world):
+    cluster, (_, database), token = world["cluster"], world["a"], world["all"]
+    lines = [line(started=utcnow() - dt.timedelta(minutes=10 - i)) for i in range(4)]  # the limit is 3
+    answer = (await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", lines)), headers=token)).json()
+    assert answer["started"] == 3
+    assert [r["clusterSessionId"] for r in answer["refused"]] == [lines[3]["clusterSessionId"]], "the latest is the one turned away"
+    assert answer["refused"][0]["infobase"] == "buh_a" and "3" in answer["refused"][0]["reason"]
+    assert (await live(database))[lines[3]["clusterSessionId"]] == SessionStatus.REFUSED
+    again = (await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", lines)), headers=token)).json()
+    assert (again["started"], again["refused"]) == (0, []), "a refused session still listed is known: not refused again"
+
+
+async def test_a_bad_line_is_refused_alone_and_its_session_left_as_it_was(client, world):
+    cluster, (_, database), token = world["cluster"], world["a"], world["all"]
+    kept = line()
+    await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [kept])), headers=token)
+    bad_kept = {**kept, "startedAt": "yesterday"}
+    fresh, background = line(), line(app="BackgroundJob")
+    body = snapshot(cluster.name, ("buh_a", [bad_kept, line(userName="x" * 201), fresh, background, "text"]), ("tmp_copy", []))
+    answer = (await client.post(SNAPSHOT, json=body, headers=token)).json()
+    assert answer["rejected"] == [
+        {"path": "infobases[0].sessions[0]", "field": "startedAt", "reason": "not an ISO 8601 date-time"},
+        {"path": "infobases[0].sessions[1]", "field": "userName", "reason": "longer than 200 characters"},
+        {"path": "infobases[0].sessions[4]", "field": None, "reason": "a session is an object"},
+    ]
+    assert answer["unknownInfobases"] == ["tmp_copy"]
+    assert (answer["started"], answer["ended"]) == (1, 0), "the rest applies; a background job is no user's session"
+    assert await live(database) == {kept["clusterSessionId"]: SessionStatus.ACTIVE, fresh["clusterSessionId"]: SessionStatus.ACTIVE}
+
+
+async def test_app_ids_map_to_client_kinds(client, world):
+    cluster, (_, database), token = world["cluster"], world["a"], world["all"]
+    lines = [line(app=app) for app in ("1CV8C", "WebClient", "MobileClient")]
+    await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", lines)), headers=token)
+    kinds = {s.cluster_session_id: s.client_kind.value for s in await Session.filter(database_id=database.id)}
+    assert [kinds[x["clusterSessionId"]] for x in lines] == ["THIN_CLIENT", "WEB_CLIENT", "MOBILE"]
+    assert clusters.APP_CLIENT_KINDS["1CV8"].value == "RDP"
+
+
+async def test_the_bounds_and_the_whole_snapshot_refusals(client, world, settings):
+    cluster, token = world["cluster"], world["all"]
+    too_many = {"cluster": cluster.name, "takenAt": utcnow().isoformat(), "infobases": [{"name": f"i{i}", "sessions": []} for i in range(2001)]}
+    answer = await client.post(SNAPSHOT, json=too_many, headers=token)
+    assert (answer.status_code, answer.json()["error"]["field"]) == (400, "infobases")
+    sessions = snapshot(cluster.name, ("buh_a", [{} for _ in range(20_001)]))
+    answer = await client.post(SNAPSHOT, json=sessions, headers=token)
+    assert (answer.status_code, answer.json()["error"]["field"]) == (400, "infobases")
+    future = snapshot(cluster.name, ("buh_a", []), taken_at=utcnow() + dt.timedelta(hours=1))
+    assert (await client.post(SNAPSHOT, json=future, headers=token)).json()["error"]["field"] == "takenAt"
+    unknown = await client.post(SNAPSHOT, json=snapshot("no-such", ("buh_a", [])), headers=token)
+    assert (unknown.status_code, unknown.json()["error"]) == (404, {"code": "NOT_FOUND", "message": "No such cluster.", "field": "cluster"})
+    big = b'{"cluster": "' + b"x" * settings.agent_snapshot_max_body_bytes + b'"}'
+    assert (await client.post(SNAPSHOT, content=big, headers={**token, "Content-Type": "application/json"})).status_code == 413
+
+
+async def test_an_older_snapshot_than_the_last_changes_nothing(client, world):
+    cluster, (_, database), token = world["cluster"], world["a"], world["all"]
+    now = utcnow()
+    await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [line()]), taken_at=now), headers=token)
+    stale = await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", []), taken_at=now - dt.timedelta(seconds=10)), headers=token)
+    assert (stale.status_code, stale.json()["error"]["field"]) == (409, "takenAt")
+    assert set((await live(database)).values()) == {SessionStatus.ACTIVE}
+
+
+async def test_a_session_started_after_the_snapshot_was_taken_is_not_ended_by_it(client, world):
+    cluster, (org, database), token = world["cluster"], world["a"], world["all"]
+    taken = utcnow() - dt.timedelta(seconds=5)
+    started = await client.post("/cluster/sessions/started", json={
+        "databaseId": to_global_id("Database", database.id), "clusterSessionId": "late", "userName": "Петров",
+        "clientKind": "THIN_CLIENT", "startedAt": utcnow().isoformat(),
+    }, headers=token)
+    assert started.status_code == 201
+    answer = (await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", []), taken_at=taken), headers=token)).json()
+    assert answer["ended"] == 0 and (await live(database))["late"] == SessionStatus.ACTIVE
+
+
+# ------------------------------------------------------------------------------ reach: the attacker's read
+
+
+async def test_an_organizations_token_applies_only_its_infobases_and_does_not_mark_the_cluster_live(client, world):
+    """Organization A's agent names B's infobase: answered unknown, B's sessions untouched; and since the
+    cluster holds B's database too, A's report does not make B's list look live."""
+    cluster, (_, database_b) = world["cluster"], world["b"]
+    b_session = line()
+    await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_b", [b_session])), headers=world["cluster_agent"])
+    await Cluster.filter(id=cluster.id).update(connected=False)
+    forged = snapshot(cluster.name, ("buh_a", [line()]), ("buh_b", [line()]))
+    answer = (await client.post(SNAPSHOT, json=forged, headers=world["agent_a"])).json()
+    assert answer["unknownInfobases"] == ["buh_b"] and answer["started"] == 1
+    assert await live(database_b) == {b_session["clusterSessionId"]: SessionStatus.ACTIVE}, "B's session neither ended nor added to"
+    assert answer["cluster"]["connected"] is False and not (await Cluster.get(id=cluster.id)).connected
+
+
+async def test_a_cluster_token_reaches_its_clusters_only(client, world):
+    org_c, *_ = await subscribed()
+    other, database_c = await on_cluster(org_c, "buh_c")
+    away = await client.post(SNAPSHOT, json=snapshot(other.name, ("buh_c", [line()])), headers=world["cluster_agent"])
+    assert (away.status_code, away.json()["error"]["field"]) == (404, "cluster"), "answered as a cluster that does not exist"
+    assert await live(database_c) == {}
+    # nor through the legacy doors: a session of C's database, by cluster session id or by id
+    session = await Session.create(
+        organization=org_c, database=database_c, user_name="Чужой", client_kind="THIN_CLIENT", started_at=utcnow(),
+        status=SessionStatus.TERMINATING, cluster_session_id="c-1",
+    )
+    token = world["cluster_agent"]
+    ended = await client.post("/cluster/sessions/ended", json={"clusterSessionId": "c-1"}, headers=token)
+    done = await client.post(f"/cluster/terminations/{to_global_id('Session', session.id)}/done", headers=token)
+    refused = await client.post(f"/cluster/terminations/{to_global_id('Session', session.id)}/refused", json={"reason": "x"}, headers=token)
+    assert (ended.status_code, done.status_code, refused.status_code) == (404, 404, 404)
+    listed = (await client.get("/cluster/terminations", params={"limit": 500}, headers=token)).json()["terminations"]
+    assert to_global_id("Session", session.id) not in {t["sessionId"] for t in listed}
+    started = await client.post("/cluster/sessions/started", json={
+        "organizationCode": org_c.code, "clusterSessionId": "c-2", "userName": "x", "clientKind": "THIN_CLIENT",
+        "startedAt": utcnow().isoformat(),
+    }, headers=token)
+    assert started.json()["error"]["code"] == "NOT_FOUND", "an organization is not a cluster token's to report into"
+    assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING
+
+
+async def test_the_same_cluster_session_id_in_two_databases_is_two_sessions(client, world):
+    """A cluster names a session within its infobase: identity is (database, clusterSessionId)."""
+    cluster, (_, a), (_, b), token = world["cluster"], world["a"], world["b"], world["all"]
+    same = line("00000000-0000-0000-0000-000000000001")
+    answer = (await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [same]), ("buh_b", [same])), headers=token)).json()
+    assert answer["started"] == 2
+    assert await live(a) == await live(b) == {same["clusterSessionId"]: SessionStatus.ACTIVE}
+
+
+# ------------------------------------------------------------------------------ terminations, claims
+
+
+async def test_terminations_name_cluster_and_infobase_and_a_refusal_makes_it_active_again(client, world):
+    cluster, (_, database), token = world["cluster"], world["a"], world["agent_a"]
+    s = line()
+    await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [s])), headers=token)
+    session = await Session.get(cluster_session_id=s["clusterSessionId"])
+    await Session.filter(id=session.id).update(status=SessionStatus.TERMINATING, termination_requested_at=utcnow())
+    listed = (await client.get("/cluster/terminations", params={"cluster": cluster.name}, headers=token)).json()["terminations"]
+    assert [(t["cluster"], t["infobase"], t["clusterSessionId"]) for t in listed] == [(cluster.name, "buh_a", s["clusterSessionId"])]
+    assert (await client.get("/cluster/terminations", params={"cluster": "no-such"}, headers=token)).json() == {"terminations": []}
+
+    path = f"/cluster/terminations/{to_global_id('Session', session.id)}/refused"
+    refused = await client.post(path, json={"reason": "Сеанс защищён от завершения"}, headers=token)
+    assert refused.status_code == 200 and refused.json()["changed"] is True
+    assert refused.json()["session"]["status"] == "ACTIVE"
+    assert refused.json()["session"]["refusalReason"] == "Сеанс защищён от завершения"
+    assert (await client.post(path, json={"reason": "again"}, headers=token)).json()["changed"] is False
+    event = await OrganizationEvent.filter(organization_id=database.organization_id, topic="sessions").order_by("-seq").first()
+    assert event.kind == "TERMINATION_REFUSED"
+
+
+async def test_a_claim_narrows_to_a_cluster_and_a_cluster_token_claims_only_its_clusters_runs(client, world):
+    cluster, (org_a, database_a) = world["cluster"], world["a"]
+    org_c, *_ = await subscribed()
+    _, database_c = await on_cluster(org_c, "buh_c")
+    run_a, run_c = await due_run(database_a), await due_run(database_c)
+    token = world["cluster_agent"]
+    claimed = (await client.post("/cluster/updates/claim", json={}, headers=token)).json()["run"]
+    assert claimed["id"] == to_global_id("UpdateRun", run_a.id)
+    assert (claimed["database"]["cluster"], claimed["database"]["infobase"]) == (cluster.name, "buh_a")
+    assert (await client.post("/cluster/updates/claim", json={}, headers=token)).json() == {"run": None}
+    assert (await UpdateRun.get(id=run_c.id)).status == UpdateRunStatus.SCHEDULED, "C's run is not on its cluster"
+    wrong = await client.post("/cluster/updates/claim", json={"cluster": cluster.name}, headers=world["all"])
+    assert wrong.json() == {"run": None}, "the all-organizations agent narrowed to the cluster: C's run is elsewhere"
+    assert (await client.post("/cluster/updates/claim", json={}, headers=world["all"])).json()["run"]["id"] == to_global_id("UpdateRun", run_c.id)
