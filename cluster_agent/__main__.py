@@ -53,8 +53,12 @@ async def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except NotImplementedError:  # Windows: no loop signal handlers; a service manager's Ctrl+C is SIGINT
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
 
     if args.simulate:
         url, token = args.url or os.environ.get("KABINET_AGENT_URL"), args.token or os.environ.get("KABINET_AGENT_TOKEN")

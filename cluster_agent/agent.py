@@ -130,6 +130,9 @@ async def carry_out(kabinet: Kabinet, cluster: OneCCluster, run: dict) -> str:
     credentials = run.get("credentials")  # for this run only: passed to the cluster, never logged or stored
     try:
         try:
+            if getattr(cluster, "needs_infobase", False) and not database.get("infobase"):
+                raise ClusterError(f"база «{database['name']}» не привязана к информационной базе кластера "
+                                   "(kabinet cluster attach)")
             await cluster.warn_users(infobase, MESSAGES["warn_users"])
             await hand.step("warn_users", 5, MESSAGES["warn_users"])
             await cluster.lock(infobase, credentials, MESSAGES["lock"])

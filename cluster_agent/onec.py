@@ -88,6 +88,8 @@ class RacOneCCluster:
     """The real cluster: locks and sessions through rac (`sessions.RacCluster`), the update through the
     designer; the session list reported to kabinet again once the infobase's sessions are ended."""
 
+    needs_infobase = True  # a run's database names its infobase in this cluster (kabinet cluster attach)
+
     def __init__(self, cluster, designer: Designer | None, templates: Path | None, sync=None) -> None:
         self.cluster, self.designer, self.templates, self.sync = cluster, designer, templates, sync
         self.codes: dict[str, str] = {}  # infobase → this run's permission code

@@ -149,6 +149,9 @@ async def every(seconds: float, work: Callable[[], Awaitable[object]], stop: asy
             if on_failure:
                 on_failure()
             log.warning("%s failed (%d in a row): %s", what, failures, error)
+        except Exception as error:  # an answer not as expected: the loop goes on (no traceback: no argv in logs)
+            failures += 1
+            log.error("%s failed (%d in a row), unexpectedly: %s: %s", what, failures, type(error).__name__, error)
         pause = seconds if not failures else min(seconds * 2 ** failures, max(max_backoff, seconds))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=pause)

@@ -4,26 +4,23 @@ cluster's state in a JSON file, a log of every command they were given)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cluster_agent.agent import Kabinet, carry_out, serve
+from cluster_agent.agent import Kabinet, carry_out
 from cluster_agent.designer import Designer
 from cluster_agent.onec import RacOneCCluster
 from cluster_agent.rac import ClusterAdmin, Rac
 from cluster_agent.sessions import RacCluster, SessionSync
 from kabinet.clock import utcnow
-from models.cloud import Database
+from models.cloud import Cluster, Database
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from tests import agents, factories
-from tests.factories import Role
 from tests.standins.cluster import DESIGNER, MOSCOW, RAC, StandinCluster, update_template
 from tests.test_agent_updates import LOGIN, PASSWORD, with_credentials
 
@@ -62,13 +59,14 @@ class Agent:
 
 
 async def updatable(org, standin: StandinCluster, templates: Path) -> Database:
-    """A database on the stand-in cluster (infobase named by its external id) with an update due."""
+    """A database on a cluster kabinet knows, its infobase in the stand-in cluster, its release's template."""
     database = await factories.create_database(org)
     database.configuration, database.version = f"Бухгалтерия {uuid.uuid4().hex[:6]}", INSTALLED
-    database.external_id = f"buh_{uuid.uuid4().hex[:8]}"
+    database.cluster = await Cluster.create(name=f"c-{uuid.uuid4().hex[:8]}", time_zone="Europe/Moscow")
+    database.infobase = f"buh_{uuid.uuid4().hex[:8]}"
     await database.save()
     await Release.create(configuration=database.configuration, version=TARGET, published_at=utcnow() - dt.timedelta(days=1))
-    standin.add_infobase(database.external_id, user=LOGIN, password=PASSWORD,
+    standin.add_infobase(database.infobase, user=LOGIN, password=PASSWORD,
                          configuration=database.configuration, version=INSTALLED)
     update_template(templates, database.configuration, TARGET, [INSTALLED])
     return database
@@ -79,8 +77,8 @@ async def claimed_run(agent: Agent, database: Database, org) -> tuple[dict, Upda
     await UpdateRun.filter(database_id=database.id).delete()
     row = await UpdateRun.create(organization_id=org.id, database=database, status=UpdateRunStatus.SCHEDULED,
                                  target_version=TARGET, scheduled_for=utcnow() - dt.timedelta(seconds=1))
-    run = await agent.kabinet.claim([org.code])
-    assert run is not None and run["credentials"] == {"login": LOGIN, "password": PASSWORD}
+    run = await agent.kabinet.claim(None, cluster=database.cluster.name)
+    assert run is not None and run["database"]["infobase"] == database.infobase and run["credentials"] == {"login": LOGIN, "password": PASSWORD}
     return run, row
 
 
@@ -99,8 +97,8 @@ async def test_an_update_walks_lock_end_sessions_update_unlock_and_reads_the_ver
     templates = tmp_path / "templates"
     database = await updatable(org, standin, templates)
     await with_credentials(gql, org, team, database)
-    working = standin.start_session(database.external_id, "Бухгалтер")
-    agent = Agent(app, await agents.issue([org]), standin, "main", templates)
+    working = standin.start_session(database.infobase, "Бухгалтер")
+    agent = Agent(app, await agents.issue([org]), standin, database.cluster.name, templates)
     try:
         run, run_row = await claimed_run(agent, database, org)
         status = await carry_out(agent.kabinet, agent.onec, run)
@@ -108,7 +106,7 @@ async def test_an_update_walks_lock_end_sessions_update_unlock_and_reads_the_ver
         await agent.close()
     assert status == "SUCCEEDED", caplog.text[-3000:]
 
-    infobase = standin.infobase(database.external_id)
+    infobase = standin.infobase(database.infobase)
     assert (infobase["version"], infobase["sessions_deny"], infobase["scheduled_jobs_deny"]) == (TARGET, "off", "off")
     assert working not in standin.session_ids(), "the session was ended in the cluster"
     lock, unlock = standin.calls("infobase", "update")
@@ -150,7 +148,7 @@ async def test_a_failing_designer_fails_the_attempt_with_its_messages_and_unlock
     assert status == "SCHEDULED", "a retry comes"
     await run_row.refresh_from_db()
     assert "Недостаточно места на диске" in run_row.message and PASSWORD not in run_row.message
-    infobase = standin.infobase(database.external_id)
+    infobase = standin.infobase(database.infobase)
     assert (infobase["version"], infobase["sessions_deny"]) == (INSTALLED, "off"), "unlocked after the failure"
     assert PASSWORD not in caplog.text
 
@@ -167,7 +165,7 @@ async def test_an_update_with_no_template_for_the_release_fails_before_touching_
         await agent.close()
     await run_row.refresh_from_db()
     assert "нет файла обновления" in run_row.message and standin.commands("1cv8") == []
-    assert standin.infobase(database.external_id)["sessions_deny"] == "off"
+    assert standin.infobase(database.infobase)["sessions_deny"] == "off"
 
 
 async def run_messages(run) -> list[str]:
@@ -178,14 +176,17 @@ async def run_messages(run) -> list[str]:
     return [e.payload["message"] for e in events if e.payload["id"] == str(run.id)]
 
 
-async def until(condition, timeout: float = 30, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
-__all__ = ["serve", "Role"]
+async def test_a_database_not_attached_to_an_infobase_is_not_guessed(app, gql, standin, tmp_path):
+    org, team = await factories.create_team()
+    database = await updatable(org, standin, tmp_path / "templates")
+    await with_credentials(gql, org, team, database)
+    agent = Agent(app, await agents.issue([org]), standin, database.cluster.name, tmp_path / "templates")
+    try:
+        run, run_row = await claimed_run(agent, database, org)
+        run["database"]["infobase"] = None  # as kabinet answers for a database with no infobase named
+        await carry_out(agent.kabinet, agent.onec, run)
+    finally:
+        await agent.close()
+    await run_row.refresh_from_db()
+    assert "kabinet cluster attach" in run_row.message
+    assert standin.calls("infobase", "update") == [] and standin.commands("1cv8") == []
