@@ -25,6 +25,9 @@ from cluster_agent.rac import Block, Rac, RacError, local_time
 log = logging.getLogger("cluster_agent.sessions")
 
 REFUSED_MESSAGE = "Сеанс не допущен: {reason}"
+# kabinet's bounds of one snapshot are 2,000 infobases and 20,000 sessions (and 8 MiB): half the
+# sessions keeps a request's bytes well inside
+MAX_INFOBASES, MAX_SESSIONS = 2000, 10_000
 
 
 class ClusterNotFound(RacError):
@@ -95,6 +98,25 @@ def snapshot_of(cluster: str, infobases: dict[str, str], sessions: list[Block], 
     }
 
 
+def parts(snapshot: dict, max_infobases: int = MAX_INFOBASES, max_sessions: int = MAX_SESSIONS) -> list[dict]:
+    """The snapshot cut into requests kabinet takes (at most `max_infobases` infobases and, unless one
+    infobase alone has more, `max_sessions` sessions each); infobases a request does not list are left
+    as they are, so the parts together say what the whole says."""
+    found: list[dict] = []
+    current: list[dict] = []
+    count = 0
+    for infobase in snapshot["infobases"]:
+        size = len(infobase["sessions"])
+        if current and (len(current) >= max_infobases or count + size > max_sessions):
+            found.append({**snapshot, "infobases": current})
+            current, count = [], 0
+        current.append(infobase)
+        count += size
+    if current or not found:
+        found.append({**snapshot, "infobases": current})
+    return found
+
+
 class SessionSync:
     """Snapshots of one cluster to kabinet; `report()` is one pass (also called after an update ends sessions)."""
 
@@ -108,7 +130,7 @@ class SessionSync:
             taken_at = dt.datetime.now(dt.timezone.utc)
             infobases = await self.cluster.infobases()
             sessions = await self.cluster.sessions()
-            answer = await self.kabinet.snapshot(snapshot_of(self.name, infobases, sessions, self.cluster.zone, taken_at))
+            answer = await self._send(snapshot_of(self.name, infobases, sessions, self.cluster.zone, taken_at))
             unknown = set(answer.get("unknownInfobases") or [])
             if unknown - self.unknown:
                 log.info("infobases kabinet does not map to a database (attach them with `kabinet cluster attach`): %s",
@@ -121,6 +143,19 @@ class SessionSync:
             if answer.get("started") or answer.get("ended"):
                 log.info("snapshot: %s started, %s ended", answer.get("started"), answer.get("ended"))
             return answer
+
+    async def _send(self, snapshot: dict) -> dict:
+        """The snapshot in parts within kabinet's bounds (each infobase's list whole in one part, all parts
+        at the same takenAt): one answer, the parts' counts and lists added up."""
+        answer: dict = {}
+        for part in parts(snapshot):
+            got = await self.kabinet.snapshot(part)
+            answer["cluster"] = got.get("cluster")
+            for key in ("started", "ended"):
+                answer[key] = answer.get(key, 0) + (got.get(key) or 0)
+            for key in ("refused", "unknownInfobases", "rejected"):
+                answer[key] = answer.get(key, []) + (got.get(key) or [])
+        return answer
 
     async def _end_refused(self, refused: dict) -> None:
         try:

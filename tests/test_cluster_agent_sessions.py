@@ -137,16 +137,19 @@ async def test_when_rac_or_kabinet_is_down_the_agent_backs_off_then_catches_up(w
         await until(lambda: _is(world, first, SessionStatus.ENDED), what="the ended session caught up")
         assert await world.status(second) == SessionStatus.ACTIVE
 
+        assert "Ошибка соединения" in caplog.text, "rac's own words are logged"
+        caplog.clear()
         world.transport.down = True  # kabinet unreachable
         world.standin.end_session(second)
-        await until(lambda: _logged(caplog, "Connection refused"), what="a refused connection")
+        await until(lambda: _logged(caplog, "session snapshot failed (2 in a row)"), what="kabinet refusing connections")
+        assert await world.status(second) == SessionStatus.ACTIVE
         world.transport.down = False
         await until(lambda: _is(world, second, SessionStatus.ENDED), what="caught up after kabinet came back")
     finally:
         stop.set()
         await asyncio.wait_for(loop, timeout=10)
-    assert "going again after" in caplog.text
-    assert "Ошибка соединения" in caplog.text and ADMIN[1] not in caplog.text
+    assert "going again after" in caplog.text and "Connection refused" in caplog.text
+    assert ADMIN[1] not in caplog.text
 
 
 async def _is(world, cluster_session_id, status) -> bool:

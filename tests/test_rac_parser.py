@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cluster_agent.rac import ClusterAdmin, Rac, RacError, classify, local_time, parse_blocks
-from cluster_agent.sessions import snapshot_of
+from cluster_agent.sessions import parts, snapshot_of
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -233,3 +233,13 @@ async def test_the_stand_in_rac_answers_in_cp866_with_crlf_and_the_agent_reads_i
     with pytest.raises(RacError) as refused:
         await Rac(str(RAC), "localhost:1545", ClusterAdmin("admin", "wrong")).sessions(cluster.uuid)
     assert refused.value.kind == "refused" and "wrong" not in str(refused.value)
+
+
+def test_a_large_cluster_is_reported_in_parts_each_infobase_whole():
+    snapshot = {"cluster": "main", "takenAt": "2026-12-06T21:00:05+00:00", "infobases": [
+        {"name": f"ib{i}", "sessions": [{"clusterSessionId": f"{i}-{j}"} for j in range(i % 4)]} for i in range(10)]}
+    cut = parts(snapshot, max_infobases=3, max_sessions=4)
+    assert all(p["takenAt"] == snapshot["takenAt"] and p["cluster"] == "main" for p in cut)
+    assert [i for p in cut for i in p["infobases"]] == snapshot["infobases"], "every infobase once, in order"
+    assert all(len(p["infobases"]) <= 3 and sum(len(i["sessions"]) for i in p["infobases"]) <= 4 for p in cut)
+    assert parts({**snapshot, "infobases": []}) == [{**snapshot, "infobases": []}], "an empty cluster is still reported"
