@@ -12,6 +12,7 @@ appear in a log line or an error text of this module (`RacError` scrubs them out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -29,6 +30,24 @@ GONE_MARKERS = ("не найден", "not found")
 UNREACHABLE_MARKERS = ("ошибка соединения", "connection refused", "не удалось установить соединение",
                        "could not connect", "connection error", "timed out", "network")
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024  # 20,000 sessions of ~2 KiB each fit with room to spare
+
+
+MAX_ERROR_BYTES = 64 * 1024
+
+
+class OutputTooLarge(Exception):
+    pass
+
+
+async def bounded_read(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """All of a pipe up to `limit` bytes; OutputTooLarge past it (read no further)."""
+    chunks, size = [], 0
+    while chunk := await stream.read(65536):
+        size += len(chunk)
+        if size > limit:
+            raise OutputTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class RacError(Exception):
@@ -147,19 +166,25 @@ class Rac:
             )
         except OSError as error:  # no rac there: nothing the cluster refused
             raise RacError(f"rac не запускается ({self.executable}): {error.strerror}", "unreachable") from None
+        reading = [asyncio.ensure_future(bounded_read(process.stdout, MAX_OUTPUT_BYTES)),
+                   asyncio.ensure_future(bounded_read(process.stderr, MAX_ERROR_BYTES))]
         try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout=self.timeout)
-        except asyncio.TimeoutError:
-            process.kill()
+            out, err = await asyncio.wait_for(asyncio.gather(*reading), timeout=self.timeout)
+            await asyncio.wait_for(process.wait(), timeout=self.timeout)
+        except (asyncio.TimeoutError, OutputTooLarge) as error:
+            for task in reading:
+                task.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             await process.wait()
+            if isinstance(error, OutputTooLarge):
+                raise RacError(f"rac {shown}: ответ больше {MAX_OUTPUT_BYTES // 2**20} МиБ", "refused") from None
             raise RacError(f"rac {shown}: нет ответа за {self.timeout:.0f} с", "unreachable") from None
         if process.returncode != 0:
             reason = " ".join(decode(err or out, self.encoding).split()) or f"код выхода {process.returncode}"
             message = scrub(reason, secrets)
             log.debug("rac %s failed (%s): %s", shown, process.returncode, message)
             raise RacError(message, classify(message))
-        if len(out) > MAX_OUTPUT_BYTES:
-            raise RacError(f"rac {shown}: ответ больше {MAX_OUTPUT_BYTES // 2**20} МиБ", "refused")
         return parse_blocks(out, self.encoding)
 
     # ------------------------------------------------------------------ what the agent asks

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import stat
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -243,3 +244,24 @@ def test_a_large_cluster_is_reported_in_parts_each_infobase_whole():
     assert [i for p in cut for i in p["infobases"]] == snapshot["infobases"], "every infobase once, in order"
     assert all(len(p["infobases"]) <= 3 and sum(len(i["sessions"]) for i in p["infobases"]) <= 4 for p in cut)
     assert parts({**snapshot, "infobases": []}) == [{**snapshot, "infobases": []}], "an empty cluster is still reported"
+
+
+async def test_an_answer_beyond_the_bound_is_refused_unread(tmp_path, monkeypatch):
+    import cluster_agent.rac as rac_module
+
+    monkeypatch.setattr(rac_module, "MAX_OUTPUT_BYTES", 100_000)
+    script = tmp_path / "rac"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys; sys.stdout.write('session : 1b9a\\\\n' * 10**6)\"\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(RacError, match="ответ больше"):
+        await Rac(str(script)).clusters()
+
+
+@pytest.mark.parametrize("name", ["..", "../etc", "a/b", "a\\b", ""])
+def test_a_release_name_never_leads_out_of_the_templates_folder(tmp_path, name):
+    from cluster_agent.designer import DesignerError, template_for
+
+    with pytest.raises(DesignerError):
+        template_for(tmp_path, name, "3.0.1.1")
+    with pytest.raises(DesignerError):
+        template_for(tmp_path, "Бухгалтерия", name)
