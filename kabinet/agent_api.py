@@ -2,11 +2,13 @@
 update runs.
 
 An agent authenticates with `Authorization: Bearer <token>`: an agent token of the programs' token
-store (`kabinet agent token create --name … --organizations CODE,…`, resolvers/agent_tokens.py), or,
-deprecated, one whose sha256 is in KABINET_CLUSTER_AGENT_TOKENS (acting for every organization). The
-token is the agent: its name owns its claims, and its organizations are all it sees and touches.
-Every endpoint checks the object against them (a session, a run, an organization or database named
-in the body); what is outside is answered as if it did not exist (404, or absent from a list).
+store (`kabinet agent token create --name … --clusters NAME,…` or `--organizations CODE,…`,
+resolvers/agent_tokens.py), or, deprecated, one whose sha256 is in KABINET_CLUSTER_AGENT_TOKENS
+(acting for every organization). The token is the agent: its name owns its claims, and what it
+reaches (its organizations, or the databases on its clusters: resolvers/clusters.py `reach`) is all
+it sees and touches. Every endpoint checks the object against it (a cluster, a session, a run, an
+organization or database named in the body); what is outside is answered as if it did not exist
+(404, or absent from a list).
 
 JSON in and out; a refusal is `{"error": {"code", "message", "field"}}` with 400 (bad input: the
 field and why), 401 (no valid token), 404 (no such object, or not this agent's) or 409 (a state that
@@ -18,11 +20,16 @@ KABINET_AGENT_CLOCK_SKEW_SECONDS (300) past kabinet's clock.
 Each change is one transaction: the session's transition in resolvers/sessions.py (which records its
 event), announced once committed, exactly as the simulated cluster does (workers/cluster.py).
 
+    POST /cluster/sessions/snapshot           a cluster's sessions per infobase, each list complete: the
+                                              unknown start (or are REFUSED), the missing end; idempotent;
+                                              the cluster connected (resolvers/clusters.py)
     POST /cluster/sessions/started            a session began          → Session ACTIVE + STARTED
     POST /cluster/sessions/ended              a session ended          → ENDED (TERMINATED if asked to end)
-    GET  /cluster/terminations                sessions asked to end (TERMINATING), oldest request first
-                                              (?limit=1…500, default 100; ?organizationCode= to narrow)
+    GET  /cluster/terminations                sessions asked to end (TERMINATING), oldest request first, with
+                                              their cluster and infobase (?limit=1…500, default 100;
+                                              ?organizationCode=, ?cluster= to narrow)
     POST /cluster/terminations/{id}/done      the cluster ended it     → TERMINATED
+    POST /cluster/terminations/{id}/refused   the cluster would not    → ACTIVE again, with its reason
     GET  /cluster/limits                      what to admit: per organization its concurrent-sessions limit
                                               and running sessions, per database its lock of new sessions
                                               (?organizationCode= to narrow)

@@ -24,7 +24,7 @@ from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
 from kabinet.pubsub import create_broadcast
 from kabinet.settings import Settings
 from kabinet.sign_ins import EndedLogins
-from resolvers import agent_tokens
+from resolvers import agent_tokens, cluster_mode
 from resolvers.tokens import ended_login_memory_seconds
 from schema.build import build_schema
 from workers.runner import Workers
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # older generations walk hundreds of MB. Rarer young collections, far rarer full ones.
         gc.set_threshold(*GC_THRESHOLDS)
         log.info("kabinet is serving %s", "the embedded default" if settings.is_sqlite else "its configured database")
+        log.info((await cluster_mode.read(settings)).line())
         legacy_agents = agent_tokens.legacy_warning(settings)
         if legacy_agents:
             log.warning(legacy_agents)

@@ -53,11 +53,13 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def worker() -> None:
     from kabinet import db
     from kabinet.pubsub import create_broadcast
+    from resolvers import cluster_mode
     from workers.runner import Workers
 
     async def run() -> None:
         settings = Settings()
         await db.connect(settings)
+        logging.getLogger("kabinet.cluster").info((await cluster_mode.read(settings)).line())
         broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
         await broadcast.connect()
         workers = Workers(settings, broadcast)
@@ -94,16 +96,21 @@ def agent_token(ctx: click.Context) -> None:
 
 
 @agent_token.command("create", help=(
-    "Issue an agent token for the organizations named (their codes, as the provider knows them), or for every "
-    "organization with --all-organizations; prints ONLY the token (shown this once; kabinet keeps its hash)."))
+    "Issue an agent token for the organizations named (their codes, as the provider knows them), for the clusters "
+    "named (the databases on them: `kabinet cluster add`), or for every organization with --all-organizations; "
+    "prints ONLY the token (shown this once; kabinet keeps its hash)."))
 @click.option("--name", required=True, help="The agent it is for, e.g. cluster-msk-1: letters, digits, '.', '_', '-'.")
 @click.option("--organizations", default=None, metavar="CODE,CODE", help="Comma-separated organization codes.")
+@click.option("--clusters", default=None, metavar="NAME,NAME", help="Comma-separated cluster names: their databases only.")
 @click.option("--all-organizations", is_flag=True, help="For every organization (a deployment with one cluster).")
-def agent_token_create(name: str, organizations: str | None, all_organizations: bool) -> None:
+def agent_token_create(name: str, organizations: str | None, clusters: str | None, all_organizations: bool) -> None:
     from resolvers import agent_tokens
 
     codes = [code.strip() for code in organizations.split(",") if code.strip()] if organizations is not None else None
-    _, secret = _on_the_database(lambda: agent_tokens.create(name, codes, all_organizations=all_organizations, by=_operator()))
+    names = [n.strip() for n in clusters.split(",") if n.strip()] if clusters is not None else None
+    _, secret = _on_the_database(lambda: agent_tokens.create(
+        name, codes, all_organizations=all_organizations, cluster_names=names, by=_operator(),
+    ))
     click.echo(secret)
     click.echo(
         "kabinet: give the token to the cluster agent (Authorization: Bearer <token>, or KABINET_AGENT_TOKEN); it is "
@@ -111,17 +118,20 @@ def agent_token_create(name: str, organizations: str | None, all_organizations: 
     )
 
 
-@agent_token.command("list", help="Agent tokens: name, organizations, created, last used, revoked.")
+@agent_token.command("list", help="Agent tokens: name, organizations or clusters, created, last used, revoked.")
 def agent_token_list() -> None:
     from resolvers import agent_tokens, program_tokens
 
     async def read():
         rows = await agent_tokens.tokens()
-        return rows, await program_tokens.organization_codes(rows)
+        return rows, await program_tokens.organization_codes(rows), await program_tokens.cluster_names(rows)
 
-    rows, codes = _on_the_database(read)
+    rows, codes, cluster_names = _on_the_database(read)
     for row in rows:
-        scope = "all organizations" if row.all_organizations else ",".join(codes.get(row.id, [])) or "(no organization left)"
+        if row.id in cluster_names:
+            scope = "clusters " + ",".join(cluster_names[row.id])
+        else:
+            scope = "all organizations" if row.all_organizations else ",".join(codes.get(row.id, [])) or "(no organization left)"
         click.echo(
             f"{row.name}\t{scope}\tcreated {_when(row.created_at)}\tlast used {_when(row.last_used_at)}"
             f"\t{'revoked ' + _when(row.revoked_at) if row.revoked_at else 'active'}"
@@ -139,6 +149,67 @@ def agent_token_revoke(name: str) -> None:
 
     row = _on_the_database(lambda: agent_tokens.revoke(name, by=_operator()))
     click.echo(f"kabinet: {row.name} revoked")
+
+
+@main.group(help="The 1C clusters kabinet knows: their agents report sessions, their databases name them.")
+def cluster() -> None:
+    pass
+
+
+@cluster.command("add", help="Make a cluster known by NAME (lowercase letters, digits, '.', '_', '-'), e.g. main.")
+@click.argument("name")
+@click.option("--description", default=None, help="What it is, for the operator.")
+@click.option("--time-zone", default=None, metavar="ZONE", help="The cluster server's IANA zone, e.g. Europe/Moscow (informative).")
+def cluster_add(name: str, description: str | None, time_zone: str | None) -> None:
+    from resolvers import clusters
+
+    row = _on_the_database(lambda: clusters.add(name, description=description, time_zone=time_zone))
+    click.echo(f"kabinet: cluster {row.name} added; attach its databases (kabinet cluster attach) and issue its agent a "
+               f"token (kabinet agent token create --name … --clusters {row.name})", err=True)
+
+
+@cluster.command("list", help="Clusters: name, databases, connected, last report.")
+def cluster_list() -> None:
+    from resolvers import clusters
+
+    rows = _on_the_database(clusters.listing)
+    for row in rows:
+        c = row.cluster
+        click.echo(f"{c.name}\t{row.databases} databases\t{'connected' if c.connected else 'disconnected'}"
+                   f"\tlast report {_when(c.last_report_at)}")
+    if not rows:
+        click.echo("kabinet: no clusters yet (kabinet cluster add NAME)", err=True)
+
+
+def _place_database(cluster_name: str | None, database: str, infobase: str | None) -> None:
+    from kabinet.ids import pk_of
+    from resolvers import clusters
+    from resolvers.context import SystemActor
+
+    async def work():
+        row = await clusters.database_named(database, pk_of(database, "Database"))
+        target = await clusters.named(cluster_name) if cluster_name is not None else None
+        name = clusters.checked_infobase(infobase) if infobase is not None else None
+        await clusters.attach(SystemActor("operator"), row, target, name)  # its event is read by the next poll
+        return row
+
+    row = _on_the_database(work)
+    where = f"the infobase {infobase} of the cluster {cluster_name}" if cluster_name else "no cluster"
+    click.echo(f"kabinet: the database {row.name} ({row.id}) is on {where}", err=True)
+
+
+@cluster.command("attach", help="Put a database on a cluster as its infobase there.")
+@click.option("--cluster", "cluster_name", required=True, help="The cluster's name.")
+@click.option("--database", required=True, help="The database: its global id or the provider's external id.")
+@click.option("--infobase", required=True, help="The infobase's name in the cluster (as `rac infobase summary list` shows).")
+def cluster_attach(cluster_name: str, database: str, infobase: str) -> None:
+    _place_database(cluster_name, database, infobase)
+
+
+@cluster.command("detach", help="Take a database off its cluster (its sessions are no longer the cluster's to report).")
+@click.option("--database", required=True, help="The database: its global id or the provider's external id.")
+def cluster_detach(database: str) -> None:
+    _place_database(None, database, None)
 
 
 @main.group(help="The outbox of e-mail and SMS the mail worker delivers.")
@@ -210,7 +281,7 @@ def migrate() -> None:
     click.echo("kabinet: database is up to date")
 
 
-@main.command(help="Create the demo data set in an empty database.")
+@main.command(help="Create the demo data set in an empty database (a laptop's or a throwaway one: never a deployment's).")
 @click.option("--demo", is_flag=True, required=True, help="The demo data set of the contract README.")
 def seed(demo: bool) -> None:
     from kabinet import db
@@ -224,7 +295,34 @@ def seed(demo: bool) -> None:
         finally:
             await db.disconnect()
 
-    click.echo("kabinet: demo data created" if asyncio.run(run()) else "kabinet: database already has data; nothing done")
+    if not asyncio.run(run()):
+        click.echo("kabinet: database already has data; nothing done")
+        return
+    click.echo("kabinet: demo data created")
+    click.echo(
+        "kabinet: its accounts share the published password and its releases become real databases' update target: "
+        "a laptop's or a throwaway database only (`kabinet doctor` blocks a deployment holding it)", err=True,
+    )
+
+
+@main.command(help=(
+    "Check this deployment before customers use it: prints what is missing or unsafe, each BLOCKS or WARNS with "
+    "its fix, and the cluster mode; reads the settings and the database, changes nothing. Exit 1 when anything blocks."))
+def doctor() -> None:
+    from kabinet.doctor import BLOCKS, WARNS, examine
+
+    settings = Settings()
+    examination = asyncio.run(examine(settings, _cli_actor(settings)))
+    for level in (BLOCKS, WARNS):
+        for finding in examination.of(level):
+            click.echo(f"{level:<7}{finding.what}")
+            click.echo(f"{'':<7}fix: {finding.fix}")
+    if examination.cluster_mode is not None:
+        click.echo(examination.cluster_mode.line())
+    blocks, warns = len(examination.of(BLOCKS)), len(examination.of(WARNS))
+    verdict = "not ready for production" if examination.blocked else "nothing blocks"
+    click.echo(f"kabinet doctor: {verdict} ({blocks} blocking, {warns} warning)")
+    sys.exit(1 if examination.blocked else 0)
 
 
 @main.command("export-schema", help="Print the served schema in SDL.")
@@ -311,7 +409,9 @@ def _when(moment) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
 
 
-@main.group(help="The provider's staff: they moderate organizations and publish releases, signing in as any user does.")
+@main.group(help=(
+    "The provider's staff: they moderate organizations and publish releases, signing in as any user does; the operator "
+    "here puts people into an organization (invite, make-owner) with the staff's rights."))
 def staff() -> None:
     pass
 
@@ -380,6 +480,88 @@ def staff_disable(email: str) -> None:
         f"kabinet: {user.email} is no longer staff; {revoked} sign-in token(s) revoked "
         "(running servers refuse their access tokens within a few seconds)"
     )
+
+
+def _as_staff(work):
+    """Run `work(actor, settings)` with the operator's staff rights (`_cli_actor`) in one transaction,
+    then announce the events it recorded on the broker (a configured one: with the in-process broker
+    the servers' event hubs read them from the database); a domain refusal exits 1 with its message."""
+    from kabinet.pubsub import create_broadcast
+
+    settings = Settings()
+    actor = _cli_actor(settings)
+
+    result = _on_the_database(lambda: work(actor, settings))
+    if actor.announcements.latest and not settings.broker_url.startswith("memory"):
+        async def announce() -> None:
+            broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
+            await broadcast.connect()
+            try:
+                await actor.announcements.announce(broadcast)
+            finally:
+                await broadcast.disconnect()
+
+        try:
+            asyncio.run(announce())
+        except Exception as error:  # noqa: BLE001 — done and committed; the servers poll the event log anyway
+            click.echo(f"kabinet: could not announce the change on the broker ({type(error).__name__}); servers pick it up by polling", err=True)
+    return result
+
+
+def _organization_of(actor, inn: str, kpp: str | None):
+    from resolvers import moderation
+
+    return moderation.organization_id_by_inn(actor, inn, kpp, customer=True)
+
+
+@staff.command("invite", help=(
+    "Invite someone into the organization of INN (KPP when several share it) with a role, as its owner would: the "
+    "same letter and link (7 days, once); a pending invitation to the same address replaced. Refused (exit 1, the "
+    "reason printed) for an organization not APPROVED, an OWNER (`kabinet staff make-owner`), a member's address. "
+    "In the organization's audit log and the provider's, as the CLI."))
+@click.option("--inn", required=True, help="The organization's INN.")
+@click.option("--kpp", default=None, help="Its KPP, when several organizations share the INN.")
+@click.option("--email", default=None, help="The invitee's e-mail (this and/or --phone).")
+@click.option("--phone", default=None, help="The invitee's phone, +7XXXXXXXXXX.")
+@click.option("--role", required=True, type=click.Choice(["ADMIN", "ACCOUNTANT", "USER"], case_sensitive=False))
+@click.option("--databases", default=None, metavar="ID,ID", help="For a USER: the databases they may open (the provider's external ids).")
+def staff_invite(inn: str, kpp: str | None, email: str | None, phone: str | None, role: str, databases: str | None) -> None:
+    from resolvers import invitations
+
+    async def invite(actor, settings):
+        organization_id = await _organization_of(actor, inn, kpp)
+        database_ids = await invitations.databases_named(organization_id, (databases or "").split(","), "databases")
+        return await invitations.staff_invite_member(
+            actor, settings, organization_id, email, phone, invitations.role_named(role), database_ids,
+        )
+
+    row = _as_staff(invite)
+    click.echo(f"kabinet: invitation as {row.role.value} sent to {row.email or row.phone} (INN {inn}); the link works until {_when(row.expires_at)} UTC")
+
+
+@staff.command("make-owner", help=(
+    "Give the organization of INN, which has no owner (its only owner left; the provider sent it and nobody "
+    "claimed it), one: the member whose confirmed e-mail or phone this is becomes the OWNER now; any other address "
+    "is invited as the OWNER, and whoever accepts, proving the address, becomes it. Refused (exit 1) while it has an "
+    "owner: the owner invites people or hands it over. Audited, as the CLI."))
+@click.option("--inn", required=True, help="The organization's INN.")
+@click.option("--kpp", default=None, help="Its KPP, when several organizations share the INN.")
+@click.option("--email", default=None, help="The person's e-mail (this and/or --phone).")
+@click.option("--phone", default=None, help="The person's phone, +7XXXXXXXXXX.")
+def staff_make_owner(inn: str, kpp: str | None, email: str | None, phone: str | None) -> None:
+    from resolvers import invitations
+
+    async def make(actor, settings):
+        return await invitations.staff_make_owner(actor, settings, await _organization_of(actor, inn, kpp), email, phone)
+
+    made = _as_staff(make)
+    if made.membership is not None:
+        click.echo(f"kabinet: {email or phone} is now the OWNER of {made.organization.name} (INN {inn})")
+    else:
+        click.echo(
+            f"kabinet: invitation as OWNER sent to {made.invite.email or made.invite.phone} (INN {inn}); whoever accepts "
+            f"it becomes the owner; the link works until {_when(made.invite.expires_at)} UTC"
+        )
 
 
 @main.group(help="The provider API (/provider/v1/…): its programs write the provider's data with service tokens.")

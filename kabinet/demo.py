@@ -31,7 +31,7 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
-from resolvers import cloud_subscriptions, document_publication, sessions, update_runs
+from resolvers import cloud_subscriptions, demo_mark, document_publication, sessions, update_runs
 from resolvers import supplier as suppliers
 from resolvers.documents import document_number, document_visible_from, period_label
 
@@ -328,7 +328,9 @@ async def seed_demo(today: date | None = None) -> bool:
             return False
         password_hash = await asyncio.to_thread(hash_password, DEMO_PASSWORD)
         if await suppliers.current() is None:  # the demo's documents, and the publisher's after them, name it
-            await suppliers.store(DEMO_SUPPLIER, "demo")
+            await suppliers.store(DEMO_SUPPLIER, demo_mark.DEMO_BY)
+        # the mark that this database is the demo's (the cluster mode and `kabinet doctor` read it)
+        await demo_mark.mark_seeded("demo data set")
         # Releases belong to no organization: a release watcher may have recorded these already.
         old_release, _ = await Release.get_or_create(
             configuration=ACCOUNTING, version=INSTALLED_VERSION,

@@ -42,7 +42,7 @@ from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
 from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
-from resolvers import moderation, staff_desk
+from resolvers import invitations, moderation, staff_desk
 from resolvers.errors import ErrorCode, Refusal, UserFacingError
 from resolvers.pagination import Page, PageRequest
 from resolvers.provider import records, service_accounts
@@ -50,7 +50,7 @@ from resolvers.provider.audit import ActorKind, record_action
 from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record, RefusalBudget
 
 if TYPE_CHECKING:  # rows the resolvers answer with, named for the annotations only
-    from models.organizations import Organization
+    from models.organizations import Invite, Organization
     from models.outbox import OutboxMessage
     from models.provider import RefusedRecord
 
@@ -263,7 +263,7 @@ STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400
 
 # The domain names what it was given; these requests name it otherwise: the message by the path's id,
 # the organization by its INN (and KPP).
-REQUEST_FIELD_OF = {"delivery_id": "id", "organization_id": "inn"}
+REQUEST_FIELD_OF = {"delivery_id": "id", "organization_id": "inn", "database_ids": "databases"}
 
 
 def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
@@ -439,6 +439,54 @@ async def reject_organization(request: Request, actor: ProviderActor) -> Respons
     return JSONResponse({"organization": _organization(row)})
 
 
+def _invitation(row: Invite) -> dict[str, Any]:
+    return {
+        "id": to_global_id("Invite", row.id), "email": row.email, "phone": row.phone, "role": row.role.value,
+        "status": invitations.effective_status(row).value, "expiresAt": _when(row.expires_at),
+    }
+
+
+def _texts(body: dict[str, Any], name: str) -> list[str]:
+    """A field of a request's JSON object that is a list of texts (absent: empty); anything else is
+    refused (400) on the field."""
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise UserFacingError(ErrorCode.INVALID, f"`{name}` is a list of strings.", name)
+    return value
+
+
+@staff_endpoint("organization_invite")
+async def invite_member(request: Request, actor: ProviderActor) -> Response:
+    """Invite someone into the organization named by `{"inn", "kpp"?}`: `{"email"?, "phone"?, "role",
+    "databases"?: [external ids]}`, as its owner would (resolvers/invitations.py staff_invite_member)."""
+    body = await _json_object(request)
+    organization_id = await moderation.organization_id_by_inn(actor, _text(body, "inn"), _text(body, "kpp"), customer=True)
+    role = invitations.role_named(_text(body, "role"))
+    databases = await invitations.databases_named(organization_id, _texts(body, "databases"), "database_ids")
+    invite = await invitations.staff_invite_member(
+        actor, request.app.state.settings, organization_id, _text(body, "email") or None, _text(body, "phone") or None,
+        role, databases,
+    )
+    return JSONResponse({"invitation": _invitation(invite)})
+
+
+@staff_endpoint("organization_make_owner")
+async def make_owner(request: Request, actor: ProviderActor) -> Response:
+    """Give the organization named by `{"inn", "kpp"?}`, which has no owner, one: `{"email"?, "phone"?}`
+    — a member's address promotes them, any other is invited as the OWNER (staff_make_owner)."""
+    body = await _json_object(request)
+    organization_id = await moderation.organization_id_by_inn(actor, _text(body, "inn"), _text(body, "kpp"), customer=True)
+    made = await invitations.staff_make_owner(
+        actor, request.app.state.settings, organization_id, _text(body, "email") or None, _text(body, "phone") or None,
+    )
+    return JSONResponse({
+        "organization": _organization(made.organization), "promoted": made.membership is not None,
+        "invitation": _invitation(made.invite) if made.invite is not None else None,
+    })
+
+
 routes = [
     Route("/provider/v1/records/{entity}", post_records, methods=["POST"]),
     Route("/provider/v1/entities", entities, methods=["GET"]),
@@ -449,4 +497,6 @@ routes = [
     Route("/provider/v1/staff/organizations", organizations_for_moderation, methods=["GET"]),
     Route("/provider/v1/staff/organizations/approve", approve_organization, methods=["POST"]),
     Route("/provider/v1/staff/organizations/reject", reject_organization, methods=["POST"]),
+    Route("/provider/v1/staff/organizations/invite", invite_member, methods=["POST"]),
+    Route("/provider/v1/staff/organizations/make-owner", make_owner, methods=["POST"]),
 ]

@@ -1,6 +1,6 @@
 """Cluster agents' tokens: AGENT tokens of the programs' one store (resolvers/program_tokens.py), each
-issued for named organizations, named clusters, or (explicitly) every organization, and the
-deployment's cluster mode.
+issued for named organizations, named clusters, or (explicitly) every organization. The
+deployment's cluster mode is resolvers/cluster_mode.py's (`cluster_mode` below reads it for the agent API).
 
 An agent token is the agent's identity: its name owns the agent's leases (update_jobs.agent_owner),
 and its organizations (or the databases on its clusters: resolvers/clusters.py `reach`) are all it
@@ -17,6 +17,7 @@ import re
 
 from kabinet.settings import Settings
 from models.program_tokens import ProgramToken, TokenKind
+from resolvers import cluster_mode as modes
 from resolvers import program_tokens
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.program_tokens import Program
@@ -88,12 +89,6 @@ def legacy_warning(settings: Settings) -> str | None:
 
 
 async def cluster_mode(settings: Settings) -> str:
-    """Who ends sessions and carries out update runs: `agent` (a real cluster's agent, over /cluster/…)
-    or `simulated` (kabinet's own workers). KABINET_CLUSTER when set; otherwise `agent` once an agent
-    token exists (in KABINET_CLUSTER_AGENT_TOKENS, or issued here, revoked ones too: revoking the last
-    agent's token does not hand a real cluster's sessions to the simulator), else `simulated`."""
-    if settings.cluster is not None:
-        return settings.cluster
-    if settings.agent_token_hashes or await program_tokens.ever_issued(TokenKind.AGENT):
-        return "agent"
-    return "simulated"
+    """`agent` or `simulated`: the deployment's mode by resolvers/cluster_mode.py's rules (kept here for
+    the agent API, which refuses claims to a deployment whose runs its simulated cluster carries out)."""
+    return (await modes.read(settings)).mode

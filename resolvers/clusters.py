@@ -22,8 +22,10 @@ from typing import Any
 
 from tortoise.expressions import Q
 
+from kabinet.clock import utcnow
 from models.cloud import ClientKind, Cluster, Database, Session
-from resolvers import sessions
+from models.select import select_by_ids
+from resolvers import cluster_mode, sessions
 from resolvers.context import Actor
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.events import DATA
@@ -142,6 +144,15 @@ async def place(database: Database, cluster: Cluster | None, infobase: str | Non
     return True
 
 
+async def attach(actor: Actor, database: Database, cluster: Cluster | None, infobase: str | None) -> bool:
+    """The operator (or the provider's record) puts a database on a cluster, or on none: `place`, and
+    the organization's data event (its dashboards show the cluster). True when it moved."""
+    if not await place(database, cluster, infobase):
+        return False
+    await actor.record_event(database.organization_id, DATA, "CHANGED", {"areas": ["cloud"]})
+    return True
+
+
 async def database_named(identifier: str, pk: uuid.UUID | None) -> Database:
     """A database by its id (`pk`, decoded from a global id by the caller) or the provider's external id."""
     database = await Database.get_or_none(id=pk) if pk else None
@@ -178,10 +189,16 @@ async def reaches(program: Program, organization_id: uuid.UUID | None, database_
     return await Database.exists(id=database_id, cluster_id__in=list(program.cluster_ids))
 
 
-def reaches_cluster(program: Program, cluster: Cluster) -> bool:
+async def reaches_cluster(program: Program, cluster: Cluster) -> bool:
     """Whether the token may report this cluster at all: an every-organization token any, a
-    cluster-scoped one its own, an organization-scoped one any (only its databases there apply)."""
-    return program.organization_ids is None or cluster.id in program.cluster_ids or bool(program.organization_ids)
+    cluster-scoped one its own, an organization-scoped one a cluster holding a database of its
+    organizations (only those apply). Others are answered as clusters that do not exist: a token
+    learns no cluster's name it has nothing on."""
+    if program.organization_ids is None or cluster.id in program.cluster_ids:
+        return True
+    if not program.organization_ids:
+        return False
+    return await Database.exists(cluster_id=cluster.id, organization_id__in=list(program.organization_ids))
 
 
 async def reaches_whole_cluster(program: Program, cluster: Cluster) -> bool:
@@ -352,7 +369,7 @@ class SnapshotOutcome:
 async def reported_cluster(program: Program, name: Any) -> Cluster:
     """The cluster a snapshot names, if the token may report it; NOT_FOUND alike for none and out of reach."""
     cluster = await by_name(name) if isinstance(name, str) and len(name) <= 100 else None
-    if cluster is None or not reaches_cluster(program, cluster):
+    if cluster is None or not await reaches_cluster(program, cluster):
         raise UserFacingError(ErrorCode.NOT_FOUND, "No such cluster.", "cluster")
     return cluster
 
@@ -397,11 +414,14 @@ async def apply_snapshot(
         (database, line) for name, database in databases.items() for line in by_infobase[name].sessions
         if (database.id, line.cluster_session_id) not in known
     ]
+    admissions: dict[uuid.UUID, sessions.Admissions] = {}
     for organization_id in sorted({d.organization_id for d, _ in new}):  # one admission at a time per organization
         await sessions.hold_admissions(organization_id)
+        admissions[organization_id] = await sessions.Admissions.of(organization_id, now)
     for database, line in sorted(new, key=lambda pair: pair[1].started_at):  # the earliest take the places first
         session, refusal = await sessions.admit(
-            actor, database=database, now=now, organization_id=database.organization_id, user_id=None,
+            actor, database=database, now=now, admissions=admissions[database.organization_id],
+            organization_id=database.organization_id, user_id=None,
             user_name=line.user_name, client_kind=line.client_kind, host=line.host, started_at=line.started_at,
             cluster_session_id=line.cluster_session_id,
         )
@@ -418,16 +438,17 @@ async def apply_snapshot(
             outcome.ended += 1
 
     if await reaches_whole_cluster(program, cluster):
-        await reported(actor, cluster, taken_at)
+        await reported(actor, cluster, min(taken_at, now))
     return outcome
 
 
-async def reported(actor: Actor, cluster: Cluster, taken_at: dt.datetime) -> None:
-    """The cluster's agent has reported (its sessions as of `taken_at`): the last report moves on, and
-    the cluster is connected."""
-    if cluster.last_report_at is None or taken_at > cluster.last_report_at:
-        await Cluster.filter(id=cluster.id).update(last_report_at=taken_at)
-        cluster.last_report_at = taken_at
+async def reported(actor: Actor, cluster: Cluster, as_of: dt.datetime) -> None:
+    """The cluster's agent has reported (its sessions as of `as_of`: the snapshot's `takenAt`, never
+    past kabinet's clock, so that an agent whose clock ran ahead and was set right is not refused as
+    older until it catches up): the last report moves on, and the cluster is connected."""
+    if cluster.last_report_at is None or as_of > cluster.last_report_at:
+        await Cluster.filter(id=cluster.id).update(last_report_at=as_of)
+        cluster.last_report_at = as_of
     await set_connected(actor, cluster, True)
 
 
@@ -460,11 +481,26 @@ async def mark_stale(actor: Actor, now: dt.datetime, stale_seconds: float) -> li
 
 # ---------------------------------------------------------------------------------- reads (GraphQL)
 
-async def clusters_of(databases: list[Database]) -> dict[uuid.UUID, Cluster]:
-    """Each database's cluster (those on one kabinet knows), in one statement."""
-    ids = {d.cluster_id for d in databases if d.cluster_id}
-    clusters = {c.id: c for c in await Cluster.filter(id__in=list(ids))} if ids else {}
-    return {d.id: clusters[d.cluster_id] for d in databases if d.cluster_id in clusters}
+@dataclass(frozen=True)
+class ClusterOfDatabase:
+    """A cluster as a database shows it: seen by whoever sees that database (permissions.TYPE_RULES)."""
+
+    cluster: Cluster
+    database: Database
+
+
+async def cluster_of(ctx: Any, databases: list[Database], args: dict[str, Any]) -> list[ClusterOfDatabase | None]:
+    """Each database's cluster (null: on none kabinet knows), in one statement for all."""
+    found = await select_by_ids(Cluster, (d.cluster_id for d in databases))
+    return [ClusterOfDatabase(found[d.cluster_id], d) if d.cluster_id in found else None for d in databases]
+
+
+async def sessions_as_of_of(ctx: Any, databases: list[Database], args: dict[str, Any]) -> list[dt.datetime | None]:
+    """Each database's `sessions_as_of`, in one statement for all (and the cluster mode's one)."""
+    found = await select_by_ids(Cluster, (d.cluster_id for d in databases))
+    simulated = any(map(cluster_mode.runs_simulated, databases)) and (await cluster_mode.read(ctx.settings)).simulated
+    now = utcnow()
+    return [sessions_as_of(d, found.get(d.cluster_id), simulated=simulated, now=now) for d in databases]
 
 
 def sessions_as_of(database: Database, cluster: Cluster | None, *, simulated: bool, now: dt.datetime) -> dt.datetime | None:
@@ -473,6 +509,6 @@ def sessions_as_of(database: Database, cluster: Cluster | None, *, simulated: bo
     when no agent ever reported it."""
     if cluster is not None:
         return cluster.last_report_at
-    if simulated and database.cluster_id is None and database.external_id is None:
+    if simulated and cluster_mode.runs_simulated(database):
         return now
     return None

@@ -16,7 +16,11 @@ Rules (contract README "Invites"; seed: 1cfresh «Подтверждение п�
 - an invitation link proves an address, never an account: an address that has an account joins
   only with that account's own access token on the request (`acceptInvite` hands no tokens for
   it), and an invitation whose e-mail and phone are not one account's (two accounts, or an account
-  and nobody) is refused when it is accepted.
+  and nobody) is refused when it is accepted;
+- the provider's staff invite into any organization (`staff_invite_member`) and invite its OWNER
+  where it has none (`staff_make_owner`): through the same `_create_invite`, so the same rules,
+  letter and audit, the staff actor named; an OWNER invitation accepted makes its holder the owner
+  by the one function for that (`moderation.make_owner`), refused once the organization has one.
 """
 
 from __future__ import annotations
@@ -33,17 +37,20 @@ from models.cloud import Database
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization, Role
 from resolvers import addresses, audit, codes, messages, outbox, passwords, validation
-from resolvers.common import member_organization, organization_row, require, require_approved
-from resolvers.context import RequestContext
+from kabinet.settings import Settings
+from resolvers.common import member_organization, not_found, organization_row, require, require_approved
+from resolvers.context import Actor, RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import SignedIn, sign_in_user
-from resolvers.memberships import lock_organization, organization_databases
+from resolvers.memberships import end_subscriptions, lock_organization, organization_databases
 from resolvers.permissions import Permission
+from resolvers.staff_rights import Caller, StaffMember, staff_for_change
 from resolvers.tokens import hash_opaque_token, new_opaque_token
 
 INVITE_DAYS = 7
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 INVITES_ONCE_APPROVED = "it may invite people once it is approved"
+MAX_DATABASES_NAMED = 100  # an invitation's databases named in one request
 
 
 # ---------------------------------------------------------------------------------------- expiry
@@ -114,7 +121,7 @@ async def _refuse_members(org_id: uuid.UUID, address: Address, email_field: str,
             raise UserFacingError(ErrorCode.CONFLICT, "This person is already a member of the organization.", field)
 
 
-# ---------------------------------------------------------------------------------------- created, resent, revoked
+# ---------------------------------------------------------------------------------------- created
 
 
 async def invite_member(
@@ -139,24 +146,168 @@ async def invite_member(
             "role", "Nobody is invited as the owner: invite them with another role and transfer ownership."
         )
     databases = await organization_databases(org_id, database_ids, "database_ids")
-    await _refuse_members(org_id, address, "email", "phone")
-    replaced = await withdraw(org_id, address.matches())
+    inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
+    return await _create_invite(ctx, ctx.settings, organization, address, role, databases, inviter=inviter)
+
+
+async def _create_invite(
+    actor: Actor, settings: Settings, organization: Organization, address: Address, role: Role, databases: list[Database],
+    *, inviter: User | None, staff: StaffMember | None = None,
+) -> Invite:
+    """The one way an invitation is created, whoever invites (the caller checked their right, the
+    organization APPROVED and locked, the role): CONFLICT for a member's address, a PENDING invite
+    to the same address withdrawn, the letter (and SMS) sent, audited (`staff`: by the provider's
+    staff, named in the entry; the provider's audit is the staff function's)."""
+    await _refuse_members(organization.id, address, "email", "phone")
+    replaced = await withdraw(organization.id, address.matches())
     token, token_hash = new_opaque_token()
     invite = await Invite.create(
-        organization_id=org_id, email=address.email, phone=address.phone, role=role, status=InviteStatus.PENDING,
-        token_hash=token_hash, expires_at=_expiry(), invited_by_id=ctx.require_viewer().user_id,
+        organization_id=organization.id, email=address.email, phone=address.phone, role=role,
+        status=InviteStatus.PENDING, token_hash=token_hash, expires_at=_expiry(),
+        invited_by_id=inviter.id if inviter else None,
     )
     for database in databases:
         await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
-    await _send_invite(ctx, organization, invite, token, databases, "phone")
+    await _send_invite(settings, organization, invite, token, databases, "phone", inviter)
+    details = {
+        "email": address.email, "phone": address.phone, "role": role.value,
+        "databaseIds": [str(d.id) for d in databases], "replacedInviteIds": [str(i) for i in replaced],
+    }
+    if staff is not None:
+        details["byStaff"] = {"kind": staff.kind, "name": staff.name}
     await audit.record(
-        ctx, "invite.create", organization_id=org_id, object_type="Invite", object_id=invite.id,
-        details={
-            "email": address.email, "phone": address.phone, "role": role.value,
-            "databaseIds": [str(d.id) for d in databases], "replacedInviteIds": [str(i) for i in replaced],
-        },
+        actor, "invite.create", organization_id=organization.id, object_type="Invite", object_id=invite.id, details=details,
     )
     return invite
+
+
+# ---------------------------------------------------------------------------------------- by the provider's staff
+
+STAFF_ONLY = "Only the provider's staff put people into any organization (invite them, make an owner)."
+
+
+async def _staff_organization(organization_id: uuid.UUID) -> Organization:
+    """The organization staff act on, locked; NOT_FOUND on `organization_id`, INVALID unless APPROVED."""
+    organization = await Organization.filter(id=organization_id).select_for_update().first()
+    if organization is None:
+        raise not_found("organization_id", "organization")
+    require_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    return organization
+
+
+async def staff_invite_member(
+    caller: Caller, settings: Settings, organization_id: uuid.UUID, email: str | None, phone: str | None, role: Role,
+    database_ids: Sequence[uuid.UUID],
+) -> Invite:
+    """Staff invite someone into any APPROVED organization, as its owner would (`_create_invite`):
+    never as the OWNER (that is `staff_make_owner`, for an organization without one). In the
+    organization's audit (the staff named) and the provider's."""
+    staff = await staff_for_change(caller, STAFF_ONLY)
+    organization = await _staff_organization(organization_id)
+    address = _address(email, phone)
+    if role == Role.OWNER:
+        raise validation.invalid(
+            "role", "Nobody is invited as the owner this way: an organization that has none is given one by "
+            "staffMakeOwner (POST …/staff/organizations/make-owner, `kabinet staff make-owner`).",
+        )
+    databases = await organization_databases(organization.id, database_ids, "database_ids")
+    invite = await _create_invite(caller, settings, organization, address, role, databases,
+                                  inviter=staff.user, staff=staff)
+    await staff.audit("organization.invite", f"INN {organization.inn}", {
+        "organizationId": str(organization.id), "inviteId": str(invite.id), "email": address.email,
+        "phone": address.phone, "role": role.value, "databaseIds": [str(d.id) for d in databases],
+    })
+    return invite
+
+
+@dataclass
+class MadeOwner:
+    """What `staff_make_owner` did: a member promoted (`membership`), or an OWNER invitation sent (`invite`)."""
+
+    organization: Organization
+    membership: Membership | None = None
+    invite: Invite | None = None
+
+
+async def staff_make_owner(
+    caller: Caller, settings: Settings, organization_id: uuid.UUID, email: str | None, phone: str | None,
+) -> MadeOwner:
+    """Staff give an APPROVED organization that has no owner (its only owner left; the provider sent
+    it and nobody claimed it) one: the member whose proven address this is becomes the OWNER
+    (`moderation.make_owner`); an address that is no member's is invited as the OWNER
+    (`_create_invite`), and whoever accepts, proving the address, becomes it. CONFLICT while the
+    organization has an owner (the owner invites, or hands it over). Audited; events published."""
+    from resolvers import moderation  # it imports what imports this module
+
+    staff = await staff_for_change(caller, STAFF_ONLY)
+    organization = await _staff_organization(organization_id)
+    await _refuse_an_owner(organization, "organization_id")
+    address = _address(email, phone)
+    member = await _member_at(organization.id, address)
+    actor: Actor = caller  # a staff member's request, or the service account or operator: each records events and audit
+    if member is not None:
+        await moderation.make_owner(
+            actor, organization, member.user_id, action="organization.owner_made", field="organization_id",
+            details={"by": "staff", "byStaff": {"kind": staff.kind, "name": staff.name}, "fromRole": member.role.value},
+        )
+        member = await Membership.get(id=member.id)
+        await end_subscriptions(actor, member)  # opened with the rights of the role they had
+        made = MadeOwner(organization, membership=member)
+    else:
+        made = MadeOwner(organization, invite=await _create_invite(
+            actor, settings, organization, address, Role.OWNER, [], inviter=staff.user, staff=staff,
+        ))
+    await staff.audit("organization.make_owner", f"INN {organization.inn}", {
+        "organizationId": str(organization.id), "email": address.email, "phone": address.phone,
+        **({"promotedUserId": str(member.user_id)} if made.membership else {"inviteId": str(made.invite.id)}),
+    })
+    return made
+
+
+async def _refuse_an_owner(organization: Organization, field: str) -> None:
+    if await Membership.exists(organization_id=organization.id, role=Role.OWNER):
+        raise UserFacingError(
+            ErrorCode.CONFLICT,
+            "This organization has an owner: the owner invites people and may hand it over (transferOwnership).", field,
+        )
+
+
+async def _member_at(organization_id: uuid.UUID, address: Address) -> Membership | None:
+    """The member whose proven e-mail or phone is this address (None: nobody's); INVALID when the
+    e-mail and the phone given are not one member's (another member's, or a member's and nobody's)."""
+    found = {
+        value: await Membership.get_or_none(organization_id=organization_id, user__is_active=True, **{f"user__{column}": value})
+        for value, column in ((address.email, "email"), (address.phone, "phone")) if value
+    }
+    members = {m.id if m else None for m in found.values()}
+    if len(members) > 1:
+        raise validation.invalid("email", "This e-mail and this phone are not one member's: give only one of them.")
+    return next(iter(found.values()))
+
+
+def role_named(name: str, field: str = "role") -> Role:
+    """A role by its name (any case); INVALID on `field` otherwise (the HTTP API's and the CLI's)."""
+    value = (name or "").strip().upper()
+    if value not in Role.__members__:
+        raise validation.invalid(field, f"A role is one of {', '.join(Role.__members__)}.")
+    return Role(value)
+
+
+async def databases_named(organization_id: uuid.UUID, names: Sequence[str], field: str) -> list[uuid.UUID]:
+    """The organization's databases as the provider names them (their external ids: the HTTP API's
+    and the CLI's way), in the order given; NOT_FOUND on `field` for any other."""
+    wanted = list(dict.fromkeys(name.strip() for name in names if name and name.strip()))
+    if len(wanted) > MAX_DATABASES_NAMED:
+        raise validation.invalid(field, f"At most {MAX_DATABASES_NAMED} databases.")
+    if any(len(name) > 200 or "\x00" in name for name in wanted):
+        raise not_found(field, "database")
+    found = {d.external_id: d.id for d in await Database.filter(organization_id=organization_id, external_id__in=wanted)} if wanted else {}
+    if len(found) != len(wanted):
+        raise not_found(field, "database")
+    return [found[name] for name in wanted]
+
+
+# ---------------------------------------------------------------------------------------- resent, revoked
 
 
 async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
@@ -172,7 +323,8 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     invite.expires_at = _expiry()
     await invite.save(update_fields=["token_hash", "expires_at"])
     databases = await _databases_of_invite(invite)
-    await _send_invite(ctx, organization, invite, token, databases, "invite_id")
+    resender = await User.get_or_none(id=ctx.require_viewer().user_id)
+    await _send_invite(ctx.settings, organization, invite, token, databases, "invite_id", resender)
     await audit.record(
         ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
         details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
@@ -227,34 +379,35 @@ async def _databases_of_invite(invite: Invite) -> list[Database]:
 # ---------------------------------------------------------------------------------------- sending
 
 
-def invite_link(ctx: RequestContext, token: str) -> str:
-    return f"{ctx.settings.public_url or DEFAULT_PUBLIC_URL}/invite?token={token}"
+def invite_link(settings: Settings, token: str) -> str:
+    return f"{settings.public_url or DEFAULT_PUBLIC_URL}/invite?token={token}"
 
 
 async def _send_invite(
-    ctx: RequestContext, organization: Organization, invite: Invite, token: str, databases: list[Database],
-    phone_field: str,
+    settings: Settings, organization: Organization, invite: Invite, token: str, databases: list[Database],
+    phone_field: str, inviter: User | None,
 ) -> None:
     """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
     its reader learns it); nothing depends on the phone's account, and the inviter sees neither.
     With an e-mail and a phone, the link goes by e-mail and the phone is told (where SMS can go);
-    by phone only where SMS are not configured, the invitation is UNAVAILABLE (on `phone_field`)."""
+    by phone only where SMS are not configured, the invitation is UNAVAILABLE (on `phone_field`).
+    The letter names the inviter (a member inviting; none for the provider's staff: "Вас приглашают")."""
     if invite.phone and not invite.email:
-        outbox.require_sms(ctx.settings, phone_field)
-    link = invite_link(ctx, token)
-    inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
+        outbox.require_sms(settings, phone_field)
+    link = invite_link(settings, token)
+    inviter_name = inviter.full_name if inviter is not None and not inviter.is_staff else None
     if invite.email:
         # An unconfirmed sign-up is not an account yet.
         has_account = await User.exists(email=invite.email, is_active=True)
         await outbox.email(
             invite.email, "invite_existing_user" if has_account else "invite_new_user",
-            inviter=messages.inviter_phrase(inviter.full_name if inviter else None),
+            inviter=messages.inviter_phrase(inviter_name),
             organization_name=organization.name, organization_code=organization.code,
             role=messages.ROLE_NAMES[invite.role],
             databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
             link=link, days=INVITE_DAYS, expires_at=messages.moscow_time(invite.expires_at),
         )
-    if invite.phone and invite.email and ctx.settings.sms_available:
+    if invite.phone and invite.email and settings.sms_available:
         # The link goes by e-mail only: following it proves the e-mail (`_proven_by_link`), which
         # it could not if the same link had also gone to a phone someone else may hold.
         await outbox.sms(
@@ -301,6 +454,9 @@ async def accept_invite(
         raise UserFacingError(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
     organization = await lock_organization(invite.organization_id)
     require_approved(organization, field, "its invitations can be accepted once it is approved")
+    as_owner = invite.role == Role.OWNER
+    if as_owner:
+        await _refuse_an_owner(organization, field)
     account = await _invitee_account(invite, field) or await _viewer_who_gave_it(ctx, invite)
     if account is not None:
         viewer = ctx.signed_in_viewer()
@@ -309,7 +465,8 @@ async def accept_invite(
                 ErrorCode.FORBIDDEN,
                 "This invitation is for an existing account: sign in to that account, then accept it again.",
             )
-        if await Membership.exists(organization_id=invite.organization_id, user_id=account.id):
+        # A member who proves the address of an OWNER invitation becomes the owner (make_owner).
+        if not as_owner and await Membership.exists(organization_id=invite.organization_id, user_id=account.id):
             raise UserFacingError(ErrorCode.CONFLICT, "You are already a member of this organization.", field)
         newcomer = None
     else:
@@ -324,7 +481,17 @@ async def accept_invite(
             await addresses.prove(ctx.settings, user, **{kind: address}, field=field)
     else:
         user = await _create_newcomer(ctx, invite, newcomer)
-    membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
+    if as_owner:
+        from resolvers import moderation  # it imports what imports this module
+
+        await moderation.make_owner(
+            ctx, organization, user.id, action="organization.owner_made", field=field,
+            details={"by": "invitation", "inviteId": str(invite.id), "invitedById": str(invite.invited_by_id) if invite.invited_by_id else None},
+        )
+        membership = await Membership.get(organization_id=invite.organization_id, user_id=user.id)
+        await end_subscriptions(ctx, membership)  # a member promoted: opened with their former rights
+    else:
+        membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
     databases = await _databases_of_invite(invite)
     for database in databases:
         await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)

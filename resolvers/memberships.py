@@ -4,8 +4,10 @@ membership, the owner's guard, ending live subscriptions).
 
 Rules (contract README "Roles"):
 - the owner and admins manage members; an admin never touches the owner (FORBIDDEN); the owner
-  cannot be demoted (INVALID: transfer ownership first); nobody becomes OWNER except by
-  `transferOwnership`, so an organization always has exactly one owner;
+  cannot be demoted (INVALID: transfer ownership first); among members nobody becomes OWNER
+  except by `transferOwnership`, so an organization has at most one owner; one that has none gets
+  one only by `moderation.make_owner` (a proven claim, a known contact, staff promoting a member or
+  an OWNER invitation they sent being accepted);
 - member-changing mutations lock the organization row first (PostgreSQL), so concurrent changes
   of one organization's members run one after another;
 - a change of rights ends the member's live subscriptions of the organization (they were opened

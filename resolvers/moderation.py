@@ -69,10 +69,11 @@ async def _staff(caller: Caller) -> StaffMember:
     return await staff_for_change(caller, STAFF_ONLY)
 
 
-async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = None) -> uuid.UUID:
-    """Staff (the provider HTTP API names organizations as its accounting does): the organization of
-    this INN, and of this KPP when one is given; NOT_FOUND when none is. Where a claim stands beside
-    the INN's customer, the claim: it is what staff approve or reject."""
+async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = None, *, customer: bool = False) -> uuid.UUID:
+    """Staff (the provider HTTP API and the CLI name organizations as its accounting does): the
+    organization of this INN, and of this KPP when one is given; NOT_FOUND when none is. Where a claim
+    stands beside the INN's customer, the claim: it is what staff approve or reject; with `customer`,
+    the customer: it is what people are put into."""
     await _staff(caller)
     inn, kpp = (inn or "").strip(), (kpp or "").strip() or None
     if not inn:
@@ -85,7 +86,7 @@ async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = Non
     if kpp is not None:
         rows = [row for row in rows if row["kpp"] == kpp]
     if len(rows) > 1:
-        rows = [row for row in rows if ModerationStatus(row["moderation_status"]) != ModerationStatus.APPROVED] or rows
+        rows = [row for row in rows if (ModerationStatus(row["moderation_status"]) == ModerationStatus.APPROVED) == customer] or rows
     if not rows:
         raise UserFacingError(ErrorCode.NOT_FOUND, f"No organization has the INN {inn}{f' and the KPP {kpp}' if kpp else ''}.", "inn")
     if len(rows) > 1:
@@ -166,6 +167,7 @@ _FOLDED = frozenset({"memberships", "join_requests", "audit_entries", "events", 
 async def make_owner(
     actor: Actor, customer: Organization, user_id: uuid.UUID, *, claim: Organization | None = None,
     position: str | None = None, details: dict[str, Any] | None = None, field: str | None = None,
+    action: str = "organization.claimed",
 ) -> Organization:
     """The one way a person becomes the OWNER of a customer nobody owns yet (the provider sent it):
     by proof only — staff approving their claim, or the known-contact rule. With their `claim`, the
@@ -173,8 +175,11 @@ async def make_owner(
     join requests and audit entries, and the claim row is deleted (one organization per customer:
     no second id that half works, no second subscriber code; the customer's audit log keeps the
     claim's history and this entry names it). Without one (a known contact adding the INN), the user
-    joins as OWNER with `position`. Audited, a DATA event for the customer, the owner told by e-mail
-    when someone else decided. CONFLICT on `field` when the customer has an owner already."""
+    joins as OWNER with `position` (a member is promoted). Also the way an organization whose only
+    owner left gets one: staff promote a member, or the holder of an OWNER invitation they sent
+    accepts it (resolvers/invitations.py; `action` names which in the audit). Audited, a DATA event
+    for the customer, its other pending OWNER invitations withdrawn (it has one now), the owner told
+    by e-mail when someone else decided. CONFLICT on `field` when the customer has an owner already."""
     customer = await Organization.filter(id=customer.id).select_for_update().first() or customer
     if await Membership.exists(organization_id=customer.id, role=Role.OWNER):
         raise UserFacingError(
@@ -189,8 +194,13 @@ async def make_owner(
     else:
         record.update(claimId=str(claim.id), claimedAt=claim.created_at.isoformat(), claimCode=claim.code)
         await _fold(claim, customer, user_id, field)
+    from resolvers import invitations  # it imports this module
+
+    withdrawn = await invitations.withdraw(customer.id, Q(role=Role.OWNER))
+    if withdrawn:
+        record["withdrawnOwnerInviteIds"] = [str(pk) for pk in withdrawn]
     await audit.record(
-        actor, "organization.claimed", organization_id=customer.id, object_type="Organization", object_id=customer.id,
+        actor, action, organization_id=customer.id, object_type="Organization", object_id=customer.id,
         details=record,
     )
     await actor.record_event(customer.id, events.DATA, "CHANGED", {"areas": ["organization"]})

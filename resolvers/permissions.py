@@ -211,6 +211,12 @@ def _staff_only(ctx: Any, row: Any) -> Sight:
     return Sight.SEE if ctx.viewer_is_staff() else Sight.HIDDEN
 
 
+def _through_database(ctx: Any, row: Any) -> Sight:
+    """A cluster (resolvers/clusters.py ClusterOfDatabase) is seen by whoever sees the database it is
+    reached through: it has no organization of its own."""
+    return TYPE_RULES["Database"](ctx, row.database)
+
+
 TYPE_RULES: dict[str, Rule] = {
     "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
     "Product": in_organization({P.SEE_ORGANIZATION}),
@@ -226,11 +232,15 @@ TYPE_RULES: dict[str, Rule] = {
     "Database": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, granted("id")),
     "UpdateRun": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, granted("database_id")),
     "Session": in_organization({P.SEE_ALL_SESSIONS}, {P.SEE_OWN_SESSIONS}, OWN),
+    "Cluster": _through_database,
     "JoinRequest": _join_request,
     "Release": _signed_in,
     "ModeratedOrganization": _staff_only,
+    "Claimant": _staff_only,  # part of its ModeratedOrganization
     "DeliveryFailure": _staff_only,
     "RefusedRecord": _staff_only,
+    "WaitingDocuments": _staff_only,
+    "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
 }
 
 
@@ -245,7 +255,9 @@ def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
 
 # Types whose objects need facts beyond the viewer's memberships, loaded for a batch at once.
 NEEDS_USERS_IN_SIGHT = frozenset({"User"})
-NEEDS_STAFF_FLAG = frozenset({"ModeratedOrganization", "DeliveryFailure", "RefusedRecord", "User"})
+NEEDS_STAFF_FLAG = frozenset({
+    "ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "User",
+})
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from tortoise.expressions import Q
@@ -84,15 +85,31 @@ async def admission_refusal(organization_id: uuid.UUID, database: Database | Non
     """Why the cluster may not admit a new session now (a locked database, the organization's
     concurrent sessions at their limit), or None. The caller holds the organization's row lock
     (`hold_admissions`), so two reports cannot both take the last place."""
-    locked = database_locks.refusal_of(database, now)
-    if locked:
-        return locked
-    limits = (await limits_of([organization_id], now)).get(organization_id)
-    if limits is not None:
-        running = await Session.filter(organization_id=organization_id, status__in=LIVE).count()
-        if running >= limits.sessions:
-            return f"The subscription allows {limits.sessions} concurrent sessions and all are in use."
-    return None
+    return (await Admissions.of(organization_id, now)).refusal(database, now)
+
+
+@dataclass
+class Admissions:
+    """An organization's places as they stand: its concurrent-sessions limit (None: no subscription,
+    no limit) and its running sessions, counted on as sessions are admitted (a snapshot admits many)."""
+
+    sessions_limit: int | None
+    running: int
+
+    @classmethod
+    async def of(cls, organization_id: uuid.UUID, now: dt.datetime) -> Admissions:
+        limits = (await limits_of([organization_id], now)).get(organization_id)
+        if limits is None:
+            return cls(None, 0)
+        return cls(limits.sessions, await Session.filter(organization_id=organization_id, status__in=LIVE).count())
+
+    def refusal(self, database: Database | None, now: dt.datetime) -> str | None:
+        locked = database_locks.refusal_of(database, now)
+        if locked:
+            return locked
+        if self.sessions_limit is not None and self.running >= self.sessions_limit:
+            return f"The subscription allows {self.sessions_limit} concurrent sessions and all are in use."
+        return None
 
 
 async def hold_admissions(organization_id: uuid.UUID) -> None:
@@ -123,13 +140,18 @@ async def reported_started(
     return session, True, refusal
 
 
-async def admit(actor: Actor, *, database: Database | None, now: dt.datetime, **fields: Any) -> tuple[Session, str | None]:
+async def admit(
+    actor: Actor, *, database: Database | None, now: dt.datetime, admissions: Admissions | None = None, **fields: Any
+) -> tuple[Session, str | None]:
     """A session the cluster runs and kabinet does not know yet: admitted (ACTIVE, `start`) or REFUSED
-    (`refuse`) by `admission_refusal`; (the session, why it was refused). The caller holds the
-    organization's admissions (`hold_admissions`)."""
+    (`refuse`) by the organization's `Admissions` (read now, or the caller's, counted on here: a
+    snapshot admitting many reads them once); (the session, why it was refused). The caller holds
+    the organization's admissions (`hold_admissions`)."""
     fields.update(database_id=database.id if database else None)
-    refusal = await admission_refusal(fields["organization_id"], database, now)
+    admissions = admissions or await Admissions.of(fields["organization_id"], now)
+    refusal = admissions.refusal(database, now)
     if refusal is None:
+        admissions.running += 1
         return await start(actor, **fields), None
     return await refuse(actor, reason=refusal, **fields), refusal
 
@@ -296,12 +318,16 @@ def never_asked_to_end(session: Session) -> bool:
 
 
 async def awaiting_the_cluster(
-    limit: int, organization_code: str | None = None, reach: Q | None = None, cluster_id: uuid.UUID | None = None
+    limit: int, organization_code: str | None = None, reach: Q | None = None, cluster_id: uuid.UUID | None = None,
+    *, within: Q | None = None,
 ) -> list[Session]:
     """Sessions asked to end (TERMINATING) that the cluster has yet to end, oldest request first; of
     `reach` only (an agent token's, resolvers/clusters.py) when given, of one cluster's databases
-    when `cluster_id` is."""
+    when `cluster_id` is; matching `within` when given (the simulated cluster's databases:
+    resolvers/cluster_mode.py)."""
     query = Session.filter(status=SessionStatus.TERMINATING)
+    if within is not None:
+        query = query.filter(within)
     if reach is not None:
         query = query.filter(reach)
     if organization_code:

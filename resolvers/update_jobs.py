@@ -107,6 +107,7 @@ async def claim_due(
     organization_codes: list[str] | None = None,
     reach: Q | None = None,
     cluster_id: uuid.UUID | None = None,
+    within: Q | None = None,
 ) -> list[UpdateRun]:
     """Lease up to `limit` runs to `owner`: due SCHEDULED ones, and RUNNING ones whose lease ran out.
     Run in its own transaction: on PostgreSQL the candidates are read `FOR UPDATE OF update_run SKIP
@@ -114,7 +115,8 @@ async def claim_due(
     never has two runs at once; every claim is also conditional (update_runs.leased), which is what
     protects SQLite (one writer) as well. `reach`: the claimer's scope (an agent token's organizations
     or clusters, resolvers/clusters.py; None: every one), `organization_codes` and `cluster_id`
-    narrowings it asks for within it."""
+    narrowings it asks for within it; `within` a filter of runs (the simulated cluster's databases
+    only: resolvers/cluster_mode.py)."""
     if limit <= 0:
         return []
     claimable = Q(status=UpdateRunStatus.SCHEDULED, scheduled_for__lte=now) | Q(
@@ -129,6 +131,8 @@ async def claim_due(
         query = query.filter(database__cluster_id=cluster_id)
     if organization_codes is not None:
         query = query.filter(organization__code__in=organization_codes)
+    if within is not None:
+        query = query.filter(within)
     # Not of a database busy with another run (one whose executor holds a live lease).
     busy = Subquery(UpdateRun.filter(status=UpdateRunStatus.RUNNING, lease_expires_at__gte=now).values("database_id"))
     candidates = await query.exclude(database_id__in=busy).order_by("scheduled_for", "id").limit(limit).select_for_update(

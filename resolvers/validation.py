@@ -8,7 +8,8 @@ from zoneinfo import available_timezones
 
 from resolvers.errors import ErrorCode, UserFacingError
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# no control character (a NUL is no address, and PostgreSQL refuses it in a text)
+EMAIL_PATTERN = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 PHONE_PATTERN = re.compile(r"^\+7\d{10}$")
 TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _INN10_WEIGHTS = (2, 4, 10, 3, 5, 9, 4, 6, 8)

@@ -55,7 +55,7 @@ async def _prepare(ctx: Any, objs: list[Any]) -> None:
         if name in NEEDS_USERS_IN_SIGHT:
             users.add(obj.model.id)
         staff = staff or name in NEEDS_STAFF_FLAG
-    if staff and not users:
+    if staff:  # read once per request (a User in the batch needs it too, for staff see anyone)
         await ctx.prepare_staff_flag()
     if users:
         await ctx.prepare_users_in_sight(users)

@@ -12,7 +12,7 @@ from models.cloud import ClientKind, CloudSubscription as CloudSubscriptionModel
 from models.cloud import SubscriptionExtension as SubscriptionExtensionModel
 from resolvers import cloud as resolvers
 from kabinet import clock
-from resolvers import cloud_subscriptions, database_locks
+from resolvers import cloud_subscriptions, clusters, database_locks
 from resolvers import update_runs as run_resolvers
 from resolvers import update_schedules as schedule_resolvers
 from resolvers.cloud_subscriptions import SubscriptionView
@@ -106,6 +106,24 @@ class CloudSubscription(Node):
         )
 
 
+@strawberry.type(description=(
+    "A 1C cluster running the provider's databases, as its agent reports it. Whether the sessions shown are live "
+    "depends on it: a disconnected cluster's list is the last one its agent reported."
+))
+class Cluster:
+    name: str = strawberry.field(description="The cluster's name, as the provider's operator gave it.")
+    connected: bool = strawberry.field(description=(
+        "True while its agent reports the sessions (a report within KABINET_CLUSTER_STALE_SECONDS, 60 by default); "
+        "false once none came for that long, or before the first."
+    ))
+    last_report_at: dt.datetime | None = strawberry.field(description="When the agent last reported the sessions; null: never.")
+    model: strawberry.Private[clusters.ClusterOfDatabase]
+
+    @classmethod
+    def from_model(cls, view: clusters.ClusterOfDatabase) -> Cluster:
+        return cls(name=view.cluster.name, connected=view.cluster.connected, last_report_at=view.cluster.last_report_at, model=view)
+
+
 @strawberry.type(description="A user's connection to a cloud database.")
 class Session(Node):
     user_name: str = strawberry.field(description="Name of the 1C user as the cluster reports it.")
@@ -156,6 +174,20 @@ class Database(Node):
             id=to_global_id("Database", model.id), name=model.name, configuration=model.configuration,
             version=model.version, is_typical=model.is_typical, size_mb=model.size_mb, model=model,
         )
+
+    @strawberry.field(description="The 1C cluster the database runs on; null when it is on no cluster kabinet knows.")
+    @batched(clusters.cluster_of, to=lambda view: Cluster.from_model(view))
+    def cluster(self, info: strawberry.Info) -> Cluster | None:
+        return loaded(self, info)
+
+    @strawberry.field(description=(
+        "When the session list was last confirmed by the cluster (its agent's last report; now for a database "
+        "kabinet's simulated cluster runs); null when no agent "
+        "ever reported it. Compare with `cluster.connected`: a list confirmed long ago is not live."
+    ))
+    @batched(clusters.sessions_as_of_of)
+    def sessions_as_of(self, info: strawberry.Info) -> dt.datetime | None:
+        return loaded(self, info)
 
     @strawberry.field(description="The lock of new sessions set for a time window (now or later); null when none is set.")
     def lock(self) -> DatabaseLock | None:

@@ -149,6 +149,7 @@ class Claimant:
         "claim is approved without staff."
     )
     claimed_at: dt.datetime = strawberry.field(description="When they claimed it (became its owner).")
+    model: strawberry.Private[moderation.Claimant]  # what the type rule (staff only) is asked about
 
     @classmethod
     def from_domain(cls, claimant: moderation.Claimant) -> Claimant:
@@ -156,7 +157,7 @@ class Claimant:
         return cls(
             user_id=to_global_id("User", user.id), full_name=user.full_name, email=user.email,
             email_verified=user.email_verified, phone=user.phone, phone_verified=user.phone_verified,
-            known_contact=claimant.known_contact, claimed_at=claimant.claimed_at,
+            known_contact=claimant.known_contact, claimed_at=claimant.claimed_at, model=claimant,
         )
 
 

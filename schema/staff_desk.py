@@ -1,5 +1,6 @@
-"""The staff desk in GraphQL: failed deliveries (and their retry) and the provider's refused
-records. Staff only: the domain (resolvers/staff_desk.py) refuses anyone else, and the type rule
+"""The staff desk in GraphQL: failed deliveries (and their retry), the provider's refused records,
+the documents that wait, and putting people into an organization (an invitation with a role; an
+owner where there is none). Staff only: the domain (resolvers/staff_desk.py) refuses anyone else, and the type rule
 (resolvers/permissions.py) hides these objects from them on any path."""
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from typing import Annotated
 import strawberry
 
 from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
+from models.organizations import Invite as InviteModel
+from models.organizations import InviteStatus, Role
 from models.outbox import Channel, DeliveryStatus
 from models.outbox import OutboxMessage as OutboxMessageModel
 from models.provider import RefusedRecord as RefusedRecordModel
-from resolvers import staff_desk
+from resolvers import invitations, staff_desk
 from resolvers.common import SELECTED
 from resolvers.pagination import PageRequest
 from resolvers.provider.audit import ActorKind
 from schema.batching import expand, selected
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
+from schema.registration import ModeratedOrganization
 from schema.relay import After, Connection, First, connection_of
 
 described_enum(Channel, "How a message goes out.", {"EMAIL": "An e-mail.", "SMS": "A text message (through the SMS gateway)."}, name="DeliveryChannel")
@@ -103,6 +107,56 @@ class WaitingDocuments:
     organizations: int = strawberry.field(description="The organizations they are for.")
     periods: list[str] = strawberry.field(description="The months they are of, `YYYY-MM`.")
     reason: str | None = strawberry.field(description="Why they wait; null when none does.")
+    model: strawberry.Private[staff_desk.WaitingDocuments]  # what the type rule (staff only) is asked about
+
+
+@strawberry.type(description="An invitation the provider's staff sent into an organization (staff only): the same invitation its owner would send, seen from the staff desk.")
+class StaffInvitation:
+    id: strawberry.ID = strawberry.field(description="Global id of the invitation (an `Invite` to the organization's managers).")
+    email: str | None = strawberry.field(description="Address the invitation was sent to.")
+    phone: str | None = strawberry.field(description="Phone the invitation was sent to.")
+    role: Role = strawberry.field(description="Role the invitee gets on accepting: OWNER for one sent by `staffMakeOwner`.")
+    status: InviteStatus = strawberry.field(description="PENDING, ACCEPTED, REVOKED or EXPIRED.")
+    expires_at: dt.datetime = strawberry.field(description="When the invitation link stops working.")
+    organization: ModeratedOrganization = strawberry.field(description="The organization it invites into.")
+    model: strawberry.Private[InviteModel]
+
+    @classmethod
+    def of(cls, model: InviteModel, organization: ModeratedOrganization) -> StaffInvitation:
+        return cls(
+            id=strawberry.ID(to_global_id("Invite", model.id)), email=model.email, phone=model.phone, role=model.role,
+            status=invitations.effective_status(model), expires_at=model.expires_at, organization=organization, model=model,
+        )
+
+
+@strawberry.input(description="Whom staff invite into an organization, with which role and databases.")
+class StaffInviteMemberInput:
+    organization_id: strawberry.ID = strawberry.field(description="The organization (any APPROVED one; e.g. a `ModeratedOrganization.organizationId`).")
+    email: str | None = strawberry.field(default=None, description="The invitee's e-mail (this and/or `phone`).")
+    phone: str | None = strawberry.field(default=None, description="The invitee's phone, +7XXXXXXXXXX.")
+    role: Role = strawberry.field(description="Role on accepting: ADMIN, ACCOUNTANT or USER (an OWNER: `staffMakeOwner`).")
+    database_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Cloud databases of the organization a USER may open.")
+
+
+@strawberry.type(description="The result of `staffInviteMember`.")
+class StaffInviteMemberPayload:
+    invitation: StaffInvitation | None = strawberry.field(default=None, description="The invitation sent.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
+
+
+@strawberry.input(description="Who becomes the owner of an organization that has none.")
+class StaffMakeOwnerInput:
+    organization_id: strawberry.ID = strawberry.field(description="The organization (APPROVED, with no owner).")
+    email: str | None = strawberry.field(default=None, description="The person's e-mail (this and/or `phone`): a member's proven e-mail promotes them; any other is invited as the OWNER.")
+    phone: str | None = strawberry.field(default=None, description="The person's phone, +7XXXXXXXXXX, as `email`.")
+
+
+@strawberry.type(description="The result of `staffMakeOwner`: a member promoted, or an OWNER invitation sent.")
+class StaffMakeOwnerPayload:
+    organization: ModeratedOrganization | None = strawberry.field(default=None, description="The organization; its `owner` is the member promoted (null while an invitation waits).")
+    promoted: bool = strawberry.field(default=False, description="Whether a member became the owner now.")
+    invitation: StaffInvitation | None = strawberry.field(default=None, description="The OWNER invitation sent, when the address is no member's; whoever accepts it, proving the address, becomes the owner.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
 
 
 @strawberry.type(description="The result of `retryDelivery`.")
@@ -143,7 +197,7 @@ class StaffDeskQueries:
         waiting = await staff_desk.waiting_documents(info.context)
         return WaitingDocuments(
             supplier_configured=waiting.supplier_configured, documents=waiting.documents,
-            organizations=waiting.organizations, periods=waiting.periods, reason=waiting.reason,
+            organizations=waiting.organizations, periods=waiting.periods, reason=waiting.reason, model=waiting,
         )
 
 
@@ -157,3 +211,45 @@ class StaffDeskMutations:
     ) -> RetryDeliveryPayload:
         row = await staff_desk.retry_delivery(info.context, pk_of(delivery_id, "DeliveryFailure") or NO_SUCH_ID)
         return await expand(info, RetryDeliveryPayload(delivery=DeliveryFailure.from_model(row)))
+
+    @strawberry.mutation(description=(
+        "Provider staff only: invite someone into any APPROVED organization with a role (never OWNER: see "
+        "`staffMakeOwner`) and databases, as its owner would: the same letter and link (7 days, once), a pending "
+        "invitation to the same address replaced, CONFLICT for a member's address, INVALID for an organization "
+        "not APPROVED. In the organization's audit log (naming the staff) and the provider's audit."
+    ))
+    @transactional(StaffInviteMemberPayload)
+    async def staff_invite_member(
+        self, info: strawberry.Info,
+        input: Annotated[StaffInviteMemberInput, strawberry.argument(description="The organization, the invitee, the role and databases.")],
+    ) -> StaffInviteMemberPayload:
+        ctx = info.context
+        invite = await invitations.staff_invite_member(
+            ctx, ctx.settings, pk_of(input.organization_id, "Organization") or NO_SUCH_ID, input.email, input.phone,
+            input.role, [pk_of(i, "Database") or NO_SUCH_ID for i in input.database_ids or []],
+        )
+        organization = ModeratedOrganization.from_model(await invite.organization)
+        return await expand(info, StaffInviteMemberPayload(invitation=StaffInvitation.of(invite, organization)))
+
+    @strawberry.mutation(description=(
+        "Provider staff only: give an APPROVED organization that has no owner (its only owner left; the provider "
+        "sent it and nobody claimed it) one. The member whose proven e-mail or phone this is becomes the OWNER now; "
+        "an address that is no member's gets an invitation as the OWNER, and whoever accepts it, proving the "
+        "address, becomes it (someone not yet a member becomes the owner only by accepting it). CONFLICT while it has an "
+        "owner (the owner invites people or hands it over). Audited."
+    ))
+    @transactional(StaffMakeOwnerPayload)
+    async def staff_make_owner(
+        self, info: strawberry.Info,
+        input: Annotated[StaffMakeOwnerInput, strawberry.argument(description="The organization and the person's address.")],
+    ) -> StaffMakeOwnerPayload:
+        ctx = info.context
+        made = await invitations.staff_make_owner(
+            ctx, ctx.settings, pk_of(input.organization_id, "Organization") or NO_SUCH_ID, input.email, input.phone,
+        )
+        ctx.forget_memberships()  # a staff member promoted in it sees it with their new role
+        organization = ModeratedOrganization.from_model(made.organization)
+        invitation = StaffInvitation.of(made.invite, organization) if made.invite is not None else None
+        return await expand(info, StaffMakeOwnerPayload(
+            organization=organization, promoted=made.membership is not None, invitation=invitation,
+        ))

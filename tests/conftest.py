@@ -26,8 +26,10 @@ from kabinet.settings import Settings
 DEMO_PASSWORD = "kabinet-demo"
 
 # The simulated cluster, said, here and in every kabinet process a test starts (they inherit the
-# environment): agent tokens some tests issue would otherwise turn the shared database's deployment
-# to agent mode (resolvers/agent_tokens.py cluster_mode). Tests of agent mode say so.
+# environment): on PostgreSQL, or once a test issues an agent token, the deployment would otherwise be
+# in agent mode (resolvers/cluster_mode.py), and the tests of the workers' own execution need the
+# simulator. Tests of agent mode say so; tests of the default mode (test_doctor.py, test_deployment.py)
+# take the variable out of their processes' environment.
 os.environ["KABINET_CLUSTER"] = "simulated"
 
 

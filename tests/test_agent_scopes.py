@@ -90,8 +90,11 @@ async def test_an_agent_cannot_report_or_end_another_organizations_sessions(clie
 
     ended = await client.post("/cluster/sessions/ended", json={"clusterSessionId": session_b.cluster_session_id}, headers=agent_a)
     done = await client.post(f"/cluster/terminations/{to_global_id('Session', session_b.id)}/done", headers=agent_a)
-    assert (ended.status_code, done.status_code) == (404, 404)
-    assert "organizationCode" not in ended.text + done.text
+    refused = await client.post(
+        f"/cluster/terminations/{to_global_id('Session', session_b.id)}/refused", json={"reason": "нет"}, headers=agent_a
+    )
+    assert (ended.status_code, done.status_code, refused.status_code) == (404, 404, 404)
+    assert "organizationCode" not in ended.text + done.text + refused.text
     assert (await Session.get(id=session_b.id)).status == SessionStatus.TERMINATING
 
 

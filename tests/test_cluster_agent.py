@@ -90,21 +90,19 @@ def test_plain_kabinet_agent_token_says_what_replaced_it():
     assert "--all-organizations" in result.output
 
 
-async def test_the_cluster_mode_is_explicit_or_agent_once_an_agent_token_exists(settings, monkeypatch):
-    from models.program_tokens import ProgramToken, TokenKind
+async def test_an_agent_token_puts_a_deployment_without_kabinet_cluster_in_agent_mode_for_good(settings):
+    """(The other rules of the mode: tests/test_cluster_mode.py.) Revoking the agent's token hands nothing
+    back to the simulator."""
+    from models.program_tokens import ProgramToken
     from resolvers.agent_tokens import cluster_mode
 
-    await ProgramToken.filter(kind=TokenKind.AGENT).delete()
-    AGENT.clear()  # issued again by the next test
-    bare = Settings(_env_file=None, database_url=settings.database_url, cluster=None)  # KABINET_CLUSTER unset
-    assert await cluster_mode(bare) == "simulated"
-    assert await cluster_mode(bare.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t")})) == "agent"
-    assert await cluster_mode(bare.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t"), "cluster": "simulated"})) == "simulated"
-    assert await cluster_mode(bare.model_copy(update={"cluster": "agent"})) == "agent"
+    unset = Settings(_env_file=None, database_url=settings.database_url, cluster=None)  # KABINET_CLUSTER unset
+    assert await cluster_mode(unset.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t")})) == "agent"
+    assert await cluster_mode(unset.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t"), "cluster": "simulated"})) == "simulated"
     token = await agents.issue(name=f"mode-{uuid.uuid4().hex[:6]}")
-    assert await cluster_mode(bare) == "agent"
+    assert await cluster_mode(unset) == "agent"
     await ProgramToken.filter(token_hash=hash_opaque_token(token)).update(revoked_at=dt.datetime.now(dt.timezone.utc))
-    assert await cluster_mode(bare) == "agent", "revoking an agent's token hands nothing to the simulator"
+    assert await cluster_mode(unset) == "agent", "revoking an agent's token hands nothing to the simulator"
 
 
 # ------------------------------------------------------------------------------ sessions started

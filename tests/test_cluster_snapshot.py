@@ -11,7 +11,7 @@ import pytest
 
 from kabinet.clock import utcnow
 from kabinet.ids import to_global_id
-from models.cloud import Cluster, Session, SessionStatus
+from models.cloud import Cluster, Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.updates import UpdateRun, UpdateRunStatus
 from resolvers import clusters
@@ -172,6 +172,14 @@ async def test_an_older_snapshot_than_the_last_changes_nothing(client, world):
     assert set((await live(database)).values()) == {SessionStatus.ACTIVE}
 
 
+async def test_an_agent_whose_clock_ran_ahead_and_was_set_right_is_not_refused(client, world):
+    cluster, token = world["cluster"], world["all"]
+    ahead = await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", []), taken_at=utcnow() + dt.timedelta(minutes=4)), headers=token)
+    assert ahead.status_code == 200 and dt.datetime.fromisoformat(ahead.json()["cluster"]["lastReportAt"]) <= utcnow()
+    on_time = await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [])), headers=token)
+    assert on_time.status_code == 200, on_time.text
+
+
 async def test_a_session_started_after_the_snapshot_was_taken_is_not_ended_by_it(client, world):
     cluster, (org, database), token = world["cluster"], world["a"], world["all"]
     taken = utcnow() - dt.timedelta(seconds=5)
@@ -201,6 +209,14 @@ async def test_an_organizations_token_applies_only_its_infobases_and_does_not_ma
     assert answer["cluster"]["connected"] is False and not (await Cluster.get(id=cluster.id)).connected
 
 
+async def test_an_organizations_token_learns_no_cluster_it_has_no_database_on(client, world):
+    org_c, *_ = await subscribed()
+    other, _ = await on_cluster(org_c, "buh_c")
+    away = await client.post(SNAPSHOT, json=snapshot(other.name, ("buh_c", [])), headers=world["agent_a"])
+    none = await client.post(SNAPSHOT, json=snapshot("no-such", ("buh_c", [])), headers=world["agent_a"])
+    assert (away.status_code, away.json()) == (none.status_code, none.json()) == (404, away.json())
+
+
 async def test_a_cluster_token_reaches_its_clusters_only(client, world):
     org_c, *_ = await subscribed()
     other, database_c = await on_cluster(org_c, "buh_c")
@@ -224,6 +240,9 @@ async def test_a_cluster_token_reaches_its_clusters_only(client, world):
         "startedAt": utcnow().isoformat(),
     }, headers=token)
     assert started.json()["error"]["code"] == "NOT_FOUND", "an organization is not a cluster token's to report into"
+    limits = await client.get("/cluster/limits", params={"organizationCode": org_c.code}, headers=token)
+    assert limits.json() == {"organizations": []}
+    assert (await client.get("/cluster/limits", headers=token)).json() == {"organizations": []}
     assert (await Session.get(id=session.id)).status == SessionStatus.TERMINATING
 
 
@@ -272,4 +291,116 @@ async def test_a_claim_narrows_to_a_cluster_and_a_cluster_token_claims_only_its_
     assert (await UpdateRun.get(id=run_c.id)).status == UpdateRunStatus.SCHEDULED, "C's run is not on its cluster"
     wrong = await client.post("/cluster/updates/claim", json={"cluster": cluster.name}, headers=world["all"])
     assert wrong.json() == {"run": None}, "the all-organizations agent narrowed to the cluster: C's run is elsewhere"
-    assert (await client.post("/cluster/updates/claim", json={}, headers=world["all"])).json()["run"]["id"] == to_global_id("UpdateRun", run_c.id)
+    claimed_c = await client.post("/cluster/updates/claim", json={"organizationCodes": [org_c.code]}, headers=world["all"])
+    assert claimed_c.json()["run"]["id"] == to_global_id("UpdateRun", run_c.id)
+
+
+# ------------------------------------------------------------------------------ the operator's CLI, the provider's record
+
+
+async def test_the_operator_adds_lists_attaches_and_detaches_clusters_and_scopes_a_token_to_them(client, settings):
+    from tests.processes import kabinet_cli
+
+    org, *_ = await subscribed()
+    database = await updatable_database(org)
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    await kabinet_cli(settings, "cluster", "add", name, "--description", "Москва", "--time-zone", "Europe/Moscow")
+    await kabinet_cli(settings, "cluster", "add", name, status=1)  # taken
+    await kabinet_cli(settings, "cluster", "add", "Main Cluster", status=1)  # not a name
+    await kabinet_cli(settings, "cluster", "add", f"{name}-tz", "--time-zone", "Mars/Olympus", status=1)
+    await kabinet_cli(settings, "cluster", "attach", "--cluster", name, "--database", to_global_id("Database", database.id), "--infobase", "buh")
+    [row] = [r for r in (await kabinet_cli(settings, "cluster", "list")).splitlines() if r.startswith(name + "\t")]
+    assert row.split("\t")[1:3] == ["1 databases", "disconnected"]
+    other = await updatable_database(org)
+    await kabinet_cli(settings, "cluster", "attach", "--cluster", name, "--database", to_global_id("Database", other.id), "--infobase", "buh", status=1)
+    await kabinet_cli(settings, "cluster", "attach", "--cluster", "no-such", "--database", to_global_id("Database", other.id), "--infobase", "x", status=1)
+
+    token = (await kabinet_cli(settings, "agent", "token", "create", "--name", name, "--clusters", name)).strip()
+    await kabinet_cli(settings, "agent", "token", "create", "--name", f"{name}-2", "--clusters", name, "--all-organizations", status=1)
+    await kabinet_cli(settings, "agent", "token", "create", "--name", f"{name}-3", "--clusters", "no-such", status=1)
+    [listed] = [r for r in (await kabinet_cli(settings, "agent", "token", "list")).splitlines() if r.startswith(name + "\t")]
+    assert f"clusters {name}" in listed
+    answer = await client.post(SNAPSHOT, json=snapshot(name, ("buh", [line()])), headers=bearer(token))
+    assert answer.json()["started"] == 1 and answer.json()["cluster"]["connected"] is True
+
+    await Database.filter(id=database.id).update(external_id=f"IB-{name}")
+    await kabinet_cli(settings, "cluster", "detach", "--database", f"IB-{name}")  # the provider's external id names it too
+    await kabinet_cli(settings, "cluster", "detach", "--database", "IB-NO-SUCH", status=1)
+    assert (await client.post(SNAPSHOT, json=snapshot(name, ("buh", [])), headers=bearer(token))).json()["unknownInfobases"] == ["buh"]
+
+
+async def test_the_providers_database_record_places_it_on_a_cluster():
+    from resolvers.provider import records
+    from resolvers.provider.records import Outcome, Record
+    from tests.test_provider_records import actor
+
+    cluster = await clusters.add(f"pr-{uuid.uuid4().hex[:8]}")
+    org, *_ = await subscribed()
+    base = {"external_id": f"db-{uuid.uuid4().hex}", "organization": org.code, "name": "Бухгалтерия",
+            "configuration": "Бухгалтерия предприятия", "version": "3.0.150.20", "is_typical": "да"}
+
+    async def send(*values):
+        return await records.apply(actor(), "database", [Record(i, v) for i, v in enumerate(values, start=1)])
+
+    org.external_id = org.external_id or f"org-{uuid.uuid4().hex}"
+    await org.save()
+    base["organization"] = org.external_id
+    [created] = await send({**base, "cluster": cluster.name, "infobase": "buh"})
+    assert created.outcome is Outcome.CREATED, created
+    database = await Database.get(external_id=base["external_id"])
+    assert (database.cluster_id, database.infobase) == (cluster.id, "buh")
+    [unchanged] = await send(base)
+    assert unchanged.outcome is Outcome.UNCHANGED, "a record without cluster or infobase leaves them as they were"
+    refused = await send(
+        {**base, "cluster": "no-such", "infobase": "buh"}, {**base, "cluster": cluster.name},
+        {**base, "external_id": f"db-{uuid.uuid4().hex}", "cluster": cluster.name, "infobase": "buh"},
+    )
+    assert [(r.outcome, r.field) for r in refused] == [(Outcome.REFUSED, "cluster"), (Outcome.REFUSED, "infobase"), (Outcome.REFUSED, "infobase")]
+    [moved] = await send({**base, "cluster": None, "infobase": None})
+    assert moved.outcome is Outcome.UPDATED
+    await database.refresh_from_db()
+    assert (database.cluster_id, database.infobase) == (None, None)
+
+
+async def test_the_owner_watching_sees_a_termination_refused_and_asks_again(gql, client, live_server, world):
+    """terminateSession → TERMINATING; the cluster refuses → TERMINATION_REFUSED, ACTIVE with the reason;
+    asking again clears it. Over a real WebSocket."""
+    from tests import factories
+    from tests.factories import Role
+    from tests.live import TRANSPORT_WS, GraphQLSocket
+
+    org, users = await factories.create_team(Role.OWNER)
+    await subscribed_limit(org)
+    _, database = await on_cluster(org, "buh", world["cluster"])
+    s = line()
+    await client.post(SNAPSHOT, json=snapshot(world["cluster"].name, ("buh", [s])), headers=world["all"])
+    session = await Session.get(database_id=database.id, cluster_session_id=s["clusterSessionId"])
+    session_id = to_global_id("Session", session.id)
+    owner = users[Role.OWNER].email
+    socket = GraphQLSocket(live_server, TRANSPORT_WS)
+    terminate = "mutation($id: ID!) { terminateSession(sessionId: $id) { session { status refusalReason } userErrors { code } } }"
+    try:
+        await socket.connect(await gql.token_for_password(owner, factories.PASSWORD))
+        await socket.subscribe(
+            "subscription($org: ID!) { sessions(organizationId: $org) { sessions { status } event { kind session { status refusalReason } } } }",
+            {"org": to_global_id("Organization", org.id)},
+        )
+        assert len((await socket.next_data())["data"]["sessions"]["sessions"]) == 1
+        assert (await gql.execute(terminate, {"id": session_id}, as_user=owner))["data"]["terminateSession"]["userErrors"] == []
+        assert (await socket.next_data())["data"]["sessions"]["event"]["kind"] == "TERMINATING"
+        await client.post(f"/cluster/terminations/{session_id}/refused", json={"reason": "Сеанс занят"}, headers=world["all"])
+        update = (await socket.next_data())["data"]["sessions"]
+        assert update["event"] == {"kind": "TERMINATION_REFUSED", "session": {"status": "ACTIVE", "refusalReason": "Сеанс занят"}}
+        assert update["sessions"] == [{"status": "ACTIVE"}]
+        again = (await gql.execute(terminate, {"id": session_id}, as_user=owner))["data"]["terminateSession"]
+        assert again["session"] == {"status": "TERMINATING", "refusalReason": None}
+    finally:
+        await socket.close()
+
+
+async def subscribed_limit(org) -> None:
+    from models.cloud import CloudSubscription
+
+    today = utcnow().date()
+    await CloudSubscription.create(organization=org, tariff="Облако", sessions_limit=5, databases_limit=5,
+                                   starts_on=today.replace(day=1), ends_on=today + dt.timedelta(days=30))

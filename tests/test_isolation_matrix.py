@@ -40,6 +40,7 @@ from models.organizations import (
 from models.products import Contract, Product
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from kabinet.ids import from_global_id, to_global_id
+from resolvers import clusters
 from tests import factories
 from tests.conftest import DEMO_PASSWORD
 from tests.introspection import ServedSchema
@@ -148,11 +149,13 @@ RULES: dict[str, OrgRule | Rule] = {
     "DeliveryFailure": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk
     "RefusedRecord": Rule(lambda viewer, scope: viewer.is_staff),
     "WaitingDocuments": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk (no row of its own)
+    "StaffInvitation": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk's invitations (issue 18)
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),
     "OrganizationDataChange": Rule(lambda viewer, scope: True),
     "DatabaseLock": Rule(lambda viewer, scope: True),  # part of its database, seen with it
+    "Cluster": Rule(lambda viewer, scope: True),  # no id of its own: reached through a database, seen with it
     # What signing in answers (the matrix walks it as a mutation payload), and a refusal's reasons.
     "AuthPayload": Rule(lambda viewer, scope: True),
     "UserError": Rule(lambda viewer, scope: True),
@@ -682,12 +685,19 @@ async def scenery(app) -> Any:
         starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(days=7),
     ))
     vasilek_db = await Database.filter(organization_id=vasilek.id).first()
+    # One cluster holding a database of each: what one sees of it must not open the other's.
+    cluster = await clusters.add(f"matrix-{uuid.uuid4().hex[:8]}")
+    await clusters.place(trade, cluster, "trade")
+    await clusters.place(vasilek_db, cluster, "vasilek")
     created.append(await UpdateRun.create(organization=vasilek, database=vasilek_db, status=UpdateRunStatus.CANCELLED,
                                           scheduled_for=now - dt.timedelta(days=2), message="matrix"))
     yield {"romashka": romashka, "vasilek": vasilek, "both": both, "admin-of-both": admin_of_both,
            "accounting": accounting, "trade": trade}
     for row in reversed(created):
         await row.delete()
+    await clusters.place(trade, None, None)
+    await clusters.place(vasilek_db, None, None)
+    await cluster.delete()
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -759,7 +769,7 @@ async def test_every_object_on_every_path_follows_the_role_table(gql, world, sce
     assert not verdict.violations, verdict.report()
     if who in ("owner@romashka.example",):
         # the walk reached every kind of object the owner may see: it is a walk, not a formality
-        expected = set(RULES) - {"ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "DatabaseLock", "UserError"}
+        expected = set(RULES) - {"ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "DatabaseLock", "UserError"}
         assert expected - verdict.seen_types[email] == set()
 
 

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from models.organizations import Role
 from resolvers.provider.records import ENTITIES, SCOPES, Outcome, ProviderActor, Record, apply
 from resolvers.validation import inn_is_valid
+from resolvers import clusters
 from tests import factories
 from tests.introspection import ServedSchema
 
@@ -90,7 +91,7 @@ def valid_records(arena: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                "ends_on": "2026-12-31", "deleted": None},
         "database": {"external_id": new("db"), "organization": org, "organization_inn": None, "name": "Бухгалтерия",
                      "configuration": arena["configuration"], "version": "3.0.1.1", "is_typical": True, "size_mb": 1024,
-                     "deleted": None},
+                     "cluster": arena["cluster"], "infobase": new("ib"), "deleted": None},
         "ledger_entry": {"external_id": new("le"), "organization": org, "organization_inn": None, "kind": "TOP_UP",
                          "amount": "10.50", "description": "Оплата", "occurred_at": "15.01.2026 10:00:00",
                          "document": arena["document"], "deleted": None},
@@ -189,6 +190,7 @@ async def arena(app, gql) -> dict[str, Any]:
         "external_id": organization.external_id, "inn": organization.inn, "subscription": f"fz-cs-{uuid.uuid4().hex[:10]}",
         "configuration": f"Бухгалтерия предприятия {uuid.uuid4().hex[:6]}", "contract": None, "document": None,
         "database": None, "prepaid_service": None,
+        "cluster": (await clusters.add(f"fz-{uuid.uuid4().hex[:10]}")).name,
     }
     records = valid_records(arena)
     for name, key in (("contract", "contract"), ("cloud_subscription", None), ("database", "database"),
@@ -216,7 +218,7 @@ def test_every_field_of_every_entity_is_fuzzed(app):
     """The valid records list exactly the fields each entity takes: a new entity or field fails here
     until it is fuzzed too."""
     placeholders = {"external_id": "x", "inn": "7707083893", "subscription": "x", "configuration": "x", "contract": "x",
-                    "document": "x", "database": "x", "prepaid_service": "x"}
+                    "document": "x", "database": "x", "prepaid_service": "x", "cluster": "x"}
     valid = valid_records(placeholders)
     assert sorted(valid) == sorted(FIELDS), "an entity without a valid record here"
     for name, columns in FIELDS.items():

@@ -134,3 +134,45 @@ async def test_a_rule_and_its_query_filter_admit_the_same_rows(app, settings, ty
                 matched = set()
                 assert {rule(ctx, row) for row in rows} <= {seen.sight}, (type_name, viewer, organization_id)
             assert admitted == matched, (type_name, ctx.role_in(organization_id))
+
+
+# ---------------------------------------------------------------- the staff desk's types
+
+
+def _staff_desk_types() -> list[str]:
+    """The object types the staff desk answers with (schema/staff_desk.py's, payloads aside) and the
+    moderation queue's: each one the provider's staff alone may see."""
+    found = {"ModeratedOrganization", "Claimant"}
+    for name, gtype in _object_types().items():
+        origin = getattr(gtype.extensions.get("strawberry-definition"), "origin", None)
+        if getattr(origin, "__module__", None) == "schema.staff_desk" and not name.endswith("Payload") and not name.endswith("Mutations") and not name.endswith("Queries"):
+            found.add(name)
+    return sorted(found)
+
+
+def test_every_staff_desk_type_carries_its_row_and_is_staff_only():
+    """A staff-desk type without a row slipped past the gate (no rule asked: Claimant, WaitingDocuments
+    before issue 18); each carries one now, and its rule is staff only."""
+    from resolvers.permissions import NEEDS_STAFF_FLAG, _staff_only
+
+    types = _object_types()
+    names = _staff_desk_types()
+    assert {"DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "Claimant"} <= set(names)
+    for name in names:
+        assert _carries_a_row(types[name]), f"{name} carries no row: the gate cannot rule it"
+        assert TYPE_RULES.get(name) is _staff_only, name
+        assert name in NEEDS_STAFF_FLAG, name
+
+
+@pytest.mark.parametrize("type_name", _staff_desk_types())
+async def test_a_staff_desk_type_is_hidden_from_an_owner_and_seen_by_staff(app, settings, type_name):
+    from models.identity import User
+
+    _, team = await factories.create_team()
+    staff_user = await factories.create_user(factories.unique_email("staff"))
+    await User.filter(id=staff_user.id).update(is_staff=True)
+    for viewer, sight in ((team[Role.OWNER], Sight.HIDDEN), (staff_user, Sight.SEE)):
+        ctx = RequestContext(settings, Viewer(viewer.id, viewer.id))
+        await ctx.memberships()
+        await ctx.prepare_staff_flag()
+        assert TYPE_RULES[type_name](ctx, object()) is sight, (type_name, viewer.email)

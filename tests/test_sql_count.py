@@ -16,15 +16,31 @@ FULL_DASHBOARD = """{
     balance { amount prepaidServices { name remaining } }
     documents(first: 10) { totalCount edges { node { number amount downloadUrl } } }
     databases(first: 5) { edges { node { name updateSchedule { mode nextRunAt }
+      cluster { name connected lastReportAt } sessionsAsOf
       sessions(first: 20) { totalCount edges { node { userName } } } } } }
-    sessions(first: 20) { edges { node { userName database { name } user { email } } } }
+    sessions(first: 20) { edges { node { userName database { name cluster { name } } user { email } } } }
   } } }
 }"""
+
+
+async def on_clusters(email: str) -> None:
+    """Half the user's databases on clusters (one each), half on none: Database.cluster and sessionsAsOf read both."""
+    from models.cloud import Database
+    from models.identity import User
+    from models.organizations import Membership
+    from resolvers import clusters
+
+    user = await User.get(email=email)
+    organization_ids = await Membership.filter(user_id=user.id).values_list("organization_id", flat=True)
+    for i, database in enumerate(await Database.filter(organization_id__in=organization_ids).order_by("id")):
+        if i % 2 == 0:
+            await clusters.place(database, await clusters.add(f"sql-{uuid.uuid4().hex[:12]}"), "base")
 
 
 async def statements_for(gql, sql_counter, organizations: int, rows: int) -> tuple[list[str], dict]:
     email = f"bulk-{uuid.uuid4().hex[:8]}@example.com"
     await seed_many_organizations(email, "bulk-password", organizations=organizations, rows=rows)
+    await on_clusters(email)
     await gql.token_for_password(email, "bulk-password")
     with sql_counter() as counter:
         body = await gql.execute(FULL_DASHBOARD, as_user=email)

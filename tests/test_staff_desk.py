@@ -40,6 +40,8 @@ STAFF_ENDPOINTS = [
     ("GET", "/provider/v1/staff/organizations"),
     ("POST", "/provider/v1/staff/organizations/approve"),
     ("POST", "/provider/v1/staff/organizations/reject"),
+    ("POST", "/provider/v1/staff/organizations/invite"),
+    ("POST", "/provider/v1/staff/organizations/make-owner"),
 ]
 
 
@@ -252,7 +254,7 @@ async def test_a_token_without_the_staff_scope_gets_403_on_every_staff_endpoint(
     token = await new_token("catalog:write", "billing:write", "cloud:write", name=name)
     organization = await pending_organization()
     for method, path in STAFF_ENDPOINTS:
-        body = {"inn": organization.inn, "reason": "нет"} if method == "POST" else None
+        body = {"inn": organization.inn, "reason": "нет", "email": factories.unique_email(), "role": "USER"} if method == "POST" else None
         response = await client.request(method, path, json=body, headers=bearer(token))
         assert response.status_code == 403, (path, response.text)
         error = response.json()["error"]

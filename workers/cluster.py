@@ -1,5 +1,9 @@
 """The 1C cluster: an interface, a simulated cluster for the embedded default, and the loop that
-carries out terminations and (when simulated) makes sessions come and go over the day."""
+carries out terminations and (when simulated) makes sessions come and go over the day.
+
+The simulated cluster runs only in the simulated mode (resolvers/cluster_mode.py: asked for, or the
+embedded default's demo), and even then never in a database the provider sent: those databases'
+sessions and terminations wait for a real cluster's agent."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session, SessionStatus
-from resolvers import agent_tokens, sessions
+from resolvers import cluster_mode, sessions
 
 log = logging.getLogger("kabinet.cluster")
 
@@ -54,9 +58,10 @@ class SimulatedCluster:
 
 
 async def carry_out_terminations(cluster: Cluster, broadcast: Broadcast, limit: int = 50) -> int:
-    """End every session asked to end (TERMINATING) and mark it TERMINATED: once, even with several workers."""
+    """End every session asked to end (TERMINATING) in a database the simulated cluster may act in, and
+    mark it TERMINATED: once, even with several workers."""
     done = 0
-    for session in await sessions.awaiting_the_cluster(limit):
+    for session in await sessions.awaiting_the_cluster(limit, within=cluster_mode.in_simulated_databases()):
         await cluster.end_session(session)
         actor = SystemActor("cluster worker")
         async with in_transaction():
@@ -67,8 +72,9 @@ async def carry_out_terminations(cluster: Cluster, broadcast: Broadcast, limit: 
 
 
 async def simulate_churn(broadcast: Broadcast, rng: random.Random) -> None:
-    """One step of people logging in and off, in a database picked at random."""
-    databases = await Database.filter(locked_for_update=False)  # an update holds the rest
+    """One step of people logging in and off, in a database picked at random among the simulated
+    cluster's own (never one the provider sent)."""
+    databases = await cluster_mode.simulated_databases().filter(locked_for_update=False)  # an update holds the rest
     if databases:
         await churn_in(rng.choice(databases), broadcast, rng)
 
@@ -107,8 +113,8 @@ async def run_cluster_worker(
 
     In `agent` mode a real cluster agent reports sessions and carries out terminations over /cluster/…
     (kabinet/agent_api.py): this loop does nothing. The mode is `mode`, or the deployment's
-    (resolvers/agent_tokens.py `cluster_mode`: KABINET_CLUSTER, else agent once an agent token exists)
-    read every MODE_READ_SECONDS.
+    (resolvers/cluster_mode.py) read every MODE_READ_SECONDS; a change is logged with its reason
+    (start-up logs the first: kabinet/app.py, `kabinet worker`).
     """
     cluster = cluster or SimulatedCluster()
     rng = random.Random()
@@ -118,9 +124,10 @@ async def run_cluster_worker(
         try:
             if mode is None and utcnow() >= next_mode_read:
                 next_mode_read = utcnow() + dt.timedelta(seconds=MODE_READ_SECONDS)
-                before, current = current, await agent_tokens.cluster_mode(settings)
-                if current != before:
-                    log.info("cluster mode %r", current)
+                read = await cluster_mode.read(settings)
+                if current is not None and read.mode != current:
+                    log.info(read.line())
+                current = read.mode
             if current == "agent":
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=MODE_READ_SECONDS)

@@ -1,7 +1,9 @@
-"""The retention loop: every hour (and at start), one pass of resolvers/housekeeping.py.
+"""The retention loop: every hour (and at start), one pass of resolvers/housekeeping.py; and the
+clusters' liveness: every few seconds, a cluster whose agent stopped reporting is shown disconnected.
 
 Safe in several worker processes at once: a pass only deletes rows that are dead, each batch
-re-checking its condition, so two passes side by side delete each row once between them.
+re-checking its condition, so two passes side by side delete each row once between them; a
+cluster's flip is conditional (resolvers/clusters.py `set_connected`), so one process makes it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from broadcaster import Broadcast
+from tortoise.transactions import in_transaction
+
+from kabinet.clock import utcnow
 from kabinet.settings import Settings
+from resolvers import clusters
+from resolvers.context import SystemActor
 from resolvers.housekeeping import PRUNERS
 
 log = logging.getLogger("kabinet.housekeeping")
@@ -36,5 +44,31 @@ async def run_housekeeping(settings: Settings, stop: asyncio.Event) -> None:
         await housekeeping_pass(settings)
         try:
             await asyncio.wait_for(stop.wait(), timeout=HOUSEKEEPING_CHECK_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def clusters_liveness_pass(settings: Settings, broadcast: Broadcast) -> list[str]:
+    """Clusters no report came from for `cluster_stale_seconds`: disconnected, their organizations'
+    data events announced. The names flipped."""
+    actor = SystemActor("housekeeping worker")
+    async with in_transaction():
+        flipped = await clusters.mark_stale(actor, utcnow(), settings.cluster_stale_seconds)
+    await actor.announcements.announce(broadcast)
+    for cluster in flipped:
+        log.warning("cluster %s: no report from its agent for %ss, shown disconnected", cluster.name, settings.cluster_stale_seconds)
+    return [c.name for c in flipped]
+
+
+async def run_clusters_liveness(settings: Settings, broadcast: Broadcast, stop: asyncio.Event) -> None:
+    """A quarter of the staleness allowance apart (at least a second), until `stop`."""
+    every = max(1.0, settings.cluster_stale_seconds / 4)
+    while not stop.is_set():
+        try:
+            await clusters_liveness_pass(settings, broadcast)
+        except Exception:  # noqa: BLE001 — a worker loop outlives one bad pass; the next pass tries again
+            log.exception("the clusters' liveness pass failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
         except asyncio.TimeoutError:
             pass

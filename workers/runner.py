@@ -12,7 +12,7 @@ from broadcaster import Broadcast
 from kabinet.settings import Settings
 from workers.cluster import run_cluster_worker
 from workers.documents import run_document_publisher
-from workers.housekeeping import run_housekeeping
+from workers.housekeeping import run_clusters_liveness, run_housekeeping
 from workers.mail import run_mail_worker
 from workers.periods import run_period_roller
 from workers.updates import run_update_worker
@@ -36,6 +36,7 @@ class Workers:
             "mail": lambda: run_mail_worker(settings, stop),
             "periods": lambda: run_period_roller(broadcast, stop),
             "housekeeping": lambda: run_housekeeping(settings, stop),
+            "clusters-liveness": lambda: run_clusters_liveness(settings, broadcast, stop),
         }
 
     def start(self) -> None:

@@ -21,10 +21,13 @@ One pass (`UpdateWorker.step`, about once a second in `run_update_worker`):
    `update_retry_seconds` later until `update_max_attempts`, then FAILED with the reason. The
    database is unlocked either way.
 
-Agent mode (`KABINET_CLUSTER=agent`, or agent tokens set): the provider's cluster agent claims due
-runs and carries them out itself over /cluster/updates/… (kabinet/agent_api.py). This worker then
-only does 1 and the monthly planning, and takes back a run whose agent's lease ran out: SCHEDULED
-again for an agent to claim, or FAILED after its last attempt. It claims nothing.
+Agent mode (resolvers/cluster_mode.py: KABINET_CLUSTER=agent, an agent token, PostgreSQL, SQLite
+without the demo): the provider's cluster agent claims due runs and carries them out itself over
+/cluster/updates/… (kabinet/agent_api.py). This worker then only does 1 and the monthly planning, and
+takes back a run whose agent's lease ran out: SCHEDULED again for an agent to claim, or FAILED after
+its last attempt. It claims nothing. Simulated mode: it claims only runs of databases the simulated
+cluster may act in (never one the provider sent: its runs wait for an agent, its version is never set
+by a simulation).
 
 Leases and fencing: while a run goes on, a heartbeat renews its lease every third of
 `update_lease_seconds`. Every write of an execution is conditional on (status RUNNING, lease_owner,
@@ -61,7 +64,7 @@ from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from models.cloud import Database, Session
 from models.updates import UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import agent_tokens, update_jobs, update_runs, update_schedules
+from resolvers import cluster_mode, update_jobs, update_runs, update_schedules
 from resolvers.context import SystemActor
 from resolvers.releases import plan_quarantined_run
 from resolvers.update_jobs import Job, Policy
@@ -168,7 +171,7 @@ class UpdateWorker:
     # ------------------------------------------------------------------ one pass
 
     async def read_cluster_mode(self) -> None:
-        self.agent_executes = await agent_tokens.cluster_mode(self.settings) == "agent"
+        self.agent_executes = not (await cluster_mode.read(self.settings)).simulated
 
     async def step(self) -> int:
         """One pass, awaited to its end: quarantine, abandoned runs, then the due runs this worker can claim
@@ -273,7 +276,8 @@ class UpdateWorker:
         actor = SystemActor(ACTOR)
         async with in_transaction():
             claimed = await update_jobs.claim_due(
-                actor, self.worker_id, limit, now or utcnow(), self.policy, database_ids=self.database_ids
+                actor, self.worker_id, limit, now or utcnow(), self.policy, database_ids=self.database_ids,
+                within=cluster_mode.in_simulated_databases(),  # a real database's runs wait for its agent
             )
         await actor.announcements.announce(self.broadcast)
         for run in claimed:

@@ -9,13 +9,13 @@ from collections import Counter
 from tortoise.functions import Count
 
 from kabinet.clock import utcnow
-from models.cloud import CloudSubscription, Database, Session, SubscriptionExtension
+from models.cloud import CloudSubscription, Cluster, Database, Session, SubscriptionExtension
 from models.updates import UpdateRun, UpdateRunStatus
 from resolvers.cloud_subscriptions import open_subscription, set_period
 from resolvers.provider.catalog import ends_after_start
 from resolvers.provider.records import (
     DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, date, deleted, each_record, entity, flag,
-    integer, organization_of, organizations_referenced, remove_owned, same_organization, save_changes, text,
+    integer, looked_up, organization_of, organizations_referenced, remove_owned, same_organization, save_changes, text,
 )
 from resolvers.sessions import LIVE, hold_admissions
 
@@ -109,9 +109,12 @@ async def _databases_limits(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID
 
 @entity(
     "database", "cloud:write",
-    ("external_id", "organization", "organization_inn", "name", "configuration", "version", "is_typical", "size_mb", "deleted"),
+    ("external_id", "organization", "organization_inn", "name", "configuration", "version", "is_typical", "size_mb",
+     "cluster", "infobase", "deleted"),
     "A cloud database of an organization; a new one must fit in its cloud subscription's databases_limit "
-    "(send the cloud_subscription first). Deleted: removed with its update schedule, runs and access grants "
+    "(send the cloud_subscription first). `cluster` (a cluster kabinet knows, `kabinet cluster add`) and "
+    "`infobase` (its name there) say where it runs, both or neither (null: on no known cluster); a record "
+    "without either leaves that as it was. Deleted: removed with its update schedule, runs and access grants "
     "(refused while it has live sessions or an update is running).",
 )
 async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
@@ -120,6 +123,8 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
     external_ids = [r.external_id for r in records if r.external_id]
     by_external = {row.external_id: row for row in await Database.filter(external_id__in=external_ids)} if external_ids else {}
     limits = await _databases_limits(organization_ids)
+    cluster_names = looked_up(records, "cluster", Cluster, "name")
+    clusters_by_name = {c.name: c for c in await Cluster.filter(name__in=cluster_names)} if cluster_names else {}
     counts = Counter({
         row["organization_id"]: row["n"]
         for row in await Database.filter(organization_id__in=organization_ids)
@@ -140,6 +145,8 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
             "size_mb": integer(record, "size_mb", required=False, of=Database) or 0,
         }
         row = by_external.get(record.external_id)
+        if "cluster" in record.values or "infobase" in record.values:
+            values.update(await _placement(record, clusters_by_name, row))
         if row is not None:
             same_organization(row, organization_id, "database", record)
             outcome = await save_changes(row, values)
@@ -163,6 +170,23 @@ async def upsert_databases(actor: ProviderActor, records: list[Record]) -> list[
         return outcome
 
     return await each_record("database", records, apply_one)
+
+
+async def _placement(record: Record, clusters_by_name: dict[str, Cluster], row: Database | None) -> dict:
+    """Where the record says the database runs: its cluster and infobase (both or neither), refused
+    before anything is written when the cluster is unknown or the infobase another database's."""
+    name = text(record, "cluster", required=False, max_length=100)
+    infobase = text(record, "infobase", required=False, of=Database)
+    cluster = clusters_by_name.get(name) if name else None
+    if name and cluster is None:
+        raise RecordRefused("cluster", f"No cluster is named {name!r}: the operator adds it first (kabinet cluster add).")
+    if (cluster is None) != (infobase is None):
+        raise RecordRefused("infobase" if cluster else "cluster", "A database on a cluster names its infobase there, and only then.")
+    if cluster is not None:
+        taken = Database.filter(cluster_id=cluster.id, infobase=infobase)
+        if await (taken.exclude(id=row.id) if row is not None else taken).exists():
+            raise RecordRefused("infobase", f"Another database is the infobase {infobase!r} of the cluster {name!r}.")
+    return {"cluster_id": cluster.id if cluster else None, "infobase": infobase}
 
 
 async def _remove_database(actor: ProviderActor, by_external: dict, record: Record) -> Outcome:
