@@ -48,7 +48,7 @@ def read_log(path: Path) -> list[str]:
 def template_for(templates: Path, configuration: str, version: str) -> Path:
     """The vendor's update template of that release: `<templates>/<configuration>/<version>/1cv8.cfu`
     (or a whole `1cv8.cf`)."""
-    for part in (configuration, version):  # names from kabinet's release: never a way out of the folder
+    for part in (configuration, version):  # the release's names (kabinet's data): never a way out of the folder
         if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
             raise DesignerError(f"недопустимое имя в пути шаблона обновления: {part!r}")
     folder = templates / configuration / version
