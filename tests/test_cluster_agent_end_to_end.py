@@ -25,6 +25,7 @@ import pytest
 from kabinet.ids import to_global_id
 from models.cloud import Cluster, Session, SessionStatus
 from models.updates import Release, UpdateRun, UpdateRunStatus
+from resolvers import agent_tokens
 from tests import agents, factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket
@@ -89,7 +90,9 @@ async def test_the_agent_keeps_the_dashboard_live_ends_sessions_and_updates(app,
     await database.save()
     await Release.create(configuration=database.configuration, version=TARGET,
                          published_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
-    token = await agents.issue([org], name=f"agent-{cluster.name}")
+    # the token README's way: `kabinet agent token create --name … --clusters <cluster>`
+    _, token = await agent_tokens.create(f"agent-{cluster.name}", None, all_organizations=False, by=agents.OPERATOR,
+                                         cluster_names=[cluster.name])
 
     # the stand-in cluster with that infobase, and the release's update template
     folder = tmp_path / "cluster"
@@ -139,6 +142,8 @@ async def test_the_agent_keeps_the_dashboard_live_ends_sessions_and_updates(app,
         started = await next_event(socket, "STARTED")
         assert started["event"]["session"]["userName"] == "Иванов И.И." and len(started["sessions"]) == 1
         session_id = started["event"]["session"]["id"]
+        await cluster.refresh_from_db()
+        assert cluster.connected and cluster.last_report_at is not None, "the cluster's agent reports"
 
         # 2. the owner ends it: `session terminate` reaches the cluster, the session leaves the list
         body = await graphql(url, TERMINATE, {"id": session_id}, access)
