@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from cluster_agent.config import ConfigError, load
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOML = """
 [kabinet]
@@ -74,3 +81,20 @@ def test_a_wrong_file_is_refused_with_what_to_fix(tmp_path, text, says):
 def test_a_time_zone_that_is_none_is_refused(files):
     with pytest.raises(ConfigError, match="is not a time zone"):
         load(files, environ={"KABINET_AGENT_TIME_ZONE": "Moscow/Kremlin"})
+
+
+def kabinet_agent(*args: str, environ: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cluster_agent", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PATH": os.environ["PATH"], **environ})
+
+
+def test_kabinet_agent_says_what_is_missing_and_never_the_secrets_it_has(tmp_path):
+    done = kabinet_agent(environ={"KABINET_AGENT_TOKEN": "kca_secret-token", "KABINET_CLUSTER_ADMIN_PASSWORD": "adm-secret"})
+    assert done.returncode == 2
+    assert "not set: [kabinet] url (KABINET_AGENT_URL)" in done.stderr and "[cluster] rac (KABINET_AGENT_RAC)" in done.stderr
+    assert "kca_secret-token" not in done.stderr + done.stdout and "adm-secret" not in done.stderr + done.stdout
+
+
+def test_the_simulated_cluster_runs_only_when_asked(tmp_path):
+    done = kabinet_agent("--url", "http://127.0.0.1:9", "--simulate-step-seconds", "0.1", environ={"KABINET_AGENT_TOKEN": "t"})
+    assert done.returncode == 2 and "need --simulate" in done.stderr
