@@ -379,8 +379,8 @@ async def apply_snapshot(
 ) -> SnapshotOutcome:
     """A cluster's sessions as the agent saw them at `taken_at`, in the caller's transaction: per listed
     infobase (of a database the token reaches), sessions kabinet does not know start (or are REFUSED
-    by the admission rules), ACTIVE and TERMINATING ones missing end (ENDED, TERMINATED) at `taken_at`.
-    Changes nothing twice. A snapshot older than the cluster's last report is a CONFLICT (it would end
+    by the admission rules, once the missing ones freed their places), ACTIVE and TERMINATING ones
+    missing end (ENDED, TERMINATED) at `taken_at`. Changes nothing twice. A snapshot older than the cluster's last report is a CONFLICT (it would end
     sessions that started since)."""
     await Cluster.filter(id=cluster.id).select_for_update().get()  # one snapshot of a cluster at a time
     await cluster.refresh_from_db()
@@ -410,6 +410,14 @@ async def apply_snapshot(
             database__cluster_id=cluster.id, cluster_session_id__in=listed[start:start + CHUNK]
         ).values_list("database_id", "cluster_session_id"))
 
+    # The missing end first: their places are free for the sessions that started meanwhile.
+    present = {(database.id, csid) for name, database in databases.items() for csid in by_infobase[name].present}
+    for session in sorted(live, key=lambda s: (s.started_at, str(s.id))):
+        if (session.database_id, session.cluster_session_id) in present or session.started_at > taken_at:
+            continue  # listed, or started after the snapshot was taken
+        if await sessions.ended(actor, session, taken_at):
+            outcome.ended += 1
+
     new: list[tuple[Database, ReportedSession]] = [
         (database, line) for name, database in databases.items() for line in by_infobase[name].sessions
         if (database.id, line.cluster_session_id) not in known
@@ -429,13 +437,6 @@ async def apply_snapshot(
             outcome.started += 1
         else:
             outcome.refused.append({"infobase": database.infobase, "clusterSessionId": line.cluster_session_id, "reason": refusal})
-
-    present = {(database.id, csid) for name, database in databases.items() for csid in by_infobase[name].present}
-    for session in sorted(live, key=lambda s: (s.started_at, str(s.id))):
-        if (session.database_id, session.cluster_session_id) in present or session.started_at > taken_at:
-            continue  # listed, or started after the snapshot was taken
-        if await sessions.ended(actor, session, taken_at):
-            outcome.ended += 1
 
     if await reaches_whole_cluster(program, cluster):
         await reported(actor, cluster, min(taken_at, now))

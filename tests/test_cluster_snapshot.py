@@ -120,6 +120,17 @@ async def test_sessions_beyond_the_limit_are_refused_and_answered(client, world)
     assert (again["started"], again["refused"]) == (0, []), "a refused session still listed is known: not refused again"
 
 
+async def test_a_place_freed_in_the_same_snapshot_admits_the_newcomer(client, world):
+    """At the limit (3), one user logs off and another logs in between two polls: the newcomer is admitted."""
+    cluster, (_, database), token = world["cluster"], world["a"], world["all"]
+    lines = [line() for _ in range(3)]
+    await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", lines)), headers=token)
+    newcomer = line(started=utcnow() - dt.timedelta(seconds=30))
+    answer = (await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", [*lines[1:], newcomer])), headers=token)).json()
+    assert (answer["started"], answer["ended"], answer["refused"]) == (1, 1, [])
+    assert (await live(database))[newcomer["clusterSessionId"]] == SessionStatus.ACTIVE
+
+
 async def test_a_bad_line_is_refused_alone_and_its_session_left_as_it_was(client, world):
     cluster, (_, database), token = world["cluster"], world["a"], world["all"]
     kept = line()
