@@ -28,12 +28,19 @@ TARGET, INSTALLED = "3.0.151.7", "3.0.150.20"
 ADMIN = ("cluster-admin", f"adm-{uuid.uuid4().hex}")
 
 
+MADE: list[Database] = []  # this module's databases: no due run of theirs outlives its test
+
+
 @pytest.fixture(autouse=True)
 async def agent_mode(app, settings, monkeypatch):
     monkeypatch.setattr(settings, "cluster", "agent")
     monkeypatch.setattr(settings, "update_lease_seconds", 30)
     monkeypatch.setattr(settings, "update_retry_seconds", 0.0)
     monkeypatch.setattr(settings, "update_max_attempts", 2)
+    yield
+    # a failed attempt leaves its run SCHEDULED (due at once): another module's agent must not meet it
+    await UpdateRun.filter(database_id__in=[d.id for d in MADE], status=UpdateRunStatus.SCHEDULED).delete()
+    MADE.clear()
 
 
 @pytest.fixture
@@ -65,6 +72,7 @@ async def updatable(org, standin: StandinCluster, templates: Path) -> Database:
     database.cluster = await Cluster.create(name=f"c-{uuid.uuid4().hex[:8]}", time_zone="Europe/Moscow")
     database.infobase = f"buh_{uuid.uuid4().hex[:8]}"
     await database.save()
+    MADE.append(database)
     await Release.create(configuration=database.configuration, version=TARGET, published_at=utcnow() - dt.timedelta(days=1))
     standin.add_infobase(database.infobase, user=LOGIN, password=PASSWORD,
                          configuration=database.configuration, version=INSTALLED)
