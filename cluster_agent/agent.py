@@ -1,7 +1,8 @@
 """The update loop of a cluster agent: claim a due run, keep its lease, walk the steps, report the result.
 
 The protocol is kabinet's /cluster/updates/… (README, "The cluster agent API"). This talks HTTP only
-and imports nothing of kabinet: a provider copies it and puts its own `OneCCluster` behind it.
+and imports nothing of kabinet. The cluster behind it is the real one (`onec.RacOneCCluster`: rac and
+the designer) or, with `--simulate` only, `onec.SimulatedOneCCluster`.
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ class KabinetError(Exception):
 class Kabinet:
     """kabinet's agent API: bearer token (the agent's identity and its organizations), JSON in and out."""
 
-    def __init__(self, url: str, token: str, timeout: float = 30) -> None:
+    def __init__(self, url: str, token: str, timeout: float = 30, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.http = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout, transport=transport
         )
 
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def call(self, path: str, body: dict[str, Any] | None = None, *, ok: tuple[int, ...] = (200,)) -> tuple[int, dict]:
-        response = await self.http.post(path, json=body or {})
-        data = response.json() if response.content else {}
+    async def call(self, path: str, body: dict[str, Any] | None = None, *, ok: tuple[int, ...] = (200,),
+                   method: str = "POST", params: dict[str, str] | None = None) -> tuple[int, dict]:
+        response = await self.http.request(method, path, json=(body or {}) if method == "POST" else None, params=params)
+        try:
+            data = response.json() if response.content else {}
+        except ValueError:  # a proxy's HTML page, not kabinet's answer
+            data = {}
         error = (data.get("error") or {}) if isinstance(data, dict) else {}
         if response.status_code == 409 and error.get("code") == "LEASE_LOST":
             raise LeaseLost(error.get("message"))
@@ -57,11 +62,27 @@ class Kabinet:
             raise KabinetError(f"{path}: {response.status_code} {error.get('code')} {error.get('message')}")
         return response.status_code, data
 
-    async def claim(self, organization_codes: list[str] | None) -> dict | None:
+    async def claim(self, organization_codes: list[str] | None, cluster: str | None = None) -> dict | None:
         body: dict[str, Any] = {}
         if organization_codes:
             body["organizationCodes"] = organization_codes
+        if cluster:
+            body["cluster"] = cluster
         return (await self.call("/cluster/updates/claim", body))[1]["run"]
+
+    async def snapshot(self, snapshot: dict) -> dict:
+        """The cluster's complete session lists (POST /cluster/sessions/snapshot): kabinet's answer."""
+        return (await self.call("/cluster/sessions/snapshot", snapshot))[1]
+
+    async def terminations(self, cluster: str | None = None) -> list[dict]:
+        params = {"cluster": cluster} if cluster else None
+        return (await self.call("/cluster/terminations", method="GET", params=params))[1].get("terminations", [])
+
+    async def termination_done(self, session_id: str) -> None:
+        await self.call(f"/cluster/terminations/{session_id}/done")
+
+    async def termination_refused(self, session_id: str, reason: str) -> None:
+        await self.call(f"/cluster/terminations/{session_id}/refused", {"reason": reason[:300]})
 
 
 class RunInHand:
@@ -103,14 +124,20 @@ async def carry_out(kabinet: Kabinet, cluster: OneCCluster, run: dict) -> str:
     hand = RunInHand(kabinet, run)
     beat = asyncio.create_task(hand.heartbeat())
     database, target = run["database"], run["targetVersion"]
-    infobase = database.get("externalId") or database["name"]  # a provider maps this to its infobase
+    # the infobase in the cluster (kabinet's `cluster attach`); the simulated cluster takes any name
+    infobase = database.get("infobase") or database.get("externalId") or database["name"]
+    configuration = (run.get("release") or {}).get("configuration") or database.get("configuration")
     credentials = run.get("credentials")  # for this run only: passed to the cluster, never logged or stored
     try:
         try:
+            if getattr(cluster, "needs_infobase", False) and not database.get("infobase"):
+                raise ClusterError(f"база «{database['name']}» не привязана к информационной базе кластера "
+                                   "(kabinet cluster attach)")
             await cluster.warn_users(infobase, MESSAGES["warn_users"])
             await hand.step("warn_users", 5, MESSAGES["warn_users"])
             await cluster.lock(infobase, credentials, MESSAGES["lock"])
             await hand.step("lock", 10, MESSAGES["lock"])
+            await cluster.end_sessions(infobase)
             for _ in range(MAX_SESSION_ROUNDS):
                 _, answer = await hand.step("end_sessions", 15, MESSAGES["end_sessions"])
                 if not answer["sessions"]:
@@ -122,7 +149,8 @@ async def carry_out(kabinet: Kabinet, cluster: OneCCluster, run: dict) -> str:
                 raise ClusterError("сеансы базы не завершились")
             await hand.step("update", 20, MESSAGES["update"].format(target=target))
             installed = await cluster.update(
-                infobase, credentials, target, lambda progress, message: hand.step("update", progress, message)
+                infobase, credentials, target, lambda progress, message: hand.step("update", progress, message),
+                configuration=configuration,
             )
             await cluster.unlock(infobase, credentials)
             await hand.step("unlock", 95, MESSAGES["unlock"])
@@ -139,12 +167,12 @@ async def carry_out(kabinet: Kabinet, cluster: OneCCluster, run: dict) -> str:
 
 async def serve(
     kabinet: Kabinet, cluster: OneCCluster, stop: asyncio.Event, *, poll_seconds: float = 5,
-    organization_codes: list[str] | None = None, once: bool = False,
+    organization_codes: list[str] | None = None, once: bool = False, cluster_name: str | None = None,
 ) -> None:
     """Claim and carry out runs one after another until `stop` (a run in hand is finished first)."""
     while not stop.is_set():
         try:
-            run = await kabinet.claim(organization_codes)
+            run = await kabinet.claim(organization_codes, cluster_name)
             if run is not None:
                 log.info(
                     "run %s claimed (attempt %s): %s → %s", run["id"], run["attempt"], run["database"]["name"],

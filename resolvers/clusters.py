@@ -351,7 +351,16 @@ def _read_line(report: ReportedInfobase, line: Any, path: str, latest: dt.dateti
         return Rejected(path, "clusterSessionId", "this session is listed twice")
     report.present.add(cluster_session_id)  # from here on, a refused line leaves its session as it was
     values: dict[str, Any] = {}
-    for name, max_length, required in (("appId", APP_ID, True), ("userName", USER_NAME, True), ("host", HOST, False)):
+    try:
+        values["appId"] = _text(line, "appId", APP_ID, required=True)
+    except ValueError as error:
+        return Rejected(path, "appId", str(error))
+    client_kind = APP_CLIENT_KINDS.get(values["appId"])
+    if client_kind is None:
+        # not a user's session: ignored before its other fields are read (rac prints background jobs
+        # and the cluster's own sessions with an empty user-name and host)
+        return None
+    for name, max_length, required in (("userName", USER_NAME, True), ("host", HOST, False)):
         try:
             values[name] = _text(line, name, max_length, required=required)
         except ValueError as error:
@@ -359,9 +368,6 @@ def _read_line(report: ReportedInfobase, line: Any, path: str, latest: dt.dateti
     started_at = reported_time(line.get("startedAt"), latest)
     if isinstance(started_at, str):
         return Rejected(path, "startedAt", started_at)
-    client_kind = APP_CLIENT_KINDS.get(values["appId"])
-    if client_kind is None:
-        return None  # not a user's session: ignored
     report.sessions.append(ReportedSession(
         cluster_session_id, values["userName"], client_kind, values["host"], started_at, path,
     ))

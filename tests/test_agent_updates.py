@@ -59,7 +59,7 @@ class AgentProcess:
         self.token_name, self.log = token_name, directory / f"{token_name}.log"
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cluster_agent", "--url", f"http://{url}", "--poll-seconds", "0.2", *extra],
+                [sys.executable, "-m", "cluster_agent", "--simulate", "--url", f"http://{url}", "--poll-seconds", "0.2", *extra],
                 cwd=ROOT, env={**os.environ, "KABINET_AGENT_TOKEN": token}, stdout=output, stderr=subprocess.STDOUT,
             )
 
