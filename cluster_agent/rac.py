@@ -176,7 +176,8 @@ class Rac:
                 task.cancel()
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-            await process.wait()
+            with contextlib.suppress(asyncio.TimeoutError):  # never wait on a killed child for ever
+                await asyncio.wait_for(process.wait(), timeout=10)
             if isinstance(error, OutputTooLarge):
                 raise RacError(f"rac {shown}: ответ больше {MAX_OUTPUT_BYTES // 2**20} МиБ", "refused") from None
             raise RacError(f"rac {shown}: нет ответа за {self.timeout:.0f} с", "unreachable") from None

@@ -6,6 +6,7 @@ The samples are copied from the files named beside each; none was checked agains
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import stat
@@ -254,7 +255,7 @@ async def test_an_answer_beyond_the_bound_is_refused_unread(tmp_path, monkeypatc
     script.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys; sys.stdout.write('session : 1b9a\\\\n' * 10**6)\"\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     with pytest.raises(RacError, match="ответ больше"):
-        await Rac(str(script)).clusters()
+        await asyncio.wait_for(Rac(str(script)).clusters(), timeout=60)
 
 
 @pytest.mark.parametrize("name", ["..", "../etc", "a/b", "a\\b", ""])
