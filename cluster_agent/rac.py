@@ -39,6 +39,12 @@ class OutputTooLarge(Exception):
     pass
 
 
+async def discard(stream: asyncio.StreamReader) -> None:
+    """Read a pipe to its end, keeping nothing."""
+    while await stream.read(65536):
+        pass
+
+
 async def bounded_read(stream: asyncio.StreamReader, limit: int) -> bytes:
     """All of a pipe up to `limit` bytes; OutputTooLarge past it (read no further)."""
     chunks, size = [], 0
@@ -176,8 +182,11 @@ class Rac:
                 task.cancel()
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-            with contextlib.suppress(asyncio.TimeoutError):  # never wait on a killed child for ever
-                await asyncio.wait_for(process.wait(), timeout=10)
+            # asyncio's wait() returns only once every pipe is closed, and a reader left full stops
+            # reading: what the killed child wrote is read to its end (and dropped) first. Bounded, in
+            # case something else still holds a pipe open.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(discard(process.stdout), discard(process.stderr), process.wait()), timeout=10)
             if isinstance(error, OutputTooLarge):
                 raise RacError(f"rac {shown}: ответ больше {MAX_OUTPUT_BYTES // 2**20} МиБ", "refused") from None
             raise RacError(f"rac {shown}: нет ответа за {self.timeout:.0f} с", "unreachable") from None
