@@ -60,6 +60,8 @@ Each endpoint declares the fields it reads (`agent_endpoint`): a handler reads n
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -243,6 +245,16 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
+def snapshot_slot(app: Any) -> asyncio.Semaphore:
+    """One snapshot at a time per process, its body read only once it has the slot: a snapshot's body
+    may be 8 MiB, and parsed JSON takes many times its bytes, so the memory agents can make a process
+    hold stays one body's. (Snapshots of one cluster wait for each other on its row anyway.)"""
+    slot = getattr(app.state, "snapshot_slot", None)
+    if slot is None:
+        slot = app.state.snapshot_slot = asyncio.Semaphore(1)
+    return slot
+
+
 # ---------------------------------------------------------------------------------- endpoints
 
 ENDPOINTS: dict[tuple[str, str], Fields] = {}  # (method, path) → the fields it reads
@@ -262,8 +274,9 @@ def agent_endpoint(method: str, path: str, *, body: tuple[str, ...] = (), query:
                 agent = await authenticate(request)
                 settings = request.app.state.settings
                 limit = settings.agent_snapshot_max_body_bytes if path == SNAPSHOT_PATH else settings.max_body_bytes
-                call = AgentCall(request, agent, fields, await _body(request, limit) if method == "POST" else {})
-                status, answer = await handler(call)
+                async with snapshot_slot(request.app) if path == SNAPSHOT_PATH else contextlib.nullcontext():
+                    call = AgentCall(request, agent, fields, await _body(request, limit) if method == "POST" else {})
+                    status, answer = await handler(call)
             except AgentError as error:
                 return error.response()
             except UserFacingError as error:

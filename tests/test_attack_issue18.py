@@ -141,3 +141,19 @@ def test_a_long_address_is_refused_without_being_echoed():
     with pytest.raises(UserFacingError) as refused:
         email("a" * 60_000 + "@example.com", "email")
     assert len(str(refused.value)) < 200 and refused.value.field == "email"
+
+
+async def test_snapshots_are_read_one_at_a_time_per_process(app, client, world):
+    """A snapshot's body (up to 8 MiB, many times that once parsed) is read only with the process's one
+    snapshot slot: agents sending many at once make a process hold one body, not many."""
+    import asyncio
+
+    from kabinet.agent_api import snapshot_slot
+    from tests.test_cluster_snapshot import SNAPSHOT, snapshot
+
+    body = snapshot(world["cluster"].name, ("buh_a", []))
+    async with snapshot_slot(app):
+        waiting = asyncio.create_task(client.post(SNAPSHOT, json=body, headers=world["all"]))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "served while another snapshot held the slot"
+    assert (await waiting).status_code == 200
