@@ -78,6 +78,7 @@ from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
 from kabinet.clock import utcnow
+from kabinet.http import BodyTooLarge, bounded_body
 from kabinet.ids import pk_of, to_global_id
 from resolvers import agent_tokens, cluster_agent, cluster_limits, cluster_mode, clusters, sessions, update_jobs, update_runs
 from resolvers.context import SystemActor
@@ -223,17 +224,10 @@ def _checked_text(name: str, value: Any, max_length: int, *, required: bool) -> 
 
 async def _body(request: Request, limit: int) -> dict[str, Any]:
     """The JSON object sent, refused (413) beyond `limit` bytes, declared or streamed."""
-    too_large = AgentError(413, "TOO_LARGE", f"The body exceeds {limit} bytes.")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    try:
+        raw = await bounded_body(request, limit)
+    except BodyTooLarge:
+        raise AgentError(413, "TOO_LARGE", f"The body exceeds {limit} bytes.") from None
     if not raw.strip():
         return {}
     try:

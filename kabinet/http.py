@@ -20,6 +20,25 @@ HTTP_REQUESTS = Counter("kabinet_http_requests_total", "HTTP requests served", [
 HTTP_SECONDS = Histogram("kabinet_http_request_seconds", "Time to answer an HTTP request", ["route"])
 
 
+class BodyTooLarge(Exception):
+    """A request's body went past its limit (declared or streamed)."""
+
+
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The request's body; BodyTooLarge as soon as it exceeds `limit` bytes, declared or streamed, so
+    no more than `limit` is ever kept (the HTTP doors' JSON bodies: agent API, provider API)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
+from kabinet.http import BodyTooLarge, bounded_body
 from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from resolvers import invitations, moderation, staff_desk
 from resolvers.errors import ErrorCode, Refusal, UserFacingError
@@ -100,17 +101,10 @@ def provider_endpoint(handler: Callable[[Request, ProviderActor], Awaitable[Resp
 async def _body(request: Request, limit: int | None = None) -> bytes:
     """The body, refused (413) once it exceeds the limit (the records' by default), declared or streamed."""
     limit = limit or request.app.state.settings.provider_max_body_bytes
-    too_large = ProviderError(413, "TOO_LARGE", f"The body exceeds {limit} bytes: send the records in several requests.")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await bounded_body(request, limit)
+    except BodyTooLarge:
+        raise ProviderError(413, "TOO_LARGE", f"The body exceeds {limit} bytes: send the records in several requests.") from None
 
 
 def _not_an_object(line: int, entity: str, reason: str) -> LineResult:
