@@ -3,8 +3,10 @@
 It opens the transaction, lets the change record its events through `actor` (a SystemActor or a
 ProviderActor, whose `announcements` collect them), commits, and only after the commit announces
 them through the broker. When the block raises, the transaction rolls back and nothing is announced.
-The mutation hook (schema/errors.py) runs the same promise for a RequestContext through
-`change_for_request`. tests/test_unit_of_work.py holds every `.announce(` to this module.
+A mutation gets the same promise from its hook (schema/errors.py `transactional`: a refusal that
+keeps its changes commits too), whose after-commit action is `announce_committed`; so do the few
+callers whose change spans several transactions (tests/test_unit_of_work.py lists them, and holds
+every `.announce(` to this module).
 """
 
 from __future__ import annotations
