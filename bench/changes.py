@@ -14,6 +14,7 @@ from kabinet.clock import utcnow
 from resolvers.context import SystemActor
 from models.cloud import ClientKind, Database, Session
 from resolvers import sessions
+from resolvers.unit_of_work import announce_committed
 from kabinet.ids import to_global_id
 
 
@@ -55,5 +56,5 @@ class SessionChanges:
             self.open.append(session)
             kind = "STARTED"
         committed = time.time()
-        await actor.announcements.announce(self.broadcast)
+        await announce_committed(actor.announcements, self.broadcast)
         return f"{kind}:{to_global_id('Session', session.id)}", committed

@@ -74,7 +74,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
 from kabinet.clock import utcnow
@@ -82,6 +81,7 @@ from kabinet.http import BodyTooLarge, bounded_body
 from kabinet.ids import pk_of, to_global_id
 from resolvers import agent_tokens, cluster_agent, cluster_limits, cluster_mode, clusters, sessions, update_jobs, update_runs
 from resolvers.context import SystemActor
+from resolvers.unit_of_work import change
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.program_tokens import Program
 from resolvers.update_jobs import STEPS, Job, Policy, StepRefused
@@ -340,7 +340,7 @@ async def session_started(call: AgentCall) -> tuple[int, dict[str, Any]]:
     organization, database = await _organization_and_database(call)
     user = await cluster_agent.member_by_email(organization.id, email)
     actor = SystemActor("cluster agent")
-    async with in_transaction():
+    async with change(actor, call.request.app.state.broadcast):
         session, created, refusal = await sessions.reported_started(
             actor, database=database, now=utcnow(), cluster_session_id=cluster_session_id, reach=clusters.reach(call.agent),
             organization_id=organization.id, user_id=user.id if user else None, user_name=user_name,
@@ -348,7 +348,6 @@ async def session_started(call: AgentCall) -> tuple[int, dict[str, Any]]:
         )
     if not created:
         return 200, {"session": session_json(session, organization.code), "created": False}
-    await actor.announcements.announce(call.request.app.state.broadcast)
     if refusal is not None:
         # The agent ends the 1C session it reported: it was never admitted (shown as REFUSED).
         return 409, {
@@ -371,9 +370,8 @@ async def sessions_snapshot(call: AgentCall) -> tuple[int, dict[str, Any]]:
     latest = utcnow() + dt.timedelta(seconds=call.settings.agent_clock_skew_seconds)
     reports, rejected = clusters.read_snapshot(call.value("infobases"), latest)
     actor = SystemActor("cluster agent")
-    async with in_transaction():
+    async with change(actor, call.request.app.state.broadcast):
         outcome = await clusters.apply_snapshot(actor, call.agent, cluster, taken_at, reports, utcnow())
-    await actor.announcements.announce(call.request.app.state.broadcast)
     cluster = outcome.cluster
     return 200, {
         "cluster": {"name": cluster.name, "connected": cluster.connected, "lastReportAt": _iso(cluster.last_report_at)},
@@ -453,9 +451,8 @@ async def termination_refused(call: AgentCall) -> tuple[int, dict[str, Any]]:
     if sessions.never_asked_to_end(session) and session.refusal_reason is None:
         raise AgentError(409, "CONFLICT", "Nobody asked to end this session: it is ACTIVE, not TERMINATING.", "sessionId")
     actor = SystemActor("cluster agent")
-    async with in_transaction():
+    async with change(actor, call.request.app.state.broadcast):
         changed = await sessions.termination_refused(actor, session, reason)
-    await actor.announcements.announce(call.request.app.state.broadcast)
     if not changed:
         await session.refresh_from_db()
     return 200, {"session": session_json(session, await cluster_agent.code_of(session.organization_id)), "changed": changed}
@@ -493,9 +490,8 @@ async def _report(call: AgentCall, transition: Transition, session: Session, end
     """Apply the reported transition (resolvers/sessions.py) in one transaction, announce its event
     once committed; the session object ends up as stored. False when nothing changed (a repeated report)."""
     actor = SystemActor("cluster agent")
-    async with in_transaction():
+    async with change(actor, call.request.app.state.broadcast):
         changed = await transition(actor, session, ended_at)
-    await actor.announcements.announce(call.request.app.state.broadcast)
     if not changed:
         await session.refresh_from_db()
     return changed
@@ -594,7 +590,7 @@ async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
     policy = Policy.of(settings)
     for _ in range(update_jobs.MAX_NOTHING_TO_DO):
         actor = SystemActor("cluster agent")
-        async with in_transaction():
+        async with change(actor, call.request.app.state.broadcast):
             runs = await update_jobs.claim_due(
                 actor, owner, 1, utcnow(), policy, organization_codes=codes, reach=clusters.reach(call.agent),
                 cluster_id=cluster.id if cluster else None, within=within,
@@ -602,11 +598,10 @@ async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
         job = None
         if runs:
             try:
-                async with in_transaction():
+                async with change(actor, call.request.app.state.broadcast):
                     job = await update_jobs.prepare(actor, runs[0], utcnow(), policy, lock=False)
             except LeaseLost:
                 job = None
-        await actor.announcements.announce(call.request.app.state.broadcast)
         if not runs:
             break
         if job is not None:
@@ -640,7 +635,7 @@ async def update_step(call: AgentCall) -> tuple[int, dict[str, Any]]:
     text = call.text("message", MAX_MESSAGE, required=False)
     actor = SystemActor("cluster agent")
     try:
-        async with in_transaction():
+        async with change(actor, call.request.app.state.broadcast):
             run, pending = await update_jobs.agent_step(actor, claim, step, progress, text, utcnow(), _policy(call))
     except StepRefused as refused:
         code = await cluster_agent.code_of((await update_runs.by_id(claim.run_id)).organization_id)
@@ -648,7 +643,6 @@ async def update_step(call: AgentCall) -> tuple[int, dict[str, Any]]:
             "error": {"code": "CONFLICT", "message": refused.message, "field": "step"},
             "sessions": [_termination_json(s, code) for s in refused.pending],
         }
-    await actor.announcements.announce(call.request.app.state.broadcast)
     answer: dict[str, Any] = {"run": run_json(run)}
     if step == "end_sessions":
         code = await cluster_agent.code_of(run.organization_id)
@@ -669,14 +663,13 @@ async def update_result(call: AgentCall) -> tuple[int, dict[str, Any]]:
     if outcome == "succeeded":
         version = call.text("version", 50)
         text = call.text("message", MAX_MESSAGE, required=False) or f"Конфигурация обновлена до версии {version}."
-        async with in_transaction():
+        async with change(actor, call.request.app.state.broadcast):
             run = await update_jobs.finish(actor, claim, text, version, utcnow())
     elif outcome == "failed":
         reason = call.text("reason", 400)
-        async with in_transaction():
+        async with change(actor, call.request.app.state.broadcast):
             run = await update_jobs.attempt_failed(actor, claim, reason, utcnow(), _policy(call))
     else:
         raise _invalid("outcome", "`outcome` must be `succeeded` (with `version`) or `failed` (with `reason`).")
-    await actor.announcements.announce(call.request.app.state.broadcast)
     log.info("update run %s: the agent reports %s, now %s", run.id, outcome, run.status.value)
     return 200, {"run": run_json(run), "changed": True}

@@ -487,22 +487,23 @@ def _as_staff(work):
     then announce the events it recorded on the broker (a configured one: with the in-process broker
     the servers' event hubs read them from the database); a domain refusal exits 1 with its message."""
     from kabinet.pubsub import create_broadcast
+    from resolvers.unit_of_work import announce_committed
 
     settings = Settings()
     actor = _cli_actor(settings)
 
     result = _on_the_database(lambda: work(actor, settings))
     if actor.announcements.latest and not settings.broker_url.startswith("memory"):
-        async def announce() -> None:
+        async def announce_on_the_broker() -> None:
             broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
             await broadcast.connect()
             try:
-                await actor.announcements.announce(broadcast)
+                await announce_committed(actor.announcements, broadcast)
             finally:
                 await broadcast.disconnect()
 
         try:
-            asyncio.run(announce())
+            asyncio.run(announce_on_the_broker())
         except Exception as error:  # noqa: BLE001 — done and committed; the servers poll the event log anyway
             click.echo(f"kabinet: could not announce the change on the broker ({type(error).__name__}); servers pick it up by polling", err=True)
     return result

@@ -38,7 +38,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from tortoise.transactions import in_transaction
 
 from kabinet.auth import bearer_token
 from kabinet.http import BodyTooLarge, bounded_body
@@ -48,6 +47,7 @@ from resolvers.errors import ErrorCode, Refusal, UserFacingError
 from resolvers.pagination import Page, PageRequest
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
+from resolvers.unit_of_work import change
 from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record, RefusalBudget
 
 if TYPE_CHECKING:  # rows the resolvers answer with, named for the annotations only
@@ -272,7 +272,7 @@ def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Aw
         @functools.wraps(handler)
         async def endpoint(request: Request, actor: ProviderActor) -> Response:
             try:
-                async with in_transaction():
+                async with change(actor, request.app.state.broadcast):
                     response = await handler(request, actor)
                     if request.method == "GET":  # what staff looked at; changes are audited by the domain
                         await record_action(actor.kind, actor.name, f"staff.{what}", None, _audited(request.query_params))
@@ -287,7 +287,6 @@ def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Aw
                 if isinstance(refusal, UserFacingError) and refusal.field:
                     error["field"] = REQUEST_FIELD_OF.get(refusal.field, refusal.field)
                 return JSONResponse({"error": error}, status_code=STATUS_OF.get(code, 400))
-            await actor.announcements.announce(request.app.state.broadcast)
             return response
 
         return endpoint

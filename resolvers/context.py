@@ -14,6 +14,7 @@ from tortoise.expressions import Q
 from kabinet.clock import utcnow
 from resolvers.errors import signed_out, unauthenticated
 from resolvers.events import PendingAnnouncements
+from resolvers.unit_of_work import announce_committed
 from resolvers.permissions import Permission, has_staff_rights, role_may
 from kabinet.settings import Settings
 from models.identity import User
@@ -218,7 +219,7 @@ class RequestContext:
     async def record_event(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
         """Log an event in the mutation's transaction; it is announced once the transaction commits."""
         if not self._announcements.latest:
-            self.after_commit(lambda: self._announcements.announce(self.broadcast))
+            self.after_commit(lambda: announce_committed(self._announcements, self.broadcast))
         return await self._announcements.record(organization_id, topic, kind, payload)
 
 

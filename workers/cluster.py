@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from broadcaster import Broadcast
-from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from resolvers.context import SystemActor
+from resolvers.unit_of_work import change
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from resolvers import cluster_mode, sessions
 
@@ -64,9 +64,8 @@ async def carry_out_terminations(cluster: Cluster, broadcast: Broadcast, limit: 
     for session in await sessions.awaiting_the_cluster(limit, within=cluster_mode.in_simulated_databases()):
         await cluster.end_session(session)
         actor = SystemActor("cluster worker")
-        async with in_transaction():
+        async with change(actor, broadcast):
             claimed = await sessions.confirm_terminated(actor, session, utcnow())
-        await actor.announcements.announce(broadcast)
         done += claimed
     return done
 
@@ -89,7 +88,7 @@ async def churn_in(database: Database, broadcast: Broadcast, rng: random.Random)
     active = await Session.filter(organization_id=org_id, status=SessionStatus.ACTIVE).order_by("started_at")
     starting = len(active) <= MIN_ACTIVE_PER_ORGANIZATION or (len(active) < MAX_ACTIVE_PER_ORGANIZATION and rng.random() < 0.5)
     actor = SystemActor("cluster worker")
-    async with in_transaction():
+    async with change(actor, broadcast):
         started = starting and await sessions.start_if_admitted(
             actor, database=database, now=utcnow(), organization_id=org_id, user_id=None,
             user_name=rng.choice(SIMULATED_USERS), client_kind=rng.choice(list(ClientKind)),
@@ -99,7 +98,6 @@ async def churn_in(database: Database, broadcast: Broadcast, rng: random.Random)
             # someone logs off instead, so a subscription at its limit keeps moving rather than freezing
             candidates = [s for s in active if s.user_id is None] or active
             await sessions.ended(actor, rng.choice(candidates), utcnow())
-    await actor.announcements.announce(broadcast)
 
 
 MODE_READ_SECONDS = 5.0  # how soon this loop notices the deployment turned to agent mode (a first agent token)

@@ -12,12 +12,12 @@ import asyncio
 import logging
 
 from broadcaster import Broadcast
-from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
 from resolvers import clusters
 from resolvers.context import SystemActor
+from resolvers.unit_of_work import change
 from resolvers.housekeeping import PRUNERS
 
 log = logging.getLogger("kabinet.housekeeping")
@@ -52,9 +52,8 @@ async def clusters_liveness_pass(settings: Settings, broadcast: Broadcast) -> li
     """Clusters no report came from for `cluster_stale_seconds`: disconnected, their organizations'
     data events announced. The names flipped."""
     actor = SystemActor("housekeeping worker")
-    async with in_transaction():
+    async with change(actor, broadcast):
         flipped = await clusters.mark_stale(actor, utcnow(), settings.cluster_stale_seconds)
-    await actor.announcements.announce(broadcast)
     for cluster in flipped:
         log.warning("cluster %s: no report from its agent for %ss, shown disconnected", cluster.name, settings.cluster_stale_seconds)
     return [c.name for c in flipped]

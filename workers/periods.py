@@ -13,6 +13,7 @@ from typing import Any
 from kabinet.clock import utcnow
 from resolvers.cloud_subscriptions import roll_over_due
 from resolvers.context import SystemActor
+from resolvers.unit_of_work import announce_committed
 
 log = logging.getLogger("kabinet.periods")
 
@@ -23,7 +24,7 @@ async def roll_over_periods(broadcast: Any) -> int:
     """One pass: every passed period rolled over, then the organizations' dashboards told."""
     actor = SystemActor("period worker")
     rolled = await roll_over_due(actor, utcnow().date())
-    await actor.announcements.announce(broadcast)
+    await announce_committed(actor.announcements, broadcast)
     if rolled:
         log.info("rolled over %d subscription period(s)", rolled)
     return rolled

@@ -58,7 +58,6 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from broadcaster import Broadcast
-from tortoise.transactions import in_transaction
 
 from kabinet.clock import utcnow
 from kabinet.settings import Settings
@@ -69,6 +68,7 @@ from resolvers.context import SystemActor
 from resolvers.releases import plan_quarantined_run
 from resolvers.update_jobs import Job, Policy
 from resolvers.update_runs import Claim, LeaseLost
+from resolvers.unit_of_work import change
 from workers.cluster import Cluster, SimulatedCluster
 
 log = logging.getLogger("kabinet.updates")
@@ -225,7 +225,7 @@ class UpdateWorker:
         moved = 0
         for run in due:
             actor = SystemActor(ACTOR)
-            async with in_transaction() as connection:
+            async with change(actor, self.broadcast) as connection:
                 if connection.capabilities.dialect == "postgres":
                     await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [QUARANTINE_PLANNING_LOCK])
                 await Database.filter(id=run.database_id).select_for_update().first()
@@ -237,7 +237,6 @@ class UpdateWorker:
                 )
                 if await plan_quarantined_run(actor, current, schedule, self.settings.update_capacity_per_slot, now=now):
                     moved += 1
-            await actor.announcements.announce(self.broadcast)
         return moved
 
     async def plan_missing_monthly_runs(self, now: dt.datetime | None = None) -> int:
@@ -247,10 +246,9 @@ class UpdateWorker:
         planned = 0
         for database_id in await update_schedules.databases_missing_a_monthly_run(self.database_ids):
             actor = SystemActor(ACTOR)
-            async with in_transaction():
+            async with change(actor, self.broadcast):
                 if await update_schedules.plan_missing_monthly_run(actor, database_id, now) is not None:
                     planned += 1
-            await actor.announcements.announce(self.broadcast)
         return planned
 
     async def fail_abandoned(self, now: dt.datetime | None = None) -> int:
@@ -262,11 +260,10 @@ class UpdateWorker:
         last_only = None if self.agent_executes else self.max_attempts
         for run_id in await update_jobs.expired_leases(self.database_ids, now, attempts_at_least=last_only):
             actor = SystemActor(ACTOR)
-            async with in_transaction():
+            async with change(actor, self.broadcast):
                 run = await update_jobs.take_back(actor, run_id, now, self.policy)
             if run is not None:
                 changed += 1
-            await actor.announcements.announce(self.broadcast)
         return changed
 
     # ------------------------------------------------------------------ claims
@@ -274,12 +271,11 @@ class UpdateWorker:
     async def claim(self, limit: int, now: dt.datetime | None = None) -> list[UpdateRun]:
         """Lease up to `limit` runs to this worker: due SCHEDULED ones, and RUNNING ones whose lease ran out."""
         actor = SystemActor(ACTOR)
-        async with in_transaction():
+        async with change(actor, self.broadcast):
             claimed = await update_jobs.claim_due(
                 actor, self.worker_id, limit, now or utcnow(), self.policy, database_ids=self.database_ids,
                 within=cluster_mode.in_simulated_databases(),  # a real database's runs wait for its agent
             )
-        await actor.announcements.announce(self.broadcast)
         for run in claimed:
             log.info("update run %s claimed by %s (attempt %s)", run.id, self.worker_id, run.attempts)
         return claimed
@@ -329,9 +325,8 @@ class UpdateWorker:
     async def _prepare(self, run: UpdateRun) -> Job | None:
         """The target decided, the database locked against new sessions; None (SUCCEEDED) when nothing is newer."""
         actor = SystemActor(ACTOR)
-        async with in_transaction():
+        async with change(actor, self.broadcast):
             job = await update_jobs.prepare(actor, run, utcnow(), self.policy, lock=True)
-        await actor.announcements.announce(self.broadcast)
         if job is None:
             await run.refresh_from_db()
             log.info("update run %s SUCCEEDED: %s", run.id, run.message)
@@ -340,42 +335,37 @@ class UpdateWorker:
     async def _request_terminations(self, lease: _Lease, job: Job) -> list[Session]:
         """Ask every ACTIVE session of the database to end; the sessions still to be ended."""
         actor = SystemActor(ACTOR)
-        async with in_transaction():
+        async with change(actor, self.broadcast):
             pending = await update_jobs.end_sessions(actor, lease.claim, job.database.id, job.target)
-        await actor.announcements.announce(self.broadcast)
         return pending
 
     async def _sessions_ended(self, lease: _Lease, ended: list[Session]) -> None:
         actor = SystemActor(ACTOR)
-        async with in_transaction():
+        async with change(actor, self.broadcast):
             await update_jobs.sessions_ended(actor, lease.claim, ended, utcnow())
-        await actor.announcements.announce(self.broadcast)
 
     async def _progress(self, lease: _Lease, progress: int) -> None:
         """The cluster's report: a higher progress (1-99) is stored and announced; then, if the worker is
         stopping, the run stops here (its step is done)."""
         actor = SystemActor(ACTOR)
-        async with in_transaction():
+        async with change(actor, self.broadcast):
             await update_runs.progressed(actor, lease.claim, progress, utcnow() + self.lease)
-        await actor.announcements.announce(self.broadcast)
         if self.stop.is_set():
             raise Interrupted
 
     async def _finish(self, lease: _Lease, message: str, version: str | None) -> UpdateRunStatus:
         """SUCCEEDED (on `version`, when newer than the database's); then the schedule."""
         actor = SystemActor(ACTOR)
-        async with in_transaction():
+        async with change(actor, self.broadcast):
             run = await update_jobs.finish(actor, lease.claim, message, version, utcnow())
-        await actor.announcements.announce(self.broadcast)
         log.info("update run %s %s: %s", run.id, run.status.value, run.message)
         return run.status
 
     async def _failed(self, lease: _Lease, error: BaseException) -> UpdateRunStatus:
         """A failed attempt: SCHEDULED again after a pause, or FAILED after the last allowed attempt."""
         actor = SystemActor(ACTOR)
-        async with in_transaction():
+        async with change(actor, self.broadcast):
             run = await update_jobs.attempt_failed(actor, lease.claim, _reason(error), utcnow(), self.policy)
-        await actor.announcements.announce(self.broadcast)
         if run.status == UpdateRunStatus.FAILED:
             log.info("update run %s FAILED: %s", run.id, run.message)
         return run.status

@@ -32,6 +32,7 @@ from models.bulk import insert_rows
 from models.organizations import ModerationStatus, Organization
 from models.provider import EXTERNAL_ID_LENGTH, RefusedRecord
 from resolvers.events import DATA, PendingAnnouncements
+from resolvers.unit_of_work import announce_committed
 
 log = logging.getLogger("kabinet.provider")
 
@@ -323,7 +324,7 @@ async def apply(
         async with in_transaction():
             await keep_refusals(actor, source, results, refusals)
     if broadcast is not None:
-        await actor.announcements.announce(broadcast)
+        await announce_committed(actor.announcements, broadcast)
     else:
         actor.announcements.latest.clear()  # the hubs' polling finds the events
     return results
