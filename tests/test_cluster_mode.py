@@ -15,6 +15,8 @@ from models.cloud import Session, SessionStatus
 from models.updates import UpdateRunStatus
 from resolvers import cluster_mode, demo_mark
 from tests import agents, factories
+from kabinet.clock import utcnow
+from tests.test_live_sessions import cluster_ends
 from tests.test_update_worker import due_run, updatable_database, worker_for
 from workers.cluster import SimulatedCluster, carry_out_terminations
 
@@ -74,9 +76,9 @@ async def test_the_simulated_cluster_never_acts_in_a_database_the_provider_sent(
     asked = {}
     for database in (own, sent):
         session = await factories.create_session(database)
-        await Session.filter(id=session.id).update(status=SessionStatus.TERMINATING)
+        await Session.filter(id=session.id).update(status=SessionStatus.TERMINATING, termination_requested_at=utcnow())
         asked[database.id] = session.id
-    await carry_out_terminations(SimulatedCluster(step_seconds=0), app.state.broadcast)
+    await cluster_ends(app, await Session.get(id=asked[own.id]))  # rounds: other tests' terminations may wait too
     assert (await Session.get(id=asked[own.id])).status == SessionStatus.TERMINATED
     assert (await Session.get(id=asked[sent.id])).status == SessionStatus.TERMINATING
 
