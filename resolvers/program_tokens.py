@@ -20,6 +20,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.expressions import Q
 
@@ -77,28 +78,32 @@ def scopes_of(value: str | Iterable[str], known: Sequence[str]) -> list[str]:
     return [scope for scope in known if scope in wanted]
 
 
+async def _every_one_named(model: Any, key: str, names: Iterable[str], field: str, none: str, unknown: str) -> list:
+    """The rows of `model` whose `key` is one of `names` (blanks dropped), in `key` order; INVALID
+    (`none`) when nothing is named, NOT_FOUND (`unknown`, with the names) when a name finds no row."""
+    wanted = sorted({name.strip() for name in names if name and name.strip()})
+    if not wanted:
+        raise UserFacingError(ErrorCode.INVALID, none, field)
+    found = list(await model.filter(**{f"{key}__in": wanted}).order_by(key))
+    missing = sorted(set(wanted) - {getattr(row, key) for row in found})
+    if missing:
+        raise UserFacingError(ErrorCode.NOT_FOUND, unknown.format(", ".join(missing)), field)
+    return found
+
+
 async def _organizations_named(codes: Iterable[str]) -> list[Organization]:
     """The organizations of these codes (as the provider knows them); every code must name one."""
-    wanted = sorted({code.strip() for code in codes if code and code.strip()})
-    if not wanted:
-        raise UserFacingError(ErrorCode.INVALID, "Name at least one organization (its code), or every organization.", "organizations")
-    found = list(await Organization.filter(code__in=wanted).order_by("code"))
-    unknown = sorted(set(wanted) - {o.code for o in found})
-    if unknown:
-        raise UserFacingError(ErrorCode.NOT_FOUND, f"No organization has the code {', '.join(unknown)}.", "organizations")
-    return found
+    return await _every_one_named(
+        Organization, "code", codes, "organizations",
+        "Name at least one organization (its code), or every organization.", "No organization has the code {}.",
+    )
 
 
 async def _clusters_named(names: Iterable[str]) -> list[Cluster]:
     """The clusters of these names; every name must name one."""
-    wanted = sorted({name.strip() for name in names if name and name.strip()})
-    if not wanted:
-        raise UserFacingError(ErrorCode.INVALID, "Name at least one cluster.", "clusters")
-    found = list(await Cluster.filter(name__in=wanted).order_by("name"))
-    unknown = sorted(set(wanted) - {c.name for c in found})
-    if unknown:
-        raise UserFacingError(ErrorCode.NOT_FOUND, f"No cluster is named {', '.join(unknown)} (`kabinet cluster list`).", "clusters")
-    return found
+    return await _every_one_named(
+        Cluster, "name", names, "clusters", "Name at least one cluster.", "No cluster is named {} (`kabinet cluster list`).",
+    )
 
 
 async def create(
