@@ -1,5 +1,5 @@
 """Session changes made as the cluster worker makes them (workers/cluster.py), by the same functions
-(resolvers/sessions.py): the row and its event in one transaction, then the notice through the
+(resolvers/cloud/sessions.py): the row and its event in one transaction, then the notice through the
 broker. The commit time is read right after the transaction commits, by the wall clock the
 subscriber processes also read."""
 
@@ -10,12 +10,12 @@ import uuid
 
 from tortoise.transactions import in_transaction
 
-from kabinet.clock import utcnow
-from resolvers.context import SystemActor
+from foundation.clock import utcnow
+from resolvers.common.context import SystemActor
 from models.cloud import ClientKind, Database, Session
-from resolvers import sessions
-from resolvers.unit_of_work import announce_committed
-from kabinet.ids import to_global_id
+from resolvers.cloud import sessions
+from resolvers.common.unit_of_work import announce_committed
+from foundation.ids import to_global_id
 
 
 class SessionChanges:

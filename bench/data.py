@@ -16,14 +16,14 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
-from resolvers.passwords import hash_password
+from resolvers.identity.passwords import hash_password
 from kabinet.bulk_data import seed_many_organizations
 from models.billing import BalanceTransaction, TransactionKind
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, Role
-from resolvers import sessions as session_lifecycle
-from kabinet.ids import to_global_id
+from resolvers.cloud import sessions as session_lifecycle
+from foundation.ids import to_global_id
 
 PASSWORD = "bench-password-1"
 

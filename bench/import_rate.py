@@ -115,7 +115,7 @@ async def one_run(folder: Path, run: int, args: argparse.Namespace) -> tuple[flo
 
 async def measure(url: str, args: argparse.Namespace) -> list[tuple[float, float | None, float]]:
     from kabinet import db
-    from kabinet.settings import Settings
+    from foundation.settings import Settings
 
     await db.apply_migrations(url)
     await db.disconnect()

@@ -5,7 +5,7 @@ measures the latency of a light request (`{ __typename }`, one at a time, back t
 with the server idle, then while clients keep sending requests of 50 aliased `login` calls each
 (argon2, ~50 ms of CPU per call). Prints the median and p95 of both and the logins per second.
 With hashing on the event loop, the light request waits for the password checks in progress;
-in the pool (`password_hash_threads`, resolvers/passwords.py) it does not.
+in the pool (`password_hash_threads`, resolvers/identity/passwords.py) it does not.
 
   --seconds N     length of each phase (default 5)
   --senders N     concurrent senders of login requests (default 2)

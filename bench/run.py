@@ -43,7 +43,7 @@ from bench import data, infra
 from bench import queries as Q
 from bench.changes import SessionChanges
 from bench.http_load import LoadSpec, autocannon_available, percentile, python_load, run_autocannon
-from kabinet.ids import pk_of
+from foundation.ids import pk_of
 
 ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "SQL")
 # W4's subscribers: all on the owner's one token; distinct ADMINs (equals: they may share one
@@ -151,8 +151,8 @@ class Bench:
         await asyncio.to_thread(infra.migrate, self.env)
 
         from kabinet import db
-        from kabinet.pubsub import create_broadcast
-        from kabinet.settings import Settings
+        from events.broker import create_broadcast
+        from foundation.settings import Settings
 
         self.settings = Settings(database_url=url, broker_url=infra.REDIS_URL, secret_key=self.secret, run_workers=False,
                                  seed_demo=False, migrate_on_start=False, data_dir=infra.BENCH_DIR / "results" / ".data")
@@ -215,7 +215,7 @@ class Bench:
             await db.disconnect()
 
     async def _hold_a_subscription(self) -> None:
-        from kabinet.pubsub import HEALTH_CHANNEL
+        from events.broker import HEALTH_CHANNEL
 
         async with self.broadcast.subscribe(HEALTH_CHANNEL) as notices:
             async for _ in notices:
@@ -512,7 +512,7 @@ class Bench:
         login would: a signed JWT; thousands of logins would measure the password hash instead)."""
         if variant == "one":
             return None
-        from resolvers.tokens import issue_access_token
+        from resolvers.identity.tokens import issue_access_token
 
         people = self.dataset.w4_people
         pks = (people.admins if variant == "admins" else people.users)[:n]

@@ -21,8 +21,8 @@ from bench.data import Dataset
 from bench.infra import free_port
 from kabinet.app import create_app
 from kabinet.db import count_sql
-from kabinet.settings import Settings
-from kabinet.ids import pk_of
+from foundation.settings import Settings
+from foundation.ids import pk_of
 
 
 async def _execute(client: httpx.AsyncClient, token: str | None, query: str, variables: dict | None = None) -> tuple[dict, list[str]]:

@@ -3,9 +3,9 @@ update runs.
 
 An agent authenticates with `Authorization: Bearer <token>`: an agent token of the programs' token
 store (`kabinet agent token create --name … --clusters NAME,…` or `--organizations CODE,…`,
-resolvers/agent_tokens.py), or, deprecated, one whose sha256 is in KABINET_CLUSTER_AGENT_TOKENS
+resolvers/cloud/agent_tokens.py), or, deprecated, one whose sha256 is in KABINET_CLUSTER_AGENT_TOKENS
 (acting for every organization). The token is the agent: its name owns its claims, and what it
-reaches (its organizations, or the databases on its clusters: resolvers/clusters.py `reach`) is all
+reaches (its organizations, or the databases on its clusters: resolvers/cloud/clusters.py `reach`) is all
 it sees and touches. Every endpoint checks the object against it (a cluster, a session, a run, an
 organization or database named in the body); what is outside is answered as if it did not exist
 (404, or absent from a list).
@@ -17,12 +17,12 @@ session, and a report that changes nothing answers `changed: false`. A time the 
 (`startedAt`, `endedAt`) is an ISO 8601 date-time with its UTC offset, from 2000-01-01 to
 KABINET_AGENT_CLOCK_SKEW_SECONDS (300) past kabinet's clock.
 
-Each change is one transaction: the session's transition in resolvers/sessions.py (which records its
+Each change is one transaction: the session's transition in resolvers/cloud/sessions.py (which records its
 event), announced once committed, exactly as the simulated cluster does (workers/cluster.py).
 
     POST /cluster/sessions/snapshot           a cluster's sessions per infobase, each list complete: the
                                               unknown start (or are REFUSED), the missing end; idempotent;
-                                              the cluster connected (resolvers/clusters.py)
+                                              the cluster connected (resolvers/cloud/clusters.py)
     POST /cluster/sessions/started            a session began          → Session ACTIVE + STARTED
     POST /cluster/sessions/ended              a session ended          → ENDED (TERMINATED if asked to end)
     GET  /cluster/terminations                sessions asked to end (TERMINATING), oldest request first, with
@@ -38,7 +38,7 @@ A session reported beyond the organization's limit, or into a locked database, i
 (with its reason, a REFUSED event) and answered 409 `{"error": {"code": "REFUSED", …}, "session": …}`:
 the agent ends it in the cluster (`rac session terminate`).
 
-Update runs (agent mode; the run's lifecycle is resolvers/update_jobs.py's, shared with the worker):
+Update runs (agent mode; the run's lifecycle is resolvers/updates/jobs.py's, shared with the worker):
 
     POST /cluster/updates/claim               take a due run of the token's organizations under a lease: its
                                               target, database, `fencingToken` and, for this run only, the
@@ -76,16 +76,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kabinet.auth import bearer_token
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from kabinet.http import BodyTooLarge, bounded_body
-from kabinet.ids import pk_of, to_global_id
-from resolvers import agent_tokens, cluster_agent, cluster_limits, cluster_mode, clusters, sessions, update_jobs, update_runs
-from resolvers.context import SystemActor
-from resolvers.unit_of_work import change
-from resolvers.errors import ErrorCode, UserFacingError
-from resolvers.program_tokens import Program
-from resolvers.update_jobs import STEPS, Job, Policy, StepRefused
-from resolvers.update_runs import Claim, LeaseLost
+from foundation.ids import pk_of, to_global_id
+from resolvers.cloud import agent_tokens
+from resolvers.cloud import cluster_agent
+from resolvers.cloud import cluster_limits
+from resolvers.cloud import cluster_mode
+from resolvers.cloud import clusters
+from resolvers.cloud import sessions
+from resolvers.updates import jobs as update_jobs
+from resolvers.updates import runs as update_runs
+from resolvers.common.context import SystemActor
+from resolvers.common.unit_of_work import change
+from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.identity.program_tokens import Program
+from resolvers.updates.jobs import STEPS, Job, Policy, StepRefused
+from resolvers.updates.runs import Claim, LeaseLost
 
 if TYPE_CHECKING:  # annotations only: the rows come from resolvers
     from models.cloud import Database, Session
@@ -138,7 +145,7 @@ def _refused(error: UserFacingError) -> AgentError:
 
 
 async def authenticate(request: Request) -> Program:
-    """The agent the bearer token belongs to (resolvers/agent_tokens.py), or 401."""
+    """The agent the bearer token belongs to (resolvers/cloud/agent_tokens.py), or 401."""
     agent = await agent_tokens.authenticate(request.app.state.settings, bearer_token(request.headers.get("authorization")))
     if agent is None:
         raise AgentError(401, "UNAUTHENTICATED", "A valid cluster agent token is required (Authorization: Bearer …).")
@@ -198,7 +205,7 @@ class AgentCall:
         return value
 
     def time(self, name: str, *, required: bool = True) -> dt.datetime | None:
-        """A moment the cluster saw (resolvers/clusters.py `reported_time`): with its UTC offset, up to
+        """A moment the cluster saw (resolvers/cloud/clusters.py `reported_time`): with its UTC offset, up to
         the clock-skew allowance past now."""
         value = self.value(name)
         if value is None and not required:
@@ -360,7 +367,7 @@ async def session_started(call: AgentCall) -> tuple[int, dict[str, Any]]:
 @agent_endpoint("POST", SNAPSHOT_PATH, body=("cluster", "takenAt", "infobases"))
 async def sessions_snapshot(call: AgentCall) -> tuple[int, dict[str, Any]]:
     """A cluster's sessions as the agent saw them at `takenAt`: each listed infobase's list is complete
-    (resolvers/clusters.py `apply_snapshot`). One transaction, its events announced once committed;
+    (resolvers/cloud/clusters.py `apply_snapshot`). One transaction, its events announced once committed;
     the same snapshot twice changes nothing the second time."""
     try:
         cluster = await clusters.reported_cluster(call.agent, call.value("cluster"))
@@ -487,7 +494,7 @@ async def limits(call: AgentCall) -> tuple[int, dict[str, Any]]:
 
 
 async def _report(call: AgentCall, transition: Transition, session: Session, ended_at: dt.datetime) -> bool:
-    """Apply the reported transition (resolvers/sessions.py) in one transaction, announce its event
+    """Apply the reported transition (resolvers/cloud/sessions.py) in one transaction, announce its event
     once committed; the session object ends up as stored. False when nothing changed (a repeated report)."""
     actor = SystemActor("cluster agent")
     async with change(actor, call.request.app.state.broadcast):
@@ -579,7 +586,7 @@ async def update_claim(call: AgentCall) -> tuple[int, dict[str, Any]]:
     executor holds); a run with nothing newer to install is SUCCEEDED on the way. `{"run": null}` when none is due."""
     settings = call.settings
     # In the simulated mode the simulator keeps its own databases' runs; the provider's and those on a
-    # cluster kabinet knows (resolvers/cluster_mode.py) are still a real agent's to claim.
+    # cluster kabinet knows (resolvers/cloud/cluster_mode.py) are still a real agent's to claim.
     within = ~cluster_mode.in_simulated_databases() if (await cluster_mode.read(settings)).simulated else None
     codes = _organization_codes(call)
     cluster_name = call.text("cluster", CLUSTER_NAME, required=False)

@@ -18,14 +18,15 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from kabinet import agent_api, db, http, provider_api
-from kabinet.events import EventHub
+from events.hub import EventHub
 from kabinet.graphql_view import KabinetGraphQL
 from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
-from kabinet.pubsub import create_broadcast
-from kabinet.settings import Settings
-from kabinet.sign_ins import EndedLogins
-from resolvers import agent_tokens, cluster_mode
-from resolvers.tokens import ended_login_memory_seconds
+from events.broker import create_broadcast
+from foundation.settings import Settings
+from resolvers.identity.sign_ins import EndedLogins
+from resolvers.cloud import agent_tokens
+from resolvers.cloud import cluster_mode
+from resolvers.identity.tokens import ended_login_memory_seconds
 from schema.build import build_schema
 from workers.runner import Workers
 

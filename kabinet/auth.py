@@ -1,5 +1,5 @@
 """How a request says who sends it: the `Authorization: Bearer` header. The tokens themselves are
-issued and checked in `resolvers/tokens.py`."""
+issued and checked in `resolvers/identity/tokens.py`."""
 
 from __future__ import annotations
 

@@ -13,15 +13,16 @@ from decimal import Decimal
 
 from tortoise.transactions import in_transaction
 
-from resolvers.passwords import hash_password
-from kabinet.clock import utcnow
+from resolvers.identity.passwords import hash_password
+from foundation.clock import utcnow
 from models.billing import BalanceTransaction, Document, DocumentKind, PrepaidService, TransactionKind
 from models.cloud import ClientKind, Database, SessionStatus
 from models.identity import User
 from models.organizations import Membership, Organization, OrganizationKind, ModerationStatus, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import UpdateMode, UpdateSchedule
-from resolvers import cloud_subscriptions, sessions
+from resolvers.cloud import subscriptions as cloud_subscriptions
+from resolvers.cloud import sessions
 
 
 async def seed_many_organizations(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 
 
 @click.group(help="kabinet: the GraphQL API of the client cabinet. Configured by KABINET_* variables or .env.")
@@ -52,8 +52,8 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 @main.command(help="Run the background workers alone (session cluster, update runs, documents, mail).")
 def worker() -> None:
     from kabinet import db
-    from kabinet.pubsub import create_broadcast
-    from resolvers import cluster_mode
+    from events.broker import create_broadcast
+    from resolvers.cloud import cluster_mode
     from workers.runner import Workers
 
     async def run() -> None:
@@ -104,7 +104,7 @@ def agent_token(ctx: click.Context) -> None:
 @click.option("--clusters", default=None, metavar="NAME,NAME", help="Comma-separated cluster names: their databases only.")
 @click.option("--all-organizations", is_flag=True, help="For every organization (a deployment with one cluster).")
 def agent_token_create(name: str, organizations: str | None, clusters: str | None, all_organizations: bool) -> None:
-    from resolvers import agent_tokens
+    from resolvers.cloud import agent_tokens
 
     codes = [code.strip() for code in organizations.split(",") if code.strip()] if organizations is not None else None
     names = [n.strip() for n in clusters.split(",") if n.strip()] if clusters is not None else None
@@ -120,7 +120,8 @@ def agent_token_create(name: str, organizations: str | None, clusters: str | Non
 
 @agent_token.command("list", help="Agent tokens: name, organizations or clusters, created, last used, revoked.")
 def agent_token_list() -> None:
-    from resolvers import agent_tokens, program_tokens
+    from resolvers.cloud import agent_tokens
+    from resolvers.identity import program_tokens
 
     async def read():
         rows = await agent_tokens.tokens()
@@ -145,7 +146,7 @@ def agent_token_list() -> None:
 @agent_token.command("revoke", help="Revoke an agent token: its next request is refused.")
 @click.argument("name")
 def agent_token_revoke(name: str) -> None:
-    from resolvers import agent_tokens
+    from resolvers.cloud import agent_tokens
 
     row = _on_the_database(lambda: agent_tokens.revoke(name, by=_operator()))
     click.echo(f"kabinet: {row.name} revoked")
@@ -161,7 +162,7 @@ def cluster() -> None:
 @click.option("--description", default=None, help="What it is, for the operator.")
 @click.option("--time-zone", default=None, metavar="ZONE", help="The cluster server's IANA zone, e.g. Europe/Moscow (informative).")
 def cluster_add(name: str, description: str | None, time_zone: str | None) -> None:
-    from resolvers import clusters
+    from resolvers.cloud import clusters
 
     row = _on_the_database(lambda: clusters.add(name, description=description, time_zone=time_zone))
     click.echo(f"kabinet: cluster {row.name} added; attach its databases (kabinet cluster attach) and issue its agent a "
@@ -170,7 +171,7 @@ def cluster_add(name: str, description: str | None, time_zone: str | None) -> No
 
 @cluster.command("list", help="Clusters: name, databases, connected, last report.")
 def cluster_list() -> None:
-    from resolvers import clusters
+    from resolvers.cloud import clusters
 
     rows = _on_the_database(clusters.listing)
     for row in rows:
@@ -182,9 +183,9 @@ def cluster_list() -> None:
 
 
 def _place_database(cluster_name: str | None, database: str, infobase: str | None) -> None:
-    from kabinet.ids import pk_of
-    from resolvers import clusters
-    from resolvers.context import SystemActor
+    from foundation.ids import pk_of
+    from resolvers.cloud import clusters
+    from resolvers.common.context import SystemActor
 
     async def work():
         row = await clusters.database_named(database, pk_of(database, "Database"))
@@ -220,8 +221,8 @@ def outbox() -> None:
 @outbox.command("failed", help="List the messages given up on after the last retry, newest first, with the last error.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 def outbox_failed(limit: int) -> None:
-    from resolvers import staff_desk
-    from resolvers.pagination import PageRequest
+    from resolvers.provider import staff_desk
+    from resolvers.common.pagination import PageRequest
     from workers.mail import failure_line
 
     settings = Settings()
@@ -242,7 +243,7 @@ def outbox_failed(limit: int) -> None:
 def outbox_retry(message_id: str) -> None:
     import uuid
 
-    from resolvers import staff_desk
+    from resolvers.provider import staff_desk
 
     try:
         pk = uuid.UUID(message_id.strip().removeprefix("id=").rstrip(":"))
@@ -258,7 +259,7 @@ def outbox_retry(message_id: str) -> None:
     "tokens, expired codes, idle login limits, delivered messages and refused provider records past their "
     "retention (KABINET_*_RETENTION_DAYS). Prints the rows deleted per kind."))
 def housekeeping() -> None:
-    from resolvers.housekeeping import PRUNERS
+    from resolvers.common.housekeeping import PRUNERS
     from workers.housekeeping import housekeeping_pass
 
     settings = Settings()
@@ -387,7 +388,7 @@ def _on_the_database(work, *, transaction: bool = True):
     from tortoise.transactions import in_transaction
 
     from kabinet import db
-    from resolvers.errors import UserFacingError
+    from resolvers.common.errors import UserFacingError
 
     async def run():
         await db.connect(Settings())
@@ -444,9 +445,9 @@ def staff_list() -> None:
 @staff.command("disable", help="End a staff member's rights and every sign-in they have.")
 @click.option("--email", required=True)
 def staff_disable(email: str) -> None:
-    from kabinet.pubsub import create_broadcast
-    from kabinet.sign_ins import EndedLogins
-    from resolvers.context import RequestContext
+    from events.broker import create_broadcast
+    from resolvers.identity.sign_ins import EndedLogins
+    from resolvers.common.context import RequestContext
     from resolvers.provider import staff as staff_members
 
     settings = Settings()
@@ -486,8 +487,8 @@ def _as_staff(work):
     """Run `work(actor, settings)` with the operator's staff rights (`_cli_actor`) in one transaction,
     then announce the events it recorded on the broker (a configured one: with the in-process broker
     the servers' event hubs read them from the database); a domain refusal exits 1 with its message."""
-    from kabinet.pubsub import create_broadcast
-    from resolvers.unit_of_work import announce_committed
+    from events.broker import create_broadcast
+    from resolvers.common.unit_of_work import announce_committed
 
     settings = Settings()
     actor = _cli_actor(settings)
@@ -510,7 +511,7 @@ def _as_staff(work):
 
 
 def _organization_of(actor, inn: str, kpp: str | None):
-    from resolvers import moderation
+    from resolvers.organizations import moderation
 
     return moderation.organization_id_by_inn(actor, inn, kpp, customer=True)
 
@@ -527,7 +528,7 @@ def _organization_of(actor, inn: str, kpp: str | None):
 @click.option("--role", required=True, type=click.Choice(["ADMIN", "ACCOUNTANT", "USER"], case_sensitive=False))
 @click.option("--databases", default=None, metavar="ID,ID", help="For a USER: the databases they may open (the provider's external ids).")
 def staff_invite(inn: str, kpp: str | None, email: str | None, phone: str | None, role: str, databases: str | None) -> None:
-    from resolvers import invitations
+    from resolvers.organizations import invitations
 
     async def invite(actor, settings):
         organization_id = await _organization_of(actor, inn, kpp)
@@ -550,7 +551,7 @@ def staff_invite(inn: str, kpp: str | None, email: str | None, phone: str | None
 @click.option("--email", default=None, help="The person's e-mail (this and/or --phone).")
 @click.option("--phone", default=None, help="The person's phone, +7XXXXXXXXXX.")
 def staff_make_owner(inn: str, kpp: str | None, email: str | None, phone: str | None) -> None:
-    from resolvers import invitations
+    from resolvers.organizations import invitations
 
     async def make(actor, settings):
         return await invitations.staff_make_owner(actor, settings, await _organization_of(actor, inn, kpp), email, phone)
@@ -616,8 +617,8 @@ def token_revoke(name: str) -> None:
 @click.option("--source", default=None, help="Only those from this imported file (its name; a path is read as its name) or `api`.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 def provider_refused(entity: str | None, source: str | None, limit: int) -> None:
-    from resolvers import staff_desk
-    from resolvers.pagination import PageRequest
+    from resolvers.provider import staff_desk
+    from resolvers.common.pagination import PageRequest
 
     settings = Settings()
     name = Path(source).name if source else None  # `kabinet import` keeps the file's name, not its path
@@ -653,7 +654,7 @@ def provider_refused(entity: str | None, source: str | None, limit: int) -> None
               help="Read documents' file_path anywhere under this folder (absolute paths too); default: only under FILE's folder.")
 def import_(file: Path, entity: str | None, batch: int, report: Path | None, again: bool, files_root: Path | None) -> None:
     from kabinet import db
-    from kabinet.pubsub import create_broadcast
+    from events.broker import create_broadcast
     from resolvers.provider.imports import ImportRefused, import_file
     from resolvers.provider.records import EntityRefused
 
@@ -703,8 +704,8 @@ def supplier() -> None:
 
 
 def _supplier_file(file: Path):
-    from resolvers import supplier as suppliers
-    from resolvers.errors import UserFacingError
+    from resolvers.billing import supplier as suppliers
+    from resolvers.common.errors import UserFacingError
 
     try:
         return suppliers.read_file(file)
@@ -731,7 +732,7 @@ def supplier_check(file: Path) -> None:
     "print them (published ones keep theirs); in the provider's audit."))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def supplier_set(file: Path) -> None:
-    from resolvers import supplier as suppliers
+    from resolvers.billing import supplier as suppliers
 
     values = _supplier_file(file)
     settings = Settings()
@@ -741,7 +742,7 @@ def supplier_set(file: Path) -> None:
 
 @supplier.command("show", help="Print the requisites in force; exit 1 when none are configured.")
 def supplier_show() -> None:
-    from resolvers import supplier as suppliers
+    from resolvers.billing import supplier as suppliers
 
     values = _on_the_database(suppliers.current)
     if values is None:
@@ -758,7 +759,7 @@ def documents() -> None:
     "The monthly invoices and acts due and not published, and why (no supplier requisites, or the publisher's next "
     "hourly pass); exit 1 when they wait for the requisites."))
 def documents_waiting() -> None:
-    from resolvers import staff_desk
+    from resolvers.provider import staff_desk
 
     settings = Settings()
     waiting = _on_the_database(lambda: staff_desk.waiting_documents(_cli_actor(settings)))

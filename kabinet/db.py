@@ -19,7 +19,7 @@ from models import MODEL_MODULES
 from models.base import Entity, compile_row_builder
 from models.tortoise_internals import ensure_pool, init_tortoise, pool_of, tortoise_initialised
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 
 
 CONNECTION_LABEL = "default"

@@ -15,8 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from tortoise.transactions import in_transaction
 
-from kabinet import clock
-from resolvers.passwords import hash_password
+from foundation import clock
+from resolvers.identity.passwords import hash_password
 from models.billing import (
     BalanceTransaction,
     Charge,
@@ -31,9 +31,13 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
-from resolvers import cloud_subscriptions, demo_mark, document_publication, sessions, update_runs
-from resolvers import supplier as suppliers
-from resolvers.documents import document_number, document_visible_from, period_label
+from resolvers.cloud import subscriptions as cloud_subscriptions
+from resolvers.common import demo_mark
+from resolvers.billing import publication as document_publication
+from resolvers.cloud import sessions
+from resolvers.updates import runs as update_runs
+from resolvers.billing import supplier as suppliers
+from resolvers.billing.documents import document_number, document_visible_from, period_label
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -227,7 +231,7 @@ async def add_people(
     users: dict[str, User] = {}
     memberships: dict[str, Membership] = {}
     for email, full_name, phone, role, position in people:
-        # the demo's people: their addresses taken as proven (resolvers/addresses.py), so they are logins
+        # the demo's people: their addresses taken as proven (resolvers/identity/addresses.py), so they are logins
         users[email] = await User.create(
             email=email, phone=phone, full_name=full_name, password_hash=password_hash,
             email_verified=True, phone_verified=phone is not None,

@@ -13,8 +13,8 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kabinet.settings import Settings
-from resolvers.cluster_mode import ClusterMode
+from foundation.settings import Settings
+from resolvers.cloud.cluster_mode import ClusterMode
 
 BLOCKS = "BLOCKS"
 WARNS = "WARNS"
@@ -122,8 +122,11 @@ async def database_findings(settings: Settings, caller) -> tuple[list[Finding], 
     """What the database says (connected already): the demo, the supplier, agents, the cluster mode.
     `caller`: the operator at the CLI (staff rights), who may read the waiting documents."""
     from kabinet.demo import NEWER_VERSION, ROMASHKA_PEOPLE, VASILEK_PEOPLE
-    from resolvers import agent_tokens, cluster_mode, demo_mark, staff_desk
-    from resolvers import supplier as suppliers
+    from resolvers.cloud import agent_tokens
+    from resolvers.cloud import cluster_mode
+    from resolvers.common import demo_mark
+    from resolvers.provider import staff_desk
+    from resolvers.billing import supplier as suppliers
 
     found: list[Finding] = []
     demo_logins = await demo_mark.logins_present([person[0] for person in ROMASHKA_PEOPLE + VASILEK_PEOPLE])
@@ -219,7 +222,7 @@ async def _broker_problem(settings: Settings) -> Finding | None:
     """A broker other than the in-process one must answer (every process publishes its changes there)."""
     if settings.broker_url.startswith("memory"):
         return None
-    from kabinet.pubsub import broker_reachable, create_broadcast
+    from events.broker import broker_reachable, create_broadcast
 
     broadcast = create_broadcast(settings.broker_url, settings.resolved_broker_namespace)
     try:

@@ -23,12 +23,12 @@ from strawberry.types.unset import UNSET
 
 from kabinet import db
 from kabinet.auth import bearer_token
-from resolvers.tokens import decode_access_token
-from resolvers.context import RequestContext, Viewer
+from resolvers.identity.tokens import decode_access_token
+from resolvers.common.context import RequestContext, Viewer
 from schema.errors import shape_error, signed_out
 from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
-from kabinet.settings import Settings
-from kabinet.sign_ins import EndedLogins
+from foundation.settings import Settings
+from resolvers.identity.sign_ins import EndedLogins
 from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter, TransportWSHandler
 from models.select import read_only
 from schema.execution import SharedCompletion
@@ -186,7 +186,7 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
 
     def viewer_from_token(self, token: str | None) -> Viewer | None:
         """The token's viewer; None for a token that is not valid or whose sign-in has ended (checked
-        after the verified-token cache, in memory: see kabinet.sign_ins)."""
+        after the verified-token cache, in memory: see resolvers.identity.sign_ins)."""
         claims = decode_access_token(self.settings, token) if token else None
         if claims is None or claims.login_id in self.ended_logins:
             return None
@@ -215,7 +215,7 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
         if viewer is None:
             raise ConnectionRejectionError({"message": "A valid access token is required."})
         context.viewer = viewer
-        socket = context.request  # closed if this sign-in ends (kabinet.sign_ins)
+        socket = context.request  # closed if this sign-in ends (resolvers.identity.sign_ins)
         socket.state.login_id = viewer.login_id
         self.sockets_by_login.setdefault(viewer.login_id, set()).add(socket)
         return None

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from tortoise import Tortoise
 
-from resolvers.tokens import verify_download
-from kabinet.pubsub import broker_reachable
+from resolvers.identity.tokens import verify_download
+from events.broker import broker_reachable
 from models import migrations as migrations_package
 from models.billing import DocumentFile
 

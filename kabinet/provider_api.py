@@ -41,13 +41,15 @@ from starlette.routing import Route
 
 from kabinet.auth import bearer_token
 from kabinet.http import BodyTooLarge, bounded_body
-from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
-from resolvers import invitations, moderation, staff_desk
-from resolvers.errors import ErrorCode, Refusal, UserFacingError
-from resolvers.pagination import Page, PageRequest
+from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
+from resolvers.organizations import invitations
+from resolvers.organizations import moderation
+from resolvers.provider import staff_desk
+from resolvers.common.errors import ErrorCode, Refusal, UserFacingError
+from resolvers.common.pagination import Page, PageRequest
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
-from resolvers.unit_of_work import change
+from resolvers.common.unit_of_work import change
 from resolvers.provider.records import LineResult, Outcome, ProviderActor, Record, RefusalBudget
 
 if TYPE_CHECKING:  # rows the resolvers answer with, named for the annotations only
@@ -261,7 +263,7 @@ REQUEST_FIELD_OF = {"delivery_id": "id", "organization_id": "inn", "database_ids
 
 
 def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
-    """A provider endpoint that needs staff rights, which the domain decides (resolvers/staff_rights.py:
+    """A provider endpoint that needs staff rights, which the domain decides (resolvers/common/staff_rights.py:
     a token with the `staff` scope). Run in one transaction, its events announced once it commits; a
     domain refusal becomes its status and `{"error": {code, message, field}}` (403 FORBIDDEN without
     `staff`, written to the provider's audit as a denial). Every request is in the provider's audit:
@@ -453,7 +455,7 @@ def _texts(body: dict[str, Any], name: str) -> list[str]:
 @staff_endpoint("organization_invite")
 async def invite_member(request: Request, actor: ProviderActor) -> Response:
     """Invite someone into the organization named by `{"inn", "kpp"?}`: `{"email"?, "phone"?, "role",
-    "databases"?: [external ids]}`, as its owner would (resolvers/invitations.py staff_invite_member)."""
+    "databases"?: [external ids]}`, as its owner would (resolvers/organizations/invitations.py staff_invite_member)."""
     body = await _json_object(request)
     organization_id = await moderation.organization_id_by_inn(actor, _text(body, "inn"), _text(body, "kpp"), customer=True)
     role = invitations.role_named(_text(body, "role"))

@@ -23,9 +23,9 @@ from graphql import GraphQLError, OperationDefinitionNode
 from prometheus_client import Counter
 from tortoise import connections
 
-from kabinet import clock
+from foundation import clock
 from models.versions import CATALOGUE
-from resolvers.bounded_cache import BoundedCache
+from foundation.bounded_cache import BoundedCache
 from schema.limits import parse_document
 
 LOOKUPS = Counter("kabinet_response_cache_lookups_total", "Response cache lookups", ["outcome"])

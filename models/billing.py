@@ -113,7 +113,7 @@ class DocumentFile(Entity):
 
 
 class SupplierRequisites(Entity):
-    """The provider's own requisites as configured (resolvers/supplier.py), one row per change: the
+    """The provider's own requisites as configured (resolvers/billing/supplier.py), one row per change: the
     newest is in force, the older ones say what documents printed when."""
 
     requisites = fields.JSONField()

@@ -56,7 +56,7 @@ class SubscriptionExtension(Entity):
 class Cluster(Entity):
     """A 1C cluster kabinet knows by name: its agent reports its sessions (the snapshot door), its
     databases name it. `connected` is stored: flipped by the snapshot door and, when no report came
-    for KABINET_CLUSTER_STALE_SECONDS, by the housekeeping worker (resolvers/clusters.py)."""
+    for KABINET_CLUSTER_STALE_SECONDS, by the housekeeping worker (resolvers/cloud/clusters.py)."""
 
     name = fields.CharField(max_length=100, unique=True)
     description = fields.CharField(max_length=500, null=True)

@@ -13,7 +13,7 @@ from models.base import Entity
 class User(Entity):
     # `email` and `phone` hold only addresses proven by a code: the logins, unique. An address given
     # but not yet proven waits in `unproven_email` / `unproven_phone`: it finds nobody and reserves
-    # nothing (resolvers/addresses.py).
+    # nothing (resolvers/identity/addresses.py).
     email = fields.CharField(max_length=254, null=True, unique=True)  # proven, stored lower-case
     phone = fields.CharField(max_length=16, null=True, unique=True)  # proven, +7XXXXXXXXXX
     unproven_email = fields.CharField(max_length=254, null=True, db_index=True)
@@ -43,7 +43,7 @@ class RefreshToken(Entity):
 
     class Meta:
         table = "refresh_token"
-        # every process reads the logins ended since its last read every few seconds (kabinet/sign_ins.py)
+        # every process reads the logins ended since its last read every few seconds (resolvers/identity/sign_ins.py)
         indexes = (("revoked_at",),)
 
 

@@ -2,7 +2,7 @@
 
 `schema.batching` calls `admit` on whatever a field loaded and on whatever a root field, a mutation
 payload or a subscription event holds, and `field_refusals` before a field of a visible object
-loads. So the same rule (resolvers.permissions) decides whether an object is seen, whatever path
+loads. So the same rule (resolvers.common.permissions) decides whether an object is seen, whatever path
 reached it: a list, `node(id:)`, a link from another object, a payload, a shared subscription
 result. Resolvers still narrow their SQL to what the viewer sees (for paging); the gate is what
 makes a mistake there a missing item rather than a leak.
@@ -16,7 +16,7 @@ from typing import Any
 from graphql import GraphQLError
 
 from schema.errors import forbidden
-from resolvers.permissions import FIELD_RULES, NEEDS_STAFF_FLAG, NEEDS_USERS_IN_SIGHT, TYPE_RULES, FieldRule, Sight
+from resolvers.common.permissions import FIELD_RULES, NEEDS_STAFF_FLAG, NEEDS_USERS_IN_SIGHT, TYPE_RULES, FieldRule, Sight
 from schema.relay import Connection
 
 _type_names: dict[type, str | None] = {}

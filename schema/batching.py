@@ -32,9 +32,9 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
-from kabinet.ids import NO_SUCH_ID, pk_of
-from resolvers.common import SELECTED
-from resolvers.errors import Refusal
+from foundation.ids import NO_SUCH_ID, pk_of
+from resolvers.common.gates import SELECTED
+from resolvers.common.errors import Refusal
 from schema.authorization import admit, field_refusals
 from schema.errors import as_graphql_error
 from schema.relay import Connection, Edge

@@ -7,19 +7,19 @@ from decimal import Decimal
 
 import strawberry
 
-from resolvers.tokens import sign_download
+from resolvers.identity.tokens import sign_download
 from models.billing import BalanceTransaction as TransactionModel
 from models.billing import Charge as ChargeModel
 from models.billing import ChargeKind, DocumentKind, TransactionKind
 from models.billing import Document as DocumentModel
 from models.billing import PrepaidService as PrepaidServiceModel
-from resolvers import billing as resolvers
-from resolvers import cloud as cloud_resolvers
-from resolvers.billing import BalanceView
+from resolvers.billing import reads as resolvers
+from resolvers.cloud import reads as cloud_resolvers
+from resolvers.billing.reads import BalanceView
 from schema.batching import batched, loaded
 from schema.cloud import Database
 from schema.enums import described_enum
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from schema.relay import Node
 
 described_enum(TransactionKind, "Why the deposit changed: top-up, charge, refund or adjustment.", {

@@ -18,10 +18,10 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
-from resolvers.context import RequestContext
-from resolvers.errors import Refusal
+from resolvers.common.context import RequestContext
+from resolvers.common.errors import Refusal
 from schema.errors import shape_error
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from schema import execution, introspection
 from schema.execution import KabinetExecutionContext
 from schema.limits import DOCUMENTS, cost_limit, limited_parser, parse_document

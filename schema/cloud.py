@@ -10,17 +10,19 @@ import strawberry
 
 from models.cloud import ClientKind, CloudSubscription as CloudSubscriptionModel, Database as DatabaseModel, Session as SessionModel, SessionStatus
 from models.cloud import SubscriptionExtension as SubscriptionExtensionModel
-from resolvers import cloud as resolvers
-from kabinet import clock
-from resolvers import cloud_subscriptions, clusters, database_locks
-from resolvers import update_runs as run_resolvers
-from resolvers import update_schedules as schedule_resolvers
-from resolvers.cloud_subscriptions import SubscriptionView
+from resolvers.cloud import reads as resolvers
+from foundation import clock
+from resolvers.cloud import subscriptions as cloud_subscriptions
+from resolvers.cloud import clusters
+from resolvers.cloud import database_locks
+from resolvers.updates import runs as run_resolvers
+from resolvers.updates import schedules as schedule_resolvers
+from resolvers.cloud.subscriptions import SubscriptionView
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import User
-from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
+from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import After, Connection, First, Node, connection_of
 from schema.updates import UpdateRun, UpdateSchedule
 

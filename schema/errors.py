@@ -1,4 +1,4 @@
-"""The GraphQL face of the domain's refusals (`resolvers/errors.py`).
+"""The GraphQL face of the domain's refusals (`resolvers/common/errors.py`).
 
 A mutation's `UserFacingError` becomes a `userErrors` entry (code from ErrorCode, the field mapped
 onto the mutation's arguments) and nothing changes; a `Refusal` becomes a GraphQL error with
@@ -15,8 +15,8 @@ from tortoise.transactions import in_transaction
 
 from graphql import GraphQLError
 
-from resolvers import errors as refusals
-from resolvers.errors import ErrorCode, Refusal, UserFacingError
+from resolvers.common import errors as refusals
+from resolvers.common.errors import ErrorCode, Refusal, UserFacingError
 from schema.enums import described_enum
 from schema.strawberry_internals import raw_info
 

@@ -42,7 +42,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 
-from resolvers.bounded_cache import BoundedCache
+from foundation.bounded_cache import BoundedCache
 from schema.introspection import TooMuchIntrospection, budget
 from schema.limits import source_bytes
 from schema.strawberry_internals import STRAWBERRY_FIELD, ExecutionContext

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from models.identity import User as UserModel
-from resolvers import organizations as org_resolvers
-from resolvers import identity as identity_resolvers
-from resolvers.errors import UserFacingError
-from resolvers.identity import SignedIn
+from resolvers.organizations import reads as org_resolvers
+from resolvers.identity import logins as identity_resolvers
+from resolvers.common.errors import UserFacingError
+from resolvers.identity.logins import SignedIn
 from schema.batching import batched, loaded
 from schema.errors import UserError, transactional
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from schema.relay import Node, list_of
 
 if TYPE_CHECKING:

@@ -40,9 +40,9 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from resolvers.bounded_cache import BoundedCache
+from foundation.bounded_cache import BoundedCache
 from schema.errors import graphql_error
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from schema.strawberry_internals import graphql_core_schema, validate_document
 
 # A parsed document holds its text, and ~600 bytes per token (its token, node and location objects:

@@ -18,14 +18,14 @@ from models.organizations import InviteStatus, Membership as MembershipModel, Mo
 from models.organizations import Organization as OrganizationModel
 from models.organizations import OrganizationKind, Role
 from models.products import ProductCategory
-from resolvers import billing as billing_resolvers
-from resolvers import cloud as cloud_resolvers
-from resolvers import cloud_subscriptions
-from resolvers import invitations
-from resolvers import memberships as membership_resolvers
-from resolvers import removals as removal_resolvers
-from resolvers import organizations as resolvers
-from resolvers import products as product_resolvers
+from resolvers.billing import reads as billing_resolvers
+from resolvers.cloud import reads as cloud_resolvers
+from resolvers.cloud import subscriptions as cloud_subscriptions
+from resolvers.organizations import invitations
+from resolvers.organizations import memberships as membership_resolvers
+from resolvers.organizations import removals as removal_resolvers
+from resolvers.organizations import reads as resolvers
+from resolvers.billing import products as product_resolvers
 from schema.batching import batched, expand, loaded
 from schema.billing import Balance, BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session
@@ -33,7 +33,7 @@ from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.products import Contract, Product
-from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
+from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import After, Connection, First, Node, connection_of, list_of
 
 described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {

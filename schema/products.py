@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from kabinet import clock
+from foundation import clock
 from models.products import Contract as ContractModel
 from models.products import ContractKind, Product as ProductModel, ProductCategory
-from resolvers import organizations as org_resolvers
-from resolvers import products as resolvers
+from resolvers.organizations import reads as org_resolvers
+from resolvers.billing import products as resolvers
 from schema.batching import batched, loaded
 from schema.enums import described_enum
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from schema.relay import Node
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 
-from resolvers import identity as identity_resolvers
-from resolvers import nodes as node_resolvers
-from resolvers import organizations as resolvers
-from kabinet.ids import from_global_id, pk_of
+from resolvers.identity import logins as identity_resolvers
+from resolvers.common import nodes as node_resolvers
+from resolvers.organizations import reads as resolvers
+from foundation.ids import from_global_id, pk_of
 from schema.batching import expand, selected
 from schema.nodes import node_types
 from schema.identity import User

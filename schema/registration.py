@@ -13,16 +13,21 @@ from models.organizations import JoinRequest as JoinRequestModel
 from models.organizations import JoinRequestStatus, ModerationStatus
 from models.organizations import Organization as OrganizationModel
 from models.organizations import OrganizationKind, Role
-from resolvers import email_change, join_requests, moderation, organization_claims, password_reset, sign_ups
-from resolvers.common import SELECTED
-from resolvers.pagination import PageRequest
-from resolvers.sign_ups import CodeSent, ConfirmationChannel
+from resolvers.identity import email_change
+from resolvers.organizations import join_requests
+from resolvers.organizations import moderation
+from resolvers.organizations import claims as organization_claims
+from resolvers.identity import password_reset
+from resolvers.identity import sign_ups
+from resolvers.common.gates import SELECTED
+from resolvers.common.pagination import PageRequest
+from resolvers.identity.sign_ups import CodeSent, ConfirmationChannel
 from schema.batching import batched, expand, loaded, selected
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.organizations import Membership, Organization
-from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
+from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import Connection, First, Node, connection_of
 
 described_enum(ConfirmationChannel, "Where a sign-up's confirmation code is sent: SMS to the phone, or the e-mail.", {

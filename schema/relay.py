@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
-from resolvers.pagination import Page
+from resolvers.common.pagination import Page
 
 T = TypeVar("T")
 # the arguments of every connection field

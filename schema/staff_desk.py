@@ -1,7 +1,7 @@
 """The staff desk in GraphQL: failed deliveries (and their retry), the provider's refused records,
 the documents that wait, and putting people into an organization (an invitation with a role; an
-owner where there is none). Staff only: the domain (resolvers/staff_desk.py) refuses anyone else, and the type rule
-(resolvers/permissions.py) hides these objects from them on any path."""
+owner where there is none). Staff only: the domain (resolvers/provider/staff_desk.py) refuses anyone else, and the type rule
+(resolvers/common/permissions.py) hides these objects from them on any path."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from typing import Annotated
 
 import strawberry
 
-from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
+from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 from models.organizations import Invite as InviteModel
 from models.organizations import InviteStatus, Role
 from models.outbox import Channel, DeliveryStatus
 from models.outbox import OutboxMessage as OutboxMessageModel
 from models.provider import RefusedRecord as RefusedRecordModel
-from resolvers import invitations, staff_desk
-from resolvers.common import SELECTED
-from resolvers.pagination import PageRequest
+from resolvers.organizations import invitations
+from resolvers.provider import staff_desk
+from resolvers.common.gates import SELECTED
+from resolvers.common.pagination import PageRequest
 from resolvers.provider.audit import ActorKind
 from schema.batching import expand, selected
 from schema.enums import described_enum

@@ -18,22 +18,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import strawberry
 
-from kabinet.ids import NO_SUCH_ID, pk_of
+from foundation.ids import NO_SUCH_ID, pk_of
 from schema.errors import graphql_error, signed_out
 from models.events import OrganizationEvent
-from resolvers import live
-from resolvers.errors import not_found
-from resolvers import organizations as organization_resolvers
-from resolvers.events import ACCESS, DATA, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
-from resolvers.sessions import newest_first
-from resolvers.permissions import PERSONAL_FIELDS, Permission, role_may
+from resolvers.cloud import live
+from resolvers.common.errors import not_found
+from resolvers.organizations import reads as organization_resolvers
+from events.log import ACCESS, DATA, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
+from resolvers.cloud.sessions import newest_first
+from resolvers.common.permissions import PERSONAL_FIELDS, Permission, role_may
 from resolvers.provider.records import Area
 from schema.batching import expand, selection_touches
 from schema.execution import share_completions
 from schema.strawberry_internals import raw_info
 
 if TYPE_CHECKING:
-    from kabinet.events import EventStream  # the hub's stream the context brings
+    from events.hub import EventStream  # the hub's stream the context brings
 from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpdate
 from schema.enums import described_enum
 from schema.organizations import Organization
@@ -153,7 +153,7 @@ class Group:
     and the same rights in it. The shared result is worked out with a context that knows nothing of
     the viewer but their membership there (`RequestContext.narrowed_to`), so it cannot carry what
     one member of the group may see and another may not. A selection that reaches what depends on
-    the person (`resolvers.permissions.PERSONAL_FIELDS`, e.g. `User.memberships` leading into their
+    the person (`resolvers.common.permissions.PERSONAL_FIELDS`, e.g. `User.memberships` leading into their
     other organizations) and a role that sees only some of the cloud (a USER: own sessions, granted
     databases) make the group one person's.
     """
@@ -284,7 +284,7 @@ async def _session_snapshot(
 
 
 class ListSteps:
-    """What a live list becomes after an event (the rule: `resolvers.live.list_after`): (its state,
+    """What a live list becomes after an event (the rule: `resolvers.cloud.live.list_after`): (its state,
     its sessions by id), worked out once per message and event for all the subscribers holding that
     very message, not once each."""
 

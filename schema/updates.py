@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from models.updates import Release as ReleaseModel, UpdateMode, UpdateRun as UpdateRunModel, UpdateRunStatus
-from resolvers import cloud as cloud_resolvers
-from resolvers import releases, update_schedules
-from resolvers.update_schedules import ScheduleView
+from resolvers.cloud import reads as cloud_resolvers
+from resolvers.updates import releases
+from resolvers.updates import schedules as update_schedules
+from resolvers.updates.schedules import ScheduleView
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
-from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
+from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import Node
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.cloud import CloudSubscription
-from resolvers import agent_tokens
+from resolvers.cloud import agent_tokens
 from resolvers.provider.audit import ActorKind
 from tests import factories
 from tests.factories import Role

@@ -21,13 +21,13 @@ import pytest_asyncio
 
 from kabinet.app import create_app
 from kabinet.db import count_sql
-from kabinet.settings import Settings
+from foundation.settings import Settings
 
 DEMO_PASSWORD = "kabinet-demo"
 
 # The simulated cluster, said, here and in every kabinet process a test starts (they inherit the
 # environment): on PostgreSQL, or once a test issues an agent token, the deployment would otherwise be
-# in agent mode (resolvers/cluster_mode.py), and the tests of the workers' own execution need the
+# in agent mode (resolvers/cloud/cluster_mode.py), and the tests of the workers' own execution need the
 # simulator. Tests of agent mode say so; tests of the default mode (test_doctor.py, test_deployment.py)
 # take the variable out of their processes' environment.
 os.environ["KABINET_CLUSTER"] = "simulated"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from resolvers.passwords import hash_password
+from resolvers.identity.passwords import hash_password
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
 from models.organizations import Membership, ModerationStatus, Organization, OrganizationKind, Role  # noqa: F401 (Role re-exported for tests)
@@ -35,7 +35,7 @@ async def create_user(email: str | None = None, *, full_name: str = "Тесто�
 
 
 async def create_pending_sign_up(email: str | None = None, phone: str | None = None) -> User:
-    """A sign-up waiting for its code: its addresses given, none proven (resolvers/addresses.py)."""
+    """A sign-up waiting for its code: its addresses given, none proven (resolvers/identity/addresses.py)."""
     return await User.create(
         unproven_email=email, unproven_phone=phone, full_name="Незавершённая Регистрация",
         password_hash=_PASSWORD_HASH, is_active=False,

@@ -18,7 +18,7 @@ from models.organizations import (
     Role,
 )
 from models.outbox import OutboxMessage
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 
 ADD = """mutation($input: AddOrganizationInput!) { addOrganization(input: $input) {
@@ -66,7 +66,7 @@ async def signed_in(gql, user: User) -> str:
 
 
 async def new_user(gql, *, phone: str | None = None, verified_phone: bool = False) -> str:
-    """A signed-in account with `phone` proven, or only given (resolvers/addresses.py)."""
+    """A signed-in account with `phone` proven, or only given (resolvers/identity/addresses.py)."""
     user = await factories.create_user(phone=phone)
     if phone and not verified_phone:
         await User.filter(id=user.id).update(phone=None, phone_verified=False, unproven_phone=phone)

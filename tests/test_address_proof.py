@@ -3,7 +3,7 @@
 Before, someone could sign up with a victim's e-mail and their own phone, confirm by SMS, and the
 e-mail was then theirs: unique, so the victim could not sign up with it, and a login, an invitee
 and a recipient of what was addressed to it. Now an address given but not proven waits in
-`unproven_email` / `unproven_phone` (resolvers/addresses.py): it opens nothing, finds nobody and
+`unproven_email` / `unproven_phone` (resolvers/identity/addresses.py): it opens nothing, finds nobody and
 reserves nothing; whoever proves it has it, and the other account is told.
 """
 
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 from tortoise import connections
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.identity import User, VerificationCode
 from models.organizations import KnownContact, Role
 from models.outbox import Channel, OutboxMessage
@@ -161,8 +161,8 @@ def test_only_the_address_rules_read_the_unproven_columns():
     """Everything else finds people by `email` / `phone`, the proven ones: an unproven address can
     reach an account only through the modules that hold the rule."""
     allowed = {
-        "models/identity.py", "models/migrations/0013_proven_addresses.py", "resolvers/addresses.py",
-        "resolvers/sign_ups.py", "resolvers/invitations.py", "schema/identity.py",
+        "models/identity.py", "models/migrations/0013_proven_addresses.py", "resolvers/identity/addresses.py",
+        "resolvers/identity/sign_ups.py", "resolvers/organizations/invitations.py", "schema/identity.py",
     }
     readers = set()
     for folder in ("resolvers", "schema", "kabinet", "workers", "models"):

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kabinet import agent_api
-from kabinet.clock import utcnow
-from kabinet.ids import to_global_id
+from foundation.clock import utcnow
+from foundation.ids import to_global_id
 from models.cloud import Session, SessionStatus
-from resolvers import clusters
+from resolvers.cloud import clusters
 from tests import agents
 from tests.test_agent_updates import due_run, updatable_database
 

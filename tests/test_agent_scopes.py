@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kabinet.clock import utcnow
-from kabinet.ids import to_global_id
+from foundation.clock import utcnow
+from foundation.ids import to_global_id
 from models.cloud import Session, SessionStatus
 from models.program_tokens import ProgramToken
 from models.updates import UpdateRun, UpdateRunStatus
-from resolvers import agent_tokens
-from resolvers.tokens import hash_opaque_token, new_opaque_token
+from resolvers.cloud import agent_tokens
+from resolvers.identity.tokens import hash_opaque_token, new_opaque_token
 from tests import agents
 from tests.agents import OPERATOR, bearer, subscribed
 from tests.processes import free_port, kabinet_cli, stop, wait_until_serving

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from cluster_agent.agent import MESSAGES
-from kabinet.clock import utcnow
-from kabinet.ids import to_global_id
+from foundation.clock import utcnow
+from foundation.ids import to_global_id
 from models.cloud import Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers.events import UPDATES
+from events.log import UPDATES
 from tests import agents, factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket

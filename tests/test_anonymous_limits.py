@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from bench import queries
-from resolvers import tokens
+from resolvers.identity import tokens
 from schema import execution, introspection
 from schema.build import build_schema
 from schema.limits import DOCUMENTS, source_bytes
@@ -273,7 +273,7 @@ BUILT_IN = {"String", "Int", "Float", "Boolean", "ID"}
 
 
 def _schema():
-    from kabinet.settings import Settings
+    from foundation.settings import Settings
 
     return build_schema(Settings(_env_file=None, database_url="sqlite://:memory:", secret_key="x" * 40))._schema
 

@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 
-from kabinet.clock import utcnow
-from kabinet.ids import to_global_id
+from foundation.clock import utcnow
+from foundation.ids import to_global_id
 from models.cloud import Session, SessionStatus
 from models.events import OrganizationEvent
-from resolvers import clusters
-from resolvers.context import SystemActor
+from resolvers.cloud import clusters
+from resolvers.common.context import SystemActor
 from tests.test_cluster_snapshot import SNAPSHOT, agent_mode, line, live, snapshot, world  # noqa: F401 (fixtures)
 
 
@@ -135,8 +135,8 @@ async def test_a_cluster_token_naming_another_cluster_gets_what_an_unknown_name_
 def test_a_long_address_is_refused_without_being_echoed():
     """Staff's and owners' invitations name an address someone typed: a 60 KB one is refused by a
     short message, not sent back whole."""
-    from resolvers.errors import UserFacingError
-    from resolvers.validation import email
+    from resolvers.common.errors import UserFacingError
+    from resolvers.common.validation import email
 
     with pytest.raises(UserFacingError) as refused:
         email("a" * 60_000 + "@example.com", "email")

@@ -8,7 +8,7 @@ import uuid
 
 from models.audit import AuditEntry
 from models.organizations import Role
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 

@@ -9,7 +9,7 @@ import uuid
 
 import jwt
 
-from resolvers.tokens import derived_key
+from resolvers.identity.tokens import derived_key
 
 LOGIN = """mutation($l: String!, $p: String!) { login(input: {login: $l, password: $p}) {
   accessToken refreshToken accessTokenExpiresAt user { email } userErrors { code field message } } }"""
@@ -121,11 +121,11 @@ async def test_the_login_payload_answers_nested_fields_too(gql):
 
 
 def test_a_token_checked_once_is_still_refused_once_it_expires(settings):
-    """Verified tokens are remembered (resolvers.tokens.VERIFIED_TOKENS); their expiry is not."""
+    """Verified tokens are remembered (resolvers.identity.tokens.VERIFIED_TOKENS); their expiry is not."""
     from datetime import timedelta
 
-    from kabinet import clock
-    from resolvers import tokens
+    from foundation import clock
+    from resolvers.identity import tokens
 
     token = jwt.encode(_claims(settings, exp=int(time.time()) + 60), derived_key(settings, "jwt"), algorithm="HS256")
     assert tokens.decode_access_token(settings, token) is not None

@@ -9,12 +9,12 @@ import random
 
 import pytest
 
-from kabinet.clock import utcnow
-from kabinet.ids import to_global_id
+from foundation.clock import utcnow
+from foundation.ids import to_global_id
 from models.cloud import Database, Session, SessionStatus, SubscriptionExtension
 from models.events import OrganizationEvent
-from resolvers import sessions
-from resolvers.context import SystemActor
+from resolvers.cloud import sessions
+from resolvers.common.context import SystemActor
 from tests import factories
 from tests.agents import subscribed
 from tests.factories import Role
@@ -119,7 +119,7 @@ async def test_a_lock_must_end_in_the_future_and_say_why(gql):
 def test_a_database_s_lock_is_worked_out_when_read_not_when_the_database_is_built():
     """Building a Database reads no clock (most selections never ask for `lock`): the lock is judged
     at the moment its field is resolved, so a window that passed in between shows as none."""
-    from kabinet import clock
+    from foundation import clock
     from models.cloud import Database as DatabaseModel
     from schema.cloud import Database
 

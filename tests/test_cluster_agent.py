@@ -9,12 +9,12 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from resolvers.tokens import hash_opaque_token, new_opaque_token
+from resolvers.identity.tokens import hash_opaque_token, new_opaque_token
 from kabinet.cli import main as cli
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from models.cloud import Session, SessionStatus
 from models.events import OrganizationEvent
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import agents, factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket
@@ -94,7 +94,7 @@ async def test_an_agent_token_puts_a_deployment_without_kabinet_cluster_in_agent
     """(The other rules of the mode: tests/test_cluster_mode.py.) Revoking the agent's token hands nothing
     back to the simulator."""
     from models.program_tokens import ProgramToken
-    from resolvers.agent_tokens import cluster_mode
+    from resolvers.cloud.agent_tokens import cluster_mode
 
     unset = Settings(_env_file=None, database_url=settings.database_url, cluster=None)  # KABINET_CLUSTER unset
     assert await cluster_mode(unset.model_copy(update={"cluster_agent_tokens": hash_opaque_token("t")})) == "agent"

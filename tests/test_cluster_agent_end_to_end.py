@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from models.cloud import Cluster, Session, SessionStatus
 from models.updates import Release, UpdateRun, UpdateRunStatus
-from resolvers import agent_tokens
+from resolvers.cloud import agent_tokens
 from tests import agents, factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket

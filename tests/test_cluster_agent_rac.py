@@ -17,7 +17,7 @@ from cluster_agent.designer import Designer
 from cluster_agent.onec import RacOneCCluster
 from cluster_agent.rac import ClusterAdmin, Rac
 from cluster_agent.sessions import RacCluster, SessionSync
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.cloud import Cluster, Database
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from tests import agents, factories
@@ -178,7 +178,7 @@ async def test_an_update_with_no_template_for_the_release_fails_before_touching_
 
 async def run_messages(run) -> list[str]:
     from models.events import OrganizationEvent
-    from resolvers.events import UPDATES
+    from events.log import UPDATES
 
     events = await OrganizationEvent.filter(organization_id=run.organization_id, topic=UPDATES).order_by("seq")
     return [e.payload["message"] for e in events if e.payload["id"] == str(run.id)]

@@ -18,7 +18,7 @@ from cluster_agent.agent import Kabinet
 from cluster_agent.rac import ClusterAdmin, Rac
 from cluster_agent.sessions import RacCluster, SessionSync, every
 from cluster_agent.terminations import Terminations
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from models.cloud import Cluster, Database, Session, SessionStatus
 from tests import agents, factories
 from tests.factories import Role

@@ -11,13 +11,13 @@ import uuid
 
 import pytest
 
-from kabinet.clock import utcnow
-from kabinet.ids import to_global_id
+from foundation.clock import utcnow
+from foundation.ids import to_global_id
 from models.cloud import Cluster
 from models.events import OrganizationEvent
 from models.organizations import DatabaseGrant, Membership
-from resolvers import clusters
-from resolvers.events import DATA
+from resolvers.cloud import clusters
+from events.log import DATA
 from tests import agents, factories
 from tests.factories import Role
 from tests.live import TRANSPORT_WS, GraphQLSocket

@@ -10,12 +10,13 @@ import uuid
 
 import pytest
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from models.cloud import Session, SessionStatus
 from models.updates import UpdateRunStatus
-from resolvers import cluster_mode, demo_mark
+from resolvers.cloud import cluster_mode
+from resolvers.common import demo_mark
 from tests import agents, factories
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from tests.test_live_sessions import cluster_ends
 from tests.test_update_worker import due_run, updatable_database, worker_for
 from workers.cluster import SimulatedCluster, carry_out_terminations
@@ -98,7 +99,7 @@ async def test_the_simulated_cluster_never_acts_in_a_database_the_provider_sent(
 async def test_the_simulated_cluster_never_acts_in_a_database_on_a_cluster_kabinet_knows(app, settings):
     """A database the operator attached to a cluster (issue 18, `kabinet cluster attach`) is its agent's:
     no termination carried out, no churn, no `sessionsAsOf` made up by the simulator."""
-    from resolvers import clusters
+    from resolvers.cloud import clusters
 
     org, own, _ = await provider_and_own_database()
     attached = await updatable_database(org)

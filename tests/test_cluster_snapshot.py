@@ -9,12 +9,12 @@ import uuid
 
 import pytest
 
-from kabinet.clock import utcnow
-from kabinet.ids import to_global_id
+from foundation.clock import utcnow
+from foundation.ids import to_global_id
 from models.cloud import Cluster, Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.updates import UpdateRun, UpdateRunStatus
-from resolvers import clusters
+from resolvers.cloud import clusters
 from tests import agents
 from tests.agents import bearer, subscribed
 from tests.test_agent_updates import due_run, updatable_database
@@ -65,7 +65,7 @@ async def world():
 
 
 async def cluster_token(names: list[str]) -> str:
-    from resolvers import agent_tokens
+    from resolvers.cloud import agent_tokens
 
     _, token = await agent_tokens.create(
         f"cl-{uuid.uuid4().hex[:10]}", None, all_organizations=False, cluster_names=names, by=agents.OPERATOR

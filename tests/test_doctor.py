@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from kabinet.doctor import BLOCKS, WARNS, settings_findings
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from tests.conftest import run_admin_sql
 
 ROOT = Path(__file__).resolve().parent.parent

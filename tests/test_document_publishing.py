@@ -11,12 +11,12 @@ from decimal import Decimal
 
 from pypdf import PdfReader
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.billing import Charge, ChargeKind, Document, DocumentFile, DocumentKind
 from models.organizations import Role
 from tests import factories
-from resolvers.documents import period_before
-from resolvers.document_publication import publish_due, publish_month
+from resolvers.billing.documents import period_before
+from resolvers.billing.publication import publish_due, publish_month
 from workers.documents import run_document_publisher
 
 DOCUMENTS = """{ organizations { edges { node { id

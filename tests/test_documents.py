@@ -8,7 +8,7 @@ import time
 
 from pypdf import PdfReader
 
-from resolvers.tokens import sign_download
+from resolvers.identity.tokens import sign_download
 from models.billing import Document
 
 DOCUMENTS = """{ organizations { edges { node { name inn

@@ -1,4 +1,4 @@
-"""Retention (resolvers/housekeeping.py): for each kind of row, a dead one is deleted and a live one
+"""Retention (resolvers/common/housekeeping.py): for each kind of row, a dead one is deleted and a live one
 kept, on both sides of each border; a second pass deletes nothing; passes side by side delete each
 row once; the worker loop and `kabinet housekeeping` run it.
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from tortoise.expressions import Q
 
-from kabinet.clock import frozen_at, utcnow
-from kabinet.sign_ins import LATE_SECONDS
+from foundation.clock import frozen_at, utcnow
+from resolvers.identity.sign_ins import LATE_SECONDS
 from models.identity import ClientThrottle, CodePurpose, LoginThrottle, RefreshToken, VerificationCode
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
 from models.provider import RefusedRecord
-from resolvers import housekeeping
+from resolvers.common import housekeeping
 from tests import factories
 from workers.housekeeping import run_housekeeping
 from workers.runner import Workers
@@ -217,7 +217,7 @@ def vanishing_once(table: str, column: str, dialect: str) -> tuple[str, str]:
 async def test_a_claim_whose_row_is_deleted_under_it_makes_it_again(settings, now, model):
     """A throttle row that says nothing may be deleted at any moment (housekeeping, a password
     reset): a claim that lost its row between statements is not refused for it."""
-    from resolvers import throttle
+    from resolvers.identity import throttle
 
     db = model._meta.db
     column = model._meta.pk_attr

@@ -1,4 +1,4 @@
-"""One owner of an invite's lifecycle: no module but resolvers/invitations.py writes an invite.
+"""One owner of an invite's lifecycle: no module but resolvers/organizations/invitations.py writes an invite.
 
 Created, resent, revoked, accepted: each transition is one function there, which writes the rows
 and the audit record; expired is never written, only read (`invitations.is_expired`). The sources
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.writers import ROOT, Owned, writers
 
-OWNER = Path("resolvers/invitations.py")
+OWNER = Path("resolvers/organizations/invitations.py")
 INVITE = Owned(
     models=frozenset({"Invite", "InviteDatabase"}), fields=frozenset({"status"}),
     is_row=lambda name: "invite" in name.lower(), enum="InviteStatus", whole_row=True,
@@ -24,7 +24,7 @@ NOT_YET_MOVED: dict[str, int] = {}
 def test_only_resolvers_invitations_writes_an_invite():
     offenders = writers(INVITE, OWNER)
     assert {name: len(found) for name, found in offenders.items()} == NOT_YET_MOVED, (
-        "an invite is written outside resolvers/invitations.py; call its transition instead "
+        "an invite is written outside resolvers/organizations/invitations.py; call its transition instead "
         f"(it records the audit entry): {offenders}"
     )
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from kabinet import clock
-from resolvers.tokens import hash_opaque_token
+from foundation import clock
+from resolvers.identity.tokens import hash_opaque_token
 from models.audit import AuditEntry
 from models.identity import User
 from models.identity import RefreshToken
 from models.organizations import DatabaseGrant, Invite, InviteStatus, Membership, ModerationStatus, Organization, Role
 from models.outbox import Channel, OutboxMessage
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 
@@ -125,7 +125,7 @@ async def test_an_address_that_already_has_an_account_gets_added_to_the_subscrib
 
 
 async def test_an_invite_with_an_e_mail_and_a_phone_sends_the_link_by_e_mail_and_tells_the_phone(gql):
-    """The link goes by e-mail only: following it proves the e-mail (resolvers/addresses.py), which
+    """The link goes by e-mail only: following it proves the e-mail (resolvers/identity/addresses.py), which
     it could not if it had also gone to a phone someone else may hold."""
     organization, team = await factories.create_team()
     phone, email = factories.unique_phone(), factories.unique_email()
@@ -198,7 +198,7 @@ async def test_an_email_and_a_phone_of_two_different_accounts_are_sent_an_invite
 
 
 def created_invite_pk(created: dict):
-    from kabinet.ids import pk_of
+    from foundation.ids import pk_of
 
     return pk_of(created["id"], "Invite")
 
@@ -365,7 +365,7 @@ INVITES = """query($org: ID!, $status: InviteStatus) { organization(id: $org) {
 
 
 async def test_an_invite_is_expired_after_seven_days_alike_in_its_status_the_filter_and_its_link(gql):
-    """One rule (resolvers/invitations.py) read by the field, the list's filter and acceptInvite."""
+    """One rule (resolvers/organizations/invitations.py) read by the field, the list's filter and acceptInvite."""
     organization, team = await factories.create_team()
     owner, email = team[Role.OWNER], factories.unique_email()
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers.events import DATA, SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
+from events.log import DATA, SESSIONS, UPDATES, PendingAnnouncements, run_payload, session_payload
 from models.audit import AuditEntry
 from models.billing import BalanceTransaction, Charge, Document, DocumentKind
 from models.cloud import ClientKind, CloudSubscription, Database, Session, SessionStatus, SubscriptionExtension
@@ -39,8 +39,8 @@ from models.organizations import (
 )
 from models.products import Contract, Product
 from models.updates import Release, UpdateRun, UpdateRunStatus
-from kabinet.ids import from_global_id, to_global_id
-from resolvers import clusters
+from foundation.ids import from_global_id, to_global_id
+from resolvers.cloud import clusters
 from tests import factories
 from tests.conftest import DEMO_PASSWORD
 from tests.introspection import ServedSchema
@@ -140,7 +140,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "UpdateSchedule": DATABASES,  # part of its Database
     "Session": OrgRule(roles=STAFF, own_roles=frozenset({USER})),
     "AuditEntry": OrgRule(roles=STAFF),
-    # resolvers/permissions.py _join_request: the requester's own, or OWNER/ADMIN of its organization
+    # resolvers/common/permissions.py _join_request: the requester's own, or OWNER/ADMIN of its organization
     "JoinRequest": OrgRule(roles=STAFF, own_roles=ANY_ROLE | {None}),
     "User": Rule(lambda viewer, scope: scope.user == viewer.user_id or scope.user in viewer.visible_users),
     "Release": Rule(lambda viewer, scope: True),  # any signed-in user

@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPLICATION = ("kabinet", "models", "resolvers", "schema", "workers")
-CLOCK = ROOT / "kabinet" / "clock.py"
+APPLICATION = ("foundation", "events", "kabinet", "models", "resolvers", "schema", "workers")
+CLOCK = ROOT / "foundation" / "clock.py"
 
 
 def application_files() -> list[Path]:
@@ -50,14 +50,14 @@ def test_the_rule_sees_every_way_of_reading_the_wall_clock():
     assert wall_clock_reads(source) == ["3: datetime.now()", "4: datetime.utcnow()", "5: date.today()", "6: time.time()"]
 
 
-def test_only_kabinet_clock_reads_the_wall_clock():
-    """Everything else asks kabinet.clock for "now", so a test can move time for all of it at once."""
+def test_only_the_foundation_clock_reads_the_wall_clock():
+    """Everything else asks foundation.clock for "now", so a test can move time for all of it at once."""
     reads = {
         str(path.relative_to(ROOT)): found
         for path in application_files()
         if path != CLOCK and (found := wall_clock_reads(path.read_text(encoding="utf-8")))
     }
-    assert reads == {}, "read the time with kabinet.clock (utcnow, today, timestamp) instead"
+    assert reads == {}, "read the time with foundation.clock (utcnow, today, timestamp) instead"
 
 
 def test_the_demo_data_imports_no_worker():
@@ -72,11 +72,12 @@ def test_the_demo_data_imports_no_worker():
 # ---------------------------------------------------------------- who may import whom
 
 GRAPHQL_LIBRARIES = ("strawberry", "graphql")
-# What the layers below may take from the composition root (kabinet/): the clock it owns, and the
-# settings value it hands them (read, never built, by them).
-FROM_THE_ROOT = {"kabinet", "kabinet.clock", "kabinet.settings", "kabinet.clock.utcnow", "kabinet.clock.today", "kabinet.clock.timestamp", "kabinet.settings.Settings"}
-# Global ids are the wire format of GraphQL and of the agent API alike: the schema may use them, the domain never.
-GLOBAL_IDS = "kabinet.ids"
+# The floors, bottom first. A module imports only from its own floor or the floors below it; two
+# packages on one floor (workers/ and schema/) import nothing of each other. No exceptions listed.
+FLOORS = (("foundation",), ("models",), ("events",), ("resolvers",), ("workers", "schema"), ("kabinet",))
+PACKAGES = tuple(package for floor in FLOORS for package in floor)
+# Global ids are the wire format of GraphQL and of the HTTP APIs: the schema and the root use them, the domain never.
+GLOBAL_IDS = "foundation.ids"
 # The HTTP APIs besides GraphQL: they call resolvers, as the workers do.
 HTTP_APIS = ("kabinet/agent_api.py", "kabinet/http.py", "kabinet/provider_api.py")
 
@@ -116,16 +117,34 @@ def _in(module: str, packages: tuple[str, ...]) -> bool:
 
 def test_the_domain_speaks_no_graphql():
     """resolvers/ take plain values and raise domain errors: the GraphQL face is schema/'s alone."""
-    assert offenders(("resolvers", "models", "workers"), lambda m: _in(m, GRAPHQL_LIBRARIES + ("schema", GLOBAL_IDS))) == {}
+    below_the_face = ("foundation", "models", "events", "resolvers", "workers")
+    assert offenders(below_the_face, lambda m: _in(m, GRAPHQL_LIBRARIES + ("schema", GLOBAL_IDS))) == {}
 
 
 def test_workers_and_http_apis_call_the_domain_not_the_schema():
     assert offenders(("workers",) + HTTP_APIS, lambda m: _in(m, ("schema",))) == {}
 
 
-def test_nothing_below_imports_the_composition_root_but_the_clock_and_settings():
-    assert offenders(("resolvers", "models", "workers"), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT) == {}
-    assert offenders(("schema",), lambda m: _in(m, ("kabinet",)) and m not in FROM_THE_ROOT and not _in(m, (GLOBAL_IDS,))) == {}
+def floor_of(package: str) -> int:
+    return next(number for number, floor in enumerate(FLOORS) if package in floor)
+
+
+def test_every_arrow_points_down():
+    """Each floor imports only itself and the floors below it (the foundation nothing of ours); on a
+    floor shared by two packages, neither imports the other."""
+    found = {}
+    for package in PACKAGES:
+        def refused(module: str, package: str = package) -> bool:
+            target = module.split(".")[0]
+            return target in PACKAGES and target != package and floor_of(target) >= floor_of(package)
+        found.update(offenders((package,), refused))
+    assert found == {}
+
+
+def test_the_floor_plan_covers_every_package():
+    """A new top-level package of ours must be given a floor before anything can import it."""
+    ours = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - {"tests", "bench", "cluster_agent", "examples", "scripts"}
+    assert ours == set(PACKAGES)
 
 
 # The HTTP APIs whose every read and write goes through resolvers/ (annotations may name a model).
@@ -138,22 +157,18 @@ def test_http_apis_call_resolvers_not_models():
     assert offenders(CALLS_RESOLVERS_ONLY, lambda m: _in(m, ("models",))) == {}
 
 
-def test_models_import_only_models():
-    assert offenders(("models",), lambda m: _in(m, ("resolvers", "schema", "workers", "kabinet"))) == {}
-
-
 def test_the_import_reader_skips_annotation_only_imports():
     source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from schema.x import Y\nimport resolvers.z\n"
     assert top_level_imports(source) == {"typing", "typing.TYPE_CHECKING", "resolvers.z"}
 
 
 def test_the_actor_is_a_protocol_the_domain_states_without_knowing_the_provider():
-    """resolvers/context.py says what an actor must offer (its viewer and address for the audit, a way
+    """resolvers/common/context.py says what an actor must offer (its viewer and address for the audit, a way
     to record events); every actor meets it, and the provider's package is none of its imports."""
-    from resolvers.context import Actor, RequestContext, SystemActor
+    from resolvers.common.context import Actor, RequestContext, SystemActor
     from resolvers.provider.records import ProviderActor
 
-    assert sorted(m for m in imported_modules((ROOT / "resolvers" / "context.py").read_text(encoding="utf-8"))
+    assert sorted(m for m in imported_modules((ROOT / "resolvers" / "common" / "context.py").read_text(encoding="utf-8"))
                   if _in(m, ("resolvers.provider",))) == []
     for actor in (RequestContext(settings=None), SystemActor("worker"), ProviderActor("CLI", "cli", frozenset())):
         assert isinstance(actor, Actor), type(actor).__name__
@@ -161,18 +176,18 @@ def test_the_actor_is_a_protocol_the_domain_states_without_knowing_the_provider(
 
 
 def test_a_staff_caller_is_a_signed_in_user_or_a_scoped_caller_the_domain_states_without_knowing_the_provider():
-    """resolvers/staff_rights.py says what a caller without a sign-in offers (kind, name, scopes); the
+    """resolvers/common/staff_rights.py says what a caller without a sign-in offers (kind, name, scopes); the
     provider's actor meets it, a signed-in request does not (staff_member tells the two apart), and the
     provider's package is none of its module-level imports (the audit's writer is imported when called)."""
     import typing
 
-    from resolvers.context import RequestContext
+    from resolvers.common.context import RequestContext
     from resolvers.provider.records import ProviderActor
-    from resolvers.staff_rights import Caller, ScopedCaller
+    from resolvers.common.staff_rights import Caller, ScopedCaller
 
-    module_level = ast.parse((ROOT / "resolvers" / "staff_rights.py").read_text(encoding="utf-8")).body
+    module_level = ast.parse((ROOT / "resolvers" / "common" / "staff_rights.py").read_text(encoding="utf-8")).body
     imports = {m for node in module_level if isinstance(node, (ast.Import, ast.ImportFrom)) for m in imported_modules(ast.unparse(node))}
-    assert "resolvers.context" in imports and sorted(m for m in imports if _in(m, ("resolvers.provider",))) == []
+    assert "resolvers.common.context" in imports and sorted(m for m in imports if _in(m, ("resolvers.provider",))) == []
     assert typing.get_args(Caller) == (RequestContext, ScopedCaller)
     assert isinstance(ProviderActor("CLI", "cli", frozenset()), ScopedCaller)
     assert not isinstance(RequestContext(settings=None), ScopedCaller)

@@ -2,7 +2,7 @@
 their adapter modules touch them (issue 11).
 
 The adapters: `models/tortoise_internals.py` (Tortoise), `schema/strawberry_internals.py`
-(strawberry and graphql-core), `kabinet/broadcaster_internals.py` (broadcaster). Each names the
+(strawberry and graphql-core), `events/broadcaster_internals.py` (broadcaster). Each names the
 version it was written against. A failure here after an upgrade says what moved: fix the adapter
 (and only it), or pin the library back.
 """
@@ -22,7 +22,7 @@ APPLICATION = ("kabinet", "models", "resolvers", "schema", "workers")
 ADAPTERS = {
     ROOT / "models" / "tortoise_internals.py",
     ROOT / "schema" / "strawberry_internals.py",
-    ROOT / "kabinet" / "broadcaster_internals.py",
+    ROOT / "events" / "broadcaster_internals.py",
 }
 # Private names of the libraries that only an adapter may use.
 PRIVATE_NAMES = frozenset({
@@ -56,7 +56,7 @@ def _pinned(distribution: str) -> str:
     [
         ("models.tortoise_internals", ("tortoise-orm",)),
         ("schema.strawberry_internals", ("strawberry-graphql", "graphql-core")),
-        ("kabinet.broadcaster_internals", ("broadcaster",)),
+        ("events.broadcaster_internals", ("broadcaster",)),
     ],
 )
 def test_each_adapter_names_the_pinned_and_installed_version(adapter: str, distributions: tuple[str, ...]) -> None:
@@ -274,7 +274,7 @@ def test_every_method_we_override_is_one_the_library_defines() -> None:
 
     from kabinet.db import KabinetAsyncpgClient, PooledConnection
     from kabinet.graphql_view import KabinetGraphQL, TextWebSocketAdapter
-    from kabinet.pubsub import ReconnectingPostgresBackend, ReconnectingRedisBackend, _Reconnecting
+    from events.broker import ReconnectingPostgresBackend, ReconnectingRedisBackend, _Reconnecting
     from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter, TransportWSHandler
     from schema.build import KabinetSchema
     from schema.execution import KabinetExecutionContext
@@ -314,13 +314,13 @@ async def test_a_broadcast_holds_its_backend() -> None:
     import broadcaster
     from broadcaster import Broadcast, BroadcastBackend, Event
 
-    from kabinet.broadcaster_internals import backend_of
-    from kabinet.pubsub import ReconnectingRedisBackend
+    from events.broadcaster_internals import backend_of
+    from events.broker import ReconnectingRedisBackend
 
     assert set(broadcaster.__all__) >= {"Broadcast", "BroadcastBackend", "Event"}
     ours = ReconnectingRedisBackend("redis://127.0.0.1:1")
     assert backend_of(Broadcast(backend=ours)) is ours, (
-        "Broadcast no longer keeps its backend in _backend: kabinet/sign_ins.py would not hear of reconnections"
+        "Broadcast no longer keeps its backend in _backend: resolvers/identity/sign_ins.py would not hear of reconnections"
     )
     memory = Broadcast("memory://")
     assert isinstance(backend_of(memory), BroadcastBackend)
@@ -408,6 +408,6 @@ def test_only_the_adapters_touch_the_libraries_private_names() -> None:
     }
     assert uses == {}, (
         "a library's private names belong in its adapter (models/tortoise_internals.py, "
-        "schema/strawberry_internals.py, kabinet/broadcaster_internals.py): add a small function there "
+        "schema/strawberry_internals.py, events/broadcaster_internals.py): add a small function there "
         "and a check in tests/test_library_internals.py"
     )

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from resolvers.context import RequestContext, Viewer
+from resolvers.common.context import RequestContext, Viewer
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
@@ -198,7 +198,7 @@ def test_each_operation_of_a_socket_gets_a_context_of_its_own(settings):
 async def test_an_unexpected_error_in_a_subscription_reaches_the_client_as_internal_server_error(
     gql, live_server, monkeypatch, protocol
 ):
-    from resolvers import live
+    from resolvers.cloud import live
 
     async def broken(*args, **kwargs):
         raise TypeError("argument of type 'NoneType' is not iterable")

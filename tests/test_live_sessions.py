@@ -14,10 +14,10 @@ import pytest
 import websockets
 from tortoise.transactions import in_transaction
 
-from resolvers.tokens import JWT_ALGORITHM, derived_key
-from resolvers.events import ACCESS, SESSIONS, PendingAnnouncements, record_event, session_payload
+from resolvers.identity.tokens import JWT_ALGORITHM, derived_key
+from events.log import ACCESS, SESSIONS, PendingAnnouncements, record_event, session_payload
 from models.cloud import ClientKind, Session, SessionStatus
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, OPEN_TIMEOUT, TRANSPORT_WS, GraphQLSocket

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from resolvers import passwords
+from resolvers.identity import passwords
 from tests import factories
 
 LOGIN = """mutation($l: String!, $p: String!) { login(input: {login: $l, password: $p}) {

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from models.organizations import Role
 from models.outbox import DeliveryStatus, OutboxMessage
-from resolvers import outbox
-from kabinet.ids import to_global_id
+from resolvers.common import outbox
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 from workers import mail

@@ -10,7 +10,7 @@ from models.cloud import Session, SessionStatus
 from models.identity import CodePurpose, User, VerificationCode
 from models.organizations import DatabaseGrant, Membership, Role
 from models.outbox import Channel, OutboxMessage
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import PASSWORD
 

@@ -15,7 +15,7 @@ from resolvers import messages
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATION = ("kabinet", "models", "resolvers", "schema", "workers")
 MESSAGES = ROOT / "resolvers" / "messages"
-OUTBOX = ROOT / "resolvers" / "outbox.py"
+OUTBOX = ROOT / "resolvers" / "common" / "outbox.py"
 CYRILLIC = re.compile("[А-Яа-яЁё]")
 # Cyrillic literals in a module that sends messages which are not messages (function: why).
 NOT_MESSAGES = {"_default_name"}  # organization_claims.py: an organization's name until it is given one
@@ -180,7 +180,7 @@ def test_a_value_is_put_in_as_it_is():
 
 
 async def test_outbox_refuses_an_sms_template_as_an_e_mail_and_back():
-    from resolvers import outbox
+    from resolvers.common import outbox
 
     with pytest.raises(messages.MessageError, match="is an SMS"):
         await outbox.email("a@example.com", "sign_up_code_sms", code="1", minutes=1)

@@ -33,7 +33,7 @@ from graphql import introspection_from_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from models.audit import AuditEntry
 from models.cloud import CloudSubscription, Database, Session, SubscriptionExtension
 from models.identity import RefreshToken, User, VerificationCode
@@ -42,7 +42,7 @@ from models.outbox import OutboxMessage
 from models.products import Contract, Product
 from models.billing import BalanceTransaction, Charge, Document
 from models.updates import Release, UpdateRun, UpdateRunStatus
-from kabinet.ids import from_global_id, to_global_id
+from foundation.ids import from_global_id, to_global_id
 from schema.build import build_schema
 from tests import factories
 from tests.introspection import ServedSchema

@@ -10,7 +10,7 @@ import pytest
 
 from models.cloud import Database, Session
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Organization
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket

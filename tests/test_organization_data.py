@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from models.billing import BalanceTransaction, TransactionKind
 from resolvers.provider import records
 from resolvers.provider.records import SCOPES, Area, ProviderActor, Record

@@ -1,7 +1,7 @@
-"""One owner of a queued message's delivery status: no module but resolvers/outbox.py changes it.
+"""One owner of a queued message's delivery status: no module but resolvers/common/outbox.py changes it.
 
 The mail worker (sent, a failed try, given up) and the staff's retry (workers/mail.py, the staff
-desk in GraphQL and the provider HTTP API) all go through resolvers/outbox.py. Read as Python (ast,
+desk in GraphQL and the provider HTTP API) all go through resolvers/common/outbox.py. Read as Python (ast,
 tests/writers.py), so a comment that names these calls does not count."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.writers import ROOT, Owned, writers
 
-OWNER = Path("resolvers/outbox.py")
+OWNER = Path("resolvers/common/outbox.py")
 # Queuing a message (OutboxMessage.create, PENDING) is not a change of its status: creates do not count.
 DELIVERY_STATUS = Owned(
     models=frozenset({"OutboxMessage"}), fields=frozenset({"status"}),
@@ -34,5 +34,5 @@ def test_the_reader_sees_the_ways_of_writing_a_status():
 
 
 def test_only_resolvers_outbox_changes_a_messages_status():
-    assert writers(DELIVERY_STATUS, OWNER) == {}, "change a message's status through resolvers/outbox.py"
+    assert writers(DELIVERY_STATUS, OWNER) == {}, "change a message's status through resolvers/common/outbox.py"
     assert DELIVERY_STATUS.writes((ROOT / OWNER).read_text(encoding="utf-8")), "the owner writes the status"

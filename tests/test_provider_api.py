@@ -10,15 +10,15 @@ import orjson
 import pytest
 from tortoise.transactions import in_transaction
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.events import OrganizationEvent
 from models.program_tokens import ProgramToken
 from models.provider import ProviderAction
-from resolvers.errors import UserFacingError
+from resolvers.common.errors import UserFacingError
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind
 from resolvers.provider.records import Outcome, Record, RecordRefused, entity, text
-from resolvers.tokens import hash_opaque_token
+from resolvers.identity.tokens import hash_opaque_token
 from tests import factories
 from tests.processes import kabinet_cli
 

@@ -28,9 +28,9 @@ from models.organizations import JoinRequest, KnownContact, Membership, Moderati
 from models.outbox import OutboxMessage
 from models.products import Contract, Product
 from models.provider import PrepaidServiceUse
-from kabinet.ids import to_global_id
-from resolvers import moderation
-from resolvers.events import DATA
+from foundation.ids import to_global_id
+from resolvers.organizations import moderation
+from events.log import DATA
 from resolvers.provider.records import ENTITIES, Outcome
 from tests import factories
 from tests.test_add_organization import add, legal_inn, new_user, staff

@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 
 from models.organizations import Role
 from resolvers.provider.records import ENTITIES, SCOPES, Outcome, ProviderActor, Record, apply
-from resolvers.validation import inn_is_valid
-from resolvers import clusters
+from resolvers.common.validation import inn_is_valid
+from resolvers.cloud import clusters
 from tests import factories
 from tests.introspection import ServedSchema
 

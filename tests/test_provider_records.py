@@ -15,7 +15,7 @@ from models.events import OrganizationEvent
 from models.organizations import KnownContact, ModerationStatus, Organization, OrganizationKind
 from models.products import Contract, Product
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers.events import DATA
+from events.log import DATA
 from resolvers.provider import records
 from resolvers.provider.records import SCOPES, Outcome, ProviderActor, Record
 from tests import factories
@@ -289,7 +289,7 @@ def test_external_ids_are_never_served():
     record's, for staff to find it in the provider's accounting."""
     from graphql import build_schema as parse_sdl
 
-    from resolvers.permissions import TYPE_RULES, _staff_only
+    from resolvers.common.permissions import TYPE_RULES, _staff_only
 
     served = parse_sdl((ROOT / "schema.graphql").read_text())
     naming = {

@@ -18,7 +18,7 @@ from models.billing import BalanceTransaction
 from models.cloud import CloudSubscription, Database
 from models.organizations import Membership, Role
 from models.provider import readable_provider_dates
-from resolvers.pagination import encode_cursor
+from resolvers.common.pagination import encode_cursor
 from resolvers.provider.imports import import_file
 from resolvers.provider.records import NOT_STORED, Outcome
 from tests.test_provider_api import answers, bearer, new_token

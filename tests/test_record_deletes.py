@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.billing import BalanceTransaction, Charge, Document, PrepaidService
 from models.cloud import CloudSubscription, Database, Session, SessionStatus
 from models.organizations import DatabaseGrant, KnownContact, Membership, ModerationStatus, Organization, Role

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import uuid
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.audit import AuditEntry
 from models.identity import CodePurpose, LoginThrottle, User, VerificationCode
 from models.outbox import Channel, OutboxMessage

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.audit import AuditEntry
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from kabinet.ids import from_global_id, to_global_id
-from resolvers.context import SystemActor
-from resolvers.releases import plan_quarantined_run, version_key
+from foundation.ids import from_global_id, to_global_id
+from resolvers.common.context import SystemActor
+from resolvers.updates.releases import plan_quarantined_run, version_key
 from tests import factories
 
 UTC = dt.timezone.utc

@@ -22,7 +22,7 @@ from models.cloud import Session, SessionStatus
 from models.identity import User
 from models.organizations import Organization, Role
 from models.versions import SCOPE_OF_TABLE, UNVERSIONED, DataVersion
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 
 DASHBOARD = """query($org: ID!) { organization(id: $org) {

@@ -3,7 +3,7 @@
 Before, on PostgreSQL under READ COMMITTED, the logout's UPDATE could run while the refresh had
 claimed the old token but not yet committed the new one: the UPDATE waited for the old row, then
 revoked it, but could not see the new row, which stayed alive. Every change of a login's chain
-now holds the chain first (`resolvers/identity.py` `_hold_chains`). On SQLite the two run one after
+now holds the chain first (`resolvers/identity/logins.py` `_hold_chains`). On SQLite the two run one after
 another; the test holds there too.
 """
 

@@ -1,4 +1,4 @@
-"""The role table (resolvers/permissions.py) covers the served schema: every object type that carries a
+"""The role table (resolvers/common/permissions.py) covers the served schema: every object type that carries a
 row has a rule, every field rule and personal field names a real field, and the README's Security
 section lists every ruled type. A new type without a rule fails here, not in production."""
 
@@ -15,9 +15,9 @@ from tortoise.expressions import Q
 from models.cloud import ClientKind, Session, SessionStatus
 from models.organizations import DatabaseGrant, Membership, Role
 from models.updates import UpdateRun, UpdateRunStatus
-from resolvers.context import RequestContext, Viewer
-from resolvers.permissions import FIELD_RULES, PERSONAL_FIELDS, TYPE_RULES, InOrganization, Sight, scope
-from kabinet.settings import Settings
+from resolvers.common.context import RequestContext, Viewer
+from resolvers.common.permissions import FIELD_RULES, PERSONAL_FIELDS, TYPE_RULES, InOrganization, Sight, scope
+from foundation.settings import Settings
 from schema.build import build_schema
 from tests import factories
 
@@ -40,7 +40,7 @@ def _carries_a_row(gtype: GraphQLObjectType) -> bool:
 
 def test_every_type_that_carries_a_row_has_a_rule():
     missing = [name for name, t in _object_types().items() if _carries_a_row(t) and name not in TYPE_RULES]
-    assert missing == [], f"types without a rule in resolvers.permissions.TYPE_RULES: {missing}"
+    assert missing == [], f"types without a rule in resolvers.common.permissions.TYPE_RULES: {missing}"
 
 
 def test_every_node_type_has_a_rule():
@@ -153,7 +153,7 @@ def _staff_desk_types() -> list[str]:
 def test_every_staff_desk_type_carries_its_row_and_is_staff_only():
     """A staff-desk type without a row slipped past the gate (no rule asked: Claimant, WaitingDocuments
     before issue 18); each carries one now, and its rule is staff only."""
-    from resolvers.permissions import NEEDS_STAFF_FLAG, _staff_only
+    from resolvers.common.permissions import NEEDS_STAFF_FLAG, _staff_only
 
     types = _object_types()
     names = _staff_desk_types()

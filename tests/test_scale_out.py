@@ -21,7 +21,7 @@ import httpx
 import pytest
 import redis
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.processes import free_port, stop, wait_until_serving
@@ -229,8 +229,8 @@ async def test_a_redis_restart_under_a_live_subscription_loses_nothing(app, sett
 async def test_deployments_sharing_one_redis_hear_only_their_own_notices(private_redis: PrivateRedis) -> None:
     """Redis pub/sub is one space per server: each deployment's channels carry its namespace (by
     default its database's name), so staging beside production, or parallel test runs, never cross."""
-    from kabinet.pubsub import create_broadcast
-    from kabinet.settings import Settings
+    from events.broker import create_broadcast
+    from foundation.settings import Settings
 
     namespaces = [Settings(_env_file=None, database_url=f"postgres://root@127.0.0.1/{name}").resolved_broker_namespace
                   for name in ("kabinet_production", "kabinet_staging")]
@@ -240,13 +240,13 @@ async def test_deployments_sharing_one_redis_hear_only_their_own_notices(private
     for broadcast in (production, staging, production_too):
         await broadcast.connect()
     try:
-        async with production.subscribe("kabinet.events") as heard_by_production, \
-                staging.subscribe("kabinet.events") as heard_by_staging:
+        async with production.subscribe("events.hub") as heard_by_production, \
+                staging.subscribe("events.hub") as heard_by_staging:
             await asyncio.sleep(0.3)  # both listening
-            await staging.publish("kabinet.events", "staging's notice")
-            await production_too.publish("kabinet.events", "production's notice")
+            await staging.publish("events.hub", "staging's notice")
+            await production_too.publish("events.hub", "production's notice")
             first = await asyncio.wait_for(heard_by_production.get(), timeout=5)
-            assert (first.channel, first.message) == ("kabinet.events", "production's notice")
+            assert (first.channel, first.message) == ("events.hub", "production's notice")
             only = await asyncio.wait_for(heard_by_staging.get(), timeout=5)
             assert only.message == "staging's notice"
             with pytest.raises(asyncio.TimeoutError):

@@ -7,13 +7,13 @@ import uuid
 
 import pytest
 
-from kabinet.clock import utcnow
-from resolvers.credentials import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
+from foundation.clock import utcnow
+from resolvers.cloud.credentials import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from models.audit import AuditEntry
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from kabinet.ids import to_global_id
-from resolvers.update_schedules import next_monthly_run
+from foundation.ids import to_global_id
+from resolvers.updates.schedules import next_monthly_run
 from tests import factories
 
 UTC = dt.timezone.utc

@@ -16,7 +16,7 @@ from graphql import (
 
 from tests.contract_diff import contract_breaks
 from kabinet.cli import main
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from schema.build import build_schema as build_served_schema
 
 ROOT = Path(__file__).resolve().parent.parent

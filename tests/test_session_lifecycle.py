@@ -1,7 +1,7 @@
-"""One owner of a session's lifecycle: no module but resolvers/sessions.py changes a session's status.
+"""One owner of a session's lifecycle: no module but resolvers/cloud/sessions.py changes a session's status.
 
 Every caller (the mutations, a member's removal, the update worker, the simulated cluster, the
-cluster agent's API, demo and bulk seeding, the bench) goes through resolvers/sessions.py, which
+cluster agent's API, demo and bulk seeding, the bench) goes through resolvers/cloud/sessions.py, which
 records each transition's event; a second place writing a status would be a second copy of the
 rule, and a change whose subscribers hear nothing. The sources are read as Python (ast), so a
 comment or a string that names these calls does not count, and a new way of writing does."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.writers import ROOT, Owned, writers
 
-OWNER = Path("resolvers/sessions.py")
+OWNER = Path("resolvers/cloud/sessions.py")
 SESSION_STATUS = Owned(
     models=frozenset({"Session"}), fields=frozenset({"status"}),
     is_row=lambda name: name == "Session" or "session" in name.lower(), enum="SessionStatus", table="session",
@@ -23,7 +23,7 @@ status_writes = SESSION_STATUS.writes
 def test_only_resolvers_sessions_changes_a_session_status():
     offenders = [f"{module}:{where}" for module, found in writers(SESSION_STATUS, OWNER).items() for where in found]
     assert not offenders, (
-        "a session's status is changed outside resolvers/sessions.py; call its transition instead "
+        "a session's status is changed outside resolvers/cloud/sessions.py; call its transition instead "
         "(it records the event):\n" + "\n".join(offenders)
     )
 

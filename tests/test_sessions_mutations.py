@@ -7,7 +7,7 @@ import asyncio
 from models.audit import AuditEntry
 from models.cloud import Session, SessionStatus
 from models.organizations import DatabaseGrant, Membership, Role
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 
 TERMINATE = """mutation($id: ID!) { terminateSession(sessionId: $id) {

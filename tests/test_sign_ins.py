@@ -16,14 +16,14 @@ import jwt
 import pytest
 import websockets
 
-from resolvers.tokens import JWT_ALGORITHM, derived_key
-from kabinet.sign_ins import LATE_SECONDS, EndedLogins
-from resolvers.tokens import ended_login_memory_seconds
+from resolvers.identity.tokens import JWT_ALGORITHM, derived_key
+from resolvers.identity.sign_ins import LATE_SECONDS, EndedLogins
+from resolvers.identity.tokens import ended_login_memory_seconds
 from models.cloud import Session, SessionStatus
 from models.identity import RefreshToken
 from models.organizations import Membership
 from models.outbox import Channel, OutboxMessage
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.factories import Role
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.audit import AuditEntry
 from models.identity import CodePurpose, User, VerificationCode
 from models.outbox import Channel, OutboxMessage
@@ -61,7 +61,7 @@ async def test_a_visitor_signs_up_and_confirms_with_the_code_from_the_sms(gql):
     assert sms.channel == Channel.SMS and sms.body.startswith("Код подтверждения: ")
     signed_in = await confirm(gql, payload["registrationId"], await last_code(data["phone"]))
     assert signed_in["userErrors"] == [] and signed_in["accessToken"] and signed_in["refreshToken"]
-    # The SMS proved the phone; the e-mail is given, not proven: no login yet (resolvers/addresses.py).
+    # The SMS proved the phone; the e-mail is given, not proven: no login yet (resolvers/identity/addresses.py).
     assert signed_in["user"] == {
         "fullName": "Иванов Иван Иванович", "email": None, "phone": data["phone"],
         "unprovenEmail": "new.person@example.com", "unprovenPhone": None,
@@ -162,7 +162,7 @@ async def test_a_sign_up_at_a_taken_address_answers_every_step_exactly_like_one_
 
 
 async def test_a_sign_up_at_a_taken_address_is_never_confirmed_even_with_the_right_code(gql, settings):
-    from resolvers import codes
+    from resolvers.identity import codes
     from types import SimpleNamespace
 
     existing = await factories.create_user()
@@ -277,7 +277,7 @@ async def test_signing_up_again_with_the_same_phone_counts_towards_its_limit(gql
 
 async def test_an_unknown_registration_id_is_invalid(gql):
     user = await factories.create_user()
-    from kabinet.ids import to_global_id
+    from foundation.ids import to_global_id
 
     for registration_id in ("nonsense", to_global_id("Registration", user.id)):
         answer = await confirm(gql, registration_id, "123456")

@@ -23,11 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from models.organizations import Membership, Role
 from models.identity import User
 from models.outbox import DeliveryStatus, OutboxMessage
-from resolvers import outbox
+from resolvers.common import outbox
 from tests import factories
 from tests.factories import PASSWORD
 from workers import mail
@@ -323,7 +323,7 @@ def test_the_gateway_settings_choose_the_sender_and_a_get_carries_no_body(settin
 
 
 def test_the_gateway_is_configured_by_kabinet_sms_environment_variables(monkeypatch):
-    from kabinet.settings import Settings
+    from foundation.settings import Settings
 
     monkeypatch.setenv("KABINET_SMS_URL", "https://sms.ru/sms/send?json=1")
     monkeypatch.setenv("KABINET_SMS_METHOD", "GET")

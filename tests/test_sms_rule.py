@@ -14,11 +14,11 @@ import logging
 
 import pytest
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from models.identity import User
 from models.organizations import Role
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
-from resolvers import outbox
+from resolvers.common import outbox
 from tests import factories
 from tests.test_invites import INVITE, org_id, signed_in
 from tests.test_recovery import REQUEST

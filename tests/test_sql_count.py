@@ -28,7 +28,7 @@ async def on_clusters(email: str) -> None:
     from models.cloud import Database
     from models.identity import User
     from models.organizations import Membership
-    from resolvers import clusters
+    from resolvers.cloud import clusters
 
     user = await User.get(email=email)
     organization_ids = await Membership.filter(user_id=user.id).values_list("organization_id", flat=True)

@@ -7,7 +7,7 @@ import uuid
 
 from tortoise.transactions import in_transaction
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from models.identity import RefreshToken, User
 from models.organizations import ModerationStatus, Organization
 from models.provider import ProviderAction

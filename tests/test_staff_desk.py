@@ -1,6 +1,6 @@
 """The staff desk: refused provider records are kept whatever the door, failed deliveries are seen
 and retried, and a service token with the `staff` scope moderates; staff only, in GraphQL and in the
-provider HTTP API (one rule: resolvers/permissions.py has_staff_rights)."""
+provider HTTP API (one rule: resolvers/common/permissions.py has_staff_rights)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import uuid
 import orjson
 import pytest
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from models.organizations import ModerationStatus, Organization, Role
 from models.outbox import DeliveryStatus, OutboxMessage
 from models.provider import ImportRun, ProviderAction, RefusedRecord
-from resolvers import outbox
+from resolvers.common import outbox
 from resolvers.provider.imports import import_file
 from resolvers.provider.records import SCOPES, ProviderActor
 from tests import factories

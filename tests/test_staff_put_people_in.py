@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from models.audit import AuditEntry
 from models.events import OrganizationEvent
 from models.identity import User

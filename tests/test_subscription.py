@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.audit import AuditEntry
 from models.cloud import CloudSubscription, SubscriptionExtension
 from models.organizations import Role
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 
 EXTEND = """mutation($org: ID!) { extendSubscription(organizationId: $org) {
@@ -180,7 +180,7 @@ async def test_a_passed_period_rolls_over_by_itself_and_the_extension_is_offered
 
 async def test_the_period_worker_rolls_each_passed_period_over_once_and_tells_the_dashboards(app):
     from models.events import OrganizationEvent
-    from resolvers.events import DATA
+    from events.log import DATA
     from workers.periods import roll_over_periods
 
     org, _, subscription = await subscribed_team()
@@ -196,7 +196,7 @@ async def test_the_period_worker_rolls_each_passed_period_over_once_and_tells_th
 
 
 def test_a_period_is_a_calendar_month_from_the_day_after_the_last_one():
-    from resolvers.cloud_subscriptions import current_period
+    from resolvers.cloud.subscriptions import current_period
 
     d = dt.date
     assert current_period(d(2026, 1, 1), d(2026, 1, 31), d(2026, 1, 15)) == (d(2026, 1, 1), d(2026, 1, 31))

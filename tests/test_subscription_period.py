@@ -1,4 +1,4 @@
-"""One writer of a cloud subscription's period: no module but resolvers/cloud_subscriptions.py sets
+"""One writer of a cloud subscription's period: no module but resolvers/cloud/subscriptions.py sets
 `starts_on`/`ends_on` (`open_subscription`, `set_period`).
 
 The provider's records set it, and `roll_over` moves it on once passed; the extension offered once
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.writers import ROOT, Owned, writers
 
-OWNER = Path("resolvers/cloud_subscriptions.py")
+OWNER = Path("resolvers/cloud/subscriptions.py")
 PERIOD = Owned(
     models=frozenset({"CloudSubscription"}), fields=frozenset({"starts_on", "ends_on"}),
     is_row=lambda name: "subscription" in name.lower(), creates_any=False, saves_any=False,
@@ -23,7 +23,7 @@ PERIOD = Owned(
 def test_only_resolvers_cloud_subscriptions_writes_a_period():
     offenders = [f"{module}:{where}" for module, found in writers(PERIOD, OWNER).items() for where in found]
     assert not offenders, (
-        "a cloud subscription's period is written outside resolvers/cloud_subscriptions.py; call its "
+        "a cloud subscription's period is written outside resolvers/cloud/subscriptions.py; call its "
         "open_subscription / set_period instead:\n" + "\n".join(offenders)
     )
 

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from resolvers.events import SESSIONS, PendingAnnouncements, session_payload
+from events.log import SESSIONS, PendingAnnouncements, session_payload
 from models.cloud import SessionStatus
 from tests import factories
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from tests.test_live_sessions import cluster_ends
 
 SESSIONS_SUBSCRIPTION = """subscription($org: ID!) { sessions(organizationId: $org) {
@@ -41,7 +41,7 @@ async def test_an_owner_watches_the_live_session_list_change(gql, app, live_serv
     socket = GraphQLSocket(live_server, protocol)
     try:
         assert (await socket.connect(token))["type"] == "connection_ack"
-        from kabinet.ids import to_global_id
+        from foundation.ids import to_global_id
 
         await socket.subscribe(SESSIONS_SUBSCRIPTION, {"org": to_global_id("Organization", org.id)})
         first = (await socket.next_data())["data"]["sessions"]
@@ -87,7 +87,7 @@ async def test_an_accountant_may_not_watch_sessions(gql, live_server):
     socket = GraphQLSocket(live_server, TRANSPORT_WS)
     try:
         await socket.connect(token)
-        from kabinet.ids import to_global_id
+        from foundation.ids import to_global_id
 
         await socket.subscribe(SESSIONS_SUBSCRIPTION, {"org": to_global_id("Organization", org.id)})
         message = await socket.receive()

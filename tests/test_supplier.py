@@ -24,14 +24,14 @@ import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.billing import Document, DocumentFile, DocumentKind, SupplierRequisites
 from models.provider import ProviderAction
-from resolvers import supplier as suppliers
-from resolvers import validation
-from resolvers.document_publication import due_periods, publish_month
-from resolvers.documents import Party, amount_in_words, money_text, render_document_pdf
-from resolvers.errors import UserFacingError
+from resolvers.billing import supplier as suppliers
+from resolvers.common import validation
+from resolvers.billing.publication import due_periods, publish_month
+from resolvers.billing.documents import Party, amount_in_words, money_text, render_document_pdf
+from resolvers.common.errors import UserFacingError
 from resolvers.provider.records import Outcome
 from tests.processes import kabinet_cli
 from tests.test_add_organization import staff

@@ -1,4 +1,4 @@
-"""One unit of work (resolvers/unit_of_work.py): a change's events are announced once its
+"""One unit of work (resolvers/common/unit_of_work.py): a change's events are announced once its
 transaction has committed, never after a rollback; and no code outside that module announces by hand.
 
 The behaviour runs on the suite's database and broker (SQLite and the in-process broker, or
@@ -18,14 +18,14 @@ import pytest
 from tortoise.backends.base.client import TransactionalDBClient
 
 from models.events import OrganizationEvent
-from resolvers.context import SystemActor
-from resolvers.events import EVENTS_CHANNEL, SESSIONS
-from resolvers.unit_of_work import change
+from resolvers.common.context import SystemActor
+from events.log import EVENTS_CHANNEL, SESSIONS
+from resolvers.common.unit_of_work import change
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("kabinet", "resolvers", "workers", "schema", "bench")
-UNIT_OF_WORK = Path("resolvers/unit_of_work.py")
+UNIT_OF_WORK = Path("resolvers/common/unit_of_work.py")
 
 # Functions that announce events whose transactions committed elsewhere, through the unit of work's
 # `announce_committed`, because their transactions are not one block they own. Each with its reason;
@@ -33,8 +33,8 @@ UNIT_OF_WORK = Path("resolvers/unit_of_work.py")
 ANNOUNCE_COMMITTED_ALLOWED = {
     # The mutation hook (schema/errors.py `transactional`) owns the mutation's transaction: a refusal
     # that keeps its changes commits too, and other after-commit actions ride along.
-    ("resolvers/context.py", "record_event"),
-    # The domain function runs one transaction per subscription itself (resolvers/cloud_subscriptions.py).
+    ("resolvers/common/context.py", "record_event"),
+    # The domain function runs one transaction per subscription itself (resolvers/cloud/subscriptions.py).
     ("workers/periods.py", "roll_over_periods"),
     # A batch, then a line-by-line fallback in savepoints, then kept refusals: several transactions.
     ("resolvers/provider/records.py", "apply"),
@@ -84,24 +84,24 @@ def _functions(tree: ast.Module):
 
 
 def test_only_the_unit_of_work_announces():
-    """`.announce(` (or the events module's `announce`) is called in resolvers/unit_of_work.py only;
-    resolvers/events.py defines it, PendingAnnouncements.announce calls it."""
+    """`.announce(` (or the events module's `announce`) is called in resolvers/common/unit_of_work.py only;
+    events/log.py defines it, PendingAnnouncements.announce calls it."""
     found = []
     for path, tree in _sources():
-        if path in (UNIT_OF_WORK, Path("resolvers/events.py")):
+        if path in (UNIT_OF_WORK, Path("events/log.py")):
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _called_name(node) == "announce":
                 found.append(f"{path}:{node.lineno}")
-            if isinstance(node, ast.ImportFrom) and node.module == "resolvers.events":
+            if isinstance(node, ast.ImportFrom) and node.module == "events.log":
                 if any(alias.name == "announce" for alias in node.names):
                     found.append(f"{path}:{node.lineno} imports announce")
-    assert not found, f"announce by hand, use resolvers.unit_of_work.change: {found}"
+    assert not found, f"announce by hand, use resolvers.common.unit_of_work.change: {found}"
 
 
 def test_events_announce_only_through_pending_announcements():
-    """resolvers/events.py's module-level `announce` is called by PendingAnnouncements.announce only."""
-    tree = ast.parse((ROOT / "resolvers/events.py").read_text(encoding="utf-8"))
+    """events/log.py's module-level `announce` is called by PendingAnnouncements.announce only."""
+    tree = ast.parse((ROOT / "events/log.py").read_text(encoding="utf-8"))
     callers = {
         function.name for function in _functions(tree)
         for node in ast.walk(function) if isinstance(node, ast.Call) and _called_name(node) == "announce"
@@ -121,7 +121,7 @@ def test_no_raw_transaction_then_publish():
             calls = _own_calls(function)
             if "in_transaction" in calls and calls & publishing and (str(path), function.name) not in ANNOUNCE_COMMITTED_ALLOWED:
                 found.append(f"{path}:{function.lineno} {function.name}")
-    assert not found, f"a raw transaction followed by publishing, use resolvers.unit_of_work.change: {found}"
+    assert not found, f"a raw transaction followed by publishing, use resolvers.common.unit_of_work.change: {found}"
 
 
 def test_announce_committed_is_used_only_where_listed():

@@ -1,4 +1,4 @@
-"""One owner of an update run's lifecycle: no module but resolvers/update_runs.py creates a run or
+"""One owner of an update run's lifecycle: no module but resolvers/updates/runs.py creates a run or
 changes its status.
 
 Schedules, releases, the update worker and the demo data call its transitions, which record each
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.writers import ROOT, Owned, writers
 
-OWNER = Path("resolvers/update_runs.py")
+OWNER = Path("resolvers/updates/runs.py")
 UPDATE_RUN = Owned(
     models=frozenset({"UpdateRun"}), fields=frozenset({"status"}),
     is_row=lambda name: name == "UpdateRun" or name.lower().endswith("run"), enum="UpdateRunStatus",
@@ -23,7 +23,7 @@ run_writes = UPDATE_RUN.writes
 def test_only_resolvers_update_runs_changes_an_update_run():
     offenders = [f"{module}:{where}" for module, found in writers(UPDATE_RUN, OWNER).items() for where in found]
     assert not offenders, (
-        "an update run is written outside resolvers/update_runs.py; call its transition instead "
+        "an update run is written outside resolvers/updates/runs.py; call its transition instead "
         "(it records the event):\n" + "\n".join(offenders)
     )
 

@@ -13,14 +13,14 @@ import uuid
 import pytest
 from tortoise.transactions import in_transaction
 
-from kabinet.clock import utcnow
-from resolvers.events import UPDATES
+from foundation.clock import utcnow
+from events.log import UPDATES
 from models.audit import AuditEntry
 from models.cloud import Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.organizations import Role
 from models.updates import Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.live import TRANSPORT_WS, GraphQLSocket
 from workers.cluster import SimulatedCluster

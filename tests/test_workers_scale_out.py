@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.cloud import Database
 from models.updates import UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
 from tests.processes import stop

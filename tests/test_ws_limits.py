@@ -9,7 +9,7 @@ import json
 import pytest
 import websockets
 
-from kabinet.ids import to_global_id
+from foundation.ids import to_global_id
 from tests import factories
 from tests.live import LEGACY_WS, OPEN_TIMEOUT, TRANSPORT_WS, GraphQLSocket
 
@@ -100,7 +100,7 @@ async def test_an_internal_error_of_a_subscription_reaches_the_client_shaped_as_
 
 
 async def test_an_internal_error_of_a_query_over_websocket_is_shaped_too(gql, live_server, monkeypatch):
-    from resolvers import identity
+    from resolvers.identity import logins as identity
 
     token, _ = await _owner(gql)
 

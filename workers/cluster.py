@@ -1,7 +1,7 @@
 """The 1C cluster: an interface, a simulated cluster for the embedded default, and the loop that
 carries out terminations and (when simulated) makes sessions come and go over the day.
 
-The simulated cluster runs only in the simulated mode (resolvers/cluster_mode.py: asked for, or the
+The simulated cluster runs only in the simulated mode (resolvers/cloud/cluster_mode.py: asked for, or the
 embedded default's demo), and even then never in a database the provider sent: those databases'
 sessions and terminations wait for a real cluster's agent."""
 
@@ -17,12 +17,13 @@ from typing import Protocol
 
 from broadcaster import Broadcast
 
-from kabinet.clock import utcnow
-from kabinet.settings import Settings
-from resolvers.context import SystemActor
-from resolvers.unit_of_work import change
+from foundation.clock import utcnow
+from foundation.settings import Settings
+from resolvers.common.context import SystemActor
+from resolvers.common.unit_of_work import change
 from models.cloud import ClientKind, Database, Session, SessionStatus
-from resolvers import cluster_mode, sessions
+from resolvers.cloud import cluster_mode
+from resolvers.cloud import sessions
 
 log = logging.getLogger("kabinet.cluster")
 
@@ -111,7 +112,7 @@ async def run_cluster_worker(
 
     In `agent` mode a real cluster agent reports sessions and carries out terminations over /cluster/…
     (kabinet/agent_api.py): this loop does nothing. The mode is `mode`, or the deployment's
-    (resolvers/cluster_mode.py) read every MODE_READ_SECONDS; a change is logged with its reason
+    (resolvers/cloud/cluster_mode.py) read every MODE_READ_SECONDS; a change is logged with its reason
     (start-up logs the first: kabinet/app.py, `kabinet worker`).
     """
     cluster = cluster or SimulatedCluster()

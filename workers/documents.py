@@ -1,6 +1,6 @@
 """The monthly publisher's loop: every hour (and at start), the months due are published.
 
-What a month gets and how a document is published is the domain's (resolvers/document_publication.py):
+What a month gets and how a document is published is the domain's (resolvers/billing/publication.py):
 from the 10th on the previous month's invoices and acts, each created once, none while the supplier's
 requisites are not configured (said at start and on every pass that leaves documents waiting).
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from kabinet.clock import utcnow
-from kabinet.settings import Settings
-from resolvers import supplier as suppliers
-from resolvers.document_publication import publish_due
+from foundation.clock import utcnow
+from foundation.settings import Settings
+from resolvers.billing import supplier as suppliers
+from resolvers.billing.publication import publish_due
 
 log = logging.getLogger("kabinet.documents")
 

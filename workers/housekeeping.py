@@ -1,9 +1,9 @@
-"""The retention loop: every hour (and at start), one pass of resolvers/housekeeping.py; and the
+"""The retention loop: every hour (and at start), one pass of resolvers/common/housekeeping.py; and the
 clusters' liveness: every few seconds, a cluster whose agent stopped reporting is shown disconnected.
 
 Safe in several worker processes at once: a pass only deletes rows that are dead, each batch
 re-checking its condition, so two passes side by side delete each row once between them; a
-cluster's flip is conditional (resolvers/clusters.py `set_connected`), so one process makes it.
+cluster's flip is conditional (resolvers/cloud/clusters.py `set_connected`), so one process makes it.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import logging
 
 from broadcaster import Broadcast
 
-from kabinet.clock import utcnow
-from kabinet.settings import Settings
-from resolvers import clusters
-from resolvers.context import SystemActor
-from resolvers.unit_of_work import change
-from resolvers.housekeeping import PRUNERS
+from foundation.clock import utcnow
+from foundation.settings import Settings
+from resolvers.cloud import clusters
+from resolvers.common.context import SystemActor
+from resolvers.common.unit_of_work import change
+from resolvers.common.housekeeping import PRUNERS
 
 log = logging.getLogger("kabinet.housekeeping")
 

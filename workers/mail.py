@@ -1,6 +1,6 @@
 """Delivery of the outbox: e-mail and SMS written by mutations, sent here, with retries.
 
-A mutation writes an `OutboxMessage` in its own transaction (resolvers/outbox.py), so a message
+A mutation writes an `OutboxMessage` in its own transaction (resolvers/common/outbox.py), so a message
 exists exactly when the change that caused it committed. This worker claims due messages with a
 lease, sends them, and marks them SENT; a failure is retried with exponential backoff and the
 message becomes FAILED after 8 attempts. Nothing is lost while the sender is down: the message
@@ -17,7 +17,7 @@ Where messages go is `KABINET_MAIL_URL`:
 SMS go to the HTTP gateway of `KABINET_SMS_URL` when it is set (workers/sms.py), whatever the
 mail URL; e-mail still goes by the mail URL. Without a gateway they go to the mail URL's files or
 console only where `Settings.sms_to_mail_url` says (a laptop, the demo); otherwise an SMS is never
-sent: the mutations that would send one answer UNAVAILABLE (`resolvers/outbox.py` `require_sms`),
+sent: the mutations that would send one answer UNAVAILABLE (`resolvers/common/outbox.py` `require_sms`),
 and one queued anyway fails (`NoSms`), visibly, with its retries, never counted as sent or logged.
 """
 
@@ -39,11 +39,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from kabinet.clock import utcnow
-from kabinet.settings import Settings
+from foundation.clock import utcnow
+from foundation.settings import Settings
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
-from resolvers import outbox
-from resolvers.outbox import MAX_ATTEMPTS, backoff  # noqa: F401 (the worker's policy, read by tests)
+from resolvers.common import outbox
+from resolvers.common.outbox import MAX_ATTEMPTS, backoff  # noqa: F401 (the worker's policy, read by tests)
 from workers.sms import GatewaySender
 
 log = logging.getLogger("kabinet.mail")

@@ -1,6 +1,6 @@
 """The subscription periods' loop: every hour (and at start), periods that have passed roll over.
 
-What a period is and how it rolls over is the domain's (resolvers/cloud_subscriptions.py): the
+What a period is and how it rolls over is the domain's (resolvers/cloud/subscriptions.py): the
 provider's own period when its records send one, otherwise month after month by itself.
 """
 
@@ -10,10 +10,10 @@ import asyncio
 import logging
 from typing import Any
 
-from kabinet.clock import utcnow
-from resolvers.cloud_subscriptions import roll_over_due
-from resolvers.context import SystemActor
-from resolvers.unit_of_work import announce_committed
+from foundation.clock import utcnow
+from resolvers.cloud.subscriptions import roll_over_due
+from resolvers.common.context import SystemActor
+from resolvers.common.unit_of_work import announce_committed
 
 log = logging.getLogger("kabinet.periods")
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from broadcaster import Broadcast
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from workers.cluster import run_cluster_worker
 from workers.documents import run_document_publisher
 from workers.housekeeping import run_clusters_liveness, run_housekeeping

@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from models.outbox import OutboxMessage
 
 log = logging.getLogger("kabinet.sms")

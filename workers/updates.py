@@ -3,7 +3,7 @@
 One pass (`UpdateWorker.step`, about once a second in `run_update_worker`):
 
 1. Quarantine: ON_RELEASE runs whose 24 hours are over (`scheduled_for` = release + 24 h) become
-   SCHEDULED at a free slot (`resolvers.releases.plan_quarantined_run`). A recalled release's runs
+   SCHEDULED at a free slot (`resolvers.updates.releases.plan_quarantined_run`). A recalled release's runs
    are CANCELLED already and are not looked at. On PostgreSQL these plannings are serialised by an
    advisory lock, so two workers never overfill one slot.
 2. Abandoned runs: a RUNNING run whose lease ran out after its last allowed attempt is FAILED.
@@ -21,7 +21,7 @@ One pass (`UpdateWorker.step`, about once a second in `run_update_worker`):
    `update_retry_seconds` later until `update_max_attempts`, then FAILED with the reason. The
    database is unlocked either way.
 
-Agent mode (resolvers/cluster_mode.py: KABINET_CLUSTER=agent, an agent token, PostgreSQL, SQLite
+Agent mode (resolvers/cloud/cluster_mode.py: KABINET_CLUSTER=agent, an agent token, PostgreSQL, SQLite
 without the demo): the provider's cluster agent claims due runs and carries them out itself over
 /cluster/updates/… (kabinet/agent_api.py). This worker then only does 1 and the monthly planning, and
 takes back a run whose agent's lease ran out: SCHEDULED again for an agent to claim, or FAILED after
@@ -39,8 +39,8 @@ report), then releases its lease (`lease_expires_at` = now, the attempt given ba
 run RUNNING with its database locked, so another worker (or this one after a restart) takes it over
 at once. A worker killed outright (SIGKILL) leaves the same state once its lease runs out.
 
-Claims, steps and the end of a run are resolvers/update_jobs.py's, shared with the cluster agent's
-endpoints; every change of a run is made by resolvers/update_runs.py (the one owner of a run's
+Claims, steps and the end of a run are resolvers/updates/jobs.py's, shared with the cluster agent's
+endpoints; every change of a run is made by resolvers/updates/runs.py (the one owner of a run's
 status), which records its updateRuns event through this worker's SystemActor; the worker announces
 it after its transaction commits.
 """
@@ -59,16 +59,19 @@ from typing import Any
 
 from broadcaster import Broadcast
 
-from kabinet.clock import utcnow
-from kabinet.settings import Settings
+from foundation.clock import utcnow
+from foundation.settings import Settings
 from models.cloud import Database, Session
 from models.updates import UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import cluster_mode, update_jobs, update_runs, update_schedules
-from resolvers.context import SystemActor
-from resolvers.releases import plan_quarantined_run
-from resolvers.update_jobs import Job, Policy
-from resolvers.update_runs import Claim, LeaseLost
-from resolvers.unit_of_work import change
+from resolvers.cloud import cluster_mode
+from resolvers.updates import jobs as update_jobs
+from resolvers.updates import runs as update_runs
+from resolvers.updates import schedules as update_schedules
+from resolvers.common.context import SystemActor
+from resolvers.updates.releases import plan_quarantined_run
+from resolvers.updates.jobs import Job, Policy
+from resolvers.updates.runs import Claim, LeaseLost
+from resolvers.common.unit_of_work import change
 from workers.cluster import Cluster, SimulatedCluster
 
 log = logging.getLogger("kabinet.updates")

@@ -1,6 +1,6 @@
 """The provider's own audit: what its staff, its service accounts and its operator at the CLI did.
 
-Apart from the organizations' audit log (resolvers/audit.py), which customers read: this one is the
+Apart from the organizations' audit log (resolvers/common/audit.py), which customers read: this one is the
 provider's alone. One function writes it, in the caller's transaction, so an entry exists exactly
 when the change it names does.
 """

@@ -28,10 +28,10 @@ from models.bulk import insert_rows
 from models.cloud import Database
 from models.organizations import Organization
 from models.provider import PrepaidServiceUse
-from kabinet.clock import today
-from resolvers import supplier as suppliers
-from resolvers.document_publication import charge_lines, publish_document, render, revise_document, withdraw_document
-from resolvers.documents import PERIOD_PATTERN, document_visible_from
+from foundation.clock import today
+from resolvers.billing import supplier as suppliers
+from resolvers.billing.publication import charge_lines, publish_document, render, revise_document, withdraw_document
+from resolvers.billing.documents import PERIOD_PATTERN, document_visible_from
 from resolvers.provider.imports import ImportedRecord
 from resolvers.provider.records import (
     DELETED_FIELD, EARLIEST, LATEST, LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, column, date,
@@ -480,7 +480,7 @@ async def upsert_documents(actor: ProviderActor, records: list[Record]) -> list[
 
 
 async def _withdraw(actor: ProviderActor, document: Document | None) -> Outcome:
-    """A document record deleted: the document withdrawn (resolvers/document_publication.py); UNCHANGED
+    """A document record deleted: the document withdrawn (resolvers/billing/publication.py); UNCHANGED
     when there is none or it is withdrawn already."""
     if document is None or not await withdraw_document(document):
         return Outcome.UNCHANGED

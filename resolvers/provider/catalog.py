@@ -4,7 +4,7 @@ contacts, contracts, products and configuration releases, each upserted by the p
 An organization the provider sends is its customer, so it is APPROVED. It binds to an organization
 of the same INN only when that one is approved already (staff approved a claim, or a known contact
 made it): a claim nobody proved stands beside the provider's organization and receives nothing
-(resolvers/moderation.py). A release goes through the same publication as a staff-published one.
+(resolvers/organizations/moderation.py). A release goes through the same publication as a staff-published one.
 """
 
 from __future__ import annotations
@@ -17,24 +17,26 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.cloud import Database
 from models.organizations import KnownContact, ModerationStatus, Organization, OrganizationKind
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release
-from resolvers import moderation, releases, validation
-from resolvers.errors import UserFacingError
+from resolvers.organizations import moderation
+from resolvers.updates import releases
+from resolvers.common import validation
+from resolvers.common.errors import UserFacingError
 from resolvers.provider.records import (
     LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, deleted, each_record, entity, integer, looked_up,
     moment, never_deleted, organization_of, organizations_referenced, put_owned, remove_owned, save_changes, text,
 )
-from resolvers.subscriber_codes import new_organization
+from resolvers.organizations.subscriber_codes import new_organization
 
 T = TypeVar("T")
 
 
 def checked(check: Callable[..., T], value: Any, field: str, **options: Any) -> T:
-    """A resolvers/validation.py rule applied to a record's field: its refusal names the field."""
+    """A resolvers/common/validation.py rule applied to a record's field: its refusal names the field."""
     try:
         return check(value, field, **options)
     except UserFacingError as error:
@@ -336,7 +338,7 @@ async def upsert_releases(actor: ProviderActor, records: list[Record]) -> list[L
 
 
 async def _recall_release(actor: ProviderActor, release: Release | None) -> Outcome:
-    """A release record deleted: the release recalled (resolvers/releases.py), its planned runs
+    """A release record deleted: the release recalled (resolvers/updates/releases.py), its planned runs
     cancelled; UNCHANGED when there is none or it was recalled already."""
     if release is None or await releases.recall(actor, release) is None:
         return Outcome.UNCHANGED

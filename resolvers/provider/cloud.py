@@ -8,20 +8,20 @@ from collections import Counter
 
 from tortoise.functions import Count
 
-from kabinet.clock import utcnow
+from foundation.clock import utcnow
 from models.cloud import CloudSubscription, Cluster, Database, Session, SubscriptionExtension
 from models.updates import UpdateRun, UpdateRunStatus
-from resolvers import clusters
-from resolvers.cloud_subscriptions import open_subscription, set_period
+from resolvers.cloud import clusters
+from resolvers.cloud.subscriptions import open_subscription, set_period
 from resolvers.provider.catalog import ends_after_start
 from resolvers.provider.records import (
     DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, date, deleted, each_record, entity, flag,
     integer, looked_up, organization_of, organizations_referenced, remove_owned, same_organization, save_changes, text,
 )
-from resolvers.sessions import LIVE, hold_admissions
+from resolvers.cloud.sessions import LIVE, hold_admissions
 
 # A subscription's limits: far beyond any tariff, and far enough under a GraphQL Int that the dashboard's
-# limit (the extension added while it lasts, resolvers/cloud_subscriptions.py) is still one.
+# limit (the extension added while it lasts, resolvers/cloud/subscriptions.py) is still one.
 LIMIT_MAXIMUM = 1_000_000
 
 

@@ -29,8 +29,8 @@ from typing import Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from kabinet.clock import utcnow
-from kabinet.settings import Settings
+from foundation.clock import utcnow
+from foundation.settings import Settings
 from models.provider import ImportRun, ProviderAction
 from resolvers.provider.records import (
     ENTITIES, LineResult, Outcome, ProviderActor, Record, RecordRefused, RefusalBudget, Source, apply, binary_refused, kind_of,

@@ -31,8 +31,8 @@ from tortoise.transactions import in_transaction
 from models.bulk import insert_rows
 from models.organizations import ModerationStatus, Organization
 from models.provider import EXTERNAL_ID_LENGTH, RefusedRecord
-from resolvers.events import DATA, PendingAnnouncements
-from resolvers.unit_of_work import announce_committed
+from events.log import DATA, PendingAnnouncements
+from resolvers.common.unit_of_work import announce_committed
 
 log = logging.getLogger("kabinet.provider")
 
@@ -745,7 +745,7 @@ async def organizations_referenced(records: Sequence[Record], column: str = "org
     """The organizations a batch's records name in `column` (the organization's external id, or its
     INN when the record names `organization_inn` instead), read in one query each: reference → id.
     Only customers are found — organizations the provider sent or approved (APPROVED): an INN that
-    only a tenant's unapproved claim holds reaches nothing (resolvers/moderation.py)."""
+    only a tenant's unapproved claim holds reaches nothing (resolvers/organizations/moderation.py)."""
     by_external = set(looked_up(records, column, Organization, "external_id"))
     by_inn = set(looked_up(records, f"{column}_inn", Organization, "inn"))
     found = Referenced()

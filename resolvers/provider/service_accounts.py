@@ -1,6 +1,6 @@
 """Service accounts: the provider's programs (its accounting, its service manager) writing its data.
 
-A service account is a SERVICE token of the programs' one token store (resolvers/program_tokens.py:
+A service account is a SERVICE token of the programs' one token store (resolvers/identity/program_tokens.py:
 hashed, named, listed with its last use, revocable) acting for every organization, with scopes of
 records.SCOPES. Tokens read `kps_<random>`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from models.program_tokens import ProgramToken, TokenKind
-from resolvers import program_tokens
+from resolvers.identity import program_tokens
 from resolvers.provider.audit import ActorKind
 from resolvers.provider.records import SCOPES, ProviderActor
 

@@ -9,12 +9,14 @@ once the revocation is announced, as a logout does).
 
 from __future__ import annotations
 
-from kabinet.settings import Settings
+from foundation.settings import Settings
 from models.identity import User
-from resolvers import addresses, passwords, validation
-from resolvers.context import RequestContext
-from resolvers.errors import ErrorCode, UserFacingError
-from resolvers.identity import revoke_user_logins
+from resolvers.identity import addresses
+from resolvers.identity import passwords
+from resolvers.common import validation
+from resolvers.common.context import RequestContext
+from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.identity.logins import revoke_user_logins
 from resolvers.provider.audit import ActorKind, record_action
 
 

@@ -1,0 +1,126 @@
+"""Cloud databases and sessions, as lists narrowed to what the viewer's role shows (the role table's
+rules, as query filters), and the mutations' way to ending sessions (resolvers/cloud/sessions.py ends them)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tortoise.expressions import Q
+
+from resolvers.common.context import RequestContext
+from resolvers.common.errors import Refusal, forbidden
+from resolvers.common.permissions import Sight, scope
+from models.cloud import Database, Session
+from models.identity import User
+from models.organizations import Organization
+from resolvers.cloud import sessions
+from resolvers.common.gates import member_organization, organization_row, page_request, related_one, wants_total
+from resolvers.common.pagination import Ordering, Page, load_pages
+
+DATABASE_ORDER = Ordering(("name",))
+SESSION_ORDER = Ordering(sessions.SESSION_ORDER)
+
+
+def visible(ctx: RequestContext, type_name: str, organization_id: uuid.UUID, what: str) -> Q | Refusal | None:
+    """Which of an organization's objects of a type the viewer sees, by the role table's rule for
+    the type: all (None), some (the filter), or a FORBIDDEN refusal naming `what`."""
+    seen = scope(type_name, ctx, organization_id)
+    return seen.narrowing if seen.sight is Sight.SEE else forbidden(what)
+
+
+def database_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | Refusal | None:
+    """Which of an organization's databases the viewer sees: all (None), the granted ones, or none."""
+    return visible(ctx, "Database", organization_id, "databases")
+
+
+def session_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | Refusal | None:
+    """Which sessions the viewer sees: all (owner, admin: None), their own (user), or none."""
+    return visible(ctx, "Session", organization_id, "sessions")
+
+
+async def _scoped_pages(
+    ctx: RequestContext,
+    model: type[Any],
+    parent_field: str,
+    parents: list[tuple[Any, uuid.UUID]],
+    narrowed: Callable[[RequestContext, uuid.UUID], Q | Refusal | None],
+    ordering: Ordering,
+    args: dict[str, Any],
+    extra: Q | None = None,
+) -> list[Page | Refusal]:
+    """Pages per (parent id, organization id), each parent's organization deciding the scope.
+
+    All parents the viewer sees everything under share one query; a narrowed scope (a USER's
+    grants or own sessions) is one query per organization.
+    """
+    request = page_request(ctx, args)
+    result: dict[Any, Page | Refusal] = {}
+    groups: dict[uuid.UUID | None, tuple[Q | None, list[Any]]] = {}
+    for parent_id, org_id in parents:
+        narrowing = narrowed(ctx, org_id)
+        if isinstance(narrowing, Refusal):
+            result[parent_id] = narrowing
+            continue
+        groups.setdefault(None if narrowing is None else org_id, (narrowing, []))[1].append(parent_id)
+    for narrowing, ids in groups.values():
+        filters = narrowing & extra if narrowing is not None and extra is not None else narrowing or extra
+        pages = await load_pages(model, parent_field, ids, ordering, request, filters=filters, with_total=wants_total(args))
+        result.update(pages)
+    return [result[parent_id] for parent_id, _ in parents]
+
+
+async def databases_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+    return await _scoped_pages(
+        ctx, Database, "organization_id", [(o.id, o.id) for o in orgs], database_scope, DATABASE_ORDER, args
+    )
+
+
+def _session_filters(args: dict[str, Any]) -> Q | None:
+    conditions: dict[str, Any] = {}
+    if args.get("status"):
+        conditions["status"] = args["status"]
+    if args.get("database_id") is not None:  # decoded by the schema
+        conditions["database_id"] = args["database_id"]
+    return Q(**conditions) if conditions else None
+
+
+async def sessions_of_organizations(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+    return await _scoped_pages(
+        ctx, Session, "organization_id", [(o.id, o.id) for o in orgs], session_scope, SESSION_ORDER, args,
+        extra=_session_filters(args),
+    )
+
+
+async def sessions_of_databases(ctx: RequestContext, databases: list[Database], args: dict[str, Any]) -> list:
+    return await _scoped_pages(
+        ctx, Session, "database_id", [(d.id, d.organization_id) for d in databases], session_scope, SESSION_ORDER,
+        args, extra=_session_filters(args),
+    )
+
+
+async def database_of(ctx: RequestContext, rows: list[Any], args: dict[str, Any]) -> list:
+    return await related_one(Database, rows, "database_id")
+
+
+async def user_of_session(ctx: RequestContext, rows: list[Session], args: dict[str, Any]) -> list:
+    return await related_one(User, rows, "user_id")
+
+
+# ---------------------------------------------------------------------------------------- changes
+
+async def terminate_session(ctx: RequestContext, session_id: uuid.UUID) -> Session:
+    """Ask the cluster to end one session of the viewer's organizations (resolvers/cloud/sessions.py decides who may)."""
+    ctx.require_viewer()
+    session = await organization_row(ctx, Session, session_id, "session_id", "session")
+    return await sessions.terminate(ctx, session, field="session_id")
+
+
+async def terminate_all_sessions(
+    ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None
+) -> list[Session]:
+    """Ask the cluster to end every ACTIVE session the viewer may end in the organization, or in one database."""
+    ctx.require_viewer()
+    await member_organization(ctx, organization_id, "organization_id")
+    return await sessions.terminate_all(ctx, organization_id, database_id, database_field="database_id")

@@ -1,0 +1,304 @@
+"""The role table, as data: what each role may do, which objects of each GraphQL type a viewer sees,
+and which fields need more than seeing their object. The one source for every path to an object.
+
+Three tables, read by `schema.authorization` (the gate every loaded or returned object passes) and
+by the resolvers that narrow their SQL to what the viewer sees:
+
+- `ROLE_PERMISSIONS`: the contract README's role table (`../shared/api/README.md`, "Roles").
+- `TYPE_RULES`: for each object type, whether the viewer sees an object (SEE), is refused it
+  (FORBIDDEN: a member whose role may not see such objects; a link from a visible object to it
+  answers a FORBIDDEN error, a list leaves it out) or does not know it exists (HIDDEN: null, or
+  left out). Decided on the object, whatever path reached it. The rules of an organization's
+  objects (`InOrganization`) also answer as a query filter (`scope`), for lists read in SQL.
+- `FIELD_RULES`: fields of a visible object that need a permission in its organization; a viewer
+  without it gets a FORBIDDEN error on that field and the rest of the query answers.
+
+`PERSONAL_FIELDS` are the fields whose answer depends on who the viewer is beyond their role in the
+object's organization (their own rows, their other organizations): shared work that reaches one is
+shared only by the same person.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Any
+
+from tortoise.expressions import Q
+
+from foundation.clock import today
+from models.organizations import Role
+
+
+class Permission(Enum):
+    SEE_ORGANIZATION = auto()  # the organization, its products, contracts and cloud subscription
+    SEE_FINANCE = auto()  # balance, transactions, charges, documents
+    SEE_MEMBERS = auto()  # members and invites
+    MANAGE_MEMBERS = auto()  # invite, revoke invites, change roles, remove members, decide join requests
+    SEE_ALL_SESSIONS = auto()  # see and terminate any session, or all
+    SEE_OWN_SESSIONS = auto()  # see and terminate one's own sessions only
+    SEE_ALL_DATABASES = auto()
+    SEE_GRANTED_DATABASES = auto()  # only the databases granted to the member
+    MANAGE_UPDATES = auto()  # change update schedules, skip a run
+    EXTEND_SUBSCRIPTION = auto()
+    SEE_AUDIT_LOG = auto()
+    TRANSFER_OWNERSHIP = auto()  # hand the organization to another member (the owner becomes an admin)
+
+
+P = Permission
+_STAFF = frozenset({
+    P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_ALL_SESSIONS,
+    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG,
+})
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
+    Role.ADMIN: _STAFF,
+    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS}),
+    Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES}),
+}
+
+
+def role_may(role: Role | None, permission: Permission) -> bool:
+    """May a member with this role (None: not a member) do this?"""
+    return role is not None and permission in ROLE_PERMISSIONS[role]
+
+
+class Sight(Enum):
+    SEE = auto()
+    HIDDEN = auto()  # as if it did not exist: null, or left out of a list
+    FORBIDDEN = auto()  # a FORBIDDEN error where a link leads to it
+
+
+# A rule reads the viewer's request context (memberships loaded; facts a type needs prepared, see
+# `schema.authorization`) and the object's row.
+Rule = Callable[[Any, Any], Sight]
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """The objects of an organization a partial permission admits (a USER's own sessions, granted
+    databases), said twice side by side: as a test of one row, and as a query filter for a list
+    (`tests/test_role_table.py` holds the two to the same rows)."""
+
+    admits: Callable[[Any, Any], bool]  # (ctx, row)
+    where: Callable[[Any, uuid.UUID], Q]  # (ctx, organization id)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a viewer sees of one organization's objects of a type: with `sight` SEE, the rows
+    `narrowing` matches (None: every one); otherwise none, refused (FORBIDDEN) or unknown (HIDDEN)."""
+
+    sight: Sight
+    narrowing: Q | None = None
+
+
+@dataclass(frozen=True)
+class InOrganization:
+    """Members holding one of `everyone` in the row's organization see every such object; those
+    holding one of `some` see the ones `narrowing` admits; other members are refused it; everyone
+    else does not know it exists. The same rule answers for one row (calling it) and for a list of
+    an organization's rows (`scope`)."""
+
+    everyone: frozenset[Permission]
+    some: frozenset[Permission] = frozenset()
+    narrowing: Narrowing | None = None
+    organization: str = "organization_id"  # the row's attribute naming its organization
+
+    def _sight(self, role: Role | None) -> Sight | None:
+        """SEE, FORBIDDEN or HIDDEN for the whole organization; None when `narrowing` decides."""
+        if role is None:
+            return Sight.HIDDEN
+        granted = ROLE_PERMISSIONS[role]
+        if not self.everyone.isdisjoint(granted):
+            return Sight.SEE
+        if not self.some.isdisjoint(granted):
+            return None
+        return Sight.FORBIDDEN
+
+    def __call__(self, ctx: Any, row: Any) -> Sight:
+        sight = self._sight(ctx.role_in(getattr(row, self.organization)))
+        if sight is not None:
+            return sight
+        return Sight.SEE if self.narrowing.admits(ctx, row) else Sight.HIDDEN
+
+    def scope(self, ctx: Any, organization_id: uuid.UUID) -> Scope:
+        """The rule as a query filter over the organization's rows (memberships loaded)."""
+        sight = self._sight(ctx.role_in(organization_id))
+        if sight is not None:
+            return Scope(sight)
+        return Scope(Sight.SEE, self.narrowing.where(ctx, organization_id))
+
+
+def in_organization(
+    everyone: set[Permission],
+    some: set[Permission] = frozenset(),
+    narrowing: Narrowing | None = None,
+    organization: str = "organization_id",
+) -> InOrganization:
+    if some and narrowing is None:
+        raise ValueError("a partial permission needs the narrowing it admits")
+    return InOrganization(frozenset(everyone), frozenset(some), narrowing, organization)
+
+
+def _own(ctx: Any, row: Any) -> bool:
+    return ctx.viewer is not None and row.user_id == ctx.viewer.user_id
+
+
+def _own_where(ctx: Any, organization_id: uuid.UUID) -> Q:
+    return Q(user_id=ctx.viewer.user_id) if ctx.viewer is not None else Q(id__in=[])
+
+
+OWN = Narrowing(_own, _own_where)
+
+
+def granted(attribute: str) -> Narrowing:
+    """The rows whose `attribute` is a database granted to the viewer in the row's organization."""
+    return Narrowing(
+        lambda ctx, row: getattr(row, attribute) in ctx.granted_databases(row.organization_id),
+        lambda ctx, organization_id: Q(**{f"{attribute}__in": list(ctx.granted_databases(organization_id))}),
+    )
+
+
+_see_members = in_organization({P.SEE_MEMBERS})
+_see_finance = in_organization({P.SEE_FINANCE})
+
+
+def _membership(ctx: Any, row: Any) -> Sight:
+    return Sight.SEE if _own(ctx, row) else _see_members(ctx, row)
+
+
+def _document(ctx: Any, row: Any) -> Sight:
+    """Invoices and acts of month M are published on the 10th of M+1: nobody sees them before, and
+    nobody once the provider withdrew one."""
+    if row.visible_from > today() or row.withdrawn_at is not None:
+        return Sight.HIDDEN
+    return _see_finance(ctx, row)
+
+
+def _user(ctx: Any, row: Any) -> Sight:
+    """Oneself; members of an organization where one sees members; someone asking to join an
+    organization where one decides; anyone, for the provider's staff (`ctx.users_in_sight`)."""
+    return Sight.SEE if ctx.user_in_sight(row.id) else Sight.HIDDEN
+
+
+def _join_request(ctx: Any, row: Any) -> Sight:
+    if _own(ctx, row) or role_may(ctx.role_in(row.organization_id), P.MANAGE_MEMBERS):
+        return Sight.SEE
+    return Sight.HIDDEN
+
+
+def _signed_in(ctx: Any, row: Any) -> Sight:
+    """What the provider publishes (releases) is no secret to a signed-in user."""
+    return Sight.SEE if ctx.viewer is not None else Sight.HIDDEN
+
+
+STAFF_SCOPE = "staff"  # the service token scope that carries the staff's rights (records.SCOPES)
+
+
+def has_staff_rights(user: Any = None, scopes: frozenset[str] | None = None) -> bool:
+    """The one rule of the provider's staff rights (moderation, releases, the staff desk): an active
+    user marked `is_staff` (read afresh from their row), or a service account whose token has the
+    `staff` scope. resolvers/common/staff_rights.py applies it to a caller; the type gate's staff flag too."""
+    if user is not None:
+        return bool(user.is_staff and user.is_active)
+    return scopes is not None and STAFF_SCOPE in scopes
+
+
+def _staff_only(ctx: Any, row: Any) -> Sight:
+    return Sight.SEE if ctx.viewer_is_staff() else Sight.HIDDEN
+
+
+def _through_database(ctx: Any, row: Any) -> Sight:
+    """A cluster (resolvers/cloud/clusters.py ClusterOfDatabase) is seen by whoever sees the database it is
+    reached through: it has no organization of its own."""
+    return TYPE_RULES["Database"](ctx, row.database)
+
+
+TYPE_RULES: dict[str, Rule] = {
+    "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
+    "Product": in_organization({P.SEE_ORGANIZATION}),
+    "Contract": in_organization({P.SEE_ORGANIZATION}),
+    "CloudSubscription": in_organization({P.SEE_ORGANIZATION}),
+    "BalanceTransaction": _see_finance,
+    "Charge": _see_finance,
+    "Document": _document,
+    "Invite": _see_members,
+    "Membership": _membership,
+    "User": _user,
+    "AuditEntry": in_organization({P.SEE_AUDIT_LOG}),
+    "Database": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, granted("id")),
+    "UpdateRun": in_organization({P.SEE_ALL_DATABASES}, {P.SEE_GRANTED_DATABASES}, granted("database_id")),
+    "Session": in_organization({P.SEE_ALL_SESSIONS}, {P.SEE_OWN_SESSIONS}, OWN),
+    "Cluster": _through_database,
+    "JoinRequest": _join_request,
+    "Release": _signed_in,
+    "ModeratedOrganization": _staff_only,
+    "Claimant": _staff_only,  # part of its ModeratedOrganization
+    "DeliveryFailure": _staff_only,
+    "RefusedRecord": _staff_only,
+    "WaitingDocuments": _staff_only,
+    "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
+}
+
+
+def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
+    """Which of an organization's objects of a type the viewer sees, as a query filter: the list
+    form of the type's row rule, for the resolvers that narrow their SQL (memberships loaded)."""
+    rule = TYPE_RULES[type_name]
+    if not isinstance(rule, InOrganization):
+        raise TypeError(f"{type_name}'s rule is not one of an organization's objects")
+    return rule.scope(ctx, organization_id)
+
+
+# Types whose objects need facts beyond the viewer's memberships, loaded for a batch at once.
+NEEDS_USERS_IN_SIGHT = frozenset({"User"})
+NEEDS_STAFF_FLAG = frozenset({
+    "ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "User",
+})
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """A field of a visible object that needs one of `permissions` in the object's organization
+    (or, with `own`, that is the viewer's own row)."""
+
+    permissions: frozenset[Permission]
+    what: str  # for the FORBIDDEN message: "Your role … may not see {what}."
+    own: bool = False
+
+    def allows(self, ctx: Any, organization_id: uuid.UUID, row: Any) -> bool:
+        role = ctx.role_in(organization_id)
+        if role is not None and not self.permissions.isdisjoint(ROLE_PERMISSIONS[role]):
+            return True
+        return self.own and _own(ctx, row)
+
+
+def _field(what: str, *permissions: Permission, own: bool = False) -> FieldRule:
+    return FieldRule(frozenset(permissions), what, own)
+
+
+_DATABASES = (P.SEE_ALL_DATABASES, P.SEE_GRANTED_DATABASES)
+_SESSIONS = (P.SEE_ALL_SESSIONS, P.SEE_OWN_SESSIONS)
+FIELD_RULES: dict[tuple[str, str], FieldRule] = {
+    ("Organization", "members"): _field("members", P.SEE_MEMBERS),
+    ("Organization", "invites"): _field("invites", P.SEE_MEMBERS),
+    ("Organization", "auditLog"): _field("the audit log", P.SEE_AUDIT_LOG),
+    ("Organization", "balance"): _field("the balance", P.SEE_FINANCE),
+    ("Organization", "balanceTransactions"): _field("balance transactions", P.SEE_FINANCE),
+    ("Organization", "charges"): _field("charges", P.SEE_FINANCE),
+    ("Organization", "documents"): _field("documents", P.SEE_FINANCE),
+    ("Organization", "databases"): _field("databases", *_DATABASES),
+    ("Organization", "sessions"): _field("sessions", *_SESSIONS),
+    ("Database", "sessions"): _field("sessions", *_SESSIONS),
+    ("Membership", "databases"): _field("this member's databases", P.SEE_ALL_DATABASES, own=True),
+}
+
+PERSONAL_FIELDS = frozenset({
+    ("User", "memberships"),  # the viewer's own memberships, in organizations other viewers are not in
+    ("Membership", "databases"),  # one's own grants
+    ("User", "unprovenEmail"), ("User", "unprovenPhone"),  # shown to the user themselves only
+    ("Query", "me"),
+})

@@ -1,0 +1,574 @@
+"""Invitations into an organization, from sending to accepting, and when one has expired.
+
+Each transition of an invite has one function here, which writes its rows and its audit record:
+created (`invite_member`, which withdraws a PENDING invite to the same address), resent
+(`resend_invite`), revoked (`withdraw`, called by `revoke_invite` and by whatever else withdraws
+invites), accepted (`accept_invite`); expired is never written but read (`is_expired`,
+`effective_status`, `status_filter`).
+
+Rules (contract README "Invites"; seed: 1cfresh «Подтверждение приглашения в сервис»):
+- only an APPROVED organization invites (a PENDING one is anybody's claim to an INN until the
+  provider checks it), only the owner and admins invite, nobody is invited as the OWNER, and
+  nothing in inviting tells the inviter whether an address has an account;
+- a stored invite stays PENDING when its time runs out (nothing rewrites rows at midnight); it is
+  EXPIRED from `expires_at` on. The `Invite.status` field, the `invites(status:)` filter and the
+  mutations that refuse an expired link all decide it here, with the same clock;
+- an invitation link proves an address, never an account: an address that has an account joins
+  only with that account's own access token on the request (`acceptInvite` hands no tokens for
+  it), and an invitation whose e-mail and phone are not one account's (two accounts, or an account
+  and nobody) is refused when it is accepted;
+- the provider's staff invite into any organization (`staff_invite_member`) and invite its OWNER
+  where it has none (`staff_make_owner`): through the same `_create_invite`, so the same rules,
+  letter and audit, the staff actor named; an OWNER invitation accepted makes its holder the owner
+  by the one function for that (`moderation.make_owner`), refused once the organization has one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tortoise.expressions import Q
+
+from foundation.clock import utcnow
+from models.cloud import Database
+from models.identity import User
+from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization, Role
+from resolvers import messages
+from resolvers.identity import addresses
+from resolvers.common import audit
+from resolvers.identity import codes
+from resolvers.common import outbox
+from resolvers.identity import passwords
+from resolvers.common import validation
+from foundation.settings import Settings
+from resolvers.common.gates import member_organization, not_found, organization_row, require, require_approved
+from resolvers.common.context import Actor, RequestContext
+from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.identity.logins import SignedIn, sign_in_user
+from resolvers.organizations.memberships import end_subscriptions, lock_organization, organization_databases
+from resolvers.common.permissions import Permission
+from resolvers.common.staff_rights import Caller, StaffMember, staff_for_change
+from resolvers.identity.tokens import hash_opaque_token, new_opaque_token
+
+INVITE_DAYS = 7
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+INVITES_ONCE_APPROVED = "it may invite people once it is approved"
+MAX_DATABASES_NAMED = 100  # an invitation's databases named in one request
+
+
+# ---------------------------------------------------------------------------------------- expiry
+
+
+def is_expired(invite: Invite, now: dt.datetime | None = None) -> bool:
+    """A PENDING invitation whose link has stopped working."""
+    return invite.status == InviteStatus.PENDING and invite.expires_at <= (now or utcnow())
+
+
+def effective_status(invite: Invite, now: dt.datetime | None = None) -> InviteStatus:
+    """The status a client sees: the stored one, EXPIRED for a PENDING invite past its time."""
+    return InviteStatus.EXPIRED if is_expired(invite, now) else invite.status
+
+
+def status_filter(status: InviteStatus | None, now: dt.datetime | None = None) -> Q | None:
+    """The rows whose `effective_status` is `status` (None: all), as a query on both columns."""
+    if status is None:
+        return None
+    now = now or utcnow()
+    if status == InviteStatus.PENDING:
+        return Q(status=InviteStatus.PENDING, expires_at__gt=now)
+    if status == InviteStatus.EXPIRED:
+        return Q(status=InviteStatus.EXPIRED) | Q(status=InviteStatus.PENDING, expires_at__lte=now)
+    return Q(status=status)
+
+
+def _expiry(now: dt.datetime | None = None) -> dt.datetime:
+    """When a link sent now stops working."""
+    return (now or utcnow()) + dt.timedelta(days=INVITE_DAYS)
+
+
+# ---------------------------------------------------------------------------------------- addresses
+
+
+@dataclass
+class Address:
+    """Where an invitation goes: an e-mail, a phone, or both (validated, normalized)."""
+
+    email: str | None
+    phone: str | None
+
+    def matches(self) -> Q:
+        """Rows (invites, users) with this e-mail or this phone; never the NULLs of the other."""
+        condition = Q()
+        if self.email:
+            condition |= Q(email=self.email)
+        if self.phone:
+            condition |= Q(phone=self.phone)
+        return condition
+
+
+def _address(email: str | None, phone: str | None) -> Address:
+    email = email.strip() if email else None
+    phone = phone.strip() if phone else None
+    if not email and not phone:
+        raise validation.invalid("email", "Give the invitee's e-mail, phone, or both.")
+    return Address(
+        email=validation.email(email, "email") if email else None,
+        phone=validation.phone(phone, "phone") if phone else None,
+    )
+
+
+async def _refuse_members(org_id: uuid.UUID, address: Address, email_field: str, phone_field: str) -> None:
+    """CONFLICT when the e-mail or the phone is a member's (the inviter sees the members anyway)."""
+    for value, column, field in ((address.email, "email", email_field), (address.phone, "phone", phone_field)):
+        if value and await Membership.filter(organization_id=org_id, **{f"user__{column}": value}).exists():
+            raise UserFacingError(ErrorCode.CONFLICT, "This person is already a member of the organization.", field)
+
+
+# ---------------------------------------------------------------------------------------- created
+
+
+async def invite_member(
+    ctx: RequestContext,
+    organization_id: uuid.UUID,
+    email: str | None,
+    phone: str | None,
+    role: Role,
+    database_ids: Sequence[uuid.UUID],
+) -> Invite:
+    """Invite someone by e-mail and/or phone with a role (never OWNER) and the databases they may open.
+
+    A PENDING invite to the same address in this organization is replaced (revoked: its link dies).
+    """
+    org_id = await member_organization(ctx, organization_id, "organization_id")
+    require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
+    organization = await lock_organization(org_id)
+    require_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    address = _address(email, phone)
+    if role == Role.OWNER:
+        raise validation.invalid(
+            "role", "Nobody is invited as the owner: invite them with another role and transfer ownership."
+        )
+    databases = await organization_databases(org_id, database_ids, "database_ids")
+    inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
+    return await _create_invite(ctx, ctx.settings, organization, address, role, databases, inviter=inviter)
+
+
+async def _create_invite(
+    actor: Actor, settings: Settings, organization: Organization, address: Address, role: Role, databases: list[Database],
+    *, inviter: User | None, staff: StaffMember | None = None,
+) -> Invite:
+    """The one way an invitation is created, whoever invites (the caller checked their right, the
+    organization APPROVED and locked, the role): CONFLICT for a member's address, a PENDING invite
+    to the same address withdrawn, the letter (and SMS) sent, audited (`staff`: by the provider's
+    staff, named in the entry; the provider's audit is the staff function's)."""
+    await _refuse_members(organization.id, address, "email", "phone")
+    replaced = await withdraw(organization.id, address.matches())
+    token, token_hash = new_opaque_token()
+    invite = await Invite.create(
+        organization_id=organization.id, email=address.email, phone=address.phone, role=role,
+        status=InviteStatus.PENDING, token_hash=token_hash, expires_at=_expiry(),
+        invited_by_id=inviter.id if inviter else None,
+    )
+    for database in databases:
+        await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
+    await _send_invite(settings, organization, invite, token, databases, "phone", inviter)
+    details = {
+        "email": address.email, "phone": address.phone, "role": role.value,
+        "databaseIds": [str(d.id) for d in databases], "replacedInviteIds": [str(i) for i in replaced],
+    }
+    if staff is not None:
+        details["byStaff"] = {"kind": staff.kind, "name": staff.name}
+    await audit.record(
+        actor, "invite.create", organization_id=organization.id, object_type="Invite", object_id=invite.id, details=details,
+    )
+    return invite
+
+
+# ---------------------------------------------------------------------------------------- by the provider's staff
+
+STAFF_ONLY = "Only the provider's staff put people into any organization (invite them, make an owner)."
+
+
+async def _staff_organization(organization_id: uuid.UUID) -> Organization:
+    """The organization staff act on, locked; NOT_FOUND on `organization_id`, INVALID unless APPROVED."""
+    organization = await Organization.filter(id=organization_id).select_for_update().first()
+    if organization is None:
+        raise not_found("organization_id", "organization")
+    require_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    return organization
+
+
+async def staff_invite_member(
+    caller: Caller, settings: Settings, organization_id: uuid.UUID, email: str | None, phone: str | None, role: Role,
+    database_ids: Sequence[uuid.UUID],
+) -> Invite:
+    """Staff invite someone into any APPROVED organization, as its owner would (`_create_invite`):
+    never as the OWNER (that is `staff_make_owner`, for an organization without one). In the
+    organization's audit (the staff named) and the provider's."""
+    staff = await staff_for_change(caller, STAFF_ONLY)
+    organization = await _staff_organization(organization_id)
+    address = _address(email, phone)
+    if role == Role.OWNER:
+        raise validation.invalid(
+            "role", "Nobody is invited as the owner this way: an organization that has none is given one by "
+            "staffMakeOwner (POST …/staff/organizations/make-owner, `kabinet staff make-owner`).",
+        )
+    databases = await organization_databases(organization.id, database_ids, "database_ids")
+    invite = await _create_invite(caller, settings, organization, address, role, databases,
+                                  inviter=staff.user, staff=staff)
+    await staff.audit("organization.invite", f"INN {organization.inn}", {
+        "organizationId": str(organization.id), "inviteId": str(invite.id), "email": address.email,
+        "phone": address.phone, "role": role.value, "databaseIds": [str(d.id) for d in databases],
+    })
+    return invite
+
+
+@dataclass
+class MadeOwner:
+    """What `staff_make_owner` did: a member promoted (`membership`), or an OWNER invitation sent (`invite`)."""
+
+    organization: Organization
+    membership: Membership | None = None
+    invite: Invite | None = None
+
+
+async def staff_make_owner(
+    caller: Caller, settings: Settings, organization_id: uuid.UUID, email: str | None, phone: str | None,
+) -> MadeOwner:
+    """Staff give an APPROVED organization that has no owner (its only owner left; the provider sent
+    it and nobody claimed it) one: the member whose proven address this is becomes the OWNER
+    (`moderation.make_owner`); an address that is no member's is invited as the OWNER
+    (`_create_invite`), and whoever accepts, proving the address, becomes it. CONFLICT while the
+    organization has an owner (the owner invites, or hands it over). Audited; events published."""
+    from resolvers.organizations import moderation  # it imports what imports this module
+
+    staff = await staff_for_change(caller, STAFF_ONLY)
+    organization = await _staff_organization(organization_id)
+    await _refuse_an_owner(organization, "organization_id")
+    address = _address(email, phone)
+    member = await _member_at(organization.id, address)
+    actor: Actor = caller  # a staff member's request, or the service account or operator: each records events and audit
+    if member is not None:
+        await moderation.make_owner(
+            actor, organization, member.user_id, action="organization.owner_made", field="organization_id",
+            details={"by": "staff", "byStaff": {"kind": staff.kind, "name": staff.name}, "fromRole": member.role.value},
+        )
+        member = await Membership.get(id=member.id)
+        await end_subscriptions(actor, member)  # opened with the rights of the role they had
+        made = MadeOwner(organization, membership=member)
+    else:
+        made = MadeOwner(organization, invite=await _create_invite(
+            actor, settings, organization, address, Role.OWNER, [], inviter=staff.user, staff=staff,
+        ))
+    await staff.audit("organization.make_owner", f"INN {organization.inn}", {
+        "organizationId": str(organization.id), "email": address.email, "phone": address.phone,
+        **({"promotedUserId": str(member.user_id)} if made.membership else {"inviteId": str(made.invite.id)}),
+    })
+    return made
+
+
+async def _refuse_an_owner(organization: Organization, field: str) -> None:
+    if await Membership.exists(organization_id=organization.id, role=Role.OWNER):
+        raise UserFacingError(
+            ErrorCode.CONFLICT,
+            "This organization has an owner: the owner invites people and may hand it over (transferOwnership).", field,
+        )
+
+
+async def _member_at(organization_id: uuid.UUID, address: Address) -> Membership | None:
+    """The member whose proven e-mail or phone is this address (None: nobody's); INVALID when the
+    e-mail and the phone given are not one member's (another member's, or a member's and nobody's)."""
+    found = {
+        value: await Membership.get_or_none(organization_id=organization_id, user__is_active=True, **{f"user__{column}": value})
+        for value, column in ((address.email, "email"), (address.phone, "phone")) if value
+    }
+    members = {m.id if m else None for m in found.values()}
+    if len(members) > 1:
+        raise validation.invalid("email", "This e-mail and this phone are not one member's: give only one of them.")
+    return next(iter(found.values()))
+
+
+def role_named(name: str, field: str = "role") -> Role:
+    """A role by its name (any case); INVALID on `field` otherwise (the HTTP API's and the CLI's)."""
+    value = (name or "").strip().upper()
+    if value not in Role.__members__:
+        raise validation.invalid(field, f"A role is one of {', '.join(Role.__members__)}.")
+    return Role(value)
+
+
+async def databases_named(organization_id: uuid.UUID, names: Sequence[str], field: str) -> list[uuid.UUID]:
+    """The organization's databases as the provider names them (their external ids: the HTTP API's
+    and the CLI's way), in the order given; NOT_FOUND on `field` for any other."""
+    wanted = list(dict.fromkeys(name.strip() for name in names if name and name.strip()))
+    if len(wanted) > MAX_DATABASES_NAMED:
+        raise validation.invalid(field, f"At most {MAX_DATABASES_NAMED} databases.")
+    if any(len(name) > 200 or "\x00" in name for name in wanted):
+        raise not_found(field, "database")
+    found = {d.external_id: d.id for d in await Database.filter(organization_id=organization_id, external_id__in=wanted)} if wanted else {}
+    if len(found) != len(wanted):
+        raise not_found(field, "database")
+    return [found[name] for name in wanted]
+
+
+# ---------------------------------------------------------------------------------------- resent, revoked
+
+
+async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
+    """Send a PENDING (or expired) invitation again with a new link for another 7 days; the old link dies."""
+    invite = await _managed_invite(ctx, invite_id, "invite_id")
+    if invite.status != InviteStatus.PENDING:
+        raise validation.invalid("invite_id", f"This invitation is {invite.status.value.lower()}: send a new one.")
+    organization = await lock_organization(invite.organization_id)
+    require_approved(organization, "invite_id", INVITES_ONCE_APPROVED)
+    await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), "invite_id", "invite_id")
+    token, token_hash = new_opaque_token()
+    invite.token_hash = token_hash
+    invite.expires_at = _expiry()
+    await invite.save(update_fields=["token_hash", "expires_at"])
+    databases = await _databases_of_invite(invite)
+    resender = await User.get_or_none(id=ctx.require_viewer().user_id)
+    await _send_invite(ctx.settings, organization, invite, token, databases, "invite_id", resender)
+    await audit.record(
+        ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
+        details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
+    )
+    return invite
+
+
+async def revoke_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
+    """Withdraw a PENDING invitation: its link stops working."""
+    invite = await _managed_invite(ctx, invite_id, "invite_id")
+    if invite.status != InviteStatus.PENDING:
+        raise validation.invalid("invite_id", f"Only a pending invitation can be revoked; this one is {invite.status.value.lower()}.")
+    if is_expired(invite):
+        raise validation.invalid("invite_id", "This invitation has already expired; its link no longer works.")
+    if not await withdraw(invite.organization_id, Q(id=invite.id)):
+        raise validation.invalid("invite_id", "This invitation is no longer pending.")
+    await invite.refresh_from_db()
+    await audit.record(
+        ctx, "invite.revoke", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
+        details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
+    )
+    return invite
+
+
+async def withdraw(organization_id: uuid.UUID, which: Q | None = None) -> list[uuid.UUID]:
+    """The organization's PENDING invites (those `which` picks) become REVOKED: their links die.
+    The ids withdrawn; the caller's audit record names them. Conditional on PENDING, so of a
+    revoke and an accept running together only one wins."""
+    pending = Invite.filter(organization_id=organization_id, status=InviteStatus.PENDING)
+    if which is not None:
+        pending = pending.filter(which)
+    ids = list(await pending.values_list("id", flat=True))
+    if not ids:
+        return []
+    if not await Invite.filter(id__in=ids, status=InviteStatus.PENDING).update(status=InviteStatus.REVOKED):
+        return []
+    return ids
+
+
+async def _managed_invite(ctx: RequestContext, invite_id: uuid.UUID, field: str) -> Invite:
+    """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise); locked."""
+    invite = await organization_row(ctx, Invite, invite_id, field, "invitation")
+    require(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
+    return await Invite.filter(id=invite.id).select_for_update().get()
+
+
+async def _databases_of_invite(invite: Invite) -> list[Database]:
+    ids = await InviteDatabase.filter(invite_id=invite.id).values_list("database_id", flat=True)
+    return list(await Database.filter(id__in=list(ids)).order_by("name", "id")) if ids else []
+
+
+# ---------------------------------------------------------------------------------------- sending
+
+
+def invite_link(settings: Settings, token: str) -> str:
+    return f"{settings.public_url or DEFAULT_PUBLIC_URL}/invite?token={token}"
+
+
+async def _send_invite(
+    settings: Settings, organization: Organization, invite: Invite, token: str, databases: list[Database],
+    phone_field: str, inviter: User | None,
+) -> None:
+    """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
+    its reader learns it); nothing depends on the phone's account, and the inviter sees neither.
+    With an e-mail and a phone, the link goes by e-mail and the phone is told (where SMS can go);
+    by phone only where SMS are not configured, the invitation is UNAVAILABLE (on `phone_field`).
+    The letter names the inviter (a member inviting; none for the provider's staff: "Вас приглашают")."""
+    if invite.phone and not invite.email:
+        outbox.require_sms(settings, phone_field)
+    link = invite_link(settings, token)
+    inviter_name = inviter.full_name if inviter is not None and not inviter.is_staff else None
+    if invite.email:
+        # An unconfirmed sign-up is not an account yet.
+        has_account = await User.exists(email=invite.email, is_active=True)
+        await outbox.email(
+            invite.email, "invite_existing_user" if has_account else "invite_new_user",
+            inviter=messages.inviter_phrase(inviter_name),
+            organization_name=organization.name, organization_code=organization.code,
+            role=messages.ROLE_NAMES[invite.role],
+            databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
+            link=link, days=INVITE_DAYS, expires_at=messages.moscow_time(invite.expires_at),
+        )
+    if invite.phone and invite.email and settings.sms_available:
+        # The link goes by e-mail only: following it proves the e-mail (`_proven_by_link`), which
+        # it could not if the same link had also gone to a phone someone else may hold.
+        await outbox.sms(
+            invite.phone, "invite_sms_letter_sent", organization_name=organization.name,
+            organization_code=organization.code, role=messages.ROLE_NAMES[invite.role], email=codes.mask(invite.email),
+        )
+    elif invite.phone:
+        await outbox.sms(
+            invite.phone, "invite_sms", organization_name=organization.name, organization_code=organization.code,
+            role=messages.ROLE_NAMES[invite.role], link=link,
+        )
+
+
+# ---------------------------------------------------------------------------------------- accepted
+
+
+@dataclass
+class Accepted:
+    """Who joined by an invitation; `signed_in` only for a new account (an existing one came signed in)."""
+
+    user: User
+    signed_in: SignedIn | None
+
+
+async def accept_invite(
+    ctx: RequestContext, token: str, full_name: str | None, password: str | None, phone: str | None
+) -> Accepted:
+    """Join the organization by the link's token.
+
+    The token proves an address, not an account. An address nobody has becomes a new account with
+    the full name and password given here (the phone is optional), signed in at once. An address
+    that belongs to an account joins that account only when the request carries its own access
+    token (FORBIDDEN otherwise: sign in first); no tokens are handed out for it. An invitation whose
+    e-mail and phone are not one account's (two accounts, or an account and nobody; decided now,
+    accounts may have appeared since it was sent) is INVALID: ask for a new one with one address.
+    Every refusal leaves the invitation PENDING: the claim comes after every check.
+    """
+    field = "token"
+    invite = await Invite.get_or_none(token_hash=hash_opaque_token(token or ""))
+    if invite is None or invite.status != InviteStatus.PENDING:
+        raise validation.invalid(field, "This invitation link is not valid: it was used, revoked or replaced.")
+    now = utcnow()
+    if is_expired(invite, now):
+        raise UserFacingError(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
+    organization = await lock_organization(invite.organization_id)
+    require_approved(organization, field, "its invitations can be accepted once it is approved")
+    as_owner = invite.role == Role.OWNER
+    if as_owner:
+        await _refuse_an_owner(organization, field)
+    account = await _invitee_account(invite, field) or await _viewer_who_gave_it(ctx, invite)
+    if account is not None:
+        viewer = ctx.signed_in_viewer()
+        if viewer is None or viewer.user_id != account.id:
+            raise UserFacingError(
+                ErrorCode.FORBIDDEN,
+                "This invitation is for an existing account: sign in to that account, then accept it again.",
+            )
+        # A member who proves the address of an OWNER invitation becomes the owner (make_owner).
+        if not as_owner and await Membership.exists(organization_id=invite.organization_id, user_id=account.id):
+            raise UserFacingError(ErrorCode.CONFLICT, "You are already a member of this organization.", field)
+        newcomer = None
+    else:
+        newcomer = await _newcomer(invite, full_name, password, phone)
+    # Conditional: a token is used once, even by two requests at the same moment.
+    if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.ACCEPTED, accepted_at=now):
+        raise validation.invalid(field, "This invitation link has just been used.")
+    if account is not None:
+        user = account
+        kind, address = _proven_by_link(invite)
+        if getattr(user, f"unproven_{kind}") == address:
+            await addresses.prove(ctx.settings, user, **{kind: address}, field=field)
+    else:
+        user = await _create_newcomer(ctx, invite, newcomer)
+    if as_owner:
+        from resolvers.organizations import moderation  # it imports what imports this module
+
+        await moderation.make_owner(
+            ctx, organization, user.id, action="organization.owner_made", field=field,
+            details={"by": "invitation", "inviteId": str(invite.id), "invitedById": str(invite.invited_by_id) if invite.invited_by_id else None},
+        )
+        membership = await Membership.get(organization_id=invite.organization_id, user_id=user.id)
+        await end_subscriptions(ctx, membership)  # a member promoted: opened with their former rights
+    else:
+        membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
+    databases = await _databases_of_invite(invite)
+    for database in databases:
+        await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)
+    await audit.record(
+        ctx, "invite.accept", actor_id=user.id, organization_id=invite.organization_id, object_type="Membership",
+        object_id=membership.id,
+        details={"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]},
+    )
+    if account is not None:
+        ctx.forget_memberships()  # the payload's fields see the new membership
+        return Accepted(user, None)
+    return Accepted(user, await sign_in_user(ctx, user))
+
+
+async def _invitee_account(invite: Invite, field: str) -> User | None:
+    """The account the invited addresses belong to, or None when they belong to nobody (an
+    unconfirmed sign-up is nobody: the link proves the address, the sign-up did not). INVALID when
+    the e-mail and the phone are not one account's; the message does not say which has one."""
+    by_email = await User.get_or_none(email=invite.email, is_active=True) if invite.email else None
+    by_phone = await User.get_or_none(phone=invite.phone, is_active=True) if invite.phone else None
+    if invite.email and invite.phone and (by_email and by_email.id) != (by_phone and by_phone.id):
+        raise validation.invalid(
+            field, "This invitation's e-mail and phone do not belong to the same person's account: "
+            "ask the organization for a new invitation with only one of them.",
+        )
+    return by_email or by_phone
+
+
+async def _viewer_who_gave_it(ctx: RequestContext, invite: Invite) -> User | None:
+    """The signed-in user who gave the address the link proves without proving it: the invitation
+    is theirs (accepting it proves the address), as it would be once proven. Nobody else's."""
+    viewer = ctx.signed_in_viewer()
+    if viewer is None:
+        return None
+    kind, address = _proven_by_link(invite)
+    return await User.get_or_none(id=viewer.user_id, is_active=True, **{f"unproven_{kind}": address})
+
+
+def _proven_by_link(invite: Invite) -> tuple[str, str]:
+    """The address following the link proves ("email" or "phone", the address): the e-mail the
+    letter went to, else the phone."""
+    return ("email", invite.email) if invite.email else ("phone", invite.phone)
+
+
+@dataclass
+class _Newcomer:
+    full_name: str
+    password: str
+    phone: str | None
+
+
+async def _newcomer(invite: Invite, full_name: str | None, password: str | None, phone: str | None) -> _Newcomer:
+    """Check what a new person gives (nothing is written yet)."""
+    name = validation.non_empty(full_name, "full_name", "Full name")
+    secret = validation.password(password or "", "password")
+    user_phone = invite.phone
+    if user_phone is None and phone:
+        user_phone = validation.phone(phone, "phone")
+        if await User.exists(phone=user_phone, is_active=True):
+            raise UserFacingError(ErrorCode.CONFLICT, "This phone already belongs to another account.", "phone")
+    return _Newcomer(name, secret, user_phone)
+
+
+async def _create_newcomer(ctx: RequestContext, invite: Invite, newcomer: _Newcomer) -> User:
+    """A new account from the invitation. The link proves the address it went to (the e-mail; with
+    no e-mail, the phone): whoever else gave that address unproven gives it up. A phone beside an
+    invited e-mail stays unproven."""
+    kind, address = _proven_by_link(invite)
+    user = await User.create(
+        full_name=newcomer.full_name, password_hash=await passwords.hashed(ctx.settings, newcomer.password),
+        is_active=True, unproven_phone=None if kind == "phone" else newcomer.phone,
+    )
+    await addresses.prove(ctx.settings, user, **{kind: address}, field="token")
+    return user
