@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
-from tortoise.transactions import in_transaction
+from resolvers.common.unit_of_work import change
 
 from graphql import GraphQLError
 
@@ -68,9 +68,11 @@ def _camel(name: str) -> str:
 
 
 def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], Callable[..., Awaitable[P]]]:
-    """Run a mutation in one database transaction; a UserFacingError rolls it back and becomes
-    `payload(userErrors=[…])`. What the mutation scheduled with `ctx.after_commit` (events, …)
-    runs only once the transaction has committed. The one place refusals are turned into userErrors."""
+    """Run a mutation as one unit of work (resolvers/common/unit_of_work.py `change`: its events are
+    announced once it has committed); a UserFacingError rolls it back and becomes
+    `payload(userErrors=[…])`, unless it keeps its changes (then they commit and are announced).
+    What the mutation scheduled with `ctx.after_commit` runs only once the transaction has committed.
+    The one place refusals are turned into userErrors."""
 
     def decorate(mutation: Callable[..., Awaitable[P]]) -> Callable[..., Awaitable[P]]:
         @functools.wraps(mutation)
@@ -78,7 +80,7 @@ def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], C
             ctx = info.context
             refusal: UserFacingError | None = None
             try:
-                async with in_transaction():
+                async with change(ctx, ctx.broadcast):
                     try:
                         result = await mutation(self, info, *args, **kwargs)
                     except UserFacingError as kept:

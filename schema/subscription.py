@@ -22,7 +22,7 @@ from foundation.ids import NO_SUCH_ID, pk_of
 from schema.errors import graphql_error, signed_out
 from models.events import OrganizationEvent
 from resolvers.cloud import live
-from resolvers.common.errors import not_found
+from resolvers.common.errors import not_found, refusal
 from resolvers.organizations import reads as organization_resolvers
 from events.log import ACCESS, DATA, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
 from resolvers.cloud.sessions import newest_first
@@ -122,7 +122,7 @@ def _database(database_id: str | None) -> uuid.UUID | None:
         return None
     pk = pk_of(database_id, "Database")
     if pk is None:
-        raise not_found("database")
+        raise refusal(not_found("database"))
     return pk
 
 
@@ -186,7 +186,7 @@ class Subscription:
         self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[SessionListUpdate, None]:
         ctx = info.context
-        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        org_id = await live.check_watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
         session_filter = live.SessionFilter(ctx, org_id, _database(database_id))
         group = Group(info, org_id, session_filter.only_user, session_filter.database_id, "list")
         async with ctx.event_hub.subscribe(org_id) as stream:
@@ -210,7 +210,7 @@ class Subscription:
         self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[SessionEvent, None]:
         ctx = info.context
-        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        org_id = await live.check_watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
         session_filter = live.SessionFilter(ctx, org_id, _database(database_id))
         group = Group(info, org_id, session_filter.only_user, session_filter.database_id, "events")
         async with ctx.event_hub.subscribe(org_id) as stream:
@@ -228,7 +228,7 @@ class Subscription:
         self, info: strawberry.Info, organization_id: OrganizationToWatch, database_id: OnlyDatabase = None
     ) -> AsyncGenerator[UpdateRun, None]:
         ctx = info.context
-        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        org_id = await live.check_watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
         run_filter = live.RunFilter(ctx, org_id, _database(database_id))
         group = Group(info, org_id, run_filter.database_id, "runs")
         async with ctx.event_hub.subscribe(org_id) as stream:
@@ -250,7 +250,7 @@ class Subscription:
         self, info: strawberry.Info, organization_id: OrganizationToWatch
     ) -> AsyncGenerator[OrganizationDataChange, None]:
         ctx = info.context
-        org_id = await live.watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        org_id = await live.check_watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
         group = Group(info, org_id, "data")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):

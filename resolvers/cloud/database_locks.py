@@ -14,7 +14,7 @@ from foundation.clock import utcnow
 from models.cloud import Database
 from resolvers.common import audit
 from resolvers.common import validation
-from resolvers.common.gates import organization_row, require
+from resolvers.common.gates import check_organization_row, check_permission
 from resolvers.common.context import Actor, RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError
 from events.log import DATA
@@ -47,8 +47,8 @@ async def set_lock(
 ) -> Database:
     """An OWNER's or ADMIN's lock of new sessions (who may change update schedules may lock for
     maintenance). The window ends in the future and lasts at most MAX_LOCK_DAYS."""
-    database = await organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
-    require(ctx, database.organization_id, Permission.MANAGE_UPDATES, "Only the owner or an admin may lock a database.")
+    database = await check_organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
+    check_permission(ctx, database.organization_id, Permission.MANAGE_UPDATES, "Only the owner or an admin may lock a database.")
     message = validation.non_empty(message, "message", "The message users see when turned away", max_length=500)
     now = utcnow()
     starts = locked_from or now
@@ -61,8 +61,8 @@ async def set_lock(
 
 
 async def clear_lock(ctx: RequestContext, database_id: uuid.UUID) -> Database:
-    database = await organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
-    require(ctx, database.organization_id, Permission.MANAGE_UPDATES, "Only the owner or an admin may unlock a database.")
+    database = await check_organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
+    check_permission(ctx, database.organization_id, Permission.MANAGE_UPDATES, "Only the owner or an admin may unlock a database.")
     if database.locked_until is not None:
         await _write(ctx, database, None, None, None, "database.unlock")
     return database

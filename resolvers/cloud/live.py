@@ -11,23 +11,20 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from resolvers.common.context import RequestContext
-from resolvers.common.errors import Refusal
+from resolvers.common.errors import Refusal, not_found, refusal
 from events.log import latest_seq
 from models.cloud import Session
 from models.updates import UpdateRun
-from resolvers.cloud.reads import session_scope, visible
-from resolvers.common.permissions import TYPE_RULES, Sight
+from resolvers.common.permissions import TYPE_RULES, Sight, session_scope, update_run_scope
 from resolvers.cloud.sessions import LIVE, SESSION_ORDER
 
-LIVE_STATUSES = LIVE
 
-
-async def watched_organization(ctx: RequestContext, organization_id: uuid.UUID) -> uuid.UUID:
+async def check_watched_organization(ctx: RequestContext, organization_id: uuid.UUID) -> uuid.UUID:
     """The organization a subscription may watch; as if absent (NOT_FOUND) when not the viewer's."""
     ctx.require_viewer()
     ctx.forget_memberships()  # a socket lives long: read the membership afresh
     if organization_id not in await ctx.memberships():
-        raise Refusal("NOT_FOUND", "No such organization.")
+        raise refusal(not_found("organization"))
     return organization_id
 
 
@@ -57,7 +54,7 @@ class SessionFilter:
 
 def is_live(session: Session) -> bool:
     """A live list shows the sessions that are running or being stopped."""
-    return session.status in LIVE_STATUSES
+    return session.status in LIVE
 
 
 def list_state(sessions: Iterable[Session]) -> frozenset:
@@ -91,7 +88,7 @@ async def _read_snapshot(organization_id: uuid.UUID, session_filter: SessionFilt
         if connection.capabilities.dialect == "postgres":
             await connection.execute_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         seq = await latest_seq(organization_id)
-        sessions = await Session.filter(session_filter.query, status__in=list(LIVE_STATUSES)).order_by(*SESSION_ORDER)
+        sessions = await Session.filter(session_filter.query, status__in=list(LIVE)).order_by(*SESSION_ORDER)
     return seq, sessions
 
 
@@ -100,7 +97,7 @@ class RunFilter:
     databases the role sees, as it stood when they subscribed), and the database asked for."""
 
     def __init__(self, ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None) -> None:
-        narrowing = visible(ctx, "UpdateRun", organization_id, "databases")
+        narrowing = update_run_scope(ctx, organization_id)
         if isinstance(narrowing, Refusal):
             raise narrowing
         self.rights = ctx.narrowed_to(organization_id, as_viewer=True)

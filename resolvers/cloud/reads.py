@@ -10,34 +10,17 @@ from typing import Any
 from tortoise.expressions import Q
 
 from resolvers.common.context import RequestContext
-from resolvers.common.errors import Refusal, forbidden
-from resolvers.common.permissions import Sight, scope
+from resolvers.common.errors import Refusal
+from resolvers.common.permissions import database_scope, session_scope
 from models.cloud import Database, Session
 from models.identity import User
 from models.organizations import Organization
 from resolvers.cloud import sessions
-from resolvers.common.gates import member_organization, organization_row, page_request, related_one, wants_total
+from resolvers.common.gates import check_member_of, check_organization_row, page_request, related_one, wants_total
 from resolvers.common.pagination import Ordering, Page, load_pages
 
 DATABASE_ORDER = Ordering(("name",))
 SESSION_ORDER = Ordering(sessions.SESSION_ORDER)
-
-
-def visible(ctx: RequestContext, type_name: str, organization_id: uuid.UUID, what: str) -> Q | Refusal | None:
-    """Which of an organization's objects of a type the viewer sees, by the role table's rule for
-    the type: all (None), some (the filter), or a FORBIDDEN refusal naming `what`."""
-    seen = scope(type_name, ctx, organization_id)
-    return seen.narrowing if seen.sight is Sight.SEE else forbidden(what)
-
-
-def database_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | Refusal | None:
-    """Which of an organization's databases the viewer sees: all (None), the granted ones, or none."""
-    return visible(ctx, "Database", organization_id, "databases")
-
-
-def session_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | Refusal | None:
-    """Which sessions the viewer sees: all (owner, admin: None), their own (user), or none."""
-    return visible(ctx, "Session", organization_id, "sessions")
 
 
 async def _scoped_pages(
@@ -113,7 +96,7 @@ async def user_of_session(ctx: RequestContext, rows: list[Session], args: dict[s
 async def terminate_session(ctx: RequestContext, session_id: uuid.UUID) -> Session:
     """Ask the cluster to end one session of the viewer's organizations (resolvers/cloud/sessions.py decides who may)."""
     ctx.require_viewer()
-    session = await organization_row(ctx, Session, session_id, "session_id", "session")
+    session = await check_organization_row(ctx, Session, session_id, "session_id", "session")
     return await sessions.terminate(ctx, session, field="session_id")
 
 
@@ -122,5 +105,5 @@ async def terminate_all_sessions(
 ) -> list[Session]:
     """Ask the cluster to end every ACTIVE session the viewer may end in the organization, or in one database."""
     ctx.require_viewer()
-    await member_organization(ctx, organization_id, "organization_id")
+    await check_member_of(ctx, organization_id, "organization_id")
     return await sessions.terminate_all(ctx, organization_id, database_id, database_field="database_id")

@@ -32,9 +32,9 @@ from tortoise.expressions import Q
 
 from foundation.clock import utcnow
 from resolvers.common.context import Actor, RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.common.errors import ErrorCode, Refusal, UserFacingError
 from events.log import SESSIONS, session_payload
-from resolvers.common.permissions import TYPE_RULES, Sight, scope
+from resolvers.common.permissions import TYPE_RULES, Sight, session_scope
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.organizations import Organization
 from resolvers.common import audit
@@ -238,14 +238,14 @@ async def request_termination(
     return sessions
 
 
-def termination_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | None:
+def check_termination_scope(ctx: RequestContext, organization_id: uuid.UUID) -> Q | None:
     """Which of an organization's sessions the viewer may terminate: the ones they see (the role
     table's Session rule: all for OWNER, ADMIN, None here; their own for a USER); FORBIDDEN for a
     role that sees no sessions (ACCOUNTANT)."""
-    seen = scope("Session", ctx, organization_id)
-    if seen.sight is not Sight.SEE:
+    seen = session_scope(ctx, organization_id)
+    if isinstance(seen, Refusal):
         raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not terminate sessions.")
-    return seen.narrowing
+    return seen
 
 
 async def terminate(ctx: RequestContext, session: Session, *, field: str) -> Session:
@@ -253,7 +253,7 @@ async def terminate(ctx: RequestContext, session: Session, *, field: str) -> Ses
     ACTIVE → TERMINATING now, TERMINATED when the cluster confirms. A session in any other status is
     INVALID (`field` names the argument), with what became of it."""
     viewer = ctx.require_viewer()
-    termination_scope(ctx, session.organization_id)  # FORBIDDEN for a role that sees no sessions
+    check_termination_scope(ctx, session.organization_id)  # FORBIDDEN for a role that sees no sessions
     if TYPE_RULES["Session"](ctx, session) is not Sight.SEE:
         raise UserFacingError(ErrorCode.FORBIDDEN, "You may terminate only your own sessions.")
     changed = await request_termination(ctx, Q(id=session.id), requested_by=viewer.user_id, audit_details={})
@@ -272,7 +272,7 @@ async def terminate_all(
     organizations, or in one database of it they see (NOT_FOUND otherwise, at `database_field`).
     The sessions asked to end; none is not an error."""
     viewer = ctx.require_viewer()
-    narrowing = termination_scope(ctx, organization_id)
+    narrowing = check_termination_scope(ctx, organization_id)
     query = Q(organization_id=organization_id)
     if narrowing is not None:
         query &= narrowing

@@ -26,7 +26,7 @@ from resolvers.common.permissions import Permission
 from models.cloud import CloudSubscription, SubscriptionExtension
 from models.organizations import Organization
 from resolvers.common import audit
-from resolvers.common.gates import member_organization, require
+from resolvers.common.gates import check_member_of, check_permission
 
 
 def _months_later(day: dt.date, months: int = 1) -> dt.date:
@@ -118,8 +118,8 @@ SUBSCRIPTION_EXTENSION_DAYS = 7
 async def extend_subscription(ctx: RequestContext, organization_id: uuid.UUID) -> SubscriptionView:
     """The owner's one temporary extension per subscription period: +2 sessions, +8 databases, 7 days.
     The only change of a subscription's extension state; audited here."""
-    await member_organization(ctx, organization_id, "organization_id")
-    require(ctx, organization_id, Permission.EXTEND_SUBSCRIPTION, "Only the owner of the organization may extend the subscription.")
+    await check_member_of(ctx, organization_id, "organization_id")
+    check_permission(ctx, organization_id, Permission.EXTEND_SUBSCRIPTION, "Only the owner of the organization may extend the subscription.")
     subscription = await CloudSubscription.filter(organization_id=organization_id).select_for_update().first()
     if subscription is None:
         raise UserFacingError(ErrorCode.INVALID, "The organization has no cloud subscription to extend.", "organization_id")

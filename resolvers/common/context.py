@@ -14,7 +14,6 @@ from tortoise.expressions import Q
 from foundation.clock import utcnow
 from resolvers.common.errors import signed_out, unauthenticated
 from events.log import PendingAnnouncements
-from resolvers.common.unit_of_work import announce_committed
 from resolvers.common.permissions import Permission, has_staff_rights, role_may
 from foundation.settings import Settings
 from models.identity import User
@@ -53,7 +52,8 @@ class RequestContext:
     _grants: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict, repr=False)
     _memberships_loading: asyncio.Future | None = field(default=None, repr=False)
     _after_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list, repr=False)
-    _announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements, repr=False)
+    # The events this request's change recorded: the unit of work announces them once it commits.
+    announcements: PendingAnnouncements = field(default_factory=PendingAnnouncements, repr=False)
     # Facts some type rules need (resolvers.common.permissions), loaded for a batch of objects on first need.
     _users_in_sight: dict[uuid.UUID, bool] = field(default_factory=dict, repr=False)
     _is_staff: bool | None = field(default=None, repr=False)
@@ -214,13 +214,11 @@ class RequestContext:
 
     def discard_after_commit(self) -> None:
         self._after_commit = []
-        self._announcements = PendingAnnouncements()
+        self.announcements = PendingAnnouncements()
 
     async def record_event(self, organization_id: uuid.UUID, topic: str, kind: str, payload: dict[str, Any]) -> int:
-        """Log an event in the mutation's transaction; it is announced once the transaction commits."""
-        if not self._announcements.latest:
-            self.after_commit(lambda: announce_committed(self._announcements, self.broadcast))
-        return await self._announcements.record(organization_id, topic, kind, payload)
+        """Log an event in the mutation's transaction; the unit of work announces it once that commits."""
+        return await self.announcements.record(organization_id, topic, kind, payload)
 
 
 @dataclass

@@ -66,5 +66,12 @@ def bad_user_input(message: str) -> Refusal:
     return Refusal("BAD_USER_INPUT", message)
 
 
-def not_found(what: str) -> Refusal:
-    return Refusal("NOT_FOUND", f"No such {what}.")
+def not_found(what: str, field: str | None = None) -> UserFacingError:
+    """The one way to say "no such thing": the same words whether it is absent or not the caller's
+    (nothing revealed). A mutation raises it as is; a read or subscription raises `refusal(...)` of it."""
+    return UserFacingError(ErrorCode.NOT_FOUND, f"No such {what}.", field)
+
+
+def refusal(error: UserFacingError) -> Refusal:
+    """A mutation's refusal, said as a whole request's (a subscription, a field)."""
+    return Refusal(error.code.value, error.message)

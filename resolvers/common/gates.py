@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from tortoise.models import Model
 
 from resolvers.common.context import RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.common.permissions import Permission
 from models.organizations import ModerationStatus, Organization
 from models.select import select_by_ids
@@ -33,20 +33,20 @@ async def related_one(model: type[M], parents: Sequence[Any], attribute: str) ->
     return [rows.get(getattr(p, attribute)) for p in parents]
 
 
-async def member_organization(ctx: RequestContext, organization_id: uuid.UUID, field: str | None) -> uuid.UUID:
+async def check_member_of(ctx: RequestContext, organization_id: uuid.UUID, field: str | None) -> uuid.UUID:
     """`organization_id` when the viewer belongs to it; NOT_FOUND for any other (nothing revealed)."""
     if organization_id not in await ctx.memberships():
-        raise not_found(field, "organization")
+        raise not_found("organization", field)
     return organization_id
 
 
-def require(ctx: RequestContext, organization_id: uuid.UUID, permission: Permission, message: str) -> None:
+def check_permission(ctx: RequestContext, organization_id: uuid.UUID, permission: Permission, message: str) -> None:
     """FORBIDDEN unless the viewer's role in the organization allows it (memberships loaded)."""
     if not ctx.may(organization_id, permission):
         raise UserFacingError(ErrorCode.FORBIDDEN, message)
 
 
-def require_approved(organization: Organization, field: str | None, then: str) -> None:
+def check_approved(organization: Organization, field: str | None, then: str) -> None:
     """INVALID unless the provider approved the organization: a PENDING (or REJECTED) one is an
     unchecked claim to an INN that anybody may make, so it brings nobody in (invites, join requests)."""
     if organization.moderation_status != ModerationStatus.APPROVED:
@@ -57,11 +57,8 @@ def require_approved(organization: Organization, field: str | None, then: str) -
         raise UserFacingError(ErrorCode.INVALID, f"This organization {state}: {then}.", field)
 
 
-def not_found(field: str | None, what: str) -> UserFacingError:
-    return UserFacingError(ErrorCode.NOT_FOUND, f"No such {what}.", field)
 
-
-async def organization_row(
+async def check_organization_row(
     ctx: RequestContext, model: type[M], pk: uuid.UUID, field: str | None, what: str, *, lock: bool = False
 ) -> M:
     """The `model` row with this primary key, in one of the viewer's organizations; NOT_FOUND for
@@ -70,5 +67,5 @@ async def organization_row(
     query = model.filter(id=pk).select_for_update() if lock else model.filter(id=pk)
     row = await query.first()
     if row is None or row.organization_id not in memberships:
-        raise not_found(field, what)
+        raise not_found(what, field)
     return row

@@ -29,6 +29,7 @@ from typing import Any
 from tortoise.expressions import Q
 
 from foundation.clock import today
+from resolvers.common.errors import Refusal, forbidden
 from models.organizations import Role
 
 
@@ -251,6 +252,28 @@ def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
     if not isinstance(rule, InOrganization):
         raise TypeError(f"{type_name}'s rule is not one of an organization's objects")
     return rule.scope(ctx, organization_id)
+
+
+def visible(type_name: str, ctx: Any, organization_id: uuid.UUID, what: str) -> Q | Refusal | None:
+    """`scope` as a list takes it: all (None), some (the filter), or a FORBIDDEN refusal naming `what`."""
+    seen = scope(type_name, ctx, organization_id)
+    return seen.narrowing if seen.sight is Sight.SEE else forbidden(what)
+
+
+# One scope helper per type: every list, live list and check of that type asks it.
+def database_scope(ctx: Any, organization_id: uuid.UUID) -> Q | Refusal | None:
+    """Which of an organization's databases the viewer sees: all (None), the granted ones, or none."""
+    return visible("Database", ctx, organization_id, "databases")
+
+
+def session_scope(ctx: Any, organization_id: uuid.UUID) -> Q | Refusal | None:
+    """Which sessions the viewer sees: all (owner, admin: None), their own (user), or none."""
+    return visible("Session", ctx, organization_id, "sessions")
+
+
+def update_run_scope(ctx: Any, organization_id: uuid.UUID) -> Q | Refusal | None:
+    """Which update runs the viewer sees: those of the databases their role sees."""
+    return visible("UpdateRun", ctx, organization_id, "databases")
 
 
 # Types whose objects need facts beyond the viewer's memberships, loaded for a batch at once.

@@ -44,9 +44,9 @@ from resolvers.common import outbox
 from resolvers.identity import passwords
 from resolvers.common import validation
 from foundation.settings import Settings
-from resolvers.common.gates import member_organization, not_found, organization_row, require, require_approved
+from resolvers.common.gates import check_member_of, check_organization_row, check_permission, check_approved
 from resolvers.common.context import Actor, RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.identity.logins import SignedIn, sign_in_user
 from resolvers.organizations.memberships import end_subscriptions, lock_organization, organization_databases
 from resolvers.common.permissions import Permission
@@ -142,10 +142,10 @@ async def invite_member(
 
     A PENDING invite to the same address in this organization is replaced (revoked: its link dies).
     """
-    org_id = await member_organization(ctx, organization_id, "organization_id")
-    require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
+    org_id = await check_member_of(ctx, organization_id, "organization_id")
+    check_permission(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
     organization = await lock_organization(org_id)
-    require_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    check_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
     address = _address(email, phone)
     if role == Role.OWNER:
         raise validation.invalid(
@@ -196,8 +196,8 @@ async def _staff_organization(organization_id: uuid.UUID) -> Organization:
     """The organization staff act on, locked; NOT_FOUND on `organization_id`, INVALID unless APPROVED."""
     organization = await Organization.filter(id=organization_id).select_for_update().first()
     if organization is None:
-        raise not_found("organization_id", "organization")
-    require_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+        raise not_found("organization", "organization_id")
+    check_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
     return organization
 
 
@@ -306,10 +306,10 @@ async def databases_named(organization_id: uuid.UUID, names: Sequence[str], fiel
     if len(wanted) > MAX_DATABASES_NAMED:
         raise validation.invalid(field, f"At most {MAX_DATABASES_NAMED} databases.")
     if any(len(name) > 200 or "\x00" in name for name in wanted):
-        raise not_found(field, "database")
+        raise not_found("database", field)
     found = {d.external_id: d.id for d in await Database.filter(organization_id=organization_id, external_id__in=wanted)} if wanted else {}
     if len(found) != len(wanted):
-        raise not_found(field, "database")
+        raise not_found("database", field)
     return [found[name] for name in wanted]
 
 
@@ -322,7 +322,7 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     if invite.status != InviteStatus.PENDING:
         raise validation.invalid("invite_id", f"This invitation is {invite.status.value.lower()}: send a new one.")
     organization = await lock_organization(invite.organization_id)
-    require_approved(organization, "invite_id", INVITES_ONCE_APPROVED)
+    check_approved(organization, "invite_id", INVITES_ONCE_APPROVED)
     await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), "invite_id", "invite_id")
     token, token_hash = new_opaque_token()
     invite.token_hash = token_hash
@@ -372,8 +372,8 @@ async def withdraw(organization_id: uuid.UUID, which: Q | None = None) -> list[u
 
 async def _managed_invite(ctx: RequestContext, invite_id: uuid.UUID, field: str) -> Invite:
     """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise); locked."""
-    invite = await organization_row(ctx, Invite, invite_id, field, "invitation")
-    require(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
+    invite = await check_organization_row(ctx, Invite, invite_id, field, "invitation")
+    check_permission(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
     return await Invite.filter(id=invite.id).select_for_update().get()
 
 
@@ -459,7 +459,7 @@ async def accept_invite(
     if is_expired(invite, now):
         raise UserFacingError(ErrorCode.EXPIRED, "This invitation link has expired: ask for a new one.", field)
     organization = await lock_organization(invite.organization_id)
-    require_approved(organization, field, "its invitations can be accepted once it is approved")
+    check_approved(organization, field, "its invitations can be accepted once it is approved")
     as_owner = invite.role == Role.OWNER
     if as_owner:
         await _refuse_an_owner(organization, field)

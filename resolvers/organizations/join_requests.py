@@ -15,9 +15,9 @@ from resolvers import messages
 from resolvers.common import audit
 from resolvers.common import outbox
 from resolvers.common import validation
-from resolvers.common.gates import not_found, related_one, require, require_approved
+from resolvers.common.gates import related_one, check_permission, check_approved
 from resolvers.common.context import RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError, forbidden
+from resolvers.common.errors import ErrorCode, UserFacingError, forbidden, not_found
 from resolvers.common.pagination import Ordering, Page, PageRequest, load_pages
 from resolvers.common.permissions import Permission
 
@@ -66,8 +66,8 @@ async def _join_request_to_decide(ctx: RequestContext, request_id: uuid.UUID) ->
     memberships = await ctx.memberships()
     row = await JoinRequest.filter(id=request_id).select_for_update().first()
     if row is None or row.organization_id not in memberships:
-        raise not_found("request_id", "join request")
-    require(ctx, row.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an administrator decides on join requests.")
+        raise not_found("join request", "request_id")
+    check_permission(ctx, row.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an administrator decides on join requests.")
     if row.status != JoinRequestStatus.PENDING:
         raise UserFacingError(ErrorCode.CONFLICT, "This request has already been decided.", "request_id")
     return row
@@ -80,7 +80,7 @@ async def approve_join_request(ctx: RequestContext, request_id: uuid.UUID, role:
         raise validation.invalid("role", "An organization has exactly one owner: choose another role.")
     row = await _join_request_to_decide(ctx, request_id)
     organization = await Organization.get(id=row.organization_id)
-    require_approved(organization, "request_id", "let people in once it is approved (the request waits)")
+    check_approved(organization, "request_id", "let people in once it is approved (the request waits)")
     if await Membership.exists(organization_id=row.organization_id, user_id=row.user_id):
         raise UserFacingError(ErrorCode.CONFLICT, "This person is already a member: reject the request.", "request_id")
     membership = await Membership.create(

@@ -26,9 +26,9 @@ from resolvers.common import audit
 from events import log as events
 from resolvers.common import validation
 from resolvers.cloud import sessions as session_lifecycle
-from resolvers.common.gates import member_organization, not_found, organization_row, require
+from resolvers.common.gates import check_member_of, check_organization_row, check_permission
 from resolvers.common.context import RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.common.permissions import Permission
 
 
@@ -88,12 +88,12 @@ async def transfer_ownership(
     ctx: RequestContext, organization_id: uuid.UUID, membership_id: uuid.UUID
 ) -> tuple[Membership, Membership]:
     """The owner hands the organization to another member and becomes an admin: (new, previous owner)."""
-    org_id = await member_organization(ctx, organization_id, "organization_id")
-    require(ctx, org_id, Permission.TRANSFER_OWNERSHIP, "Only the owner may hand the organization over.")
+    org_id = await check_member_of(ctx, organization_id, "organization_id")
+    check_permission(ctx, org_id, Permission.TRANSFER_OWNERSHIP, "Only the owner may hand the organization over.")
     await lock_organization(org_id)
     target = await Membership.get_or_none(id=membership_id, organization_id=org_id)
     if target is None:
-        raise not_found("membership_id", "member")
+        raise not_found("member", "membership_id")
     if target.user_id == ctx.require_viewer().user_id:
         raise validation.invalid("membership_id", "You already own this organization.")
     previous = await Membership.get(organization_id=org_id, role=Role.OWNER)
@@ -126,12 +126,12 @@ async def lock_organization(org_id: uuid.UUID) -> Organization:
 async def managed_membership(ctx: RequestContext, membership_id: uuid.UUID, field: str) -> Membership:
     """A membership in an organization of the viewer's, who must manage members there; the
     organization locked. NOT_FOUND on `field` for any other (nothing revealed)."""
-    target = await organization_row(ctx, Membership, membership_id, field, "member")
-    require(ctx, target.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage members.")
+    target = await check_organization_row(ctx, Membership, membership_id, field, "member")
+    check_permission(ctx, target.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage members.")
     await lock_organization(target.organization_id)
     target = await Membership.get_or_none(id=target.id)
     if target is None:
-        raise not_found(field, "member")
+        raise not_found("member", field)
     return target
 
 
@@ -151,7 +151,7 @@ async def organization_databases(org_id: uuid.UUID, database_ids: Sequence[uuid.
         return []
     found = {d.id: d for d in await Database.filter(id__in=wanted, organization_id=org_id)}
     if len(found) != len(wanted):
-        raise not_found(field, "database")
+        raise not_found("database", field)
     return [found[pk] for pk in wanted]
 
 

@@ -30,9 +30,9 @@ from resolvers.common import audit
 from events import log as events
 from resolvers.common import outbox
 from resolvers.common import validation
-from resolvers.common.gates import not_found, related_one
+from resolvers.common.gates import related_one
 from resolvers.common.context import Actor, RequestContext
-from resolvers.common.errors import ErrorCode, Refusal, UserFacingError
+from resolvers.common.errors import ErrorCode, Refusal, UserFacingError, not_found
 from resolvers.common.pagination import Ordering, Page, PageRequest, load_pages
 from resolvers.common.staff_rights import Caller, StaffMember, staff_for_change, staff_for_reading
 
@@ -100,7 +100,7 @@ async def organization_id_by_inn(caller: Caller, inn: str, kpp: str | None = Non
 async def _organization_to_moderate(organization_id: uuid.UUID) -> Organization:
     row = await Organization.filter(id=organization_id).select_for_update().first()
     if row is None:
-        raise not_found("organization_id", "organization")
+        raise not_found("organization", "organization_id")
     return row
 
 

@@ -24,7 +24,8 @@ from resolvers.identity import codes
 from resolvers.common import outbox
 from resolvers.common import validation
 from resolvers.cloud import sessions as session_lifecycle
-from resolvers.common.gates import member_organization, not_found, require
+from resolvers.common.errors import not_found
+from resolvers.common.gates import check_member_of, check_permission
 from resolvers.common.context import RequestContext
 from resolvers.organizations.memberships import end_subscriptions, guard_owner, lock_organization, managed_membership
 from resolvers.common.permissions import Permission
@@ -101,16 +102,16 @@ async def confirm_member_removal(ctx: RequestContext, request_id: uuid.UUID, cod
         .select_for_update().first()
     )
     if row is None:
-        raise not_found("request_id", "removal request")
+        raise not_found("removal request", "request_id")
     await codes.check(ctx, REMOVAL_CODE, row, code)
     org_id = uuid.UUID(row.payload["organization_id"])
     if org_id not in await ctx.memberships():
-        raise not_found("request_id", "removal request")
-    require(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may remove members.")
+        raise not_found("removal request", "request_id")
+    check_permission(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may remove members.")
     await lock_organization(org_id)
     target = await Membership.get_or_none(id=uuid.UUID(row.payload["membership_id"]), organization_id=org_id)
     if target is None:
-        raise not_found("request_id", "member (they are no longer in the organization)")
+        raise not_found("member (they are no longer in the organization)", "request_id")
     guard_owner(ctx, target, "The owner cannot be removed.")
     sessions = await end_membership(ctx, target, "member.remove")
     return Removal(target.id, org_id, sessions)
@@ -119,11 +120,11 @@ async def confirm_member_removal(ctx: RequestContext, request_id: uuid.UUID, cod
 async def leave_organization(ctx: RequestContext, organization_id: uuid.UUID) -> Removal:
     """Leave an organization yourself; the owner cannot (INVALID: transfer ownership first)."""
     field = "organization_id"
-    org_id = await member_organization(ctx, organization_id, field)
+    org_id = await check_member_of(ctx, organization_id, field)
     await lock_organization(org_id)
     membership = await Membership.get_or_none(organization_id=org_id, user_id=ctx.require_viewer().user_id)
     if membership is None:
-        raise not_found(field, "organization")
+        raise not_found("organization", field)
     if membership.role == Role.OWNER:
         raise validation.invalid(field, "The owner cannot leave: transfer ownership to another member first.")
     sessions = await end_membership(ctx, membership, "member.leave")

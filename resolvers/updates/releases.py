@@ -16,9 +16,8 @@ from models.updates import PLANNED_RUN_STATUSES, Release, UpdateMode, UpdateRun,
 from resolvers.common import audit
 from resolvers.updates import runs as update_runs
 from resolvers.common import validation
-from resolvers.common.gates import not_found
 from resolvers.common.context import Actor, RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError
+from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.common.staff_rights import StaffMember, staff_for_change
 from resolvers.common.validation import invalid
 
@@ -155,7 +154,7 @@ async def recall_release(ctx: RequestContext, release_id: uuid.UUID) -> Release:
     field = "release_id"
     release = await Release.get_or_none(id=release_id)
     if release is None:
-        raise not_found(field, "release")
+        raise not_found("release", field)
     cancelled = await recall(ctx, release)
     if cancelled is None:
         raise invalid(field, f"Release {release.version} of «{release.configuration}» has already been recalled.")

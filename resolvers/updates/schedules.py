@@ -19,7 +19,7 @@ from models.updates import PLANNED_RUN_STATUSES, UpdateMode, UpdateRun, UpdateRu
 from resolvers.common import audit
 from resolvers.updates import runs as update_runs
 from resolvers.common import validation
-from resolvers.common.gates import SELECTED, organization_row, require
+from resolvers.common.gates import SELECTED, check_organization_row, check_permission
 from resolvers.common.context import Actor, RequestContext
 from resolvers.cloud.credentials import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from resolvers.common.permissions import Permission
@@ -91,7 +91,7 @@ async def schedule_of(ctx: RequestContext, databases: list[Database], args: dict
 
 
 def _require_manage_updates(ctx: RequestContext, organization_id: Any) -> None:
-    require(ctx, organization_id, Permission.MANAGE_UPDATES, "Only the owner or an administrator may manage database updates.")
+    check_permission(ctx, organization_id, Permission.MANAGE_UPDATES, "Only the owner or an administrator may manage database updates.")
 
 
 async def _schedule_for_update(database: Database) -> UpdateSchedule:
@@ -135,7 +135,7 @@ async def schedule_update(
     mode or its times cancels the runs the schedule had planned and plans the next one; saving the
     same mode and times (e.g. only new credentials) leaves the planned runs as they are.
     """
-    database = await organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
+    database = await check_organization_row(ctx, Database, database_id, "database_id", "database", lock=True)
     _require_manage_updates(ctx, database.organization_id)
     if mode != UpdateMode.DISABLED and not database.is_typical:
         raise invalid(
@@ -215,7 +215,7 @@ async def skip_update_run(ctx: RequestContext, run_id: uuid.UUID) -> UpdateRun:
     back to DISABLED, as after a run.
     """
     field = "update_run_id"
-    run = await organization_row(ctx, UpdateRun, run_id, field, "update run")
+    run = await check_organization_row(ctx, UpdateRun, run_id, field, "update run")
     _require_manage_updates(ctx, run.organization_id)
     database = await Database.filter(id=run.database_id).select_for_update().first()
     now = utcnow()
