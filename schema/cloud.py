@@ -14,7 +14,7 @@ from resolvers.cloud import reads as resolvers
 from foundation import clock
 from resolvers.cloud import subscriptions as cloud_subscriptions
 from resolvers.cloud import clusters
-from resolvers.cloud import database_locks
+from resolvers.cloud import database_locks, sessions
 from resolvers.updates import runs as run_resolvers
 from resolvers.updates import schedules as schedule_resolvers
 from resolvers.cloud.subscriptions import SubscriptionView
@@ -320,7 +320,7 @@ class CloudMutations:
         self, info: strawberry.Info,
         session_id: Annotated[strawberry.ID, strawberry.argument(description="The session to end.")],
     ) -> TerminateSessionPayload:
-        session = await resolvers.terminate_session(info.context, pk_of(session_id, "Session") or NO_SUCH_ID)
+        session = await sessions.terminate(info.context, pk_of(session_id, "Session") or NO_SUCH_ID, field="session_id")
         return await expand(info, TerminateSessionPayload(session=Session.from_model(session)))
 
     @strawberry.mutation(
@@ -336,11 +336,11 @@ class CloudMutations:
             strawberry.ID | None, strawberry.argument(description="Only the sessions of this database; all when omitted.")
         ] = None,
     ) -> TerminateAllSessionsPayload:
-        sessions = await resolvers.terminate_all_sessions(
+        ended = await sessions.terminate_all(
             info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID,
-            None if database_id is None else pk_of(database_id, "Database") or NO_SUCH_ID,
+            None if database_id is None else pk_of(database_id, "Database") or NO_SUCH_ID, database_field="database_id",
         )
-        return await expand(info, TerminateAllSessionsPayload(sessions=[Session.from_model(s) for s in sessions]))
+        return await expand(info, TerminateAllSessionsPayload(sessions=[Session.from_model(s) for s in ended]))
 
     @strawberry.mutation(
         description="Activate the temporary extension: +2 sessions and +8 databases for 7 days, once per "

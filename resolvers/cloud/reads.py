@@ -89,21 +89,3 @@ async def database_of(ctx: RequestContext, rows: list[Any], args: dict[str, Any]
 
 async def user_of_session(ctx: RequestContext, rows: list[Session], args: dict[str, Any]) -> list:
     return await related_one(User, rows, "user_id")
-
-
-# ---------------------------------------------------------------------------------------- changes
-
-async def terminate_session(ctx: RequestContext, session_id: uuid.UUID) -> Session:
-    """Ask the cluster to end one session of the viewer's organizations (resolvers/cloud/sessions.py decides who may)."""
-    ctx.require_viewer()
-    session = await check_organization_row(ctx, Session, session_id, "session_id", "session")
-    return await sessions.terminate(ctx, session, field="session_id")
-
-
-async def terminate_all_sessions(
-    ctx: RequestContext, organization_id: uuid.UUID, database_id: uuid.UUID | None
-) -> list[Session]:
-    """Ask the cluster to end every ACTIVE session the viewer may end in the organization, or in one database."""
-    ctx.require_viewer()
-    await check_member_of(ctx, organization_id, "organization_id")
-    return await sessions.terminate_all(ctx, organization_id, database_id, database_field="database_id")

@@ -38,6 +38,7 @@ from resolvers.common.permissions import TYPE_RULES, Sight, session_scope
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.organizations import Organization
 from resolvers.common import audit
+from resolvers.common.gates import check_member_of, check_organization_row
 from resolvers.cloud import database_locks
 from resolvers.cloud.subscriptions import limits_of
 
@@ -248,11 +249,13 @@ def check_termination_scope(ctx: RequestContext, organization_id: uuid.UUID) -> 
     return seen
 
 
-async def terminate(ctx: RequestContext, session: Session, *, field: str) -> Session:
+async def terminate(ctx: RequestContext, session_id: uuid.UUID, *, field: str) -> Session:
     """The viewer asks the cluster to end one session of one of their organizations (the mutation):
-    ACTIVE → TERMINATING now, TERMINATED when the cluster confirms. A session in any other status is
-    INVALID (`field` names the argument), with what became of it."""
+    ACTIVE → TERMINATING now, TERMINATED when the cluster confirms. NOT_FOUND for a session of no
+    organization of theirs; a session in any other status is INVALID (`field` names the argument),
+    with what became of it."""
     viewer = ctx.require_viewer()
+    session = await check_organization_row(ctx, Session, session_id, field, "session")
     check_termination_scope(ctx, session.organization_id)  # FORBIDDEN for a role that sees no sessions
     if TYPE_RULES["Session"](ctx, session) is not Sight.SEE:
         raise UserFacingError(ErrorCode.FORBIDDEN, "You may terminate only your own sessions.")
@@ -272,6 +275,7 @@ async def terminate_all(
     organizations, or in one database of it they see (NOT_FOUND otherwise, at `database_field`).
     The sessions asked to end; none is not an error."""
     viewer = ctx.require_viewer()
+    await check_member_of(ctx, organization_id, "organization_id")
     narrowing = check_termination_scope(ctx, organization_id)
     query = Q(organization_id=organization_id)
     if narrowing is not None:
