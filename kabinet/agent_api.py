@@ -83,7 +83,7 @@ from resolvers.cloud import agent_tokens
 from resolvers.cloud import cluster_agent
 from resolvers.cloud import cluster_limits
 from resolvers.cloud import cluster_mode
-from resolvers.cloud import clusters
+from resolvers.cloud import cluster_snapshot, clusters
 from resolvers.cloud import sessions
 from resolvers.updates import jobs as update_jobs
 from resolvers.updates import runs as update_runs
@@ -210,7 +210,7 @@ class AgentCall:
         value = self.value(name)
         if value is None and not required:
             return None
-        moment = clusters.reported_time(value, utcnow() + dt.timedelta(seconds=self.settings.agent_clock_skew_seconds))
+        moment = cluster_snapshot.reported_time(value, utcnow() + dt.timedelta(seconds=self.settings.agent_clock_skew_seconds))
         if isinstance(moment, str):
             raise _invalid(name, f"`{name}`: {moment}.")
         return moment
@@ -370,15 +370,15 @@ async def sessions_snapshot(call: AgentCall) -> tuple[int, dict[str, Any]]:
     (resolvers/cloud/clusters.py `apply_snapshot`). One transaction, its events announced once committed;
     the same snapshot twice changes nothing the second time."""
     try:
-        cluster = await clusters.reported_cluster(call.agent, call.value("cluster"))
+        cluster = await cluster_snapshot.reported_cluster(call.agent, call.value("cluster"))
     except UserFacingError as error:  # none, or out of the token's reach: the same answer
         raise _not_found("cluster", error.message) from None
     taken_at = call.time("takenAt")
     latest = utcnow() + dt.timedelta(seconds=call.settings.agent_clock_skew_seconds)
-    reports, rejected = clusters.read_snapshot(call.value("infobases"), latest)
+    reports, rejected = cluster_snapshot.read_snapshot(call.value("infobases"), latest)
     actor = SystemActor("cluster agent")
     async with change(actor, call.request.app.state.broadcast):
-        outcome = await clusters.apply_snapshot(actor, call.agent, cluster, taken_at, reports, utcnow())
+        outcome = await cluster_snapshot.apply_snapshot(actor, call.agent, cluster, taken_at, reports, utcnow())
     cluster = outcome.cluster
     return 200, {
         "cluster": {"name": cluster.name, "connected": cluster.connected, "lastReportAt": _iso(cluster.last_report_at)},

@@ -14,7 +14,7 @@ from foundation.ids import to_global_id
 from models.cloud import Cluster, Database, Session, SessionStatus
 from models.events import OrganizationEvent
 from models.updates import UpdateRun, UpdateRunStatus
-from resolvers.cloud import clusters
+from resolvers.cloud import cluster_snapshot, clusters
 from tests import agents
 from tests.agents import bearer, subscribed
 from tests.test_agent_updates import due_run, updatable_database
@@ -156,7 +156,7 @@ async def test_app_ids_map_to_client_kinds(client, world):
     await client.post(SNAPSHOT, json=snapshot(cluster.name, ("buh_a", lines)), headers=token)
     kinds = {s.cluster_session_id: s.client_kind.value for s in await Session.filter(database_id=database.id)}
     assert [kinds[x["clusterSessionId"]] for x in lines] == ["THIN_CLIENT", "WEB_CLIENT", "MOBILE"]
-    assert clusters.APP_CLIENT_KINDS["1CV8"].value == "RDP"
+    assert cluster_snapshot.APP_CLIENT_KINDS["1CV8"].value == "RDP"
 
 
 async def test_the_bounds_and_the_whole_snapshot_refusals(client, world, settings):
