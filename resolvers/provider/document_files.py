@@ -1,8 +1,8 @@
 """A document's PDF as a record carries it: `file_base64` (the HTTP API and imports), or `file_path`,
 read by `kabinet import` only under the imported file's folder or `--files-root` (`DocumentFiles`).
 
-Both doors reach it through the document's upsert (billing.py `provided_pdf`); the importer only
-says where its files are (an `ImportedRecord`), and reads none itself.
+Whatever the door, the document's upsert (billing.py) reads it with `provided_pdf`; the importer
+only says where a record's files are (an `ImportedRecord` carries its `DocumentFiles`).
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ __all__ = [  # the contract an entity module imports from here
     "RECORD_PUNCTUATION", "LineResult", "Outcome", "Record", "RecordRefused", "binary_refused", "punctuation",
     "record_of_line",
     "DELETED_FIELD", "BatchRows", "Referenced", "deleted", "each_record", "looked_up", "never_deleted", "organization_of",
-    "organizations_referenced", "plan_each_statement", "put_owned", "refused_line", "remove_owned", "same_organization", "save_changes",
+    "organizations_referenced", "plan_each_statement", "put_owned", "refused_line", "remove_owned", "same_organization",
+    "save_changes",
     "API", "ENTITIES", "NOT_APPLIED", "NOT_STORED", "SCOPES", "UNAVAILABLE", "EntityKind", "EntityRefused", "RefusalBudget",
     "Source", "Upsert", "apply", "entity", "keep_refusals", "kind_of", "screened",
 ]

@@ -3,8 +3,8 @@
 An upsert reads what its batch names once (`BatchRows.read`, `organizations_referenced`, `looked_up`),
 then applies each record in turn (`each_record`): a row created, changed in place (`save_changes`,
 `put_owned`, `BatchRows.put`), or taken back (`remove_owned`, `BatchRows.remove`), never moved to
-another organization (`same_organization`). `BatchRows` writes a batch's new rows in bulk (`flush`):
-100,000 ledger entries import in seconds.
+another organization (`same_organization`). `put_owned` creates a row at once; `BatchRows` keeps a
+batch's new rows in memory and writes them in bulk (`flush`), for entities sent by the thousand.
 """
 
 from __future__ import annotations
