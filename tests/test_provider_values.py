@@ -227,7 +227,7 @@ async def test_a_database_error_in_a_bulk_write_refuses_only_its_line(monkeypatc
             return "д" * 600  # over the column: refused in the bulk insert
         return real(record, name, **options)
 
-    monkeypatch.setattr("resolvers.provider.billing.text", text_letting_through)
+    monkeypatch.setattr("resolvers.provider.ledger.text", text_letting_through)
     results = await send("ledger_entry", entry(org, good, "2.00", "2026-01-02"), entry(org, bad, "1.00", "2026-01-01"))
     assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.REFUSED]
     assert results[1].reason == NOT_STORED

@@ -10,7 +10,7 @@ applies every line anew; the upserts answer UNCHANGED for what is there already)
 No file, however broken, ends in a traceback: what is wrong with a line (not JSON, not an object,
 a CSV row the csv module cannot read, a line or field over the limit, a NUL character) is that
 line refused, and the import goes on; a file not in UTF-8 is refused whole (ImportRefused). A
-document's `file_path` is read only under the file's folder or `--files-root` (DocumentFiles).
+document's `file_path` is read only under the file's folder or `--files-root` (document_files.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,73 +30,13 @@ from tortoise.transactions import in_transaction
 from foundation.clock import utcnow
 from foundation.settings import Settings
 from models.provider import ImportRun, ProviderAction
+from resolvers.provider.document_files import DocumentFiles, ImportedRecord
 from resolvers.provider.records import (
-    ENTITIES, LineResult, Outcome, ProviderActor, Record, RecordRefused, RefusalBudget, Source, apply, binary_refused, kind_of,
-    record_of_line,
+    ENTITIES, LineResult, Outcome, ProviderActor, Record, RefusalBudget, Source, apply, binary_refused, kind_of, record_of_line,
 )
 
 FORMATS = (".ndjson", ".jsonl", ".csv")
 DEFAULTS = Settings.model_construct()  # the limits' defaults, for a caller that passes none (the CLI passes its settings')
-
-
-@dataclass(frozen=True)
-class DocumentFiles:
-    """Where the documents an import names by `file_path` may be read: relative to the import file's
-    folder (`folder`), and only under `root` — that folder, or the one `--files-root` names (`named`).
-    Never `..` out of it, an absolute path elsewhere (or at all, unless a root was named) nor a
-    symbolic link leading out; a regular file of at most `max_bytes`."""
-
-    folder: Path
-    root: Path
-    named: bool = False
-    max_bytes: int = DEFAULTS.provider_max_body_bytes
-
-    @classmethod
-    def beside(cls, path: Path, files_root: Path | None = None, max_bytes: int = DEFAULTS.provider_max_body_bytes) -> DocumentFiles:
-        folder = Path(path).absolute().parent
-        return cls(folder, Path(files_root or folder).resolve(), files_root is not None, max_bytes)
-
-    def read(self, file_path: str) -> bytes:
-        """The file's bytes; RecordRefused on `file_path` naming why it is not read."""
-        where = f"the files' root {self.root}" if self.named else "the import file's folder"
-        asked = Path(file_path)
-        if asked.is_absolute() and not self.named:
-            raise RecordRefused("file_path", f"{file_path!r} is an absolute path: name the file relative to {where} "
-                                "(or allow a folder with --files-root).")
-        try:
-            found = (self.folder / asked).resolve(strict=True)
-        except (OSError, RuntimeError) as error:  # absent, unreadable, a loop of links
-            raise RecordRefused("file_path", f"Cannot read {file_path}: {getattr(error, 'strerror', None) or error}.") from None
-        if not found.is_relative_to(self.root):
-            if asked.is_absolute():
-                how = "an absolute path outside it"
-            elif not Path(os.path.normpath(self.folder / asked)).is_relative_to(self.root):
-                how = "`..` leads out of it"
-            else:
-                how = "a symbolic link leads out of it"
-            raise RecordRefused("file_path", f"{file_path!r} is not under {where} ({how}): documents are read only there.")
-        try:
-            descriptor = os.open(found, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as error:
-            raise RecordRefused("file_path", f"Cannot read {file_path}: {error.strerror or error}.") from None
-        with os.fdopen(descriptor, "rb") as file:
-            status = os.fstat(file.fileno())
-            if not stat.S_ISREG(status.st_mode):
-                raise RecordRefused("file_path", f"{file_path!r} is not a regular file.")
-            if status.st_size > self.max_bytes:
-                raise RecordRefused("file_path", f"{file_path!r} is over {self.max_bytes} bytes.")
-            content = file.read(self.max_bytes + 1)
-        if len(content) > self.max_bytes:
-            raise RecordRefused("file_path", f"{file_path!r} is over {self.max_bytes} bytes.")
-        return content
-
-
-@dataclass
-class ImportedRecord(Record):
-    """A record read from a file: a document's `file_path` is read by `files` (the HTTP API has no
-    such folder, so it takes `file_base64` only)."""
-
-    files: DocumentFiles | None = None
 
 
 @dataclass
