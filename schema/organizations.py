@@ -255,7 +255,10 @@ class Organization(Node):
 @strawberry.type(description="A person's place in an organization: their role and position.")
 class Membership(Node):
     role: Role = strawberry.field(description="Role in the organization.")
-    position: str | None = strawberry.field(description="Job title, as the member gave it.")
+    position: str | None = strawberry.field(description="Job title, as the member gave it (the same as `jobTitle`).")
+    job_title: str | None = strawberry.field(
+        description="Job title («должность») in this organization: set by the member, the owner or an admin (`updateMember`)."
+    )
     created_at: dt.datetime = strawberry.field(description="When the person joined.")
     model: strawberry.Private[MembershipModel]
 
@@ -263,7 +266,7 @@ class Membership(Node):
     def from_model(cls, model: MembershipModel) -> Membership:
         return cls(
             id=to_global_id("Membership", model.id), role=model.role, position=model.position,
-            created_at=model.created_at, model=model,
+            job_title=model.position, created_at=model.created_at, model=model,
         )
 
     @strawberry.field(description="The member.")
