@@ -241,6 +241,7 @@ TYPE_RULES: dict[str, Rule] = {
     "RefusedRecord": _staff_only,
     "WaitingDocuments": _staff_only,
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
+    "Dashboard": in_organization({P.SEE_ORGANIZATION}),  # its parts have field rules (FIELD_RULES)
 }
 
 
@@ -294,6 +295,10 @@ FIELD_RULES: dict[tuple[str, str], FieldRule] = {
     ("Organization", "sessions"): _field("sessions", *_SESSIONS),
     ("Database", "sessions"): _field("sessions", *_SESSIONS),
     ("Membership", "databases"): _field("this member's databases", P.SEE_ALL_DATABASES, own=True),
+    # The dashboard's parts, as what they sum up (resolvers/dashboard.py).
+    ("Dashboard", "updates"): _field("update runs", *_DATABASES),
+    ("Dashboard", "people"): _field("members", P.SEE_MEMBERS),
+    ("Dashboard", "balanceRunway"): _field("the balance", P.SEE_FINANCE),
 }
 
 PERSONAL_FIELDS = frozenset({

@@ -21,6 +21,7 @@ from models.products import ProductCategory
 from resolvers import billing as billing_resolvers
 from resolvers import cloud as cloud_resolvers
 from resolvers import cloud_subscriptions
+from resolvers import dashboard as dashboard_resolvers
 from resolvers import invitations
 from resolvers import memberships as membership_resolvers
 from resolvers import removals as removal_resolvers
@@ -29,6 +30,7 @@ from resolvers import products as product_resolvers
 from schema.batching import batched, expand, loaded
 from schema.billing import Balance, BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session
+from schema.dashboard import Dashboard
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
@@ -229,6 +231,14 @@ class Organization(Node):
         to: Annotated[dt.date | None, strawberry.argument(description="Last day, inclusive.")] = None,
         first: First = None, after: After = None,
     ) -> Connection[Document] | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        description="The home page at a glance: nearest contract end, updates, people, balance runway; each part "
+        "for the roles that see what it sums up."
+    )
+    @batched(dashboard_resolvers.dashboard_of, to=Dashboard.from_model)
+    def dashboard(self, info: strawberry.Info) -> Dashboard:
         return loaded(self, info)
 
     @strawberry.field(description="The cloud rental subscription, if the organization has one.")
