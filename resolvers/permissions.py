@@ -217,6 +217,14 @@ def _through_database(ctx: Any, row: Any) -> Sight:
     return TYPE_RULES["Database"](ctx, row.database)
 
 
+_see_organization = in_organization({P.SEE_ORGANIZATION})
+
+
+def _dashboard(ctx: Any, row: Any) -> Sight:
+    """An organization's summary (resolvers/dashboard.py), no table of its own: seen with the organization."""
+    return _see_organization(ctx, row)
+
+
 TYPE_RULES: dict[str, Rule] = {
     "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
     "Product": in_organization({P.SEE_ORGANIZATION}),
@@ -241,7 +249,7 @@ TYPE_RULES: dict[str, Rule] = {
     "RefusedRecord": _staff_only,
     "WaitingDocuments": _staff_only,
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
-    "Dashboard": in_organization({P.SEE_ORGANIZATION}),  # its parts have field rules (FIELD_RULES)
+    "Dashboard": _dashboard,  # its parts have field rules (FIELD_RULES)
 }
 
 
