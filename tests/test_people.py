@@ -298,3 +298,35 @@ async def test_a_revoked_or_replaced_created_member_cannot_sign_in(gql):
     assert revoked["userErrors"] == []
     assert (await post(gql, LOGIN, {"l": email, "p": second}))["data"]["login"]["userErrors"][0]["code"] == "INVALID"
     assert not await User.exists(email=email)
+
+
+RESEND = """mutation($i: ID!) { resendInvite(inviteId: $i) { invite { status } userErrors { code field } } }"""
+ACCEPT = """mutation($t: String!, $p: String) { acceptInvite(input: {token: $t, password: $p}) {
+  accessToken user { fullName } userErrors { code field } } }"""
+
+
+async def test_resending_sends_a_new_password_and_the_old_one_dies(gql):
+    organization, team = await factories.create_team()
+    email = factories.unique_email("resent")
+    created = await run(gql, CREATE, {"i": {"organizationId": to_global_id("Organization", organization.id), "email": email,
+                                              "fullName": "В Г", "role": "USER"}}, team[Role.OWNER])
+    old = password_in((await last_message(email, Channel.EMAIL)).body)
+    assert (await run(gql, RESEND, {"i": created["invite"]["id"]}, team[Role.OWNER]))["userErrors"] == []
+    new = password_in((await last_message(email, Channel.EMAIL)).body)
+    assert new != old
+    assert (await post(gql, LOGIN, {"l": email, "p": old}))["data"]["login"]["userErrors"][0]["code"] == "INVALID"
+    assert (await post(gql, LOGIN, {"l": email, "p": new}))["data"]["login"]["mustChangePassword"] is True
+
+
+async def test_the_link_of_a_created_member_works_and_keeps_the_owners_name(gql):
+    organization, team = await factories.create_team()
+    email = factories.unique_email("linked")
+    await run(gql, CREATE, {"i": {"organizationId": to_global_id("Organization", organization.id), "email": email,
+                                  "fullName": "Данилов Д.", "role": "USER"}}, team[Role.OWNER])
+    letter = (await last_message(email, Channel.EMAIL)).body
+    token = re.search(r"/invite\?token=(\S+)", letter).group(1)
+    accepted = (await post(gql, ACCEPT, {"t": token, "p": "chosen-by-me"}))["data"]["acceptInvite"]
+    assert accepted["userErrors"] == [] and accepted["user"]["fullName"] == "Данилов Д."
+    assert not (await User.get(email=email)).must_change_password
+    # the letter's password opens nothing now: the account has its own
+    assert (await post(gql, LOGIN, {"l": email, "p": password_in(letter)}))["data"]["login"]["userErrors"][0]["code"] == "INVALID"
