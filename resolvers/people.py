@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from models.identity import CodePurpose, LoginThrottle, User
-from models.organizations import Membership
+from models.organizations import Membership, Organization
 from resolvers import addresses, audit, codes, outbox, passwords, validation
 from resolvers.addresses import address_taken
 from resolvers.common import not_found, organization_row
@@ -138,6 +138,14 @@ async def request_phone_change(ctx: RequestContext, phone: str, membership_id: u
     else:
         await outbox.sms(new_phone, "phone_change_code", code=code, minutes=PHONE_CHANGE_CODE.minutes)
     if organization_id is not None:
+        # The member hears of it where they can be reached: an admin holding the new phone cannot
+        # make the change without the member entering the code, and the member knows whose it is.
+        if user.email:
+            organization = await Organization.get(id=organization_id)
+            await outbox.email(
+                user.email, "phone_change_started", organization_name=organization.name, phone=codes.mask(new_phone),
+                minutes=PHONE_CHANGE_CODE.minutes,
+            )
         await audit.record(
             ctx, "member.phone_change_started", organization_id=organization_id, object_type="User", object_id=user.id,
             details={"to": codes.mask(new_phone)},

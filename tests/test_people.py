@@ -146,6 +146,8 @@ async def test_an_admin_starts_it_but_only_the_members_own_entry_changes_anythin
     started = await run(gql, REQUEST_PHONE, {"p": new_phone, "m": await membership_id(organization, user)}, admin)
     assert started["userErrors"] == []
     code = await phone_code(new_phone)
+    notice = await last_message(user.email, Channel.EMAIL)
+    assert notice.template == "phone_change_started" and code not in notice.body
     by_admin = await run(gql, CONFIRM_PHONE, {"c": code}, admin)  # the admin's own latest code: none
     assert errors(by_admin) == [("INVALID", ["code"])]
     assert (await User.get(id=user.id)).phone is None
