@@ -126,7 +126,7 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
         viewer = None
         if self.response_cache is not None and request.method == "POST":
             viewer = request.state.viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
-        if viewer is None:
+        if viewer is None or viewer.must_change_password:  # its answers are refusals, kept for nobody
             return await super().run(request, context, root_value)
         kept, lookup = await self.response_cache.lookup(viewer.user_id, query)
         if kept is not None:
@@ -190,7 +190,7 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
         claims = decode_access_token(self.settings, token) if token else None
         if claims is None or claims.login_id in self.ended_logins:
             return None
-        return Viewer(claims.user_id, claims.login_id, claims.expires_at)
+        return Viewer(claims.user_id, claims.login_id, claims.expires_at, claims.must_change_password)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex

@@ -26,6 +26,9 @@ class User(Entity):
     email_verified = fields.BooleanField(default=False, db_default=False)
     phone_verified = fields.BooleanField(default=False, db_default=False)
     is_active = fields.BooleanField(default=True, db_default=True)  # False until a sign-up is confirmed
+    # Signed in with a password someone else chose (a member the owner created, resolvers/organizations/people.py):
+    # nothing but changing it is allowed until it is changed.
+    must_change_password = fields.BooleanField(default=False, db_default=False)
 
     class Meta:
         table = "user"
@@ -74,6 +77,7 @@ class CodePurpose(str, Enum):
     PASSWORD_RESET = "PASSWORD_RESET"
     EMAIL_CHANGE = "EMAIL_CHANGE"
     MEMBER_REMOVAL = "MEMBER_REMOVAL"
+    PHONE_CHANGE = "PHONE_CHANGE"
 
 
 class VerificationCode(Entity):

@@ -91,6 +91,10 @@ class Invite(Entity):
     expires_at = fields.DatetimeField()
     invited_by = fields.ForeignKeyField("models.User", related_name="invites_sent", null=True, on_delete=fields.SET_NULL)
     accepted_at = fields.DatetimeField(null=True)
+    # A member the owner created (resolvers/organizations/people.py create_member): the name the owner gave and the
+    # hash of the generated password the letter carries; signing in with it accepts the invitation.
+    full_name = fields.CharField(max_length=200, null=True)
+    password_hash = fields.CharField(max_length=200, null=True)
 
     class Meta:
         table = "invite"

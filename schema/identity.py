@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from models.identity import User as UserModel
+from models.organizations import Invite as InviteModel
 from resolvers.organizations import reads as org_resolvers
 from resolvers.identity import logins as identity_resolvers
 from resolvers.common.errors import UserFacingError
@@ -98,6 +99,11 @@ class AuthPayload:
     user: User | None = strawberry.field(
         default=None, description="The signed-in user (for `acceptInvite`, the account that joined)."
     )
+    must_change_password: bool | None = strawberry.field(
+        default=None, description="True when the password used was one someone else chose (a member the owner "
+        "created, first sign-in): every operation but `changePassword` is refused until it is changed. Null "
+        "whenever `accessToken` is."
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why it failed; empty on success.")
 
 
@@ -113,11 +119,16 @@ def auth_payload(signed_in: SignedIn) -> AuthPayload:
         refresh_token=signed_in.refresh_token,
         access_token_expires_at=signed_in.access.expires_at,
         user=User.from_model(signed_in.user),
+        must_change_password=bool(signed_in.user.must_change_password),
     )
 
 
 @transactional(AuthPayload)
-async def _signed_in(self: Any, info: strawberry.Info, user: UserModel) -> AuthPayload:
+async def _signed_in(self: Any, info: strawberry.Info, user: UserModel | InviteModel) -> AuthPayload:
+    if isinstance(user, InviteModel):  # a created member's first sign-in accepts their invitation
+        from resolvers.organizations import invitations
+
+        return auth_payload((await invitations.accept_created_member(info.context, user.id)).signed_in)
     return auth_payload(await identity_resolvers.sign_in_user(info.context, user))
 
 

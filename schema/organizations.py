@@ -21,6 +21,7 @@ from models.products import ProductCategory
 from resolvers.billing import reads as billing_resolvers
 from resolvers.cloud import reads as cloud_resolvers
 from resolvers.cloud import subscriptions as cloud_subscriptions
+from resolvers.organizations import dashboard as dashboard_resolvers
 from resolvers.organizations import invitations
 from resolvers.organizations import memberships as membership_resolvers
 from resolvers.organizations import removals as removal_resolvers
@@ -29,6 +30,7 @@ from resolvers.billing import products as product_resolvers
 from schema.batching import batched, expand, loaded
 from schema.billing import Balance, BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session
+from schema.dashboard import Dashboard
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
@@ -231,6 +233,14 @@ class Organization(Node):
     ) -> Connection[Document] | None:
         return loaded(self, info)
 
+    @strawberry.field(
+        description="The home page at a glance: nearest contract end, updates, people, balance runway; each part "
+        "for the roles that see what it sums up."
+    )
+    @batched(dashboard_resolvers.dashboard_of, to=Dashboard.from_model)
+    def dashboard(self, info: strawberry.Info) -> Dashboard:
+        return loaded(self, info)
+
     @strawberry.field(description="The cloud rental subscription, if the organization has one.")
     @batched(cloud_subscriptions.subscription_of, to=CloudSubscription.from_view)
     def cloud_subscription(self, info: strawberry.Info) -> CloudSubscription | None:
@@ -255,7 +265,10 @@ class Organization(Node):
 @strawberry.type(description="A person's place in an organization: their role and position.")
 class Membership(Node):
     role: Role = strawberry.field(description="Role in the organization.")
-    position: str | None = strawberry.field(description="Job title, as the member gave it.")
+    position: str | None = strawberry.field(description="Job title, as the member gave it (the same as `jobTitle`).")
+    job_title: str | None = strawberry.field(
+        description="Job title («должность») in this organization: set by the member, the owner or an admin (`updateMember`)."
+    )
     created_at: dt.datetime = strawberry.field(description="When the person joined.")
     model: strawberry.Private[MembershipModel]
 
@@ -263,7 +276,7 @@ class Membership(Node):
     def from_model(cls, model: MembershipModel) -> Membership:
         return cls(
             id=to_global_id("Membership", model.id), role=model.role, position=model.position,
-            created_at=model.created_at, model=model,
+            job_title=model.position, created_at=model.created_at, model=model,
         )
 
     @strawberry.field(description="The member.")

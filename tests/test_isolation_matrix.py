@@ -156,6 +156,13 @@ RULES: dict[str, OrgRule | Rule] = {
     "OrganizationDataChange": Rule(lambda viewer, scope: True),
     "DatabaseLock": Rule(lambda viewer, scope: True),  # part of its database, seen with it
     "Cluster": Rule(lambda viewer, scope: True),  # no id of its own: reached through a database, seen with it
+    # The dashboard summary (issue 20): no id of its own, each part as what it sums up.
+    "Dashboard": MEMBERS,
+    "ContractEnd": MEMBERS,
+    "UpdatesSummary": OrgRule(roles=frozenset({OWNER, ADMIN, USER})),  # a USER's counted over their databases
+    "UpdateRunStatusCount": OrgRule(roles=frozenset({OWNER, ADMIN, USER})),
+    "PeopleSummary": FINANCES,  # members are seen by OWNER, ADMIN, ACCOUNTANT
+    "BalanceRunway": FINANCES,
     # What signing in answers (the matrix walks it as a mutation payload), and a refusal's reasons.
     "AuthPayload": Rule(lambda viewer, scope: True),
     "UserError": Rule(lambda viewer, scope: True),

@@ -59,3 +59,55 @@ async def test_the_dashboard_query_costs_the_same_statements_at_ten_times_the_da
     assert all(e["node"]["contract"] for e in first["products"]["edges"])
     assert large == small, f"{small} statements for the small data set, {large} for the large one"
     assert small <= 25, "\n".join(small_statements)
+
+
+# The dashboard summary (issue 20, resolvers/organizations/dashboard.py) of every organization at once.
+DASHBOARD_SUMMARY = """{ organizations(first: 20) { totalCount edges { node { name dashboard {
+  nearestContractEnd { endsOn daysLeft contract { number } product { name } }
+  updates { pending byStatus { status count } nextRun { scheduledFor database { name } } }
+  people { membersCount pendingInvitesCount }
+  balanceRunway { days balance chargedLast30Days }
+} } } } }"""
+
+
+async def with_update_runs(email: str) -> None:
+    """Each database of the user's organizations: one run planned, one done (the summary counts both)."""
+    import datetime as dt
+
+    from foundation.clock import utcnow
+    from models.cloud import Database
+    from models.identity import User
+    from models.organizations import Membership
+    from models.updates import UpdateRun, UpdateRunStatus
+
+    user = await User.get(email=email)
+    organization_ids = await Membership.filter(user_id=user.id).values_list("organization_id", flat=True)
+    now = utcnow()
+    for i, database in enumerate(await Database.filter(organization_id__in=organization_ids)):
+        await UpdateRun.create(organization_id=database.organization_id, database=database, status=UpdateRunStatus.SCHEDULED,
+                               scheduled_for=now + dt.timedelta(hours=i + 1))
+        await UpdateRun.create(organization_id=database.organization_id, database=database, status=UpdateRunStatus.SUCCEEDED,
+                               scheduled_for=now - dt.timedelta(days=1))
+
+
+async def summary_statements(gql, sql_counter, organizations: int, rows: int) -> tuple[list[str], dict]:
+    email = f"bulk-{uuid.uuid4().hex[:8]}@example.com"
+    await seed_many_organizations(email, "bulk-password", organizations=organizations, rows=rows)
+    await with_update_runs(email)
+    await gql.token_for_password(email, "bulk-password")
+    with sql_counter() as counter:
+        body = await gql.execute(DASHBOARD_SUMMARY, as_user=email)
+    assert "errors" not in body, body["errors"]
+    return counter.statements, body
+
+
+async def test_the_dashboard_summary_costs_the_same_statements_for_every_organization_at_once(gql, sql_counter):
+    small_statements, small_body = await summary_statements(gql, sql_counter, organizations=2, rows=2)
+    large_statements, large_body = await summary_statements(gql, sql_counter, organizations=20, rows=20)
+    first = large_body["data"]["organizations"]["edges"][0]["node"]["dashboard"]
+    assert first["nearestContractEnd"]["product"] and first["updates"]["pending"] == 4
+    assert first["updates"]["nextRun"]["database"]["name"] and first["people"]["membersCount"] == 1
+    assert len(large_statements) == len(small_statements), (
+        f"{len(small_statements)} statements for 2 organizations, {len(large_statements)} for 20:\n" + "\n".join(large_statements)
+    )
+    assert len(small_statements) <= 16, "\n".join(small_statements)

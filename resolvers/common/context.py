@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from tortoise.expressions import Q
 
 from foundation.clock import utcnow
-from resolvers.common.errors import signed_out, unauthenticated
+from resolvers.common.errors import password_change_first, signed_out, unauthenticated
 from events.log import PendingAnnouncements
 from resolvers.common.permissions import Permission, has_staff_rights, role_may
 from foundation.settings import Settings
@@ -34,6 +34,8 @@ class Viewer:
     user_id: uuid.UUID
     login_id: uuid.UUID
     expires_at: datetime | None = None  # of the access token: a subscription ends then
+    # Signed in with a password someone else chose: refused everything but changing it (resolvers/organizations/people.py).
+    must_change_password: bool = False
 
 
 @dataclass
@@ -58,14 +60,17 @@ class RequestContext:
     _users_in_sight: dict[uuid.UUID, bool] = field(default_factory=dict, repr=False)
     _is_staff: bool | None = field(default=None, repr=False)
 
-    def require_viewer(self) -> Viewer:
+    def require_viewer(self, *, password_change: bool = False) -> Viewer:
         """The signed-in viewer; UNAUTHENTICATED without one, once the token has expired or once its
-        sign-in has ended (a WebSocket outlives the token it was opened with)."""
+        sign-in has ended (a WebSocket outlives the token it was opened with). FORBIDDEN while the
+        viewer must replace a password someone else chose, but for that change (`password_change`)."""
         viewer = self.viewer
         if viewer is None or (viewer.expires_at is not None and viewer.expires_at <= utcnow()):
             raise unauthenticated()
         if viewer.login_id in self.ended_logins:
             raise signed_out()
+        if viewer.must_change_password and not password_change:
+            raise password_change_first()
         return viewer
 
     def signed_in_viewer(self) -> Viewer | None:
@@ -74,7 +79,7 @@ class RequestContext:
         viewer = self.viewer
         if viewer is None or (viewer.expires_at is not None and viewer.expires_at <= utcnow()):
             return None
-        return None if viewer.login_id in self.ended_logins else viewer
+        return None if viewer.login_id in self.ended_logins or viewer.must_change_password else viewer
 
     def for_operation(self) -> RequestContext:
         """A copy for one operation on a WebSocket, whose operations share its connection's context:

@@ -58,6 +58,12 @@ def signed_out() -> Refusal:
     return Refusal("UNAUTHENTICATED", "This sign-in has ended (signed out, password reset): sign in again.")
 
 
+def password_change_first() -> Refusal:
+    return Refusal(
+        "FORBIDDEN", "You signed in with a password sent to you: change it first (changePassword), then sign in again."
+    )
+
+
 def forbidden(what: str = "this field") -> Refusal:
     return Refusal("FORBIDDEN", f"Your role in this organization may not see {what}.")
 

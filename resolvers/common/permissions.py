@@ -218,6 +218,14 @@ def _through_database(ctx: Any, row: Any) -> Sight:
     return TYPE_RULES["Database"](ctx, row.database)
 
 
+_see_organization = in_organization({P.SEE_ORGANIZATION})
+
+
+def _dashboard(ctx: Any, row: Any) -> Sight:
+    """An organization's summary (resolvers/organizations/dashboard.py), no table of its own: seen with the organization."""
+    return _see_organization(ctx, row)
+
+
 TYPE_RULES: dict[str, Rule] = {
     "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
     "Product": in_organization({P.SEE_ORGANIZATION}),
@@ -242,6 +250,7 @@ TYPE_RULES: dict[str, Rule] = {
     "RefusedRecord": _staff_only,
     "WaitingDocuments": _staff_only,
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
+    "Dashboard": _dashboard,  # its parts have field rules (FIELD_RULES)
 }
 
 
@@ -317,6 +326,10 @@ FIELD_RULES: dict[tuple[str, str], FieldRule] = {
     ("Organization", "sessions"): _field("sessions", *_SESSIONS),
     ("Database", "sessions"): _field("sessions", *_SESSIONS),
     ("Membership", "databases"): _field("this member's databases", P.SEE_ALL_DATABASES, own=True),
+    # The dashboard's parts, as what they sum up (resolvers/organizations/dashboard.py).
+    ("Dashboard", "updates"): _field("update runs", *_DATABASES),
+    ("Dashboard", "people"): _field("members", P.SEE_MEMBERS),
+    ("Dashboard", "balanceRunway"): _field("the balance", P.SEE_FINANCE),
 }
 
 PERSONAL_FIELDS = frozenset({

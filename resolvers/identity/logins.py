@@ -13,6 +13,7 @@ from foundation.clock import utcnow
 from resolvers.common.context import RequestContext, Viewer
 from resolvers.common.errors import ErrorCode, UserFacingError, unauthenticated
 from models.identity import RefreshToken, User
+from models.organizations import Invite
 from models.locks import one_at_a_time
 from resolvers.identity import throttle
 
@@ -48,11 +49,12 @@ async def find_user_by_login(login: str) -> User | None:
     return None
 
 
-async def check_password(ctx: RequestContext, login_name: str, password: str) -> User:
+async def check_password(ctx: RequestContext, login_name: str, password: str) -> User | Invite:
     """The account a login and password open, or RATE_LIMITED (this login's or this client address's
     attempts are used up) or INVALID. Called outside any transaction: the attempt is claimed and
     counted by statements that commit at once, and the hash is checked off the event loop
-    (`resolvers/identity/throttle.py`, `resolvers/identity/passwords.py`); the caller signs in in a transaction after."""
+    (`resolvers/identity/throttle.py`, `resolvers/identity/passwords.py`); the caller signs in in a transaction after.
+    An `Invite` for the first sign-in of a member the owner created (`invitations.accept_created_member`)."""
     settings, address = ctx.settings, ctx.client_address
     key = normalize_login(login_name)[:254]
     if not await throttle.claim_address(settings, address):
@@ -61,6 +63,16 @@ async def check_password(ctx: RequestContext, login_name: str, password: str) ->
         await throttle.give_back_address(address)
         raise _locked()
     user = await find_user_by_login(key)
+    if user is None or not user.is_active:
+        # A member the owner created signs in first with the password the letter carried: the
+        # invitation it belongs to, accepted by the caller (resolvers/organizations/invitations.py).
+        from resolvers.organizations.invitations import invited_with_password  # it imports this module
+
+        invite = await invited_with_password(settings, key, password)
+        if invite is not None:
+            await throttle.login_succeeded(key)
+            await throttle.give_back_address(address)
+            return invite
     # An unconfirmed sign-up (is_active False) answers exactly like a wrong password.
     if not await passwords.verify(settings, user.password_hash if user and user.is_active else None, password):
         await throttle.login_failed(settings, key)
@@ -84,8 +96,9 @@ async def _sign_in(ctx: RequestContext, user: User, login_id: uuid.UUID) -> Sign
         user=user, login_id=login_id, token_hash=token_hash,
         expires_at=utcnow() + timedelta(days=ctx.settings.refresh_token_days),
     )
-    access = issue_access_token(ctx.settings, user.id, login_id)
-    ctx.viewer = Viewer(user.id, login_id, access.expires_at)
+    must_change = bool(user.must_change_password)
+    access = issue_access_token(ctx.settings, user.id, login_id, must_change_password=must_change)
+    ctx.viewer = Viewer(user.id, login_id, access.expires_at, must_change)
     ctx.forget_memberships()
     return SignedIn(user, access, token)
 

@@ -55,7 +55,8 @@ async def reset_password(ctx: RequestContext, login: str, code: str, new_passwor
     if user is None or key not in (user.email, user.phone):
         raise UserFacingError(ErrorCode.INVALID, "This code is not right: check it, or request a new one.", "code")
     user.password_hash = await passwords.hashed(ctx.settings, new_password)
-    await user.save(update_fields=["password_hash"])
+    user.must_change_password = False  # a password of their own now (resolvers/organizations/people.py)
+    await user.save(update_fields=["password_hash", "must_change_password"])
     revoked = await revoke_user_logins(ctx, user.id)
     await LoginThrottle.filter(login__in=[v for v in (user.email, user.phone) if v]).delete()
     signed_in = await sign_in_user(ctx, user)

@@ -44,7 +44,9 @@ class AccessToken:
     expires_at: datetime
 
 
-def issue_access_token(settings: Settings, user_id: uuid.UUID, login_id: uuid.UUID) -> AccessToken:
+def issue_access_token(
+    settings: Settings, user_id: uuid.UUID, login_id: uuid.UUID, *, must_change_password: bool = False
+) -> AccessToken:
     now = utcnow().replace(microsecond=0)
     expires_at = now + timedelta(minutes=settings.access_token_minutes)
     claims = {
@@ -55,6 +57,8 @@ def issue_access_token(settings: Settings, user_id: uuid.UUID, login_id: uuid.UU
         "iat": now,
         "exp": expires_at,
     }
+    if must_change_password:  # a password someone else chose (resolvers/organizations/people.py): the token opens nothing else
+        claims["pwc"] = True
     token = jwt.encode(claims, derived_key(settings, "jwt"), algorithm=JWT_ALGORITHM)
     return AccessToken(token, expires_at)
 
@@ -64,6 +68,7 @@ class TokenClaims:
     user_id: uuid.UUID
     login_id: uuid.UUID
     expires_at: datetime
+    must_change_password: bool = False  # the `pwc` claim: only changing the password is allowed
 
 
 # An access token we issue is ~300 bytes; anything much longer is not one of ours, checked or not.
@@ -106,6 +111,7 @@ def _verified_claims(token: str, key: bytes, issuer: str, audience: str) -> Toke
             uuid.UUID(claims["sub"]),
             uuid.UUID(claims["sid"]),
             datetime.fromtimestamp(claims["exp"], timezone.utc),
+            claims.get("pwc") is True,
         )
     except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError):
         return None

@@ -1,9 +1,11 @@
 """Invitations into an organization, from sending to accepting, and when one has expired.
 
 Each transition of an invite has one function here, which writes its rows and its audit record:
-created (`invite_member`, which withdraws a PENDING invite to the same address), resent
+created (`invite_member`, which withdraws a PENDING invite to the same address; `create_member`, an
+invitation whose letter also carries a generated password), resent
 (`resend_invite`), revoked (`withdraw`, called by `revoke_invite` and by whatever else withdraws
-invites), accepted (`accept_invite`); expired is never written but read (`is_expired`,
+invites), accepted (`accept_invite`; `accept_created_member`: the first sign-in with the generated
+password); expired is never written but read (`is_expired`,
 `effective_status`, `status_filter`).
 
 Rules (contract README "Invites"; seed: 1cfresh «Подтверждение приглашения в сервис»):
@@ -26,6 +28,7 @@ Rules (contract README "Invites"; seed: 1cfresh «Подтверждение п�
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from tortoise.expressions import Q
 from foundation.clock import utcnow
 from models.cloud import Database
 from models.identity import User
-from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization, Role
+from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, ModerationStatus, Organization, Role
 from resolvers import messages
 from resolvers.identity import addresses
 from resolvers.common import audit
@@ -44,7 +47,7 @@ from resolvers.common import outbox
 from resolvers.identity import passwords
 from resolvers.common import validation
 from foundation.settings import Settings
-from resolvers.common.gates import check_member_of, check_organization_row, check_permission, check_approved
+from resolvers.common.gates import check_approved, check_member_of, check_organization_row, check_permission
 from resolvers.common.context import Actor, RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.identity.logins import SignedIn, sign_in_user
@@ -57,6 +60,8 @@ INVITE_DAYS = 7
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 INVITES_ONCE_APPROVED = "it may invite people once it is approved"
 MAX_DATABASES_NAMED = 100  # an invitation's databases named in one request
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no l/1, O/0
+CREATED_MEMBER_INVITES_TRIED = 3  # a login's newest pending invitations with a password a sign-in tries
 
 
 # ---------------------------------------------------------------------------------------- expiry
@@ -158,33 +163,70 @@ async def invite_member(
 
 async def _create_invite(
     actor: Actor, settings: Settings, organization: Organization, address: Address, role: Role, databases: list[Database],
-    *, inviter: User | None, staff: StaffMember | None = None,
+    *, inviter: User | None, staff: StaffMember | None = None, full_name: str | None = None, password: str | None = None,
 ) -> Invite:
     """The one way an invitation is created, whoever invites (the caller checked their right, the
     organization APPROVED and locked, the role): CONFLICT for a member's address, a PENDING invite
     to the same address withdrawn, the letter (and SMS) sent, audited (`staff`: by the provider's
-    staff, named in the entry; the provider's audit is the staff function's)."""
+    staff, named in the entry; the provider's audit is the staff function's). `password`: a member
+    the owner created (`create_member`): its hash kept, the password itself only in the letter."""
     await _refuse_members(organization.id, address, "email", "phone")
     replaced = await withdraw(organization.id, address.matches())
     token, token_hash = new_opaque_token()
     invite = await Invite.create(
         organization_id=organization.id, email=address.email, phone=address.phone, role=role,
         status=InviteStatus.PENDING, token_hash=token_hash, expires_at=_expiry(),
-        invited_by_id=inviter.id if inviter else None,
+        invited_by_id=inviter.id if inviter else None, full_name=full_name,
+        password_hash=await passwords.hashed(settings, password) if password else None,
     )
     for database in databases:
         await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
-    await _send_invite(settings, organization, invite, token, databases, "phone", inviter)
+    await _send_invite(settings, organization, invite, token, databases, "phone", inviter, password)
     details = {
         "email": address.email, "phone": address.phone, "role": role.value,
         "databaseIds": [str(d.id) for d in databases], "replacedInviteIds": [str(i) for i in replaced],
     }
     if staff is not None:
         details["byStaff"] = {"kind": staff.kind, "name": staff.name}
+    if password:
+        details["withPassword"] = True
     await audit.record(
         actor, "invite.create", organization_id=organization.id, object_type="Invite", object_id=invite.id, details=details,
     )
     return invite
+
+
+def generated_password() -> str:
+    """12 characters nobody confuses when reading them off a letter or an SMS."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(12))
+
+
+async def create_member(
+    ctx: RequestContext, organization_id: uuid.UUID, email: str | None, phone: str | None, full_name: str,
+    role: Role, database_ids: Sequence[uuid.UUID],
+) -> Invite:
+    """The owner (or an admin) creates a member with a login and a generated password (1C:Кабинет
+    сотрудника, 1cfresh.kz): an invitation, as `invite_member`'s, to ONE address (the login), whose
+    letter (or SMS) also carries the password. Signing in with it accepts the invitation
+    (`accept_created_member`: the address is proven, the name is the one given here, the password must
+    be replaced at once); the link works as any invitation's. An address that already has an account
+    gets the ordinary letter (a password for it would open nothing); the inviter is not told which."""
+    org_id = await check_member_of(ctx, organization_id, "organization_id")
+    check_permission(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may create members.")
+    organization = await lock_organization(org_id)
+    check_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    if bool(email and email.strip()) == bool(phone and phone.strip()):
+        raise validation.invalid("email", "Give the new member's e-mail or phone (one of them: it becomes the login).")
+    address = _address(email, phone)
+    name = validation.non_empty(full_name, "full_name", "Full name")
+    if role == Role.OWNER:
+        raise validation.invalid("role", "Nobody is created as the owner: create them with another role and transfer ownership.")
+    databases = await organization_databases(org_id, database_ids, "database_ids")
+    inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
+    return await _create_invite(
+        ctx, ctx.settings, organization, address, role, databases, inviter=inviter, full_name=name,
+        password=generated_password(),
+    )
 
 
 # ---------------------------------------------------------------------------------------- by the provider's staff
@@ -327,10 +369,13 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     token, token_hash = new_opaque_token()
     invite.token_hash = token_hash
     invite.expires_at = _expiry()
-    await invite.save(update_fields=["token_hash", "expires_at"])
+    password = generated_password() if invite.password_hash else None  # the old letter's password dies with its link
+    if password:
+        invite.password_hash = await passwords.hashed(ctx.settings, password)
+    await invite.save(update_fields=["token_hash", "expires_at", "password_hash"])
     databases = await _databases_of_invite(invite)
     resender = await User.get_or_none(id=ctx.require_viewer().user_id)
-    await _send_invite(ctx.settings, organization, invite, token, databases, "invite_id", resender)
+    await _send_invite(ctx.settings, organization, invite, token, databases, "invite_id", resender, password)
     await audit.record(
         ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
         details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
@@ -391,17 +436,35 @@ def invite_link(settings: Settings, token: str) -> str:
 
 async def _send_invite(
     settings: Settings, organization: Organization, invite: Invite, token: str, databases: list[Database],
-    phone_field: str, inviter: User | None,
+    phone_field: str, inviter: User | None, password: str | None = None,
 ) -> None:
     """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
     its reader learns it); nothing depends on the phone's account, and the inviter sees neither.
     With an e-mail and a phone, the link goes by e-mail and the phone is told (where SMS can go);
     by phone only where SMS are not configured, the invitation is UNAVAILABLE (on `phone_field`).
-    The letter names the inviter (a member inviting; none for the provider's staff: "Вас приглашают")."""
+    The letter names the inviter (a member inviting; none for the provider's staff: "Вас приглашают").
+    `password` (a member the owner created, one address): the letter or SMS carries the login and
+    it, unless the address already has an account (then it is the ordinary invitation)."""
     if invite.phone and not invite.email:
         outbox.require_sms(settings, phone_field)
     link = invite_link(settings, token)
     inviter_name = inviter.full_name if inviter is not None and not inviter.is_staff else None
+    if password and invite.email and not await User.exists(email=invite.email, is_active=True):
+        await outbox.email(
+            invite.email, "member_created", inviter=messages.inviter_phrase(inviter_name),
+            organization_name=organization.name, organization_code=organization.code,
+            role=messages.ROLE_NAMES[invite.role],
+            databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
+            login=invite.email, password=password, link=link, days=INVITE_DAYS,
+            expires_at=messages.moscow_time(invite.expires_at),
+        )
+        return
+    if password and invite.phone and not invite.email and not await User.exists(phone=invite.phone, is_active=True):
+        await outbox.sms(
+            invite.phone, "member_created_sms", organization_name=organization.name,
+            organization_code=organization.code, login=invite.phone, password=password, link=link,
+        )
+        return
     if invite.email:
         # An unconfirmed sign-up is not an account yet.
         has_account = await User.exists(email=invite.email, is_active=True)
@@ -476,7 +539,7 @@ async def accept_invite(
             raise UserFacingError(ErrorCode.CONFLICT, "You are already a member of this organization.", field)
         newcomer = None
     else:
-        newcomer = await _newcomer(invite, full_name, password, phone)
+        newcomer = await _newcomer(invite, full_name or invite.full_name, password, phone)
     # Conditional: a token is used once, even by two requests at the same moment.
     if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.ACCEPTED, accepted_at=now):
         raise validation.invalid(field, "This invitation link has just been used.")
@@ -498,17 +561,66 @@ async def accept_invite(
         await end_subscriptions(ctx, membership)  # a member promoted: opened with their former rights
     else:
         membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
-    databases = await _databases_of_invite(invite)
-    for database in databases:
-        await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)
-    await audit.record(
-        ctx, "invite.accept", actor_id=user.id, organization_id=invite.organization_id, object_type="Membership",
-        object_id=membership.id,
-        details={"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]},
-    )
+    await _granted_and_recorded(ctx, invite, user, membership, "link")
     if account is not None:
         ctx.forget_memberships()  # the payload's fields see the new membership
         return Accepted(user, None)
+    return Accepted(user, await sign_in_user(ctx, user))
+
+
+async def _granted_and_recorded(ctx: RequestContext, invite: Invite, user: User, membership: Membership, via: str) -> None:
+    """The invitation's databases granted to the new membership, and the acceptance audited."""
+    databases = await _databases_of_invite(invite)
+    for database in databases:
+        await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)
+    details = {"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]}
+    if via != "link":
+        details["via"] = via
+    await audit.record(
+        ctx, "invite.accept", actor_id=user.id, organization_id=invite.organization_id, object_type="Membership",
+        object_id=membership.id, details=details,
+    )
+
+
+async def invited_with_password(settings: Settings, login: str, password: str) -> Invite | None:
+    """The PENDING, unexpired invitation of a member the owner created whose login (its one address)
+    this is and whose generated password this is; None otherwise. For a login no account holds
+    (`identity.check_password` asks only then); the newest few are tried, so a sign-in costs a
+    bounded number of hashes."""
+    column = "email" if "@" in login else "phone"
+    candidates = await Invite.filter(
+        status=InviteStatus.PENDING, expires_at__gt=utcnow(), password_hash__isnull=False, **{column: login},
+    ).order_by("-created_at").limit(CREATED_MEMBER_INVITES_TRIED)
+    for invite in candidates:
+        if await passwords.verify(settings, invite.password_hash, password):
+            return invite
+    return None
+
+
+async def accept_created_member(ctx: RequestContext, invite_id: uuid.UUID) -> Accepted:
+    """The first sign-in of a member the owner created, with the password the letter carried
+    (checked by `invited_with_password`): it accepts the invitation. The account is made with the
+    name the owner gave and that password, which must be replaced before anything else
+    (`must_change_password`); the address the password went to is proven (only its reader had it).
+    Answered as a wrong password when the invitation is no longer pending or its address has
+    meanwhile become an account's (whose own password is the login)."""
+    wrong = UserFacingError(ErrorCode.INVALID, "Wrong login or password.", "password")
+    invite = await Invite.get_or_none(id=invite_id)
+    if invite is None or invite.status != InviteStatus.PENDING or invite.password_hash is None or is_expired(invite):
+        raise wrong
+    organization = await lock_organization(invite.organization_id)
+    if organization.moderation_status != ModerationStatus.APPROVED or await _invitee_account(invite, "password") is not None:
+        raise wrong
+    if not await Invite.filter(id=invite.id, status=InviteStatus.PENDING).update(status=InviteStatus.ACCEPTED, accepted_at=utcnow()):
+        raise wrong
+    kind, address = _proven_by_link(invite)
+    user = await User.create(
+        full_name=invite.full_name or address, password_hash=invite.password_hash, is_active=True,
+        must_change_password=True,
+    )
+    await addresses.prove(ctx.settings, user, **{kind: address}, field="password")
+    membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
+    await _granted_and_recorded(ctx, invite, user, membership, "password")
     return Accepted(user, await sign_in_user(ctx, user))
 
 
