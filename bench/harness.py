@@ -23,8 +23,8 @@ from bench.http_load import LoadSpec, autocannon_available, python_load, run_aut
 from bench.report import check_targets
 from bench.workloads import sql_counts, w1_nested, w2_dashboard, w3_history, w4_fanout, w5_writes
 
-# run in this order on the servers the run starts first (W1–W3, W5), then W4 on fresh servers of its
-# own, then the SQL counts in-process
+# in this order, on the two kabinet servers (and PostGraphile) the run starts for them; then W4, each
+# subscriber count on a fresh kabinet process of its own; then the SQL counts, in this process
 WORKLOADS_ON_SHARED_SERVERS = (("W1", w1_nested.run), ("W2", w2_dashboard.run), ("W3", w3_history.run),
                                ("W5", w5_writes.run))
 
