@@ -35,7 +35,7 @@ class Scale:
     w2_rows: int = 20
     ledger_rows: int = 100_000
     w4_rows: int = 20  # active sessions of the watched organization
-    w4_people: int = 1_000  # ADMINs and as many USERs of the watched organization (bench.run sets it)
+    w4_people: int = 1_000  # ADMINs and as many USERs of the watched organization (bench/harness.py sets it)
     w5_rows: int = 100  # → 20 databases
     w5_sessions: int = 40_000  # ACTIVE sessions that terminateSession ends, one per request
     small_w1_organizations: int = 5

@@ -1,4 +1,4 @@
-"""A process of many graphql-transport-ws subscribers, driven by bench/run.py over stdin/stdout.
+"""A process of many graphql-transport-ws subscribers, driven by bench/subscribers.py over stdin/stdout.
 
 `python -m bench.wsclients '<json spec>'` (or `@file` holding it) opens `count` WebSockets, sends
 connection_init with the token (`tokens[i]` for socket i when the subscribers are distinct people)

@@ -1,4 +1,4 @@
-// PostGraphile 5 over the bench database, for the side-by-side figures of W1 and W2 (bench/run.py).
+// PostGraphile 5 over the bench database, for the side-by-side figures of W1 and W2 (bench/workloads/postgraphile.py).
 // Its own schema is generated from the tables: organization → products → contract, documents…
 // Started as: node node_modules/.bin/postgraphile -C postgraphile/graphile.config.mjs
 // with DATABASE_URL, PORT set by the bench. No auth and no RLS: it reads the tables as they are.
