@@ -245,7 +245,7 @@ async def add_document(
     """The document published as the publisher does it: its row and its PDF, the demo supplier on it."""
     content = document_publication.render(DEMO_SUPPLIER, organization, kind, number, issued_on, period, lines, total, CURRENCY)
     return await document_publication.publish_document(
-        organization.id, kind, number, issued_on, period, total, content, CURRENCY
+        organization.id, kind, number, issued_on, period, total, content, CURRENCY, announce=False,
     )
 
 

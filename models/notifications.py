@@ -3,9 +3,25 @@ threshold mails once)."""
 
 from __future__ import annotations
 
+from enum import Enum
+
 from tortoise import fields
 
 from models.base import Entity
+
+
+class NotificationKind(str, Enum):
+    NEW_DOCUMENT = "NEW_DOCUMENT"
+    LOW_BALANCE = "LOW_BALANCE"
+    CONTRACT_EXPIRING = "CONTRACT_EXPIRING"
+    RELEASE_OUT = "RELEASE_OUT"
+    UPDATE_SCHEDULED = "UPDATE_SCHEDULED"
+    UPDATE_DONE = "UPDATE_DONE"
+    UPDATE_FAILED = "UPDATE_FAILED"
+    SESSION_TERMINATED_BY_ADMIN = "SESSION_TERMINATED_BY_ADMIN"
+    INVITE_ACCEPTED = "INVITE_ACCEPTED"
+    TICKET_ANSWERED = "TICKET_ANSWERED"
+    MODERATION_WAITING = "MODERATION_WAITING"  # the provider's staff only
 
 
 class NotificationSettings(Entity):

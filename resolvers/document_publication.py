@@ -29,9 +29,11 @@ from tortoise.transactions import in_transaction
 from kabinet.clock import utcnow
 from models.billing import Charge, Document, DocumentFile, DocumentKind
 from models.organizations import Organization
+from resolvers import notifications
 from resolvers import supplier as suppliers
+from resolvers.context import SystemActor
 from resolvers.documents import (
-    PUBLICATION_DAY, Party, document_filename, document_number, document_visible_from, last_day_of, period_before,
+    PUBLICATION_DAY, TITLES, Party, document_filename, document_number, document_visible_from, last_day_of, period_before,
     render_document_pdf,
 )
 from resolvers.supplier import Supplier
@@ -57,7 +59,7 @@ def render(
 async def publish_document(
     organization_id: uuid.UUID, kind: DocumentKind, number: str, issued_on: date, period: str | None,
     total: Decimal, content: bytes, currency: str = CURRENCY, *,
-    visible_from: date | None = None, external_id: str | None = None,
+    visible_from: date | None = None, external_id: str | None = None, announce: bool = True,
 ) -> Document:
     """A document is published: its row, visible from the day the publication rule says (unless the
     provider names the day), and its PDF (`render`, or the provider's own). In the caller's
@@ -70,7 +72,17 @@ async def publish_document(
     await DocumentFile.create(
         document=document, filename=document_filename(kind, number), content_type="application/pdf", content=content,
     )
+    if announce and document.visible_from <= utcnow().date():
+        await _announce(document)
     return document
+
+
+async def _announce(document: Document) -> None:
+    """NEW_DOCUMENT once the document is visible: one published for later is not mailed (the demo's
+    history is seeded with `announce=False`)."""
+    organization = await Organization.get(id=document.organization_id)
+    title = TITLES.get(document.kind.value, document.kind.value)
+    await notifications.new_document(SystemActor("document publisher"), organization, document, title)
 
 
 async def revise_document(document: Document, values: dict, content: bytes | None) -> bool:

@@ -36,7 +36,7 @@ from kabinet.clock import utcnow
 from models.cloud import Database
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization, Role
-from resolvers import addresses, audit, codes, messages, outbox, passwords, validation
+from resolvers import addresses, audit, codes, messages, notifications, outbox, passwords, validation
 from kabinet.settings import Settings
 from resolvers.common import member_organization, not_found, organization_row, require, require_approved
 from resolvers.context import Actor, RequestContext
@@ -500,6 +500,7 @@ async def accept_invite(
         object_id=membership.id,
         details={"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]},
     )
+    await notifications.invite_accepted(ctx, organization, user, invite.role)
     if account is not None:
         ctx.forget_memberships()  # the payload's fields see the new membership
         return Accepted(user, None)

@@ -11,7 +11,7 @@ from models.identity import User
 from models.organizations import (
     JoinRequest, JoinRequestStatus, Membership, ModerationStatus, Organization, OrganizationKind, Role,
 )
-from resolvers import audit, invitations, join_requests, moderation, removals, validation
+from resolvers import audit, invitations, join_requests, moderation, notifications, removals, validation
 from resolvers.context import RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
 from resolvers.identity import viewer_user
@@ -95,6 +95,8 @@ async def add_organization(
             object_id=organization.id,
             details={"inn": inn, "moderation": status.value, **({"beside": str(customer.id)} if customer else {})},
         )
+        if status == ModerationStatus.PENDING:
+            await notifications.moderation_waiting(ctx, organization)
         await _reload_memberships(ctx)
         return AddedOrganization(organization=organization)
     raise UserFacingError(ErrorCode.CONFLICT, "Someone added this INN a moment ago: try again.", "inn")
@@ -134,5 +136,7 @@ async def _claim_again(
     )
     if await moderation.is_known_contact(user, organization.inn):  # the customer now: approved, or folded into the provider's
         organization = await moderation.accept_claim(ctx, organization, {"by": "known contact"}, field="inn")
+    else:
+        await notifications.moderation_waiting(ctx, organization)
     await _reload_memberships(ctx)
     return organization

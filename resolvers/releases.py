@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 from kabinet.clock import utcnow
 from models.cloud import Database
 from models.updates import PLANNED_RUN_STATUSES, Release, UpdateMode, UpdateRun, UpdateRunStatus, UpdateSchedule
-from resolvers import audit, update_runs, validation
+from models.organizations import Organization
+from resolvers import audit, notifications, update_runs, validation
 from resolvers.common import not_found
 from resolvers.context import Actor, RequestContext
 from resolvers.errors import ErrorCode, UserFacingError
@@ -144,7 +145,21 @@ async def publish(
     )
     await update_runs.cancel(actor, superseded, f"Заменено обновлением до релиза {version}.")
     await update_runs.quarantine(actor, release, quarantined, now + QUARANTINE)
+    await _announce(actor, release)
     return release
+
+
+async def _announce(actor: Actor, release: Release) -> None:
+    """RELEASE_OUT (resolvers/notifications.py) to each organization with a database of the
+    configuration on an older version: the letter that the release is out (BIT.LK)."""
+    key = version_key(release.version)
+    names: dict[uuid.UUID, list[str]] = {}
+    for database in await Database.filter(configuration=release.configuration).order_by("name"):
+        if version_key(database.version) < key:
+            names.setdefault(database.organization_id, []).append(database.name)
+    organizations = {o.id: o for o in await Organization.filter(id__in=list(names))} if names else {}
+    for organization_id, databases in names.items():
+        await notifications.release_out(actor, organizations[organization_id], release, databases)
 
 
 async def recall_release(ctx: RequestContext, release_id: uuid.UUID) -> Release:

@@ -37,7 +37,7 @@ from resolvers.events import SESSIONS, session_payload
 from resolvers.permissions import TYPE_RULES, Sight, scope
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.organizations import Organization
-from resolvers import audit, database_locks
+from resolvers import audit, database_locks, notifications
 from resolvers.cloud_subscriptions import limits_of
 
 # Every list of sessions, newest first; of two started at the same moment the greater id first.
@@ -234,6 +234,8 @@ async def request_termination(
                 details={"userName": session.user_name, "databaseId": str(session.database_id), **audit_details},
             )
         await actor.record_event(session.organization_id, SESSIONS, "TERMINATING", session_payload(session))
+    if audit_details is not None:  # someone's termination (not a member's access taken away): tell the users
+        await notifications.sessions_terminated(actor, sessions)
     return sessions
 
 
