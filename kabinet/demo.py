@@ -28,6 +28,7 @@ from models.billing import (
 )
 from models.cloud import ClientKind, Database, SessionStatus
 from models.identity import User
+from models.notifications import NotificationKind, NotificationSettings
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
@@ -350,6 +351,15 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
         moderation_status=ModerationStatus.APPROVED, code="100501",
     )
     users, memberships = await add_people(org, ROMASHKA_PEOPLE, password_hash)
+    # The accountant's letters on working hours (09:00–18:00 Moscow), one digest a day; the owner's
+    # without «update scheduled» (only its result). Everyone else: the defaults.
+    await NotificationSettings.create(
+        user=users["buh@romashka.example"], organization=org, time_zone="Europe/Moscow", window_start=9 * 60,
+        window_end=18 * 60, digest_hours=24,
+    )
+    await NotificationSettings.create(
+        user=users["owner@romashka.example"], organization=org, muted_kinds=NotificationKind.UPDATE_SCHEDULED.value,
+    )
 
     its_start = today - timedelta(days=150)
     its = await Contract.create(

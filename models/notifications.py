@@ -48,7 +48,7 @@ class NotificationSettings(Entity):
 
 class NotificationReminder(Entity):
     """One reminder sent: a threshold (30, 7, 1 days) of a subject (a contract's end on a date, the
-    balance's runway) to one user of one organization. Unique, so a threshold mails once; the balance's
+    balance's runway) to one user of one organization. Unique, so a threshold mails once, and the balance's
     rows are dropped once it is topped up (dealt with), so a later dip reminds again."""
 
     organization = fields.ForeignKeyField("models.Organization", related_name="notification_reminders", on_delete=fields.CASCADE)

@@ -217,6 +217,15 @@ def _through_database(ctx: Any, row: Any) -> Sight:
     return TYPE_RULES["Database"](ctx, row.database)
 
 
+def _own_settings(ctx: Any, row: Any) -> Sight:
+    """Notification settings are their user's alone: in an organization they belong to, or (staff) their own."""
+    if ctx.viewer is None or row.user_id != ctx.viewer.user_id:
+        return Sight.HIDDEN
+    if row.organization_id is None:
+        return Sight.SEE if ctx.viewer_is_staff() else Sight.HIDDEN
+    return Sight.SEE if ctx.role_in(row.organization_id) is not None else Sight.HIDDEN
+
+
 TYPE_RULES: dict[str, Rule] = {
     "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
     "Product": in_organization({P.SEE_ORGANIZATION}),
@@ -241,6 +250,7 @@ TYPE_RULES: dict[str, Rule] = {
     "RefusedRecord": _staff_only,
     "WaitingDocuments": _staff_only,
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
+    "NotificationSettings": _own_settings,  # the viewer's own, whatever the role (resolvers/notifications.py)
 }
 
 
@@ -300,5 +310,6 @@ PERSONAL_FIELDS = frozenset({
     ("User", "memberships"),  # the viewer's own memberships, in organizations other viewers are not in
     ("Membership", "databases"),  # one's own grants
     ("User", "unprovenEmail"), ("User", "unprovenPhone"),  # shown to the user themselves only
+    ("Organization", "notificationSettings"),  # the viewer's own settings there
     ("Query", "me"),
 })

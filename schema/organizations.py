@@ -22,6 +22,7 @@ from resolvers import billing as billing_resolvers
 from resolvers import cloud as cloud_resolvers
 from resolvers import cloud_subscriptions
 from resolvers import invitations
+from resolvers import notifications as notification_resolvers
 from resolvers import memberships as membership_resolvers
 from resolvers import removals as removal_resolvers
 from resolvers import organizations as resolvers
@@ -32,6 +33,7 @@ from schema.cloud import CloudSubscription, Database, Session
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
+from schema.notifications import NotificationSettings
 from schema.products import Contract, Product
 from kabinet.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import After, Connection, First, Node, connection_of, list_of
@@ -188,6 +190,14 @@ class Organization(Node):
         to: Annotated[dt.date | None, strawberry.argument(description="Last UTC day, inclusive.")] = None,
         first: First = None, after: After = None,
     ) -> Connection[AuditEntry] | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        name="notificationSettings",
+        description="Your own notification settings in this organization (every role; the defaults until you change them).",
+    )
+    @batched(notification_resolvers.settings_of, to=NotificationSettings.from_view)
+    def notification_settings(self, info: strawberry.Info) -> NotificationSettings | None:
         return loaded(self, info)
 
     @strawberry.field(description="Deposit balance and prepaid services. Not for USER (FORBIDDEN).")
