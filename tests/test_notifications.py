@@ -21,6 +21,7 @@ from kabinet.ids import to_global_id
 from resolvers import document_publication, notifications, outbox, releases, update_runs
 from resolvers.context import SystemActor
 from tests import factories
+from tests import test_invites as invites
 from tests.test_add_organization import ADD, legal_inn
 from tests.test_sessions_mutations import TERMINATE
 from workers import mail
@@ -406,14 +407,18 @@ async def test_a_session_ended_by_an_admin_mails_its_user_not_one_they_ended_the
     assert len(await letters(user, "session_terminated")) == 1
 
 
-async def test_an_accepted_invitation_mails_the_owner_and_admins():
-    organization, team = await factories.create_team(Role.ADMIN)
-    newcomer = await factories.create_user(full_name="Петров Пётр")
-    await notifications.invite_accepted(ACTOR, organization, newcomer, Role.ACCOUNTANT)
+async def test_an_accepted_invitation_mails_the_owner_and_admins_not_the_newcomer(gql):
+    organization, team = await factories.create_team(Role.ADMIN, Role.ACCOUNTANT)
+    address = factories.unique_email("newcomer")
+    _, token = await invites.sent_invite(gql, team[Role.ADMIN], organization, email=address, role="ADMIN")
+    accepted = await invites.accept(gql, token, fullName="Петров Пётр", password="very-secret-42")
+    assert accepted["userErrors"] == []
     for role in (Role.OWNER, Role.ADMIN):
         (letter,) = await letters(team[role], "invite_accepted")
-        assert "Петров Пётр" in letter.body
-    assert await letters(newcomer) == []
+        assert "Петров Пётр" in letter.body and organization.name in letter.body
+    assert await letters(team[Role.ACCOUNTANT]) == []
+    newcomer = await User.get(email=address)
+    assert await letters(newcomer, "invite_accepted") == []
 
 
 async def test_outbox_deferred_holds_letters_queued_inside_only():
