@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from tortoise.exceptions import IntegrityError
@@ -41,6 +41,7 @@ from resolvers.supplier import Supplier
 log = logging.getLogger("kabinet.documents")
 
 CURRENCY = "RUB"
+ANNOUNCED_FOR = timedelta(days=7)  # a document that became visible longer ago is history, not news
 
 
 def render(
@@ -72,14 +73,15 @@ async def publish_document(
     await DocumentFile.create(
         document=document, filename=document_filename(kind, number), content_type="application/pdf", content=content,
     )
-    if announce and document.visible_from <= utcnow().date():
+    today = utcnow().date()
+    if announce and today - ANNOUNCED_FOR <= document.visible_from <= today:
         await _announce(document)
     return document
 
 
 async def _announce(document: Document) -> None:
-    """NEW_DOCUMENT once the document is visible: one published for later is not mailed (the demo's
-    history is seeded with `announce=False`)."""
+    """NEW_DOCUMENT for a document visible now: neither one published for later, nor the provider's
+    history (visible for more than ANNOUNCED_FOR already); the demo's is seeded with `announce=False`."""
     organization = await Organization.get(id=document.organization_id)
     title = TITLES.get(document.kind.value, document.kind.value)
     await notifications.new_document(SystemActor("document publisher"), organization, document, title)

@@ -23,7 +23,8 @@ from resolvers.validation import invalid
 
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
 QUARANTINE = dt.timedelta(hours=24)
-RELEASE_WINDOW = dt.timedelta(days=7)  # an ON_RELEASE run happens no later than this after the release
+RELEASE_WINDOW = dt.timedelta(days=7)
+ANNOUNCED_FOR = dt.timedelta(days=7)  # a release published longer ago (the provider's records) is not mailed  # an ON_RELEASE run happens no later than this after the release
 DEFAULT_TIMEZONE = "Europe/Moscow"
 DEFAULT_TIME_OF_DAY = "03:00"
 # Runs that take up an update slot (a planned or a past one).
@@ -145,7 +146,8 @@ async def publish(
     )
     await update_runs.cancel(actor, superseded, f"Заменено обновлением до релиза {version}.")
     await update_runs.quarantine(actor, release, quarantined, now + QUARANTINE)
-    await _announce(actor, release)
+    if now >= utcnow() - ANNOUNCED_FOR:  # not the provider's history of releases
+        await _announce(actor, release)
     return release
 
 

@@ -429,3 +429,19 @@ async def test_outbox_deferred_holds_letters_queued_inside_only():
     outside = await outbox.email(address, "moderation_waiting", organization_name="Y", inn="2")
     assert (inside.next_attempt_at, inside.digest_key) == (later, "digest:test")
     assert outside.digest_key is None and outside.next_attempt_at <= utcnow()
+
+
+async def test_history_is_not_news():
+    """The provider's records may bring old documents and releases: nobody is mailed about them."""
+    organization, team = await factories.create_team()
+    long_ago = utcnow().date() - dt.timedelta(days=40)
+    await document_publication.publish_document(
+        organization.id, DocumentKind.INVOICE, f"СЧ-{uuid.uuid4().hex[:8]}", long_ago, None, Decimal("1.00"), b"%PDF",
+        visible_from=long_ago,
+    )
+    configuration = f"Конфигурация {uuid.uuid4().hex[:6]}"
+    database = await factories.create_database(organization)
+    database.configuration = configuration
+    await database.save()
+    await releases.publish(ACTOR, configuration, "3.0.151.1", published_at=utcnow() - dt.timedelta(days=30))
+    assert await letters(team[Role.OWNER]) == []
