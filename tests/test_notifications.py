@@ -9,6 +9,8 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
+from tortoise.transactions import in_transaction
+
 from kabinet.clock import frozen_at, utcnow
 from models.billing import BalanceTransaction, DocumentKind, TransactionKind
 from models.identity import User
@@ -25,6 +27,7 @@ from tests import test_invites as invites
 from tests.test_add_organization import ADD, legal_inn
 from tests.test_sessions_mutations import TERMINATE
 from workers import mail
+from workers import notifications as reminders
 
 UTC = dt.timezone.utc
 ALL = 100_000  # the session shares one outbox: rounds are big, assertions look at this test's letters only
@@ -445,3 +448,36 @@ async def test_history_is_not_news():
     await database.save()
     await releases.publish(ACTOR, configuration, "3.0.151.1", published_at=utcnow() - dt.timedelta(days=30))
     assert await letters(team[Role.OWNER]) == []
+
+
+async def test_two_mail_workers_never_send_a_digest_twice(settings):
+    organization, team = await factories.create_team()
+    owner = team[Role.OWNER]
+    await settle(owner, organization.id, digest_hours=1)
+    start = dt.datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    for minutes in (0, 10):
+        with frozen_at(start + dt.timedelta(minutes=minutes)):
+            await document_letter(organization)
+    with frozen_at(start + dt.timedelta(hours=1)):
+        lease_owner, claimed = await mail._claim("worker-a", ALL, utcnow())
+        mine = [m for m in claimed if m.recipient == owner.email]
+        assert len(mine) == 2  # the digest's letters claimed together
+        await mail.deliver_due(settings, "worker-b", batch=ALL)  # meanwhile: B finds them leased
+        assert await letters(owner, "notification_digest") == []
+        async with in_transaction():
+            digest = await notifications.fold_digest(mine, lease_owner)
+        assert digest is not None and digest.lease_owner == lease_owner
+        assert await outbox.sent(digest, lease_owner)
+    assert [m.status for m in await letters(owner)] == [DeliveryStatus.SENT] * 3
+
+
+async def test_the_reminders_worker_pass(app):
+    organization, team = await factories.create_team()
+    await Contract.create(
+        organization=organization, kind=ContractKind.ITS, number=f"ИТС-{uuid.uuid4().hex[:6]}",
+        starts_on=utcnow().date() - dt.timedelta(days=300), ends_on=utcnow().date() + dt.timedelta(days=7),
+    )
+    first = await reminders.reminders_pass(app.state.broadcast)
+    again = await reminders.reminders_pass(app.state.broadcast)
+    assert first["contracts"] >= 1 and set(again) == {"contracts", "balances"}
+    assert len(await letters(team[Role.OWNER], "contract_expiring")) == 1
