@@ -28,6 +28,7 @@ from models.billing import (
 )
 from models.cloud import ClientKind, Database, SessionStatus
 from models.identity import User
+from models.notifications import NotificationKind, NotificationSettings
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
@@ -249,7 +250,7 @@ async def add_document(
     """The document published as the publisher does it: its row and its PDF, the demo supplier on it."""
     content = document_publication.render(DEMO_SUPPLIER, organization, kind, number, issued_on, period, lines, total, CURRENCY)
     return await document_publication.publish_document(
-        organization.id, kind, number, issued_on, period, total, content, CURRENCY
+        organization.id, kind, number, issued_on, period, total, content, CURRENCY, announce=False,
     )
 
 
@@ -354,6 +355,15 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
         moderation_status=ModerationStatus.APPROVED, code="100501",
     )
     users, memberships = await add_people(org, ROMASHKA_PEOPLE, password_hash)
+    # The accountant's letters on working hours (09:00–18:00 Moscow), one digest a day; the owner's
+    # without «update scheduled» (only its result). Everyone else: the defaults.
+    await NotificationSettings.create(
+        user=users["buh@romashka.example"], organization=org, time_zone="Europe/Moscow", window_start=9 * 60,
+        window_end=18 * 60, digest_hours=24,
+    )
+    await NotificationSettings.create(
+        user=users["owner@romashka.example"], organization=org, muted_kinds=NotificationKind.UPDATE_SCHEDULED.value,
+    )
 
     its_start = today - timedelta(days=150)
     its = await Contract.create(

@@ -34,6 +34,9 @@ class OutboxMessage(Entity):
     template = fields.CharField(max_length=60, null=True)  # resolvers/messages/<template>.txt, when written from one
     lease_owner = fields.CharField(max_length=100, null=True)
     lease_expires_at = fields.DatetimeField(null=True)
+    # Letters of one digest (resolvers/common/notifications.py): the mail worker sends the due ones of a key
+    # as one letter. `next_attempt_at` is also the not-before time a send window sets.
+    digest_key = fields.CharField(max_length=100, null=True, db_index=True)
 
     class Meta:
         table = "outbox_message"

@@ -47,6 +47,7 @@ SCOPE_OF_TABLE: dict[str, tuple[str | tuple[str, str], ...]] = {
     # A cluster belongs to every organization with a database on it (its `connected` and last report
     # are read as Database.cluster and sessionsAsOf): a scope of many rows, `Through`.
     "cluster": (("database", "cluster_id"),),
+    "notification_settings": ("{row}.user_id",),  # read by its user only (Organization.notificationSettings)
 }
 
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
@@ -56,6 +57,7 @@ UNVERSIONED = frozenset({
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
     "program_token", "program_token_organization", "program_token_cluster", "import_run", "provider_action",
     "refused_record",  # read by staff only, whose answers are never kept (kabinet/response_cache.py)
+    "notification_reminder",  # the reminders' memory, read by the housekeeping worker only
     "supplier_requisites",  # read by staff only (waitingDocuments), and printed into documents when they are made
 })
 

@@ -10,6 +10,7 @@ import strawberry
 
 from schema.cloud import CloudMutations
 from schema.identity import IdentityMutations
+from schema.notifications import NotificationMutations
 from schema.organizations import OrganizationMutations
 from schema.people import PeopleMutations
 from schema.registration import RegistrationMutations
@@ -18,5 +19,5 @@ from schema.updates import UpdatesMutations
 
 
 @strawberry.type(description="Everything a cabinet user can change.")
-class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations, PeopleMutations):
+class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations, PeopleMutations, NotificationMutations):
     pass

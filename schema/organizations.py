@@ -27,6 +27,7 @@ from resolvers.organizations import memberships as membership_resolvers
 from resolvers.organizations import removals as removal_resolvers
 from resolvers.organizations import reads as resolvers
 from resolvers.billing import products as product_resolvers
+from resolvers.common import notifications as notification_resolvers
 from schema.batching import batched, expand, loaded
 from schema.billing import Balance, BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session
@@ -34,6 +35,7 @@ from schema.dashboard import Dashboard
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
+from schema.notifications import NotificationSettings
 from schema.products import Contract, Product
 from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.relay import After, Connection, First, Node, connection_of, list_of
@@ -190,6 +192,14 @@ class Organization(Node):
         to: Annotated[dt.date | None, strawberry.argument(description="Last UTC day, inclusive.")] = None,
         first: First = None, after: After = None,
     ) -> Connection[AuditEntry] | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        name="notificationSettings",
+        description="Your own notification settings in this organization (every role; the defaults until you change them).",
+    )
+    @batched(notification_resolvers.settings_of, to=NotificationSettings.from_view)
+    def notification_settings(self, info: strawberry.Info) -> NotificationSettings | None:
         return loaded(self, info)
 
     @strawberry.field(description="Deposit balance and prepaid services. Not for USER (FORBIDDEN).")

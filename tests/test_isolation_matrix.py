@@ -150,6 +150,11 @@ RULES: dict[str, OrgRule | Rule] = {
     "RefusedRecord": Rule(lambda viewer, scope: viewer.is_staff),
     "WaitingDocuments": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk (no row of its own)
     "StaffInvitation": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk's invitations (issue 18)
+    # resolvers/common/permissions.py _own_settings: the viewer's own, in an organization of theirs (every role), or the
+    # staff's own without one; no id, seen with its organization (Organization.notificationSettings) or at the root
+    "NotificationSettings": Rule(
+        lambda viewer, scope: viewer.role_in(scope.organization) is not None if scope.organization else viewer.is_staff
+    ),
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),

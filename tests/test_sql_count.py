@@ -14,6 +14,7 @@ FULL_DASHBOARD = """{
     name viewerRole
     products(first: 20) { totalCount edges { node { name contract { number status } } } }
     balance { amount prepaidServices { name remaining } }
+    notificationSettings { enabledKinds windowStart digestHours }
     documents(first: 10) { totalCount edges { node { number amount downloadUrl } } }
     databases(first: 5) { edges { node { name updateSchedule { mode nextRunAt }
       cluster { name connected lastReportAt } sessionsAsOf

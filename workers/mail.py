@@ -44,6 +44,8 @@ from foundation.settings import Settings
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
 from resolvers.common import outbox
 from resolvers.common.outbox import MAX_ATTEMPTS, backoff  # noqa: F401 (the worker's policy, read by tests)
+from resolvers.common import notifications
+from resolvers.common.notifications import DIGEST_MAX_LETTERS
 from workers.sms import GatewaySender
 
 log = logging.getLogger("kabinet.mail")
@@ -240,6 +242,15 @@ async def _claim(worker_id: str, batch: int, now: datetime) -> tuple[str, list[O
         )
         if not ids:
             return lease_owner, []
+        # A digest goes whole: the other due letters of its keys are claimed with it.
+        keys = list(await OutboxMessage.filter(id__in=ids, digest_key__isnull=False).distinct().values_list("digest_key", flat=True))
+        if keys:
+            ids += list(
+                await OutboxMessage.filter(
+                    free, status=DeliveryStatus.PENDING, next_attempt_at__lte=now, digest_key__in=keys,
+                ).exclude(id__in=ids).limit(DIGEST_MAX_LETTERS * len(keys))
+                .select_for_update(skip_locked=True).values_list("id", flat=True)
+            )
         await OutboxMessage.filter(free, id__in=ids, status=DeliveryStatus.PENDING).update(
             lease_owner=lease_owner, lease_expires_at=now + LEASE
         )
@@ -255,6 +266,7 @@ async def deliver_due(settings: Settings, worker_id: str, batch: int = 20, *, se
     """
     sender = sender or sender_for(settings)
     lease_owner, messages = await _claim(worker_id, batch, utcnow())
+    messages = await _fold_digests(messages, lease_owner)
     sent = 0
     for message in messages:
         try:
@@ -268,6 +280,23 @@ async def deliver_due(settings: Settings, worker_id: str, batch: int = 20, *, se
             await outbox.sent(message, lease_owner)
             sent += 1
     return sent
+
+
+async def _fold_digests(messages: list[OutboxMessage], lease_owner: str) -> list[OutboxMessage]:
+    """The claimed letters of each digest key become one letter (resolvers/common/notifications.py
+    `fold_digest`, in one transaction); the others as they are."""
+    single, digests = [], {}
+    for message in messages:
+        if message.digest_key:
+            digests.setdefault(message.digest_key, []).append(message)
+        else:
+            single.append(message)
+    for letters in digests.values():
+        async with in_transaction():
+            digest = await notifications.fold_digest(letters, lease_owner)
+        if digest is not None:
+            single.append(digest)
+    return single
 
 
 async def _failed(message: OutboxMessage, lease_owner: str, error: Exception) -> None:

@@ -14,6 +14,7 @@ from workers.cluster import run_cluster_worker
 from workers.documents import run_document_publisher
 from workers.housekeeping import run_clusters_liveness, run_housekeeping
 from workers.mail import run_mail_worker
+from workers.notifications import run_reminders
 from workers.periods import run_period_roller
 from workers.updates import run_update_worker
 
@@ -37,6 +38,7 @@ class Workers:
             "periods": lambda: run_period_roller(broadcast, stop),
             "housekeeping": lambda: run_housekeeping(settings, stop),
             "clusters-liveness": lambda: run_clusters_liveness(settings, broadcast, stop),
+            "reminders": lambda: run_reminders(broadcast, stop),
         }
 
     def start(self) -> None:

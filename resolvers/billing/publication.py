@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from tortoise.exceptions import IntegrityError
@@ -30,8 +30,10 @@ from foundation.clock import utcnow
 from models.billing import Charge, Document, DocumentFile, DocumentKind
 from models.organizations import Organization
 from resolvers.billing import supplier as suppliers
+from resolvers.common import notifications
+from resolvers.common.context import SystemActor
 from resolvers.billing.documents import (
-    PUBLICATION_DAY, Party, document_filename, document_number, document_visible_from, last_day_of, period_before,
+    PUBLICATION_DAY, TITLES, Party, document_filename, document_number, document_visible_from, last_day_of, period_before,
     render_document_pdf,
 )
 from resolvers.billing.supplier import Supplier
@@ -39,6 +41,7 @@ from resolvers.billing.supplier import Supplier
 log = logging.getLogger("kabinet.documents")
 
 CURRENCY = "RUB"
+ANNOUNCED_FOR = timedelta(days=7)  # a document that became visible longer ago is history, not news
 
 
 def render(
@@ -57,7 +60,7 @@ def render(
 async def publish_document(
     organization_id: uuid.UUID, kind: DocumentKind, number: str, issued_on: date, period: str | None,
     total: Decimal, content: bytes, currency: str = CURRENCY, *,
-    visible_from: date | None = None, external_id: str | None = None,
+    visible_from: date | None = None, external_id: str | None = None, announce: bool = True,
 ) -> Document:
     """A document is published: its row, visible from the day the publication rule says (unless the
     provider names the day), and its PDF (`render`, or the provider's own). In the caller's
@@ -70,7 +73,18 @@ async def publish_document(
     await DocumentFile.create(
         document=document, filename=document_filename(kind, number), content_type="application/pdf", content=content,
     )
+    today = utcnow().date()
+    if announce and today - ANNOUNCED_FOR <= document.visible_from <= today:
+        await _announce(document)
     return document
+
+
+async def _announce(document: Document) -> None:
+    """NEW_DOCUMENT for a document visible now: neither one published for later, nor the provider's
+    history (visible for more than ANNOUNCED_FOR already); the demo's is seeded with `announce=False`."""
+    organization = await Organization.get(id=document.organization_id)
+    title = TITLES.get(document.kind.value, document.kind.value)
+    await notifications.new_document(SystemActor("document publisher"), organization, document, title)
 
 
 async def revise_document(document: Document, values: dict, content: bytes | None) -> bool:

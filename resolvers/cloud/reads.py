@@ -16,7 +16,7 @@ from models.cloud import Database, Session
 from models.identity import User
 from models.organizations import Organization
 from resolvers.cloud import sessions
-from resolvers.common.gates import check_member_of, check_organization_row, page_request, related_one, wants_total
+from resolvers.common.gates import page_request, related_one, wants_total
 from resolvers.common.pagination import Ordering, Page, load_pages
 
 DATABASE_ORDER = Ordering(("name",))

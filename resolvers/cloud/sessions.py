@@ -41,6 +41,7 @@ from resolvers.common import audit
 from resolvers.common.gates import check_member_of, check_organization_row
 from resolvers.cloud import database_locks
 from resolvers.cloud.subscriptions import limits_of
+from resolvers.common import notifications
 
 # Every list of sessions, newest first; of two started at the same moment the greater id first.
 SESSION_ORDER = ("-started_at", "-id")
@@ -236,6 +237,8 @@ async def request_termination(
                 details={"userName": session.user_name, "databaseId": str(session.database_id), **audit_details},
             )
         await actor.record_event(session.organization_id, SESSIONS, "TERMINATING", session_payload(session))
+    if audit_details is not None:  # someone's termination (not a member's access taken away): tell the users
+        await notifications.sessions_terminated(actor, sessions)
     return sessions
 
 

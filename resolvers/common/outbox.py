@@ -12,7 +12,10 @@ FAILED one back (`retry` → PENDING, its attempts counted anew).
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timedelta
 
 from models.outbox import Channel, DeliveryStatus, OutboxMessage
 from foundation.clock import utcnow
@@ -25,9 +28,26 @@ BACKOFF_FIRST = timedelta(seconds=30)  # then 1, 2, 4, … minutes
 BACKOFF_MAX = timedelta(hours=1)
 
 
+# (not before, digest key) of the e-mails queued inside `deferred` (resolvers/common/notifications.py)
+_DEFERRED: ContextVar[tuple[datetime, str | None] | None] = ContextVar("kabinet_outbox_deferred", default=None)
+
+
+@contextmanager
+def deferred(not_before: datetime, digest_key: str | None = None) -> Iterator[None]:
+    """E-mails queued in the block wait until `not_before` (a send window's start, a digest's end),
+    and with `digest_key` the mail worker sends the due ones of that key as one letter."""
+    token = _DEFERRED.set((not_before, digest_key))
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
 async def enqueue_email(to: str, subject: str, body: str, template: str | None = None) -> OutboxMessage:
+    not_before, digest_key = _DEFERRED.get() or (utcnow(), None)
     return await OutboxMessage.create(
-        channel=Channel.EMAIL, recipient=to, subject=subject, body=body, next_attempt_at=utcnow(), template=template,
+        channel=Channel.EMAIL, recipient=to, subject=subject, body=body, next_attempt_at=not_before, template=template,
+        digest_key=digest_key,
     )
 
 
@@ -76,6 +96,15 @@ async def sent(message: OutboxMessage, lease_owner: str) -> bool:
         status=DeliveryStatus.SENT, sent_at=utcnow(), attempts=message.attempts + 1, last_error=None,
         lease_owner=None, lease_expires_at=None,
     ))
+
+
+async def folded(messages: list[OutboxMessage], lease_owner: str, into: OutboxMessage) -> int:
+    """PENDING → SENT for the letters of a digest, by the worker holding their lease, once their text
+    is in the digest letter `into` (queued in the same transaction); how many (the others lost their lease)."""
+    return await OutboxMessage.filter(id__in=[m.id for m in messages], lease_owner=lease_owner).update(
+        status=DeliveryStatus.SENT, sent_at=utcnow(), last_error=None,
+        lease_owner=None, lease_expires_at=None,
+    )
 
 
 async def attempt_failed(message: OutboxMessage, lease_owner: str, reason: str) -> DeliveryStatus:

@@ -224,6 +224,13 @@ _see_organization = in_organization({P.SEE_ORGANIZATION})
 def _dashboard(ctx: Any, row: Any) -> Sight:
     """An organization's summary (resolvers/organizations/dashboard.py), no table of its own: seen with the organization."""
     return _see_organization(ctx, row)
+def _own_settings(ctx: Any, row: Any) -> Sight:
+    """Notification settings are their user's alone: in an organization they belong to, or (staff) their own."""
+    if ctx.viewer is None or row.user_id != ctx.viewer.user_id:
+        return Sight.HIDDEN
+    if row.organization_id is None:
+        return Sight.SEE if ctx.viewer_is_staff() else Sight.HIDDEN
+    return Sight.SEE if ctx.role_in(row.organization_id) is not None else Sight.HIDDEN
 
 
 TYPE_RULES: dict[str, Rule] = {
@@ -251,6 +258,7 @@ TYPE_RULES: dict[str, Rule] = {
     "WaitingDocuments": _staff_only,
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
     "Dashboard": _dashboard,  # its parts have field rules (FIELD_RULES)
+    "NotificationSettings": _own_settings,  # the viewer's own, whatever the role (resolvers/common/notifications.py)
 }
 
 
@@ -336,5 +344,6 @@ PERSONAL_FIELDS = frozenset({
     ("User", "memberships"),  # the viewer's own memberships, in organizations other viewers are not in
     ("Membership", "databases"),  # one's own grants
     ("User", "unprovenEmail"), ("User", "unprovenPhone"),  # shown to the user themselves only
+    ("Organization", "notificationSettings"),  # the viewer's own settings there
     ("Query", "me"),
 })

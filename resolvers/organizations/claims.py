@@ -21,6 +21,7 @@ from resolvers.common.context import RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError
 from resolvers.identity.logins import viewer_user
 from resolvers.organizations.subscriber_codes import new_organization
+from resolvers.common import notifications
 
 
 @dataclass
@@ -100,6 +101,8 @@ async def add_organization(
             object_id=organization.id,
             details={"inn": inn, "moderation": status.value, **({"beside": str(customer.id)} if customer else {})},
         )
+        if status == ModerationStatus.PENDING:
+            await notifications.moderation_waiting(ctx, organization)
         await _reload_memberships(ctx)
         return AddedOrganization(organization=organization)
     raise UserFacingError(ErrorCode.CONFLICT, "Someone added this INN a moment ago: try again.", "inn")
@@ -139,5 +142,7 @@ async def _claim_again(
     )
     if await moderation.is_known_contact(user, organization.inn):  # the customer now: approved, or folded into the provider's
         organization = await moderation.accept_claim(ctx, organization, {"by": "known contact"}, field="inn")
+    else:
+        await notifications.moderation_waiting(ctx, organization)
     await _reload_memberships(ctx)
     return organization

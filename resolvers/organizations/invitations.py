@@ -55,6 +55,7 @@ from resolvers.organizations.memberships import end_subscriptions, lock_organiza
 from resolvers.common.permissions import Permission
 from resolvers.common.staff_rights import Caller, StaffMember, staff_for_change
 from resolvers.identity.tokens import hash_opaque_token, new_opaque_token
+from resolvers.common import notifications
 
 INVITE_DAYS = 7
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -562,6 +563,7 @@ async def accept_invite(
     else:
         membership = await Membership.create(organization_id=invite.organization_id, user_id=user.id, role=invite.role)
     await _granted_and_recorded(ctx, invite, user, membership, "link")
+    await notifications.invite_accepted(ctx, organization, user, invite.role)
     if account is not None:
         ctx.forget_memberships()  # the payload's fields see the new membership
         return Accepted(user, None)

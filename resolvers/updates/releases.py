@@ -20,10 +20,13 @@ from resolvers.common.context import Actor, RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.common.staff_rights import StaffMember, staff_for_change
 from resolvers.common.validation import invalid
+from models.organizations import Organization
+from resolvers.common import notifications
 
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
 QUARANTINE = dt.timedelta(hours=24)
-RELEASE_WINDOW = dt.timedelta(days=7)  # an ON_RELEASE run happens no later than this after the release
+RELEASE_WINDOW = dt.timedelta(days=7)
+ANNOUNCED_FOR = dt.timedelta(days=7)  # a release published longer ago (the provider's records) is not mailed  # an ON_RELEASE run happens no later than this after the release
 DEFAULT_TIMEZONE = "Europe/Moscow"
 DEFAULT_TIME_OF_DAY = "03:00"
 # Runs that take up an update slot (a planned or a past one).
@@ -145,7 +148,22 @@ async def publish(
     )
     await update_runs.cancel(actor, superseded, f"Заменено обновлением до релиза {version}.")
     await update_runs.quarantine(actor, release, quarantined, now + QUARANTINE)
+    if now >= utcnow() - ANNOUNCED_FOR:  # not the provider's history of releases
+        await _announce(actor, release)
     return release
+
+
+async def _announce(actor: Actor, release: Release) -> None:
+    """RELEASE_OUT (resolvers/common/notifications.py) to each organization with a database of the
+    configuration on an older version: the letter that the release is out (BIT.LK)."""
+    key = version_key(release.version)
+    names: dict[uuid.UUID, list[str]] = {}
+    for database in await Database.filter(configuration=release.configuration).order_by("name"):
+        if version_key(database.version) < key:
+            names.setdefault(database.organization_id, []).append(database.name)
+    organizations = {o.id: o for o in await Organization.filter(id__in=list(names))} if names else {}
+    for organization_id, databases in names.items():
+        await notifications.release_out(actor, organizations[organization_id], release, databases)
 
 
 async def recall_release(ctx: RequestContext, release_id: uuid.UUID) -> Release:

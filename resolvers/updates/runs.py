@@ -30,6 +30,7 @@ from resolvers.common.gates import page_request, wants_total
 from resolvers.common.context import Actor, RequestContext
 from events.log import UPDATES, run_payload
 from resolvers.common.pagination import Ordering, load_pages
+from resolvers.common import notifications
 
 RUN_ORDER = Ordering(("-scheduled_for",))
 MESSAGE_LENGTH = 500
@@ -113,6 +114,7 @@ async def plan(actor: Actor, database: Database, scheduled_for: dt.datetime, tar
         organization_id=database.organization_id, database=database, status=UpdateRunStatus.SCHEDULED,
         scheduled_for=scheduled_for, target_version=target_version,
     )
+    await notifications.update_scheduled(actor, run)
     return (await _recorded(actor, [run]))[0]
 
 
@@ -166,6 +168,7 @@ async def schedule_at(actor: Actor, run: UpdateRun, moment: dt.datetime) -> Upda
     if not changed:
         return None
     run.status, run.scheduled_for = UpdateRunStatus.SCHEDULED, moment
+    await notifications.update_scheduled(actor, run)
     return (await _recorded(actor, [run]))[0]
 
 
@@ -286,7 +289,9 @@ async def succeeded(
         status=UpdateRunStatus.SUCCEEDED, finished_at=now, message=message(text), lease_expires_at=None, progress=100,
     ):
         raise LeaseLost
-    return await _ended(actor, claim.run_id, database_id, new_version)
+    run = await _ended(actor, claim.run_id, database_id, new_version)
+    await notifications.update_done(actor, run)
+    return run
 
 
 async def failed(actor: Actor, claim: Claim, database_id: uuid.UUID, text: str, now: dt.datetime) -> UpdateRun:
@@ -296,7 +301,9 @@ async def failed(actor: Actor, claim: Claim, database_id: uuid.UUID, text: str, 
         status=UpdateRunStatus.FAILED, finished_at=now, message=message(text), lease_expires_at=None,
     ):
         raise LeaseLost
-    return await _ended(actor, claim.run_id, database_id)
+    run = await _ended(actor, claim.run_id, database_id)
+    await notifications.update_failed(actor, run)
+    return run
 
 
 async def retry_later(actor: Actor, claim: Claim, database_id: uuid.UUID, text: str, retry_at: dt.datetime) -> UpdateRun:
@@ -331,7 +338,9 @@ async def abandoned(actor: Actor, run_id: uuid.UUID, now: dt.datetime) -> Update
             "не завершив обновление. Обратитесь к вашему менеджеру."
         ),
     )
-    return await _ended(actor, run.id, run.database_id)
+    ended = await _ended(actor, run.id, run.database_id)
+    await notifications.update_failed(actor, ended)
+    return ended
 
 
 async def taken_back(actor: Actor, run_id: uuid.UUID, now: dt.datetime, max_attempts: int, text: str) -> UpdateRun | None:
