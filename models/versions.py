@@ -47,6 +47,8 @@ SCOPE_OF_TABLE: dict[str, tuple[str | tuple[str, str], ...]] = {
     # A cluster belongs to every organization with a database on it (its `connected` and last report
     # are read as Database.cluster and sessionsAsOf): a scope of many rows, `Through`.
     "cluster": (("database", "cluster_id"),),
+    "requisites_change": (_ORGANIZATION,),
+    "manager": (_ORGANIZATION,),
 }
 
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
