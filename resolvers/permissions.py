@@ -45,17 +45,18 @@ class Permission(Enum):
     EXTEND_SUBSCRIPTION = auto()
     SEE_AUDIT_LOG = auto()
     TRANSFER_OWNERSHIP = auto()  # hand the organization to another member (the owner becomes an admin)
+    REQUISITES = auto()  # see the requisites (bank details) and a pending change of them, change or ask to change them
 
 
 P = Permission
 _STAFF = frozenset({
     P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_ALL_SESSIONS,
-    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG,
+    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG, P.REQUISITES,
 })
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
     Role.ADMIN: _STAFF,
-    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS}),
+    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.REQUISITES}),
     Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES}),
 }
 
@@ -217,6 +218,14 @@ def _through_database(ctx: Any, row: Any) -> Sight:
     return TYPE_RULES["Database"](ctx, row.database)
 
 
+_see_requisites = in_organization({P.REQUISITES}, organization="id")
+
+
+def _requisites(ctx: Any, row: Any) -> Sight:
+    """The requisites are columns of the organization's own row (no table, no list to narrow)."""
+    return _see_requisites(ctx, row)
+
+
 TYPE_RULES: dict[str, Rule] = {
     "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
     "Product": in_organization({P.SEE_ORGANIZATION}),
@@ -241,6 +250,9 @@ TYPE_RULES: dict[str, Rule] = {
     "RefusedRecord": _staff_only,
     "WaitingDocuments": _staff_only,
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
+    "Requisites": _requisites,
+    "RequisitesChange": in_organization({P.REQUISITES}),
+    "Manager": in_organization({P.SEE_ORGANIZATION}),  # the provider's managers: every member may call them
 }
 
 
@@ -294,6 +306,7 @@ FIELD_RULES: dict[tuple[str, str], FieldRule] = {
     ("Organization", "sessions"): _field("sessions", *_SESSIONS),
     ("Database", "sessions"): _field("sessions", *_SESSIONS),
     ("Membership", "databases"): _field("this member's databases", P.SEE_ALL_DATABASES, own=True),
+    ("Organization", "requisites"): _field("the requisites", P.REQUISITES),
 }
 
 PERSONAL_FIELDS = frozenset({

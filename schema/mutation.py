@@ -12,10 +12,12 @@ from schema.cloud import CloudMutations
 from schema.identity import IdentityMutations
 from schema.organizations import OrganizationMutations
 from schema.registration import RegistrationMutations
+from schema.requisites import RequisitesMutations
 from schema.staff_desk import StaffDeskMutations
 from schema.updates import UpdatesMutations
 
 
 @strawberry.type(description="Everything a cabinet user can change.")
-class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations):
+class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations,
+               RequisitesMutations):
     pass

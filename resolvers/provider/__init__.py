@@ -5,4 +5,4 @@
 answered with what happened to it. One module per group of entities registers its upserts there.
 """
 
-from resolvers.provider import billing, catalog, cloud  # noqa: F401,E402 (registers their entities)
+from resolvers.provider import billing, catalog, cloud, managers  # noqa: F401,E402 (registers their entities)
