@@ -105,21 +105,25 @@ async def change_requisites(
     return organization, None
 
 
-async def request_requisites_change(actor: Actor, organization: Organization, proposed: dict[str, str | None]) -> RequisitesChange:
+async def request_requisites_change(
+    actor: Actor, organization: Organization, proposed: dict[str, str | None], *, requested_by: uuid.UUID | None = None
+) -> RequisitesChange:
     """The one way a request to change the provider's requisites is made: a PENDING row of the
-    proposed values (an earlier pending one SUPERSEDED), in the audit log, the dashboards told."""
+    proposed values (checked by the caller; an earlier pending one SUPERSEDED), in the audit log, the
+    dashboards told. `requested_by`: whose it is when the actor is not them (the demo data set)."""
     now = utcnow()
     await RequisitesChange.filter(organization_id=organization.id, status=RequisitesChangeStatus.PENDING).update(
         status=RequisitesChangeStatus.SUPERSEDED, decided_at=now
     )
     change = await RequisitesChange.create(
         organization_id=organization.id, proposed=proposed,
-        requested_by_id=actor.viewer.user_id if actor.viewer else None,
+        requested_by_id=requested_by or (actor.viewer.user_id if actor.viewer else None),
     )
     current = values_of(organization)
     await audit.record(
         actor, "requisites.request", organization_id=organization.id, object_type="Organization", object_id=organization.id,
         details={"request": str(change.id), "changed": [name for name in FIELDS if proposed[name] != current[name]]},
+        actor_id=requested_by,
     )
     await actor.record_event(organization.id, DATA, "CHANGED", {"areas": ["organization"]})
     return change

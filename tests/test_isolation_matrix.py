@@ -38,6 +38,7 @@ from models.organizations import (
     Role,
 )
 from models.products import Contract, Product
+from models.requisites import Manager
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from kabinet.ids import from_global_id, to_global_id
 from resolvers import clusters
@@ -150,6 +151,10 @@ RULES: dict[str, OrgRule | Rule] = {
     "RefusedRecord": Rule(lambda viewer, scope: viewer.is_staff),
     "WaitingDocuments": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk (no row of its own)
     "StaffInvitation": Rule(lambda viewer, scope: viewer.is_staff),  # the staff desk's invitations (issue 18)
+    # Requisites and a change waiting for the provider: who may change them (issue 20); the managers: every member.
+    "Requisites": FINANCES,
+    "RequisitesChange": FINANCES,
+    "Manager": MEMBERS,
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),
@@ -188,6 +193,7 @@ SCOPES: dict[str, tuple[type, Callable[[Any], Scope]]] = {
     "JoinRequest": (JoinRequest, lambda row: Scope(organization=row.organization_id, user=row.user_id)),
     "User": (User, lambda row: Scope(user=row.id)),
     "Release": (Release, lambda row: Scope()),
+    "Manager": (Manager, _in_org),
 }
 
 
