@@ -19,6 +19,7 @@ from typing import Any
 
 from kabinet.clock import utcnow
 from models.audit import AuditEntry
+from models.identity import User
 from models.organizations import Organization
 from models.requisites import Manager, RequisitesChange, RequisitesChangeStatus, RequisitesSource
 from resolvers import audit, requisites_validation
@@ -55,8 +56,6 @@ async def pending_change_of(ctx: RequestContext, orgs: list[Organization], args:
 
 
 async def requester_of(ctx: RequestContext, changes: list[RequisitesChange], args: dict[str, Any]) -> list:
-    from models.identity import User
-
     return await related_one(User, changes, "requested_by_id")
 
 
