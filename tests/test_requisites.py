@@ -8,10 +8,12 @@ import pytest
 
 from kabinet.ids import to_global_id
 from models.audit import AuditEntry
+from models.events import OrganizationEvent
 from models.organizations import Organization, OrganizationKind
 from models.requisites import Manager, RequisitesChange, RequisitesChangeStatus, RequisitesSource
 from resolvers import requisites, requisites_validation
 from resolvers.errors import UserFacingError
+from resolvers.events import DATA
 from resolvers.provider.records import Outcome
 from tests import factories
 from tests.factories import Role
@@ -46,6 +48,7 @@ MANAGERS = "query($id: ID!) { organization(id: $id) { managers { id fullName tit
 
 def test_sberbanks_requisites_are_valid():
     assert requisites_validation.requisites(SBERBANK, LEGAL) == SBERBANK
+    assert requisites_validation.requisites({**SBERBANK, "kpp": "7736AB001"}, LEGAL)["kpp"] == "7736AB001"  # a reason in letters
 
 
 @pytest.mark.parametrize("field, value", [
@@ -153,6 +156,8 @@ async def test_the_customers_own_requisites_change_at_once(gql):
     assert shown["legalName"] == "ООО «Свои»" and shown["requisites"]["confirmedAt"] is None
     assert shown["requisites"]["pendingChange"] is None
     assert await AuditEntry.filter(organization_id=organization.id, action="requisites.change").count() == 1
+    events = await OrganizationEvent.filter(organization_id=organization.id, topic=DATA)
+    assert [event.payload for event in events] == [{"areas": ["organization"]}]  # the dashboards re-read it
 
 
 async def test_the_providers_requisites_change_by_request_confirmed_by_its_next_record(gql):

@@ -66,7 +66,8 @@ def _organization_values(record: Record) -> dict[str, Any]:
         # Neither 10 digits nor 12: the INN is wrong, not the kind guessed from it.
         legal_entity = {10: True, 12: False}.get(len(raw_inn))
     inn = checked(validation.inn, raw_inn, "inn", legal_entity=legal_entity)
-    kpp = _digits(record, "kpp", (9,), "A KPP")
+    kpp = text(record, "kpp", required=False, max_length=20)
+    kpp = checked(validation.kpp, kpp, "kpp") if kpp else None  # as a customer's (its 5th and 6th may be letters)
     if kpp and kind != OrganizationKind.LEGAL_ENTITY:
         raise RecordRefused("kpp", "Only a legal entity has a KPP.")
     if ogrn:
