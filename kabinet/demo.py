@@ -31,6 +31,7 @@ from models.identity import User
 from models.notifications import NotificationKind, NotificationSettings
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
+from models.requisites import Manager, RequisitesSource
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
 from resolvers.cloud import subscriptions as cloud_subscriptions
 from resolvers.common import demo_mark
@@ -39,6 +40,8 @@ from resolvers.cloud import sessions
 from resolvers.updates import runs as update_runs
 from resolvers.billing import supplier as suppliers
 from resolvers.billing.documents import document_number, document_visible_from, period_label
+from resolvers.organizations import requisites
+from resolvers.common.context import SystemActor
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -349,11 +352,39 @@ async def seed_demo(today: date | None = None) -> bool:
     return True
 
 
+# Requisites (README: Requisites and managers): Romashka's as the provider's accounting sent them (a
+# change is a request), Vasilev's entered by himself (his own); Sberbank's real bank block, the
+# accounts' control keys right.
+ROMASHKA_REQUISITES = {
+    "legal_name": "Общество с ограниченной ответственностью «Ромашка»", "kpp": "773601001", "ogrn": "1027700132195",
+    "legal_address": "117312, г. Москва, ул. Вавилова, д. 19", "postal_address": "117312, г. Москва, а/я 42",
+    "bank_name": "ПАО Сбербанк", "bic": "044525225", "correspondent_account": "30101810400000000225",
+    "settlement_account": "40702810938000000001",
+    "requisites_source": RequisitesSource.PROVIDER, "requisites_confirmed_at": datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc),
+}
+VASILEK_REQUISITES = {
+    "legal_name": "Индивидуальный предприниматель Васильев Игорь Николаевич", "ogrn": "304770000123453",
+    "legal_address": "125009, г. Москва, ул. Тверская, д. 7, кв. 12",
+    "bank_name": "ПАО Сбербанк", "bic": "044525225", "correspondent_account": "30101810400000000225",
+    "settlement_account": "40802810138000000002", "requisites_source": RequisitesSource.CUSTOMER,
+}
+ROMASHKA_MANAGERS = (
+    ("Орлова Анна Сергеевна", "Персональный менеджер", "+74951234567", "orlova@provider.example"),
+    ("Белов Павел Игоревич", "Менеджер по сопровождению", "+74951234568", "belov@provider.example"),
+)
+
+
+async def seed_managers(org: Organization) -> None:
+    for full_name, title, phone, email in ROMASHKA_MANAGERS:
+        await Manager.create(organization=org, full_name=full_name, title=title, phone=phone, email=email)
+
+
 async def seed_romashka(today: date, password_hash: str, installed_release: Release) -> None:
     org = await Organization.create(
         name="ООО «Ромашка»", inn="7707083893", kind=OrganizationKind.LEGAL_ENTITY,
-        moderation_status=ModerationStatus.APPROVED, code="100501",
+        moderation_status=ModerationStatus.APPROVED, code="100501", **ROMASHKA_REQUISITES,
     )
+    await seed_managers(org)
     users, memberships = await add_people(org, ROMASHKA_PEOPLE, password_hash)
     # The accountant's letters on working hours (09:00–18:00 Moscow), one digest a day; the owner's
     # without «update scheduled» (only its result). Everyone else: the defaults.
@@ -363,6 +394,11 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
     )
     await NotificationSettings.create(
         user=users["owner@romashka.example"], organization=org, muted_kinds=NotificationKind.UPDATE_SCHEDULED.value,
+    )
+    # The accountant asked the provider to change the postal address: it waits for the provider's record.
+    await requisites.request_requisites_change(
+        SystemActor("demo data"), org, {**requisites.values_of(org), "postal_address": "117312, г. Москва, а/я 77"},
+        requested_by=users["buh@romashka.example"].id,
     )
 
     its_start = today - timedelta(days=150)
@@ -476,7 +512,7 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
 async def seed_vasilek(today: date, password_hash: str) -> None:
     org = await Organization.create(
         name="ИП Васильев", inn="771234567859", kind=OrganizationKind.SOLE_PROPRIETOR,
-        moderation_status=ModerationStatus.APPROVED, code="100502",
+        moderation_status=ModerationStatus.APPROVED, code="100502", **VASILEK_REQUISITES,
     )
     users, _ = await add_people(org, VASILEK_PEOPLE, password_hash)
     its_start = today - timedelta(days=60)

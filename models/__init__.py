@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "models.provider",
     "models.program_tokens",
     "models.notifications",
+    "models.requisites",
 ]
 
 # Model docstrings become SQL table comments: Tortoise's SQLite migrator splits statements on

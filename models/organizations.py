@@ -8,6 +8,7 @@ from tortoise import fields
 
 from models.base import Entity
 from models.provider import external_id
+from models.requisites import RequisitesSource
 
 
 class Role(str, Enum):
@@ -51,6 +52,15 @@ class Organization(Entity):
     kpp = fields.CharField(max_length=9, null=True)  # requisites, from the provider's accounting
     ogrn = fields.CharField(max_length=15, null=True)
     legal_address = fields.CharField(max_length=500, null=True)
+    # The rest of the requisites (resolvers/organizations/requisites.py): whose they are decides what a customer's change does.
+    legal_name = fields.CharField(max_length=500, null=True)  # full name, e.g. Общество с ограниченной ответственностью «Ромашка»
+    postal_address = fields.CharField(max_length=500, null=True)
+    bank_name = fields.CharField(max_length=200, null=True)
+    bic = fields.CharField(max_length=9, null=True)
+    correspondent_account = fields.CharField(max_length=20, null=True)
+    settlement_account = fields.CharField(max_length=20, null=True)
+    requisites_source = fields.CharEnumField(RequisitesSource, max_length=10, null=True)  # None: nobody entered any
+    requisites_confirmed_at = fields.DatetimeField(null=True)  # the provider's record last set or confirmed them
     external_id = external_id()  # the provider's own id (models/provider.py)
 
     class Meta:

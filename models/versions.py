@@ -48,6 +48,8 @@ SCOPE_OF_TABLE: dict[str, tuple[str | tuple[str, str], ...]] = {
     # are read as Database.cluster and sessionsAsOf): a scope of many rows, `Through`.
     "cluster": (("database", "cluster_id"),),
     "notification_settings": ("{row}.user_id",),  # read by its user only (Organization.notificationSettings)
+    "requisites_change": (_ORGANIZATION,),
+    "manager": (_ORGANIZATION,),
 }
 
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with

@@ -14,10 +14,12 @@ from schema.notifications import NotificationMutations
 from schema.organizations import OrganizationMutations
 from schema.people import PeopleMutations
 from schema.registration import RegistrationMutations
+from schema.requisites import RequisitesMutations
 from schema.staff_desk import StaffDeskMutations
 from schema.updates import UpdatesMutations
 
 
 @strawberry.type(description="Everything a cabinet user can change.")
-class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations, PeopleMutations, NotificationMutations):
+class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations,
+               PeopleMutations, NotificationMutations, RequisitesMutations):
     pass

@@ -38,6 +38,8 @@ from schema.identity import AuthPayload, User, auth_payload
 from schema.notifications import NotificationSettings
 from schema.products import Contract, Product
 from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
+from schema.requisites import Manager, Requisites
+from resolvers.organizations import requisites as requisites_resolvers
 from schema.relay import After, Connection, First, Node, connection_of, list_of
 
 described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {
@@ -150,6 +152,23 @@ class Organization(Node):
     @strawberry.field(description="The caller's role in this organization.")
     def viewer_role(self, info: strawberry.Info) -> Role:
         return info.context.role_in(self.model.id)
+
+    @strawberry.field(description="Full legal name (the name when none was given): every member sees it.")
+    def legal_name(self) -> str:
+        return self.model.legal_name or self.model.name
+
+    @strawberry.field(
+        description="Requisites: INN, KPP, OGRN, addresses, bank details, whose they are and a change waiting for the "
+        "provider. OWNER, ADMIN and ACCOUNTANT (USER: FORBIDDEN)."
+    )
+    @batched(requisites_resolvers.requisites_of, to=Requisites.from_model)
+    def requisites(self, info: strawberry.Info) -> Requisites | None:
+        return loaded(self, info)
+
+    @strawberry.field(description="The provider's personal managers of this organization, by name: every member sees them.")
+    @batched(requisites_resolvers.managers_of, to=list_of(Manager.from_model))
+    def managers(self, info: strawberry.Info) -> list[Manager]:
+        return loaded(self, info)
 
     @strawberry.field(description="Products the organization uses, by name.")
     @batched(product_resolvers.products_of, to=connection_of(Product.from_model))

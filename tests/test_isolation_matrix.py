@@ -38,6 +38,7 @@ from models.organizations import (
     Role,
 )
 from models.products import Contract, Product
+from models.requisites import Manager
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from foundation.ids import from_global_id, to_global_id
 from resolvers.cloud import clusters
@@ -155,6 +156,10 @@ RULES: dict[str, OrgRule | Rule] = {
     "NotificationSettings": Rule(
         lambda viewer, scope: viewer.role_in(scope.organization) is not None if scope.organization else viewer.is_staff
     ),
+    # Requisites and a change waiting for the provider: who may change them (issue 20); the managers: every member.
+    "Requisites": FINANCES,
+    "RequisitesChange": FINANCES,
+    "Manager": MEMBERS,
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),
@@ -200,6 +205,7 @@ SCOPES: dict[str, tuple[type, Callable[[Any], Scope]]] = {
     "JoinRequest": (JoinRequest, lambda row: Scope(organization=row.organization_id, user=row.user_id)),
     "User": (User, lambda row: Scope(user=row.id)),
     "Release": (Release, lambda row: Scope()),
+    "Manager": (Manager, _in_org),
 }
 
 

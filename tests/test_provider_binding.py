@@ -31,6 +31,7 @@ from models.provider import PrepaidServiceUse
 from foundation.ids import to_global_id
 from resolvers.organizations import moderation
 from events.log import DATA
+from models.requisites import Manager
 from resolvers.provider.records import ENTITIES, Outcome
 from tests import factories
 from tests.test_add_organization import add, legal_inn, new_user, staff
@@ -173,6 +174,7 @@ async def test_finding_2_records_naming_an_inn_only_a_claim_holds_are_refused(gq
         "cloud_subscription": {"tariff": "Стандарт", "sessions_limit": 5, "databases_limit": 2,
                                "starts_on": "2026-11-01", "ends_on": "2026-11-30"},
         "database": {"name": "База", "configuration": "Бухгалтерия", "version": "3.0"},
+        "manager": {"full_name": "Орлова Анна"},
     }
     naming = {name for name, kind in ENTITIES.items() if "organization_inn" in kind.columns}
     assert naming == set(by_inn), "every entity that names an organization by INN is tried"
@@ -430,6 +432,7 @@ async def test_finding_4_no_row_moves_to_another_organization_for_any_entity():
         "charge": (Charge, {"kind": "SUPPORT_SERVICE", "period": "2026-11", "description": "Линия", "quantity": "1", "unit_price": "10.00"}),
         "document": (Document, {"kind": "CONTRACT", "number": "Д-1", "issued_on": "2026-11-30", "amount": "1.00", "file_base64": _pdf("A")}),
         "prepaid_service": (PrepaidService, {"name": "Часы", "unit": "ч", "total": "10"}),
+        "manager": (Manager, {"full_name": "Орлова Анна"}),
     }
     covered = set(records) | {"cloud_subscription", "prepaid_service_use", "known_contact"}
     owned = {name for name, kind in ENTITIES.items() if "organization" in kind.columns} | {"prepaid_service_use", "known_contact"}

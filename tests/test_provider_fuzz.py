@@ -76,7 +76,12 @@ def valid_records(arena: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
     return {
         "organization": {"external_id": org, "inn": arena["inn"], "kpp": "773601001", "ogrn": None,
-                         "name": "ООО «Фаззинг»", "kind": "LEGAL_ENTITY", "legal_address": "Москва", "deleted": False},
+                         "name": "ООО «Фаззинг»", "kind": "LEGAL_ENTITY", "legal_address": "Москва", "deleted": False,
+                         "legal_name": "Общество с ограниченной ответственностью «Фаззинг»", "postal_address": "Москва, а/я 1",
+                         "bank_name": "ПАО Сбербанк", "bic": "044525225", "correspondent_account": "30101810400000000225",
+                         "settlement_account": "40702810938000000001"},
+        "manager": {"external_id": new("mg"), "organization": org, "organization_inn": None, "full_name": "Орлова Анна",
+                    "title": "Персональный менеджер", "phone": "+74951234567", "email": "orlova@provider.example", "deleted": None},
         "known_contact": {"external_id": new("kc"), "inn": arena["inn"], "phone": factories.unique_phone(), "deleted": None},
         "contract": {"external_id": new("ct"), "organization": org, "organization_inn": None, "kind": "ITS",
                      "number": "ИТС-" + uuid.uuid4().hex[:6], "starts_on": "01.02.2026", "ends_on": "2027-01-31", "deleted": None},

@@ -11,7 +11,8 @@ from kabinet.bulk_data import seed_many_organizations
 FULL_DASHBOARD = """{
   me { fullName memberships { role } }
   organizations(first: 20) { totalCount edges { node {
-    name viewerRole
+    name viewerRole legalName managers { fullName phone }
+    requisites { inn bic settlementAccount pendingChange { status requestedBy { fullName } } }
     products(first: 20) { totalCount edges { node { name contract { number status } } } }
     balance { amount prepaidServices { name remaining } }
     notificationSettings { enabledKinds windowStart digestHours }

@@ -46,17 +46,18 @@ class Permission(Enum):
     EXTEND_SUBSCRIPTION = auto()
     SEE_AUDIT_LOG = auto()
     TRANSFER_OWNERSHIP = auto()  # hand the organization to another member (the owner becomes an admin)
+    REQUISITES = auto()  # see the requisites (bank details) and a pending change of them, change or ask to change them
 
 
 P = Permission
 _STAFF = frozenset({
     P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_ALL_SESSIONS,
-    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG,
+    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG, P.REQUISITES,
 })
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
     Role.ADMIN: _STAFF,
-    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS}),
+    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.REQUISITES}),
     Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES}),
 }
 
@@ -224,6 +225,8 @@ _see_organization = in_organization({P.SEE_ORGANIZATION})
 def _dashboard(ctx: Any, row: Any) -> Sight:
     """An organization's summary (resolvers/organizations/dashboard.py), no table of its own: seen with the organization."""
     return _see_organization(ctx, row)
+
+
 def _own_settings(ctx: Any, row: Any) -> Sight:
     """Notification settings are their user's alone: in an organization they belong to, or (staff) their own."""
     if ctx.viewer is None or row.user_id != ctx.viewer.user_id:
@@ -231,6 +234,14 @@ def _own_settings(ctx: Any, row: Any) -> Sight:
     if row.organization_id is None:
         return Sight.SEE if ctx.viewer_is_staff() else Sight.HIDDEN
     return Sight.SEE if ctx.role_in(row.organization_id) is not None else Sight.HIDDEN
+
+
+_see_requisites = in_organization({P.REQUISITES}, organization="id")
+
+
+def _requisites(ctx: Any, row: Any) -> Sight:
+    """The requisites are columns of the organization's own row (no table, no list to narrow)."""
+    return _see_requisites(ctx, row)
 
 
 TYPE_RULES: dict[str, Rule] = {
@@ -259,6 +270,9 @@ TYPE_RULES: dict[str, Rule] = {
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
     "Dashboard": _dashboard,  # its parts have field rules (FIELD_RULES)
     "NotificationSettings": _own_settings,  # the viewer's own, whatever the role (resolvers/common/notifications.py)
+    "Requisites": _requisites,
+    "RequisitesChange": in_organization({P.REQUISITES}),
+    "Manager": in_organization({P.SEE_ORGANIZATION}),  # the provider's managers: every member may call them
 }
 
 
@@ -338,6 +352,7 @@ FIELD_RULES: dict[tuple[str, str], FieldRule] = {
     ("Dashboard", "updates"): _field("update runs", *_DATABASES),
     ("Dashboard", "people"): _field("members", P.SEE_MEMBERS),
     ("Dashboard", "balanceRunway"): _field("the balance", P.SEE_FINANCE),
+    ("Organization", "requisites"): _field("the requisites", P.REQUISITES),
 }
 
 PERSONAL_FIELDS = frozenset({

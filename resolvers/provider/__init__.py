@@ -7,4 +7,4 @@ answered with what happened to it. One module per group of entities registers it
 fields.py; imports.py reads files for `kabinet import`, document_files.py a document's PDF.
 """
 
-from resolvers.provider import billing, catalog, cloud, ledger  # noqa: F401,E402 (registers their entities)
+from resolvers.provider import billing, catalog, cloud, ledger, managers  # noqa: F401,E402 (registers their entities)

@@ -20,12 +20,15 @@ from tortoise.transactions import in_transaction
 from foundation.clock import utcnow
 from models.cloud import Database
 from models.organizations import KnownContact, ModerationStatus, Organization, OrganizationKind
+from models.requisites import RequisitesSource
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release
 from resolvers.organizations import moderation
 from resolvers.updates import releases
 from resolvers.common import validation
 from resolvers.common.errors import UserFacingError
+from resolvers.organizations import requisites
+from resolvers.organizations import requisites_validation
 from resolvers.provider.records import (
     LineResult, Outcome, ProviderActor, Record, RecordRefused, choice, date, deleted, each_record, entity, integer, looked_up,
     moment, never_deleted, organization_of, organizations_referenced, put_owned, remove_owned, save_changes, text,
@@ -67,7 +70,8 @@ def _organization_values(record: Record) -> dict[str, Any]:
         # Neither 10 digits nor 12: the INN is wrong, not the kind guessed from it.
         legal_entity = {10: True, 12: False}.get(len(raw_inn))
     inn = checked(validation.inn, raw_inn, "inn", legal_entity=legal_entity)
-    kpp = _digits(record, "kpp", (9,), "A KPP")
+    kpp = text(record, "kpp", required=False, max_length=20)
+    kpp = checked(validation.kpp, kpp, "kpp") if kpp else None  # as a customer's (its 5th and 6th may be letters)
     if kpp and kind != OrganizationKind.LEGAL_ENTITY:
         raise RecordRefused("kpp", "Only a legal entity has a KPP.")
     if ogrn:
@@ -82,15 +86,32 @@ def _organization_values(record: Record) -> dict[str, Any]:
     return {
         "inn": inn, "kind": kind, "name": text(record, "name", of=Organization), "kpp": kpp, "ogrn": ogrn,
         "legal_address": text(record, "legal_address", required=False, of=Organization),
+        **_more_requisites(record),
     }
+
+
+def _more_requisites(record: Record) -> dict[str, Any]:
+    """The full name, postal address and bank block, checked as a customer's are
+    (resolvers/organizations/requisites_validation.py); absent is none, as for every column of the record."""
+    values = {name: text(record, name, required=False, of=Organization) for name in ("legal_name", "postal_address", "bank_name")}
+    for name in ("bic", "correspondent_account", "settlement_account"):
+        values[name] = text(record, name, required=False, max_length=40)
+    try:
+        bank = requisites_validation.bank(values["bic"], values["correspondent_account"], values["settlement_account"], values["bank_name"])
+    except UserFacingError as error:
+        raise RecordRefused(error.field, error.message) from None
+    return {**values, **bank}
 
 
 @entity(
     "organization", "catalog:write",
-    ("external_id", "inn", "kpp", "ogrn", "name", "kind", "legal_address", "deleted"),
+    ("external_id", "inn", "kpp", "ogrn", "name", "kind", "legal_address", "legal_name", "postal_address",
+     "bank_name", "bic", "correspondent_account", "settlement_account", "deleted"),
     "A subscriber by INN, with its requisites; APPROVED, as the provider's customer. An organization "
     "approved under the same INN (by staff, or a known contact) is bound to the external_id; a claim "
-    "awaiting moderation is not: it stays beside it for staff. Never deleted by a record.",
+    "awaiting moderation is not: it stays beside it for staff. Never deleted by a record. The requisites "
+    "it carries are the provider's from then on: a customer's change of them waits as a request that a "
+    "record carrying the same values confirms and one changing them otherwise supersedes.",
 )
 async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     external_ids = [r.external_id for r in records if r.external_id]
@@ -101,6 +122,7 @@ async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> l
     by_external = {row.external_id: row for row in rows if row.external_id}
     by_inn = {row.inn: row for row in rows if row.moderation_status == ModerationStatus.APPROVED}  # the INN's customer
     arrived: set[str] = set()  # INNs the provider sent anew: their waiting claims are looked at
+    pending = await requisites.pending_changes([row.id for row in rows])  # customers' requests the records may decide
 
     async def apply_one(record: Record) -> Outcome:
         never_deleted(
@@ -115,6 +137,7 @@ async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> l
             if holder is not None and holder.id != row.id:
                 raise RecordRefused("inn", f"INN {values['inn']} is another organization's ({_named(holder)}).")
             previous_inn = row.inn
+            before = requisites.values_of(row)
             try:
                 async with in_transaction():  # a savepoint: an approved claim of the new INN may have arrived meanwhile
                     outcome = await save_changes(row, values)
@@ -123,16 +146,19 @@ async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> l
             by_inn.pop(previous_inn, None)
             if previous_inn != row.inn:
                 arrived.add(row.inn)
+            if await requisites.provider_sent(row, before, pending.get(row.id)):
+                outcome = Outcome.UPDATED
         elif holder is not None:
             if holder.external_id is not None:
                 raise RecordRefused("inn", f"INN {values['inn']} is already the organization {_named(holder)}.")
             row = holder
             await save_changes(row, {**values, "external_id": external_id})  # approved before: bound to the provider's id
+            await requisites.provider_sent(row, None, pending.get(row.id))  # the customer's entries give way to the provider's
             outcome = Outcome.UPDATED
         else:
             row = await new_organization(
                 values.pop("name"), values.pop("inn"), values.pop("kind"), ModerationStatus.APPROVED,
-                external_id=external_id, **values,
+                external_id=external_id, requisites_source=RequisitesSource.PROVIDER, requisites_confirmed_at=utcnow(), **values,
             )
             if row is None:  # a claim of this INN was approved a moment ago: bind it next time
                 raise RecordRefused("inn", f"INN {record.values.get('inn')} was approved a moment ago: send the record again.")
