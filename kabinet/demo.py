@@ -31,7 +31,8 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
-from resolvers import cloud_subscriptions, demo_mark, document_publication, sessions, update_runs
+from resolvers import cloud_subscriptions, demo_mark, document_publication, sessions, tickets, update_runs
+from models.tickets import TicketAddressee, TicketStatus
 from resolvers import supplier as suppliers
 from resolvers.documents import document_number, document_visible_from, period_label
 
@@ -320,7 +321,37 @@ async def add_past_sessions(
 # ---------------------------------------------------------------------------------------- the data set
 
 
-async def seed_demo(today: date | None = None) -> bool:
+SUPPORT_STAFF = "Ольга Сергеевна, линия консультаций"
+
+
+async def add_tickets(organization: Organization, users: dict[str, User], today: date) -> None:
+    """Two tickets of the accountant (one answered, one waiting for the provider), a closed one of the
+    user, and the owner's letter to the personal manager."""
+    buh, user, owner = users["buh@romashka.example"], users["user@romashka.example"], users["owner@romashka.example"]
+    await tickets.seed(organization.id, buh, "Не формируется отчёт 6-НДФЛ за квартал", [
+        (buh.full_name, "При формировании 6-НДФЛ программа пишет «Не заполнен код по ОКТМО». В карточке организации он указан.",
+         False, TicketStatus.OPEN, at(today - timedelta(days=3), 10, 5)),
+        (SUPPORT_STAFF, "Код по ОКТМО нужно указать и в разделе «Регистрации в налоговом органе»: Организации → "
+         "Налоговые органы. После этого перезаполните отчёт.", True, TicketStatus.ANSWERED, at(today - timedelta(days=3), 11, 40)),
+    ])
+    await tickets.seed(organization.id, buh, "Не загружается выписка из банка", [
+        (buh.full_name, "Файл kl_to_1c.txt из клиент-банка не загружается: «Неверный формат файла».",
+         False, TicketStatus.OPEN, at(today - timedelta(days=1), 9, 20)),
+        (SUPPORT_STAFF, None, True, TicketStatus.WAITING, at(today - timedelta(days=1), 9, 50)),
+    ])
+    await tickets.seed(organization.id, user, "Как добавить принтер в облаке?", [
+        (user.full_name, "Не печатаются счета из облачной базы на офисный принтер.", False, TicketStatus.OPEN,
+         at(today - timedelta(days=12), 14, 0)),
+        (SUPPORT_STAFF, "Включите перенаправление принтеров в настройках подключения к удалённому рабочему столу.",
+         True, TicketStatus.ANSWERED, at(today - timedelta(days=12), 15, 30)),
+        (user.full_name, "Заработало, спасибо!", False, TicketStatus.OPEN, at(today - timedelta(days=12), 16, 10)),
+        (user.full_name, None, False, TicketStatus.CLOSED, at(today - timedelta(days=12), 16, 11)),
+    ])
+    await tickets.seed(organization.id, owner, "Продление договора ИТС", [
+        (owner.full_name, "Подготовьте, пожалуйста, счёт на продление ИТС ПРОФ на год.", False, TicketStatus.OPEN,
+         at(today - timedelta(days=1), 12, 0)),
+    ], addressee=TicketAddressee.MANAGER)
+
     """Seed the demo data set into an empty database; False (and nothing done) when any organization exists."""
     today = today or clock.today()
     async with in_transaction(Organization._meta.default_connection):
@@ -407,6 +438,7 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
         scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),
         progress=100, attempts=1, message=f"Конфигурация обновлена до версии {INSTALLED_VERSION}",
     )
+    await add_tickets(org, users, today)
     await add_sessions(org, ROMASHKA_SESSIONS, databases, users, today)
     await add_past_sessions(org, ROMASHKA_HISTORY, databases, users, today)
 

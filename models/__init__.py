@@ -13,6 +13,7 @@ MODEL_MODULES = [
     "models.events",
     "models.provider",
     "models.program_tokens",
+    "models.tickets",
 ]
 
 # Model docstrings become SQL table comments: Tortoise's SQLite migrator splits statements on

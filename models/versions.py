@@ -47,6 +47,9 @@ SCOPE_OF_TABLE: dict[str, tuple[str | tuple[str, str], ...]] = {
     # A cluster belongs to every organization with a database on it (its `connected` and last report
     # are read as Database.cluster and sessionsAsOf): a scope of many rows, `Through`.
     "cluster": (("database", "cluster_id"),),
+    "support_ticket": (_ORGANIZATION,),
+    "ticket_comment": (_ORGANIZATION,),
+    "ticket_attachment": (_ORGANIZATION,),
 }
 
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
@@ -56,6 +59,7 @@ UNVERSIONED = frozenset({
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
     "program_token", "program_token_organization", "program_token_cluster", "import_run", "provider_action",
     "refused_record",  # read by staff only, whose answers are never kept (kabinet/response_cache.py)
+    "ticket_attachment_file",  # an attachment's bytes: served by the download door, never by a query
     "supplier_requisites",  # read by staff only (waitingDocuments), and printed into documents when they are made
 })
 

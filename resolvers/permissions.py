@@ -45,18 +45,20 @@ class Permission(Enum):
     EXTEND_SUBSCRIPTION = auto()
     SEE_AUDIT_LOG = auto()
     TRANSFER_OWNERSHIP = auto()  # hand the organization to another member (the owner becomes an admin)
+    SEE_ALL_TICKETS = auto()  # every support ticket of the organization (resolvers/tickets.py)
+    WRITE_TICKETS = auto()  # write tickets and see (and write in) one's own
 
 
 P = Permission
 _STAFF = frozenset({
     P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_ALL_SESSIONS,
-    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG,
+    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG, P.SEE_ALL_TICKETS, P.WRITE_TICKETS,
 })
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
     Role.ADMIN: _STAFF,
-    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS}),
-    Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES}),
+    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.WRITE_TICKETS}),
+    Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES, P.WRITE_TICKETS}),
 }
 
 
@@ -217,6 +219,24 @@ def _through_database(ctx: Any, row: Any) -> Sight:
     return TYPE_RULES["Database"](ctx, row.database)
 
 
+# Support tickets (resolvers/tickets.py): OWNER and ADMIN see all of their organization's, every
+# member their own (the author's); the provider's staff every ticket, to answer it.
+AUTHORED = Narrowing(
+    lambda ctx, row: ctx.viewer is not None and row.author_id == ctx.viewer.user_id,
+    lambda ctx, organization_id: Q(author_id=ctx.viewer.user_id) if ctx.viewer is not None else Q(id__in=[]),
+)
+TICKETS_IN_ORGANIZATION = in_organization({P.SEE_ALL_TICKETS}, {P.WRITE_TICKETS}, AUTHORED)
+
+
+def _ticket(ctx: Any, row: Any) -> Sight:
+    return Sight.SEE if ctx.viewer_is_staff() else TICKETS_IN_ORGANIZATION(ctx, row)
+
+
+def _ticket_part(ctx: Any, row: Any) -> Sight:
+    """A comment or attachment is seen with its ticket (the loaders hand it over as `row.ticket`)."""
+    return _ticket(ctx, row.ticket)
+
+
 TYPE_RULES: dict[str, Rule] = {
     "Organization": in_organization({P.SEE_ORGANIZATION}, organization="id"),
     "Product": in_organization({P.SEE_ORGANIZATION}),
@@ -241,6 +261,9 @@ TYPE_RULES: dict[str, Rule] = {
     "RefusedRecord": _staff_only,
     "WaitingDocuments": _staff_only,
     "StaffInvitation": _staff_only,  # the staff desk's view of an invitation staff sent
+    "Ticket": _ticket,
+    "TicketComment": _ticket_part,
+    "TicketAttachment": _ticket_part,
 }
 
 
@@ -257,6 +280,7 @@ def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
 NEEDS_USERS_IN_SIGHT = frozenset({"User"})
 NEEDS_STAFF_FLAG = frozenset({
     "ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "User",
+    "Ticket", "TicketComment", "TicketAttachment",
 })
 
 
