@@ -352,6 +352,8 @@ async def add_tickets(organization: Organization, users: dict[str, User], today:
          at(today - timedelta(days=1), 12, 0)),
     ], addressee=TicketAddressee.MANAGER)
 
+
+async def seed_demo(today: date | None = None) -> bool:
     """Seed the demo data set into an empty database; False (and nothing done) when any organization exists."""
     today = today or clock.today()
     async with in_transaction(Organization._meta.default_connection):

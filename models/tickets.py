@@ -66,7 +66,7 @@ class TicketComment(Entity):
 
 
 class TicketAttachment(Entity):
-    """A file attached to a ticket (by whoever may write in it); its bytes apart, so that listing
+    """A file attached to a ticket (by whoever may write in it), its bytes apart, so that listing
     attachments never reads them."""
 
     ticket = fields.ForeignKeyField("models.SupportTicket", related_name="attachments", on_delete=fields.CASCADE)

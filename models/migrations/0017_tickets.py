@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
                 ('content_type', fields.CharField(max_length=100)),
                 ('size', fields.IntField()),
             ],
-            options={'table': 'ticket_attachment', 'app': 'models', 'indexes': [Index(fields=['ticket_id', 'created_at']), Index(fields=['organization_id', 'created_at'])], 'pk_attr': 'id', 'table_description': 'A file attached to a ticket (by whoever may write in it); its bytes apart, so that listing'},
+            options={'table': 'ticket_attachment', 'app': 'models', 'indexes': [Index(fields=['ticket_id', 'created_at']), Index(fields=['organization_id', 'created_at'])], 'pk_attr': 'id', 'table_description': 'A file attached to a ticket (by whoever may write in it), its bytes apart, so that listing'},
             bases=['Entity'],
         ),
         ops.CreateModel(
