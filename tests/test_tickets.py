@@ -380,3 +380,39 @@ async def _until_live(gql, emails) -> None:
     import asyncio
 
     await asyncio.sleep(0.3)
+
+
+# ---------------------------------------------------------------------------------------- constant SQL
+
+DASHBOARD = """{ organizations(first: 10) { edges { node { id tickets(first: 20) { edges { node {
+  id subject author { id fullName } database { id } product { id } organizationName
+  comments(first: 5) { edges { node { text fromStaff } } } attachments(first: 5) { edges { node { filename size } } } } } } } } } }"""
+
+
+async def statements_for(gql, sql_counter, organizations: int, per_organization: int) -> int:
+    owner = await factories.create_user(factories.unique_email("tickets-sql"))
+    for _ in range(organizations):
+        organization = await factories.create_organization()
+        await factories.add_member(organization, owner, Role.OWNER)
+        for index in range(per_organization):
+            ticket = await tickets.seed(organization.id, owner, f"Вопрос {index}", [
+                (owner.full_name, "Текст", False, TicketStatus.OPEN, tickets.utcnow()),
+                ("Поддержка", "Ответ", True, TicketStatus.ANSWERED, tickets.utcnow()),
+            ])
+            attachment = await tickets.TicketAttachment.create(
+                ticket=ticket, organization_id=organization.id, uploaded_by=owner, filename="a.pdf", content_type="application/pdf", size=5,
+            )
+            await tickets.TicketAttachmentFile.create(attachment=attachment, content=b"%PDF-")
+    email = await signed_in(gql, owner)
+    with sql_counter() as counter:
+        body = await gql.execute(DASHBOARD, as_user=email)
+    assert "errors" not in body, body
+    edges = body["data"]["organizations"]["edges"]
+    assert len(edges) == organizations and all(len(e["node"]["tickets"]["edges"]) == per_organization for e in edges)
+    return len(counter.statements)
+
+
+async def test_tickets_with_their_history_and_files_cost_the_same_statements_at_ten_times_the_data(gql, sql_counter):
+    small = await statements_for(gql, sql_counter, organizations=1, per_organization=2)
+    large = await statements_for(gql, sql_counter, organizations=5, per_organization=10)
+    assert small == large, (small, large)
