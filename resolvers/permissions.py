@@ -325,4 +325,5 @@ PERSONAL_FIELDS = frozenset({
     ("Membership", "databases"),  # one's own grants
     ("User", "unprovenEmail"), ("User", "unprovenPhone"),  # shown to the user themselves only
     ("Query", "me"),
+    ("TicketAttachment", "downloadUrl"),  # a link signed for the viewer themselves
 })

@@ -374,6 +374,30 @@ async def test_the_dashboard_receives_the_staff_answer_over_a_websocket(gql, liv
         await user_socket.close()
 
 
+async def test_a_download_link_in_a_live_message_is_the_receivers_own(gql, client, live_server):
+    """Two administrators watch with the same document: they would share one result, but each link is signed for its receiver."""
+    organization, users, emails = await team(gql, Role.ADMIN)
+    second = await factories.create_user(factories.unique_email("admin2"))
+    await factories.add_member(organization, second, Role.ADMIN)
+    admins = {users[Role.ADMIN].id: emails[Role.ADMIN], second.id: await signed_in(gql, second)}
+    ticket = await created(gql, emails[Role.OWNER], organization, subject="Со сканом")
+    query = """subscription($org: ID!) { tickets(organizationId: $org) { kind ticket { attachments { edges { node { downloadUrl } } } } } }"""
+    sockets = {user_id: GraphQLSocket(live_server, TRANSPORT_WS) for user_id in admins}
+    try:
+        for user_id, socket in sockets.items():
+            assert (await socket.connect(await gql.token_for(admins[user_id])))["type"] == "connection_ack"
+            await socket.subscribe(query, {"org": oid(organization)})
+        await _until_live(gql, emails)
+        assert (await attach(gql, emails[Role.OWNER], ticket["id"], "scan.pdf", PDF))["userErrors"] == []
+        for user_id, socket in sockets.items():
+            change = (await socket.next_data())["data"]["tickets"]
+            url = change["ticket"]["attachments"]["edges"][0]["node"]["downloadUrl"]
+            assert f"/{user_id}/" in url and (await client.get(url)).status_code == 200
+    finally:
+        for socket in sockets.values():
+            await socket.close()
+
+
 async def _until_live(gql, emails) -> None:
     """The subscriptions are live once their first statement ran; a short pause is enough for the
     in-process hub (nothing is sent on subscribing)."""
