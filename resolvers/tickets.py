@@ -124,7 +124,10 @@ async def _count_since(model: type, organization_id: uuid.UUID, **conditions: An
 
 
 async def _within_daily(model: type, organization_id: uuid.UUID, limit: int, what: str, field: str | None) -> None:
-    if await _count_since(model, organization_id) >= limit:
+    """LIMIT_EXCEEDED once the organization's members wrote `limit` rows of `model` in 24 hours (the
+    staff's entries not counted: the provider's answers never stop its customers)."""
+    conditions = {"from_staff": False} if model is TicketComment else {}
+    if await _count_since(model, organization_id, **conditions) >= limit:
         raise UserFacingError(
             ErrorCode.LIMIT_EXCEEDED,
             f"Your organization has sent {limit} {what} in the last 24 hours, the most a day: try again later "
@@ -231,6 +234,8 @@ async def _member_sets(ctx: RequestContext, ticket_id: uuid.UUID, status: Ticket
     ticket = await _ticket_to_write(ctx, ticket_id)
     if ticket.status not in allowed_from:
         raise UserFacingError(ErrorCode.CONFLICT, refusal, "ticket_id")
+    # a history entry each: closing and reopening count as messages (else they would be unbounded)
+    await _within_daily(TicketComment, ticket.organization_id, COMMENTS_PER_DAY, "messages", "ticket_id")
     user = await User.get(id=viewer.user_id)
     entry = await TicketComment.create(
         ticket=ticket, organization_id=ticket.organization_id, author_id=user.id, author_name=user.full_name,
@@ -417,7 +422,7 @@ def decode_content(content_base64: str) -> bytes:
     if len(content_base64) > (ATTACHMENT_MAX_BYTES + 2) // 3 * 4 + 4:
         raise _too_big()
     try:
-        content = base64.b64decode(content_base64, validate=True)
+        content = base64.b64decode("".join(content_base64.split()), validate=True)  # line breaks of MIME-style base64
     except (binascii.Error, ValueError):
         raise UserFacingError(ErrorCode.INVALID, "The content is not base64.", "content_base64") from None
     if not content:

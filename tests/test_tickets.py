@@ -171,6 +171,12 @@ async def test_tickets_and_messages_are_limited_per_organization_and_day(gql, mo
     assert first["userErrors"] == []
     refused = (await gql.execute(COMMENT, {"id": ticket["id"], "text": "и ещё"}, as_user=emails[Role.USER]))["data"]["commentTicket"]
     assert errors_of(refused) == [("LIMIT_EXCEEDED", ["ticketId"])]
+    # closing writes a history entry too: it is bounded alike (else close and reopen would be endless)
+    assert errors_of((await gql.execute(CLOSE, {"id": ticket["id"]}, as_user=emails[Role.USER]))["data"]["closeTicket"]) == [("LIMIT_EXCEEDED", ["ticketId"])]
+    # the provider's answers are not counted against the customer, nor refused
+    as_staff = await staff(gql)
+    answered = (await gql.execute(ANSWER, {"id": ticket["id"], "text": "Ответ"}, as_user=as_staff))["data"]["staffAnswerTicket"]
+    assert answered["userErrors"] == []
 
 
 # ---------------------------------------------------------------------------------------- the lifecycle
@@ -204,6 +210,8 @@ async def test_staff_answer_the_author_is_mailed_comments_close_and_reopen(gql):
     reopened = (await gql.execute(REOPEN, {"id": ticket["id"]}, as_user=emails[Role.USER]))["data"]["reopenTicket"]
     assert reopened["ticket"]["status"] == "OPEN" and reopened["ticket"]["closedAt"] is None
 
+    assert len(await listed(gql, emails[Role.USER], organization, "OPEN")) == 1
+    assert await listed(gql, emails[Role.USER], organization, "CLOSED") == []
     history = (await listed(gql, emails[Role.USER], organization))[0]["comments"]["edges"]
     assert [(e["node"]["statusChangedTo"], e["node"]["fromStaff"]) for e in history] == [
         ("OPEN", False), ("ANSWERED", True), ("OPEN", False), ("WAITING", True), ("CLOSED", False), ("OPEN", False),
