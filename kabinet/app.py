@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from kabinet import agent_api, db, http, provider_api
 from events.hub import EventHub
+from kabinet import ticket_files
 from kabinet.graphql_view import KabinetGraphQL
 from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
 from events.broker import create_broadcast
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", http.readyz),
             Route("/metrics", http.metrics),
             Route("/files/{document_id}/{expires}/{signature}", http.download_document),
+            Route("/ticket-files/{attachment_id}/{user_id}/{expires}/{signature}", ticket_files.download_attachment),
             *agent_api.routes,
             *provider_api.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -42,6 +42,8 @@ from resolvers.billing import supplier as suppliers
 from resolvers.billing.documents import document_number, document_visible_from, period_label
 from resolvers.organizations import requisites
 from resolvers.common.context import SystemActor
+from resolvers.support import tickets
+from models.tickets import TicketAddressee, TicketStatus
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -328,6 +330,38 @@ async def add_past_sessions(
 # ---------------------------------------------------------------------------------------- the data set
 
 
+SUPPORT_STAFF = "Ольга Сергеевна, линия консультаций"
+
+
+async def add_tickets(organization: Organization, users: dict[str, User], today: date) -> None:
+    """Two tickets of the accountant (one answered, one waiting for the provider), a closed one of the
+    user, and the owner's letter to the personal manager."""
+    buh, user, owner = users["buh@romashka.example"], users["user@romashka.example"], users["owner@romashka.example"]
+    await tickets.seed(organization.id, buh, "Не формируется отчёт 6-НДФЛ за квартал", [
+        (buh.full_name, "При формировании 6-НДФЛ программа пишет «Не заполнен код по ОКТМО». В карточке организации он указан.",
+         False, TicketStatus.OPEN, at(today - timedelta(days=3), 10, 5)),
+        (SUPPORT_STAFF, "Код по ОКТМО нужно указать и в разделе «Регистрации в налоговом органе»: Организации → "
+         "Налоговые органы. После этого перезаполните отчёт.", True, TicketStatus.ANSWERED, at(today - timedelta(days=3), 11, 40)),
+    ])
+    await tickets.seed(organization.id, buh, "Не загружается выписка из банка", [
+        (buh.full_name, "Файл kl_to_1c.txt из клиент-банка не загружается: «Неверный формат файла».",
+         False, TicketStatus.OPEN, at(today - timedelta(days=1), 9, 20)),
+        (SUPPORT_STAFF, None, True, TicketStatus.WAITING, at(today - timedelta(days=1), 9, 50)),
+    ])
+    await tickets.seed(organization.id, user, "Как добавить принтер в облаке?", [
+        (user.full_name, "Не печатаются счета из облачной базы на офисный принтер.", False, TicketStatus.OPEN,
+         at(today - timedelta(days=12), 14, 0)),
+        (SUPPORT_STAFF, "Включите перенаправление принтеров в настройках подключения к удалённому рабочему столу.",
+         True, TicketStatus.ANSWERED, at(today - timedelta(days=12), 15, 30)),
+        (user.full_name, "Заработало, спасибо!", False, TicketStatus.OPEN, at(today - timedelta(days=12), 16, 10)),
+        (user.full_name, None, False, TicketStatus.CLOSED, at(today - timedelta(days=12), 16, 11)),
+    ])
+    await tickets.seed(organization.id, owner, "Продление договора ИТС", [
+        (owner.full_name, "Подготовьте, пожалуйста, счёт на продление ИТС ПРОФ на год.", False, TicketStatus.OPEN,
+         at(today - timedelta(days=1), 12, 0)),
+    ], addressee=TicketAddressee.MANAGER)
+
+
 async def seed_demo(today: date | None = None) -> bool:
     """Seed the demo data set into an empty database; False (and nothing done) when any organization exists."""
     today = today or clock.today()
@@ -457,6 +491,7 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
         scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),
         progress=100, attempts=1, message=f"Конфигурация обновлена до версии {INSTALLED_VERSION}",
     )
+    await add_tickets(org, users, today)
     await add_sessions(org, ROMASHKA_SESSIONS, databases, users, today)
     await add_past_sessions(org, ROMASHKA_HISTORY, databases, users, today)
 

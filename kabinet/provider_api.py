@@ -47,6 +47,7 @@ from resolvers.organizations import moderation
 from resolvers.provider import staff_desk
 from resolvers.common.errors import ErrorCode, Refusal, UserFacingError
 from resolvers.common.pagination import Page, PageRequest
+from resolvers.support import tickets
 from resolvers.provider import records, service_accounts
 from resolvers.provider.audit import ActorKind, record_action
 from resolvers.common.unit_of_work import change
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # rows the resolvers answer with, named for the annotations o
     from models.organizations import Invite, Organization
     from models.outbox import OutboxMessage
     from models.provider import RefusedRecord
+    from models.tickets import SupportTicket, TicketComment
 
 log = logging.getLogger("kabinet.provider")
 
@@ -259,7 +261,9 @@ STATUS_OF = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409, "INVALID": 400
 
 # The domain names what it was given; these requests name it otherwise: the message by the path's id,
 # the organization by its INN (and KPP).
-REQUEST_FIELD_OF = {"delivery_id": "id", "organization_id": "inn", "database_ids": "databases"}
+REQUEST_FIELD_OF = {
+    "delivery_id": "id", "organization_id": "inn", "database_ids": "databases", "ticket_id": "id", "staff_name": "staffName",
+}
 
 
 def staff_endpoint(what: str) -> Callable[[Callable[[Request, ProviderActor], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
@@ -482,6 +486,50 @@ async def make_owner(request: Request, actor: ProviderActor) -> Response:
     })
 
 
+def _ticket(row: SupportTicket) -> dict[str, Any]:
+    return {
+        "id": to_global_id("Ticket", row.id), "organizationId": to_global_id("Organization", row.organization_id),
+        "subject": row.subject, "status": row.status.value, "addressee": row.addressee.value, "kind": row.kind.value,
+        "authorName": row.author_name, "createdAt": _when(row.created_at), "updatedAt": _when(row.updated_at),
+        "closedAt": _when(row.closed_at),
+    }
+
+
+def _ticket_comment(row: TicketComment) -> dict[str, Any]:
+    return {
+        "id": to_global_id("TicketComment", row.id), "authorName": row.author_name, "fromStaff": row.from_staff,
+        "text": row.text, "statusChangedTo": row.status_to.value if row.status_to else None, "createdAt": _when(row.created_at),
+    }
+
+
+@staff_endpoint("tickets")
+async def staff_tickets(request: Request, actor: ProviderActor) -> Response:
+    """Every organization's support tickets, the last changed first: `?status=open|answered|waiting|closed|all&first=&after=`."""
+    status = tickets.status_named(request.query_params.get("status"))
+    return _page_json(await tickets.staff_tickets(actor, status, None, _page_request(request)), _ticket)
+
+
+@staff_endpoint("ticket_answer")
+async def answer_ticket(request: Request, actor: ProviderActor) -> Response:
+    """Answer a ticket (`{"text", "staffName"?}`: who answered, as the customer reads it); it becomes ANSWERED."""
+    body = await _json_object(request)
+    ticket_id = pk_of(request.path_params["id"], "Ticket") or NO_SUCH_ID
+    ticket, entry = await tickets.staff_answer(actor, ticket_id, _text(body, "text"), staff_name=_text(body, "staffName") or None)
+    return JSONResponse({"ticket": _ticket(ticket), "comment": _ticket_comment(entry)})
+
+
+@staff_endpoint("ticket_status")
+async def set_ticket_status(request: Request, actor: ProviderActor) -> Response:
+    """Set a ticket's status: `{"status": "WAITING"|"OPEN"|"ANSWERED"|"CLOSED", "staffName"?}`."""
+    body = await _json_object(request)
+    ticket_id = pk_of(request.path_params["id"], "Ticket") or NO_SUCH_ID
+    status = tickets.status_named(_text(body, "status"))
+    if status is None:
+        raise UserFacingError(ErrorCode.INVALID, "Give the `status`.", "status")
+    ticket = await tickets.staff_set_status(actor, ticket_id, status, staff_name=_text(body, "staffName") or None)
+    return JSONResponse({"ticket": _ticket(ticket)})
+
+
 routes = [
     Route("/provider/v1/records/{entity}", post_records, methods=["POST"]),
     Route("/provider/v1/entities", entities, methods=["GET"]),
@@ -494,4 +542,7 @@ routes = [
     Route("/provider/v1/staff/organizations/reject", reject_organization, methods=["POST"]),
     Route("/provider/v1/staff/organizations/invite", invite_member, methods=["POST"]),
     Route("/provider/v1/staff/organizations/make-owner", make_owner, methods=["POST"]),
+    Route("/provider/v1/staff/tickets", staff_tickets, methods=["GET"]),
+    Route("/provider/v1/staff/tickets/{id}/answer", answer_ticket, methods=["POST"]),
+    Route("/provider/v1/staff/tickets/{id}/status", set_ticket_status, methods=["POST"]),
 ]

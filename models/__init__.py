@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "models.program_tokens",
     "models.notifications",
     "models.requisites",
+    "models.tickets",
 ]
 
 # Model docstrings become SQL table comments: Tortoise's SQLite migrator splits statements on

@@ -50,6 +50,9 @@ SCOPE_OF_TABLE: dict[str, tuple[str | tuple[str, str], ...]] = {
     "notification_settings": ("{row}.user_id",),  # read by its user only (Organization.notificationSettings)
     "requisites_change": (_ORGANIZATION,),
     "manager": (_ORGANIZATION,),
+    "support_ticket": (_ORGANIZATION,),
+    "ticket_comment": (_ORGANIZATION,),
+    "ticket_attachment": (_ORGANIZATION,),
 }
 
 # Tables no cacheable query reads: sign-in and delivery bookkeeping, the event log (written with
@@ -60,6 +63,7 @@ UNVERSIONED = frozenset({
     "program_token", "program_token_organization", "program_token_cluster", "import_run", "provider_action",
     "refused_record",  # read by staff only, whose answers are never kept (kabinet/response_cache.py)
     "notification_reminder",  # the reminders' memory, read by the housekeeping worker only
+    "ticket_attachment_file",  # an attachment's bytes: served by the download door, never by a query
     "supplier_requisites",  # read by staff only (waitingDocuments), and printed into documents when they are made
 })
 

@@ -16,10 +16,11 @@ from schema.people import PeopleMutations
 from schema.registration import RegistrationMutations
 from schema.requisites import RequisitesMutations
 from schema.staff_desk import StaffDeskMutations
+from schema.tickets import TicketMutations
 from schema.updates import UpdatesMutations
 
 
 @strawberry.type(description="Everything a cabinet user can change.")
 class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations,
-               PeopleMutations, NotificationMutations, RequisitesMutations):
+               PeopleMutations, NotificationMutations, RequisitesMutations, TicketMutations):
     pass

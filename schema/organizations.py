@@ -40,6 +40,9 @@ from schema.products import Contract, Product
 from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 from schema.requisites import Manager, Requisites
 from resolvers.organizations import requisites as requisites_resolvers
+from schema.tickets import Ticket
+from resolvers.support import tickets as ticket_resolvers
+from models.tickets import TicketStatus
 from schema.relay import After, Connection, First, Node, connection_of, list_of
 
 described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {
@@ -288,6 +291,17 @@ class Organization(Node):
         status: Annotated[SessionStatus | None, strawberry.argument(description="Only sessions in this status.")] = None,
         first: First = None, after: After = None,
     ) -> Connection[Session] | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        description="Support tickets, the last changed first: every one for OWNER and ADMIN, one's own for other roles."
+    )
+    @batched(ticket_resolvers.tickets_of, to=connection_of(Ticket.from_model))
+    def tickets(
+        self, info: strawberry.Info,
+        status: Annotated[TicketStatus | None, strawberry.argument(description="Only tickets in this status.")] = None,
+        first: First = None, after: After = None,
+    ) -> Connection[Ticket]:
         return loaded(self, info)
 
 

@@ -1,4 +1,4 @@
-"""The Subscription root: live session lists, session events and update-run progress.
+"""The Subscription root: live session lists, session events, update-run progress and ticket changes.
 
 Each subscription first joins this process's event hub, then reads its snapshot with the event
 number it stands at, and streams the events after that number: nothing committed after the
@@ -38,6 +38,8 @@ from schema.cloud import Session, SessionEvent, SessionEventKind, SessionListUpd
 from schema.enums import described_enum
 from schema.organizations import Organization
 from schema.updates import UpdateRun
+from schema.tickets import Ticket, TicketChange, TicketChangeKind
+from resolvers.support import tickets as ticket_resolvers
 
 described_enum(Area, "A part of an organization's data that the provider's records change.", {
     "ORGANIZATION": "Its name and requisites.",
@@ -258,6 +260,31 @@ class Subscription:
                     continue
                 yield await shared_results.get((*group.key, event.seq), lambda: _data_change(group, org_id, event))
 
+
+    @strawberry.subscription(
+        description="The organization's support tickets as they change (written, commented, answered, closed, a file "
+        "attached): one message per change, with the ticket as it is now. OWNER and ADMIN receive every ticket's, "
+        "other roles their own tickets'. Nothing is sent on subscribing: query `tickets` first, then follow."
+    )
+    async def tickets(
+        self, info: strawberry.Info, organization_id: OrganizationToWatch
+    ) -> AsyncGenerator[TicketChange, None]:
+        ctx = info.context
+        org_id = await live.check_watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        ticket_filter = ticket_resolvers.TicketFilter(ctx, org_id)
+        group = Group(info, org_id, ticket_filter.only_user, "tickets")
+        async with ctx.event_hub.subscribe(org_id) as stream:
+            async for event in _events(stream, ctx, org_id):
+                if event.topic != ticket_resolvers.TICKETS or not ticket_filter.admits(org_id, event.payload):
+                    continue
+                yield await shared_results.get((*group.key, event.seq), lambda: _ticket_change(group, event))
+
+
+async def _ticket_change(group: Group, event: OrganizationEvent) -> TicketChange:
+    ticket = await ticket_resolvers.ticket_for_event(uuid.UUID(event.payload["ticket_id"]))
+    if ticket is None:  # deleted with its organization meanwhile
+        raise graphql_error("NOT_FOUND", "This ticket no longer exists.")
+    return await group.expand(TicketChange(kind=TicketChangeKind[event.kind], ticket=Ticket.from_model(ticket), at=event.created_at))
 
 async def _data_change(group: Group, org_id: uuid.UUID, event: OrganizationEvent) -> OrganizationDataChange:
     organization = await organization_resolvers.organization_by_id(group.context, org_id)

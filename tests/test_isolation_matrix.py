@@ -42,6 +42,9 @@ from models.requisites import Manager
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from foundation.ids import from_global_id, to_global_id
 from resolvers.cloud import clusters
+from models.tickets import SupportTicket, TicketAttachment, TicketAttachmentFile, TicketStatus
+from resolvers.support import tickets as ticket_resolvers
+from resolvers.support.tickets import TICKETS
 from tests import factories
 from tests.conftest import DEMO_PASSWORD
 from tests.introspection import ServedSchema
@@ -160,6 +163,11 @@ RULES: dict[str, OrgRule | Rule] = {
     "Requisites": FINANCES,
     "RequisitesChange": FINANCES,
     "Manager": MEMBERS,
+    # Support tickets (issue 20): OWNER and ADMIN every one of their organization's, any member their own
+    "Ticket": OrgRule(roles=STAFF, own_roles=ANY_ROLE),
+    "TicketComment": OrgRule(roles=STAFF, own_roles=ANY_ROLE),  # part of its ticket (its scope is the ticket's)
+    "TicketAttachment": OrgRule(roles=STAFF, own_roles=ANY_ROLE),  # part of its ticket
+    "TicketChange": Rule(lambda viewer, scope: True),  # a live view's container
     # Containers of a live view: they carry nothing of their own; what they hold is checked itself.
     "SessionListUpdate": Rule(lambda viewer, scope: True),
     "SessionEvent": Rule(lambda viewer, scope: True),
@@ -206,6 +214,7 @@ SCOPES: dict[str, tuple[type, Callable[[Any], Scope]]] = {
     "User": (User, lambda row: Scope(user=row.id)),
     "Release": (Release, lambda row: Scope()),
     "Manager": (Manager, _in_org),
+    "Ticket": (SupportTicket, lambda row: Scope(organization=row.organization_id, user=row.author_id)),
 }
 
 
@@ -702,6 +711,14 @@ async def scenery(app) -> Any:
         subscription=subscription, period_starts_on=subscription.starts_on, extra_sessions=2, extra_databases=8,
         starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(days=7),
     ))
+    # tickets of the person in both organizations (an ACCOUNTANT's own in Romashka, a USER's in Vasilek), a file on each
+    for organization in (romashka, vasilek):
+        ticket = await ticket_resolvers.seed(organization.id, both, "matrix", [(both.full_name, "matrix", False, TicketStatus.OPEN, now)])
+        attachment = await TicketAttachment.create(
+            ticket=ticket, organization_id=organization.id, uploaded_by=both, filename="matrix.pdf", content_type="application/pdf", size=5,
+        )
+        await TicketAttachmentFile.create(attachment=attachment, content=b"%PDF-")
+        created.append(ticket)
     vasilek_db = await Database.filter(organization_id=vasilek.id).first()
     # One cluster holding a database of each: what one sees of it must not open the other's.
     cluster = await clusters.add(f"matrix-{uuid.uuid4().hex[:8]}")
@@ -787,7 +804,7 @@ async def test_every_object_on_every_path_follows_the_role_table(gql, world, sce
     assert not verdict.violations, verdict.report()
     if who in ("owner@romashka.example",):
         # the walk reached every kind of object the owner may see: it is a walk, not a formality
-        expected = set(RULES) - {"ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "DatabaseLock", "UserError"}
+        expected = set(RULES) - {"ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "SessionListUpdate", "SessionEvent", "OrganizationDataChange", "TicketChange", "DatabaseLock", "UserError"}
         assert expected - verdict.seen_types[email] == set()
 
 
@@ -857,7 +874,7 @@ async def test_live_views_follow_the_role_table(gql, app, live_server, world, sc
     user = await User.get(email="user@romashka.example")
     vasilek_db = await Database.filter(organization_id=vasilek.id).first()
     markers: dict[tuple[str, uuid.UUID], set[str]] = {
-        (name, org.id): set() for name in ("sessionEvents", "updateRuns", "organizationData") for org in (romashka, vasilek)
+        (name, org.id): set() for name in ("sessionEvents", "updateRuns", "organizationData", "tickets") for org in (romashka, vasilek)
     }
     written: list[Any] = []
 
@@ -889,6 +906,13 @@ async def test_live_views_follow_the_role_table(gql, app, live_server, world, sc
         markers[("sessionEvents", vasilek.id)].add(to_global_id("Session", sessions[2].id))
         markers[("updateRuns", romashka.id)].add(to_global_id("UpdateRun", runs[1].id))
         markers[("updateRuns", vasilek.id)].add(to_global_id("UpdateRun", runs[2].id))
+        for ticket in await SupportTicket.filter(organization_id__in=[romashka.id, vasilek.id]):
+            # every ticket changes: each viewer receives those they see (each has one of their own, or sees all)
+            await announcements.record(ticket.organization_id, TICKETS, "STATUS_CHANGED", {
+                "ticket_id": str(ticket.id), "author_id": str(ticket.author_id) if ticket.author_id else None,
+                "status": ticket.status.value, "comment_id": None,
+            })
+            markers[("tickets", ticket.organization_id)].add(to_global_id("Ticket", ticket.id))
         for organization in (romashka, vasilek):  # the provider changed its data: every member is told
             await announcements.record(organization.id, DATA, "CHANGED", {"areas": ["balance", "documents"]})
             markers[("organizationData", organization.id)].add("BALANCE")
@@ -939,7 +963,8 @@ async def test_live_views_follow_the_role_table(gql, app, live_server, world, sc
                 if role is None and not (operation.refused and not any(m.get("data") for m in operation.messages)):
                     checker.fail(f"{operation.field} of another organization is not refused as absent", str(operation.messages)[:300])
                 # an ACCOUNTANT sees no cloud, but every member may follow the organization's data
-                watches = (OWNER, ADMIN, USER, ACCOUNTANT) if operation.field == "organizationData" else (OWNER, ADMIN, USER)
+                everyone = ("organizationData", "tickets")
+                watches = (OWNER, ADMIN, USER, ACCOUNTANT) if operation.field in everyone else (OWNER, ADMIN, USER)
                 if role == ACCOUNTANT and role not in watches and codes != {"FORBIDDEN"}:
                     checker.fail(f"{operation.field} is not refused with FORBIDDEN for an ACCOUNTANT", str(operation.messages)[:300])
                 if role in watches and (operation.refused or not operation.done):

@@ -47,18 +47,20 @@ class Permission(Enum):
     SEE_AUDIT_LOG = auto()
     TRANSFER_OWNERSHIP = auto()  # hand the organization to another member (the owner becomes an admin)
     REQUISITES = auto()  # see the requisites (bank details) and a pending change of them, change or ask to change them
+    SEE_ALL_TICKETS = auto()  # every support ticket of the organization (resolvers/support/tickets.py)
+    WRITE_TICKETS = auto()  # write tickets and see (and write in) one's own
 
 
 P = Permission
 _STAFF = frozenset({
     P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_ALL_SESSIONS,
-    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG, P.REQUISITES,
+    P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG, P.REQUISITES, P.SEE_ALL_TICKETS, P.WRITE_TICKETS,
 })
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
     Role.ADMIN: _STAFF,
-    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.REQUISITES}),
-    Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES}),
+    Role.ACCOUNTANT: frozenset({P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.REQUISITES, P.WRITE_TICKETS}),
+    Role.USER: frozenset({P.SEE_ORGANIZATION, P.SEE_OWN_SESSIONS, P.SEE_GRANTED_DATABASES, P.WRITE_TICKETS}),
 }
 
 
@@ -242,6 +244,22 @@ _see_requisites = in_organization({P.REQUISITES}, organization="id")
 def _requisites(ctx: Any, row: Any) -> Sight:
     """The requisites are columns of the organization's own row (no table, no list to narrow)."""
     return _see_requisites(ctx, row)
+# Support tickets (resolvers/support/tickets.py): OWNER and ADMIN see all of their organization's, every
+# member their own (the author's); the provider's staff every ticket, to answer it.
+AUTHORED = Narrowing(
+    lambda ctx, row: ctx.viewer is not None and row.author_id == ctx.viewer.user_id,
+    lambda ctx, organization_id: Q(author_id=ctx.viewer.user_id) if ctx.viewer is not None else Q(id__in=[]),
+)
+TICKETS_IN_ORGANIZATION = in_organization({P.SEE_ALL_TICKETS}, {P.WRITE_TICKETS}, AUTHORED)
+
+
+def _ticket(ctx: Any, row: Any) -> Sight:
+    return Sight.SEE if ctx.viewer_is_staff() else TICKETS_IN_ORGANIZATION(ctx, row)
+
+
+def _ticket_part(ctx: Any, row: Any) -> Sight:
+    """A comment or attachment is seen with its ticket (the loaders hand it over as `row.ticket`)."""
+    return _ticket(ctx, row.ticket)
 
 
 TYPE_RULES: dict[str, Rule] = {
@@ -273,6 +291,9 @@ TYPE_RULES: dict[str, Rule] = {
     "Requisites": _requisites,
     "RequisitesChange": in_organization({P.REQUISITES}),
     "Manager": in_organization({P.SEE_ORGANIZATION}),  # the provider's managers: every member may call them
+    "Ticket": _ticket,
+    "TicketComment": _ticket_part,
+    "TicketAttachment": _ticket_part,
 }
 
 
@@ -311,6 +332,7 @@ def update_run_scope(ctx: Any, organization_id: uuid.UUID) -> Q | Refusal | None
 NEEDS_USERS_IN_SIGHT = frozenset({"User"})
 NEEDS_STAFF_FLAG = frozenset({
     "ModeratedOrganization", "Claimant", "DeliveryFailure", "RefusedRecord", "WaitingDocuments", "StaffInvitation", "User",
+    "Ticket", "TicketComment", "TicketAttachment",
 })
 
 
@@ -361,4 +383,5 @@ PERSONAL_FIELDS = frozenset({
     ("User", "unprovenEmail"), ("User", "unprovenPhone"),  # shown to the user themselves only
     ("Organization", "notificationSettings"),  # the viewer's own settings there
     ("Query", "me"),
+    ("TicketAttachment", "downloadUrl"),  # a link signed for the viewer themselves
 })

@@ -1,0 +1,693 @@
+"""Support tickets («Написать в техподдержку», «Написать менеджеру»): one function per transition,
+each recording the ticket's event (topic `tickets`) for the organization's live dashboards.
+
+    create_ticket ─► OPEN ──staff_answer──► ANSWERED ──comment──► OPEN
+                      │  ▲                     │
+                      │  └──────reopen─────────┼──── CLOSED ◄── close (author, OWNER/ADMIN, staff)
+                      └──staff_set_status (OPEN / WAITING / ANSWERED / CLOSED)
+
+Who: OWNER and ADMIN see and write in every ticket of their organization; ACCOUNTANT and USER
+write tickets and see their own (resolvers/common/permissions.py TICKETS_IN_ORGANIZATION); the
+provider's staff (resolvers/common/staff_rights.py: a staff member in GraphQL, a `staff` token in the
+provider API) see every ticket, answer and set the status. The history is the comments list: each
+entry a comment, a status change, or both (a staff answer).
+
+Whatever a member sends is bounded: subject and text lengths, and per organization in the last 24
+hours the tickets, comments and attachment bytes (LIMIT_EXCEEDED). An attachment is one of the
+allowed types, recognised by its content as well as its name, at most ATTACHMENT_MAX_BYTES; it is
+served only by the download door (kabinet/ticket_files.py), which asks `attachment_for_download`
+again on every download.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.functions import Sum
+
+from foundation.clock import timestamp, utcnow
+from foundation.settings import Settings
+from models.cloud import Database
+from models.identity import User
+from models.organizations import Membership, Organization
+from models.products import Product
+from models.tickets import (
+    SupportTicket,
+    TicketAddressee,
+    TicketAttachment,
+    TicketAttachmentFile,
+    TicketComment,
+    TicketKind,
+    TicketStatus,
+)
+from resolvers.common import audit
+from resolvers.common import outbox
+from resolvers.common.gates import page_request, related_one, wants_total
+from resolvers.common.context import RequestContext
+from resolvers.common.errors import ErrorCode, Refusal, UserFacingError, not_found
+from resolvers.common.pagination import Ordering, Page, PageRequest, load_pages
+from resolvers.common.permissions import (
+    ROLE_PERMISSIONS,
+    TICKETS_IN_ORGANIZATION,
+    TYPE_RULES,
+    Permission,
+    Sight,
+    has_staff_rights,
+)
+from resolvers.common.staff_rights import Caller, StaffMember, staff_for_change, staff_for_reading
+from resolvers.identity.tokens import derived_key
+
+TICKETS = "tickets"  # the event topic; kinds: CREATED, COMMENTED, STATUS_CHANGED, ATTACHED
+
+SUBJECT_MAX = 200
+TEXT_MAX = 10_000
+STAFF_NAME_MAX = 200
+TICKETS_PER_DAY = 20  # per organization, in the last 24 hours
+COMMENTS_PER_DAY = 200  # per organization, in the last 24 hours (the first text of a ticket included)
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+ATTACHMENT_BYTES_PER_DAY = 50 * 1024 * 1024  # per organization, in the last 24 hours
+ATTACHMENTS_PER_TICKET = 20
+DAY = dt.timedelta(hours=24)
+
+TICKET_ORDER = Ordering(("-updated_at",))
+COMMENT_ORDER = Ordering(("created_at",))
+ATTACHMENT_ORDER = Ordering(("created_at",))
+STAFF_ONLY = "Only the provider's staff answer tickets and set their status."
+
+# What the author and the organization's members may set; staff set any status.
+REOPENABLE = frozenset({TicketStatus.CLOSED})
+
+
+# ---------------------------------------------------------------------------------------- who sees what
+
+
+async def _may_see(ctx: RequestContext, ticket: SupportTicket) -> bool:
+    """The role table's Ticket rule for a member; staff are asked through `staff_rights` instead."""
+    await ctx.memberships()
+    return TICKETS_IN_ORGANIZATION(ctx, ticket) is Sight.SEE
+
+
+async def _ticket_to_write(ctx: RequestContext, ticket_id: uuid.UUID, field: str = "ticket_id") -> SupportTicket:
+    """The ticket, locked, when the viewer may see it as a member; NOT_FOUND otherwise (another
+    organization's ticket, or a colleague's for a USER/ACCOUNTANT: nothing revealed)."""
+    ctx.require_viewer()
+    ticket = await SupportTicket.filter(id=ticket_id).select_for_update().first()
+    if ticket is None or not await _may_see(ctx, ticket):
+        raise not_found("ticket", field)
+    return ticket
+
+
+def _text(value: str | None, field: str, limit: int, what: str, *, required: bool = True) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise UserFacingError(ErrorCode.INVALID, f"Write the {what}.", field)
+        return None
+    if len(text) > limit:
+        raise UserFacingError(ErrorCode.INVALID, f"The {what} is at most {limit} characters.", field)
+    if "\x00" in text:
+        raise UserFacingError(ErrorCode.INVALID, f"The {what} holds a NUL character.", field)
+    return text
+
+
+async def _count_since(model: type, organization_id: uuid.UUID, **conditions: Any) -> int:
+    return await model.filter(organization_id=organization_id, created_at__gte=utcnow() - DAY, **conditions).count()
+
+
+async def _within_daily(model: type, organization_id: uuid.UUID, limit: int, what: str, field: str | None) -> None:
+    """LIMIT_EXCEEDED once the organization's members wrote `limit` rows of `model` in 24 hours (the
+    staff's entries not counted: the provider's answers never stop its customers)."""
+    conditions = {"from_staff": False} if model is TicketComment else {}
+    if await _count_since(model, organization_id, **conditions) >= limit:
+        raise UserFacingError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"Your organization has sent {limit} {what} in the last 24 hours, the most a day: try again later "
+            "or call the support line.",
+            field,
+        )
+
+
+async def _record(actor: Any, ticket: SupportTicket, kind: str, comment: TicketComment | None = None) -> None:
+    await actor.record_event(ticket.organization_id, TICKETS, kind, {
+        "ticket_id": str(ticket.id), "author_id": str(ticket.author_id) if ticket.author_id else None,
+        "status": ticket.status.value, "comment_id": str(comment.id) if comment else None,
+    })
+
+
+def _touch(ticket: SupportTicket, status: TicketStatus | None = None) -> list[str]:
+    ticket.updated_at = utcnow()
+    fields = ["updated_at"]
+    if status is not None and status != ticket.status:
+        ticket.status = status
+        ticket.closed_at = ticket.updated_at if status == TicketStatus.CLOSED else None
+        fields += ["status", "closed_at"]
+    return fields
+
+
+# ---------------------------------------------------------------------------------------- transitions
+
+
+async def create_ticket(
+    actor: RequestContext,
+    organization_id: uuid.UUID,
+    subject: str,
+    text: str,
+    *,
+    kind: TicketKind = TicketKind.QUESTION,
+    addressee: TicketAddressee = TicketAddressee.SUPPORT,
+    database_id: uuid.UUID | None = None,
+    product_id: uuid.UUID | None = None,
+) -> SupportTicket:
+    """A new OPEN ticket of the organization, written by the signed-in member `actor` (any role),
+    its first comment `text`. The public door of other domains too: a requisites change or a tariff
+    request calls it with its `kind` (after checking its own rule of who may ask). The database and
+    product, when given, must be the organization's (and, for a USER, a database granted to them).
+    Refusals: NOT_FOUND (not a member; an unknown database or product), INVALID (empty or too long
+    subject or text), LIMIT_EXCEEDED (TICKETS_PER_DAY tickets of the organization in 24 hours)."""
+    viewer = actor.require_viewer()
+    memberships = await actor.memberships()
+    membership = memberships.get(organization_id)
+    if membership is None:
+        raise not_found("organization", "organization_id")
+    if Permission.WRITE_TICKETS not in ROLE_PERMISSIONS[membership.role]:
+        raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not write to support.")
+    subject = _text(subject, "subject", SUBJECT_MAX, "subject")
+    body = _text(text, "text", TEXT_MAX, "text")
+    if database_id is not None:
+        database = await Database.get_or_none(id=database_id, organization_id=organization_id)
+        if database is None or TYPE_RULES["Database"](actor, database) is not Sight.SEE:
+            raise not_found("database", "database_id")
+    if product_id is not None and not await Product.exists(id=product_id, organization_id=organization_id):
+        raise not_found("product", "product_id")
+    await _within_daily(SupportTicket, organization_id, TICKETS_PER_DAY, "tickets", "organization_id")
+    await _within_daily(TicketComment, organization_id, COMMENTS_PER_DAY, "messages", "organization_id")
+    user = await User.get(id=viewer.user_id)
+    ticket = await SupportTicket.create(
+        organization_id=organization_id, author_id=user.id, author_name=user.full_name, subject=subject,
+        status=TicketStatus.OPEN, addressee=addressee, kind=kind, database_id=database_id, product_id=product_id,
+        updated_at=utcnow(),
+    )
+    comment = await TicketComment.create(
+        ticket=ticket, organization_id=organization_id, author_id=user.id, author_name=user.full_name, text=body,
+        status_to=TicketStatus.OPEN,
+    )
+    await audit.record(
+        actor, "ticket.create", organization_id=organization_id, object_type="Ticket", object_id=ticket.id,
+        details={"kind": kind.value, "addressee": addressee.value},
+    )
+    await _record(actor, ticket, "CREATED", comment)
+    return ticket
+
+
+async def comment(ctx: RequestContext, ticket_id: uuid.UUID, text: str) -> tuple[SupportTicket, TicketComment]:
+    """A member's comment on a ticket they see. An ANSWERED ticket goes back to OPEN (the provider's
+    turn again); a CLOSED one takes no comment (reopen it first: CONFLICT)."""
+    viewer = ctx.require_viewer()
+    ticket = await _ticket_to_write(ctx, ticket_id)
+    body = _text(text, "text", TEXT_MAX, "text")
+    if ticket.status == TicketStatus.CLOSED:
+        raise UserFacingError(ErrorCode.CONFLICT, "The ticket is closed: reopen it to write more.", "ticket_id")
+    await _within_daily(TicketComment, ticket.organization_id, COMMENTS_PER_DAY, "messages", "ticket_id")
+    status = TicketStatus.OPEN if ticket.status == TicketStatus.ANSWERED else None
+    user = await User.get(id=viewer.user_id)
+    entry = await TicketComment.create(
+        ticket=ticket, organization_id=ticket.organization_id, author_id=user.id, author_name=user.full_name,
+        text=body, status_to=status,
+    )
+    await ticket.save(update_fields=_touch(ticket, status))
+    await _record(ctx, ticket, "COMMENTED", entry)
+    return ticket, entry
+
+
+async def _member_sets(ctx: RequestContext, ticket_id: uuid.UUID, status: TicketStatus, allowed_from: set[TicketStatus],
+                       refusal: str, action: str) -> SupportTicket:
+    viewer = ctx.require_viewer()
+    ticket = await _ticket_to_write(ctx, ticket_id)
+    if ticket.status not in allowed_from:
+        raise UserFacingError(ErrorCode.CONFLICT, refusal, "ticket_id")
+    # a history entry each: closing and reopening count as messages (else they would be unbounded)
+    await _within_daily(TicketComment, ticket.organization_id, COMMENTS_PER_DAY, "messages", "ticket_id")
+    user = await User.get(id=viewer.user_id)
+    entry = await TicketComment.create(
+        ticket=ticket, organization_id=ticket.organization_id, author_id=user.id, author_name=user.full_name,
+        status_to=status,
+    )
+    await ticket.save(update_fields=_touch(ticket, status))
+    await audit.record(ctx, action, organization_id=ticket.organization_id, object_type="Ticket", object_id=ticket.id)
+    await _record(ctx, ticket, "STATUS_CHANGED", entry)
+    return ticket
+
+
+async def close(ctx: RequestContext, ticket_id: uuid.UUID) -> SupportTicket:
+    """The question is settled: CLOSED, by its author or the organization's OWNER/ADMIN."""
+    return await _member_sets(
+        ctx, ticket_id, TicketStatus.CLOSED, {TicketStatus.OPEN, TicketStatus.ANSWERED, TicketStatus.WAITING},
+        "The ticket is already closed.", "ticket.close",
+    )
+
+
+async def reopen(ctx: RequestContext, ticket_id: uuid.UUID) -> SupportTicket:
+    """A CLOSED ticket is OPEN again (the same question came back)."""
+    return await _member_sets(
+        ctx, ticket_id, TicketStatus.OPEN, set(REOPENABLE), "Only a closed ticket is reopened.", "ticket.reopen",
+    )
+
+
+def _staff_name(staff: StaffMember, given: str | None) -> str:
+    """Who answered, as the customer reads it: the name given (the provider API's `staffName`), the
+    staff member's full name, or the service account's name."""
+    name = _text(given, "staff_name", STAFF_NAME_MAX, "staff name", required=False)
+    return name or (staff.user.full_name if staff.user is not None else staff.name)
+
+
+async def _staff_ticket(ticket_id: uuid.UUID) -> SupportTicket:
+    ticket = await SupportTicket.filter(id=ticket_id).select_for_update().first()
+    if ticket is None:
+        raise not_found("ticket", "ticket_id")
+    return ticket
+
+
+async def staff_answer(
+    caller: Caller, ticket_id: uuid.UUID, text: str, *, staff_name: str | None = None,
+) -> tuple[SupportTicket, TicketComment]:
+    """The provider's answer: a staff comment that makes the ticket ANSWERED (a CLOSED one too: the
+    provider may add to it), and a letter to its author (`_mail_answer`)."""
+    staff = await staff_for_change(caller, STAFF_ONLY)
+    ticket = await _staff_ticket(ticket_id)
+    body = _text(text, "text", TEXT_MAX, "text")
+    name = _staff_name(staff, staff_name)
+    entry = await TicketComment.create(
+        ticket=ticket, organization_id=ticket.organization_id, author_id=staff.user.id if staff.user else None,
+        author_name=name, from_staff=True, text=body, status_to=TicketStatus.ANSWERED,
+    )
+    await ticket.save(update_fields=_touch(ticket, TicketStatus.ANSWERED))
+    await staff.audit("ticket.answer", str(ticket.id), {"organizationId": str(ticket.organization_id)})
+    await _mail_answer(ticket, entry)
+    await _record(caller, ticket, "COMMENTED", entry)
+    return ticket, entry
+
+
+async def staff_set_status(
+    caller: Caller, ticket_id: uuid.UUID, status: TicketStatus, *, staff_name: str | None = None,
+) -> SupportTicket:
+    """The provider sets any status (WAITING while it works on it, CLOSED when settled…); a history
+    entry says so. Setting the status it has is CONFLICT."""
+    staff = await staff_for_change(caller, STAFF_ONLY)
+    ticket = await _staff_ticket(ticket_id)
+    if ticket.status == status:
+        raise UserFacingError(ErrorCode.CONFLICT, f"The ticket is {status.value} already.", "status")
+    entry = await TicketComment.create(
+        ticket=ticket, organization_id=ticket.organization_id, author_id=staff.user.id if staff.user else None,
+        author_name=_staff_name(staff, staff_name), from_staff=True, status_to=status,
+    )
+    await ticket.save(update_fields=_touch(ticket, status))
+    await staff.audit("ticket.status", str(ticket.id), {"organizationId": str(ticket.organization_id), "status": status.value})
+    await _record(caller, ticket, "STATUS_CHANGED", entry)
+    return ticket
+
+
+async def _mail_answer(ticket: SupportTicket, entry: TicketComment) -> None:
+    """The letter to the ticket's author that the provider answered: the one place it is queued
+    (the notification settings will decide here whether and when it goes)."""
+    if ticket.author_id is None:
+        return
+    author = await User.get_or_none(id=ticket.author_id)
+    if author is None or not author.email or not author.is_active:
+        return
+    organization = await Organization.get(id=ticket.organization_id)
+    await outbox.email(
+        author.email, "ticket_answered", full_name=author.full_name, subject=ticket.subject,
+        organization_name=organization.name, staff_name=entry.author_name, text=entry.text or "",
+    )
+
+
+# ---------------------------------------------------------------------------------------- attachments
+
+
+@dataclass(frozen=True)
+class FileType:
+    content_type: str  # as stored and, for PDF and images, as served
+    family: str  # what the content must look like
+    inline_safe: bool = False  # PDF and images keep their type; anything else is served as octet-stream
+
+
+FILE_TYPES: dict[str, FileType] = {
+    "pdf": FileType("application/pdf", "pdf", True),
+    "png": FileType("image/png", "png", True),
+    "jpg": FileType("image/jpeg", "jpeg", True),
+    "jpeg": FileType("image/jpeg", "jpeg", True),
+    "gif": FileType("image/gif", "gif", True),
+    "webp": FileType("image/webp", "webp", True),
+    "txt": FileType("text/plain", "text"),
+    "log": FileType("text/plain", "text"),
+    "csv": FileType("text/csv", "text"),
+    "doc": FileType("application/msword", "ole"),
+    "xls": FileType("application/vnd.ms-excel", "ole"),
+    "docx": FileType("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "zip"),
+    "xlsx": FileType("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "zip"),
+    "odt": FileType("application/vnd.oasis.opendocument.text", "zip"),
+    "ods": FileType("application/vnd.oasis.opendocument.spreadsheet", "zip"),
+    "zip": FileType("application/zip", "zip"),
+    "7z": FileType("application/x-7z-compressed", "7z"),
+    "rar": FileType("application/vnd.rar", "rar"),
+}
+_MAGIC = {
+    "pdf": (b"%PDF-",),
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "gif": (b"GIF87a", b"GIF89a"),
+    "zip": (b"PK\x03\x04", b"PK\x05\x06"),
+    "ole": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",),
+    "7z": (b"7z\xbc\xaf\x27\x1c",),
+    "rar": (b"Rar!\x1a\x07",),
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+ALLOWED_EXTENSIONS = ", ".join(sorted(FILE_TYPES))
+
+
+def sniff(content: bytes, family: str) -> bool:
+    """Whether the bytes are what `family` says, by their content (never by their name alone)."""
+    if family == "webp":
+        return content[:4] == b"RIFF" and content[8:12] == b"WEBP"
+    if family == "text":
+        try:
+            decoded = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                decoded = content.decode("cp1251")  # 1C's own logs and exports
+            except UnicodeDecodeError:
+                return False
+        return not _CONTROL.search(decoded)
+    return content.startswith(_MAGIC[family])
+
+
+def clean_filename(filename: str) -> str:
+    """The name as it is kept: its last path part, no control characters, at most 200 characters
+    (the extension kept)."""
+    name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _CONTROL.sub("", name).replace('"', "").strip().strip(".")
+    if len(name) > 200:
+        stem, dot, extension = name.rpartition(".")
+        name = stem[: 200 - len(extension) - 1] + dot + extension if dot and len(extension) < 10 else name[:200]
+    return name
+
+
+def file_type_of(filename: str, content: bytes) -> FileType:
+    """The allowed type a file is, by its extension and its content alike; INVALID otherwise."""
+    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    file_type = FILE_TYPES.get(extension)
+    if file_type is None:
+        raise UserFacingError(
+            ErrorCode.INVALID, f"This type of file is not accepted. Allowed: {ALLOWED_EXTENSIONS}.", "filename",
+        )
+    if not sniff(content, file_type.family):
+        raise UserFacingError(
+            ErrorCode.INVALID, f"The file's content is not a .{extension} file: attach the file itself.", "content_base64",
+        )
+    return file_type
+
+
+def decode_content(content_base64: str) -> bytes:
+    """The file's bytes from base64; INVALID when it is not base64, empty, or over ATTACHMENT_MAX_BYTES
+    (checked on the text's length before decoding)."""
+    if len(content_base64) > (ATTACHMENT_MAX_BYTES + 2) // 3 * 4 + 4:
+        raise _too_big()
+    try:
+        content = base64.b64decode("".join(content_base64.split()), validate=True)  # line breaks of MIME-style base64
+    except (binascii.Error, ValueError):
+        raise UserFacingError(ErrorCode.INVALID, "The content is not base64.", "content_base64") from None
+    if not content:
+        raise UserFacingError(ErrorCode.INVALID, "The file is empty.", "content_base64")
+    if len(content) > ATTACHMENT_MAX_BYTES:
+        raise _too_big()
+    return content
+
+
+def _too_big() -> UserFacingError:
+    return UserFacingError(
+        ErrorCode.INVALID, f"A file is at most {ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB.", "content_base64",
+    )
+
+
+async def attach(ctx: RequestContext, ticket_id: uuid.UUID, filename: str, content_base64: str) -> TicketAttachment:
+    """A file attached to a ticket the viewer may write in (a CLOSED one too: a receipt sent after).
+    Bounded: ATTACHMENTS_PER_TICKET per ticket, ATTACHMENT_MAX_BYTES each, ATTACHMENT_BYTES_PER_DAY
+    per organization in 24 hours (LIMIT_EXCEEDED)."""
+    viewer = ctx.require_viewer()
+    ticket = await _ticket_to_write(ctx, ticket_id)
+    name = clean_filename(filename)
+    if not name:
+        raise UserFacingError(ErrorCode.INVALID, "Give the file's name.", "filename")
+    content = decode_content(content_base64)
+    file_type = file_type_of(name, content)
+    if await TicketAttachment.filter(ticket_id=ticket.id).count() >= ATTACHMENTS_PER_TICKET:
+        raise UserFacingError(
+            ErrorCode.LIMIT_EXCEEDED, f"A ticket holds at most {ATTACHMENTS_PER_TICKET} files.", "ticket_id",
+        )
+    sent = await TicketAttachment.filter(
+        organization_id=ticket.organization_id, created_at__gte=utcnow() - DAY,
+    ).annotate(total=Sum("size")).first().values("total")
+    sent = (sent or {}).get("total")
+    if (sent or 0) + len(content) > ATTACHMENT_BYTES_PER_DAY:
+        raise UserFacingError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"Your organization has attached {ATTACHMENT_BYTES_PER_DAY // (1024 * 1024)} MB in the last 24 hours, "
+            "the most a day: try again later.",
+            "content_base64",
+        )
+    attachment = await TicketAttachment.create(
+        ticket=ticket, organization_id=ticket.organization_id, uploaded_by_id=viewer.user_id, filename=name,
+        content_type=file_type.content_type, size=len(content),
+    )
+    await TicketAttachmentFile.create(attachment=attachment, content=content)
+    await ticket.save(update_fields=_touch(ticket))
+    await _record(ctx, ticket, "ATTACHED")
+    return attachment
+
+
+# ---------------------------------------------------------------------------------------- the download door
+
+
+def sign_attachment(settings: Settings, attachment_id: uuid.UUID, user_id: uuid.UUID, now: float | None = None) -> str:
+    """`/ticket-files/<attachment>/<user>/<expires>/<signature>`: for this attachment and this viewer
+    until it expires; the door asks again whether that viewer may still see the ticket."""
+    expires = int((now or timestamp()) + settings.download_url_seconds)
+    signature = _signature(settings, attachment_id, user_id, expires)
+    return f"{settings.public_url}/ticket-files/{attachment_id}/{user_id}/{expires}/{signature}"
+
+
+def _signature(settings: Settings, attachment_id: uuid.UUID, user_id: uuid.UUID, expires: int) -> str:
+    digest = hmac.new(
+        derived_key(settings, "ticket-attachment"), f"{attachment_id}:{user_id}:{expires}".encode(), hashlib.sha256,
+    ).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    content_type: str  # as served: the stored type for PDF and images, application/octet-stream otherwise
+    content: bytes
+
+
+async def attachment_for_download(
+    settings: Settings, attachment_id: str, user_id: str, expires: str, signature: str,
+) -> Download | None:
+    """The file, when the link is ours and unexpired AND its viewer may see the ticket now: an active
+    staff member, the OWNER/ADMIN of the ticket's organization, or its author while still a member
+    (a removed member's or a demoted one's link stops working). None for anything else."""
+    try:
+        attachment_pk, user_pk, expires_at = uuid.UUID(attachment_id), uuid.UUID(user_id), int(expires)
+    except ValueError:
+        return None
+    expected = _signature(settings, attachment_pk, user_pk, expires_at)
+    if not hmac.compare_digest(expected, signature) or expires_at < timestamp():
+        return None
+    attachment = await TicketAttachment.get_or_none(id=attachment_pk)
+    user = await User.get_or_none(id=user_pk)
+    if attachment is None or user is None or not user.is_active:
+        return None
+    ticket = await SupportTicket.get(id=attachment.ticket_id)
+    if not has_staff_rights(user):
+        membership = await Membership.get_or_none(user_id=user.id, organization_id=ticket.organization_id)
+        if membership is None:
+            return None
+        granted = ROLE_PERMISSIONS[membership.role]
+        if Permission.SEE_ALL_TICKETS not in granted and not (
+            Permission.WRITE_TICKETS in granted and ticket.author_id == user.id
+        ):
+            return None
+    stored = await TicketAttachmentFile.get_or_none(attachment_id=attachment.id)
+    if stored is None:
+        return None
+    extension = attachment.filename.rpartition(".")[2].lower()
+    file_type = FILE_TYPES.get(extension)
+    served = attachment.content_type if file_type is not None and file_type.inline_safe else "application/octet-stream"
+    return Download(attachment.filename, served, bytes(stored.content))
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+def _status_filter(args: dict[str, Any]) -> Q | None:
+    return Q(status=args["status"]) if args.get("status") else None
+
+
+async def tickets_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list[Page]:
+    """Organization.tickets: each organization's tickets the viewer sees, the last changed first.
+    Two statements at most: the organizations where the viewer sees all, and where only their own."""
+    await ctx.memberships()
+    request = page_request(ctx, args)
+    extra = _status_filter(args)
+    full, own = [], []
+    for org in orgs:
+        (own if TICKETS_IN_ORGANIZATION.scope(ctx, org.id).narrowing is not None else full).append(org.id)
+    pages: dict[uuid.UUID, Page] = {}
+    if full:
+        pages.update(await load_pages(
+            SupportTicket, "organization_id", full, TICKET_ORDER, request, filters=extra, with_total=wants_total(args),
+        ))
+    if own:
+        viewer = ctx.require_viewer()
+        mine = Q(author_id=viewer.user_id) & extra if extra is not None else Q(author_id=viewer.user_id)
+        pages.update(await load_pages(
+            SupportTicket, "organization_id", own, TICKET_ORDER, request, filters=mine, with_total=wants_total(args),
+        ))
+    return [pages[org.id] for org in orgs]
+
+
+async def staff_tickets(
+    caller: Caller, status: TicketStatus | None, addressee: TicketAddressee | None, page: PageRequest,
+    *, with_total: bool = False,
+) -> Page:
+    """Every organization's tickets for the provider's staff, the last changed first."""
+    await staff_for_reading(caller, "Only the provider's staff see every organization's tickets.")
+    conditions: dict[str, Any] = {}
+    if status is not None:
+        conditions["status"] = status
+    if addressee is not None:
+        conditions["addressee"] = addressee
+    pages = await load_pages(
+        SupportTicket, None, [], TICKET_ORDER, page, filters=Q(**conditions) if conditions else None, with_total=with_total,
+    )
+    return pages[None]
+
+
+def _with_ticket(rows: list[Any], tickets: dict[uuid.UUID, SupportTicket]) -> None:
+    """Hand each comment or attachment its ticket: the role table sees it with its ticket."""
+    for row in rows:
+        row.ticket = tickets[row.ticket_id]
+
+
+async def comments_of(ctx: RequestContext, tickets: list[SupportTicket], args: dict[str, Any]) -> list[Page]:
+    """Ticket.comments: each ticket's history, oldest first, in one statement."""
+    pages = await load_pages(
+        TicketComment, "ticket_id", [t.id for t in tickets], COMMENT_ORDER, page_request(ctx, args),
+        with_total=wants_total(args),
+    )
+    by_id = {t.id: t for t in tickets}
+    for page in pages.values():
+        _with_ticket(page.items, by_id)
+    return [pages[t.id] for t in tickets]
+
+
+async def attachments_of(ctx: RequestContext, tickets: list[SupportTicket], args: dict[str, Any]) -> list[Page]:
+    """Ticket.attachments: each ticket's files, oldest first, in one statement (never their bytes)."""
+    pages = await load_pages(
+        TicketAttachment, "ticket_id", [t.id for t in tickets], ATTACHMENT_ORDER, page_request(ctx, args),
+        with_total=wants_total(args),
+    )
+    by_id = {t.id: t for t in tickets}
+    for page in pages.values():
+        _with_ticket(page.items, by_id)
+    return [pages[t.id] for t in tickets]
+
+
+async def authors_of(ctx: RequestContext, tickets: list[SupportTicket], args: dict[str, Any]) -> list:
+    return await related_one(User, tickets, "author_id")
+
+
+async def databases_of(ctx: RequestContext, tickets: list[SupportTicket], args: dict[str, Any]) -> list:
+    return await related_one(Database, tickets, "database_id")
+
+
+async def products_of(ctx: RequestContext, tickets: list[SupportTicket], args: dict[str, Any]) -> list:
+    return await related_one(Product, tickets, "product_id")
+
+
+async def organization_names_of(ctx: RequestContext, tickets: list[SupportTicket], args: dict[str, Any]) -> list:
+    """The name of each ticket's organization (staff read tickets of organizations they are not in)."""
+    organizations = await related_one(Organization, tickets, "organization_id")
+    return [o.name if o else "" for o in organizations]
+
+
+async def ticket_for_event(ticket_id: uuid.UUID) -> SupportTicket | None:
+    """The ticket an event names, as it is now (a subscription's message)."""
+    return await SupportTicket.get_or_none(id=ticket_id)
+
+
+def event_ticket(organization_id: uuid.UUID, payload: dict[str, Any]) -> SupportTicket:
+    """The ticket an event carries, enough for the role table to say who may receive it."""
+    return SupportTicket(
+        id=uuid.UUID(payload["ticket_id"]), organization_id=organization_id,
+        author_id=uuid.UUID(payload["author_id"]) if payload.get("author_id") else None,
+        status=TicketStatus(payload["status"]),
+    )
+
+
+class TicketFilter:
+    """Which ticket events a subscriber may receive: the Ticket rule as it stood when they subscribed."""
+
+    def __init__(self, ctx: RequestContext, organization_id: uuid.UUID) -> None:
+        seen = TICKETS_IN_ORGANIZATION.scope(ctx, organization_id)
+        if seen.sight is not Sight.SEE:
+            raise Refusal("FORBIDDEN", "Your role may not see this organization's tickets.")
+        self.rights = ctx.narrowed_to(organization_id, as_viewer=True)
+        self.only_user = ctx.require_viewer().user_id if seen.narrowing is not None else None
+
+    def admits(self, organization_id: uuid.UUID, payload: dict[str, Any]) -> bool:
+        return TICKETS_IN_ORGANIZATION(self.rights, event_ticket(organization_id, payload)) is Sight.SEE
+
+
+async def seed(
+    organization_id: uuid.UUID, author: User, subject: str, entries: list[tuple[str, str | None, bool, TicketStatus | None, dt.datetime]],
+    *, addressee: TicketAddressee = TicketAddressee.SUPPORT, kind: TicketKind = TicketKind.QUESTION,
+) -> SupportTicket:
+    """A ticket as it stands, its history (author name, text, from staff, status set, when) made up,
+    with no event or letter: for seeding an empty database (the demo)."""
+    status = next((s for *_, s, _ in reversed(entries) if s is not None), TicketStatus.OPEN)
+    ticket = await SupportTicket.create(
+        organization_id=organization_id, author_id=author.id, author_name=author.full_name, subject=subject,
+        status=status, addressee=addressee, kind=kind, updated_at=entries[-1][4],
+        closed_at=entries[-1][4] if status == TicketStatus.CLOSED else None,
+    )
+    for name, text, from_staff, status_to, at in entries:
+        entry = await TicketComment.create(
+            ticket=ticket, organization_id=organization_id, author_id=None if from_staff else author.id,
+            author_name=name, from_staff=from_staff, text=text, status_to=status_to,
+        )
+        await TicketComment.filter(id=entry.id).update(created_at=at)
+    await SupportTicket.filter(id=ticket.id).update(created_at=entries[0][4])
+    return ticket
+
+
+def status_named(value: str | None, field: str = "status") -> TicketStatus | None:
+    """A status as the provider API names it (`open`, `ANSWERED`…; empty or `all`: None); INVALID otherwise."""
+    if value is None or value.strip().lower() in ("", "all"):
+        return None
+    try:
+        return TicketStatus(value.strip().upper())
+    except ValueError:
+        raise UserFacingError(
+            ErrorCode.INVALID, f"`{field}` is one of {', '.join(s.value for s in TicketStatus)} (or all).", field,
+        ) from None
