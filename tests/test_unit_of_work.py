@@ -39,7 +39,7 @@ ANNOUNCE_COMMITTED_ALLOWED = {
     # A batch, then a line-by-line fallback in savepoints, then kept refusals: several transactions.
     ("resolvers/provider/records.py", "apply"),
     # The CLI commits through `_on_the_database` (its own event loop), then announces on a broker it opens.
-    ("kabinet/cli.py", "announce_on_the_broker"),
+    ("kabinet/cli/provider.py", "announce_on_the_broker"),
     # The bench stamps the commit time between the commit and the announcement it measures.
     ("bench/changes.py", "next"),
 }
@@ -142,8 +142,8 @@ def test_the_mutation_hook_is_the_one_raw_transaction_that_runs_after_commit_act
             calls = _own_calls(function)
             if "in_transaction" in calls and "run_after_commit" in calls:
                 found.append((str(path), function.name))
-    # kabinet/cli.py `disable` revokes a staff member through a RequestContext, as a mutation would.
-    assert set(found) <= {("schema/errors.py", "run"), ("kabinet/cli.py", "disable")}, found
+    # kabinet/cli/provider.py `disable` revokes a staff member through a RequestContext, as a mutation would.
+    assert set(found) <= {("schema/errors.py", "run"), ("kabinet/cli/provider.py", "disable")}, found
 
 
 # ---------------------------------------------------------------- behaviour
