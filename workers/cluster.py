@@ -112,7 +112,7 @@ async def run_cluster_worker(
     """Terminations every half second; with churn > 0, a login or logoff every ~8/churn seconds.
 
     In `agent` mode a real cluster agent reports sessions and carries out terminations over /cluster/…
-    (kabinet/agent_api.py): this loop does nothing. The mode is `mode`, or the deployment's
+    (kabinet/agent_api/): this loop does nothing. The mode is `mode`, or the deployment's
     (resolvers/cloud/cluster_mode.py) read every MODE_READ_SECONDS; a change is logged with its reason
     (start-up logs the first: kabinet/app.py, `kabinet worker`).
     """

@@ -3,7 +3,7 @@ snapshot of their sessions an agent reports, and whether an agent is reporting (
 
 A cluster is a name the operator adds (`kabinet cluster add`); a database names its cluster and its
 infobase there (`kabinet cluster attach`, the provider's database record). The agent reports a
-cluster's sessions as a snapshot (POST /cluster/sessions/snapshot, kabinet/agent_api.py): each listed
+cluster's sessions as a snapshot (POST /cluster/sessions/snapshot, kabinet/agent_api/): each listed
 infobase's list is complete, so what kabinet does not know starts and what it knows and is missing
 ends, through the sessions' own transitions (resolvers/cloud/sessions.py). A snapshot also marks the
 cluster connected; the housekeeping worker marks it disconnected when none came for
