@@ -1,7 +1,7 @@
 """Fuzzing every field of every agent API endpoint (issue 17, finding 9): whatever an agent sends, a
 clear answer in the API's error shape, never a 500.
 
-The endpoints and their fields are read from the code (kabinet/agent_api.py `ENDPOINTS`, which each
+The endpoints and their fields are read from the code (kabinet/agent_api/ `ENDPOINTS`, which each
 endpoint's declaration fills, and whose fields are all a handler can read): a new endpoint without a
 valid request below fails `test_every_endpoint_has_a_valid_request`, and a new field is fuzzed
 without being listed. Each example sends the endpoint's valid request with one field replaced by a

@@ -79,7 +79,7 @@ PACKAGES = tuple(package for floor in FLOORS for package in floor)
 # Global ids are the wire format of GraphQL and of the HTTP APIs: the schema and the root use them, the domain never.
 GLOBAL_IDS = "foundation.ids"
 # The HTTP APIs besides GraphQL: they call resolvers, as the workers do.
-HTTP_APIS = ("kabinet/agent_api.py", "kabinet/http.py", "kabinet/provider_api.py")
+HTTP_APIS = ("kabinet/agent_api", "kabinet/http.py", "kabinet/provider_api.py")
 
 
 def top_level_imports(source: str) -> set[str]:
@@ -148,7 +148,7 @@ def test_the_floor_plan_covers_every_package():
 
 
 # The HTTP APIs whose every read and write goes through resolvers/ (annotations may name a model).
-CALLS_RESOLVERS_ONLY = ("kabinet/agent_api.py", "kabinet/provider_api.py")
+CALLS_RESOLVERS_ONLY = ("kabinet/agent_api", "kabinet/provider_api.py")
 
 
 def test_http_apis_call_resolvers_not_models():
@@ -191,3 +191,19 @@ def test_a_staff_caller_is_a_signed_in_user_or_a_scoped_caller_the_domain_states
     assert typing.get_args(Caller) == (RequestContext, ScopedCaller)
     assert isinstance(ProviderActor("CLI", "cli", frozenset()), ScopedCaller)
     assert not isinstance(RequestContext(settings=None), ScopedCaller)
+
+
+def test_every_periodic_worker_runs_on_the_one_loop():
+    """workers/loop.py `every` is the one "round, rest, until stop" loop: each `run_…` of workers/ calls it
+    (the update worker aside: it waits on the runs it carries out, each with its lease's heartbeat)."""
+    own_loops = {}
+    for path in sorted((ROOT / "workers").glob("*.py")):
+        if path.name in ("loop.py", "runner.py", "updates.py", "__init__.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in (n for n in tree.body if isinstance(n, ast.AsyncFunctionDef) and n.name.startswith("run_")):
+            calls = {c.func.id for c in ast.walk(function) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+            loops = [n for n in ast.walk(function) if isinstance(n, ast.While)]
+            if "every" not in calls or loops:
+                own_loops[f"{path.name}:{function.name}"] = sorted(calls)
+    assert own_loops == {}

@@ -33,7 +33,7 @@ from tests import test_invites as invites
 from tests.test_add_organization import ADD, legal_inn
 from tests.test_sessions_mutations import TERMINATE
 from workers import mail
-from workers import notifications as reminders
+from workers import reminders
 
 UTC = dt.timezone.utc
 ALL = 100_000  # the session shares one outbox: rounds are big, assertions look at this test's letters only

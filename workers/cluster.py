@@ -8,7 +8,6 @@ sessions and terminations wait for a real cluster's agent."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -24,6 +23,7 @@ from resolvers.common.unit_of_work import change
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from resolvers.cloud import cluster_mode
 from resolvers.cloud import sessions
+from workers.loop import every
 
 log = logging.getLogger("kabinet.cluster")
 
@@ -101,6 +101,7 @@ async def churn_in(database: Database, broadcast: Broadcast, rng: random.Random)
             await sessions.ended(actor, rng.choice(candidates), utcnow())
 
 
+STEP_SECONDS = 0.5
 MODE_READ_SECONDS = 5.0  # how soon this loop notices the deployment turned to agent mode (a first agent token)
 
 
@@ -111,7 +112,7 @@ async def run_cluster_worker(
     """Terminations every half second; with churn > 0, a login or logoff every ~8/churn seconds.
 
     In `agent` mode a real cluster agent reports sessions and carries out terminations over /cluster/…
-    (kabinet/agent_api.py): this loop does nothing. The mode is `mode`, or the deployment's
+    (kabinet/agent_api/): this loop does nothing. The mode is `mode`, or the deployment's
     (resolvers/cloud/cluster_mode.py) read every MODE_READ_SECONDS; a change is logged with its reason
     (start-up logs the first: kabinet/app.py, `kabinet worker`).
     """
@@ -119,23 +120,25 @@ async def run_cluster_worker(
     rng = random.Random()
     next_churn = next_mode_read = utcnow()
     current = mode
-    while not stop.is_set():
-        try:
-            if mode is None and utcnow() >= next_mode_read:
-                next_mode_read = utcnow() + dt.timedelta(seconds=MODE_READ_SECONDS)
-                read = await cluster_mode.read(settings)
-                if current is not None and read.mode != current:
-                    log.info(read.line())
-                current = read.mode
-            if current == "agent":
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=MODE_READ_SECONDS)
-                continue
-            await carry_out_terminations(cluster, broadcast)
-            if churn > 0 and utcnow() >= next_churn:
-                await simulate_churn(broadcast, rng)
-                next_churn = utcnow() + dt.timedelta(seconds=rng.expovariate(churn / 8.0))
-        except Exception:  # noqa: BLE001 — a worker loop outlives one bad step
-            log.exception("cluster step failed")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+    async def step() -> str | None:
+        """Terminations and churn, unless the deployment is in agent mode; the mode it is in."""
+        nonlocal next_churn, next_mode_read, current
+        if mode is None and utcnow() >= next_mode_read:
+            next_mode_read = utcnow() + dt.timedelta(seconds=MODE_READ_SECONDS)
+            read = await cluster_mode.read(settings)
+            if current is not None and read.mode != current:
+                log.info(read.line())
+            current = read.mode
+        if current == "agent":
+            return current
+        await carry_out_terminations(cluster, broadcast)
+        if churn > 0 and utcnow() >= next_churn:
+            await simulate_churn(broadcast, rng)
+            next_churn = utcnow() + dt.timedelta(seconds=rng.expovariate(churn / 8.0))
+        return current
+
+    await every(
+        STEP_SECONDS, step, stop, log=log, failed="cluster step failed",
+        pause=lambda current: MODE_READ_SECONDS if current == "agent" else STEP_SECONDS,
+    )

@@ -14,6 +14,7 @@ from foundation.clock import utcnow
 from foundation.settings import Settings
 from resolvers.billing import supplier as suppliers
 from resolvers.billing.publication import publish_due
+from workers.loop import every
 
 log = logging.getLogger("kabinet.documents")
 
@@ -27,12 +28,4 @@ async def run_document_publisher(settings: Settings, stop: asyncio.Event) -> Non
             log.warning("documents: %s", suppliers.NOT_CONFIGURED)
     except Exception:  # noqa: BLE001 — the loop below says what is wrong, pass after pass
         log.exception("documents: could not read the supplier's requisites")
-    while not stop.is_set():
-        try:
-            await publish_due(utcnow().date())
-        except Exception:  # noqa: BLE001 — a worker loop outlives one bad pass
-            log.exception("document publishing failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=PUBLISHER_CHECK_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+    await every(PUBLISHER_CHECK_SECONDS, lambda: publish_due(utcnow().date()), stop, log=log, failed="document publishing failed")

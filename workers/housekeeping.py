@@ -19,6 +19,7 @@ from resolvers.cloud import clusters
 from resolvers.common.context import SystemActor
 from resolvers.common.unit_of_work import change
 from resolvers.common.housekeeping import PRUNERS
+from workers.loop import every
 
 log = logging.getLogger("kabinet.housekeeping")
 
@@ -40,12 +41,7 @@ async def housekeeping_pass(settings: Settings) -> dict[str, int]:
 
 async def run_housekeeping(settings: Settings, stop: asyncio.Event) -> None:
     """Every hour (and at start), delete what is surely dead; until `stop`."""
-    while not stop.is_set():
-        await housekeeping_pass(settings)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=HOUSEKEEPING_CHECK_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+    await every(HOUSEKEEPING_CHECK_SECONDS, lambda: housekeeping_pass(settings), stop, log=log, failed="housekeeping failed")
 
 
 async def clusters_liveness_pass(settings: Settings, broadcast: Broadcast) -> list[str]:
@@ -61,13 +57,7 @@ async def clusters_liveness_pass(settings: Settings, broadcast: Broadcast) -> li
 
 async def run_clusters_liveness(settings: Settings, broadcast: Broadcast, stop: asyncio.Event) -> None:
     """A quarter of the staleness allowance apart (at least a second), until `stop`."""
-    every = max(1.0, settings.cluster_stale_seconds / 4)
-    while not stop.is_set():
-        try:
-            await clusters_liveness_pass(settings, broadcast)
-        except Exception:  # noqa: BLE001 — a worker loop outlives one bad pass; the next pass tries again
-            log.exception("the clusters' liveness pass failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except asyncio.TimeoutError:
-            pass
+    await every(
+        max(1.0, settings.cluster_stale_seconds / 4), lambda: clusters_liveness_pass(settings, broadcast), stop,
+        log=log, failed="the clusters' liveness pass failed",
+    )

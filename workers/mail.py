@@ -46,6 +46,7 @@ from resolvers.common import outbox
 from resolvers.common.outbox import MAX_ATTEMPTS, backoff  # noqa: F401 (the worker's policy, read by tests)
 from resolvers.common import notifications
 from resolvers.common.notifications import DIGEST_MAX_LETTERS
+from workers.loop import every
 from workers.sms import GatewaySender
 
 log = logging.getLogger("kabinet.mail")
@@ -323,15 +324,7 @@ async def run_mail_worker(settings: Settings, stop: asyncio.Event) -> None:
     worker_id = f"mail-{uuid.uuid4().hex[:8]}"
     batch = 20
     log.info("mail worker %s delivers to %s", worker_id, sender.describe())
-    while not stop.is_set():
-        try:
-            sent = await deliver_due(settings, worker_id, batch, sender=sender)
-        except Exception:  # noqa: BLE001 — the database may be away for a moment; try again
-            log.exception("mail delivery round failed")
-            sent = 0
-        if sent >= batch:
-            continue
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+    await every(
+        POLL_SECONDS, lambda: deliver_due(settings, worker_id, batch, sender=sender), stop, log=log,
+        failed="mail delivery round failed", pause=lambda sent: 0 if sent >= batch else POLL_SECONDS,
+    )

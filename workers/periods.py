@@ -14,6 +14,7 @@ from foundation.clock import utcnow
 from resolvers.cloud.subscriptions import roll_over_due
 from resolvers.common.context import SystemActor
 from resolvers.common.unit_of_work import announce_committed
+from workers.loop import every
 
 log = logging.getLogger("kabinet.periods")
 
@@ -32,12 +33,4 @@ async def roll_over_periods(broadcast: Any) -> int:
 
 async def run_period_roller(broadcast: Any, stop: asyncio.Event) -> None:
     """Every hour (and at start), until `stop`."""
-    while not stop.is_set():
-        try:
-            await roll_over_periods(broadcast)
-        except Exception:  # noqa: BLE001 — a worker loop outlives one bad pass
-            log.exception("rolling subscription periods over failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=PERIODS_CHECK_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+    await every(PERIODS_CHECK_SECONDS, lambda: roll_over_periods(broadcast), stop, log=log, failed="rolling subscription periods over failed")

@@ -14,7 +14,7 @@ from workers.cluster import run_cluster_worker
 from workers.documents import run_document_publisher
 from workers.housekeeping import run_clusters_liveness, run_housekeeping
 from workers.mail import run_mail_worker
-from workers.notifications import run_reminders
+from workers.reminders import run_reminders
 from workers.periods import run_period_roller
 from workers.updates import run_update_worker
 

@@ -23,7 +23,7 @@ One pass (`UpdateWorker.step`, about once a second in `run_update_worker`):
 
 Agent mode (resolvers/cloud/cluster_mode.py: KABINET_CLUSTER=agent, an agent token, PostgreSQL, SQLite
 without the demo): the provider's cluster agent claims due runs and carries them out itself over
-/cluster/updates/… (kabinet/agent_api.py). This worker then only does 1 and the monthly planning, and
+/cluster/updates/… (kabinet/agent_api/). This worker then only does 1 and the monthly planning, and
 takes back a run whose agent's lease ran out: SCHEDULED again for an agent to claim, or FAILED after
 its last attempt. It claims nothing. Simulated mode: it claims only runs of databases the simulated
 cluster may act in (never one the provider sent: its runs wait for an agent, its version is never set
@@ -164,7 +164,7 @@ class UpdateWorker:
         self.policy = Policy.of(settings)
         self.lease = self.policy.lease
         self.max_attempts = self.policy.max_attempts
-        # Agent mode: the cluster agent claims and carries out the runs (kabinet/agent_api.py), not this
+        # Agent mode: the cluster agent claims and carries out the runs (kabinet/agent_api/), not this
         # worker. Read at every tick (read_cluster_mode): a first agent token turns a deployment to it.
         self.agent_executes = settings.cluster == "agent"
 

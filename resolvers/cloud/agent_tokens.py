@@ -4,7 +4,7 @@ deployment's cluster mode is resolvers/cloud/cluster_mode.py's (`cluster_mode` b
 
 An agent token is the agent's identity: its name owns the agent's leases (update_jobs.agent_owner),
 and its organizations (or the databases on its clusters: resolvers/cloud/clusters.py `reach`) are all it
-sees and touches over /cluster/… (kabinet/agent_api.py).
+sees and touches over /cluster/… (kabinet/agent_api/).
 
 Hashes in KABINET_CLUSTER_AGENT_TOKENS (before the store) still authenticate, as tokens for every
 organization named `env:<first 12 of the hash>`; the server says so at start-up (`legacy_warning`).

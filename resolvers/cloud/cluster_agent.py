@@ -1,5 +1,5 @@
 """What the cluster agent names, found: it speaks the cluster's language (an organization's code, a
-database's id, a user's e-mail), and kabinet/agent_api.py asks here rather than reading models.
+database's id, a user's e-mail), and kabinet/agent_api/ asks here rather than reading models.
 
 Lookups only; the changes are the sessions' and update runs' own (resolvers/cloud/sessions.py,
 resolvers/updates/jobs.py). A name that matches nothing is a UserFacingError with the domain field."""

@@ -1,5 +1,5 @@
 """A database's lock of new sessions («блокировка начала сеансов»): for a time window, with a message
-for the users it turns away. The cluster agent honours it (`kabinet/agent_api.py` refuses a session
+for the users it turns away. The cluster agent honours it (`kabinet/agent_api/` refuses a session
 that would start inside it), as it honours the lock an update run holds (`locked_for_update`).
 
 `set_lock` and `clear_lock` are the only changes of the lock; `refusal_of` says whether a database

@@ -8,7 +8,7 @@
 Every caller uses these functions: the GraphQL mutations (`terminate`, `terminate_all`, through
 resolvers/cloud/reads.py), a member losing access (`access_ended`, resolvers/organizations/memberships.py, removals.py), the update
 worker (workers/updates.py), the simulated cluster (workers/cluster.py) and the real cluster's
-agent (kabinet/agent_api.py). Each transition is conditional on the status it starts from, so of
+agent (kabinet/agent_api/). Each transition is conditional on the status it starts from, so of
 concurrent callers one wins and the others change nothing; it records the session's event (topic
 `sessions`, kind = the new status, or STARTED) with the session as it now is, and, for a request to
 terminate, the audit entry `session.terminate`.

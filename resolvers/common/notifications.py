@@ -16,7 +16,7 @@ row, or `DEFAULTS`):
 The defaults for someone who never set anything: every kind their role receives on, any time of day,
 each letter at once, reminders on, times in Europe/Moscow.
 
-Reminders (`remind`, the reminders worker, workers/notifications.py): a contract ending, or the
+Reminders (`remind`, the reminders worker, workers/reminders.py): a contract ending, or the
 balance running out at the last 30 days' spending, 30, 7 and 1 days ahead; each threshold mails a
 user once (NotificationReminder), until dealt with (a contract extended has a new end; a balance topped
 up past 30 days' runway forgets what was sent).

@@ -1,7 +1,7 @@
 """An update run carried out: claimed under a lease, walked through its steps, finished.
 
 Two executors share this, so they share one lifecycle: kabinet's update worker driving the simulated
-cluster (workers/updates.py), and a provider's cluster agent over HTTP (kabinet/agent_api.py,
+cluster (workers/updates.py), and a provider's cluster agent over HTTP (kabinet/agent_api/,
 /cluster/updates/…) driving a real 1C cluster. Every status change is resolvers/updates/runs.py's
 (the one owner of a run's status); this decides which one, and what goes with it: the database's
 sessions (resolvers/cloud/sessions.py), the schedule's follow-up, the credentials a claim hands out.

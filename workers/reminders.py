@@ -16,6 +16,7 @@ from foundation.clock import today, utcnow
 from resolvers.common import notifications
 from resolvers.common.context import SystemActor
 from resolvers.common.unit_of_work import change
+from workers.loop import every
 
 log = logging.getLogger("kabinet.reminders")
 
@@ -42,9 +43,4 @@ async def reminders_pass(broadcast: Broadcast) -> dict[str, int]:
 
 async def run_reminders(broadcast: Broadcast, stop: asyncio.Event) -> None:
     """Every hour (and at start), until `stop`."""
-    while not stop.is_set():
-        await reminders_pass(broadcast)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=REMINDERS_CHECK_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+    await every(REMINDERS_CHECK_SECONDS, lambda: reminders_pass(broadcast), stop, log=log, failed="reminders pass failed")
