@@ -13,9 +13,11 @@ from schema.identity import IdentityMutations
 from schema.organizations import OrganizationMutations
 from schema.registration import RegistrationMutations
 from schema.staff_desk import StaffDeskMutations
+from schema.update_extras import OneOffUpdateMutations
 from schema.updates import UpdatesMutations
 
 
 @strawberry.type(description="Everything a cabinet user can change.")
-class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations):
+class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations,
+               OneOffUpdateMutations):
     pass

@@ -17,11 +17,12 @@ from schema.identity import User
 from schema.organizations import Organization
 from schema.registration import RegistrationQueries
 from schema.staff_desk import StaffDeskQueries
+from schema.update_extras import ReleaseQueries
 from schema.relay import After, Connection, First, Node, connection_of
 from schema.strawberry_internals import raw_info
 
 @strawberry.type(description="Everything a cabinet user can read.")
-class Query(RegistrationQueries, StaffDeskQueries):
+class Query(RegistrationQueries, StaffDeskQueries, ReleaseQueries):
     @strawberry.field(description="Any object by its global id; null when it does not exist or is not yours to see.")
     async def node(self, info: strawberry.Info, id: Annotated[strawberry.ID, strawberry.argument(description="The global id of any object.")]) -> Node | None:
         ctx = info.context
