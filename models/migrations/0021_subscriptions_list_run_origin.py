@@ -19,17 +19,31 @@ async def _origin_of_planned_runs(apps, schema_editor) -> None:  # noqa: ANN001 
     )
 
 
-async def _drop_sqlite_triggers_naming_subscriptions(apps, schema_editor) -> None:  # noqa: ANN001
-    """SQLite rebuilds cloud_subscription to alter its column, and refuses to rename a table that another
-    table's trigger names (subscription_extension's version trigger): those go, `install_triggers` puts
-    them back."""
+async def _before_sqlite_rebuild(apps, schema_editor) -> None:  # noqa: ANN001
+    """SQLite rebuilds cloud_subscription to alter its column: dropping the old table deletes the rows
+    that hang on it (subscription_extension, ON DELETE CASCADE), and it refuses to rename a table that
+    another table's trigger names. So the extensions are kept aside (`_after_sqlite_rebuild` puts them
+    back) and those triggers go (`install_triggers` puts them back)."""
     client = schema_editor.client
     if client.capabilities.dialect == "postgres":
         return
+    await client.execute_script("DROP TABLE IF EXISTS _kept_subscription_extension")
+    await client.execute_script("CREATE TABLE _kept_subscription_extension AS SELECT * FROM subscription_extension")
     for row in await client.execute_query_dict(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%cloud_subscription%'"
     ):
         await client.execute_script(f"DROP TRIGGER IF EXISTS {row['name']}")
+
+
+async def _after_sqlite_rebuild(apps, schema_editor) -> None:  # noqa: ANN001
+    client = schema_editor.client
+    if client.capabilities.dialect == "postgres":
+        return
+    await client.execute_script(
+        "INSERT INTO subscription_extension SELECT * FROM _kept_subscription_extension "
+        "WHERE id NOT IN (SELECT id FROM subscription_extension)"
+    )
+    await client.execute_script("DROP TABLE _kept_subscription_extension")
 
 
 class Migration(migrations.Migration):
@@ -40,7 +54,7 @@ class Migration(migrations.Migration):
     operations = [
         # An organization may have several tariff subscriptions (issue 20): one-to-one becomes a foreign
         # key; the rows stay as they are.
-        ops.RunPython(_drop_sqlite_triggers_naming_subscriptions),
+        ops.RunPython(_before_sqlite_rebuild),
         ops.AlterModelOptions(
             name='CloudSubscription',
             options={'table': 'cloud_subscription', 'app': 'models', 'pk_attr': 'id', 'table_description': "One tariff subscription of an organization's cloud rental: an organization may have several"},
@@ -50,6 +64,7 @@ class Migration(migrations.Migration):
             name='organization',
             field=fields.ForeignKeyField('models.Organization', source_field='organization_id', db_constraint=True, to_field='id', related_name='cloud_subscriptions', on_delete=OnDelete.CASCADE),
         ),
+        ops.RunPython(_after_sqlite_rebuild),
         ops.AddIndex(
             model_name='CloudSubscription',
             index=Index(fields=['organization_id', 'created_at']),
