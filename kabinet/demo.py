@@ -30,7 +30,7 @@ from models.cloud import ClientKind, Database, SessionStatus
 from models.identity import User
 from models.organizations import DatabaseGrant, Membership, ModerationStatus, Organization, OrganizationKind, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
-from models.updates import Release, UpdateMode, UpdateRunStatus, UpdateSchedule
+from models.updates import Release, UpdateMode, UpdateRunOrigin, UpdateRunStatus, UpdateSchedule
 from resolvers import cloud_subscriptions, demo_mark, document_publication, sessions, update_runs
 from resolvers import supplier as suppliers
 from resolvers.documents import document_number, document_visible_from, period_label
@@ -392,6 +392,11 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
         org.id, tariff="Облако 1С: Стандарт", sessions_limit=10, databases_limit=5,
         starts_on=month.first_day, ends_on=month.last_day,
     )
+    # A second tariff subscription (1cFresh «Подписки на тарифы»): extra sessions beside the main tariff.
+    await cloud_subscriptions.open_subscription(
+        org.id, tariff="Дополнительные сеансы", sessions_limit=2, databases_limit=0,
+        starts_on=month.first_day, ends_on=month.last_day,
+    )
     databases = {
         "accounting": await add_database(
             org, "Бухгалтерия", ACCOUNTING, INSTALLED_VERSION, True, 4820,
@@ -403,9 +408,14 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
     update_day = next_day_of_month(installed_release.published_at.date(), 15)
     await update_runs.seed(
         organization=org, database=databases["accounting"], release=installed_release,
-        target_version=INSTALLED_VERSION, status=UpdateRunStatus.SUCCEEDED,
+        target_version=INSTALLED_VERSION, status=UpdateRunStatus.SUCCEEDED, origin=UpdateRunOrigin.MONTHLY,
         scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),
         progress=100, attempts=1, message=f"Конфигурация обновлена до версии {INSTALLED_VERSION}",
+    )
+    # A one-off update the owner asked for beside the monthly schedule (BIT.LK «разовое обновление»).
+    await update_runs.seed(
+        organization=org, database=databases["accounting"], target_version=NEWER_VERSION,
+        status=UpdateRunStatus.SCHEDULED, origin=UpdateRunOrigin.ONE_OFF, scheduled_for=at(today + timedelta(days=3), 20),
     )
     await add_sessions(org, ROMASHKA_SESSIONS, databases, users, today)
     await add_past_sessions(org, ROMASHKA_HISTORY, databases, users, today)
