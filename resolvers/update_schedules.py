@@ -1,5 +1,7 @@
 """Update schedules of databases: the one mode each database has, and the runs it plans (when the next
-run is). The runs change through resolvers/update_runs.py; releases are resolvers/releases.py's."""
+run is). A one-off run beside the schedule (origin ONE_OFF, resolvers/one_off_updates.py) is not the
+schedule's: nothing here cancels, counts or follows it up (`_schedule_planned`). The runs change through resolvers/update_runs.py; releases are
+resolvers/releases.py's."""
 
 from __future__ import annotations
 
@@ -214,10 +216,10 @@ async def schedule_update(
 
 
 async def skip_update_run(ctx: RequestContext, run_id: uuid.UUID) -> UpdateRun:
-    """Skip one planned run (one release, one month); the schedule stays.
+    """Skip one planned run (one release, one month, or a one-off); the schedule stays.
 
     MONTHLY: the following month's run is planned. ONCE: its one run is gone, so the schedule falls
-    back to DISABLED, as after a run.
+    back to DISABLED, as after a run. A one-off (resolvers/one_off_updates.py) is skipped alone.
     """
     field = "update_run_id"
     run = await organization_row(ctx, UpdateRun, run_id, field, "update run")
