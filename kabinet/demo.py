@@ -44,6 +44,7 @@ from resolvers.organizations import requisites
 from resolvers.common.context import SystemActor
 from resolvers.support import tickets
 from models.tickets import TicketAddressee, TicketStatus
+from models.updates import UpdateRunOrigin
 
 DEMO_PASSWORD = "kabinet-demo"
 UTC = timezone.utc
@@ -476,6 +477,11 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
         org.id, tariff="Облако 1С: Стандарт", sessions_limit=10, databases_limit=5,
         starts_on=month.first_day, ends_on=month.last_day,
     )
+    # A second tariff subscription (1cFresh «Подписки на тарифы»): extra sessions beside the main tariff.
+    await cloud_subscriptions.open_subscription(
+        org.id, tariff="Дополнительные сеансы", sessions_limit=2, databases_limit=0,
+        starts_on=month.first_day, ends_on=month.last_day,
+    )
     databases = {
         "accounting": await add_database(
             org, "Бухгалтерия", ACCOUNTING, INSTALLED_VERSION, True, 4820,
@@ -487,11 +493,16 @@ async def seed_romashka(today: date, password_hash: str, installed_release: Rele
     update_day = next_day_of_month(installed_release.published_at.date(), 15)
     await update_runs.seed(
         organization=org, database=databases["accounting"], release=installed_release,
-        target_version=INSTALLED_VERSION, status=UpdateRunStatus.SUCCEEDED,
+        target_version=INSTALLED_VERSION, status=UpdateRunStatus.SUCCEEDED, origin=UpdateRunOrigin.MONTHLY,
         scheduled_for=at(update_day, 0), started_at=at(update_day, 0, 1), finished_at=at(update_day, 0, 24),
         progress=100, attempts=1, message=f"Конфигурация обновлена до версии {INSTALLED_VERSION}",
     )
     await add_tickets(org, users, today)
+    # A one-off update the owner asked for beside the monthly schedule (BIT.LK «разовое обновление»).
+    await update_runs.seed(
+        organization=org, database=databases["accounting"], target_version=NEWER_VERSION,
+        status=UpdateRunStatus.SCHEDULED, origin=UpdateRunOrigin.ONE_OFF, scheduled_for=at(today + timedelta(days=3), 20),
+    )
     await add_sessions(org, ROMASHKA_SESSIONS, databases, users, today)
     await add_past_sessions(org, ROMASHKA_HISTORY, databases, users, today)
 

@@ -26,7 +26,10 @@ class ClientKind(str, Enum):
 
 
 class CloudSubscription(Entity):
-    organization = fields.OneToOneField("models.Organization", related_name="cloud_subscription", on_delete=fields.CASCADE)
+    """One tariff subscription of an organization's cloud rental: an organization may have several
+    (the main tariff and additions), its limits are their sum (resolvers/cloud/subscriptions.py)."""
+
+    organization = fields.ForeignKeyField("models.Organization", related_name="cloud_subscriptions", on_delete=fields.CASCADE)
     tariff = fields.CharField(max_length=100)
     sessions_limit = fields.IntField()
     databases_limit = fields.IntField()
@@ -36,6 +39,7 @@ class CloudSubscription(Entity):
 
     class Meta:
         table = "cloud_subscription"
+        indexes = (("organization_id", "created_at"),)
 
 
 class SubscriptionExtension(Entity):

@@ -27,6 +27,18 @@ class UpdateRunStatus(str, Enum):
     SKIPPED = "SKIPPED"
 
 
+class UpdateRunOrigin(str, Enum):
+    """What planned a run: the schedule's mode, or a member's one-off update beside the schedule."""
+
+    ONCE = "ONCE"
+    MONTHLY = "MONTHLY"
+    ON_RELEASE = "ON_RELEASE"
+    ONE_OFF = "ONE_OFF"
+
+
+# Origins of the runs a schedule plans: the schedule's own runs (a run of no origin was planned before
+# kabinet kept it, by a schedule). A ONE_OFF run is beside the schedule: a change of mode leaves it.
+SCHEDULE_ORIGINS = (UpdateRunOrigin.ONCE, UpdateRunOrigin.MONTHLY, UpdateRunOrigin.ON_RELEASE)
 PLANNED_RUN_STATUSES = (UpdateRunStatus.QUARANTINE, UpdateRunStatus.SCHEDULED)
 
 
@@ -73,6 +85,8 @@ class UpdateRun(Entity):
     lease_expires_at = fields.DatetimeField(null=True)
     # The claim's fencing token: random per claim, so that no executor can act on a claim it did not make.
     lease_fence = fields.CharField(max_length=64, null=True)
+    # What planned it (null: planned before kabinet kept that); a ONE_OFF run is not the schedule's.
+    origin = fields.CharEnumField(UpdateRunOrigin, max_length=12, null=True)
 
     class Meta:
         table = "update_run"

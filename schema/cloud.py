@@ -18,6 +18,8 @@ from resolvers.cloud import database_locks, sessions
 from resolvers.updates import runs as run_resolvers
 from resolvers.updates import schedules as schedule_resolvers
 from resolvers.cloud.subscriptions import SubscriptionView
+from resolvers.cloud.subscription_terms import ExtendBlockedReason
+from schema.cloud_extras import SubscriptionExtensionTerms
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
@@ -93,6 +95,20 @@ class CloudSubscription(Node):
     can_extend: bool = strawberry.field(
         description="True when the caller may activate the one extension this subscription period allows."
     )
+    extend_blocked_reason: ExtendBlockedReason | None = strawberry.field(
+        description="Why `canExtend` is false (null when it is true); by the same rule `extendSubscription` applies."
+    )
+    extend_blocked_message: str | None = strawberry.field(
+        description="The same, in Russian, for the cabinet to show beside a disabled «Расширить»."
+    )
+    next_extend_at: dt.datetime | None = strawberry.field(
+        description="When this period's extension is taken: the start of the next period, when it is offered again "
+        "(UTC midnight). Null while it is on offer."
+    )
+    extension_terms: SubscriptionExtensionTerms = strawberry.field(
+        description="What an extension taken now would give (sessions, databases, days, until when, the limits while it "
+        "lasts): what `extendSubscription` does, shown before it is confirmed."
+    )
     model: strawberry.Private[CloudSubscriptionModel]
 
     @classmethod
@@ -105,6 +121,10 @@ class CloudSubscription(Node):
             extension=SubscriptionExtension.from_model(ext) if ext else None,
             extensions=[SubscriptionExtension.from_model(e) for e in view.history],
             can_extend=view.can_extend, model=sub,
+            extend_blocked_reason=view.standing.blocked if view.standing else None,
+            extend_blocked_message=view.standing.message if view.standing else None,
+            next_extend_at=view.standing.next_extend_at if view.standing else None,
+            extension_terms=SubscriptionExtensionTerms.of(view.terms()),
         )
 
 
@@ -350,6 +370,12 @@ class CloudMutations:
     async def extend_subscription(
         self, info: strawberry.Info,
         organization_id: Annotated[strawberry.ID, strawberry.argument(description="The organization.")],
+        cloud_subscription_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Which of the organization's subscriptions; omitted: its main one (`cloudSubscription`)."
+        )] = None,
     ) -> ExtendSubscriptionPayload:
-        view = await cloud_subscriptions.extend_subscription(info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID)
+        view = await cloud_subscriptions.extend_subscription(
+            info.context, pk_of(organization_id, "Organization") or NO_SUCH_ID,
+            None if cloud_subscription_id is None else pk_of(cloud_subscription_id, "CloudSubscription") or NO_SUCH_ID,
+        )
         return await expand(info, ExtendSubscriptionPayload(cloud_subscription=CloudSubscription.from_view(view)))

@@ -17,10 +17,11 @@ from schema.registration import RegistrationMutations
 from schema.requisites import RequisitesMutations
 from schema.staff_desk import StaffDeskMutations
 from schema.tickets import TicketMutations
+from schema.update_extras import OneOffUpdateMutations
 from schema.updates import UpdatesMutations
 
 
 @strawberry.type(description="Everything a cabinet user can change.")
 class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations,
-               PeopleMutations, NotificationMutations, RequisitesMutations, TicketMutations):
+               PeopleMutations, NotificationMutations, RequisitesMutations, TicketMutations, OneOffUpdateMutations):
     pass

@@ -273,9 +273,20 @@ class Organization(Node):
     def dashboard(self, info: strawberry.Info) -> Dashboard:
         return loaded(self, info)
 
-    @strawberry.field(description="The cloud rental subscription, if the organization has one.")
+    @strawberry.field(
+        description="The cloud rental subscription, if the organization has one: of several, the main tariff "
+        "(the one opened first); `cloudSubscriptions` lists them all."
+    )
     @batched(cloud_subscriptions.subscription_of, to=CloudSubscription.from_view)
     def cloud_subscription(self, info: strawberry.Info) -> CloudSubscription | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        description="Every tariff subscription of the cloud rental («Подписки на тарифы»), the main one (opened first) "
+        "first. The limits in force are their sum."
+    )
+    @batched(cloud_subscriptions.subscriptions_of, to=connection_of(CloudSubscription.from_view))
+    def cloud_subscriptions(self, info: strawberry.Info, first: First = None, after: After = None) -> Connection[CloudSubscription]:
         return loaded(self, info)
 
     @strawberry.field(description="For a USER: only the databases granted to them. Not for ACCOUNTANT (FORBIDDEN).")

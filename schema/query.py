@@ -19,11 +19,12 @@ from schema.notifications import NotificationQueries
 from schema.registration import RegistrationQueries
 from schema.staff_desk import StaffDeskQueries
 from schema.tickets import TicketQueries
+from schema.update_extras import ReleaseQueries
 from schema.relay import After, Connection, First, Node, connection_of
 from schema.strawberry_internals import raw_info
 
 @strawberry.type(description="Everything a cabinet user can read.")
-class Query(RegistrationQueries, StaffDeskQueries, NotificationQueries, TicketQueries):
+class Query(RegistrationQueries, StaffDeskQueries, NotificationQueries, TicketQueries, ReleaseQueries):
     @strawberry.field(description="Any object by its global id; null when it does not exist or is not yours to see.")
     async def node(self, info: strawberry.Info, id: Annotated[strawberry.ID, strawberry.argument(description="The global id of any object.")]) -> Node | None:
         ctx = info.context

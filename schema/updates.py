@@ -12,6 +12,7 @@ from resolvers.cloud import reads as cloud_resolvers
 from resolvers.updates import releases
 from resolvers.updates import schedules as update_schedules
 from resolvers.updates.schedules import ScheduleView
+from resolvers.updates import reasons as update_reasons
 from schema.batching import batched, expand, loaded
 from schema.enums import described_enum
 from schema.errors import UserError, transactional
@@ -20,6 +21,7 @@ from schema.relay import Node
 
 if TYPE_CHECKING:
     from schema.cloud import Database
+    from schema.update_extras import UpdateRunReason
 
 described_enum(UpdateMode, "How a database gets updated: never, once, monthly, or on each new release.", {
     "DISABLED": "Never updated automatically.",
@@ -70,6 +72,12 @@ def _database(model: Any) -> Any:
     return Database.from_model(model)
 
 
+def _reason(reason: Any) -> Any:
+    from schema.update_extras import UpdateRunReason
+
+    return UpdateRunReason.from_reason(reason)
+
+
 @strawberry.type(description="One update of one database: planned, running or done.")
 class UpdateRun(Node):
     target_version: str | None = strawberry.field(description="Configuration version the run updates to.")
@@ -92,6 +100,11 @@ class UpdateRun(Node):
     @strawberry.field(description="The database being updated.")
     @batched(cloud_resolvers.database_of, to=_database)
     def database(self, info: strawberry.Info) -> Annotated[Database, strawberry.lazy("schema.cloud")]:
+        return loaded(self, info)
+
+    @strawberry.field(description="Why the run is planned when it is: the mode or one-off, the release, its quarantine, the slot.")
+    @batched(update_reasons.reasons_of, to=_reason)
+    def scheduled_because(self, info: strawberry.Info) -> Annotated[UpdateRunReason, strawberry.lazy("schema.update_extras")]:
         return loaded(self, info)
 
 

@@ -132,6 +132,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "Contract": MEMBERS,
     "CloudSubscription": MEMBERS,
     "SubscriptionExtension": MEMBERS,  # part of its CloudSubscription
+    "SubscriptionExtensionTerms": MEMBERS,  # part of its CloudSubscription (issue 20)
     "BalanceTransaction": FINANCES,
     "Charge": FINANCES,
     "Balance": FINANCES,
@@ -142,6 +143,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "Database": DATABASES,
     "UpdateRun": DATABASES,
     "UpdateSchedule": DATABASES,  # part of its Database
+    "UpdateRunReason": DATABASES,  # part of its UpdateRun (issue 20)
     "Session": OrgRule(roles=STAFF, own_roles=frozenset({USER})),
     "AuditEntry": OrgRule(roles=STAFF),
     # resolvers/common/permissions.py _join_request: the requester's own, or OWNER/ADMIN of its organization
@@ -706,7 +708,7 @@ async def scenery(app) -> Any:
                              client_kind=ClientKind.WEB_CLIENT, host="PC-SALES-02", started_at=now - dt.timedelta(hours=30),
                              ended_at=now - dt.timedelta(hours=29), status=SessionStatus.ENDED),
     ]
-    subscription = await CloudSubscription.get(organization_id=romashka.id)
+    subscription = await CloudSubscription.filter(organization_id=romashka.id).order_by("created_at").first()
     created.append(await SubscriptionExtension.create(
         subscription=subscription, period_starts_on=subscription.starts_on, extra_sessions=2, extra_databases=8,
         starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(days=7),

@@ -20,7 +20,7 @@ from models.notifications import NotificationKind, NotificationReminder, Notific
 from models.organizations import Role
 from models.outbox import DeliveryStatus, OutboxMessage
 from models.products import Contract, ContractKind
-from models.updates import UpdateRunStatus
+from models.updates import UpdateRunOrigin, UpdateRunStatus
 from foundation.ids import to_global_id
 from resolvers.billing import publication as document_publication
 from resolvers.common import notifications
@@ -371,7 +371,7 @@ async def test_an_update_mails_when_scheduled_done_and_failed():
     database = await factories.create_database(organization, name="Торговля")
     now = utcnow()
     for outcome in ("done", "failed"):
-        run = await update_runs.plan(ACTOR, database, now - dt.timedelta(minutes=1), "3.0.152.1")
+        run = await update_runs.plan(ACTOR, database, now - dt.timedelta(minutes=1), "3.0.152.1", UpdateRunOrigin.ONE_OFF)
         run = await update_runs.leased(ACTOR, run.id, "test-worker", now, now + dt.timedelta(minutes=5), 3)
         claim = update_runs.Claim.of(run)
         if outcome == "done":

@@ -203,15 +203,38 @@ async def test_an_inn_of_neither_length_without_a_kind_is_called_wrong_not_the_w
     assert result.reason == "«77362075» is not a valid INN: check the digits."
 
 
-async def test_a_subscription_under_a_new_id_updates_the_organizations_one():
+async def test_a_subscription_under_a_new_id_is_another_of_the_organizations_subscriptions():
+    """Issue 20: an organization may have several tariff subscriptions, each by its external id; the
+    databases limit is their sum; deleting one of several leaves the others (and the databases)."""
     org_ext = ext("org")
     sent = catalog(org_ext, new_inn())
     await send("organization", sent["organization"])
-    await send("cloud_subscription", sent["cloud_subscription"])
-    renewed = {**sent["cloud_subscription"], "external_id": ext("cloud"), "starts_on": "2026-12-01", "ends_on": "2026-12-31"}
-    assert outcomes(await send("cloud_subscription", renewed)) == [Outcome.UPDATED]
-    [subscription] = await CloudSubscription.filter(organization__external_id=org_ext)
-    assert (subscription.external_id, subscription.starts_on) == (renewed["external_id"], dt.date(2026, 12, 1))
+    await send("cloud_subscription", {**sent["cloud_subscription"], "databases_limit": 1})
+    added = {**sent["cloud_subscription"], "external_id": ext("cloud"), "tariff": "Дополнительные базы", "databases_limit": 1,
+             "starts_on": "2026-12-01", "ends_on": "2026-12-31"}
+    assert outcomes(await send("cloud_subscription", added)) == [Outcome.CREATED]
+    rows = await CloudSubscription.filter(organization__external_id=org_ext).order_by("created_at")
+    assert [(r.external_id, r.tariff) for r in rows] == [
+        (sent["cloud_subscription"]["external_id"], sent["cloud_subscription"]["tariff"]), (added["external_id"], "Дополнительные базы"),
+    ]
+    results = await send("database", sent["database"], {**sent["database"], "external_id": ext("db"), "name": "Вторая"})
+    assert outcomes(results) == [Outcome.CREATED, Outcome.CREATED], "two subscriptions of one database each: two"
+    assert outcomes(await send("cloud_subscription", {**added, "deleted": True})) == [Outcome.DELETED]
+    assert await CloudSubscription.filter(organization__external_id=org_ext).count() == 1
+    last = await send("cloud_subscription", {**sent["cloud_subscription"], "deleted": True})
+    assert refusals(last) == [(1, "deleted")], "the last one goes only once the databases have"
+
+
+async def test_a_seeded_subscription_without_an_id_takes_the_first_one_sent():
+    org_ext = ext("org")
+    sent = catalog(org_ext, new_inn())
+    await send("organization", sent["organization"])
+    organization = await Organization.get(external_id=org_ext)
+    await CloudSubscription.create(organization=organization, tariff="Демо", sessions_limit=1, databases_limit=1,
+                                   starts_on=dt.date(2026, 11, 1), ends_on=dt.date(2026, 11, 30))
+    assert outcomes(await send("cloud_subscription", sent["cloud_subscription"])) == [Outcome.UPDATED]
+    [row] = await CloudSubscription.filter(organization_id=organization.id)
+    assert (row.external_id, row.tariff) == (sent["cloud_subscription"]["external_id"], sent["cloud_subscription"]["tariff"])
 
 
 async def test_a_new_database_beyond_the_subscriptions_limit_is_refused():

@@ -17,7 +17,10 @@ FULL_DASHBOARD = """{
     balance { amount prepaidServices { name remaining } }
     notificationSettings { enabledKinds windowStart digestHours }
     documents(first: 10) { totalCount edges { node { number amount downloadUrl } } }
+    cloudSubscription { canExtend extendBlockedReason nextExtendAt extensionTerms { endsAt } }
+    cloudSubscriptions(first: 3) { edges { node { tariff sessionsLimit } } }
     databases(first: 5) { edges { node { name updateSchedule { mode nextRunAt }
+      updateRuns(first: 2) { edges { node { status scheduledBecause { origin explanation release { version } } } } }
       cluster { name connected lastReportAt } sessionsAsOf
       sessions(first: 20) { totalCount edges { node { userName } } } } } }
     sessions(first: 20) { edges { node { userName database { name cluster { name } } user { email } } } }

@@ -26,7 +26,14 @@ from resolvers.common.permissions import Permission
 from models.cloud import CloudSubscription, SubscriptionExtension
 from models.organizations import Organization
 from resolvers.common import audit
-from resolvers.common.gates import check_member_of, check_permission
+from resolvers.common.errors import not_found
+from resolvers.common.gates import check_member_of, page_request, wants_total
+from resolvers.common.pagination import Ordering, load_pages
+from resolvers.cloud.subscription_terms import (
+    BLOCKED_MESSAGES, ExtendBlockedReason, ExtensionTerms, Standing, standing, terms as extension_terms,
+)
+
+SUBSCRIPTION_ORDER = Ordering(("created_at",))
 
 
 def _months_later(day: dt.date, months: int = 1) -> dt.date:
@@ -51,6 +58,15 @@ class SubscriptionView:
     extension: SubscriptionExtension | None  # the one in force now
     can_extend: bool
     history: list[SubscriptionExtension] = field(default_factory=list)  # every extension, newest first
+    standing: Standing | None = None  # the extension rule's answer for the viewer (resolvers/cloud/subscription_terms.py)
+
+    @property
+    def id(self) -> Any:  # a connection's cursor reads the row's keys
+        return self.subscription.id
+
+    @property
+    def created_at(self) -> dt.datetime:
+        return self.subscription.created_at
 
     @property
     def period(self) -> tuple[dt.date, dt.date]:
@@ -65,24 +81,56 @@ class SubscriptionView:
     def databases_limit(self) -> int:
         return self.subscription.databases_limit + (self.extension.extra_databases if self.extension else 0)
 
+    def terms(self) -> ExtensionTerms:
+        """What extending it now would give (the same `terms` extend_subscription takes)."""
+        return extension_terms(self.subscription, utcnow())
+
+
+def primary(subscriptions: list[CloudSubscription]) -> CloudSubscription | None:
+    """The organization's subscription `cloudSubscription` answers with: the main tariff, i.e. the one
+    opened first (then by id); later ones are additions beside it."""
+    return min(subscriptions, key=lambda s: (s.created_at, str(s.id)), default=None)
+
+
+async def views_of(ctx: RequestContext, subscriptions: list[CloudSubscription]) -> list[SubscriptionView]:
+    """Each subscription with its extension in force, its history and the extension rule's answer for
+    the viewer: one query for any number."""
+    extensions = (
+        await SubscriptionExtension.filter(subscription_id__in=[s.id for s in subscriptions]) if subscriptions else []
+    )
+    now = utcnow()
+    views = []
+    for sub in subscriptions:
+        own = sorted((e for e in extensions if e.subscription_id == sub.id), key=lambda e: e.starts_at, reverse=True)
+        period = current_period(sub.starts_on, sub.ends_on, now.date())
+        rule = standing(ctx.may(sub.organization_id, Permission.EXTEND_SUBSCRIPTION), period, own)
+        in_force = next((e for e in own if e.starts_at <= now < e.ends_at), None)
+        views.append(SubscriptionView(sub, in_force, rule.can_extend, own, rule))
+    return views
+
 
 async def subscription_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
-    subscriptions = {s.organization_id: s for s in await CloudSubscription.filter(organization_id__in=[o.id for o in orgs])}
-    extensions = await SubscriptionExtension.filter(subscription_id__in=[s.id for s in subscriptions.values()])
-    now = utcnow()
-    result = []
+    """`Organization.cloudSubscription`: each organization's `primary` subscription (or None)."""
+    by_organization: dict[Any, list[CloudSubscription]] = {}
+    for sub in await CloudSubscription.filter(organization_id__in=[o.id for o in orgs]):
+        by_organization.setdefault(sub.organization_id, []).append(sub)
+    chosen = {org_id: primary(subs) for org_id, subs in by_organization.items()}
+    views = {view.subscription.organization_id: view for view in await views_of(ctx, list(chosen.values()))}
+    return [views.get(org.id) for org in orgs]
+
+
+async def subscriptions_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+    """`Organization.cloudSubscriptions`: a page of each organization's subscriptions, the main one first
+    (opened first); one statement for the pages (two with totalCount), one for their extensions."""
+    pages = await load_pages(
+        CloudSubscription, "organization_id", [o.id for o in orgs], SUBSCRIPTION_ORDER, page_request(ctx, args),
+        with_total=wants_total(args),
+    )
+    views = iter(await views_of(ctx, [row for org in orgs for row in pages[org.id].items]))
     for org in orgs:
-        sub = subscriptions.get(org.id)
-        if sub is None:
-            result.append(None)
-            continue
-        own = sorted((e for e in extensions if e.subscription_id == sub.id), key=lambda e: e.starts_at, reverse=True)
-        period_starts_on, _ = current_period(sub.starts_on, sub.ends_on, now.date())
-        used_this_period = any(e.period_starts_on == period_starts_on for e in own)
-        in_force = next((e for e in own if e.starts_at <= now < e.ends_at), None)
-        can_extend = ctx.may(org.id, Permission.EXTEND_SUBSCRIPTION) and not used_this_period
-        result.append(SubscriptionView(sub, in_force, can_extend, own))
-    return result
+        page = pages[org.id]
+        page.items = [next(views) for _ in page.items]
+    return [pages[o.id] for o in orgs]
 
 
 @dataclass(frozen=True)
@@ -92,52 +140,60 @@ class Limits:
 
 
 async def limits_of(organization_ids: list[uuid.UUID], now: dt.datetime) -> dict[uuid.UUID, Limits]:
-    """The limits in force for each organization with a cloud subscription (the extension included
-    while it lasts): what the cluster agent is told and what admitting a session checks."""
+    """The limits in force for each organization with a cloud subscription: the sum over its
+    subscriptions, each with its extension while it lasts. What the cluster agent is told and what
+    admitting a session checks."""
     subscriptions = list(await CloudSubscription.filter(organization_id__in=organization_ids))
     extensions = await SubscriptionExtension.filter(
         subscription_id__in=[s.id for s in subscriptions], starts_at__lte=now, ends_at__gt=now
     )
     extra = {e.subscription_id: e for e in extensions}
-    return {
-        s.organization_id: Limits(
-            s.sessions_limit + (extra[s.id].extra_sessions if s.id in extra else 0),
-            s.databases_limit + (extra[s.id].extra_databases if s.id in extra else 0),
+    limits: dict[uuid.UUID, Limits] = {}
+    for s in subscriptions:
+        before = limits.get(s.organization_id, Limits(0, 0))
+        limits[s.organization_id] = Limits(
+            before.sessions + s.sessions_limit + (extra[s.id].extra_sessions if s.id in extra else 0),
+            before.databases + s.databases_limit + (extra[s.id].extra_databases if s.id in extra else 0),
         )
-        for s in subscriptions
-    }
+    return limits
 
 
 # ---------------------------------------------------------------------------------------- changes
 
-SUBSCRIPTION_EXTENSION_SESSIONS = 2
-SUBSCRIPTION_EXTENSION_DATABASES = 8
-SUBSCRIPTION_EXTENSION_DAYS = 7
 
-
-async def extend_subscription(ctx: RequestContext, organization_id: uuid.UUID) -> SubscriptionView:
-    """The owner's one temporary extension per subscription period: +2 sessions, +8 databases, 7 days.
-    The only change of a subscription's extension state; audited here."""
+async def extend_subscription(
+    ctx: RequestContext, organization_id: uuid.UUID, subscription_id: uuid.UUID | None = None
+) -> SubscriptionView:
+    """The owner's one temporary extension per subscription period of one subscription (the organization's
+    main one, `primary`, unless `subscription_id` names another): what `terms` says, by the rule `standing`
+    says (resolvers/cloud/subscription_terms.py). The only change of a subscription's extension state; audited here."""
     await check_member_of(ctx, organization_id, "organization_id")
-    check_permission(ctx, organization_id, Permission.EXTEND_SUBSCRIPTION, "Only the owner of the organization may extend the subscription.")
-    subscription = await CloudSubscription.filter(organization_id=organization_id).select_for_update().first()
+    query = CloudSubscription.filter(organization_id=organization_id)
+    if subscription_id is not None:
+        query = query.filter(id=subscription_id)
+    rows = list(await query.select_for_update())
+    subscription = primary(rows)
     if subscription is None:
+        if subscription_id is not None:
+            raise not_found("cloud subscription", "cloud_subscription_id")
         raise UserFacingError(ErrorCode.INVALID, "The organization has no cloud subscription to extend.", "organization_id")
     now = utcnow()
     await roll_over(ctx, subscription, now.date())
-    already = UserFacingError(
-        ErrorCode.LIMIT_EXCEEDED,
-        "The subscription has already been extended in this period: one extension per period. "
-        "For longer, ask your provider for more sessions or databases, or another tariff.",
-        "organization_id",
+    history = list(await SubscriptionExtension.filter(subscription_id=subscription.id).order_by("-starts_at"))
+    rule = standing(
+        ctx.may(organization_id, Permission.EXTEND_SUBSCRIPTION), (subscription.starts_on, subscription.ends_on), history
     )
-    if await SubscriptionExtension.exists(subscription_id=subscription.id, period_starts_on=subscription.starts_on):
+    if rule.blocked == ExtendBlockedReason.NOT_OWNER:
+        raise UserFacingError(ErrorCode.FORBIDDEN, rule.message)
+    already = UserFacingError(ErrorCode.LIMIT_EXCEEDED, BLOCKED_MESSAGES[ExtendBlockedReason.ALREADY_EXTENDED], "organization_id")
+    if rule.blocked is not None:
         raise already
+    offered = extension_terms(subscription, now)
     try:
         extension = await SubscriptionExtension.create(
             subscription=subscription, period_starts_on=subscription.starts_on,
-            extra_sessions=SUBSCRIPTION_EXTENSION_SESSIONS, extra_databases=SUBSCRIPTION_EXTENSION_DATABASES,
-            starts_at=now, ends_at=now + dt.timedelta(days=SUBSCRIPTION_EXTENSION_DAYS),
+            extra_sessions=offered.extra_sessions, extra_databases=offered.extra_databases,
+            starts_at=offered.starts_at, ends_at=offered.ends_at,
         )
     except IntegrityError:  # the unique (subscription, period) row, should the row lock not have serialized us
         raise already from None
@@ -148,8 +204,9 @@ async def extend_subscription(ctx: RequestContext, organization_id: uuid.UUID) -
             "endsAt": extension.ends_at.isoformat(), "periodStartsOn": subscription.starts_on.isoformat(),
         },
     )
-    history = list(await SubscriptionExtension.filter(subscription_id=subscription.id).order_by("-starts_at"))
-    return SubscriptionView(subscription, extension, can_extend=False, history=history)
+    history.insert(0, extension)
+    after = standing(True, (subscription.starts_on, subscription.ends_on), history)
+    return SubscriptionView(subscription, extension, can_extend=False, history=history, standing=after)
 
 
 async def open_subscription(

@@ -8,9 +8,8 @@ from typing import Any
 
 from resolvers.common.context import RequestContext
 from models.cloud import CloudSubscription
-from models.organizations import Organization
 from models.select import select_by_ids
-from resolvers.cloud.subscriptions import subscription_of
+from resolvers.cloud.subscriptions import views_of
 
 async def node_by_id(ctx: RequestContext, model: type, pk: uuid.UUID) -> Any | None:
     """The `model` row with this key, or None when there is none; not yet checked against the viewer.
@@ -21,6 +20,5 @@ async def node_by_id(ctx: RequestContext, model: type, pk: uuid.UUID) -> Any | N
         return None
     if isinstance(row, CloudSubscription):
         await ctx.memberships()
-        organization = (await select_by_ids(Organization, [row.organization_id]))[row.organization_id]
-        return (await subscription_of(ctx, [organization], {}))[0]
+        return (await views_of(ctx, [row]))[0]
     return row

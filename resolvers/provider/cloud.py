@@ -1,5 +1,5 @@
-"""The provider's cloud records (scope cloud:write): an organization's cloud subscription (one each)
-and its databases, upserted by the provider's external id, from the provider's service manager."""
+"""The provider's cloud records (scope cloud:write): an organization's cloud subscriptions (several, each
+known by its external id) and its databases, upserted by the provider's external id, from the provider's service manager."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from collections import Counter
 from tortoise.functions import Count
 
 from foundation.clock import utcnow
-from models.cloud import CloudSubscription, Cluster, Database, Session, SubscriptionExtension
+from models.cloud import CloudSubscription, Cluster, Database, Session
 from models.updates import UpdateRun, UpdateRunStatus
 from resolvers.cloud import clusters
 from resolvers.cloud.subscriptions import open_subscription, set_period
+from resolvers.cloud.subscriptions import limits_of
 from resolvers.provider.catalog import ends_after_start
 from resolvers.provider.records import (
     DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, date, deleted, each_record, entity, flag,
@@ -23,15 +24,18 @@ from resolvers.cloud.sessions import LIVE, hold_admissions
 # A subscription's limits: far beyond any tariff, and far enough under a GraphQL Int that the dashboard's
 # limit (the extension added while it lasts, resolvers/cloud/subscriptions.py) is still one.
 LIMIT_MAXIMUM = 1_000_000
+SUBSCRIPTIONS_PER_ORGANIZATION = 50  # tariff subscriptions one organization may hold at once
 
 
 @entity(
     "cloud_subscription", "cloud:write",
     ("external_id", "organization", "organization_inn", "tariff", "sessions_limit", "databases_limit", "starts_on", "ends_on",
      "deleted"),
-    "An organization's cloud rental: tariff, limits and the current billing period (starts_on..ends_on). "
-    "One per organization: a record under a new external_id for an organization that has one updates it. "
-    "Deleted (the rental ended): refused while the organization has databases or live sessions.",
+    "One tariff subscription of an organization's cloud rental: tariff, limits and the current billing period "
+    "(starts_on..ends_on). An organization may have several, each under its own external_id (the limits in force "
+    "are their sum); a record under a new external_id adds one, except that a subscription kabinet holds without "
+    "an external_id (seeded) takes the first one sent. Deleted (that rental ended): refused when it is the "
+    "organization's last one while it has databases or live sessions.",
 )
 async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]) -> list[LineResult]:
     referenced = await organizations_referenced(records)
@@ -39,11 +43,17 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
     rows = await CloudSubscription.filter(external_id__in=external_ids) if external_ids else []
     rows += await CloudSubscription.filter(organization_id__in=list(set(referenced.values())))
     by_external = {row.external_id: row for row in rows if row.external_id}
-    by_organization = {row.organization_id: row for row in rows}
+    # Per organization: a subscription held without an external id (seeded), which the first new id takes.
+    by_organization = {row.organization_id: row for row in rows if not row.external_id}
+    counts = Counter(row.organization_id for row in {row.id: row for row in rows}.values())
 
     async def apply_one(record: Record) -> Outcome:
         if deleted(record):
-            return await _end_subscription(actor, by_external, by_organization, record)
+            ending = by_external.get(record.external_id)
+            outcome = await _end_subscription(actor, by_external, by_organization, record)
+            if ending is not None and outcome is not Outcome.UNCHANGED:
+                counts[ending.organization_id] -= 1
+            return outcome
         organization_id = organization_of(record, referenced)
         values = {
             "tariff": text(record, "tariff", of=CloudSubscription),
@@ -58,18 +68,23 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
             outcome = await save_changes(row, values)
             if await set_period(row, starts_on, ends_on):
                 outcome = Outcome.UPDATED
-        elif (row := by_organization.get(organization_id)) is not None:
-            # The organization's one subscription, known by another id until now (or by none): it takes this one.
-            by_external.pop(row.external_id, None)
+        elif (row := by_organization.pop(organization_id, None)) is not None:
+            # A subscription kabinet held without the provider's id (seeded): it takes this one.
             await save_changes(row, {**values, "external_id": record.external_id})
             await set_period(row, starts_on, ends_on)
             outcome = Outcome.UPDATED
         else:
+            if counts[organization_id] >= SUBSCRIPTIONS_PER_ORGANIZATION:
+                raise RecordRefused(
+                    "external_id", f"The organization has {counts[organization_id]} cloud subscriptions, as many as "
+                    "one may have: delete one first.",
+                )
             row = await open_subscription(
                 organization_id, starts_on=starts_on, ends_on=ends_on, external_id=record.external_id, **values
             )
+            counts[organization_id] += 1
             outcome = Outcome.CREATED
-        by_external[record.external_id] = by_organization[organization_id] = row
+        by_external[record.external_id] = row
         if outcome is not Outcome.UNCHANGED:
             actor.touched(organization_id, "cloud")
         return outcome
@@ -80,32 +95,27 @@ async def upsert_cloud_subscriptions(actor: ProviderActor, records: list[Record]
 async def _end_subscription(
     actor: ProviderActor, by_external: dict, by_organization: dict, record: Record
 ) -> Outcome:
-    """A cloud subscription record deleted: the rental ended, the subscription removed (its extensions
-    with it) — refused while the organization has databases or live sessions, which it is for."""
+    """A cloud subscription record deleted: that rental ended, the subscription removed (its extensions
+    with it). The organization's last one is refused while it has databases or live sessions, which it
+    is for; one of several goes (the limits in force shrink by its own)."""
     row = by_external.get(record.external_id)
     if row is None:
         return Outcome.UNCHANGED
     await hold_admissions(row.organization_id)  # no session admitted meanwhile
-    if databases := await Database.filter(organization_id=row.organization_id).count():
-        raise RecordRefused(DELETED_FIELD, f"The organization has {databases} cloud database(s): delete them first.")
-    if sessions := await Session.filter(organization_id=row.organization_id, status__in=LIVE).count():
-        raise RecordRefused(DELETED_FIELD, f"The organization has {sessions} live session(s) in the cloud: end them first.")
-    by_organization.pop(row.organization_id, None)
+    if not await CloudSubscription.filter(organization_id=row.organization_id).exclude(id=row.id).exists():
+        if databases := await Database.filter(organization_id=row.organization_id).count():
+            raise RecordRefused(DELETED_FIELD, f"The organization has {databases} cloud database(s): delete them first.")
+        if sessions := await Session.filter(organization_id=row.organization_id, status__in=LIVE).count():
+            raise RecordRefused(DELETED_FIELD, f"The organization has {sessions} live session(s) in the cloud: end them first.")
+    if by_organization.get(row.organization_id) is row:
+        del by_organization[row.organization_id]
     return await remove_owned(actor, by_external, record, "cloud")
 
 
 async def _databases_limits(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """How many databases each organization may have now: its subscription's limit plus the extension
-    in force (as the dashboard shows it). An organization without a subscription is absent."""
-    subscriptions = await CloudSubscription.filter(organization_id__in=organization_ids)
-    now = utcnow()
-    extra = {
-        e.subscription_id: e.extra_databases
-        for e in await SubscriptionExtension.filter(
-            subscription_id__in=[s.id for s in subscriptions], starts_at__lte=now, ends_at__gt=now
-        )
-    }
-    return {s.organization_id: s.databases_limit + extra.get(s.id, 0) for s in subscriptions}
+    """How many databases each organization may have now: the sum of its subscriptions' limits, each with
+    its extension in force (as the dashboard shows it). An organization without a subscription is absent."""
+    return {org: limits.databases for org, limits in (await limits_of(organization_ids, utcnow())).items()}
 
 
 @entity(

@@ -133,7 +133,9 @@ async def publish(
     databases = {s.database_id: s.database for s in schedules if version_key(s.database.version) < key}
     planned: dict[Any, list[UpdateRun]] = {}
     if databases:
-        for run in await UpdateRun.filter(database_id__in=list(databases), status__in=list(PLANNED_RUN_STATUSES)):
+        for run in await UpdateRun.filter(
+            update_runs.of_schedule(), database_id__in=list(databases), status__in=list(PLANNED_RUN_STATUSES)
+        ):  # a member's one-off beside the schedule is neither superseded nor in the way
             planned.setdefault(run.database_id, []).append(run)
     superseded, quarantined = [], []
     for database_id, database in databases.items():
@@ -210,6 +212,24 @@ async def recall(actor: Actor, release: Release) -> list[UpdateRun] | None:
 # ---------------------------------------------------------------------------------------- leaving quarantine
 
 
+def release_slots(released_at: dt.datetime, earliest: dt.datetime, schedule: UpdateSchedule) -> list[dt.datetime]:
+    """The slots an ON_RELEASE run may take: the schedule's time of day (in its zone) on each day from
+    `earliest` on, up to 7 days after the release (at least one slot, should those days be over)."""
+    deadline = released_at + RELEASE_WINDOW
+    zone = ZoneInfo(schedule.timezone or DEFAULT_TIMEZONE)
+    local_time = parse_time_of_day(schedule.time_of_day or DEFAULT_TIME_OF_DAY)
+    day = earliest.astimezone(zone).date()
+    slots: list[dt.datetime] = []
+    while not slots or slots[-1] < deadline:
+        slot = dt.datetime.combine(day, local_time, zone).astimezone(dt.timezone.utc)
+        if slot >= earliest:
+            if slot > deadline and slots:
+                break
+            slots.append(slot)
+        day += dt.timedelta(days=1)
+    return slots
+
+
 async def plan_quarantined_run(
     actor: Actor, run: UpdateRun, schedule: UpdateSchedule, capacity_per_slot: int, now: dt.datetime | None = None
 ) -> UpdateRun | None:
@@ -225,19 +245,7 @@ async def plan_quarantined_run(
     now = now or utcnow()
     release = await Release.get_or_none(id=run.release_id) if run.release_id else None
     released_at = release.published_at if release else run.scheduled_for - QUARANTINE
-    earliest = max(released_at + QUARANTINE, now)
-    deadline = released_at + RELEASE_WINDOW
-    zone = ZoneInfo(schedule.timezone or DEFAULT_TIMEZONE)
-    local_time = parse_time_of_day(schedule.time_of_day or DEFAULT_TIME_OF_DAY)
-    day = earliest.astimezone(zone).date()
-    slots: list[dt.datetime] = []
-    while not slots or slots[-1] < deadline:
-        slot = dt.datetime.combine(day, local_time, zone).astimezone(dt.timezone.utc)
-        if slot >= earliest:
-            if slot > deadline and slots:
-                break
-            slots.append(slot)
-        day += dt.timedelta(days=1)
+    slots = release_slots(released_at, max(released_at + QUARANTINE, now), schedule)
     taken = await UpdateRun.filter(scheduled_for__in=slots, status__in=list(SLOT_TAKING_STATUSES)).exclude(
         id=run.id
     ).values_list("scheduled_for", flat=True)

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 
 from models.cloud import Database
 from models.updates import PLANNED_RUN_STATUSES, Release, UpdateRun, UpdateRunStatus
@@ -31,6 +31,7 @@ from resolvers.common.context import Actor, RequestContext
 from events.log import UPDATES, run_payload
 from resolvers.common.pagination import Ordering, load_pages
 from resolvers.common import notifications
+from models.updates import SCHEDULE_ORIGINS, UpdateRunOrigin
 
 RUN_ORDER = Ordering(("-scheduled_for",))
 MESSAGE_LENGTH = 500
@@ -108,11 +109,20 @@ async def seed(**fields: Any) -> UpdateRun:
     return await UpdateRun.create(**fields)
 
 
-async def plan(actor: Actor, database: Database, scheduled_for: dt.datetime, target_version: str | None) -> UpdateRun:
-    """A new SCHEDULED run of the database at `scheduled_for`."""
+def of_schedule() -> Q:
+    """The runs a schedule planned (not a member's one-off beside it): a change of mode, a release and
+    the next month's run look at these only."""
+    return Q(origin__isnull=True) | Q(origin__in=list(SCHEDULE_ORIGINS))
+
+
+async def plan(
+    actor: Actor, database: Database, scheduled_for: dt.datetime, target_version: str | None, origin: UpdateRunOrigin,
+) -> UpdateRun:
+    """A new SCHEDULED run of the database at `scheduled_for`, planned by `origin` (the schedule's mode,
+    or ONE_OFF: a member's one-off update beside the schedule)."""
     run = await UpdateRun.create(
         organization_id=database.organization_id, database=database, status=UpdateRunStatus.SCHEDULED,
-        scheduled_for=scheduled_for, target_version=target_version,
+        scheduled_for=scheduled_for, target_version=target_version, origin=origin,
     )
     await notifications.update_scheduled(actor, run)
     return (await _recorded(actor, [run]))[0]
@@ -124,6 +134,7 @@ async def quarantine(actor: Actor, release: Release, databases: Iterable[Databas
         UpdateRun(
             organization_id=database.organization_id, database_id=database.id, release=release,
             target_version=release.version, status=UpdateRunStatus.QUARANTINE, scheduled_for=until,
+            origin=UpdateRunOrigin.ON_RELEASE,
         )
         for database in databases
     ]
@@ -144,8 +155,10 @@ async def cancel(actor: Actor, run_ids: Iterable[uuid.UUID], reason: str) -> lis
 
 
 async def cancel_planned(actor: Actor, database_id: uuid.UUID, reason: str) -> list[UpdateRun]:
-    """Cancel every planned run of the database."""
-    ids = await UpdateRun.filter(database_id=database_id, status__in=list(PLANNED_RUN_STATUSES)).values_list("id", flat=True)
+    """Cancel every run the database's schedule planned (a one-off beside it stays)."""
+    ids = await UpdateRun.filter(
+        of_schedule(), database_id=database_id, status__in=list(PLANNED_RUN_STATUSES)
+    ).values_list("id", flat=True)
     return await cancel(actor, ids, reason)
 
 

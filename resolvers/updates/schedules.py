@@ -1,5 +1,7 @@
 """Update schedules of databases: the one mode each database has, and the runs it plans (when the next
-run is). The runs change through resolvers/updates/runs.py; releases are resolvers/updates/releases.py's."""
+run is). A one-off run beside the schedule (origin ONE_OFF, resolvers/updates/one_off.py) is not the
+schedule's: nothing here cancels, counts or follows it up (`_schedule_planned`). The runs change through resolvers/updates/runs.py; releases are
+resolvers/updates/releases.py's."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from resolvers.cloud.credentials import CredentialsUnreadable, decrypt_credentia
 from resolvers.common.permissions import Permission
 from resolvers.updates.releases import DEFAULT_TIMEZONE, parse_time_of_day, plan_quarantined_run, target_version_of
 from resolvers.common.validation import invalid
+from models.updates import UpdateRunOrigin
 
 M = TypeVar("M", bound=Model)
 CREDENTIAL_MAX_LENGTH = 200
@@ -102,9 +105,16 @@ async def _schedule_for_update(database: Database) -> UpdateSchedule:
     return schedule
 
 
-async def _plan(actor: Actor, database: Database, scheduled_for: dt.datetime) -> UpdateRun:
+async def _plan(
+    actor: Actor, database: Database, scheduled_for: dt.datetime, origin: UpdateRunOrigin = UpdateRunOrigin.MONTHLY
+) -> UpdateRun:
     """A SCHEDULED run of the database at `scheduled_for`, to the newest version known now."""
-    return await update_runs.plan(actor, database, scheduled_for, await target_version_of(database))
+    return await update_runs.plan(actor, database, scheduled_for, await target_version_of(database), origin)
+
+
+def _schedule_planned(database_id: Any):
+    """The runs the database's schedule has planned (a one-off beside it is not one of them)."""
+    return UpdateRun.filter(update_runs.of_schedule(), database_id=database_id, status__in=list(PLANNED_RUN_STATUSES))
 
 
 def _credential(value: str, field: str) -> str:
@@ -183,16 +193,16 @@ async def schedule_update(
 
     if timing_changed and old_mode == UpdateMode.ON_RELEASE and mode == UpdateMode.ON_RELEASE:
         # Same mode, another time of day: each release's scheduled run moves to the new time.
-        for run in await UpdateRun.filter(database_id=database.id, status=UpdateRunStatus.SCHEDULED, release_id__isnull=False):
+        for run in await UpdateRun.filter(
+            update_runs.of_schedule(), database_id=database.id, status=UpdateRunStatus.SCHEDULED, release_id__isnull=False
+        ):
             await plan_quarantined_run(ctx, run, schedule, ctx.settings.update_capacity_per_slot, now=now)
     elif timing_changed:
         await update_runs.cancel_planned(ctx, database.id, f"Отменено: расписание обновлений изменено ({_MODE_NAMES[mode]}).")
-    if mode in (UpdateMode.ONCE, UpdateMode.MONTHLY) and not await UpdateRun.filter(
-        database_id=database.id, status__in=list(PLANNED_RUN_STATUSES)
-    ).exists():
+    if mode in (UpdateMode.ONCE, UpdateMode.MONTHLY) and not await _schedule_planned(database.id).exists():
         # The next run of the new times (or of unchanged times that had none planned yet).
         if mode == UpdateMode.ONCE:
-            await _plan(ctx, database, wanted["run_at"])
+            await _plan(ctx, database, wanted["run_at"], UpdateRunOrigin.ONCE)
         else:
             await _plan(ctx, database, next_monthly_run(wanted["day_of_month"], wanted["time_of_day"], wanted["timezone"], now))
     await audit.record(
@@ -209,10 +219,10 @@ async def schedule_update(
 
 
 async def skip_update_run(ctx: RequestContext, run_id: uuid.UUID) -> UpdateRun:
-    """Skip one planned run (one release, one month); the schedule stays.
+    """Skip one planned run (one release, one month, or a one-off); the schedule stays.
 
     MONTHLY: the following month's run is planned. ONCE: its one run is gone, so the schedule falls
-    back to DISABLED, as after a run.
+    back to DISABLED, as after a run. A one-off (resolvers/updates/one_off.py) is skipped alone.
     """
     field = "update_run_id"
     run = await check_organization_row(ctx, UpdateRun, run_id, field, "update run")
@@ -222,16 +232,14 @@ async def skip_update_run(ctx: RequestContext, run_id: uuid.UUID) -> UpdateRun:
     if not await update_runs.skip(ctx, run, "Пропущено по запросу пользователя."):
         raise invalid(field, f"Only a planned run (in quarantine or scheduled) can be skipped; this one is {run.status.value}.")
     schedule = await _schedule_for_update(database)
-    if schedule.mode == UpdateMode.MONTHLY and schedule.day_of_month and schedule.time_of_day:
-        later = await UpdateRun.filter(
-            database_id=database.id, status__in=list(PLANNED_RUN_STATUSES), scheduled_for__gt=run.scheduled_for
-        ).exists()
+    if run.origin == UpdateRunOrigin.ONE_OFF:
+        pass  # a one-off beside the schedule: the schedule's own runs are as they were
+    elif schedule.mode == UpdateMode.MONTHLY and schedule.day_of_month and schedule.time_of_day:
+        later = await _schedule_planned(database.id).filter(scheduled_for__gt=run.scheduled_for).exists()
         if not later:
             after = max(run.scheduled_for, now)
             await _plan(ctx, database, next_monthly_run(schedule.day_of_month, schedule.time_of_day, schedule.timezone, after))
-    elif schedule.mode == UpdateMode.ONCE and not await UpdateRun.filter(
-        database_id=database.id, status__in=list(PLANNED_RUN_STATUSES)
-    ).exists():
+    elif schedule.mode == UpdateMode.ONCE and not await _schedule_planned(database.id).exists():
         schedule.mode, schedule.run_at = UpdateMode.DISABLED, None
         await schedule.save()
     await audit.record(
@@ -246,13 +254,15 @@ async def skip_update_run(ctx: RequestContext, run_id: uuid.UUID) -> UpdateRun:
 
 async def follow_up(actor: Actor, run: UpdateRun, now: dt.datetime) -> list[UpdateRun]:
     """After a run has ended (SUCCEEDED or FAILED): a ONCE schedule falls back to DISABLED, a MONTHLY one
-    gets the next month's run planned, unless another run is planned already. The runs planned. Locks
-    the database row, as the mutations do."""
+    gets the next month's run planned, unless another run is planned already. A one-off run (beside the
+    schedule) changes nothing of it. The runs planned. Locks the database row, as the mutations do."""
+    if run.origin == UpdateRunOrigin.ONE_OFF:
+        return []
     database = await Database.filter(id=run.database_id).select_for_update().first()
     if database is None:
         return []
     schedule = await UpdateSchedule.filter(database_id=database.id).select_for_update().first()
-    if schedule is None or await UpdateRun.filter(database_id=database.id, status__in=list(PLANNED_RUN_STATUSES)).exists():
+    if schedule is None or await _schedule_planned(database.id).exists():
         return []
     if schedule.mode == UpdateMode.ONCE:
         schedule.mode, schedule.run_at = UpdateMode.DISABLED, None
@@ -273,7 +283,7 @@ async def databases_missing_a_monthly_run(database_ids: list[Any] | None = None)
     if not monthly:
         return []
     busy = set(await UpdateRun.filter(
-        database_id__in=list(monthly), status__in=[*PLANNED_RUN_STATUSES, UpdateRunStatus.RUNNING]
+        update_runs.of_schedule(), database_id__in=list(monthly), status__in=[*PLANNED_RUN_STATUSES, UpdateRunStatus.RUNNING]
     ).values_list("database_id", flat=True))
     return sorted(monthly - busy, key=str)
 
@@ -286,7 +296,7 @@ async def plan_missing_monthly_run(actor: Actor, database_id: Any, now: dt.datet
         schedule is None or schedule.mode != UpdateMode.MONTHLY or not database.is_typical
         or not schedule.day_of_month or not schedule.time_of_day
         or await UpdateRun.filter(
-            database_id=database_id, status__in=[*PLANNED_RUN_STATUSES, UpdateRunStatus.RUNNING]
+            update_runs.of_schedule(), database_id=database_id, status__in=[*PLANNED_RUN_STATUSES, UpdateRunStatus.RUNNING]
         ).exists()
     ):
         return None
