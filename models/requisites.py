@@ -32,6 +32,8 @@ class RequisitesChange(Entity):
     requested_by = fields.ForeignKeyField("models.User", related_name="requisites_changes", null=True, on_delete=fields.SET_NULL)
     status = fields.CharEnumField(RequisitesChangeStatus, max_length=10, default=RequisitesChangeStatus.PENDING)
     decided_at = fields.DatetimeField(null=True)
+    # The ticket that asks the provider for it (resolvers/support/tickets.py), closed once decided.
+    ticket = fields.ForeignKeyField("models.SupportTicket", related_name="requisites_changes", null=True, on_delete=fields.SET_NULL)
 
     class Meta:
         table = "requisites_change"

@@ -190,6 +190,28 @@ async def test_the_providers_requisites_change_by_request_confirmed_by_its_next_
     assert shown["requisites"]["pendingChange"] is None
 
 
+async def test_a_request_reaches_the_provider_as_a_ticket_closed_when_its_record_decides(gql):
+    """The change request is a REQUISITES_CHANGE ticket by its requester (the provider answers it like
+    any other); the provider's record that decides it closes the ticket with an entry saying how."""
+    from models.tickets import SupportTicket, TicketComment, TicketKind, TicketStatus
+
+    organization, logins, inn = await _providers_organization(gql)
+    assert (await _change(gql, organization, logins[Role.ACCOUNTANT], postalAddress="а/я 9"))["userErrors"] == []
+    change = await RequisitesChange.get(organization_id=organization.id)
+    ticket = await SupportTicket.get(id=change.ticket_id)
+    assert ticket.kind == TicketKind.REQUISITES_CHANGE and ticket.status == TicketStatus.OPEN
+    assert ticket.author_name == "Член ACCOUNTANT"
+    first = await TicketComment.filter(ticket_id=ticket.id).order_by("created_at").first()
+    assert "Почтовый адрес: — → а/я 9" in first.text
+
+    record = _provider_record(organization.external_id, inn, postal_address="а/я 9")
+    assert outcomes(await send("organization", record)) == [Outcome.UPDATED]
+    await ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.CLOSED
+    last = await TicketComment.filter(ticket_id=ticket.id).order_by("-created_at").first()
+    assert last.from_staff and last.status_to == TicketStatus.CLOSED and "подтвердила" in last.text
+
+
 async def test_a_different_record_or_a_newer_request_supersedes_a_pending_one(gql):
     organization, logins, inn = await _providers_organization(gql)
     first = await _change(gql, organization, logins[Role.OWNER], postalAddress="а/я 1")

@@ -182,6 +182,22 @@ async def test_tickets_and_messages_are_limited_per_organization_and_day(gql, mo
 # ---------------------------------------------------------------------------------------- the lifecycle
 
 
+async def test_the_answer_letter_follows_the_authors_notification_settings(gql):
+    """TICKET_ANSWERED is a notification like any other: an author who turned it off gets no letter."""
+    from models.notifications import NotificationKind, NotificationSettings
+
+    organization, users, emails = await team(gql, Role.USER)
+    await NotificationSettings.create(
+        user=users[Role.USER], organization_id=organization.id,
+        muted_kinds=NotificationKind.TICKET_ANSWERED.value,
+    )
+    ticket = await created(gql, emails[Role.USER], organization, subject="Тихо, пожалуйста")
+    as_staff = await staff(gql)
+    answered = (await gql.execute(ANSWER, {"id": ticket["id"], "text": "Готово."}, as_user=as_staff))["data"]["staffAnswerTicket"]
+    assert answered["userErrors"] == [] and answered["ticket"]["status"] == "ANSWERED"
+    assert not await OutboxMessage.exists(recipient=users[Role.USER].email, template="ticket_answered")
+
+
 async def test_staff_answer_the_author_is_mailed_comments_close_and_reopen(gql):
     organization, users, emails = await team(gql, Role.USER)
     ticket = await created(gql, emails[Role.USER], organization, subject="Выписка не загружается")

@@ -523,6 +523,18 @@ async def invite_accepted(actor: Actor, organization: Organization, member: User
     return await notify(actor, organization.id, K.INVITE_ACCEPTED, letter, exclude=[member.id])
 
 
+async def ticket_answered(
+    actor: Actor, organization: Organization, author: User, subject: str, staff_name: str, text: str,
+) -> list[uuid.UUID]:
+    """TICKET_ANSWERED: the ticket's author told that the provider answered (while still a member)."""
+    async def letter(to: str) -> Any:
+        return await outbox.email(
+            to, "ticket_answered", full_name=author.full_name, subject=subject, organization_name=organization.name,
+            staff_name=staff_name, text=text,
+        )
+    return await notify(actor, organization.id, K.TICKET_ANSWERED, letter, users=[author.id])
+
+
 async def sessions_terminated(actor: Actor, sessions: list[Any]) -> list[uuid.UUID]:
     """SESSION_TERMINATED_BY_ADMIN: each session's own user, when someone else asked to end it (one
     letter per user and organization, naming the databases)."""

@@ -29,8 +29,21 @@ from resolvers.common.context import Actor, RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError
 from events.log import DATA
 from resolvers.common.permissions import Permission
+from models.tickets import TicketKind
+from resolvers.support import tickets
 
 FIELDS = requisites_validation.FIELDS
+# How the ticket asking the provider names each requisite.
+LABELS = {
+    "legal_name": "Полное наименование", "kpp": "КПП", "ogrn": "ОГРН", "legal_address": "Юридический адрес",
+    "postal_address": "Почтовый адрес", "bank_name": "Банк", "bic": "БИК", "correspondent_account": "Корр. счёт",
+    "settlement_account": "Расчётный счёт",
+}
+# What the ticket is told when the provider's record decides the request.
+SETTLED = {
+    RequisitesChangeStatus.CONFIRMED: "Реквизиты изменены: запись поставщика подтвердила запрос.",
+    RequisitesChangeStatus.SUPERSEDED: "Поставщик прислал другие реквизиты: запрос не применён.",
+}
 CHANGES_PER_DAY = 10  # changes and requests of one organization's requisites in a UTC day: far above a real need
 _ACTIONS = ("requisites.change", "requisites.request")
 
@@ -112,14 +125,25 @@ async def request_requisites_change(
     proposed values (checked by the caller; an earlier pending one SUPERSEDED), in the audit log, the
     dashboards told. `requested_by`: whose it is when the actor is not them (the demo data set)."""
     now = utcnow()
-    await RequisitesChange.filter(organization_id=organization.id, status=RequisitesChangeStatus.PENDING).update(
-        status=RequisitesChangeStatus.SUPERSEDED, decided_at=now
-    )
-    change = await RequisitesChange.create(
-        organization_id=organization.id, proposed=proposed,
-        requested_by_id=requested_by or (actor.viewer.user_id if actor.viewer else None),
-    )
+    earlier = await RequisitesChange.filter(organization_id=organization.id, status=RequisitesChangeStatus.PENDING)
+    for superseded in earlier:
+        superseded.status, superseded.decided_at = RequisitesChangeStatus.SUPERSEDED, now
+        await superseded.save(update_fields=["status", "decided_at"])
+        await _settle_ticket(actor, superseded, "Запрос заменён новым запросом изменения реквизитов.")
+    author_id = requested_by or (actor.viewer.user_id if actor.viewer else None)
     current = values_of(organization)
+    ticket = None
+    author = await User.get_or_none(id=author_id) if author_id else None
+    if author is not None:  # the request reaches the provider as a ticket, answered like any other
+        lines = [f"{LABELS[name]}: {current[name] or '—'} → {proposed[name] or '—'}" for name in FIELDS if proposed[name] != current[name]]
+        ticket = await tickets.open_ticket(
+            actor, organization.id, author, "Изменение реквизитов",
+            "Прошу изменить реквизиты организации:\n" + "\n".join(lines or ["(без изменений)"]),
+            kind=TicketKind.REQUISITES_CHANGE,
+        )
+    change = await RequisitesChange.create(
+        organization_id=organization.id, proposed=proposed, requested_by_id=author_id, ticket=ticket,
+    )
     await audit.record(
         actor, "requisites.request", organization_id=organization.id, object_type="Organization", object_id=organization.id,
         details={"request": str(change.id), "changed": [name for name in FIELDS if proposed[name] != current[name]]},
@@ -127,6 +151,11 @@ async def request_requisites_change(
     )
     await actor.record_event(organization.id, DATA, "CHANGED", {"areas": ["organization"]})
     return change
+
+
+async def _settle_ticket(actor: Actor, change: RequisitesChange, note: str) -> None:
+    if change.ticket_id is not None:
+        await tickets.settle(actor, change.ticket_id, note)
 
 
 async def _within_daily_limit(organization_id: uuid.UUID) -> None:
@@ -156,7 +185,7 @@ async def pending_changes(organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
 
 
 async def provider_sent(
-    organization: Organization, before: Mapping[str, str | None] | None, pending: RequisitesChange | None
+    actor: Actor, organization: Organization, before: Mapping[str, str | None] | None, pending: RequisitesChange | None
 ) -> bool:
     """After the provider's record of an organization was saved (`before`: its requisites until then,
     None for one just created or bound): they are the provider's, confirmed now when they changed; a
@@ -174,6 +203,7 @@ async def provider_sent(
         if pending.status != RequisitesChangeStatus.PENDING:
             pending.decided_at = now
             await pending.save(update_fields=["status", "decided_at"])
+            await _settle_ticket(actor, pending, SETTLED[pending.status])
             touched = True
     if changed:
         organization.requisites_source, organization.requisites_confirmed_at = RequisitesSource.PROVIDER, now

@@ -146,14 +146,14 @@ async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> l
             by_inn.pop(previous_inn, None)
             if previous_inn != row.inn:
                 arrived.add(row.inn)
-            if await requisites.provider_sent(row, before, pending.get(row.id)):
+            if await requisites.provider_sent(actor, row, before, pending.get(row.id)):
                 outcome = Outcome.UPDATED
         elif holder is not None:
             if holder.external_id is not None:
                 raise RecordRefused("inn", f"INN {values['inn']} is already the organization {_named(holder)}.")
             row = holder
             await save_changes(row, {**values, "external_id": external_id})  # approved before: bound to the provider's id
-            await requisites.provider_sent(row, None, pending.get(row.id))  # the customer's entries give way to the provider's
+            await requisites.provider_sent(actor, row, None, pending.get(row.id))  # the customer's entries give way to the provider's
             outcome = Outcome.UPDATED
         else:
             row = await new_organization(

@@ -51,7 +51,7 @@ from models.tickets import (
     TicketStatus,
 )
 from resolvers.common import audit
-from resolvers.common import outbox
+from resolvers.common import notifications
 from resolvers.common.gates import page_request, related_one, wants_total
 from resolvers.common.context import RequestContext
 from resolvers.common.errors import ErrorCode, Refusal, UserFacingError, not_found
@@ -82,6 +82,7 @@ DAY = dt.timedelta(hours=24)
 TICKET_ORDER = Ordering(("-updated_at",))
 COMMENT_ORDER = Ordering(("created_at",))
 ATTACHMENT_ORDER = Ordering(("created_at",))
+PROVIDER_RECORDS = "Учётная система поставщика"  # who closes a ticket its records settled (`settle`)
 STAFF_ONLY = "Only the provider's staff answer tickets and set their status."
 
 # What the author and the organization's members may set; staff set any status.
@@ -189,9 +190,22 @@ async def create_ticket(
             raise not_found("database", "database_id")
     if product_id is not None and not await Product.exists(id=product_id, organization_id=organization_id):
         raise not_found("product", "product_id")
+    return await open_ticket(
+        actor, organization_id, await User.get(id=viewer.user_id), subject, body,
+        kind=kind, addressee=addressee, database_id=database_id, product_id=product_id,
+    )
+
+
+async def open_ticket(
+    actor: Any, organization_id: uuid.UUID, user: User, subject: str, body: str, *,
+    kind: TicketKind = TicketKind.QUESTION, addressee: TicketAddressee = TicketAddressee.SUPPORT,
+    database_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
+) -> SupportTicket:
+    """A new OPEN ticket by `user`, for a caller that has checked who may ask (`create_ticket`, a
+    requisites change, a tariff request): the daily limits, the ticket, its first comment, the audit
+    entry and the event. `subject` and `body` as checked by the caller."""
     await _within_daily(SupportTicket, organization_id, TICKETS_PER_DAY, "tickets", "organization_id")
     await _within_daily(TicketComment, organization_id, COMMENTS_PER_DAY, "messages", "organization_id")
-    user = await User.get(id=viewer.user_id)
     ticket = await SupportTicket.create(
         organization_id=organization_id, author_id=user.id, author_name=user.full_name, subject=subject,
         status=TicketStatus.OPEN, addressee=addressee, kind=kind, database_id=database_id, product_id=product_id,
@@ -292,9 +306,24 @@ async def staff_answer(
     )
     await ticket.save(update_fields=_touch(ticket, TicketStatus.ANSWERED))
     await staff.audit("ticket.answer", str(ticket.id), {"organizationId": str(ticket.organization_id)})
-    await _mail_answer(ticket, entry)
+    await _mail_answer(caller, ticket, entry)
     await _record(caller, ticket, "COMMENTED", entry)
     return ticket, entry
+
+
+async def settle(actor: Any, ticket_id: uuid.UUID, note: str) -> SupportTicket | None:
+    """The provider's own records settled what a ticket asked (a requisites change confirmed, or given
+    up for another): CLOSED with an entry saying so. A ticket already closed is left as it is."""
+    ticket = await SupportTicket.filter(id=ticket_id).select_for_update().first()
+    if ticket is None or ticket.status == TicketStatus.CLOSED:
+        return ticket
+    entry = await TicketComment.create(
+        ticket=ticket, organization_id=ticket.organization_id, author_name=PROVIDER_RECORDS, from_staff=True,
+        text=note, status_to=TicketStatus.CLOSED,
+    )
+    await ticket.save(update_fields=_touch(ticket, TicketStatus.CLOSED))
+    await _record(actor, ticket, "STATUS_CHANGED", entry)
+    return ticket
 
 
 async def staff_set_status(
@@ -316,19 +345,16 @@ async def staff_set_status(
     return ticket
 
 
-async def _mail_answer(ticket: SupportTicket, entry: TicketComment) -> None:
-    """The letter to the ticket's author that the provider answered: the one place it is queued
-    (the notification settings will decide here whether and when it goes)."""
+async def _mail_answer(caller: Caller, ticket: SupportTicket, entry: TicketComment) -> None:
+    """The letter to the ticket's author that the provider answered, as their notification settings
+    say (resolvers/common/notifications.py `ticket_answered`: whether, when, in a digest)."""
     if ticket.author_id is None:
         return
     author = await User.get_or_none(id=ticket.author_id)
-    if author is None or not author.email or not author.is_active:
+    if author is None:
         return
     organization = await Organization.get(id=ticket.organization_id)
-    await outbox.email(
-        author.email, "ticket_answered", full_name=author.full_name, subject=ticket.subject,
-        organization_name=organization.name, staff_name=entry.author_name, text=entry.text or "",
-    )
+    await notifications.ticket_answered(caller, organization, author, ticket.subject, entry.author_name, entry.text or "")
 
 
 # ---------------------------------------------------------------------------------------- attachments
