@@ -10,7 +10,8 @@ import strawberry
 
 from models.updates import UpdateRunStatus
 from resolvers.organizations import dashboard as resolvers
-from resolvers.organizations.dashboard import ContractEndView, DashboardRow, PeopleView, RunwayView, UpdatesView
+from schema.tickets import TicketStatus  # the model's enum, described for the schema there
+from resolvers.organizations.dashboard import ContractEndView, DashboardRow, PeopleView, RunwayView, TicketsView, UpdatesView
 from schema.batching import batched, loaded
 from schema.products import Contract, Product
 from schema.updates import UpdateRun
@@ -48,6 +49,25 @@ class UpdatesSummary:
         return cls(
             by_status=[UpdateRunStatusCount(status=s, count=n) for s, n in sorted(view.counts.items(), key=lambda i: i[0].value)],
             pending=view.pending, next_run=UpdateRun.from_model(view.next_run) if view.next_run is not None else None,
+        )
+
+
+@strawberry.type(description="How many tickets are in one status.")
+class TicketStatusCount:
+    status: TicketStatus = strawberry.field(description="The status.")
+    count: int = strawberry.field(description="Tickets in it.")
+
+
+@strawberry.type(description="Support tickets not closed yet, of those the viewer sees.")
+class OpenTicketsSummary:
+    by_status: list[TicketStatusCount] = strawberry.field(description="Tickets by status (statuses with none left out).")
+    total: int = strawberry.field(description="All of them.")
+
+    @classmethod
+    def from_view(cls, view: TicketsView) -> OpenTicketsSummary:
+        return cls(
+            by_status=[TicketStatusCount(status=s, count=n) for s, n in sorted(view.counts.items(), key=lambda i: i[0].value)],
+            total=view.open,
         )
 
 
@@ -99,6 +119,14 @@ class Dashboard:
     )
     @batched(resolvers.updates_of, to=UpdatesSummary.from_view)
     def updates(self, info: strawberry.Info) -> UpdatesSummary | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        description="Support tickets not closed, by status: OWNER and ADMIN count the organization's, every other "
+        "member their own."
+    )
+    @batched(resolvers.open_tickets_of, to=OpenTicketsSummary.from_view)
+    def open_tickets(self, info: strawberry.Info) -> OpenTicketsSummary:
         return loaded(self, info)
 
     @strawberry.field(description="Members and pending invitations: OWNER, ADMIN, ACCOUNTANT (USER: FORBIDDEN).")

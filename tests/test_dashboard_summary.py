@@ -146,3 +146,33 @@ async def test_the_demo_dashboard_of_romashka(gql):
     romashka = next(e["node"] for e in body["data"]["organizations"]["edges"] if e["node"]["inn"] == "7707083893")
     assert romashka["dashboard"]["nearestContractEnd"] is not None
     assert romashka["dashboard"]["people"]["membersCount"] >= 4
+
+
+async def with_tickets():
+    """Open tickets of every kind of author, and a closed one (not counted)."""
+    from models.tickets import SupportTicket, TicketStatus
+
+    organization, team = await factories.create_team(Role.ADMIN, Role.USER)
+    tickets = [
+        (team[Role.USER], TicketStatus.OPEN), (team[Role.USER], TicketStatus.ANSWERED), (team[Role.USER], TicketStatus.CLOSED),
+        (team[Role.ADMIN], TicketStatus.OPEN), (team[Role.OWNER], TicketStatus.WAITING),
+    ]
+    for author, status in tickets:
+        await SupportTicket.create(
+            organization=organization, author_id=author.id, author_name=author.full_name, subject="Вопрос", status=status,
+            updated_at=utcnow(),
+        )
+    return organization, team
+
+
+async def test_open_tickets_on_the_dashboard_count_what_each_viewer_sees_of_them(gql):
+    """OWNER and ADMIN count the organization's open tickets, any other member their own."""
+    organization, team = await with_tickets()
+    query = SUMMARY.replace("people {", "openTickets { total byStatus { status count } }\n  people {")
+    for role, total, by_status in (
+        (Role.OWNER, 4, {"OPEN": 2, "ANSWERED": 1, "WAITING": 1}), (Role.USER, 2, {"OPEN": 1, "ANSWERED": 1}),
+    ):
+        await gql.token_for_password(team[role].email, PASSWORD)
+        body = await gql.execute(query, {"id": to_global_id("Organization", organization.id)}, as_user=team[role].email)
+        tickets = body["data"]["organization"]["dashboard"]["openTickets"]
+        assert tickets["total"] == total and {c["status"]: c["count"] for c in tickets["byStatus"]} == by_status, role

@@ -183,6 +183,8 @@ RULES: dict[str, OrgRule | Rule] = {
     "UpdateRunStatusCount": OrgRule(roles=frozenset({OWNER, ADMIN, USER})),
     "PeopleSummary": FINANCES,  # members are seen by OWNER, ADMIN, ACCOUNTANT
     "BalanceRunway": FINANCES,
+    "OpenTicketsSummary": MEMBERS,  # every member counts what they see of the tickets (their own at least)
+    "TicketStatusCount": MEMBERS,
     # What signing in answers (the matrix walks it as a mutation payload), and a refusal's reasons.
     "AuthPayload": Rule(lambda viewer, scope: True),
     "UserError": Rule(lambda viewer, scope: True),

@@ -72,6 +72,7 @@ DASHBOARD_SUMMARY = """{ organizations(first: 20) { totalCount edges { node { na
   updates { pending byStatus { status count } nextRun { scheduledFor database { name } } }
   people { membersCount pendingInvitesCount }
   balanceRunway { days balance chargedLast30Days }
+  openTickets { total byStatus { status count } }
 } } } } }"""
 
 

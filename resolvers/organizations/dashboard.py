@@ -5,8 +5,8 @@ Each part is a loader for a whole list of organizations at once, a fixed number 
 whatever the number of organizations and rows (tests/test_sql_count.py). Who sees which part is the
 role table's (resolvers/common/permissions.py FIELD_RULES on `Dashboard`): the people as members are seen,
 the balance runway as the balance is, the updates as update runs are (a USER: the databases granted
-to them, narrowed in SQL by the same rule's `scope`). Open support tickets by status belong here too
-once tickets exist (another part of issue 20).
+to them, narrowed in SQL by the same rule's `scope`), the open support tickets as tickets are (OWNER
+and ADMIN: the organization's; every other member: their own).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from models.billing import BalanceTransaction, TransactionKind
 from models.organizations import Invite, InviteStatus, Membership
 from models.products import Contract, Product
 from models.select import count_per_parent
+from models.tickets import SupportTicket, TicketStatus
 from models.updates import PLANNED_RUN_STATUSES, UpdateRun, UpdateRunStatus
 from resolvers.common import permissions
 from resolvers.common.context import RequestContext
@@ -105,12 +106,12 @@ class UpdatesView:
         return sum(self.counts.get(status, 0) for status in PLANNED_RUN_STATUSES)
 
 
-def _runs_seen(ctx: RequestContext, org_ids: list[uuid.UUID]) -> Q | None:
-    """The update runs the viewer sees in these organizations, as one filter (the UpdateRun rule's
-    scope: every run for OWNER and ADMIN, a USER's granted databases); None: none at all."""
+def _seen(ctx: RequestContext, org_ids: list[uuid.UUID], rule: permissions.InOrganization) -> Q | None:
+    """The rows `rule` lets the viewer see in these organizations, as one filter (its `scope` per
+    organization); None: none at all."""
     alternatives = []
     for org_id in org_ids:
-        seen = permissions.scope("UpdateRun", ctx, org_id)
+        seen = rule.scope(ctx, org_id)
         if seen.sight is not Sight.SEE:
             continue
         alternatives.append(Q(organization_id=org_id) if seen.narrowing is None else Q(Q(organization_id=org_id), seen.narrowing))
@@ -123,7 +124,7 @@ async def updates_of(ctx: RequestContext, rows: list[DashboardRow], args: dict[s
     await ctx.memberships()
     org_ids = [r.organization_id for r in rows]
     views = {org_id: UpdatesView() for org_id in org_ids}
-    seen = _runs_seen(ctx, org_ids)
+    seen = _seen(ctx, org_ids, permissions.TYPE_RULES["UpdateRun"])
     if seen is not None:
         current = Q(status__in=[*PLANNED_RUN_STATUSES, UpdateRunStatus.RUNNING]) | Q(scheduled_for__gte=utcnow() - RECENT_RUNS)
         counted = await (
@@ -143,6 +144,35 @@ async def updates_of(ctx: RequestContext, rows: list[DashboardRow], args: dict[s
 
 def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# ---------------------------------------------------------------------------------------- support tickets
+
+
+@dataclass
+class TicketsView:
+    counts: dict[TicketStatus, int] = field(default_factory=dict)
+
+    @property
+    def open(self) -> int:
+        return sum(self.counts.values())
+
+
+async def open_tickets_of(ctx: RequestContext, rows: list[DashboardRow], args: dict[str, Any]) -> list:
+    """Tickets not CLOSED, by status, of those the viewer sees (the Ticket rule: OWNER and ADMIN the
+    organization's, every other member their own): one statement."""
+    await ctx.memberships()
+    org_ids = [r.organization_id for r in rows]
+    views = {org_id: TicketsView() for org_id in org_ids}
+    seen = _seen(ctx, org_ids, permissions.TICKETS_IN_ORGANIZATION)
+    if seen is not None:
+        counted = await (
+            SupportTicket.filter(seen).exclude(status=TicketStatus.CLOSED).annotate(n=Count("id"))
+            .group_by("organization_id", "status").values("organization_id", "status", "n")
+        )
+        for line in counted:
+            views[_uuid(line["organization_id"])].counts[TicketStatus(line["status"])] = line["n"]
+    return [views[r.organization_id] for r in rows]
 
 
 # ---------------------------------------------------------------------------------------- people
