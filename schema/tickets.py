@@ -14,6 +14,7 @@ from models.tickets import SupportTicket as TicketModel
 from models.tickets import TicketAddressee, TicketKind, TicketStatus
 from models.tickets import TicketAttachment as AttachmentModel
 from models.tickets import TicketComment as CommentModel
+from resolvers.cloud import tariff_requests
 from resolvers.support import tickets
 from resolvers.common.gates import SELECTED
 from resolvers.common.pagination import PageRequest
@@ -175,6 +176,18 @@ class CreateTicketInput:
     product_id: strawberry.ID | None = strawberry.field(default=None, description="The product it is about.")
 
 
+@strawberry.input(description="What to ask the provider for: at least one of more sessions, more databases, another tariff.")
+class RequestTariffChangeInput:
+    organization_id: strawberry.ID = strawberry.field(description="The organization.")
+    cloud_subscription_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Which of its subscriptions; omitted: its main one (`cloudSubscription`)."
+    )
+    extra_sessions: int | None = strawberry.field(default=None, description="Sessions to add to the limit: 0 to 1000.")
+    extra_databases: int | None = strawberry.field(default=None, description="Databases to add to the limit: 0 to 1000.")
+    tariff: str | None = strawberry.field(default=None, description="Another tariff, by its name: up to 100 characters.")
+    comment: str | None = strawberry.field(default=None, description="Anything else the provider should know: up to 2,000 characters.")
+
+
 @strawberry.type(description="The ticket after the change.")
 class TicketPayload:
     ticket: Ticket | None = strawberry.field(default=None, description="The ticket, changed.")
@@ -218,6 +231,23 @@ class TicketMutations:
             addressee=input.addressee,
             database_id=(pk_of(input.database_id, "Database") or NO_SUCH_ID) if input.database_id else None,
             product_id=(pk_of(input.product_id, "Product") or NO_SUCH_ID) if input.product_id else None,
+        )
+        return await expand(info, TicketPayload(ticket=Ticket.from_model(ticket)))
+
+    @strawberry.mutation(
+        description="Ask the provider for another tariff, more sessions or more databases (1cFresh: «обратиться к "
+        "обслуживающей организации»): a TARIFF_CHANGE ticket the provider answers; it changes the subscription by "
+        "its own records. OWNER and ADMIN."
+    )
+    @transactional(TicketPayload)
+    async def request_tariff_change(
+        self, info: strawberry.Info,
+        input: Annotated[RequestTariffChangeInput, strawberry.argument(description="The subscription and what to ask for.")],
+    ) -> TicketPayload:
+        ticket = await tariff_requests.request_tariff_change(
+            info.context, pk_of(input.organization_id, "Organization") or NO_SUCH_ID,
+            (pk_of(input.cloud_subscription_id, "CloudSubscription") or NO_SUCH_ID) if input.cloud_subscription_id else None,
+            extra_sessions=input.extra_sessions, extra_databases=input.extra_databases, tariff=input.tariff, comment=input.comment,
         )
         return await expand(info, TicketPayload(ticket=Ticket.from_model(ticket)))
 

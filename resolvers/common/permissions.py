@@ -49,12 +49,14 @@ class Permission(Enum):
     REQUISITES = auto()  # see the requisites (bank details) and a pending change of them, change or ask to change them
     SEE_ALL_TICKETS = auto()  # every support ticket of the organization (resolvers/support/tickets.py)
     WRITE_TICKETS = auto()  # write tickets and see (and write in) one's own
+    REQUEST_TARIFF_CHANGE = auto()  # ask the provider for another tariff, more sessions or databases (a ticket)
 
 
 P = Permission
 _STAFF = frozenset({
     P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_ALL_SESSIONS,
     P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG, P.REQUISITES, P.SEE_ALL_TICKETS, P.WRITE_TICKETS,
+    P.REQUEST_TARIFF_CHANGE,
 })
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
