@@ -121,7 +121,7 @@ def settings_findings(settings: Settings) -> list[Finding]:
 async def database_findings(settings: Settings, caller) -> tuple[list[Finding], ClusterMode]:
     """What the database says (connected already): the demo, the supplier, agents, the cluster mode.
     `caller`: the operator at the CLI (staff rights), who may read the waiting documents."""
-    from kabinet.demo import NEWER_VERSION, ROMASHKA_PEOPLE, VASILEK_PEOPLE
+    from kabinet.demo.blocks import NEWER_VERSION, ROMASHKA_PEOPLE, VASILEK_PEOPLE
     from resolvers.cloud import agent_tokens
     from resolvers.cloud import cluster_mode
     from resolvers.common import demo_mark

@@ -2,7 +2,7 @@
 
 `publish_document` is the only writer of a document (its row and its PDF file), in the caller's
 transaction: the monthly publisher (`publish_month`, `publish_due`, looped by workers/documents.py),
-the provider's documents (resolvers/provider/billing.py) and the demo data (kabinet/demo.py) all
+the provider's documents (resolvers/provider/billing.py) and the demo data (kabinet/demo/) all
 call it; `revise_document` is the one way a published document changes (the provider corrects it), and
 `withdraw_document` the one way it is taken back (the customer no longer sees it).
 No event and no audit entry here: a document stays out of sight until its `visible_from`, and the

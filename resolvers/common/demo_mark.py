@@ -1,6 +1,6 @@
 """Whether this database holds the demo data set: a mark that outlives restarts and upgrades.
 
-Seeding the demo (kabinet/demo.py) writes an entry of the provider's audit (`demo.seed`) in its own
+Seeding the demo (kabinet/demo/) writes an entry of the provider's audit (`demo.seed`) in its own
 transaction, so the mark exists exactly when the demo's rows do. Databases seeded before the mark
 existed are known by the demo supplier's requisites row, which the seeding wrote and nothing
 removes (each change of the requisites is a new row). Two readers: the cluster mode (the
