@@ -11,7 +11,7 @@ import strawberry
 from schema.cloud import CloudMutations
 from schema.identity import IdentityMutations
 from schema.notifications import NotificationMutations
-from schema.organizations import OrganizationMutations
+from schema.members import OrganizationMutations
 from schema.people import PeopleMutations
 from schema.registration import RegistrationMutations
 from schema.requisites import RequisitesMutations

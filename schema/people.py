@@ -17,7 +17,8 @@ from resolvers.common.errors import ErrorCode, UserFacingError
 from schema.batching import expand
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
-from schema.organizations import Invite, Membership, _pk, _pks
+from schema.members import _pk, _pks
+from schema.organizations import Invite, Membership
 
 
 @strawberry.type(description="The member after `updateMember`, or why it failed.")
