@@ -3,7 +3,11 @@
 
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# The venv is exactly requirements/test.lock (hashes checked) + kabinet itself; `make lock` refreshes the
+# locks from pyproject.toml. The stamp names the inputs' checksum: change one and the venv is rebuilt.
+LOCKS := requirements/build.lock requirements/test.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) | cksum | cut -d' ' -f1)
+PIP := $(VENV)/bin/pip --quiet --disable-pip-version-check
 POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379
 # Where `make serve` listens: `make serve PORT=8001` when 8000 is taken.
@@ -14,14 +18,23 @@ PORT ?= 8000
 TEST_WORKERS ?= 3
 PYTEST := $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: serve test test-postgres schema clean bench
+.PHONY: serve test test-postgres schema clean bench lock venv
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
-	rm -f $(VENV)/.installed-*
+# A fresh venv each time (--clear): nothing a former lock installed survives. pip and setuptools come
+# from build.lock, so kabinet is built with --no-build-isolation and nothing unhashed is downloaded.
+$(STAMP): pyproject.toml $(LOCKS)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PIP) install --require-hashes -r requirements/build.lock
+	$(PIP) install --require-hashes -r requirements/test.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Re-resolve requirements/*.lock from pyproject.toml (needs PyPI): after editing dependencies, or
+# `make lock ARGS=--upgrade` for the newest versions pyproject.toml allows. Commit requirements/.
+lock:
+	PYTHON=$(PYTHON) scripts/lock.sh $(ARGS)
 
 serve: $(STAMP)
 	$(VENV)/bin/kabinet serve --host $(HOST) --port $(PORT)
@@ -42,4 +55,4 @@ schema: $(STAMP)
 	$(VENV)/bin/kabinet export-schema > schema.graphql
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) .lock-tools data .pytest_cache
