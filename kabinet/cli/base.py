@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 
 import click
 
+from foundation.logs import logging_config
 from foundation.settings import Settings
 
 
 @click.group(help="kabinet: the GraphQL API of the client cabinet. Configured by KABINET_* variables or .env.")
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding the PDF font is not news
-    logging.getLogger("tortoise").setLevel(logging.WARNING)  # its connect and shutdown notes are not news at a prompt
+    settings = Settings()  # KABINET_LOG_FORMAT, KABINET_LOG_LEVEL: foundation/logs.py
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
 
 
 def _operator_name() -> str:
