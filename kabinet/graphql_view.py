@@ -228,17 +228,18 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         request.state.answered_without_errors = not result.errors
+        record = current_request.get()  # the request's log line (kabinet/request_log.py)
         if result.errors:
             request_id = getattr(request.state, "request_id", "-")
             result.errors = [shape_error(e, request_id, log, logged=True) for e in result.errors]
-            if (record := current_request.get()) is not None:
+            # A request error (parse, validation, variables): nothing was executed.
+            request.state.request_error = result.data is None and all(e.path is None for e in result.errors)
+            if record is not None:
                 record.error_codes((e.extensions or {}).get("code") for e in result.errors)
-        elif type(result.data) is dict and (record := current_request.get()) is not None and any(
+        elif record is not None and type(result.data) is dict and any(
             type(payload) is dict and payload.get("userErrors") for payload in result.data.values()
         ):
             record.outcome = "user errors"  # a mutation refused (schema/errors.py `transactional`)
-            # A request error (parse, validation, variables): nothing was executed.
-            request.state.request_error = result.data is None and all(e.path is None for e in result.errors)
         return process_result(result)
 
     def encode_json(self, data: object) -> bytes:

@@ -125,8 +125,7 @@ async def logged_operation(operation_name: str | None, run: Any) -> None:
     started, outcome = time.perf_counter(), None
     try:
         await run()
-    except asyncio.CancelledError:
-        outcome = "cancelled"  # stopped by the client (complete/stop) or a closing socket
+    except asyncio.CancelledError:  # stopped by the client (complete/stop) or its socket closing: an end like any
         raise
     except Exception:
         outcome = "exception"

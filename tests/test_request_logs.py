@@ -8,13 +8,17 @@ import json
 import logging
 
 import pytest
+import websockets
 
 from foundation.logs import JsonFormatter, RequestIdFilter, logging_config, request_id_from
 from kabinet.request_log import HEADER
-from tests.factories import PASSWORD, create_user
+from foundation.ids import to_global_id
+from tests.factories import PASSWORD, Role, create_team, create_user
+from tests.live import LEGACY_WS, OPEN_TIMEOUT, TRANSPORT_WS, GraphQLSocket
 
 DEMO_OWNER = "owner@romashka.example"
 ME = "query Me { me { email } }"
+LIVE = "subscription Live($org: ID!) { sessions(organizationId: $org) { sessions { id } } }"
 LOGIN = "mutation SignIn($l: String!, $p: String!) { login(input: {login: $l, password: $p}) { accessToken userErrors { code } } }"
 
 
@@ -156,3 +160,42 @@ def test_the_formats_an_operator_picks():
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "a b" and line["level"] == "WARNING" and "request_id" not in line
     assert HEADER == b"x-request-id"
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_each_websocket_operation_has_a_line_with_its_own_id_and_the_sockets(gql, live_server, lines, protocol):
+    org, users = await create_team()
+    user = users[Role.OWNER]
+    token = await gql.token_for_password(user.email, PASSWORD)
+    socket = GraphQLSocket(live_server, protocol)
+    socket.socket = await websockets.connect(f"ws://{live_server}/graphql", subprotocols=[protocol],
+                                             open_timeout=OPEN_TIMEOUT, additional_headers={"X-Request-Id": f"sock-{protocol}"})
+    try:
+        await socket.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        assert (await socket.receive())["type"] == "connection_ack"
+        live = await socket.subscribe(LIVE, {"org": to_global_id("Organization", org.id)})
+        assert (await socket.next_data())["data"]["sessions"]["sessions"] == []
+        await socket.send({"id": live, "type": "complete" if protocol == TRANSPORT_WS else "stop"})
+        broken = await socket.subscribe("subscription Broken { nothing }")
+        error = await socket.receive()
+        while error.get("id") != broken:
+            error = await socket.receive()
+        payload = error["payload"]
+        first = payload[0] if isinstance(payload, list) else payload.get("errors", [payload])[0]
+        assert first["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    finally:
+        await socket.close()
+    for _ in range(100):
+        if any(line.get("kind") == "websocket" for line in lines.requests()):
+            break
+        await asyncio.sleep(0.02)
+    operations = {line["operation"]: line for line in lines.requests() if line["kind"] == "operation"}
+    assert set(operations) == {"Live", "Broken"}, operations
+    ids = {line["request_id"] for line in operations.values()}
+    assert len(ids) == 2 and f"sock-{protocol}" not in ids
+    assert all(line["socket_id"] == f"sock-{protocol}" and line["viewer"] == f"user:{user.id}" for line in operations.values())
+    assert operations["Live"]["outcome"] == "ok" and operations["Live"]["sql"] >= 1
+    assert operations["Broken"]["outcome"] == "graphql errors"
+    (sock,) = [line for line in lines.requests() if line["kind"] == "websocket"]
+    assert sock["request_id"] == f"sock-{protocol}" and sock["viewer"] == f"user:{user.id}"
+    assert token not in json.dumps(lines.lines)
