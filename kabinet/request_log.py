@@ -42,7 +42,10 @@ def write_line(record: RequestRecord, kind: str, started: float, **fields: objec
         line["socket_id"] = record.socket
     if record.codes:
         line["codes"] = sorted(record.codes)
-    log.log(logging.ERROR if outcome == "exception" else logging.INFO, "%s %s", kind, outcome,
+    # the message, for the text format: what a person scans for (JSON has every field on its own)
+    log.log(logging.ERROR if outcome == "exception" else logging.INFO, "%s %s %s %s %s %.1f ms %d SQL: %s",
+            fields.get("method", kind), fields.get("path", "-"), record.operation or "-", record.viewer or "-",
+            fields.get("status", fields.get("close_code")), line["duration_ms"], record.statements, outcome,
             extra={"request_id": record.id, **line})
 
 

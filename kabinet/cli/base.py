@@ -8,19 +8,17 @@ command's work. The commands are in this package by concern (kabinet/cli/__init_
 from __future__ import annotations
 
 import asyncio
-import logging
-import logging.config
 
 import click
 
-from foundation.logs import logging_config
+from foundation import logs
 from foundation.settings import Settings
 
 
 @click.group(help="kabinet: the GraphQL API of the client cabinet. Configured by KABINET_* variables or .env.")
 def main() -> None:
     settings = Settings()  # KABINET_LOG_FORMAT, KABINET_LOG_LEVEL: foundation/logs.py
-    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    logs.configure(settings.log_format, settings.log_level)
 
 
 def _operator_name() -> str:
