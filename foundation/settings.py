@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         None, description="Signs tokens and download URLs; generated once into data_dir if unset."
     )
     mail_url: str | None = Field(None, description="smtp://…, file:///dir or console://.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Logs on stderr: one JSON object a line (json), lines for a person (text), or auto: text at "
+        "a terminal, JSON otherwise (a service manager, a container, a file)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="The least level logged.")
     # An HTTP SMS gateway (workers/sms.py). Placeholders in sms_params, sms_headers and sms_ok_json:
     # {phone} {text} {sender} {id} {login} {password} {token}.
     sms_url: str | None = Field(

@@ -22,6 +22,7 @@ from events.hub import EventHub
 from kabinet import ticket_files
 from kabinet.graphql_view import KabinetGraphQL
 from kabinet.middleware import BodyLimitMiddleware, MetricsMiddleware
+from kabinet.request_log import RequestLogMiddleware
 from events.broker import create_broadcast
 from foundation.settings import Settings
 from resolvers.identity.sign_ins import EndedLogins
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
+            Middleware(RequestLogMiddleware),  # outermost: its line covers what the others answer (413s)
             Middleware(MetricsMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, own_limit_prefixes=("/provider/", agent_api.SNAPSHOT_PATH)),
         ],

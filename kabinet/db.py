@@ -17,12 +17,14 @@ from tortoise.migrations.api.migrate import migrate
 
 from models import MODEL_MODULES
 from models.base import Entity, compile_row_builder
-from models.tortoise_internals import ensure_pool, init_tortoise, pool_of, tortoise_initialised
+from models.tortoise_internals import count_statements, ensure_pool, init_tortoise, pool_of, tortoise_initialised
 
+from foundation.logs import statement_ran
 from foundation.settings import Settings
 
 
 CONNECTION_LABEL = "default"
+count_statements(statement_ran)  # every client counts its statements for the request's log line
 
 
 class PooledConnection(asyncpg.Connection):

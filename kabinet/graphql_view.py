@@ -27,6 +27,7 @@ from resolvers.identity.tokens import decode_access_token
 from resolvers.common.context import RequestContext, Viewer
 from schema.errors import shape_error, signed_out
 from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
+from foundation.logs import current_request, request_id_from
 from foundation.settings import Settings
 from resolvers.identity.sign_ins import EndedLogins
 from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter, TransportWSHandler
@@ -193,13 +194,16 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
         return Viewer(claims.user_id, claims.login_id, claims.expires_at, claims.must_change_password)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        record = current_request.get()  # kabinet/request_log.py: the id it took or made
+        request_id = record.id if record is not None else request_id_from(request.headers.get("x-request-id"))
         request.state.request_id = request_id
         viewer = None
         if isinstance(request, Request):
             viewer = getattr(request.state, "viewer", None) or self.viewer_from_token(
                 bearer_token(request.headers.get("authorization"))
             )
+            if viewer is not None and record is not None:
+                record.viewer = f"user:{viewer.user_id}"
         client = request.client.host if request.client else None
         state = request.app.state
         return RequestContext(
@@ -215,6 +219,8 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
         if viewer is None:
             raise ConnectionRejectionError({"message": "A valid access token is required."})
         context.viewer = viewer
+        if (record := current_request.get()) is not None:
+            record.viewer = f"user:{viewer.user_id}"
         socket = context.request  # closed if this sign-in ends (resolvers.identity.sign_ins)
         socket.state.login_id = viewer.login_id
         self.sockets_by_login.setdefault(viewer.login_id, set()).add(socket)
@@ -222,11 +228,18 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         request.state.answered_without_errors = not result.errors
+        record = current_request.get()  # the request's log line (kabinet/request_log.py)
         if result.errors:
             request_id = getattr(request.state, "request_id", "-")
             result.errors = [shape_error(e, request_id, log, logged=True) for e in result.errors]
             # A request error (parse, validation, variables): nothing was executed.
             request.state.request_error = result.data is None and all(e.path is None for e in result.errors)
+            if record is not None:
+                record.error_codes((e.extensions or {}).get("code") for e in result.errors)
+        elif record is not None and type(result.data) is dict and any(
+            type(payload) is dict and payload.get("userErrors") for payload in result.data.values()
+        ):
+            record.outcome = "user errors"  # a mutation refused (schema/errors.py `transactional`)
         return process_result(result)
 
     def encode_json(self, data: object) -> bytes:

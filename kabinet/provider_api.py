@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from foundation.logs import current_request
 from kabinet.auth import bearer_token
 from kabinet.http import BodyTooLarge, bounded_body
 from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
@@ -84,6 +85,8 @@ async def _actor(request: Request) -> ProviderActor:
     if actor is None:
         raise ProviderError(401, "UNAUTHENTICATED", "A valid service account token is required (Authorization: Bearer kps_…).")
     actor.timezone = request.app.state.settings.provider_timezone  # how its 1C date-times are read
+    if (record := current_request.get()) is not None:  # the request's log line: the account's name, never the token
+        record.viewer = f"service:{actor.name}"
     return actor
 
 

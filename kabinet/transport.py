@@ -15,6 +15,7 @@ legacy protocol too); an error the protocol handler makes itself gets an `extens
 from __future__ import annotations
 
 import asyncio
+import time
 from json import JSONDecodeError
 from collections.abc import AsyncGenerator
 from datetime import timedelta
@@ -31,6 +32,9 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
+
+from foundation.logs import RequestRecord, current_request, request_id_from
+from kabinet.request_log import write_line
 
 MESSAGE_TOO_BIG = 1009  # RFC 6455
 INIT_TIMEOUT = 4408  # graphql-transport-ws: connection initialisation timeout
@@ -58,7 +62,9 @@ def refusal(request: Request, refused: HTTPException) -> Response:
     if request.method == "GET" and isinstance(refused.__cause__, InvalidOperationTypeError):
         # GraphQL over HTTP: a mutation is never executed for GET; POST it.
         status, headers = 405, {"Allow": "POST"}
-    body = {"errors": [{"message": refused.reason, "extensions": {"code": "BAD_USER_INPUT"}}]}
+    record = current_request.get()
+    extensions = {"code": "BAD_USER_INPUT", **({"requestId": record.id} if record is not None else {})}
+    body = {"errors": [{"message": refused.reason, "extensions": extensions}]}
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
@@ -104,7 +110,28 @@ def coded(message: dict) -> dict:
             code = ("INTERNAL_SERVER_ERROR" if error.get("path")
                     else "RATE_LIMITED" if error.get("message") == "Subscription limit reached" else "BAD_USER_INPUT")
             error["extensions"] = {**(error.get("extensions") or {}), "code": code}
+            if (record := current_request.get()) is not None:
+                error["extensions"].setdefault("requestId", record.id)
     return message
+
+
+async def logged_operation(operation_name: str | None, run: Any) -> None:
+    """Run one WebSocket operation (in its own task) as a request of its own for the log: its own id,
+    the socket's beside it, one line when it completes (kabinet/request_log.py)."""
+    socket = current_request.get()
+    record = RequestRecord(request_id_from(None), socket.id if socket is not None else None)
+    record.viewer, record.operation = (socket.viewer if socket is not None else None), operation_name
+    current_request.set(record)  # this task's context only
+    started, outcome = time.perf_counter(), None
+    try:
+        await run()
+    except asyncio.CancelledError:  # stopped by the client (complete/stop) or its socket closing: an end like any
+        raise
+    except Exception:
+        outcome = "exception"
+        raise
+    finally:
+        write_line(record, "operation", started, outcome=outcome or record.outcome or "ok")
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
@@ -116,6 +143,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
 
     async def send_message(self, message: Any) -> None:
         await super().send_message(coded(message))
+
+    async def run_operation(self, operation: Any) -> None:
+        await logged_operation(operation.operation_name, lambda: super(TransportWSHandler, self).run_operation(operation))
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler):
@@ -141,6 +171,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
     async def handle_connection_init(self, message: Any) -> None:
         self.initialised = True
         await super().handle_connection_init(message)
+
+    async def handle_async_results(self, operation_id: str, query: str, operation_name: str | None, variables: Any) -> None:
+        await logged_operation(operation_name, lambda: super(LegacyWSHandler, self).handle_async_results(
+            operation_id, query, operation_name, variables))
 
     async def send_message(self, message: Any) -> None:
         await super().send_message(coded(message))

@@ -11,6 +11,8 @@ little of Tortoise that is not its public API:
 - `Q._is_negated` (`~Q(...)`), and `QuerySet._make_query()` that fills `queryset.query`.
 - `Tortoise.init(_enable_global_fallback=True)`: requests run in other tasks than the one that
   initialised Tortoise and must still see its connections: `init_tortoise`.
+- the logger every client takes as its `log` when created (`tortoise.backends.base.client.db_client_logger`,
+  copied onto its transactions), whose `debug` each statement calls: `count_statements` wraps it.
 - the asyncpg client's pool (`_pool`), the lock it is created under (`_pool_init_lock`) with
   `PoolConnectionWrapper.ensure_connection()` that creates it lazily, and `Tortoise._inited`.
 
@@ -29,6 +31,7 @@ from operator import attrgetter
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base import client as tortoise_client_module
 from tortoise.backends.base.client import PoolConnectionWrapper
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -91,3 +94,30 @@ def pool_of(client: Any) -> Any:
     """The asyncpg pool of Tortoise's asyncpg client (None before its first connection)."""
     return client._pool
 
+
+_NOT_STATEMENTS = ("Created connection", "Closed connection")
+
+
+class _CountingLog:
+    """The client's logger, counting each statement it is told of (one call and a context variable
+    read per statement, whether DEBUG is on or not) before handing the call on."""
+
+    __slots__ = ("log", "on_statement")
+
+    def __init__(self, log: Any, on_statement: Callable[[], None]) -> None:
+        self.log, self.on_statement = log, on_statement
+
+    def debug(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if not (isinstance(msg, str) and msg.startswith(_NOT_STATEMENTS)):
+            self.on_statement()
+        self.log.debug(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
+
+
+def count_statements(on_statement: Callable[[], None]) -> None:
+    """Call `on_statement()` for every statement of every client created from now on (and of each
+    transaction it opens): for the request's log line (foundation/logs.py)."""
+    if not isinstance(tortoise_client_module.db_client_logger, _CountingLog):
+        tortoise_client_module.db_client_logger = _CountingLog(tortoise_client_module.db_client_logger, on_statement)

@@ -10,7 +10,7 @@ from contextlib import aclosing
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, OperationDefinitionNode
 from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import AddValidationRules
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -21,6 +21,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as max_de
 from resolvers.common.context import RequestContext
 from resolvers.common.errors import Refusal
 from schema.errors import shape_error
+from foundation.logs import current_request
 from foundation.settings import Settings
 from schema import execution, introspection
 from schema.execution import KabinetExecutionContext
@@ -72,6 +73,10 @@ class KabinetSchema(strawberry.Schema):
             document = parse_document(query, self.max_tokens)
         except GraphQLError:
             return None  # the parser step reports it
+        if (record := current_request.get()) is not None:  # for the request's log line (kabinet/request_log.py)
+            record.operation = operation_name or next(
+                (d.name.value for d in document.definitions if isinstance(d, OperationDefinitionNode) and d.name), None
+            )
         return introspection.kind_of(document, operation_name)
 
     async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> Any:
@@ -100,6 +105,8 @@ class KabinetSchema(strawberry.Schema):
         no Python, driver or SQL text."""
         if isinstance(context_value, RequestContext):
             context_value = context_value.for_operation()
+            if (record := current_request.get()) is not None and record.socket is not None:
+                context_value.request_id = record.id  # the operation's own id (kabinet/transport.py)
         if self._introspection(query, operation_name) is not None:
             result = await self.execute(query, variable_values, context_value, root_value, operation_name)
             return _shaped(_one(result), getattr(context_value, "request_id", None) or "-")
@@ -133,6 +140,8 @@ async def _shaped(results: AsyncGenerator, request_id: str) -> AsyncGenerator:
         async for result in results:
             if getattr(result, "errors", None):
                 shaped = [_shape(error, result, request_id) for error in result.errors]
+                if (record := current_request.get()) is not None:
+                    record.error_codes((e.extensions or {}).get("code") for e in shaped)
                 result = copy.copy(result)  # a copy: a result may be shared by a group of subscribers
                 result.errors = shaped
             yield result

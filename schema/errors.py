@@ -124,11 +124,14 @@ _CLIENT_MISTAKES = (
 
 
 def shape_error(error: GraphQLError, request_id: str, log, logged: bool = False) -> GraphQLError:
-    """Give every error an `extensions.code`; hide what an unexpected exception would reveal."""
+    """Give every error an `extensions.code` and the request's id (`requestId`, as in the server's log
+    line); hide what an unexpected exception would reveal."""
     original = error.original_error
     code = (error.extensions or {}).get("code")
+    ids = {"requestId": request_id} if request_id and request_id != "-" else {}
     if isinstance(original, Refusal):
-        return GraphQLError(error.message, nodes=error.nodes, path=error.path, extensions={**(error.extensions or {}), "code": original.code})
+        return GraphQLError(error.message, nodes=error.nodes, path=error.path,
+                            extensions={**(error.extensions or {}), "code": original.code, **ids})
     if original is not None and not isinstance(original, GraphQLError):
         log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=None if logged else original)
         return GraphQLError(
@@ -142,4 +145,4 @@ def shape_error(error: GraphQLError, request_id: str, log, logged: bool = False)
         code = next((c for marker, c in _CLIENT_MISTAKES if marker in error.message), None)
     if not code:
         code = "GRAPHQL_VALIDATION_FAILED" if error.path is None else "INTERNAL_SERVER_ERROR"
-    return GraphQLError(error.message, nodes=error.nodes, path=error.path, extensions={**(error.extensions or {}), "code": code})
+    return GraphQLError(error.message, nodes=error.nodes, path=error.path, extensions={**(error.extensions or {}), "code": code, **ids})

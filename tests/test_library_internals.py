@@ -169,6 +169,22 @@ def test_the_asyncpg_clients_pool_internals() -> None:
     )
 
 
+async def test_every_client_and_its_transactions_log_statements_through_the_counting_logger(app) -> None:
+    """`count_statements` wraps the logger a client takes when created; its transactions copy it, and
+    each statement calls its `debug` (tests/test_request_logs.py counts them)."""
+    from tortoise import connections
+    from tortoise.backends.base import client as base_client
+    from tortoise.transactions import in_transaction
+
+    from models.tortoise_internals import _CountingLog
+
+    assert isinstance(base_client.db_client_logger, _CountingLog)
+    client = connections.get("default")
+    assert client.log is base_client.db_client_logger
+    async with in_transaction() as transaction:
+        assert transaction.log is client.log
+
+
 def test_tortoise_init_takes_the_global_fallback() -> None:
     from tortoise import Tortoise
 

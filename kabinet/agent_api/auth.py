@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from foundation.logs import current_request
 from kabinet.auth import bearer_token
 from resolvers.cloud import agent_tokens
 from resolvers.common.errors import ErrorCode, UserFacingError
@@ -49,4 +50,6 @@ async def authenticate(request: Request) -> Program:
     agent = await agent_tokens.authenticate(request.app.state.settings, bearer_token(request.headers.get("authorization")))
     if agent is None:
         raise AgentError(401, "UNAUTHENTICATED", "A valid cluster agent token is required (Authorization: Bearer …).")
+    if (record := current_request.get()) is not None:  # the request's log line: the token's id, never the token
+        record.viewer = f"agent:{agent.token_id or agent.name}"
     return agent

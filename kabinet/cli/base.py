@@ -8,18 +8,17 @@ command's work. The commands are in this package by concern (kabinet/cli/__init_
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
+from foundation import logs
 from foundation.settings import Settings
 
 
 @click.group(help="kabinet: the GraphQL API of the client cabinet. Configured by KABINET_* variables or .env.")
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding the PDF font is not news
-    logging.getLogger("tortoise").setLevel(logging.WARNING)  # its connect and shutdown notes are not news at a prompt
+    settings = Settings()  # KABINET_LOG_FORMAT, KABINET_LOG_LEVEL: foundation/logs.py
+    logs.configure(settings.log_format, settings.log_level)
 
 
 def _operator_name() -> str:

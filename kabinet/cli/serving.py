@@ -11,6 +11,7 @@ import sys
 import click
 
 from foundation.settings import Settings
+from foundation.logs import logging_config
 from kabinet.cli.base import _cli_actor, _on_the_database, main
 
 
@@ -33,7 +34,9 @@ def serve(host: str, port: int, workers: int) -> None:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "kabinet.app:create_app", factory=True, host=host, port=port, workers=workers,
-        timeout_graceful_shutdown=5, log_level="info", proxy_headers=True,
+        timeout_graceful_shutdown=5, proxy_headers=True,
+        # each worker process logs as this one (its own request lines replace uvicorn's access log)
+        log_config=logging_config(settings.log_format, settings.log_level), access_log=False,
         ws_per_message_deflate=settings.ws_compression,
         ws_max_size=settings.ws_max_message_bytes,  # a longer message closes the socket (1009) before it is buffered
     )
