@@ -46,10 +46,11 @@ async def test_an_altered_or_expired_link_is_403(gql, client, settings):
 
 
 async def test_invoices_and_acts_of_a_month_are_hidden_until_the_tenth_of_the_next(gql):
-    _, documents = await romashka_documents(gql)
+    org, documents = await romashka_documents(gql)
     shown = {d["number"] for d in documents}
     today = dt.datetime.now(dt.timezone.utc).date()
-    hidden = await Document.filter(visible_from__gt=today)
+    # the demo's own (other tests of this worker publish documents for later, with no period)
+    hidden = await Document.filter(visible_from__gt=today, organization__inn=org["inn"])
     assert hidden, "the demo data has this month's documents, not yet published"
     assert not shown & {d.number for d in hidden}
     for doc in hidden:
