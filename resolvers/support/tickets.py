@@ -391,11 +391,17 @@ def sniff(content: bytes, family: str) -> bool:
     return content.startswith(_MAGIC[family])
 
 
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})  # controls (CR, LF, tab…), format (bidi overrides), line separators
+
+
 def clean_filename(filename: str) -> str:
-    """The name as it is kept: its last path part, no control characters, at most 200 characters
-    (the extension kept)."""
+    """The name as it is kept: its last path part, no control, format or line-separator characters,
+    at most 200 characters (the extension kept)."""
     name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = _CONTROL.sub("", name).replace('"', "").strip().strip(".")
+    # Every control and format character goes, line breaks and bidi overrides too: the name is
+    # written into the download's Content-Disposition header and shown to staff and colleagues.
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in _NOT_IN_NAMES)
+    name = name.replace('"', "").strip().strip(".")
     if len(name) > 200:
         stem, dot, extension = name.rpartition(".")
         name = stem[: 200 - len(extension) - 1] + dot + extension if dot and len(extension) < 10 else name[:200]
