@@ -211,3 +211,27 @@ async def test_created_member_password_never_opens_an_existing_account(gql):
     assert signed["userErrors"][0]["code"] == "INVALID"
     assert not await Membership.exists(user_id=victim.id, organization_id=organization.id)
     assert (await User.get(id=victim.id)).must_change_password is False
+
+
+# ---------------------------------------------------------------------------------------- floods
+
+
+async def test_one_user_cannot_flood_the_staff_with_claims_awaiting_moderation(gql):
+    """Each new claim mails every staff member (MODERATION_WAITING); valid INNs are easy to make, so the
+    claims one person has awaiting moderation at once are bounded."""
+    from models.outbox import OutboxMessage
+    from resolvers.organizations import claims
+    from tests.test_add_organization import ADD, legal_inn
+    from tests.test_notifications import signed_in as notified_sign_in
+
+    staff = await factories.create_user(factories.unique_email("staff"))
+    await User.filter(id=staff.id).update(is_staff=True)
+    founder = await factories.create_user()
+    email = await notified_sign_in(gql, founder)
+    answers = []
+    for _ in range(claims.PENDING_CLAIMS_PER_USER + 3):
+        body = await gql.execute(ADD, {"input": {"inn": legal_inn(), "kind": "LEGAL_ENTITY", "position": "Директор"}}, as_user=email)
+        answers.append(body["data"]["addOrganization"])
+    assert all(a["userErrors"] == [] for a in answers[:claims.PENDING_CLAIMS_PER_USER])
+    assert all(errors_of(a) == [("LIMIT_EXCEEDED", ["input", "inn"])] for a in answers[claims.PENDING_CLAIMS_PER_USER:]), answers
+    assert await OutboxMessage.filter(recipient=staff.email, template="moderation_waiting").count() == claims.PENDING_CLAIMS_PER_USER
