@@ -235,3 +235,55 @@ async def test_one_user_cannot_flood_the_staff_with_claims_awaiting_moderation(g
     assert all(a["userErrors"] == [] for a in answers[:claims.PENDING_CLAIMS_PER_USER])
     assert all(errors_of(a) == [("LIMIT_EXCEEDED", ["input", "inn"])] for a in answers[claims.PENDING_CLAIMS_PER_USER:]), answers
     assert await OutboxMessage.filter(recipient=staff.email, template="moderation_waiting").count() == claims.PENDING_CLAIMS_PER_USER
+
+
+async def test_a_created_members_password_for_an_address_an_inactive_account_holds_is_no_500(gql):
+    """An unconfirmed sign-up (an inactive account) holding the address: the created member's first
+    sign-in makes the member's own account, or is refused; never a server error, never the old account."""
+    from tests.test_people import CREATE as CREATE_MEMBER, LOGIN, last_message, password_in, post, run
+    from models.outbox import Channel
+
+    organization, people = await factories.create_team()
+    email = factories.unique_email("inactive")
+    dormant = await factories.create_user(email=email)
+    await User.filter(id=dormant.id).update(is_active=False)
+    await run(gql, CREATE_MEMBER, {"i": {"organizationId": oid(organization), "email": email, "fullName": "Н Н", "role": "USER"}},
+              people[Role.OWNER])
+    password = password_in((await last_message(email, Channel.EMAIL)).body)
+    body = await post(gql, LOGIN, {"l": email, "p": password})
+    assert "errors" not in body, body
+    signed = body["data"]["login"]
+    assert signed["userErrors"] == [] and signed["mustChangePassword"] is True or signed["userErrors"][0]["code"] == "CONFLICT"
+    assert not await Membership.exists(user_id=dormant.id)
+    assert not (await User.get(id=dormant.id)).is_active
+
+
+# ---------------------------------------------------------------------------------------- live
+
+
+async def test_a_demoted_admins_ticket_subscription_ends_and_carries_no_colleagues_ticket(gql, live_server):
+    import asyncio
+
+    from tests.live import TRANSPORT_WS, GraphQLSocket
+    from tests.test_members import CHANGE_ROLE
+    from tests.test_tickets import SUBSCRIBE
+
+    organization, users, emails = await team(gql, Role.ADMIN, Role.USER)
+    socket = GraphQLSocket(live_server, TRANSPORT_WS)
+    try:
+        assert (await socket.connect(await gql.token_for(emails[Role.ADMIN])))["type"] == "connection_ack"
+        await socket.subscribe(SUBSCRIBE, {"org": oid(organization)})
+        await asyncio.sleep(0.3)
+        membership = to_global_id("Membership", (await Membership.get(organization_id=organization.id, user_id=users[Role.ADMIN].id)).id)
+        demoted = await gql.execute(CHANGE_ROLE, {"m": membership, "r": "USER"}, as_user=emails[Role.OWNER])
+        assert demoted["data"]["changeMemberRole"]["userErrors"] == []
+        await created(gql, emails[Role.USER], organization, subject="Секрет коллеги")
+        seen = []
+        try:
+            while True:
+                seen.append(await socket.receive(timeout=1.5))
+        except (asyncio.TimeoutError, Exception):
+            pass
+        assert "Секрет коллеги" not in str(seen), seen
+    finally:
+        await socket.close()
