@@ -287,3 +287,20 @@ async def test_a_demoted_admins_ticket_subscription_ends_and_carries_no_colleagu
         assert "Секрет коллеги" not in str(seen), seen
     finally:
         await socket.close()
+
+
+# ---------------------------------------------------------------------------------------- unstorable text
+
+
+@pytest.mark.parametrize("field", ["subject", "text"])
+async def test_a_lone_surrogate_in_a_ticket_is_refused_not_a_500(gql, client, field):
+    organization, _, emails = await team(gql)
+    raw = ('{"query": %s, "variables": {"input": {"organizationId": "%s", "subject": "s", "text": "t"}}}'
+           % (__import__("json").dumps(CREATE), oid(organization)))
+    raw = raw.replace(f'"{field}": "{field[0]}"', f'"{field}": "a\\ud800b"')
+    response = await client.post("/graphql", content=raw.encode(), headers={
+        "Authorization": f"Bearer {await gql.token_for(emails[Role.OWNER])}", "Content-Type": "application/json"})
+    assert response.status_code < 500, response.text
+    body = response.json()
+    assert "errors" in body or body["data"]["createTicket"]["userErrors"], body
+    assert not await SupportTicket.filter(organization_id=organization.id).exists()
