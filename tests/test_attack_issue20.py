@@ -304,3 +304,33 @@ async def test_a_lone_surrogate_in_a_ticket_is_refused_not_a_500(gql, client, fi
     body = response.json()
     assert "errors" in body or body["data"]["createTicket"]["userErrors"], body
     assert not await SupportTicket.filter(organization_id=organization.id).exists()
+
+
+async def test_tickets_written_at_once_stay_within_the_daily_limit(gql, monkeypatch):
+    """The daily limits are counted before the write: many requests at once must not each see room."""
+    import asyncio
+
+    organization, _, emails = await team(gql, Role.ADMIN, Role.USER)
+    monkeypatch.setattr(tickets, "TICKETS_PER_DAY", 3)
+    await gql.token_for(emails[Role.USER])
+
+    async def one(i: int) -> dict:
+        body = await gql.execute(CREATE, {"input": {"organizationId": oid(organization), "subject": f"s{i}", "text": "t"}},
+                                 as_user=emails[(Role.OWNER, Role.ADMIN, Role.USER)[i % 3]])
+        return body
+
+    await asyncio.gather(*(one(i) for i in range(12)))
+    assert await SupportTicket.filter(organization_id=organization.id).count() <= 3
+
+
+async def test_files_attached_at_once_stay_within_the_daily_bytes(gql, monkeypatch):
+    import asyncio
+
+    organization, _, emails = await team(gql)
+    first = await created(gql, emails[Role.OWNER], organization)
+    second = await created(gql, emails[Role.OWNER], organization)
+    monkeypatch.setattr(tickets, "ATTACHMENT_BYTES_PER_DAY", 2 * len(PDF))
+    await asyncio.gather(*(
+        attach(gql, emails[Role.OWNER], (first, second)[i % 2]["id"], f"f{i}.pdf", PDF) for i in range(10)
+    ))
+    assert await TicketAttachment.filter(organization_id=organization.id).count() <= 2

@@ -40,6 +40,7 @@ from foundation.settings import Settings
 from models.cloud import Database
 from models.identity import User
 from models.organizations import Membership, Organization
+from models.locks import one_at_a_time
 from models.products import Product
 from models.tickets import (
     SupportTicket,
@@ -124,9 +125,17 @@ async def _count_since(model: type, organization_id: uuid.UUID, **conditions: An
     return await model.filter(organization_id=organization_id, created_at__gte=utcnow() - DAY, **conditions).count()
 
 
+async def _one_writer(organization_id: uuid.UUID) -> None:
+    """The organization's tickets, messages and files are counted and written one request at a time
+    until the transaction ends (else requests sent at once each see room under the daily limits).
+    Taken after any ticket's row lock, never before one."""
+    await one_at_a_time(SupportTicket, [f"ticket-limits:{organization_id}"])
+
+
 async def _within_daily(model: type, organization_id: uuid.UUID, limit: int, what: str, field: str | None) -> None:
     """LIMIT_EXCEEDED once the organization's members wrote `limit` rows of `model` in 24 hours (the
     staff's entries not counted: the provider's answers never stop its customers)."""
+    await _one_writer(organization_id)
     conditions = {"from_staff": False} if model is TicketComment else {}
     if await _count_since(model, organization_id, **conditions) >= limit:
         raise UserFacingError(
@@ -460,6 +469,7 @@ async def attach(ctx: RequestContext, ticket_id: uuid.UUID, filename: str, conte
         raise UserFacingError(
             ErrorCode.LIMIT_EXCEEDED, f"A ticket holds at most {ATTACHMENTS_PER_TICKET} files.", "ticket_id",
         )
+    await _one_writer(ticket.organization_id)
     sent = await TicketAttachment.filter(
         organization_id=ticket.organization_id, created_at__gte=utcnow() - DAY,
     ).annotate(total=Sum("size")).first().values("total")
