@@ -334,3 +334,32 @@ async def test_files_attached_at_once_stay_within_the_daily_bytes(gql, monkeypat
         attach(gql, emails[Role.OWNER], (first, second)[i % 2]["id"], f"f{i}.pdf", PDF) for i in range(10)
     ))
     assert await TicketAttachment.filter(organization_id=organization.id).count() <= 2
+
+
+async def test_a_digest_never_carries_letters_for_a_new_address_to_the_old_one(app, settings):
+    """A user changed their e-mail (the old mailbox is no longer theirs) while a digest was open: what
+    was queued for the new address is never folded into a letter to the old one."""
+    import datetime as dt
+
+    from foundation.clock import frozen_at
+    from models.outbox import OutboxMessage
+    from tests.test_notifications import ALL, document_letter, settle
+    from workers import mail
+
+    organization, people = await factories.create_team()
+    owner = people[Role.OWNER]
+    old, new = owner.email, factories.unique_email("moved")
+    await settle(owner, organization.id, digest_hours=2)
+    start = dt.datetime(2026, 12, 8, 9, 0, tzinfo=dt.timezone.utc)
+    with frozen_at(start):
+        await document_letter(organization)
+    await User.filter(id=owner.id).update(email=new)
+    with frozen_at(start + dt.timedelta(minutes=30)):
+        await document_letter(organization)
+    number = {address: (await OutboxMessage.get(recipient=address, template="new_document")).subject.rsplit(" ", 1)[-1]
+              for address in (old, new)}
+    with frozen_at(start + dt.timedelta(hours=2)):
+        await mail.deliver_due(settings, "attack-digest", batch=ALL)
+    for address, other in ((old, new), (new, old)):
+        sent = await OutboxMessage.filter(recipient=address, template="notification_digest").values_list("body", flat=True)
+        assert all(number[other] not in body for body in sent), (address, sent)
