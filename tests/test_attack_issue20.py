@@ -363,3 +363,29 @@ async def test_a_digest_never_carries_letters_for_a_new_address_to_the_old_one(a
     for address, other in ((old, new), (new, old)):
         sent = await OutboxMessage.filter(recipient=address, template="notification_digest").values_list("body", flat=True)
         assert all(number[other] not in body for body in sent), (address, sent)
+
+
+async def test_invitations_and_created_members_letters_are_bounded_per_organization_and_day(gql, monkeypatch):
+    """createMember sends a password by e-mail or SMS to any address; with inviteMember and
+    resendInvite it is one door to the outbox, bounded per organization and day."""
+    from resolvers.organizations import invitations
+    from tests.test_people import CREATE as CREATE_MEMBER, RESEND, errors, run
+
+    monkeypatch.setattr(invitations, "INVITATIONS_PER_DAY", 3)
+    organization, people = await factories.create_team()
+    owner = people[Role.OWNER]
+    made = []
+    for _ in range(2):
+        payload = await run(gql, CREATE_MEMBER, {"i": {"organizationId": oid(organization), "phone": factories.unique_phone(),
+                                                       "fullName": "Н Н", "role": "USER"}}, owner)
+        assert payload["userErrors"] == [], payload
+        made.append(payload["invite"]["id"])
+    assert (await run(gql, RESEND, {"i": made[0]}, owner))["userErrors"] == []
+    over = await run(gql, CREATE_MEMBER, {"i": {"organizationId": oid(organization), "phone": factories.unique_phone(),
+                                                "fullName": "Н Н", "role": "USER"}}, owner)
+    assert errors(over) == [("LIMIT_EXCEEDED", ["input", "organizationId"])]
+    assert errors(await run(gql, RESEND, {"i": made[1]}, owner)) == [("LIMIT_EXCEEDED", ["inviteId"])]
+    other, others = await factories.create_team()  # another organization's count is its own
+    payload = await run(gql, CREATE_MEMBER, {"i": {"organizationId": oid(other), "phone": factories.unique_phone(),
+                                                   "fullName": "Н Н", "role": "USER"}}, others[Role.OWNER])
+    assert payload["userErrors"] == []
