@@ -82,7 +82,9 @@ async def metrics(request: Request) -> Response:
 
 def _attachment(filename: str) -> str:
     """An ASCII fallback name and the real (possibly Cyrillic) one, per RFC 6266 / 5987."""
-    fallback = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "")
+    # no control character reaches the header whatever the name (a CR LF would start another header)
+    fallback = "".join(c if " " <= c < "\x7f" else "_" for c in filename.encode("ascii", "replace").decode())
+    fallback = fallback.replace("?", "_").replace('"', "").replace("\\", "_")
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 

@@ -284,12 +284,13 @@ async def deliver_due(settings: Settings, worker_id: str, batch: int = 20, *, se
 
 
 async def _fold_digests(messages: list[OutboxMessage], lease_owner: str) -> list[OutboxMessage]:
-    """The claimed letters of each digest key become one letter (resolvers/common/notifications.py
-    `fold_digest`, in one transaction); the others as they are."""
+    """The claimed letters of each digest key and address become one letter (resolvers/common/notifications.py
+    `fold_digest`, in one transaction); the others as they are. By address too: a user who changed
+    their e-mail meanwhile never gets the new address's letters at the old one."""
     single, digests = [], {}
     for message in messages:
         if message.digest_key:
-            digests.setdefault(message.digest_key, []).append(message)
+            digests.setdefault((message.digest_key, message.recipient), []).append(message)
         else:
             single.append(message)
     for letters in digests.values():

@@ -73,6 +73,7 @@ async def add_organization(
         if claim is not None:
             membership = await Membership.get_or_none(organization_id=claim.id, user_id=user.id)
             if claim.moderation_status == ModerationStatus.REJECTED and (membership is None or membership.role == Role.OWNER):
+                await _within_pending_claims(user)
                 return AddedOrganization(organization=await _claim_again(ctx, user, claim, name, kind, position))
             if membership is not None:
                 raise UserFacingError(ErrorCode.CONFLICT, "You already belong to this organization.", "inn")
@@ -92,6 +93,8 @@ async def add_organization(
                 )
             return AddedOrganization(join_request=await _ask_to_join(ctx, user, claim, position))
         status = ModerationStatus.APPROVED if known else ModerationStatus.PENDING  # known: the INN has no customer here
+        if status == ModerationStatus.PENDING:
+            await _within_pending_claims(user)
         organization = await new_organization(name or _default_name(kind, inn), inn, kind, status)
         if organization is None:
             continue
@@ -106,6 +109,23 @@ async def add_organization(
         await _reload_memberships(ctx)
         return AddedOrganization(organization=organization)
     raise UserFacingError(ErrorCode.CONFLICT, "Someone added this INN a moment ago: try again.", "inn")
+
+
+PENDING_CLAIMS_PER_USER = 5  # organizations one person has awaiting moderation at once: each one mails every staff member
+
+
+async def _within_pending_claims(user: User) -> None:
+    """LIMIT_EXCEEDED when the user owns PENDING_CLAIMS_PER_USER organizations awaiting moderation: a
+    valid INN is easy to make up, and each claim tells every staff member (MODERATION_WAITING)."""
+    waiting = await Membership.filter(
+        user_id=user.id, role=Role.OWNER, organization__moderation_status=ModerationStatus.PENDING,
+    ).count()
+    if waiting >= PENDING_CLAIMS_PER_USER:
+        raise UserFacingError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"You have {waiting} organizations awaiting the provider's check, the most at once: wait for its answer.",
+            "inn",
+        )
 
 
 async def _ask_to_join(ctx: RequestContext, user: User, organization: Organization, position: str) -> JoinRequest:

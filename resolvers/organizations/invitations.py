@@ -37,6 +37,7 @@ from tortoise.expressions import Q
 
 from foundation.clock import utcnow
 from models.cloud import Database
+from models.audit import AuditEntry
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, ModerationStatus, Organization, Role
 from resolvers import messages
@@ -63,6 +64,23 @@ INVITES_ONCE_APPROVED = "it may invite people once it is approved"
 MAX_DATABASES_NAMED = 100  # an invitation's databases named in one request
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no l/1, O/0
 CREATED_MEMBER_INVITES_TRIED = 3  # a login's newest pending invitations with a password a sign-in tries
+INVITATIONS_PER_DAY = 50  # invitations sent or resent by one organization's members in 24 hours (each a letter or SMS)
+_SENDING_ACTIONS = ("invite.create", "invite.resend")
+
+
+async def _within_daily_invitations(organization_id: uuid.UUID, field: str) -> None:
+    """LIMIT_EXCEEDED once the organization's members sent INVITATIONS_PER_DAY invitations (created,
+    created members, resent) in 24 hours: each is a letter or an SMS (a created member's with a
+    password) to any address they name. Counted on the audit log, the organization locked by the caller."""
+    sent = await AuditEntry.filter(
+        organization_id=organization_id, action__in=_SENDING_ACTIONS, created_at__gte=utcnow() - dt.timedelta(hours=24),
+    ).count()
+    if sent >= INVITATIONS_PER_DAY:
+        raise UserFacingError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"Your organization has sent {INVITATIONS_PER_DAY} invitations in the last 24 hours, the most a day: try again later.",
+            field,
+        )
 
 
 # ---------------------------------------------------------------------------------------- expiry
@@ -152,6 +170,7 @@ async def invite_member(
     check_permission(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may invite people.")
     organization = await lock_organization(org_id)
     check_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    await _within_daily_invitations(org_id, "organization_id")
     address = _address(email, phone)
     if role == Role.OWNER:
         raise validation.invalid(
@@ -216,6 +235,7 @@ async def create_member(
     check_permission(ctx, org_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may create members.")
     organization = await lock_organization(org_id)
     check_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
+    await _within_daily_invitations(org_id, "organization_id")
     if bool(email and email.strip()) == bool(phone and phone.strip()):
         raise validation.invalid("email", "Give the new member's e-mail or phone (one of them: it becomes the login).")
     address = _address(email, phone)
@@ -366,6 +386,7 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
         raise validation.invalid("invite_id", f"This invitation is {invite.status.value.lower()}: send a new one.")
     organization = await lock_organization(invite.organization_id)
     check_approved(organization, "invite_id", INVITES_ONCE_APPROVED)
+    await _within_daily_invitations(invite.organization_id, "invite_id")
     await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), "invite_id", "invite_id")
     token, token_hash = new_opaque_token()
     invite.token_hash = token_hash

@@ -40,6 +40,7 @@ from foundation.settings import Settings
 from models.cloud import Database
 from models.identity import User
 from models.organizations import Membership, Organization
+from models.locks import one_at_a_time
 from models.products import Product
 from models.tickets import (
     SupportTicket,
@@ -125,9 +126,17 @@ async def _count_since(model: type, organization_id: uuid.UUID, **conditions: An
     return await model.filter(organization_id=organization_id, created_at__gte=utcnow() - DAY, **conditions).count()
 
 
+async def _one_writer(organization_id: uuid.UUID) -> None:
+    """The organization's tickets, messages and files are counted and written one request at a time
+    until the transaction ends (else requests sent at once each see room under the daily limits).
+    Taken after any ticket's row lock, never before one."""
+    await one_at_a_time(SupportTicket, [f"ticket-limits:{organization_id}"])
+
+
 async def _within_daily(model: type, organization_id: uuid.UUID, limit: int, what: str, field: str | None) -> None:
     """LIMIT_EXCEEDED once the organization's members wrote `limit` rows of `model` in 24 hours (the
     staff's entries not counted: the provider's answers never stop its customers)."""
+    await _one_writer(organization_id)
     conditions = {"from_staff": False} if model is TicketComment else {}
     if await _count_since(model, organization_id, **conditions) >= limit:
         raise UserFacingError(
@@ -417,11 +426,17 @@ def sniff(content: bytes, family: str) -> bool:
     return content.startswith(_MAGIC[family])
 
 
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})  # controls (CR, LF, tab…), format (bidi overrides), line separators
+
+
 def clean_filename(filename: str) -> str:
-    """The name as it is kept: its last path part, no control characters, at most 200 characters
-    (the extension kept)."""
+    """The name as it is kept: its last path part, no control, format or line-separator characters,
+    at most 200 characters (the extension kept)."""
     name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = _CONTROL.sub("", name).replace('"', "").strip().strip(".")
+    # Every control and format character goes, line breaks and bidi overrides too: the name is
+    # written into the download's Content-Disposition header and shown to staff and colleagues.
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in _NOT_IN_NAMES)
+    name = name.replace('"', "").strip().strip(".")
     if len(name) > 200:
         stem, dot, extension = name.rpartition(".")
         name = stem[: 200 - len(extension) - 1] + dot + extension if dot and len(extension) < 10 else name[:200]
@@ -480,6 +495,7 @@ async def attach(ctx: RequestContext, ticket_id: uuid.UUID, filename: str, conte
         raise UserFacingError(
             ErrorCode.LIMIT_EXCEEDED, f"A ticket holds at most {ATTACHMENTS_PER_TICKET} files.", "ticket_id",
         )
+    await _one_writer(ticket.organization_id)
     sent = await TicketAttachment.filter(
         organization_id=ticket.organization_id, created_at__gte=utcnow() - DAY,
     ).annotate(total=Sum("size")).first().values("total")
