@@ -80,7 +80,7 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _attachment(filename: str) -> str:
+def attachment_disposition(filename: str) -> str:
     """An ASCII fallback name and the real (possibly Cyrillic) one, per RFC 6266 / 5987."""
     # no control character reaches the header whatever the name (a CR LF would start another header)
     fallback = "".join(c if " " <= c < "\x7f" else "_" for c in filename.encode("ascii", "replace").decode())
@@ -100,12 +100,18 @@ async def download_document(request: Request) -> Response:
     return Response(
         stored.content,
         media_type=stored.content_type,
-        headers={
-            "Content-Disposition": _attachment(stored.filename),
-            "Cache-Control": "private, no-store",
-        },
+        headers={"Content-Disposition": attachment_disposition(stored.filename), **DOWNLOAD_HEADERS},
     )
 
+
+# Every file served for download (documents, ticket attachments): saved, never shown on the cabinet's
+# origin — the type never guessed, no script run even if a browser opened it, no referrer leaked.
+DOWNLOAD_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, no-store",
+    "Referrer-Policy": "no-referrer",
+}
 
 JSON_ERROR_PREFIXES = ("/provider/", "/cluster/")  # the HTTP APIs programs call: every answer is JSON
 HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}

@@ -11,16 +11,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from kabinet.http import _attachment
+from kabinet.http import DOWNLOAD_HEADERS, attachment_disposition
 from resolvers.support.tickets import attachment_for_download
-
-DOWNLOAD_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "sandbox; default-src 'none'",
-    "Cache-Control": "private, no-store",
-    "Referrer-Policy": "no-referrer",
-}
-
 
 async def download_attachment(request: Request) -> Response:
     """The file for a signed, unexpired link whose viewer may still see the ticket; 403 for anything else
@@ -33,5 +25,5 @@ async def download_attachment(request: Request) -> Response:
         return PlainTextResponse("This download link is invalid or has expired.", status_code=403, headers=DOWNLOAD_HEADERS)
     return Response(
         download.content, media_type=download.content_type,
-        headers={"Content-Disposition": _attachment(download.filename), **DOWNLOAD_HEADERS},
+        headers={"Content-Disposition": attachment_disposition(download.filename), **DOWNLOAD_HEADERS},
     )

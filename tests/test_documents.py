@@ -26,6 +26,10 @@ async def test_a_download_link_gives_the_pdf_that_names_the_document(gql, client
     invoice = next(d for d in documents if d["kind"] == "INVOICE")
     response = await client.get(invoice["downloadUrl"])
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    # saved, never shown on the cabinet's origin (the same headers as a ticket's attachment)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("sandbox")
+    assert response.headers["content-disposition"].startswith("attachment")
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
     assert invoice["number"] in text and org["inn"] in text and "Ромашка" in text
     amount = invoice["amount"].replace(".", ",")

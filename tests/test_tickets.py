@@ -182,6 +182,17 @@ async def test_tickets_and_messages_are_limited_per_organization_and_day(gql, mo
 # ---------------------------------------------------------------------------------------- the lifecycle
 
 
+async def test_an_author_who_left_the_organization_is_not_mailed_the_answer(gql):
+    """The letter is a notification to a member: one who left learns nothing more of the organization."""
+    organization, users, emails = await team(gql, Role.USER)
+    ticket = await created(gql, emails[Role.USER], organization, subject="Уже не наш вопрос")
+    await Membership.filter(organization_id=organization.id, user_id=users[Role.USER].id).delete()
+    as_staff = await staff(gql)
+    answered = (await gql.execute(ANSWER, {"id": ticket["id"], "text": "Ответ."}, as_user=as_staff))["data"]["staffAnswerTicket"]
+    assert answered["userErrors"] == []
+    assert not await OutboxMessage.exists(recipient=users[Role.USER].email, template="ticket_answered")
+
+
 async def test_the_answer_letter_follows_the_authors_notification_settings(gql):
     """TICKET_ANSWERED is a notification like any other: an author who turned it off gets no letter."""
     from models.notifications import NotificationKind, NotificationSettings
