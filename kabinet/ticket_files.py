@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from kabinet.http import DOWNLOAD_HEADERS, attachment_disposition
-from resolvers.support.tickets import attachment_for_download
+from resolvers.support.attachments import attachment_for_download
 
 async def download_attachment(request: Request) -> Response:
     """The file for a signed, unexpired link whose viewer may still see the ticket; 403 for anything else

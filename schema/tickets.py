@@ -15,7 +15,7 @@ from models.tickets import TicketAddressee, TicketKind, TicketStatus
 from models.tickets import TicketAttachment as AttachmentModel
 from models.tickets import TicketComment as CommentModel
 from resolvers.cloud import tariff_requests
-from resolvers.support import tickets
+from resolvers.support import attachments, tickets
 from resolvers.common.gates import SELECTED
 from resolvers.common.pagination import PageRequest
 from schema.batching import batched, expand, loaded, selected
@@ -98,7 +98,7 @@ class TicketAttachment:
         "whether you may still see the ticket is checked again on download."
     )
     def download_url(self, info: strawberry.Info) -> str:
-        return tickets.sign_attachment(info.context.settings, self.model.id, info.context.require_viewer().user_id)
+        return attachments.sign_attachment(info.context.settings, self.model.id, info.context.require_viewer().user_id)
 
 
 @strawberry.type(description="A question to the provider's support or to the organization's personal manager, with its history.")
@@ -283,7 +283,7 @@ class TicketMutations:
         filename: Annotated[str, strawberry.argument(description="The file's name, with its extension.")],
         content_base64: Annotated[str, strawberry.argument(description="The file's bytes, base64.")],
     ) -> AttachToTicketPayload:
-        attachment = await tickets.attach(info.context, _ticket_pk(ticket_id), filename, content_base64)
+        attachment = await attachments.attach(info.context, _ticket_pk(ticket_id), filename, content_base64)
         return await expand(info, AttachToTicketPayload(attachment=TicketAttachment.from_model(attachment)))
 
     @strawberry.mutation(

@@ -13,7 +13,7 @@ from foundation.ids import to_global_id
 from models.identity import User
 from models.organizations import Membership, Role
 from models.tickets import SupportTicket, TicketAttachment
-from resolvers.support import tickets
+from resolvers.support import attachments, tickets
 from tests import factories
 from tests.test_provider_api import bearer, new_token
 from tests.test_tickets import (
@@ -71,7 +71,7 @@ async def test_a_link_replayed_by_someone_else_or_after_the_author_is_demoted_or
     assert (await client.get("/".join(parts))).status_code == 403
     # a colleague USER holding a link signed for them: not the author, not an admin
     attachment_pk = uuid.UUID(url.split("/ticket-files/")[1].split("/")[0])
-    assert (await client.get(tickets.sign_attachment(settings, attachment_pk, users[Role.USER].id))).status_code == 403
+    assert (await client.get(attachments.sign_attachment(settings, attachment_pk, users[Role.USER].id))).status_code == 403
     # the author (an ADMIN) demoted to ACCOUNTANT: still the author, still theirs
     await Membership.filter(user_id=users[Role.ADMIN].id, organization_id=organization.id).update(role=Role.ACCOUNTANT)
     assert (await client.get(url)).status_code == 200
@@ -80,7 +80,7 @@ async def test_a_link_replayed_by_someone_else_or_after_the_author_is_demoted_or
     assert not await TicketAttachment.exists(id=attachment_pk)
     assert (await client.get(url)).status_code == 403
     # expired
-    stale = tickets.sign_attachment(settings, attachment_pk, users[Role.OWNER].id, now=1_000_000)
+    stale = attachments.sign_attachment(settings, attachment_pk, users[Role.OWNER].id, now=1_000_000)
     assert (await client.get(stale)).status_code == 403
 
 
@@ -90,7 +90,7 @@ async def _pk(global_id: str) -> uuid.UUID:
 
 
 @pytest.mark.parametrize("content", [
-    "A" * (tickets.ATTACHMENT_MAX_BYTES // 3 * 4 + 1000),  # over the limit before decoding
+    "A" * (attachments.ATTACHMENT_MAX_BYTES // 3 * 4 + 1000),  # over the limit before decoding
     "====",
     "not base64 at all!",
     "\u0410" * 100,
@@ -329,7 +329,7 @@ async def test_files_attached_at_once_stay_within_the_daily_bytes(gql, monkeypat
     organization, _, emails = await team(gql)
     first = await created(gql, emails[Role.OWNER], organization)
     second = await created(gql, emails[Role.OWNER], organization)
-    monkeypatch.setattr(tickets, "ATTACHMENT_BYTES_PER_DAY", 2 * len(PDF))
+    monkeypatch.setattr(attachments, "ATTACHMENT_BYTES_PER_DAY", 2 * len(PDF))
     await asyncio.gather(*(
         attach(gql, emails[Role.OWNER], (first, second)[i % 2]["id"], f"f{i}.pdf", PDF) for i in range(10)
     ))

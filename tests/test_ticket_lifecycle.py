@@ -10,8 +10,9 @@ from pathlib import Path
 from tests.writers import ROOT, Owned, writers
 
 OWNER = Path("resolvers/support/tickets.py")
+FILES_OWNER = Path("resolvers/support/attachments.py")
 TICKET = Owned(
-    models=frozenset({"SupportTicket", "TicketComment", "TicketAttachment", "TicketAttachmentFile"}),
+    models=frozenset({"SupportTicket", "TicketComment"}),
     fields=frozenset({"status", "closed_at", "updated_at"}),
     is_row=lambda name: "ticket" in name.lower(), enum="TicketStatus", whole_row=True,
 )
@@ -20,6 +21,19 @@ TICKET = Owned(
 def test_only_resolvers_tickets_writes_a_ticket():
     offenders = writers(TICKET, OWNER)
     assert offenders == {}, f"a ticket is written outside resolvers/support/tickets.py; call its transition instead: {offenders}"
+
+
+FILES = Owned(
+    models=frozenset({"TicketAttachment", "TicketAttachmentFile"}), fields=frozenset(),
+    is_row=lambda name: "attachment" in name.lower(), whole_row=True,
+)
+
+
+def test_only_resolvers_attachments_writes_a_tickets_files():
+    """A ticket's files are attachments.py's (`attach`), which moves the ticket through tickets.py `attached`."""
+    offenders = writers(FILES, FILES_OWNER)
+    assert offenders == {}, f"a ticket's file is written outside resolvers/support/attachments.py: {offenders}"
+    assert FILES.writes((ROOT / FILES_OWNER).read_text(encoding="utf-8"))
 
 
 def test_the_owner_itself_is_seen_writing():

@@ -13,8 +13,8 @@ from foundation.ids import to_global_id
 from models.identity import User
 from models.organizations import Membership, Role
 from models.outbox import OutboxMessage
-from models.tickets import SupportTicket, TicketStatus
-from resolvers.support import tickets
+from models.tickets import SupportTicket, TicketAttachment, TicketAttachmentFile, TicketStatus
+from resolvers.support import attachments, tickets
 from tests import factories
 from tests.live import TRANSPORT_WS, GraphQLSocket
 from tests.test_add_organization import signed_in, staff
@@ -350,9 +350,9 @@ async def test_a_file_of_a_type_not_allowed_or_not_what_it_says_is_refused(gql, 
 async def test_a_file_too_big_and_too_many_bytes_a_day_are_refused(gql, monkeypatch):
     organization, _, emails = await team(gql)
     ticket = await created(gql, emails[Role.OWNER], organization)
-    monkeypatch.setattr(tickets, "ATTACHMENT_MAX_BYTES", 1000)
+    monkeypatch.setattr(attachments, "ATTACHMENT_MAX_BYTES", 1000)
     assert errors_of(await attach(gql, emails[Role.OWNER], ticket["id"], "big.png", PNG + b"\x00" * 1000)) == [("INVALID", ["contentBase64"])]
-    monkeypatch.setattr(tickets, "ATTACHMENT_BYTES_PER_DAY", 2 * len(PNG))
+    monkeypatch.setattr(attachments, "ATTACHMENT_BYTES_PER_DAY", 2 * len(PNG))
     assert (await attach(gql, emails[Role.OWNER], ticket["id"], "one.png", PNG))["userErrors"] == []
     assert (await attach(gql, emails[Role.OWNER], ticket["id"], "two.png", PNG))["userErrors"] == []
     assert errors_of(await attach(gql, emails[Role.OWNER], ticket["id"], "three.png", PNG)) == [("LIMIT_EXCEEDED", ["contentBase64"])]
@@ -368,12 +368,12 @@ async def test_the_download_link_is_the_viewers_own_and_checked_again(gql, clien
 
     attachment_pk = uuid.UUID(url.split("/ticket-files/")[1].split("/")[0])
     _, strangers = await factories.create_team()
-    foreign = tickets.sign_attachment(settings, attachment_pk, strangers[Role.OWNER].id)
+    foreign = attachments.sign_attachment(settings, attachment_pk, strangers[Role.OWNER].id)
     assert (await client.get(foreign)).status_code == 403  # another organization's owner: a valid signature is not enough
 
     await Membership.filter(user_id=users[Role.USER].id, organization_id=organization.id).delete()
     assert (await client.get(url)).status_code == 403  # the author left: their link stops working
-    owner_link = tickets.sign_attachment(settings, attachment_pk, users[Role.OWNER].id)
+    owner_link = attachments.sign_attachment(settings, attachment_pk, users[Role.OWNER].id)
     assert (await client.get(owner_link)).status_code == 200
     await User.filter(id=users[Role.OWNER].id).update(is_active=False)
     assert (await client.get(owner_link)).status_code == 403
@@ -458,10 +458,10 @@ async def statements_for(gql, sql_counter, organizations: int, per_organization:
                 (owner.full_name, "Текст", False, TicketStatus.OPEN, tickets.utcnow()),
                 ("Поддержка", "Ответ", True, TicketStatus.ANSWERED, tickets.utcnow()),
             ])
-            attachment = await tickets.TicketAttachment.create(
+            attachment = await TicketAttachment.create(
                 ticket=ticket, organization_id=organization.id, uploaded_by=owner, filename="a.pdf", content_type="application/pdf", size=5,
             )
-            await tickets.TicketAttachmentFile.create(attachment=attachment, content=b"%PDF-")
+            await TicketAttachmentFile.create(attachment=attachment, content=b"%PDF-")
     email = await signed_in(gql, owner)
     with sql_counter() as counter:
         body = await gql.execute(DASHBOARD, as_user=email)
