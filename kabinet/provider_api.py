@@ -43,7 +43,7 @@ from foundation.logs import current_request
 from kabinet.auth import bearer_token
 from kabinet.http import BodyTooLarge, bounded_body
 from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
-from resolvers.organizations import invitations
+from resolvers.organizations import invite_status, staff_invitations
 from resolvers.organizations import moderation
 from resolvers.provider import staff_desk
 from resolvers.common.errors import ErrorCode, Refusal, UserFacingError
@@ -444,7 +444,7 @@ async def reject_organization(request: Request, actor: ProviderActor) -> Respons
 def _invitation(row: Invite) -> dict[str, Any]:
     return {
         "id": to_global_id("Invite", row.id), "email": row.email, "phone": row.phone, "role": row.role.value,
-        "status": invitations.effective_status(row).value, "expiresAt": _when(row.expires_at),
+        "status": invite_status.effective_status(row).value, "expiresAt": _when(row.expires_at),
     }
 
 
@@ -465,9 +465,9 @@ async def invite_member(request: Request, actor: ProviderActor) -> Response:
     "databases"?: [external ids]}`, as its owner would (resolvers/organizations/invitations.py staff_invite_member)."""
     body = await _json_object(request)
     organization_id = await moderation.organization_id_by_inn(actor, _text(body, "inn"), _text(body, "kpp"), customer=True)
-    role = invitations.role_named(_text(body, "role"))
-    databases = await invitations.databases_named(organization_id, _texts(body, "databases"), "database_ids")
-    invite = await invitations.staff_invite_member(
+    role = staff_invitations.role_named(_text(body, "role"))
+    databases = await staff_invitations.databases_named(organization_id, _texts(body, "databases"), "database_ids")
+    invite = await staff_invitations.staff_invite_member(
         actor, request.app.state.settings, organization_id, _text(body, "email") or None, _text(body, "phone") or None,
         role, databases,
     )
@@ -480,7 +480,7 @@ async def make_owner(request: Request, actor: ProviderActor) -> Response:
     — a member's address promotes them, any other is invited as the OWNER (staff_make_owner)."""
     body = await _json_object(request)
     organization_id = await moderation.organization_id_by_inn(actor, _text(body, "inn"), _text(body, "kpp"), customer=True)
-    made = await invitations.staff_make_owner(
+    made = await staff_invitations.staff_make_owner(
         actor, request.app.state.settings, organization_id, _text(body, "email") or None, _text(body, "phone") or None,
     )
     return JSONResponse({

@@ -22,7 +22,7 @@ from resolvers.billing import reads as billing_resolvers
 from resolvers.cloud import reads as cloud_resolvers
 from resolvers.cloud import subscriptions as cloud_subscriptions
 from resolvers.organizations import dashboard as dashboard_resolvers
-from resolvers.organizations import invitations
+from resolvers.organizations import invite_status
 from resolvers.organizations import reads as resolvers
 from resolvers.billing import products as product_resolvers
 from resolvers.common import notifications as notification_resolvers
@@ -79,7 +79,7 @@ class Invite(Node):
     def from_model(cls, model: InviteModel) -> Invite:
         return cls(
             id=to_global_id("Invite", model.id), email=model.email, phone=model.phone, role=model.role,
-            status=invitations.effective_status(model), expires_at=model.expires_at, model=model,
+            status=invite_status.effective_status(model), expires_at=model.expires_at, model=model,
         )
 
     @strawberry.field(description="Who sent the invitation.")

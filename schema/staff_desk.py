@@ -17,7 +17,7 @@ from models.organizations import InviteStatus, Role
 from models.outbox import Channel, DeliveryStatus
 from models.outbox import OutboxMessage as OutboxMessageModel
 from models.provider import RefusedRecord as RefusedRecordModel
-from resolvers.organizations import invitations
+from resolvers.organizations import invite_status, staff_invitations
 from resolvers.provider import staff_desk
 from resolvers.common.gates import SELECTED
 from resolvers.common.pagination import PageRequest
@@ -126,7 +126,7 @@ class StaffInvitation:
     def of(cls, model: InviteModel, organization: ModeratedOrganization) -> StaffInvitation:
         return cls(
             id=strawberry.ID(to_global_id("Invite", model.id)), email=model.email, phone=model.phone, role=model.role,
-            status=invitations.effective_status(model), expires_at=model.expires_at, organization=organization, model=model,
+            status=invite_status.effective_status(model), expires_at=model.expires_at, organization=organization, model=model,
         )
 
 
@@ -225,7 +225,7 @@ class StaffDeskMutations:
         input: Annotated[StaffInviteMemberInput, strawberry.argument(description="The organization, the invitee, the role and databases.")],
     ) -> StaffInviteMemberPayload:
         ctx = info.context
-        invite = await invitations.staff_invite_member(
+        invite = await staff_invitations.staff_invite_member(
             ctx, ctx.settings, pk_of(input.organization_id, "Organization") or NO_SUCH_ID, input.email, input.phone,
             input.role, [pk_of(i, "Database") or NO_SUCH_ID for i in input.database_ids or []],
         )
@@ -245,7 +245,7 @@ class StaffDeskMutations:
         input: Annotated[StaffMakeOwnerInput, strawberry.argument(description="The organization and the person's address.")],
     ) -> StaffMakeOwnerPayload:
         ctx = info.context
-        made = await invitations.staff_make_owner(
+        made = await staff_invitations.staff_make_owner(
             ctx, ctx.settings, pk_of(input.organization_id, "Organization") or NO_SUCH_ID, input.email, input.phone,
         )
         ctx.forget_memberships()  # a staff member promoted in it sees it with their new role

@@ -1,7 +1,7 @@
 """One owner of an invite's lifecycle: no module but resolvers/organizations/invitations.py writes an invite.
 
 Created, resent, revoked, accepted: each transition is one function there, which writes the rows
-and the audit record; expired is never written, only read (`invitations.is_expired`). The sources
+and the audit record; expired is never written, only read (`invite_status.is_expired`). The sources
 are read as Python (ast), so a comment or a string naming these calls does not count."""
 
 from __future__ import annotations

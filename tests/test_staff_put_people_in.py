@@ -1,7 +1,7 @@
 """Staff put people in (issue 18): from the staff desk — GraphQL, the provider HTTP API with a `staff`
 token, the CLI — invite a member with a role into any organization, and give an organization that has
 no owner one (a member promoted, or an OWNER invitation that only someone proving the address turns
-into ownership). The owner's invitation rules hold (one function: invitations._create_invite);
+into ownership). The owner's invitation rules hold (one function: invitations.create_invite);
 non-staff are refused at every door; the organization's audit and the provider's name the staff."""
 
 from __future__ import annotations

@@ -130,13 +130,13 @@ def _organization_of(actor, inn: str, kpp: str | None):
 @click.option("--role", required=True, type=click.Choice(["ADMIN", "ACCOUNTANT", "USER"], case_sensitive=False))
 @click.option("--databases", default=None, metavar="ID,ID", help="For a USER: the databases they may open (the provider's external ids).")
 def staff_invite(inn: str, kpp: str | None, email: str | None, phone: str | None, role: str, databases: str | None) -> None:
-    from resolvers.organizations import invitations
+    from resolvers.organizations import staff_invitations
 
     async def invite(actor, settings):
         organization_id = await _organization_of(actor, inn, kpp)
-        database_ids = await invitations.databases_named(organization_id, (databases or "").split(","), "databases")
-        return await invitations.staff_invite_member(
-            actor, settings, organization_id, email, phone, invitations.role_named(role), database_ids,
+        database_ids = await staff_invitations.databases_named(organization_id, (databases or "").split(","), "databases")
+        return await staff_invitations.staff_invite_member(
+            actor, settings, organization_id, email, phone, staff_invitations.role_named(role), database_ids,
         )
 
     row = _as_staff(invite)
@@ -153,10 +153,10 @@ def staff_invite(inn: str, kpp: str | None, email: str | None, phone: str | None
 @click.option("--email", default=None, help="The person's e-mail (this and/or --phone).")
 @click.option("--phone", default=None, help="The person's phone, +7XXXXXXXXXX.")
 def staff_make_owner(inn: str, kpp: str | None, email: str | None, phone: str | None) -> None:
-    from resolvers.organizations import invitations
+    from resolvers.organizations import staff_invitations
 
     async def make(actor, settings):
-        return await invitations.staff_make_owner(actor, settings, await _organization_of(actor, inn, kpp), email, phone)
+        return await staff_invitations.staff_make_owner(actor, settings, await _organization_of(actor, inn, kpp), email, phone)
 
     made = _as_staff(make)
     if made.membership is not None:

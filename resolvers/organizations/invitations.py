@@ -20,7 +20,7 @@ Rules (contract README "Invites"; seed: 1cfresh «Подтверждение п�
   it), and an invitation whose e-mail and phone are not one account's (two accounts, or an account
   and nobody) is refused when it is accepted;
 - the provider's staff invite into any organization (`staff_invite_member`) and invite its OWNER
-  where it has none (`staff_make_owner`): through the same `_create_invite`, so the same rules,
+  where it has none (`staff_make_owner`): through the same `create_invite`, so the same rules,
   letter and audit, the staff actor named; an OWNER invitation accepted makes its holder the owner
   by the one function for that (`moderation.make_owner`), refused once the organization has one.
 """
@@ -40,28 +40,24 @@ from models.cloud import Database
 from models.audit import AuditEntry
 from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, ModerationStatus, Organization, Role
-from resolvers import messages
 from resolvers.identity import addresses
 from resolvers.common import audit
-from resolvers.identity import codes
-from resolvers.common import outbox
 from resolvers.identity import passwords
 from resolvers.common import validation
 from foundation.settings import Settings
 from resolvers.common.gates import check_approved, check_member_of, check_organization_row, check_permission
 from resolvers.common.context import Actor, RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError, not_found
+from resolvers.common.errors import ErrorCode, UserFacingError
 from resolvers.identity.logins import SignedIn, sign_in_user
 from resolvers.organizations.memberships import end_subscriptions, lock_organization, organization_databases
 from resolvers.common.permissions import Permission
-from resolvers.common.staff_rights import Caller, StaffMember, staff_for_change
+from resolvers.common.staff_rights import StaffMember
 from resolvers.identity.tokens import hash_opaque_token, new_opaque_token
 from resolvers.common import notifications
+from resolvers.organizations.invite_letters import send_invite
+from resolvers.organizations.invite_status import expiry, is_expired
 
-INVITE_DAYS = 7
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 INVITES_ONCE_APPROVED = "it may invite people once it is approved"
-MAX_DATABASES_NAMED = 100  # an invitation's databases named in one request
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no l/1, O/0
 CREATED_MEMBER_INVITES_TRIED = 3  # a login's newest pending invitations with a password a sign-in tries
 INVITATIONS_PER_DAY = 50  # invitations sent or resent by one organization's members in 24 hours (each a letter or SMS)
@@ -81,36 +77,6 @@ async def _within_daily_invitations(organization_id: uuid.UUID, field: str) -> N
             f"Your organization has sent {INVITATIONS_PER_DAY} invitations in the last 24 hours, the most a day: try again later.",
             field,
         )
-
-
-# ---------------------------------------------------------------------------------------- expiry
-
-
-def is_expired(invite: Invite, now: dt.datetime | None = None) -> bool:
-    """A PENDING invitation whose link has stopped working."""
-    return invite.status == InviteStatus.PENDING and invite.expires_at <= (now or utcnow())
-
-
-def effective_status(invite: Invite, now: dt.datetime | None = None) -> InviteStatus:
-    """The status a client sees: the stored one, EXPIRED for a PENDING invite past its time."""
-    return InviteStatus.EXPIRED if is_expired(invite, now) else invite.status
-
-
-def status_filter(status: InviteStatus | None, now: dt.datetime | None = None) -> Q | None:
-    """The rows whose `effective_status` is `status` (None: all), as a query on both columns."""
-    if status is None:
-        return None
-    now = now or utcnow()
-    if status == InviteStatus.PENDING:
-        return Q(status=InviteStatus.PENDING, expires_at__gt=now)
-    if status == InviteStatus.EXPIRED:
-        return Q(status=InviteStatus.EXPIRED) | Q(status=InviteStatus.PENDING, expires_at__lte=now)
-    return Q(status=status)
-
-
-def _expiry(now: dt.datetime | None = None) -> dt.datetime:
-    """When a link sent now stops working."""
-    return (now or utcnow()) + dt.timedelta(days=INVITE_DAYS)
 
 
 # ---------------------------------------------------------------------------------------- addresses
@@ -133,7 +99,7 @@ class Address:
         return condition
 
 
-def _address(email: str | None, phone: str | None) -> Address:
+def address_of(email: str | None, phone: str | None) -> Address:
     email = email.strip() if email else None
     phone = phone.strip() if phone else None
     if not email and not phone:
@@ -171,17 +137,17 @@ async def invite_member(
     organization = await lock_organization(org_id)
     check_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
     await _within_daily_invitations(org_id, "organization_id")
-    address = _address(email, phone)
+    address = address_of(email, phone)
     if role == Role.OWNER:
         raise validation.invalid(
             "role", "Nobody is invited as the owner: invite them with another role and transfer ownership."
         )
     databases = await organization_databases(org_id, database_ids, "database_ids")
     inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
-    return await _create_invite(ctx, ctx.settings, organization, address, role, databases, inviter=inviter)
+    return await create_invite(ctx, ctx.settings, organization, address, role, databases, inviter=inviter)
 
 
-async def _create_invite(
+async def create_invite(
     actor: Actor, settings: Settings, organization: Organization, address: Address, role: Role, databases: list[Database],
     *, inviter: User | None, staff: StaffMember | None = None, full_name: str | None = None, password: str | None = None,
 ) -> Invite:
@@ -195,13 +161,13 @@ async def _create_invite(
     token, token_hash = new_opaque_token()
     invite = await Invite.create(
         organization_id=organization.id, email=address.email, phone=address.phone, role=role,
-        status=InviteStatus.PENDING, token_hash=token_hash, expires_at=_expiry(),
+        status=InviteStatus.PENDING, token_hash=token_hash, expires_at=expiry(),
         invited_by_id=inviter.id if inviter else None, full_name=full_name,
         password_hash=await passwords.hashed(settings, password) if password else None,
     )
     for database in databases:
         await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
-    await _send_invite(settings, organization, invite, token, databases, "phone", inviter, password)
+    await send_invite(settings, organization, invite, token, databases, "phone", inviter, password)
     details = {
         "email": address.email, "phone": address.phone, "role": role.value,
         "databaseIds": [str(d.id) for d in databases], "replacedInviteIds": [str(i) for i in replaced],
@@ -238,99 +204,16 @@ async def create_member(
     await _within_daily_invitations(org_id, "organization_id")
     if bool(email and email.strip()) == bool(phone and phone.strip()):
         raise validation.invalid("email", "Give the new member's e-mail or phone (one of them: it becomes the login).")
-    address = _address(email, phone)
+    address = address_of(email, phone)
     name = validation.non_empty(full_name, "full_name", "Full name")
     if role == Role.OWNER:
         raise validation.invalid("role", "Nobody is created as the owner: create them with another role and transfer ownership.")
     databases = await organization_databases(org_id, database_ids, "database_ids")
     inviter = await User.get_or_none(id=ctx.require_viewer().user_id)
-    return await _create_invite(
+    return await create_invite(
         ctx, ctx.settings, organization, address, role, databases, inviter=inviter, full_name=name,
         password=generated_password(),
     )
-
-
-# ---------------------------------------------------------------------------------------- by the provider's staff
-
-STAFF_ONLY = "Only the provider's staff put people into any organization (invite them, make an owner)."
-
-
-async def _staff_organization(organization_id: uuid.UUID) -> Organization:
-    """The organization staff act on, locked; NOT_FOUND on `organization_id`, INVALID unless APPROVED."""
-    organization = await Organization.filter(id=organization_id).select_for_update().first()
-    if organization is None:
-        raise not_found("organization", "organization_id")
-    check_approved(organization, "organization_id", INVITES_ONCE_APPROVED)
-    return organization
-
-
-async def staff_invite_member(
-    caller: Caller, settings: Settings, organization_id: uuid.UUID, email: str | None, phone: str | None, role: Role,
-    database_ids: Sequence[uuid.UUID],
-) -> Invite:
-    """Staff invite someone into any APPROVED organization, as its owner would (`_create_invite`):
-    never as the OWNER (that is `staff_make_owner`, for an organization without one). In the
-    organization's audit (the staff named) and the provider's."""
-    staff = await staff_for_change(caller, STAFF_ONLY)
-    organization = await _staff_organization(organization_id)
-    address = _address(email, phone)
-    if role == Role.OWNER:
-        raise validation.invalid(
-            "role", "Nobody is invited as the owner this way: an organization that has none is given one by "
-            "staffMakeOwner (POST …/staff/organizations/make-owner, `kabinet staff make-owner`).",
-        )
-    databases = await organization_databases(organization.id, database_ids, "database_ids")
-    invite = await _create_invite(caller, settings, organization, address, role, databases,
-                                  inviter=staff.user, staff=staff)
-    await staff.audit("organization.invite", f"INN {organization.inn}", {
-        "organizationId": str(organization.id), "inviteId": str(invite.id), "email": address.email,
-        "phone": address.phone, "role": role.value, "databaseIds": [str(d.id) for d in databases],
-    })
-    return invite
-
-
-@dataclass
-class MadeOwner:
-    """What `staff_make_owner` did: a member promoted (`membership`), or an OWNER invitation sent (`invite`)."""
-
-    organization: Organization
-    membership: Membership | None = None
-    invite: Invite | None = None
-
-
-async def staff_make_owner(
-    caller: Caller, settings: Settings, organization_id: uuid.UUID, email: str | None, phone: str | None,
-) -> MadeOwner:
-    """Staff give an APPROVED organization that has no owner (its only owner left; the provider sent
-    it and nobody claimed it) one: the member whose proven address this is becomes the OWNER
-    (`moderation.make_owner`); an address that is no member's is invited as the OWNER
-    (`_create_invite`), and whoever accepts, proving the address, becomes it. CONFLICT while the
-    organization has an owner (the owner invites, or hands it over). Audited; events published."""
-    from resolvers.organizations import moderation  # it imports what imports this module
-
-    staff = await staff_for_change(caller, STAFF_ONLY)
-    organization = await _staff_organization(organization_id)
-    await _refuse_an_owner(organization, "organization_id")
-    address = _address(email, phone)
-    member = await _member_at(organization.id, address)
-    actor: Actor = caller  # a staff member's request, or the service account or operator: each records events and audit
-    if member is not None:
-        await moderation.make_owner(
-            actor, organization, member.user_id, action="organization.owner_made", field="organization_id",
-            details={"by": "staff", "byStaff": {"kind": staff.kind, "name": staff.name}, "fromRole": member.role.value},
-        )
-        member = await Membership.get(id=member.id)
-        await end_subscriptions(actor, member)  # opened with the rights of the role they had
-        made = MadeOwner(organization, membership=member)
-    else:
-        made = MadeOwner(organization, invite=await _create_invite(
-            actor, settings, organization, address, Role.OWNER, [], inviter=staff.user, staff=staff,
-        ))
-    await staff.audit("organization.make_owner", f"INN {organization.inn}", {
-        "organizationId": str(organization.id), "email": address.email, "phone": address.phone,
-        **({"promotedUserId": str(member.user_id)} if made.membership else {"inviteId": str(made.invite.id)}),
-    })
-    return made
 
 
 async def _refuse_an_owner(organization: Organization, field: str) -> None:
@@ -339,41 +222,6 @@ async def _refuse_an_owner(organization: Organization, field: str) -> None:
             ErrorCode.CONFLICT,
             "This organization has an owner: the owner invites people and may hand it over (transferOwnership).", field,
         )
-
-
-async def _member_at(organization_id: uuid.UUID, address: Address) -> Membership | None:
-    """The member whose proven e-mail or phone is this address (None: nobody's); INVALID when the
-    e-mail and the phone given are not one member's (another member's, or a member's and nobody's)."""
-    found = {
-        value: await Membership.get_or_none(organization_id=organization_id, user__is_active=True, **{f"user__{column}": value})
-        for value, column in ((address.email, "email"), (address.phone, "phone")) if value
-    }
-    members = {m.id if m else None for m in found.values()}
-    if len(members) > 1:
-        raise validation.invalid("email", "This e-mail and this phone are not one member's: give only one of them.")
-    return next(iter(found.values()))
-
-
-def role_named(name: str, field: str = "role") -> Role:
-    """A role by its name (any case); INVALID on `field` otherwise (the HTTP API's and the CLI's)."""
-    value = (name or "").strip().upper()
-    if value not in Role.__members__:
-        raise validation.invalid(field, f"A role is one of {', '.join(Role.__members__)}.")
-    return Role(value)
-
-
-async def databases_named(organization_id: uuid.UUID, names: Sequence[str], field: str) -> list[uuid.UUID]:
-    """The organization's databases as the provider names them (their external ids: the HTTP API's
-    and the CLI's way), in the order given; NOT_FOUND on `field` for any other."""
-    wanted = list(dict.fromkeys(name.strip() for name in names if name and name.strip()))
-    if len(wanted) > MAX_DATABASES_NAMED:
-        raise validation.invalid(field, f"At most {MAX_DATABASES_NAMED} databases.")
-    if any(len(name) > 200 or "\x00" in name for name in wanted):
-        raise not_found("database", field)
-    found = {d.external_id: d.id for d in await Database.filter(organization_id=organization_id, external_id__in=wanted)} if wanted else {}
-    if len(found) != len(wanted):
-        raise not_found("database", field)
-    return [found[name] for name in wanted]
 
 
 # ---------------------------------------------------------------------------------------- resent, revoked
@@ -390,14 +238,14 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), "invite_id", "invite_id")
     token, token_hash = new_opaque_token()
     invite.token_hash = token_hash
-    invite.expires_at = _expiry()
+    invite.expires_at = expiry()
     password = generated_password() if invite.password_hash else None  # the old letter's password dies with its link
     if password:
         invite.password_hash = await passwords.hashed(ctx.settings, password)
     await invite.save(update_fields=["token_hash", "expires_at", "password_hash"])
     databases = await _databases_of_invite(invite)
     resender = await User.get_or_none(id=ctx.require_viewer().user_id)
-    await _send_invite(ctx.settings, organization, invite, token, databases, "invite_id", resender, password)
+    await send_invite(ctx.settings, organization, invite, token, databases, "invite_id", resender, password)
     await audit.record(
         ctx, "invite.resend", organization_id=invite.organization_id, object_type="Invite", object_id=invite.id,
         details={"email": invite.email, "phone": invite.phone, "role": invite.role.value},
@@ -447,69 +295,6 @@ async def _managed_invite(ctx: RequestContext, invite_id: uuid.UUID, field: str)
 async def _databases_of_invite(invite: Invite) -> list[Database]:
     ids = await InviteDatabase.filter(invite_id=invite.id).values_list("database_id", flat=True)
     return list(await Database.filter(id__in=list(ids)).order_by("name", "id")) if ids else []
-
-
-# ---------------------------------------------------------------------------------------- sending
-
-
-def invite_link(settings: Settings, token: str) -> str:
-    return f"{settings.public_url or DEFAULT_PUBLIC_URL}/invite?token={token}"
-
-
-async def _send_invite(
-    settings: Settings, organization: Organization, invite: Invite, token: str, databases: list[Database],
-    phone_field: str, inviter: User | None, password: str | None = None,
-) -> None:
-    """The letter and the SMS. The letter's kind says whether the e-mail itself has an account (only
-    its reader learns it); nothing depends on the phone's account, and the inviter sees neither.
-    With an e-mail and a phone, the link goes by e-mail and the phone is told (where SMS can go);
-    by phone only where SMS are not configured, the invitation is UNAVAILABLE (on `phone_field`).
-    The letter names the inviter (a member inviting; none for the provider's staff: "Вас приглашают").
-    `password` (a member the owner created, one address): the letter or SMS carries the login and
-    it, unless the address already has an account (then it is the ordinary invitation)."""
-    if invite.phone and not invite.email:
-        outbox.require_sms(settings, phone_field)
-    link = invite_link(settings, token)
-    inviter_name = inviter.full_name if inviter is not None and not inviter.is_staff else None
-    if password and invite.email and not await User.exists(email=invite.email, is_active=True):
-        await outbox.email(
-            invite.email, "member_created", inviter=messages.inviter_phrase(inviter_name),
-            organization_name=organization.name, organization_code=organization.code,
-            role=messages.ROLE_NAMES[invite.role],
-            databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
-            login=invite.email, password=password, link=link, days=INVITE_DAYS,
-            expires_at=messages.moscow_time(invite.expires_at),
-        )
-        return
-    if password and invite.phone and not invite.email and not await User.exists(phone=invite.phone, is_active=True):
-        await outbox.sms(
-            invite.phone, "member_created_sms", organization_name=organization.name,
-            organization_code=organization.code, login=invite.phone, password=password, link=link,
-        )
-        return
-    if invite.email:
-        # An unconfirmed sign-up is not an account yet.
-        has_account = await User.exists(email=invite.email, is_active=True)
-        await outbox.email(
-            invite.email, "invite_existing_user" if has_account else "invite_new_user",
-            inviter=messages.inviter_phrase(inviter_name),
-            organization_name=organization.name, organization_code=organization.code,
-            role=messages.ROLE_NAMES[invite.role],
-            databases=messages.databases_list(invite.role, [(d.name, d.configuration) for d in databases]),
-            link=link, days=INVITE_DAYS, expires_at=messages.moscow_time(invite.expires_at),
-        )
-    if invite.phone and invite.email and settings.sms_available:
-        # The link goes by e-mail only: following it proves the e-mail (`_proven_by_link`), which
-        # it could not if the same link had also gone to a phone someone else may hold.
-        await outbox.sms(
-            invite.phone, "invite_sms_letter_sent", organization_name=organization.name,
-            organization_code=organization.code, role=messages.ROLE_NAMES[invite.role], email=codes.mask(invite.email),
-        )
-    elif invite.phone:
-        await outbox.sms(
-            invite.phone, "invite_sms", organization_name=organization.name, organization_code=organization.code,
-            role=messages.ROLE_NAMES[invite.role], link=link,
-        )
 
 
 # ---------------------------------------------------------------------------------------- accepted

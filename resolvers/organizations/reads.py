@@ -15,7 +15,7 @@ from models.identity import User
 from models.organizations import DatabaseGrant, Invite, InviteDatabase, InviteStatus, Membership, Organization
 from models.select import select, select_by_ids
 from models.cloud import Database
-from resolvers.organizations import invitations
+from resolvers.organizations import invite_status
 from resolvers.common.gates import page_request, related_one, wants_total
 from resolvers.common.pagination import Ordering, Page, load_pages
 
@@ -55,7 +55,7 @@ async def invites_of(ctx: RequestContext, orgs: list[Organization], args: dict[s
     status = args.get("status")
     pages = await load_pages(
         Invite, "organization_id", [o.id for o in orgs], INVITE_ORDER, page_request(ctx, args),
-        filters=invitations.status_filter(InviteStatus(status) if status else None), with_total=wants_total(args),
+        filters=invite_status.status_filter(InviteStatus(status) if status else None), with_total=wants_total(args),
     )
     return [pages[o.id] for o in orgs]
 
