@@ -24,6 +24,7 @@ from models.updates import UpdateRunOrigin, UpdateRunStatus
 from foundation.ids import to_global_id
 from resolvers.billing import publication as document_publication
 from resolvers.common import notifications
+from resolvers.common import reminders as reminding
 from resolvers.common import outbox
 from resolvers.updates import releases
 from resolvers.updates import runs as update_runs
@@ -281,7 +282,7 @@ async def test_a_contract_ending_reminds_once_per_threshold():
 
     async def pass_on(day_offset: int) -> int:
         with frozen_at(dt.datetime.combine(today + dt.timedelta(days=day_offset), dt.time(10, 0), tzinfo=UTC)):
-            await notifications.remind_contracts(ACTOR, today + dt.timedelta(days=day_offset))
+            await reminding.remind_contracts(ACTOR, today + dt.timedelta(days=day_offset))
         return len(await letters(team[Role.ACCOUNTANT], "contract_expiring"))
 
     assert await pass_on(0) == 0  # 31 days ahead: nothing yet
@@ -307,8 +308,8 @@ async def test_a_missed_pass_sends_only_the_nearest_threshold():
         organization=organization, kind=ContractKind.ITS, number=f"ИТС-{uuid.uuid4().hex[:6]}",
         starts_on=today - dt.timedelta(days=300), ends_on=today + dt.timedelta(days=5),
     )
-    await notifications.remind_contracts(ACTOR, today)
-    await notifications.remind_contracts(ACTOR, today + dt.timedelta(days=1))
+    await reminding.remind_contracts(ACTOR, today)
+    await reminding.remind_contracts(ACTOR, today + dt.timedelta(days=1))
     (letter,) = await letters(team[Role.OWNER], "contract_expiring")
     assert "5 дн" in letter.subject
     assert await NotificationReminder.filter(user_id=team[Role.OWNER].id).count() == 2  # 30 and 7 remembered
@@ -331,7 +332,7 @@ async def test_a_low_balance_reminds_once_per_threshold_until_topped_up():
 
     async def pass_at(moment: dt.datetime) -> int:
         with frozen_at(moment):
-            await notifications.remind_balances(ACTOR, moment)
+            await reminding.remind_balances(ACTOR, moment)
         return len(await letters(accountant, "low_balance"))
 
     assert await pass_at(now) == 1

@@ -1,5 +1,5 @@
 """The reminders loop: every hour (and at start), contracts ending and balances running out get their
-30/7/1-day reminders (resolvers/common/notifications.py `remind_contracts`, `remind_balances`).
+30/7/1-day reminders (resolvers/common/reminders.py `remind_contracts`, `remind_balances`).
 
 Safe in several worker processes at once: what was sent is remembered in rows unique per threshold,
 so a second process's pass finds them (or its insert fails and its transaction, letters included,
@@ -13,7 +13,7 @@ import logging
 from broadcaster import Broadcast
 
 from foundation.clock import today, utcnow
-from resolvers.common import notifications
+from resolvers.common import reminders
 from resolvers.common.context import SystemActor
 from resolvers.common.unit_of_work import change
 from workers.loop import every
@@ -28,8 +28,8 @@ async def reminders_pass(broadcast: Broadcast) -> dict[str, int]:
     actor = SystemActor("reminders worker")
     counts = {}
     for kind, remind in (
-        ("contracts", lambda: notifications.remind_contracts(actor, today())),
-        ("balances", lambda: notifications.remind_balances(actor, utcnow())),
+        ("contracts", lambda: reminders.remind_contracts(actor, today())),
+        ("balances", lambda: reminders.remind_balances(actor, utcnow())),
     ):
         try:
             async with change(actor, broadcast):
