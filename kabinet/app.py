@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from kabinet import agent_api, db, http, provider_api
+from kabinet import agent_api, db, http, provider_api, provider_staff_api
 from events.hub import EventHub
 from kabinet import ticket_files
 from kabinet.graphql_view import KabinetGraphQL
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/ticket-files/{attachment_id}/{user_id}/{expires}/{signature}", ticket_files.download_attachment),
             *agent_api.routes,
             *provider_api.routes,
+            *provider_staff_api.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

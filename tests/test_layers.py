@@ -79,7 +79,7 @@ PACKAGES = tuple(package for floor in FLOORS for package in floor)
 # Global ids are the wire format of GraphQL and of the HTTP APIs: the schema and the root use them, the domain never.
 GLOBAL_IDS = "foundation.ids"
 # The HTTP APIs besides GraphQL: they call resolvers, as the workers do.
-HTTP_APIS = ("kabinet/agent_api", "kabinet/http.py", "kabinet/provider_api.py")
+HTTP_APIS = ("kabinet/agent_api", "kabinet/http.py", "kabinet/provider_api.py", "kabinet/provider_staff_api.py")
 
 
 def top_level_imports(source: str) -> set[str]:
@@ -148,7 +148,7 @@ def test_the_floor_plan_covers_every_package():
 
 
 # The HTTP APIs whose every read and write goes through resolvers/ (annotations may name a model).
-CALLS_RESOLVERS_ONLY = ("kabinet/agent_api", "kabinet/provider_api.py")
+CALLS_RESOLVERS_ONLY = ("kabinet/agent_api", "kabinet/provider_api.py", "kabinet/provider_staff_api.py")
 
 
 def test_http_apis_call_resolvers_not_models():

@@ -260,7 +260,7 @@ async def test_the_staff_desk_answers_a_wrong_type_or_an_oversized_value_with_a_
 
 async def test_the_staff_desk_refuses_a_body_over_its_limit_before_reading_a_field(client):
     """Finding 9's 100,000-character INN: a staff request is small, so such a body is a 413 in the
-    API's error shape (kabinet/provider_api.py STAFF_BODY_BYTES), not a 500."""
+    API's error shape (kabinet/provider_staff_api.py STAFF_BODY_BYTES), not a 500."""
     token = await new_token("staff")
     response = await client.post(
         "/provider/v1/staff/organizations/approve", content=orjson.dumps({"inn": "7" * 100_000}), headers=bearer(token),
