@@ -39,6 +39,7 @@ from schema.enums import described_enum
 from schema.organizations import Organization
 from schema.updates import UpdateRun
 from schema.tickets import Ticket, TicketChange, TicketChangeKind
+from resolvers.support import live as ticket_live
 from resolvers.support import tickets as ticket_resolvers
 
 described_enum(Area, "A part of an organization's data that the provider's records change.", {
@@ -271,7 +272,7 @@ class Subscription:
     ) -> AsyncGenerator[TicketChange, None]:
         ctx = info.context
         org_id = await live.check_watched_organization(ctx, pk_of(organization_id, "Organization") or NO_SUCH_ID)
-        ticket_filter = ticket_resolvers.TicketFilter(ctx, org_id)
+        ticket_filter = ticket_live.TicketFilter(ctx, org_id)
         group = Group(info, org_id, ticket_filter.only_user, "tickets")
         async with ctx.event_hub.subscribe(org_id) as stream:
             async for event in _events(stream, ctx, org_id):
@@ -281,7 +282,7 @@ class Subscription:
 
 
 async def _ticket_change(group: Group, event: OrganizationEvent) -> TicketChange:
-    ticket = await ticket_resolvers.ticket_for_event(uuid.UUID(event.payload["ticket_id"]))
+    ticket = await ticket_live.ticket_for_event(uuid.UUID(event.payload["ticket_id"]))
     if ticket is None:  # deleted with its organization meanwhile
         raise graphql_error("NOT_FOUND", "This ticket no longer exists.")
     return await group.expand(TicketChange(kind=TicketChangeKind[event.kind], ticket=Ticket.from_model(ticket), at=event.created_at))
