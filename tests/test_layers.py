@@ -207,3 +207,15 @@ def test_every_periodic_worker_runs_on_the_one_loop():
             if "every" not in calls or loops:
                 own_loops[f"{path.name}:{function.name}"] = sorted(calls)
     assert own_loops == {}
+
+
+def test_no_module_outside_the_tests_is_over_500_lines():
+    """A module grown past 500 lines holds more than one thing: split it by what it owns (issue 19)."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for folder in (*APPLICATION, "bench", "cluster_agent")
+        for path in (ROOT / folder).rglob("*.py")
+        if ".venv" not in path.parts and "node_modules" not in path.parts
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert long == {}
