@@ -9,40 +9,16 @@ from typing import Annotated
 
 import strawberry
 
-from models.organizations import InviteStatus, ModerationStatus
-from models.organizations import OrganizationKind, Role
+from models.organizations import Role
 from resolvers.organizations import invitations
 from resolvers.organizations import memberships as membership_resolvers
 from resolvers.organizations import removals as removal_resolvers
 from schema.batching import expand
 from schema.cloud import Session
-from schema.enums import described_enum
 from schema.errors import UserError, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from foundation.ids import NO_SUCH_ID, pk_of, to_global_id
 
-described_enum(Role, "A member's role: OWNER (exactly one), ADMIN, ACCOUNTANT or USER.", {
-    "OWNER": "Everything, extending the cloud subscription and handing over ownership included; one per organization.",
-    "ADMIN": "Members, invitations, databases, sessions, update schedules, finances and the audit log.",
-    "ACCOUNTANT": "Finances and documents (balance, charges, invoices, acts) and the member list; no databases or sessions.",
-    "USER": "The cloud databases granted to them and their own sessions; no finances, no members.",
-})
-described_enum(OrganizationKind, "Legal entity (10-digit INN), sole proprietor or individual (12 digits).", {
-    "LEGAL_ENTITY": "A company (ООО, АО…): a 10-digit INN.",
-    "SOLE_PROPRIETOR": "A sole proprietor (ИП): a 12-digit INN.",
-    "INDIVIDUAL": "A private person: a 12-digit INN.",
-})
-described_enum(ModerationStatus, "A newly added organization is PENDING until the provider moderates it.", {
-    "PENDING": "Waiting for the provider's check.",
-    "APPROVED": "Checked: the organization is served.",
-    "REJECTED": "Refused by the provider; the note says why.",
-})
-described_enum(InviteStatus, "PENDING until accepted, revoked or expired (7 days).", {
-    "PENDING": "Sent; the link works.",
-    "ACCEPTED": "The invitee joined.",
-    "REVOKED": "Withdrawn by an owner or an administrator, or replaced by a newer invitation.",
-    "EXPIRED": "Not accepted within 7 days.",
-})
 from schema.organizations import Invite, Membership
 
 
