@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     response_cache_seconds: float = Field(
         5.0, description="How long a kept answer may be given again at most (for what changes with time alone)."
     )
+    persisted_queries_mb: float = Field(
+        8, ge=0, description="Memory for the query texts of Apollo's automatic persisted queries, per process "
+        "(kabinet/persisted_queries.py); 0 turns them off (PERSISTED_QUERY_NOT_SUPPORTED)."
+    )
     max_query_depth: int = 15
     max_aliases: int = 50
     max_query_cost: int = Field(

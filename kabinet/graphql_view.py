@@ -30,7 +30,8 @@ from kabinet.response_cache import PlainQuery, ResponseCache, plain_query
 from foundation.logs import current_request, request_id_from
 from foundation.settings import Settings
 from resolvers.identity.sign_ins import EndedLogins
-from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter, TransportWSHandler
+from kabinet.persisted_queries import PersistedQueries, PersistedQueriesOverHTTP, PersistedTransportWSHandler, cache_headers
+from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter
 from models.select import read_only
 from schema.execution import SharedCompletion
 
@@ -81,9 +82,9 @@ class TextWebSocketAdapter(LimitedWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
-class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
+class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
     websocket_adapter_class = TextWebSocketAdapter
-    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_transport_ws_handler_class = PersistedTransportWSHandler  # kabinet/persisted_queries.py
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: Any, settings: Settings, ended_logins: EndedLogins | None = None) -> None:
@@ -94,6 +95,7 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
             if settings.response_cache_mb > 0
             else None
         )
+        self.persisted_queries = PersistedQueries(int(settings.persisted_queries_mb * 1024 * 1024))
         self.open_sockets: set[WebSocket] = set()
         self.closing = False
         self.ended_logins = ended_logins if ended_logins is not None else EndedLogins()
@@ -120,6 +122,8 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
                 response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
                 if getattr(request.state, "request_error", False):
                     response.status_code = 400
+        if isinstance(request, Request):
+            cache_headers(request, response.headers)
         return response
 
     async def _answer(self, request: Request, context: Any, root_value: Any, query: PlainQuery | None) -> Response:
@@ -240,6 +244,7 @@ class KabinetGraphQL(GraphQLOverHTTP, GraphQL):
             type(payload) is dict and payload.get("userErrors") for payload in result.data.values()
         ):
             record.outcome = "user errors"  # a mutation refused (schema/errors.py `transactional`)
+        self.register_if_run(request, getattr(request.state, "request_error", False))  # a persisted query's text
         return process_result(result)
 
     def encode_json(self, data: object) -> bytes:

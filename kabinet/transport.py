@@ -63,7 +63,7 @@ def refusal(request: Request, refused: HTTPException) -> Response:
         # GraphQL over HTTP: a mutation is never executed for GET; POST it.
         status, headers = 405, {"Allow": "POST"}
     record = current_request.get()
-    extensions = {"code": "BAD_USER_INPUT", **({"requestId": record.id} if record is not None else {})}
+    extensions = {"code": getattr(refused, "code", "BAD_USER_INPUT"), **({"requestId": record.id} if record is not None else {})}
     body = {"errors": [{"message": refused.reason, "extensions": extensions}]}
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
