@@ -15,6 +15,7 @@ from resolvers.common.context import RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.common.gates import check_member_of, check_permission
 from resolvers.common.permissions import Permission
+from resolvers.common.validation import optional_text
 from resolvers.support import tickets
 
 MAX_EXTRA = 1_000  # sessions or databases asked for in one request
@@ -31,13 +32,6 @@ def _extra(value: int | None, field: str) -> int:
     return value
 
 
-def _text(value: str | None, limit: int, field: str) -> str:
-    text = (value or "").strip()
-    if len(text) > limit:
-        raise UserFacingError(ErrorCode.INVALID, f"At most {limit} characters.", field)
-    return text
-
-
 async def request_tariff_change(
     ctx: RequestContext, organization_id: uuid.UUID, subscription_id: uuid.UUID | None, *,
     extra_sessions: int | None = None, extra_databases: int | None = None, tariff: str | None = None,
@@ -51,7 +45,8 @@ async def request_tariff_change(
     await check_member_of(ctx, organization_id, "organization_id")
     check_permission(ctx, organization_id, Permission.REQUEST_TARIFF_CHANGE, "Only the owner or an administrator may ask for another tariff.")
     sessions, databases = _extra(extra_sessions, "extra_sessions"), _extra(extra_databases, "extra_databases")
-    wanted_tariff, note = _text(tariff, TARIFF_MAX, "tariff"), _text(comment, COMMENT_MAX, "comment")
+    wanted_tariff = optional_text(tariff, "tariff", "The tariff", TARIFF_MAX)
+    note = optional_text(comment, "comment", "The comment", COMMENT_MAX)
     if not (sessions or databases or wanted_tariff):
         raise UserFacingError(ErrorCode.INVALID, "Say what to change: more sessions, more databases or another tariff.", "tariff")
     query = CloudSubscription.filter(organization_id=organization_id)

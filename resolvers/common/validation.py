@@ -158,6 +158,16 @@ def password(value: str, field: str | None) -> str:
     return value
 
 
+def optional_text(value: str | None, field: str | None, what: str, max_length: int) -> str:
+    """Free text that may be left out ("" then): no NUL (PostgreSQL refuses it), at most `max_length`."""
+    value = (value or "").strip()
+    if "\x00" in value:
+        raise invalid(field, f"{what} contains a NUL character.")
+    if len(value) > max_length:
+        raise invalid(field, f"{what} is at most {max_length} characters.")
+    return value
+
+
 def non_empty(value: str | None, field: str | None, what: str, max_length: int = 200) -> str:
     value = (value or "").strip()
     if not value:
