@@ -1,12 +1,12 @@
 """The one way a state change is written: `async with change(actor, broadcast) as connection:`.
 
-It opens the transaction, lets the change record its events through `actor` (a SystemActor or a
-ProviderActor, whose `announcements` collect them), commits, and only after the commit announces
-them through the broker. When the block raises, the transaction rolls back and nothing is announced.
-A mutation gets the same promise from its hook (schema/errors.py `transactional`: a refusal that
-keeps its changes commits too), whose after-commit action is `announce_committed`; so do the few
-callers whose change spans several transactions (tests/test_unit_of_work.py lists them, and holds
-every `.announce(` to this module).
+It opens the transaction, lets the change record its events through `actor` (a RequestContext, a
+SystemActor or a ProviderActor, whose `announcements` collect them), commits, and only after the
+commit announces them through the broker. When the block raises, the transaction rolls back and
+nothing is announced. A mutation runs in it too (schema/errors.py `transactional`: a refusal that
+keeps its changes leaves the block normally, so they commit and are announced). `announce_committed`
+is for the few callers whose change spans several transactions (tests/test_unit_of_work.py lists
+them, and holds every `.announce(` to this module).
 """
 
 from __future__ import annotations
@@ -34,6 +34,6 @@ async def change(actor: Any, broadcast: Any, *, connection_name: str | None = No
 
 
 async def announce_committed(announcements: PendingAnnouncements, broadcast: Any) -> None:
-    """Announce events whose transaction someone else has committed (the mutation hook's
-    after-commit action, resolvers/common/context.py)."""
+    """Announce events whose transactions the caller committed itself, one or several (the callers
+    tests/test_unit_of_work.py lists, each with its reason)."""
     await announcements.announce(broadcast)
