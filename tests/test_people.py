@@ -11,7 +11,7 @@ from models.organizations import Invite, InviteStatus, Membership, Role
 from models.outbox import Channel, OutboxMessage
 from foundation.ids import to_global_id
 from tests import factories
-from tests.factories import PASSWORD
+from tests.test_members import errors, membership_id, run
 
 UPDATE = """mutation($m: ID!, $n: String, $t: String) { updateMember(membershipId: $m, fullName: $n, jobTitle: $t) {
   membership { jobTitle position user { fullName } } userErrors { code field message } } }"""
@@ -26,25 +26,6 @@ CHANGE_PASSWORD = """mutation($c: String!, $n: String!) { changePassword(current
   accessToken mustChangePassword userErrors { code field message } } }"""
 REVOKE = """mutation($i: ID!) { revokeInvite(inviteId: $i) { invite { status } userErrors { code field } } }"""
 MY_ORGANIZATIONS = """{ me { memberships { role jobTitle organization { name } } } }"""
-
-
-async def as_signed_in(gql, user: User) -> str:
-    await gql.token_for_password(user.email, PASSWORD)
-    return user.email
-
-
-async def run(gql, query: str, variables: dict, as_user: User) -> dict:
-    body = await gql.execute(query, variables, as_user=await as_signed_in(gql, as_user))
-    assert "errors" not in body, body
-    return next(iter(body["data"].values()))
-
-
-async def membership_id(organization, user: User) -> str:
-    return to_global_id("Membership", (await Membership.get(organization_id=organization.id, user_id=user.id)).id)
-
-
-def errors(payload: dict) -> list[tuple[str, list[str] | None]]:
-    return [(e["code"], e["field"]) for e in payload["userErrors"]]
 
 
 async def post(gql, query: str, variables: dict, token: str | None = None) -> dict:

@@ -294,8 +294,11 @@ async def _fold_digests(messages: list[OutboxMessage], lease_owner: str) -> list
         else:
             single.append(message)
     for letters in digests.values():
-        async with in_transaction():
-            digest = await notifications.fold_digest(letters, lease_owner)
+        try:
+            async with in_transaction():
+                digest = await notifications.fold_digest(letters, lease_owner)
+        except outbox.DigestLeaseLost:
+            continue  # another worker holds them now: it folds and sends them
         if digest is not None:
             single.append(digest)
     return single

@@ -227,16 +227,13 @@ async def notify(
 async def fold_digest(letters: list[OutboxMessage], lease_owner: str) -> OutboxMessage | None:
     """The mail worker's due letters of one digest key, leased to it: one letter holding them all,
     queued leased to the same worker, and theirs marked sent (resolvers/common/outbox.py `folded`).
-    None when the lease of every one was lost. The caller runs it in one transaction."""
+    The caller runs it in one transaction, which rolls back on outbox.DigestLeaseLost (a letter no
+    longer the worker's)."""
     if not letters:
         return None
     items = "\n\n".join(f"— {m.subject}\n{m.body.strip()}" for m in letters)
     digest = await outbox.email(letters[0].recipient, "notification_digest", count=len(letters), items=items)
-    if not await outbox.folded(letters, lease_owner, digest):
-        await digest.delete()
-        return None
-    await OutboxMessage.filter(id=digest.id).update(lease_owner=lease_owner, lease_expires_at=letters[0].lease_expires_at)
-    await digest.refresh_from_db()
+    await outbox.folded(letters, lease_owner, digest)
     return digest
 
 

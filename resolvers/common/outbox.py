@@ -98,13 +98,23 @@ async def sent(message: OutboxMessage, lease_owner: str) -> bool:
     ))
 
 
-async def folded(messages: list[OutboxMessage], lease_owner: str, into: OutboxMessage) -> int:
+class DigestLeaseLost(Exception):
+    """A letter of a digest left the worker's lease meanwhile: the digest's transaction rolls back."""
+
+
+async def folded(messages: list[OutboxMessage], lease_owner: str, into: OutboxMessage) -> None:
     """PENDING → SENT for the letters of a digest, by the worker holding their lease, once their text
-    is in the digest letter `into` (queued in the same transaction); how many (the others lost their lease)."""
-    return await OutboxMessage.filter(id__in=[m.id for m in messages], lease_owner=lease_owner).update(
+    is in the digest letter `into` (queued in the same transaction), which is then leased to that
+    worker as they were. DigestLeaseLost when any of them is no longer the worker's: their text
+    must not go out twice (the caller's transaction rolls back)."""
+    marked = await OutboxMessage.filter(id__in=[m.id for m in messages], lease_owner=lease_owner).update(
         status=DeliveryStatus.SENT, sent_at=utcnow(), last_error=None,
         lease_owner=None, lease_expires_at=None,
     )
+    if marked != len(messages):
+        raise DigestLeaseLost
+    await OutboxMessage.filter(id=into.id).update(lease_owner=lease_owner, lease_expires_at=messages[0].lease_expires_at)
+    await into.refresh_from_db()
 
 
 async def attempt_failed(message: OutboxMessage, lease_owner: str, reason: str) -> DeliveryStatus:

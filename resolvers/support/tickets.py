@@ -40,6 +40,7 @@ from resolvers.common.gates import page_request, related_one, wants_total
 from resolvers.common.context import RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError, not_found
 from resolvers.common.pagination import Ordering, Page, PageRequest, load_pages
+from resolvers.common.validation import non_empty, optional_text
 from resolvers.common.permissions import ROLE_PERMISSIONS, TICKETS_IN_ORGANIZATION, TYPE_RULES, Permission, Sight
 from resolvers.common.staff_rights import Caller, StaffMember, staff_for_change, staff_for_reading
 
@@ -79,19 +80,6 @@ async def ticket_to_write(ctx: RequestContext, ticket_id: uuid.UUID, field: str 
     if ticket is None or not await _may_see(ctx, ticket):
         raise not_found("ticket", field)
     return ticket
-
-
-def _text(value: str | None, field: str, limit: int, what: str, *, required: bool = True) -> str | None:
-    text = (value or "").strip()
-    if not text:
-        if required:
-            raise UserFacingError(ErrorCode.INVALID, f"Write the {what}.", field)
-        return None
-    if len(text) > limit:
-        raise UserFacingError(ErrorCode.INVALID, f"The {what} is at most {limit} characters.", field)
-    if "\x00" in text:
-        raise UserFacingError(ErrorCode.INVALID, f"The {what} holds a NUL character.", field)
-    return text
 
 
 async def count_since(model: type, organization_id: uuid.UUID, **conditions: Any) -> int:
@@ -163,8 +151,8 @@ async def create_ticket(
         raise not_found("organization", "organization_id")
     if Permission.WRITE_TICKETS not in ROLE_PERMISSIONS[membership.role]:
         raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not write to support.")
-    subject = _text(subject, "subject", SUBJECT_MAX, "subject")
-    body = _text(text, "text", TEXT_MAX, "text")
+    subject = non_empty(subject, "subject", "The subject", SUBJECT_MAX)
+    body = non_empty(text, "text", "The text", TEXT_MAX)
     if database_id is not None:
         database = await Database.get_or_none(id=database_id, organization_id=organization_id)
         if database is None or TYPE_RULES["Database"](actor, database) is not Sight.SEE:
@@ -209,7 +197,7 @@ async def comment(ctx: RequestContext, ticket_id: uuid.UUID, text: str) -> tuple
     turn again); a CLOSED one takes no comment (reopen it first: CONFLICT)."""
     viewer = ctx.require_viewer()
     ticket = await ticket_to_write(ctx, ticket_id)
-    body = _text(text, "text", TEXT_MAX, "text")
+    body = non_empty(text, "text", "The text", TEXT_MAX)
     if ticket.status == TicketStatus.CLOSED:
         raise UserFacingError(ErrorCode.CONFLICT, "The ticket is closed: reopen it to write more.", "ticket_id")
     await within_daily(TicketComment, ticket.organization_id, COMMENTS_PER_DAY, "messages", "ticket_id")
@@ -261,8 +249,7 @@ async def reopen(ctx: RequestContext, ticket_id: uuid.UUID) -> SupportTicket:
 def _staff_name(staff: StaffMember, given: str | None) -> str:
     """Who answered, as the customer reads it: the name given (the provider API's `staffName`), the
     staff member's full name, or the service account's name."""
-    name = _text(given, "staff_name", STAFF_NAME_MAX, "staff name", required=False)
-    return name or (staff.user.full_name if staff.user is not None else staff.name)
+    return optional_text(given, "staff_name", "The staff name", STAFF_NAME_MAX) or (staff.user.full_name if staff.user is not None else staff.name)
 
 
 async def _staff_ticket(ticket_id: uuid.UUID) -> SupportTicket:
@@ -279,7 +266,7 @@ async def staff_answer(
     provider may add to it), and a letter to its author (`_mail_answer`)."""
     staff = await staff_for_change(caller, STAFF_ONLY)
     ticket = await _staff_ticket(ticket_id)
-    body = _text(text, "text", TEXT_MAX, "text")
+    body = non_empty(text, "text", "The text", TEXT_MAX)
     name = _staff_name(staff, staff_name)
     entry = await TicketComment.create(
         ticket=ticket, organization_id=ticket.organization_id, author_id=staff.user.id if staff.user else None,
