@@ -229,10 +229,9 @@ async def _refuse_an_owner(organization: Organization, field: str) -> None:
 
 async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     """Send a PENDING (or expired) invitation again with a new link for another 7 days; the old link dies."""
-    invite = await _managed_invite(ctx, invite_id, "invite_id")
+    organization, invite = await _managed_invite(ctx, invite_id, "invite_id")
     if invite.status != InviteStatus.PENDING:
         raise validation.invalid("invite_id", f"This invitation is {invite.status.value.lower()}: send a new one.")
-    organization = await lock_organization(invite.organization_id)
     check_approved(organization, "invite_id", INVITES_ONCE_APPROVED)
     await _within_daily_invitations(invite.organization_id, "invite_id")
     await _refuse_members(invite.organization_id, Address(invite.email, invite.phone), "invite_id", "invite_id")
@@ -255,7 +254,7 @@ async def resend_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
 
 async def revoke_invite(ctx: RequestContext, invite_id: uuid.UUID) -> Invite:
     """Withdraw a PENDING invitation: its link stops working."""
-    invite = await _managed_invite(ctx, invite_id, "invite_id")
+    _, invite = await _managed_invite(ctx, invite_id, "invite_id")
     if invite.status != InviteStatus.PENDING:
         raise validation.invalid("invite_id", f"Only a pending invitation can be revoked; this one is {invite.status.value.lower()}.")
     if is_expired(invite):
@@ -285,11 +284,14 @@ async def withdraw(organization_id: uuid.UUID, which: Q | None = None) -> list[u
     return ids
 
 
-async def _managed_invite(ctx: RequestContext, invite_id: uuid.UUID, field: str) -> Invite:
-    """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise); locked."""
+async def _managed_invite(ctx: RequestContext, invite_id: uuid.UUID, field: str) -> tuple[Organization, Invite]:
+    """An invite of an organization where the viewer manages members (NOT_FOUND / FORBIDDEN otherwise):
+    the organization locked first, then the invite, in the order every invitation change takes them
+    (accepting and inviting lock the organization first: the other order could deadlock)."""
     invite = await check_organization_row(ctx, Invite, invite_id, field, "invitation")
     check_permission(ctx, invite.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin may manage invitations.")
-    return await Invite.filter(id=invite.id).select_for_update().get()
+    organization = await lock_organization(invite.organization_id)
+    return organization, await Invite.filter(id=invite.id).select_for_update().get()
 
 
 async def _databases_of_invite(invite: Invite) -> list[Database]:

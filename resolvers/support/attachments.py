@@ -19,11 +19,10 @@ from tortoise.functions import Sum
 from foundation.clock import timestamp, utcnow
 from foundation.settings import Settings
 from models.identity import User
-from models.organizations import Membership
 from models.tickets import SupportTicket, TicketAttachment, TicketAttachmentFile
-from resolvers.common.context import RequestContext
+from resolvers.common.context import RequestContext, Viewer
 from resolvers.common.errors import ErrorCode, UserFacingError
-from resolvers.common.permissions import ROLE_PERMISSIONS, Permission, has_staff_rights
+from resolvers.common.permissions import TYPE_RULES, Sight
 from resolvers.identity.tokens import derived_key
 from resolvers.support import tickets
 from resolvers.support.tickets import DAY, one_writer, ticket_to_write
@@ -226,15 +225,12 @@ async def attachment_for_download(
     if attachment is None or user is None or not user.is_active:
         return None
     ticket = await SupportTicket.get(id=attachment.ticket_id)
-    if not has_staff_rights(user):
-        membership = await Membership.get_or_none(user_id=user.id, organization_id=ticket.organization_id)
-        if membership is None:
-            return None
-        granted = ROLE_PERMISSIONS[membership.role]
-        if Permission.SEE_ALL_TICKETS not in granted and not (
-            Permission.WRITE_TICKETS in granted and ticket.author_id == user.id
-        ):
-            return None
+    # the link's viewer as they are now, asked the one Ticket rule (resolvers/common/permissions.py)
+    viewer = RequestContext(settings=settings, viewer=Viewer(user.id, user.id))
+    await viewer.memberships()
+    await viewer.prepare_staff_flag()
+    if TYPE_RULES["Ticket"](viewer, ticket) is not Sight.SEE:
+        return None
     stored = await TicketAttachmentFile.get_or_none(attachment_id=attachment.id)
     if stored is None:
         return None

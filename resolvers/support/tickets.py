@@ -38,7 +38,7 @@ from resolvers.common import audit
 from resolvers.common import notifications
 from resolvers.common.gates import page_request, related_one, wants_total
 from resolvers.common.context import RequestContext
-from resolvers.common.errors import ErrorCode, UserFacingError, not_found
+from resolvers.common.errors import ErrorCode, Refusal, UserFacingError, forbidden, not_found
 from resolvers.common.pagination import Ordering, Page, PageRequest, load_pages
 from resolvers.common.validation import non_empty, optional_text
 from resolvers.common.permissions import ROLE_PERMISSIONS, TICKETS_IN_ORGANIZATION, TYPE_RULES, Permission, Sight
@@ -338,16 +338,21 @@ def _status_filter(args: dict[str, Any]) -> Q | None:
     return Q(status=args["status"]) if args.get("status") else None
 
 
-async def tickets_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list[Page]:
-    """Organization.tickets: each organization's tickets the viewer sees, the last changed first.
-    Two statements at most: the organizations where the viewer sees all, and where only their own."""
+async def tickets_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list[Page | Refusal]:
+    """Organization.tickets: each organization's tickets the viewer sees, the last changed first
+    (FORBIDDEN where the role sees none). Two statements at most: the organizations where the viewer
+    sees all, and where only their own."""
     await ctx.memberships()
     request = page_request(ctx, args)
     extra = _status_filter(args)
     full, own = [], []
+    pages: dict[uuid.UUID, Page | Refusal] = {}
     for org in orgs:
-        (own if TICKETS_IN_ORGANIZATION.scope(ctx, org.id).narrowing is not None else full).append(org.id)
-    pages: dict[uuid.UUID, Page] = {}
+        seen = TICKETS_IN_ORGANIZATION.scope(ctx, org.id)
+        if seen.sight is not Sight.SEE:
+            pages[org.id] = forbidden("tickets")
+        else:
+            (own if seen.narrowing is not None else full).append(org.id)
     if full:
         pages.update(await load_pages(
             SupportTicket, "organization_id", full, TICKET_ORDER, request, filters=extra, with_total=wants_total(args),
