@@ -62,7 +62,7 @@ UNVERSIONED = frozenset({
     "verification_code", "known_contact", "outbox_message", "tortoise_migrations",
     "program_token", "program_token_organization", "program_token_cluster", "import_run", "provider_action",
     "refused_record",  # read by staff only, whose answers are never kept (kabinet/response_cache.py)
-    "notification_reminder",  # the reminders' memory, read by the housekeeping worker only
+    "notification_reminder",  # the reminders' memory, read by the reminders worker only
     "ticket_attachment_file",  # an attachment's bytes: served by the download door, never by a query
     "supplier_requisites",  # read by staff only (waitingDocuments), and printed into documents when they are made
 })

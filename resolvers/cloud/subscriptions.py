@@ -98,10 +98,13 @@ async def views_of(ctx: RequestContext, subscriptions: list[CloudSubscription]) 
     extensions = (
         await SubscriptionExtension.filter(subscription_id__in=[s.id for s in subscriptions]) if subscriptions else []
     )
+    by_subscription: dict[Any, list[SubscriptionExtension]] = {}
+    for extension in sorted(extensions, key=lambda e: e.starts_at, reverse=True):
+        by_subscription.setdefault(extension.subscription_id, []).append(extension)
     now = utcnow()
     views = []
     for sub in subscriptions:
-        own = sorted((e for e in extensions if e.subscription_id == sub.id), key=lambda e: e.starts_at, reverse=True)
+        own = by_subscription.get(sub.id, [])
         period = current_period(sub.starts_on, sub.ends_on, now.date())
         rule = standing(ctx.may(sub.organization_id, Permission.EXTEND_SUBSCRIPTION), period, own)
         in_force = next((e for e in own if e.starts_at <= now < e.ends_at), None)

@@ -4,7 +4,7 @@
 calls once a change it owns is made (in the same transaction). It picks the recipients (`users`, or
 the members whose role may receive `kind`, `RECIPIENT_ROLES`; the provider's staff for
 MODERATION_WAITING), never the actor themselves, and decides for each by their settings (a stored
-row, or `DEFAULTS`):
+row, or `SettingsView`'s defaults):
 - the kind is off: nothing;
 - otherwise `letter(address)` queues the letter (an `outbox.email(...)` of its template, written by the
   caller so that every template is sent with its variables written out) inside `outbox.deferred`:
@@ -43,7 +43,6 @@ from resolvers.common import outbox
 from resolvers.common import validation
 from resolvers.common.context import Actor, RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError
-from resolvers.common.permissions import has_staff_rights
 from resolvers.common.validation import invalid
 
 K = NotificationKind
@@ -245,7 +244,7 @@ async def _role_or_refuse(ctx: RequestContext, organization_id: uuid.UUID | None
     viewer is no member (nothing tells the organization exists), FORBIDDEN for a non-staff's own."""
     ctx.require_viewer()
     if organization_id is None:
-        if not has_staff_rights(await User.get(id=ctx.viewer.user_id)):
+        if not await ctx.prepare_staff_flag():
             raise UserFacingError(ErrorCode.FORBIDDEN, "Only the provider's staff have settings outside an organization.", field)
         return None
     await ctx.memberships()

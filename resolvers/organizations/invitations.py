@@ -165,8 +165,8 @@ async def create_invite(
         invited_by_id=inviter.id if inviter else None, full_name=full_name,
         password_hash=await passwords.hashed(settings, password) if password else None,
     )
-    for database in databases:
-        await InviteDatabase.create(invite_id=invite.id, database_id=database.id)
+    if databases:
+        await InviteDatabase.bulk_create([InviteDatabase(invite_id=invite.id, database_id=d.id) for d in databases])
     await send_invite(settings, organization, invite, token, databases, "phone", inviter, password)
     details = {
         "email": address.email, "phone": address.phone, "role": role.value,
@@ -381,8 +381,8 @@ async def accept_invite(
 async def _granted_and_recorded(ctx: RequestContext, invite: Invite, user: User, membership: Membership, via: str) -> None:
     """The invitation's databases granted to the new membership, and the acceptance audited."""
     databases = await _databases_of_invite(invite)
-    for database in databases:
-        await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)
+    if databases:
+        await DatabaseGrant.bulk_create([DatabaseGrant(membership_id=membership.id, database_id=d.id) for d in databases])
     details = {"inviteId": str(invite.id), "role": invite.role.value, "databaseIds": [str(d.id) for d in databases]}
     if via != "link":
         details["via"] = via

@@ -35,7 +35,7 @@ from resolvers.identity import passwords
 from resolvers.common import validation
 from resolvers.identity.addresses import address_taken
 from resolvers.common.errors import not_found
-from resolvers.common.gates import check_organization_row
+from resolvers.common.gates import check_organization_row, check_permission
 from resolvers.common.context import RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError, unauthenticated
 from resolvers.identity.logins import SignedIn, revoke_user_logins, sign_in_user, viewer_user
@@ -57,8 +57,8 @@ async def update_member(
     viewer = ctx.require_viewer()
     target = await check_organization_row(ctx, Membership, membership_id, "membership_id", "member")
     own = target.user_id == viewer.user_id
-    if not own and not ctx.may(target.organization_id, Permission.MANAGE_MEMBERS):
-        raise UserFacingError(ErrorCode.FORBIDDEN, "Only the owner or an admin changes another member's name or job title.")
+    if not own:
+        check_permission(ctx, target.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin changes another member's name or job title.")
     await lock_organization(target.organization_id)
     target = await Membership.get_or_none(id=target.id)
     if target is None:
@@ -123,8 +123,7 @@ async def request_phone_change(ctx: RequestContext, phone: str, membership_id: u
     if membership_id is not None:
         target = await check_organization_row(ctx, Membership, membership_id, "membership_id", "member")
         if target.user_id != viewer.user_id:
-            if not ctx.may(target.organization_id, Permission.MANAGE_MEMBERS):
-                raise UserFacingError(ErrorCode.FORBIDDEN, "Only the owner or an admin starts a member's phone change.")
+            check_permission(ctx, target.organization_id, Permission.MANAGE_MEMBERS, "Only the owner or an admin starts a member's phone change.")
             guard_owner(ctx, target, "")
             organization_id = target.organization_id
         user = await User.get(id=target.user_id)

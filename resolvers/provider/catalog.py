@@ -20,7 +20,6 @@ from tortoise.transactions import in_transaction
 from foundation.clock import utcnow
 from models.cloud import Database
 from models.organizations import KnownContact, ModerationStatus, Organization, OrganizationKind
-from models.requisites import RequisitesSource
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import Release
 from resolvers.organizations import moderation
@@ -158,10 +157,11 @@ async def upsert_organizations(actor: ProviderActor, records: list[Record]) -> l
         else:
             row = await new_organization(
                 values.pop("name"), values.pop("inn"), values.pop("kind"), ModerationStatus.APPROVED,
-                external_id=external_id, requisites_source=RequisitesSource.PROVIDER, requisites_confirmed_at=utcnow(), **values,
+                external_id=external_id, **values,
             )
             if row is None:  # a claim of this INN was approved a moment ago: bind it next time
                 raise RecordRefused("inn", f"INN {record.values.get('inn')} was approved a moment ago: send the record again.")
+            await requisites.provider_sent(actor, row, None, None)  # the requisites' owner says whose they are
             arrived.add(row.inn)
             outcome = Outcome.CREATED
         by_external[external_id], by_inn[row.inn] = row, row

@@ -12,8 +12,7 @@ from foundation.clock import utcnow
 from models.cloud import CloudSubscription, Cluster, Database, Session
 from models.updates import UpdateRun, UpdateRunStatus
 from resolvers.cloud import clusters
-from resolvers.cloud.subscriptions import open_subscription, set_period
-from resolvers.cloud.subscriptions import limits_of
+from resolvers.cloud.subscriptions import limits_of, open_subscription, set_period
 from resolvers.provider.catalog import ends_after_start
 from resolvers.provider.records import (
     DELETED_FIELD, LineResult, Outcome, ProviderActor, Record, RecordRefused, date, deleted, each_record, entity, flag,

@@ -25,8 +25,8 @@ from resolvers.common import notifications
 
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
 QUARANTINE = dt.timedelta(hours=24)
-RELEASE_WINDOW = dt.timedelta(days=7)
-ANNOUNCED_FOR = dt.timedelta(days=7)  # a release published longer ago (the provider's records) is not mailed  # an ON_RELEASE run happens no later than this after the release
+RELEASE_WINDOW = dt.timedelta(days=7)  # an ON_RELEASE run happens no later than this after the release
+ANNOUNCED_FOR = dt.timedelta(days=7)  # a release published longer ago (the provider's records) is not mailed
 DEFAULT_TIMEZONE = "Europe/Moscow"
 DEFAULT_TIME_OF_DAY = "03:00"
 # Runs that take up an update slot (a planned or a past one).
