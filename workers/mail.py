@@ -293,7 +293,8 @@ async def _fold_digests(messages: list[OutboxMessage], lease_owner: str) -> list
             digests.setdefault((message.digest_key, message.recipient), []).append(message)
         else:
             single.append(message)
-    for letters in digests.values():
+    chunks = [group[i:i + DIGEST_MAX_LETTERS] for group in digests.values() for i in range(0, len(group), DIGEST_MAX_LETTERS)]
+    for letters in chunks:  # a digest holds DIGEST_MAX_LETTERS at most: a longer one is another letter
         try:
             async with in_transaction():
                 digest = await notifications.fold_digest(letters, lease_owner)
