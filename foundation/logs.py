@@ -136,7 +136,7 @@ def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
     each worker process): one handler on stderr, in the format asked, uvicorn's loggers through it."""
     formatter = (
         {"()": "foundation.logs.JsonFormatter"} if resolved_format(log_format) == "json"
-        else {"()": "foundation.logs.TextFormatter", "fmt": TEXT_FORMAT}
+        else {"class": "foundation.logs.TextFormatter", "format": TEXT_FORMAT}
     )
     return {
         "version": 1,

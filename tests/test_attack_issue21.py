@@ -201,14 +201,9 @@ async def test_websocket_subscribe_with_extensions_on_both_protocols(live_server
 
 def text_lines(records: list[logging.LogRecord]) -> list[str]:
     """What the configured text handler writes for these records."""
-    config = logging_config("text")
-    factory = config["formatters"]["kabinet"]
-    if "()" in factory:
-        module, name = factory["()"].rsplit(".", 1)
-        kwargs = {k: v for k, v in factory.items() if k != "()"}
-        formatter = getattr(sys.modules[module], name)(**kwargs)
-    else:
-        formatter = logging.Formatter(factory["format"])
+    factory = logging_config("text")["formatters"]["kabinet"]
+    module, _, name = factory.get("class", "logging.Formatter").rpartition(".")
+    formatter = getattr(sys.modules[module], name)(factory["format"])
     return [formatter.format(r) for r in records]
 
 
