@@ -104,6 +104,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,127}")
+
+
+def loggable_name(name: str | None) -> str | None:
+    """An operation name as the request's line gives it: a GraphQL name of at most 128 characters, else
+    "(invalid)" — a client's `operationName` need not name any operation, and may be anything."""
+    if name is None or _NAME.fullmatch(name):
+        return name
+    return "(invalid)"
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, one line per record: control characters in what a client could put in the
+    message (a path, a name) are escaped, so no one forges a line; a traceback keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), super().formatMessage(record))
+
+
 def resolved_format(log_format: str) -> str:
     """"auto": text at a terminal, JSON otherwise (a service manager, a container, a file)."""
     if log_format == "auto":
@@ -116,7 +136,7 @@ def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
     each worker process): one handler on stderr, in the format asked, uvicorn's loggers through it."""
     formatter = (
         {"()": "foundation.logs.JsonFormatter"} if resolved_format(log_format) == "json"
-        else {"format": TEXT_FORMAT}
+        else {"class": "foundation.logs.TextFormatter", "format": TEXT_FORMAT}
     )
     return {
         "version": 1,

@@ -16,6 +16,7 @@ shared cache; a signed-in one says `private` and varies by `Authorization`.
 from __future__ import annotations
 
 import hashlib
+import sys
 from typing import Any
 
 from cross_web import HTTPException
@@ -75,7 +76,9 @@ class PersistedQueries:
         return query, sha
 
     def register(self, sha: str, query: str) -> bool:
-        return self.texts.put(sha, query, len(query.encode()) + ENTRY_OVERHEAD)
+        # what the str takes in memory, not its UTF-8 length: one character past Latin-1 makes CPython
+        # keep every character in 2 or 4 bytes (ASCII and one emoji: four times the UTF-8 bytes)
+        return self.texts.put(sha, query, sys.getsizeof(query) + ENTRY_OVERHEAD)
 
 
 class PersistedQueriesOverHTTP:

@@ -17,7 +17,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from foundation.logs import RequestRecord, current_request, request_id_from
+from foundation.logs import RequestRecord, current_request, loggable_name, request_id_from
 
 log = logging.getLogger("kabinet.request")
 HEADER = b"x-request-id"
@@ -34,8 +34,9 @@ def outcome_of(record: RequestRecord, status: int) -> str:
 def write_line(record: RequestRecord, kind: str, started: float, **fields: object) -> None:
     """The request's line (at INFO; at ERROR when it ended in an exception)."""
     outcome = fields.pop("outcome")
+    operation = loggable_name(record.operation)
     line = {
-        "kind": kind, **fields, "operation": record.operation, "viewer": record.viewer,
+        "kind": kind, **fields, "operation": operation, "viewer": record.viewer,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2), "sql": record.statements, "outcome": outcome,
     }
     if record.socket is not None:
@@ -44,7 +45,7 @@ def write_line(record: RequestRecord, kind: str, started: float, **fields: objec
         line["codes"] = sorted(record.codes)
     # the message, for the text format: what a person scans for (JSON has every field on its own)
     log.log(logging.ERROR if outcome == "exception" else logging.INFO, "%s %s %s %s %s %.1f ms %d SQL: %s",
-            fields.get("method", kind), fields.get("path", "-"), record.operation or "-", record.viewer or "-",
+            fields.get("method", kind), fields.get("path", "-"), operation or "-", record.viewer or "-",
             fields.get("status", fields.get("close_code")), line["duration_ms"], record.statements, outcome,
             extra={"request_id": record.id, **line})
 

@@ -172,6 +172,26 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         self.initialised = True
         await super().handle_connection_init(message)
 
+    async def handle_start(self, message: Any) -> None:
+        """A `start` without an id or a query text (an Apollo client sending a persisted query's hash
+        alone: those are graphql-transport-ws only) is an `error`, not an exception ending the socket."""
+        payload = message.get("payload")
+        if self.connection_acknowledged and (
+            not isinstance(message.get("id"), str) or not isinstance(payload, dict) or not isinstance(payload.get("query"), str)
+        ):
+            persisted = isinstance(payload, dict) and isinstance(payload.get("extensions"), dict) and "persistedQuery" in payload["extensions"]
+            message_id = message.get("id") if isinstance(message.get("id"), str) else None
+            error = ({"message": "PersistedQueryNotSupported", "extensions": {"code": "PERSISTED_QUERY_NOT_SUPPORTED"}}
+                     if persisted else {"message": "A `start` needs an `id` and a `payload.query` text.",
+                                        "extensions": {"code": "BAD_USER_INPUT"}})
+            await self.send_message({"type": "error", "id": message_id, "payload": error})
+            return
+        await super().handle_start(message)
+
+    async def handle_stop(self, message: Any) -> None:
+        if isinstance(message.get("id"), str):
+            await super().handle_stop(message)
+
     async def handle_async_results(self, operation_id: str, query: str, operation_name: str | None, variables: Any) -> None:
         await logged_operation(operation_name, lambda: super(LegacyWSHandler, self).handle_async_results(
             operation_id, query, operation_name, variables))

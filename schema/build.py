@@ -119,7 +119,8 @@ class KabinetSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what went wrong on our side; a client's mistake or a refusal is not an incident."""
         for error in errors:
-            if error.original_error is not None and not isinstance(error.original_error, (GraphQLError, Refusal)):
+            # a request failure (an operation type the transport does not run, no query) is the client's
+            if error.original_error is not None and not isinstance(error.original_error, (GraphQLError, Refusal, *_REQUEST_FAILURES)):
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
