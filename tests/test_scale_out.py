@@ -63,7 +63,7 @@ class Api:
             cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
         )
 
-    async def ready(self, timeout: float = 30) -> None:
+    async def ready(self, timeout: float = 90) -> None:  # a loaded CI machine starts a process slowly
         await wait_until_serving(self.process, self.url, self.log, path="/healthz", timeout=timeout)
 
     async def post(self, query: str, variables: dict, token: str | None = None) -> dict:

@@ -128,7 +128,7 @@ async def test_two_worker_processes_carry_out_200_due_runs_each_exactly_once(set
         async def all_done() -> bool:
             return await UpdateRun.filter(id__in=ids, status=UpdateRunStatus.SUCCEEDED).count() == len(ids)
 
-        await wait_until(all_done, 45, "all 200 runs succeeded", workers)
+        await wait_until(all_done, 120, "all 200 runs succeeded", workers)
     finally:
         for worker in workers:
             worker.stop()
@@ -157,7 +157,7 @@ async def test_a_run_of_a_worker_killed_mid_run_is_taken_over_after_its_lease_an
             current = await UpdateRun.get(id=run.id)
             return current.status == UpdateRunStatus.RUNNING and current.progress > 0
 
-        await wait_until(mid_run, 20, "the run is under way", [doomed])
+        await wait_until(mid_run, 60, "the run is under way", [doomed])
         doomed.kill()
         killed_at = utcnow()
         orphan = await UpdateRun.get(id=run.id)
@@ -170,7 +170,7 @@ async def test_a_run_of_a_worker_killed_mid_run_is_taken_over_after_its_lease_an
         async def finished() -> bool:
             return (await UpdateRun.get(id=run.id)).status == UpdateRunStatus.SUCCEEDED
 
-        await wait_until(finished, 30, "the survivor finished the run", [survivor])
+        await wait_until(finished, 90, "the survivor finished the run", [survivor])
     finally:
         doomed.stop()
         if survivor is not None:
