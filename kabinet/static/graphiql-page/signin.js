@@ -22,16 +22,12 @@
   var MAX_LEAD_MS = 60 * 1000; // and at most this long (a fifth of its life in between)
   var RETRY_MS = 10 * 1000; // a refresh that failed on the network is tried again
 
-  var AUTH_FIELDS =
-    "accessToken accessTokenExpiresAt refreshToken mustChangePassword " +
-    "user { fullName email phone memberships { role organization { id name } } } " +
-    "userErrors { code message }";
+  // The three operations, each one string literal: tests/test_graphiql_signin.py reads them from here,
+  // validates them against the served schema and runs them.
   var LOGIN =
-    "mutation GraphiQLSignIn($input: LoginInput!) { login(input: $input) { " + AUTH_FIELDS + " } }";
+    "mutation GraphiQLSignIn($input: LoginInput!) { login(input: $input) { accessToken accessTokenExpiresAt refreshToken mustChangePassword user { fullName email phone memberships { role organization { id name } } } userErrors { code message } } }";
   var REFRESH =
-    "mutation GraphiQLRefresh($refreshToken: String!) { refreshToken(refreshToken: $refreshToken) { " +
-    AUTH_FIELDS +
-    " } }";
+    "mutation GraphiQLRefresh($refreshToken: String!) { refreshToken(refreshToken: $refreshToken) { accessToken accessTokenExpiresAt refreshToken mustChangePassword user { fullName email phone memberships { role organization { id name } } } userErrors { code message } } }";
   var LOGOUT =
     "mutation GraphiQLSignOut($refreshToken: String!) { logout(refreshToken: $refreshToken) { ok userErrors { code message } } }";
 
