@@ -121,8 +121,11 @@
         complete: function () {
           sink.complete();
         },
+        // The error goes to the result pane as an answer with `errors`, then the operation ends:
+        // the toolkit's sink.error rejects a promise nobody awaits ("Uncaught (in promise)").
         error: function (err) {
-          sink.error(describeWsError(err));
+          sink.next({ errors: [{ message: describeWsError(err).message }] });
+          sink.complete();
         },
       });
     },
