@@ -37,6 +37,14 @@ from schema.execution import SharedCompletion
 
 log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
+# The GraphiQL page loads only its own origin's files (no inline script or style). data: only for the
+# fonts and images graphiql.min.css embeds; connect-src 'self' covers ws(s):// to this host (CSP 3).
+GRAPHIQL_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# Shown in the sign-in bar where the demo data set is seeded (the embedded default), never otherwise.
+DEMO_HINT = '<span class="kabinet-hint">демо / demo: owner@romashka.example · kabinet-demo</span>'
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 GOING_AWAY = 1001  # RFC 6455: the server is going down; both sub-protocols' clients reconnect
 # What a socket whose sign-in has ended is closed with: the code graphql-transport-ws gives a
@@ -255,4 +263,9 @@ class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
         return body
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(GRAPHIQL_PAGE.read_text())
+        page = GRAPHIQL_PAGE.read_text()
+        if self.settings.should_seed_demo:
+            page = page.replace("<!--demo-hint-->", DEMO_HINT, 1)
+        return HTMLResponse(page, headers={
+            "Content-Security-Policy": GRAPHIQL_CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        })

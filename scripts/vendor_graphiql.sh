@@ -6,7 +6,9 @@
 #
 # Only prebuilt browser (UMD) files are copied; nothing is bundled here. Re-running the
 # script replaces kabinet/static/graphiql/ with exactly the files listed below.
-# kabinet/static/graphiql.html loads these files from /static/graphiql/...
+# kabinet/static/graphiql.html loads these files from /static/graphiql/...; the page's own files
+# (sign-in bar, fetcher, styles, default tab) live in kabinet/static/graphiql-page/, which this
+# script never touches (docs/graphiql.md).
 set -euo pipefail
 
 # Pinned versions. graphiql 3.8.3 ships a self-contained UMD bundle (it includes graphql-js 16.9.0,
