@@ -35,6 +35,9 @@ OWNER = "owner@romashka.example"
 # a termination), never a measure: the suite shares the machine.
 WAIT_MS = 30_000
 
+if os.environ.get("KABINET_TEST_DATABASE_URL"):
+    pytest.skip("the browser test serves the embedded default (SQLite) whatever the run: the PostgreSQL run does not repeat it",
+                allow_module_level=True)
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (make venv)")
@@ -137,5 +140,34 @@ def test_the_owner_signs_in_sees_the_balance_terminates_a_session_and_downloads_
         assert page.query_selector("input[name=password]") is None
 
         assert problems == [], problems
+    finally:
+        context.close()
+
+
+def test_the_page_refreshes_its_access_token_before_it_expires(server, browser):
+    """The browser's clock is moved on (Playwright's fake timers), not waited for: a minute before the
+    access token would expire the page exchanges its refresh token, and then works on the new one."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ru-RU")
+    page = context.new_page()
+    refreshes: list[dict] = []
+    page.on("request", lambda request: refreshes.append(request.post_data_json)
+            if request.method == "POST" and "FrontRefresh" in (request.post_data or "") else None)
+    try:
+        page.clock.install()
+        page.goto(server + "/")
+        page.click(f"button[data-demo-login='{OWNER}']")
+        page.wait_for_selector("#balance .amount", timeout=WAIT_MS)
+        assert refreshes == []
+
+        with page.expect_response(lambda response: "FrontRefresh" in (response.request.post_data or ""), timeout=WAIT_MS) as answer:
+            page.clock.fast_forward("14:30")  # the access token lives 15 minutes on the embedded default
+        tokens = answer.value.json()["data"]["refreshToken"]
+        assert tokens["userErrors"] == [] and tokens["accessToken"]
+        assert len(refreshes) == 1
+
+        # the new access token works: a download link is asked for with it
+        with page.expect_response(lambda response: "FrontDownload" in (response.request.post_data or ""), timeout=WAIT_MS) as link:
+            page.click("#documents button[data-document]")
+        assert link.value.json()["data"]["node"]["downloadUrl"].startswith("/files/")
     finally:
         context.close()
