@@ -3,7 +3,8 @@
 
 One server and one browser for the file; the steps are the ones a person takes: sign in as the demo
 owner, read the balance, terminate a session and see it leave the live list (graphql-transport-ws),
-download a document (a PDF), reload and stay signed in (the refresh token). No page error and no
+download a document (a PDF), reload and stay signed in (the refresh token), follow an update run to
+its end (the updateRuns subscription). No page error and no
 Content-Security-Policy violation on the way. The screenshot is kept in docs/front-page.png.
 
 Skipped when /usr/bin/chromium (or the playwright package) is missing; .ci/run installs chromium.
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -81,22 +83,36 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def owner_balance(base_url: str) -> str:
-    """The owner's balance as the API answers it (a Decimal string, e.g. "60230.00")."""
-    with httpx.Client(base_url=base_url) as client:
+def as_owner(base_url: str, query: str, variables: dict | None = None) -> dict:
+    """A GraphQL answer's data for the demo owner, over the API any client uses."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
         login = client.post("/graphql", json={
             "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
             "variables": {"i": {"login": OWNER, "password": DEMO_PASSWORD}},
         }).json()["data"]["login"]
-        answer = client.post(
-            "/graphql", json={"query": "{ organizations { edges { node { name balance { amount } } } } }"},
-            headers={"Authorization": f"Bearer {login['accessToken']}"},
-        ).json()["data"]
-    (romashka,) = [e["node"] for e in answer["organizations"]["edges"] if "Ромашка" in e["node"]["name"]]
-    return romashka["balance"]["amount"]
+        answer = client.post("/graphql", json={"query": query, "variables": variables or {}},
+                             headers={"Authorization": f"Bearer {login['accessToken']}"}).json()
+    assert "errors" not in answer, answer
+    return answer["data"]
 
 
-def test_the_owner_signs_in_sees_the_balance_terminates_a_session_and_downloads_a_document(server, browser):
+def romashka(base_url: str) -> dict:
+    data = as_owner(base_url, """{ organizations { edges { node { name balance { amount }
+        databases { edges { node { id isTypical } } } } } } }""")
+    (organization,) = [e["node"] for e in data["organizations"]["edges"] if "Ромашка" in e["node"]["name"]]
+    return organization
+
+
+def update_in_a_few_seconds(base_url: str) -> None:
+    """A one-off update of Romashka's typical database, due a few seconds from now."""
+    (database,) = [e["node"] for e in romashka(base_url)["databases"]["edges"] if e["node"]["isTypical"]]
+    at = (datetime.now(timezone.utc) + timedelta(seconds=3)).isoformat()
+    payload = as_owner(base_url, """mutation($d: ID!, $at: DateTime!) {
+        scheduleOneOffUpdate(databaseId: $d, at: $at) { userErrors { code message } } }""", {"d": database["id"], "at": at})
+    assert payload["scheduleOneOffUpdate"]["userErrors"] == []
+
+
+def test_the_owner_signs_in_sees_the_balance_terminates_a_session_downloads_a_document_and_follows_an_update(server, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, locale="ru-RU")
     page = context.new_page()
     problems: list[str] = []
@@ -114,7 +130,7 @@ def test_the_owner_signs_in_sees_the_balance_terminates_a_session_and_downloads_
 
         # the balance, with its runway, as the API has it
         amount = page.wait_for_selector("#balance .amount", timeout=WAIT_MS).inner_text()
-        assert re.sub(r"\D", "", amount) == re.sub(r"\D", "", owner_balance(server)), amount
+        assert re.sub(r"\D", "", amount) == re.sub(r"\D", "", romashka(server)["balance"]["amount"]), amount
         assert "Средств хватит примерно на" in page.inner_text("#balance")
 
         # the live session list (a subscription over the WebSocket): terminate one, see it leave
@@ -138,6 +154,13 @@ def test_the_owner_signs_in_sees_the_balance_terminates_a_session_and_downloads_
         page.reload()
         page.wait_for_selector("#balance .amount", timeout=WAIT_MS)
         assert page.query_selector("input[name=password]") is None
+
+        # an update's progress as it runs (the updateRuns subscription): it ends at 100 %, «выполнено»
+        update_in_a_few_seconds(server)
+        page.wait_for_selector("#updates progress", timeout=WAIT_MS)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#updates progress')].some((bar) => bar.value === 100)", timeout=WAIT_MS)
+        assert "выполнено" in page.inner_text("#updates")
 
         assert problems == [], problems
     finally:
