@@ -20,10 +20,10 @@ function demoLogins() {
 }
 const DEMO = demoLogins();
 
-function SignIn({ onDone }) {
+function SignIn({ onDone, notice }) {
   const [login, setLogin] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState(null);
+  const [error, setError] = useState(notice || null);
   const [busy, setBusy] = useState(false);
 
   async function submit(event, asLogin = login, asPassword = password) {
@@ -112,7 +112,7 @@ function App() {
   }
 
   if (state.phase === "loading") return html`<p class="muted">Загрузка…</p>`;
-  if (state.phase === "signin") return html`<${SignIn} onDone=${load} />`;
+  if (state.phase === "signin") return html`<${SignIn} onDone=${load} notice=${state.error} />`;
   const { me, organizations, organization } = state;
   return html`
     <div class="who">

@@ -37,6 +37,9 @@ ${RUN}`;
 const TERMINATE = `mutation FrontTerminate($id: ID!) {
   terminateSession(sessionId: $id) { session { id status } userErrors { code message } }
 }`;
+const TERMINATE_ALL = `mutation FrontTerminateAll($organizationId: ID!) {
+  terminateAllSessions(organizationId: $organizationId) { sessions { id } userErrors { code message } }
+}`;
 const ONE_OFF = `mutation FrontUpdateSoon($databaseId: ID!, $at: DateTime!) {
   scheduleOneOffUpdate(databaseId: $databaseId, at: $at) {
     updateRun { ...FrontRun } userErrors { code message }
@@ -80,7 +83,7 @@ export function Dashboard({ organization }) {
       <${Balance} org=${org} error=${fieldError(errors, "balance")} />
       <${Documents} org=${org} error=${fieldError(errors, "documents")} />
     </div>
-    <${Sessions} organizationId=${org.id} />
+    <${Sessions} organizationId=${org.id} manages=${manages} />
     <${Databases} org=${org} manages=${manages} error=${fieldError(errors, "databases")} onRun=${track} />
     <${UpdateRuns} organizationId=${org.id} runs=${runs} onRun=${track} />
     <${Products} org=${org} />`;
@@ -129,10 +132,11 @@ function Documents({ org, error }) {
   </section>`;
 }
 
-function Sessions({ organizationId }) {
+function Sessions({ organizationId, manages }) {
   const [sessions, setSessions] = useState(null);
   const [error, setError] = useState(null);
   const [refused, setRefused] = useState(null);
+  const [asked, setAsked] = useState(() => new Set());  // terminations sent, not yet seen in the list
 
   useEffect(() => subscribe(SESSIONS, { organizationId }, (data) => {
     setError(null);
@@ -141,9 +145,26 @@ function Sessions({ organizationId }) {
 
   async function terminate(session) {
     setRefused(null);
+    setAsked((ids) => new Set(ids).add(session.id));
+    let refusal = null;
     try {
       const { data } = await request(TERMINATE, { id: session.id });
-      const userErrors = data.terminateSession.userErrors;
+      refusal = data.terminateSession.userErrors.map((e) => e.message).join("; ") || null;
+    } catch (e) {
+      refusal = e.message;
+    }
+    if (refusal) {
+      setRefused(refusal);
+      setAsked((ids) => new Set([...ids].filter((id) => id !== session.id)));
+    }
+  }
+
+  async function terminateAll() {
+    if (!window.confirm("Завершить все активные сеансы организации?")) return;
+    setRefused(null);
+    try {
+      const { data } = await request(TERMINATE_ALL, { organizationId });
+      const userErrors = data.terminateAllSessions.userErrors;
       if (userErrors.length) setRefused(userErrors.map((e) => e.message).join("; "));
     } catch (e) {
       setRefused(e.message);
@@ -160,9 +181,10 @@ function Sessions({ organizationId }) {
         <td>${s.userName}</td><td>${s.database?.name || "—"}</td>
         <td>${label("client", s.clientKind)}${s.host ? ` (${s.host})` : ""}</td><td>${moment(s.startedAt)}</td>
         <td>${label("session", s.status)}</td>
-        <td>${s.status === "ACTIVE" && html`<button type="button" class="danger" onClick=${() => terminate(s)}>Завершить сеанс</button>`}</td>
+        <td>${s.status === "ACTIVE" && html`<button type="button" class="danger" disabled=${asked.has(s.id)} onClick=${() => terminate(s)}>Завершить сеанс</button>`}</td>
       </tr>`)}</tbody></table>
-      <p class="muted">Активных сеансов: ${sessions.length}</p>`}
+      <p class="muted">Активных сеансов: ${sessions.filter((s) => s.status === "ACTIVE").length}
+        ${manages && sessions.length > 0 && html`${" "}<button type="button" class="danger" onClick=${terminateAll}>Завершить все сеансы</button>`}</p>`}
   </section>`;
 }
 
