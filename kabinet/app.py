@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from kabinet import agent_api, db, http, provider_api, provider_staff_api
+from kabinet import agent_api, db, front, http, provider_api, provider_staff_api
 from events.hub import EventHub
 from kabinet import ticket_files
 from kabinet.graphql_view import KabinetGraphQL
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
+            Route("/", front.index, methods=["GET"]),  # the front page (docs/front-page.md)
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", http.healthz),
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *agent_api.routes,
             *provider_api.routes,
             *provider_staff_api.routes,
+            Mount("/static/front", front.files(), name="front"),  # before /static: with the page's CSP
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
