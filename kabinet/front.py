@@ -32,16 +32,22 @@ BASE_POLICY = (
 )
 
 
-def content_security_policy(host: str | None) -> str:
+def content_security_policy(host: str | None, *, data_urls: bool = False) -> str:
     """Only this origin: 'self' for everything, and the WebSocket to this very host (ws: and wss:,
-    spelled out for browsers whose 'self' does not cover WebSocket schemes)."""
+    spelled out for browsers whose 'self' does not cover WebSocket schemes). The one policy of the
+    front page and GraphiQL; `data_urls` lets images and fonts be data: URLs (graphiql.min.css embeds
+    its fonts and icons so)."""
     sockets = f" ws://{host} wss://{host}" if host and SANE_HOST.match(host) else ""
-    return "; ".join((*BASE_POLICY, f"connect-src 'self'{sockets}"))
+    policy = BASE_POLICY
+    if data_urls:
+        policy = tuple(p + " data:" if p.startswith(("img-src", "font-src")) else p for p in policy)
+    return "; ".join((*policy, f"connect-src 'self'{sockets}"))
 
 
-def front_headers(host: str | None) -> dict[str, str]:
+def front_headers(host: str | None, *, data_urls: bool = False) -> dict[str, str]:
+    """The headers of every page kabinet serves to a browser (the front page, GraphiQL) and their files."""
     return {
-        "Content-Security-Policy": content_security_policy(host),
+        "Content-Security-Policy": content_security_policy(host, data_urls=data_urls),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",

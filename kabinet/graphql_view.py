@@ -34,15 +34,10 @@ from kabinet.persisted_queries import PersistedQueries, PersistedQueriesOverHTTP
 from kabinet.transport import GraphQLOverHTTP, LegacyWSHandler, LimitedWebSocketAdapter
 from models.select import read_only
 from schema.execution import SharedCompletion
+from kabinet.front import front_headers
 
 log = logging.getLogger("kabinet.graphql")
 GRAPHIQL_PAGE = Path(__file__).parent / "static" / "graphiql.html"
-# The GraphiQL page loads only its own origin's files (no inline script or style). data: only for the
-# fonts and images graphiql.min.css embeds; connect-src 'self' covers ws(s):// to this host (CSP 3).
-GRAPHIQL_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 # Shown in the sign-in bar where the demo data set is seeded (the embedded default), never otherwise.
 DEMO_HINT = '<span class="kabinet-hint">демо / demo: owner@romashka.example · kabinet-demo</span>'
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -266,6 +261,5 @@ class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
         page = GRAPHIQL_PAGE.read_text()
         if self.settings.should_seed_demo:
             page = page.replace("<!--demo-hint-->", DEMO_HINT, 1)
-        return HTMLResponse(page, headers={
-            "Content-Security-Policy": GRAPHIQL_CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-        })
+        # only this origin's files (no inline script or style): kabinet/front.py's policy, the front page's
+        return HTMLResponse(page, headers=front_headers(request.headers.get("host"), data_urls=True))
