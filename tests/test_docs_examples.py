@@ -32,7 +32,7 @@ their own: a fresh database (a SQLite file, or a PostgreSQL database of its own 
 KABINET_TEST_DATABASE_URL is set) seeded with the demo data set, the simulated cluster still
 (KABINET_CLUSTER_CHURN=0, no workers), so the examples' mutations disturb no other test and a page
 may read like a story (invite, then list the invitations). The provider's staff examples run as
-`staff@provider.example` (password kabinet-demo), made with `kabinet staff create` as
+`moderator@provider.example` (password kabinet-demo), made with `kabinet staff create` as
 docs/provider.md tells.
 """
 
@@ -58,7 +58,7 @@ from tests.processes import free_port, stop, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-STAFF_LOGIN = "staff@provider.example"
+STAFF_LOGIN = "moderator@provider.example"
 RUN_LINE = re.compile(r"^<!--\s*run:\s*(?P<how>.*?)\s*-->\s*$")
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
