@@ -11,6 +11,8 @@ untested. After `as LOGIN` / `anonymous`, comma-separated:
 
 - `expect CODE`: the answer must carry CODE (an error's `extensions.code` or a `userErrors` code) —
   a refusal shown on purpose. Otherwise the answer must have no `errors` and no non-empty `userErrors`.
+- `as {{NAME}}` instead of a login: the request carries a kept value as its bearer token (an API
+  token an earlier example created, say).
 - `keep NAME = dotted.path`: remember a value of the answer's `data` (`inviteMember.invite.id`; a
   number indexes a list: `organizations.edges.0.node.id`) as `{{NAME}}` for the examples after it.
 
@@ -238,6 +240,9 @@ class Runner:
     tokens: dict[str, str] = field(default_factory=dict)
 
     async def token(self, login: str) -> str:
+        kept = PLACEHOLDER.fullmatch(login)
+        if kept:  # `as {{NAME}}`: a token an earlier example kept (an API token, say), sent as it is
+            return self.values[kept.group(1)]
         if login not in self.tokens:
             body = (await self.http.post("/graphql", json={
                 "query": "mutation($l: String!, $p: String!) { login(input: {login: $l, password: $p}) { accessToken userErrors { code } } }",
