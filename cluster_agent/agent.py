@@ -1,6 +1,6 @@
 """The update loop of a cluster agent: claim a due run, keep its lease, walk the steps, report the result.
 
-The protocol is kabinet's /cluster/updates/… (README, "The cluster agent API"). This talks HTTP only
+The protocol is kabinet's /cluster/updates/… (docs/cluster-agent.md). This talks HTTP only
 and imports nothing of kabinet. The cluster behind it is the real one (`onec.RacOneCCluster`: rac and
 the designer) or, with `--simulate` only, `onec.SimulatedOneCCluster`.
 """

@@ -87,12 +87,12 @@ def settings_findings(settings: Settings) -> list[Finding]:
         if settings.sms_to_mail_url:
             found.append(Finding(
                 WARNS, "no SMS gateway: SMS are written where KABINET_MAIL_URL says (files), no phone receives them",
-                "set KABINET_SMS_URL and KABINET_SMS_* (README: SMS through a gateway), or KABINET_SMS_BY_MAIL_URL=false",
+                "set KABINET_SMS_URL and KABINET_SMS_* (docs/operator.md: SMS through a gateway), or KABINET_SMS_BY_MAIL_URL=false",
             ))
         else:
             found.append(Finding(
                 WARNS, "no SMS gateway: phone sign-up is off, codes and links by phone answer UNAVAILABLE",
-                "set KABINET_SMS_URL and KABINET_SMS_* (README: SMS through a gateway)",
+                "set KABINET_SMS_URL and KABINET_SMS_* (docs/operator.md: SMS through a gateway)",
             ))
     scheme = (settings.mail_url or "file://").split(":", 1)[0].lower()
     if scheme in ("file", "console"):
@@ -146,14 +146,14 @@ async def database_findings(settings: Settings, caller) -> tuple[list[Finding], 
     if not waiting.supplier_configured:
         found.append(Finding(
             BLOCKS, "no supplier requisites: the monthly invoices and acts are not published, they wait for them" + pending,
-            "kabinet supplier check supplier.toml && kabinet supplier set supplier.toml (README: Documents); "
+            "kabinet supplier check supplier.toml && kabinet supplier set supplier.toml (docs/documents.md); "
             "`kabinet documents waiting` shows what waits",
         ))
     elif await demo_mark.demo_supplier_in_force():
         found.append(Finding(
             BLOCKS, "the supplier requisites in force are the demo's (a bank that does not exist): invoices published "
             "now cannot be paid",
-            "kabinet supplier set supplier.toml with your own requisites (README: Documents)",
+            "kabinet supplier set supplier.toml with your own requisites (docs/documents.md)",
         ))
     mode = await cluster_mode.read(settings)
     active_agents = [token for token in await agent_tokens.tokens() if token.revoked_at is None]

@@ -90,7 +90,7 @@ async def test_the_agent_keeps_the_dashboard_live_ends_sessions_and_updates(app,
     await database.save()
     await Release.create(configuration=database.configuration, version=TARGET,
                          published_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
-    # the token README's way: `kabinet agent token create --name … --clusters <cluster>`
+    # the token's way in docs/cluster-agent.md: `kabinet agent token create --name … --clusters <cluster>`
     _, token = await agent_tokens.create(f"agent-{cluster.name}", None, all_organizations=False, by=agents.OPERATOR,
                                          cluster_names=[cluster.name])
 

@@ -482,7 +482,7 @@ class Checker:
         if forbidden:
             named = self.schema.named(field_["type"])
             if value == [] and field_rule is None and self.schema.is_list(field_["type"]):
-                return  # a plain list holds only what the role sees (README, Security): none of them
+                return  # a plain list holds only what the role sees (docs/security.md): none of them
             if value is not None:
                 self.fail(f"{owner}.{field_['name']} answers data to {_role(role)}", f"at {_path_text(path)}: {str(value)[:200]}")
             elif (self.schema.is_list(field_["type"]) or self.schema.is_connection(named)) and "FORBIDDEN" not in self.errors.get(tuple(path), set()):

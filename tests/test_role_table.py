@@ -1,6 +1,6 @@
 """The role table (resolvers/common/permissions.py) covers the served schema: every object type that carries a
-row has a rule, every field rule and personal field names a real field, and the README's Security
-section lists every ruled type. A new type without a rule fails here, not in production."""
+row has a rule, every field rule and personal field names a real field, and docs/security.md's
+"Who sees what" lists every ruled type. A new type without a rule fails here, not in production."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from foundation.settings import Settings
 from schema.build import build_schema
 from tests import factories
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+SECURITY = Path(__file__).resolve().parent.parent / "docs" / "security.md"
 
 
 def _object_types() -> dict[str, GraphQLObjectType]:
@@ -54,11 +54,11 @@ def test_field_rules_and_personal_fields_name_real_fields():
         assert type_name in types and field_name in types[type_name].fields, (type_name, field_name)
 
 
-def test_the_readme_lists_every_ruled_type():
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Security"):]
+def test_the_security_page_lists_every_ruled_type():
+    text = SECURITY.read_text(encoding="utf-8")
+    section = text[text.index("## Who sees what"):text.index("## The provider's binding rule")]
     missing = [name for name in TYPE_RULES if f"`{name}`" not in section]
-    assert missing == [], f"README's Security section does not list {missing}"
+    assert missing == [], f"docs/security.md's \"Who sees what\" does not list {missing}"
 
 
 def test_the_node_registry_is_read_off_the_schema():

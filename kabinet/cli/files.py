@@ -75,7 +75,7 @@ def import_(file: Path, entity: str | None, batch: int, report: Path | None, aga
 
 @main.group(help=(
     "The provider's own requisites, printed on every invoice and act and carried by the invoice's payment QR "
-    "code. Nothing is published until they are set (README: Documents)."))
+    "code. Nothing is published until they are set (docs/documents.md)."))
 def supplier() -> None:
     pass
 
@@ -104,7 +104,7 @@ def supplier_check(file: Path) -> None:
 
 
 @supplier.command("set", help=(
-    "Configure the requisites from FILE (TOML; README: Documents): each field checked (INN, KPP, OGRN, BIC, the "
+    "Configure the requisites from FILE (TOML; docs/documents.md): each field checked (INN, KPP, OGRN, BIC, the "
     "accounts' control keys against the BIC), exit 1 naming the first bad one. Documents published from now on "
     "print them (published ones keep theirs); in the provider's audit."))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

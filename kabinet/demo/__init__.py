@@ -95,7 +95,7 @@ async def seed_demo(today: date | None = None) -> bool:
     return True
 
 
-# Requisites (README: Requisites and managers): Romashka's as the provider's accounting sent them (a
+# Requisites (docs/flows.md: Requisites and managers): Romashka's as the provider's accounting sent them (a
 # change is a request), Vasilev's entered by himself (his own); Sberbank's real bank block, the
 # accounts' control keys right.
 ROMASHKA_REQUISITES = {

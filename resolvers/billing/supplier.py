@@ -34,7 +34,7 @@ VAT_RATES = frozenset({0, 5, 7, 10, 20, 22})  # percent; 22 % from 2026, 5 % and
 NO_VAT = "Без НДС"
 NOT_CONFIGURED = (
     "The supplier's requisites are not configured: documents wait unpublished until the operator runs "
-    "`kabinet supplier set FILE` (README: Documents)."
+    "`kabinet supplier set FILE` (docs/documents.md)."
 )
 STAFF_ONLY = "Only the provider's operator configures the supplier's requisites."
 
