@@ -165,6 +165,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "Requisites": FINANCES,
     "RequisitesChange": FINANCES,
     "Manager": MEMBERS,
+    "ApiToken": OrgRule(roles=STAFF),  # integrators' tokens (issue 21): their organization's OWNER and ADMIN
     # Support tickets (issue 20): OWNER and ADMIN every one of their organization's, any member their own
     "Ticket": OrgRule(roles=STAFF, own_roles=ANY_ROLE),
     "TicketComment": OrgRule(roles=STAFF, own_roles=ANY_ROLE),  # part of its ticket (its scope is the ticket's)

@@ -323,6 +323,15 @@ _see_requisites = in_organization({P.REQUISITES}, organization="id")
 def _requisites(ctx: Any, row: Any) -> Sight:
     """The requisites are columns of the organization's own row (no table, no list to narrow)."""
     return _see_requisites(ctx, row)
+_manage_api_tokens = in_organization({P.MANAGE_API_TOKENS})
+
+
+def _api_token(ctx: Any, row: Any) -> Sight:
+    """An integrator's API token (a view of the token store's row, no table of its own to narrow): its
+    organization's OWNER and ADMIN; never a token (no scope carries MANAGE_API_TOKENS)."""
+    return _manage_api_tokens(ctx, row)
+
+
 # Support tickets (resolvers/support/tickets.py): OWNER and ADMIN see all of their organization's, every
 # member their own (the author's); the provider's staff every ticket, to answer it.
 AUTHORED = Narrowing(
@@ -373,7 +382,7 @@ TYPE_RULES: dict[str, Rule] = {
     "Ticket": _ticket,
     "TicketComment": _ticket_part,
     "TicketAttachment": _ticket_part,
-    "ApiToken": in_organization({P.MANAGE_API_TOKENS}),  # resolvers/identity/api_tokens.py (its organization_id)
+    "ApiToken": _api_token,  # resolvers/identity/api_tokens.py ApiToken
 }
 
 
