@@ -242,6 +242,20 @@ async def test_a_token_follows_its_creators_current_role(client):
     assert (await Session.get(id=session.id)).status == SessionStatus.ACTIVE
 
 
+async def test_a_staff_members_token_carries_no_staff_rights(client):
+    """The provider's staff may be a customer's OWNER too: their token acts in that organization only."""
+    from models.identity import User
+
+    org, users, _ = await team()
+    await User.filter(id=users[Role.OWNER].id).update(is_staff=True)
+    queries = ("{ deliveryFailures(first: 1) { edges { node { id } } } }", "{ refusedRecords(first: 1) { edges { node { id } } } }")
+    person = await access(client, users[Role.OWNER])
+    token, _ = await token_for(client, users[Role.OWNER], org, ["billing:write", "members:write", "cloud:write", "updates:write"])
+    for query in queries:
+        assert codes(await post(client, query, None, person)) == []
+        assert codes(await post(client, query, None, token)) == ["FORBIDDEN"]
+
+
 # ---------------------------------------------------------------- revocation and expiry
 
 
