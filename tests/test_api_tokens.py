@@ -256,6 +256,22 @@ async def test_a_staff_members_token_carries_no_staff_rights(client):
         assert codes(await post(client, query, None, token)) == ["FORBIDDEN"]
 
 
+async def test_a_member_who_leaves_takes_their_tokens_with_them(client):
+    """Leaving (or being removed) revokes the tokens one made there: coming back does not revive them."""
+    org, users, _ = await team(Role.ADMIN)
+    admin = users[Role.ADMIN]
+    token, record_id = await token_for(client, admin, org, ["members:read"])
+    other, _ = await token_for(client, users[Role.OWNER], org, ["members:read"], "the owner's")
+    left = await post(client, "mutation($org: ID!) { leaveOrganization(organizationId: $org) { userErrors { code } } }",
+                      {"org": gid("Organization", org.id)}, await access(client, admin))
+    assert left["data"]["leaveOrganization"]["userErrors"] == []
+    await factories.add_member(org, admin, Role.ADMIN)
+    assert codes(await post(client, MEMBERS, {"org": gid("Organization", org.id)}, token)) == ["UNAUTHENTICATED"]
+    assert "errors" not in await post(client, MEMBERS, {"org": gid("Organization", org.id)}, other)
+    listed = (await post(client, LIST, {"org": gid("Organization", org.id)}, await access(client, users[Role.OWNER])))["data"]
+    assert {t["id"]: t["revokedAt"] is not None for t in listed["organization"]["apiTokens"]}[record_id]
+
+
 # ---------------------------------------------------------------- revocation and expiry
 
 

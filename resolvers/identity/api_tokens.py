@@ -176,6 +176,27 @@ async def revoke(ctx: RequestContext, token_id: uuid.UUID | None) -> ApiToken:
     return seen
 
 
+async def revoke_members_tokens(ctx: Any, organization_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """A member leaves or is removed (resolvers/organizations/removals.py `end_membership`): the tokens
+    they made for the organization are revoked with them, so that coming back never revives them.
+    How many were in force."""
+    ids = list(await ProgramToken.filter(
+        kind=TokenKind.INTEGRATOR, created_by_id=user_id, organization_scope__organization_id=organization_id, revoked_at=None,
+    ).values_list("id", flat=True))
+    if not ids:
+        return 0
+    await ProgramToken.filter(id__in=ids, revoked_at=None).update(revoked_at=utcnow())
+    for token_id in ids:
+        await audit.record(
+            ctx, "api_token.revoke", organization_id=organization_id, object_type="ApiToken", object_id=token_id,
+            details={"reason": "its creator left the organization"},
+        )
+    ended = getattr(ctx, "ended_logins", None)
+    if hasattr(ended, "end_everywhere"):
+        ctx.after_commit(lambda: ended.end_everywhere(ids))
+    return len(ids)
+
+
 async def viewer_of(token: str) -> Viewer | None:
     """The viewer a `kit_` bearer token stands for: its creator, cut down to the token's organization
     and scopes (TokenGrant); None for an unknown, revoked or expired token, or one whose creator is
