@@ -360,36 +360,3 @@ async def test_the_response_cache_never_gives_the_creators_answer_to_a_token(cli
 def test_the_prefix_is_the_stores():
     assert api_tokens.PREFIX == PREFIXES[TokenKind.INTEGRATOR]
     assert set(api_tokens.SCOPES) == {f"{d}:{m}" for d in ("billing", "members", "cloud", "updates") for m in ("read", "write")}
-
-
-# ---------------------------------------------------------------- the integrator's page
-
-
-def _examples(text: str) -> list[tuple[str, str, dict]]:
-    """docs/api-tokens.md's operations: (`<!-- run: … -->` directive, the graphql block, its json variables)."""
-    import json
-    import re
-
-    found = []
-    pattern = re.compile(r"<!-- run: (.*?) -->\n```graphql\n(.*?)```\n(?:```json\n(.*?)```\n)?", re.S)
-    for directive, query, variables in pattern.findall(text):
-        found.append((directive.strip(), query, json.loads(variables) if variables else {}))
-    return found
-
-
-async def test_the_pages_examples_answer_on_the_demo_data(gql):
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "docs" / "api-tokens.md").read_text(encoding="utf-8")
-    examples = _examples(text)
-    assert len(examples) == text.count("```graphql") >= 5  # every operation has its directive
-    ran = 0
-    for directive, query, variables in examples:
-        if directive.startswith("skip"):
-            assert "—" in directive, f"a skipped example says why: {directive}"
-            continue
-        who = directive.removeprefix("as ").strip()
-        body = await gql.execute(query, variables, as_user=None if who == "anonymous" else who)
-        assert "errors" not in body, (directive, body)
-        ran += 1
-    assert ran >= 2
