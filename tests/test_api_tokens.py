@@ -360,3 +360,16 @@ async def test_the_response_cache_never_gives_the_creators_answer_to_a_token(cli
 def test_the_prefix_is_the_stores():
     assert api_tokens.PREFIX == PREFIXES[TokenKind.INTEGRATOR]
     assert set(api_tokens.SCOPES) == {f"{d}:{m}" for d in ("billing", "members", "cloud", "updates") for m in ("read", "write")}
+
+
+def test_the_mutations_a_token_may_call_are_real_and_write_a_domain():
+    """TOKEN_MUTATIONS names served mutations (a renamed one would silently become FORBIDDEN to tokens),
+    each with a domain a scope writes; the tokens' own mutations are never among them."""
+    from foundation.settings import Settings
+    from resolvers.common.permissions import TOKEN_DOMAINS, TOKEN_MUTATIONS
+    from schema.build import build_schema
+
+    served = set(build_schema(Settings(_env_file=None))._schema.mutation_type.fields)
+    assert set(TOKEN_MUTATIONS) <= served, set(TOKEN_MUTATIONS) - served
+    assert set(TOKEN_MUTATIONS.values()) <= set(TOKEN_DOMAINS)
+    assert not {"createApiToken", "revokeApiToken", "changePassword", "transferOwnership", "login", "logout"} & set(TOKEN_MUTATIONS)
