@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET
 
 from kabinet import db
 from kabinet.auth import bearer_token
+from resolvers.identity import api_tokens
 from resolvers.identity.tokens import decode_access_token
 from resolvers.common.context import RequestContext, Viewer
 from schema.errors import shape_error, signed_out
@@ -85,6 +86,11 @@ class TextWebSocketAdapter(LimitedWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+def _viewer_label(viewer: Viewer) -> str:
+    """Who a log line names: the user, and the API token they act through."""
+    return f"user:{viewer.user_id} token:{viewer.grant.token_id}" if viewer.grant else f"user:{viewer.user_id}"
+
+
 class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
     websocket_adapter_class = TextWebSocketAdapter
     graphql_transport_ws_handler_class = PersistedTransportWSHandler  # kabinet/persisted_queries.py
@@ -133,10 +139,11 @@ class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
         """Execute, or give the kept answer to the same query of the same user if nothing it read changed."""
         viewer = None
         if self.response_cache is not None and request.method == "POST":
-            viewer = request.state.viewer = self.viewer_from_token(bearer_token(request.headers.get("authorization")))
+            viewer = request.state.viewer = await self.viewer_of(bearer_token(request.headers.get("authorization")))
         if viewer is None or viewer.must_change_password:  # its answers are refusals, kept for nobody
             return await super().run(request, context, root_value)
-        kept, lookup = await self.response_cache.lookup(viewer.user_id, query)
+        # an API token's answers are its own: it sees less than its creator (resolvers/identity/api_tokens.py)
+        kept, lookup = await self.response_cache.lookup(viewer.user_id, query, viewer.grant.token_id if viewer.grant else None)
         if kept is not None:
             return Response(kept, media_type="application/json")
         response = await super().run(request, context, root_value)
@@ -192,6 +199,15 @@ class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
         except Exception:  # noqa: BLE001 — already closing or gone
             pass
 
+    async def viewer_of(self, token: str | None) -> Viewer | None:
+        """The viewer of a bearer token: a person's access token (`viewer_from_token`), or an
+        integrator's API token (`kit_…`, looked up in the database at every request: a revoked or
+        expired one is refused at once)."""
+        if api_tokens.is_api_token(token):
+            viewer = await api_tokens.viewer_of(token)
+            return None if viewer is None or viewer.login_id in self.ended_logins else viewer
+        return self.viewer_from_token(token)
+
     def viewer_from_token(self, token: str | None) -> Viewer | None:
         """The token's viewer; None for a token that is not valid or whose sign-in has ended (checked
         after the verified-token cache, in memory: see resolvers.identity.sign_ins)."""
@@ -206,11 +222,11 @@ class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
         request.state.request_id = request_id
         viewer = None
         if isinstance(request, Request):
-            viewer = getattr(request.state, "viewer", None) or self.viewer_from_token(
+            viewer = getattr(request.state, "viewer", None) or await self.viewer_of(
                 bearer_token(request.headers.get("authorization"))
             )
             if viewer is not None and record is not None:
-                record.viewer = f"user:{viewer.user_id}"
+                record.viewer = _viewer_label(viewer)
         client = request.client.host if request.client else None
         state = request.app.state
         return RequestContext(
@@ -222,13 +238,13 @@ class KabinetGraphQL(PersistedQueriesOverHTTP, GraphQLOverHTTP, GraphQL):
         """The first message's payload carries `{"authorization": "Bearer …"}`; no valid token, no socket."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = next((v for k, v in params.items() if isinstance(k, str) and k.lower() == "authorization"), None)
-        viewer = self.viewer_from_token(bearer_token(header) if isinstance(header, str) else None)
+        viewer = await self.viewer_of(bearer_token(header) if isinstance(header, str) else None)
         if viewer is None:
             raise ConnectionRejectionError({"message": "A valid access token is required."})
         context.viewer = viewer
         if (record := current_request.get()) is not None:
-            record.viewer = f"user:{viewer.user_id}"
-        socket = context.request  # closed if this sign-in ends (resolvers.identity.sign_ins)
+            record.viewer = _viewer_label(viewer)
+        socket = context.request  # closed if this sign-in ends, or this API token is revoked (resolvers.identity.sign_ins)
         socket.state.login_id = viewer.login_id
         self.sockets_by_login.setdefault(viewer.login_id, set()).add(socket)
         return None

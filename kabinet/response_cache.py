@@ -9,6 +9,7 @@ in the transaction of every change, so an answer is never staler than the last c
 process, whatever made the change. What depends on time alone (an invitation expiring, a document
 that becomes visible at midnight) is re-read after `response_cache_seconds`.
 
+Kept per user and, for an integrator's API token, per token (its answers are never its creator's).
 Kept: answers without errors to queries (not mutations or subscriptions) of signed-in users who
 are not the provider's staff (staff read across every organization).
 """
@@ -86,14 +87,17 @@ class ResponseCache:
         # an answer over an eighth of the budget is not kept: one huge answer never pushes out the many
         self.kept: BoundedCache[_Entry] = BoundedCache("answers", max_bytes, max_bytes // 8)
 
-    async def lookup(self, user_id: uuid.UUID, query: PlainQuery | None) -> tuple[bytes | None, Lookup | None]:
+    async def lookup(
+        self, user_id: uuid.UUID, query: PlainQuery | None, token_id: uuid.UUID | None = None
+    ) -> tuple[bytes | None, Lookup | None]:
         """(the kept answer, None) on a hit; (None, where to keep it) on a miss worth keeping;
         (None, None) for a request that is not kept (not a plain query — `plain_query` gave None —
-        or the provider's staff)."""
+        or the provider's staff). `token_id`: the integrator's API token the user acts through — it
+        sees less than they do, so its answers are kept apart (per token) from the user's own."""
         if query is None:
             return None, None
         text, operation, variables = query
-        key = (user_id, text, operation, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))
+        key = ((user_id, token_id), text, operation, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))
         started_at = clock.timestamp()  # the app's time: what depends on time alone follows a moved clock
         staff, versions = await self._versions(user_id)
         if staff:

@@ -1,5 +1,6 @@
 """Programs' bearer tokens, one store: the provider's service accounts (the provider API), cluster
-agents (the agent API), and later integrators' organization-scoped tokens.
+agents (the agent API), and integrators' organization-scoped tokens (`kit_`, made by an OWNER or ADMIN
+over GraphQL: resolvers/identity/api_tokens.py).
 
 A token has a kind (which door it opens), a name, scopes (what it may do there) and an organization
 scope (every organization, or the ones named in `program_token_organization`); only its sha256 is
@@ -19,6 +20,7 @@ from models.base import Entity
 class TokenKind(str, Enum):
     SERVICE = "SERVICE"  # a program of the provider writing its records (/provider/v1/…)
     AGENT = "AGENT"  # a 1C cluster's agent (/cluster/…)
+    INTEGRATOR = "INTEGRATOR"  # an integrator's program acting as its creator in one organization (/graphql)
 
 
 class ProgramToken(Entity):
@@ -34,6 +36,9 @@ class ProgramToken(Entity):
     last_used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
     expires_at = fields.DatetimeField(null=True)
+    # An integrator's token acts as the member who made it (their current role, cut down to its scopes);
+    # its `name` is "<organization id>/<name>", so names are unique per organization and kind.
+    created_by = fields.ForeignKeyField("models.User", related_name="program_tokens", null=True, on_delete=fields.SET_NULL)
 
     class Meta:
         table = "program_token"

@@ -17,6 +17,7 @@ from graphql import GraphQLError
 
 from resolvers.common import errors as refusals
 from resolvers.common.errors import ErrorCode, Refusal, UserFacingError
+from resolvers.common.permissions import TOKEN_MUTATIONS
 from schema.enums import described_enum
 from schema.strawberry_internals import raw_info
 
@@ -78,6 +79,9 @@ def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], C
         @functools.wraps(mutation)
         async def run(self: Any, info: strawberry.Info, *args: Any, **kwargs: Any) -> P:
             ctx = info.context
+            grant = ctx.viewer.grant if getattr(ctx, "viewer", None) is not None else None
+            if grant is not None and not grant.may_call(raw_info(info).field_name):  # an API token's writes
+                return payload(user_errors=[UserError.from_exception(token_may_not(raw_info(info).field_name))])
             refusal: UserFacingError | None = None
             try:
                 async with change(ctx, ctx.broadcast):
@@ -98,6 +102,15 @@ def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], C
         return run
 
     return decorate
+
+
+def token_may_not(mutation: str) -> UserFacingError:
+    """FORBIDDEN: an API token whose scopes do not write this mutation's domain, or a mutation no token
+    may call (resolvers/common/permissions.py TOKEN_MUTATIONS)."""
+    domain = TOKEN_MUTATIONS.get(mutation)
+    if domain is None:
+        return UserFacingError(ErrorCode.FORBIDDEN, f"An API token may not call {mutation}: sign in as a person to do it.")
+    return UserFacingError(ErrorCode.FORBIDDEN, f"This API token may not call {mutation}: it needs the {domain}:write scope.")
 
 
 def graphql_error(code: str, message: str) -> GraphQLError:

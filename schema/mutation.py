@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.api_tokens import ApiTokenMutations
 from schema.cloud import CloudMutations
 from schema.identity import IdentityMutations
 from schema.notifications import NotificationMutations
@@ -23,5 +24,6 @@ from schema.updates import UpdatesMutations
 
 @strawberry.type(description="Everything a cabinet user can change.")
 class Mutation(IdentityMutations, OrganizationMutations, CloudMutations, UpdatesMutations, RegistrationMutations, StaffDeskMutations,
-               PeopleMutations, NotificationMutations, RequisitesMutations, TicketMutations, OneOffUpdateMutations):
+               PeopleMutations, NotificationMutations, RequisitesMutations, TicketMutations, OneOffUpdateMutations,
+               ApiTokenMutations):
     pass

@@ -26,6 +26,8 @@ from resolvers.organizations import invite_status
 from resolvers.organizations import reads as resolvers
 from resolvers.billing import products as product_resolvers
 from resolvers.common import notifications as notification_resolvers
+from resolvers.identity import api_tokens as api_token_resolvers
+from schema.api_tokens import ApiToken
 from schema.batching import batched, loaded
 from schema.billing import Balance, BalanceTransaction, Charge, Document
 from schema.cloud import CloudSubscription, Database, Session
@@ -219,6 +221,15 @@ class Organization(Node):
     )
     @batched(notification_resolvers.settings_of, to=NotificationSettings.from_view)
     def notification_settings(self, info: strawberry.Info) -> NotificationSettings | None:
+        return loaded(self, info)
+
+    @strawberry.field(
+        name="apiTokens",
+        description="API tokens made for programs to act in this organization, newest first (at most "
+        f"{api_token_resolvers.LISTED}), revoked and expired ones too. Only OWNER and ADMIN (others: FORBIDDEN).",
+    )
+    @batched(api_token_resolvers.tokens_of, to=list_of(ApiToken.from_model))
+    def api_tokens(self, info: strawberry.Info) -> list[ApiToken] | None:
         return loaded(self, info)
 
     @strawberry.field(description="Deposit balance and prepaid services. Not for USER (FORBIDDEN).")

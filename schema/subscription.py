@@ -26,7 +26,7 @@ from resolvers.common.errors import not_found, refusal
 from resolvers.organizations import reads as organization_resolvers
 from events.log import ACCESS, DATA, SESSIONS, UPDATES, StreamExpired, SubscriberTooSlow, run_from_payload, session_of
 from resolvers.cloud.sessions import newest_first
-from resolvers.common.permissions import PERSONAL_FIELDS, Permission, role_may
+from resolvers.common.permissions import PERSONAL_FIELDS, Permission
 from resolvers.provider.records import Area
 from schema.batching import expand, selection_touches
 from schema.execution import share_completions
@@ -166,10 +166,11 @@ class Group:
         raw = raw_info(info)
         role = ctx.role_in(organization_id)
         personal = selection_touches(info, PERSONAL_FIELDS)
-        sees_all = role_may(role, Permission.SEE_ALL_SESSIONS) and role_may(role, Permission.SEE_ALL_DATABASES)
+        rights = ctx.permissions_in(organization_id)  # the role's, cut down by an API token's scopes
+        sees_all = Permission.SEE_ALL_SESSIONS in rights and Permission.SEE_ALL_DATABASES in rights
         person = ctx.require_viewer().user_id if personal or not sees_all else None
         variables = orjson.dumps(raw.variable_values or {}, option=orjson.OPT_SORT_KEYS, default=str)
-        self.key = (_Same(raw.operation), variables, organization_id, role, person, *scope)
+        self.key = (_Same(raw.operation), variables, organization_id, role, rights, person, *scope)
         self.context = ctx if personal else ctx.narrowed_to(organization_id, as_viewer=person is not None)
         self.info = info
 

@@ -38,6 +38,7 @@ from models.organizations import (
     Role,
 )
 from models.products import Contract, Product
+from models.program_tokens import ProgramToken, ProgramTokenOrganization, TokenKind
 from models.requisites import Manager
 from models.updates import Release, UpdateRun, UpdateRunStatus
 from foundation.ids import from_global_id, to_global_id
@@ -165,6 +166,7 @@ RULES: dict[str, OrgRule | Rule] = {
     "Requisites": FINANCES,
     "RequisitesChange": FINANCES,
     "Manager": MEMBERS,
+    "ApiToken": OrgRule(roles=STAFF),  # integrators' tokens (issue 21): their organization's OWNER and ADMIN
     # Support tickets (issue 20): OWNER and ADMIN every one of their organization's, any member their own
     "Ticket": OrgRule(roles=STAFF, own_roles=ANY_ROLE),
     "TicketComment": OrgRule(roles=STAFF, own_roles=ANY_ROLE),  # part of its ticket (its scope is the ticket's)
@@ -723,6 +725,14 @@ async def scenery(app) -> Any:
         )
         await TicketAttachmentFile.create(attachment=attachment, content=b"%PDF-")
         created.append(ticket)
+    # an integrator's API token in each (issue 21): seen by their OWNER and ADMIN through Organization.apiTokens
+    for organization, maker in ((romashka, owner), (vasilek, admin_of_both)):
+        token = await ProgramToken.create(
+            kind=TokenKind.INTEGRATOR, name=f"{organization.id}/matrix", token_hash=uuid.uuid4().hex * 2, scopes=["billing:read"],
+            expires_at=now + dt.timedelta(days=7), created_by=maker,
+        )
+        await ProgramTokenOrganization.create(token=token, organization=organization)
+        created.append(token)
     vasilek_db = await Database.filter(organization_id=vasilek.id).first()
     # One cluster holding a database of each: what one sees of it must not open the other's.
     cluster = await clusters.add(f"matrix-{uuid.uuid4().hex[:8]}")

@@ -296,7 +296,7 @@ def test_every_method_we_override_is_one_the_library_defines() -> None:
     from schema.execution import KabinetExecutionContext
 
     own = {  # names of ours, not overrides
-        KabinetGraphQL: {"close_sockets", "viewer_from_token"},
+        KabinetGraphQL: {"close_sockets", "viewer_from_token", "viewer_of"},
         LegacyWSHandler: {"initialised"},
         _Reconnecting: {"open", "close", "listen_to", "pump"},
         ReconnectingRedisBackend: {"open", "close", "listen_to", "pump"},

@@ -14,7 +14,7 @@ from tortoise.expressions import Q
 from foundation.clock import utcnow
 from resolvers.common.errors import password_change_first, signed_out, unauthenticated
 from events.log import PendingAnnouncements
-from resolvers.common.permissions import Permission, has_staff_rights, role_may
+from resolvers.common.permissions import Permission, TokenGrant, has_staff_rights, permissions_of
 from foundation.settings import Settings
 from models.identity import User
 from models.organizations import DatabaseGrant, JoinRequest, Membership, Role
@@ -29,13 +29,16 @@ NOBODY = uuid.UUID(int=0)  # the viewer of a narrowed context: matches no user
 
 @dataclass
 class Viewer:
-    """The signed-in user, as the access token names them."""
+    """The signed-in user, as the access token names them; or the member who made an integrator's API
+    token, as that token (`grant`) cuts them down: one organization, its scopes (login_id is then the
+    token's id, so that revoking it ends its requests as a sign-out ends a login's)."""
 
     user_id: uuid.UUID
     login_id: uuid.UUID
     expires_at: datetime | None = None  # of the access token: a subscription ends then
     # Signed in with a password someone else chose: refused everything but changing it (resolvers/organizations/people.py).
     must_change_password: bool = False
+    grant: TokenGrant | None = None
 
 
 @dataclass
@@ -91,6 +94,10 @@ class RequestContext:
             self.broadcast, self.event_hub, self.ended_logins,
         )
 
+    def token_bound(self) -> bool:
+        """Does an integrator's API token send this request (resolvers/common/permissions.py TokenGrant)?"""
+        return self.viewer is not None and self.viewer.grant is not None
+
     async def memberships(self) -> dict[uuid.UUID, Membership]:
         """The viewer's memberships by organization id: loaded once, even by concurrent root fields.
 
@@ -110,7 +117,10 @@ class RequestContext:
 
     async def _load_memberships(self) -> dict[uuid.UUID, Membership]:
         viewer = self.require_viewer()
-        rows = await select(Membership, Q(user_id=viewer.user_id))
+        where = Q(user_id=viewer.user_id)
+        if viewer.grant is not None:  # a token knows its one organization, nothing of the creator's others
+            where &= Q(organization_id=viewer.grant.organization_id)
+        rows = await select(Membership, where)
         grants: dict[uuid.UUID, set[uuid.UUID]] = {}
         user_memberships = {m.id: m.organization_id for m in rows if m.role == Role.USER}
         if user_memberships:
@@ -127,8 +137,13 @@ class RequestContext:
         membership = self._memberships.get(organization_id)
         return membership.role if membership else None
 
+    def permissions_in(self, organization_id: uuid.UUID) -> frozenset[Permission]:
+        """What the viewer may do in the organization: their role's permissions, and for an API token
+        only those its scopes grant (memberships must have been loaded). Every rule asks this."""
+        return permissions_of(self.role_in(organization_id), self.viewer.grant if self.viewer else None, organization_id)
+
     def may(self, organization_id: uuid.UUID, permission: Permission) -> bool:
-        return role_may(self.role_in(organization_id), permission)
+        return permission in self.permissions_in(organization_id)
 
     def granted_databases(self, organization_id: uuid.UUID) -> set[uuid.UUID]:
         return self._grants.get(organization_id, set())
@@ -151,7 +166,9 @@ class RequestContext:
         `as_viewer`, not who the viewer is): what is worked out with it is the same for every viewer
         with that role there, so a group of such subscribers may share it."""
         assert self._memberships is not None, "await ctx.memberships() first"
-        viewer = self.viewer if as_viewer else Viewer(NOBODY, NOBODY, self.viewer.expires_at if self.viewer else None)
+        viewer = self.viewer if as_viewer else Viewer(
+            NOBODY, NOBODY, self.viewer.expires_at if self.viewer else None, grant=self.viewer.grant if self.viewer else None
+        )
         narrowed = RequestContext(
             settings=self.settings, viewer=viewer, request_id=self.request_id, broadcast=self.broadcast,
             event_hub=self.event_hub, ended_logins=self.ended_logins,
@@ -201,6 +218,9 @@ class RequestContext:
         """Whether the viewer is the provider's staff (read once per request, only when needed)."""
         if self._is_staff is None:
             viewer = self.viewer
+            if viewer is not None and viewer.grant is not None:  # a token never carries the staff's rights
+                self._is_staff = False
+                return False
             rows = await select(User, Q(id=viewer.user_id)) if viewer is not None else []
             self._is_staff = bool(rows) and has_staff_rights(rows[0])
         return self._is_staff

@@ -13,6 +13,12 @@ by the resolvers that narrow their SQL to what the viewer sees:
 - `FIELD_RULES`: fields of a visible object that need a permission in its organization; a viewer
   without it gets a FORBIDDEN error on that field and the rest of the query answers.
 
+An integrator's API token (`kit_`, resolvers/identity/api_tokens.py) acts as the member who made it,
+cut down here too: every rule asks `ctx.permissions_in(organization)`, which is the member's current
+role's permissions (`ROLE_PERMISSIONS`) and, for a token, only those its scopes grant
+(`TOKEN_SCOPE_PERMISSIONS`) in its one organization (the context knows no other membership). Its
+writes are the mutations `TOKEN_MUTATIONS` names, with the write scope of their domain; no other.
+
 `PERSONAL_FIELDS` are the fields whose answer depends on who the viewer is beyond their role in the
 object's organization (their own rows, their other organizations): shared work that reaches one is
 shared only by the same person.
@@ -50,13 +56,14 @@ class Permission(Enum):
     SEE_ALL_TICKETS = auto()  # every support ticket of the organization (resolvers/support/tickets.py)
     WRITE_TICKETS = auto()  # write tickets and see (and write in) one's own
     REQUEST_TARIFF_CHANGE = auto()  # ask the provider for another tariff, more sessions or databases (a ticket)
+    MANAGE_API_TOKENS = auto()  # make, see and revoke the organization's API tokens for integrators
 
 
 P = Permission
 _STAFF = frozenset({
     P.SEE_ORGANIZATION, P.SEE_FINANCE, P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_ALL_SESSIONS,
     P.SEE_ALL_DATABASES, P.MANAGE_UPDATES, P.SEE_AUDIT_LOG, P.REQUISITES, P.SEE_ALL_TICKETS, P.WRITE_TICKETS,
-    P.REQUEST_TARIFF_CHANGE,
+    P.REQUEST_TARIFF_CHANGE, P.MANAGE_API_TOKENS,
 })
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _STAFF | {P.EXTEND_SUBSCRIPTION, P.TRANSFER_OWNERSHIP},
@@ -67,8 +74,76 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 
 def role_may(role: Role | None, permission: Permission) -> bool:
-    """May a member with this role (None: not a member) do this?"""
+    """May a member with this role (None: not a member) do this? (A viewer: `ctx.may`, which also
+    applies an API token's scopes.)"""
     return role is not None and permission in ROLE_PERMISSIONS[role]
+
+
+# ---------------------------------------------------------------- integrators' API tokens
+# A token's scopes: `<domain>:read` or `<domain>:write` (write implies read). What each domain lets a
+# token see (reading, with the creator's role: both must allow it); every token sees the organization
+# itself, its products, contracts, subscription and managers (SEE_ORGANIZATION). No scope carries
+# the tickets, the audit log beyond `members`, handing the organization over, or the tokens themselves.
+TOKEN_DOMAINS = ("billing", "members", "cloud", "updates")
+TOKEN_BASE_PERMISSIONS = frozenset({P.SEE_ORGANIZATION})
+TOKEN_SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "billing": frozenset({P.SEE_FINANCE, P.REQUISITES}),
+    "members": frozenset({P.SEE_MEMBERS, P.MANAGE_MEMBERS, P.SEE_AUDIT_LOG}),
+    "cloud": frozenset({
+        P.SEE_ALL_SESSIONS, P.SEE_OWN_SESSIONS, P.SEE_ALL_DATABASES, P.SEE_GRANTED_DATABASES, P.EXTEND_SUBSCRIPTION,
+        P.REQUEST_TARIFF_CHANGE,
+    }),
+    "updates": frozenset({P.SEE_ALL_DATABASES, P.SEE_GRANTED_DATABASES, P.MANAGE_UPDATES}),
+}
+# The mutations a token may call, each with the domain whose `write` scope it needs (the creator's
+# role still decides as for them). Every other mutation is FORBIDDEN to a token: signing in and out,
+# passwords, addresses, notification settings, leaving or handing over an organization, adding one,
+# tickets, the provider staff's work, and API tokens themselves (a leaked token cannot make more).
+TOKEN_MUTATIONS: dict[str, str] = {
+    "inviteMember": "members", "resendInvite": "members", "revokeInvite": "members", "changeMemberRole": "members",
+    "requestMemberRemoval": "members", "confirmMemberRemoval": "members", "updateMemberDatabases": "members",
+    "approveJoinRequest": "members", "rejectJoinRequest": "members", "updateMember": "members", "createMember": "members",
+    "setDatabaseLock": "cloud", "clearDatabaseLock": "cloud", "terminateSession": "cloud", "terminateAllSessions": "cloud",
+    "extendSubscription": "cloud", "requestTariffChange": "cloud",
+    "scheduleUpdate": "updates", "skipUpdateRun": "updates", "scheduleOneOffUpdate": "updates",
+    "changeRequisites": "billing",
+}
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What an integrator's token lets its creator's rights do: one organization, the permissions its
+    scopes read (`permissions`), the domains it may write (`writes`). `token_id` names it (the
+    login id of its requests: revoking it ends them, resolvers/identity/sign_ins.py)."""
+
+    token_id: uuid.UUID
+    organization_id: uuid.UUID
+    scopes: frozenset[str]
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        granted = set(TOKEN_BASE_PERMISSIONS)
+        for scope_name in self.scopes:
+            granted |= TOKEN_SCOPE_PERMISSIONS.get(scope_name.partition(":")[0], frozenset())
+        return frozenset(granted)
+
+    def may_write(self, domain: str) -> bool:
+        return f"{domain}:write" in self.scopes
+
+    def may_call(self, mutation: str) -> bool:
+        """May a request with this token run this mutation (its domain's write scope)?"""
+        domain = TOKEN_MUTATIONS.get(mutation)
+        return domain is not None and self.may_write(domain)
+
+
+def permissions_of(role: Role | None, grant: TokenGrant | None, organization_id: uuid.UUID) -> frozenset[Permission]:
+    """What a member with `role` may do in an organization, through `grant` when a token asks."""
+    if role is None:
+        return frozenset()
+    held = ROLE_PERMISSIONS[role]
+    if grant is None:
+        return held
+    return held & grant.permissions if organization_id == grant.organization_id else frozenset()
 
 
 class Sight(Enum):
@@ -113,11 +188,11 @@ class InOrganization:
     narrowing: Narrowing | None = None
     organization: str = "organization_id"  # the row's attribute naming its organization
 
-    def _sight(self, role: Role | None) -> Sight | None:
+    def _sight(self, ctx: Any, organization_id: uuid.UUID) -> Sight | None:
         """SEE, FORBIDDEN or HIDDEN for the whole organization; None when `narrowing` decides."""
-        if role is None:
+        if ctx.role_in(organization_id) is None:
             return Sight.HIDDEN
-        granted = ROLE_PERMISSIONS[role]
+        granted = ctx.permissions_in(organization_id)
         if not self.everyone.isdisjoint(granted):
             return Sight.SEE
         if not self.some.isdisjoint(granted):
@@ -125,14 +200,14 @@ class InOrganization:
         return Sight.FORBIDDEN
 
     def __call__(self, ctx: Any, row: Any) -> Sight:
-        sight = self._sight(ctx.role_in(getattr(row, self.organization)))
+        sight = self._sight(ctx, getattr(row, self.organization))
         if sight is not None:
             return sight
         return Sight.SEE if self.narrowing.admits(ctx, row) else Sight.HIDDEN
 
     def scope(self, ctx: Any, organization_id: uuid.UUID) -> Scope:
         """The rule as a query filter over the organization's rows (memberships loaded)."""
-        sight = self._sight(ctx.role_in(organization_id))
+        sight = self._sight(ctx, organization_id)
         if sight is not None:
             return Scope(sight)
         return Scope(Sight.SEE, self.narrowing.where(ctx, organization_id))
@@ -173,7 +248,9 @@ _see_finance = in_organization({P.SEE_FINANCE})
 
 
 def _membership(ctx: Any, row: Any) -> Sight:
-    return Sight.SEE if _own(ctx, row) else _see_members(ctx, row)
+    """One's own memberships (in the organizations the context knows: a token's one), and those of
+    organizations where one sees members."""
+    return Sight.SEE if _own(ctx, row) and ctx.role_in(row.organization_id) is not None else _see_members(ctx, row)
 
 
 def _document(ctx: Any, row: Any) -> Sight:
@@ -191,7 +268,7 @@ def _user(ctx: Any, row: Any) -> Sight:
 
 
 def _join_request(ctx: Any, row: Any) -> Sight:
-    if _own(ctx, row) or role_may(ctx.role_in(row.organization_id), P.MANAGE_MEMBERS):
+    if (_own(ctx, row) and not ctx.token_bound()) or ctx.may(row.organization_id, P.MANAGE_MEMBERS):
         return Sight.SEE
     return Sight.HIDDEN
 
@@ -246,6 +323,15 @@ _see_requisites = in_organization({P.REQUISITES}, organization="id")
 def _requisites(ctx: Any, row: Any) -> Sight:
     """The requisites are columns of the organization's own row (no table, no list to narrow)."""
     return _see_requisites(ctx, row)
+_manage_api_tokens = in_organization({P.MANAGE_API_TOKENS})
+
+
+def _api_token(ctx: Any, row: Any) -> Sight:
+    """An integrator's API token (a view of the token store's row, no table of its own to narrow): its
+    organization's OWNER and ADMIN; never a token (no scope carries MANAGE_API_TOKENS)."""
+    return _manage_api_tokens(ctx, row)
+
+
 # Support tickets (resolvers/support/tickets.py): OWNER and ADMIN see all of their organization's, every
 # member their own (the author's); the provider's staff every ticket, to answer it.
 AUTHORED = Narrowing(
@@ -296,6 +382,7 @@ TYPE_RULES: dict[str, Rule] = {
     "Ticket": _ticket,
     "TicketComment": _ticket_part,
     "TicketAttachment": _ticket_part,
+    "ApiToken": _api_token,  # resolvers/identity/api_tokens.py ApiToken
 }
 
 
@@ -348,8 +435,7 @@ class FieldRule:
     own: bool = False
 
     def allows(self, ctx: Any, organization_id: uuid.UUID, row: Any) -> bool:
-        role = ctx.role_in(organization_id)
-        if role is not None and not self.permissions.isdisjoint(ROLE_PERMISSIONS[role]):
+        if not self.permissions.isdisjoint(ctx.permissions_in(organization_id)):
             return True
         return self.own and _own(ctx, row)
 
@@ -377,6 +463,7 @@ FIELD_RULES: dict[tuple[str, str], FieldRule] = {
     ("Dashboard", "people"): _field("members", P.SEE_MEMBERS),
     ("Dashboard", "balanceRunway"): _field("the balance", P.SEE_FINANCE),
     ("Organization", "requisites"): _field("the requisites", P.REQUISITES),
+    ("Organization", "apiTokens"): _field("API tokens", P.MANAGE_API_TOKENS),
 }
 
 PERSONAL_FIELDS = frozenset({

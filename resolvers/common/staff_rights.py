@@ -57,6 +57,8 @@ async def staff_member(caller: Caller) -> StaffMember | None:
     them by the `staff` scope."""
     if isinstance(caller, RequestContext):
         viewer = caller.require_viewer()
+        if viewer.grant is not None:  # an integrator's API token never carries the staff's rights
+            return None
         user = await User.get_or_none(id=viewer.user_id)
         if user is None:
             raise unauthenticated()

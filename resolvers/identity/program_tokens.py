@@ -1,5 +1,6 @@
 """Programs' tokens, one store (models/program_tokens.py): the provider's service accounts, cluster
-agents, later integrators.
+agents, integrators (their organization-scoped tokens: resolvers/identity/api_tokens.py, which makes,
+lists and revokes them through an organization's OWNER or ADMIN and checks them here).
 
 Every kind has the same life: made with a name, scopes and organizations, shown once (only its sha256
 is kept: a token is 256 random bits, so a plain hash is as good as a slow one), listed with its last
@@ -32,11 +33,12 @@ from resolvers.common.errors import ErrorCode, UserFacingError
 from resolvers.provider.audit import ActorKind, record_action
 from resolvers.identity.tokens import hash_opaque_token
 
-PREFIXES = {TokenKind.SERVICE: "kps_", TokenKind.AGENT: "kca_"}  # kabinet provider service, kabinet cluster agent
+# kabinet provider service, kabinet cluster agent, kabinet integrator token
+PREFIXES = {TokenKind.SERVICE: "kps_", TokenKind.AGENT: "kca_", TokenKind.INTEGRATOR: "kit_"}
 MAX_TOKEN_LENGTH = 200
 LAST_USED_EVERY = dt.timedelta(minutes=1)
 NAME_LENGTH = 100
-KIND_NAMES = {TokenKind.SERVICE: "service account", TokenKind.AGENT: "agent token"}
+KIND_NAMES = {TokenKind.SERVICE: "service account", TokenKind.AGENT: "agent token", TokenKind.INTEGRATOR: "API token"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Program:
     organization_ids: frozenset[uuid.UUID] | None
     token_id: uuid.UUID | None = None
     cluster_ids: frozenset[uuid.UUID] = frozenset()
+    created_by_id: uuid.UUID | None = None  # an integrator's token: the member it acts as
+    expires_at: dt.datetime | None = None
 
     def acts_for(self, organization_id: uuid.UUID | None) -> bool:
         """For everything of this organization (a cluster-scoped token: for no organization as a whole)."""
@@ -201,7 +205,7 @@ async def authenticate(kind: TokenKind, token: str | None) -> Program | None:
         organization_ids = frozenset(await ProgramTokenOrganization.filter(token_id=row.id).values_list("organization_id", flat=True))
         if kind is TokenKind.AGENT:
             cluster_ids = frozenset(await ProgramTokenCluster.filter(token_id=row.id).values_list("cluster_id", flat=True))
-    return Program(kind, row.name, frozenset(row.scopes), organization_ids, row.id, cluster_ids)
+    return Program(kind, row.name, frozenset(row.scopes), organization_ids, row.id, cluster_ids, row.created_by_id, row.expires_at)
 
 
 async def ever_issued(kind: TokenKind) -> bool:

@@ -13,6 +13,10 @@ in-process broker (`memory://`) reaches no other process (the CLI's `kabinet sta
 Redis loses what is published while a subscriber is away. So every process also reads, every few
 seconds, the logins ended since its last read: the broker is the fast path, this poll the floor.
 Listeners (the GraphQL view) close the login's open WebSockets, once per login whichever path told.
+
+An integrator's API token is ended the same way: its id is its requests' login id
+(resolvers/identity/api_tokens.py), its revocation is noted and announced here, and the poll reads
+revoked tokens beside revoked refresh tokens (an HTTP request looks the token up anyway: refused at once).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from events.broadcaster_internals import backend_of
 from foundation.clock import timestamp
 from events.broker import until_listening
 from models.identity import RefreshToken
+from models.program_tokens import ProgramToken, TokenKind
 from resolvers.identity.tokens import REVOCATION_LATE_SECONDS
 
 log = logging.getLogger("resolvers.identity.sign_ins")
@@ -100,6 +105,9 @@ class EndedLogins:
         rows = await RefreshToken.filter(revoked_at__gt=datetime.fromtimestamp(since, timezone.utc)).values_list(
             "login_id", "revoked_at"
         )
+        rows += await ProgramToken.filter(
+            kind=TokenKind.INTEGRATOR, revoked_at__gt=datetime.fromtimestamp(since, timezone.utc)
+        ).values_list("id", "revoked_at")
         for login_id, revoked_at in rows:
             self.end([login_id], revoked_at.timestamp())
         self._last_read = began

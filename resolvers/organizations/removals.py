@@ -20,7 +20,7 @@ from models.cloud import Session
 from models.identity import CodePurpose, User, VerificationCode
 from models.organizations import DatabaseGrant, Membership, Organization, Role
 from resolvers.common import audit
-from resolvers.identity import codes
+from resolvers.identity import api_tokens, codes
 from resolvers.common import outbox
 from resolvers.common import validation
 from resolvers.cloud import sessions as session_lifecycle
@@ -133,7 +133,8 @@ async def leave_organization(ctx: RequestContext, organization_id: uuid.UUID) ->
 
 async def end_membership(ctx: RequestContext, membership: Membership, action: str) -> list[Session]:
     """Access ends now: grants and membership deleted, ACTIVE sessions TERMINATING, subscriptions
-    ended; recorded as `action` (member.remove, member.leave). The sessions asked to end."""
+    ended, the API tokens they made for it revoked; recorded as `action` (member.remove, member.leave).
+    The sessions asked to end."""
     sessions = await session_lifecycle.access_ended(ctx, membership.organization_id, membership.user_id)
     await DatabaseGrant.filter(membership_id=membership.id).delete()
     await Membership.filter(id=membership.id).delete()
@@ -142,5 +143,6 @@ async def end_membership(ctx: RequestContext, membership: Membership, action: st
         details={"userId": str(membership.user_id), "role": membership.role.value, "terminatedSessions": len(sessions)},
     )
     await end_subscriptions(ctx, membership)
+    await api_tokens.revoke_members_tokens(ctx, membership.organization_id, membership.user_id)
     ctx.forget_memberships()
     return sessions

@@ -41,7 +41,7 @@ from resolvers.common.context import RequestContext
 from resolvers.common.errors import ErrorCode, Refusal, UserFacingError, forbidden, not_found
 from resolvers.common.pagination import Ordering, Page, PageRequest, load_pages
 from resolvers.common.validation import non_empty, optional_text
-from resolvers.common.permissions import ROLE_PERMISSIONS, TICKETS_IN_ORGANIZATION, TYPE_RULES, Permission, Sight
+from resolvers.common.permissions import TICKETS_IN_ORGANIZATION, TYPE_RULES, Permission, Sight
 from resolvers.common.staff_rights import Caller, StaffMember, staff_for_change, staff_for_reading
 
 TICKETS = "tickets"  # the event topic; kinds: CREATED, COMMENTED, STATUS_CHANGED, ATTACHED
@@ -149,7 +149,7 @@ async def create_ticket(
     membership = memberships.get(organization_id)
     if membership is None:
         raise not_found("organization", "organization_id")
-    if Permission.WRITE_TICKETS not in ROLE_PERMISSIONS[membership.role]:
+    if not actor.may(organization_id, Permission.WRITE_TICKETS):
         raise UserFacingError(ErrorCode.FORBIDDEN, "Your role may not write to support.")
     subject = non_empty(subject, "subject", "The subject", SUBJECT_MAX)
     body = non_empty(text, "text", "The text", TEXT_MAX)
