@@ -346,7 +346,7 @@ async def demo_values(runner: Runner) -> dict[str, Any]:
 @pytest_asyncio.fixture(scope="module")
 async def runner(docs_server) -> Runner:
     process, url, log, env = docs_server
-    await wait_until_serving(process, url, log)
+    await wait_until_serving(process, url, log, timeout=180)  # migrating and seeding a fresh database: slow on a loaded machine
     staff = subprocess.run(
         [sys.executable, "-m", "kabinet.cli", "staff", "create", "--email", STAFF_LOGIN, "--name", "Ольга Модератор",
          "--password", DEMO_PASSWORD], env=env, capture_output=True, text=True, timeout=120,

@@ -62,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # migrating and seeding a fresh database: slow on a loaded machine
         while True:
             assert process.poll() is None, f"kabinet serve died:\n{log.read_text()}"
             try:
