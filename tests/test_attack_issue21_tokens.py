@@ -1,0 +1,213 @@
+"""Attacks on integrators' API tokens (issue 21), each through real requests (the test client, or a
+real socket): what a `kit_` token must never reach — another organization, a domain outside its
+scopes, a write with a read scope, more tokens, the creator's password, a disabled creator's open
+sockets — and the shortcuts (response cache, GET, persisted queries) that must not share answers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+import pytest
+
+from models.identity import User
+from models.program_tokens import ProgramToken, TokenKind
+from tests import factories
+from tests.factories import Role
+from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
+from tests.processes import kabinet_cli
+from tests.test_api_tokens import (
+    BALANCE, CREATE, LIST, MEMBERS, NODE, ORGANIZATIONS, REVOKE, SESSIONS, access, codes, gid, make_token, team, token_for,
+)
+from tests.test_sign_ins import assert_closed_as_signed_out, post, sign_in, watching
+from tests.test_staff import PASSWORD as STAFF_PASSWORD, new_staff
+
+BOTH = pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+ALL_SCOPES = ["billing:write", "members:write", "cloud:write", "updates:write"]
+CHANGE_PASSWORD = """mutation($p: String!) { changePassword(currentPassword: $p, newPassword: "another-password-1") {
+  accessToken userErrors { code field } } }"""
+
+
+# ---------------------------------------------------------------- holes found (each fixed)
+
+
+async def test_a_token_is_refused_change_password_before_the_password_is_checked(client):
+    """changePassword checked the creator's current password before refusing the token: a leaked
+    read-only token was an oracle for its creator's password (INVALID vs FORBIDDEN) and could lock
+    the creator's sign-in with wrong guesses. A token is refused first, whatever it sends."""
+    org, users, _ = await team()
+    token, _ = await token_for(client, users[Role.OWNER], org, ["billing:read"])
+    for guess in ("wrong-guess-1", "wrong-guess-2", "wrong-guess-3", "wrong-guess-4", "wrong-guess-5", "wrong-guess-6"):
+        payload = (await post(client, CHANGE_PASSWORD, {"p": guess}, token))["data"]["changePassword"]
+        assert [e["code"] for e in payload["userErrors"]] == ["FORBIDDEN"], payload
+        assert payload["accessToken"] is None
+    # the guesses counted for nothing: the owner still signs in
+    assert (await sign_in(client, users[Role.OWNER].email))["accessToken"]
+
+
+@BOTH
+async def test_disabling_a_creator_closes_their_tokens_open_sockets(client, settings, live_server, protocol):
+    """`kabinet staff disable` (a process of its own, whose broker reaches no server) ended the
+    account's sign-ins, but a socket opened with an API token the account made stayed open and kept
+    receiving. Disabling an account revokes its API tokens: the server's poll reads them and closes it."""
+    staff = await new_staff(settings)
+    org, _ = await factories.create_team()
+    await factories.add_member(org, await User.get(id=staff.id), Role.ADMIN)
+    await factories.create_session(await factories.create_database(org), user_name="Бухгалтер")
+    person = (await sign_in(client, staff.email, STAFF_PASSWORD))["accessToken"]
+    made = await make_token(client, person, org, ["cloud:read"])
+    assert made["userErrors"] == [], made
+    sock = await watching(live_server, protocol, made["token"], org)
+    try:
+        unheard = settings.model_copy(update={"broker_url": "memory://"})
+        await kabinet_cli(unheard, "staff", "disable", "--email", staff.email)
+        assert codes(await post(client, ORGANIZATIONS, None, made["token"])) == ["UNAUTHENTICATED"]
+        await assert_closed_as_signed_out(sock)
+    finally:
+        await sock.close()
+    assert not await ProgramToken.exists(kind=TokenKind.INTEGRATOR, created_by_id=staff.id, revoked_at=None)
+
+
+# ---------------------------------------------------------------- what held
+
+
+async def test_a_token_reaches_nothing_of_another_organization(client, live_server):
+    org_a, users, session_a = await team()
+    org_b, users_b, session_b = await team()
+    creator = users[Role.OWNER]
+    await factories.add_member(org_b, creator, Role.OWNER)
+    token, _ = await token_for(client, creator, org_a, ALL_SCOPES)
+    b = gid("Organization", org_b.id)
+    body = await post(client, "query($o: ID!) { organization(id: $o) { id name } }", {"o": b}, token)
+    assert body["data"]["organization"] is None
+    for type_name, pk in (("Organization", org_b.id), ("Session", session_b.id), ("User", users_b[Role.OWNER].id)):
+        assert (await post(client, NODE, {"id": gid(type_name, pk)}, token))["data"]["node"] is None
+    me = (await post(client, "{ me { memberships { organization { id } } } }", None, token))["data"]["me"]
+    assert [m["organization"]["id"] for m in me["memberships"]] == [gid("Organization", org_a.id)]
+    ended = (await post(client, "mutation($id: ID!) { terminateSession(sessionId: $id) { userErrors { code } } }",
+                        {"id": gid("Session", session_b.id)}, token))["data"]["terminateSession"]
+    assert [e["code"] for e in ended["userErrors"]] == ["NOT_FOUND"]
+    assert (await post(client, "{ myJoinRequests(first: 5) { edges { node { id } } } }", None, token)).get("data") is not None
+    # a subscription on the other organization is refused
+    sock = GraphQLSocket(live_server, TRANSPORT_WS)
+    try:
+        assert (await sock.connect(token))["type"] == "connection_ack"
+        await sock.subscribe("subscription($o: ID!) { organizationData(organizationId: $o) { areas } }", {"o": b})
+        message = await sock.receive()
+        assert message["type"] in ("error", "next"), message
+        errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors", [])
+        assert [e["extensions"]["code"] for e in errors] in (["NOT_FOUND"], ["FORBIDDEN"]), message
+    finally:
+        await sock.close()
+
+
+async def test_a_token_makes_sees_and_revokes_no_tokens(client):
+    org, users, _ = await team()
+    owner = await access(client, users[Role.OWNER])
+    token, record_id = await token_for(client, users[Role.OWNER], org, ALL_SCOPES)
+    made = await make_token(client, token, org, ["billing:read"], name="child")
+    assert made["token"] is None and [e["code"] for e in made["userErrors"]] == ["FORBIDDEN"]
+    assert codes(await post(client, LIST, {"org": gid("Organization", org.id)}, token)) == ["FORBIDDEN"]
+    assert (await post(client, NODE, {"id": record_id}, token))["data"]["node"] is None
+    revoked = (await post(client, REVOKE, {"id": record_id}, token))["data"]["revokeApiToken"]
+    assert [e["code"] for e in revoked["userErrors"]] == ["FORBIDDEN"]
+    assert (await post(client, LIST, {"org": gid("Organization", org.id)}, owner))["data"]["organization"]["apiTokens"][0]["revokedAt"] is None
+    refreshed = (await post(client, "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken userErrors { code } } }",
+                            {"t": token}, None))["data"]["refreshToken"]
+    assert refreshed["accessToken"] is None and refreshed["userErrors"]
+
+
+async def test_an_admins_token_never_does_more_than_an_admin(client):
+    org, users, _ = await team(Role.ADMIN)
+    token, _ = await token_for(client, users[Role.ADMIN], org, ALL_SCOPES)
+    body = await post(client, "mutation($o: ID!, $u: ID!) { transferOwnership(organizationId: $o, userId: $u) { userErrors { code } } }",
+                      {"o": gid("Organization", org.id), "u": gid("User", users[Role.ADMIN].id)}, token)
+    if "data" in body and body["data"]:
+        assert [e["code"] for e in body["data"]["transferOwnership"]["userErrors"]] == ["FORBIDDEN"]
+
+
+async def test_tokens_from_other_doors_open_nothing_here(client):
+    """A kit_ token on the provider API, anything kps_/kca_-shaped on /graphql: refused."""
+    org, users, _ = await team()
+    token, _ = await token_for(client, users[Role.OWNER], org, ALL_SCOPES)
+    for path in ("/provider/v1/organizations", "/cluster/v1/sessions"):
+        response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code in (401, 403, 404, 405), (path, response.status_code)
+    for fake in ("kps_" + token[4:], "kca_" + token[4:]):
+        assert codes(await post(client, ORGANIZATIONS, None, fake)) == ["UNAUTHENTICATED"]
+    assert codes(await post(client, ORGANIZATIONS, None, token + "x")) == ["UNAUTHENTICATED"]
+    assert codes(await post(client, ORGANIZATIONS, None, "kit_" + "a" * 5000)) == ["UNAUTHENTICATED"]
+
+
+async def test_names_are_per_organization_and_say_nothing_of_others(client):
+    org_a, users_a, _ = await team()
+    org_b, users_b, _ = await team()
+    await token_for(client, users_a[Role.OWNER], org_a, ["billing:read"], name="sync")
+    await token_for(client, users_b[Role.OWNER], org_b, ["billing:read"], name="sync")  # no CONFLICT across organizations
+    forged = await make_token(client, await access(client, users_b[Role.OWNER]), org_b, ["billing:read"], name=f"{org_a.id}/x")
+    assert [e["code"] for e in forged["userErrors"]] == ["INVALID"]
+    listed = (await post(client, LIST, {"org": gid("Organization", org_b.id)}, await access(client, users_b[Role.OWNER])))
+    assert [t["name"] for t in listed["data"]["organization"]["apiTokens"]] == ["sync"]
+
+
+async def test_a_naive_or_absurd_expiry_and_huge_inputs_are_refused_not_crashes(client):
+    org, users, _ = await team()
+    owner = await access(client, users[Role.OWNER])
+    naive = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).replace(tzinfo=None).isoformat()
+    for extra in ({"expiresAt": naive}, {"expiresAt": "9999-12-31T00:00:00+00:00"}, {"expiresAt": "2000-01-01T00:00:00+00:00"}):
+        body = await post(client, CREATE, {"in": {"organizationId": gid("Organization", org.id), "name": "n", "scopes": ["billing:read"], **extra}}, owner)
+        assert "errors" not in body or all(c != "INTERNAL" for c in codes(body)), body
+    made = await make_token(client, owner, org, ["billing:read"] * 1000 + ["billing:write"] * 1000, name="many")
+    assert made["apiToken"]["scopes"] == ["billing:write"]
+    made = await make_token(client, owner, org, ["billing:read"], name="x" * 61)
+    assert [e["code"] for e in made["userErrors"]] == ["INVALID"]
+
+
+async def test_at_most_twenty_in_force(client):
+    org, users, _ = await team()
+    owner = await access(client, users[Role.OWNER])
+    for i in range(20):
+        assert (await make_token(client, owner, org, ["billing:read"], name=f"t{i}"))["userErrors"] == []
+    assert [e["code"] for e in (await make_token(client, owner, org, ["billing:read"], name="t20"))["userErrors"]] == ["LIMIT_EXCEEDED"]
+
+
+async def test_the_cache_keeps_a_read_tokens_answers_apart_from_a_write_tokens(client):
+    org, users, _ = await team()
+    read_token, _ = await token_for(client, users[Role.OWNER], org, ["billing:read"], name="read")
+    wide_token, _ = await token_for(client, users[Role.OWNER], org, ALL_SCOPES, name="wide")
+    person = await access(client, users[Role.OWNER])
+    variables = {"org": gid("Organization", org.id)}
+    for _ in range(2):
+        assert codes(await post(client, MEMBERS, variables, wide_token)) == []
+        assert codes(await post(client, MEMBERS, variables, person)) == []
+    for _ in range(2):
+        assert codes(await post(client, MEMBERS, variables, read_token)) == ["FORBIDDEN"]
+    # and over GET
+    response = await client.get("/graphql", params={"query": "{ organizations(first: 5) { edges { node { id } } } }"},
+                                headers={"Authorization": f"Bearer {read_token}"})
+    assert response.headers["cache-control"] == "private, no-store"
+
+
+async def test_a_read_scope_writes_nothing(client):
+    org, users, session = await team()
+    token, _ = await token_for(client, users[Role.OWNER], org, ["cloud:read", "members:read", "billing:read", "updates:read"])
+    ended = (await post(client, "mutation($id: ID!) { terminateSession(sessionId: $id) { userErrors { code } } }",
+                        {"id": gid("Session", session.id)}, token))["data"]["terminateSession"]
+    assert [e["code"] for e in ended["userErrors"]] == ["FORBIDDEN"]
+    assert codes(await post(client, SESSIONS, {"org": gid("Organization", org.id)}, token)) == []
+
+
+def test_every_mutation_refuses_tokens_before_its_work():
+    """Tokens are refused in `transactional`; a mutation outside it must refuse them itself before
+    any work (changePassword: token_refusal first). `login` reads no viewer at all. A new mutation
+    outside `transactional` has to be looked at for tokens, and added here."""
+    from foundation.settings import Settings
+    from schema.build import build_schema
+
+    outside = set()
+    for field in build_schema(Settings(_env_file=None)).get_type_by_name("Mutation").fields:
+        code = getattr(field.base_resolver.wrapped_func, "__code__", None)
+        if code is None or "transactional" not in code.co_qualname:
+            outside.add(field.name)
+    assert outside == {"login", "change_password"}, outside
