@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from foundation.clock import utcnow
+from models.cloud import CloudSubscription
 from models.identity import User
 from models.program_tokens import ProgramToken, TokenKind
 from tests import factories
@@ -120,7 +122,13 @@ async def test_a_token_makes_sees_and_revokes_no_tokens(client):
 
 async def test_an_admins_token_never_does_more_than_an_admin(client):
     org, users, _ = await team(Role.ADMIN)
+    today = utcnow().date()
+    await CloudSubscription.create(organization=org, tariff="Облако", sessions_limit=5, databases_limit=5,
+                                   starts_on=today - dt.timedelta(days=10), ends_on=today + dt.timedelta(days=20))
     token, _ = await token_for(client, users[Role.ADMIN], org, ALL_SCOPES)
+    extended = await post(client, "mutation($o: ID!) { extendSubscription(organizationId: $o) { userErrors { code } } }",
+                          {"o": gid("Organization", org.id)}, token)
+    assert [e["code"] for e in extended["data"]["extendSubscription"]["userErrors"]] == ["FORBIDDEN"], extended
     body = await post(client, "mutation($o: ID!, $u: ID!) { transferOwnership(organizationId: $o, userId: $u) { userErrors { code } } }",
                       {"o": gid("Organization", org.id), "u": gid("User", users[Role.ADMIN].id)}, token)
     if "data" in body and body["data"]:
@@ -211,3 +219,35 @@ def test_every_mutation_refuses_tokens_before_its_work():
         if code is None or "transactional" not in code.co_qualname:
             outside.add(field.name)
     assert outside == {"login", "change_password"}, outside
+
+
+async def test_a_name_with_a_nul_or_control_characters_is_refused_not_a_crash(client):
+    org, users, _ = await team()
+    owner = await access(client, users[Role.OWNER])
+    body = await post(client, CREATE, {"in": {"organizationId": gid("Organization", org.id), "name": "a\u0000b", "scopes": ["billing:read"]}}, owner)
+    assert "INTERNAL" not in codes(body), body
+
+
+async def test_many_creations_at_once_stay_within_the_limit(client):
+    """Twenty-five creations racing: never more than twenty tokens in force."""
+    org, users, _ = await team()
+    owner = await access(client, users[Role.OWNER])
+    await asyncio.gather(*(make_token(client, owner, org, ["billing:read"], name=f"r{i}") for i in range(25)))
+    assert await ProgramToken.filter(kind=TokenKind.INTEGRATOR, name__startswith=f"{org.id}/", revoked_at=None).count() <= 20
+
+
+async def test_a_billing_token_reaches_no_database_through_its_creators_own_membership(client):
+    """`Membership.databases` lets a member see their own databases whatever the role (the field's
+    `own`); through a token without cloud or updates, the databases behind that link stay refused."""
+    org, users, _ = await team(Role.USER)
+    database = await factories.create_database(org, name="Секретная")
+    from models.organizations import DatabaseGrant, Membership
+
+    membership = await Membership.get(organization_id=org.id, user_id=users[Role.USER].id)
+    await DatabaseGrant.create(membership_id=membership.id, database_id=database.id)
+    token, _ = await token_for(client, users[Role.OWNER], org, ["billing:read"])
+    body = await post(client, "{ me { memberships { databases { id name } } } }", None, token)
+    names = [d["name"] for m in (body.get("data") or {}).get("me", {}).get("memberships", []) for d in (m.get("databases") or [])]
+    assert names == [], body
+    body = await post(client, NODE, {"id": gid("Database", database.id)}, token)
+    assert not (body.get("data") or {}).get("node"), body
