@@ -6,6 +6,7 @@ sockets — and the shortcuts (response cache, GET, persisted queries) that must
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import datetime as dt
 import time
 
@@ -251,3 +252,28 @@ async def test_a_billing_token_reaches_no_database_through_its_creators_own_memb
     assert names == [], body
     body = await post(client, NODE, {"id": gid("Database", database.id)}, token)
     assert not (body.get("data") or {}).get("node"), body
+
+
+async def test_a_claims_api_token_does_not_outlive_or_block_its_approval(gql, client):
+    """A stranger's claim on the provider's customer (PENDING, the stranger its OWNER): a token made
+    on the claim must neither block the staff's approval (the claim is folded into the customer) nor
+    survive it. It did block it: the fold refused a claim holding "program tokens of its own", and
+    staff have no way to move them. Folding revokes the claim's tokens."""
+    from models.organizations import Organization
+    from tests.test_add_organization import APPROVE_ORG, add, legal_inn, new_user, staff
+
+    inn = legal_inn()
+    await Organization.create(
+        name="ООО «Из учёта»", inn=inn, kind="LEGAL_ENTITY", moderation_status="APPROVED", code=f"P{inn[-6:]}", external_id=f"K-{inn}",
+    )
+    stranger = await new_user(gql)
+    claim = await add(gql, stranger, inn=inn)
+    assert claim["organization"]["moderationStatus"] == "PENDING"
+    made = (await gql.execute(CREATE, {"in": {"organizationId": claim["organization"]["id"], "name": "sync", "scopes": ["billing:read"]}},
+                              as_user=stranger))["data"]["createApiToken"]
+    approved = (await gql.execute(APPROVE_ORG, {"id": claim["organization"]["id"]}, as_user=await staff(gql)))["data"]["approveOrganization"]
+    assert made["userErrors"] == [], made
+    assert approved["userErrors"] == [], approved
+    row = await ProgramToken.get(token_hash=hashlib.sha256(made["token"].encode()).hexdigest())
+    assert row.revoked_at is not None
+    assert codes(await post(client, ORGANIZATIONS, None, made["token"])) == ["UNAUTHENTICATED"]

@@ -213,6 +213,20 @@ async def _revoke_made_by(ctx: Any, user_id: uuid.UUID, organization_id: uuid.UU
     return len(ids)
 
 
+async def drop_claims_tokens(organization_id: uuid.UUID) -> int:
+    """A claim is folded into the provider's organization and deleted (resolvers/organizations/
+    moderation.py `_fold`): the tokens made on it are revoked and let go of it (they were made in an
+    organization that ends, and never act in the one it joins). Their sockets close when the servers
+    read the revocation (resolvers/identity/sign_ins.py's poll). How many."""
+    ids = list(await ProgramTokenOrganization.filter(
+        organization_id=organization_id, token__kind=TokenKind.INTEGRATOR
+    ).values_list("token_id", flat=True))
+    if ids:
+        await ProgramToken.filter(id__in=ids, revoked_at=None).update(revoked_at=utcnow())
+        await ProgramTokenOrganization.filter(organization_id=organization_id, token_id__in=ids).delete()
+    return len(ids)
+
+
 async def viewer_of(token: str) -> Viewer | None:
     """The viewer a `kit_` bearer token stands for: its creator, cut down to the token's organization
     and scopes (TokenGrant); None for an unknown, revoked or expired token, or one whose creator is
