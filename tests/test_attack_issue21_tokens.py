@@ -230,7 +230,8 @@ async def test_a_name_with_a_nul_or_control_characters_is_refused_not_a_crash(cl
 
 
 async def test_many_creations_at_once_stay_within_the_limit(client):
-    """Twenty-five creations racing: never more than twenty tokens in force."""
+    """Twenty-five creations racing: never more than twenty tokens in force, and one name once. On
+    PostgreSQL 23 were made: the count of tokens in force was read by each before any committed."""
     org, users, _ = await team()
     owner = await access(client, users[Role.OWNER])
     await asyncio.gather(*(make_token(client, owner, org, ["billing:read"], name=f"r{i}") for i in range(25)))
@@ -277,3 +278,10 @@ async def test_a_claims_api_token_does_not_outlive_or_block_its_approval(gql, cl
     row = await ProgramToken.get(token_hash=hashlib.sha256(made["token"].encode()).hexdigest())
     assert row.revoked_at is not None
     assert codes(await post(client, ORGANIZATIONS, None, made["token"])) == ["UNAUTHENTICATED"]
+
+
+async def test_one_name_made_at_once_twice_is_one_token_and_a_conflict(client):
+    org, users, _ = await team()
+    owner = await access(client, users[Role.OWNER])
+    answers = await asyncio.gather(*(make_token(client, owner, org, ["billing:read"], name="same") for _ in range(4)))
+    assert sorted(tuple(e["code"] for e in a["userErrors"]) for a in answers) == [(), ("CONFLICT",), ("CONFLICT",), ("CONFLICT",)], answers

@@ -22,6 +22,7 @@ from typing import Any
 
 from foundation.clock import utcnow
 from models.identity import User
+from models.organizations import Organization
 from models.program_tokens import ProgramToken, ProgramTokenOrganization, TokenKind
 from resolvers.common import audit
 from resolvers.common.context import RequestContext, Viewer
@@ -105,6 +106,9 @@ async def create(
     chosen = scopes_of(scopes)
     now = utcnow()
     until = _expiry(expires_at, now)
+    # creations for one organization one at a time: the count and the name below are then what they
+    # are when this one commits (PostgreSQL let racing ones past the limit, or a name's unique key fail)
+    await Organization.filter(id=organization_id).select_for_update().first()
     in_force = ProgramToken.filter(
         kind=TokenKind.INTEGRATOR, organization_scope__organization_id=organization_id, revoked_at=None, expires_at__gt=now
     )
