@@ -79,9 +79,8 @@ def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], C
         @functools.wraps(mutation)
         async def run(self: Any, info: strawberry.Info, *args: Any, **kwargs: Any) -> P:
             ctx = info.context
-            grant = ctx.viewer.grant if getattr(ctx, "viewer", None) is not None else None
-            if grant is not None and not grant.may_call(raw_info(info).field_name):  # an API token's writes
-                return payload(user_errors=[UserError.from_exception(token_may_not(raw_info(info).field_name))])
+            if (refused := token_refusal(info)) is not None:  # an API token's writes
+                return payload(user_errors=[UserError.from_exception(refused)])
             refusal: UserFacingError | None = None
             try:
                 async with change(ctx, ctx.broadcast):
@@ -102,6 +101,17 @@ def transactional(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], C
         return run
 
     return decorate
+
+
+def token_refusal(info: strawberry.Info) -> UserFacingError | None:
+    """FORBIDDEN when an API token sends a mutation its grant does not name (TOKEN_MUTATIONS), else
+    None. `transactional` asks it first; a mutation that does work before its transaction (checking a
+    password: `changePassword`) asks it before that work, so a token learns nothing from it."""
+    ctx = info.context
+    grant = ctx.viewer.grant if getattr(ctx, "viewer", None) is not None else None
+    if grant is not None and not grant.may_call(raw_info(info).field_name):
+        return token_may_not(raw_info(info).field_name)
+    return None
 
 
 def token_may_not(mutation: str) -> UserFacingError:

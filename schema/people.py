@@ -15,7 +15,7 @@ from resolvers.organizations import invitations
 from resolvers.organizations import people as resolvers
 from resolvers.common.errors import ErrorCode, UserFacingError
 from schema.batching import expand
-from schema.errors import UserError, transactional
+from schema.errors import UserError, token_refusal, transactional
 from schema.identity import AuthPayload, User, auth_payload
 from schema.members import _pk, _pks
 from schema.organizations import Invite, Membership
@@ -139,7 +139,10 @@ class PeopleMutations:
         new_password: Annotated[str, strawberry.argument(description="At least 8 characters.")],
     ) -> AuthPayload:
         """The current password is checked before the transaction opens, as `login` does (its
-        attempts count and lock the login)."""
+        attempts count and lock the login). An API token is refused first: it must not try its
+        creator's password (an oracle, and a lockout of their sign-in)."""
+        if (refused := token_refusal(info)) is not None:
+            return AuthPayload(user_errors=[UserError.from_exception(refused)])
         user = await resolvers.password_changer(info.context)
         try:
             checked = await identity_resolvers.check_password(info.context, resolvers.viewer_login(user), current_password)

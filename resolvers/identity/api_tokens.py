@@ -22,6 +22,7 @@ from typing import Any
 
 from foundation.clock import utcnow
 from models.identity import User
+from models.organizations import Organization
 from models.program_tokens import ProgramToken, ProgramTokenOrganization, TokenKind
 from resolvers.common import audit
 from resolvers.common.context import RequestContext, Viewer
@@ -105,6 +106,9 @@ async def create(
     chosen = scopes_of(scopes)
     now = utcnow()
     until = _expiry(expires_at, now)
+    # creations for one organization one at a time: the count and the name below are then what they
+    # are when this one commits (PostgreSQL let racing ones past the limit, or a name's unique key fail)
+    await Organization.filter(id=organization_id).select_for_update().first()
     in_force = ProgramToken.filter(
         kind=TokenKind.INTEGRATOR, organization_scope__organization_id=organization_id, revoked_at=None, expires_at__gt=now
     )
@@ -180,20 +184,50 @@ async def revoke_members_tokens(ctx: Any, organization_id: uuid.UUID, user_id: u
     """A member leaves or is removed (resolvers/organizations/removals.py `end_membership`): the tokens
     they made for the organization are revoked with them, so that coming back never revives them.
     How many were in force."""
-    ids = list(await ProgramToken.filter(
-        kind=TokenKind.INTEGRATOR, created_by_id=user_id, organization_scope__organization_id=organization_id, revoked_at=None,
-    ).values_list("id", flat=True))
+    return await _revoke_made_by(ctx, user_id, organization_id, "its creator left the organization")
+
+
+async def revoke_accounts_tokens(ctx: Any, user_id: uuid.UUID) -> int:
+    """An account is disabled (resolvers/provider/staff.py `disable`): every token it made, in every
+    organization, is revoked. Refusing them at the door (`viewer_of` reads `is_active`) is not enough:
+    a WebSocket opened before stays open until its token's id ends, and the servers a broker's notice
+    does not reach learn that only from revoked tokens (resolvers/identity/sign_ins.py's poll)."""
+    return await _revoke_made_by(ctx, user_id, None, "its creator's account was disabled")
+
+
+async def _revoke_made_by(ctx: Any, user_id: uuid.UUID, organization_id: uuid.UUID | None, reason: str) -> int:
+    """Revoke the tokens in force `user_id` made (in `organization_id`, or in every organization), each
+    an audit entry of its organization; their sockets are closed once the change commits."""
+    in_force = ProgramToken.filter(kind=TokenKind.INTEGRATOR, created_by_id=user_id, revoked_at=None)
+    if organization_id is not None:
+        in_force = in_force.filter(organization_scope__organization_id=organization_id)
+    ids = list(await in_force.values_list("id", flat=True))
     if not ids:
         return 0
+    organization_of = dict(await ProgramTokenOrganization.filter(token_id__in=ids).values_list("token_id", "organization_id"))
     await ProgramToken.filter(id__in=ids, revoked_at=None).update(revoked_at=utcnow())
     for token_id in ids:
         await audit.record(
-            ctx, "api_token.revoke", organization_id=organization_id, object_type="ApiToken", object_id=token_id,
-            details={"reason": "its creator left the organization"},
+            ctx, "api_token.revoke", organization_id=organization_of.get(token_id, organization_id), object_type="ApiToken",
+            object_id=token_id, details={"reason": reason},
         )
     ended = getattr(ctx, "ended_logins", None)
     if hasattr(ended, "end_everywhere"):
         ctx.after_commit(lambda: ended.end_everywhere(ids))
+    return len(ids)
+
+
+async def drop_claims_tokens(organization_id: uuid.UUID) -> int:
+    """A claim is folded into the provider's organization and deleted (resolvers/organizations/
+    moderation.py `_fold`): the tokens made on it are revoked and let go of it (they were made in an
+    organization that ends, and never act in the one it joins). Their sockets close when the servers
+    read the revocation (resolvers/identity/sign_ins.py's poll). How many."""
+    ids = list(await ProgramTokenOrganization.filter(
+        organization_id=organization_id, token__kind=TokenKind.INTEGRATOR
+    ).values_list("token_id", flat=True))
+    if ids:
+        await ProgramToken.filter(id__in=ids, revoked_at=None).update(revoked_at=utcnow())
+        await ProgramTokenOrganization.filter(organization_id=organization_id, token_id__in=ids).delete()
     return len(ids)
 
 

@@ -27,6 +27,7 @@ from models.events import EventCounter
 from models.identity import User
 from models.organizations import JoinRequest, KnownContact, Membership, ModerationStatus, Organization, Role
 from resolvers.common import audit
+from resolvers.identity import api_tokens
 from events import log as events
 from resolvers.common import outbox
 from resolvers.common import validation
@@ -218,6 +219,7 @@ async def make_owner(
 async def _fold(claim: Organization, customer: Organization, owner_id: uuid.UUID, field: str | None) -> None:
     """The claim's members, join requests and audit entries moved to the customer (`owner_id` its
     OWNER), the claim deleted; CONFLICT when it holds anything else (it is left as it was)."""
+    await api_tokens.drop_claims_tokens(claim.id)  # a claim's API tokens end with it (rolled back with a refusal)
     meta = Organization._meta
     for name in sorted((meta.backward_fk_fields | meta.backward_o2o_fields) - _FOLDED):
         relation = meta.fields_map[name]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from foundation.settings import Settings
 from models.identity import User
 from resolvers.identity import addresses
-from resolvers.identity import passwords
+from resolvers.identity import api_tokens, passwords
 from resolvers.common import validation
 from resolvers.common.context import RequestContext
 from resolvers.common.errors import ErrorCode, UserFacingError
@@ -53,5 +53,7 @@ async def disable(ctx: RequestContext, email: str, *, by: tuple[ActorKind, str])
     user.is_staff, user.is_active = False, False
     await user.save(update_fields=["is_staff", "is_active"])
     revoked = await revoke_user_logins(ctx, user.id)
+    # the API tokens the account made for an organization it belongs to: their open sockets too
+    await api_tokens.revoke_accounts_tokens(ctx, user.id)
     await record_action(by[0], by[1], "staff.disable", email, {"refreshTokensRevoked": revoked})
     return user, revoked
