@@ -285,3 +285,30 @@ async def test_one_name_made_at_once_twice_is_one_token_and_a_conflict(client):
     owner = await access(client, users[Role.OWNER])
     answers = await asyncio.gather(*(make_token(client, owner, org, ["billing:read"], name="same") for _ in range(4)))
     assert sorted(tuple(e["code"] for e in a["userErrors"]) for a in answers) == [(), ("CONFLICT",), ("CONFLICT",), ("CONFLICT",)], answers
+
+
+async def test_a_create_and_revoke_loop_stops_at_the_stored_limit_and_housekeeping_frees_it(client, settings, monkeypatch):
+    """Revoked tokens are kept (listed, their names taken) but not without end: an organization keeps
+    at most STORED_PER_ORGANIZATION, ended ones included, and housekeeping removes those ended over
+    KEPT_AFTER_END ago — after which the organization makes tokens again."""
+    from resolvers.common import housekeeping
+    from resolvers.identity import api_tokens
+
+    monkeypatch.setattr(api_tokens, "STORED_PER_ORGANIZATION", 3)
+    org, users, _ = await team()
+    owner = await access(client, users[Role.OWNER])
+    for i in range(3):
+        made = await make_token(client, owner, org, ["billing:read"], name=f"loop {i}")
+        assert made["userErrors"] == [], made
+        assert (await post(client, REVOKE, {"id": made["apiToken"]["id"]}, owner))["data"]["revokeApiToken"]["userErrors"] == []
+    refused = await make_token(client, owner, org, ["billing:read"], name="one more")
+    assert [e["code"] for e in refused["userErrors"]] == ["LIMIT_EXCEEDED"], refused
+    ours = ProgramToken.filter(kind=TokenKind.INTEGRATOR, name__startswith=f"{org.id}/")
+    assert await ours.count() == 3
+    # one of them ended long ago, one just now: only the old one goes
+    old = await ours.order_by("created_at").first()
+    await ProgramToken.filter(id=old.id).update(revoked_at=utcnow() - api_tokens.KEPT_AFTER_END - dt.timedelta(days=1))
+    assert await housekeeping.prune_api_tokens(settings) >= 1
+    assert await ours.count() == 2
+    again = await make_token(client, owner, org, ["billing:read"], name="loop 0")  # its name is free again
+    assert again["userErrors"] == [], again

@@ -38,7 +38,9 @@ from foundation.clock import utcnow
 from foundation.settings import Settings
 from models.identity import ClientThrottle, LoginThrottle, RefreshToken, User, VerificationCode
 from models.outbox import DeliveryStatus, OutboxMessage
+from models.program_tokens import ProgramToken, TokenKind
 from models.provider import RefusedRecord
+from resolvers.identity import api_tokens
 from resolvers.identity.codes import SENDING_WINDOW
 from resolvers.identity.tokens import REVOCATION_LATE_SECONDS, ended_login_memory_seconds
 
@@ -109,6 +111,14 @@ async def prune_refused_records(settings: Settings, batch: int = BATCH) -> int:
     return await delete_in_batches(RefusedRecord, Q(created_at__lt=cutoff), batch)
 
 
+async def prune_api_tokens(settings: Settings, batch: int = BATCH) -> int:
+    """Integrators' API tokens revoked or expired over `api_tokens.KEPT_AFTER_END` ago (and late enough
+    that every process has heard of a revocation): their names are free again, the listing shorter."""
+    cutoff = utcnow() - max(api_tokens.KEPT_AFTER_END, revocation_needed(settings))
+    dead = Q(kind=TokenKind.INTEGRATOR) & (Q(revoked_at__lt=cutoff) | Q(expires_at__lt=cutoff))
+    return await delete_in_batches(ProgramToken, dead, batch)
+
+
 PRUNERS = {
     "refresh_tokens": prune_refresh_tokens,
     "verification_codes": prune_verification_codes,
@@ -116,6 +126,7 @@ PRUNERS = {
     "client_throttles": prune_client_throttles,
     "sent_messages": prune_sent_messages,
     "refused_records": prune_refused_records,
+    "api_tokens": prune_api_tokens,
 }
 
 

@@ -34,6 +34,8 @@ from resolvers.identity.tokens import hash_opaque_token
 SCOPES = tuple(f"{domain}:{mode}" for domain in TOKEN_DOMAINS for mode in ("read", "write"))
 NAME_LENGTH = 60
 PER_ORGANIZATION = 20  # tokens in force (neither revoked nor expired) at once
+STORED_PER_ORGANIZATION = 200  # rows kept, revoked and expired ones included (housekeeping prunes those)
+KEPT_AFTER_END = dt.timedelta(days=30)  # a revoked or expired token stays listed this long, then goes
 LISTED = 100  # the newest this many, revoked and expired ones included
 DEFAULT_LIFETIME = dt.timedelta(days=90)
 MAX_LIFETIME = dt.timedelta(days=366)
@@ -115,6 +117,13 @@ async def create(
     if await in_force.count() >= PER_ORGANIZATION:
         raise UserFacingError(
             ErrorCode.LIMIT_EXCEEDED, f"An organization has at most {PER_ORGANIZATION} API tokens in force: revoke one first.", "organization_id"
+        )
+    # a create-and-revoke loop must not grow the table without end: ended tokens count until pruned
+    stored = ProgramToken.filter(kind=TokenKind.INTEGRATOR, organization_scope__organization_id=organization_id)
+    if await stored.count() >= STORED_PER_ORGANIZATION:
+        raise UserFacingError(
+            ErrorCode.LIMIT_EXCEEDED, f"An organization keeps at most {STORED_PER_ORGANIZATION} API tokens, ended ones "
+            f"included, until {KEPT_AFTER_END.days} days after they end: try again later.", "organization_id"
         )
     stored_name = f"{organization_id}{_SEP}{name}"
     if await ProgramToken.exists(kind=TokenKind.INTEGRATOR, name=stored_name):
