@@ -127,7 +127,7 @@ async def create(
         )
     stored_name = f"{organization_id}{_SEP}{name}"
     if await ProgramToken.exists(kind=TokenKind.INTEGRATOR, name=stored_name):
-        raise UserFacingError(ErrorCode.CONFLICT, f"A token named {name!r} exists already (names stay taken after a revocation).", "name")
+        raise UserFacingError(ErrorCode.CONFLICT, f"A token named {name!r} exists already (a name stays taken until {KEPT_AFTER_END.days} days after its token ends).", "name")
     token = _store().new_token(TokenKind.INTEGRATOR)
     row = await ProgramToken.create(
         kind=TokenKind.INTEGRATOR, name=stored_name, token_hash=hash_opaque_token(token), scopes=chosen,
