@@ -16,7 +16,7 @@ from foundation.logs import TEXT_FORMAT, RequestIdFilter, logging_config, reques
 from kabinet.persisted_queries import PersistedQueries
 from tests.factories import PASSWORD, Role, create_team
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
-from tests.test_request_logs import Lines, lines  # noqa: F401 — the fixture
+from tests.test_request_logs import Lines, attached, lines  # noqa: F401 — the fixture
 
 ROMASHKA = "owner@romashka.example"
 VASILEK = "owner@vasilek.example"
@@ -219,13 +219,7 @@ class Records(logging.Handler):
 
 @pytest.fixture
 def records():
-    handler, root = Records(), logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(previous)
+    yield from attached(Records())
 
 
 @pytest.mark.parametrize("header", ["abc\nINFO forged", "abc\r\nx", "a" * 65, "тест", "a b", "", "ok.id_1-2\n"])

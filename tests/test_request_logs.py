@@ -38,15 +38,20 @@ class Lines(logging.Handler):
         return [line for line in self.lines if line["logger"] == "kabinet.request"]
 
 
-@pytest.fixture
-def lines():
-    handler, root = Lines(), logging.getLogger()
+def attached(handler: logging.Handler):
+    """The handler on the root logger at INFO while the fixture lives (a generator a fixture yields from)."""
+    root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     yield handler
     root.removeHandler(handler)
     root.setLevel(previous)
+
+
+@pytest.fixture
+def lines():
+    yield from attached(Lines())
 
 
 async def test_a_request_has_one_line_with_its_fields_and_the_id_is_sent_back(client, gql, lines):
