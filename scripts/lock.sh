@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refresh the dependency locks in requirements/ from pyproject.toml (`make lock` runs this).
 #
-#   requirements/test.lock     runtime + the `test` extra: what `make` installs into .venv
+#   requirements/test.lock     runtime + the `test` and `bench` extras: what `make` installs into .venv
 #   requirements/runtime.lock  runtime only: what the Dockerfile installs (resolved within test.lock,
 #                              so the image and the test venv run the same versions)
 #   requirements/build.lock    pip and setuptools (pyproject's build-system), which install and build
@@ -34,7 +34,7 @@ COMMON=(--quiet --generate-hashes --universal --python-version 3.11 --default-in
         --no-config --custom-compile-command "make lock")
 
 mkdir -p requirements
-"$UV" pip compile pyproject.toml --extra test "${COMMON[@]}" "$@" -o requirements/test.lock
+"$UV" pip compile pyproject.toml --extra test --extra bench "${COMMON[@]}" "$@" -o requirements/test.lock
 "$UV" pip compile pyproject.toml "${COMMON[@]}" --constraint requirements/test.lock "$@" -o requirements/runtime.lock
 
 # The build system's requirements, read from pyproject.toml, plus pip itself.

@@ -37,11 +37,12 @@ def entries(lock: str) -> dict[str, tuple[str, list[str]]]:
 
 RUNTIME = [Requirement(text) for text in PYPROJECT["project"]["dependencies"]]
 TEST_EXTRA = [Requirement(text) for text in PYPROJECT["project"]["optional-dependencies"]["test"]]
+BENCH_EXTRA = [Requirement(text) for text in PYPROJECT["project"]["optional-dependencies"]["bench"]]  # py-spy: in the one venv too
 BUILD = [Requirement(text) for text in PYPROJECT["build-system"]["requires"]] + [Requirement("pip")]
 
 
 @pytest.mark.parametrize("lock, requirements", [
-    ("runtime.lock", RUNTIME), ("test.lock", RUNTIME + TEST_EXTRA), ("build.lock", BUILD),
+    ("runtime.lock", RUNTIME), ("test.lock", RUNTIME + TEST_EXTRA + BENCH_EXTRA), ("build.lock", BUILD),
 ])
 def test_every_requirement_is_locked_at_a_version_it_allows(lock, requirements):
     locked = entries(lock)
