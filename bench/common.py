@@ -31,15 +31,15 @@ def bearer(token: str) -> dict[str, str]:
 
 
 class ServerCpu:
-    """A server process's CPU time (user + system, from /proc) from now on: the figure a shared
-    machine's wall clock blurs least."""
+    """A server's CPU time (user + system, from /proc; a multi-process server's children summed)
+    from now on: the figure a shared machine's wall clock blurs least."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.start = infra.cpu_seconds(pid)
+        self.start = infra.server_cpu_seconds(pid)
 
     def ms(self) -> float:
-        return (infra.cpu_seconds(self.pid) - self.start) * 1000
+        return (infra.server_cpu_seconds(self.pid) - self.start) * 1000
 
     def ms_per(self, requests: int) -> float:
         return self.ms() / max(1, requests)

@@ -23,8 +23,9 @@ from bench.http_load import LoadSpec, autocannon_available, python_load, run_aut
 from bench.report import check_targets
 from bench.workloads import sql_counts, w1_nested, w2_dashboard, w3_history, w4_fanout, w5_writes
 
-# in this order, on the two kabinet servers (and PostGraphile) the run starts for them; then W4, each
-# subscriber count on a fresh kabinet process of its own; then the SQL counts, in this process
+# in this order, on the two kabinet servers (four with `--workers N`: the same two multi-process) and
+# PostGraphile the run starts for them; then W4, each subscriber count on a fresh kabinet process of
+# its own (and one count on a fresh `serve --workers N`); then the SQL counts, in this process
 WORKLOADS_ON_SHARED_SERVERS = (("W1", w1_nested.run), ("W2", w2_dashboard.run), ("W3", w3_history.run),
                                ("W5", w5_writes.run))
 
@@ -102,7 +103,7 @@ class Bench:
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": args.machine, "cpus": os.cpu_count(), "memory_gib": _memory_gib(), "python": platform.python_version(),
             "commit": _git_commit(), "smoke": self.smoke, "runs": args.runs, "duration_s": args.duration,
-            "concurrency": args.concurrency, "workloads": workloads, "scale": self.scale.__dict__,
+            "concurrency": args.concurrency, "workers": args.workers, "workloads": workloads, "scale": self.scale.__dict__,
         }
         if not self.smoke and not args.no_node:
             self.use_autocannon = await asyncio.to_thread(infra.ensure_node_tools, log) and autocannon_available()
@@ -153,6 +154,15 @@ class Bench:
                         self.procs, {**self.env, "KABINET_RESPONSE_CACHE_MB": "0"}, self.log_dir, name="kabinet-uncached"
                     )
                     log(f"kabinet without response cache at {self.base_uncached} (pid {self.kabinet_uncached.pid})")
+                if args.workers > 1 and any(w in workloads for w in ("W1", "W2")):
+                    # the same two as `serve --workers N`: what more processes (cores) buy
+                    self.kabinet_multi, self.base_multi = infra.start_kabinet(
+                        self.procs, self.env, self.log_dir, name="kabinet-multi", workers=args.workers)
+                    self.kabinet_multi_uncached, self.base_multi_uncached = infra.start_kabinet(
+                        self.procs, {**self.env, "KABINET_RESPONSE_CACHE_MB": "0"}, self.log_dir,
+                        name="kabinet-multi-uncached", workers=args.workers)
+                    log(f"kabinet --workers {args.workers} at {self.base_multi}, without response cache at "
+                        f"{self.base_multi_uncached}")
                 self.pg_base = None
                 if with_postgraphile and ("W1" in workloads or "W2" in workloads):
                     self.pg_proc, self.pg_base = infra.start_postgraphile(self.procs, url, self.log_dir)
@@ -163,6 +173,8 @@ class Bench:
                 self.procs.stop_all()
             if "W4" in workloads:
                 await self._guarded("W4", w4_fanout.run)
+                if args.workers > 1:
+                    await self._guarded("W4_workers", lambda bench: w4_fanout.run_on_workers(bench, args.workers))
             if "SQL" in workloads:
                 await self._disconnect()
                 await self._guarded("SQL", sql_counts.run)
@@ -171,6 +183,13 @@ class Bench:
         meta["total_s"] = round(time.monotonic() - started, 1)
         check_targets(self.results)
         return self.results
+
+    def multi_process_servers(self) -> list[tuple[str, str, int]]:
+        """(name, base URL, pid) of the `serve --workers N` pair, when the run started them."""
+        if getattr(self, "kabinet_multi", None) is None:
+            return []
+        return [("kabinet_multi", self.base_multi, self.kabinet_multi.pid),
+                ("kabinet_multi_uncached", self.base_multi_uncached, self.kabinet_multi_uncached.pid)]
 
     async def _disconnect(self) -> None:
         from kabinet import db

@@ -29,18 +29,74 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def group(pid: int) -> list[int]:
+    """`pid` and, when it leads a process group (every server the bench starts does), the group's
+    other processes: a multi-process server's children (`kabinet serve --workers N`)."""
+    members = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != pid:
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pid:
+                    members.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass  # ended meanwhile
+    return members
+
+
 def rss_kb(pid: int) -> int:
-    """Resident memory of a process, from /proc (no psutil needed)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    """Resident memory of a server: the process's, with its process group's (no psutil needed)."""
+    total = 0
+    for member in group(pid):
+        try:
+            total += next(int(line.split()[1]) for line in Path(f"/proc/{member}/status").read_text().splitlines()
+                          if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            if member == pid:
+                raise RuntimeError(f"no VmRSS for {pid}") from None
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time of a server: its process's and its process group's (the children of a multi-process one)."""
+    total = 0.0
+    for member in group(pid):
+        try:
+            total += cpu_seconds(member)
+        except OSError:
+            if member == pid:
+                raise
+    return total
+
+
+def connections_per_process(pid: int, base: str) -> dict[int, int]:
+    """Established TCP connections to `base`'s port held by each process of `pid`'s group: how the
+    kernel spread the clients over a multi-process server's children (they accept from one socket)."""
+    port = int(base.rsplit(":", 1)[1])
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # local port, ESTABLISHED
+                    inodes.add(fields[9])
+        except OSError:
+            pass
+    counts: dict[int, int] = {}
+    for member in group(pid):
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{member}/fd").iterdir()]
+        except OSError:
+            continue
+        held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
+        if held:
+            counts[member] = held
+    return counts
 
 
 def raise_fd_limit() -> None:
@@ -179,13 +235,22 @@ def migrate(env: dict[str, str]) -> None:
     subprocess.run([kabinet_bin(), "migrate"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
 
 
-def start_kabinet(procs: Processes, env: dict[str, str], log_dir: Path, name: str = "kabinet") -> tuple[subprocess.Popen, str]:
-    """`kabinet serve` as production runs it (one process): (process, base URL)."""
+def start_kabinet(procs: Processes, env: dict[str, str], log_dir: Path, name: str = "kabinet",
+                  workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """`kabinet serve` as production runs it (one process, or `--workers N`): (process, base URL)."""
     port = free_port()
     log = log_dir / f"{name}.log"
-    proc = procs.start([kabinet_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, log=log)
+    argv = [kabinet_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    proc = procs.start(argv, env=env, cwd=ROOT, log=log)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/healthz", proc, log=log)
+    deadline = time.monotonic() + 60
+    while workers > 1 and log.read_text(errors="replace").count("Application startup complete") < workers:
+        if time.monotonic() > deadline:  # one child answering is not all of them ready
+            raise RuntimeError(f"{name}: not all {workers} worker processes started in 60 s")
+        time.sleep(0.2)
     return proc, base
 
 

@@ -25,9 +25,10 @@ def check_targets(results: dict) -> None:
     if "ratio_last_first" in w.get("W3", {}):
         ratio = w["W3"]["ratio_last_first"]["median"]
         add("W3 last pages within ±20% of the first", f"{ratio:.2f}×", 0.8 <= ratio <= 1.2)
-    for level in w.get("W4", {}).get("levels", {}).values():
+    for level in _w4_levels(w):
         n = level["subscribers"]
         name = f"W4 {n} subscribers" + ("" if level.get("variant", "one") == "one" else f", {W4_VARIANTS[level['variant']]}")
+        name += f", {level['workers']} processes" if level.get("workers") else ""
         if "error" in level:
             add(name, level["error"][:80], False)
             continue
@@ -45,6 +46,11 @@ def check_targets(results: dict) -> None:
     for name, count in w.get("SQL", {}).items():
         if isinstance(count, dict) and "constant" in count:
             add(f"SQL statements constant: {name}", f"{count['small']} vs {count['large']}", count["constant"])
+
+
+def _w4_levels(w: dict) -> list[dict]:
+    """W4's levels on one process, then those on `serve --workers N`."""
+    return [*w.get("W4", {}).get("levels", {}).values(), *w.get("W4_workers", {}).get("levels", {}).values()]
 
 
 # ---------------------------------------------------------------- the table
@@ -71,25 +77,36 @@ def table(results: dict) -> str:
         "| workload | figure | kabinet | kabinet, every request executed | PostGraphile | kabinet ÷ PostGraphile (executed ÷ PostGraphile) |",
         "|---|---|---|---|---|---|",
     ]
+    if any("kabinet_multi" in (w.get(name) or {}) for name in ("W1", "W2")):
+        lines[-2] = lines[-2] + (f" kabinet, `serve --workers {meta.get('workers', 'N')}` | the same, every request executed | "
+                                f"{meta.get('workers', 'N')} processes ÷ 1 (executed) |")
+        lines[-1] = lines[-1] + "---|---|---|"
     for name, title in (("W1", "W1 50 orgs → 20 products → contract, 10 documents"), ("W2", "W2 one organization's dashboard")):
         r = w.get(name)
         if not r or "kabinet" not in r or "rps" not in r["kabinet"]:
             continue
         k, u, p = r["kabinet"], r.get("kabinet_uncached", {}), r.get("postgraphile", {})
+        m, mu = r.get("kabinet_multi"), r.get("kabinet_multi_uncached", {})
 
         def ratio(key: str) -> str:
             return f"{r[key]:.2f}× ({r[key + '_uncached']:.2f}×)" if key in r else "—"
 
-        def row(label: str, key: str, digits: int, last: str = "") -> str:
-            return (f"| | {label} | {_fmt(k.get(key), '', digits)} | {_fmt(u.get(key), '', digits)} | "
+        def row(label: str, key: str, digits: int, last: str = "", multi: str = "") -> str:
+            text = (f"| | {label} | {_fmt(k.get(key), '', digits)} | {_fmt(u.get(key), '', digits)} | "
                     f"{_fmt(p.get(key), '', digits)} | {last} |")
+            if m is not None:
+                text += f" {_fmt(m.get(key), '', digits)} | {_fmt(mu.get(key), '', digits)} | {multi} |"
+            return text
 
-        lines.append(row("req/s", "rps", 0, ratio("ratio_rps")).replace("| |", f"| {title} |", 1))
+        multi_ratio = (f"{r['kabinet_multi_vs_one_rps']:.2f}× ({r['kabinet_multi_uncached_vs_one_rps']:.2f}×)"
+                       if "kabinet_multi_vs_one_rps" in r else "")
+
+        lines.append(row("req/s", "rps", 0, ratio("ratio_rps"), multi_ratio).replace("| |", f"| {title} |", 1))
         lines.append(row("p50 ms", "p50_ms", 1))
         lines.append(row("p99 ms", "p99_ms", 1, ratio("ratio_p99")))
         lines.append(row("server CPU ms per request", "server_cpu_ms_per_request", 1))
         sizes = [f"{x['response_bytes']:,}" if x.get("response_bytes") else "—" for x in (k, u, p)]
-        lines.append(f"| | response bytes | {' | '.join(sizes)} | |")
+        lines.append(f"| | response bytes | {' | '.join(sizes)} | |" + (" | | |" if m is not None else ""))
     lines += [
         "",
         "| workload | figure | kabinet | | |",
@@ -102,11 +119,12 @@ def table(results: dict) -> str:
                      f"{_fmt(r['first_pages_ms'], '', 1)} | | |")
         lines.append(f"| | ms per page, last {n} | {_fmt(r['last_pages_ms'], '', 1)} | | |")
         lines.append(f"| | last ÷ first | {_fmt(r['ratio_last_first'], '×', 2)} | | |")
-    r = w.get("W4")
-    if r:
-        for level in r.get("levels", {}).values():
+    if w.get("W4") or w.get("W4_workers"):
+        for level in _w4_levels(w):
             n, variant = level["subscribers"], level.get("variant", "one")
             who = {"one": "on one token", "admins": "distinct ADMINs", "users": "distinct USERs"}[variant]
+            if level.get("workers"):
+                who += f", `serve --workers {level['workers']}`"
             if "error" in level:
                 lines.append(f"| W4 {int(n):,} `sessions` subscribers, {who} | error | {level['error'][:100]} | | |")
                 continue
@@ -128,6 +146,9 @@ def table(results: dict) -> str:
                          + (f"; {extra:.1f} KB without permessage-deflate" if extra is not None else "") + " | | |")
             lines.append(f"| | connect + subscribe all; server CPU per subscribe | {level['connect_s']:.1f} s; "
                          f"{level['subscribe_server_cpu_ms']:.1f} ms | | |")
+            if level.get("connections_per_process"):
+                lines.append(f"| | subscribers per process (the kernel's spread) | "
+                             f"{' / '.join(f'{c:,}' for c in level['connections_per_process'])} | | |")
     r = w.get("W5")
 
     def writes(label: str, figures: dict) -> str:

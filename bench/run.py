@@ -11,6 +11,8 @@ Workloads (bench/README.md says more):
   W4 fan-out of `sessions` to 1,000 and 5,000 subscribers on one token, and to 1,000 distinct ADMINs
      and 1,000 distinct USERs (each their own token)  W5 writes with subscribers attached
   SQL statements per request at two data sizes, for every workload.
+  With --workers N (default 2): W1 and W2 also on `kabinet serve --workers N`, and W4's largest count.
+  --flamegraphs: py-spy flame graphs of the executing kabinet under W1's and W2's load.
 
   --smoke: tiny data, one short run each, no PostGraphile, a Python load driver (no Node needed);
   fails (exit 1) when a workload is broken: GraphQL errors, lost messages, a crash.
@@ -60,6 +62,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-deflate", action="store_true", help="W4/W5 clients do not offer permessage-deflate")
     parser.add_argument("--no-node", action="store_true", help="no npm/Node: Python load driver, no PostGraphile")
     parser.add_argument("--no-postgraphile", action="store_true", help="autocannon, but no PostGraphile comparison")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="also W1, W2 and W4 on `kabinet serve --workers N` (PostgreSQL + Redis, N uvicorn processes), "
+                             "beside one process (default 2; 1 for none; never in --smoke)")
+    parser.add_argument("--flamegraphs", nargs="?", const="", default=None, metavar="LABEL",
+                        help="py-spy flame graphs of the executing kabinet under W1's and W2's load, an extra run each: "
+                             "bench/results/flame-<date>[-LABEL]-W1.svg (and -W2), with a .top.txt summary")
+    parser.add_argument("--flame-seconds", type=float, default=10, help="seconds py-spy records (default 10)")
+    parser.add_argument("--flame-rate", type=int, default=200, help="py-spy samples per second (default 200)")
+    parser.add_argument("--flame-python-only", action="store_true",
+                        help="py-spy without --native: Python frames alone (C work is then charged to the Python frame below it)")
     parser.add_argument("--machine", default=os.environ.get("BENCH_MACHINE", "python-svc"), help="label for the results")
     parser.add_argument("--keep-database", action="store_true", help="leave the database for a look afterwards")
     parser.add_argument("--out", default=None, help="JSON file (default bench/results/<date>.json)")
@@ -69,6 +81,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--w4-variants: unknown {', '.join(sorted(unknown))} (one of {', '.join(W4_VARIANTS)})")
     args.runs = args.runs or (1 if args.smoke else 3)
     args.duration = args.duration or (2.0 if args.smoke else 10.0)
+    if args.smoke:
+        args.workers = 1  # the smoke stays short: CI runs it
     return args
 
 

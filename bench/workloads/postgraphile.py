@@ -1,11 +1,13 @@
 """kabinet side by side with PostGraphile (W1, W2): one request each, loaded in turn on kabinet as it
-runs, on kabinet executing every request, and on PostGraphile; the runs interleaved."""
+runs, on kabinet executing every request, the same two on `serve --workers N` (`--workers`), and on
+PostGraphile; the runs interleaved."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from bench.common import bearer, log, spread
+from bench.flamegraph import profile_under_load
 from bench.http_load import LoadSpec
 
 if TYPE_CHECKING:
@@ -21,7 +23,8 @@ async def compare(bench: Bench, name: str, kabinet: tuple[str, dict, str], postg
     servers: dict[str, tuple[LoadSpec, int]] = {}
     result: dict = {}
     for server, base, pid in (("kabinet", bench.base, bench.kabinet.pid),
-                              ("kabinet_uncached", bench.base_uncached, bench.kabinet_uncached.pid)):
+                              ("kabinet_uncached", bench.base_uncached, bench.kabinet_uncached.pid),
+                              *bench.multi_process_servers()):
         _, size = await bench.gql(base, query, variables, token)
         result[server] = {"response_bytes": size}
         servers[server] = (LoadSpec(f"{base}/graphql", [bench.body(query, variables)], args.concurrency, args.duration, headers), pid)
@@ -58,5 +61,10 @@ async def compare(bench: Bench, name: str, kabinet: tuple[str, dict, str], postg
         for server, suffix in (("kabinet", ""), ("kabinet_uncached", "_uncached")):
             result[f"ratio_rps{suffix}"] = result[server]["rps"]["median"] / pg["rps"]["median"]
             result[f"ratio_p99{suffix}"] = result[server]["p99_ms"]["median"] / pg["p99_ms"]["median"]
+    for server, one in (("kabinet_multi", "kabinet"), ("kabinet_multi_uncached", "kabinet_uncached")):
+        if server in result:  # what the second core buys
+            result[f"{server}_vs_one_rps"] = result[server]["rps"]["median"] / result[one]["rps"]["median"]
+    if args.flamegraphs is not None:  # where an executed request's time goes: an extra run, not measured
+        result["flamegraph"] = await profile_under_load(bench, name, *servers["kabinet_uncached"])
     result["concurrency"] = args.concurrency
     return result

@@ -86,10 +86,11 @@ def _tokens(bench: Bench, variant: str, n: int) -> list[str] | None:
     return [issue_access_token(settings, pk, uuid.uuid4()).token for pk in pks]
 
 
-async def _fresh_server_with_warm_hub(bench: Bench, variables: dict, changes: SessionChanges | None = None) -> tuple:
+async def _fresh_server_with_warm_hub(bench: Bench, variables: dict, changes: SessionChanges | None = None,
+                                      workers: int = 1) -> tuple:
     """A new kabinet process, warmed up by a few subscribers and, with `changes`, by changes until
     one arrives within half a second (right after a start, notices may wait for the hub's poll)."""
-    server, base = infra.start_kabinet(bench.procs, bench.env, bench.log_dir)
+    server, base = infra.start_kabinet(bench.procs, bench.env, bench.log_dir, workers=workers)
     started = time.monotonic()
     token = await bench.login(base, bench.dataset.w4.email)
     warm = await start_subscribers(bench, base, token, Q.W4_SUBSCRIPTION, variables, "sessions", 10, 1,
@@ -135,12 +136,12 @@ async def _idle_rss(bench: Bench, n: int, variables: dict) -> float:
 
 
 async def _level(bench: Bench, n: int, variant: str, changes: SessionChanges, variables: dict, changes_n: int,
-                 interval: float, budget: float) -> dict:
+                 interval: float, budget: float, workers: int = 1) -> dict:
     """One subscriber count of one variant on a fresh server: memory and CPU of subscribing, then
     the runs of changes, each timed from its commit to every subscriber."""
     tokens = _tokens(bench, variant, n)
     expected = 1 if variant == "users" else n  # subscribers each change must reach
-    server, base, token = await _fresh_server_with_warm_hub(bench, variables, changes)
+    server, base, token = await _fresh_server_with_warm_hub(bench, variables, changes, workers)
     clients: list = []
     received: Counter = Counter()  # every delivery of the measured changes, stragglers too
     try:
@@ -154,6 +155,7 @@ async def _level(bench: Bench, n: int, variant: str, changes: SessionChanges, va
         subscribe_cpu_ms = subscribe_cpu.ms_per(n)
         await asyncio.sleep(0.5 if bench.smoke else 3)
         rss_idle = infra.rss_kb(server.pid)
+        per_process = infra.connections_per_process(server.pid, base) if workers > 1 else None
         per_connection_kb = (rss_idle - rss_before) / n
         log(f"  server RSS {rss_before / 1024:.0f} MiB → {rss_idle / 1024:.0f} MiB: {per_connection_kb:.1f} KB per idle "
             f"subscriber; {subscribe_cpu_ms:.1f} ms server CPU per subscribe")
@@ -242,4 +244,26 @@ async def _level(bench: Bench, n: int, variant: str, changes: SessionChanges, va
         "server_cpu_ms_per_message": statistics.median(cpu) / expected if cpu else None,
         "lost": sum(s["lost"] for s in samples), "duplicates": duplicates,
         "subscriber_errors": sum(s["errors"] for s in samples), "samples": samples,
+        **({"workers": workers, "connections_per_process": sorted(per_process.values(), reverse=True)} if workers > 1 else {}),
     }
+
+
+async def run_on_workers(bench: Bench, workers: int) -> None:
+    """W4's largest count on one token, on a fresh `kabinet serve --workers N`: the subscribers spread
+    over the processes by the kernel (they accept from one listening socket), each change reaching
+    each process through the broker (Redis), none lost."""
+    ds = bench.dataset
+    changes_n = 3 if bench.smoke else bench.args.changes
+    interval = 0.2 if bench.smoke else bench.args.change_interval
+    budget = 30 if bench.smoke else bench.args.w4_budget
+    n = max(bench.w4_levels)
+    changes = SessionChanges(bench.broadcast, pk_of(ds.w4.organization_id, "Organization"))
+    log(f"  -- {n} subscribers, one token, on `kabinet serve --workers {workers}`")
+    try:
+        level = await _level(bench, n, "one", changes, {"org": ds.w4.organization_id}, changes_n, interval, budget,
+                             workers)
+        log(f"  subscribers per process: {level.get('connections_per_process')}")
+    except BenchError as error:
+        bench.problem(f"W4 {n} subscribers on {workers} processes: {error}")
+        level = {"subscribers": n, "variant": "one", "workers": workers, "error": str(error)}
+    bench.results["workloads"]["W4_workers"] = {"workers": workers, "levels": {str(n): level}}
