@@ -89,8 +89,13 @@ def connections_per_process(pid: int, base: str) -> dict[int, int]:
             pass
     counts: dict[int, int] = {}
     for member in group(pid):
+        links = []
         try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{member}/fd").iterdir()]
+            for fd in Path(f"/proc/{member}/fd").iterdir():
+                try:
+                    links.append(os.readlink(fd))
+                except OSError:
+                    pass  # closed meanwhile (the listing's own descriptor, for one)
         except OSError:
             continue
         held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
