@@ -130,6 +130,10 @@ class Settings(BaseSettings):
         description="Offer permessage-deflate on WebSockets: smaller messages, but a compressor per socket "
         "(~50 KB each) and every message compressed once per subscriber.",
     )
+    sql_json_reads: bool = Field(
+        True, description="On PostgreSQL, answer a query the statement path can say in SQL with one statement that "
+        "builds its JSON (schema/sql_json.py); false: every query goes through the executor."
+    )
     response_cache_mb: int = Field(
         64, description="Memory for answers kept per user until what they read changes (kabinet/response_cache.py); 0 turns it off."
     )

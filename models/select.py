@@ -274,3 +274,26 @@ def _queryset(model: type[M], where: Q | None) -> QuerySet[M]:
 
 def _order_names(order_by: Sequence[tuple[str, bool]]) -> list[str]:
     return [("-" if desc else "") + name for name, desc in order_by]
+
+
+# ------------------------------------------------------------ whole answers built by PostgreSQL (schema/sql_json.py)
+
+
+def is_postgres(model: type[Model]) -> bool:
+    """Does `model`'s connection (the block's own, inside `read_only`) speak PostgreSQL?"""
+    return _client_of(model._meta).capabilities.dialect == "postgres"
+
+
+def condition_sql(model: type[Model], condition: Q, params: list[Any]) -> str:
+    """`condition` over `model`'s own columns (unqualified, so that it reads the innermost table of
+    that name in a nested statement) as SQL, its values appended to `params` ($n): the same
+    rendering `select` uses. Raises `Unsupported` for a condition it does not compile."""
+    s = _Statement(model)
+    s.params = params
+    return s.condition(condition)
+
+
+async def select_row(model: type[Model], sql: str, params: list[Any]) -> Any:
+    """The one row of a statement written elsewhere, on `model`'s connection (the block's own)."""
+    _, rows = await _client_of(model._meta).execute_query(sql, params)
+    return rows[0]

@@ -39,10 +39,12 @@ from graphql import (
     is_leaf_type,
     is_object_type,
 )
+from graphql.execution.collect_fields import collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 
 from foundation.bounded_cache import BoundedCache
+from schema import sql_json
 from schema.introspection import TooMuchIntrospection, budget
 from schema.limits import source_bytes
 from schema.strawberry_internals import STRAWBERRY_FIELD, ExecutionContext
@@ -200,6 +202,8 @@ class KabinetExecutionContext(ExecutionContext):
         """A subscription event whose payload a group shares: the first member's execution answers
         the others too (same operation, same variables), when its root fields were completed as
         shared completions, i.e. read nothing of the subscriber."""
+        if self.operation.operation is OperationType.QUERY and sql_json.worth_trying(self.context_value):
+            return self._answer_with_statement(serially)
         shared = getattr(self.root_value, "__dict__", {}).get(_COMPLETIONS)
         if shared is None or self.operation.operation is not OperationType.SUBSCRIPTION:
             return super().execute_operation(serially)
@@ -217,6 +221,23 @@ class KabinetExecutionContext(ExecutionContext):
         ):
             shared[key] = (self.operation, result.data)
         return result
+
+    async def _answer_with_statement(self, serially: bool | None) -> Any:
+        """A query PostgreSQL can answer whole (schema/sql_json.py) is; any other is executed."""
+        root_type = self.schema.query_type
+        try:
+            grouped, defer_usages, *_ = collect_fields(
+                self.schema, self.fragments, self.variable_values, root_type, self.operation, self.hide_suggestions
+            )
+        except RecursionError:
+            defer_usages = True
+        if not defer_usages:
+            data = await sql_json.answer(self, root_type, grouped)
+            if data is not None:
+                self.run_async_work_finished_hook()
+                return ExecutionResult(data, None)
+        result = super().execute_operation(serially)
+        return await result if self.is_awaitable(result) else result
 
     def _variables(self) -> bytes:
         if self._variables_key is None:

@@ -53,6 +53,15 @@ def contract_status(ends_on: dt.date | None, today: dt.date) -> ContractStatus:
     return ContractStatus.EXPIRING if ends_on >= today else ContractStatus.EXPIRED
 
 
+def contract_status_sql(ends_on: str, today: str) -> str:
+    """`contract_status` said in SQL (PostgreSQL; schema/sql_json.py), over a date column and a date
+    parameter: tests/test_sql_json.py holds the two to the same answers."""
+    return (
+        f"CASE WHEN {ends_on} IS NULL OR {ends_on} - {today}::date > {EXPIRING_WITHIN.days} THEN 'ACTIVE' "
+        f"WHEN {ends_on} >= {today}::date THEN 'EXPIRING' ELSE 'EXPIRED' END"
+    )
+
+
 @strawberry.type(description="A contract between the organization and the provider.")
 class Contract(Node):
     kind: ContractKind = strawberry.field(description="What the contract is for.")

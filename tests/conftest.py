@@ -101,8 +101,9 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 class GraphQLClient:
     """Posts GraphQL to the app as a given demo user; remembers each user's access token."""
 
-    def __init__(self, http_client: httpx.AsyncClient) -> None:
+    def __init__(self, http_client: httpx.AsyncClient, app: Any = None) -> None:
         self.http = http_client
+        self.app = app  # for tests that change how the app answers (tests/both_paths.py)
         self.tokens: dict[str, str] = {}
 
     async def token_for(self, email: str) -> str:
@@ -128,8 +129,8 @@ class GraphQLClient:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def gql(client: httpx.AsyncClient) -> GraphQLClient:
-    return GraphQLClient(client)
+async def gql(client: httpx.AsyncClient, app: Any) -> GraphQLClient:
+    return GraphQLClient(client, app)
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ from models.tickets import SupportTicket, TicketAttachment, TicketAttachmentFile
 from resolvers.support import tickets as ticket_resolvers
 from resolvers.support.tickets import TICKETS
 from tests import factories
+from tests.both_paths import answered_so_far, stable, statement_path
 from tests.conftest import DEMO_PASSWORD
 from tests.introspection import ServedSchema
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
@@ -574,11 +575,18 @@ async def sample_ids(organizations: list[uuid.UUID]) -> dict[tuple[str, uuid.UUI
 
 
 async def post(gql: Any, email: str | None, query: str, http: Any = None) -> dict:
-    """POST a query as `email` (None: without a token) with the suite's client, or `http`."""
+    """POST a query as `email` (None: without a token) with the suite's client, or `http`. A query the
+    statement path (schema/sql_json.py, PostgreSQL) answered is run by the executor too: the same answer."""
     headers = {"Authorization": f"Bearer {await gql.token_for(email)}"} if email else {}
+    answered = answered_so_far()
     response = await (http or gql.http).post("/graphql", json={"query": query}, headers=headers)
     assert response.status_code < 500, f"{response.status_code} for {query[:300]}: {response.text[:500]}"
-    return response.json()
+    body = response.json()
+    if http is None and answered_so_far() > answered:  # the statement path answered: the executor must agree
+        with statement_path(gql.app, False):
+            executed = (await gql.http.post("/graphql", json={"query": query}, headers=headers)).json()
+        assert stable(body) == stable(executed), f"the statement path and the executor differ on {query[:500]}"
+    return body
 
 
 async def run_paths(gql: Any, world: World, checker: Checker, root: RootCall, paths: list[list[Step]],

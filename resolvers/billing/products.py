@@ -15,11 +15,16 @@ from resolvers.common.pagination import Ordering, load_pages
 PRODUCT_ORDER = Ordering(("name",))
 
 
-async def products_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+def product_filters(args: dict[str, Any]) -> Q | None:
+    """`Organization.products`' arguments as a filter (also read by schema/sql_json.py)."""
     category = args.get("category")
+    return Q(category=category) if category else None
+
+
+async def products_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
     pages = await load_pages(
         Product, "organization_id", [o.id for o in orgs], PRODUCT_ORDER, page_request(ctx, args),
-        filters=Q(category=category) if category else None, with_total=wants_total(args),
+        filters=product_filters(args), with_total=wants_total(args),
     )
     return [pages[o.id] for o in orgs]
 

@@ -102,17 +102,22 @@ def visible_documents() -> Q:
     return Q(visible_from__lte=today(), withdrawn_at__isnull=True)
 
 
-async def documents_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
-    org_ids = [o.id for o in orgs]
+def document_filters(args: dict[str, Any]) -> Q:
+    """The published documents `Organization.documents`' arguments ask for (also read by schema/sql_json.py)."""
     filters = visible_documents()
     if args.get("kind"):
         filters &= Q(kind=args["kind"])
     days = _day_range("issued_on", args.get("from"), args.get("to"), is_datetime=False)
     if days is not None:
         filters &= days
+    return filters
+
+
+async def documents_of(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
+    org_ids = [o.id for o in orgs]
     pages = await load_pages(
         Document, "organization_id", org_ids, DOCUMENT_ORDER, page_request(ctx, args),
-        filters=filters, with_total=wants_total(args),
+        filters=document_filters(args), with_total=wants_total(args),
     )
     return [pages[o.id] for o in orgs]
 

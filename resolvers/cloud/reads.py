@@ -60,7 +60,8 @@ async def databases_of(ctx: RequestContext, orgs: list[Organization], args: dict
     )
 
 
-def _session_filters(args: dict[str, Any]) -> Q | None:
+def session_filters(args: dict[str, Any]) -> Q | None:
+    """The sessions lists' arguments as a filter (also read by schema/sql_json.py)."""
     conditions: dict[str, Any] = {}
     if args.get("status"):
         conditions["status"] = args["status"]
@@ -72,14 +73,14 @@ def _session_filters(args: dict[str, Any]) -> Q | None:
 async def sessions_of_organizations(ctx: RequestContext, orgs: list[Organization], args: dict[str, Any]) -> list:
     return await _scoped_pages(
         ctx, Session, "organization_id", [(o.id, o.id) for o in orgs], session_scope, SESSION_ORDER, args,
-        extra=_session_filters(args),
+        extra=session_filters(args),
     )
 
 
 async def sessions_of_databases(ctx: RequestContext, databases: list[Database], args: dict[str, Any]) -> list:
     return await _scoped_pages(
         ctx, Session, "database_id", [(d.id, d.organization_id) for d in databases], session_scope, SESSION_ORDER,
-        args, extra=_session_filters(args),
+        args, extra=session_filters(args),
     )
 
 

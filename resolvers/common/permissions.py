@@ -385,6 +385,15 @@ TYPE_RULES: dict[str, Rule] = {
     "ApiToken": _api_token,  # resolvers/identity/api_tokens.py ApiToken
 }
 
+# Each type's rule as one organization-wide decision, for a reader that narrows whole lists in SQL
+# (schema/sql_json.py): the rules of an organization's objects, and Document's without its row part
+# (a document not yet published, or withdrawn, is hidden from everyone: the documents list's own
+# filter, resolvers/billing/reads.py `visible_documents`, leaves those rows out).
+LIST_RULES: dict[str, InOrganization] = {
+    **{name: rule for name, rule in TYPE_RULES.items() if isinstance(rule, InOrganization)},
+    "Document": _see_finance,
+}
+
 
 def scope(type_name: str, ctx: Any, organization_id: uuid.UUID) -> Scope:
     """Which of an organization's objects of a type the viewer sees, as a query filter: the list

@@ -62,6 +62,29 @@ def next_monthly_run(day_of_month: int, time_of_day: str, timezone: str, after: 
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+def next_monthly_run_sql(day_of_month: str, time_of_day: str, timezone: str, after: str) -> str:
+    """`next_monthly_run` said in SQL (PostgreSQL; schema/sql_json.py), over columns and a timestamptz
+    parameter: the day and time this month in the zone, or next month's when that is not after
+    `after`. tests/test_sql_json.py holds the two to the same answers, across changes of clocks."""
+    this_month = (
+        f"(date_trunc('month', {after} AT TIME ZONE {timezone}) + ({day_of_month} - 1) * interval '1 day' "
+        f"+ {time_of_day}::time)"
+    )
+    next_month = f"({this_month} + interval '1 month')"
+    first = _local_to_utc_sql(this_month, timezone)
+    return f"CASE WHEN {first} > {after} THEN {first} ELSE {_local_to_utc_sql(next_month, timezone)} END"
+
+
+def _local_to_utc_sql(local: str, timezone: str) -> str:
+    """A wall-clock time in a zone as an instant, as Python's zoneinfo reads it (fold 0). PostgreSQL's
+    AT TIME ZONE agrees for a time the clocks skip (the offset before the change) but reads a time
+    they repeat with the offset after the change; Python takes the earlier instant, found an hour
+    back: the instant an hour before, plus the hour, when it shows the same wall-clock time."""
+    plain = f"({local} AT TIME ZONE {timezone})"
+    earlier = f"(({local} - interval '1 hour') AT TIME ZONE {timezone} + interval '1 hour')"
+    return f"(CASE WHEN {earlier} < {plain} AND ({earlier} AT TIME ZONE {timezone}) = {local} THEN {earlier} ELSE {plain} END)"
+
+
 def next_run_of(schedule: UpdateSchedule, planned: list[UpdateRun], now: dt.datetime) -> dt.datetime | None:
     """A planned run's time if there is one, otherwise what the schedule's rule gives next."""
     if planned:
