@@ -96,7 +96,6 @@ def test_tortoise_builds_models_through_init_from_db() -> None:
     assert isinstance(Entity.__dict__.get("_init_from_db"), classmethod), "use_row_builder did not route Entity"
 
 
-
 def _reads(function: Any, name: str) -> bool:
     return any(isinstance(node, ast.Name) and node.id == name for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))))
 
