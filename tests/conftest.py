@@ -2,19 +2,17 @@
 
 `KABINET_TEST_DATABASE_URL=postgres://root@127.0.0.1:5432/test` runs the suite on a fresh
 PostgreSQL database made for this run (and dropped after it); `KABINET_TEST_BROKER_URL` picks the
-broker. Without them: a SQLite file in a temporary folder and the in-process broker.
+broker. Without them: a SQLite file in a temporary folder and the in-process broker. Either is a
+copy of the run's migrated template (tests/databases.py).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -22,6 +20,7 @@ import pytest_asyncio
 from kabinet.app import create_app
 from kabinet.db import count_sql
 from foundation.settings import Settings
+from tests.databases import drop_the_runs_template, migrated_database
 
 DEMO_PASSWORD = "kabinet-demo"
 
@@ -35,31 +34,14 @@ os.environ["KABINET_CLUSTER"] = "simulated"
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    admin_url = os.environ.get("KABINET_TEST_DATABASE_URL")
-    if not admin_url:
-        return f"sqlite://{tmp_path_factory.mktemp('db') / 'kabinet.sqlite3'}"
-    return _fresh_postgres_database(admin_url)
+    """This worker's database, migrated: a copy of the run's template (tests/databases.py). The app's
+    start still migrates it (nothing is left to do) and seeds the demo."""
+    return migrated_database(tmp_path_factory, tmp_path_factory.mktemp("db") / "kabinet.sqlite3")
 
 
-async def run_admin_sql(admin_url: str, sql: str) -> None:
-    """One statement on the admin database (CREATE / DROP DATABASE of a test's own)."""
-    connection = await asyncpg.connect(admin_url.replace("postgres://", "postgresql://", 1))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-def _fresh_postgres_database(admin_url: str) -> str:
-    """Create `kabinet_test_<random>` beside the admin database; dropped at exit."""
-    import asyncio
-    import atexit
-
-    name = f"kabinet_test_{uuid.uuid4().hex[:12]}"
-    parts = urlsplit(admin_url)
-    asyncio.run(run_admin_sql(admin_url, f'CREATE DATABASE "{name}"'))
-    atexit.register(lambda: asyncio.run(run_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
-    return urlunsplit(parts._replace(path=f"/{name}"))
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the run's controlling process, after its workers
+        drop_the_runs_template(session.config._tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

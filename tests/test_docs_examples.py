@@ -54,7 +54,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.conftest import DEMO_PASSWORD, _fresh_postgres_database
+from tests.conftest import DEMO_PASSWORD
+from tests.databases import migrated_database
 from tests.live import TRANSPORT_WS, GraphQLSocket
 from tests.processes import free_port, stop, wait_until_serving
 
@@ -202,10 +203,10 @@ def test_links_between_pages_lead_somewhere():
 
 @pytest.fixture(scope="module")
 def docs_server(tmp_path_factory: pytest.TempPathFactory):
-    """`kabinet serve` on a database of its own with the demo data, and the staff member of docs/provider.md."""
+    """`kabinet serve` on a database of its own (migrated: a copy of the run's template) with the demo
+    data, and the staff member of docs/provider.md."""
     folder = tmp_path_factory.mktemp("docs-examples")
-    admin_url = os.environ.get("KABINET_TEST_DATABASE_URL")
-    database_url = _fresh_postgres_database(admin_url) if admin_url else f"sqlite://{folder / 'kabinet.sqlite3'}"
+    database_url = migrated_database(tmp_path_factory, folder / "kabinet.sqlite3")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KABINET_")}
     env.update({
         "KABINET_DATABASE_URL": database_url, "KABINET_DATA_DIR": str(folder / "data"),

@@ -1,6 +1,7 @@
 """`kabinet doctor` (issue 18): a configured deployment's blockers and warnings, each with its fix; exit 1
 when anything blocks. The rules on settings alone in-process; a bad and a good configuration as real
-`kabinet doctor` processes on a fresh database of their own (SQLite, or PostgreSQL on that run)."""
+`kabinet doctor` processes on a database of their own (SQLite, or PostgreSQL on that run): an empty
+one for the bad configuration, which migrates it, and for the good one a migrated copy."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from kabinet.doctor import BLOCKS, WARNS, settings_findings
 from foundation.settings import Settings
-from tests.conftest import run_admin_sql
+from tests.databases import migrated_database, run_admin_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPLIER = ROOT / "examples" / "provider" / "supplier.toml"
@@ -77,6 +78,12 @@ def fresh_database(tmp_path):
         asyncio.run(run_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def migrated(tmp_path, tmp_path_factory):
+    """A migrated database of this test's own (a copy of the run's template, tests/databases.py)."""
+    return migrated_database(tmp_path_factory, tmp_path / "doctor.sqlite3")
+
+
 def deployment(database_url: str, tmp_path: Path, **settings: str) -> dict[str, str]:
     """A process environment with no KABINET_* of the tests' own (KABINET_CLUSTER among them) but these."""
     inherited = {key: value for key, value in os.environ.items() if not key.startswith("KABINET_")}
@@ -120,9 +127,9 @@ def test_a_bad_configuration_blocks_with_every_reason(fresh_database, tmp_path):
     assert "cluster mode: simulated (KABINET_CLUSTER=simulated)" in asked
 
 
-def test_a_good_configuration_passes(fresh_database, tmp_path):
+def test_a_good_configuration_passes(migrated, tmp_path):
     env = deployment(
-        fresh_database, tmp_path, KABINET_SECRET_KEY=GOOD_SECRET, KABINET_PUBLIC_URL="https://cabinet.example.ru",
+        migrated, tmp_path, KABINET_SECRET_KEY=GOOD_SECRET, KABINET_PUBLIC_URL="https://cabinet.example.ru",
         KABINET_SEED_DEMO="false", KABINET_MAIL_URL="smtp://kabinet:pw@smtp.example.ru:587?starttls=true",
         KABINET_SMS_URL="https://sms.example.ru/send",
     )

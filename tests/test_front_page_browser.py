@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from kabinet.demo.blocks import DEMO_PASSWORD
+from tests.databases import migrated_sqlite
 from tests.processes import free_port, stop
 
 CHROMIUM = os.environ.get("KABINET_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -50,11 +51,13 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`kabinet serve` on a free port: a fresh SQLite database, the demo, the sessions held still."""
+    """`kabinet serve` on a free port: a SQLite database of its own (migrated: a copy of the run's
+    template), the demo, the sessions held still."""
     folder = tmp_path_factory.mktemp("front")
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("KABINET_")}
     env.update({"KABINET_DATA_DIR": str(folder / "data"), "KABINET_CLUSTER_CHURN": "0", "PYTHONPATH": str(ROOT)})
+    migrated_sqlite(tmp_path_factory, folder / "data" / "kabinet.sqlite3")
     log = folder / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ PRIVATE_NAMES = frozenset({
     "_init_from_db", "_pool", "_pool_init_lock", "_is_negated", "_make_query", "_inited",  # Tortoise
     "_partial", "_saved_in_db", "_await_when_save", "_custom_generated_pk",  # Tortoise model state
     "_enable_global_fallback",  # Tortoise.init
+    "_run_database_forward",  # Tortoise's Migration.apply
     "_backend",  # broadcaster
 })
 LIBRARIES = ("tortoise", "pypika", "strawberry", "graphql", "broadcaster", "asyncpg", "aiosqlite", "redis", "starlette")
@@ -93,6 +95,34 @@ def test_tortoise_builds_models_through_init_from_db() -> None:
     )
     assert isinstance(Entity.__dict__.get("_init_from_db"), classmethod), "use_row_builder did not route Entity"
 
+
+def _reads(function: Any, name: str) -> bool:
+    return any(isinstance(node, ast.Name) and node.id == name for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))))
+
+
+def test_migrations_clone_the_state_where_tortoise_did_only_when_an_operation_reads_it() -> None:
+    """`_apply` is Tortoise's `Migration.apply` but for the clone before each operation: the
+    operations it skips the clone for still read only the state after them (or leave the state
+    alone), and Tortoise's `apply` is still the one `_apply` was copied from."""
+    import hashlib
+
+    from tortoise.migrations.migration import Migration
+
+    from models.tortoise_internals import (
+        FORWARD_READS_ONLY_THE_STATE_AFTER, LEAVE_THE_STATE_AS_IT_IS, _apply, tortoise_migration_apply,
+    )
+    import kabinet.db  # noqa: F401  (installs _apply)
+
+    assert Migration.apply is _apply
+    source = textwrap.dedent(inspect.getsource(tortoise_migration_apply))
+    assert "old_state = state.clone() if need_old_state else None" in source
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == "7e9a19f612241e0e", (
+        "Tortoise's Migration.apply changed: bring models/tortoise_internals._apply in line with it, then this digest"
+    )
+    assert [kind.__name__ for kind in FORWARD_READS_ONLY_THE_STATE_AFTER if _reads(kind.database_forward, "old_state")] == []
+    for kind in LEAVE_THE_STATE_AS_IT_IS:
+        body = ast.parse(textwrap.dedent(inspect.getsource(kind.state_forward))).body[0].body
+        assert ast.unparse(body[-1]) == "return None" and len(body) == 1, f"{kind.__name__}.state_forward now changes the state"
 
 async def test_tortoise_leaves_the_state_the_row_builder_writes(app) -> None:
     """A model Tortoise builds from a row has, besides its fields, exactly the state

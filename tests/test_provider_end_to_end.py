@@ -23,7 +23,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import run_admin_sql
+from tests.databases import run_admin_sql
 from tests.processes import free_port, stop, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent

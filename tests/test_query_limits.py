@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from schema.limits import query_cost, parse_document
-from tests.conftest import run_admin_sql
+from tests.databases import run_admin_sql
 from tests.processes import free_port, stop, wait_until_serving
 
 GRAPHQL_RESPONSE = {"accept": "application/graphql-response+json"}

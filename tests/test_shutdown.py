@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from tests.conftest import DEMO_PASSWORD
+from tests.databases import migrated_sqlite
 from tests.processes import free_port, wait_until_serving
 from tests.live import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
 
@@ -23,11 +24,13 @@ SESSIONS_LIVE = "subscription($org: ID!) { sessions(organizationId: $org) { sess
 
 
 @pytest.fixture
-def server(tmp_path: Path):
-    """`kabinet serve` on the embedded default (SQLite, demo data, in-process workers) in a temp folder."""
+def server(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`kabinet serve` on the embedded default (SQLite, demo data, in-process workers) in a temp folder,
+    its database already migrated (a copy of the run's template: shutting down is the subject here)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KABINET_")}
     env["KABINET_DATA_DIR"] = str(tmp_path / "data")
+    migrated_sqlite(tmp_path_factory, tmp_path / "data" / "kabinet.sqlite3")
     log = tmp_path / "serve.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "kabinet.cli", "serve", "--port", str(port)],
