@@ -35,11 +35,11 @@ def text(value: str) -> str:
 
 
 def global_id(type_name: str) -> Callable[[str], str]:
-    """foundation.ids.to_global_id: base64url of "Type:uuid", unpadded (PostgreSQL breaks lines at 76)."""
+    """foundation.ids.to_global_id: base64url of "Type:uuid", unpadded. One translate maps +/ and
+    drops the padding and the line breaks PostgreSQL puts every 76 characters; the text is cast to
+    bytea as it is (a type name and a uuid hold no backslash)."""
     prefix = text(f"{type_name}:")
-    return lambda column: (
-        f"rtrim(translate(encode(convert_to({prefix} || {column}::text, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
-    )
+    return lambda column: f"translate(encode(({prefix} || {column}::text)::bytea, 'base64'), E'+/\\n=', '-_')"
 
 
 def plain(column: str) -> str:
