@@ -113,6 +113,7 @@ def _organization_by_id(c: Compiler, alias: str, field_def: Any, details: list) 
     row = c.alias()
     table = OrganizationModel._meta.db_table
     c.sources[row] = f'(SELECT * FROM "{table}" WHERE "id" = {c.param(organization_id)}::uuid)'
+    c.single_rows.add(row)
     node = c.object(node_type(field_def), details, row)
     return f"(SELECT {node} FROM {c.sources[row]} {row}{c.joined(row)})"
 

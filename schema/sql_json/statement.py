@@ -84,6 +84,7 @@ class Compiler:
         self.aliases = 0
         self.joins: dict[str, list[tuple[str, str]]] = {}  # by row alias: the rows joined to it (`join`)
         self.sources: dict[str, str] = {}  # by row alias: the subquery its rows come from (for its children)
+        self.single_rows: set[str] = set()  # row aliases of one row at most (`organization(id:)`)
         self.scopes: dict[str, dict[uuid.UUID, Any]] = {}  # by type: each organization's Scope of it
         self.conditions: dict[str, str] = {}  # by type: its list rule as SQL (`in_sight`)
         self._now: str | None = None
@@ -275,8 +276,10 @@ def connection(
             return c.build(info_type, c.subfields(info_type, sub), info_part)
 
         parents = c.sources.get(alias) if parent_key else None
-        if parent_key is None:
-            rows = rows_of(c, item_type.name, model, kept)
+        if parent_key is None or alias in c.single_rows:
+            # the root list, or the page of one parent: a subquery of its own is the simplest plan
+            under = f'"{columns(model)[parent_key]}" = {alias}."id"' if parent_key else None
+            rows = rows_of(c, item_type.name, model, kept, under)
             page = f"(SELECT * {rows} ORDER BY {order(model, ordering)} LIMIT {first})"
 
             def part(name: str, part_def: Any, sub: list) -> str:
