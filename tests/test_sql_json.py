@@ -169,6 +169,27 @@ async def test_a_user_s_narrowed_lists_are_one_statement(app, gql, postgres_only
     assert sessions["totalCount"] >= 1, executed
 
 
+async def test_a_kept_statement_follows_the_viewer_s_rights(app, gql, postgres_only):
+    """A statement is kept per query and rights (schema/sql_json STATEMENTS): when an ADMIN becomes a
+    USER, the same query of the same token answers what a USER sees, as the executor does."""
+    from models.identity import User
+    from models.organizations import Membership, Role
+
+    query = """{ organizations { edges { node { name viewerRole
+      databases { totalCount } sessions { totalCount edges { node { userName } } } } } } }"""
+    admin = await User.get(email="admin@romashka.example")
+    membership = await Membership.filter(user_id=admin.id).first()
+    as_admin, _, answered = await both_ways(app, gql, query, None, "admin@romashka.example")
+    assert answered
+    try:
+        await Membership.filter(id=membership.id).update(role=Role.USER)
+        executed, by_statement, answered = await both_ways(app, gql, query, None, "admin@romashka.example")
+    finally:
+        await Membership.filter(id=membership.id).update(role=membership.role)
+    assert answered and by_statement == executed
+    assert by_statement != as_admin
+
+
 async def test_what_it_cannot_say_is_executed(app, gql, postgres_only):
     """A cursor, a field it does not know, an organization not the viewer's: the executor answers."""
     ids = await romashka_ids(gql)

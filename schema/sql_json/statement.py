@@ -88,6 +88,7 @@ class Compiler:
         self.scopes: dict[str, dict[uuid.UUID, Any]] = {}  # by type: each organization's Scope of it
         self.conditions: dict[str, str] = {}  # by type: its list rule as SQL (`in_sight`)
         self._now: str | None = None
+        self.now_index: int | None = None
         self._today: str | None = None
 
     def param(self, value: Any) -> str:
@@ -108,8 +109,10 @@ class Compiler:
         return "".join(f" {sql}{self.joined(joined)}" for sql, joined in self.joins.get(alias, ()))
 
     def now(self) -> str:
+        """The request's moment, one parameter (`now_index`: set anew when a kept statement is reused)."""
         if self._now is None:
             self._now = self.param(clock.utcnow()) + "::timestamptz"
+            self.now_index = len(self.params) - 1
         return self._now
 
     def today(self) -> str:
