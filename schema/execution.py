@@ -232,7 +232,7 @@ class KabinetExecutionContext(ExecutionContext):
         except RecursionError:
             defer_usages = True
         if not defer_usages:
-            data = await sql_json.answer(self, root_type, grouped)
+            data = await sql_json.answer(self, root_type, grouped, self._variables())
             if data is not None:
                 self.run_async_work_finished_hook()
                 return ExecutionResult(data, None)

@@ -63,16 +63,21 @@ def next_monthly_run(day_of_month: int, time_of_day: str, timezone: str, after: 
 
 
 def next_monthly_run_sql(day_of_month: str, time_of_day: str, timezone: str, after: str) -> str:
-    """`next_monthly_run` said in SQL (PostgreSQL; schema/sql_json.py), over columns and a timestamptz
+    """`next_monthly_run` said in SQL (PostgreSQL; schema/sql_json/), over columns and a timestamptz
     parameter: the day and time this month in the zone, or next month's when that is not after
-    `after`. tests/test_sql_json.py holds the two to the same answers, across changes of clocks."""
-    this_month = (
-        f"(date_trunc('month', {after} AT TIME ZONE {timezone}) + ({day_of_month} - 1) * interval '1 day' "
-        f"+ {time_of_day}::time)"
+    `after`. tests/test_sql_json.py holds the two to the same answers, across changes of clocks.
+    The wall-clock time is worked out once, in a subquery kept apart (OFFSET 0) so that the
+    planner does not copy its expression into every place it is read."""
+    local = (
+        f"date_trunc('month', {after} AT TIME ZONE {timezone}) + ({day_of_month} - 1) * interval '1 day' "
+        f"+ {time_of_day}::time"
     )
-    next_month = f"({this_month} + interval '1 month')"
-    first = _local_to_utc_sql(this_month, timezone)
-    return f"CASE WHEN {first} > {after} THEN {first} ELSE {_local_to_utc_sql(next_month, timezone)} END"
+    this_month = _local_to_utc_sql("wall.local", timezone)
+    next_month = _local_to_utc_sql("(wall.local + interval '1 month')", timezone)
+    return (
+        f"(SELECT CASE WHEN {this_month} > {after} THEN {this_month} ELSE {next_month} END "
+        f"FROM (SELECT {local} AS local OFFSET 0) wall)"
+    )
 
 
 def _local_to_utc_sql(local: str, timezone: str) -> str:

@@ -111,8 +111,11 @@ def _organization_by_id(c: Compiler, alias: str, field_def: Any, details: list) 
     if organization_id not in c.organizations:
         raise CannotCompile("not one of the viewer's organizations")  # null, as the resolver answers it
     row = c.alias()
+    table = OrganizationModel._meta.db_table
+    c.sources[row] = f'(SELECT * FROM "{table}" WHERE "id" = {c.param(organization_id)}::uuid)'
+    c.single_rows.add(row)
     node = c.object(node_type(field_def), details, row)
-    return f'(SELECT {node} FROM "{OrganizationModel._meta.db_table}" {row} WHERE {row}."id" = {c.param(organization_id)}::uuid)'
+    return f"(SELECT {node} FROM {c.sources[row]} {row}{c.joined(row)})"
 
 
 FIELDS: dict[str, dict[str, FieldSql]] = {

@@ -35,11 +35,11 @@ def text(value: str) -> str:
 
 
 def global_id(type_name: str) -> Callable[[str], str]:
-    """foundation.ids.to_global_id: base64url of "Type:uuid", unpadded (PostgreSQL breaks lines at 76)."""
+    """foundation.ids.to_global_id: base64url of "Type:uuid", unpadded. One translate maps +/ and
+    drops the padding and the line breaks PostgreSQL puts every 76 characters; the text is cast to
+    bytea as it is (a type name and a uuid hold no backslash)."""
     prefix = text(f"{type_name}:")
-    return lambda column: (
-        f"rtrim(translate(encode(convert_to({prefix} || {column}::text, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
-    )
+    return lambda column: f"translate(encode(({prefix} || {column}::text)::bytea, 'base64'), E'+/\\n=', '-_')"
 
 
 def plain(column: str) -> str:
@@ -82,9 +82,13 @@ class Compiler:
         self.organizations = organizations
         self.params: list[Any] = []
         self.aliases = 0
-        self.checked: set[str] = set()
-        self._organizations_param: str | None = None
+        self.joins: dict[str, list[tuple[str, str]]] = {}  # by row alias: the rows joined to it (`join`)
+        self.sources: dict[str, str] = {}  # by row alias: the subquery its rows come from (for its children)
+        self.single_rows: set[str] = set()  # row aliases of one row at most (`organization(id:)`)
+        self.scopes: dict[str, dict[uuid.UUID, Any]] = {}  # by type: each organization's Scope of it
+        self.conditions: dict[str, str] = {}  # by type: its list rule as SQL (`in_sight`)
         self._now: str | None = None
+        self.now_index: int | None = None
         self._today: str | None = None
 
     def param(self, value: Any) -> str:
@@ -95,15 +99,20 @@ class Compiler:
         self.aliases += 1
         return f"t{self.aliases}"
 
-    def in_sight(self) -> str:
-        """The viewer's organizations, one parameter for the whole statement."""
-        if self._organizations_param is None:
-            self._organizations_param = self.param(self.organizations) + "::uuid[]"
-        return self._organizations_param
+    def join(self, alias: str, join_sql: str, joined: str) -> None:
+        """A row linked to the row `alias` (a to-one link), joined into the FROM that reads `alias`:
+        one join per link instead of a subquery run for every row."""
+        self.joins.setdefault(alias, []).append((join_sql, joined))
+
+    def joined(self, alias: str) -> str:
+        """The joins of the rows linked to `alias`, and of the rows linked to those."""
+        return "".join(f" {sql}{self.joined(joined)}" for sql, joined in self.joins.get(alias, ()))
 
     def now(self) -> str:
+        """The request's moment, one parameter (`now_index`: set anew when a kept statement is reused)."""
         if self._now is None:
             self._now = self.param(clock.utcnow()) + "::timestamptz"
+            self.now_index = len(self.params) - 1
         return self._now
 
     def today(self) -> str:
@@ -114,17 +123,34 @@ class Compiler:
     # -------------------------------------------------------------- the role table, on whole lists
 
     def require_type(self, type_name: str) -> None:
-        """The viewer sees every object of the type in each of their organizations, or no statement."""
-        if type_name in self.checked:
+        """The viewer may be shown objects of the type wherever they belong: no organization of theirs
+        refuses it (a FORBIDDEN link is an error the statement cannot write), or no statement."""
+        if type_name in self.scopes:
             return
         rule = LIST_RULES.get(type_name)
         if rule is None:
             raise CannotCompile(f"no list rule for {type_name}")
-        for organization_id in self.organizations:
-            seen = rule.scope(self.ctx, organization_id)
-            if seen.sight is not Sight.SEE or seen.narrowing is not None:
-                raise CannotCompile(f"{type_name} narrowed or refused")
-        self.checked.add(type_name)
+        scopes = {organization_id: rule.scope(self.ctx, organization_id) for organization_id in self.organizations}
+        if any(seen.sight is not Sight.SEE for seen in scopes.values()):
+            raise CannotCompile(f"{type_name} refused")
+        self.scopes[type_name] = scopes
+
+    def in_sight(self, type_name: str, model: type[Model]) -> str:
+        """The role table's list rule of a type as a condition on `model`'s rows (unqualified columns:
+        the innermost table): every row of the organizations where the viewer sees all of them, the
+        rows the narrowing admits (a USER's own sessions, granted databases) where it narrows."""
+        kept = self.conditions.get(type_name)
+        if kept is not None:
+            return kept
+        self.require_type(type_name)
+        column = f'"{organization_column(model)}"'
+        everything = [org for org, seen in self.scopes[type_name].items() if seen.narrowing is None]
+        parts = [f"{column} = ANY({self.param(everything)}::uuid[])"] if everything else []
+        for org, seen in self.scopes[type_name].items():
+            if seen.narrowing is not None:
+                parts.append(f"({column} = {self.param(org)}::uuid AND {condition_sql(model, seen.narrowing, self.params)})")
+        condition = self.conditions[type_name] = f"({' OR '.join(parts) or 'false'})"
+        return condition
 
     def require_field(self, type_name: str, field_name: str) -> None:
         rule = FIELD_RULES.get((type_name, field_name))
@@ -200,12 +226,12 @@ def organization_column(model: type[Model]) -> str:
     return "id" if model is OrganizationModel else "organization_id"
 
 
-def rows_of(c: Compiler, model: type[Model], parent: str | None, filters: Q | None) -> str:
-    """FROM … WHERE of `model` rows under a parent (`parent`: the SQL its key column equals), in the
-    viewer's organizations, filtered."""
-    conditions = [f'"{organization_column(model)}" = ANY({c.in_sight()})']
-    if parent is not None:
-        conditions.append(parent)
+def rows_of(c: Compiler, type_name: str, model: type[Model], filters: Q | None, parents: str | None = None) -> str:
+    """FROM … WHERE of `model` rows the viewer sees (`in_sight`), filtered, under the parents
+    `parents` (a condition) says."""
+    conditions = [c.in_sight(type_name, model)]
+    if parents is not None:
+        conditions.append(parents)
     if filters is not None:
         conditions.append(condition_sql(model, filters, c.params))
     return f'FROM "{model._meta.db_table}" WHERE {" AND ".join(conditions)}'
@@ -217,67 +243,112 @@ def connection(
 ) -> FieldSql:
     """A connection field: `parent_key` is `model`'s column holding the parent row's id (None: a
     root list). Totals, pages and `hasNextPage` as resolvers.common.pagination.load_pages gives them;
-    a cursor (`after`, `cursor`, `startCursor`, `endCursor`) is left to the executor."""
+    a cursor (`after`, `cursor`, `startCursor`, `endCursor`) is left to the executor. Under a list of
+    parents the pages of all of them are read at once (a ROW_NUMBER window, as load_pages does) and
+    joined to the parents; a subquery per parent would run the statement's executor once per row."""
 
     def compile_connection(c: Compiler, alias: str, field_def: Any, details: list) -> str:
         args = c.arguments(field_def, details, ids)
         if args.get("after") is not None:
             raise CannotCompile("after")
         first = PageRequest.from_args(args, c.ctx.settings.max_page_size).first
-        parent = f'"{columns(model)[parent_key]}" = {alias}."id"' if parent_key else None
-        rows = rows_of(c, model, parent, filters(args))
         connection_type = node_type(field_def)
+        edge_type = node_type(connection_type.fields["edges"])
+        item_type = node_type(edge_type.fields["node"])
+        grouped = c.subfields(connection_type, details)
+        kept = filters(args)
 
-        def part(name: str, part_def: Any, sub: list) -> str:
-            if name == "totalCount":
-                return f"(SELECT count(*) {rows})"
-            if name == "edges":
-                return edges(part_def, sub)
-            if name == "pageInfo":
-                return page_info(part_def, sub)
-            raise CannotCompile(f"connection field {name}")
-
-        def edges(edges_def: Any, sub: list) -> str:
-            if first == 0:
-                return "'[]'::json"
-            row = c.alias()
-            edge_type = node_type(edges_def)
-
+        def edge_of(row: str, sub: list) -> str:
             def edge_part(name: str, node_def: Any, node_sub: list) -> str:
                 if name != "node":
                     raise CannotCompile(f"edge field {name}")
                 return c.object(node_type(node_def), node_sub, row)
 
-            edge = c.build(edge_type, c.subfields(edge_type, sub), edge_part)
-            return (
-                f"COALESCE((SELECT json_agg({edge} ORDER BY {order(model, ordering, row)}) FROM "
-                f"(SELECT * {rows} ORDER BY {order(model, ordering)} LIMIT {first}) {row}), '[]'::json)"
-            )
+            return c.build(edge_type, c.subfields(edge_type, sub), edge_part)
 
-        def page_info(info_def: Any, sub: list) -> str:
-            info_type = node_type(info_def)
+        def page_info(sub: list, more: str) -> str:
+            info_type = node_type(connection_type.fields["pageInfo"])
 
             def info_part(name: str, _def: Any, _sub: list) -> str:
                 if name == "hasNextPage":
-                    return f"EXISTS (SELECT 1 {rows} ORDER BY {order(model, ordering)} OFFSET {first})" if first else "false"
+                    return more if first else "false"
                 if name == "hasPreviousPage":
                     return "false"
                 raise CannotCompile(f"pageInfo.{name}")
 
             return c.build(info_type, c.subfields(info_type, sub), info_part)
 
-        return c.build(connection_type, c.subfields(connection_type, details), part)
+        parents = c.sources.get(alias) if parent_key else None
+        if parent_key is None or alias in c.single_rows:
+            # the root list, or the page of one parent: a subquery of its own is the simplest plan
+            under = f'"{columns(model)[parent_key]}" = {alias}."id"' if parent_key else None
+            rows = rows_of(c, item_type.name, model, kept, under)
+            page = f"(SELECT * {rows} ORDER BY {order(model, ordering)} LIMIT {first})"
+
+            def part(name: str, part_def: Any, sub: list) -> str:
+                if name == "totalCount":
+                    return f"(SELECT count(*) {rows})"
+                if name == "edges":
+                    if first == 0:
+                        return "'[]'::json"
+                    row = c.alias()
+                    c.sources[row] = page
+                    edge = edge_of(row, sub)
+                    return f"COALESCE((SELECT json_agg({edge} ORDER BY {order(model, ordering, row)}) FROM {page} {row}{c.joined(row)}), '[]'::json)"
+                if name == "pageInfo":
+                    return page_info(sub, f"EXISTS (SELECT 1 {rows} ORDER BY {order(model, ordering)} OFFSET {first})")
+                raise CannotCompile(f"connection field {name}")
+
+            return c.build(connection_type, grouped, part)
+        if parents is None:
+            raise CannotCompile("a connection under a parent read no other way")
+        key = columns(model)[parent_key]
+        rows = rows_of(c, item_type.name, model, kept, f'"{key}" IN (SELECT "id" FROM {parents} parents)')
+        ranked = f'(SELECT *, row_number() OVER (PARTITION BY "{key}" ORDER BY {order(model, ordering)}) AS _rank {rows})'
+        names = {sub[0].node.name.value for sub in grouped.values()}
+        total = pages = None
+        if "totalCount" in names:
+            total = c.alias()
+            c.join(alias, f'LEFT JOIN (SELECT "{key}" AS parent, count(*) AS total {rows} GROUP BY "{key}") {total} ON {total}.parent = {alias}."id"', total)
+        if first and names & {"edges", "pageInfo"}:
+            row, pages = c.alias(), c.alias()
+            c.sources[row] = f"(SELECT * FROM {ranked} ranked WHERE _rank <= {first})"
+            edges_sub = next((sub for sub in grouped.values() if sub[0].node.name.value == "edges"), None)
+            edge = edge_of(row, edges_sub) if edges_sub is not None else "NULL"
+            c.join(alias, (
+                f'LEFT JOIN (SELECT {row}."{key}" AS parent, json_agg({edge} ORDER BY {row}._rank) FILTER (WHERE {row}._rank <= {first}) '
+                f"AS edges, bool_or({row}._rank > {first}) AS more FROM {ranked} {row}{c.joined(row)} WHERE {row}._rank <= {first + 1} "
+                f'GROUP BY {row}."{key}") {pages} ON {pages}.parent = {alias}."id"'
+            ), pages)
+
+        def grouped_part(name: str, part_def: Any, sub: list) -> str:
+            if name == "totalCount":
+                return f"COALESCE({total}.total, 0)"
+            if name == "edges":
+                # every "edges" of the selection is one response key, compiled once above
+                return f"COALESCE({pages}.edges, '[]'::json)" if pages else "'[]'::json"
+            if name == "pageInfo":
+                return page_info(sub, f"COALESCE({pages}.more, false)" if pages else "false")
+            raise CannotCompile(f"connection field {name}")
+
+        if sum(1 for sub in grouped.values() if sub[0].node.name.value == "edges") > 1:
+            raise CannotCompile("edges under two response keys")
+        return c.build(connection_type, grouped, grouped_part)
 
     return compile_connection
 
 
 def to_one(model: type[Model], foreign_key: str, parent_model: type[Model]) -> FieldSql:
-    """A link to one row by the parent's foreign key: null when there is none or the viewer does not see it."""
+    """A link to one row by the parent's foreign key, joined to the parent's rows: null when there is
+    none or the viewer does not see it."""
 
     def compile_link(c: Compiler, alias: str, field_def: Any, details: list) -> str:
         column = columns(parent_model)[foreign_key]
         row = c.alias()
-        node = c.object(node_type(field_def), details, row)
-        return f'(SELECT {node} FROM "{model._meta.db_table}" {row} WHERE {row}."id" = {alias}."{column}" AND {row}."{organization_column(model)}" = ANY({c.in_sight()}))'
+        linked = node_type(field_def)
+        node = c.object(linked, details, row)
+        seen = c.in_sight(linked.name, model)
+        c.join(alias, f'LEFT JOIN (SELECT * FROM "{model._meta.db_table}" WHERE {seen}) {row} ON {row}."id" = {alias}."{column}"', row)
+        return f'CASE WHEN {row}."id" IS NULL THEN NULL ELSE {node} END'
 
     return compile_link
