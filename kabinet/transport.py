@@ -33,6 +33,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
 
 from foundation.logs import RequestRecord, current_request, request_id_from
 from kabinet.request_log import write_line
@@ -204,7 +205,8 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol (the `websockets` library's sans-I/O one, uvicorn's own choice),
     forgetting the opening handshake once it is answered: uvicorn keeps the request and the response
-    (their header maps, ~5 KB) for as long as the socket lives, and an idle subscriber's socket lives
+    (their header maps, ~5 KB; the request also stays in the `websockets` parser's generator, so its
+    headers are emptied) for as long as the socket lives, and an idle subscriber's socket lives
     for hours. Nothing reads them after the handshake. Its queue of received messages is an `Inbox`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -214,6 +216,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         await super().send(message)
         if self.handshake_complete and getattr(self, "response", None) is not None:
+            if self.request is not None:  # its parser's generator still holds the request: empty it
+                self.request.headers = Headers()
             self.request = self.response = None
 
 
