@@ -58,3 +58,44 @@ class SessionChanges:
         committed = time.time()
         await announce_committed(actor.announcements, self.broadcast)
         return f"{kind}:{to_global_id('Session', session.id)}", committed
+
+
+class SpreadChanges:
+    """Session changes spread over many organizations (W4 spread), each in the next organization of a
+    stride through them: a session started there, or the one started there before ended. In turn it
+    is one of the organization's USERs' own (in their granted database) or nobody's in particular.
+
+    `next()` gives, besides the key and commit time, who must receive it: (organization index, the
+    USER whose session it is or None)."""
+
+    def __init__(self, broadcast, organizations: list[dict]) -> None:
+        self.broadcast = broadcast
+        self.organizations = organizations
+        self.open: dict[int, tuple[Session, uuid.UUID | None]] = {}
+        self.turn = 0
+        # a stride coprime with the count: successive changes land far apart, every organization in turn
+        self.stride = next(s for s in (7919, 104729, 1) if len(organizations) % s) if len(organizations) > 1 else 1
+
+    async def next(self) -> tuple[str, float, int, uuid.UUID | None]:
+        index = (self.turn * self.stride) % len(self.organizations)
+        self.turn += 1
+        org = self.organizations[index]
+        actor = SystemActor("bench")
+        if index in self.open:
+            session, owner = self.open.pop(index)
+            async with in_transaction():
+                await sessions.ended(actor, session, utcnow())
+            kind = "ENDED"
+        else:
+            owner, database_pk = (org["users"][self.turn % len(org["users"])] if self.turn % 3
+                                  else (None, org["databases"][self.turn % len(org["databases"])]))
+            async with in_transaction():
+                session = await sessions.start(
+                    actor, organization_id=org["organization"], database_id=database_pk, user_id=owner,
+                    user_name="Бенч-сеанс", client_kind=ClientKind.WEB_CLIENT, host="PC-BENCH", started_at=utcnow(),
+                )
+            self.open[index] = (session, owner)
+            kind = "STARTED"
+        committed = time.time()
+        await announce_committed(actor.announcements, self.broadcast)
+        return f"{kind}:{to_global_id('Session', session.id)}", committed, index, owner

@@ -4,7 +4,7 @@ One user per workload, each the OWNER of its organizations (all bulk users share
 W1 sees 50 organizations of 20 products/contracts/documents each; W2's organization is one of
 20 rows; W3's has a 100,000-row ledger; W4's has 20 active sessions and, for the W4 subscribers
 that are distinct people, many ADMINs and many USERs (each USER with a grant of one database and
-sessions of their own); W5's has many ACTIVE sessions to terminate (one per request) and 20
+sessions of their own), and 2,000 small organizations of 5 people each for W4's spread; W5's has many ACTIVE sessions to terminate (one per request) and 20
 databases to schedule. "Small" twins of W1–W3 serve the SQL-statement counts at a tenth of the size.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from resolvers.identity.passwords import hash_password
-from kabinet.bulk_data import seed_many_organizations
+from kabinet.bulk_data import seed_many_organizations, seed_organizations_with_people
 from models.billing import BalanceTransaction, TransactionKind
 from models.cloud import ClientKind, Database, Session, SessionStatus
 from models.identity import User
@@ -42,10 +42,13 @@ class Scale:
     small_w1_rows: int = 2
     small_rows: int = 2
     small_ledger_rows: int = 1_000
+    # W4 spread: many small organizations, 5 people each (OWNER, ADMIN, ACCOUNTANT, 2 USERs with a
+    # database grant each; bench/harness.py sets it from --w4-spread)
+    spread_organizations: int = 2_000
 
 
 SMOKE = Scale(w1_organizations=4, w1_rows=3, w2_rows=4, ledger_rows=1_000, w4_rows=3, w4_people=20, w5_rows=10, w5_sessions=3_000,
-              small_w1_organizations=2, small_w1_rows=2, small_rows=2, small_ledger_rows=300)
+              small_w1_organizations=2, small_w1_rows=2, small_rows=2, small_ledger_rows=300, spread_organizations=10)
 
 
 @dataclass
@@ -83,11 +86,14 @@ class Dataset:
     w3_small: Tenant
     w5_session_ids: list[str] = field(default_factory=list)
     w4_people: People = field(default_factory=People)
+    # W4 spread: per organization its pk and its people's (kabinet/bulk_data.py seed_organizations_with_people)
+    spread: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("w5_session_ids")
         d.pop("w4_people")
+        d.pop("spread")
         return d
 
 
@@ -188,6 +194,10 @@ async def seed(scale: Scale, log) -> Dataset:
     w4, (w4_org,) = await _tenant("w4", organizations=1, rows=scale.w4_rows, seed=4)
     w4_people = await add_people(w4_org, scale.w4_people)
     log(f"  W4: {scale.w4_people:,} ADMINs and {scale.w4_people:,} USERs of the watched organization")
+    spread: list[dict] = []
+    if scale.spread_organizations:
+        spread = await seed_organizations_with_people(scale.spread_organizations, PASSWORD)
+        log(f"  W4 spread: {scale.spread_organizations:,} organizations of 5 people each (OWNER, ADMIN, ACCOUNTANT, 2 USERs)")
     w5, (w5_org,) = await _tenant("w5", organizations=1, rows=scale.w5_rows, seed=5)
     w5_sessions = await add_sessions(w5_org, scale.w5_sessions)
     log(f"  W5: {scale.w5_sessions:,} active sessions to terminate, {len(w5.database_ids)} databases")
@@ -195,4 +205,4 @@ async def seed(scale: Scale, log) -> Dataset:
     w2_small, _ = await _tenant("w2s", organizations=1, rows=scale.small_rows, seed=12)
     w3_small, (w3s_org,) = await _tenant("w3s", organizations=1, rows=scale.small_rows, seed=13)
     await add_ledger(w3s_org, scale.small_ledger_rows)
-    return Dataset(PASSWORD, w1, w2, w3, w4, w5, w1_small, w2_small, w3_small, w5_sessions, w4_people)
+    return Dataset(PASSWORD, w1, w2, w3, w4, w5, w1_small, w2_small, w3_small, w5_sessions, w4_people, spread)

@@ -47,8 +47,12 @@ class Bench:
             self.w4_distinct = [int(x) for x in args.w4_distinct.split(",") if x.strip() not in ("", "0", "none")]
         if not {"admins", "users"} & set(self.w4_variants) or "W4" not in args.workloads.upper():
             self.w4_distinct = []
-        # as many ADMINs and USERs as the largest distinct level needs
-        self.scale = dataclasses.replace(self.scale, w4_people=max(self.w4_distinct, default=0))
+        # as many ADMINs and USERs as the largest distinct level needs; W4 spread's organizations, 5 people each
+        spread = 50 if args.smoke else args.w4_spread
+        if "spread" not in self.w4_variants or "W4" not in args.workloads.upper():
+            spread = 0
+        self.scale = dataclasses.replace(self.scale, w4_people=max(self.w4_distinct, default=0),
+                                         spread_organizations=-(-spread // 5))
         self.results: dict = {"workloads": {}, "targets": [], "problems": [], "notes": []}
         self.log_dir = infra.BENCH_DIR / "results" / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)

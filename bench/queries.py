@@ -94,6 +94,12 @@ W4_SUBSCRIPTION = """subscription W4($org: ID!) {
   }
 }"""
 
+# W4 spread: what an ACCOUNTANT (who may not see sessions) follows: the organization's data changes.
+# A session change must never reach it.
+W4_ACCOUNTANT_SUBSCRIPTION = """subscription W4Data($org: ID!) {
+  organizationData(organizationId: $org) { areas at organization { id name } }
+}"""
+
 # W5: writes, with subscribers of every session event attached.
 W5_SUBSCRIPTION = """subscription W5($org: ID!) {
   sessionEvents(organizationId: $org) { kind at session { id status userName } }

@@ -38,6 +38,9 @@ def check_targets(results: dict) -> None:
         add(f"{name}: messages lost = 0", str(level["lost"]), level["lost"] == 0)
         if level.get("variant") == "users":
             add(f"{name}: sessions delivered to another USER = 0", str(level["duplicates"]), level["duplicates"] == 0)
+        if level.get("variant") == "spread":
+            add(f"{name}: misdelivered (another organization's, another person's, to an ACCOUNTANT) = 0",
+                str(level["misdelivered"]), level["misdelivered"] == 0)
         kb = level["rss_per_idle_subscriber_kb"]
         add(f"{name}: RSS per idle connection" + (" < 20 KB" if big else ""), f"{kb:.1f} KB", kb < 20 if big else None)
     if w.get("W5", {}).get("terminateSession"):
@@ -122,13 +125,15 @@ def table(results: dict) -> str:
     if w.get("W4") or w.get("W4_workers"):
         for level in _w4_levels(w):
             n, variant = level["subscribers"], level.get("variant", "one")
-            who = {"one": "on one token", "admins": "distinct ADMINs", "users": "distinct USERs"}[variant]
+            who = {"one": "on one token", "admins": "distinct ADMINs", "users": "distinct USERs",
+                   "spread": f"over {level.get('organizations', 0):,} organizations (OWNER, ADMIN, 2 USERs; ACCOUNTANT on organizationData)"}[variant]
             if level.get("workers"):
                 who += f", `serve --workers {level['workers']}`"
             if "error" in level:
                 lines.append(f"| W4 {int(n):,} `sessions` subscribers, {who} | error | {level['error'][:100]} | | |")
                 continue
-            reach = " (each change is one USER's: reaches 1)" if variant == "users" else ""
+            reach = {"users": " (each change is one USER's: reaches 1)",
+                     "spread": f" (changes {level.get('burst')} at a time, each in another organization: reaches 2–3)"}.get(variant, "")
             lines.append(f"| W4 {int(n):,} `sessions` subscribers, {who}{reach}, {level['changes']} changes in "
                          f"{level['runs']} run(s) | commit → last subscriber p50 / p99 ms | "
                          f"{_fmt(level['last_subscriber_p50_ms'])} / {_fmt(level['last_subscriber_p99_ms'])} | | |")
@@ -136,10 +141,13 @@ def table(results: dict) -> str:
                          f"{level['all_deliveries']['p99']:,.0f} | | |")
             extra = "delivered to another USER" if variant == "users" else "duplicates"
             lines.append(f"| | messages lost ({extra}) | {level['lost']} ({level['duplicates']}) | | |")
+            if variant == "spread":
+                lines.append(f"| | misdelivered (must be 0) | {level['misdelivered']} | | |")
             mean = level.get("server_cpu_ms_per_change_mean")
             lines.append(f"| | server CPU per change; per delivered message | {level['server_cpu_ms_per_change']:,.0f} ms"
                          + (f" (mean {mean:,.1f})" if mean is not None else "")
-                         + f"; {level['server_cpu_ms_per_message']:.2f} ms | | |")
+                         + (f"; {level['server_cpu_ms_per_message']:.2f} ms" if level['server_cpu_ms_per_message'] is not None else "")
+                         + " | | |")
             extra = level.get("rss_per_idle_subscriber_kb_without_deflate")
             lines.append(f"| | server RSS per idle subscriber | {level['rss_per_idle_subscriber_kb']:.1f} KB "
                          f"({level['rss_before_kb'] / 1024:.0f} → {level['rss_idle_kb'] / 1024:.0f} MiB)"

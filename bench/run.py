@@ -9,7 +9,7 @@ to bench/results/, and stops everything it started (also on Ctrl-C). Progress go
 Workloads (bench/README.md says more):
   W1 many organizations  W2 one dashboard  W3 deep ledger history
   W4 fan-out of `sessions` to 1,000 and 5,000 subscribers on one token, and to 1,000 distinct ADMINs
-     and 1,000 distinct USERs (each their own token)  W5 writes with subscribers attached
+     and 1,000 distinct USERs (each their own token), and to 10,000 people of 2,000 organizations (spread)  W5 writes with subscribers attached
   SQL statements per request at two data sizes, for every workload.
   With --workers N (default 2): W1 and W2 also on `kabinet serve --workers N`, and W4's largest count.
   --flamegraphs: py-spy flame graphs of the executing kabinet under W1's and W2's load.
@@ -50,8 +50,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--w4-distinct", default=None,
                         help="W4 subscriber counts at which the subscribers are also distinct people: ADMINs, then USERs, "
                              "each on their own token (default: the first of --subscribers; smoke 20; 0 for none)")
-    parser.add_argument("--w4-variants", default="one,admins,users",
-                        help="W4 variants to run: one (token), admins, users (default all three)")
+    parser.add_argument("--w4-variants", default="one,admins,users,spread",
+                        help="W4 variants to run: one (token), admins, users, spread (default all four)")
+    parser.add_argument("--w4-spread", type=int, default=10_000,
+                        help="W4 spread: subscribers, 5 per organization (default 10000 over 2,000 organizations; smoke 50; 0 for none)")
     parser.add_argument("--changes", type=int, default=20, help="W4 session changes per run (default 20)")
     parser.add_argument("--change-interval", type=float, default=0.5,
                         help="W4: at most one change per this many seconds (default 0.5); each waits for the previous one's delivery")

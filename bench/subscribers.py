@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 
 async def start_subscribers(bench: Bench, base: str, token: str | None, query: str, variables: dict, field: str,
                             count: int, processes: int, *, snapshot: bool, record_times: bool, deflate: bool | None = None,
-                            quiet: bool = False, tokens: list[str] | None = None) -> list:
-    """`count` subscribers in `processes` client processes: all on `token`, or subscriber i on `tokens[i]`."""
+                            quiet: bool = False, tokens: list[str] | None = None, each: list | None = None,
+                            queries: list[tuple[str, bool]] | None = None, who: bool = False) -> list:
+    """`count` subscribers in `processes` client processes: all on `token`, or subscriber i on `tokens[i]`;
+    all subscribed to `query`, or subscriber i to `queries[each[i][0]]` (text, whether it sends a first
+    message) with variables `each[i][1]`. With `who`, reports say which subscribers received what."""
     ws_url = base.replace("http://", "ws://") + "/graphql"
     per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
     clients = []
@@ -33,10 +36,14 @@ async def start_subscribers(bench: Bench, base: str, token: str | None, query: s
         spec = {"url": ws_url, "token": token, "query": query, "variables": variables, "field": field, "count": n,
                 "snapshot": snapshot, "record_times": record_times,
                 "compression": (not bench.args.no_deflate) if deflate is None else deflate,
-                "connect_concurrency": 50}
+                "connect_concurrency": 50, "first": first, "who": who}
         argument = json.dumps(spec)
-        if tokens is not None:  # thousands of tokens do not fit one argument (128 KiB): a file
-            spec["tokens"] = tokens[first:first + n]
+        if tokens is not None or each is not None:  # thousands of tokens do not fit one argument (128 KiB): a file
+            if tokens is not None:
+                spec["tokens"] = tokens[first:first + n]
+            if each is not None:
+                spec["each"] = each[first:first + n]
+                spec["queries"], spec["snapshots"] = [q for q, _ in queries], [s for _, s in queries]
             spec_file = bench.log_dir / f"wsclients-{i}.json"
             spec_file.write_text(json.dumps(spec))
             argument = f"@{spec_file}"
@@ -99,10 +106,11 @@ async def stop_subscribers(bench: Bench, clients: list) -> None:
 
 
 async def collect(clients, expected: dict[str, int], *, stall_s: float, cap_s: float, record_times: bool,
-                  prefix: str | None = None, total: int | None = None):
+                  prefix: str | None = None, total: int | None = None, who: dict[str, list[int]] | None = None):
     """Poll the subscriber processes until every key has arrived `expected[key]` times (or, with
     `prefix`, until `total` messages whose key starts with it have arrived); give up when nothing
-    new has arrived for `stall_s` seconds, or after `cap_s`. (counts, times, errors, error count)."""
+    new has arrived for `stall_s` seconds, or after `cap_s`. (counts, times, errors, error count); with
+    `who`, which subscribers received each key is added to it."""
     counts: dict[str, int] = {k: 0 for k in expected}
     times: dict[str, list[float]] = {k: [] for k in expected}
     errors: list[str] = []
@@ -123,6 +131,9 @@ async def collect(clients, expected: dict[str, int], *, stall_s: float, cap_s: f
             if record_times:
                 for key, ts in report["times"].items():
                     times.setdefault(key, []).extend(ts)
+            if who is not None:
+                for key, receivers in report.get("who", {}).items():
+                    who.setdefault(key, []).extend(receivers)
             errors += report["errors"]
             error_count += report["error_count"]
         now = time.monotonic()

@@ -2,7 +2,9 @@
 
 `python -m bench.wsclients '<json spec>'` (or `@file` holding it) opens `count` WebSockets, sends
 connection_init with the token (`tokens[i]` for socket i when the subscribers are distinct people)
-and subscribes each to the same operation, then prints one JSON line {"ready": …}. After
+and subscribes each to the same operation (or, with `each`, socket i to `queries[each[i][0]]` with
+variables `each[i][1]`: W4 spread), then prints one JSON line {"ready": …}. With `who`, a report
+also says which subscribers (`first` + i) received each change. After
 that it answers commands on stdin, one per line:
   report — print what arrived since the last report: per change key ("KIND:session id") how many
            subscribers got it and when (wall clock, time.time()), and errors; then forget it
@@ -37,6 +39,7 @@ class Subscribers:
         self.errors: list[str] = []
         self.ready = 0
         self.record_times = spec.get("record_times", True)
+        self.who: dict[str, list[int]] | None = defaultdict(list) if spec.get("who") else None
 
     async def one(self, index: int, opened: asyncio.Semaphore, first: asyncio.Queue) -> None:
         spec = self.spec
@@ -52,10 +55,14 @@ class Subscribers:
                 ack = orjson.loads(await asyncio.wait_for(socket.recv(), 60))
                 if ack.get("type") != "connection_ack":
                     raise RuntimeError(f"init answered {ack}")
+                query, variables, snapshot = spec.get("query"), spec.get("variables"), spec.get("snapshot", True)
+                if spec.get("each"):  # this subscriber's own operation: (index into queries, variables)
+                    which, variables = spec["each"][index]
+                    query, snapshot = spec["queries"][which], spec["snapshots"][which]
                 await socket.send(_text({
-                    "id": "1", "type": "subscribe", "payload": {"query": spec["query"], "variables": spec["variables"]},
+                    "id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables},
                 }))
-                if spec.get("snapshot", True):  # `sessions` sends the whole list first: the subscription is live
+                if snapshot:  # `sessions` sends the whole list first: the subscription is live
                     message = orjson.loads(await asyncio.wait_for(socket.recv(), 120))
                     if message.get("type") != "next" or message["payload"].get("errors"):
                         raise RuntimeError(f"first message {str(message)[:300]}")
@@ -65,6 +72,7 @@ class Subscribers:
                 return
         await first.put(True)
         field = spec["field"]
+        me = spec.get("first", 0) + index
         try:
             async for raw in socket:
                 at = time.time()
@@ -75,7 +83,13 @@ class Subscribers:
                     if payload.get("errors"):
                         self.errors.append(str(payload["errors"])[:300])
                         continue
-                    data = payload["data"][field]
+                    data = payload["data"].get(field)
+                    if data is None:  # another operation's message (W4 spread: an ACCOUNTANT's organizationData)
+                        other = f"other:{next(iter(payload['data']))}"
+                        self.counts[other] += 1
+                        if self.who is not None:
+                            self.who[other].append(me)
+                        continue
                     event = data.get("event") if field == "sessions" else data
                     if event is None:
                         continue
@@ -84,6 +98,8 @@ class Subscribers:
                     self.counts[key] += 1
                     if self.record_times:
                         self.times[key].append(at)
+                    if self.who is not None:
+                        self.who[key].append(me)
                 elif kind == "ping":
                     await socket.send('{"type":"pong"}')
                 elif kind in ("error", "complete"):
@@ -116,6 +132,9 @@ class Subscribers:
                           "error_count": len(self.errors)}
                 if self.record_times:
                     report["times"] = self.times
+                if self.who is not None:
+                    report["who"] = self.who
+                    self.who = defaultdict(list)
                 print(orjson.dumps(report).decode(), flush=True)
                 self.times, self.counts, self.messages, self.errors = defaultdict(list), defaultdict(int), 0, []
             elif line in ("quit", ""):

@@ -18,7 +18,7 @@ from foundation.clock import utcnow
 from models.billing import BalanceTransaction, Document, DocumentKind, PrepaidService, TransactionKind
 from models.cloud import ClientKind, Database, SessionStatus
 from models.identity import User
-from models.organizations import Membership, Organization, OrganizationKind, ModerationStatus, Role
+from models.organizations import DatabaseGrant, Membership, Organization, OrganizationKind, ModerationStatus, Role
 from models.products import Contract, ContractKind, Product, ProductCategory
 from models.updates import UpdateMode, UpdateSchedule
 from resolvers.cloud import subscriptions as cloud_subscriptions
@@ -98,3 +98,66 @@ async def seed_many_organizations(
                 for i in range(rows)
             ])
     return user
+
+
+async def seed_organizations_with_people(
+    count: int, password: str, *, users_per_organization: int = 2, live_sessions: int = 2, batch: int = 2_000,
+    tag: str | None = None,
+) -> list[dict]:
+    """`count` organizations, each with its own OWNER, ADMIN and ACCOUNTANT and `users_per_organization`
+    USERs (each with a grant of a database of their own, and an ACTIVE session there), two databases and
+    `live_sessions` ACTIVE sessions of nobody in particular: many small tenants, made in bulk batches
+    (a few statements per `batch` organizations; all people share one password hash).
+
+    Per organization: {"organization", "owner", "admin", "accountant", "users": [(user, database)],
+    "databases": [..]} (primary keys)."""
+    password_hash = hash_password(password)
+    tag = tag or uuid.uuid4().hex[:6]
+    now = utcnow()
+    roles = (Role.OWNER, Role.ADMIN, Role.ACCOUNTANT)
+    made: list[dict] = []
+    for start in range(0, count, batch):
+        numbers = range(start, min(count, start + batch))
+        orgs = [Organization(id=uuid.uuid4(), name=f"ООО «Арендатор {n:05d}»", inn=str(uuid.uuid4().int)[-10:],
+                             kind=OrganizationKind.LEGAL_ENTITY, moderation_status=ModerationStatus.APPROVED,
+                             code=f"S{tag}{n:06d}") for n in numbers]
+        users: list[User] = []
+        memberships: list[Membership] = []
+        databases: list[Database] = []
+        grants: list[DatabaseGrant] = []
+        live: list[dict] = []
+        for n, org in zip(numbers, orgs):
+            entry = {"organization": org.id, "users": [], "databases": []}
+            org_databases = [Database(id=uuid.uuid4(), organization_id=org.id, name=f"База {i}", configuration="Бухгалтерия предприятия",
+                                      version="3.0.150.20", is_typical=True, size_mb=1024) for i in range(2)]
+            databases += org_databases
+            entry["databases"] = [d.id for d in org_databases]
+            people = [*roles, *[Role.USER] * users_per_organization]
+            for i, role in enumerate(people):
+                user = User(id=uuid.uuid4(), email=f"t{n}-{role.value.lower()}-{i}-{tag}@bench.example.com",
+                            full_name=f"Арендатор {n} {role.value} {i}", password_hash=password_hash, email_verified=True)
+                membership = Membership(id=uuid.uuid4(), user_id=user.id, organization_id=org.id, role=role)
+                users.append(user)
+                memberships.append(membership)
+                if role is Role.USER:
+                    database = org_databases[len(entry["users"]) % len(org_databases)]
+                    grants.append(DatabaseGrant(id=uuid.uuid4(), membership_id=membership.id, database_id=database.id))
+                    entry["users"].append((user.id, database.id))
+                    live.append(dict(id=uuid.uuid4(), organization_id=org.id, database_id=database.id, user_id=user.id,
+                                     user_name=user.full_name, client_kind=ClientKind.THIN_CLIENT, host="PC-BENCH",
+                                     started_at=now - dt.timedelta(minutes=5), status=SessionStatus.ACTIVE))
+                else:
+                    entry[role.value.lower()] = user.id
+            live += [dict(id=uuid.uuid4(), organization_id=org.id, database_id=org_databases[i % 2].id,
+                          user_name=f"Пользователь {i}", client_kind=ClientKind.RDP, host="PC-BENCH",
+                          started_at=now - dt.timedelta(minutes=i + 10), status=SessionStatus.ACTIVE)
+                     for i in range(live_sessions)]
+            made.append(entry)
+        async with in_transaction():
+            await Organization.bulk_create(orgs)
+            await User.bulk_create(users)
+            await Membership.bulk_create(memberships)
+            await Database.bulk_create(databases)
+            await DatabaseGrant.bulk_create(grants)
+            await sessions.seed_many(live)
+    return made

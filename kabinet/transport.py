@@ -32,6 +32,8 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
 
 from foundation.logs import RequestRecord, current_request, request_id_from
 from kabinet.request_log import write_line
@@ -198,3 +200,68 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
 
     async def send_message(self, message: Any) -> None:
         await super().send_message(coded(message))
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (the `websockets` library's sans-I/O one, uvicorn's own choice),
+    forgetting the opening handshake once it is answered: uvicorn keeps the request and the response
+    (their header maps, ~5 KB; the request also stays in the `websockets` parser's generator, so its
+    headers are emptied) for as long as the socket lives, and an idle subscriber's socket lives
+    for hours. Nothing reads them after the handshake. Its queue of received messages is an `Inbox`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "response", None) is not None:
+            if self.request is not None:  # its parser's generator still holds the request: empty it
+                self.request.headers = Headers()
+            self.request = self.response = None
+
+
+class Inbox:
+    """A socket's received messages, as uvicorn's protocol uses its queue (`put_nowait`, `get`,
+    `empty`): a list and, while someone waits, a future. An `asyncio.Queue` costs ~3 KB per socket
+    (three deques and an Event with a fourth), for a queue that is empty nearly all of a long life."""
+
+    __slots__ = ("_items", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiters: list[asyncio.Future] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        if self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._waiters = None
+        item = self._items.pop(0)
+        if self._items and self._waiters:  # more for another waiter
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+        return item
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)

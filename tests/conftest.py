@@ -134,7 +134,11 @@ async def live_server(app: Any) -> AsyncIterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    from kabinet.transport import LeanWebSocketProtocol
+
+    # the WebSocket protocol `kabinet serve` runs (kabinet/cli/serving.py)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                                           ws=LeanWebSocketProtocol))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

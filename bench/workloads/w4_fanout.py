@@ -18,14 +18,19 @@ from bench.changes import SessionChanges
 from bench.common import BenchError, ServerCpu, log, spread
 from bench.http_load import percentile
 from bench.subscribers import collect, reports, start_subscribers, stop_subscribers
-from foundation.ids import pk_of
+from foundation.ids import pk_of, to_global_id
 
 if TYPE_CHECKING:
     from bench.harness import Bench
 
 # W4's subscribers: all on the owner's one token; distinct ADMINs (equals: they may share one
-# result); distinct USERs (each sees only their own sessions: each change is one person's)
-W4_VARIANTS = {"one": "one token", "admins": "distinct ADMINs", "users": "distinct USERs"}
+# result); distinct USERs (each sees only their own sessions: each change is one person's); spread:
+# many small organizations, each with its OWNER, ADMIN, ACCOUNTANT and two USERs subscribed
+W4_VARIANTS = {"one": "one token", "admins": "distinct ADMINs", "users": "distinct USERs",
+               "spread": "spread over organizations, mixed roles"}
+# the people of each spread organization, in the order of its subscribers (bench/data.py)
+SPREAD_SLOTS = ("owner", "admin", "accountant", "user", "user")
+SPREAD_BURST = 10  # changes committed at once, each in another organization (smoke: 2)
 
 
 async def run(bench: Bench) -> None:
@@ -51,6 +56,8 @@ async def run(bench: Bench) -> None:
     first = True
     for n in sorted(set(bench.w4_levels) | set(bench.w4_distinct)):
         for variant in bench.w4_variants:
+            if variant == "spread":
+                continue
             if (variant == "one" and n not in bench.w4_levels) or (variant != "one" and n not in bench.w4_distinct):
                 continue
             key = str(n) if variant == "one" else f"{n} {variant}"
@@ -68,6 +75,15 @@ async def run(bench: Bench) -> None:
                     out["levels"][key]["rss_per_idle_subscriber_kb_without_deflate"] = await _idle_rss(bench, n, variables)
                 except BenchError as error:
                     bench.problem(f"W4 {n} subscribers without deflate: {error}")
+    if "spread" in bench.w4_variants and bench.dataset.spread:
+        n = len(bench.dataset.spread) * len(SPREAD_SLOTS)
+        key = f"{n} spread"
+        log(f"  -- {n} subscribers over {len(bench.dataset.spread):,} organizations, mixed roles (a fresh kabinet process)")
+        try:
+            out["levels"][key] = await _spread_level(bench, variables, changes_n, interval, budget)
+        except BenchError as error:
+            bench.problem(f"W4 {n} subscribers, spread: {error}")
+            out["levels"][key] = {"subscribers": n, "variant": "spread", "error": str(error)}
     bench.results["workloads"]["W4"] = out
 
 
@@ -267,3 +283,146 @@ async def run_on_workers(bench: Bench, workers: int) -> None:
         bench.problem(f"W4 {n} subscribers on {workers} processes: {error}")
         level = {"subscribers": n, "variant": "one", "workers": workers, "error": str(error)}
     bench.results["workloads"]["W4_workers"] = {"workers": workers, "levels": {str(n): level}}
+
+
+async def _spread_level(bench: Bench, variables: dict, steps: int, interval: float, budget: float) -> dict:
+    """W4 spread: in each of many organizations its OWNER, ADMIN and two USERs follow `sessions` and
+    its ACCOUNTANT (who may not see sessions) `organizationData`, each on their own token. Changes
+    come `SPREAD_BURST` at a time, each in another organization: a session of one of its USERs or of
+    nobody in particular. Each must reach that organization's OWNER and ADMIN, and its USER when the
+    session is theirs: anyone else receiving it (another organization, the other USER, the
+    ACCOUNTANT) is misdelivered, and fails the run."""
+    from bench.changes import SpreadChanges
+    from resolvers.identity.tokens import issue_access_token
+
+    organizations = bench.dataset.spread
+    n = len(organizations) * len(SPREAD_SLOTS)
+    burst = 2 if bench.smoke else SPREAD_BURST
+    settings = bench.settings.model_copy(update={"access_token_minutes": 240})
+    tokens, each = [], []
+    for org in organizations:
+        people = [org["owner"], org["admin"], org["accountant"], *(user for user, _ in org["users"])]
+        org_variables = {"org": to_global_id("Organization", org["organization"])}
+        for slot, person in zip(SPREAD_SLOTS, people, strict=True):
+            tokens.append(issue_access_token(settings, person, uuid.uuid4()).token)
+            each.append((1 if slot == "accountant" else 0, org_variables))
+    queries = [(Q.W4_SUBSCRIPTION, True), (Q.W4_ACCOUNTANT_SUBSCRIPTION, False)]
+
+    def receivers(org_index: int, owner: uuid.UUID | None) -> set[int]:
+        first = org_index * len(SPREAD_SLOTS)
+        users = [user for user, _ in organizations[org_index]["users"]]
+        return {first, first + 1} | ({first + 3 + users.index(owner)} if owner is not None else set())
+
+    changes = SpreadChanges(bench.broadcast, organizations)
+    server, base, _ = await _fresh_server_with_warm_hub(bench, variables, SessionChanges(bench.broadcast, pk_of(
+        bench.dataset.w4.organization_id, "Organization")))
+    clients: list = []
+    expected_by_key: dict[str, set[int]] = {}
+    who: dict[str, list[int]] = {}  # every delivery, warm-up stragglers and late ones too
+    try:
+        rss_before = infra.rss_kb(server.pid)
+        processes = _client_processes(bench, n)
+        subscribe_cpu = ServerCpu(server.pid)
+        connect_started = time.monotonic()
+        clients = await start_subscribers(bench, base, None, Q.W4_SUBSCRIPTION, {}, "sessions", n, processes,
+                                          snapshot=True, record_times=True, tokens=tokens, each=each, queries=queries,
+                                          who=True)
+        connect_s = time.monotonic() - connect_started
+        subscribe_cpu_ms = subscribe_cpu.ms_per(n)
+        await asyncio.sleep(0.5 if bench.smoke else 3)
+        rss_idle = infra.rss_kb(server.pid)
+        per_connection_kb = (rss_idle - rss_before) / n
+        log(f"  server RSS {rss_before / 1024:.0f} MiB → {rss_idle / 1024:.0f} MiB: {per_connection_kb:.1f} KB per idle "
+            f"subscriber; {subscribe_cpu_ms:.1f} ms server CPU per subscribe")
+        for report in await reports(clients):
+            for key, got in report.get("who", {}).items():
+                who.setdefault(key, []).extend(got)
+
+        stall = 15 if bench.smoke else 30
+        per_run: list[list[dict]] = []
+        deadline = time.monotonic() + budget
+        measuring_started = time.monotonic()
+        slowest = 0.0
+        while len(per_run) < bench.args.runs:
+            samples: list[dict] = []
+            for _ in range(steps):
+                if samples and time.monotonic() + max(interval, slowest) > deadline:
+                    break
+                cpu = ServerCpu(server.pid)
+                made = await asyncio.gather(*(changes.next() for _ in range(burst)))
+                expected = {}
+                for key, _, org_index, owner in made:
+                    expected_by_key[key] = receivers(org_index, owner)
+                    expected[key] = len(expected_by_key[key])
+                counts, times, errors, error_count = await collect(
+                    clients, expected, stall_s=stall, cap_s=max(60.0, budget), record_times=True, who=who)
+                cpu_ms = cpu.ms()
+                for key, committed, _, _ in made:
+                    got = times.get(key, [])
+                    received = min(counts.get(key, 0), expected[key])
+                    samples.append({"key": key, "received": received, "lost": expected[key] - received,
+                                    "errors": error_count, "error_samples": errors[:3],
+                                    "last_ms": (max(got) - committed) * 1000 if got else None,
+                                    "all_ms": [(t - committed) * 1000 for t in got], "server_cpu_ms": cpu_ms / burst})
+                    slowest = max(slowest, (samples[-1]["last_ms"] or stall * 1000) / 1000)
+                lost = sum(s["lost"] for s in samples[-burst:])
+                if lost or error_count:
+                    bench.problem(f"W4 spread: {lost} lost, {error_count} subscriber errors {errors[:2]}")
+                wait = interval - (time.time() - min(c for _, c, _, _ in made))
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            if not samples:
+                break
+            per_run.append(samples)
+            lasts = [s["last_ms"] for s in samples if s["last_ms"] is not None]
+            log(f"  run {len(per_run)}: {len(samples)} changes in {len(samples) // burst} bursts of {burst}; commit → "
+                f"last subscriber p50 {percentile(lasts, 0.5):.0f} ms, p99 {percentile(lasts, 0.99):.0f} ms; lost "
+                f"{sum(s['lost'] for s in samples)}")
+            if time.monotonic() + slowest * steps > deadline:
+                break
+        measuring_s = time.monotonic() - measuring_started
+        rss_end = infra.rss_kb(server.pid)
+        await asyncio.sleep(0.5)  # a late delivery to the wrong subscriber counts too
+        for report in await reports(clients):
+            for key, got in report.get("who", {}).items():
+                who.setdefault(key, []).extend(got)
+    finally:
+        await stop_subscribers(bench, clients)
+        bench.procs.stop(server)
+    # misdelivered: a subscriber that received a change it must not see (its key unknown: a warm-up
+    # change of the W4 organization, or an ACCOUNTANT's data message, which no change here makes)
+    misdelivered = Counter()
+    duplicates = 0
+    for key, got in who.items():
+        allowed = expected_by_key.get(key, set())
+        wrong = [i for i in got if i not in allowed]
+        for i in wrong:
+            misdelivered[SPREAD_SLOTS[i % len(SPREAD_SLOTS)]] += 1
+        duplicates += len(got) - len(wrong) - len(set(got) - set(wrong))
+    if misdelivered:
+        bench.problem(f"W4 spread: {sum(misdelivered.values())} deliveries to a subscriber that must not see them "
+                      f"(by who received them: {dict(misdelivered)})")
+    if duplicates:
+        bench.problem(f"W4 spread: {duplicates} deliveries arrived twice")
+    samples = [s for r in per_run for s in r]
+    lasts = [s["last_ms"] for s in samples if s["last_ms"] is not None]
+    alls = [t for s in samples for t in s.pop("all_ms")]
+    cpu = [s["server_cpu_ms"] for s in samples]
+    return {
+        "subscribers": n, "variant": "spread", "organizations": len(organizations), "burst": burst,
+        "deliveries_per_change": statistics.mean(len(v) for v in expected_by_key.values()) if expected_by_key else None,
+        "client_processes": processes, "connect_s": connect_s, "subscribe_server_cpu_ms": subscribe_cpu_ms,
+        "rss_before_kb": rss_before, "rss_idle_kb": rss_idle, "rss_after_runs_kb": rss_end,
+        "rss_per_idle_subscriber_kb": per_connection_kb, "runs": len(per_run),
+        "changes_per_run": max((len(r) for r in per_run), default=0), "changes": len(samples), "measuring_s": measuring_s,
+        "last_subscriber_p50_ms": spread([percentile([s["last_ms"] for s in r if s["last_ms"] is not None], 0.5) for r in per_run]),
+        "last_subscriber_p99_ms": spread([percentile([s["last_ms"] for s in r if s["last_ms"] is not None], 0.99) for r in per_run]),
+        "last_subscriber_all_changes": {"p50": percentile(lasts, 0.5), "p99": percentile(lasts, 0.99), "max": max(lasts, default=None)},
+        "all_deliveries": {"p50": percentile(alls, 0.5), "p99": percentile(alls, 0.99)},
+        "server_cpu_ms_per_change": statistics.median(cpu) if cpu else None,
+        "server_cpu_ms_per_change_mean": statistics.mean(cpu) if cpu else None,
+        "server_cpu_ms_per_message": None,
+        "lost": sum(s["lost"] for s in samples), "duplicates": duplicates, "misdelivered": sum(misdelivered.values()),
+        "misdelivered_by_role": dict(misdelivered),
+        "subscriber_errors": sum(s["errors"] for s in samples), "samples": samples,
+    }

@@ -22,6 +22,8 @@ from kabinet.cli.base import _cli_actor, _on_the_database, main
 def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from kabinet.transport import LeanWebSocketProtocol
+
     settings = Settings()
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("Several processes need a shared database and broker: set KABINET_DATABASE_URL and KABINET_BROKER_URL.")
@@ -37,6 +39,7 @@ def serve(host: str, port: int, workers: int) -> None:
         timeout_graceful_shutdown=5, proxy_headers=True,
         # each worker process logs as this one (its own request lines replace uvicorn's access log)
         log_config=logging_config(settings.log_format, settings.log_level), access_log=False,
+        ws=LeanWebSocketProtocol,  # uvicorn's own WebSocket protocol, minus the handshake it keeps (kabinet/transport.py)
         ws_per_message_deflate=settings.ws_compression,
         ws_max_size=settings.ws_max_message_bytes,  # a longer message closes the socket (1009) before it is buffered
     )
