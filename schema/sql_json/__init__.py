@@ -124,5 +124,6 @@ def _write(executor: Any, ctx: Any, memberships: dict, root_type: GraphQLObjectT
     except CannotCompile as why:
         log.debug("executed, not a statement: %s", why)
         return None
-    sql = "SELECT " + ", ".join(f"({column})::text AS c{i}" for i, column in enumerate(columns))
+    # as UTF-8 bytes: the answer goes out as it came in, never decoded into a str and encoded back
+    sql = "SELECT " + ", ".join(f"convert_to(({column})::text, 'UTF8') AS c{i}" for i, column in enumerate(columns))
     return sql, tuple(compiler.params), compiler.now_index
