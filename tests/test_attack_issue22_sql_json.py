@@ -291,3 +291,62 @@ async def test_limits_refusals_and_failures_are_the_executor_s(app, client, worl
     changing = (await sign_in(client, user.email))["accessToken"]
     executed, by_statement, answered = await both_ways(app, client, "{ organizations { totalCount } }", None, changing)
     assert not answered and by_statement == executed and executed["errors"], executed
+
+
+
+async def test_odd_shapes_of_one_query_answer_as_the_executor(app, client, world):
+    """Interfaces, defaults of variables, several operations in one document, literals in place of
+    variables: the statement kept for one shape (STATEMENTS) is never handed to another."""
+    ids = await ids_of(world)
+    bearer = world["bearers"]["mixed"]
+    document = """
+      query One { organizations { edges { node { ... on Node { id } name } } } }
+      query Two($s: Boolean = true) { organizations(first: 1) { pageInfo { hasNextPage } edges { node { name
+        ...F @skip(if: $s) } } } }
+      fragment F on Organization { products(category: CLOUD_RENTAL) { totalCount } }"""
+    seen = set()
+    for operation, variables in (("One", {}), ("Two", {}), ("Two", {"s": False}), ("One", {}), ("Two", {"s": True})):
+        bodies = []
+        for on in (False, True):
+            with statement_path(app, on):
+                response = await client.post("/graphql", json={"query": document, "operationName": operation, "variables": variables},
+                                             headers={"Authorization": f"Bearer {bearer}"})
+                bodies.append(stable(response.json()))
+        assert bodies[0] == bodies[1], (operation, variables, bodies)
+        seen.add(repr(bodies[0]))
+    assert len(seen) == 3  # One, Two without the products, Two with them
+    for query in (
+        f'{{ a: organization(id: "{ids["a"]}") {{ name }} b: organization(id: "{ids["other"]}") {{ name }} }}',
+        f'{{ a: organization(id: "{ids["a"]}") {{ name }} b: organization(id: "{ids["b"]}") {{ name viewerRole }} }}',
+        "query($f: Int = 0) { organizations(first: $f) { totalCount pageInfo { hasNextPage } edges { node { name } } } }",
+        "{ organizations { edges { node { sessions(status: REFUSED, first: 0) { totalCount pageInfo { hasNextPage } } } } } }",
+    ):
+        executed, by_statement, _ = await both_ways(app, client, query, None, bearer)
+        assert by_statement == executed, query
+
+
+async def test_the_response_cache_on_top_sees_a_change(app, client, world):
+    """With the response cache and the statement path both on: an answer is kept, and a change to
+    what it read (a product renamed, a role changed) is seen on the next request."""
+    bearer = world["bearers"]["mixed"]
+    query = "{ organizations { edges { node { viewerRole products(first: 1) { edges { node { name } } } databases { totalCount } } } } }"
+    graphql = app.state.graphql
+    assert graphql.response_cache is not None
+    previous = graphql.settings.sql_json_reads
+    graphql.settings.sql_json_reads = True
+    try:
+        first = await post(client, query, None, bearer)
+        answered = sql_json.STATS["answered"]
+        assert await post(client, query, None, bearer) == first
+        assert sql_json.STATS["answered"] == answered  # the kept answer
+        product = await Product.filter(organization_id=world["a"].id, name=f"0 {ODD}").get()
+        await Product.filter(id=product.id).update(name=f"0 renamed {ODD}")
+        again = await post(client, query, None, bearer)
+        names = {e["node"]["products"]["edges"][0]["node"]["name"] for e in again["data"]["organizations"]["edges"]}
+        assert f"0 renamed {ODD}" in names and sql_json.STATS["answered"] == answered + 1, again
+        await Membership.filter(organization_id=world["a"].id, user_id=world["mixed"].id).update(role=Role.USER)
+        demoted = await post(client, query, None, bearer)
+        seen = sorted((e["node"]["viewerRole"], e["node"]["databases"]["totalCount"]) for e in demoted["data"]["organizations"]["edges"])
+        assert seen == [("USER", 0), ("USER", 1)], demoted  # A: granted nothing; B: one granted database
+    finally:
+        graphql.settings.sql_json_reads = previous
