@@ -350,3 +350,32 @@ async def test_the_response_cache_on_top_sees_a_change(app, client, world):
         assert seen == [("USER", 0), ("USER", 1)], demoted  # A: granted nothing; B: one granted database
     finally:
         graphql.settings.sql_json_reads = previous
+
+
+async def test_a_kept_statement_is_the_day_s(app, client, world):
+    """A statement is kept per day (STATEMENTS): yesterday's, whose documents and contract statuses
+    were yesterday's, is not given today. The clock moves back a day (a token issued now stays valid)."""
+    from foundation import clock
+    from models.billing import Document, DocumentKind
+
+    b, bearer = world["b"], world["bearers"]["owner-b"]
+    today = clock.today()
+    await Contract.filter(organization_id=b.id).update(ends_on=today - dt.timedelta(days=1))
+    await Document.create(organization=b, kind=DocumentKind.ACT, number=f"A-{ODD}"[:50], issued_on=today, period=None,
+                          amount="-0.10", visible_from=today)
+    await Document.create(organization=b, kind=DocumentKind.INVOICE, number="withdrawn", issued_on=today, period=None,
+                          amount="1.00", visible_from=today - dt.timedelta(days=3), withdrawn_at=clock.utcnow())
+    query = """{ organizations { edges { node { documents { totalCount edges { node { number amount issuedOn } } }
+      products { edges { node { contract { status endsOn } } } } } } } }"""
+    answers = []
+    for moment in (clock.utcnow() - dt.timedelta(days=1), None, clock.utcnow() - dt.timedelta(days=1)):
+        if moment is None:
+            executed, by_statement, answered = await both_ways(app, client, query, None, bearer)
+        else:
+            with clock.frozen_at(moment):
+                executed, by_statement, answered = await both_ways(app, client, query, None, bearer)
+        assert answered and by_statement == executed, (moment, executed, by_statement)
+        [organization] = [e["node"] for e in executed["data"]["organizations"]["edges"]]
+        statuses = {e["node"]["contract"]["status"] for e in organization["products"]["edges"] if e["node"]["contract"]}
+        answers.append((organization["documents"]["totalCount"], statuses))
+    assert answers == [(0, {"EXPIRING"}), (1, {"EXPIRED"}), (0, {"EXPIRING"})], answers
