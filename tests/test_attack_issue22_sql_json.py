@@ -406,3 +406,27 @@ async def test_a_kept_statement_is_the_day_s(app, client, world):
         statuses = {e["node"]["contract"]["status"] for e in organization["products"]["edges"] if e["node"]["contract"]}
         answers.append((organization["documents"]["totalCount"], statuses))
     assert answers == [(0, {"EXPIRING"}), (1, {"EXPIRED"}), (0, {"EXPIRING"})], answers
+
+
+async def test_a_zone_postgresql_reads_as_an_abbreviation_answers_as_the_executor(app, client, world):
+    """"CET", "EET", "MET", "WET" are IANA zones with summer time (the executor's zoneinfo, and the zone
+    list `scheduleUpdate` accepts) but, to PostgreSQL's AT TIME ZONE, abbreviations of a fixed offset
+    (looked up before the zone names): a monthly run's next time in summer must still be the executor's."""
+    from foundation import clock
+    from models.updates import UpdateMode, UpdateSchedule
+
+    bearer = world["bearers"]["owner-b"]
+    database = world["databases"][world["b"].id][0]
+    query = "{ organizations { edges { node { databases { edges { node { name updateSchedule { timezone nextRunAt } } } } } } } }"
+    runs = {}
+    for zone, statement_answers in (("CET", False), ("EET", False), ("MET", False), ("WET", False), ("Europe/Berlin", True),
+                                    ("EST5EDT", True), ("UTC", True), ("EST", True)):
+        await UpdateSchedule.filter(database_id=database.id).update(mode=UpdateMode.MONTHLY, day_of_month=4, time_of_day="02:30",
+                                                                   timezone=zone)
+        with clock.frozen_at(dt.datetime(2026, 6, 10, 12, 0)):
+            executed, by_statement, answered = await both_ways(app, client, query, None, bearer)
+        assert by_statement == executed, zone
+        assert answered == statement_answers, zone  # a zone both read alike keeps the statement
+        [organization] = [e["node"] for e in executed["data"]["organizations"]["edges"]]
+        runs[zone] = {e["node"]["updateSchedule"]["nextRunAt"] for e in organization["databases"]["edges"]} - {None}
+    assert runs["CET"] == runs["Europe/Berlin"] == {"2026-07-04T00:30:00Z"}, runs  # summer time: UTC+2, not CET's +1
