@@ -3,8 +3,12 @@ resolvers' own filters and orders, and the rules worked out per object said besi
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
+from foundation import clock
 from foundation.ids import pk_of
 from models.billing import BalanceTransaction, Document as DocumentModel, DocumentKind, PrepaidService
 from models.cloud import ClientKind, Database as DatabaseModel, Session as SessionModel, SessionStatus
@@ -66,6 +70,34 @@ def _remaining(c: Compiler, alias: str, field_def: Any, details: list) -> str:
     return f'({alias}."total" - {alias}."used")::text'
 
 
+@functools.lru_cache(maxsize=2)
+def _zones_with_summer_time_named_alone(year: int) -> tuple[str, ...]:
+    """Zones a schedule may be set to (`validation.timezone`: zoneinfo's) named without an area ("CET",
+    "EET", "MET", "WET", "EST5EDT"…) whose offset changes within the year and the next: summer time."""
+    moments = [dt.datetime(y, m, 15, tzinfo=dt.timezone.utc) for y in (year, year + 1) for m in range(1, 13)]
+
+    def offsets(name: str) -> int:
+        return len({moment.astimezone(ZoneInfo(name)).utcoffset() for moment in moments})
+
+    return tuple(sorted(name for name in available_timezones() if "/" not in name and offsets(name) > 1))
+
+
+def _zone_as_zoneinfo_reads_it(zone: str) -> str:
+    """The schedule's zone for AT TIME ZONE: PostgreSQL looks a name up among its abbreviations before
+    the zone names, and reads "CET", "EET", "MET" or "WET" as a fixed offset where zoneinfo (the
+    executor) reads the IANA zone with its summer time. Such a zone fails the statement on purpose (a
+    failed cast), and the executor answers (schema/sql_json `answer`); a fixed zone ("UTC", "EST")
+    means the same to both and is kept."""
+    named_alone = _zones_with_summer_time_named_alone(clock.today().year)
+    if not named_alone:
+        return zone
+    return (
+        f"(CASE WHEN {zone} IN ({', '.join(text(name) for name in named_alone)}) "
+        f"AND lower({zone}) IN (SELECT lower(abbrev) FROM pg_timezone_abbrevs) "
+        f"THEN ('executor: an abbreviation to PostgreSQL: ' || {zone})::int::text ELSE {zone} END)"
+    )
+
+
 def _update_schedule(c: Compiler, alias: str, field_def: Any, details: list) -> str:
     """resolvers/updates/schedules.py schedule_of: the schedule row, or DISABLED in the default zone."""
     schedule_type = node_type(field_def)
@@ -94,7 +126,8 @@ def _update_schedule(c: Compiler, alias: str, field_def: Any, details: list) -> 
         statuses = ", ".join(text(status.value) for status in PLANNED_RUN_STATUSES)
         planned = f'(SELECT min("scheduled_for") FROM "{UpdateRun._meta.db_table}" WHERE "database_id" = {alias}."id" AND "status" IN ({statuses}))'
         now = c.now()
-        monthly = next_monthly_run_sql(f'{s}."day_of_month"', f'{s}."time_of_day"', f'{s}."timezone"', now)
+        zone = _zone_as_zoneinfo_reads_it(f'{s}."timezone"')
+        monthly = next_monthly_run_sql(f'{s}."day_of_month"', f'{s}."time_of_day"', zone, now)
         by_rule = (
             f"CASE WHEN {mode} = {text(UpdateMode.ONCE.value)} THEN CASE WHEN {s}.\"run_at\" > {now} THEN {s}.\"run_at\" END "
             f"WHEN {mode} = {text(UpdateMode.MONTHLY.value)} AND {s}.\"day_of_month\" <> 0 AND {s}.\"time_of_day\" <> '' "
