@@ -66,17 +66,17 @@ def next_monthly_run_sql(day_of_month: str, time_of_day: str, timezone: str, aft
     """`next_monthly_run` said in SQL (PostgreSQL; schema/sql_json/), over columns and a timestamptz
     parameter: the day and time this month in the zone, or next month's when that is not after
     `after`. tests/test_sql_json.py holds the two to the same answers, across changes of clocks.
-    The wall-clock time is worked out once, in a subquery kept apart (OFFSET 0) so that the
-    planner does not copy its expression into every place it is read."""
+    The zone and the wall-clock time are worked out once, in subqueries kept apart (OFFSET 0), so
+    that the planner does not copy their expressions into every place they are read."""
     local = (
-        f"date_trunc('month', {after} AT TIME ZONE {timezone}) + ({day_of_month} - 1) * interval '1 day' "
+        f"date_trunc('month', {after} AT TIME ZONE zone.name) + ({day_of_month} - 1) * interval '1 day' "
         f"+ {time_of_day}::time"
     )
-    this_month = _local_to_utc_sql("wall.local", timezone)
-    next_month = _local_to_utc_sql("(wall.local + interval '1 month')", timezone)
+    this_month = _local_to_utc_sql("wall.local", "zone.name")
+    next_month = _local_to_utc_sql("(wall.local + interval '1 month')", "zone.name")
     return (
         f"(SELECT CASE WHEN {this_month} > {after} THEN {this_month} ELSE {next_month} END "
-        f"FROM (SELECT {local} AS local OFFSET 0) wall)"
+        f"FROM (SELECT {timezone} AS name OFFSET 0) zone, LATERAL (SELECT {local} AS local OFFSET 0) wall)"
     )
 
 
