@@ -213,8 +213,10 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = Inbox()  # type: ignore[assignment]
 
-    async def send(self, message: Any) -> None:
-        await super().send(message)
+    def data_received(self, data: bytes) -> None:
+        # Forgotten on the first message after the handshake (a client's connection_init) rather than
+        # in `send`: every frame to a subscriber goes through `send`, and stays uvicorn's own there.
+        super().data_received(data)
         if self.handshake_complete and getattr(self, "response", None) is not None:
             if self.request is not None:  # its parser's generator still holds the request: empty it
                 self.request.headers = Headers()
