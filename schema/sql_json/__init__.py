@@ -46,10 +46,12 @@ STATS = {"answered": 0, "executed": 0}
 
 
 def worth_trying(ctx: Any) -> bool:
-    """A query of a signed-in request on PostgreSQL, with the statement path on (the setting)."""
+    """A query of a signed-in HTTP request on PostgreSQL, with the statement path on (the setting)."""
     settings = getattr(ctx, "settings", None)
     return (
         settings is not None and settings.sql_json_reads and getattr(ctx, "viewer", None) is not None
+        # over HTTP only: a WebSocket's results are coded and bounded message by message (kabinet/transport.py)
+        and getattr(getattr(ctx, "request", None), "scope", {}).get("type") == "http"
         and is_postgres(OrganizationModel)
     )
 
