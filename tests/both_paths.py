@@ -1,6 +1,6 @@
 """Running a query both ways: by the statement path (schema/sql_json.py) and by the executor.
 
-Shared by tests/test_sql_json.py and the isolation matrix (tests/test_isolation_matrix.py), which
+Shared by tests/test_sql_json.py, tests/test_execution.py and the isolation matrix (tests/test_isolation_matrix.py), which
 compares each of its queries the statement answered with the executor's answer.
 """
 
@@ -16,15 +16,22 @@ from schema import sql_json
 
 
 @contextmanager
-def statement_path(app: Any, on: bool) -> Iterator[None]:
-    """Every request executed (no kept answer), with the statement path on or off."""
+def every_request_executed(app: Any, owner: Any, attribute: str, value: Any) -> Iterator[None]:
+    """Every request executed (no kept answer), with `owner.attribute` set to `value` meanwhile."""
     graphql = app.state.graphql
-    previous = graphql.settings.sql_json_reads, graphql.response_cache
-    graphql.settings.sql_json_reads, graphql.response_cache = on, None
+    previous = getattr(owner, attribute), graphql.response_cache
+    setattr(owner, attribute, value)
+    graphql.response_cache = None
     try:
         yield
     finally:
-        graphql.settings.sql_json_reads, graphql.response_cache = previous
+        setattr(owner, attribute, previous[0])
+        graphql.response_cache = previous[1]
+
+
+def statement_path(app: Any, on: bool):
+    """Every request executed, with the statement path on or off."""
+    return every_request_executed(app, app.state.graphql.settings, "sql_json_reads", on)
 
 
 def stable(body: dict) -> dict:

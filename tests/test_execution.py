@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from contextlib import contextmanager
 
 import pytest
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.execution import KabinetExecutionContext
+from tests.both_paths import every_request_executed, stable
 from tests.test_dashboard import DASHBOARD
 
 USERS = ["owner@romashka.example", "admin@romashka.example", "buh@romashka.example", "user@romashka.example"]
@@ -42,24 +42,9 @@ query Nodes($a: ID!, $b: ID!, $c: ID!) { a: node(id: $a) { ...Seen } b: node(id:
 ME = """{ me { id fullName email memberships { role organization { id name viewerRole } } } }"""
 
 
-@contextmanager
 def executed_by(app, execution_context_class):
     """Every request executed (none answered from the response cache) by this execution context."""
-    graphql = app.state.graphql
-    previous = graphql.schema.execution_context_class, graphql.response_cache
-    graphql.schema.execution_context_class, graphql.response_cache = execution_context_class, None
-    try:
-        yield
-    finally:
-        graphql.schema.execution_context_class, graphql.response_cache = previous
-
-
-def _stable(body: dict) -> dict:
-    """Signed download URLs carry their expiry time, errors their request's id (each request its own):
-    compare them without those."""
-    text = re.sub(r'"/files/[^"]*"', '"/files/…"', json.dumps(body, sort_keys=True))
-    text = re.sub(r'"requestId": "[^"]*"', '"requestId": "…"', text)
-    return json.loads(text)
+    return every_request_executed(app, app.state.graphql.schema, "execution_context_class", execution_context_class)
 
 
 async def _both_ways(app, gql, query: str, variables: dict | None, user: str) -> tuple[dict, dict]:
@@ -67,7 +52,7 @@ async def _both_ways(app, gql, query: str, variables: dict | None, user: str) ->
         plain = await gql.execute(query, variables, as_user=user)
     with executed_by(app, KabinetExecutionContext):
         compiled = await gql.execute(query, variables, as_user=user)
-    return _stable(plain), _stable(compiled)
+    return stable(plain), stable(compiled)
 
 
 @pytest.mark.parametrize("user", USERS)
